@@ -1,0 +1,28 @@
+# The two commands of the README, and what they need. Each target installs what it uses.
+VENV    := .venv
+BIN     := $(VENV)/bin
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test bench tools
+
+demo: $(VENV)/.installed  ## the main job on the embedded default lake
+	$(BIN)/biolake demo --catalog catalog.yaml
+
+test: $(VENV)/.installed tools  ## the whole test suite, reference tools included
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed tools  ## speed against the reference tools (prints a table)
+	$(BIN)/python bench/run.py
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# PLINK 2 (GWAS, GxE) and limma (EWAS) are the tools the tests check our numbers against.
+tools:
+	@if ! command -v plink2 >/dev/null || ! Rscript -e 'library(limma)' >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 r-bioc-limma >/dev/null; \
+	fi

@@ -1,0 +1,129 @@
+"""biolake against the reference tools, on the same data, in one run: a table of ratios.
+
+Each row times whole commands (start-up included) as child processes and reads the
+child's peak RSS from ``wait4``. Data are simulated under bench/.data (git-ignored).
+
+    python bench/run.py                     # default sizes (minutes on 2 cores)
+    python bench/run.py --samples 50000 --variants 1000000   # biobank scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
+
+
+@dataclass
+class Row:
+    task: str
+    size: str
+    biolake_s: float
+    reference: str
+    reference_s: float | None
+    peak_mb: float
+
+    def cells(self) -> list[str]:
+        ratio = f"{self.reference_s / self.biolake_s:.2f}×" if self.reference_s else "—"
+        reference = f"{self.reference_s:.2f} s ({self.reference})" if self.reference_s else self.reference
+        return [self.task, self.size, f"{self.biolake_s:.2f} s", reference, ratio, f"{self.peak_mb:,.0f} MB"]
+
+
+def run_timed(command: list[str], **popen) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process; fails loudly on a non-zero exit."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{process.stderr.read().decode()}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def matmul_gflops(n: int = 4000) -> float:
+    """The dense float64 matrix-multiply rate numpy reaches here: the machine's arithmetic limit."""
+    a = np.random.default_rng(0).standard_normal((n, n))
+    a @ a
+    start = time.perf_counter()
+    a @ a
+    return 2 * n**3 / (time.perf_counter() - start) / 1e9
+
+
+def prepare_release(data: Path, samples: int, variants: int) -> Path:
+    release = data / f"release-{samples}x{variants}"
+    if not (release / "release.yaml").exists():
+        shutil.rmtree(release, ignore_errors=True)
+        subprocess.run([*BIOLAKE, "synth", str(release), "--samples", str(samples), "--variants",
+                        str(variants), "--idps", "20", "--cpgs", "2000", "--quiet"], check=True)
+    return release
+
+
+def bench_ingest(release: Path, data: Path, size: str) -> list[Row]:
+    """`biolake ingest` of a whole release versus `plink2 --make-pgen` of its .bed alone."""
+    lake = data / "lake"
+    shutil.rmtree(lake, ignore_errors=True)
+    subprocess.run([*BIOLAKE, "init", str(lake)], check=True, stdout=subprocess.DEVNULL)
+    ours, peak = run_timed([*BIOLAKE, "ingest", str(release), "--lake", str(lake), "--release", "bench",
+                            "--quiet"])
+    reference = None
+    if shutil.which("plink2"):
+        reference, _ = run_timed(["plink2", "--bfile", str(release / "genotypes"), "--make-pgen",
+                                  "--threads", "2", "--out", str(data / "plink2-out")])
+    bed_mb = (release / "genotypes.bed").stat().st_size / 1e6
+    lake_mb = sum(f.stat().st_size for f in (lake / "genotypes").rglob("*.parquet")) / 1e6
+    print(f"genotypes on disk: {lake_mb:,.1f} MB in the lake vs {bed_mb:,.1f} MB .bed "
+          f"({lake_mb / bed_mb:.2f}×)", file=sys.stderr)
+    return [Row("ingest release (.bed + tables)", size, ours, "plink2 --make-pgen", reference, peak)]
+
+
+def bench_decode(data: Path, size: str, gflops: float) -> list[Row]:
+    """Reading genotype blocks from the lake into float64 versus the matrix product they feed."""
+    code = (
+        "import time, numpy as np, sys\n"
+        "from lake.lake import Lake\nfrom lake.vectors import decode_calls\n"
+        f"lake = Lake.open({str(data / 'lake')!r})\n"
+        "n = lake.read('samples', columns=['assay']).column(0).to_pylist().count('genotypes')\n"
+        "start = time.perf_counter(); variants = 0\n"
+        "for batch in lake.dataset('genotypes').to_batches(columns=['calls'], batch_size=4096):\n"
+        "    g = decode_calls(batch.column(0), n); variants += g.shape[0]\n"
+        "print(time.perf_counter() - start, variants, n)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    decode_s, variants, n = (float(x) for x in output.stdout.split())
+    matmul_s = 2 * variants * n * 100 / (gflops * 1e9)  # G'Y with 100 phenotypes at the machine rate
+    return [Row("decode genotypes → float64", size, decode_s,
+                "G'Y, 100 phenotypes at machine rate", matmul_s, float("nan"))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--variants", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, default=HERE / ".data")
+    args = parser.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    size = f"N={args.samples:,} M={args.variants:,}"
+
+    gflops = matmul_gflops()
+    release = prepare_release(args.data, args.samples, args.variants)
+    rows = bench_ingest(release, args.data, size) + bench_decode(args.data, size, gflops)
+
+    header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "peak RSS"]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]
+    print(f"machine: dense float64 matmul {gflops:.1f} GFLOP/s (numpy, {os.cpu_count()} cores)")
+    for cells in [header, ["-" * w for w in widths], *(r.cells() for r in rows)]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)))
+
+
+if __name__ == "__main__":
+    main()

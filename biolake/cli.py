@@ -1,0 +1,237 @@
+"""The ``biolake`` command: one sub-command per job.
+
+Each command parses and validates its flags, then calls one library function.
+Heavy imports happen inside the commands so ``--help`` stays instant. User
+mistakes (BiolakeError) print one line, ``error: …``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+LAKE_HELP = ("the lake: its root (a path, s3://bucket/prefix, gs://…) or a catalog.yaml "
+             "pointing at it [default: $BIOLAKE_LAKE, else ./catalog.yaml]")
+
+
+def _lake_option(function):
+    return click.option("--lake", "lake_location", envvar="BIOLAKE_LAKE", default="catalog.yaml",
+                        show_envvar=True, metavar="LAKE", help=LAKE_HELP)(function)
+
+
+def _open_lake(location: str):
+    from lake.lake import Lake
+    return Lake.open(location)
+
+
+class BiolakeGroup(click.Group):
+    """Turns BiolakeError into a one-line message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from lake.errors import BiolakeError
+        try:
+            return super().invoke(ctx)
+        except BiolakeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=BiolakeGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                                  "max_content_width": 100})
+@click.version_option(package_name="biolake")
+def main() -> None:
+    """biolake: a data lake for biobank-scale neuroimaging genomics.
+
+    \b
+    Typical session:
+      biolake synth /tmp/r --samples 2000 --variants 20000 --idps 50 --cpgs 5000 --seed 1
+      biolake init /tmp/lake
+      biolake ingest /tmp/r --lake /tmp/lake --release r1
+      biolake releases --lake /tmp/lake
+      biolake sql "SELECT count(*) FROM idps" --lake /tmp/lake
+
+    Lakes on buckets take storage options from the catalog.yaml in their root or
+    from --storage-option KEY=VALUE (e.g. AWS_ENDPOINT_URL=http://127.0.0.1:9000).
+    """
+
+
+@main.command()
+@click.argument("root")
+@click.option("--storage-option", "-o", "storage_options", multiple=True, metavar="KEY=VALUE",
+              help="object-store option, repeatable (e.g. AWS_REGION=eu-west-2); "
+                   "write ${ENV_VAR} to keep a secret out of catalog.yaml")
+def init(root: str, storage_options: tuple[str, ...]) -> None:
+    """Create an empty lake at ROOT (a folder or a bucket URL) with its catalog.yaml.
+
+    \b
+    Example:
+      biolake init /data/lake
+      biolake init s3://my-bucket/lake -o AWS_REGION=eu-west-2
+    """
+    from lake.lake import Lake
+    lake = Lake.init(root, storage_options=_parse_options(storage_options))
+    click.echo(f"created lake at {lake.location.root}")
+
+
+@main.command()
+@click.argument("release_folder", required=False, type=click.Path(file_okay=False))
+@_lake_option
+@click.option("--release", "release_name", metavar="NAME",
+              help="name of the new release [default: the name in release.yaml]")
+@click.option("--bfile", metavar="PREFIX", help="PLINK 1 fileset PREFIX.bed/.bim/.fam")
+@click.option("--idps", type=click.Path(dir_okay=False), help="IDP table (first column eid/IID/participant_id)")
+@click.option("--idp-fields", type=click.Path(dir_okay=False), help="IDP data dictionary (column 'field')")
+@click.option("--covariates", type=click.Path(dir_okay=False), help="covariate table")
+@click.option("--methylation", type=click.Path(dir_okay=False), help="beta matrix, CpG × sample")
+@click.option("--probes", type=click.Path(dir_okay=False), help="probe annotation (cpg, chrom, pos)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
+def ingest(release_folder: str | None, lake_location: str, release_name: str | None,
+           quiet: bool, **explicit: str | None) -> None:
+    """Load a biobank release into the lake, atomically (all tables land, or none).
+
+    Give a RELEASE_FOLDER holding release.yaml (as 'biolake synth' writes), or the
+    sources one by one. Every participant-keyed table's first column is the
+    participant id, headed eid, IID or participant_id.
+
+    \b
+    Examples:
+      biolake ingest /tmp/r --lake /tmp/lake --release r1
+      biolake ingest --bfile ukb_imp_chr1 --idps idps.csv --covariates cov.tsv \\
+          --lake /tmp/lake --release 2026-11
+    """
+    from biolake.faults import hold_if_requested
+    from biolake.progress import progress_bars
+    from ingest.release import ReleaseSources, ingest_release
+
+    given = {k: Path(v) for k, v in explicit.items() if v}
+    if release_folder and given:
+        raise click.UsageError("give either RELEASE_FOLDER or explicit sources (--bfile, …), not both")
+    if release_folder:
+        sources, suggested = ReleaseSources.from_folder(release_folder)
+    elif given:
+        sources, suggested = ReleaseSources(**given), None
+    else:
+        raise click.UsageError("nothing to ingest: give RELEASE_FOLDER or --bfile/--idps/--covariates/--methylation")
+    name = release_name or suggested
+    if not name:
+        raise click.UsageError("name the release with --release NAME")
+    lake = _open_lake(lake_location)
+
+    def announce(table: str, rows: int) -> None:
+        click.echo(f"wrote {table}: {rows:,} rows", err=True)
+        hold_if_requested(f"after:{table}")
+
+    def report_progress(step: str, done: int, total: int) -> None:
+        progress(step, done, total)
+        if 2 * done >= total:
+            hold_if_requested(f"during:{step}")
+
+    with progress_bars(quiet=quiet) as progress:
+        report = ingest_release(lake, sources, release=name, progress=report_progress,
+                                source=os.path.abspath(release_folder) if release_folder else "explicit sources",
+                                on_table=announce)
+    click.echo(f"committed release {report.release.release!r} "
+               f"(#{report.release.sequence}) with {len(report.release.tables)} tables")
+    for table, missing in report.participants_not_genotyped.items():
+        if missing:
+            click.echo(f"note: {missing:,} participants in {table} have no genotypes", err=True)
+
+
+@main.command()
+@_lake_option
+def releases(lake_location: str) -> None:
+    """List the lake's committed releases, oldest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    lake = _open_lake(lake_location)
+    table = Table("#", "release", "committed (UTC)", "tables", "source")
+    for info in lake.releases():
+        table.add_row(str(info.sequence), info.release, info.committed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      ", ".join(info.tables), info.source)
+    Console().print(table)
+
+
+@main.command()
+@click.argument("query")
+@_lake_option
+@click.option("--release", metavar="NAME", help="release to query [default: latest]")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "tsv", "parquet", "json"]),
+              default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="write the result here instead of stdout")
+def sql(query: str, lake_location: str, release: str | None, output_format: str, out: str | None) -> None:
+    """Run a SQL QUERY (DuckDB dialect) over the lake's tables.
+
+    \b
+    Every table of the release is a view: samples, variants, genotypes, idps,
+    idp_fields, covariates, methylation, probes, releases.
+    Example:
+      biolake sql 'SELECT site, count(*) FROM covariates GROUP BY site' --lake /tmp/lake
+    """
+    from queries import connect
+    from queries.output import write_relation
+
+    con = connect(_open_lake(lake_location), release=release)
+    write_relation(con.sql(query), output_format=output_format, out=out)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--samples", default=2000, show_default=True, help="participants")
+@click.option("--variants", default=20000, show_default=True, help="variants over chromosomes 1-22")
+@click.option("--idps", default=50, show_default=True, help="imaging-derived phenotypes")
+@click.option("--cpgs", default=5000, show_default=True, help="methylation CpGs")
+@click.option("--seed", default=1, show_default=True, help="random seed (same seed, same bytes)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int, quiet: bool) -> None:
+    """Write a synthetic biobank release with planted effects into OUT.
+
+    The files are in the formats biobanks ship: PLINK .bed/.bim/.fam, a UK
+    Biobank style IDP CSV and data dictionary, a covariates CSV, a methylation
+    beta matrix with probe annotation, truth.json (the planted effects) and
+    release.yaml (the manifest 'biolake ingest OUT' reads).
+
+    \b
+    Example:
+      biolake synth /tmp/r --samples 2000 --variants 20000 --idps 50 --cpgs 5000 --seed 1
+    """
+    from biolake.progress import progress_bars
+    from ingest.synth import write_synthetic_release
+
+    with progress_bars(quiet=quiet) as progress:
+        try:
+            summary = write_synthetic_release(out, samples=samples, variants=variants, idps=idps,
+                                              cpgs=cpgs, seed=seed, progress=progress)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    click.echo(f"wrote synthetic release to {summary.out}")
+
+
+@main.command()
+@click.option("--catalog", default="catalog.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="catalog of the lake to build (the repository's embedded default)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def demo(catalog: str, quiet: bool) -> None:
+    """Run the main job on the embedded default lake: synth → ingest → SQL.
+
+    Idempotent: steps already done (release written, lake created, release
+    ingested) are skipped, so a second run only re-runs the analyses.
+    """
+    from biolake.demo import run_demo
+    from biolake.progress import progress_bars
+
+    with progress_bars(quiet=quiet) as progress:
+        run_demo(Path(catalog), progress=progress, echo=click.echo)
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--storage-option")
+        options[key] = value
+    return options

@@ -1,0 +1,86 @@
+"""Participant-keyed wide tables (IDPs, covariates) and the IDP data dictionary → lake tables.
+
+The first column is the participant id (``eid``, ``IID`` or ``participant_id``),
+kept as text. IDP columns must be numeric; covariate columns are numeric or,
+when no cell parses as a number, categorical text (sex, site, scanner).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+
+from ingest.text import is_numeric_column, participant_column, read_text_table, to_float
+from lake.errors import InputError
+from lake.schema import TABLES
+
+_UKB_FIELD = re.compile(r"^(\d+)-(\d+)\.(\d+)$")
+
+
+def read_participant_table(path: str | os.PathLike, *, release: str,
+                           allow_text: bool) -> pa.Table:
+    """A wide CSV/TSV → ``release, participant_id, <columns>`` with float64 (or text) values."""
+    path = Path(path)
+    frame = read_text_table(path)
+    id_column = participant_column(frame, path=path)
+    if frame.width < 2:
+        raise InputError(path, "no value columns beside the participant id", line=1)
+    columns: dict[str, pa.Array] = {
+        "release": pa.array([release] * frame.height, pa.string()),
+        "participant_id": frame.get_column(id_column).to_arrow().cast(pa.string()),
+    }
+    for name in frame.columns[1:]:
+        if name in columns:
+            raise InputError(path, f"column name {name!r} is reserved", line=1)
+        if allow_text and not is_numeric_column(frame, name):
+            columns[name] = frame.get_column(name).to_arrow().cast(pa.string())
+        else:
+            columns[name] = pa.array(to_float(frame, name, path=path), pa.float64(),
+                                     from_pandas=True)
+    return pa.table(columns)
+
+
+def field_dictionary(fields: list[str], *, release: str,
+                     path: str | os.PathLike | None = None) -> pa.Table:
+    """The idp_fields table: from a dictionary file when given, else derived from field names.
+
+    Field ids, instances and arrays come from UK Biobank style names (``25010-2.0``).
+    Every IDP column must have an entry when a dictionary file is given.
+    """
+    described: dict[str, dict] = {}
+    if path is not None:
+        frame = read_text_table(path)
+        if "field" not in frame.columns:
+            raise InputError(path, f"expected a 'field' column; found {', '.join(frame.columns)}",
+                             line=1)
+        described = {row["field"]: row for row in frame.to_dicts()}
+        missing = [f for f in fields if f not in described]
+        if missing:
+            raise InputError(path, f"no entry for {len(missing)} IDP column(s), "
+                             f"e.g. {', '.join(missing[:3])}")
+    rows = []
+    for field in fields:
+        entry = described.get(field, {})
+        parts = _UKB_FIELD.match(field)
+        numbers = [int(p) for p in parts.groups()] if parts else [None] * 3
+        rows.append({"release": release, "field": field,
+                     **{key: _as_int(entry.get(key), default) for key, default in
+                        zip(("field_id", "instance", "array"), numbers)},
+                     **{key: entry.get(key) for key in ("name", "unit", "category")}})
+    return pa.Table.from_pylist(rows, schema=TABLES["idp_fields"].arrow_schema())
+
+
+def _as_int(text: str | None, default: int | None) -> int | None:
+    return int(text) if text not in (None, "") else default
+
+
+def participant_ids(table: pa.Table) -> set[str]:
+    return set(table.column("participant_id").to_pylist())
+
+
+def value_fields(table: pa.Table) -> list[str]:
+    """The value columns of a wide participant table."""
+    return [name for name in table.column_names if name not in ("release", "participant_id")]

@@ -1,0 +1,186 @@
+"""A biobank release (a folder with release.yaml, or explicit source files) → one lake release.
+
+Every source is parsed and checked before the first byte is written, except
+the methylation matrix, too big to hold, which is checked as it streams (and
+written first). The .bed body needs no check beyond its size. Tables land in the lake through one ReleaseWriter, so a release is
+committed whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pyarrow as pa
+import yaml
+
+from ingest.methylation import matrix_samples, methylation_batches, read_probes
+from ingest.participants import field_dictionary, participant_ids, read_participant_table, value_fields
+from ingest.plink import PlinkFileset, genotype_batches, open_bfile
+from lake.errors import InputError
+from lake.lake import Lake, ReleaseInfo, ReleaseWriter, check_release_name
+from lake.schema import TABLES
+from lake.vectors import packed_width
+
+MANIFEST = "release.yaml"
+Progress = Callable[[str, int, int], None]
+GENOTYPE_BLOCK_BYTES = 16 << 20  # one Parquet row group of packed calls
+
+
+@dataclass(frozen=True)
+class ReleaseSources:
+    """The source files of one release; any may be absent except that one must be given."""
+
+    bfile: Path | None = None
+    idps: Path | None = None
+    idp_fields: Path | None = None
+    covariates: Path | None = None
+    methylation: Path | None = None
+    probes: Path | None = None
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> tuple["ReleaseSources", str | None]:
+        """Sources named by a release folder's ``release.yaml``, and its suggested release name."""
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.exists():
+            raise InputError(folder, f"no {MANIFEST} in this folder; name the sources with "
+                             "--bfile/--idps/--covariates/--methylation instead")
+        try:
+            manifest = yaml.safe_load(manifest_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(manifest_path, f"not valid YAML ({exc})") from None
+        named = manifest.get("sources")
+        if not isinstance(named, dict):
+            raise InputError(manifest_path, "expected a 'sources:' mapping of role → file")
+        known = {f.name for f in fields(cls)}
+        unknown = set(named) - known
+        if unknown:
+            raise InputError(manifest_path, f"unknown source role(s) {sorted(unknown)}; "
+                             f"expected some of {sorted(known)}")
+        paths = {role: _inside(folder, str(value), manifest_path) for role, value in named.items()}
+        return cls(**paths).checked(), manifest.get("release")
+
+    def checked(self) -> "ReleaseSources":
+        """Raise InputError for combinations that cannot be ingested."""
+        if not any(getattr(self, f.name) for f in fields(self)):
+            raise InputError("sources", "no source given: need at least one of --bfile, --idps, "
+                             "--covariates, --methylation")
+        if self.idp_fields and not self.idps:
+            raise InputError(self.idp_fields, "a data dictionary needs --idps")
+        if bool(self.methylation) != bool(self.probes):
+            raise InputError(self.methylation or self.probes,
+                             "methylation needs both the beta matrix and the probe annotation")
+        return self
+
+
+def _inside(folder: Path, relative: str, manifest: Path) -> Path:
+    """A manifest path, refused if it escapes the release folder."""
+    path = (folder / relative).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise InputError(manifest, f"source path {relative!r} points outside the release folder")
+    return path
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What was loaded, and which participants are not in every table."""
+
+    release: ReleaseInfo
+    counts: dict[str, int]
+    participants_not_genotyped: dict[str, int]
+
+
+def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source: str,
+                   progress: Progress | None = None,
+                   on_table: Callable[[str, int], None] | None = None) -> IngestReport:
+    """Load every source of a release into ``lake`` as release ``release``, atomically.
+
+    ``on_table(table, rows)`` is called after each table is written (the CLI reports it).
+    """
+    check_release_name(release)
+    sources = sources.checked()
+    plink = open_bfile(sources.bfile) if sources.bfile else None
+    small = _read_small_tables(sources, release=release)
+    methylation_ids = matrix_samples(sources.methylation) if sources.methylation else None
+
+    counts: dict[str, int] = {}
+
+    def written(name: str, rows: int) -> None:
+        counts[name] = rows
+        if on_table:
+            on_table(name, rows)
+
+    with lake.begin_release(release, source=source) as writer:
+        # The methylation matrix is the one source checked only while it streams: write it
+        # first, so a bad value aborts before any other table has a commit.
+        if sources.methylation:
+            rows = writer.write("methylation",
+                                methylation_batches(sources.methylation, small["probes"],
+                                                    release=release, progress=progress),
+                                schema=TABLES["methylation"].arrow_schema())
+            written("methylation", rows)
+        samples = _samples_table(release, plink, methylation_ids)
+        if samples is not None:
+            writer.write("samples", samples)
+            written("samples", samples.num_rows)
+        if plink:
+            _write_genotypes(writer, plink, release=release, progress=progress)
+            written("genotypes", plink.n_variants)
+            written("variants", plink.n_variants)
+        for name, table in small.items():
+            writer.write(name, table)
+            written(name, table.num_rows)
+    genotyped = set(plink.samples["participant_id"].to_list()) if plink else set()
+    not_genotyped = {name: len(participant_ids(small[name]) - genotyped)
+                     for name in ("idps", "covariates") if name in small and plink}
+    return IngestReport(lake.resolve_release(release), counts, not_genotyped)
+
+
+def _read_small_tables(sources: ReleaseSources, *, release: str) -> dict[str, pa.Table]:
+    tables: dict[str, pa.Table] = {}
+    if sources.idps:
+        tables["idps"] = read_participant_table(sources.idps, release=release, allow_text=False)
+        tables["idp_fields"] = field_dictionary(value_fields(tables["idps"]), release=release,
+                                                path=sources.idp_fields)
+    if sources.covariates:
+        tables["covariates"] = read_participant_table(sources.covariates, release=release,
+                                                      allow_text=True)
+    if sources.probes:
+        tables["probes"] = read_probes(sources.probes, release=release)
+    return tables
+
+
+def _samples_table(release: str, plink: PlinkFileset | None,
+                   methylation_ids: list[str] | None) -> pa.Table | None:
+    parts = []
+    if plink:
+        parts.append(("genotypes", plink.samples["participant_id"].to_list(),
+                      plink.samples["sex"].to_list()))
+    if methylation_ids:
+        parts.append(("methylation", methylation_ids, [None] * len(methylation_ids)))
+    if not parts:
+        return None
+    rows = [{"release": release, "assay": assay, "sample_index": i, "participant_id": pid, "sex": sex}
+            for assay, ids, sexes in parts for i, (pid, sex) in enumerate(zip(ids, sexes))]
+    return pa.Table.from_pylist(rows, schema=TABLES["samples"].arrow_schema())
+
+
+def _write_genotypes(writer: ReleaseWriter, plink: PlinkFileset, *, release: str,
+                     progress: Progress | None) -> None:
+    """One pass over the .bed: genotypes stream to the lake, variant rows are kept for ``variants``."""
+    block = max(64, GENOTYPE_BLOCK_BYTES // packed_width(plink.n_samples))
+    variant_rows: list[pa.RecordBatch] = []
+    variant_columns = TABLES["variants"].arrow_schema().names
+
+    def batches():
+        for batch in genotype_batches(plink, release=release, block_variants=block, progress=progress):
+            variant_rows.append(batch.select(variant_columns))
+            yield batch
+
+    writer.write("genotypes", batches(), schema=TABLES["genotypes"].arrow_schema(),
+                 row_group_rows=block)
+    writer.write("variants", pa.Table.from_batches(variant_rows,
+                                                   schema=TABLES["variants"].arrow_schema()))

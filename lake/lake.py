@@ -1,0 +1,267 @@
+"""The lake: Delta tables under one root, grouped into named, atomic releases.
+
+Every table carries a ``release`` partition column. Ingest writes a release's
+rows into each table (replacing any leftovers of an earlier, interrupted attempt
+at the same release), then appends one row to the ``releases`` table. That last
+commit is the release's single atomic point: readers only ever see releases that
+are in the registry, so a killed ingest leaves nothing visible, and a rerun
+simply overwrites its own leftovers. Keeping the release as data (not as a Delta
+version) lets a withdrawal rewrite every release in place and keep each readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version as package_version
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+
+from lake.catalog import CATALOG_FILE, Catalog
+from lake.errors import LakeError, ReleaseError
+from lake.schema import TABLES, spec
+from lake.storage import Location
+
+_RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_REGISTRY = "releases"
+
+
+def biolake_version() -> str:
+    try:
+        return package_version("biolake")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def check_release_name(name: str) -> str:
+    """Release names are short identifiers: letters, digits, '.', '_' and '-'."""
+    if not _RELEASE_NAME.match(name):
+        raise ReleaseError(f"release name {name!r} is not allowed: use 1-64 letters, digits, "
+                           "'.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """One committed release, as the registry records it."""
+
+    release: str
+    sequence: int
+    committed_at: datetime
+    tables: tuple[str, ...]
+    table_versions: dict[str, int]
+    source: str
+    biolake_version: str
+
+
+class Lake:
+    """A biolake lake: its catalog, its Delta tables and its release registry.
+
+    Examples
+    --------
+    >>> lake = Lake.init(tmp_path / "lake")          # doctest: +SKIP
+    >>> [r.release for r in lake.releases()]          # doctest: +SKIP
+    []
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.location = catalog.location
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def init(cls, root: str | os.PathLike, *, storage_options: dict[str, Any] | None = None,
+             exist_ok: bool = False) -> "Lake":
+        """Create an empty lake at ``root``: its catalog.yaml and an empty release registry."""
+        location = Location.parse(root, storage_options)
+        lake = cls(Catalog.fresh(location, storage_options))
+        if lake._registry_exists():
+            if exist_ok:
+                return cls.open(location.root, storage_options=storage_options)
+            raise LakeError(f"{location.root}: a lake already exists here")
+        lake.catalog.save()
+        DeltaTable.create(lake.table_uri(_REGISTRY), TABLES[_REGISTRY].arrow_schema(),
+                          storage_options=location.delta_options())
+        return lake
+
+    @classmethod
+    def open(cls, where: str | os.PathLike, *, storage_options: dict[str, Any] | None = None) -> "Lake":
+        """Open a lake from its root URL or from a catalog.yaml that points at it."""
+        lake = cls(Catalog.load(where, storage_options=storage_options))
+        if not lake._registry_exists():
+            raise LakeError(f"{lake.location.root}: not an initialised lake (no release registry); "
+                            f"run 'biolake init {where}'")
+        return lake
+
+    def _registry_exists(self) -> bool:
+        return DeltaTable.is_deltatable(self.table_uri(_REGISTRY), self.location.delta_options())
+
+    # -- tables ------------------------------------------------------------------
+    def table_uri(self, name: str) -> str:
+        return self.location.join(name)
+
+    def has_table(self, name: str) -> bool:
+        return DeltaTable.is_deltatable(self.table_uri(name), self.location.delta_options())
+
+    def delta(self, name: str, *, version: int | None = None) -> DeltaTable:
+        """The Delta table ``name`` (latest version unless ``version`` asks for time travel)."""
+        if not self.has_table(name):
+            raise LakeError(f"{self.location.root}: no table {name!r} in this lake")
+        table = DeltaTable(self.table_uri(name), storage_options=self.location.delta_options())
+        if version is not None and version != table.version():
+            if not 0 <= version <= table.version():
+                raise LakeError(f"table {name!r} has no version {version} "
+                                f"(versions 0 to {table.version()})")
+            table.load_as_version(version)
+        return table
+
+    def dataset(self, name: str, *, release: str | None = None,
+                version: int | None = None) -> ds.Dataset:
+        """A pyarrow dataset of one release's rows of a table (files pruned by partition).
+
+        The files come from the Delta log of that version, never from listing the folder.
+        """
+        if name == _REGISTRY:
+            return self._arrow_dataset(self.delta(name, version=version))
+        chosen = self.resolve_release(release)
+        if name not in chosen.tables:
+            raise LakeError(f"release {chosen.release!r} has no table {name!r}; "
+                            f"it has: {', '.join(chosen.tables)}")
+        return self._arrow_dataset(self.delta(name, version=version),
+                                   file_pruning_predicate=[("release", "=", chosen.release)])
+
+    def _arrow_dataset(self, table: DeltaTable, **options: Any) -> ds.Dataset:
+        return table.to_pyarrow_dataset(
+            filesystem=self.location.arrow_filesystem(table.table_uri.removeprefix("file://")),
+            **options)
+
+    def read(self, name: str, *, release: str | None = None, columns: list[str] | None = None,
+             filter: ds.Expression | None = None, version: int | None = None) -> pa.Table:
+        """Read (part of) a table for one release into memory."""
+        return self.dataset(name, release=release, version=version).to_table(columns=columns,
+                                                                              filter=filter)
+
+    # -- releases ----------------------------------------------------------------
+    def releases(self) -> list[ReleaseInfo]:
+        """Committed releases in commit order."""
+        rows = self.dataset(_REGISTRY).to_table().sort_by("sequence").to_pylist()
+        return [ReleaseInfo(r["release"], r["sequence"], r["committed_at"], tuple(r["tables"]),
+                            json.loads(r["table_versions"]), r["source"], r["biolake_version"])
+                for r in rows]
+
+    def resolve_release(self, release: str | None = None) -> ReleaseInfo:
+        """The named release, or the latest one when ``release`` is None."""
+        known = self.releases()
+        if not known:
+            raise ReleaseError(f"{self.location.root}: the lake has no releases yet; "
+                               "load one with 'biolake ingest'")
+        if release is None:
+            return known[-1]
+        for info in known:
+            if info.release == release:
+                return info
+        raise ReleaseError(f"unknown release {release!r}; committed releases: "
+                           f"{', '.join(r.release for r in known)}")
+
+    def begin_release(self, name: str, *, source: str) -> "ReleaseWriter":
+        """Start writing a new release; nothing is visible until ``ReleaseWriter.commit``."""
+        check_release_name(name)
+        if any(r.release == name for r in self.releases()):
+            raise ReleaseError(f"release {name!r} is already committed in {self.location.root}; "
+                               "releases are immutable, choose a new name")
+        return ReleaseWriter(self, name, source=source)
+
+    def save_catalog(self) -> None:
+        self.catalog.save()
+
+
+class ReleaseWriter:
+    """Writes one release's tables, then commits the release in a single registry append.
+
+    Use as a context manager: the release is committed when the block ends without
+    an exception, and stays invisible otherwise.
+    """
+
+    def __init__(self, lake: Lake, release: str, *, source: str) -> None:
+        self.lake, self.release, self.source = lake, release, source
+        self._versions: dict[str, int] = {}
+
+    def __enter__(self) -> "ReleaseWriter":
+        return self
+
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
+        if exc_type is None:
+            self.commit()
+
+    def write(self, name: str, data: pa.Table | pa.RecordBatchReader | Iterator[pa.RecordBatch], *,
+              schema: pa.Schema | None = None, row_group_rows: int | None = None) -> int:
+        """Write this release's rows of table ``name`` (all of them, in one call); return the row count.
+
+        Rows of the same release left by an interrupted attempt are replaced, in the same
+        Delta commit. ``data`` may stream (a reader or an iterator of batches with ``schema``).
+        """
+        table_spec = spec(name)
+        if isinstance(data, pa.Table):
+            schema, batches = data.schema, iter(data.to_batches())
+        else:
+            schema = data.schema if isinstance(data, pa.RecordBatchReader) else schema
+            assert schema is not None, "an iterator of batches needs its schema"
+            batches = iter(data)
+        table_spec.validate(schema)
+        rows, failure = 0, None
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            nonlocal rows, failure
+            try:
+                for batch in batches:
+                    rows += batch.num_rows
+                    yield batch
+            except Exception as exc:  # deltalake wraps it: keep the original to re-raise
+                failure = exc
+                raise
+
+        uri = self.lake.table_uri(name)
+        options = self.lake.location.delta_options()
+        exists = self.lake.has_table(name)
+        try:
+            write_deltalake(
+                uri, pa.RecordBatchReader.from_batches(schema, counted()),
+                mode="overwrite" if exists else "append",
+                predicate=f"release = '{self.release}'" if exists else None,
+                partition_by=list(table_spec.partition_by) or None,
+                schema_mode="merge" if table_spec.wide else None,
+                storage_options=options,
+                writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows),
+                commit_properties=CommitProperties(custom_metadata={
+                    "biolake.release": self.release, "biolake.version": biolake_version()}),
+            )
+        except Exception:
+            if failure is not None:
+                raise failure from None
+            raise
+        self._versions[name] = DeltaTable(uri, storage_options=options).version()
+        return rows
+
+    def commit(self) -> ReleaseInfo:
+        """Make the release visible: one append to the registry."""
+        if not self._versions:
+            raise ReleaseError(f"release {self.release!r} has no tables; nothing to commit")
+        registry = self.lake.delta(_REGISTRY)
+        sequence = registry.count() + 1
+        row = {
+            "release": self.release, "sequence": sequence,
+            "committed_at": datetime.now(timezone.utc), "tables": sorted(self._versions),
+            "table_versions": json.dumps(self._versions, sort_keys=True),
+            "source": self.source, "biolake_version": biolake_version(),
+        }
+        write_deltalake(self.lake.table_uri(_REGISTRY),
+                        pa.Table.from_pylist([row], schema=TABLES[_REGISTRY].arrow_schema()),
+                        mode="append", storage_options=self.lake.location.delta_options())
+        return self.lake.resolve_release(self.release)

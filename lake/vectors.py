@@ -1,0 +1,105 @@
+"""Sample vectors as stored in the lake, and their decoding into float matrices.
+
+Genotype rows carry either hard calls packed 2 bits per sample in PLINK .bed
+order (so a .bed row is stored as is, with no decoding at ingest) or dosages as
+uint16. Methylation rows carry float32 betas. Decoding a block of rows is one
+table lookup or one ``frombuffer``: cheap enough that association work stays
+bounded by arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+# .bed 2-bit codes → alt-allele count: 00 hom A1 (= alt), 01 missing, 10 het, 11 hom A2 (= ref).
+_CODE_TO_ALT = np.array([2.0, np.nan, 1.0, 0.0])
+_BYTE_TO_ALT = _CODE_TO_ALT[(np.arange(256)[:, None] >> np.array([0, 2, 4, 6])) & 3]  # 256 × 4
+_BYTE_ALT_COUNT = np.nan_to_num(_BYTE_TO_ALT).sum(axis=1).astype(np.int64)
+_BYTE_CALLED = (~np.isnan(_BYTE_TO_ALT)).sum(axis=1).astype(np.int64)
+_DOSAGE_MISSING = np.uint16(65535)
+_DOSAGE_SCALE = 65534 / 2.0
+
+Rows = Sequence[bytes] | np.ndarray | pa.BinaryArray | pa.ChunkedArray  # one sample vector per row
+
+
+def packed_width(n_samples: int) -> int:
+    """Bytes per variant of 2-bit packed calls."""
+    return (n_samples + 3) // 4
+
+
+def mask_padding(calls: np.ndarray, n_samples: int) -> np.ndarray:
+    """Set the unused 2-bit slots of the last byte to 'missing' so they never count.
+
+    ``calls`` is variants × bytes (uint8); a copy is returned when padding exists.
+    """
+    pad = 4 * calls.shape[1] - n_samples
+    if pad == 0:
+        return calls
+    keep_bits = 2 * (4 - pad)
+    missing_pad = np.uint8(sum(1 << (2 * slot) for slot in range(4 - pad, 4)))
+    out = calls.copy()
+    out[:, -1] = (out[:, -1] & np.uint8((1 << keep_bits) - 1)) | missing_pad
+    return out
+
+
+def call_summaries(calls: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Alt-allele counts and called-sample counts per variant, straight from packed bytes.
+
+    ``calls``: variants × bytes (uint8). Returns two int64 vectors of length variants.
+    """
+    masked = mask_padding(calls, n_samples)
+    return _BYTE_ALT_COUNT[masked].sum(axis=1), _BYTE_CALLED[masked].sum(axis=1)
+
+
+def decode_calls(rows: Rows, n_samples: int, *,
+                 dtype: type = np.float64) -> np.ndarray:
+    """Packed hard-call rows → alt dosages, variants × samples, NaN where missing."""
+    packed = byte_matrix(rows, packed_width(n_samples))
+    table = _BYTE_TO_ALT.astype(dtype, copy=False)
+    return table[packed].reshape(packed.shape[0], -1)[:, :n_samples]
+
+
+def encode_dosages(dosages: np.ndarray) -> list[bytes]:
+    """Alt dosages in [0, 2] (variants × samples, NaN missing) → one uint16 row per variant."""
+    scaled = np.rint(np.clip(dosages, 0.0, 2.0) * _DOSAGE_SCALE)
+    coded = np.where(np.isnan(dosages), _DOSAGE_MISSING, scaled).astype("<u2")
+    return [row.tobytes() for row in coded]
+
+
+def decode_dosages(rows: Rows, n_samples: int, *, dtype: type = np.float64) -> np.ndarray:
+    """uint16 dosage rows → alt dosages, variants × samples, NaN where missing."""
+    coded = byte_matrix(rows, 2 * n_samples).view("<u2")
+    out = coded.astype(dtype) / dtype(_DOSAGE_SCALE)
+    out[coded == _DOSAGE_MISSING] = np.nan
+    return out
+
+
+def encode_floats(values: np.ndarray) -> list[bytes]:
+    """Float rows (e.g. betas, NaN missing) → one little-endian float32 blob per row."""
+    return [row.tobytes() for row in np.ascontiguousarray(values, dtype="<f4")]
+
+
+def decode_floats(rows: Rows, n_samples: int, *, dtype: type = np.float64) -> np.ndarray:
+    """float32 blobs → rows × samples matrix."""
+    return byte_matrix(rows, 4 * n_samples).view("<f4").astype(dtype)
+
+
+def byte_matrix(rows: Rows, width: int) -> np.ndarray:
+    """Equal-width binary rows as a rows × width uint8 matrix (zero-copy for one Arrow chunk)."""
+    if isinstance(rows, np.ndarray):
+        assert rows.ndim == 2 and rows.shape[1] == width, (rows.shape, width)
+        return rows
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    if isinstance(rows, pa.BinaryArray):
+        assert rows.null_count == 0, "null sample vector"
+        offsets = np.frombuffer(rows.buffers()[1], np.int32, len(rows) + 1, rows.offset * 4)
+        assert (np.diff(offsets) == width).all(), "sample vectors of unequal length"
+        data = np.frombuffer(rows.buffers()[2], np.uint8)
+        return data[offsets[0]:offsets[-1]].reshape(len(rows), width)
+    buffer = np.frombuffer(b"".join(rows), dtype=np.uint8)
+    assert buffer.size == width * len(rows), "sample vectors of unequal length"
+    return buffer.reshape(len(rows), width)

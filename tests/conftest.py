@@ -1,0 +1,79 @@
+"""Shared fixtures: a small synthetic release, fresh lakes, and a real S3 server (moto) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.release import ReleaseSources, ingest_release
+from ingest.synth import write_synthetic_release
+from lake.lake import Lake
+
+SMALL = {"samples": 301, "variants": 1500, "idps": 6, "cpgs": 300, "seed": 7}
+
+
+@pytest.fixture(scope="session")
+def release_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic release (read-only: copy it before changing a file)."""
+    out = tmp_path_factory.mktemp("synthetic") / "release"
+    write_synthetic_release(out, methylation_samples=120, **SMALL)
+    return out
+
+
+@pytest.fixture
+def editable_release(release_folder: Path, tmp_path: Path) -> Path:
+    """A private copy of the small release, for tests that corrupt files."""
+    return Path(shutil.copytree(release_folder, tmp_path / "release"))
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake.init(tmp_path / "lake")
+
+
+@pytest.fixture
+def loaded_lake(lake: Lake, release_folder: Path) -> Lake:
+    """A lake holding the small release as 'r1'."""
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source=str(release_folder))
+    return lake
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server, as its own process on 127.0.0.1 (a real HTTP API); yields storage options."""
+    boto3 = pytest.importorskip("boto3")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+    try:
+        _wait_for_port(port, seconds=30)
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client.create_bucket(Bucket="biolake-test")
+        yield options
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for_port(port: int, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"moto S3 server did not listen on 127.0.0.1:{port} within {seconds} s")

@@ -1,0 +1,44 @@
+import json
+
+from click.testing import CliRunner
+
+from biolake.cli import main
+
+
+def run(*args: str) -> "CliRunner.invoke":
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_main__help_teaches_a_session():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("synth", "init", "ingest", "releases", "sql", "demo"):
+        assert command in result.output
+    assert "biolake ingest /tmp/r --lake /tmp/lake --release r1" in result.output
+
+
+def test_cli__synth_init_ingest_releases_sql(tmp_path):
+    release, lake = tmp_path / "r", tmp_path / "lake"
+    assert run("synth", release, "--samples", 120, "--variants", 400, "--idps", 4, "--cpgs", 100,
+               "--seed", 1, "--quiet").exit_code == 0
+    assert run("init", lake).exit_code == 0
+    ingested = run("ingest", release, "--lake", lake, "--release", "r1", "--quiet")
+    assert ingested.exit_code == 0, ingested.output
+    assert "committed release 'r1'" in ingested.output
+    listed = run("releases", "--lake", lake)
+    assert "r1" in listed.output
+    answer = run("sql", "SELECT count(*) AS n FROM variants", "--lake", lake, "--format", "json")
+    assert json.loads(answer.output) == {"n": 400}
+
+
+def test_cli__user_errors_are_one_line_with_status_2(tmp_path):
+    result = run("releases", "--lake", tmp_path / "missing")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "biolake init" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_ingest__requires_sources(tmp_path):
+    run("init", tmp_path / "lake")
+    result = run("ingest", "--lake", tmp_path / "lake", "--release", "r1")
+    assert result.exit_code == 2 and "nothing to ingest" in result.output

@@ -1,0 +1,195 @@
+import gzip
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from ingest.release import ReleaseSources, ingest_release
+from lake.errors import InputError
+from lake.vectors import decode_calls, decode_floats
+
+
+def fam_ids(folder: Path) -> list[str]:
+    return [line.split()[1] for line in (folder / "genotypes.fam").read_text().splitlines()]
+
+
+def sample_order(lake, assay: str) -> list[str]:
+    rows = sorted((r for r in lake.read("samples").to_pylist() if r["assay"] == assay),
+                  key=lambda r: r["sample_index"])
+    return [r["participant_id"] for r in rows]
+
+
+def test_ingest_release__genotypes_are_the_bed_bytes(loaded_lake, release_folder):
+    ids = fam_ids(release_folder)
+    raw = np.fromfile(release_folder / "genotypes.bed", dtype=np.uint8)[3:]
+    table = loaded_lake.read("genotypes").sort_by("variant_index")
+    stored = np.frombuffer(b"".join(table.column("calls").to_pylist()), np.uint8)
+    np.testing.assert_array_equal(stored, raw)
+    dosage = decode_calls(stored.reshape(table.num_rows, -1), len(ids))
+    np.testing.assert_allclose(table.column("alt_freq").to_numpy(), np.nanmean(dosage, axis=1) / 2,
+                               rtol=1e-12)
+    np.testing.assert_array_equal(table.column("n_called").to_numpy(), (~np.isnan(dosage)).sum(axis=1))
+    assert sample_order(loaded_lake, "genotypes") == ids
+
+
+def test_ingest_release__variants_follow_the_bim(loaded_lake, release_folder):
+    bim = [line.split() for line in (release_folder / "genotypes.bim").read_text().splitlines()]
+    variants = loaded_lake.read("variants").sort_by("variant_index").to_pylist()
+    assert [(v["chrom"], v["variant_id"], v["pos"], v["alt"], v["ref"]) for v in variants] == \
+        [(b[0], b[1], int(b[3]), b[4], b[5]) for b in bim]
+
+
+def test_ingest_release__idps_and_covariates_keep_every_value(loaded_lake, release_folder):
+    source = pl.read_csv(release_folder / "idps.csv", schema_overrides={"eid": pl.String})
+    stored = pl.from_arrow(loaded_lake.read("idps")).sort("participant_id")
+    source = source.sort("eid")
+    assert stored["participant_id"].to_list() == source["eid"].to_list()
+    for column in source.columns[1:]:
+        np.testing.assert_array_equal(stored[column].to_numpy(), source[column].cast(pl.Float64).to_numpy())
+    fields = loaded_lake.read("idp_fields").column("field").to_pylist()
+    assert fields == source.columns[1:]
+    covariates = pl.from_arrow(loaded_lake.read("covariates"))
+    assert covariates.schema["site"] == pl.String and covariates.schema["age"] == pl.Float64
+
+
+def test_ingest_release__methylation_vectors_match_the_matrix(loaded_lake, release_folder):
+    matrix = pl.read_csv(release_folder / "methylation.csv")
+    assert sample_order(loaded_lake, "methylation") == matrix.columns[1:]
+    stored = loaded_lake.read("methylation").sort_by("cpg_index")
+    betas = decode_floats(stored.column("beta").to_pylist(), matrix.width - 1)
+    expected = matrix.drop(matrix.columns[0]).cast(pl.Float64).to_numpy().astype(np.float32)
+    np.testing.assert_array_equal(betas, expected)
+    assert stored.column("cpg_id").to_pylist() == matrix[matrix.columns[0]].to_list()
+
+
+def test_ingest_release__explicit_sources_need_no_manifest(lake, release_folder):
+    sources = ReleaseSources(idps=release_folder / "idps.csv", covariates=release_folder / "covariates.csv")
+    report = ingest_release(lake, sources, release="pheno-only", source="test")
+    assert report.release.tables == ("covariates", "idp_fields", "idps")
+
+
+# --- bad input: one clear error naming the file, and the lake exactly as it was ---------------
+
+def corrupt_bed_truncated(folder: Path) -> str:
+    bed = folder / "genotypes.bed"
+    bed.write_bytes(bed.read_bytes()[:-7])
+    return "genotypes.bed"
+
+
+def corrupt_bed_magic(folder: Path) -> str:
+    bed = folder / "genotypes.bed"
+    bed.write_bytes(b"\x00\x00\x00" + bed.read_bytes()[3:])
+    return "genotypes.bed"
+
+
+def corrupt_fam_count(folder: Path) -> str:
+    fam = folder / "genotypes.fam"
+    fam.write_text("\n".join(fam.read_text().splitlines()[:-1]) + "\n")
+    return "genotypes.bed"
+
+
+def corrupt_fam_duplicate(folder: Path) -> str:
+    return _copy_line(folder / "genotypes.fam", 4, 5)
+
+
+def corrupt_bim_chrom(folder: Path) -> str:
+    return _edit_line(folder / "genotypes.bim", 10, lambda parts: ["chr99", *parts[1:]])
+
+
+def corrupt_bim_duplicate(folder: Path) -> str:
+    return _copy_line(folder / "genotypes.bim", 10, 11)
+
+
+def corrupt_idp_text(folder: Path) -> str:
+    return _replace_cell(folder / "idps.csv", 3, 2, "large")
+
+
+def corrupt_idp_duplicate_id(folder: Path) -> str:
+    return _copy_line(folder / "idps.csv", 2, 3)
+
+
+def corrupt_covariates_empty(folder: Path) -> str:
+    (folder / "covariates.csv").write_text("")
+    return "covariates.csv"
+
+
+def corrupt_covariates_header_only(folder: Path) -> str:
+    path = folder / "covariates.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    return "covariates.csv"
+
+
+def corrupt_beta_range(folder: Path) -> str:
+    return _replace_cell(folder / "methylation.csv", 40, 3, "1.5")
+
+
+def corrupt_beta_text(folder: Path) -> str:
+    return _replace_cell(folder / "methylation.csv", 7, 2, "high")
+
+
+def corrupt_gzip_cut_short(folder: Path) -> str:
+    data = gzip.compress((folder / "methylation.csv").read_bytes())
+    (folder / "methylation.csv.gz").write_bytes(data[: len(data) // 2])
+    _set_source(folder, "methylation", "methylation.csv.gz")
+    return "methylation.csv.gz"
+
+
+def corrupt_manifest_traversal(folder: Path) -> str:
+    _set_source(folder, "idps", "../../etc/passwd")
+    return "release.yaml"
+
+
+def corrupt_manifest_missing_file(folder: Path) -> str:
+    _set_source(folder, "covariates", "nope.csv")
+    return "nope.csv"
+
+
+def _set_source(folder: Path, role: str, value: str) -> None:
+    manifest = yaml.safe_load((folder / "release.yaml").read_text())
+    manifest["sources"][role] = value
+    (folder / "release.yaml").write_text(yaml.safe_dump(manifest))
+
+
+def _replace_cell(path: Path, line_index: int, cell_index: int, value: str) -> str:
+    lines = path.read_text().splitlines()
+    cells = lines[line_index].split(",")
+    cells[cell_index] = value
+    lines[line_index] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+def _copy_line(path: Path, source: int, target: int) -> str:
+    lines = path.read_text().splitlines()
+    lines[target] = lines[source]
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+def _edit_line(path: Path, index: int, change) -> str:
+    lines = path.read_text().splitlines()
+    lines[index] = "\t".join(change(lines[index].split()))
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corrupt_fam_duplicate,
+               corrupt_bim_chrom, corrupt_bim_duplicate, corrupt_idp_text, corrupt_idp_duplicate_id,
+               corrupt_covariates_empty, corrupt_covariates_header_only, corrupt_beta_range,
+               corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
+               corrupt_manifest_missing_file]
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
+def test_ingest_release__bad_input_names_the_file_and_changes_nothing(loaded_lake, editable_release,
+                                                                       corrupt):
+    culprit = corrupt(editable_release)
+    before = {name: loaded_lake.delta(name).version() for name in ("releases", "samples", "idps")}
+    with pytest.raises(InputError) as error:
+        sources, _ = ReleaseSources.from_folder(editable_release)
+        ingest_release(loaded_lake, sources, release="r2", source="test")
+    assert culprit in str(error.value)
+    assert [r.release for r in loaded_lake.releases()] == ["r1"]
+    assert {name: loaded_lake.delta(name).version() for name in before} == before

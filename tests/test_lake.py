@@ -1,0 +1,127 @@
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from lake.catalog import Catalog
+from lake.errors import LakeError, ReleaseError
+from lake.lake import Lake
+from lake.schema import TABLES
+from lake.storage import Location, fsspec_options
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def samples_rows(release: str, ids: list[str]) -> pa.Table:
+    rows = [{"release": release, "assay": "genotypes", "sample_index": i, "participant_id": p, "sex": None}
+            for i, p in enumerate(ids)]
+    return pa.Table.from_pylist(rows, schema=TABLES["samples"].arrow_schema())
+
+
+def test_init__creates_catalog_and_empty_registry(tmp_path):
+    lake = Lake.init(tmp_path / "lake")
+    assert (tmp_path / "lake" / "catalog.yaml").exists()
+    assert lake.releases() == []
+    assert Lake.open(tmp_path / "lake").location.root == str(tmp_path / "lake")
+
+
+def test_init__refuses_an_existing_lake(lake):
+    with pytest.raises(LakeError, match="already exists"):
+        Lake.init(lake.location.root)
+
+
+def test_open__explains_a_missing_lake(tmp_path):
+    with pytest.raises(LakeError, match="biolake init"):
+        Lake.open(tmp_path / "nowhere")
+
+
+def test_release_writer__commits_whole_releases_in_order(lake):
+    for name, ids in [("r1", ["a", "b"]), ("r2", ["a", "b", "c"])]:
+        with lake.begin_release(name, source="test") as writer:
+            writer.write("samples", samples_rows(name, ids))
+    assert [r.release for r in lake.releases()] == ["r1", "r2"]
+    assert lake.read("samples").num_rows == 3
+    assert lake.read("samples", release="r1").column("participant_id").to_pylist() == ["a", "b"]
+
+
+def test_release_writer__failed_release_stays_invisible_and_can_be_retried(lake):
+    with lake.begin_release("r1", source="test") as writer:
+        writer.write("samples", samples_rows("r1", ["a"]))
+    with pytest.raises(RuntimeError):
+        with lake.begin_release("r2", source="test") as writer:
+            writer.write("samples", samples_rows("r2", ["x", "y"]))
+            raise RuntimeError("killed")
+    assert [r.release for r in lake.releases()] == ["r1"]
+    assert lake.read("samples").column("participant_id").to_pylist() == ["a"]
+    with lake.begin_release("r2", source="test") as writer:  # the retry replaces the leftovers
+        writer.write("samples", samples_rows("r2", ["z"]))
+    assert lake.read("samples", release="r2").column("participant_id").to_pylist() == ["z"]
+
+
+def test_begin_release__releases_are_immutable(lake):
+    with lake.begin_release("r1", source="test") as writer:
+        writer.write("samples", samples_rows("r1", ["a"]))
+    with pytest.raises(ReleaseError, match="immutable"):
+        lake.begin_release("r1", source="test")
+
+
+@pytest.mark.parametrize("name", ["", "a b", "r1'; DROP", "../x", "x" * 65])
+def test_begin_release__rejects_unsafe_names(lake, name):
+    with pytest.raises(ReleaseError, match="not allowed"):
+        lake.begin_release(name, source="test")
+
+
+def test_resolve_release__names_the_committed_ones(lake):
+    with pytest.raises(ReleaseError, match="no releases"):
+        lake.resolve_release()
+    with lake.begin_release("r1", source="test") as writer:
+        writer.write("samples", samples_rows("r1", ["a"]))
+    with pytest.raises(ReleaseError, match="committed releases: r1"):
+        lake.resolve_release("r9")
+
+
+def test_read__time_travel_by_delta_version(lake):
+    for name, ids in [("r1", ["a"]), ("r2", ["b"])]:
+        with lake.begin_release(name, source="test") as writer:
+            writer.write("samples", samples_rows(name, ids))
+    first = lake.resolve_release("r1").table_versions["samples"]
+    assert lake.read("samples", release="r1", version=first).num_rows == 1
+    with pytest.raises(LakeError, match="no version 99"):
+        lake.read("samples", release="r1", version=99)
+    assert lake.read("samples", release="r2").num_rows == 1
+
+
+def test_write__validates_the_declared_schema(lake):
+    writer = lake.begin_release("r1", source="test")
+    with pytest.raises(LakeError, match="missing column 'assay'"):
+        writer.write("samples", pa.table({"release": ["r1"]}))
+
+
+def test_catalog__repository_catalog_declares_every_table():
+    catalog = Catalog.load(REPO / "catalog.yaml")
+    assert catalog.location.root == str(REPO / ".biolake" / "lake")
+    assert catalog.tables == {name: spec.to_catalog_entry() for name, spec in TABLES.items()}
+
+
+def test_catalog__relative_root_and_env_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY_FOR_TEST", "hunter2")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "lake": {"root": "data/lake", "storage_options": {"AWS_SECRET_ACCESS_KEY": "${SECRET_KEY_FOR_TEST}"}},
+        "tables": {}}))
+    catalog = Catalog.load(tmp_path / "c.yaml")
+    assert catalog.location.root == str(tmp_path / "data" / "lake")
+    assert catalog.location.storage_options["AWS_SECRET_ACCESS_KEY"] == "hunter2"
+    assert "hunter2" not in repr(catalog) and "hunter2" not in catalog.to_yaml()
+
+
+def test_fsspec_options__translates_object_store_names_for_s3fs():
+    options = fsspec_options("s3", {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "k",
+                                    "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-west-2",
+                                    "AWS_ALLOW_HTTP": "true"})
+    assert options == {"client_kwargs": {"endpoint_url": "http://127.0.0.1:1", "region_name": "eu-west-2"},
+                       "key": "k", "secret": "s"}
+
+
+def test_location__repr_hides_credentials():
+    assert "s3cr3t" not in repr(Location.parse("s3://b/l", {"AWS_SECRET_ACCESS_KEY": "s3cr3t"}))

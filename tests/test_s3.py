@@ -1,0 +1,44 @@
+"""The same lake on s3:// served by moto's S3 server on 127.0.0.1 (a real HTTP API)."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+from ingest.release import ReleaseSources, ingest_release
+from lake.lake import Lake
+from queries import connect
+
+BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
+
+
+def fresh_root() -> str:
+    return f"s3://biolake-test/lake-{uuid.uuid4().hex[:8]}"
+
+
+def test_s3_lake__init_ingest_read_back(s3_server, release_folder, loaded_lake):
+    lake = Lake.init(fresh_root(), storage_options=s3_server)
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source=str(release_folder))
+
+    reopened = Lake.open(lake.location.root, storage_options=s3_server)
+    assert [r.release for r in reopened.releases()] == ["r1"]
+    for name in ("samples", "variants", "idps", "covariates", "probes"):
+        assert reopened.read(name).sort_by(reopened.read(name).column_names[1]).equals(
+            loaded_lake.read(name).sort_by(loaded_lake.read(name).column_names[1])), name
+    con = connect(reopened)
+    assert con.execute("SELECT count(*) FROM genotypes").fetchone()[0] == \
+        loaded_lake.read("variants").num_rows
+
+
+def test_s3_lake__cli_reads_credentials_from_the_environment(s3_server, release_folder):
+    root = fresh_root()
+    env = {**os.environ, **s3_server}
+    for args in (["init", root], ["ingest", str(release_folder), "--lake", root, "--release", "r1",
+                                  "--quiet"]):
+        done = subprocess.run([*BIOLAKE, *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+    listed = subprocess.run([*BIOLAKE, "releases", "--lake", root], capture_output=True, text=True,
+                            env=env)
+    assert "r1" in listed.stdout
+    assert s3_server["AWS_SECRET_ACCESS_KEY"] not in listed.stdout + listed.stderr

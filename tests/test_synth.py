@@ -1,0 +1,345 @@
+"""Tests of the synthetic release generator: file formats, realistic genetics, planted effects."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from scipy import stats
+
+from ingest.synth import _pack_bed_rows, write_synthetic_release
+
+SAMPLES, VARIANTS, IDPS, CPGS, METHYLATION_SAMPLES = 2000, 2000, 20, 300, 500
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "release"
+    write_synthetic_release(out, samples=SAMPLES, variants=VARIANTS, idps=IDPS, cpgs=CPGS, seed=7,
+                            methylation_samples=METHYLATION_SAMPLES)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dosage(release: Path) -> np.ndarray:
+    return _decode_bed(release / "genotypes.bed", samples=SAMPLES, variants=VARIANTS)
+
+
+@pytest.fixture(scope="module")
+def truth(release: Path) -> dict:
+    return json.loads((release / "truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def bim(release: Path) -> pl.DataFrame:
+    return pl.read_csv(release / "genotypes.bim", separator="\t", has_header=False,
+                       new_columns=["chrom", "id", "cm", "pos", "a1", "a2"])
+
+
+@pytest.fixture(scope="module")
+def table(release: Path) -> pl.DataFrame:
+    """Covariates joined to IDPs, one row per participant."""
+    return pl.read_csv(release / "covariates.csv").join(pl.read_csv(release / "idps.csv"), on="eid")
+
+
+def _decode_bed(path: Path, *, samples: int, variants: int) -> np.ndarray:
+    """Alt-allele dosage, variants × samples, NaN where missing (A1 = alt: 00→2, 10→1, 11→0)."""
+    rows = np.fromfile(path, np.uint8)[3:].reshape(variants, -(-samples // 4))
+    codes = (rows[:, :, None] >> np.array([0, 2, 4, 6], np.uint8)) & 0b11
+    return np.array([2.0, np.nan, 1.0, 0.0])[codes.reshape(variants, -1)[:, :samples]]
+
+
+def _naive_alt_count(raw: bytes, *, samples: int, variant: int) -> tuple[int, int]:
+    """(alt alleles, called genotypes) of one variant, walking the bits one sample at a time."""
+    row_bytes, alt, called = -(-samples // 4), 0, 0
+    for sample in range(samples):
+        code = (raw[3 + variant * row_bytes + sample // 4] >> (2 * (sample % 4))) & 0b11
+        if code != 0b01:
+            alt, called = alt + {0b00: 2, 0b10: 1, 0b11: 0}[code], called + 1
+    return alt, called
+
+
+def _ols(y: np.ndarray, covariates: np.ndarray, tested: np.ndarray) -> tuple[float, float, float]:
+    """(beta, standard error, two-sided p) of ``tested`` in y ~ 1 + covariates + tested."""
+    design = np.column_stack([np.ones(len(y)), covariates, tested])
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ beta
+    dof = len(y) - design.shape[1]
+    se = np.sqrt(residual @ residual / dof * np.linalg.inv(design.T @ design)[-1, -1])
+    return beta[-1], se, 2 * stats.t.sf(abs(beta[-1] / se), dof)
+
+
+def _covariate_matrix(table: pl.DataFrame) -> np.ndarray:
+    """age, male, head motion and site indicators (first site dropped): samples × covariates."""
+    sites = sorted(table["site"].unique())
+    return np.column_stack([table["age"], table["sex"] == "M", table["head_motion"],
+                            *[table["site"] == site for site in sites[1:]]]).astype(float)
+
+
+def _complete_rows(table: pl.DataFrame, dosage: np.ndarray, idp: str) -> tuple[pl.DataFrame, np.ndarray]:
+    """Rows with the IDP and every covariate present, and those samples' columns of ``dosage``."""
+    keep = table.select(pl.all_horizontal(pl.col(idp, "age", "head_motion", "stress").is_not_null()))
+    keep = keep.to_series().to_numpy()
+    return table.filter(keep), dosage[:, keep]
+
+
+def test_write_synthetic_release__writes_every_file_the_manifest_names(release: Path) -> None:
+    manifest = yaml.safe_load((release / "release.yaml").read_text())
+    assert manifest["format"] == "biolake-release/1" and manifest["release"] == "synthetic-s7"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest["created"])
+    assert manifest["generator"] == {"tool": "biolake synth", "seed": 7, "samples": SAMPLES,
+                                     "variants": VARIANTS, "idps": IDPS, "cpgs": CPGS}
+    sources = manifest["sources"]
+    named = [sources["bfile"] + ext for ext in (".bed", ".bim", ".fam")]
+    named += [sources[key] for key in ("idps", "idp_fields", "covariates", "methylation", "probes")]
+    assert sorted(p.name for p in release.iterdir()) == sorted([*named, manifest["truth"], "release.yaml"])
+
+
+def test_write_synthetic_release__bed_has_magic_bytes_and_one_row_per_variant(release: Path) -> None:
+    raw = (release / "genotypes.bed").read_bytes()
+    assert raw[:3] == bytes([0x6C, 0x1B, 0x01])
+    assert len(raw) == 3 + VARIANTS * -(-SAMPLES // 4)
+
+
+def test_write_synthetic_release__bed_decodes_like_a_naive_bit_walk(release: Path,
+                                                                    dosage: np.ndarray) -> None:
+    raw = (release / "genotypes.bed").read_bytes()
+    for variant in (0, 1, 777, VARIANTS - 1):
+        alt, called = _naive_alt_count(raw, samples=SAMPLES, variant=variant)
+        assert (np.nansum(dosage[variant]), np.isfinite(dosage[variant]).sum()) == (alt, called)
+
+
+def test_write_synthetic_release__pads_each_row_with_zero_bits(tmp_path: Path) -> None:
+    write_synthetic_release(tmp_path / "out", samples=61, variants=500, idps=10, cpgs=100)
+    rows = np.fromfile(tmp_path / "out" / "genotypes.bed", np.uint8)[3:].reshape(500, 16)
+    assert (rows[:, -1] >> 2 == 0).all()  # sample 61 is in bits 0-1 of byte 16; the rest is padding
+
+
+def test_write_synthetic_release__about_one_percent_of_calls_are_missing(dosage: np.ndarray) -> None:
+    per_variant = np.isnan(dosage).mean(axis=1)
+    assert 0.007 < per_variant.mean() < 0.013
+    assert (per_variant == 0).mean() > 0.15 and per_variant.max() < 0.08
+
+
+def test_write_synthetic_release__no_variant_is_monomorphic(dosage: np.ndarray) -> None:
+    alt_frequency = np.nanmean(dosage, axis=1) / 2
+    assert ((alt_frequency > 0) & (alt_frequency < 1)).all()
+
+
+def test_write_synthetic_release__allele_spectrum_has_rare_and_common_variants(dosage: np.ndarray) -> None:
+    alt_frequency = np.nanmean(dosage, axis=1) / 2
+    maf = np.minimum(alt_frequency, 1 - alt_frequency)
+    assert ((maf >= 0.005) & (maf < 0.05)).mean() > 0.15 and (maf >= 0.05).mean() > 0.3
+
+
+def test_write_synthetic_release__genotypes_follow_hardy_weinberg(dosage: np.ndarray) -> None:
+    alt_frequency = np.nanmean(dosage, axis=1) / 2
+    common = (alt_frequency > 0.2) & (alt_frequency < 0.8)
+    heterozygous = np.nanmean(dosage[common] == 1, axis=1)
+    expected = 2 * alt_frequency[common] * (1 - alt_frequency[common])
+    assert np.abs(heterozygous - expected).mean() < 0.02
+
+
+def test_write_synthetic_release__adjacent_variants_are_in_strong_ld(dosage: np.ndarray,
+                                                                     bim: pl.DataFrame) -> None:
+    filled = np.where(np.isnan(dosage), np.nanmean(dosage, axis=1, keepdims=True), dosage)
+    r2 = np.array([np.corrcoef(filled[v], filled[v + 1])[0, 1] ** 2 for v in range(VARIANTS - 1)])
+    chrom = bim["chrom"].to_numpy()
+    far = np.array([np.corrcoef(filled[v], filled[-1 - v])[0, 1] ** 2 for v in range(200)])
+    assert np.median(r2[chrom[:-1] == chrom[1:]]) > 0.5
+    assert np.mean(far[chrom[:200] != chrom[-200:][::-1]]) < 0.01
+
+
+def test_write_synthetic_release__bim_has_unique_ids_and_increasing_positions(bim: pl.DataFrame) -> None:
+    assert bim.height == VARIANTS and bim["id"].is_unique().all()
+    assert bim["id"].str.contains(r"^rs\d+$").all() and (bim["cm"] == 0).all()
+    assert sorted(bim["chrom"].unique()) == list(range(1, 23)) and bim["chrom"].is_sorted()
+    assert bim.group_by("chrom").agg(pl.col("pos").diff().min() > 0)["pos"].all()
+    assert bim["a1"].is_in(list("ACGT")).all() and bim["a2"].is_in(list("ACGT")).all()
+    assert (bim["a1"] != bim["a2"]).all()
+
+
+def test_write_synthetic_release__fam_matches_covariates(release: Path, table: pl.DataFrame) -> None:
+    fam = pl.read_csv(release / "genotypes.fam", separator=" ", has_header=False,
+                      new_columns=["fid", "iid", "father", "mother", "sex", "pheno"])
+    covariates = pl.read_csv(release / "covariates.csv")
+    assert fam["fid"].to_list() == fam["iid"].to_list() == covariates["eid"].to_list()
+    assert (fam["father"] == 0).all() and (fam["mother"] == 0).all() and (fam["pheno"] == -9).all()
+    assert fam["sex"].to_list() == [1 if sex == "M" else 2 for sex in covariates["sex"]]
+    assert covariates["eid"].is_unique().all() and covariates["eid"].min() >= 1_000_000
+
+
+def test_write_synthetic_release__covariates_have_expected_columns_and_ranges(release: Path) -> None:
+    covariates = pl.read_csv(release / "covariates.csv")
+    assert covariates.columns == ["eid", "age", "sex", "site", *[f"PC{k}" for k in range(1, 11)],
+                                  "height", "head_motion", "stress"]
+    assert covariates["age"].min() >= 45 and covariates["age"].max() <= 82
+    assert set(covariates["sex"]) == {"F", "M"}
+    assert set(covariates["site"]) == {"Cheadle", "Newcastle", "Reading", "Bristol"}
+    assert covariates["head_motion"].drop_nulls().min() > 0
+    for column in ("height", "head_motion", "stress"):
+        assert 0.01 < covariates[column].null_count() / covariates.height < 0.1
+
+
+def test_write_synthetic_release__idps_csv_is_wide_with_missing_cells(release: Path) -> None:
+    idps = pl.read_csv(release / "idps.csv")
+    assert idps.columns[0] == "eid" and idps.width == IDPS + 1
+    assert all(pl.Series(idps.columns[1:]).str.contains(r"^2[5-7]\d{3}-2\.0$"))
+    cells = idps.drop("eid")
+    no_imaging = cells.select(pl.all_horizontal(pl.all().is_null())).to_series().mean()
+    assert 0.02 < no_imaging < 0.09
+    assert 0.05 < sum(cells.null_count().row(0)) / (cells.height * cells.width) < 0.1
+
+
+def test_write_synthetic_release__data_dictionary_covers_every_idp_column(release: Path) -> None:
+    fields = pl.read_csv(release / "idp_fields.csv")
+    idps = pl.read_csv(release / "idps.csv", n_rows=1)
+    assert fields.columns == ["field", "field_id", "instance", "array", "name", "unit", "category"]
+    assert fields["field"].to_list() == idps.columns[1:]
+    composed = fields.select(pl.format("{}-{}.{}", "field_id", "instance", "array")).to_series()
+    assert fields["field"].to_list() == composed.to_list()
+    assert fields["name"].is_unique().all() and fields["category"].n_unique() == 3
+
+
+def test_write_synthetic_release__methylation_betas_lie_strictly_between_0_and_1(release: Path) -> None:
+    methylation = pl.read_csv(release / "methylation.csv")
+    probes = pl.read_csv(release / "probes.csv")
+    eids = set(pl.read_csv(release / "covariates.csv")["eid"].cast(str))
+    assert methylation.width == METHYLATION_SAMPLES + 1 and set(methylation.columns[1:]) <= eids
+    assert methylation["cpg"].to_list() == probes["cpg"].to_list()
+    betas = methylation.drop("cpg").to_numpy()
+    assert np.nanmin(betas) > 0 and np.nanmax(betas) < 1 and 0.002 < np.isnan(betas).mean() < 0.01
+    assert probes.group_by("chrom").agg(pl.col("pos").diff().min() > 0)["pos"].all()
+
+
+def test_write_synthetic_release__planted_snp_effects_are_genome_wide_significant(
+        table: pl.DataFrame, dosage: np.ndarray, bim: pl.DataFrame, truth: dict) -> None:
+    ids = bim["id"].to_list()
+    assert len(truth["snp_idp"]) == 3 and len(truth["null_idps"]) == IDPS - 4
+    for effect in truth["snp_idp"]:
+        rows, genotypes = _complete_rows(table, dosage, effect["idp"])
+        g = genotypes[ids.index(effect["variant_id"])]
+        called = np.isfinite(g)
+        beta, se, p = _ols(rows[effect["idp"]].to_numpy()[called], _covariate_matrix(rows)[called], g[called])
+        assert p < 5e-8 and abs(beta - effect["beta"]) < 4 * se
+
+
+def test_write_synthetic_release__null_idps_have_no_genome_wide_hit(
+        table: pl.DataFrame, dosage: np.ndarray, truth: dict) -> None:
+    for idp in truth["null_idps"]:
+        rows, genotypes = _complete_rows(table, dosage, idp)
+        genotypes = np.where(np.isnan(genotypes), np.nanmean(genotypes, axis=1, keepdims=True), genotypes)
+        basis, _ = np.linalg.qr(np.column_stack([np.ones(rows.height), _covariate_matrix(rows)]))
+        y = rows[idp].to_numpy()
+        y, g = y - basis @ (basis.T @ y), genotypes - (genotypes @ basis) @ basis.T  # g: variants × samples
+        r = g @ y / np.linalg.norm(g, axis=1) / np.linalg.norm(y)
+        dof = rows.height - basis.shape[1] - 1
+        assert stats.t.sf(np.abs(r) * np.sqrt(dof / (1 - r**2)), dof).min() * 2 > 5e-8
+
+
+def test_write_synthetic_release__planted_gxe_interaction_is_detected(
+        table: pl.DataFrame, dosage: np.ndarray, bim: pl.DataFrame, truth: dict) -> None:
+    effect = truth["snp_exposure_interaction"]
+    rows, genotypes = _complete_rows(table, dosage, effect["idp"])
+    g, stress = genotypes[bim["id"].to_list().index(effect["variant_id"])], rows["stress"].to_numpy()
+    called = np.isfinite(g)
+    covariates = np.column_stack([_covariate_matrix(rows), g, stress])[called]
+    beta, se, p = _ols(rows[effect["idp"]].to_numpy()[called], covariates, (g * stress)[called])
+    assert effect["exposure"] == "stress" and p < 5e-8 and abs(beta - effect["beta_gxe"]) < 4 * se
+
+
+def test_write_synthetic_release__planted_cpg_effects_are_detected(release: Path, truth: dict) -> None:
+    methylation = pl.read_csv(release / "methylation.csv")
+    covariates = pl.read_csv(release / "covariates.csv")
+    stress = dict(zip(covariates["eid"].cast(str), covariates["stress"]))
+    exposure = np.array([stress[eid] for eid in methylation.columns[1:]], dtype=float)
+    assert len(truth["cpg_exposure"]) == 5
+    for effect in truth["cpg_exposure"]:
+        betas = methylation.row(methylation["cpg"].to_list().index(effect["cpg"]))[1:]
+        m_values = np.log2(np.array(betas, dtype=float) / (1 - np.array(betas, dtype=float)))
+        present = np.isfinite(m_values) & np.isfinite(exposure)
+        beta, se, p = _ols(m_values[present], np.empty((present.sum(), 0)), exposure[present])
+        assert p < 9e-8 and abs(beta - effect["beta"]) < 4 * se
+
+
+def test_write_synthetic_release__same_seed_writes_identical_files(tmp_path: Path) -> None:
+    def files(seed: int, name: str) -> dict[str, bytes]:
+        out = tmp_path / name
+        write_synthetic_release(out, samples=60, variants=500, idps=10, cpgs=100, seed=seed)
+        return {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def manifest_without_timestamp(raw: bytes) -> dict:
+        return {k: v for k, v in yaml.safe_load(raw).items() if k != "created"}
+
+    first, again, other = files(3, "a"), files(3, "b"), files(4, "c")
+    assert manifest_without_timestamp(first.pop("release.yaml")) == manifest_without_timestamp(
+        again.pop("release.yaml"))
+    assert first == again
+    assert first["genotypes.bed"] != other["genotypes.bed"] and first["idps.csv"] != other["idps.csv"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"samples": 5}, {"samples": -1}, {"variants": 100}, {"idps": 3}, {"cpgs": 0}, {"seed": -1},
+    {"samples": 2.5}, {"methylation_samples": 61}, {"methylation_samples": 5}, {"variants": 440, "idps": 900},
+])
+def test_write_synthetic_release__rejects_bad_arguments(tmp_path: Path, bad: dict) -> None:
+    arguments = {"samples": 60, "variants": 500, "idps": 10, "cpgs": 100} | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        write_synthetic_release(tmp_path / "out", **arguments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_synthetic_release__refuses_an_out_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        write_synthetic_release(tmp_path / "out", samples=60, variants=500, idps=10, cpgs=100)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
+
+
+def test_write_synthetic_release__refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("mine")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        write_synthetic_release(tmp_path / "out", samples=60, variants=500, idps=10, cpgs=100)
+    assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_write_synthetic_release__fills_an_empty_out_folder(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    summary = write_synthetic_release(tmp_path / "out", samples=60, variants=500, idps=10, cpgs=100)
+    assert summary.truth == tmp_path / "out" / "truth.json" and summary.truth.exists()
+    assert summary.methylation_samples == 60
+
+
+def test_write_synthetic_release__leaves_nothing_behind_when_interrupted(tmp_path: Path) -> None:
+    def interrupt(step: str, done: int, total: int) -> None:
+        if step == "genotypes":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_synthetic_release(tmp_path / "out", samples=60, variants=500, idps=10, cpgs=100,
+                                progress=interrupt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_synthetic_release__reports_progress_of_each_step(tmp_path: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    write_synthetic_release(tmp_path / "out", samples=60, variants=500, idps=10, cpgs=100,
+                            progress=lambda *call: calls.append(call))
+    last = {step: (done, total) for step, done, total in calls}
+    assert last == {"covariates": (1, 1), "genotypes": (500, 500), "idps": (60, 60),
+                    "methylation": (100, 100)}
+    genotype_done = [done for step, done, _ in calls if step == "genotypes"]
+    assert len(genotype_done) > 1 and genotype_done == sorted(genotype_done)
+
+
+def test_pack_bed_rows__packs_four_samples_per_byte_low_bits_first() -> None:
+    carriers = np.array([[1, 0], [0, 0]], np.uint8)  # founders × variants: founder 0 has variant 0's alt
+    haplotypes = np.array([[0, 0, 1, 1, 0], [0, 1, 1, 0, 1]], np.uint8)  # variant 0 dosage: 2 1 0 1 1
+    packed = _pack_bed_rows(carriers, haplotypes)
+    assert packed.tolist() == [[0b10_11_10_00, 0b00_00_00_10], [0b11_11_11_11, 0b00_00_00_11]]
