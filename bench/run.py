@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,15 +40,17 @@ class Row:
         return [self.task, self.size, f"{self.biolake_s:.2f} s", reference, ratio, f"{self.peak_mb:,.0f} MB"]
 
 
-def run_timed(command: list[str], **popen) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process; fails loudly on a non-zero exit."""
+def run_timed(command: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stdout of one child process; fails loudly on a non-zero exit."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{process.stderr.read().decode()}")
-    return seconds, usage.ru_maxrss / 1024
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{err.read().decode()}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
 
 
 def matmul_gflops(n: int = 4000) -> float:
@@ -73,11 +76,11 @@ def bench_ingest(release: Path, data: Path, size: str) -> list[Row]:
     lake = data / "lake"
     shutil.rmtree(lake, ignore_errors=True)
     subprocess.run([*BIOLAKE, "init", str(lake)], check=True, stdout=subprocess.DEVNULL)
-    ours, peak = run_timed([*BIOLAKE, "ingest", str(release), "--lake", str(lake), "--release", "bench",
+    ours, peak, _ = run_timed([*BIOLAKE, "ingest", str(release), "--lake", str(lake), "--release", "bench",
                             "--quiet"])
     reference = None
     if shutil.which("plink2"):
-        reference, _ = run_timed(["plink2", "--bfile", str(release / "genotypes"), "--make-pgen",
+        reference, _, _ = run_timed(["plink2", "--bfile", str(release / "genotypes"), "--make-pgen",
                                   "--threads", "2", "--out", str(data / "plink2-out")])
     bed_mb = (release / "genotypes.bed").stat().st_size / 1e6
     lake_mb = sum(f.stat().st_size for f in (lake / "genotypes").rglob("*.parquet")) / 1e6
@@ -98,11 +101,11 @@ def bench_decode(data: Path, size: str, gflops: float) -> list[Row]:
         "    g = decode_calls(batch.column(0), n); variants += g.shape[0]\n"
         "print(time.perf_counter() - start, variants, n)\n"
     )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    decode_s, variants, n = (float(x) for x in output.stdout.split())
+    _, peak, output = run_timed([sys.executable, "-c", code])
+    decode_s, variants, n = (float(x) for x in output.split())
     matmul_s = 2 * variants * n * 100 / (gflops * 1e9)  # G'Y with 100 phenotypes at the machine rate
     return [Row("decode genotypes → float64", size, decode_s,
-                "G'Y, 100 phenotypes at machine rate", matmul_s, float("nan"))]
+                "G'Y, 100 phenotypes at machine rate", matmul_s, peak)]
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from ingest.release import ReleaseSources, ingest_release
@@ -49,7 +50,6 @@ def loaded_lake(lake: Lake, release_folder: Path) -> Lake:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
     """moto's S3 server, as its own process on 127.0.0.1 (a real HTTP API); yields storage options."""
-    boto3 = pytest.importorskip("boto3")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -193,3 +193,8 @@ def test_ingest_release__bad_input_names_the_file_and_changes_nothing(loaded_lak
     assert culprit in str(error.value)
     assert [r.release for r in loaded_lake.releases()] == ["r1"]
     assert {name: loaded_lake.delta(name).version() for name in before} == before
+
+
+def test_ingest_release__hard_calls_cost_at_most_1_5x_the_bed(loaded_lake, release_folder):
+    lake_bytes = sum(f.stat().st_size for f in Path(loaded_lake.table_uri("genotypes")).rglob("*.parquet"))
+    assert lake_bytes <= 1.5 * (release_folder / "genotypes.bed").stat().st_size
