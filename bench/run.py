@@ -10,6 +10,7 @@ child's peak RSS from ``wait4``. Data are simulated under bench/.data (git-ignor
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -36,8 +37,12 @@ class Row:
 
     def cells(self) -> list[str]:
         ratio = f"{self.reference_s / self.biolake_s:.2f}×" if self.reference_s else "—"
-        reference = f"{self.reference_s:.2f} s ({self.reference})" if self.reference_s else self.reference
-        return [self.task, self.size, f"{self.biolake_s:.2f} s", reference, ratio, f"{self.peak_mb:,.0f} MB"]
+        reference = f"{_seconds(self.reference_s)} ({self.reference})" if self.reference_s else self.reference
+        return [self.task, self.size, _seconds(self.biolake_s), reference, ratio, f"{self.peak_mb:,.0f} MB"]
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.0f} ms"
 
 
 def run_timed(command: list[str]) -> tuple[float, float, str]:
@@ -108,6 +113,52 @@ def bench_decode(data: Path, size: str, gflops: float) -> list[Row]:
                 "G'Y, 100 phenotypes at machine rate", matmul_s, peak)]
 
 
+QUERY_TIMER = """
+import json, sys, time
+from queries import connect
+con = connect(sys.argv[1])
+variant, chrom, pos = con.execute(
+    "SELECT variant_id, chrom, pos FROM variants WHERE alt_freq BETWEEN 0.3 AND 0.7 LIMIT 1 OFFSET 1000"
+).fetchall()[0]
+queries = {
+    "region": ("SELECT count(*) FROM variants WHERE chrom = ? AND pos BETWEEN ? AND ?",
+               [chrom, pos - 500_000, pos + 500_000]),
+    "candidate": ('SELECT d.participant_id, d.dosage, i."25001-2.0", c.age, c.sex FROM dosages d '
+                  "JOIN idps i USING (participant_id) JOIN covariates c USING (participant_id) "
+                  "WHERE d.variant_id = ?", [variant]),
+    "count": ("SELECT count(*) FROM idps", None),
+}
+timings = {"variant": variant, "chrom": chrom, "pos": pos}
+for name, (query, params) in queries.items():
+    start = time.perf_counter()
+    con.execute(query, params=params).fetchall()
+    timings[name] = time.perf_counter() - start
+print(json.dumps(timings))
+"""
+
+
+def bench_queries(release: Path, data: Path, size: str) -> list[Row]:
+    """SQL latency on a warm connection, against plink2 doing the nearest job on the .bed."""
+    _, peak, output = run_timed([sys.executable, "-c", QUERY_TIMER, str(data / "lake")])
+    timings = json.loads(output)
+    bfile = str(release / "genotypes")
+    reference = {}
+    if shutil.which("plink2"):
+        chrom, pos = timings["chrom"], timings["pos"]
+        reference["region"] = run_timed(["plink2", "--bfile", bfile, "--chr", chrom, "--from-bp",
+                                         str(pos - 500_000), "--to-bp", str(pos + 500_000),
+                                         "--write-snplist", "--out", str(data / "plink2-region")])[0]
+        reference["candidate"] = run_timed(["plink2", "--bfile", bfile, "--snp", timings["variant"],
+                                            "--export", "A", "--out", str(data / "plink2-snp")])[0]
+    return [
+        Row("SQL region lookup (±500 kb)", size, timings["region"], "plink2 --chr --from-bp --to-bp",
+            reference.get("region"), peak),
+        Row("SQL candidate SNP ⋈ IDP ⋈ covariates", size, timings["candidate"],
+            "plink2 --snp --export A", reference.get("candidate"), peak),
+        Row("SQL count(*) over idps", size, timings["count"], "—", None, peak),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -119,7 +170,8 @@ def main() -> None:
 
     gflops = matmul_gflops()
     release = prepare_release(args.data, args.samples, args.variants)
-    rows = bench_ingest(release, args.data, size) + bench_decode(args.data, size, gflops)
+    rows = (bench_ingest(release, args.data, size) + bench_decode(args.data, size, gflops)
+            + bench_queries(release, args.data, size))
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "peak RSS"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

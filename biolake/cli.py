@@ -156,26 +156,40 @@ def releases(lake_location: str) -> None:
 
 
 @main.command()
-@click.argument("query")
+@click.argument("query", required=False)
 @_lake_option
 @click.option("--release", metavar="NAME", help="release to query [default: latest]")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "tsv", "parquet", "json"]),
               default="table", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="write the result here instead of stdout")
-def sql(query: str, lake_location: str, release: str | None, output_format: str, out: str | None) -> None:
-    """Run a SQL QUERY (DuckDB dialect) over the lake's tables.
+def sql(query: str | None, lake_location: str, release: str | None, output_format: str,
+        out: str | None) -> None:
+    """Run a read-only SQL QUERY (DuckDB dialect) over one release of the lake.
+
+    Without QUERY, opens an interactive prompt (end statements with ';').
+    Every table is a view: samples, variants, genotypes, idps, idp_fields,
+    covariates, methylation, probes, releases, and dosages (participant ×
+    variant, long). Only queries run: writes, ATTACH, INSTALL/LOAD and reading
+    files outside the lake are refused.
 
     \b
-    Every table of the release is a view: samples, variants, genotypes, idps,
-    idp_fields, covariates, methylation, probes, releases.
-    Example:
+    Examples:
+      biolake sql 'SHOW TABLES' --lake /tmp/lake
       biolake sql 'SELECT site, count(*) FROM covariates GROUP BY site' --lake /tmp/lake
+      biolake sql "SELECT d.dosage, i.\"25001-2.0\" FROM dosages d JOIN idps i USING (participant_id)
+                   WHERE d.variant_id = 'rs1000'" --lake /tmp/lake --format csv --out rs1000.csv
     """
     from queries import connect
     from queries.output import write_relation
 
+    if output_format == "parquet" and out is None:
+        raise click.UsageError("--format parquet needs --out FILE")
     con = connect(_open_lake(lake_location), release=release)
-    write_relation(con.sql(query), output_format=output_format, out=out)
+    if query is None:
+        from biolake.prompt import sql_prompt
+        sql_prompt(con)
+    else:
+        write_relation(con.sql(query), output_format=output_format, out=out)
 
 
 @main.command()

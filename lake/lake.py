@@ -22,11 +22,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import (BloomFilterProperties, ColumnProperties, CommitProperties, DeltaTable,
+                       WriterProperties, write_deltalake)
 
 from lake.catalog import CATALOG_FILE, Catalog
 from lake.errors import LakeError, ReleaseError
-from lake.schema import TABLES, spec
+from lake.schema import TABLES, TableSpec, spec
 from lake.storage import Location
 
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -182,6 +183,13 @@ class Lake:
         self.catalog.save()
 
 
+def _writer_properties(table_spec: TableSpec, row_group_rows: int | None) -> WriterProperties:
+    """zstd everywhere; bloom filters on the columns users look rows up by (variant or CpG id)."""
+    bloom = ColumnProperties(bloom_filter_properties=BloomFilterProperties(True, fpp=0.01))
+    return WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows,
+                            column_properties={c: bloom for c in table_spec.lookup_columns} or None)
+
+
 class ReleaseWriter:
     """Writes one release's tables, then commits the release in a single registry append.
 
@@ -238,7 +246,7 @@ class ReleaseWriter:
                 partition_by=list(table_spec.partition_by) or None,
                 schema_mode="merge" if table_spec.wide else None,
                 storage_options=options,
-                writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows),
+                writer_properties=_writer_properties(table_spec, row_group_rows),
                 commit_properties=CommitProperties(custom_metadata={
                     "biolake.release": self.release, "biolake.version": biolake_version()}),
             )

@@ -34,6 +34,7 @@ class TableSpec:
     description: str
     columns: tuple[Column, ...]
     wide: bool = False  # extra value columns allowed beyond the declared ones
+    lookup_columns: tuple[str, ...] = ()  # point lookups on these get Parquet bloom filters
 
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
@@ -93,14 +94,15 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("sex", pa.string(), "M, F or null, as the source states it", nullable=True))),
     TableSpec("variants", "variants", ("release", "variant_index"), ("release",),
               "one row per variant: position, alleles, frequency (no genotypes)",
-              (RELEASE, *_VARIANT)),
+              (RELEASE, *_VARIANT), lookup_columns=("variant_id",)),
     TableSpec("genotypes", "genotypes", ("release", "variant_index"), ("release", "chrom"),
               "variant-major genotypes: variant columns plus the packed sample vector",
               (RELEASE, *_VARIANT,
                _c("calls", pa.binary(), "hard calls, 2 bits per sample in PLINK .bed order "
                   "(00 hom-alt, 01 missing, 10 het, 11 hom-ref)", nullable=True),
                _c("dosage", pa.binary(), "alt dosages as little-endian uint16, value·2/65534, "
-                  "65535 missing (finer than BGEN 8-bit)", nullable=True))),
+                  "65535 missing (finer than BGEN 8-bit)", nullable=True)),
+              lookup_columns=("variant_id",)),
     TableSpec("idps", "idps", ("release", "participant_id"), ("release",),
               "imaging-derived phenotypes, one column per field (e.g. 25010-2.0)",
               (RELEASE, PARTICIPANT), wide=True),
@@ -132,7 +134,8 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("cpg_id", pa.string(), "probe id"),
                _c("pos", pa.int64(), "base-pair position", nullable=True),
                _c("n_present", pa.int64(), "samples with a non-missing beta"),
-               _c("beta", pa.binary(), "beta values as little-endian float32, NaN missing"))),
+               _c("beta", pa.binary(), "beta values as little-endian float32, NaN missing")),
+              lookup_columns=("cpg_id",)),
 ]}
 
 

@@ -1,5 +1,8 @@
-"""DuckDB and polars over the lake catalog."""
+"""DuckDB and polars over one release of the lake, and the aligned inputs of the engines."""
 
-from queries.sql import connect
+from queries.design import Design, DesignWarning, DropReport, design
+from queries.scan import scan
+from queries.sql import LakeConnection, QueryError, check_read_only, connect
 
-__all__ = ["connect"]
+__all__ = ["Design", "DesignWarning", "DropReport", "LakeConnection", "QueryError", "check_read_only",
+           "connect", "design", "scan"]

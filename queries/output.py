@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
 
 import duckdb
+import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 TERMINAL_ROWS = 50
 
@@ -22,24 +19,16 @@ def write_relation(relation: duckdb.DuckDBPyRelation | None, *, output_format: s
     result = relation.to_arrow_table()
     if output_format == "table" and out is None:
         _print_table(result)
-    elif output_format == "parquet":
+        return
+    frame = pl.from_arrow(result)
+    if output_format == "parquet":
         if out is None:
             raise ValueError("--format parquet needs --out FILE")
-        pq.write_table(result, out)
+        frame.write_parquet(out)
     elif output_format == "json":
-        text = "\n".join(_json_lines(result))
-        _emit(text + "\n", out)
+        _emit(frame.write_ndjson(), out)
     else:
-        delimiter = "\t" if output_format == "tsv" else ","
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(result, sink, write_options=pacsv.WriteOptions(delimiter=delimiter,
-                                                                         quoting_style="needed"))
-        _emit(sink.getvalue().to_pybytes().decode(), out)
-
-
-def _json_lines(table: pa.Table) -> Iterator[str]:
-    for row in table.to_pylist():
-        yield json.dumps(row, default=str)
+        _emit(frame.write_csv(separator="\t" if output_format == "tsv" else ","), out)
 
 
 def _emit(text: str, out: str | None) -> None:

@@ -1,30 +1,168 @@
-"""DuckDB over the lake: every table of a release as a view under its catalog name.
+"""DuckDB over one release of the lake: every table a view, SQL read-only and confined to the lake.
 
-Views read the tables' Arrow datasets, whose files come from the Delta log of
-the table (never from listing folders), pruned to the chosen release.
+Views read exactly the Parquet files the Delta log lists for the release (never a
+directory listing): natively by DuckDB on local lakes (row-group statistics and
+bloom filters prune reads), through Arrow datasets on buckets. Two locks make
+analysts' SQL safe:
+
+- DuckDB's own settings: external access off, file reads allowed only under the
+  lake root, configuration locked;
+- statement types from DuckDB's parser: only queries (SELECT, and SHOW, DESCRIBE,
+  SUMMARIZE, which parse as SELECT) run. This also refuses ``COPY … TO`` into the
+  lake, which the allowed directory alone would let through.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import Any
+
 import duckdb
+import numpy as np
+import pyarrow as pa
 
-from lake.lake import Lake
+from lake.errors import BiolakeError
+from lake.lake import Lake, ReleaseInfo
+from lake.schema import TABLES
+from lake.vectors import decode_calls, decode_dosages
+
+DOSAGES_VIEW = """
+CREATE VIEW dosages AS
+SELECT g.chrom, g.pos, g.variant_id, g.ref, g.alt, g.alt_freq,
+       UNNEST(s.participant_ids) AS participant_id,
+       UNNEST(biolake_dosages(g.calls, g.dosage, s.n)) AS dosage
+FROM genotypes g,
+     (SELECT list(participant_id ORDER BY sample_index) AS participant_ids, count(*) AS n
+      FROM samples WHERE assay = 'genotypes') s
+"""
 
 
-def connect(lake: Lake, *, release: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per table of the release (default: latest).
+class QueryError(BiolakeError):
+    """A query was refused (not read-only) or failed (bad SQL, unknown column, …)."""
+
+
+class LakeConnection:
+    """Read-only SQL over one release: ``sql`` and ``execute`` as on a DuckDB connection.
 
     Examples
     --------
-    >>> con = connect(Lake.open("catalog.yaml"))                      # doctest: +SKIP
-    >>> con.execute("SELECT count(*) FROM idps").fetchone()              # doctest: +SKIP
-    (2000,)
+    >>> con = connect(Lake.open("/tmp/lake"))                                     # doctest: +SKIP
+    >>> con.sql("SELECT site, count(*) FROM covariates GROUP BY site").fetchall()  # doctest: +SKIP
+    >>> con.sql("SELECT * FROM variants WHERE variant_id = ?", params=["rs42"])    # doctest: +SKIP
     """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo) -> None:
+        self._connection = connection
+        self.release = release
+
+    def sql(self, query: str, *, params: Sequence[Any] | dict[str, Any] | None = None
+            ) -> duckdb.DuckDBPyRelation:
+        """A lazy relation for one read-only query; ``params`` are bound (``?`` or ``$name``)."""
+        check_read_only(query)
+        try:
+            return self._connection.sql(query, params=params)
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc)) from None
+
+    def execute(self, query: str, *, params: Sequence[Any] | dict[str, Any] | None = None
+                ) -> duckdb.DuckDBPyConnection:
+        """Run one read-only query now; fetch with ``fetchall()``, ``fetchone()``, ``arrow()``."""
+        check_read_only(query)
+        try:
+            return self._connection.execute(query, params)
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc)) from None
+
+    def tables(self) -> list[str]:
+        return sorted(row[0] for row in self._connection.execute("SHOW TABLES").fetchall())
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> "LakeConnection":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
+            storage_options: dict[str, str] | None = None,
+            memory_limit: str = "4GB") -> LakeConnection:
+    """Open read-only SQL over one release (default: the latest) of a lake.
+
+    ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
+    Views: one per table of the release under its catalog name, ``releases``
+    (the registry) and ``dosages`` (participant × variant, long).
+    """
+    if not isinstance(lake, Lake):
+        lake = Lake.open(lake, storage_options=storage_options)
     chosen = lake.resolve_release(release)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": memory_limit})
     for name in chosen.tables:
-        con.register(f"_arrow_{name}", lake.dataset(name, release=chosen.release))
-        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_arrow_{name}"')
-    con.register("_arrow_releases", lake.dataset("releases"))
-    con.execute('CREATE VIEW "releases" AS SELECT * EXCLUDE (table_versions) FROM "_arrow_releases"')
-    return con
+        _create_view(con, lake, name, chosen.release)
+    con.register("releases", lake.dataset("releases").to_table().drop_columns(["table_versions"]))
+    if "genotypes" in chosen.tables and "samples" in chosen.tables:
+        con.create_function("biolake_dosages", _dosages_udf, ["BLOB", "BLOB", "BIGINT"], "DOUBLE[]",
+                            type="arrow", null_handling="special")
+        con.execute(DOSAGES_VIEW)
+    if not lake.location.remote:
+        con.execute("SET allowed_directories = $dirs", {"dirs": [lake.location.root + "/"]})
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return LakeConnection(con, chosen)
+
+
+def check_read_only(query: str) -> None:
+    """Refuse anything but queries, judged by DuckDB's own parser (not by string matching)."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryError(_first_line(exc)) from None
+    if not statements:
+        raise QueryError("empty query")
+    for statement in statements:
+        if statement.type != duckdb.StatementType.SELECT:
+            kind = statement.type.name.replace("_", " ")
+            raise QueryError(f"refused: {kind} statement; lake SQL is read-only "
+                             "(SELECT, SHOW, DESCRIBE and SUMMARIZE are allowed)")
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release: str) -> None:
+    if lake.location.remote:
+        con.register(name, lake.dataset(name, release=release))
+        return
+    files = [uri.removeprefix("file://") for uri in
+             lake.delta(name).file_uris(file_pruning_predicate=[("release", "=", release)])]
+    if not files:  # a table with no rows in this release
+        empty = TABLES[name].arrow_schema().empty_table() if name in TABLES else pa.table({})
+        con.register(name, empty)
+        return
+    partitions = lake.delta(name).metadata().partition_columns
+    hive_types = "{" + ", ".join(f"'{column}': VARCHAR" for column in partitions) + "}"
+    con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list(files)}, '
+                f'hive_partitioning = true, hive_types = {hive_types}, union_by_name = true)')
+
+
+def _sql_list(values: list[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def _dosages_udf(calls: pa.Array, dosage: pa.Array, n: pa.Array) -> pa.Array:
+    """Per variant: the list of alt dosages in sample order (hard calls or imputed dosages)."""
+    n_samples = int(n[0].as_py()) if len(n) else 0
+    out = np.full((len(calls), n_samples), np.nan)
+    has_calls = np.asarray(calls.is_valid())
+    if has_calls.any():
+        out[has_calls] = decode_calls(calls.filter(pa.array(has_calls)), n_samples)
+    has_dosage = np.asarray(dosage.is_valid())
+    if has_dosage.any():
+        out[has_dosage] = decode_dosages(dosage.filter(pa.array(has_dosage)), n_samples)
+    flat = pa.array(out.ravel(), from_pandas=True)
+    offsets = pa.array(np.arange(len(calls) + 1, dtype=np.int32) * n_samples)
+    return pa.ListArray.from_arrays(offsets, flat)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

@@ -1,5 +1,7 @@
 import json
 
+import polars as pl
+
 from click.testing import CliRunner
 
 from biolake.cli import main
@@ -42,3 +44,21 @@ def test_ingest__requires_sources(tmp_path):
     run("init", tmp_path / "lake")
     result = run("ingest", "--lake", tmp_path / "lake", "--release", "r1")
     assert result.exit_code == 2 and "nothing to ingest" in result.output
+
+
+def test_sql__formats_and_prompt(tmp_path):
+    release, lake = tmp_path / "r", tmp_path / "lake"
+    run("synth", release, "--samples", 60, "--variants", 200, "--idps", 4, "--cpgs", 100, "--quiet")
+    run("init", lake)
+    run("ingest", release, "--lake", lake, "--release", "r1", "--quiet")
+    query = "SELECT chrom, count(*) AS n FROM variants GROUP BY chrom ORDER BY CAST(chrom AS INT) LIMIT 2"
+    csv = run("sql", query, "--lake", lake, "--format", "csv")
+    assert csv.output.splitlines()[0] == "chrom,n"
+    run("sql", query, "--lake", lake, "--format", "parquet", "--out", tmp_path / "out.parquet")
+    assert pl.read_parquet(tmp_path / "out.parquet").columns == ["chrom", "n"]
+    refused = run("sql", "COPY variants TO 'x.csv'", "--lake", lake)
+    assert refused.exit_code == 2 and "read-only" in refused.output
+    prompt = CliRunner().invoke(main, ["sql", "--lake", str(lake)],
+                                input="SELECT count(*) AS n\nFROM idps;\nDROP VIEW idps;\n.quit\n")
+    assert prompt.exit_code == 0
+    assert "60" in prompt.output and "refused: DROP" in prompt.output

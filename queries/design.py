@@ -1,0 +1,197 @@
+"""From queries to the aligned arrays the association engines take.
+
+The participant order is the genotype sample vector's, so a genotype block
+indexed by ``sample_index`` lines up with the phenotype and covariate rows.
+Everyone left out is counted by reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from queries.sql import LakeConnection, QueryError
+
+COLLINEARITY_TOLERANCE = 1e-8
+REASONS = ("not genotyped", "not in the sample selection", "missing covariate", "no phenotype values")
+
+
+class DesignWarning(UserWarning):
+    """A covariate column was dropped (constant, or collinear with earlier ones)."""
+
+
+@dataclass(frozen=True)
+class DropReport:
+    """Who was left out of the analysis, by reason (counts and a few example ids)."""
+
+    counts: dict[str, int]
+    examples: dict[str, list[str]]
+    dropped_covariates: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"{reason}: {count:,} (e.g. {', '.join(self.examples[reason])})"
+                 for reason, count in self.counts.items() if count]
+        lines += [f"covariate {name!r} dropped: {why}" for name, why in self.dropped_covariates.items()]
+        return "\n".join(lines) or "nobody dropped"
+
+
+@dataclass(frozen=True)
+class Design:
+    """Phenotypes and covariates aligned to the genotype sample vector of one release."""
+
+    release: str
+    participant_ids: list[str]
+    sample_index: np.ndarray      # positions in the genotype sample vector, ascending
+    phenotypes: np.ndarray        # samples × phenotypes, NaN where missing
+    phenotype_names: list[str]
+    covariates: np.ndarray        # samples × covariates, intercept first, complete
+    covariate_names: list[str]
+    dropped: DropReport
+
+
+def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: str | Sequence[str],
+           samples: str | None = None) -> Design:
+    """Run the phenotype, covariate and sample queries and align them to the genotypes.
+
+    ``phenotypes`` and ``covariates`` are SQL returning ``participant_id`` first, or lists
+    of columns of ``idps`` and ``covariates``. ``samples`` is SQL returning the
+    ``participant_id`` of everyone to keep. Text covariates become indicator columns
+    against their most frequent level; constant and collinear columns are dropped
+    with a DesignWarning.
+
+    Examples
+    --------
+    >>> con = connect("/tmp/lake")                                              # doctest: +SKIP
+    >>> d = design(con, phenotypes=["25001-2.0"], covariates=["age", "sex", "site"],
+    ...            samples="SELECT participant_id FROM covariates WHERE age > 60")  # doctest: +SKIP
+    >>> d.phenotypes.shape, d.covariate_names[:3], str(d.dropped)                # doctest: +SKIP
+    """
+    genotyped = _column_list(con.sql("SELECT participant_id FROM samples WHERE assay = 'genotypes' "
+                                     "ORDER BY sample_index").to_arrow_table(), "participant_id")
+    pheno = _keyed(con, phenotypes, "idps", what="phenotype")
+    covar = _keyed(con, covariates, "covariates", what="covariate")
+    selected = None if samples is None else set(
+        _column_list(_run(con, samples, what="sample"), "participant_id"))
+
+    position = {pid: i for i, pid in enumerate(genotyped)}
+    pheno_rows = {pid: i for i, pid in enumerate(_column_list(pheno, "participant_id"))}
+    covar_rows = {pid: i for i, pid in enumerate(_column_list(covar, "participant_id"))}
+    pheno_values = _numeric_matrix(pheno, what="phenotype")
+    covar_columns, covar_names = _covariate_columns(covar)
+    covar_complete = ~np.isnan(np.column_stack(covar_columns)).any(axis=1) if covar_columns else \
+        np.ones(covar.num_rows, bool)
+
+    dropped: dict[str, list[str]] = {reason: [] for reason in REASONS}
+    dropped["not genotyped"] = sorted((set(pheno_rows) | set(covar_rows)) - set(position))
+    keep: list[int] = []
+    for pid in genotyped:
+        if selected is not None and pid not in selected:
+            dropped["not in the sample selection"].append(pid)
+        elif pid not in covar_rows or not covar_complete[covar_rows[pid]]:
+            dropped["missing covariate"].append(pid)
+        elif pid not in pheno_rows or np.isnan(pheno_values[pheno_rows[pid]]).all():
+            dropped["no phenotype values"].append(pid)
+        else:
+            keep.append(position[pid])
+    ids = [genotyped[i] for i in keep]
+    if not ids:
+        raise QueryError("no participant has genotypes, covariates and a phenotype value; "
+                         "check the queries (see the drop counts: "
+                         + ", ".join(f"{r} {len(v)}" for r, v in dropped.items()) + ")")
+    pheno_matrix = pheno_values[[pheno_rows[p] for p in ids]]
+    rows = [covar_rows[p] for p in ids]
+    covariate_matrix, names, dropped_covariates = _full_rank(
+        [np.ones(len(ids))] + [c[rows] for c in covar_columns],
+        ["intercept", *covar_names])
+    return Design(con.release.release, ids, np.array(keep, dtype=np.int64), pheno_matrix,
+                  [n for n in pheno.column_names if n != "participant_id"], covariate_matrix, names,
+                  DropReport({r: len(v) for r, v in dropped.items()},
+                             {r: v[:3] for r, v in dropped.items()}, dropped_covariates))
+
+
+def _keyed(con: LakeConnection, spec: str | Sequence[str], table: str, *, what: str) -> pa.Table:
+    if isinstance(spec, str):
+        return _run(con, spec, what=what)
+    columns = ", ".join('"' + c.replace('"', '""') + '"' for c in spec)
+    return _run(con, f'SELECT participant_id, {columns} FROM "{table}"', what=what)
+
+
+def _run(con: LakeConnection, query: str, *, what: str) -> pa.Table:
+    result = con.sql(query).to_arrow_table()
+    if not result.column_names or result.column_names[0] != "participant_id":
+        raise QueryError(f"the {what} query must return participant_id as its first column; "
+                         f"it returns {', '.join(result.column_names[:5])}")
+    ids = result.column("participant_id").cast(pa.string())
+    if ids.null_count:
+        raise QueryError(f"the {what} query returns a null participant_id")
+    unique, counts = np.unique(np.asarray(ids.to_pylist(), dtype=object).astype(str), return_counts=True)
+    if (counts > 1).any():
+        raise QueryError(f"the {what} query returns participant {unique[counts > 1][0]!r} "
+                         f"{counts.max()} times; expected one row per participant")
+    return result.set_column(0, "participant_id", ids)
+
+
+def _column_list(table: pa.Table, name: str) -> list[str]:
+    return table.column(name).cast(pa.string()).to_pylist()
+
+
+def _numeric_matrix(table: pa.Table, *, what: str) -> np.ndarray:
+    columns = []
+    for name in table.column_names[1:]:
+        column = table.column(name)
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
+                or pa.types.is_boolean(column.type)):
+            raise QueryError(f"{what} column {name!r} is {column.type}, expected numbers")
+        columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    if not columns:
+        raise QueryError(f"the {what} query returns no columns beside participant_id")
+    return np.column_stack(columns)
+
+
+def _covariate_columns(table: pa.Table) -> tuple[list[np.ndarray], list[str]]:
+    """Numeric columns as float vectors; text columns as indicator matrices (reference: most frequent)."""
+    columns, names = [], []
+    for name in table.column_names[1:]:
+        column = table.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) \
+                or pa.types.is_dictionary(column.type):
+            values = np.asarray(column.cast(pa.string()).to_pylist(), dtype=object)
+            present = values[values != None]  # noqa: E711 (elementwise)
+            levels, counts = np.unique(present.astype(str), return_counts=True)
+            order = sorted(zip(-counts, levels))
+            for _, level in order[1:]:
+                indicator = np.where(values == None, np.nan, (values == level).astype(float))  # noqa: E711
+                columns.append(indicator)
+                names.append(f"{name}[{level}]")
+            if len(order) < 2:
+                columns.append(np.where(values == None, np.nan, 0.0))  # noqa: E711 (constant: dropped later)
+                names.append(name)
+        else:
+            columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+            names.append(name)
+    return columns, names
+
+
+def _full_rank(columns: list[np.ndarray], names: list[str]) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """Keep columns in order, dropping constants and any column in the span of those kept before it."""
+    kept, kept_names, dropped = [], [], {}
+    basis = np.empty((len(columns[0]), 0))
+    for column, name in zip(columns, names):
+        if name != "intercept" and np.ptp(column) == 0:
+            dropped[name] = "constant over the analysed participants"
+        else:
+            residual = column - basis @ (basis.T @ column)
+            residual -= basis @ (basis.T @ residual)  # twice is enough (Kahan–Parlett)
+            if np.linalg.norm(residual) <= COLLINEARITY_TOLERANCE * max(np.linalg.norm(column), 1.0):
+                dropped[name] = "collinear with the covariates before it"
+            else:
+                basis = np.column_stack([basis, residual / np.linalg.norm(residual)])
+                kept.append(column)
+                kept_names.append(name)
+                continue
+        warnings.warn(f"covariate {name!r} dropped: {dropped[name]}", DesignWarning, stacklevel=3)
+    return np.column_stack(kept), kept_names, dropped
