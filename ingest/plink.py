@@ -7,7 +7,7 @@ only decodes through 256-entry lookup tables to count alleles.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,15 +15,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ingest.genotypes import Progress, genotype_batch
 from ingest.text import check_unique, read_text_table
 from lake.errors import InputError
-from lake.schema import TABLES
-from lake.vectors import call_summaries, packed_width
+from lake.vectors import packed_width
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 KNOWN_CHROMOSOMES = frozenset([str(i) for i in range(1, 27)] + ["X", "Y", "XY", "MT", "M"])
 _SEX = {"1": "M", "2": "F"}
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,25 @@ class PlinkFileset:
     @property
     def n_variants(self) -> int:
         return self.variants.height
+
+    @property
+    def bytes_per_variant(self) -> int:
+        return packed_width(self.n_samples)
+
+    def batches(self, *, release: str, block_variants: int,
+                progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream genotype table rows, ``block_variants`` at a time; the .bed bytes are kept as is."""
+        width = self.bytes_per_variant
+        with open(self.bed, "rb") as handle:
+            handle.seek(len(BED_MAGIC))
+            for start in range(0, self.n_variants, block_variants):
+                stop = min(start + block_variants, self.n_variants)
+                calls = np.frombuffer(handle.read((stop - start) * width), dtype=np.uint8)
+                yield genotype_batch(self.variants.slice(start, stop - start), release=release,
+                                     start=start, n_samples=self.n_samples,
+                                     calls=calls.reshape(stop - start, width))  # variants × bytes
+                if progress:
+                    progress("genotypes", stop, self.n_variants)
 
 
 def open_bfile(prefix: str | os.PathLike) -> PlinkFileset:
@@ -104,39 +122,6 @@ def check_bed(path: Path, *, n_samples: int, n_variants: int) -> None:
         raise InputError(path, f"size {actual:,} bytes does not match {n_variants:,} variants "
                          f"(.bim) × {n_samples:,} samples (.fam): expected {expected:,} bytes"
                          + (" — the file looks truncated" if actual < expected else ""))
-
-
-def genotype_batches(fileset: PlinkFileset, *, release: str, block_variants: int,
-                     progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream the genotypes table's rows for a release, ``block_variants`` at a time."""
-    width = packed_width(fileset.n_samples)
-    schema = TABLES["genotypes"].arrow_schema()
-    with open(fileset.bed, "rb") as handle:
-        handle.seek(len(BED_MAGIC))
-        for start in range(0, fileset.n_variants, block_variants):
-            stop = min(start + block_variants, fileset.n_variants)
-            calls = np.frombuffer(handle.read((stop - start) * width), dtype=np.uint8)
-            calls = calls.reshape(stop - start, width)  # variants × packed samples
-            alt_count, called = call_summaries(calls, fileset.n_samples)
-            meta = fileset.variants.slice(start, stop - start)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                alt_freq = np.where(called > 0, alt_count / (2.0 * called), np.nan)
-            columns = {
-                "release": pa.array([release] * (stop - start), pa.string()),
-                "chrom": meta["chrom"].to_arrow(), "variant_index": pa.array(np.arange(start, stop)),
-                "variant_id": meta["variant_id"].to_arrow(), "pos": meta["pos"].to_arrow(),
-                "ref": meta["ref"].to_arrow(), "alt": meta["alt"].to_arrow(),
-                "alt_freq": pa.array(alt_freq, from_pandas=True), "n_called": pa.array(called),
-                "info": pa.nulls(stop - start, pa.float64()),
-                "calls": pa.FixedSizeBinaryArray.from_buffers(
-                    pa.binary(width), stop - start, [None, pa.py_buffer(calls.tobytes())]
-                ).cast(pa.binary()),
-                "dosage": pa.nulls(stop - start, pa.binary()),
-            }
-            yield pa.RecordBatch.from_pydict({f.name: columns[f.name].cast(f.type) for f in schema},
-                                             schema=schema)
-            if progress:
-                progress("genotypes", stop, fileset.n_variants)
 
 
 def _separator(path: Path) -> str:

@@ -18,11 +18,11 @@ import yaml
 
 from ingest.methylation import matrix_samples, methylation_batches, read_probes
 from ingest.participants import field_dictionary, participant_ids, read_participant_table, value_fields
-from ingest.plink import PlinkFileset, genotype_batches, open_bfile
+from ingest.genotypes import GenotypeSource
+from ingest.plink import open_bfile
 from lake.errors import InputError
 from lake.lake import Lake, ReleaseInfo, ReleaseWriter, check_release_name
 from lake.schema import TABLES
-from lake.vectors import packed_width
 
 MANIFEST = "release.yaml"
 Progress = Callable[[str, int, int], None]
@@ -102,7 +102,7 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
     """
     check_release_name(release)
     sources = sources.checked()
-    plink = open_bfile(sources.bfile) if sources.bfile else None
+    genotypes = open_genotypes(sources)
     small = _read_small_tables(sources, release=release)
     methylation_ids = matrix_samples(sources.methylation) if sources.methylation else None
 
@@ -122,21 +122,28 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
                                                     release=release, progress=progress),
                                 schema=TABLES["methylation"].arrow_schema())
             written("methylation", rows)
-        samples = _samples_table(release, plink, methylation_ids)
+        samples = _samples_table(release, genotypes, methylation_ids)
         if samples is not None:
             writer.write("samples", samples)
             written("samples", samples.num_rows)
-        if plink:
-            _write_genotypes(writer, plink, release=release, progress=progress)
-            written("genotypes", plink.n_variants)
-            written("variants", plink.n_variants)
+        if genotypes:
+            _write_genotypes(writer, genotypes, release=release, progress=progress)
+            written("genotypes", genotypes.variants.height)
+            written("variants", genotypes.variants.height)
         for name, table in small.items():
             writer.write(name, table)
             written(name, table.num_rows)
-    genotyped = set(plink.samples["participant_id"].to_list()) if plink else set()
+    genotyped = set(genotypes.samples["participant_id"].to_list()) if genotypes else set()
     not_genotyped = {name: len(participant_ids(small[name]) - genotyped)
-                     for name in ("idps", "covariates") if name in small and plink}
+                     for name in ("idps", "covariates") if name in small and genotypes}
     return IngestReport(lake.resolve_release(release), counts, not_genotyped)
+
+
+def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
+    """Open and check the release's genotype source, whichever format it is in."""
+    if sources.bfile:
+        return open_bfile(sources.bfile)
+    return None
 
 
 def _read_small_tables(sources: ReleaseSources, *, release: str) -> dict[str, pa.Table]:
@@ -153,12 +160,12 @@ def _read_small_tables(sources: ReleaseSources, *, release: str) -> dict[str, pa
     return tables
 
 
-def _samples_table(release: str, plink: PlinkFileset | None,
+def _samples_table(release: str, genotypes: GenotypeSource | None,
                    methylation_ids: list[str] | None) -> pa.Table | None:
     parts = []
-    if plink:
-        parts.append(("genotypes", plink.samples["participant_id"].to_list(),
-                      plink.samples["sex"].to_list()))
+    if genotypes:
+        parts.append(("genotypes", genotypes.samples["participant_id"].to_list(),
+                      genotypes.samples["sex"].to_list()))
     if methylation_ids:
         parts.append(("methylation", methylation_ids, [None] * len(methylation_ids)))
     if not parts:
@@ -168,15 +175,15 @@ def _samples_table(release: str, plink: PlinkFileset | None,
     return pa.Table.from_pylist(rows, schema=TABLES["samples"].arrow_schema())
 
 
-def _write_genotypes(writer: ReleaseWriter, plink: PlinkFileset, *, release: str,
+def _write_genotypes(writer: ReleaseWriter, source: GenotypeSource, *, release: str,
                      progress: Progress | None) -> None:
-    """One pass over the .bed: genotypes stream to the lake, variant rows are kept for ``variants``."""
-    block = max(64, GENOTYPE_BLOCK_BYTES // packed_width(plink.n_samples))
+    """One pass over the source: genotypes stream to the lake, variant rows are kept for ``variants``."""
+    block = max(64, GENOTYPE_BLOCK_BYTES // source.bytes_per_variant)
     variant_rows: list[pa.RecordBatch] = []
     variant_columns = TABLES["variants"].arrow_schema().names
 
     def batches():
-        for batch in genotype_batches(plink, release=release, block_variants=block, progress=progress):
+        for batch in source.batches(release=release, block_variants=block, progress=progress):
             variant_rows.append(batch.select(variant_columns))
             yield batch
 

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.release import ReleaseSources, ingest_release
 from lake.lake import Lake
-from queries import QueryError, connect, scan
+from queries import QueryError, connect, design, scan
 
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
 
@@ -60,6 +60,9 @@ def test_s3_lake__sql_scan_and_design_inputs(s3_server, s3_lake, loaded_lake):
     frame = scan(s3_lake.location.root, "variants", storage_options=s3_server)
     assert frame.filter(pl.col("chrom") == "1").collect().height == \
         scan(loaded_lake, "variants").filter(pl.col("chrom") == "1").collect().height
+    aligned = design(con, phenotypes=["25001-2.0"], covariates=["age", "sex"])
+    assert aligned.participant_ids == design(connect(loaded_lake), phenotypes=["25001-2.0"],
+                                             covariates=["age", "sex"]).participant_ids
     with pytest.raises(QueryError):
         con.execute("SELECT * FROM read_parquet('s3://other-bucket/x.parquet')").fetchall()
     with pytest.raises(QueryError):

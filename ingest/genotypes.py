@@ -1,0 +1,70 @@
+"""What every genotype source format provides, and the one place genotype table rows are built.
+
+A source (PLINK 1 .bed, and the other formats) exposes its samples and variants
+as small frames and streams blocks of sample vectors; ``genotype_batch`` turns a
+block into rows of the ``genotypes`` table, computing allele frequencies from
+the vectors themselves so every format yields identical tables for identical data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from lake.schema import TABLES
+from lake.vectors import call_summaries, encode_dosages
+
+Progress = Callable[[str, int, int], None]
+
+
+class GenotypeSource(Protocol):
+    """A genotype file set opened and checked, ready to stream."""
+
+    samples: pl.DataFrame   # participant_id, sex (M/F/null), in sample-vector order
+    variants: pl.DataFrame  # chrom, variant_id, pos, alt, ref, in file order
+
+    @property
+    def bytes_per_variant(self) -> int: ...
+
+    def batches(self, *, release: str, block_variants: int,
+                progress: Progress | None = None) -> Iterator[pa.RecordBatch]: ...
+
+
+def genotype_batch(variants: pl.DataFrame, *, release: str, start: int, n_samples: int,
+                   calls: np.ndarray | None = None, dosages: np.ndarray | None = None,
+                   info: np.ndarray | None = None) -> pa.RecordBatch:
+    """Rows of the genotypes table for ``variants`` (a slice starting at ``start``).
+
+    Give ``calls`` (variants × packed bytes, .bed coding) for hard calls, or ``dosages``
+    (variants × samples, alt dosage in [0, 2], NaN missing) for imputed data.
+    """
+    rows = variants.height
+    if calls is not None:
+        alt_count, called = call_summaries(calls, n_samples)
+        alt_total = alt_count.astype(np.float64)
+        vectors = {"calls": pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(calls.shape[1]), rows, [None, pa.py_buffer(np.ascontiguousarray(calls))]
+        ).cast(pa.binary()), "dosage": pa.nulls(rows, pa.binary())}
+    else:
+        assert dosages is not None, "a genotype block needs calls or dosages"
+        called = (~np.isnan(dosages)).sum(axis=1)
+        alt_total = np.nansum(dosages, axis=1)
+        vectors = {"calls": pa.nulls(rows, pa.binary()),
+                   "dosage": pa.array(encode_dosages(dosages), pa.binary())}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alt_freq = np.where(called > 0, alt_total / (2.0 * called), np.nan)
+    columns = {
+        "release": pa.array([release] * rows, pa.string()),
+        "chrom": variants["chrom"].to_arrow(), "variant_index": pa.array(np.arange(start, start + rows)),
+        "variant_id": variants["variant_id"].to_arrow(), "pos": variants["pos"].to_arrow(),
+        "ref": variants["ref"].to_arrow(), "alt": variants["alt"].to_arrow(),
+        "alt_freq": pa.array(alt_freq, from_pandas=True), "n_called": pa.array(called, pa.int64()),
+        "info": pa.nulls(rows, pa.float64()) if info is None else pa.array(info, from_pandas=True),
+        **vectors,
+    }
+    schema = TABLES["genotypes"].arrow_schema()
+    return pa.RecordBatch.from_pydict({f.name: columns[f.name].cast(f.type) for f in schema}, schema=schema)
