@@ -102,7 +102,7 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
       biolake ingest --bfile ukb_imp_chr1 --idps idps.csv --covariates cov.tsv \\
           --lake /tmp/lake --release 2026-11
     """
-    from biolake.faults import hold_if_requested
+    from biolake.faults import hold_if_requested, with_hold_points
     from biolake.progress import progress_bars
     from ingest.release import ReleaseSources, ingest_release
 
@@ -124,13 +124,8 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
         click.echo(f"wrote {table}: {rows:,} rows", err=True)
         hold_if_requested(f"after:{table}")
 
-    def report_progress(step: str, done: int, total: int) -> None:
-        progress(step, done, total)
-        if 2 * done >= total:
-            hold_if_requested(f"during:{step}")
-
     with progress_bars(quiet=quiet) as progress:
-        report = ingest_release(lake, sources, release=name, progress=report_progress,
+        report = ingest_release(lake, sources, release=name, progress=with_hold_points(progress),
                                 source=os.path.abspath(release_folder) if release_folder else "explicit sources",
                                 on_table=announce)
     click.echo(f"committed release {report.release.release!r} "
@@ -138,6 +133,34 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
     for table, missing in report.participants_not_genotyped.items():
         if missing:
             click.echo(f"note: {missing:,} participants in {table} have no genotypes", err=True)
+
+
+@main.command()
+@click.argument("source", type=click.Path(file_okay=False))
+@_lake_option
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
+def sync(source: str, lake_location: str, quiet: bool) -> None:
+    """Ingest every release under SOURCE that the lake does not have yet, in name order.
+
+    SOURCE holds one folder per release, each with a release.yaml naming it.
+    Releases already loaded are verified by checksum and skipped, so running
+    sync again does nothing; a killed sync resumes where it stopped; a lock
+    keeps two syncs from interleaving. Exit status is non-zero on a bad release,
+    and the releases before it stay committed.
+
+    \b
+    Run it from cron (every night at 02:00):
+      0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --quiet
+    """
+    from biolake.faults import with_hold_points
+    from biolake.progress import progress_bars
+    from ingest.sync import sync as sync_releases
+
+    lake = _open_lake(lake_location)
+    with progress_bars(quiet=quiet) as progress:
+        report = sync_releases(lake, source, progress=with_hold_points(progress),
+                               on_release=lambda name, outcome: click.echo(f"{name}: {outcome}", err=True))
+    click.echo(f"sync done: {len(report.ingested)} ingested, {len(report.unchanged)} already present")
 
 
 @main.command()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
+
+Progress = Callable[[str, int, int], None]
 
 HOLD_VARIABLE = "BIOLAKE_FAULT_HOLD"
 
@@ -20,3 +23,12 @@ def hold_if_requested(point: str) -> None:
         print(f"holding at {point}", file=sys.stderr, flush=True)
         while True:
             time.sleep(3600)
+
+
+def with_hold_points(progress: Progress) -> Progress:
+    """Wrap a progress callback so each step offers the hold point ``during:<step>`` half-way."""
+    def report(step: str, done: int, total: int) -> None:
+        progress(step, done, total)
+        if 2 * done >= total:
+            hold_if_requested(f"during:{step}")
+    return report

@@ -8,6 +8,7 @@ committed whole or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -42,16 +43,13 @@ class ReleaseSources:
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> tuple["ReleaseSources", str | None]:
-        """Sources named by a release folder's ``release.yaml``, and its suggested release name."""
+        """Sources named by a release folder's ``release.yaml``, and its suggested release name.
+
+        When the manifest lists ``checksums`` (file → sha256), every listed file is verified.
+        """
         folder = Path(folder)
         manifest_path = folder / MANIFEST
-        if not manifest_path.exists():
-            raise InputError(folder, f"no {MANIFEST} in this folder; name the sources with "
-                             "--bfile/--idps/--covariates/--methylation instead")
-        try:
-            manifest = yaml.safe_load(manifest_path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(manifest_path, f"not valid YAML ({exc})") from None
+        manifest = load_manifest(folder)
         named = manifest.get("sources")
         if not isinstance(named, dict):
             raise InputError(manifest_path, "expected a 'sources:' mapping of role → file")
@@ -61,7 +59,20 @@ class ReleaseSources:
             raise InputError(manifest_path, f"unknown source role(s) {sorted(unknown)}; "
                              f"expected some of {sorted(known)}")
         paths = {role: _inside(folder, str(value), manifest_path) for role, value in named.items()}
-        return cls(**paths).checked(), manifest.get("release")
+        sources = cls(**paths).checked()
+        _verify_checksums(folder, manifest.get("checksums") or {}, manifest_path)
+        return sources, manifest.get("release")
+
+    def files(self) -> list[Path]:
+        """Every file these sources read (a PLINK prefix stands for its three files)."""
+        found = []
+        for role in fields(self):
+            path = getattr(self, role.name)
+            if path is None:
+                continue
+            found += [Path(f"{path}.{ext}") for ext in ("bed", "bim", "fam")] if role.name == "bfile" \
+                else [path]
+        return found
 
     def checked(self) -> "ReleaseSources":
         """Raise InputError for combinations that cannot be ingested."""
@@ -74,6 +85,47 @@ class ReleaseSources:
             raise InputError(self.methylation or self.probes,
                              "methylation needs both the beta matrix and the probe annotation")
         return self
+
+
+def load_manifest(folder: Path) -> dict:
+    """The parsed ``release.yaml`` of a release folder."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.exists():
+        raise InputError(folder, f"no {MANIFEST} in this folder; name the sources with "
+                         "--bfile/--idps/--covariates/--methylation instead")
+    try:
+        manifest = yaml.safe_load(manifest_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(manifest_path, f"not valid YAML ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(manifest_path, "expected a mapping (format, release, sources, checksums)")
+    return manifest
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, streamed in 8 MiB chunks."""
+    if not path.exists():
+        raise InputError(path, "file not found")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_checksums(sources: ReleaseSources) -> dict[str, str]:
+    """sha256 of every source file, keyed by file name: what the lake records of a release's origin."""
+    return {path.name: file_sha256(path) for path in sources.files()}
+
+
+def _verify_checksums(folder: Path, expected: dict, manifest_path: Path) -> None:
+    if not isinstance(expected, dict):
+        raise InputError(manifest_path, "expected 'checksums:' to map file names to sha256 digests")
+    for name, digest in expected.items():
+        found = file_sha256(_inside(folder, str(name), manifest_path))
+        if found != str(digest).lower():
+            raise InputError(folder / str(name), f"checksum mismatch: release.yaml says sha256 "
+                             f"{digest}, the file has {found}")
 
 
 def _inside(folder: Path, relative: str, manifest: Path) -> Path:
@@ -113,7 +165,8 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
         if on_table:
             on_table(name, rows)
 
-    with lake.begin_release(release, source=source) as writer:
+    checksums = source_checksums(sources)
+    with lake.begin_release(release, source=source, checksums=checksums) as writer:
         # The methylation matrix is the one source checked only while it streams: write it
         # first, so a bad value aborts before any other table has a commit.
         if sources.methylation:

@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 import yaml
 
+from ingest.release import file_sha256
+
 Progress = Callable[[str, int, int], None]
 
 # Minimums: five variants per chromosome; three SNP→IDP targets plus the GxE one.
@@ -591,7 +593,10 @@ def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, sa
     counts = {"samples": samples, "variants": len(layout.chrom), "idps": idps, "cpgs": cpgs}
     truth |= {**counts, "methylation_samples": methylation_samples, "seed": seed}
     (folder / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
-    (folder / "release.yaml").write_text(yaml.safe_dump(_manifest(seed=seed, **counts), sort_keys=False))
+    manifest = _manifest(seed=seed, **counts)
+    manifest["checksums"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir())
+                             if path.name != "truth.json"}
+    (folder / "release.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 
 def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: int, idps: int, cpgs: int,

@@ -59,6 +59,7 @@ class ReleaseInfo:
     tables: tuple[str, ...]
     table_versions: dict[str, int]
     source: str
+    source_checksums: dict[str, str]
     biolake_version: str
 
 
@@ -154,7 +155,8 @@ class Lake:
         """Committed releases in commit order."""
         rows = self.dataset(_REGISTRY).to_table().sort_by("sequence").to_pylist()
         return [ReleaseInfo(r["release"], r["sequence"], r["committed_at"], tuple(r["tables"]),
-                            json.loads(r["table_versions"]), r["source"], r["biolake_version"])
+                            json.loads(r["table_versions"]), r["source"],
+                            json.loads(r["source_checksums"]), r["biolake_version"])
                 for r in rows]
 
     def resolve_release(self, release: str | None = None) -> ReleaseInfo:
@@ -171,13 +173,18 @@ class Lake:
         raise ReleaseError(f"unknown release {release!r}; committed releases: "
                            f"{', '.join(r.release for r in known)}")
 
-    def begin_release(self, name: str, *, source: str) -> "ReleaseWriter":
-        """Start writing a new release; nothing is visible until ``ReleaseWriter.commit``."""
+    def begin_release(self, name: str, *, source: str,
+                      checksums: dict[str, str] | None = None) -> "ReleaseWriter":
+        """Start writing a new release; nothing is visible until ``ReleaseWriter.commit``.
+
+        ``checksums`` (source file → sha256) are recorded with the release, so a later
+        sync can tell an already-loaded release from a changed one.
+        """
         check_release_name(name)
         if any(r.release == name for r in self.releases()):
             raise ReleaseError(f"release {name!r} is already committed in {self.location.root}; "
                                "releases are immutable, choose a new name")
-        return ReleaseWriter(self, name, source=source)
+        return ReleaseWriter(self, name, source=source, checksums=checksums or {})
 
     def save_catalog(self) -> None:
         self.catalog.save()
@@ -197,8 +204,8 @@ class ReleaseWriter:
     an exception, and stays invisible otherwise.
     """
 
-    def __init__(self, lake: Lake, release: str, *, source: str) -> None:
-        self.lake, self.release, self.source = lake, release, source
+    def __init__(self, lake: Lake, release: str, *, source: str, checksums: dict[str, str]) -> None:
+        self.lake, self.release, self.source, self.checksums = lake, release, source, checksums
         self._versions: dict[str, int] = {}
 
     def __enter__(self) -> "ReleaseWriter":
@@ -267,7 +274,8 @@ class ReleaseWriter:
             "release": self.release, "sequence": sequence,
             "committed_at": datetime.now(timezone.utc), "tables": sorted(self._versions),
             "table_versions": json.dumps(self._versions, sort_keys=True),
-            "source": self.source, "biolake_version": biolake_version(),
+            "source": self.source, "source_checksums": json.dumps(self.checksums, sort_keys=True),
+            "biolake_version": biolake_version(),
         }
         write_deltalake(self.lake.table_uri(_REGISTRY),
                         pa.Table.from_pylist([row], schema=TABLES[_REGISTRY].arrow_schema()),

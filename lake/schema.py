@@ -84,6 +84,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("tables", pa.list_(pa.string()), "tables that hold rows of this release"),
                _c("table_versions", pa.string(), "JSON: Delta version of each table at commit"),
                _c("source", pa.string(), "where the release was ingested from"),
+               _c("source_checksums", pa.string(), "JSON: sha256 of each source file"),
                _c("biolake_version", pa.string(), "biolake version that ingested it"))),
     TableSpec("samples", "samples", ("release", "assay", "sample_index"), ("release",),
               "per release and assay, the order of participants in the sample vectors",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 from ingest.release import ReleaseSources, ingest_release
 from ingest.synth import write_synthetic_release
@@ -30,8 +31,12 @@ def release_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def editable_release(release_folder: Path, tmp_path: Path) -> Path:
-    """A private copy of the small release, for tests that corrupt files."""
-    return Path(shutil.copytree(release_folder, tmp_path / "release"))
+    """A private copy of the small release whose manifest lists no checksums, for tests that edit files."""
+    copy = Path(shutil.copytree(release_folder, tmp_path / "release"))
+    manifest = yaml.safe_load((copy / "release.yaml").read_text())
+    del manifest["checksums"]
+    (copy / "release.yaml").write_text(yaml.safe_dump(manifest))
+    return copy
 
 
 @pytest.fixture

@@ -146,6 +146,13 @@ def corrupt_manifest_missing_file(folder: Path) -> str:
     return "nope.csv"
 
 
+def corrupt_checksum(folder: Path) -> str:
+    manifest = yaml.safe_load((folder / "release.yaml").read_text())
+    manifest["checksums"] = {"covariates.csv": "0" * 64}
+    (folder / "release.yaml").write_text(yaml.safe_dump(manifest))
+    return "covariates.csv"
+
+
 def _set_source(folder: Path, role: str, value: str) -> None:
     manifest = yaml.safe_load((folder / "release.yaml").read_text())
     manifest["sources"][role] = value
@@ -179,7 +186,7 @@ CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corr
                corrupt_bim_chrom, corrupt_bim_duplicate, corrupt_idp_text, corrupt_idp_duplicate_id,
                corrupt_covariates_empty, corrupt_covariates_header_only, corrupt_beta_range,
                corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
-               corrupt_manifest_missing_file]
+               corrupt_manifest_missing_file, corrupt_checksum]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
@@ -198,3 +205,10 @@ def test_ingest_release__bad_input_names_the_file_and_changes_nothing(loaded_lak
 def test_ingest_release__hard_calls_cost_at_most_1_5x_the_bed(loaded_lake, release_folder):
     lake_bytes = sum(f.stat().st_size for f in Path(loaded_lake.table_uri("genotypes")).rglob("*.parquet"))
     assert lake_bytes <= 1.5 * (release_folder / "genotypes.bed").stat().st_size
+
+
+def test_ingest_release__records_source_checksums(loaded_lake, release_folder):
+    manifest = yaml.safe_load((release_folder / "release.yaml").read_text())
+    recorded = loaded_lake.resolve_release("r1").source_checksums
+    assert recorded == {name: manifest["checksums"][name] for name in recorded}
+    assert {"genotypes.bed", "idps.csv", "methylation.csv"} <= set(recorded)

@@ -1,0 +1,97 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ingest.release import file_sha256
+from ingest.sync import sync
+from lake.errors import LakeError, ReleaseError
+from lake.lock import lake_lock
+
+BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
+
+
+def add_release(incoming: Path, release_folder: Path, name: str) -> Path:
+    """Copy the small release into ``incoming/name`` with its manifest naming it ``name``."""
+    folder = Path(shutil.copytree(release_folder, incoming / name))
+    manifest = yaml.safe_load((folder / "release.yaml").read_text())
+    manifest["release"] = name
+    (folder / "release.yaml").write_text(yaml.safe_dump(manifest))
+    return folder
+
+
+def test_sync__ingests_in_order_then_does_nothing(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    for name in ("2026-10", "2026-09"):
+        add_release(incoming, release_folder, name)
+    first = sync(lake, incoming)
+    assert first.ingested == ["2026-09", "2026-10"]
+    assert [r.release for r in lake.releases()] == ["2026-09", "2026-10"]
+    versions = lake.delta("releases").version()
+    second = sync(lake, incoming)
+    assert second.ingested == [] and second.unchanged == ["2026-09", "2026-10"]
+    assert lake.delta("releases").version() == versions
+
+
+def test_sync__a_changed_release_is_an_error(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    folder = add_release(incoming, release_folder, "2026-09")
+    sync(lake, incoming)
+    with open(folder / "covariates.csv", "a") as handle:  # republished with a new checksum
+        handle.write("9999999,50,F,Reading,0,0,0,0,0,0,0,0,0,0,170,0.1,0\n")
+    manifest = yaml.safe_load((folder / "release.yaml").read_text())
+    manifest["checksums"]["covariates.csv"] = file_sha256(folder / "covariates.csv")
+    (folder / "release.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(ReleaseError, match="covariates.csv"):
+        sync(lake, incoming)
+
+
+def test_sync__a_bad_release_stops_and_keeps_the_earlier_ones(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    add_release(incoming, release_folder, "2026-09")
+    bad = add_release(incoming, release_folder, "2026-10")
+    (bad / "idps.csv").write_text("eid,25001-2.0\n1,large\n")
+    result = subprocess.run([*BIOLAKE, "sync", str(incoming), "--lake", lake.location.root, "--quiet"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "idps.csv" in result.stderr and "Traceback" not in result.stderr
+    assert [r.release for r in lake.releases()] == ["2026-09"]
+
+
+def test_lake_lock__two_syncs_cannot_interleave_and_stale_locks_are_taken_over(lake):
+    with lake_lock(lake.location, "sync"):
+        with pytest.raises(LakeError, match="holds the lock"):
+            with lake_lock(lake.location, "sync"):
+                pass
+    dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lock = Path(lake.location.root) / "_locks" / "sync.lock"
+    lock.write_text(f'{{"host": "{os.uname().nodename}", "pid": {dead.pid}}}')
+    dead.send_signal(signal.SIGKILL)
+    dead.wait()
+    with lake_lock(lake.location, "sync"):
+        assert lock.exists()
+    assert not lock.exists()
+
+
+def test_sync__sigkill_then_rerun_completes(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    for name in ("2026-09", "2026-10"):
+        add_release(incoming, release_folder, name)
+    command = [*BIOLAKE, "sync", str(incoming), "--lake", lake.location.root, "--quiet"]
+    held = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "BIOLAKE_FAULT_HOLD": "during:genotypes"})
+    for line in held.stderr:
+        if line.startswith("holding at"):
+            break
+    held.send_signal(signal.SIGKILL)
+    held.wait()
+    held.stderr.close()
+    assert lake.releases() == []
+    rerun = subprocess.run(command, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert [r.release for r in lake.releases()] == ["2026-09", "2026-10"]
