@@ -165,6 +165,36 @@ def sync(source: str, lake_location: str, quiet: bool) -> None:
 
 @main.command()
 @_lake_option
+@click.option("--ids", "ids_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="participant ids to withdraw: one per line (a header eid/IID/participant_id is skipped)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def withdraw(lake_location: str, ids_file: str, quiet: bool) -> None:
+    """Remove participants from every table of every release, and from the lake's history.
+
+    Sample vectors (genotypes, methylation) lose their positions, participant rows
+    go, allele frequencies are recomputed; then every table is vacuumed and its
+    log compacted, so no older version can show the withdrawn data. Rerunning
+    after an interruption completes the job. The withdrawals table records when
+    and how many, never who.
+
+    \b
+    Example:
+      biolake withdraw --lake /data/lake --ids withdrawn-2026-11.txt
+    """
+    from biolake.progress import progress_bars
+    from ingest.participants import read_id_list
+    from lake.withdraw import withdraw as withdraw_participants
+
+    lake = _open_lake(lake_location)
+    ids = read_id_list(Path(ids_file))
+    with progress_bars(quiet=quiet) as progress:
+        report = withdraw_participants(lake, ids, progress=progress)
+    click.echo(f"withdrew {report.participants:,} participants: rewrote {len(report.rewritten)} "
+               f"table releases, vacuumed {report.files_removed:,} files")
+
+
+@main.command()
+@_lake_option
 def releases(lake_location: str) -> None:
     """List the lake's committed releases, oldest first."""
     from rich.console import Console

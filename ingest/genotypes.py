@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from lake.schema import TABLES
-from lake.vectors import call_summaries, encode_dosages
+from lake.vectors import allele_summaries, binary_column, encode_dosages
 
 Progress = Callable[[str, int, int], None]
 
@@ -43,20 +43,12 @@ def genotype_batch(variants: pl.DataFrame, *, release: str, start: int, n_sample
     (variants × samples, alt dosage in [0, 2], NaN missing) for imputed data.
     """
     rows = variants.height
+    alt_freq, called = allele_summaries(calls=calls, dosages=dosages, n_samples=n_samples)
     if calls is not None:
-        alt_count, called = call_summaries(calls, n_samples)
-        alt_total = alt_count.astype(np.float64)
-        vectors = {"calls": pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(calls.shape[1]), rows, [None, pa.py_buffer(np.ascontiguousarray(calls))]
-        ).cast(pa.binary()), "dosage": pa.nulls(rows, pa.binary())}
+        vectors = {"calls": binary_column(calls), "dosage": pa.nulls(rows, pa.binary())}
     else:
-        assert dosages is not None, "a genotype block needs calls or dosages"
-        called = (~np.isnan(dosages)).sum(axis=1)
-        alt_total = np.nansum(dosages, axis=1)
         vectors = {"calls": pa.nulls(rows, pa.binary()),
                    "dosage": pa.array(encode_dosages(dosages), pa.binary())}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alt_freq = np.where(called > 0, alt_total / (2.0 * called), np.nan)
     columns = {
         "release": pa.array([release] * rows, pa.string()),
         "chrom": variants["chrom"].to_arrow(), "variant_index": pa.array(np.arange(start, start + rows)),

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.text import is_numeric_column, participant_column, read_text_table, to_float
+from ingest.text import (PARTICIPANT_HEADERS, is_numeric_column, participant_column, read_text_table,
+                         to_float)
 from lake.errors import InputError
 from lake.schema import TABLES
 
@@ -84,3 +85,16 @@ def participant_ids(table: pa.Table) -> set[str]:
 def value_fields(table: pa.Table) -> list[str]:
     """The value columns of a wide participant table."""
     return [name for name in table.column_names if name not in ("release", "participant_id")]
+
+
+def read_id_list(path: Path) -> list[str]:
+    """Participant ids, one per line (first field of a CSV/TSV line); a header line is skipped."""
+    if not path.exists():
+        raise InputError(path, "file not found")
+    ids = [line.replace("\t", ",").split(",")[0].strip() for line in path.read_text().splitlines()]
+    ids = [i for i in ids if i]
+    if ids and ids[0] in PARTICIPANT_HEADERS:
+        ids = ids[1:]
+    if not ids:
+        raise InputError(path, "no participant ids in the file")
+    return ids

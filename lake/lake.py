@@ -130,7 +130,7 @@ class Lake:
 
         The files come from the Delta log of that version, never from listing the folder.
         """
-        if name == _REGISTRY:
+        if "release" not in spec(name).partition_by:  # lake-wide tables: the registry, the audit
             return self._arrow_dataset(self.delta(name, version=version))
         chosen = self.resolve_release(release)
         if name not in chosen.tables:
@@ -186,6 +186,56 @@ class Lake:
                                "releases are immutable, choose a new name")
         return ReleaseWriter(self, name, source=source, checksums=checksums or {})
 
+    def replace_release_rows(self, name: str, release: str,
+                             data: pa.Table | pa.RecordBatchReader | Iterator[pa.RecordBatch], *,
+                             schema: pa.Schema | None = None,
+                             row_group_rows: int | None = None) -> tuple[int, int]:
+        """Replace every row of ``release`` in table ``name`` with ``data``, in one Delta commit.
+
+        The one write path of the lake (ingest and withdrawal both use it). Returns the rows
+        written and the table's new version. An exception raised while ``data`` streams is
+        re-raised as itself, and nothing is committed.
+        """
+        table_spec = spec(name)
+        if isinstance(data, pa.Table):
+            schema, batches = data.schema, iter(data.to_batches())
+        else:
+            schema = data.schema if isinstance(data, pa.RecordBatchReader) else schema
+            assert schema is not None, "an iterator of batches needs its schema"
+            batches = iter(data)
+        table_spec.validate(schema)
+        rows, failure = 0, None
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            nonlocal rows, failure
+            try:
+                for batch in batches:
+                    rows += batch.num_rows
+                    yield batch
+            except Exception as exc:  # deltalake wraps it: keep the original to re-raise
+                failure = exc
+                raise
+
+        uri, options = self.table_uri(name), self.location.delta_options()
+        exists = self.has_table(name)
+        try:
+            write_deltalake(
+                uri, pa.RecordBatchReader.from_batches(schema, counted()),
+                mode="overwrite" if exists else "append",
+                predicate=f"release = '{check_release_name(release)}'" if exists else None,
+                partition_by=list(table_spec.partition_by) or None,
+                schema_mode="merge" if table_spec.wide else None,
+                storage_options=options,
+                writer_properties=_writer_properties(table_spec, row_group_rows),
+                commit_properties=CommitProperties(custom_metadata={
+                    "biolake.release": release, "biolake.version": biolake_version()}),
+            )
+        except Exception:
+            if failure is not None:
+                raise failure from None
+            raise
+        return rows, DeltaTable(uri, storage_options=options).version()
+
     def save_catalog(self) -> None:
         self.catalog.save()
 
@@ -222,46 +272,9 @@ class ReleaseWriter:
         Rows of the same release left by an interrupted attempt are replaced, in the same
         Delta commit. ``data`` may stream (a reader or an iterator of batches with ``schema``).
         """
-        table_spec = spec(name)
-        if isinstance(data, pa.Table):
-            schema, batches = data.schema, iter(data.to_batches())
-        else:
-            schema = data.schema if isinstance(data, pa.RecordBatchReader) else schema
-            assert schema is not None, "an iterator of batches needs its schema"
-            batches = iter(data)
-        table_spec.validate(schema)
-        rows, failure = 0, None
-
-        def counted() -> Iterator[pa.RecordBatch]:
-            nonlocal rows, failure
-            try:
-                for batch in batches:
-                    rows += batch.num_rows
-                    yield batch
-            except Exception as exc:  # deltalake wraps it: keep the original to re-raise
-                failure = exc
-                raise
-
-        uri = self.lake.table_uri(name)
-        options = self.lake.location.delta_options()
-        exists = self.lake.has_table(name)
-        try:
-            write_deltalake(
-                uri, pa.RecordBatchReader.from_batches(schema, counted()),
-                mode="overwrite" if exists else "append",
-                predicate=f"release = '{self.release}'" if exists else None,
-                partition_by=list(table_spec.partition_by) or None,
-                schema_mode="merge" if table_spec.wide else None,
-                storage_options=options,
-                writer_properties=_writer_properties(table_spec, row_group_rows),
-                commit_properties=CommitProperties(custom_metadata={
-                    "biolake.release": self.release, "biolake.version": biolake_version()}),
-            )
-        except Exception:
-            if failure is not None:
-                raise failure from None
-            raise
-        self._versions[name] = DeltaTable(uri, storage_options=options).version()
+        rows, version = self.lake.replace_release_rows(name, self.release, data, schema=schema,
+                                                       row_group_rows=row_group_rows)
+        self._versions[name] = version
         return rows
 
     def commit(self) -> ReleaseInfo:

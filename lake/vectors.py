@@ -54,6 +54,24 @@ def call_summaries(calls: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.nd
     return _BYTE_ALT_COUNT[masked].sum(axis=1), _BYTE_CALLED[masked].sum(axis=1)
 
 
+def allele_summaries(*, calls: np.ndarray | None = None, dosages: np.ndarray | None = None,
+                     n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Alt allele frequency (NaN when nobody is called) and called-sample count per variant.
+
+    Give packed ``calls`` (variants × bytes, with ``n_samples``) or ``dosages`` (variants × samples).
+    """
+    if calls is not None:
+        assert n_samples is not None
+        alt_count, called = call_summaries(calls, n_samples)
+        alt_total = alt_count.astype(np.float64)
+    else:
+        assert dosages is not None
+        called = (~np.isnan(dosages)).sum(axis=1)
+        alt_total = np.nansum(dosages, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(called > 0, alt_total / (2.0 * called), np.nan), called.astype(np.int64)
+
+
 def decode_calls(rows: Rows, n_samples: int, *,
                  dtype: type = np.float64) -> np.ndarray:
     """Packed hard-call rows → alt dosages, variants × samples, NaN where missing."""
@@ -103,3 +121,26 @@ def byte_matrix(rows: Rows, width: int) -> np.ndarray:
     buffer = np.frombuffer(b"".join(rows), dtype=np.uint8)
     assert buffer.size == width * len(rows), "sample vectors of unequal length"
     return buffer.reshape(len(rows), width)
+
+
+def select_calls(calls: np.ndarray, n_samples: int, keep: np.ndarray) -> np.ndarray:
+    """Packed hard calls (variants × bytes) restricted to the samples ``keep`` (positions), repacked."""
+    codes = ((calls[:, :, None] >> np.array([0, 2, 4, 6], np.uint8)) & 3).reshape(len(calls), -1)
+    kept = codes[:, :n_samples][:, keep]
+    padded = np.zeros((len(calls), 4 * packed_width(len(keep))), np.uint8)
+    padded[:, :len(keep)] = kept
+    quads = padded.reshape(len(calls), -1, 4)
+    return quads[..., 0] | quads[..., 1] << 2 | quads[..., 2] << 4 | quads[..., 3] << 6
+
+
+def select_fixed_width(rows: np.ndarray, item_bytes: int, keep: np.ndarray) -> np.ndarray:
+    """Fixed-width vectors (rows × bytes; uint16 dosages, float32 betas) restricted to ``keep``."""
+    items = rows.reshape(len(rows), -1, item_bytes)
+    return np.ascontiguousarray(items[:, keep, :]).reshape(len(rows), -1)
+
+
+def binary_column(matrix: np.ndarray) -> pa.Array:
+    """A rows × bytes uint8 matrix as an Arrow binary column, one vector per row."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.uint8)
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(matrix.shape[1]), len(matrix), [None, pa.py_buffer(matrix)]).cast(pa.binary())

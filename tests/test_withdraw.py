@@ -1,0 +1,99 @@
+"""Withdrawal removes participants everywhere, and no version of the lake can show them again."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from deltalake import DeltaTable
+
+from biolake.cli import main
+from ingest.release import ReleaseSources, ingest_release
+from lake.vectors import decode_calls, decode_floats
+from lake.withdraw import withdraw
+
+
+def assay_order(lake, release, assay):
+    rows = [r for r in lake.read("samples", release=release).to_pylist() if r["assay"] == assay]
+    return [r["participant_id"] for r in sorted(rows, key=lambda r: r["sample_index"])]
+
+
+@pytest.fixture
+def two_releases(loaded_lake, release_folder):
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(loaded_lake, sources, release="r2", source="test")
+    return loaded_lake
+
+
+def test_withdraw__removes_participants_from_every_release(two_releases):
+    lake = two_releases
+    genotyped, methylated = assay_order(lake, "r1", "genotypes"), assay_order(lake, "r1", "methylation")
+    gone = [methylated[0], methylated[5], genotyped[-1]]
+    keep = [i for i, p in enumerate(genotyped) if p not in gone]
+    keep_m = [i for i, p in enumerate(methylated) if p not in gone]
+    calls_before = decode_calls(lake.read("genotypes", release="r1").sort_by("variant_index")
+                                .column("calls"), len(genotyped))
+    betas_before = decode_floats(lake.read("methylation", release="r1").sort_by("cpg_index")
+                                 .column("beta"), len(methylated))
+
+    report = withdraw(lake, gone)
+
+    assert report.participants == 3
+    for release in ("r1", "r2"):
+        assert assay_order(lake, release, "genotypes") == [genotyped[i] for i in keep]
+        assert assay_order(lake, release, "methylation") == [methylated[i] for i in keep_m]
+        samples = lake.read("samples", release=release)
+        assert sorted(samples.column("sample_index").to_pylist()) == \
+            sorted(list(range(len(keep))) + list(range(len(keep_m))))
+        for table in ("idps", "covariates"):
+            assert not set(gone) & set(lake.read(table, release=release).column("participant_id").to_pylist())
+        genotypes = lake.read("genotypes", release=release).sort_by("variant_index")
+        after = decode_calls(genotypes.column("calls"), len(keep))
+        np.testing.assert_array_equal(after, calls_before[:, keep])
+        np.testing.assert_allclose(genotypes.column("alt_freq").to_numpy(), np.nanmean(after, axis=1) / 2)
+        variants = lake.read("variants", release=release).sort_by("variant_index")
+        assert variants.column("alt_freq").equals(genotypes.column("alt_freq"))
+        betas = decode_floats(lake.read("methylation", release=release).sort_by("cpg_index").column("beta"),
+                              len(keep_m))
+        np.testing.assert_array_equal(betas, betas_before[:, keep_m])
+    audit = lake.read("withdrawals").to_pylist()
+    assert len(audit) == 1 and audit[0]["participants"] == 3
+    assert not any(p in json.dumps(audit, default=str) for p in gone)
+
+
+def test_withdraw__no_version_or_file_keeps_a_trace(two_releases):
+    lake = two_releases
+    gone = assay_order(lake, "r1", "methylation")[:2]
+    withdraw(lake, gone)
+    root = Path(lake.location.root)
+    for path in root.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".crc", ".yaml", ".lock"):
+            text = path.read_text(errors="replace")
+            assert not any(p in text for p in gone), path
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            if "participant_id" in table.column_names:
+                assert not set(gone) & set(table.column("participant_id").to_pylist()), path
+    for name in ("samples", "idps", "covariates"):
+        table = DeltaTable(lake.table_uri(name))
+        for version in range(table.version()):
+            try:
+                old = DeltaTable(lake.table_uri(name), version=version).to_pyarrow_table()
+            except Exception:  # the version is gone, as it must be
+                continue
+            assert not set(gone) & set(old.column("participant_id").to_pylist()), (name, version)
+
+
+def test_withdraw__rerun_is_harmless_and_cli_reads_an_id_file(two_releases, tmp_path):
+    lake = two_releases
+    gone = assay_order(lake, "r2", "genotypes")[:2]
+    ids = tmp_path / "withdrawn.txt"
+    ids.write_text("eid\n" + "\n".join(gone) + "\n")
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["withdraw", "--lake", lake.location.root, "--ids", str(ids),
+                                           "--quiet"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert "rewrote 0 table releases" in result.output
+    assert len(assay_order(lake, "r2", "genotypes")) == 301 - 2
