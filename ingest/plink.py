@@ -1,7 +1,7 @@
 """PLINK 1 binary filesets (.bed/.bim/.fam) → the genotypes, variants and samples tables.
 
 A .bed row already is the lake's packed call vector, so ingest copies bytes and
-only decodes through 256-entry lookup tables to count alleles.
+counts alleles with bit operations, never decoding the calls.
 """
 
 from __future__ import annotations

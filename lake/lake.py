@@ -241,10 +241,14 @@ class Lake:
 
 
 def _writer_properties(table_spec: TableSpec, row_group_rows: int | None) -> WriterProperties:
-    """zstd everywhere; bloom filters on the columns users look rows up by (variant or CpG id)."""
+    """zstd everywhere; bloom filters on the columns users look rows up by (variant or CpG id);
+    no dictionary and no min/max statistics on sample vectors, which are unique and never filtered on."""
     bloom = ColumnProperties(bloom_filter_properties=BloomFilterProperties(True, fpp=0.01))
+    vector = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
+    columns = {c.name: vector for c in table_spec.columns if c.type == pa.binary()}
+    columns |= {c: bloom for c in table_spec.lookup_columns}
     return WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows,
-                            column_properties={c: bloom for c in table_spec.lookup_columns} or None)
+                            column_properties=columns or None)
 
 
 class ReleaseWriter:

@@ -17,8 +17,6 @@ import pyarrow as pa
 # .bed 2-bit codes → alt-allele count: 00 hom A1 (= alt), 01 missing, 10 het, 11 hom A2 (= ref).
 _CODE_TO_ALT = np.array([2.0, np.nan, 1.0, 0.0])
 _BYTE_TO_ALT = _CODE_TO_ALT[(np.arange(256)[:, None] >> np.array([0, 2, 4, 6])) & 3]  # 256 × 4
-_BYTE_ALT_COUNT = np.nan_to_num(_BYTE_TO_ALT).sum(axis=1).astype(np.int64)
-_BYTE_CALLED = (~np.isnan(_BYTE_TO_ALT)).sum(axis=1).astype(np.int64)
 _DOSAGE_MISSING = np.uint16(65535)
 _DOSAGE_SCALE = 65534 / 2.0
 
@@ -48,10 +46,19 @@ def mask_padding(calls: np.ndarray, n_samples: int) -> np.ndarray:
 def call_summaries(calls: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Alt-allele counts and called-sample counts per variant, straight from packed bytes.
 
+    Bit counting instead of decoding: with L and H the low and high bits of each 2-bit
+    code, a missing call is L∧¬H, and a called code holds 2 − L − H alt alleles.
     ``calls``: variants × bytes (uint8). Returns two int64 vectors of length variants.
     """
-    masked = mask_padding(calls, n_samples)
-    return _BYTE_ALT_COUNT[masked].sum(axis=1), _BYTE_CALLED[masked].sum(axis=1)
+    masked = mask_padding(calls, n_samples)  # padding slots count as missing
+    low, high = masked & np.uint8(0x55), (masked >> 1) & np.uint8(0x55)
+
+    def per_variant(bits: np.ndarray) -> np.ndarray:
+        return np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
+
+    missing = per_variant(low & ~high)
+    called = 4 * masked.shape[1] - missing
+    return 2 * called - (per_variant(low) - missing) - per_variant(high), called
 
 
 def allele_summaries(*, calls: np.ndarray | None = None, dosages: np.ndarray | None = None,
