@@ -164,14 +164,20 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
+    parser.add_argument("--tasks", default="ingest,decode,queries",
+                        help="comma-separated rows to run (ingest runs whenever the lake is needed)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     size = f"N={args.samples:,} M={args.variants:,}"
 
     gflops = matmul_gflops()
     release = prepare_release(args.data, args.samples, args.variants)
-    rows = (bench_ingest(release, args.data, size) + bench_decode(args.data, size, gflops)
-            + bench_queries(release, args.data, size))
+    tasks = set(args.tasks.split(","))
+    rows = bench_ingest(release, args.data, size)
+    if "decode" in tasks:
+        rows += bench_decode(args.data, size, gflops)
+    if "queries" in tasks:
+        rows += bench_queries(release, args.data, size)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "peak RSS"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

@@ -8,6 +8,7 @@ committed whole or not at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -103,9 +104,16 @@ def load_manifest(folder: Path) -> dict:
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file, streamed in 8 MiB chunks."""
+    """The sha256 of a file, streamed; remembered while the file's size and mtime stay the same
+    (verifying a manifest and recording the release then read each file once)."""
     if not path.exists():
         raise InputError(path, "file not found")
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(8 << 20):
