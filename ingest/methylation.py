@@ -67,7 +67,7 @@ def methylation_batches(path: str | os.PathLike, probes: pa.Table, *, release: s
     annotation = {cpg: i for i, cpg in enumerate(probes.column("cpg_id").to_pylist())}
     chrom, pos = probes.column("chrom").to_pylist(), probes.column("pos").to_pylist()
     schema = TABLES["methylation"].arrow_schema()
-    seen, reader = 0, None
+    seen, reader, ids_seen = 0, None, set()
     while True:
         try:
             reader = reader or _open_matrix(path, header, delimiter)
@@ -82,6 +82,10 @@ def methylation_batches(path: str | os.PathLike, probes: pa.Table, *, release: s
         betas = np.column_stack([batch.column(i).to_numpy(zero_copy_only=False)
                                  for i in range(1, batch.num_columns)])  # CpGs × samples
         _check_betas(betas, path=path, first_line=seen + 2, header=header)
+        for cpg in ids:
+            if cpg in ids_seen:
+                raise InputError(path, f"CpG {cpg!r} appears more than once in the matrix")
+            ids_seen.add(cpg)
         missing = [cpg for cpg in ids if cpg not in annotation]
         if missing:
             raise InputError(path, f"CpG {missing[0]!r} is not in the probe annotation")

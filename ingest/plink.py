@@ -72,7 +72,7 @@ def open_bfile(prefix: str | os.PathLike) -> PlinkFileset:
 
 def read_fam(path: Path) -> pl.DataFrame:
     """participant_id (the IID) and sex (M/F/null) in .fam order."""
-    frame = read_text_table(path, separator=_separator(path), has_header=False, expected_columns=6)
+    frame = read_text_table(path, has_header=False, expected_columns=6, whitespace=True)
     ids = frame.get_column(frame.columns[1]).alias("participant_id")
     check_unique(ids, path=path, what="participant id (IID)", first_line=1)
     sex = frame.get_column(frame.columns[4]).replace_strict(_SEX, default=None, return_dtype=pl.String)
@@ -81,7 +81,7 @@ def read_fam(path: Path) -> pl.DataFrame:
 
 def read_bim(path: Path) -> pl.DataFrame:
     """chrom, variant_id, pos, alt (column 5, A1), ref (column 6, A2) in .bim order."""
-    frame = read_text_table(path, separator=_separator(path), has_header=False, expected_columns=6)
+    frame = read_text_table(path, has_header=False, expected_columns=6, whitespace=True)
     chrom, variant_id, _, pos_text, alt, ref = frame.columns
     chromosomes = frame.get_column(chrom).str.strip_prefix("chr")
     unknown = ~chromosomes.is_in(list(KNOWN_CHROMOSOMES))
@@ -122,9 +122,3 @@ def check_bed(path: Path, *, n_samples: int, n_variants: int) -> None:
         raise InputError(path, f"size {actual:,} bytes does not match {n_variants:,} variants "
                          f"(.bim) × {n_samples:,} samples (.fam): expected {expected:,} bytes"
                          + (" — the file looks truncated" if actual < expected else ""))
-
-
-def _separator(path: Path) -> str:
-    with open(path, "rb") as handle:
-        first = handle.readline()
-    return "\t" if b"\t" in first else " "

@@ -7,6 +7,7 @@ vectorised, and a failing row is reported by its line number in the file.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +20,25 @@ PARTICIPANT_HEADERS = ("eid", "IID", "participant_id")
 
 
 def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
-                    has_header: bool = True, expected_columns: int | None = None) -> pl.DataFrame:
-    """All cells as strings (nulls for missing tokens); errors for empty or ragged files."""
+                    has_header: bool = True, expected_columns: int | None = None,
+                    whitespace: bool = False) -> pl.DataFrame:
+    """All cells as strings (nulls for missing tokens); errors for empty or ragged files.
+
+    ``whitespace=True`` reads fields split by runs of spaces and tabs (PLINK text files).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
+    source: Path | bytes = path
+    if whitespace:
+        source, separator = re.sub(rb"[ \t]+", b"\t", path.read_bytes()), "\t"
     separator = separator or _sniff_separator(path)
+    if has_header:
+        _check_header(path, separator)
     try:
-        frame = pl.read_csv(path, separator=separator, has_header=has_header, infer_schema=False,
+        frame = pl.read_csv(source, separator=separator, has_header=has_header, infer_schema=False,
                             null_values=list(MISSING_TOKENS), raise_if_empty=True)
     except pl.exceptions.NoDataError:
         raise InputError(path, "file is empty") from None
@@ -41,6 +51,16 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
     if frame.height == 0:
         raise InputError(path, "has a header but no data rows")
     return frame
+
+
+def _check_header(path: Path, separator: str) -> None:
+    """Column names must be unique (polars would silently rename a repeated one)."""
+    with open(path, "rb") as handle:
+        names = handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n").split(separator)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(path, f"column name {repeated[0]!r} appears more than once in the header",
+                         line=1)
 
 
 def _sniff_separator(path: Path) -> str:

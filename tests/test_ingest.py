@@ -146,6 +146,18 @@ def corrupt_manifest_missing_file(folder: Path) -> str:
     return "nope.csv"
 
 
+def corrupt_idp_duplicate_column(folder: Path) -> str:
+    lines = (folder / "idps.csv").read_text().splitlines()
+    names = lines[0].split(",")
+    lines[0] = ",".join([*names[:2], names[1], *names[3:]])
+    (folder / "idps.csv").write_text("\n".join(lines) + "\n")
+    return "idps.csv"
+
+
+def corrupt_methylation_duplicate_cpg(folder: Path) -> str:
+    return _copy_line(folder / "methylation.csv", 2, 3)
+
+
 def corrupt_checksum(folder: Path) -> str:
     manifest = yaml.safe_load((folder / "release.yaml").read_text())
     manifest["checksums"] = {"covariates.csv": "0" * 64}
@@ -186,7 +198,8 @@ CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corr
                corrupt_bim_chrom, corrupt_bim_duplicate, corrupt_idp_text, corrupt_idp_duplicate_id,
                corrupt_covariates_empty, corrupt_covariates_header_only, corrupt_beta_range,
                corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
-               corrupt_manifest_missing_file, corrupt_checksum]
+               corrupt_manifest_missing_file, corrupt_checksum, corrupt_idp_duplicate_column,
+               corrupt_methylation_duplicate_cpg]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
@@ -212,3 +225,13 @@ def test_ingest_release__records_source_checksums(loaded_lake, release_folder):
     recorded = loaded_lake.resolve_release("r1").source_checksums
     assert recorded == {name: manifest["checksums"][name] for name in recorded}
     assert {"genotypes.bed", "idps.csv", "methylation.csv"} <= set(recorded)
+
+
+def test_ingest_release__plink_text_files_split_on_any_whitespace(lake, editable_release):
+    for name in ("genotypes.fam", "genotypes.bim"):
+        path = editable_release / name
+        path.write_text("\r\n".join("  ".join(line.split()) for line in path.read_text().splitlines()) + "\r\n")
+    report = ingest_release(lake, ReleaseSources(bfile=editable_release / "genotypes"), release="ws",
+                            source="test")
+    assert report.counts["genotypes"] == 1500
+    assert sample_order(lake, "genotypes") == fam_ids(editable_release)
