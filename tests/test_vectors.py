@@ -47,3 +47,13 @@ def test_decode_floats__round_trips_float32_with_nan():
     values = np.array([[0.1, np.nan, 0.9], [0.0, 1.0, 0.5]])
     np.testing.assert_array_equal(decode_floats(encode_floats(values), 3),
                                   values.astype(np.float32).astype(float))
+
+
+def test_decode_calls__reuses_a_buffer_and_float32_matches():
+    rng = np.random.default_rng(1)
+    dosage = rng.integers(0, 3, size=(6, 9)).astype(float)
+    dosage[0, 0] = np.nan
+    packed = pack_calls(dosage)
+    buffer = np.empty(1000)
+    np.testing.assert_array_equal(decode_calls(packed, 9, buffer=buffer), dosage)
+    np.testing.assert_array_equal(decode_calls(packed, 9, dtype=np.float32), dosage.astype(np.float32))
