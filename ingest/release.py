@@ -21,6 +21,7 @@ import yaml
 from ingest.methylation import matrix_samples, methylation_batches, read_probes
 from ingest.participants import field_dictionary, participant_ids, read_participant_table, value_fields
 from ingest.genotypes import GenotypeSource
+from ingest.pgen import open_pfile
 from ingest.plink import open_bfile
 from lake.errors import InputError
 from lake.lake import Lake, ReleaseInfo, ReleaseWriter, check_release_name
@@ -36,6 +37,7 @@ class ReleaseSources:
     """The source files of one release; any may be absent except that one must be given."""
 
     bfile: Path | None = None
+    pfile: Path | None = None
     idps: Path | None = None
     idp_fields: Path | None = None
     covariates: Path | None = None
@@ -71,15 +73,18 @@ class ReleaseSources:
             path = getattr(self, role.name)
             if path is None:
                 continue
-            found += [Path(f"{path}.{ext}") for ext in ("bed", "bim", "fam")] if role.name == "bfile" \
+            prefixes = {"bfile": ("bed", "bim", "fam"), "pfile": ("pgen", "pvar", "psam")}
+            found += [Path(f"{path}.{ext}") for ext in prefixes[role.name]] if role.name in prefixes \
                 else [path]
         return found
 
     def checked(self) -> "ReleaseSources":
         """Raise InputError for combinations that cannot be ingested."""
         if not any(getattr(self, f.name) for f in fields(self)):
-            raise InputError("sources", "no source given: need at least one of --bfile, --idps, "
+            raise InputError("sources", "no source given: need at least one of --bfile, --pfile, --idps, "
                              "--covariates, --methylation")
+        if self.bfile and self.pfile:
+            raise InputError(self.pfile, "give one genotype source: --bfile or --pfile, not both")
         if self.idp_fields and not self.idps:
             raise InputError(self.idp_fields, "a data dictionary needs --idps")
         if bool(self.methylation) != bool(self.probes):
@@ -204,6 +209,8 @@ def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
     """Open and check the release's genotype source, whichever format it is in."""
     if sources.bfile:
         return open_bfile(sources.bfile)
+    if sources.pfile:
+        return open_pfile(sources.pfile)
     return None
 
 

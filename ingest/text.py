@@ -21,10 +21,11 @@ PARTICIPANT_HEADERS = ("eid", "IID", "participant_id")
 
 def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
                     has_header: bool = True, expected_columns: int | None = None,
-                    whitespace: bool = False) -> pl.DataFrame:
+                    whitespace: bool = False, skip_lines: int = 0) -> pl.DataFrame:
     """All cells as strings (nulls for missing tokens); errors for empty or ragged files.
 
-    ``whitespace=True`` reads fields split by runs of spaces and tabs (PLINK text files).
+    ``whitespace=True`` reads fields split by runs of spaces and tabs (PLINK text files);
+    ``skip_lines`` skips leading lines (meta lines before a header).
     """
     path = Path(path)
     if not path.exists():
@@ -35,10 +36,11 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
     if whitespace:
         source, separator = re.sub(rb"[ \t]+", b"\t", path.read_bytes()), "\t"
     separator = separator or _sniff_separator(path)
-    if has_header:
+    if has_header and not skip_lines:
         _check_header(path, separator)
     try:
         frame = pl.read_csv(source, separator=separator, has_header=has_header, infer_schema=False,
+                            skip_rows=skip_lines,
                             null_values=list(MISSING_TOKENS), raise_if_empty=True)
     except pl.exceptions.NoDataError:
         raise InputError(path, "file is empty") from None

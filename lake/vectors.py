@@ -146,11 +146,7 @@ def byte_matrix(rows: Rows, width: int) -> np.ndarray:
 def select_calls(calls: np.ndarray, n_samples: int, keep: np.ndarray) -> np.ndarray:
     """Packed hard calls (variants × bytes) restricted to the samples ``keep`` (positions), repacked."""
     codes = ((calls[:, :, None] >> np.array([0, 2, 4, 6], np.uint8)) & 3).reshape(len(calls), -1)
-    kept = codes[:, :n_samples][:, keep]
-    padded = np.zeros((len(calls), 4 * packed_width(len(keep))), np.uint8)
-    padded[:, :len(keep)] = kept
-    quads = padded.reshape(len(calls), -1, 4)
-    return quads[..., 0] | quads[..., 1] << 2 | quads[..., 2] << 4 | quads[..., 3] << 6
+    return _pack_codes(codes[:, :n_samples][:, keep])
 
 
 def select_fixed_width(rows: np.ndarray, item_bytes: int, keep: np.ndarray) -> np.ndarray:
@@ -164,3 +160,18 @@ def binary_column(matrix: np.ndarray) -> pa.Array:
     matrix = np.ascontiguousarray(matrix, dtype=np.uint8)
     return pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(matrix.shape[1]), len(matrix), [None, pa.py_buffer(matrix)]).cast(pa.binary())
+
+
+def encode_calls(alt_counts: np.ndarray) -> np.ndarray:
+    """Alt allele counts (variants × samples; 0, 1, 2, anything else missing) → packed .bed bytes."""
+    codes = np.full(alt_counts.shape, 1, np.uint8)  # 01: missing
+    codes[alt_counts == 0], codes[alt_counts == 1], codes[alt_counts == 2] = 3, 2, 0
+    return _pack_codes(codes)
+
+
+def _pack_codes(codes: np.ndarray) -> np.ndarray:
+    """2-bit codes (variants × samples) → packed bytes, low bits first, zero padding."""
+    padded = np.zeros((len(codes), 4 * packed_width(codes.shape[1])), np.uint8)
+    padded[:, :codes.shape[1]] = codes
+    quads = padded.reshape(len(codes), -1, 4)
+    return quads[..., 0] | quads[..., 1] << 2 | quads[..., 2] << 4 | quads[..., 3] << 6

@@ -1,0 +1,61 @@
+"""Every genotype format yields identical lake tables for identical genotypes (files written by plink2)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.release import ReleaseSources, ingest_release
+from lake.errors import InputError
+from lake.lake import Lake
+from lake.vectors import decode_calls, decode_dosages
+
+PLINK2 = shutil.which("plink2") or "plink2"  # a missing plink2 fails the test, never skips it
+
+
+def plink2(*args: str) -> None:
+    subprocess.run([PLINK2, *args], check=True, capture_output=True)
+
+
+def lake_tables(tmp_path: Path, name: str, sources: ReleaseSources):
+    lake = Lake.init(tmp_path / name)
+    ingest_release(lake, sources, release="r1", source="test")
+    genotypes = lake.read("genotypes").sort_by("variant_index")
+    samples = sorted(lake.read("samples").to_pylist(), key=lambda r: r["sample_index"])
+    n = len(samples)
+    dosages = np.vstack([decode_calls([row["calls"]], n) if row["calls"] else decode_dosages([row["dosage"]], n)
+                         for row in genotypes.select(["calls", "dosage"]).to_pylist()])
+    variants = genotypes.select(["chrom", "pos", "variant_id", "ref", "alt", "alt_freq", "n_called"])
+    return [s["participant_id"] for s in samples], variants, dosages
+
+
+def test_pfile__identical_to_the_bed(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--make-pgen", "--out", str(tmp_path / "g"))
+    expected = lake_tables(tmp_path, "bed", ReleaseSources(bfile=release_folder / "genotypes"))
+    found = lake_tables(tmp_path, "pgen", ReleaseSources(pfile=tmp_path / "g"))
+    assert found[0] == expected[0]
+    assert found[1].equals(expected[1])
+    np.testing.assert_array_equal(found[2], expected[2])
+
+
+def test_pfile__bad_files_name_the_file(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--make-pgen", "--out", str(tmp_path / "g"))
+    pvar = tmp_path / "g.pvar"
+    lines = pvar.read_text().splitlines()
+    cells = lines[5].split("\t")
+    cells[4] = "A,T"
+    pvar.write_text("\n".join([*lines[:5], "\t".join(cells), *lines[6:]]) + "\n")
+    with pytest.raises(InputError, match=r"g\.pvar, line 6: .*multi-allelic"):
+        ingest_release(Lake.init(tmp_path / "l1"), ReleaseSources(pfile=tmp_path / "g"), release="r1",
+                       source="test")
+    pvar.write_text("\n".join(lines[:-1]) + "\n")  # one variant fewer than the .pgen holds
+    with pytest.raises(InputError, match=r"g\.pgen.*variants but the \.pvar lists"):
+        ingest_release(Lake.init(tmp_path / "l2"), ReleaseSources(pfile=tmp_path / "g"), release="r1",
+                       source="test")
+    pvar.write_text("\n".join(lines) + "\n")
+    (tmp_path / "g.pgen").write_bytes(b"not a pgen")
+    with pytest.raises(InputError, match=r"g\.pgen"):
+        ingest_release(Lake.init(tmp_path / "l3"), ReleaseSources(pfile=tmp_path / "g"), release="r1",
+                       source="test")
