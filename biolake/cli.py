@@ -83,6 +83,7 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
               help="name of the new release [default: the name in release.yaml]")
 @click.option("--bfile", metavar="PREFIX", help="PLINK 1 fileset PREFIX.bed/.bim/.fam")
 @click.option("--pfile", metavar="PREFIX", help="PLINK 2 fileset PREFIX.pgen/.pvar/.psam (hard calls or dosages)")
+@click.option("--vcf", type=click.Path(dir_okay=False), help="VCF/BCF (GT hard calls, or DS/GP dosages)")
 @click.option("--idps", type=click.Path(dir_okay=False), help="IDP table (first column eid/IID/participant_id)")
 @click.option("--idp-fields", type=click.Path(dir_okay=False), help="IDP data dictionary (column 'field')")
 @click.option("--covariates", type=click.Path(dir_okay=False), help="covariate table")

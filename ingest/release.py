@@ -23,6 +23,7 @@ from ingest.participants import field_dictionary, participant_ids, read_particip
 from ingest.genotypes import GenotypeSource
 from ingest.pgen import open_pfile
 from ingest.plink import open_bfile
+from ingest.vcf import open_vcf
 from lake.errors import InputError
 from lake.lake import Lake, ReleaseInfo, ReleaseWriter, check_release_name
 from lake.schema import TABLES
@@ -38,6 +39,7 @@ class ReleaseSources:
 
     bfile: Path | None = None
     pfile: Path | None = None
+    vcf: Path | None = None
     idps: Path | None = None
     idp_fields: Path | None = None
     covariates: Path | None = None
@@ -81,10 +83,11 @@ class ReleaseSources:
     def checked(self) -> "ReleaseSources":
         """Raise InputError for combinations that cannot be ingested."""
         if not any(getattr(self, f.name) for f in fields(self)):
-            raise InputError("sources", "no source given: need at least one of --bfile, --pfile, --idps, "
-                             "--covariates, --methylation")
-        if self.bfile and self.pfile:
-            raise InputError(self.pfile, "give one genotype source: --bfile or --pfile, not both")
+            raise InputError("sources", "no source given: need at least one of --bfile, --pfile, "
+                             "--vcf, --idps, --covariates, --methylation")
+        genotype_sources = [p for p in (self.bfile, self.pfile, self.vcf) if p]
+        if len(genotype_sources) > 1:
+            raise InputError(genotype_sources[1], "give one genotype source: --bfile, --pfile or --vcf")
         if self.idp_fields and not self.idps:
             raise InputError(self.idp_fields, "a data dictionary needs --idps")
         if bool(self.methylation) != bool(self.probes):
@@ -211,6 +214,8 @@ def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
         return open_bfile(sources.bfile)
     if sources.pfile:
         return open_pfile(sources.pfile)
+    if sources.vcf:
+        return open_vcf(sources.vcf)
     return None
 
 

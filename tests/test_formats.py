@@ -59,3 +59,27 @@ def test_pfile__bad_files_name_the_file(tmp_path, release_folder):
     with pytest.raises(InputError, match=r"g\.pgen"):
         ingest_release(Lake.init(tmp_path / "l3"), ReleaseSources(pfile=tmp_path / "g"), release="r1",
                        source="test")
+
+
+@pytest.mark.parametrize("dosage", ["", "vcf-dosage=DS-force"], ids=["GT", "DS"])
+def test_vcf__identical_to_the_bed(tmp_path, release_folder, dosage):
+    plink2("--bfile", str(release_folder / "genotypes"), "--export", "vcf", *dosage.split(),
+           "id-paste=iid", "--out", str(tmp_path / "g"))
+    expected = lake_tables(tmp_path, "bed", ReleaseSources(bfile=release_folder / "genotypes"))
+    found = lake_tables(tmp_path, "vcf", ReleaseSources(vcf=tmp_path / "g.vcf"))
+    assert found[0] == expected[0]
+    assert found[1].equals(expected[1])
+    np.testing.assert_array_equal(found[2], expected[2])
+
+
+def test_vcf__multi_allelic_records_are_refused(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--export", "vcf", "--out", str(tmp_path / "g"))
+    path = tmp_path / "g.vcf"
+    lines = path.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    cells = lines[first + 3].split("\t")
+    cells[4] = f"{cells[4]},G" if cells[3] != "G" else f"{cells[4]},C"
+    lines[first + 3] = "\t".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"g\.vcf: .*2 ALT alleles"):
+        ingest_release(Lake.init(tmp_path / "l"), ReleaseSources(vcf=path), release="r1", source="test")
