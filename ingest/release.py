@@ -2,8 +2,9 @@
 
 Every source is parsed and checked before the first byte is written, except
 the methylation matrix, too big to hold, which is checked as it streams (and
-written first). The .bed body needs no check beyond its size. Tables land in the lake through one ReleaseWriter, so a release is
-committed whole or not at all.
+written first). Genotype bodies need no check beyond their headers and sizes.
+Tables land in the lake through one ReleaseWriter, so a release is committed
+whole or not at all.
 """
 
 from __future__ import annotations

@@ -25,16 +25,26 @@ def lake_tables(tmp_path: Path, name: str, sources: ReleaseSources):
     genotypes = lake.read("genotypes").sort_by("variant_index")
     samples = sorted(lake.read("samples").to_pylist(), key=lambda r: r["sample_index"])
     n = len(samples)
-    dosages = np.vstack([decode_calls([row["calls"]], n) if row["calls"] else decode_dosages([row["dosage"]], n)
+    dosages = np.vstack([decode_calls([row["calls"]], n) if row["calls"] else
+                         decode_dosages([row["dosage"]], n)
                          for row in genotypes.select(["calls", "dosage"]).to_pylist()])
     variants = genotypes.select(["chrom", "pos", "variant_id", "ref", "alt", "alt_freq", "n_called"])
     return [s["participant_id"] for s in samples], variants, dosages
 
 
-def test_pfile__identical_to_the_bed(tmp_path, release_folder):
-    plink2("--bfile", str(release_folder / "genotypes"), "--make-pgen", "--out", str(tmp_path / "g"))
+FORMATS = {  # name: (plink2 export arguments, the sources to ingest from tmp_path)
+    "pgen": (["--make-pgen"], lambda tmp: ReleaseSources(pfile=tmp / "g")),
+    "vcf-GT": (["--export", "vcf", "id-paste=iid"], lambda tmp: ReleaseSources(vcf=tmp / "g.vcf")),
+    "vcf-DS": (["--export", "vcf", "vcf-dosage=DS-force", "id-paste=iid"],
+               lambda tmp: ReleaseSources(vcf=tmp / "g.vcf")),
+}
+
+
+@pytest.mark.parametrize("export, sources", FORMATS.values(), ids=FORMATS.keys())
+def test_format__identical_to_the_bed(tmp_path, release_folder, export, sources):
+    plink2("--bfile", str(release_folder / "genotypes"), *export, "--out", str(tmp_path / "g"))
     expected = lake_tables(tmp_path, "bed", ReleaseSources(bfile=release_folder / "genotypes"))
-    found = lake_tables(tmp_path, "pgen", ReleaseSources(pfile=tmp_path / "g"))
+    found = lake_tables(tmp_path, "other", sources(tmp_path))
     assert found[0] == expected[0]
     assert found[1].equals(expected[1])
     np.testing.assert_array_equal(found[2], expected[2])
@@ -59,17 +69,6 @@ def test_pfile__bad_files_name_the_file(tmp_path, release_folder):
     with pytest.raises(InputError, match=r"g\.pgen"):
         ingest_release(Lake.init(tmp_path / "l3"), ReleaseSources(pfile=tmp_path / "g"), release="r1",
                        source="test")
-
-
-@pytest.mark.parametrize("dosage", ["", "vcf-dosage=DS-force"], ids=["GT", "DS"])
-def test_vcf__identical_to_the_bed(tmp_path, release_folder, dosage):
-    plink2("--bfile", str(release_folder / "genotypes"), "--export", "vcf", *dosage.split(),
-           "id-paste=iid", "--out", str(tmp_path / "g"))
-    expected = lake_tables(tmp_path, "bed", ReleaseSources(bfile=release_folder / "genotypes"))
-    found = lake_tables(tmp_path, "vcf", ReleaseSources(vcf=tmp_path / "g.vcf"))
-    assert found[0] == expected[0]
-    assert found[1].equals(expected[1])
-    np.testing.assert_array_equal(found[2], expected[2])
 
 
 def test_vcf__multi_allelic_records_are_refused(tmp_path, release_folder):
