@@ -94,7 +94,8 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
 
     ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
     Views: one per table of the release under its catalog name, ``releases``
-    (the registry) and ``dosages`` (participant × variant, long).
+    (the registry), ``withdrawals`` (the audit, once there is one) and ``dosages``
+    (participant × variant, long).
     """
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
@@ -102,7 +103,10 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
     con = duckdb.connect(config={"memory_limit": memory_limit})
     for name in chosen.tables:
         _create_view(con, lake, name, chosen.release)
-    con.register("releases", lake.dataset("releases").to_table().drop_columns(["table_versions"]))
+    con.register("releases", lake.dataset("releases").to_table()
+                 .drop_columns(["table_versions", "source_checksums"]))
+    if lake.has_table("withdrawals"):
+        con.register("withdrawals", lake.dataset("withdrawals").to_table())
     if "genotypes" in chosen.tables and "samples" in chosen.tables:
         con.create_function("biolake_dosages", _dosages_udf, ["BLOB", "BLOB", "BIGINT"], "DOUBLE[]",
                             type="arrow", null_handling="special")

@@ -13,6 +13,7 @@ from biolake.cli import main
 from ingest.release import ReleaseSources, ingest_release
 from lake.vectors import decode_calls, decode_floats
 from lake.withdraw import withdraw
+from queries import connect
 
 
 def assay_order(lake, release, assay):
@@ -97,3 +98,8 @@ def test_withdraw__rerun_is_harmless_and_cli_reads_an_id_file(two_releases, tmp_
         assert result.exit_code == 0, result.output
     assert "rewrote 0 table releases" in result.output
     assert len(assay_order(lake, "r2", "genotypes")) == 301 - 2
+
+
+def test_withdraw__audit_is_queryable_in_sql(two_releases):
+    withdraw(two_releases, assay_order(two_releases, "r1", "genotypes")[:1])
+    assert connect(two_releases).execute("SELECT participants FROM withdrawals").fetchall() == [(1,)]
