@@ -53,8 +53,9 @@ def main() -> None:
       biolake releases --lake /tmp/lake
       biolake sql "SELECT count(*) FROM idps" --lake /tmp/lake
 
-    Lakes on buckets take storage options from the catalog.yaml in their root or
-    from --storage-option KEY=VALUE (e.g. AWS_ENDPOINT_URL=http://127.0.0.1:9000).
+    Lakes on buckets (s3://…, gs://…) read credentials from the environment
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, …);
+    'biolake init ROOT -o KEY=VALUE' can also record options in the lake's catalog.yaml.
     """
 
 
