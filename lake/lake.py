@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 from deltalake import (BloomFilterProperties, ColumnProperties, CommitProperties, DeltaTable,
                        WriterProperties, write_deltalake)
 
-from lake.catalog import CATALOG_FILE, Catalog
+from lake.catalog import Catalog
 from lake.errors import LakeError, ReleaseError
 from lake.schema import TABLES, TableSpec, spec
 from lake.storage import Location
