@@ -251,17 +251,7 @@ def _samples_table(release: str, genotypes: GenotypeSource | None,
 
 def _write_genotypes(writer: ReleaseWriter, source: GenotypeSource, *, release: str,
                      progress: Progress | None) -> None:
-    """One pass over the source: genotypes stream to the lake, variant rows are kept for ``variants``."""
+    """One pass over the source, in row groups of about GENOTYPE_BLOCK_BYTES."""
     block = max(64, GENOTYPE_BLOCK_BYTES // source.bytes_per_variant)
-    variant_rows: list[pa.RecordBatch] = []
-    variant_columns = TABLES["variants"].arrow_schema().names
-
-    def batches():
-        for batch in source.batches(release=release, block_variants=block, progress=progress):
-            variant_rows.append(batch.select(variant_columns))
-            yield batch
-
-    writer.write("genotypes", batches(), schema=TABLES["genotypes"].arrow_schema(),
-                 row_group_rows=block)
-    writer.write("variants", pa.Table.from_batches(variant_rows,
-                                                   schema=TABLES["variants"].arrow_schema()))
+    writer.write_genotypes(source.batches(release=release, block_variants=block, progress=progress),
+                           row_group_rows=block)

@@ -236,6 +236,27 @@ class Lake:
             raise
         return rows, DeltaTable(uri, storage_options=options).version()
 
+    def replace_genotype_rows(self, release: str, batches: Iterator[pa.RecordBatch], *,
+                              row_group_rows: int | None = None) -> dict[str, int]:
+        """Replace a release's genotypes, and its variants table derived from them in the same pass.
+
+        Returns the new version of each of the two tables.
+        """
+        variant_rows: list[pa.RecordBatch] = []
+        variant_schema = TABLES["variants"].arrow_schema()
+
+        def keeping_variant_rows() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                variant_rows.append(batch.select(variant_schema.names).cast(variant_schema))
+                yield batch
+
+        _, genotypes = self.replace_release_rows("genotypes", release, keeping_variant_rows(),
+                                                 schema=TABLES["genotypes"].arrow_schema(),
+                                                 row_group_rows=row_group_rows)
+        _, variants = self.replace_release_rows(
+            "variants", release, pa.Table.from_batches(variant_rows, schema=variant_schema))
+        return {"genotypes": genotypes, "variants": variants}
+
     def save_catalog(self) -> None:
         self.catalog.save()
 
@@ -280,6 +301,12 @@ class ReleaseWriter:
                                                        row_group_rows=row_group_rows)
         self._versions[name] = version
         return rows
+
+    def write_genotypes(self, batches: Iterator[pa.RecordBatch], *,
+                        row_group_rows: int | None = None) -> None:
+        """Write this release's genotypes and, from the same stream, its variants table."""
+        self._versions.update(self.lake.replace_genotype_rows(self.release, batches,
+                                                              row_group_rows=row_group_rows))
 
     def commit(self) -> ReleaseInfo:
         """Make the release visible: one append to the registry."""

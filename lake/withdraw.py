@@ -89,20 +89,11 @@ def _renumbered(samples: pa.Table) -> pa.Table:
 
 
 def _rewrite_genotypes(lake: Lake, release: str, *, n_samples: int, keep: np.ndarray) -> list[str]:
-    variant_rows: list[pa.RecordBatch] = []
-    variant_columns = TABLES["variants"].arrow_schema().names
-
     source = lake.dataset("genotypes", release=release)  # opened outside the writer's stream
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in source.to_batches(batch_size=4096):
-            batch = _drop_from_genotypes(pa.Table.from_batches([batch]), n_samples, keep)
-            variant_rows.append(batch.select(variant_columns))
-            yield from batch.to_batches()
-
-    lake.replace_release_rows("genotypes", release, batches(), schema=TABLES["genotypes"].arrow_schema())
-    lake.replace_release_rows("variants", release,
-                              pa.concat_tables(variant_rows).cast(TABLES["variants"].arrow_schema()))
+    batches = (batch for chunk in source.to_batches(batch_size=4096)
+               for batch in _drop_from_genotypes(pa.Table.from_batches([chunk]), n_samples, keep)
+               .to_batches())
+    lake.replace_genotype_rows(release, batches)
     return [f"genotypes@{release}", f"variants@{release}"]
 
 
