@@ -85,6 +85,8 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
 @click.option("--bfile", metavar="PREFIX", help="PLINK 1 fileset PREFIX.bed/.bim/.fam")
 @click.option("--pfile", metavar="PREFIX", help="PLINK 2 fileset PREFIX.pgen/.pvar/.psam (hard calls or dosages)")
 @click.option("--vcf", type=click.Path(dir_okay=False), help="VCF/BCF (GT hard calls, or DS/GP dosages)")
+@click.option("--bgen", type=click.Path(dir_okay=False), help="BGEN v1.2 dosages (with --sample)")
+@click.option("--sample", type=click.Path(dir_okay=False), help="the .sample file of --bgen")
 @click.option("--idps", type=click.Path(dir_okay=False), help="IDP table (first column eid/IID/participant_id)")
 @click.option("--idp-fields", type=click.Path(dir_okay=False), help="IDP data dictionary (column 'field')")
 @click.option("--covariates", type=click.Path(dir_okay=False), help="covariate table")

@@ -19,12 +19,11 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.genotypes import Progress, genotype_batch
-from ingest.plink import KNOWN_CHROMOSOMES
+from ingest.plink import KNOWN_CHROMOSOMES, SEX_CODES
 from ingest.text import check_unique, read_text_table
 from lake.errors import InputError
 from lake.vectors import encode_calls
 
-_SEX = {"1": "M", "2": "F"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def read_psam(path: Path) -> pl.DataFrame:
                          line=1)
     ids = frame["IID"].alias("participant_id")
     check_unique(ids, path=path, what="participant id (IID)")
-    sex = frame["SEX"].replace_strict(_SEX, default=None, return_dtype=pl.String) \
+    sex = frame["SEX"].replace_strict(SEX_CODES, default=None, return_dtype=pl.String) \
         if "SEX" in columns else pl.Series("sex", [None] * frame.height, pl.String)
     return pl.DataFrame([ids, sex.alias("sex")])
 

@@ -22,7 +22,7 @@ from lake.vectors import packed_width
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 KNOWN_CHROMOSOMES = frozenset([str(i) for i in range(1, 27)] + ["X", "Y", "XY", "MT", "M"])
-_SEX = {"1": "M", "2": "F"}
+SEX_CODES = {"1": "M", "2": "F"}  # PLINK and Oxford sex codes
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def read_fam(path: Path) -> pl.DataFrame:
     frame = read_text_table(path, has_header=False, expected_columns=6, whitespace=True)
     ids = frame.get_column(frame.columns[1]).alias("participant_id")
     check_unique(ids, path=path, what="participant id (IID)", first_line=1)
-    sex = frame.get_column(frame.columns[4]).replace_strict(_SEX, default=None, return_dtype=pl.String)
+    sex = frame.get_column(frame.columns[4]).replace_strict(SEX_CODES, default=None, return_dtype=pl.String)
     return pl.DataFrame([ids, sex.alias("sex")])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
+from ingest.bgen import open_bgen
 from ingest.methylation import matrix_samples, methylation_batches, read_probes
 from ingest.participants import field_dictionary, participant_ids, read_participant_table, value_fields
 from ingest.genotypes import GenotypeSource
@@ -41,6 +42,8 @@ class ReleaseSources:
     bfile: Path | None = None
     pfile: Path | None = None
     vcf: Path | None = None
+    bgen: Path | None = None
+    sample: Path | None = None
     idps: Path | None = None
     idp_fields: Path | None = None
     covariates: Path | None = None
@@ -85,10 +88,13 @@ class ReleaseSources:
         """Raise InputError for combinations that cannot be ingested."""
         if not any(getattr(self, f.name) for f in fields(self)):
             raise InputError("sources", "no source given: need at least one of --bfile, --pfile, "
-                             "--vcf, --idps, --covariates, --methylation")
-        genotype_sources = [p for p in (self.bfile, self.pfile, self.vcf) if p]
+                             "--vcf, --bgen, --idps, --covariates, --methylation")
+        genotype_sources = [p for p in (self.bfile, self.pfile, self.vcf, self.bgen) if p]
         if len(genotype_sources) > 1:
-            raise InputError(genotype_sources[1], "give one genotype source: --bfile, --pfile or --vcf")
+            raise InputError(genotype_sources[1], "give one genotype source: --bfile, --pfile, --vcf "
+                             "or --bgen")
+        if bool(self.bgen) != bool(self.sample):
+            raise InputError(self.bgen or self.sample, "BGEN needs both --bgen and its --sample file")
         if self.idp_fields and not self.idps:
             raise InputError(self.idp_fields, "a data dictionary needs --idps")
         if bool(self.methylation) != bool(self.probes):
@@ -217,6 +223,8 @@ def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
         return open_pfile(sources.pfile)
     if sources.vcf:
         return open_vcf(sources.vcf)
+    if sources.bgen:
+        return open_bgen(sources.bgen, sources.sample)
     return None
 
 

@@ -37,6 +37,8 @@ FORMATS = {  # name: (plink2 export arguments, the sources to ingest from tmp_pa
     "vcf-GT": (["--export", "vcf", "id-paste=iid"], lambda tmp: ReleaseSources(vcf=tmp / "g.vcf")),
     "vcf-DS": (["--export", "vcf", "vcf-dosage=DS-force", "id-paste=iid"],
                lambda tmp: ReleaseSources(vcf=tmp / "g.vcf")),
+    "bgen": (["--export", "bgen-1.2", "bits=8", "id-paste=iid"],
+             lambda tmp: ReleaseSources(bgen=tmp / "g.bgen", sample=tmp / "g.sample")),
 }
 
 
@@ -82,3 +84,13 @@ def test_vcf__multi_allelic_records_are_refused(tmp_path, release_folder):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"g\.vcf: .*2 ALT alleles"):
         ingest_release(Lake.init(tmp_path / "l"), ReleaseSources(vcf=path), release="r1", source="test")
+
+
+def test_bgen__sample_file_must_match(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--export", "bgen-1.2", "bits=8", "id-paste=iid",
+           "--out", str(tmp_path / "g"))
+    sample = tmp_path / "g.sample"
+    sample.write_text("\n".join(sample.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(InputError, match=r"g\.sample: lists 300 samples but g\.bgen holds 301"):
+        ingest_release(Lake.init(tmp_path / "l"), ReleaseSources(bgen=tmp_path / "g.bgen", sample=sample),
+                       release="r1", source="test")
