@@ -137,7 +137,8 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
                f"(#{report.release.sequence}) with {len(report.release.tables)} tables")
     for table, missing in report.participants_not_genotyped.items():
         if missing:
-            click.echo(f"note: {missing:,} participants in {table} have no genotypes", err=True)
+            click.echo(f"note: {len(missing):,} participants in {table} have no genotypes "
+                       f"(e.g. {', '.join(missing[:5])})", err=True)
 
 
 @main.command()

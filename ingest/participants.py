@@ -1,8 +1,8 @@
 """Participant-keyed wide tables (IDPs, covariates) and the IDP data dictionary → lake tables.
 
-The first column is the participant id (``eid``, ``IID`` or ``participant_id``),
-kept as text. IDP columns must be numeric; covariate columns are numeric or,
-when no cell parses as a number, categorical text (sex, site, scanner).
+The first column is the participant id (``eid``, ``IID``, ``participant_id`` or
+ENIGMA's ``SubjID``), kept as text. Columns are numeric or, when no cell parses
+as a number, text (sex, site, scanner); a column mixing the two is an error.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.text import (PARTICIPANT_HEADERS, is_numeric_column, participant_column, read_text_table,
+from ingest.text import (PARTICIPANT_HEADERS, is_text_column, participant_column, read_text_table,
                          to_float)
 from lake.errors import InputError
 from lake.schema import TABLES
@@ -21,8 +21,7 @@ from lake.schema import TABLES
 _UKB_FIELD = re.compile(r"^(\d+)-(\d+)\.(\d+)$")
 
 
-def read_participant_table(path: str | os.PathLike, *, release: str,
-                           allow_text: bool) -> pa.Table:
+def read_participant_table(path: str | os.PathLike, *, release: str) -> pa.Table:
     """A wide CSV/TSV → ``release, participant_id, <columns>`` with float64 (or text) values."""
     path = Path(path)
     frame = read_text_table(path)
@@ -36,7 +35,7 @@ def read_participant_table(path: str | os.PathLike, *, release: str,
     for name in frame.columns[1:]:
         if name in columns:
             raise InputError(path, f"column name {name!r} is reserved", line=1)
-        if allow_text and not is_numeric_column(frame, name):
+        if is_text_column(frame, name):
             columns[name] = frame.get_column(name).to_arrow().cast(pa.string())
         else:
             columns[name] = pa.array(to_float(frame, name, path=path), pa.float64(),

@@ -161,11 +161,11 @@ def _inside(folder: Path, relative: str, manifest: Path) -> Path:
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What was loaded, and which participants are not in every table."""
+    """What was loaded, and which participants of each table have no genotypes (ids, sorted)."""
 
     release: ReleaseInfo
     counts: dict[str, int]
-    participants_not_genotyped: dict[str, int]
+    participants_not_genotyped: dict[str, list[str]]
 
 
 def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source: str,
@@ -209,9 +209,13 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
         for name, table in small.items():
             writer.write(name, table)
             written(name, table.num_rows)
-    genotyped = set(genotypes.samples["participant_id"].to_list()) if genotypes else set()
-    not_genotyped = {name: len(participant_ids(small[name]) - genotyped)
-                     for name in ("idps", "covariates") if name in small and genotypes}
+    not_genotyped = {}
+    if genotypes:
+        genotyped = set(genotypes.samples["participant_id"].to_list())
+        keyed = {name: participant_ids(small[name]) for name in ("idps", "covariates") if name in small}
+        if methylation_ids:
+            keyed["methylation"] = set(methylation_ids)
+        not_genotyped = {name: sorted(ids - genotyped) for name, ids in keyed.items()}
     return IngestReport(lake.resolve_release(release), counts, not_genotyped)
 
 
@@ -231,12 +235,11 @@ def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
 def _read_small_tables(sources: ReleaseSources, *, release: str) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
     if sources.idps:
-        tables["idps"] = read_participant_table(sources.idps, release=release, allow_text=False)
+        tables["idps"] = read_participant_table(sources.idps, release=release)
         tables["idp_fields"] = field_dictionary(value_fields(tables["idps"]), release=release,
                                                 path=sources.idp_fields)
     if sources.covariates:
-        tables["covariates"] = read_participant_table(sources.covariates, release=release,
-                                                      allow_text=True)
+        tables["covariates"] = read_participant_table(sources.covariates, release=release)
     if sources.probes:
         tables["probes"] = read_probes(sources.probes, release=release)
     return tables

@@ -16,7 +16,7 @@ import polars as pl
 from lake.errors import InputError
 
 MISSING_TOKENS = ("", "NA", "NaN", "nan", "N/A", "null")
-PARTICIPANT_HEADERS = ("eid", "IID", "participant_id")
+PARTICIPANT_HEADERS = ("eid", "IID", "participant_id", "SubjID")  # UK Biobank, PLINK, ours, ENIGMA
 
 
 def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
@@ -87,10 +87,10 @@ def to_float(frame: pl.DataFrame, column: str, *, path: str | os.PathLike,
     return values.fill_null(float("nan")).to_numpy()
 
 
-def is_numeric_column(frame: pl.DataFrame, column: str) -> bool:
-    """True when every non-missing cell parses as a number."""
+def is_text_column(frame: pl.DataFrame, column: str) -> bool:
+    """True when no present cell parses as a number (a categorical column such as site or sex)."""
     text = frame.get_column(column)
-    return not (text.cast(pl.Float64, strict=False).is_null() & text.is_not_null()).any()
+    return not (text.cast(pl.Float64, strict=False).is_not_null()).any() and text.is_not_null().any()
 
 
 def check_unique(values: pl.Series, *, path: str | os.PathLike, what: str, first_line: int = 2) -> None:

@@ -235,3 +235,16 @@ def test_ingest_release__plink_text_files_split_on_any_whitespace(lake, editable
                             source="test")
     assert report.counts["genotypes"] == 1500
     assert sample_order(lake, "genotypes") == fam_ids(editable_release)
+
+
+def test_ingest_release__enigma_style_table_and_id_mismatch_report(lake, tmp_path, release_folder):
+    ids = fam_ids(release_folder)
+    enigma = tmp_path / "enigma.csv"
+    enigma.write_text("SubjID,Site,LLatVent,RLatVent\n"
+                      f"{ids[0]},Oslo,7000.5,6900\n{ids[1]},Oslo,,7100\nNOT-GENOTYPED-1,Cape Town,8000,8100\n")
+    report = ingest_release(lake, ReleaseSources(bfile=release_folder / "genotypes", idps=enigma),
+                            release="enigma", source="test")
+    assert report.participants_not_genotyped == {"idps": ["NOT-GENOTYPED-1"]}
+    table = lake.read("idps").sort_by("participant_id")
+    assert table.schema.field("Site").type == "string"
+    assert table.column("LLatVent").to_pylist()[:2] in ([7000.5, None], [None, 7000.5])
