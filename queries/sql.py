@@ -25,7 +25,7 @@ import pyarrow as pa
 from lake.errors import BiolakeError
 from lake.lake import Lake, ReleaseInfo
 from lake.schema import TABLES
-from lake.vectors import decode_calls, decode_dosages
+from lake.vectors import decode_calls, decode_dosages, decode_floats
 
 DOSAGES_VIEW = """
 CREATE VIEW dosages AS
@@ -36,6 +36,16 @@ FROM genotypes g,
      (SELECT list(participant_id ORDER BY sample_index) AS participant_ids, count(*) AS n
       FROM samples WHERE assay = 'genotypes') s
 """
+BETAS_VIEW = """
+CREATE VIEW betas AS
+SELECT m.chrom, m.pos, m.cpg_id,
+       UNNEST(s.participant_ids) AS participant_id,
+       UNNEST(biolake_betas(m.beta, s.n)) AS beta
+FROM methylation m,
+     (SELECT list(participant_id ORDER BY sample_index) AS participant_ids, count(*) AS n
+      FROM samples WHERE assay = 'methylation') s
+"""
+M_VALUE_MACRO = "CREATE MACRO m_value(beta) AS log2(beta / (1 - beta))"
 
 
 class QueryError(BiolakeError):
@@ -94,8 +104,9 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
 
     ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
     Views: one per table of the release under its catalog name, ``releases``
-    (the registry), ``withdrawals`` (the audit, once there is one) and ``dosages``
-    (participant × variant, long).
+    (the registry), ``withdrawals`` (the audit, once there is one), ``dosages``
+    (participant × variant, long) and ``betas`` (participant × CpG, long); the
+    macro ``m_value(beta)`` gives M-values, log2(β / (1 − β)).
     """
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
@@ -111,6 +122,10 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
         con.create_function("biolake_dosages", _dosages_udf, ["BLOB", "BLOB", "BIGINT"], "DOUBLE[]",
                             type="arrow", null_handling="special")
         con.execute(DOSAGES_VIEW)
+    if "methylation" in chosen.tables and "samples" in chosen.tables:
+        con.create_function("biolake_betas", _betas_udf, ["BLOB", "BIGINT"], "DOUBLE[]", type="arrow")
+        con.execute(BETAS_VIEW)
+    con.execute(M_VALUE_MACRO)
     if not lake.location.remote:
         con.execute("SET allowed_directories = $dirs", {"dirs": [lake.location.root + "/"]})
     con.execute("SET enable_external_access = false")
@@ -166,6 +181,14 @@ def _dosages_udf(calls: pa.Array, dosage: pa.Array, n: pa.Array) -> pa.Array:
     flat = pa.array(out.ravel(), from_pandas=True)
     offsets = pa.array(np.arange(len(calls) + 1, dtype=np.int32) * n_samples)
     return pa.ListArray.from_arrays(offsets, flat)
+
+
+def _betas_udf(beta: pa.Array, n: pa.Array) -> pa.Array:
+    """Per CpG: the list of betas in methylation-sample order (NaN missing)."""
+    n_samples = int(n[0].as_py()) if len(n) else 0
+    values = decode_floats(beta, n_samples)
+    offsets = pa.array(np.arange(len(beta) + 1, dtype=np.int32) * n_samples)
+    return pa.ListArray.from_arrays(offsets, pa.array(values.ravel(), from_pandas=True))
 
 
 def _first_line(exc: Exception) -> str:

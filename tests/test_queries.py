@@ -22,7 +22,7 @@ def two_release_lake(loaded_lake, editable_release):
 
 def test_connect__every_table_is_a_view(loaded_lake):
     con = connect(loaded_lake)
-    assert con.tables() == sorted(["covariates", "dosages", "genotypes", "idp_fields", "idps",
+    assert con.tables() == sorted(["betas", "covariates", "dosages", "genotypes", "idp_fields", "idps",
                                    "methylation", "probes", "releases", "samples", "variants"])
     assert con.execute("DESCRIBE idps").fetchall()[0][0] == "participant_id"
 
@@ -146,3 +146,14 @@ def test_design__bad_queries_say_what_is_wrong(loaded_lake, phenotypes, message)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DesignWarning)
             design(connect(loaded_lake), phenotypes=phenotypes, covariates=["age"])
+
+
+def test_betas__long_view_with_m_values(loaded_lake, release_folder):
+    matrix = pl.read_csv(release_folder / "methylation.csv")
+    cpg, participant = matrix.columns[0], matrix.columns[1]
+    first_cpg = matrix[cpg][0]
+    row = connect(loaded_lake).execute(
+        "SELECT beta, m_value(beta) FROM betas WHERE cpg_id = ? AND participant_id = ?",
+        params=[first_cpg, participant]).fetchall()
+    beta = np.float32(matrix[participant][0])
+    assert row == [(pytest.approx(float(beta)), pytest.approx(float(np.log2(beta / (1 - beta))), rel=1e-6))]
