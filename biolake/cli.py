@@ -228,8 +228,9 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
     Without QUERY, opens an interactive prompt (end statements with ';').
     Every table is a view: samples, variants, genotypes, idps, idp_fields,
     covariates, methylation, probes, releases, dosages (participant × variant,
-    long) and betas (participant × CpG, long; m_value(beta) gives M-values). Only queries run: writes, ATTACH, INSTALL/LOAD and reading
-    files outside the lake are refused.
+    long) and betas (participant × CpG, long; m_value(beta) gives M-values).
+    Only queries run: writes, ATTACH, INSTALL/LOAD and reading files outside
+    the lake are refused.
 
     \b
     Examples:
