@@ -142,13 +142,15 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
 
 
 @main.command()
-@click.argument("source", type=click.Path(file_okay=False))
+@click.argument("source")
 @_lake_option
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
 def sync(source: str, lake_location: str, quiet: bool) -> None:
     """Ingest every release under SOURCE that the lake does not have yet, in name order.
 
-    SOURCE holds one folder per release, each with a release.yaml naming it.
+    SOURCE (a folder, or a bucket URL like s3://incoming/ukb, with credentials
+    from the environment) holds one folder per release, each with a release.yaml
+    naming it.
     Releases already loaded are verified by checksum and skipped, so running
     sync again does nothing; a killed sync resumes where it stopped; a lock
     keeps two syncs from interleaving. Exit status is non-zero on a bad release,

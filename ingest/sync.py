@@ -1,23 +1,31 @@
 """Unattended ingestion: load every release of a source folder that the lake does not have yet.
 
-SOURCE holds one folder per release, each with a ``release.yaml`` naming the release.
-Folders are taken in name order. A release already in the lake is skipped when the
-sha256 of its files matches what the lake recorded at ingest, and is an error when
-it does not (a published release must never change). Each release is atomic, so a
-killed sync resumes by running again; the lake lock keeps two syncs from interleaving.
+SOURCE (a local folder or a bucket URL such as ``s3://incoming/ukb``) holds one folder
+per release, each with a ``release.yaml`` naming the release. Folders are taken in name
+order. A release already in the lake is skipped when its files' sha256 digests match
+what the lake recorded at ingest (read from the manifest when it lists them, so nothing
+is downloaded or re-hashed), and is an error when they differ: a published release
+must never change. A release on a bucket is copied to a local staging folder, then
+ingested. Each release is atomic, so a killed sync resumes by running again; the lake
+lock keeps two syncs from interleaving.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.release import MANIFEST, ReleaseSources, ingest_release, load_manifest, source_checksums
+import fsspec
+import yaml
+
+from ingest.release import MANIFEST, ReleaseSources, ingest_release, source_checksums
 from lake.errors import InputError, ReleaseError
 from lake.lake import Lake
 from lake.lock import lake_lock
+from lake.storage import Location
 
 Progress = Callable[[str, int, int], None]
 
@@ -30,41 +38,77 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
 
 
-def release_folders(source: str | os.PathLike) -> list[Path]:
-    """Sub-folders of ``source`` holding a release manifest, in name order."""
-    root = Path(source)
-    if not root.is_dir():
-        raise InputError(root, "not a folder of releases")
-    return sorted(folder for folder in root.iterdir() if (folder / MANIFEST).is_file())
-
-
-def sync(lake: Lake, source: str | os.PathLike, *, progress: Progress | None = None,
+def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = None,
+         progress: Progress | None = None,
          on_release: Callable[[str, str], None] | None = None) -> SyncReport:
     """Ingest, in order, every release under ``source`` that the lake lacks.
 
     ``on_release(name, outcome)`` reports each release ('unchanged' or 'ingested').
     """
+    where = Location.parse(source, storage_options)
+    fs = where.filesystem()
     report = SyncReport()
     with lake_lock(lake.location, "sync"):
         committed = {info.release: info for info in lake.releases()}
-        for folder in release_folders(source):
-            name = load_manifest(folder).get("release")
+        for folder in release_folders(fs, where.root):
+            manifest = _manifest(fs, folder)
+            name = manifest.get("release")
             if not name:
-                raise InputError(folder / MANIFEST, "sync needs a 'release:' name in the manifest")
-            sources, _ = ReleaseSources.from_folder(folder)
-            if name in committed:
-                _check_unchanged(name, folder, sources, committed[name].source_checksums)
-                report.unchanged.append(name)
+                raise InputError(f"{folder}/{MANIFEST}", "sync needs a 'release:' name in the manifest")
+            if name in committed and _listed_checksums_match(manifest, committed[name].source_checksums):
+                outcome = "unchanged"
             else:
-                ingest_release(lake, sources, release=name, source=str(folder.resolve()),
-                               progress=progress)
-                report.ingested.append(name)
+                with _local_copy(fs, folder, remote=where.remote) as local:
+                    sources, _ = ReleaseSources.from_folder(local)
+                    if name in committed:
+                        _check_unchanged(name, folder, sources, committed[name].source_checksums)
+                        outcome = "unchanged"
+                    else:
+                        ingest_release(lake, sources, release=name, source=folder, progress=progress)
+                        outcome = "ingested"
+            (report.unchanged if outcome == "unchanged" else report.ingested).append(name)
             if on_release:
-                on_release(name, "unchanged" if name in committed else "ingested")
+                on_release(name, outcome)
     return report
 
 
-def _check_unchanged(name: str, folder: Path, sources: ReleaseSources, recorded: dict[str, str]) -> None:
+def release_folders(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
+    """Sub-folders of ``root`` holding a release manifest, in name order."""
+    if not fs.isdir(root):
+        raise InputError(root, "not a folder of releases")
+    folders = [entry["name"] for entry in fs.ls(root, detail=True) if entry["type"] == "directory"]
+    return sorted(folder for folder in folders if fs.isfile(f"{folder}/{MANIFEST}"))
+
+
+def _manifest(fs: fsspec.AbstractFileSystem, folder: str) -> dict:
+    try:
+        manifest = yaml.safe_load(fs.cat_file(f"{folder}/{MANIFEST}")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{folder}/{MANIFEST}", f"not valid YAML ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{folder}/{MANIFEST}", "expected a mapping (format, release, sources, checksums)")
+    return manifest
+
+
+def _listed_checksums_match(manifest: dict, recorded: dict[str, str]) -> bool:
+    listed = manifest.get("checksums")
+    return isinstance(listed, dict) and bool(listed) and \
+        all(recorded.get(name) == digest for name, digest in listed.items()) and set(recorded) <= set(listed)
+
+
+@contextmanager
+def _local_copy(fs: fsspec.AbstractFileSystem, folder: str, *, remote: bool) -> Iterator[Path]:
+    """The release folder itself when local; a staging copy of it when on a bucket."""
+    if not remote:
+        yield Path(folder)
+        return
+    with tempfile.TemporaryDirectory(prefix="biolake-sync-") as staging:
+        local = Path(staging) / Path(folder).name
+        fs.get(f"{folder}/", str(local), recursive=True)
+        yield local
+
+
+def _check_unchanged(name: str, folder: str, sources: ReleaseSources, recorded: dict[str, str]) -> None:
     found = source_checksums(sources)
     changed = sorted(file for file in found.keys() | recorded.keys() if found.get(file) != recorded.get(file))
     if changed:

@@ -7,9 +7,12 @@ import uuid
 
 import polars as pl
 import pytest
+import yaml
 
 from ingest.release import ReleaseSources, ingest_release
+from ingest.sync import sync
 from lake.lake import Lake
+from lake.storage import Location
 from queries import QueryError, connect, design, scan
 
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
@@ -67,3 +70,18 @@ def test_s3_lake__sql_scan_and_design_inputs(s3_server, s3_lake, loaded_lake):
         con.execute("SELECT * FROM read_parquet('s3://other-bucket/x.parquet')").fetchall()
     with pytest.raises(QueryError):
         con.execute(f"COPY covariates TO '{s3_lake.location.root}/stolen.csv'").fetchall()
+
+
+def test_s3_sync__releases_from_a_bucket(s3_server, release_folder, tmp_path):
+    incoming = f"s3://biolake-test/incoming-{uuid.uuid4().hex[:8]}"
+    fs = Location.parse(incoming, s3_server).filesystem()
+    manifest = yaml.safe_load((release_folder / "release.yaml").read_text())
+    for name in ("2026-09", "2026-10"):
+        for path in release_folder.iterdir():
+            fs.put_file(str(path), f"{incoming}/{name}/{path.name}")
+        fs.pipe_file(f"{incoming}/{name}/release.yaml", yaml.safe_dump({**manifest, "release": name}).encode())
+    lake = Lake.init(tmp_path / "lake")
+    assert sync(lake, incoming, storage_options=s3_server).ingested == ["2026-09", "2026-10"]
+    again = sync(lake, incoming, storage_options=s3_server)
+    assert again.ingested == [] and again.unchanged == ["2026-09", "2026-10"]
+    assert lake.read("samples", release="2026-10").num_rows == lake.read("samples", release="2026-09").num_rows
