@@ -1,6 +1,8 @@
 """Methylation beta matrices (CpG × sample) plus probe annotation → the methylation and probes tables.
 
-The matrix streams in row blocks (EPIC arrays have 850,000 CpGs), each CpG's
+Matrices come as CSV or TSV (gzip or other compression detected from the name) or
+Parquet: first column the CpG id, then one column per participant. The matrix
+streams in row blocks (EPIC arrays have 850,000 CpGs), each CpG's
 betas stored as one float32 vector in the order of the methylation samples.
 """
 
@@ -15,6 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from ingest.text import MISSING_TOKENS, check_unique, read_text_table
 from lake.errors import InputError
@@ -67,17 +70,8 @@ def methylation_batches(path: str | os.PathLike, probes: pa.Table, *, release: s
     annotation = {cpg: i for i, cpg in enumerate(probes.column("cpg_id").to_pylist())}
     chrom, pos = probes.column("chrom").to_pylist(), probes.column("pos").to_pylist()
     schema = TABLES["methylation"].arrow_schema()
-    seen, reader, ids_seen = 0, None, set()
-    while True:
-        try:
-            reader = reader or _open_matrix(path, header, delimiter)
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as exc:
-            raise _arrow_error(path, exc, header) from None
-        except (OSError, EOFError) as exc:  # e.g. a gzip stream cut short
-            raise InputError(path, f"cannot read the matrix: {exc}") from None
+    seen, ids_seen = 0, set()
+    for batch in _matrix_blocks(path, header, delimiter):
         ids = batch.column(0).to_pylist()
         betas = np.column_stack([batch.column(i).to_numpy(zero_copy_only=False)
                                  for i in range(1, batch.num_columns)])  # CpGs × samples
@@ -104,10 +98,37 @@ def methylation_batches(path: str | os.PathLike, probes: pa.Table, *, release: s
             progress("methylation", seen, probes.num_rows)
 
 
-def _header(path: Path) -> tuple[list[str], str]:
-    """Column names of the matrix and its delimiter (tab if the header has one, else comma)."""
+def _matrix_blocks(path: Path, header: list[str], delimiter: str | None) -> Iterator[pa.RecordBatch]:
+    """Row blocks of the matrix (CpG id, then one float64 column per participant), from CSV/TSV
+    (possibly compressed) or Parquet; read errors become InputErrors naming line and column."""
+    try:
+        if delimiter is None:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=20_000):
+                yield batch.cast(pa.schema([pa.field(header[0], pa.string())] +
+                                           [pa.field(name, pa.float64()) for name in header[1:]]))
+            return
+        reader = _open_matrix(path, header, delimiter)
+        while True:
+            try:
+                yield reader.read_next_batch()
+            except StopIteration:
+                return
+    except pa.ArrowInvalid as exc:
+        raise _arrow_error(path, exc, header) from None
+    except (OSError, EOFError) as exc:  # e.g. a gzip stream cut short
+        raise InputError(path, f"cannot read the matrix: {exc}") from None
+
+
+def _header(path: Path) -> tuple[list[str], str | None]:
+    """Column names of the matrix and its delimiter (tab if the header has one, else comma;
+    None for Parquet)."""
     if not path.exists():
         raise InputError(path, "file not found")
+    if path.suffix == ".parquet":
+        try:
+            return pq.ParquetFile(path).schema_arrow.names, None
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(path, f"not a readable Parquet file ({exc})") from None
     first = _first_line(path)
     if not first:
         raise InputError(path, "file is empty")

@@ -248,3 +248,18 @@ def test_ingest_release__enigma_style_table_and_id_mismatch_report(lake, tmp_pat
     table = lake.read("idps").sort_by("participant_id")
     assert table.schema.field("Site").type == "string"
     assert table.column("LLatVent").to_pylist()[:2] in ([7000.5, None], [None, 7000.5])
+
+
+@pytest.mark.parametrize("form", ["tsv.gz", "parquet"])
+def test_ingest_release__methylation_from_gzip_tsv_or_parquet(loaded_lake, lake, release_folder, tmp_path, form):
+    matrix = pl.read_csv(release_folder / "methylation.csv")
+    path = tmp_path / f"methylation.{form}"
+    if form == "parquet":
+        matrix.write_parquet(path)
+    else:
+        path.write_bytes(gzip.compress(matrix.write_csv(separator="\t").encode()))
+    ingest_release(lake, ReleaseSources(methylation=path, probes=release_folder / "probes.csv"),
+                   release="m", source="test")
+    columns = ["cpg_id", "n_present", "beta"]
+    assert lake.read("methylation").sort_by("cpg_index").select(columns).equals(
+        loaded_lake.read("methylation").sort_by("cpg_index").select(columns))
