@@ -238,23 +238,21 @@ class Lake:
 
     def replace_genotype_rows(self, release: str, batches: Iterator[pa.RecordBatch], *,
                               row_group_rows: int | None = None) -> dict[str, int]:
-        """Replace a release's genotypes, and its variants table derived from them in the same pass.
+        """Replace a release's genotypes, then its variants table, derived from them.
 
-        Returns the new version of each of the two tables.
+        The variants are read back from the genotype files just written (their small
+        columns only), so memory stays flat in the number of variants. Returns the new
+        version of each of the two tables.
         """
-        variant_rows: list[pa.RecordBatch] = []
-        variant_schema = TABLES["variants"].arrow_schema()
-
-        def keeping_variant_rows() -> Iterator[pa.RecordBatch]:
-            for batch in batches:
-                variant_rows.append(batch.select(variant_schema.names).cast(variant_schema))
-                yield batch
-
-        _, genotypes = self.replace_release_rows("genotypes", release, keeping_variant_rows(),
+        _, genotypes = self.replace_release_rows("genotypes", release, batches,
                                                  schema=TABLES["genotypes"].arrow_schema(),
                                                  row_group_rows=row_group_rows)
-        _, variants = self.replace_release_rows(
-            "variants", release, pa.Table.from_batches(variant_rows, schema=variant_schema))
+        variant_schema = TABLES["variants"].arrow_schema()
+        written = self._arrow_dataset(self.delta("genotypes"),
+                                      file_pruning_predicate=[("release", "=", release)])
+        variant_rows = (batch.cast(variant_schema)
+                        for batch in written.to_batches(columns=variant_schema.names))
+        _, variants = self.replace_release_rows("variants", release, variant_rows, schema=variant_schema)
         return {"genotypes": genotypes, "variants": variants}
 
     def save_catalog(self) -> None:
