@@ -12,9 +12,11 @@ participants' values. The ``withdrawals`` table records when and how much, never
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -40,42 +42,63 @@ class WithdrawalReport:
 
 def withdraw(lake: Lake, participant_ids: Iterable[str], *,
              progress: Progress | None = None) -> WithdrawalReport:
-    """Remove ``participant_ids`` from every release of ``lake`` and erase them from its history."""
+    """Remove ``participant_ids`` from every release of ``lake`` and erase them from its history.
+
+    A journal of the rewrites done so far lets a rerun after an interruption skip them: a
+    sample vector must never lose positions twice.
+    """
     ids = sorted({str(i).strip() for i in participant_ids if str(i).strip()})
-    rewritten: list[str] = []
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     with lake_lock(lake.location, "write"):
-        for step, info in enumerate(lake.releases(), start=1):
-            rewritten += _withdraw_from_release(lake, info.release, info.tables, set(ids))
+        journal = _Journal(Path(lake.location.root) / "_locks" / f"withdraw-{digest[:16]}.json")
+        releases = lake.releases()
+        for step, info in enumerate(releases, start=1):
+            _withdraw_from_release(lake, info.release, info.tables, set(ids), journal)
             if progress:
-                progress("releases", step, len(lake.releases()))
+                progress("releases", step, len(releases))
         removed = sum(_erase_history(lake, name) for name in TABLES if lake.has_table(name))
-        _audit(lake, ids, rewritten, removed)
-    return WithdrawalReport(len(ids), rewritten, removed)
+        _audit(lake, digest, len(ids), journal.done, removed)
+        journal.close()
+    return WithdrawalReport(len(ids), journal.done, removed)
 
 
-def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], ids: set[str]) -> list[str]:
-    rewritten = []
-    samples = lake.read("samples", release=release) if "samples" in tables else None
-    for name in tables:
-        if name in PARTICIPANT_TABLES:
-            table = lake.read(name, release=release)
-            keep = pc.invert(pc.is_in(table.column("participant_id"), pa.array(sorted(ids))))
-            if pc.all(keep).as_py():
-                continue
+class _Journal:
+    """The rewrites ("table@release") a withdrawal has completed, kept on disk until it ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: list[str] = json.loads(path.read_text()) if path.exists() else []
+
+    def record(self, *steps: str) -> None:
+        self.done += steps
+        self.path.write_text(json.dumps(self.done))
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], ids: set[str],
+                           journal: _Journal) -> None:
+    listed = pa.array(sorted(ids))
+    for name in (t for t in tables if t in PARTICIPANT_TABLES):
+        table = lake.read(name, release=release)
+        keep = pc.invert(pc.is_in(table.column("participant_id"), listed))
+        if not pc.all(keep).as_py():
             lake.replace_release_rows(name, release, table.filter(keep))
-            rewritten.append(f"{name}@{release}")
-    if samples is None:
-        return rewritten
-    withdrawn = pc.is_in(samples.column("participant_id"), pa.array(sorted(ids)))
+            journal.record(f"{name}@{release}")
+    if "samples" not in tables:
+        return
+    samples = lake.read("samples", release=release)
+    withdrawn = pc.is_in(samples.column("participant_id"), listed)
     if not pc.any(withdrawn).as_py():
-        return rewritten
+        return
     for assay, rewrite in (("genotypes", _rewrite_genotypes), ("methylation", _rewrite_methylation)):
         order = samples.filter(pc.equal(samples.column("assay"), assay)).sort_by("sample_index")
-        gone = np.asarray(pc.is_in(order.column("participant_id"), pa.array(sorted(ids))))
-        if assay in tables and gone.any():
-            rewritten += rewrite(lake, release, n_samples=len(gone), keep=np.flatnonzero(~gone))
+        gone = np.asarray(pc.is_in(order.column("participant_id"), listed))
+        if assay in tables and gone.any() and f"{assay}@{release}" not in journal.done:
+            journal.record(*rewrite(lake, release, n_samples=len(gone), keep=np.flatnonzero(~gone)))
     lake.replace_release_rows("samples", release, _renumbered(samples.filter(pc.invert(withdrawn))))
-    return [*rewritten, f"samples@{release}"]
+    journal.record(f"samples@{release}")
 
 
 def _renumbered(samples: pa.Table) -> pa.Table:
@@ -143,10 +166,9 @@ def _erase_history(lake: Lake, name: str) -> int:
     return len(removed)
 
 
-def _audit(lake: Lake, ids: list[str], rewritten: list[str], removed: int) -> None:
-    row = {"withdrawn_at": datetime.now(timezone.utc), "participants": len(ids),
-           "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-           "rewritten": rewritten, "files_removed": removed}
+def _audit(lake: Lake, digest: str, participants: int, rewritten: list[str], removed: int) -> None:
+    row = {"withdrawn_at": datetime.now(timezone.utc), "participants": participants,
+           "ids_sha256": digest, "rewritten": rewritten, "files_removed": removed}
     write_deltalake(lake.table_uri("withdrawals"),
                     pa.Table.from_pylist([row], schema=TABLES["withdrawals"].arrow_schema()),
                     mode="append", storage_options=lake.location.delta_options())

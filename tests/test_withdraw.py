@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 from biolake.cli import main
 from ingest.release import ReleaseSources, ingest_release
 from lake.vectors import decode_calls, decode_floats
+from lake import withdraw as withdrawal
 from lake.withdraw import withdraw
 from queries import connect
 
@@ -103,3 +104,30 @@ def test_withdraw__rerun_is_harmless_and_cli_reads_an_id_file(two_releases, tmp_
 def test_withdraw__audit_is_queryable_in_sql(two_releases):
     withdraw(two_releases, assay_order(two_releases, "r1", "genotypes")[:1])
     assert connect(two_releases).execute("SELECT participants FROM withdrawals").fetchall() == [(1,)]
+
+
+def test_withdraw__resumes_after_an_interruption(two_releases, monkeypatch):
+    lake = two_releases
+    methylated = assay_order(lake, "r1", "methylation")
+    gone = methylated[:2]
+    genotyped = assay_order(lake, "r1", "genotypes")
+    expected_genotyped = [p for p in genotyped if p not in gone]
+    keep = [i for i, p in enumerate(genotyped) if p not in gone]
+    calls_before = decode_calls(lake.read("genotypes", release="r1").sort_by("variant_index")
+                                .column("calls"), len(genotyped))
+    rewrite_methylation = withdrawal._rewrite_methylation
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed between the genotype and methylation rewrites")
+
+    monkeypatch.setattr(withdrawal, "_rewrite_methylation", crash)
+    with pytest.raises(KeyboardInterrupt):
+        withdraw(lake, gone)
+    monkeypatch.setattr(withdrawal, "_rewrite_methylation", rewrite_methylation)
+    withdraw(lake, gone)
+    for release in ("r1", "r2"):
+        assert assay_order(lake, release, "genotypes") == expected_genotyped
+        assert assay_order(lake, release, "methylation") == methylated[2:]
+        calls = lake.read("genotypes", release=release).sort_by("variant_index").column("calls")
+        np.testing.assert_array_equal(decode_calls(calls, len(keep)), calls_before[:, keep])
+    assert not list((Path(lake.location.root) / "_locks").glob("withdraw-*"))
