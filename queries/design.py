@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from queries.sql import LakeConnection, QueryError
 
@@ -153,26 +154,22 @@ def _numeric_matrix(table: pa.Table, *, what: str) -> np.ndarray:
 
 
 def _covariate_columns(table: pa.Table) -> tuple[list[np.ndarray], list[str]]:
-    """Numeric columns as float vectors; text columns as indicator matrices (reference: most frequent)."""
+    """Numeric columns as float vectors; text columns as indicators against their most frequent level."""
     columns, names = [], []
     for name in table.column_names[1:]:
         column = table.column(name)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) \
-                or pa.types.is_dictionary(column.type):
-            values = np.asarray(column.cast(pa.string()).to_pylist(), dtype=object)
-            present = values[values != None]  # noqa: E711 (elementwise)
-            levels, counts = np.unique(present.astype(str), return_counts=True)
-            order = sorted(zip(-counts, levels))
-            for _, level in order[1:]:
-                indicator = np.where(values == None, np.nan, (values == level).astype(float))  # noqa: E711
-                columns.append(indicator)
-                names.append(f"{name}[{level}]")
-            if len(order) < 2:
-                columns.append(np.where(values == None, np.nan, 0.0))  # noqa: E711 (constant: dropped later)
-                names.append(name)
-        else:
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+                or pa.types.is_dictionary(column.type)):
             columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
             names.append(name)
+            continue
+        column = column.cast(pa.string())
+        counts = pc.value_counts(column.drop_null()).to_pylist()
+        levels = [c["values"] for c in sorted(counts, key=lambda c: (-c["counts"], c["values"]))]
+        for level in levels[1:] or levels:  # a single level gives one constant column, dropped later
+            indicator = pc.equal(column, level).cast(pa.float64())
+            columns.append(indicator.to_numpy(zero_copy_only=False))  # null (missing) becomes NaN
+            names.append(f"{name}[{level}]" if len(levels) > 1 else name)
     return columns, names
 
 
