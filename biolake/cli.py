@@ -87,10 +87,12 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
 @click.option("--vcf", type=click.Path(dir_okay=False), help="VCF/BCF (GT hard calls, or DS/GP dosages)")
 @click.option("--bgen", type=click.Path(dir_okay=False), help="BGEN v1.2 dosages (with --sample)")
 @click.option("--sample", type=click.Path(dir_okay=False), help="the .sample file of --bgen")
-@click.option("--idps", type=click.Path(dir_okay=False), help="IDP table (first column eid/IID/participant_id)")
+@click.option("--idps", type=click.Path(dir_okay=False),
+              help="IDP table, UK Biobank or ENIGMA style (first column eid/IID/participant_id/SubjID)")
 @click.option("--idp-fields", type=click.Path(dir_okay=False), help="IDP data dictionary (column 'field')")
 @click.option("--covariates", type=click.Path(dir_okay=False), help="covariate table")
-@click.option("--methylation", type=click.Path(dir_okay=False), help="beta matrix, CpG × sample")
+@click.option("--methylation", type=click.Path(dir_okay=False),
+              help="beta matrix, CpG × sample (CSV, TSV, gzipped, or Parquet)")
 @click.option("--probes", type=click.Path(dir_okay=False), help="probe annotation (cpg, chrom, pos)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
 def ingest(release_folder: str | None, lake_location: str, release_name: str | None,
