@@ -100,8 +100,9 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
     """Load a biobank release into the lake, atomically (all tables land, or none).
 
     Give a RELEASE_FOLDER holding release.yaml (as 'biolake synth' writes), or the
-    sources one by one. Every participant-keyed table's first column is the
-    participant id, headed eid, IID or participant_id.
+    sources one by one (one genotype source: --bfile, --pfile, --vcf, or --bgen
+    with --sample). Every participant-keyed table's first column is the
+    participant id, headed eid, IID, participant_id or SubjID.
 
     \b
     Examples:
