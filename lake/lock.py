@@ -1,8 +1,11 @@
-"""An exclusive, named lock on a local lake (e.g. so two ``biolake sync`` runs cannot interleave).
+"""An exclusive, named lock on a lake (e.g. so two ``biolake sync`` runs cannot interleave).
 
-The lock is a file created with O_EXCL under ``LAKE/_locks/``, holding the owner's
-host and pid. A lock left by a process that died (SIGKILL, power loss) is stale:
-its pid no longer runs on this host, so the next run takes it over.
+The lock is an object created only if absent — ``O_EXCL`` on a local lake, a
+conditional PUT (``If-None-Match: *``) on S3 — under ``LAKE/_locks/``, holding the
+owner's host and pid. A lock left on this host by a process that died (SIGKILL,
+power loss) is stale: its pid no longer runs, so the next run takes it over. A lock
+held from another host is never broken automatically; the error names the object
+to delete once that host is known to be gone.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from lake.errors import LakeError
 from lake.storage import Location
@@ -22,36 +24,61 @@ from lake.storage import Location
 @contextmanager
 def lake_lock(location: Location, name: str) -> Iterator[None]:
     """Hold the lock ``name`` on the lake for the duration of the block, or raise LakeError."""
-    if location.remote:
-        raise LakeError(f"{location.root}: locks on bucket lakes are not supported yet; "
-                        "run the job from one scheduler only")
-    path = Path(location.root) / "_locks" / f"{name}.lock"
-    path.parent.mkdir(exist_ok=True)
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    store = _LockStore(location, location.join("_locks", f"{name}.lock"))
+    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
     for _ in range(2):
-        try:
-            with open(path, "x") as handle:
-                json.dump(owner, handle)
+        if store.create(owner):
             break
-        except FileExistsError:
-            holder = _read_holder(path)
-            if not _is_stale(holder):
-                raise LakeError(f"{location.root}: another {name} (pid {holder.get('pid')} on "
-                                f"{holder.get('host')}) holds the lock {path}") from None
-            path.unlink(missing_ok=True)
+        holder = store.read()
+        if not _is_stale(holder):
+            raise LakeError(f"{location.root}: another {name} (pid {holder.get('pid')} on "
+                            f"{holder.get('host')}) holds the lock {store.path}; if that process is "
+                            "gone, delete the lock") from None
+        store.delete()
     else:
-        raise LakeError(f"{location.root}: could not take the {name} lock {path}")
+        raise LakeError(f"{location.root}: could not take the {name} lock {store.path}")
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        store.delete()
 
 
-def _read_holder(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+class _LockStore:
+    """Create-if-absent, read and delete of one small object, locally or on S3."""
+
+    def __init__(self, location: Location, path: str) -> None:
+        self.path = path
+        self.remote = location.remote
+        if self.remote and not path.startswith("s3://"):
+            raise LakeError(f"{location.root}: locks are supported on local and s3:// lakes only")
+        self.fs = location.filesystem()
+
+    def create(self, content: str) -> bool:
+        """Write ``content`` unless the object exists; True when this call created it."""
+        try:
+            if self.remote:
+                bucket, _, key = self.path.removeprefix("s3://").partition("/")
+                self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=content.encode(),
+                                IfNoneMatch="*")
+            else:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                with open(self.path, "x") as handle:
+                    handle.write(content)
+        except FileExistsError:
+            return False
+        return True
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.fs.cat_file(self.path))
+        except (OSError, ValueError):
+            return {}
+
+    def delete(self) -> None:
+        try:
+            self.fs.rm_file(self.path)
+        except FileNotFoundError:
+            pass
 
 
 def _is_stale(holder: dict) -> bool:

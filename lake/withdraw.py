@@ -16,7 +16,6 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +25,7 @@ from deltalake import write_deltalake
 from lake.lake import Lake
 from lake.lock import lake_lock
 from lake.schema import TABLES
+from lake.storage import Location
 from lake.vectors import (allele_summaries, binary_column, byte_matrix, decode_dosages, decode_floats,
                           packed_width, select_calls, select_fixed_width)
 
@@ -50,7 +50,7 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
     ids = sorted({str(i).strip() for i in participant_ids if str(i).strip()})
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     with lake_lock(lake.location, "write"):
-        journal = _Journal(Path(lake.location.root) / "_locks" / f"withdraw-{digest[:16]}.json")
+        journal = _Journal(lake.location, f"withdraw-{digest[:16]}.json")
         releases = lake.releases()
         for step, info in enumerate(releases, start=1):
             _withdraw_from_release(lake, info.release, info.tables, set(ids), journal)
@@ -63,18 +63,19 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
 
 
 class _Journal:
-    """The rewrites ("table@release") a withdrawal has completed, kept on disk until it ends."""
+    """The rewrites ("table@release") a withdrawal has completed, kept in the lake until it ends."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.done: list[str] = json.loads(path.read_text()) if path.exists() else []
+    def __init__(self, location: Location, name: str) -> None:
+        self.fs, self.path = location.filesystem(), location.join("_locks", name)
+        self.done: list[str] = json.loads(self.fs.cat_file(self.path)) if self.fs.exists(self.path) else []
 
     def record(self, *steps: str) -> None:
         self.done += steps
-        self.path.write_text(json.dumps(self.done))
+        self.fs.pipe_file(self.path, json.dumps(self.done).encode())
 
     def close(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.fs.exists(self.path):
+            self.fs.rm_file(self.path)
 
 
 def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], ids: set[str],

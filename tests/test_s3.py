@@ -11,7 +11,10 @@ import yaml
 
 from ingest.release import ReleaseSources, ingest_release
 from ingest.sync import sync
+from lake.errors import LakeError
 from lake.lake import Lake
+from lake.lock import lake_lock
+from lake.withdraw import withdraw
 from lake.storage import Location
 from queries import QueryError, connect, design, scan
 
@@ -85,3 +88,23 @@ def test_s3_sync__releases_from_a_bucket(s3_server, release_folder, tmp_path):
     again = sync(lake, incoming, storage_options=s3_server)
     assert again.ingested == [] and again.unchanged == ["2026-09", "2026-10"]
     assert lake.read("samples", release="2026-10").num_rows == lake.read("samples", release="2026-09").num_rows
+
+
+def test_s3_lock__a_second_holder_is_refused(s3_server):
+    location = Location.parse(fresh_root(), s3_server)
+    with lake_lock(location, "sync"):
+        with pytest.raises(LakeError, match="holds the lock"):
+            with lake_lock(location, "sync"):
+                pass
+    with lake_lock(location, "sync"):  # released, so it can be taken again
+        pass
+
+
+def test_s3_withdraw__removes_participants_from_a_bucket_lake(s3_server, release_folder):
+    lake = Lake.init(fresh_root(), storage_options=s3_server)
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source="test")
+    gone = lake.read("idps").column("participant_id").to_pylist()[:2]
+    withdraw(lake, gone)
+    for table in ("idps", "covariates", "samples"):
+        assert not set(gone) & set(lake.read(table).column("participant_id").to_pylist())
