@@ -1,19 +1,20 @@
 """BGEN v1.2 (with its .sample file) → the genotype tables, read with cbgen.
 
-Probabilities become alt dosages, stored as dosages. Allele order follows plink2's
-default for BGEN (``ref-last``): the first allele is ALT, the last is REF, so
-``dosage = 2·P(first/first) + P(het)``. Files written ``ref-first`` (UK Biobank's
-imputation) therefore count the other allele: convert with ``plink2 --bgen FILE
-ref-first --export bgen-1.2`` first. Only biallelic, diploid variants are supported.
+Probabilities become alt dosages, stored as dosages. The first allele is ALT and the
+last is REF, so ``dosage = 2·P(first/first) + P(het)``: the order plink2 writes
+(``--export bgen-1.2`` puts REF second, as PLINK 1.9 does) and reads back with
+``--bgen FILE ref-last``, checked in tests/test_formats.py. Files written ``ref-first``
+(raw UK Biobank imputation) count the other allele: convert them with ``plink2 --bgen
+FILE ref-first --export bgen-1.2`` first. Only biallelic, diploid variants are supported.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cbgen
 import numpy as np
@@ -26,10 +27,9 @@ from ingest.text import check_unique, read_text_table
 from lake.errors import InputError
 
 
-
 @dataclass(frozen=True)
 class BgenFile:
-    """A checked BGEN file: samples from its .sample file, variants from a metafile index."""
+    """A checked BGEN file: samples from its .sample file, variants from its block headers."""
 
     path: Path
     samples: pl.DataFrame
@@ -56,23 +56,35 @@ class BgenFile:
 
 
 def open_bgen(path: str | os.PathLike, sample_path: str | os.PathLike) -> BgenFile:
-    """Check the .sample file against the BGEN header and index the variants (biallelic only)."""
+    """Check the .sample file against the BGEN header and index the variants (biallelic only).
+
+    The variant index is built here, by walking the block headers, rather than by cbgen:
+    that walk checks every block lies inside the file, so a truncated or corrupt BGEN is
+    an InputError instead of a crash inside the C library.
+    """
     path, sample_path = Path(path), Path(sample_path)
     samples = read_sample_file(sample_path)
     if not path.exists():
         raise InputError(path, "file not found")
-    try:
-        bgen = cbgen.bgen_file(path)
-    except RuntimeError:
-        raise InputError(path, "not a readable BGEN file") from None
-    with bgen, tempfile.TemporaryDirectory(prefix="biolake-bgen-") as index_folder:
-        if bgen.nsamples != samples.height:
-            raise InputError(sample_path, f"lists {samples.height:,} samples but {path.name} holds "
-                             f"{bgen.nsamples:,}")
-        metafile = Path(index_folder) / "index.metafile"  # cbgen's variant index, read then dropped
-        bgen.create_metafile(metafile)
-        variants, offsets = _read_index(metafile, path)
+    with open(path, "rb") as handle:
+        reader = _BlockReader(handle, path, path.stat().st_size)
+        n_variants, n_samples, embedded_ids = _read_header(reader)
+        _check_samples(samples, n_samples, embedded_ids, sample_path, path)
+        variants, offsets = _read_index(reader, n_variants)
     return BgenFile(path, samples, variants, offsets)
+
+
+def _check_samples(samples: pl.DataFrame, n_samples: int, embedded_ids: list[str] | None,
+                   sample_path: Path, path: Path) -> None:
+    """The .sample file must list the BGEN's samples: same count, same ids where the BGEN has ids."""
+    if n_samples != samples.height:
+        raise InputError(sample_path, f"lists {samples.height:,} samples but {path.name} holds "
+                         f"{n_samples:,}")
+    listed = samples["participant_id"].to_list()
+    if embedded_ids is not None and embedded_ids != listed:
+        row = next(i for i, (a, b) in enumerate(zip(embedded_ids, listed)) if a != b)
+        raise InputError(sample_path, f"sample {row + 1} is {listed[row]!r} but {path.name} names it "
+                         f"{embedded_ids[row]!r}", line=row + 3)
 
 
 def read_sample_file(path: Path) -> pl.DataFrame:
@@ -88,28 +100,70 @@ def read_sample_file(path: Path) -> pl.DataFrame:
     return pl.DataFrame([ids, sex.alias("sex")])
 
 
-def _read_index(metafile: Path, path: Path) -> tuple[pl.DataFrame, np.ndarray]:
-    parts = []
-    with cbgen.bgen_metafile(metafile) as index:
-        for number in range(index.npartitions):
-            variants = index.read_partition(number).variants
-            parts.append((variants.chromosome, variants.rsid, variants.id, variants.position,
-                          variants.allele_ids, variants.nalleles, variants.offset))
-    chrom, rsid, vid, pos, alleles, nalleles, offsets = (np.concatenate(column) for column in zip(*parts))
-    if (nalleles != 2).any():
-        row = int(np.flatnonzero(nalleles != 2)[0])
-        raise InputError(path, f"variant {rsid[row].decode()} has {nalleles[row]} alleles; "
-                         "only biallelic variants are supported")
-    chrom = np.char.decode(chrom).astype(object)
-    chrom = np.array([c.removeprefix("chr") for c in chrom], dtype=object)
-    unknown = [c for c in chrom if c not in KNOWN_CHROMOSOMES]
-    if unknown:
-        raise InputError(path, f"unknown chromosome code {unknown[0]!r}")
-    first, last = zip(*(a.decode().split(",") for a in alleles))
-    names = [r.decode() or i.decode() for r, i in zip(rsid, vid)]
-    variants = pl.DataFrame({"chrom": list(chrom), "variant_id": names, "pos": pos.astype(np.int64),
-                             "alt": list(first), "ref": list(last)})
-    return variants, offsets
+class _BlockReader:
+    """Little-endian fields read from a BGEN file, refusing any read past its end."""
+
+    def __init__(self, handle: BinaryIO, path: Path, size: int) -> None:
+        self.handle, self.path, self.size = handle, path, size
+
+    def take(self, n: int) -> bytes:
+        data = self.handle.read(n)
+        if len(data) != n:
+            raise InputError(self.path, f"ends inside a block at byte {self.handle.tell():,}; "
+                             "the file looks truncated")
+        return data
+
+    def uint(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "little")
+
+    def text(self, length_bytes: int) -> str:
+        return self.take(self.uint(length_bytes)).decode()
+
+    def skip(self, n: int) -> None:
+        if self.handle.tell() + n > self.size:
+            raise InputError(self.path, f"a block at byte {self.handle.tell():,} runs {n:,} bytes, past "
+                             f"the end of the file ({self.size:,} bytes); the file looks truncated")
+        self.handle.seek(n, os.SEEK_CUR)
+
+
+def _read_header(reader: _BlockReader) -> tuple[int, int, list[str] | None]:
+    """Variant count, sample count and embedded sample ids (or None) of a BGEN v1.2 header."""
+    first_block = reader.uint(4) + 4
+    header_length, n_variants, n_samples, magic = reader.uint(4), reader.uint(4), reader.uint(4), reader.take(4)
+    if magic not in (b"bgen", bytes(4)) or header_length < 20:
+        raise InputError(reader.path, f"not a BGEN file (magic bytes {magic!r}, expected b'bgen')")
+    reader.skip(header_length - 20)  # free data
+    flags = reader.uint(4)
+    layout = (flags >> 2) & 0xF
+    if layout != 2:
+        raise InputError(reader.path, f"BGEN layout {layout} (v1.1 or older) is not supported; "
+                         "convert with 'plink2 --bgen FILE ref-last --export bgen-1.2'")
+    embedded_ids = None
+    if flags >> 31:
+        reader.skip(8)  # block length, sample count
+        embedded_ids = [reader.text(2) for _ in range(n_samples)]
+    reader.handle.seek(first_block)
+    return n_variants, n_samples, embedded_ids
+
+
+def _read_index(reader: _BlockReader, n_variants: int) -> tuple[pl.DataFrame, np.ndarray]:
+    """chrom, variant_id, pos, alt (first allele), ref (last) and each genotype block's offset."""
+    rows, offsets = [], np.empty(n_variants, np.int64)
+    for number in range(n_variants):
+        snp_id, rsid, chrom, pos = reader.text(2), reader.text(2), reader.text(2), reader.uint(4)
+        alleles = [reader.text(4) for _ in range(reader.uint(2))]
+        name = rsid or snp_id
+        if len(alleles) != 2:
+            raise InputError(reader.path, f"variant {name} has {len(alleles)} alleles; "
+                             "only biallelic variants are supported")
+        chrom = chrom.removeprefix("chr")
+        if chrom not in KNOWN_CHROMOSOMES:
+            raise InputError(reader.path, f"unknown chromosome code {chrom!r} (variant {name})")
+        offsets[number] = reader.handle.tell()
+        reader.skip(reader.uint(4))  # the genotype probabilities, read later by cbgen
+        rows.append((chrom, name, pos, alleles[0], alleles[1]))
+    schema = {"chrom": pl.String, "variant_id": pl.String, "pos": pl.Int64, "alt": pl.String, "ref": pl.String}
+    return pl.DataFrame(rows, schema=schema, orient="row"), offsets
 
 
 def _alt_dosage(probabilities: np.ndarray, path: Path) -> np.ndarray:

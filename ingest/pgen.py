@@ -2,8 +2,8 @@
 
 Hard calls are repacked into the lake's 2-bit vectors; a file that stores dosages
 (imputed data) keeps them as dosages. Only biallelic variants are supported: a
-multi-allelic ALT (``A,T``) is an error naming its line — split with
-``plink2 --make-pgen --split-par``/``bcftools norm -m-`` first.
+multi-allelic ALT (``A,T``) is an error naming its line — split such sites first
+(``bcftools norm -m-`` on a VCF export).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from lake.errors import InputError
 from lake.vectors import encode_calls
 
 
-
 @dataclass(frozen=True)
 class PgenFileset:
     """A checked .pgen/.pvar/.psam trio."""
@@ -40,15 +39,17 @@ class PgenFileset:
 
     def batches(self, *, release: str, block_variants: int,
                 progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
-        """Stream genotype rows: packed hard calls, or dosages where the file has fractional ones."""
+        """Stream genotype rows: packed hard calls, or dosages where the file has fractional ones.
+
+        The choice is made per block and is lossless either way: a block whose dosages are
+        all 0, 1, 2 or missing is exactly a block of hard calls (queries read both per row).
+        """
         n, total = self.samples.height, self.variants.height
         reader = _open_reader(self.pgen, n, total)
         try:
             for start in range(0, total, block_variants):
                 stop = min(start + block_variants, total)
-                dosages = np.empty((stop - start, n), np.float64)  # variants × samples
-                reader.read_dosages_range(start, stop, dosages)
-                dosages[dosages < 0] = np.nan  # pgenlib marks missing as -9
+                dosages = _read_dosages(reader, self.pgen, start, stop, n)
                 meta = self.variants.slice(start, stop - start)
                 if np.all(np.isnan(dosages) | (dosages == np.round(dosages))):
                     batch = genotype_batch(meta, release=release, start=start, n_samples=n,
@@ -64,13 +65,17 @@ class PgenFileset:
 
 
 def open_pfile(prefix: str | os.PathLike) -> PgenFileset:
-    """Read and check .psam and .pvar, and open the .pgen to check its counts."""
+    """Read and check .psam and .pvar, and open the .pgen to check its counts and its end."""
     prefix = str(prefix).removesuffix(".pgen")
     pgen, pvar, psam = (Path(f"{prefix}.{ext}") for ext in ("pgen", "pvar", "psam"))
     samples, variants = read_psam(psam), read_pvar(pvar)
     if not pgen.exists():
         raise InputError(pgen, "file not found")
-    _open_reader(pgen, samples.height, variants.height).close()
+    reader = _open_reader(pgen, samples.height, variants.height)
+    try:
+        _check_body(reader, pgen, variants.height, samples.height)
+    finally:
+        reader.close()
     return PgenFileset(pgen, samples, variants)
 
 
@@ -137,3 +142,22 @@ def _open_reader(pgen: Path, n_samples: int, n_variants: int) -> pgenlib.PgenRea
         reader.close()
         raise InputError(pgen, f"holds {found:,} variants but the .pvar lists {n_variants:,}")
     return reader
+
+
+def _check_body(reader: pgenlib.PgenReader, pgen: Path, n_variants: int, n_samples: int) -> None:
+    """Decode the last variant: a truncated .pgen fails here, before anything is written."""
+    if n_variants:
+        _read_dosages(reader, pgen, n_variants - 1, n_variants, n_samples)
+
+
+def _read_dosages(reader: pgenlib.PgenReader, pgen: Path, start: int, stop: int,
+                  n_samples: int) -> np.ndarray:
+    """Alt dosages of variants ``start:stop`` (variants × samples, NaN missing)."""
+    dosages = np.empty((stop - start, n_samples), np.float64)
+    try:
+        reader.read_dosages_range(start, stop, dosages)
+    except RuntimeError as exc:
+        raise InputError(pgen, f"cannot decode variants {start + 1:,}-{stop:,} ({exc}); "
+                         "the file looks truncated or corrupt") from None
+    dosages[dosages < 0] = np.nan  # pgenlib marks missing as -9
+    return dosages

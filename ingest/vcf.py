@@ -44,7 +44,7 @@ class VcfFile:
         """Stream genotype rows, ``block_variants`` records at a time."""
         n, total = self.samples.height, self.variants.height
         reader = _open(self.path)
-        records = iter(reader)
+        records = _records(reader, self.path)
         try:
             for start in range(0, total, block_variants):
                 stop = min(start + block_variants, total)
@@ -65,8 +65,8 @@ class VcfFile:
             reader.close()
 
     def _dosages(self, record) -> np.ndarray:
-        values = record.format(self.dosage_field).astype(np.float64)
-        values[values < -1e30] = np.nan  # htslib's missing float
+        """One record's alt dosages from DS, or from GP as P(het) + 2·P(hom-alt); NaN missing."""
+        values = _floats(record.format(self.dosage_field))
         return values[:, 0] if self.dosage_field == "DS" else values[:, 1] + 2 * values[:, 2]
 
     def _info(self, block: list) -> np.ndarray | None:
@@ -85,7 +85,7 @@ def open_vcf(path: str | os.PathLike) -> VcfFile:
             raise InputError(path, "the VCF has no sample columns")
         check_unique(samples, path=path, what="sample id in the header", first_line=1)
         rows = []
-        for record in reader:
+        for record in _records(reader, path):
             if len(record.ALT) != 1:
                 raise InputError(path, f"variant {record.ID or record.POS} at {record.CHROM}:{record.POS} "
                                  f"has {len(record.ALT)} ALT alleles; only biallelic records are supported")
@@ -111,12 +111,37 @@ def _open(path: Path) -> VCF:
         raise InputError(path, "file not found")
     try:
         return VCF(str(path), gts012=True, lazy=True)
-    except (OSError, IOError) as exc:
+    except OSError as exc:
         raise InputError(path, f"not a readable VCF/BCF ({exc})") from None
 
 
+def _floats(values: np.ndarray) -> np.ndarray:
+    """htslib float32 FORMAT values → float64, NaN where missing.
+
+    htslib marks missing values and vector ends with signalling NaNs, which numpy warns
+    about when cast; they are found by their bits and replaced before the cast.
+    """
+    exponent = np.uint32(0x7F800000)
+    missing = (values.view(np.uint32) & exponent) == exponent
+    out = np.where(missing, np.float32(0), values).astype(np.float64)
+    out[missing] = np.nan
+    return out
+
+
+def _records(reader: VCF, path: Path) -> Iterator:
+    """The reader's records; a record htslib cannot parse is an InputError naming the file."""
+    records, last = iter(reader), "the header"
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 — cyvcf2 raises a bare Exception on htslib parse errors
+            raise InputError(path, f"cannot parse the record after {last} ({exc})") from None
+        last = f"{record.CHROM}:{record.POS}"
+        yield record
+
+
 def _has(reader: VCF, field: str, section: str) -> bool:
-    try:
-        return reader.get_header_type(field)["HeaderType"] == section
-    except KeyError:
-        return False
+    """Whether the header declares ``field`` in ``section`` (``##FORMAT=<ID=DS,…>``)."""
+    return any(line.type == section and line.info().get("ID") == field for line in reader.header_iter())

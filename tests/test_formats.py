@@ -94,3 +94,48 @@ def test_bgen__sample_file_must_match(tmp_path, release_folder):
     with pytest.raises(InputError, match=r"g\.sample: lists 300 samples but g\.bgen holds 301"):
         ingest_release(Lake.init(tmp_path / "l"), ReleaseSources(bgen=tmp_path / "g.bgen", sample=sample),
                        release="r1", source="test")
+
+
+def refused(tmp_path: Path, sources: ReleaseSources, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        ingest_release(Lake.init(tmp_path / "refused", exist_ok=True), sources, release="r1", source="test")
+
+
+def test_pfile__truncated_pgen_is_refused_before_writing(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--make-pgen", "--out", str(tmp_path / "g"))
+    pgen = tmp_path / "g.pgen"
+    pgen.write_bytes(pgen.read_bytes()[:-100])
+    refused(tmp_path, ReleaseSources(pfile=tmp_path / "g"), r"g\.pgen: .*truncated")
+
+
+def test_pfile__fractional_dosages_are_kept(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--export", "vcf", "vcf-dosage=DS-force",
+           "id-paste=iid", "--out", str(tmp_path / "g"))
+    vcf = tmp_path / "g.vcf"
+    vcf.write_text(vcf.read_text().replace(":1\t", ":0.75\t"))  # hets become imputed dosages
+    plink2("--vcf", str(vcf), "dosage=DS", "--make-pgen", "--out", str(tmp_path / "g"))
+    from_vcf = lake_tables(tmp_path, "vcf", ReleaseSources(vcf=vcf))
+    from_pgen = lake_tables(tmp_path, "pgen", ReleaseSources(pfile=tmp_path / "g"))
+    assert np.isclose(from_pgen[2], 0.75, atol=1e-4).any()  # stored as dosages, not rounded to calls
+    np.testing.assert_allclose(from_pgen[2], from_vcf[2], atol=1 / 16384)
+
+
+def test_vcf__unparsable_record_names_the_file(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--export", "vcf", "--out", str(tmp_path / "g"))
+    path = tmp_path / "g.vcf"
+    path.write_text(path.read_text()[:-300] + "\n")  # the last record cut short
+    refused(tmp_path, ReleaseSources(vcf=path), r"g\.vcf: cannot parse the record after")
+
+
+def test_bgen__truncated_or_mislabelled_files_are_refused(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--export", "bgen-1.2", "bits=8", "id-paste=iid",
+           "--out", str(tmp_path / "g"))
+    bgen, sample = tmp_path / "g.bgen", tmp_path / "g.sample"
+    lines = sample.read_text().splitlines()
+    lines[2], lines[3] = lines[3], lines[2]
+    sample.write_text("\n".join(lines) + "\n")
+    refused(tmp_path, ReleaseSources(bgen=bgen, sample=sample), r"g\.sample, line 3: sample 1 is")
+    lines[2], lines[3] = lines[3], lines[2]
+    sample.write_text("\n".join(lines) + "\n")
+    bgen.write_bytes(bgen.read_bytes()[:-100])
+    refused(tmp_path, ReleaseSources(bgen=bgen, sample=sample), r"g\.bgen: .*truncated")
