@@ -245,7 +245,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
                    WHERE d.variant_id = 'rs1000'" --lake /tmp/lake --format csv --out rs1000.csv
     """
     from queries import connect
-    from queries.output import write_relation
+    from queries.output import write_result
 
     if output_format == "parquet" and out is None:
         raise click.UsageError("--format parquet needs --out FILE")
@@ -254,7 +254,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
         from biolake.prompt import sql_prompt
         sql_prompt(con)
     else:
-        write_relation(con.sql(query), output_format=output_format, out=out)
+        write_result(con.sql(query), output_format=output_format, out=out)
 
 
 @main.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lake.errors import BiolakeError
-from queries.output import write_relation
+from queries.output import write_result
 from queries.sql import LakeConnection
 
 HELP = "End each statement with ';'. SHOW TABLES; lists the views. Type .quit (or Ctrl-D) to leave."
@@ -30,6 +30,6 @@ def sql_prompt(con: LakeConnection) -> None:
         if line.rstrip().endswith(";"):
             statement, buffer = "\n".join(buffer), []
             try:
-                write_relation(con.sql(statement), output_format="table", out=None)
+                write_result(con.sql(statement), output_format="table", out=None)
             except BiolakeError as exc:
                 click.echo(f"error: {exc}", err=True)

@@ -2,7 +2,7 @@
 
 from queries.design import Design, DesignWarning, DropReport, design
 from queries.scan import scan
-from queries.sql import LakeConnection, QueryError, check_read_only, connect
+from queries.sql import LakeConnection, QueryError, QueryResult, check_read_only, connect
 
-__all__ = ["Design", "DesignWarning", "DropReport", "LakeConnection", "QueryError", "check_read_only",
+__all__ = ["Design", "DesignWarning", "DropReport", "LakeConnection", "QueryError", "QueryResult", "check_read_only",
            "connect", "design", "scan"]

@@ -72,7 +72,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     >>> d.phenotypes.shape, d.covariate_names[:3], str(d.dropped)                # doctest: +SKIP
     """
     genotyped = _column_list(con.sql("SELECT participant_id FROM samples WHERE assay = 'genotypes' "
-                                     "ORDER BY sample_index").to_arrow_table(), "participant_id")
+                                     "ORDER BY sample_index").arrow(), "participant_id")
     pheno = _keyed(con, phenotypes, "idps", what="phenotype")
     covar = _keyed(con, covariates, "covariates", what="covariate")
     selected = None if samples is None else set(
@@ -122,7 +122,7 @@ def _keyed(con: LakeConnection, spec: str | Sequence[str], table: str, *, what: 
 
 
 def _run(con: LakeConnection, query: str, *, what: str) -> pa.Table:
-    result = con.sql(query).to_arrow_table()
+    result = con.sql(query).arrow()
     if not result.column_names or result.column_names[0] != "participant_id":
         raise QueryError(f"the {what} query must return participant_id as its first column; "
                          f"it returns {', '.join(result.column_names[:5])}")

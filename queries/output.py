@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import sys
 
-import duckdb
 import polars as pl
 import pyarrow as pa
+
+from queries.sql import QueryResult
 
 TERMINAL_ROWS = 50
 
 
-def write_relation(relation: duckdb.DuckDBPyRelation | None, *, output_format: str,
-                   out: str | None) -> None:
-    """Materialise a DuckDB relation in ``output_format`` to ``out`` (stdout when None)."""
-    if relation is None:  # a statement without a result
-        return
-    result = relation.to_arrow_table()
+def write_result(query_result: QueryResult, *, output_format: str, out: str | None) -> None:
+    """Materialise a query's result in ``output_format`` to ``out`` (stdout when None)."""
+    result = query_result.arrow()
     if output_format == "table" and out is None:
         _print_table(result)
         return

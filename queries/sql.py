@@ -5,21 +5,24 @@ directory listing): natively by DuckDB on local lakes (row-group statistics and
 bloom filters prune reads), through Arrow datasets on buckets. Two locks make
 analysts' SQL safe:
 
-- DuckDB's own settings: external access off, file reads allowed only under the
-  lake root, configuration locked;
+- DuckDB's own settings: external access off, file access allowed only to the
+  release's own data files (as the Delta log lists them), a private temp folder,
+  configuration locked;
 - statement types from DuckDB's parser: only queries (SELECT, and SHOW, DESCRIBE,
-  SUMMARIZE, which parse as SELECT) run. This also refuses ``COPY … TO`` into the
-  lake, which the allowed directory alone would let through.
+  SUMMARIZE, which parse as SELECT) run, and results come back as QueryResult,
+  which can be fetched but has no method that writes.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 from lake.errors import BiolakeError
@@ -52,37 +55,80 @@ class QueryError(BiolakeError):
     """A query was refused (not read-only) or failed (bad SQL, unknown column, …)."""
 
 
+class QueryResult:
+    """The result of one read-only query: it can be fetched, never written anywhere.
+
+    Unlike a DuckDB relation it has no ``write_csv``/``to_parquet``/``query`` that could
+    write files or run further statements. The query runs once, on first fetch.
+    """
+
+    def __init__(self, relation: duckdb.DuckDBPyRelation) -> None:
+        self._relation = relation
+        self._table: pa.Table | None = None
+
+    def arrow(self) -> pa.Table:
+        """The whole result as a pyarrow Table."""
+        if self._table is None:
+            try:
+                self._table = self._relation.to_arrow_table()
+            except duckdb.Error as exc:
+                raise QueryError(_first_line(exc)) from None
+        return self._table
+
+    def pl(self) -> pl.DataFrame:
+        """The whole result as a polars DataFrame."""
+        return pl.from_arrow(self.arrow())
+
+    def fetchall(self) -> list[tuple]:
+        table = self.arrow()
+        return list(zip(*(column.to_pylist() for column in table.columns))) if table.num_columns else []
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._relation.columns)
+
+    def show(self) -> None:
+        print(self)
+
+    def __str__(self) -> str:
+        try:
+            return str(self._relation)
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc)) from None
+
+
 class LakeConnection:
-    """Read-only SQL over one release: ``sql`` and ``execute`` as on a DuckDB connection.
+    """Read-only SQL over one release: ``sql`` and ``execute`` give QueryResults.
 
     Examples
     --------
     >>> con = connect(Lake.open("/tmp/lake"))                                     # doctest: +SKIP
     >>> con.sql("SELECT site, count(*) FROM covariates GROUP BY site").fetchall()  # doctest: +SKIP
-    >>> con.sql("SELECT * FROM variants WHERE variant_id = ?", params=["rs42"])    # doctest: +SKIP
+    >>> con.sql("SELECT * FROM variants WHERE variant_id = ?", params=["rs42"]).pl()  # doctest: +SKIP
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo) -> None:
         self._connection = connection
         self.release = release
 
-    def sql(self, query: str, *, params: Sequence[Any] | dict[str, Any] | None = None
-            ) -> duckdb.DuckDBPyRelation:
-        """A lazy relation for one read-only query; ``params`` are bound (``?`` or ``$name``)."""
+    def sql(self, query: str, *, params: Sequence[Any] | dict[str, Any] | None = None) -> QueryResult:
+        """One read-only query, run when fetched; ``params`` are bound (``?`` or ``$name``)."""
         check_read_only(query)
         try:
-            return self._connection.sql(query, params=params)
+            return QueryResult(self._connection.sql(query, params=params))
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc)) from None
 
     def execute(self, query: str, *, params: Sequence[Any] | dict[str, Any] | None = None
-                ) -> duckdb.DuckDBPyConnection:
-        """Run one read-only query now; fetch with ``fetchall()``, ``fetchone()``, ``arrow()``."""
-        check_read_only(query)
-        try:
-            return self._connection.execute(query, params)
-        except duckdb.Error as exc:
-            raise QueryError(_first_line(exc)) from None
+                ) -> QueryResult:
+        """One read-only query, run now (errors surface here)."""
+        result = self.sql(query, params=params)
+        result.arrow()
+        return result
 
     def tables(self) -> list[str]:
         return sorted(row[0] for row in self._connection.execute("SHOW TABLES").fetchall())
@@ -111,9 +157,12 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
     chosen = lake.resolve_release(release)
-    con = duckdb.connect(config={"memory_limit": memory_limit})
+    # DuckDB allows reads under its temp directory: keep that a private, empty folder
+    spill = tempfile.mkdtemp(prefix="biolake-duckdb-")
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+    readable: list[str] = []
     for name in chosen.tables:
-        _create_view(con, lake, name, chosen.release)
+        readable += _create_view(con, lake, name, chosen.release)
     con.register("releases", lake.dataset("releases").to_table()
                  .drop_columns(["table_versions", "source_checksums"]))
     if lake.has_table("withdrawals"):
@@ -126,8 +175,8 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
         con.create_function("biolake_betas", _betas_udf, ["BLOB", "BIGINT"], "DOUBLE[]", type="arrow")
         con.execute(BETAS_VIEW)
     con.execute(M_VALUE_MACRO)
-    if not lake.location.remote:
-        con.execute("SET allowed_directories = $dirs", {"dirs": [lake.location.root + "/"]})
+    if readable:  # exactly the release's data files: no other release, log or leftover
+        con.execute("SET allowed_paths = $paths", {"paths": readable})
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return LakeConnection(con, chosen)
@@ -148,20 +197,22 @@ def check_read_only(query: str) -> None:
                              "(SELECT, SHOW, DESCRIBE and SUMMARIZE are allowed)")
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release: str) -> None:
+def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release: str) -> list[str]:
+    """Create the view of one table; return the local files it reads (none on buckets)."""
     if lake.location.remote:
         con.register(name, lake.dataset(name, release=release))
-        return
+        return []
     files = [uri.removeprefix("file://") for uri in
              lake.delta(name).file_uris(file_pruning_predicate=[("release", "=", release)])]
     if not files:  # a table with no rows in this release
         empty = TABLES[name].arrow_schema().empty_table() if name in TABLES else pa.table({})
         con.register(name, empty)
-        return
+        return []
     partitions = lake.delta(name).metadata().partition_columns
     hive_types = "{" + ", ".join(f"'{column}': VARCHAR" for column in partitions) + "}"
     con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list(files)}, '
                 f'hive_partitioning = true, hive_types = {hive_types}, union_by_name = true)')
+    return files
 
 
 def _sql_list(values: list[str]) -> str:

@@ -96,6 +96,30 @@ def test_sql__escapes_are_refused_and_nothing_is_written(loaded_lake, query):
     assert con.execute("SELECT count(*) FROM idps").fetchall() == [(301,)]
 
 
+def test_sql__results_cannot_write_or_chain_statements(loaded_lake):
+    result = connect(loaded_lake).sql("SELECT * FROM covariates")
+    for escape in ("write_csv", "to_parquet", "query", "execute", "to_csv"):
+        assert not hasattr(result, escape)
+    assert result.arrow().num_rows == 301
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT count(*) FROM read_parquet('{lake}/covariates/**/*.parquet')",  # beyond the views
+    "SELECT * FROM read_text('{lake}/catalog.yaml')",
+    "SELECT * FROM glob('{lake}/**')",
+    "SELECT * FROM read_csv('.tmp/anything.csv')",                         # DuckDB's temp folder
+])
+def test_sql__only_the_release_files_are_readable(two_release_lake, query):
+    con = connect(two_release_lake, release="r2")
+    with pytest.raises(QueryError):
+        con.execute(query.format(lake=two_release_lake.location.root))
+
+
+def test_sql__errors_at_run_time_are_query_errors(loaded_lake):
+    with pytest.raises(QueryError, match="Conversion"):
+        connect(loaded_lake).sql("SELECT CAST(participant_id || 'x' AS INTEGER) FROM covariates").fetchall()
+
+
 def test_scan__pushes_filters_and_release_down(two_release_lake):
     frame = scan(two_release_lake, "variants", release="r1").filter(pl.col("chrom") == "2")
     assert "SELECTION" in frame.select("variant_id", "pos").explain()
