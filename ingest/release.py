@@ -28,6 +28,7 @@ from ingest.plink import open_bfile
 from ingest.vcf import open_vcf
 from lake.errors import InputError
 from lake.lake import Lake, ReleaseInfo, ReleaseWriter, check_release_name
+from lake.lock import lake_lock
 from lake.schema import TABLES
 
 MANIFEST = "release.yaml"
@@ -189,7 +190,8 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
             on_table(name, rows)
 
     checksums = source_checksums(sources)
-    with lake.begin_release(release, source=source, checksums=checksums) as writer:
+    with lake_lock(lake.location, "write"), \
+            lake.begin_release(release, source=source, checksums=checksums) as writer:
         # The methylation matrix is the one source checked only while it streams: write it
         # first, so a bad value aborts before any other table has a commit.
         if sources.methylation:

@@ -236,6 +236,26 @@ class Lake:
             raise
         return rows, DeltaTable(uri, storage_options=options).version()
 
+    def releases_with_rows(self, name: str) -> set[str]:
+        """Release values that have rows in table ``name``, committed or not (from the Delta log)."""
+        if "release" not in spec(name).partition_by or not self.has_table(name):
+            return set()
+        return {partition["release"] for partition in self.delta(name).partitions()}
+
+    def drop_release_rows(self, name: str, release: str) -> None:
+        """Delete every row of ``release`` from table ``name`` (one Delta commit)."""
+        self.delta(name).delete(f"release = '{check_release_name(release)}'")
+
+    def drop_uncommitted_rows(self) -> list[str]:
+        """Delete rows that belong to no committed release (left by interrupted ingests)."""
+        committed = {info.release for info in self.releases()}
+        dropped = []
+        for name in TABLES:
+            for release in sorted(self.releases_with_rows(name) - committed):
+                self.drop_release_rows(name, release)
+                dropped.append(f"{name}@{release}")
+        return dropped
+
     def replace_genotype_rows(self, release: str, batches: Iterator[pa.RecordBatch], *,
                               row_group_rows: int | None = None) -> dict[str, int]:
         """Replace a release's genotypes, then its variants table, derived from them.
@@ -307,9 +327,16 @@ class ReleaseWriter:
                                                               row_group_rows=row_group_rows))
 
     def commit(self) -> ReleaseInfo:
-        """Make the release visible: one append to the registry."""
+        """Make the release visible: one append to the registry.
+
+        Rows an earlier, interrupted attempt at this release left in tables this attempt did
+        not write are deleted first, so the release holds exactly what this attempt wrote.
+        """
         if not self._versions:
             raise ReleaseError(f"release {self.release!r} has no tables; nothing to commit")
+        for name in TABLES:
+            if name not in self._versions and self.release in self.lake.releases_with_rows(name):
+                self.lake.drop_release_rows(name, self.release)
         registry = self.lake.delta(_REGISTRY)
         sequence = registry.count() + 1
         row = {

@@ -51,6 +51,7 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     with lake_lock(lake.location, "write"):
         journal = _Journal(lake.location, f"withdraw-{digest[:16]}.json")
+        journal.record(*lake.drop_uncommitted_rows())  # leftovers of interrupted ingests hold ids too
         releases = lake.releases()
         for step, info in enumerate(releases, start=1):
             _withdraw_from_release(lake, info.release, info.tables, set(ids), journal)

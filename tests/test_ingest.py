@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from ingest.release import ReleaseSources, ingest_release
-from lake.errors import InputError
+from lake.errors import InputError, LakeError
+from lake.lock import lake_lock
 from lake.vectors import decode_calls, decode_floats
 
 
@@ -263,3 +264,11 @@ def test_ingest_release__methylation_from_gzip_tsv_or_parquet(loaded_lake, lake,
     columns = ["cpg_id", "n_present", "beta"]
     assert lake.read("methylation").sort_by("cpg_index").select(columns).equals(
         loaded_lake.read("methylation").sort_by("cpg_index").select(columns))
+
+
+def test_ingest_release__refused_while_another_writer_holds_the_lake(lake, release_folder):
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    with lake_lock(lake.location, "write"):
+        with pytest.raises(LakeError, match="holds the lock"):
+            ingest_release(lake, sources, release="r1", source="test")
+    assert lake.releases() == []

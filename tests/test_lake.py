@@ -125,3 +125,27 @@ def test_fsspec_options__translates_object_store_names_for_s3fs():
 
 def test_location__repr_hides_credentials():
     assert "s3cr3t" not in repr(Location.parse("s3://b/l", {"AWS_SECRET_ACCESS_KEY": "s3cr3t"}))
+
+
+def test_release_writer__a_retry_drops_tables_the_failed_attempt_wrote(lake):
+    with pytest.raises(RuntimeError):
+        with lake.begin_release("r1", source="test") as writer:
+            writer.write("samples", samples_rows("r1", ["a", "b"]))
+            writer.write("idps", pa.table({"release": ["r1"], "participant_id": ["a"], "x": [1.0]}))
+            raise RuntimeError("killed")
+    with lake.begin_release("r1", source="test") as writer:  # the retry has no IDPs
+        writer.write("samples", samples_rows("r1", ["a"]))
+    assert lake.releases_with_rows("idps") == set()
+    assert lake.resolve_release("r1").tables == ("samples",)
+
+
+def test_drop_uncommitted_rows__removes_leftovers_of_abandoned_attempts(lake):
+    with lake.begin_release("r1", source="test") as writer:
+        writer.write("samples", samples_rows("r1", ["a"]))
+    with pytest.raises(RuntimeError):
+        with lake.begin_release("r2", source="test") as writer:
+            writer.write("samples", samples_rows("r2", ["secret"]))
+            raise RuntimeError("killed")
+    assert lake.releases_with_rows("samples") == {"r1", "r2"}
+    assert lake.drop_uncommitted_rows() == ["samples@r2"]
+    assert lake.releases_with_rows("samples") == {"r1"}

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -131,3 +132,14 @@ def test_withdraw__resumes_after_an_interruption(two_releases, monkeypatch):
         calls = lake.read("genotypes", release=release).sort_by("variant_index").column("calls")
         np.testing.assert_array_equal(decode_calls(calls, len(keep)), calls_before[:, keep])
     assert not list((Path(lake.location.root) / "_locks").glob("withdraw-*"))
+
+
+def test_withdraw__also_clears_rows_of_abandoned_ingests(two_releases):
+    lake = two_releases
+    covariates = lake.read("covariates", release="r1")
+    with pytest.raises(RuntimeError):
+        with lake.begin_release("r3", source="test") as writer:
+            writer.write("covariates", covariates.set_column(0, "release", pa.array(["r3"] * covariates.num_rows)))
+            raise RuntimeError("killed")
+    withdraw(lake, covariates.column("participant_id").to_pylist()[:1])
+    assert "r3" not in lake.releases_with_rows("covariates")
