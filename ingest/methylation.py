@@ -8,6 +8,7 @@ betas stored as one float32 vector in the order of the methylation samples.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -133,7 +134,10 @@ def _header(path: Path) -> tuple[list[str], str | None]:
     if not first:
         raise InputError(path, "file is empty")
     delimiter = "\t" if "\t" in first else ","
-    return first.split(delimiter), delimiter
+    names = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
+    if "" in names:
+        raise InputError(path, f"column {names.index('') + 1} of the header has no name", line=1)
+    return names, delimiter
 
 
 def _first_line(path: Path) -> str:

@@ -22,9 +22,11 @@ PARTICIPANT_HEADERS = ("eid", "IID", "participant_id", "SubjID")  # UK Biobank, 
 def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
                     has_header: bool = True, expected_columns: int | None = None,
                     whitespace: bool = False, skip_lines: int = 0) -> pl.DataFrame:
-    """All cells as strings (nulls for missing tokens); errors for empty or ragged files.
+    """All cells as strings, stripped of surrounding spaces; errors for empty or ragged files.
 
-    ``whitespace=True`` reads fields split by runs of spaces and tabs (PLINK text files);
+    Cells that are empty or a missing token (NA, NaN, …) are null. ``whitespace=True``
+    reads PLINK text files: fields split by runs of spaces and tabs, blank lines skipped,
+    and no missing tokens (an id or allele spelled ``NA`` is kept as written).
     ``skip_lines`` skips leading lines (meta lines before a header).
     """
     path = Path(path)
@@ -33,15 +35,18 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
     source: Path | bytes = path
+    missing = list(MISSING_TOKENS)
     if whitespace:
-        source, separator = re.sub(rb"[ \t]+", b"\t", path.read_bytes()), "\t"
+        lines = (line.strip() for line in path.read_bytes().splitlines())
+        source = re.sub(rb"[ \t]+", b"\t", b"\n".join(line for line in lines if line)) + b"\n"
+        separator, missing = "\t", []
     separator = separator or _sniff_separator(path)
     if has_header and not skip_lines:
         _check_header(path, separator)
     try:
         frame = pl.read_csv(source, separator=separator, has_header=has_header, infer_schema=False,
                             skip_rows=skip_lines,
-                            null_values=list(MISSING_TOKENS), raise_if_empty=True)
+                            null_values=missing, raise_if_empty=True)
     except pl.exceptions.NoDataError:
         raise InputError(path, "file is empty") from None
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
@@ -52,7 +57,8 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
                          f"(separator {separator!r})", line=1)
     if frame.height == 0:
         raise InputError(path, "has a header but no data rows")
-    return frame
+    frame.columns = [name.strip() for name in frame.columns]
+    return frame.with_columns(pl.all().str.strip_chars().replace("", None))
 
 
 def _check_header(path: Path, separator: str) -> None:
@@ -79,10 +85,10 @@ def to_float(frame: pl.DataFrame, column: str, *, path: str | os.PathLike,
     """A text column as float64 (NaN for missing); a non-numeric cell is an InputError."""
     text = frame.get_column(column)
     values = text.cast(pl.Float64, strict=False)
-    bad = values.is_null() & text.is_not_null()
+    bad = (values.is_null() & text.is_not_null()) | values.is_infinite() | values.is_nan()
     if bad.any():
         row = int(bad.arg_true()[0])
-        raise InputError(path, f"expected a number, found {text[row]!r}",
+        raise InputError(path, f"expected a finite number, found {text[row]!r}",
                          line=first_line + row, column=column)
     return values.fill_null(float("nan")).to_numpy()
 

@@ -272,3 +272,41 @@ def test_ingest_release__refused_while_another_writer_holds_the_lake(lake, relea
         with pytest.raises(LakeError, match="holds the lock"):
             ingest_release(lake, sources, release="r1", source="test")
     assert lake.releases() == []
+
+
+@pytest.mark.parametrize("header", ['"cpg","{a}","{b}"', "cpg, {a}, {b}"], ids=["R quoted", "padded"])
+def test_ingest_release__methylation_header_names_are_parsed_not_split(lake, tmp_path, release_folder, header):
+    lines = (release_folder / "methylation.csv").read_text().splitlines()
+    names = lines[0].split(",")
+    rows = [",".join(line.split(",")[:3]) for line in lines[1:]]
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join([header.format(a=names[1], b=names[2]), *rows]) + "\n")
+    ingest_release(lake, ReleaseSources(methylation=path, probes=release_folder / "probes.csv"),
+                   release="m", source="test")
+    assert sample_order(lake, "methylation") == names[1:3]
+
+
+@pytest.mark.parametrize("cell", ["inf", "1e400"])
+def test_ingest_release__non_finite_numbers_are_refused(lake, editable_release, cell):
+    _replace_cell(editable_release / "covariates.csv", 2, 1, cell)
+    with pytest.raises(InputError, match="finite"):
+        ingest_release(lake, ReleaseSources(covariates=editable_release / "covariates.csv"),
+                       release="x", source="test")
+
+
+def test_ingest_release__padded_csv_cells_are_numbers(lake, editable_release):
+    path = editable_release / "covariates.csv"
+    path.write_text("\n".join(", ".join(line.split(",")) for line in path.read_text().splitlines()) + "\n")
+    ingest_release(lake, ReleaseSources(covariates=path), release="x", source="test")
+    assert pl.from_arrow(lake.read("covariates")).schema["age"] == pl.Float64
+
+
+def test_ingest_release__plink_ids_spelled_na_and_blank_lines_are_kept_right(lake, editable_release):
+    fam = editable_release / "genotypes.fam"
+    lines = fam.read_text().splitlines()
+    parts = lines[0].split()
+    lines[0] = " ".join(["NA", "NA", *parts[2:]])
+    fam.write_text("\n".join([lines[0], "", *lines[1:]]) + "\n\n")
+    ingest_release(lake, ReleaseSources(bfile=editable_release / "genotypes"), release="x", source="test")
+    order = sample_order(lake, "genotypes")
+    assert order[0] == "NA" and order[1:] == [line.split()[1] for line in lines[1:]]
