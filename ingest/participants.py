@@ -97,3 +97,32 @@ def read_id_list(path: Path) -> list[str]:
     if not ids:
         raise InputError(path, "no participant ids in the file")
     return ids
+
+
+def check_columns(table: pa.Table, *, path: Path, lake_schema: pa.Schema | None) -> None:
+    """Column names unique ignoring case (Delta's rule), and types agreeing with earlier releases.
+
+    A column that was numbers in an earlier release and is text now (or the reverse)
+    would otherwise be coerced in the shared table, or fail half-way through a write.
+    """
+    seen: dict[str, str] = {}
+    for name in table.column_names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise InputError(path, f"columns {other!r} and {name!r} differ only in case; "
+                             "the lake treats them as one", line=1, column=name)
+    if lake_schema is None:
+        return
+    existing = {field.name.lower(): field for field in lake_schema}
+    for field in table.schema:
+        before = existing.get(field.name.lower())
+        if before is None:
+            continue
+        if before.name != field.name:
+            raise InputError(path, f"earlier releases spell this column {before.name!r}", line=1,
+                             column=field.name)
+        if before.type != field.type:
+            kind = {pa.string(): "text", pa.float64(): "numbers"}
+            raise InputError(path, f"holds {kind.get(field.type, field.type)} but earlier releases "
+                             f"hold {kind.get(before.type, before.type)} in this column; recode it "
+                             "or rename the column", column=field.name)

@@ -21,7 +21,8 @@ import yaml
 
 from ingest.bgen import open_bgen
 from ingest.methylation import matrix_samples, methylation_batches, read_probes
-from ingest.participants import field_dictionary, participant_ids, read_participant_table, value_fields
+from ingest.participants import (check_columns, field_dictionary, participant_ids, read_participant_table,
+                                 value_fields)
 from ingest.genotypes import GenotypeSource
 from ingest.pgen import open_pfile
 from ingest.plink import open_bfile
@@ -180,6 +181,10 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
     sources = sources.checked()
     genotypes = open_genotypes(sources)
     small = _read_small_tables(sources, release=release)
+    for name in ("idps", "covariates"):
+        if name in small:
+            check_columns(small[name], path=getattr(sources, name),
+                          lake_schema=pa.schema(lake.delta(name).schema()) if lake.has_table(name) else None)
     methylation_ids = matrix_samples(sources.methylation) if sources.methylation else None
 
     counts: dict[str, int] = {}

@@ -310,3 +310,20 @@ def test_ingest_release__plink_ids_spelled_na_and_blank_lines_are_kept_right(lak
     ingest_release(lake, ReleaseSources(bfile=editable_release / "genotypes"), release="x", source="test")
     order = sample_order(lake, "genotypes")
     assert order[0] == "NA" and order[1:] == [line.split()[1] for line in lines[1:]]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda frame: frame.with_columns(pl.col("sex").replace({"F": "1", "M": "2"})), "holds numbers but"),
+    (lambda frame: frame.with_columns(pl.lit("high").alias("stress")), "holds text but"),
+    (lambda frame: frame.rename({"age": "AGE"}), "spell this column 'age'"),
+    (lambda frame: frame.with_columns(pl.col("age").alias("Age")), "differ only in case"),
+])
+def test_ingest_release__covariates_must_agree_with_earlier_releases(loaded_lake, tmp_path, release_folder,
+                                                                    change, message):
+    covariates = change(pl.read_csv(release_folder / "covariates.csv", infer_schema=False))
+    path = tmp_path / "covariates.csv"
+    covariates.write_csv(path)
+    before = loaded_lake.delta("covariates").version()
+    with pytest.raises(InputError, match=message):
+        ingest_release(loaded_lake, ReleaseSources(covariates=path), release="r2", source="test")
+    assert loaded_lake.delta("covariates").version() == before
