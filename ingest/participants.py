@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.text import (PARTICIPANT_HEADERS, is_text_column, participant_column, read_text_table,
+from ingest.text import (PARTICIPANT_HEADERS, check_unique, is_text_column, participant_column, read_text_table,
                          to_float)
 from lake.errors import InputError
 from lake.schema import TABLES
@@ -56,6 +56,10 @@ def field_dictionary(fields: list[str], *, release: str,
         if "field" not in frame.columns:
             raise InputError(path, f"expected a 'field' column; found {', '.join(frame.columns)}",
                              line=1)
+        check_unique(frame["field"], path=path, what="field")
+        for key in ("field_id", "instance", "array"):
+            if key in frame.columns:
+                to_float(frame, key, path=path)  # a number, or an error naming the line
         described = {row["field"]: row for row in frame.to_dicts()}
         missing = [f for f in fields if f not in described]
         if missing:
@@ -74,7 +78,7 @@ def field_dictionary(fields: list[str], *, release: str,
 
 
 def _as_int(text: str | None, default: int | None) -> int | None:
-    return int(text) if text not in (None, "") else default
+    return int(float(text)) if text not in (None, "") else default
 
 
 def participant_ids(table: pa.Table) -> set[str]:

@@ -72,7 +72,7 @@ class ReleaseSources:
         paths = {role: _inside(folder, str(value), manifest_path) for role, value in named.items()}
         sources = cls(**paths).checked()
         _verify_checksums(folder, manifest.get("checksums") or {}, manifest_path)
-        return sources, manifest.get("release")
+        return sources, manifest_release_name(manifest, manifest_path)
 
     def files(self) -> list[Path]:
         """Every file these sources read (a PLINK prefix stands for its three files)."""
@@ -82,8 +82,11 @@ class ReleaseSources:
             if path is None:
                 continue
             prefixes = {"bfile": ("bed", "bim", "fam"), "pfile": ("pgen", "pvar", "psam")}
-            found += [Path(f"{path}.{ext}") for ext in prefixes[role.name]] if role.name in prefixes \
-                else [path]
+            if role.name in prefixes:
+                stem = str(path).removesuffix(f".{prefixes[role.name][0]}")
+                found += [Path(f"{stem}.{ext}") for ext in prefixes[role.name]]
+            else:
+                found.append(path)
         return found
 
     def checked(self) -> "ReleaseSources":
@@ -139,15 +142,30 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def source_checksums(sources: ReleaseSources) -> dict[str, str]:
-    """sha256 of every source file, keyed by file name: what the lake records of a release's origin."""
-    return {path.name: file_sha256(path) for path in sources.files()}
+    """sha256 of every source file, keyed by its path relative to the folder holding them all
+    (for a release folder: the names its release.yaml uses)."""
+    files = sources.files()
+    base = Path(os.path.commonpath([path.resolve().parent for path in files]))
+    return {str(path.resolve().relative_to(base)): file_sha256(path) for path in files}
+
+
+def manifest_release_name(manifest: dict, manifest_path: Path | str) -> str | None:
+    """The manifest's ``release:`` name, which must be text (YAML reads 2026-11-01 as a date)."""
+    name = manifest.get("release")
+    if name is not None and not isinstance(name, str):
+        raise InputError(manifest_path, f"release: {name!r} must be text; quote it, "
+                         f"e.g. release: '{name}'")
+    return name
 
 
 def _verify_checksums(folder: Path, expected: dict, manifest_path: Path) -> None:
     if not isinstance(expected, dict):
         raise InputError(manifest_path, "expected 'checksums:' to map file names to sha256 digests")
     for name, digest in expected.items():
-        found = file_sha256(_inside(folder, str(name), manifest_path))
+        path = _inside(folder, str(name), manifest_path)
+        if path.exists() and not path.is_file():
+            raise InputError(manifest_path, f"checksums name {name!r}, which is not a file")
+        found = file_sha256(path)
         if found != str(digest).lower():
             raise InputError(folder / str(name), f"checksum mismatch: release.yaml says sha256 "
                              f"{digest}, the file has {found}")

@@ -21,7 +21,8 @@ from pathlib import Path
 import fsspec
 import yaml
 
-from ingest.release import MANIFEST, ReleaseSources, ingest_release, source_checksums
+from ingest.release import (MANIFEST, ReleaseSources, ingest_release, manifest_release_name,
+                            source_checksums)
 from lake.errors import InputError, ReleaseError
 from lake.lake import Lake
 from lake.lock import lake_lock
@@ -52,7 +53,7 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
         committed = {info.release: info for info in lake.releases()}
         for folder in release_folders(fs, where.root):
             manifest = _manifest(fs, folder)
-            name = manifest.get("release")
+            name = manifest_release_name(manifest, f"{folder}/{MANIFEST}")
             if not name:
                 raise InputError(f"{folder}/{MANIFEST}", "sync needs a 'release:' name in the manifest")
             if name in committed and _listed_checksums_match(manifest, committed[name].source_checksums):

@@ -166,6 +166,19 @@ def corrupt_checksum(folder: Path) -> str:
     return "covariates.csv"
 
 
+def corrupt_release_name_is_a_date(folder: Path) -> str:
+    (folder / "release.yaml").write_text((folder / "release.yaml").read_text() + "release: 2026-11-01\n")
+    return "release.yaml"
+
+
+def corrupt_field_id_not_a_number(folder: Path) -> str:
+    return _replace_cell(folder / "idp_fields.csv", 2, 1, "twenty")
+
+
+def corrupt_field_listed_twice(folder: Path) -> str:
+    return _copy_line(folder / "idp_fields.csv", 1, 2)
+
+
 def _set_source(folder: Path, role: str, value: str) -> None:
     manifest = yaml.safe_load((folder / "release.yaml").read_text())
     manifest["sources"][role] = value
@@ -200,7 +213,8 @@ CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corr
                corrupt_covariates_empty, corrupt_covariates_header_only, corrupt_beta_range,
                corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
                corrupt_manifest_missing_file, corrupt_checksum, corrupt_idp_duplicate_column,
-               corrupt_methylation_duplicate_cpg]
+               corrupt_methylation_duplicate_cpg, corrupt_release_name_is_a_date,
+               corrupt_field_id_not_a_number, corrupt_field_listed_twice]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
@@ -327,3 +341,9 @@ def test_ingest_release__covariates_must_agree_with_earlier_releases(loaded_lake
     with pytest.raises(InputError, match=message):
         ingest_release(loaded_lake, ReleaseSources(covariates=path), release="r2", source="test")
     assert loaded_lake.delta("covariates").version() == before
+
+
+def test_release_sources__a_bed_path_stands_for_its_fileset(release_folder):
+    sources = ReleaseSources(bfile=release_folder / "genotypes.bed", covariates=release_folder / "covariates.csv")
+    assert [p.name for p in sources.files()] == ["genotypes.bed", "genotypes.bim", "genotypes.fam",
+                                                 "covariates.csv"]
