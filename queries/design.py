@@ -140,12 +140,20 @@ def _column_list(table: pa.Table, name: str) -> list[str]:
     return table.column(name).cast(pa.string()).to_pylist()
 
 
+def _is_number(kind: pa.DataType) -> bool:
+    return (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_decimal(kind))
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)
+
+
 def _numeric_matrix(table: pa.Table, *, what: str) -> np.ndarray:
     columns = []
     for name in table.column_names[1:]:
         column = table.column(name)
-        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
-                or pa.types.is_boolean(column.type)):
+        if not _is_number(column.type):
             raise QueryError(f"{what} column {name!r} is {column.type}, expected numbers")
         columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
     if not columns:
@@ -158,13 +166,17 @@ def _covariate_columns(table: pa.Table) -> tuple[list[np.ndarray], list[str]]:
     columns, names = [], []
     for name in table.column_names[1:]:
         column = table.column(name)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-                or pa.types.is_dictionary(column.type)):
+        if _is_number(column.type):
             columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
             names.append(name)
             continue
+        if not _is_text(column.type):
+            raise QueryError(f"covariate column {name!r} is {column.type}; expected numbers or text "
+                             "categories (convert it in the query, e.g. with epoch() or year())")
         column = column.cast(pa.string())
         counts = pc.value_counts(column.drop_null()).to_pylist()
+        if not counts:
+            raise QueryError(f"covariate column {name!r} has no values")
         levels = [c["values"] for c in sorted(counts, key=lambda c: (-c["counts"], c["values"]))]
         for level in levels[1:] or levels:  # a single level gives one constant column, dropped later
             indicator = pc.equal(column, level).cast(pa.float64())
@@ -183,7 +195,7 @@ def _full_rank(columns: list[np.ndarray], names: list[str]) -> tuple[np.ndarray,
         else:
             residual = column - basis @ (basis.T @ column)
             residual -= basis @ (basis.T @ residual)  # twice is enough (Kahan–Parlett)
-            if np.linalg.norm(residual) <= COLLINEARITY_TOLERANCE * max(np.linalg.norm(column), 1.0):
+            if np.linalg.norm(residual) <= COLLINEARITY_TOLERANCE * np.linalg.norm(column):
                 dropped[name] = "collinear with the covariates before it"
             else:
                 basis = np.column_stack([basis, residual / np.linalg.norm(residual)])

@@ -181,3 +181,24 @@ def test_betas__long_view_with_m_values(loaded_lake, release_folder):
         params=[first_cpg, participant]).fetchall()
     beta = np.float32(matrix[participant][0])
     assert row == [(pytest.approx(float(beta)), pytest.approx(float(np.log2(beta / (1 - beta))), rel=1e-6))]
+
+
+def test_design__decimal_columns_are_numbers_and_other_types_are_named(loaded_lake):
+    con = connect(loaded_lake)
+    result = design(con, phenotypes="SELECT participant_id, CASE WHEN age > 60 THEN 1.0 ELSE 0.0 END AS old "
+                                     "FROM covariates", covariates=["age"])
+    assert result.phenotypes.shape[1] == 1
+    with pytest.raises(QueryError, match="'visit' is date"):
+        design(con, phenotypes=["25001-2.0"],
+               covariates="SELECT participant_id, DATE '2020-01-01' AS visit FROM covariates")
+    with pytest.raises(QueryError, match="'nothing' has no values"):
+        design(con, phenotypes=["25001-2.0"],
+               covariates="SELECT participant_id, CAST(NULL AS VARCHAR) AS nothing FROM covariates")
+
+
+def test_design__collinearity_is_judged_relative_to_scale(loaded_lake):
+    with pytest.warns(DesignWarning, match="small_again"):
+        result = design(connect(loaded_lake), phenotypes=["25001-2.0"],
+                        covariates="SELECT participant_id, PC1 * 1e-9 AS small, PC1 * 2e-9 AS small_again, "
+                                   "PC2 * 1e-9 AS other FROM covariates")
+    assert result.covariate_names == ["intercept", "small", "other"]
