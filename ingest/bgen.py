@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.genotypes import Progress, genotype_batch
-from ingest.plink import KNOWN_CHROMOSOMES, SEX_CODES
+from ingest.genotypes import Progress, chromosome, genotype_batch
+from ingest.plink import SEX_CODES
 from ingest.text import check_unique, read_text_table
 from lake.errors import InputError
 
@@ -156,12 +156,12 @@ def _read_index(reader: _BlockReader, n_variants: int) -> tuple[pl.DataFrame, np
         if len(alleles) != 2:
             raise InputError(reader.path, f"variant {name} has {len(alleles)} alleles; "
                              "only biallelic variants are supported")
-        chrom = chrom.removeprefix("chr")
-        if chrom not in KNOWN_CHROMOSOMES:
+        spelled = chromosome(chrom)
+        if spelled is None:
             raise InputError(reader.path, f"unknown chromosome code {chrom!r} (variant {name})")
         offsets[number] = reader.handle.tell()
         reader.skip(reader.uint(4))  # the genotype probabilities, read later by cbgen
-        rows.append((chrom, name, pos, alleles[0], alleles[1]))
+        rows.append((spelled, name, pos, alleles[0], alleles[1]))
     schema = {"chrom": pl.String, "variant_id": pl.String, "pos": pl.Int64, "alt": pl.String, "ref": pl.String}
     return pl.DataFrame(rows, schema=schema, orient="row"), offsets
 

@@ -15,10 +15,37 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from lake.errors import InputError
 from lake.schema import TABLES
 from lake.vectors import allele_summaries, binary_column, encode_dosages
 
 Progress = Callable[[str, int, int], None]
+CHROMOSOMES = frozenset([str(i) for i in range(1, 23)] + ["X", "Y", "XY", "MT"])
+_CHROMOSOME_ALIASES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}  # PLINK numbering
+
+
+def chromosome(code: str) -> str | None:
+    """The lake's spelling of a chromosome code (1-22, X, Y, XY, MT), or None when unknown.
+
+    'chr1', '23' (PLINK's X) and 'M' become '1', 'X' and 'MT'.
+    """
+    bare = code.strip().upper().removeprefix("CHR")
+    bare = _CHROMOSOME_ALIASES.get(bare, bare)
+    return bare if bare in CHROMOSOMES else None
+
+
+def chromosome_column(codes: pl.Series, *, path: object, first_line: int) -> pl.Series:
+    """A column of chromosome codes spelled the lake's way; an unknown code is an InputError naming
+    its line (null codes stay null)."""
+    spelled = codes.str.strip_chars().str.to_uppercase().str.replace(r"^CHR", "") \
+        .replace(_CHROMOSOME_ALIASES)
+    unknown = spelled.is_not_null() & ~spelled.is_in(list(CHROMOSOMES))
+    if unknown.any():
+        row = int(unknown.arg_true()[0])
+        raise InputError(path, f"unknown chromosome code {codes[row]!r} (expected 1-22, X, Y, XY or MT, "
+                         "with or without 'chr'; PLINK's 23-26 and M are understood)",
+                         line=first_line + row)
+    return spelled
 
 
 class GenotypeSource(Protocol):

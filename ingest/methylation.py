@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ingest.genotypes import chromosome_column
 from ingest.text import MISSING_TOKENS, check_unique, read_text_table
 from lake.errors import InputError
 from lake.schema import TABLES
@@ -46,7 +47,7 @@ def read_probes(path: str | os.PathLike, *, release: str) -> pa.Table:
         "release": pa.array([release] * frame.height, pa.string()),
         "cpg_index": pa.array(np.arange(frame.height, dtype=np.int64)),
         "cpg_id": frame["cpg"].to_arrow().cast(pa.string()),
-        "chrom": frame["chrom"].str.strip_prefix("chr").to_arrow().cast(pa.string()),
+        "chrom": chromosome_column(frame["chrom"], path=path, first_line=2).to_arrow().cast(pa.string()),
         "pos": positions.to_arrow(),
     })
 

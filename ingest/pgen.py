@@ -18,8 +18,8 @@ import pgenlib
 import polars as pl
 import pyarrow as pa
 
-from ingest.genotypes import Progress, genotype_batch
-from ingest.plink import KNOWN_CHROMOSOMES, SEX_CODES
+from ingest.genotypes import Progress, chromosome_column, genotype_batch
+from ingest.plink import SEX_CODES
 from ingest.text import check_unique, read_text_table
 from lake.errors import InputError
 from lake.vectors import encode_calls
@@ -108,11 +108,7 @@ def read_pvar(path: Path) -> pl.DataFrame:
         row = int(multi.arg_true()[0])
         raise InputError(path, f"variant {frame['ID'][row]!r} is multi-allelic (ALT {frame['ALT'][row]}); "
                          "only biallelic variants are supported", line=first_line + row)
-    chromosomes = frame["CHROM"].str.strip_prefix("chr")
-    unknown = ~chromosomes.is_in(list(KNOWN_CHROMOSOMES))
-    if unknown.any():
-        row = int(unknown.arg_true()[0])
-        raise InputError(path, f"unknown chromosome code {frame['CHROM'][row]!r}", line=first_line + row)
+    chromosomes = chromosome_column(frame["CHROM"], path=path, first_line=first_line)
     positions = frame["POS"].cast(pl.Int64, strict=False)
     if positions.is_null().any():
         row = int(positions.is_null().arg_true()[0])

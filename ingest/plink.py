@@ -15,13 +15,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.genotypes import Progress, genotype_batch
+from ingest.genotypes import Progress, chromosome_column, genotype_batch
 from ingest.text import check_unique, read_text_table
 from lake.errors import InputError
 from lake.vectors import packed_width
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
-KNOWN_CHROMOSOMES = frozenset([str(i) for i in range(1, 27)] + ["X", "Y", "XY", "MT", "M"])
 SEX_CODES = {"1": "M", "2": "F"}  # PLINK and Oxford sex codes
 
 
@@ -83,12 +82,7 @@ def read_bim(path: Path) -> pl.DataFrame:
     """chrom, variant_id, pos, alt (column 5, A1), ref (column 6, A2) in .bim order."""
     frame = read_text_table(path, has_header=False, expected_columns=6, whitespace=True)
     chrom, variant_id, _, pos_text, alt, ref = frame.columns
-    chromosomes = frame.get_column(chrom).str.strip_prefix("chr")
-    unknown = ~chromosomes.is_in(list(KNOWN_CHROMOSOMES))
-    if unknown.any():
-        row = int(unknown.arg_true()[0])
-        raise InputError(path, f"unknown chromosome code {frame[row, chrom]!r} "
-                         "(expected 1-26, X, Y, XY or MT)", line=row + 1)
+    chromosomes = chromosome_column(frame.get_column(chrom), path=path, first_line=1)
     positions = frame.get_column(pos_text).cast(pl.Int64, strict=False)
     bad = positions.is_null() | (positions < 0)
     if bad.any():

@@ -18,8 +18,7 @@ import polars as pl
 import pyarrow as pa
 from cyvcf2 import VCF
 
-from ingest.genotypes import Progress, genotype_batch
-from ingest.plink import KNOWN_CHROMOSOMES
+from ingest.genotypes import Progress, chromosome, genotype_batch
 from ingest.text import check_unique
 from lake.errors import InputError
 from lake.vectors import encode_calls
@@ -89,8 +88,8 @@ def open_vcf(path: str | os.PathLike) -> VcfFile:
             if len(record.ALT) != 1:
                 raise InputError(path, f"variant {record.ID or record.POS} at {record.CHROM}:{record.POS} "
                                  f"has {len(record.ALT)} ALT alleles; only biallelic records are supported")
-            chrom = record.CHROM.removeprefix("chr")
-            if chrom not in KNOWN_CHROMOSOMES:
+            chrom = chromosome(record.CHROM)
+            if chrom is None:
                 raise InputError(path, f"unknown chromosome code {record.CHROM!r} at position {record.POS}")
             rows.append((chrom, record.ID or f"{chrom}:{record.POS}:{record.REF}:{record.ALT[0]}",
                          record.POS, record.ALT[0], record.REF))

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 import yaml
 
+from ingest.genotypes import chromosome
 from ingest.release import ReleaseSources, ingest_release
 from lake.errors import InputError, LakeError
 from lake.lock import lake_lock
@@ -347,3 +348,17 @@ def test_release_sources__a_bed_path_stands_for_its_fileset(release_folder):
     sources = ReleaseSources(bfile=release_folder / "genotypes.bed", covariates=release_folder / "covariates.csv")
     assert [p.name for p in sources.files()] == ["genotypes.bed", "genotypes.bim", "genotypes.fam",
                                                  "covariates.csv"]
+
+
+@pytest.mark.parametrize("code, spelled", [("1", "1"), ("chr7", "7"), ("23", "X"), ("chrX", "X"), ("26", "MT"),
+                                           ("M", "MT"), ("chrM", "MT"), ("25", "XY"), ("chr99", None),
+                                           ("../../x", None), ("27", None)])
+def test_chromosome__one_spelling_for_every_source(code, spelled):
+    assert chromosome(code) == spelled
+
+
+def test_ingest_release__probe_chromosomes_are_checked(lake, editable_release):
+    _replace_cell(editable_release / "probes.csv", 3, 1, "../../x")
+    with pytest.raises(InputError, match=r"probes\.csv, line 4: unknown chromosome code '\.\./\.\./x'"):
+        ingest_release(lake, ReleaseSources(methylation=editable_release / "methylation.csv",
+                                            probes=editable_release / "probes.csv"), release="x", source="test")
