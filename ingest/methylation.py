@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ingest.genotypes import chromosome_column
+from ingest.genotypes import Progress, chromosome_column
 from ingest.text import MISSING_TOKENS, check_unique, read_text_table
 from lake.errors import InputError
 from lake.schema import TABLES
@@ -64,8 +64,7 @@ def matrix_samples(path: str | os.PathLike) -> list[str]:
 
 
 def methylation_batches(path: str | os.PathLike, probes: pa.Table, *, release: str,
-                        progress: Callable[[str, int, int], None] | None = None
-                        ) -> Iterator[pa.RecordBatch]:
+                        progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
     """Stream the methylation table's rows; betas must lie in [0, 1]."""
     path = Path(path)
     header, delimiter = _header(path)
@@ -98,6 +97,8 @@ def methylation_batches(path: str | os.PathLike, probes: pa.Table, *, release: s
         seen += len(ids)
         if progress:
             progress("methylation", seen, probes.num_rows)
+    if seen == 0:
+        raise InputError(path, "has a header but no CpG rows")
 
 
 def _matrix_blocks(path: Path, header: list[str], delimiter: str | None) -> Iterator[pa.RecordBatch]:

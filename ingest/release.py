@@ -23,7 +23,7 @@ from ingest.bgen import open_bgen
 from ingest.methylation import matrix_samples, methylation_batches, read_probes
 from ingest.participants import (check_columns, field_dictionary, participant_ids, read_participant_table,
                                  value_fields)
-from ingest.genotypes import GenotypeSource
+from ingest.genotypes import GenotypeSource, Progress
 from ingest.pgen import open_pfile
 from ingest.plink import open_bfile
 from ingest.vcf import open_vcf
@@ -33,7 +33,6 @@ from lake.lock import lake_lock
 from lake.schema import TABLES
 
 MANIFEST = "release.yaml"
-Progress = Callable[[str, int, int], None]
 GENOTYPE_BLOCK_BYTES = 16 << 20  # one Parquet row group of packed calls
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import fsspec
 import yaml
 
+from ingest.genotypes import Progress
 from ingest.release import (MANIFEST, ReleaseSources, ingest_release, manifest_release_name,
                             source_checksums)
 from lake.errors import InputError, ReleaseError
@@ -28,7 +29,6 @@ from lake.lake import Lake
 from lake.lock import lake_lock
 from lake.storage import Location
 
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

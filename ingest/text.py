@@ -110,7 +110,7 @@ def check_unique(values: pl.Series, *, path: str | os.PathLike, what: str, first
 
 
 def participant_column(frame: pl.DataFrame, *, path: str | os.PathLike) -> str:
-    """The participant-id column: the first one, headed eid, IID or participant_id."""
+    """The participant-id column: the first one, headed eid, IID, participant_id or SubjID."""
     first = frame.columns[0]
     if first not in PARTICIPANT_HEADERS:
         raise InputError(path, f"first column must be the participant id, headed one of "

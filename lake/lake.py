@@ -275,9 +275,6 @@ class Lake:
         _, variants = self.replace_release_rows("variants", release, variant_rows, schema=variant_schema)
         return {"genotypes": genotypes, "variants": variants}
 
-    def save_catalog(self) -> None:
-        self.catalog.save()
-
 
 def _writer_properties(table_spec: TableSpec, row_group_rows: int | None) -> WriterProperties:
     """zstd everywhere; bloom filters on the columns users look rows up by (variant or CpG id);

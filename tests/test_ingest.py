@@ -167,6 +167,12 @@ def corrupt_checksum(folder: Path) -> str:
     return "covariates.csv"
 
 
+def corrupt_methylation_header_only(folder: Path) -> str:
+    path = folder / "methylation.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    return "methylation.csv"
+
+
 def corrupt_release_name_is_a_date(folder: Path) -> str:
     (folder / "release.yaml").write_text((folder / "release.yaml").read_text() + "release: 2026-11-01\n")
     return "release.yaml"
@@ -215,7 +221,7 @@ CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corr
                corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
                corrupt_manifest_missing_file, corrupt_checksum, corrupt_idp_duplicate_column,
                corrupt_methylation_duplicate_cpg, corrupt_release_name_is_a_date,
-               corrupt_field_id_not_a_number, corrupt_field_listed_twice]
+               corrupt_field_id_not_a_number, corrupt_field_listed_twice, corrupt_methylation_header_only]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
