@@ -85,14 +85,15 @@ def open_vcf(path: str | os.PathLike) -> VcfFile:
         check_unique(samples, path=path, what="sample id in the header", first_line=1)
         rows = []
         for record in _records(reader, path):
-            if len(record.ALT) != 1:
+            if len(record.ALT) > 1:
                 raise InputError(path, f"variant {record.ID or record.POS} at {record.CHROM}:{record.POS} "
                                  f"has {len(record.ALT)} ALT alleles; only biallelic records are supported")
             chrom = chromosome(record.CHROM)
             if chrom is None:
                 raise InputError(path, f"unknown chromosome code {record.CHROM!r} at position {record.POS}")
-            rows.append((chrom, record.ID or f"{chrom}:{record.POS}:{record.REF}:{record.ALT[0]}",
-                         record.POS, record.ALT[0], record.REF))
+            alt = record.ALT[0] if record.ALT else "."  # ALT '.': a monomorphic site, kept as PLINK does
+            rows.append((chrom, record.ID or f"{chrom}:{record.POS}:{record.REF}:{alt}",
+                         record.POS, alt, record.REF))
         dosage_field = next((f for f in ("DS", "GP") if _has(reader, f, "FORMAT")), None)
         info_field = next((f for f in ("R2", "INFO") if _has(reader, f, "INFO")), None)
     finally:

@@ -139,3 +139,20 @@ def test_bgen__truncated_or_mislabelled_files_are_refused(tmp_path, release_fold
     sample.write_text("\n".join(lines) + "\n")
     bgen.write_bytes(bgen.read_bytes()[:-100])
     refused(tmp_path, ReleaseSources(bgen=bgen, sample=sample), r"g\.bgen: .*truncated")
+
+
+def test_vcf__a_monomorphic_site_is_kept(tmp_path, release_folder):
+    plink2("--bfile", str(release_folder / "genotypes"), "--export", "vcf", "id-paste=iid",
+           "--out", str(tmp_path / "g"))
+    path = tmp_path / "g.vcf"
+    lines = path.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    cells = lines[first].split("\t")
+    cells[4] = "."
+    cells[9:] = ["0/0"] * len(cells[9:])
+    lines[first] = "\t".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    lake = Lake.init(tmp_path / "l")
+    ingest_release(lake, ReleaseSources(vcf=path), release="r1", source="test")
+    row = lake.read("variants").sort_by("variant_index").to_pylist()[0]
+    assert row["alt"] == "." and row["alt_freq"] == 0.0
