@@ -19,14 +19,11 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
-from ingest.bgen import open_bgen
 from ingest.methylation import matrix_samples, methylation_batches, read_probes
 from ingest.participants import (check_columns, field_dictionary, participant_ids, read_participant_table,
                                  value_fields)
 from ingest.genotypes import GenotypeSource, Progress
-from ingest.pgen import open_pfile
 from ingest.plink import open_bfile
-from ingest.vcf import open_vcf
 from lake.errors import InputError
 from lake.lake import Lake, ReleaseInfo, ReleaseWriter, check_release_name
 from lake.lock import lake_lock
@@ -244,14 +241,20 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
 
 
 def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
-    """Open and check the release's genotype source, whichever format it is in."""
+    """Open and check the release's genotype source, whichever format it is in.
+
+    Each format's reader library is imported only when that format is used.
+    """
     if sources.bfile:
         return open_bfile(sources.bfile)
     if sources.pfile:
+        from ingest.pgen import open_pfile
         return open_pfile(sources.pfile)
     if sources.vcf:
+        from ingest.vcf import open_vcf
         return open_vcf(sources.vcf)
     if sources.bgen:
+        from ingest.bgen import open_bgen
         return open_bgen(sources.bgen, sources.sample)
     return None
 
