@@ -202,13 +202,14 @@ def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release:
     if lake.location.remote:
         con.register(name, lake.dataset(name, release=release))
         return []
+    table = lake.delta(name)  # one log read gives both the release's files and the partitioning
     files = [uri.removeprefix("file://") for uri in
-             lake.delta(name).file_uris(file_pruning_predicate=[("release", "=", release)])]
+             table.file_uris(file_pruning_predicate=[("release", "=", release)])]
     if not files:  # a table with no rows in this release
         empty = TABLES[name].arrow_schema().empty_table() if name in TABLES else pa.table({})
         con.register(name, empty)
         return []
-    partitions = lake.delta(name).metadata().partition_columns
+    partitions = table.metadata().partition_columns
     hive_types = "{" + ", ".join(f"'{column}': VARCHAR" for column in partitions) + "}"
     con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list(files)}, '
                 f'hive_partitioning = true, hive_types = {hive_types}, union_by_name = true)')

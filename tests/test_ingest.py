@@ -118,9 +118,7 @@ def corrupt_covariates_empty(folder: Path) -> str:
 
 
 def corrupt_covariates_header_only(folder: Path) -> str:
-    path = folder / "covariates.csv"
-    path.write_text(path.read_text().splitlines()[0] + "\n")
-    return "covariates.csv"
+    return _keep_header_only(folder / "covariates.csv")
 
 
 def corrupt_beta_range(folder: Path) -> str:
@@ -168,9 +166,7 @@ def corrupt_checksum(folder: Path) -> str:
 
 
 def corrupt_methylation_header_only(folder: Path) -> str:
-    path = folder / "methylation.csv"
-    path.write_text(path.read_text().splitlines()[0] + "\n")
-    return "methylation.csv"
+    return _keep_header_only(folder / "methylation.csv")
 
 
 def corrupt_release_name_is_a_date(folder: Path) -> str:
@@ -198,6 +194,11 @@ def _replace_cell(path: Path, line_index: int, cell_index: int, value: str) -> s
     cells[cell_index] = value
     lines[line_index] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
+def _keep_header_only(path: Path) -> str:
+    path.write_text(path.read_text().splitlines()[0] + "\n")
     return path.name
 
 
