@@ -258,6 +258,97 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 
 
 @main.command()
+@_lake_option
+@click.option("--pheno-sql", metavar="SQL", help="phenotypes: SQL returning participant_id, then one column each")
+@click.option("--pheno", metavar="COLS", help="phenotypes: comma-separated columns of idps (instead of --pheno-sql)")
+@click.option("--covar-sql", metavar="SQL", help="covariates: SQL returning participant_id, then one column each")
+@click.option("--covar", metavar="COLS", help="covariates: comma-separated columns of covariates (instead of --covar-sql)")
+@click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns")
+@click.option("--release", metavar="NAME", help="release to analyse [default: latest]")
+@click.option("--name", default="gwas", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
+@click.option("--out", type=click.Path(dir_okay=False), help="also export the results: .tsv[.gz], .csv[.gz] or .parquet")
+@click.option("--model", type=click.Choice(["auto", "linear", "logistic"]), default="auto", show_default=True,
+              help="auto: phenotypes whose values are all 0/1 get logistic regression, the rest linear")
+@click.option("--firth", type=click.Choice(["fallback", "always", "never"]), default="fallback", show_default=True,
+              help="Firth regression for logistic tests: when plain logistic fails or separates (plink2's default), always, or never")
+@click.option("--impute-mean", is_flag=True,
+              help="fill missing calls with the variant's mean dosage (REGENIE) instead of dropping those samples per variant (plink2)")
+@click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="genotype × phenotype product precision (float32: faster, p within 1e-4 relative)")
+@click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
+@click.option("--partition-by", type=click.Choice(["phenotype", "chrom"]), default="phenotype", show_default=True)
+@click.option("--scheduler", metavar="ADDRESS", help="a running dask scheduler (tcp://host:8786) [default: a local cluster]")
+@click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None, covar: str | None,
+         samples_sql: str | None, release: str | None, name: str, out: str | None, model: str, firth: str,
+         impute_mean: bool, precision: str, chromosomes: tuple[str, ...], partition_by: str,
+         scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    """Test every variant against every phenotype; write a results table into the lake.
+
+    Phenotypes and covariates come from SQL over the release (or column lists).
+    Each phenotype uses exactly its own non-missing samples, and a sample with a
+    missing call is dropped for that variant only, as plink2 --glm does. Linear
+    tests (t) for quantitative phenotypes, logistic (z) with Firth fallback for
+    0/1 ones. Text covariates (site, sex) become indicator columns. Work runs on
+    dask, one task per genotype block; results land in LAKE/results/NAME with
+    columns phenotype, variant_id, chrom, pos, ref, alt, n, alt_freq, beta, se,
+    t|z, p, log10p, error, and the query text and settings in its metadata.
+
+    \b
+    Examples:
+      biolake gwas --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
+                   --covar age,sex,site,PC1,PC2 --name all_idps --out all_idps.tsv.gz
+      biolake gwas --lake /tmp/lake --pheno 25010-2.0 --covar-sql \\
+                   'SELECT participant_id, age, age*age AS age2, sex FROM covariates' \\
+                   --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Cheadle'"
+    """
+    from biolake.gwas import GwasSettings, run_gwas
+    from biolake.progress import progress_bars
+    from queries.output import RESULT_FORMATS, export_results
+
+    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
+    if out is not None and not out.endswith(RESULT_FORMATS):
+        raise click.BadParameter(f"use one of {', '.join(RESULT_FORMATS)}", param_hint="--out")
+    lake = _open_lake(lake_location)
+    settings = GwasSettings(name=name, phenotypes=phenotypes, covariates=covariates, samples=samples_sql,
+                            release=release, model=model, firth=firth, impute_mean=impute_mean,
+                            precision=precision, chromosomes=list(chromosomes) or None,
+                            partition_by=partition_by)
+    with progress_bars(quiet=quiet) as progress:
+        report = run_gwas(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
+    click.echo(f"{report.samples:,} samples, covariates: {', '.join(report.covariates)}", err=True)
+    if report.dropped != "nobody dropped":
+        click.echo(report.dropped, err=True)
+    _print_summaries(report.summaries)
+    click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
+    if out is not None:
+        export_results(lake, name, out)
+        click.echo(f"exported to {out}", err=True)
+
+
+def _one_of(sql: str | None, columns: str | None, sql_flag: str, columns_flag: str) -> str | list[str]:
+    if (sql is None) == (columns is None):
+        raise click.UsageError(f"give exactly one of {sql_flag} and {columns_flag}")
+    return sql if sql is not None else [c.strip() for c in columns.split(",") if c.strip()]
+
+
+def _print_summaries(summaries: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("phenotype", "tests", "p < 5e-8", "top variant", "top -log10 p", "λGC")
+    ranked = sorted(summaries.items(), key=lambda item: -item[1].top_log10p)
+    for phenotype, summary in ranked[:20]:
+        table.add_row(phenotype, f"{summary.tests:,}", f"{summary.hits:,}", summary.top_variant or "",
+                      f"{summary.top_log10p:.1f}", f"{summary.lambda_gc():.3f}")
+    Console(stderr=True).print(table)
+    if len(ranked) > 20:
+        click.echo(f"… {len(ranked) - 20} more phenotypes (all are in the results table)", err=True)
+
+
+@main.command()
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--samples", default=2000, show_default=True, help="participants")
 @click.option("--variants", default=20000, show_default=True, help="variants over chromosomes 1-22")

@@ -27,11 +27,13 @@ from deltalake import (BloomFilterProperties, ColumnProperties, CommitProperties
 
 from lake.catalog import Catalog
 from lake.errors import LakeError, ReleaseError
+from lake.lock import lake_lock
 from lake.schema import TABLES, TableSpec, spec
 from lake.storage import Location
 
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REGISTRY = "releases"
+RESULTS_FOLDER = "results"  # LAKE/results/NAME: one Delta table per association run
 
 
 def biolake_version() -> str:
@@ -46,6 +48,14 @@ def check_release_name(name: str) -> str:
     if not _RELEASE_NAME.match(name):
         raise ReleaseError(f"release name {name!r} is not allowed: use 1-64 letters, digits, "
                            "'.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def check_results_name(name: str) -> str:
+    """Results names follow the release-name rule (they become folder names)."""
+    if not _RELEASE_NAME.match(name):
+        raise LakeError(f"results name {name!r} is not allowed: use 1-64 letters, digits, "
+                        "'.', '_' or '-', starting with a letter or digit")
     return name
 
 
@@ -204,36 +214,19 @@ class Lake:
             assert schema is not None, "an iterator of batches needs its schema"
             batches = iter(data)
         table_spec.validate(schema)
-        rows, failure = 0, None
-
-        def counted() -> Iterator[pa.RecordBatch]:
-            nonlocal rows, failure
-            try:
-                for batch in batches:
-                    rows += batch.num_rows
-                    yield batch
-            except Exception as exc:  # deltalake wraps it: keep the original to re-raise
-                failure = exc
-                raise
-
         uri, options = self.table_uri(name), self.location.delta_options()
         exists = self.has_table(name)
-        try:
-            write_deltalake(
-                uri, pa.RecordBatchReader.from_batches(schema, counted()),
-                mode="overwrite" if exists else "append",
-                predicate=f"release = '{check_release_name(release)}'" if exists else None,
-                partition_by=list(table_spec.partition_by) or None,
-                schema_mode="merge" if table_spec.wide else None,
-                storage_options=options,
-                writer_properties=_writer_properties(table_spec, row_group_rows),
-                commit_properties=CommitProperties(custom_metadata={
-                    "biolake.release": release, "biolake.version": biolake_version()}),
-            )
-        except Exception:
-            if failure is not None:
-                raise failure from None
-            raise
+        rows = _write_streamed(
+            uri, schema, batches,
+            mode="overwrite" if exists else "append",
+            predicate=f"release = '{check_release_name(release)}'" if exists else None,
+            partition_by=list(table_spec.partition_by) or None,
+            schema_mode="merge" if table_spec.wide else None,
+            storage_options=options,
+            writer_properties=_writer_properties(table_spec, row_group_rows),
+            commit_properties=CommitProperties(custom_metadata={
+                "biolake.release": release, "biolake.version": biolake_version()}),
+        )
         return rows, DeltaTable(uri, storage_options=options).version()
 
     def releases_with_rows(self, name: str) -> set[str]:
@@ -274,6 +267,70 @@ class Lake:
                         for batch in written.to_batches(columns=variant_schema.names))
         _, variants = self.replace_release_rows("variants", release, variant_rows, schema=variant_schema)
         return {"genotypes": genotypes, "variants": variants}
+
+    # -- results -----------------------------------------------------------------
+    def results_uri(self, name: str) -> str:
+        return self.location.join(RESULTS_FOLDER, check_results_name(name))
+
+    def write_results(self, name: str, batches: Iterator[pa.RecordBatch], *, schema: pa.Schema,
+                      partition_by: list[str], provenance: dict[str, Any]) -> int:
+        """Write (or replace) the results table ``name`` in one Delta commit; returns its version.
+
+        ``provenance`` (query text, release, parameters, …) is stored as JSON in the commit
+        and in the table's description, so the numbers always say where they came from.
+        Results hold summary statistics only, never a participant's data.
+        """
+        uri = self.results_uri(name)
+        described = json.dumps({"biolake_version": biolake_version(), **provenance}, default=str)
+        with lake_lock(self.location, f"results-{name}"):
+            _write_streamed(uri, schema, batches, mode="overwrite", schema_mode="overwrite",
+                            partition_by=partition_by, name=name, description=described,
+                            storage_options=self.location.delta_options(),
+                            writer_properties=WriterProperties(compression="ZSTD"),
+                            commit_properties=CommitProperties(custom_metadata={"biolake.provenance": described}))
+            return DeltaTable(uri, storage_options=self.location.delta_options()).version()
+
+    def results(self, name: str) -> DeltaTable:
+        """The results table ``name``."""
+        uri = self.results_uri(name)
+        if not DeltaTable.is_deltatable(uri, self.location.delta_options()):
+            raise LakeError(f"{self.location.root}: no results named {name!r}")
+        return DeltaTable(uri, storage_options=self.location.delta_options())
+
+    def results_provenance(self, name: str) -> dict[str, Any]:
+        """Where the results ``name`` came from: query text, release, parameters, biolake version."""
+        return json.loads(self.results(name).metadata().description)
+
+    def results_dataset(self, name: str) -> ds.Dataset:
+        """The results table ``name`` as a pyarrow dataset (files from its Delta log)."""
+        return self._arrow_dataset(self.results(name))
+
+
+def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], **options: Any) -> int:
+    """``write_deltalake`` from a stream of batches; returns the rows written.
+
+    An exception raised while the batches stream is re-raised as itself (deltalake
+    would wrap it), and nothing is committed.
+    """
+    rows, failure = 0, None
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        nonlocal rows, failure
+        try:
+            for batch in batches:
+                rows += batch.num_rows
+                yield batch
+        except Exception as exc:
+            failure = exc
+            raise
+
+    try:
+        write_deltalake(uri, pa.RecordBatchReader.from_batches(schema, counted()), **options)
+    except Exception:
+        if failure is not None:
+            raise failure from None
+        raise
+    return rows
 
 
 def _writer_properties(table_spec: TableSpec, row_group_rows: int | None) -> WriterProperties:

@@ -1,4 +1,4 @@
-"""Writing a query's result where the user asked: a terminal table, CSV/TSV, Parquet or JSON."""
+"""Writing a query's result, or a results table, where the user asked: terminal, CSV/TSV, Parquet, JSON."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import polars as pl
 import pyarrow as pa
 
+from lake.lake import Lake
 from queries.sql import QueryResult
 
 TERMINAL_ROWS = 50
@@ -58,3 +59,35 @@ def _cell(value: object) -> str:
     if isinstance(value, bytes):
         return f"<{len(value):,} bytes>"
     return str(value)
+
+
+RESULT_FORMATS = (".tsv", ".tsv.gz", ".csv", ".csv.gz", ".parquet")
+
+
+def export_results(lake: Lake, name: str, out: str) -> int:
+    """Stream the results table ``name`` to ``out`` (format from its extension); returns rows.
+
+    Text formats write 'NA' for tests that did not run, as PLINK 2 does, so the file
+    reads directly in LocusZoom, FUMA or R.
+    """
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    if not out.endswith(RESULT_FORMATS):
+        raise ValueError(f"{out}: unknown results format; use one of {', '.join(RESULT_FORMATS)}")
+    dataset = lake.results_dataset(name)
+    rows = 0
+    if out.endswith(".parquet"):
+        with pq.ParquetWriter(out, dataset.schema, compression="zstd") as writer:
+            for batch in dataset.to_batches():
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        return rows
+    separator = "," if ".csv" in out else "\t"
+    with (gzip.open(out, "wb") if out.endswith(".gz") else open(out, "wb")) as handle:
+        for batch in dataset.to_batches():
+            pl.from_arrow(pa.Table.from_batches([batch])).write_csv(
+                handle, separator=separator, null_value="NA", include_header=rows == 0)
+            rows += batch.num_rows
+    return rows

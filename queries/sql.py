@@ -16,7 +16,9 @@ analysts' SQL safe:
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,9 +113,11 @@ class LakeConnection:
     >>> con.sql("SELECT * FROM variants WHERE variant_id = ?", params=["rs42"]).pl()  # doctest: +SKIP
     """
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo, spill: str) -> None:
         self._connection = connection
         self.release = release
+        # DuckDB's private temp folder goes on close, or when the connection is garbage-collected
+        self._remove_spill = weakref.finalize(self, shutil.rmtree, spill, ignore_errors=True)
 
     def sql(self, query: str, *, params: Sequence[Any] | dict[str, Any] | None = None) -> QueryResult:
         """One read-only query, run when fetched; ``params`` are bound (``?`` or ``$name``)."""
@@ -135,6 +139,7 @@ class LakeConnection:
 
     def close(self) -> None:
         self._connection.close()
+        self._remove_spill()
 
     def __enter__(self) -> "LakeConnection":
         return self
@@ -159,27 +164,31 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
     chosen = lake.resolve_release(release)
     # DuckDB allows reads under its temp directory: keep that a private, empty folder
     spill = tempfile.mkdtemp(prefix="biolake-duckdb-")
-    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
-    readable: list[str] = []
-    for name in chosen.tables:
-        readable += _create_view(con, lake, name, chosen.release)
-    con.register("releases", lake.dataset("releases").to_table()
-                 .drop_columns(["table_versions", "source_checksums"]))
-    if lake.has_table("withdrawals"):
-        con.register("withdrawals", lake.dataset("withdrawals").to_table())
-    if "genotypes" in chosen.tables and "samples" in chosen.tables:
-        con.create_function("biolake_dosages", _dosages_udf, ["BLOB", "BLOB", "BIGINT"], "DOUBLE[]",
-                            type="arrow", null_handling="special")
-        con.execute(DOSAGES_VIEW)
-    if "methylation" in chosen.tables and "samples" in chosen.tables:
-        con.create_function("biolake_betas", _betas_udf, ["BLOB", "BIGINT"], "DOUBLE[]", type="arrow")
-        con.execute(BETAS_VIEW)
-    con.execute(M_VALUE_MACRO)
-    if readable:  # exactly the release's data files: no other release, log or leftover
-        con.execute("SET allowed_paths = $paths", {"paths": readable})
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return LakeConnection(con, chosen)
+    try:
+        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+        readable: list[str] = []
+        for name in chosen.tables:
+            readable += _create_view(con, lake, name, chosen.release)
+        con.register("releases", lake.dataset("releases").to_table()
+                     .drop_columns(["table_versions", "source_checksums"]))
+        if lake.has_table("withdrawals"):
+            con.register("withdrawals", lake.dataset("withdrawals").to_table())
+        if "genotypes" in chosen.tables and "samples" in chosen.tables:
+            con.create_function("biolake_dosages", _dosages_udf, ["BLOB", "BLOB", "BIGINT"], "DOUBLE[]",
+                                type="arrow", null_handling="special")
+            con.execute(DOSAGES_VIEW)
+        if "methylation" in chosen.tables and "samples" in chosen.tables:
+            con.create_function("biolake_betas", _betas_udf, ["BLOB", "BIGINT"], "DOUBLE[]", type="arrow")
+            con.execute(BETAS_VIEW)
+        con.execute(M_VALUE_MACRO)
+        if readable:  # exactly the release's data files: no other release, log or leftover
+            con.execute("SET allowed_paths = $paths", {"paths": readable})
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        shutil.rmtree(spill, ignore_errors=True)
+        raise
+    return LakeConnection(con, chosen, spill)
 
 
 def check_read_only(query: str) -> None:

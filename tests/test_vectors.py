@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lake.vectors import (call_summaries, decode_calls, decode_dosages, decode_floats,
+from lake.vectors import (call_summaries, decode_calls, decode_calls_filled, decode_dosages, decode_floats,
                           encode_dosages, encode_floats, packed_width)
 
 
@@ -49,11 +49,14 @@ def test_decode_floats__round_trips_float32_with_nan():
                                   values.astype(np.float32).astype(float))
 
 
-def test_decode_calls__reuses_a_buffer_and_float32_matches():
+def test_decode_calls_filled__zero_fills_reports_missing_and_selects_samples():
     rng = np.random.default_rng(1)
     dosage = rng.integers(0, 3, size=(6, 9)).astype(float)
-    dosage[0, 0] = np.nan
+    dosage[0, 0] = dosage[4, 7] = np.nan
     packed = pack_calls(dosage)
-    buffer = np.empty(1000)
-    np.testing.assert_array_equal(decode_calls(packed, 9, buffer=buffer), dosage)
-    np.testing.assert_array_equal(decode_calls(packed, 9, dtype=np.float32), dosage.astype(np.float32))
+    keep = np.array([7, 0, 3])
+    values, missing = decode_calls_filled(packed, 9, dtype=np.float32, samples=keep)
+    assert values.dtype == np.float32
+    np.testing.assert_array_equal(values, np.nan_to_num(dosage[:, keep]))
+    assert [tuple(m) for m in missing] == [(0, 4), (1, 0)]
+    np.testing.assert_array_equal(decode_calls(packed, 9), dosage)

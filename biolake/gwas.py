@@ -1,0 +1,251 @@
+"""The GWAS job: queries → one task per genotype block on dask → a results table in the lake.
+
+The design (phenotypes, covariates, samples) comes from SQL; phenotypes are
+residualised once and the small inputs are scattered to every worker once. Each
+task reads one genotype row group straight from the lake, decodes it and runs the
+kernels, so memory is bounded by the block, not by the number of variants. Results
+stream back into one Delta commit under ``LAKE/results/NAME``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse
+
+from typing import TYPE_CHECKING
+
+from lake.errors import BiolakeError
+from lake.lake import Lake
+from queries import connect, design
+from queries.genotypes import GenotypeBlock, genotype_blocks, read_genotype_block
+from stats.gwas import PhenotypeSummary, association_table, results_schema, summarise, used_alt_frequency
+from stats.linear import LinearModel, linear_association, prepare_linear
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+Progress = Callable[[str, int, int], None]
+MODELS = ("auto", "linear", "logistic")
+PRECISIONS = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass(frozen=True)
+class GwasSettings:
+    """What to test, and how. Phenotypes/covariates are SQL (``participant_id`` first) or column lists."""
+
+    name: str
+    phenotypes: str | Sequence[str]
+    covariates: str | Sequence[str]
+    samples: str | None = None
+    release: str | None = None
+    model: str = "auto"            # auto: a phenotype whose values are all 0/1 is binary (logistic)
+    firth: str = "fallback"        # as plink2: fallback, always, never
+    impute_mean: bool = False      # missing calls → the variant's mean (REGENIE); default drops them (plink2)
+    precision: str = "float64"
+    chromosomes: Sequence[str] | None = None
+    partition_by: str = "phenotype"
+
+
+@dataclass(frozen=True)
+class GwasReport:
+    """What a GWAS run wrote and found."""
+
+    name: str
+    version: int
+    rows: int
+    samples: int
+    covariates: list[str]
+    dropped: str
+    summaries: dict[str, PhenotypeSummary] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BlockInputs:
+    """Everything a block task needs besides its block: scattered to each worker once."""
+
+    n_samples: int                 # length of the stored sample vector
+    samples: np.ndarray | None     # positions of the analysis samples in it (None: all, in order)
+    dtype: type
+    impute_mean: bool
+    linear: LinearModel | None
+    linear_names: list[str]
+    linear_present: np.ndarray     # samples × linear phenotypes
+    binary: np.ndarray             # samples × binary phenotypes (0/1, NaN missing)
+    binary_names: list[str]
+    covariates: np.ndarray         # samples × k, intercept first
+    firth: str
+    schema: pa.Schema
+
+
+def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None, workers: int | None = None,
+             progress: Progress | None = None) -> GwasReport:
+    """Run a GWAS on ``lake`` and write its results table; see ``biolake gwas --help``.
+
+    Examples
+    --------
+    >>> report = run_gwas(Lake.open("/tmp/lake"), GwasSettings(                  # doctest: +SKIP
+    ...     name="idps", phenotypes=["25010-2.0"], covariates=["age", "sex", "site"]))
+    >>> report.summaries["25010-2.0"].lambda_gc()                               # doctest: +SKIP
+    """
+    _check(settings)
+    with connect(lake, release=settings.release) as con:
+        chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
+                        samples=settings.samples)
+        n_samples = _genotyped(con)
+    blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
+    if not blocks:
+        raise BiolakeError(f"release {chosen.release!r} has no genotypes"
+                           + (f" on chromosomes {', '.join(settings.chromosomes)}" if settings.chromosomes else ""))
+    inputs = _block_inputs(chosen, n_samples=n_samples, settings=settings)
+    provenance = {
+        "kind": "gwas", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
+        "phenotypes": settings.phenotypes, "covariates": settings.covariates, "samples": settings.samples,
+        "settings": {k: v for k, v in asdict(settings).items() if k not in ("phenotypes", "covariates", "samples")},
+        "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
+        "dropped": chosen.dropped.counts, "linear_phenotypes": inputs.linear_names,
+        "logistic_phenotypes": inputs.binary_names,
+    }
+    summaries: dict[str, PhenotypeSummary] = {}
+    rows = 0
+
+    def tables(client: Client) -> Iterator[pa.RecordBatch]:
+        nonlocal rows
+        for table in _on_dask(client, blocks, inputs, progress=progress):
+            summarise(table, summaries)
+            rows += table.num_rows
+            yield from table.to_batches()
+
+    with dask_client(scheduler=scheduler, workers=workers) as client:
+        version = lake.write_results(settings.name, tables(client), schema=inputs.schema,
+                                     partition_by=[settings.partition_by], provenance=provenance)
+    return GwasReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,
+                      str(chosen.dropped), summaries)
+
+
+def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:
+    """Every test of one genotype block: the linear phenotypes together, then the binary ones."""
+    if inputs.impute_mean and block.missing.nnz:
+        block = _impute_mean(block)
+    missing = block.missing if block.missing.nnz else None
+    parts = []
+    if inputs.linear is not None:
+        result = linear_association(block.dosages, inputs.linear, missing=missing)
+        parts.append(association_table(
+            block.variants, result, phenotypes=inputs.linear_names, statistic="t", schema=inputs.schema,
+            alt_freq=used_alt_frequency(block.dosages, inputs.linear_present, result.n)))
+    if inputs.binary_names:
+        from stats.logistic import logistic_association
+        result = logistic_association(block.dosages.astype(np.float64, copy=False), inputs.binary,
+                                      inputs.covariates, missing=missing, firth=inputs.firth)
+        parts.append(association_table(
+            block.variants, result, phenotypes=inputs.binary_names, statistic="z", schema=inputs.schema,
+            alt_freq=used_alt_frequency(block.dosages, ~np.isnan(inputs.binary), result.n),
+            firth=result.firth))
+    return pa.concat_tables(parts)
+
+
+def _read_and_test(fragment, inputs: BlockInputs) -> pa.Table:
+    """One dask task: read a row group from the lake, decode it, test it."""
+    block = read_genotype_block(fragment, n_samples=inputs.n_samples, samples=inputs.samples, dtype=inputs.dtype)
+    return gwas_block(block, inputs)
+
+
+@contextmanager
+def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of the cluster at ``scheduler``, or of a LocalCluster of worker processes."""
+    from distributed import Client, LocalCluster
+
+    cluster = None if scheduler else LocalCluster(
+        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+        dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(scheduler or cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _on_dask(client: Client, blocks: list, inputs: BlockInputs, *, progress: Progress | None) -> Iterator[pa.Table]:
+    """Results of every block as they complete, with a bounded number of tasks in flight.
+
+    The inputs are scattered to every worker once; each task carries only its block reference.
+    """
+    from distributed import as_completed
+
+    shared = client.scatter(inputs, broadcast=True)
+    window = 4 * max(len(client.scheduler_info()["workers"]), 1)
+    submit = lambda block: client.submit(_read_and_test, block, shared, pure=False)  # noqa: E731
+    running = as_completed([submit(block) for block in blocks[:window]], loop=client.loop)
+    queued = iter(blocks[window:])
+    for done, future in enumerate(running, start=1):
+        table = future.result()
+        future.release()
+        if (block := next(queued, None)) is not None:
+            running.add(submit(block))
+        if progress:
+            progress("gwas", done, len(blocks))
+        yield table
+
+
+def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:
+    """REGENIE's rule: a missing call becomes the variant's mean dosage over called samples."""
+    dosages = block.dosages.copy()
+    lost = np.asarray(block.missing.sum(axis=1)).ravel()
+    means = dosages.sum(axis=1) / np.maximum(dosages.shape[1] - lost, 1)
+    rows, cols = block.missing.nonzero()
+    dosages[rows, cols] = means[rows]
+    return GenotypeBlock(block.variants, dosages, scipy.sparse.csr_array(block.missing.shape))
+
+
+def _block_inputs(chosen, *, n_samples: int, settings: GwasSettings) -> BlockInputs:
+    binary = _binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
+    quantitative = chosen.phenotypes[:, ~binary]
+    names = np.array(chosen.phenotype_names, dtype=object)
+    samples = None if np.array_equal(chosen.sample_index, np.arange(n_samples)) else chosen.sample_index
+    statistics = [s for s, used in (("t", (~binary).any()), ("z", binary.any())) if used]
+    return BlockInputs(
+        n_samples=n_samples, samples=samples, dtype=PRECISIONS[settings.precision],
+        impute_mean=settings.impute_mean,
+        linear=prepare_linear(quantitative, chosen.covariates) if quantitative.shape[1] else None,
+        linear_names=list(names[~binary]), linear_present=~np.isnan(quantitative),
+        binary=chosen.phenotypes[:, binary], binary_names=list(names[binary]),
+        covariates=chosen.covariates, firth=settings.firth, schema=results_schema(statistics=statistics))
+
+
+def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> np.ndarray:
+    """Which phenotypes get logistic regression: declared by ``model``, or detected (values all 0/1)."""
+    zero_one = np.array([set(np.unique(col[~np.isnan(col)])) <= {0.0, 1.0} for col in phenotypes.T], bool)
+    if model == "linear":
+        return np.zeros(len(names), bool)
+    if model == "logistic":
+        if not zero_one.all():
+            bad = [n for n, ok in zip(names, zero_one) if not ok]
+            raise BiolakeError(f"--model logistic needs 0/1 phenotypes (0 control, 1 case); "
+                               f"not 0/1: {', '.join(bad[:5])}")
+        return zero_one
+    return zero_one
+
+
+def _genotyped(con) -> int:
+    return con.sql("SELECT count(*) FROM samples WHERE assay = 'genotypes'").fetchone()[0]
+
+
+def _check(settings: GwasSettings) -> None:
+    if settings.model not in MODELS:
+        raise BiolakeError(f"model {settings.model!r} is not one of {', '.join(MODELS)}")
+    if settings.firth not in ("fallback", "always", "never"):
+        raise BiolakeError(f"firth {settings.firth!r} is not one of fallback, always, never")
+    if settings.precision not in PRECISIONS:
+        raise BiolakeError(f"precision {settings.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if settings.partition_by not in ("phenotype", "chrom"):
+        raise BiolakeError(f"partition_by {settings.partition_by!r} is not one of phenotype, chrom")

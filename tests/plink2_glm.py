@@ -1,0 +1,137 @@
+"""Run PLINK 2's ``--glm`` on in-memory arrays, so tests can compare our GWAS numbers with it.
+
+Facts about PLINK v2.00a3.5 that callers rely on:
+
+* It prints 6 significant digits and has no flag to print more (``--output-min-p`` only
+  floors p-values), so compare at rtol ≈ 1e-5 (linear, double precision inside).
+  Logistic and Firth regressions run in single precision with loose convergence
+  (sum |Δβ| < 1e-4), so compare those at rtol ≈ 1e-4 or looser.
+* Variants: chromosome 1, ids ``v0, v1, …``, ALT ``T`` (the .bim A1) and REF ``C``.
+  ``omit-ref`` is always passed, so every row is for the ALT allele; without it PLINK 2
+  reports the REF allele whenever ALT is the major one.
+* Phenotypes are written 0/1 and read with ``--1``; PLINK 2 then takes *any* column whose
+  values are all 0/1 as case/control, so such a column can't be tested as quantitative.
+  ``--no-input-missing-phenotype`` keeps -9 a number ('NA' is the only missing value).
+* ``alt_freq`` (A1_FREQ) and ``n`` (OBS_CT) count only the samples in that regression.
+* Covariates are used as given (never standardized). PLINK 2 exits with an error for the
+  whole phenotype when the covariates alone are collinear (VIF/corr) or when max(raw Σx²,
+  1.5n) > 2^20 · min(centred Σ(x - mean)², 0.0198(n-1)) over covariate columns (e.g. an N(0, 1)
+  covariate shifted by 150; ``--covar-variance-standardize`` fixes that). Per variant it
+  reports NA with CORR_TOO_HIGH (|r| > 0.999 between two predictors, ``--max-corr``) or
+  VIF_TOO_HIGH (VIF > 50, ``--vif``).
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lake.vectors import encode_calls
+
+PLINK2 = shutil.which("plink2") or "plink2"
+
+_SUFFIXES = (".glm.linear", ".glm.logistic.hybrid", ".glm.logistic", ".glm.firth")
+_COLS = "chrom,pos,ref,alt,a1freq,firth,test,nobs,beta,se,tz,p,err"
+_FLOATS = {"alt_freq": "A1_FREQ", "beta": "BETA", "se": "SE", "p": "P"}
+
+
+def run_glm(tmp: Path, *, dosages: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray | None,
+            binary: bool = False, glm_modifiers: Sequence[str] = (),
+            extra_args: Sequence[str] = ()) -> list[dict[str, np.ndarray]]:
+    """PLINK 2's ADD-test rows per phenotype column (in order), as arrays keyed by our names.
+
+    ``dosages`` are alt counts 0/1/2 (variants × samples, NaN missing); ``phenotypes`` are
+    samples × phenotypes (NaN missing, 0/1 when ``binary``); ``covariates`` are samples ×
+    covariates without an intercept, or None. Keys: variant_id, alt, n, alt_freq, beta (log odds
+    ratio for logistic), se, statistic, p (NaN where PLINK 2 printed NA), error (ERRCODE or
+    None) and firth (True where Firth regression was used).
+    """
+    tmp = Path(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    dosages, phenotypes = np.asarray(dosages, float), np.asarray(phenotypes, float)
+    if phenotypes.ndim == 1:
+        phenotypes = phenotypes[:, None]
+    n_variants, n_samples = dosages.shape
+    _check_inputs(dosages, phenotypes, covariates, binary)
+    prefix = tmp / "data"
+    with open(prefix.with_suffix(".bed"), "wb") as bed:
+        bed.write(bytes([0x6C, 0x1B, 0x01]))
+        bed.write(np.ascontiguousarray(encode_calls(dosages)).tobytes())
+    prefix.with_suffix(".bim").write_text(
+        "".join(f"1\tv{i}\t0\t{1000 * (i + 1)}\tT\tC\n" for i in range(n_variants)))
+    prefix.with_suffix(".fam").write_text("".join(f"s{j}\ts{j}\t0\t0\t0\t-9\n" for j in range(n_samples)))
+    names = [f"p{k}" for k in range(phenotypes.shape[1])]
+    _write_table(tmp / "pheno.tsv", names, phenotypes, "%d" if binary else "%.17g")
+    modifiers = ["hide-covar", "omit-ref", f"cols={_COLS}", *glm_modifiers]
+    args = [PLINK2, "--bfile", str(prefix), "--pheno", str(tmp / "pheno.tsv"), "--no-psam-pheno", "--1",
+            "--no-input-missing-phenotype", "--threads", "1"]
+    if covariates is not None and np.shape(covariates)[1] > 0:
+        covariates = np.asarray(covariates, float)
+        _write_table(tmp / "covar.tsv", [f"c{k}" for k in range(covariates.shape[1])], covariates, "%.17g")
+        args += ["--covar", str(tmp / "covar.tsv")]
+    else:
+        modifiers.append("allow-no-covars")
+    out = tmp / "glm"
+    args += ["--glm", *modifiers, *extra_args, "--out", str(out)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        log = out.with_suffix(".log")
+        tail = (log.read_text() if log.exists() else done.stdout + done.stderr).splitlines()[-25:]
+        raise RuntimeError(f"plink2 failed (exit {done.returncode}):\n" + "\n".join(tail))
+    return [_read_report(out, name) for name in names]
+
+
+def _check_inputs(dosages: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray | None,
+                  binary: bool) -> None:
+    """Refuse inputs PLINK 2 would silently read differently from what was meant."""
+    called = dosages[~np.isnan(dosages)]
+    if not np.isin(called, (0, 1, 2)).all():
+        raise ValueError("dosages must be alt-allele counts 0, 1, 2 or NaN")
+    if phenotypes.shape[0] != dosages.shape[1]:
+        raise ValueError("phenotypes must have one row per sample")
+    for column in phenotypes.T:
+        is_01 = np.isin(column[~np.isnan(column)], (0, 1)).all()
+        if binary and not is_01:
+            raise ValueError("binary phenotypes must be coded 0/1 (NaN missing)")
+        if not binary and is_01:
+            raise ValueError("plink2 --1 reads a 0/1-valued phenotype as case/control, not quantitative")
+    if covariates is not None and (np.shape(covariates)[0] != dosages.shape[1] or np.isnan(covariates).any()):
+        raise ValueError("covariates must be complete, with one row per sample")
+
+
+def _write_table(path: Path, names: list[str], values: np.ndarray, fmt: str) -> None:
+    """A PLINK 2 phenotype/covariate file: '#FID IID names…', 'NA' for missing."""
+    lines = ["\t".join(["#FID", "IID", *names])]
+    for j, row in enumerate(values):
+        cells = ("NA" if np.isnan(v) else fmt % v for v in row)
+        lines.append("\t".join([f"s{j}", f"s{j}", *cells]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _read_report(out: Path, name: str) -> dict[str, np.ndarray]:
+    """Parse the one ``<out>.<name>.glm.*`` report PLINK 2 wrote, keeping ADD rows."""
+    found = [p for s in _SUFFIXES if (p := Path(f"{out}.{name}{s}")).exists()]
+    if len(found) != 1:
+        raise RuntimeError(f"expected one plink2 report for {name}, found {found}")
+    with open(found[0], newline="") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["TEST"] == "ADD"]
+
+    def floats(column: str) -> np.ndarray:
+        return np.array([np.nan if r[column] == "NA" else float(r[column]) for r in rows])
+
+    stat = "T_STAT" if found[0].name.endswith(".linear") else "Z_STAT"
+    always_firth = found[0].name.endswith(".firth")
+    return {
+        "variant_id": np.array([r["ID"] for r in rows], dtype=str),
+        "alt": np.array([r["A1"] for r in rows], dtype=str),
+        "n": np.array([int(r["OBS_CT"]) for r in rows], dtype=np.int64),
+        **{key: floats(column) for key, column in _FLOATS.items()},
+        "statistic": floats(stat),
+        "error": np.array([None if r["ERRCODE"] == "." else r["ERRCODE"] for r in rows], dtype=object),
+        "firth": np.array([always_firth or r.get("FIRTH?") == "Y" for r in rows], dtype=bool),
+    }
