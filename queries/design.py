@@ -117,6 +117,12 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
 def _keyed(con: LakeConnection, spec: str | Sequence[str], table: str, *, what: str) -> pa.Table:
     if isinstance(spec, str):
         return _run(con, spec, what=what)
+    known = con.sql(f'SELECT * FROM "{table}" LIMIT 0').columns
+    unknown = [c for c in spec if c not in known]
+    if unknown:
+        raise QueryError(f"{what} column {unknown[0]!r} is not in table {table}; it has: "
+                         + ", ".join(c for c in known[:12] if c not in ("participant_id", "release"))
+                         + (", …" if len(known) > 12 else ""))
     columns = ", ".join('"' + c.replace('"', '""') + '"' for c in spec)
     return _run(con, f'SELECT participant_id, {columns} FROM "{table}"', what=what)
 

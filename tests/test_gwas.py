@@ -1,0 +1,153 @@
+"""The GWAS job end to end (lake → SQL → dask workers → results table) against plink2 --glm."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+from click.testing import CliRunner
+from plink2_glm import run_glm
+
+from biolake.cli import main
+from biolake.gwas import GwasSettings, dask_client, run_gwas
+from ingest.release import ReleaseSources, ingest_release
+from lake.errors import BiolakeError
+from lake.lake import Lake
+from lake.vectors import decode_calls
+from queries import connect, design
+from queries.output import export_results
+
+# Three IDPs, each missing for its own ~10 % of participants (on top of the non-imaged).
+PHENOTYPES = """
+SELECT participant_id,
+       CASE WHEN hash(participant_id) % 10 = 0 THEN NULL ELSE "{0}" END AS "{0}",
+       CASE WHEN hash(participant_id || 'b') % 10 = 0 THEN NULL ELSE "{1}" END AS "{1}",
+       "{2}"
+FROM idps"""
+COVARIATES = ["age", "sex", "site", "PC1", "PC2"]
+
+
+@pytest.fixture(scope="module")
+def gwas_lake(tmp_path_factory: pytest.TempPathFactory, release_folder: Path) -> Lake:
+    lake = Lake.init(tmp_path_factory.mktemp("gwas") / "lake")
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source=str(release_folder))
+    return lake
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> str:
+    """A real dask cluster of two worker processes, shared by this module's runs."""
+    with dask_client(workers=2) as client:
+        yield client.scheduler.address
+
+
+@pytest.fixture(scope="module")
+def idps(gwas_lake: Lake) -> list[str]:
+    with connect(gwas_lake) as con:
+        return [c for c in con.sql("SELECT * FROM idps LIMIT 0").columns if c not in ("participant_id", "release")][:3]
+
+
+def lake_dosages(lake: Lake, samples: np.ndarray) -> np.ndarray:
+    """Every variant's alt dosages (NaN missing) for ``samples``, in variant order."""
+    genotypes = lake.read("genotypes", columns=["variant_index", "calls"]).sort_by("variant_index")
+    n = lake.read("samples", columns=["assay"]).column(0).to_pylist().count("genotypes")
+    return decode_calls(genotypes.column("calls"), n)[:, samples]
+
+
+def ours_by_phenotype(lake: Lake, name: str) -> dict[str, pl.DataFrame]:
+    order = pl.from_arrow(lake.read("variants", columns=["variant_id", "variant_index"]))
+    results = pl.from_arrow(lake.results_dataset(name).to_table()).join(order, on="variant_id")
+    return {p: frame.sort("variant_index") for (p,), frame in results.group_by("phenotype")}
+
+
+def test_run_gwas__matches_plink2_glm_with_missing_phenotypes_and_calls(gwas_lake, scheduler, idps, tmp_path):
+    phenotypes = PHENOTYPES.format(*idps)
+    report = run_gwas(gwas_lake, GwasSettings(name="quant", phenotypes=phenotypes, covariates=COVARIATES),
+                      scheduler=scheduler)
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=phenotypes, covariates=COVARIATES)
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    assert np.isnan(dosages).any(axis=1).mean() > 0.3, "the release should have missing calls"
+    assert len({tuple(np.isnan(c)) for c in chosen.phenotypes.T}) == 3, "three missingness patterns"
+    reference = run_glm(tmp_path, dosages=dosages, phenotypes=chosen.phenotypes,
+                        covariates=chosen.covariates[:, 1:])
+    ours = ours_by_phenotype(gwas_lake, "quant")
+    assert report.rows == 3 * len(dosages)
+    for name, theirs in zip(chosen.phenotype_names, reference):
+        mine = ours[name]
+        np.testing.assert_array_equal(mine["n"].to_numpy(), theirs["n"])
+        ran = theirs["error"] == None  # noqa: E711  (object array of None / plink2 codes)
+        assert ran.mean() > 0.9
+        np.testing.assert_array_equal(mine["error"].is_null().to_numpy(), ran)
+        np.testing.assert_allclose(mine["alt_freq"].to_numpy(), theirs["alt_freq"], rtol=1e-5)
+        for column, key in [("beta", "beta"), ("se", "se"), ("t", "statistic"), ("p", "p")]:
+            np.testing.assert_allclose(mine[column].to_numpy()[ran], theirs[key][ran], rtol=1e-5, atol=0,
+                                       err_msg=f"{name} {column}")
+
+
+def test_run_gwas__impute_mean_matches_ols_on_mean_filled_calls(gwas_lake, scheduler, idps):
+    report = run_gwas(gwas_lake, GwasSettings(name="imputed", phenotypes=[idps[2]], covariates=COVARIATES,
+                                              impute_mean=True, chromosomes=["1"]), scheduler=scheduler)
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=[idps[2]], covariates=COVARIATES)
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    ours = ours_by_phenotype(gwas_lake, "imputed")[idps[2]]
+    chrom1 = gwas_lake.read("variants", columns=["chrom", "variant_index"]).sort_by("variant_index")
+    dosages = dosages[np.asarray(chrom1.column("chrom")) == "1"]
+    assert report.rows == len(dosages) == ours.height
+    filled = np.where(np.isnan(dosages), np.nanmean(dosages, axis=1, keepdims=True), dosages)
+    y = chosen.phenotypes[:, 0]
+    for v in np.flatnonzero(np.isnan(dosages).any(axis=1))[:20].tolist():
+        fit = sm.OLS(y, np.column_stack([chosen.covariates, filled[v]])).fit()
+        assert ours["n"][v] == len(y)
+        np.testing.assert_allclose([ours["beta"][v], ours["se"][v], ours["p"][v]],
+                                   [fit.params[-1], fit.bse[-1], fit.pvalues[-1]], rtol=1e-8)
+
+
+def test_run_gwas__results_carry_provenance_and_export_like_plink2(gwas_lake, scheduler, idps, tmp_path):
+    run_gwas(gwas_lake, GwasSettings(name="one", phenotypes=[idps[0]], covariates=COVARIATES,
+                                     samples="SELECT participant_id FROM covariates WHERE age > 50"),
+             scheduler=scheduler)
+    provenance = gwas_lake.results_provenance("one")
+    assert provenance["release"] == "r1" and provenance["phenotypes"] == [idps[0]]
+    assert provenance["samples"].endswith("age > 50") and provenance["settings"]["model"] == "auto"
+    assert provenance["biolake_version"] and provenance["dropped"]["not in the sample selection"] > 0
+    stored = pl.from_arrow(gwas_lake.results_dataset("one").to_table())
+    assert export_results(gwas_lake, "one", str(tmp_path / "one.tsv.gz")) == stored.height
+    exported = pl.read_csv(tmp_path / "one.tsv.gz", separator="\t", null_values="NA")
+    assert exported.columns == ["phenotype", "variant_id", "chrom", "pos", "ref", "alt", "n", "alt_freq",
+                                "beta", "se", "t", "p", "log10p", "error"]
+    assert exported.height == stored.height
+    assert exported.sort("variant_id")["beta"].to_list() == pytest.approx(
+        stored.sort("variant_id")["beta"].to_list(), rel=1e-12, nan_ok=True)
+
+
+def test_run_gwas__bad_requests_name_what_is_wrong(gwas_lake, scheduler):
+    with pytest.raises(BiolakeError, match="not 0/1"):
+        run_gwas(gwas_lake, GwasSettings(name="x", phenotypes=["25001-2.0"], covariates=COVARIATES,
+                                         model="logistic"), scheduler=scheduler)
+    with pytest.raises(BiolakeError, match="no genotypes on chromosomes 99"):
+        run_gwas(gwas_lake, GwasSettings(name="x", phenotypes=["25001-2.0"], covariates=COVARIATES,
+                                         chromosomes=["99"]), scheduler=scheduler)
+    with pytest.raises(BiolakeError, match="results name"):
+        run_gwas(gwas_lake, GwasSettings(name="../x", phenotypes=["25001-2.0"], covariates=COVARIATES),
+                 scheduler=scheduler)
+
+
+def test_gwas_cli__runs_exports_and_refuses_ambiguous_flags(gwas_lake, scheduler, idps, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "hits.parquet"
+    result = runner.invoke(main, ["gwas", "--lake", gwas_lake.location.root, "--pheno", idps[0],
+                                  "--covar", "age,sex,site", "--name", "cli", "--out", str(out),
+                                  "--scheduler", scheduler, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert pl.read_parquet(out).height == gwas_lake.read("variants").num_rows
+    both = runner.invoke(main, ["gwas", "--lake", gwas_lake.location.root, "--pheno", idps[0],
+                                "--pheno-sql", "SELECT 1", "--covar", "age"])
+    assert both.exit_code == 2 and "exactly one of --pheno-sql and --pheno" in both.output
+    unknown = runner.invoke(main, ["gwas", "--lake", gwas_lake.location.root, "--pheno", "nope",
+                                   "--covar", "age", "--scheduler", scheduler])
+    assert unknown.exit_code == 2
+    assert unknown.output.strip().startswith("error: phenotype column 'nope' is not in table idps; it has: ")
