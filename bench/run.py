@@ -159,12 +159,81 @@ def bench_queries(release: Path, data: Path, size: str) -> list[Row]:
     ]
 
 
+GWAS_COVARIATES = "age,sex,site,PC1,PC2,PC3,PC4,PC5"  # 10 columns once sex and site are coded
+GWAS_CASES = [  # task, samples, variants, IDPs in the release, missing-call rate, phenotypes tested
+    ("GWAS, 1 phenotype", 10_000, 200_000, 100, 0.0, 1),
+    ("GWAS, 100 phenotypes", 10_000, 200_000, 100, 0.0, 100),
+    ("GWAS, 1,000 phenotypes", 10_000, 20_000, 1000, 0.0, 1000),
+    ("GWAS, 2% missing calls", 10_000, 20_000, 20, 0.02, 1),
+]
+PLINK2_INPUTS = """
+import sys
+import numpy as np
+from queries import connect, design
+lake, phenotypes, covariates, out = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4]
+with connect(lake) as con:
+    names = [c for c in con.sql("SELECT * FROM idps LIMIT 0").columns if c not in ("participant_id", "release")]
+    chosen = design(con, phenotypes=names[:phenotypes], covariates=covariates)
+def write(path, header, values):
+    ids = np.array(chosen.participant_ids, dtype=object)[:, None]
+    cells = np.where(np.isnan(values), "NA", values.astype(str)).astype(object)
+    rows = np.hstack([ids, ids, cells])
+    with open(path, "w") as handle:
+        handle.write("\t".join(["#FID", "IID", *header]) + "\n")
+        handle.writelines("\t".join(row) + "\n" for row in rows)
+write(out + ".pheno", chosen.phenotype_names, chosen.phenotypes)
+write(out + ".covar", chosen.covariate_names[1:], chosen.covariates[:, 1:])
+print(",".join(chosen.phenotype_names))
+"""
+
+
+def gwas_lake(data: Path, samples: int, variants: int, idps: int, missing: float) -> tuple[Path, Path]:
+    """A synthetic release and a lake holding it, made once and reused across runs."""
+    tag = f"{samples}x{variants}-i{idps}-m{missing:g}"
+    release, lake = data / f"gwas-{tag}", data / f"lake-{tag}"
+    if not (release / "release.yaml").exists():
+        shutil.rmtree(release, ignore_errors=True)
+        subprocess.run([*BIOLAKE, "synth", str(release), "--samples", str(samples), "--variants", str(variants),
+                        "--idps", str(idps), "--cpgs", "100", "--missing-calls", str(missing), "--quiet"],
+                       check=True)
+    if not (lake / "releases").exists():
+        shutil.rmtree(lake, ignore_errors=True)
+        subprocess.run([*BIOLAKE, "init", str(lake)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*BIOLAKE, "ingest", str(release), "--lake", str(lake), "--release", "bench", "--quiet"],
+                       check=True, stdout=subprocess.DEVNULL)
+    return release, lake
+
+
+def bench_gwas(data: Path, gflops: float, *, precision: str) -> list[Row]:
+    """`biolake gwas` end to end (start-up, SQL, dask, results written) vs `plink2 --glm` on the .bed."""
+    rows = []
+    for task, samples, variants, idps, missing, phenotypes in GWAS_CASES:
+        release, lake = gwas_lake(data, samples, variants, idps, missing)
+        prefix = str(data / f"plink2-{phenotypes}")
+        names = subprocess.run([sys.executable, "-c", PLINK2_INPUTS, str(lake), str(phenotypes), GWAS_COVARIATES,
+                                prefix], check=True, capture_output=True, text=True).stdout.strip()
+        pheno = ["--pheno", names] if phenotypes < 50 else ["--pheno-sql", "SELECT * EXCLUDE (release) FROM idps"]
+        ours, peak, _ = run_timed([*BIOLAKE, "gwas", "--lake", str(lake), *pheno, "--covar", GWAS_COVARIATES,
+                                   "--name", "bench", "--precision", precision, "--quiet"])
+        reference = run_timed(["plink2", "--bfile", str(release / "genotypes"), "--pheno", prefix + ".pheno",
+                               "--covar", prefix + ".covar", "--glm", "hide-covar", "--threads", "2",
+                               "--out", prefix])[0] if shutil.which("plink2") else None
+        size = f"N={samples:,} M={variants:,} P={phenotypes:,}"
+        rows.append(Row(f"{task} ({precision})", size, ours, "plink2 --glm --threads 2", reference, peak))
+        if phenotypes >= 1000:
+            rate = 2 * samples * variants * phenotypes / ours / 1e9
+            print(f"{task}: G'Y alone is {rate:.1f} GFLOP/s end to end = {rate / gflops:.0%} of the "
+                  f"machine's {gflops:.1f} GFLOP/s", file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
-    parser.add_argument("--tasks", default="ingest,decode,queries",
+    parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--tasks", default="ingest,decode,queries,gwas",
                         help="comma-separated rows to run (ingest runs whenever the lake is needed)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
@@ -178,6 +247,8 @@ def main() -> None:
         rows += bench_decode(args.data, size, gflops)
     if "queries" in tasks:
         rows += bench_queries(release, args.data, size)
+    if "gwas" in tasks:
+        rows += bench_gwas(args.data, gflops, precision=args.precision)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "peak RSS"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

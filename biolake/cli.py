@@ -276,13 +276,12 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="genotype × phenotype product precision (float32: faster, p within 1e-4 relative)")
 @click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
-@click.option("--partition-by", type=click.Choice(["phenotype", "chrom"]), default="phenotype", show_default=True)
 @click.option("--scheduler", metavar="ADDRESS", help="a running dask scheduler (tcp://host:8786) [default: a local cluster]")
 @click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None, covar: str | None,
          samples_sql: str | None, release: str | None, name: str, out: str | None, model: str, firth: str,
-         impute_mean: bool, precision: str, chromosomes: tuple[str, ...], partition_by: str,
+         impute_mean: bool, precision: str, chromosomes: tuple[str, ...],
          scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
@@ -291,9 +290,10 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     missing call is dropped for that variant only, as plink2 --glm does. Linear
     tests (t) for quantitative phenotypes, logistic (z) with Firth fallback for
     0/1 ones. Text covariates (site, sex) become indicator columns. Work runs on
-    dask, one task per genotype block; results land in LAKE/results/NAME with
-    columns phenotype, variant_id, chrom, pos, ref, alt, n, alt_freq, beta, se,
-    t|z, p, log10p, error, and the query text and settings in its metadata.
+    dask, one task per genotype block, each writing its own results file; one
+    commit then makes them LAKE/results/NAME (partitioned by chrom), with columns
+    phenotype, variant_id, chrom, pos, ref, alt, n, alt_freq, beta, se, t|z, p,
+    log10p, error, and the query text and settings in its metadata.
 
     \b
     Examples:
@@ -314,14 +314,13 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     lake = _open_lake(lake_location)
     settings = GwasSettings(name=name, phenotypes=phenotypes, covariates=covariates, samples=samples_sql,
                             release=release, model=model, firth=firth, impute_mean=impute_mean,
-                            precision=precision, chromosomes=list(chromosomes) or None,
-                            partition_by=partition_by)
+                            precision=precision, chromosomes=list(chromosomes) or None)
     with progress_bars(quiet=quiet) as progress:
         report = run_gwas(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     click.echo(f"{report.samples:,} samples, covariates: {', '.join(report.covariates)}", err=True)
     if report.dropped != "nobody dropped":
         click.echo(report.dropped, err=True)
-    _print_summaries(report.summaries)
+    _print_summary(report.summary)
     click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
     if out is not None:
         export_results(lake, name, out)
@@ -334,15 +333,15 @@ def _one_of(sql: str | None, columns: str | None, sql_flag: str, columns_flag: s
     return sql if sql is not None else [c.strip() for c in columns.split(",") if c.strip()]
 
 
-def _print_summaries(summaries: dict) -> None:
+def _print_summary(summary) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table("phenotype", "tests", "p < 5e-8", "top variant", "top -log10 p", "λGC")
-    ranked = sorted(summaries.items(), key=lambda item: -item[1].top_log10p)
-    for phenotype, summary in ranked[:20]:
-        table.add_row(phenotype, f"{summary.tests:,}", f"{summary.hits:,}", summary.top_variant or "",
-                      f"{summary.top_log10p:.1f}", f"{summary.lambda_gc():.3f}")
+    ranked = sorted(range(len(summary.phenotypes)), key=lambda j: -summary.top_log10p[j])
+    for j, lambda_gc in zip(ranked[:20], summary.lambda_gc()[ranked[:20]]):
+        table.add_row(summary.phenotypes[j], f"{summary.tests[j]:,}", f"{summary.hits[j]:,}",
+                      summary.top_variant[j] or "", f"{summary.top_log10p[j]:.1f}", f"{lambda_gc:.3f}")
     Console(stderr=True).print(table)
     if len(ranked) > 20:
         click.echo(f"… {len(ranked) - 20} more phenotypes (all are in the results table)", err=True)
@@ -355,8 +354,10 @@ def _print_summaries(summaries: dict) -> None:
 @click.option("--idps", default=50, show_default=True, help="imaging-derived phenotypes")
 @click.option("--cpgs", default=5000, show_default=True, help="methylation CpGs")
 @click.option("--seed", default=1, show_default=True, help="random seed (same seed, same bytes)")
+@click.option("--missing-calls", default=0.01, show_default=True, help="share of genotype calls left missing")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
-def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int, quiet: bool) -> None:
+def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int, missing_calls: float,
+          quiet: bool) -> None:
     """Write a synthetic biobank release with planted effects into OUT.
 
     The files are in the formats biobanks ship: PLINK .bed/.bim/.fam, a UK
@@ -374,7 +375,8 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
     with progress_bars(quiet=quiet) as progress:
         try:
             summary = write_synthetic_release(out, samples=samples, variants=variants, idps=idps,
-                                              cpgs=cpgs, seed=seed, progress=progress)
+                                              cpgs=cpgs, seed=seed, missing_calls=missing_calls,
+                                              progress=progress)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
     click.echo(f"wrote synthetic release to {summary.out}")

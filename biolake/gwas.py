@@ -18,15 +18,18 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 import scipy.sparse
+from deltalake.transaction import AddAction
 
 from typing import TYPE_CHECKING
 
 from lake.errors import BiolakeError
 from lake.lake import Lake
+from lake.results import ResultsFiles
 from queries import connect, design
-from queries.genotypes import GenotypeBlock, genotype_blocks, read_genotype_block
-from stats.gwas import PhenotypeSummary, association_table, results_schema, summarise, used_alt_frequency
+from queries.genotypes import GenotypeBlock, genotype_blocks, read_genotype_blocks
+from stats.gwas import GwasSummary, PresencePatterns, association_table, results_schema, used_alt_frequency
 from stats.linear import LinearModel, linear_association, prepare_linear
 
 if TYPE_CHECKING:
@@ -51,7 +54,6 @@ class GwasSettings:
     impute_mean: bool = False      # missing calls → the variant's mean (REGENIE); default drops them (plink2)
     precision: str = "float64"
     chromosomes: Sequence[str] | None = None
-    partition_by: str = "phenotype"
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class GwasReport:
     samples: int
     covariates: list[str]
     dropped: str
-    summaries: dict[str, PhenotypeSummary] = field(repr=False)
+    summary: GwasSummary = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,17 @@ class BlockInputs:
     impute_mean: bool
     linear: LinearModel | None
     linear_names: list[str]
-    linear_present: np.ndarray     # samples × linear phenotypes
     binary: np.ndarray             # samples × binary phenotypes (0/1, NaN missing)
     binary_names: list[str]
+    binary_patterns: PresencePatterns
     covariates: np.ndarray         # samples × k, intercept first
     firth: str
     schema: pa.Schema
+
+    @property
+    def phenotype_names(self) -> list[str]:
+        """In the order of the rows of each results block: linear phenotypes, then binary ones."""
+        return self.linear_names + self.binary_names
 
 
 def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None, workers: int | None = None,
@@ -93,7 +100,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     --------
     >>> report = run_gwas(Lake.open("/tmp/lake"), GwasSettings(                  # doctest: +SKIP
     ...     name="idps", phenotypes=["25010-2.0"], covariates=["age", "sex", "site"]))
-    >>> report.summaries["25010-2.0"].lambda_gc()                               # doctest: +SKIP
+    >>> report.summary.lambda_gc()                                              # doctest: +SKIP
     """
     _check(settings)
     with connect(lake, release=settings.release) as con:
@@ -113,21 +120,14 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
         "dropped": chosen.dropped.counts, "linear_phenotypes": inputs.linear_names,
         "logistic_phenotypes": inputs.binary_names,
     }
-    summaries: dict[str, PhenotypeSummary] = {}
-    rows = 0
-
-    def tables(client: Client) -> Iterator[pa.RecordBatch]:
-        nonlocal rows
-        for table in _on_dask(client, blocks, inputs, progress=progress):
-            summarise(table, summaries)
-            rows += table.num_rows
-            yield from table.to_batches()
-
+    files = lake.results_files(settings.name)
     with dask_client(scheduler=scheduler, workers=workers) as client:
-        version = lake.write_results(settings.name, tables(client), schema=inputs.schema,
-                                     partition_by=[settings.partition_by], provenance=provenance)
+        actions, summary = _on_dask(client, blocks, inputs, files, progress=progress)
+    version = lake.commit_results(files, actions, schema=inputs.schema, partition_by=["chrom"],
+                                  provenance=provenance)
+    rows = int(summary.tests.sum() + summary.failed.sum())
     return GwasReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,
-                      str(chosen.dropped), summaries)
+                      str(chosen.dropped), summary)
 
 
 def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:
@@ -140,22 +140,32 @@ def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:
         result = linear_association(block.dosages, inputs.linear, missing=missing)
         parts.append(association_table(
             block.variants, result, phenotypes=inputs.linear_names, statistic="t", schema=inputs.schema,
-            alt_freq=used_alt_frequency(block.dosages, inputs.linear_present, result.n)))
+            alt_freq=result.alt_freq))
     if inputs.binary_names:
         from stats.logistic import logistic_association
         result = logistic_association(block.dosages.astype(np.float64, copy=False), inputs.binary,
                                       inputs.covariates, missing=missing, firth=inputs.firth)
         parts.append(association_table(
             block.variants, result, phenotypes=inputs.binary_names, statistic="z", schema=inputs.schema,
-            alt_freq=used_alt_frequency(block.dosages, ~np.isnan(inputs.binary), result.n),
+            alt_freq=used_alt_frequency(block.dosages, inputs.binary_patterns, result.n),
             firth=result.firth))
     return pa.concat_tables(parts)
 
 
-def _read_and_test(fragment, inputs: BlockInputs) -> pa.Table:
-    """One dask task: read a row group from the lake, decode it, test it."""
-    block = read_genotype_block(fragment, n_samples=inputs.n_samples, samples=inputs.samples, dtype=inputs.dtype)
-    return gwas_block(block, inputs)
+def _block_task(fragment: ds.ParquetFileFragment, inputs: BlockInputs, files: ResultsFiles,
+                part: int) -> tuple[AddAction, GwasSummary]:
+    """One dask task: read a genotype row group from the lake, test it slice by slice, and
+    write the results as one Parquet file of the run; only its add action and summary go back."""
+    summary = GwasSummary.empty(inputs.phenotype_names)
+    chrom = ds.get_partition_keys(fragment.partition_expression)["chrom"]
+    output = files.open(inputs.schema, partition={"chrom": chrom}, part=f"{part:06d}")
+    for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
+                                      dtype=inputs.dtype):
+        table = gwas_block(block, inputs)
+        log10p = table.column("log10p").to_numpy(zero_copy_only=False).reshape(-1, block.variants.num_rows)
+        summary.add(block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p.T)
+        output.write(table)
+    return output.close(), summary
 
 
 @contextmanager
@@ -175,26 +185,31 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> 
             cluster.close()
 
 
-def _on_dask(client: Client, blocks: list, inputs: BlockInputs, *, progress: Progress | None) -> Iterator[pa.Table]:
-    """Results of every block as they complete, with a bounded number of tasks in flight.
+def _on_dask(client: Client, blocks: list, inputs: BlockInputs, files: ResultsFiles, *,
+             progress: Progress | None) -> tuple[list[AddAction], GwasSummary]:
+    """Run every block; return the files written and the merged summary.
 
-    The inputs are scattered to every worker once; each task carries only its block reference.
+    The inputs are scattered to every worker once; each task carries only its block
+    reference, and a bounded number of tasks is in flight at a time.
     """
     from distributed import as_completed
 
     shared = client.scatter(inputs, broadcast=True)
     window = 4 * max(len(client.scheduler_info()["workers"]), 1)
-    submit = lambda block: client.submit(_read_and_test, block, shared, pure=False)  # noqa: E731
-    running = as_completed([submit(block) for block in blocks[:window]], loop=client.loop)
-    queued = iter(blocks[window:])
+    submit = lambda part: client.submit(_block_task, blocks[part], shared, files, part, pure=False)  # noqa: E731
+    running = as_completed([submit(part) for part in range(min(window, len(blocks)))], loop=client.loop)
+    queued = iter(range(window, len(blocks)))
+    actions, summary = [], GwasSummary.empty(inputs.phenotype_names)
     for done, future in enumerate(running, start=1):
-        table = future.result()
+        action, block_summary = future.result()
         future.release()
-        if (block := next(queued, None)) is not None:
-            running.add(submit(block))
+        actions.append(action)
+        summary.merge(block_summary)
+        if (part := next(queued, None)) is not None:
+            running.add(submit(part))
         if progress:
             progress("gwas", done, len(blocks))
-        yield table
+    return actions, summary
 
 
 def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:
@@ -217,8 +232,9 @@ def _block_inputs(chosen, *, n_samples: int, settings: GwasSettings) -> BlockInp
         n_samples=n_samples, samples=samples, dtype=PRECISIONS[settings.precision],
         impute_mean=settings.impute_mean,
         linear=prepare_linear(quantitative, chosen.covariates) if quantitative.shape[1] else None,
-        linear_names=list(names[~binary]), linear_present=~np.isnan(quantitative),
+        linear_names=list(names[~binary]),
         binary=chosen.phenotypes[:, binary], binary_names=list(names[binary]),
+        binary_patterns=PresencePatterns.of(chosen.phenotypes[:, binary]),
         covariates=chosen.covariates, firth=settings.firth, schema=results_schema(statistics=statistics))
 
 
@@ -247,5 +263,3 @@ def _check(settings: GwasSettings) -> None:
         raise BiolakeError(f"firth {settings.firth!r} is not one of fallback, always, never")
     if settings.precision not in PRECISIONS:
         raise BiolakeError(f"precision {settings.precision!r} is not one of {', '.join(PRECISIONS)}")
-    if settings.partition_by not in ("phenotype", "chrom"):
-        raise BiolakeError(f"partition_by {settings.partition_by!r} is not one of phenotype, chrom")

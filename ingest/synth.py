@@ -290,9 +290,13 @@ def _pack_bed_rows(carriers: np.ndarray, haplotypes: np.ndarray) -> np.ndarray:
     return packed
 
 
-def _missing_calls(rng: np.random.Generator, variants: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse (variant, sample) positions of missing calls: ~1 % overall, 0–5 % per variant."""
-    rates = np.where(rng.random(variants) < 0.3, 0.0, np.minimum(rng.gamma(2.0, 0.0072, variants), 0.05))
+def _missing_calls(rng: np.random.Generator, variants: int, samples: int,
+                   rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse (variant, sample) positions of missing calls: ``rate`` overall (30 % of variants
+    complete, the rest gamma-distributed up to 5× the rate)."""
+    scale = rate / 0.01
+    rates = np.where(rng.random(variants) < 0.3, 0.0,
+                     np.minimum(rng.gamma(2.0, 0.0072 * scale, variants), 0.05 * scale))
     counts = rng.binomial(samples, rates)
     flat = np.sort(np.repeat(np.arange(variants), counts) * samples + rng.integers(0, samples, counts.sum()))
     return np.divmod(flat[np.diff(flat, prepend=-1) > 0], samples)  # np.unique is 20× slower here
@@ -320,7 +324,7 @@ def _mark_missing(packed: np.ndarray, missing: tuple[np.ndarray, np.ndarray]) ->
 
 
 def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, cohort: _Cohort,
-                     host_blocks: np.ndarray, progress: Progress) -> list[_Causal]:
+                     host_blocks: np.ndarray, missing_calls: float, progress: Progress) -> list[_Causal]:
     """Stream ``genotypes.bed`` block by block, write .bim and .fam, and return the causal variants:
     a common variant from each of ``host_blocks``, in that order."""
     total, samples, hosts, causal = len(layout.chrom), len(cohort.eid), set(host_blocks.tolist()), {}
@@ -332,7 +336,7 @@ def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, co
             carriers = FOUNDER_SUBSETS[subsets].T.astype(np.uint8)  # founders × variants
             alt_counts = subset_alt_counts[subsets]
             packed = _pack_bed_rows(carriers, haplotypes)
-            _mark_missing(packed, _keep_polymorphic(_missing_calls(rng, stop - start, samples),
+            _mark_missing(packed, _keep_polymorphic(_missing_calls(rng, stop - start, samples, missing_calls),
                                                     carriers, haplotypes, alt_counts))
             bed.write(packed.tobytes())
             if block in hosts:
@@ -539,7 +543,7 @@ def _stream(seed: int, part: str) -> np.random.Generator:
 
 
 def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs: int, seed: int,
-                     methylation_samples: int | None) -> None:
+                     methylation_samples: int | None, missing_calls: float) -> None:
     """Raise ``ValueError`` naming the first argument that cannot make a sensible release."""
     minimums = {"samples": (samples, MIN_SAMPLES), "variants": (variants, MIN_VARIANTS),
                 "idps": (idps, MIN_IDPS), "cpgs": (cpgs, MIN_CPGS), "seed": (seed, 0)}
@@ -548,6 +552,8 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
     for name, (value, minimum) in minimums.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if not 0 <= missing_calls <= 0.1:
+        raise ValueError(f"missing_calls must be between 0 and 0.1, got {missing_calls!r}")
     if methylation_samples is not None and methylation_samples > samples:
         raise ValueError(f"methylation_samples ({methylation_samples}) cannot exceed samples ({samples})")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -580,13 +586,15 @@ def _write_methylation_files(folder: Path, rng: np.random.Generator, cohort: _Co
 
 
 def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, samples: int, idps: int,
-                   cpgs: int, methylation_samples: int, seed: int, progress: Progress) -> None:
+                   cpgs: int, methylation_samples: int, seed: int, missing_calls: float,
+                   progress: Progress) -> None:
     """Write every file of the release into ``folder``."""
     rng = _stream(seed, "cohort")
     cohort = _draw_cohort(rng, samples)
     _covariates_frame(rng, cohort).write_csv(folder / "covariates.csv")
     progress("covariates", 1, 1)
-    causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, host_blocks, progress)
+    causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, host_blocks,
+                              missing_calls, progress)
     truth = _write_imaging(folder, _stream(seed, "idps"), cohort, causal, layout, idps, progress)
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,
                                       methylation_samples, progress)
@@ -601,7 +609,7 @@ def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, sa
 
 def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: int, idps: int, cpgs: int,
                             seed: int = 1, methylation_samples: int | None = None,
-                            progress: Progress | None = None) -> SynthSummary:
+                            missing_calls: float = 0.01, progress: Progress | None = None) -> SynthSummary:
     """Write a synthetic biobank release folder with planted effects recorded in ``truth.json``.
 
     The folder is built in a hidden sibling and renamed into place at the end, so an
@@ -617,6 +625,8 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
         Seed of every random draw: the same seed writes the same data.
     methylation_samples
         Participants with methylation data; defaults to ``min(samples, 1000)``.
+    missing_calls
+        Share of genotype calls left missing (30 % of variants have none).
     progress
         Called as ``progress(step, done, total)`` while steps proceed.
 
@@ -632,7 +642,7 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     """
     out = Path(out)
     _check_arguments(out, samples=samples, variants=variants, idps=idps, cpgs=cpgs, seed=seed,
-                     methylation_samples=methylation_samples)
+                     methylation_samples=methylation_samples, missing_calls=missing_calls)
     methylation_samples = min(samples, 1000) if methylation_samples is None else methylation_samples
     layout_rng = _stream(seed, "layout")
     layout, planted = _variant_layout(layout_rng, variants), max(3, idps // 10) + 1
@@ -646,7 +656,7 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     staging.mkdir()
     try:
         _write_release(staging, layout, host_blocks, samples=samples, idps=idps, cpgs=cpgs,
-                       methylation_samples=methylation_samples, seed=seed,
+                       methylation_samples=methylation_samples, seed=seed, missing_calls=missing_calls,
                        progress=progress or (lambda step, done, total: None))
         if out.exists():
             out.rmdir()

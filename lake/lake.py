@@ -24,16 +24,18 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import (BloomFilterProperties, ColumnProperties, CommitProperties, DeltaTable,
                        WriterProperties, write_deltalake)
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from lake.catalog import Catalog
 from lake.errors import LakeError, ReleaseError
 from lake.lock import lake_lock
+from lake.results import RESULTS_FOLDER, ResultsFiles
 from lake.schema import TABLES, TableSpec, spec
 from lake.storage import Location
 
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REGISTRY = "releases"
-RESULTS_FOLDER = "results"  # LAKE/results/NAME: one Delta table per association run
 
 
 def biolake_version() -> str:
@@ -272,23 +274,25 @@ class Lake:
     def results_uri(self, name: str) -> str:
         return self.location.join(RESULTS_FOLDER, check_results_name(name))
 
-    def write_results(self, name: str, batches: Iterator[pa.RecordBatch], *, schema: pa.Schema,
-                      partition_by: list[str], provenance: dict[str, Any]) -> int:
-        """Write (or replace) the results table ``name`` in one Delta commit; returns its version.
+    def results_files(self, name: str) -> ResultsFiles:
+        """Where a new run of the results ``name`` writes its files (see :mod:`lake.results`)."""
+        return ResultsFiles(self.location, check_results_name(name))
+
+    def commit_results(self, files: ResultsFiles, actions: list[AddAction], *, schema: pa.Schema,
+                       partition_by: list[str], provenance: dict[str, Any]) -> int:
+        """Make a run's files the results table ``files.name`` (replacing any earlier run) in one commit.
 
         ``provenance`` (query text, release, parameters, …) is stored as JSON in the commit
         and in the table's description, so the numbers always say where they came from.
-        Results hold summary statistics only, never a participant's data.
+        Results hold summary statistics only, never a participant's data. Returns the version.
         """
-        uri = self.results_uri(name)
         described = json.dumps({"biolake_version": biolake_version(), **provenance}, default=str)
-        with lake_lock(self.location, f"results-{name}"):
-            _write_streamed(uri, schema, batches, mode="overwrite", schema_mode="overwrite",
-                            partition_by=partition_by, name=name, description=described,
-                            storage_options=self.location.delta_options(),
-                            writer_properties=WriterProperties(compression="ZSTD"),
-                            commit_properties=CommitProperties(custom_metadata={"biolake.provenance": described}))
-            return DeltaTable(uri, storage_options=self.location.delta_options()).version()
+        with lake_lock(self.location, f"results-{files.name}"):
+            create_table_with_add_actions(
+                files.uri, DeltaSchema.from_arrow(schema), actions, mode="overwrite", partition_by=partition_by,
+                name=files.name, description=described, storage_options=self.location.delta_options(),
+                commit_properties=CommitProperties(custom_metadata={"biolake.provenance": described}))
+            return DeltaTable(files.uri, storage_options=self.location.delta_options()).version()
 
     def results(self, name: str) -> DeltaTable:
         """The results table ``name``."""

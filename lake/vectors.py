@@ -95,13 +95,24 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
     only those positions of the sample vector, in that order.
     """
     packed = byte_matrix(rows, packed_width(n_samples))
-    codes = np.take(_BYTE_TO_CODES, packed).view(np.int8)[:, :n_samples]  # variants × samples
+    all_codes = np.take(_BYTE_TO_CODES, packed)  # variants × bytes, 4 int8 codes in each uint32
+    # rows with a missing call (-1: high bit set), tested 8 codes at a time
+    with_missing = np.flatnonzero((_as_words(all_codes) & np.uint64(0x8080808080808080)).any(axis=1))
+    codes = all_codes.view(np.int8)[:, :n_samples]  # variants × samples
     if samples is not None:
         codes = codes[:, samples]
-    missing = np.nonzero(codes < 0)
+    in_rows, missing_samples = np.nonzero(codes[with_missing] < 0)
+    missing = (with_missing[in_rows], missing_samples)
     values = codes.astype(dtype)
     values[missing] = 0
     return values, missing
+
+
+def _as_words(codes: np.ndarray) -> np.ndarray:
+    """A rows × uint32 matrix viewed as uint64 words (zero-padded to an even width)."""
+    if codes.shape[1] % 2:
+        codes = np.hstack([codes, np.zeros((len(codes), 1), codes.dtype)])
+    return codes.view(np.uint64)
 
 
 def decode_calls(rows: Rows, n_samples: int, *, dtype: type = np.float64) -> np.ndarray:

@@ -8,7 +8,7 @@ itself: the lake's bytes go straight to the worker that decodes them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +20,6 @@ import scipy.sparse
 from lake.lake import Lake
 from lake.vectors import decode_calls_filled, decode_dosages_filled
 
-VARIANT_COLUMNS = ["variant_id", "chrom", "pos", "ref", "alt"]
-
-
 @dataclass(frozen=True)
 class GenotypeBlock:
     """Some variants and their alt dosages for the analysis samples.
@@ -31,7 +28,7 @@ class GenotypeBlock:
     (variants × samples, sparse): the form :func:`stats.linear_association` takes.
     """
 
-    variants: pa.Table          # VARIANT_COLUMNS, one row per variant
+    variants: pa.Table          # variant_id, chrom, pos, ref, alt: one row per variant
     dosages: np.ndarray         # variants × samples
     missing: scipy.sparse.csr_array
 
@@ -43,7 +40,7 @@ def genotype_blocks(lake: Lake, *, release: str | None = None,
     Examples
     --------
     >>> blocks = genotype_blocks(Lake.open("/tmp/lake"), chromosomes=["22"])    # doctest: +SKIP
-    >>> block = read_genotype_block(blocks[0], n_samples=2000)                 # doctest: +SKIP
+    >>> first = next(read_genotype_blocks(blocks[0], n_samples=2000))           # doctest: +SKIP
     """
     dataset = lake.dataset("genotypes", release=release)
     chosen = None if chromosomes is None else pc.field("chrom").isin(list(chromosomes))
@@ -55,13 +52,34 @@ def genotype_blocks(lake: Lake, *, release: str | None = None,
     return [piece for _, piece in sorted(blocks, key=lambda pair: pair[0])]
 
 
-def read_genotype_block(block: ds.ParquetFileFragment, *, n_samples: int, samples: np.ndarray | None = None,
-                        dtype: type = np.float64) -> GenotypeBlock:
-    """Read and decode one block for the samples at positions ``samples`` of the sample vector."""
+def read_genotype_blocks(block: ds.ParquetFileFragment, *, n_samples: int, samples: np.ndarray | None = None,
+                         dtype: type = np.float64, max_bytes: int = 32 << 20) -> Iterator[GenotypeBlock]:
+    """Read one block and decode it in slices of at most ``max_bytes`` of dosages each.
+
+    ``samples`` are the positions of the analysis samples in the stored sample vector
+    (None: all, in order). Slicing keeps the decoded floats near the CPU caches and the
+    worker's memory bounded, whatever the row-group size.
+    """
     table = block.to_table(columns=["variant_id", "pos", "ref", "alt", "calls", "dosage"])
     chrom = ds.get_partition_keys(block.partition_expression)["chrom"]  # a partition column, not in the file
+    width = n_samples if samples is None else len(samples)
+    step = max(1, max_bytes // (width * np.dtype(dtype).itemsize))
+    for start in range(0, table.num_rows, step):
+        rows = table.slice(start, step)
+        values, missing = _decode(rows, n_samples=n_samples, samples=samples, dtype=dtype)
+        variants = rows.select(["variant_id", "pos", "ref", "alt"])
+        variants = variants.add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
+        marks = scipy.sparse.csr_array((np.ones(len(missing[0])), missing), shape=(rows.num_rows, width))
+        yield GenotypeBlock(variants, values, marks)
+
+
+def _decode(table: pa.Table, *, n_samples: int, samples: np.ndarray | None,
+            dtype: type) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Hard calls or dosages (either per row) → zero-filled values and missing coordinates."""
     has_calls = table.column("calls").is_valid().to_numpy(zero_copy_only=False)
     width = n_samples if samples is None else len(samples)
+    if not has_calls.all():  # float32 sums stay exact only for whole-number hard calls
+        dtype = np.float64
     values, rows, cols = None, [], []
     for kind, decode in (("calls", decode_calls_filled), ("dosage", decode_dosages_filled)):
         chosen = has_calls if kind == "calls" else ~has_calls
@@ -77,8 +95,4 @@ def read_genotype_block(block: ds.ParquetFileFragment, *, n_samples: int, sample
         rows.append(np.flatnonzero(chosen)[part_rows])
         cols.append(part_cols)
     assert values is not None, "an empty genotype block"
-    missing = (np.concatenate(rows), np.concatenate(cols))
-    marks = scipy.sparse.csr_array((np.ones(len(missing[0])), missing), shape=(table.num_rows, width))
-    variants = table.select(["variant_id", "pos", "ref", "alt"])
-    variants = variants.add_column(1, "chrom", pa.array([chrom] * table.num_rows, pa.string()))
-    return GenotypeBlock(variants, values, marks)
+    return values, (np.concatenate(rows), np.concatenate(cols))

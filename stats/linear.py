@@ -71,10 +71,6 @@ class MissingnessPattern:
     columns: np.ndarray         # phenotype columns with this pattern
     missing: np.ndarray         # sample indices left out (sorted)
     basis_missing: np.ndarray   # Q at those samples: |missing| × k
-    gram_inverse: np.ndarray    # (Q'Q over the present samples)⁻¹: k × k
-    full_rank: bool             # False when the covariates are collinear on the present samples
-    covariate_cross: np.ndarray  # c = Q'ỹ₀: k × columns
-    n: int                      # samples present
 
 
 @dataclass(frozen=True)
@@ -82,17 +78,40 @@ class LinearModel:
     """Phenotypes residualised once on the covariates, grouped by missingness pattern.
 
     Build it with :func:`prepare_linear`; it is the (small) object every block task needs.
+    Per-pattern quantities are stacked in arrays so a block is processed without a loop
+    over patterns (a release's IDPs may have hundreds of distinct missingness patterns).
     """
 
-    basis: np.ndarray          # Q: samples × k
+    products: np.ndarray       # samples × (P + k + 1): Ỹ₀ | Q | 1, so one product G·(Ỹ₀|Q|1) gives
+                               # every g'ỹ, Q'g and Σg of a block
+    n_phenotypes: int
     basis_outer: np.ndarray    # rows of Q ⊗ Q: samples × k², for per-variant downdates of A
-    residuals: np.ndarray      # Ỹ₀: samples × phenotypes, zero where missing
     residual_squares: np.ndarray  # ỹ₀'ỹ₀ per phenotype
+    covariate_cross: np.ndarray   # c = Q'ỹ₀: k × phenotypes
     patterns: tuple[MissingnessPattern, ...]
+    pattern_of: np.ndarray     # pattern index of each phenotype
+    gram_inverse: np.ndarray   # per pattern, (Q'Q over its present samples)⁻¹: patterns × k × k
+    full_rank: np.ndarray      # per pattern: False when the covariates are collinear on its samples
+    present: np.ndarray        # per pattern, samples present
+    left_out: np.ndarray       # every sample some pattern leaves out
+    left_out_weights: scipy.sparse.csc_array  # |left_out| × patterns·(k + 1): per pattern 1 | Q at
+                                              # its left-out samples, so G_U·W gives Σg and Q'g there
+    residual_squares_adjusted: np.ndarray     # ỹ'ỹ − c'A⁻¹c per phenotype
+    intercept: float | None    # the constant of Q's first column when the covariates start with one
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """Ỹ₀: samples × phenotypes, zero where missing."""
+        return self.products[:, :self.n_phenotypes]
+
+    @property
+    def basis(self) -> np.ndarray:
+        """Q: samples × k."""
+        return self.products[:, self.n_phenotypes:-1]
 
     @property
     def n_covariates(self) -> int:
-        return self.basis.shape[1]
+        return self.products.shape[1] - self.n_phenotypes - 1
 
 
 def prepare_linear(phenotypes: np.ndarray, covariates: np.ndarray) -> LinearModel:
@@ -103,28 +122,43 @@ def prepare_linear(phenotypes: np.ndarray, covariates: np.ndarray) -> LinearMode
     >>> rng = np.random.default_rng(0)
     >>> y = rng.normal(size=(50, 3)); y[:5, 0] = np.nan; y[:5, 2] = np.nan
     >>> model = prepare_linear(y, np.ones((50, 1)))
-    >>> [(p.columns.tolist(), p.n) for p in model.patterns]
+    >>> [(p.columns.tolist(), int(n)) for p, n in zip(model.patterns, model.present)]
     [([1], 50), ([0, 2], 45)]
     """
     q = Residualizer.from_covariates(covariates).basis
+    n, k = q.shape
     present = ~np.isnan(phenotypes)
     means = np.nanmean(np.where(present.any(axis=0), phenotypes, 0.0), axis=0) if phenotypes.size else 0.0
     residuals = Residualizer(q).transform(np.where(present, phenotypes, means))
     residuals[~present] = 0.0
-    k = q.shape[1]
     unique, inverse = np.unique(~present.T, axis=0, return_inverse=True)
-    patterns = []
+    inverse = inverse.ravel()
+    patterns, grams = [], []
     for index, missing_row in enumerate(unique):
-        columns = np.flatnonzero(inverse.ravel() == index)
-        missing = np.flatnonzero(missing_row)
-        basis_missing = q[missing]
-        gram = np.eye(k) - basis_missing.T @ basis_missing
-        full_rank = bool(np.linalg.eigvalsh(gram)[0] > _SINGULAR) if k else True
-        patterns.append(MissingnessPattern(
-            columns, missing, basis_missing, np.linalg.inv(gram) if full_rank else np.zeros((k, k)),
-            full_rank, q.T @ residuals[:, columns], len(q) - len(missing)))
-    outer = (q[:, :, None] * q[:, None, :]).reshape(len(q), k * k)
-    return LinearModel(q, outer, residuals, np.einsum("ij,ij->j", residuals, residuals), tuple(patterns))
+        columns, missing = np.flatnonzero(inverse == index), np.flatnonzero(missing_row)
+        patterns.append(MissingnessPattern(columns, missing, q[missing]))
+        grams.append(np.eye(k) - q[missing].T @ q[missing])
+    grams = np.array(grams).reshape(len(patterns), k, k)
+    full_rank = np.linalg.eigvalsh(grams)[:, 0] > _SINGULAR if k else np.ones(len(patterns), bool)
+    gram_inverse = np.zeros_like(grams)
+    gram_inverse[full_rank] = np.linalg.inv(grams[full_rank])
+    cross = q.T @ residuals
+    squares = np.einsum("ij,ij->j", residuals, residuals)
+    adjusted = squares - np.einsum("kj,jkl,lj->j", cross, gram_inverse[inverse], cross)
+    left_out = np.flatnonzero(unique.any(axis=0))
+    position = np.searchsorted(left_out, np.arange(n))
+    weights = scipy.sparse.lil_array((len(left_out), len(patterns) * (k + 1)))
+    for index, pattern in enumerate(patterns):
+        rows = position[pattern.missing]
+        weights[rows, index * (k + 1)] = 1.0
+        for column in range(k):
+            weights[rows, index * (k + 1) + 1 + column] = pattern.basis_missing[:, column]
+    constant = k and np.ptp(covariates[:, 0]) == 0 and covariates[0, 0] != 0
+    return LinearModel(
+        np.hstack([residuals, q, np.ones((n, 1))]), phenotypes.shape[1],
+        (q[:, :, None] * q[:, None, :]).reshape(n, k * k), squares, cross, tuple(patterns), inverse, gram_inverse,
+        full_rank, np.array([n - len(p.missing) for p in patterns]), left_out, weights.tocsc(), adjusted,
+        float(q[0, 0]) if constant else None)
 
 
 def linear_association(genotypes: np.ndarray, model: LinearModel, *,
@@ -133,7 +167,8 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
 
     ``genotypes``: variants × samples alt dosages, 0 where a call is missing; ``missing``:
     variants × samples sparse, nonzero at those calls (each such sample is dropped for that
-    variant only). float32 genotypes make the big product float32; the rest stays float64.
+    variant only). With float32 genotypes the products run in float32 (sums of whole-number
+    hard calls stay exact); everything after them is float64.
 
     Examples
     --------
@@ -144,45 +179,42 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
     >>> bool(result.p[0, 0] < 1e-6), result.beta.shape, int(result.n[0, 0])
     (True, (5, 1), 200)
     """
-    q, residuals = model.basis, model.residuals
-    variants, phenotypes, k = genotypes.shape[0], residuals.shape[1], model.n_covariates
-    gy = (genotypes @ residuals.astype(genotypes.dtype, copy=False)).astype(np.float64)
-    g64 = genotypes.astype(np.float64, copy=False)
-    gq = g64 @ q                                # b before any downdate: variants × k
-    gg = np.einsum("ij,ij->i", g64, g64)
-    g_sum = g64.sum(axis=1)
-    shape = (variants, phenotypes)
-    gy_adj, gg_adj, yy_adj = np.empty(shape), np.empty(shape), np.empty(shape)
-    n, g_centred, error = np.empty(shape, np.int64), np.empty(shape), np.zeros(shape, np.int8)
+    variants, k, pattern_of = genotypes.shape[0], model.n_covariates, model.pattern_of
+    products = (genotypes @ model.products.astype(genotypes.dtype, copy=False)).astype(np.float64)
+    gy, gq, g_sum = products[:, :model.n_phenotypes], products[:, model.n_phenotypes:-1], products[:, -1]
+    if model.intercept is not None:  # exact even in float32 (hard-call sums are exact integers)
+        gq[:, 0] = g_sum * model.intercept
+    gg = np.einsum("ij,ij->i", genotypes, genotypes).astype(np.float64)
 
-    with_missing = (np.flatnonzero(np.diff(missing.indptr)) if missing is not None
-                    else np.empty(0, np.int64))
-    missing_rows = missing[with_missing].astype(np.float64) if len(with_missing) else None
-    for pattern in model.patterns:
-        cols = pattern.columns
-        u = pattern.missing
-        b = gq - g64[:, u] @ pattern.basis_missing                 # Q'g over the present samples
-        gg_p = gg - np.einsum("ij,ij->i", g64[:, u], g64[:, u])
-        sum_p = g_sum - g64[:, u].sum(axis=1)
-        n_p = np.full(variants, pattern.n, np.int64)
-        b_solved = b @ pattern.gram_inverse
-        gy_adj[:, cols] = gy[:, cols] - b_solved @ pattern.covariate_cross
-        gg_adj[:, cols] = (gg_p - np.einsum("ij,ij->i", b, b_solved))[:, None]
-        yy_adj[:, cols] = (model.residual_squares[cols]
-                           - np.einsum("kj,kj->j", pattern.covariate_cross,
-                                       pattern.gram_inverse @ pattern.covariate_cross))[None, :]
-        if missing_rows is not None:
-            n_p[with_missing] -= _drop_calls(missing_rows, pattern, model, b[with_missing],
-                                             gy[with_missing][:, cols], gg_p[with_missing],
-                                             out=(gy_adj, gg_adj, yy_adj), rows=with_missing)
-        n[:, cols] = n_p[:, None]
-        g_centred[:, cols] = (gg_p - sum_p ** 2 / np.maximum(n_p, 1))[:, None]
-        if not pattern.full_rank:
-            error[:, cols] = COLLINEAR if pattern.n > k else TOO_FEW_SAMPLES
+    # Per pattern: Σg, g'g and b = Q'g over its present samples (variants × patterns [× k]).
+    sums, squares = np.repeat(g_sum[:, None], len(model.patterns), 1), np.repeat(gg[:, None], len(model.patterns), 1)
+    b = np.repeat(gq[:, None, :], len(model.patterns), 1)
+    if len(model.left_out):
+        left_out = genotypes[:, model.left_out].astype(np.float64)
+        weights = model.left_out_weights
+        per_pattern = (left_out @ weights).reshape(variants, len(model.patterns), k + 1)
+        sums -= per_pattern[:, :, 0]
+        b -= per_pattern[:, :, 1:]
+        squares -= (left_out * left_out) @ weights[:, ::k + 1]
+    b_solved = np.einsum("vpk,pkl->vpl", b, model.gram_inverse)
+    gy_adj = gy - np.einsum("vjl,lj->vj", b_solved[:, pattern_of], model.covariate_cross)
+    gg_adj = (squares - np.einsum("vpk,vpk->vp", b, b_solved))[:, pattern_of]
+    yy_adj = np.broadcast_to(model.residual_squares_adjusted, gy.shape).copy()
+    n = np.broadcast_to(model.present[pattern_of], gy.shape).copy()
+    if missing is not None and missing.nnz:
+        rows = np.flatnonzero(np.diff(missing.indptr))
+        n[rows] -= _drop_calls(missing[rows].astype(np.float64), model, b[rows], gy[rows],
+                               squares[rows], out=(gy_adj, gg_adj, yy_adj), rows=rows)
+    sums, squares = sums[:, pattern_of], squares[:, pattern_of]
 
+    error = np.where(model.full_rank[pattern_of], OK,
+                     np.where(model.present[pattern_of] > k, COLLINEAR, TOO_FEW_SAMPLES)).astype(np.int8)
+    error = np.broadcast_to(error, gy.shape).copy()
     dof = n - k - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        error[(error == OK) & (g_centred <= _MONOMORPHIC * np.maximum(gg[:, None], 1e-300))] = MONOMORPHIC
+        g_centred = squares - sums ** 2 / np.maximum(n, 1)
+        alt_freq = np.where(n > 0, sums / (2.0 * n), np.nan)
+        error[(error == OK) & (g_centred <= _MONOMORPHIC * np.maximum(squares, 1e-300))] = MONOMORPHIC
         error[(error == OK) & (dof < 1)] = TOO_FEW_SAMPLES
         error[(error == OK) & (gg_adj * _MAX_VIF < g_centred)] = COLLINEAR
         failed = error != OK
@@ -192,42 +224,47 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
         t = beta / se
         log10p = np.where(failed, np.nan, t_log10p(t, np.maximum(dof, 1)))
     se[failed] = np.nan
-    return AssociationResult(beta, se, t, p_from_log10p(log10p), log10p, n, error)
+    return AssociationResult(beta, se, t, p_from_log10p(log10p), log10p, n, error, alt_freq)
 
 
-def _drop_calls(missing_rows: scipy.sparse.csr_array, pattern: MissingnessPattern, model: LinearModel,
-                b: np.ndarray, gy: np.ndarray, gg: np.ndarray, *,
-                out: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:
-    """Exact statistics for the variants that have missing calls, under one phenotype pattern.
+def _drop_calls(missing_rows: scipy.sparse.csr_array, model: LinearModel, b: np.ndarray, gy: np.ndarray,
+                squares: np.ndarray, *, out: tuple[np.ndarray, np.ndarray, np.ndarray],
+                rows: np.ndarray) -> np.ndarray:
+    """Exact statistics for the variants that have missing calls (``rows``), pattern by pattern.
 
     Their missing samples (beyond the pattern's own) come out of A, c and ỹ'ỹ per variant:
     A_v = A − Σ q_i q_iᵀ, c_v = c − Σ q_i ỹ_i, ỹ'ỹ_v = ỹ'ỹ − Σ ỹ_i², sums over the variant's
     missing calls (ỹ₀ is already zero on the pattern's missing samples). b and g'g need no
-    downdate: the genotype is zero at its own missing calls. Writes the adjusted g'ỹ, g'g and
-    ỹ'ỹ into ``out`` at ``rows`` and returns how many samples each variant loses.
+    downdate: the genotype is zero at its own missing calls. Overwrites the adjusted g'ỹ, g'g
+    and ỹ'ỹ in ``out`` at ``rows``; returns how many samples each variant loses, per phenotype.
     """
-    k, cols = model.n_covariates, pattern.columns
+    k = model.n_covariates
     gy_adj, gg_adj, yy_adj = out
-    lost = np.asarray(missing_rows.sum(axis=1)).ravel().astype(np.int64)
-    outer_lost = missing_rows @ model.basis_outer
-    if len(pattern.missing):
-        overlap = missing_rows[:, pattern.missing]
-        lost -= np.asarray(overlap.sum(axis=1)).ravel().astype(np.int64)
-        outer_lost -= overlap @ model.basis_outer[pattern.missing]
-    gram = np.eye(k) - (pattern.basis_missing.T @ pattern.basis_missing) - outer_lost.reshape(-1, k, k)
-    singular = np.linalg.eigvalsh(gram)[:, 0] <= _SINGULAR if k else np.zeros(len(rows), bool)
-    gram[singular] = np.eye(k)
-    b_solved = np.linalg.solve(gram, b[:, :, None])[:, :, 0]
-    gg_adj[rows[:, None], cols] = (gg - np.einsum("vk,vk->v", b, b_solved))[:, None]
-    for start in range(0, len(cols), _PHENOTYPE_CHUNK):
-        chunk = cols[start:start + _PHENOTYPE_CHUNK]
-        y = model.residuals[:, chunk]
-        c = pattern.covariate_cross[:, start:start + _PHENOTYPE_CHUNK][None] - (
-            missing_rows @ (model.basis[:, :, None] * y[:, None, :]).reshape(len(y), -1)
-        ).reshape(len(rows), k, len(chunk))                          # variants × k × phenotypes
-        c_solved = np.linalg.solve(gram, c)
-        gy_adj[rows[:, None], chunk] = gy[:, start:start + _PHENOTYPE_CHUNK] - np.einsum("vk,vkj->vj", b, c_solved)
-        yy_adj[rows[:, None], chunk] = (model.residual_squares[chunk] - missing_rows @ (y * y)
-                                        - np.einsum("vkj,vkj->vj", c, c_solved))
-    gg_adj[rows[singular][:, None], cols] = 0.0   # reported as collinear
+    called_lost = np.asarray(missing_rows.sum(axis=1)).ravel().astype(np.int64)
+    lost = np.empty((len(rows), model.n_phenotypes), np.int64)
+    outer_called_lost = missing_rows @ model.basis_outer
+    for index, pattern in enumerate(model.patterns):
+        cols, outer_lost, lost_here = pattern.columns, outer_called_lost, called_lost
+        if len(pattern.missing):
+            overlap = missing_rows[:, pattern.missing]
+            lost_here = called_lost - np.asarray(overlap.sum(axis=1)).ravel().astype(np.int64)
+            outer_lost = outer_called_lost - overlap @ model.basis_outer[pattern.missing]
+        gram = np.eye(k) - (pattern.basis_missing.T @ pattern.basis_missing) - outer_lost.reshape(-1, k, k)
+        singular = np.linalg.eigvalsh(gram)[:, 0] <= _SINGULAR if k else np.zeros(len(rows), bool)
+        gram[singular] = np.eye(k)
+        b_p = b[:, index]
+        b_solved = np.linalg.solve(gram, b_p[:, :, None])[:, :, 0]
+        gg_adj[rows[:, None], cols] = (squares[:, index] - np.einsum("vk,vk->v", b_p, b_solved))[:, None]
+        for start in range(0, len(cols), _PHENOTYPE_CHUNK):
+            chunk = cols[start:start + _PHENOTYPE_CHUNK]
+            y = model.residuals[:, chunk]
+            c = model.covariate_cross[:, chunk][None] - (
+                missing_rows @ (model.basis[:, :, None] * y[:, None, :]).reshape(len(y), -1)
+            ).reshape(len(rows), k, len(chunk))                          # variants × k × phenotypes
+            c_solved = np.linalg.solve(gram, c)
+            gy_adj[rows[:, None], chunk] = gy[:, chunk] - np.einsum("vk,vkj->vj", b_p, c_solved)
+            yy_adj[rows[:, None], chunk] = (model.residual_squares[chunk] - missing_rows @ (y * y)
+                                            - np.einsum("vkj,vkj->vj", c, c_solved))
+        gg_adj[rows[singular][:, None], cols] = 0.0   # reported as collinear
+        lost[:, cols] = lost_here[:, None]
     return lost

@@ -1,0 +1,78 @@
+"""Results tables written in parallel and committed once.
+
+Association runs produce up to billions of rows. Each dask task writes its own Parquet
+file straight into the results table's folder (no rows travel back to the client) and
+returns a Delta *add* action; the client then commits every file of the run in one Delta
+transaction. Until that commit no reader sees any of them, and a run that dies leaves only
+unreferenced files, named by their run id, that the next successful run supersedes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake.transaction import AddAction
+
+from lake.storage import Location
+
+RESULTS_FOLDER = "results"  # LAKE/results/NAME: one Delta table per association run
+_STATISTICS = ("phenotype", "variant_id", "pos", "p", "log10p")  # min/max kept for data skipping
+
+
+@dataclass(frozen=True)
+class ResultsFiles:
+    """Where one run writes its result files; picklable, so every worker writes its own."""
+
+    location: Location
+    name: str
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def uri(self) -> str:
+        return self.location.join(RESULTS_FOLDER, self.name)
+
+    def open(self, schema: pa.Schema, *, partition: dict[str, str], part: str) -> "ResultsFile":
+        """A new Parquet file of this run in the partition ``partition`` (e.g. {"chrom": "7"})."""
+        return ResultsFile(self, schema, partition, part)
+
+
+class ResultsFile:
+    """One Parquet file of a run, written in row groups as results arrive (memory stays bounded)."""
+
+    def __init__(self, files: ResultsFiles, schema: pa.Schema, partition: dict[str, str], part: str) -> None:
+        folder = "/".join(f"{key}={value}" for key, value in partition.items())
+        self.path, self.partition = f"{folder}/part-{files.run}-{part}.parquet", partition
+        self._filesystem = files.location.arrow_filesystem(files.uri)
+        self._filesystem.create_dir(folder, recursive=True)
+        self._schema = pa.schema([f for f in schema if f.name not in partition])
+        self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd")
+        self._rows, self._nulls = 0, dict.fromkeys(self._schema.names, 0)
+        self._min: dict[str, object] = {}
+        self._max: dict[str, object] = {}
+
+    def write(self, table: pa.Table) -> None:
+        table = table.select(self._schema.names)
+        self._writer.write_table(table)
+        self._rows += table.num_rows
+        for name in self._schema.names:
+            self._nulls[name] += table.column(name).null_count
+        for name in _STATISTICS:
+            bounds = pc.min_max(table.column(name)) if name in self._schema.names else None
+            if bounds is not None and bounds["min"].is_valid:
+                low, high = bounds["min"].as_py(), bounds["max"].as_py()
+                self._min[name] = min(low, self._min.get(name, low))
+                self._max[name] = max(high, self._max.get(name, high))
+
+    def close(self) -> AddAction:
+        """Finish the file and describe it for the run's single commit."""
+        self._writer.close()
+        statistics = json.dumps({"numRecords": self._rows, "minValues": self._min, "maxValues": self._max,
+                                 "nullCount": self._nulls})
+        size = self._filesystem.get_file_info(self.path).size
+        return AddAction(self.path, size, self.partition, int(time.time() * 1000), True, statistics)
