@@ -1,7 +1,7 @@
 """biolake against the reference tools, on the same data, in one run: a table of ratios.
 
 Each row times whole commands (start-up included) as child processes and reads the
-child's peak RSS from ``wait4``. Data are simulated under bench/.data (git-ignored).
+peak memory of its whole process tree. Data are simulated under bench/.data (git-ignored).
 
     python bench/run.py                     # default sizes (minutes on 2 cores)
     python bench/run.py --samples 50000 --variants 1000000   # biobank scale
@@ -46,16 +46,30 @@ def _seconds(value: float) -> str:
 
 
 def run_timed(command: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stdout of one child process; fails loudly on a non-zero exit."""
+    """Wall seconds, peak memory (MB) and stdout of one child process; fails loudly on a non-zero exit.
+
+    Peak memory is the largest sum of RSS over the child and all its descendants (dask worker
+    processes included), sampled every 50 ms, so a job that spreads over processes is not
+    flattered by counting only its largest process.
+    """
+    import psutil
+
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
+        peak, root = 0, psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
         seconds = time.perf_counter() - start
         out.seek(0), err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        if process.returncode != 0:
             raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{err.read().decode()}")
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+        return seconds, peak / 2**20, out.read().decode()
 
 
 def matmul_gflops(n: int = 4000) -> float:
@@ -92,25 +106,6 @@ def bench_ingest(release: Path, data: Path, size: str) -> list[Row]:
     print(f"genotypes on disk: {lake_mb:,.1f} MB in the lake vs {bed_mb:,.1f} MB .bed "
           f"({lake_mb / bed_mb:.2f}×)", file=sys.stderr)
     return [Row("ingest release (.bed + tables)", size, ours, "plink2 --make-pgen", reference, peak)]
-
-
-def bench_decode(data: Path, size: str, gflops: float) -> list[Row]:
-    """Reading genotype blocks from the lake into float64 versus the matrix product they feed."""
-    code = (
-        "import time, numpy as np, sys\n"
-        "from lake.lake import Lake\nfrom lake.vectors import decode_calls\n"
-        f"lake = Lake.open({str(data / 'lake')!r})\n"
-        "n = lake.read('samples', columns=['assay']).column(0).to_pylist().count('genotypes')\n"
-        "start = time.perf_counter(); variants = 0; buffer = np.empty(4096 * 4 * ((n + 3) // 4))\n"
-        "for batch in lake.dataset('genotypes').to_batches(columns=['calls'], batch_size=4096):\n"
-        "    g = decode_calls(batch.column(0), n, buffer=buffer); variants += g.shape[0]\n"
-        "print(time.perf_counter() - start, variants, n)\n"
-    )
-    _, peak, output = run_timed([sys.executable, "-c", code])
-    decode_s, variants, n = (float(x) for x in output.split())
-    matmul_s = 2 * variants * n * 100 / (gflops * 1e9)  # G'Y with 100 phenotypes at the machine rate
-    return [Row("decode genotypes → float64", size, decode_s,
-                "G'Y, 100 phenotypes at machine rate", matmul_s, peak)]
 
 
 QUERY_TIMER = """
@@ -166,7 +161,7 @@ GWAS_CASES = [  # task, samples, variants, IDPs in the release, missing-call rat
     ("GWAS, 1,000 phenotypes", 10_000, 20_000, 1000, 0.0, 1000),
     ("GWAS, 2% missing calls", 10_000, 20_000, 20, 0.02, 1),
 ]
-PLINK2_INPUTS = """
+PLINK2_INPUTS = r"""
 import sys
 import numpy as np
 from queries import connect, design
@@ -210,8 +205,8 @@ def bench_gwas(data: Path, gflops: float, *, precision: str) -> list[Row]:
     for task, samples, variants, idps, missing, phenotypes in GWAS_CASES:
         release, lake = gwas_lake(data, samples, variants, idps, missing)
         prefix = str(data / f"plink2-{phenotypes}")
-        names = subprocess.run([sys.executable, "-c", PLINK2_INPUTS, str(lake), str(phenotypes), GWAS_COVARIATES,
-                                prefix], check=True, capture_output=True, text=True).stdout.strip()
+        names = run_timed([sys.executable, "-c", PLINK2_INPUTS, str(lake), str(phenotypes), GWAS_COVARIATES,
+                           prefix])[2].strip()
         pheno = ["--pheno", names] if phenotypes < 50 else ["--pheno-sql", "SELECT * EXCLUDE (release) FROM idps"]
         ours, peak, _ = run_timed([*BIOLAKE, "gwas", "--lake", str(lake), *pheno, "--covar", GWAS_COVARIATES,
                                    "--name", "bench", "--precision", precision, "--quiet"])
@@ -233,24 +228,23 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
     parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--tasks", default="ingest,decode,queries,gwas",
-                        help="comma-separated rows to run (ingest runs whenever the lake is needed)")
+    parser.add_argument("--tasks", default="ingest,queries,gwas",
+                        help="comma-separated rows to run (ingest runs whenever queries need the lake)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     size = f"N={args.samples:,} M={args.variants:,}"
 
     gflops = matmul_gflops()
-    release = prepare_release(args.data, args.samples, args.variants)
-    tasks = set(args.tasks.split(","))
-    rows = bench_ingest(release, args.data, size)
-    if "decode" in tasks:
-        rows += bench_decode(args.data, size, gflops)
+    tasks, rows = set(args.tasks.split(",")), []
+    if tasks & {"ingest", "queries"}:
+        release = prepare_release(args.data, args.samples, args.variants)
+        rows += bench_ingest(release, args.data, size)
     if "queries" in tasks:
         rows += bench_queries(release, args.data, size)
     if "gwas" in tasks:
         rows += bench_gwas(args.data, gflops, precision=args.precision)
 
-    header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "peak RSS"]
+    header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]
     print(f"machine: dense float64 matmul {gflops:.1f} GFLOP/s (numpy, {os.cpu_count()} cores)")
     for cells in [header, ["-" * w for w in widths], *(r.cells() for r in rows)]:

@@ -303,6 +303,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
                    'SELECT participant_id, age, age*age AS age2, sex FROM covariates' \\
                    --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Cheadle'"
     """
+    from biolake.faults import with_hold_points
     from biolake.gwas import GwasSettings, run_gwas
     from biolake.progress import progress_bars
     from queries.output import RESULT_FORMATS, export_results
@@ -316,7 +317,8 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
                             release=release, model=model, firth=firth, impute_mean=impute_mean,
                             precision=precision, chromosomes=list(chromosomes) or None)
     with progress_bars(quiet=quiet) as progress:
-        report = run_gwas(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
+        report = run_gwas(lake, settings, scheduler=scheduler, workers=workers,
+                          progress=with_hold_points(progress))
     click.echo(f"{report.samples:,} samples, covariates: {', '.join(report.covariates)}", err=True)
     if report.dropped != "nobody dropped":
         click.echo(report.dropped, err=True)

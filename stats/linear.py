@@ -70,7 +70,13 @@ class MissingnessPattern:
 
     columns: np.ndarray         # phenotype columns with this pattern
     missing: np.ndarray         # sample indices left out (sorted)
-    basis_missing: np.ndarray   # Q at those samples: |missing| × k
+    weights: np.ndarray         # (1 | Q)ᵀ at those samples: (k + 1) × |missing|, so weights·g gives
+                                # Σg and Q'g over them in one small product
+
+    @property
+    def basis_missing(self) -> np.ndarray:
+        """Q at the left-out samples: |missing| × k."""
+        return self.weights[1:].T
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,6 @@ class LinearModel:
     gram_inverse: np.ndarray   # per pattern, (Q'Q over its present samples)⁻¹: patterns × k × k
     full_rank: np.ndarray      # per pattern: False when the covariates are collinear on its samples
     present: np.ndarray        # per pattern, samples present
-    left_out: np.ndarray       # every sample some pattern leaves out
-    left_out_weights: scipy.sparse.csc_array  # |left_out| × patterns·(k + 1): per pattern 1 | Q at
-                                              # its left-out samples, so G_U·W gives Σg and Q'g there
     residual_squares_adjusted: np.ndarray     # ỹ'ỹ − c'A⁻¹c per phenotype
     intercept: float | None    # the constant of Q's first column when the covariates start with one
 
@@ -136,7 +139,8 @@ def prepare_linear(phenotypes: np.ndarray, covariates: np.ndarray) -> LinearMode
     patterns, grams = [], []
     for index, missing_row in enumerate(unique):
         columns, missing = np.flatnonzero(inverse == index), np.flatnonzero(missing_row)
-        patterns.append(MissingnessPattern(columns, missing, q[missing]))
+        weights = np.ascontiguousarray(np.hstack([np.ones((len(missing), 1)), q[missing]]).T)
+        patterns.append(MissingnessPattern(columns, missing, weights))
         grams.append(np.eye(k) - q[missing].T @ q[missing])
     grams = np.array(grams).reshape(len(patterns), k, k)
     full_rank = np.linalg.eigvalsh(grams)[:, 0] > _SINGULAR if k else np.ones(len(patterns), bool)
@@ -145,19 +149,11 @@ def prepare_linear(phenotypes: np.ndarray, covariates: np.ndarray) -> LinearMode
     cross = q.T @ residuals
     squares = np.einsum("ij,ij->j", residuals, residuals)
     adjusted = squares - np.einsum("kj,jkl,lj->j", cross, gram_inverse[inverse], cross)
-    left_out = np.flatnonzero(unique.any(axis=0))
-    position = np.searchsorted(left_out, np.arange(n))
-    weights = scipy.sparse.lil_array((len(left_out), len(patterns) * (k + 1)))
-    for index, pattern in enumerate(patterns):
-        rows = position[pattern.missing]
-        weights[rows, index * (k + 1)] = 1.0
-        for column in range(k):
-            weights[rows, index * (k + 1) + 1 + column] = pattern.basis_missing[:, column]
     constant = k and np.ptp(covariates[:, 0]) == 0 and covariates[0, 0] != 0
     return LinearModel(
         np.hstack([residuals, q, np.ones((n, 1))]), phenotypes.shape[1],
         (q[:, :, None] * q[:, None, :]).reshape(n, k * k), squares, cross, tuple(patterns), inverse, gram_inverse,
-        full_rank, np.array([n - len(p.missing) for p in patterns]), left_out, weights.tocsc(), adjusted,
+        full_rank, np.array([n - len(p.missing) for p in patterns]), adjusted,
         float(q[0, 0]) if constant else None)
 
 
@@ -179,7 +175,7 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
     >>> bool(result.p[0, 0] < 1e-6), result.beta.shape, int(result.n[0, 0])
     (True, (5, 1), 200)
     """
-    variants, k, pattern_of = genotypes.shape[0], model.n_covariates, model.pattern_of
+    k, pattern_of = model.n_covariates, model.pattern_of
     products = (genotypes @ model.products.astype(genotypes.dtype, copy=False)).astype(np.float64)
     gy, gq, g_sum = products[:, :model.n_phenotypes], products[:, model.n_phenotypes:-1], products[:, -1]
     if model.intercept is not None:  # exact even in float32 (hard-call sums are exact integers)
@@ -187,15 +183,9 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
     gg = np.einsum("ij,ij->i", genotypes, genotypes).astype(np.float64)
 
     # Per pattern: Σg, g'g and b = Q'g over its present samples (variants × patterns [× k]).
-    sums, squares = np.repeat(g_sum[:, None], len(model.patterns), 1), np.repeat(gg[:, None], len(model.patterns), 1)
-    b = np.repeat(gq[:, None, :], len(model.patterns), 1)
-    if len(model.left_out):
-        left_out = genotypes[:, model.left_out].astype(np.float64)
-        weights = model.left_out_weights
-        per_pattern = (left_out @ weights).reshape(variants, len(model.patterns), k + 1)
-        sums -= per_pattern[:, :, 0]
-        b -= per_pattern[:, :, 1:]
-        squares -= (left_out * left_out) @ weights[:, ::k + 1]
+    left_sums, left_squares = _left_out_sums(genotypes, model.patterns, k)
+    sums, b = g_sum[:, None] - left_sums[:, :, 0], gq[:, None, :] - left_sums[:, :, 1:]
+    squares = gg[:, None] - left_squares
     b_solved = np.einsum("vpk,pkl->vpl", b, model.gram_inverse)
     gy_adj = gy - np.einsum("vjl,lj->vj", b_solved[:, pattern_of], model.covariate_cross)
     gg_adj = (squares - np.einsum("vpk,vpk->vp", b, b_solved))[:, pattern_of]
@@ -225,6 +215,35 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
         log10p = np.where(failed, np.nan, t_log10p(t, np.maximum(dof, 1)))
     se[failed] = np.nan
     return AssociationResult(beta, se, t, p_from_log10p(log10p), log10p, n, error, alt_freq)
+
+
+def _left_out_sums(genotypes: np.ndarray, patterns: tuple[MissingnessPattern, ...],
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pattern, Σg and Q'g (variants × patterns × (1 + k)) and g'g over its left-out samples.
+
+    One small BLAS product per pattern on the gathered genotypes of its left-out samples:
+    the cost grows with the number of left-out entries, not with n. When many samples are
+    left out, gathering rows of the transposed block (contiguous) beats gathering columns.
+    """
+    variants, samples = genotypes.shape
+    sums, squares = np.zeros((variants, len(patterns), k + 1)), np.zeros((variants, len(patterns)))
+    left_out = sum(len(p.missing) for p in patterns)
+    if not left_out:
+        return sums, squares
+    by_row = left_out > samples // 8
+    source = np.ascontiguousarray(genotypes.T, dtype=np.float64) if by_row else genotypes
+    for index, pattern in enumerate(patterns):
+        if len(pattern.missing):
+            left = (source[pattern.missing] if by_row else source[:, pattern.missing].T.astype(np.float64))
+            sums[:, index] = (pattern.weights @ left).T
+            if not by_row:
+                squares[:, index] = np.einsum("ub,ub->b", left, left)
+    if by_row:  # all patterns' g'g at once: a sparse left-out indicator times the squared block
+        indicator = scipy.sparse.csr_array(
+            (np.ones(left_out), np.concatenate([p.missing for p in patterns]),
+             np.cumsum([0] + [len(p.missing) for p in patterns])), shape=(len(patterns), samples))
+        squares = (indicator @ (source * source)).T
+    return sums, squares
 
 
 def _drop_calls(missing_rows: scipy.sparse.csr_array, model: LinearModel, b: np.ndarray, gy: np.ndarray,

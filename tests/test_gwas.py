@@ -1,5 +1,9 @@
 """The GWAS job end to end (lake → SQL → dask workers → results table) against plink2 --glm."""
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +155,30 @@ def test_gwas_cli__runs_exports_and_refuses_ambiguous_flags(gwas_lake, scheduler
                                    "--covar", "age", "--scheduler", scheduler])
     assert unknown.exit_code == 2
     assert unknown.output.strip().startswith("error: phenotype column 'nope' is not in table idps; it has: ")
+
+
+def test_gwas_cli__sigkill_mid_run_leaves_the_previous_results(gwas_lake, scheduler, idps):
+    root = gwas_lake.location.root
+
+    def gwas(phenotype: str) -> list[str]:
+        return [sys.executable, "-c", "from biolake.cli import main; main()", "gwas", "--lake", root,
+                "--pheno", phenotype, "--covar", "age,sex", "--name", "crash", "--scheduler", scheduler, "--quiet"]
+
+    def stored():
+        return gwas_lake.results_dataset("crash").to_table().sort_by([("phenotype", "ascending"),
+                                                                      ("variant_id", "ascending")])
+
+    subprocess.run(gwas(idps[0]), check=True, capture_output=True)
+    before = stored()
+    process = subprocess.Popen(gwas(idps[1]), stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "BIOLAKE_FAULT_HOLD": "during:gwas"})
+    try:
+        assert any(line.startswith("holding at during:gwas") for line in process.stderr), process.wait()
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        process.kill()
+        process.stderr.close()
+    written = list(Path(root, "results", "crash").rglob("*.parquet"))
+    assert len(written) > len(gwas_lake.results("crash").file_uris()), "the killed run wrote files"
+    assert stored().equals(before) and gwas_lake.results_provenance("crash")["phenotypes"] == [idps[0]]
