@@ -38,10 +38,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
-# Blocks allocate tens of MB per slice. dask's default (MALLOC_TRIM_THRESHOLD_=64 KiB) makes
-# glibc map and unmap each of them afresh, and the page faults cost more than the arithmetic:
-# let freed blocks be reused instead (memory stays bounded by the slice size all the same).
-_WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
 @dataclass(frozen=True)
@@ -179,7 +175,7 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> 
 
     cluster = None if scheduler else LocalCluster(
         n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-        dashboard_address=None, silence_logs=logging.ERROR, env=_WORKER_ENV)
+        dashboard_address=None, silence_logs=logging.ERROR)
     client = Client(scheduler or cluster, set_as_default=False)
     try:
         yield client
