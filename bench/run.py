@@ -222,13 +222,30 @@ def bench_gwas(data: Path, gflops: float, *, precision: str) -> list[Row]:
     return rows
 
 
+def bench_memory(data: Path) -> list[Row]:
+    """Peak memory of a whole `biolake gwas` (client + workers) at biobank size, for two M: flat in M."""
+    rows = []
+    for variants in (200_000, 1_000_000):
+        release = prepare_release(data, 50_000, variants)
+        lake = data / f"lake-50000x{variants}"
+        if not (lake / "releases").exists():
+            shutil.rmtree(lake, ignore_errors=True)
+            subprocess.run([*BIOLAKE, "init", str(lake)], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([*BIOLAKE, "ingest", str(release), "--lake", str(lake), "--release", "bench",
+                            "--quiet"], check=True, stdout=subprocess.DEVNULL)
+        seconds, peak, _ = run_timed([*BIOLAKE, "gwas", "--lake", str(lake), "--pheno", "25001-2.0",
+                                      "--covar", GWAS_COVARIATES, "--name", "memory", "--quiet"])
+        rows.append(Row("GWAS memory, 1 phenotype", f"N=50,000 M={variants:,}", seconds, "—", None, peak))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
     parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--tasks", default="ingest,queries,gwas",
+    parser.add_argument("--tasks", default="ingest,queries,gwas,memory",
                         help="comma-separated rows to run (ingest runs whenever queries need the lake)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
@@ -243,6 +260,8 @@ def main() -> None:
         rows += bench_queries(release, args.data, size)
     if "gwas" in tasks:
         rows += bench_gwas(args.data, gflops, precision=args.precision)
+    if "memory" in tasks:
+        rows += bench_memory(args.data)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

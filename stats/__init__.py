@@ -2,6 +2,7 @@
 
 from stats.association import ERRORS, AssociationResult
 from stats.linear import LinearModel, Residualizer, linear_association, prepare_linear
+from stats.logistic import LogisticResult, logistic_association
 
-__all__ = ["ERRORS", "AssociationResult", "LinearModel", "Residualizer", "linear_association",
-           "prepare_linear"]
+__all__ = ["ERRORS", "AssociationResult", "LinearModel", "LogisticResult", "Residualizer", "linear_association",
+           "logistic_association", "prepare_linear"]
