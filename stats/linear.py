@@ -157,23 +157,40 @@ def prepare_linear(phenotypes: np.ndarray, covariates: np.ndarray) -> LinearMode
         float(q[0, 0]) if constant else None)
 
 
-def linear_association(genotypes: np.ndarray, model: LinearModel, *,
-                       missing: scipy.sparse.csr_array | None = None) -> AssociationResult:
-    """t-tests of every variant (rows of ``genotypes``) against every phenotype of ``model``.
+@dataclass(frozen=True)
+class CrossProducts:
+    """Per row (variant, CpG) × phenotype, the adjusted sums every linear test is made of.
 
-    ``genotypes``: variants × samples alt dosages, 0 where a call is missing; ``missing``:
-    variants × samples sparse, nonzero at those calls (each such sample is dropped for that
-    variant only). With float32 genotypes the products run in float32 (sums of whole-number
-    hard calls stay exact); everything after them is float64.
+    With g̃ and ỹ the row and the phenotype residualised on the covariates over exactly the
+    samples of that test: ``gy`` = g̃'ỹ, ``gg`` = g̃'g̃, ``yy`` = ỹ'ỹ; ``n`` samples, ``sums``
+    and ``squares`` Σg and Σg² over them, ``error`` an :data:`ERRORS` index (monomorphic,
+    too few samples, collinear). The GWAS t-test and the EWAS regressions both read these.
+    """
 
-    Examples
-    --------
-    >>> rng = np.random.default_rng(1)
-    >>> g = rng.integers(0, 3, size=(5, 200)).astype(float)   # variants × samples
-    >>> y = (1.0 * g[0] + rng.normal(size=200))[:, None]     # samples × 1
-    >>> result = linear_association(g, prepare_linear(y, np.ones((200, 1))))
-    >>> bool(result.p[0, 0] < 1e-6), result.beta.shape, int(result.n[0, 0])
-    (True, (5, 1), 200)
+    gy: np.ndarray
+    gg: np.ndarray
+    yy: np.ndarray
+    n: np.ndarray
+    sums: np.ndarray
+    squares: np.ndarray
+    error: np.ndarray
+    n_covariates: int
+
+    @property
+    def dof(self) -> np.ndarray:
+        """Residual degrees of freedom of one test: n − k − 1."""
+        return self.n - self.n_covariates - 1
+
+
+def cross_products(genotypes: np.ndarray, model: LinearModel, *, missing: scipy.sparse.csr_array | None = None,
+                   rows_are_predictors: bool = True) -> CrossProducts:
+    """The adjusted cross-products of every row of ``genotypes`` with every phenotype of ``model``.
+
+    ``genotypes``: rows × samples, 0 where a value is missing; ``missing``: rows × samples
+    sparse, nonzero at those values (each such sample is dropped for that row only). With
+    float32 rows the products run in float32 (sums of whole-number hard calls stay exact);
+    everything after them is float64. ``rows_are_predictors`` (GWAS) flags constant rows and
+    rows collinear with the covariates; in an EWAS the rows are responses and need neither.
     """
     k, pattern_of = model.n_covariates, model.pattern_of
     products = (genotypes @ model.products.astype(genotypes.dtype, copy=False)).astype(np.float64)
@@ -182,7 +199,7 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
         gq[:, 0] = g_sum * model.intercept
     gg = np.einsum("ij,ij->i", genotypes, genotypes).astype(np.float64)
 
-    # Per pattern: Σg, g'g and b = Q'g over its present samples (variants × patterns [× k]).
+    # Per pattern: Σg, g'g and b = Q'g over its present samples (rows × patterns [× k]).
     left_sums, left_squares = _left_out_sums(genotypes, model.patterns, k)
     sums, b = g_sum[:, None] - left_sums[:, :, 0], gq[:, None, :] - left_sums[:, :, 1:]
     squares = gg[:, None] - left_squares
@@ -200,21 +217,42 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
     error = np.where(model.full_rank[pattern_of], OK,
                      np.where(model.present[pattern_of] > k, COLLINEAR, TOO_FEW_SAMPLES)).astype(np.int8)
     error = np.broadcast_to(error, gy.shape).copy()
-    dof = n - k - 1
+    error[(error == OK) & (n - k - 1 < 1)] = TOO_FEW_SAMPLES
+    if rows_are_predictors:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g_centred = squares - sums ** 2 / np.maximum(n, 1)
+            error[(error == OK) & (g_centred <= _MONOMORPHIC * np.maximum(squares, 1e-300))] = MONOMORPHIC
+            error[(error == OK) & (gg_adj * _MAX_VIF < g_centred)] = COLLINEAR
+    return CrossProducts(gy_adj, gg_adj, yy_adj, n, sums, squares, error, k)
+
+
+def linear_association(genotypes: np.ndarray, model: LinearModel, *,
+                       missing: scipy.sparse.csr_array | None = None) -> AssociationResult:
+    """t-tests of every variant (rows of ``genotypes``) against every phenotype of ``model``.
+
+    ``genotypes``: variants × samples alt dosages, 0 where a call is missing; ``missing``:
+    variants × samples sparse, nonzero at those calls (each such sample is dropped for that
+    variant only), as in :func:`cross_products`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> g = rng.integers(0, 3, size=(5, 200)).astype(float)   # variants × samples
+    >>> y = (1.0 * g[0] + rng.normal(size=200))[:, None]     # samples × 1
+    >>> result = linear_association(g, prepare_linear(y, np.ones((200, 1))))
+    >>> bool(result.p[0, 0] < 1e-6), result.beta.shape, int(result.n[0, 0])
+    (True, (5, 1), 200)
+    """
+    cross = cross_products(genotypes, model, missing=missing)
+    failed, dof = cross.error != OK, np.maximum(cross.dof, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g_centred = squares - sums ** 2 / np.maximum(n, 1)
-        alt_freq = np.where(n > 0, sums / (2.0 * n), np.nan)
-        error[(error == OK) & (g_centred <= _MONOMORPHIC * np.maximum(squares, 1e-300))] = MONOMORPHIC
-        error[(error == OK) & (dof < 1)] = TOO_FEW_SAMPLES
-        error[(error == OK) & (gg_adj * _MAX_VIF < g_centred)] = COLLINEAR
-        failed = error != OK
-        beta = np.where(failed, np.nan, gy_adj / gg_adj)
-        rss = np.maximum(yy_adj - beta * gy_adj, 0.0)
-        se = np.sqrt(rss / (np.maximum(dof, 1) * gg_adj))
+        alt_freq = np.where(cross.n > 0, cross.sums / (2.0 * cross.n), np.nan)
+        beta = np.where(failed, np.nan, cross.gy / cross.gg)
+        rss = np.maximum(cross.yy - beta * cross.gy, 0.0)
+        se = np.where(failed, np.nan, np.sqrt(rss / (dof * cross.gg)))
         t = beta / se
-        log10p = np.where(failed, np.nan, t_log10p(t, np.maximum(dof, 1)))
-    se[failed] = np.nan
-    return AssociationResult(beta, se, t, p_from_log10p(log10p), log10p, n, error, alt_freq)
+        log10p = np.where(failed, np.nan, t_log10p(t, dof))
+    return AssociationResult(beta, se, t, p_from_log10p(log10p), log10p, cross.n, cross.error, alt_freq)
 
 
 def _left_out_sums(genotypes: np.ndarray, patterns: tuple[MissingnessPattern, ...],

@@ -1,0 +1,48 @@
+"""The EWAS kernel against limma (lmFit + eBayes) on the same matrices."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import scipy.sparse
+from limma_ref import RSCRIPT, run_limma
+
+from stats.ewas import benjamini_hochberg, ewas_regressions, moderate
+from stats.linear import prepare_linear
+
+
+def simulate(rng, *, cpgs=400, samples=120, missing=0.0):
+    covariates = np.column_stack([np.ones(samples), rng.normal(60, 8, samples), rng.integers(0, 2, samples),
+                                  rng.integers(0, 3, samples) == 1])
+    exposure = rng.normal(size=samples)
+    m = (rng.normal(0, 1, (cpgs, 1)) + rng.normal(0, 1, (cpgs, 1)) * 0.01 * covariates[:, 1]
+         + rng.normal(size=(cpgs, samples)) * rng.uniform(0.3, 1.5, (cpgs, 1)))
+    m[:20] += 0.6 * exposure
+    m[rng.random(m.shape) < missing] = np.nan
+    return m, exposure, covariates.astype(float)
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.05])
+def test_ewas__matches_limma_lmfit_ebayes(tmp_path, missing):
+    m, exposure, covariates = simulate(np.random.default_rng(7), missing=missing)
+    design = np.column_stack([covariates[:, 0], exposure, covariates[:, 1:]])
+    reference = run_limma(tmp_path, methylation=m, design=design)
+    fit = ewas_regressions(np.nan_to_num(m), prepare_linear(exposure[:, None], covariates),
+                           missing=scipy.sparse.csr_array(np.isnan(m)))
+    moderated = moderate(fit.coefficient[:, 0], fit.sigma2[:, 0], fit.df[:, 0], fit.unscaled[:, 0])
+    np.testing.assert_array_equal(fit.df[:, 0], reference["df"].to_numpy())
+    np.testing.assert_allclose(moderated.prior_variance, reference["prior_variance"][0], rtol=1e-6)
+    np.testing.assert_allclose(moderated.prior_df, reference["prior_df"][0], rtol=1e-6)
+    for ours, theirs in [(fit.coefficient[:, 0], "coefficient"), (fit.t[:, 0], "t"), (fit.p[:, 0], "p"),
+                         (moderated.t, "moderated_t"), (moderated.p, "moderated_p")]:
+        np.testing.assert_allclose(ours, reference[theirs].to_numpy(), rtol=1e-6, err_msg=theirs)
+
+
+def test_benjamini_hochberg__matches_r_p_adjust():
+    p = np.random.default_rng(2).uniform(size=200) ** 3
+    p[[5, 50]] = np.nan
+    values = ",".join("NA" if np.isnan(x) else repr(x) for x in p.tolist())
+    r = subprocess.run([RSCRIPT, "-e", f"cat(sprintf('%.17g', p.adjust(c({values}), 'BH')))"],
+                       capture_output=True, text=True, check=True).stdout.split()
+    np.testing.assert_allclose(benjamini_hochberg(p), np.array([np.nan if x == "NA" else float(x) for x in r]),
+                               rtol=1e-12)
