@@ -27,6 +27,32 @@ def _open_lake(location: str):
     return Lake.open(location)
 
 
+def _analysis_options(*, default_name: str):
+    """The options every association job shares: covariates, samples, release, results, cluster."""
+    options = [
+        click.option("--covar-sql", metavar="SQL", help="covariates: SQL returning participant_id, then one column each"),
+        click.option("--covar", metavar="COLS",
+                     help="covariates: comma-separated columns of covariates (instead of --covar-sql)"),
+        click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns"),
+        click.option("--release", metavar="NAME", help="release to analyse [default: latest]"),
+        click.option("--name", default=default_name, show_default=True,
+                     help="results table: LAKE/results/NAME (replaced if it exists)"),
+        click.option("--out", type=click.Path(dir_okay=False),
+                     help="also export the results: .tsv[.gz], .csv[.gz] or .parquet"),
+        click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)"),
+        click.option("--scheduler", metavar="ADDRESS",
+                     help="a running dask scheduler (tcp://host:8786) [default: a local cluster]"),
+        click.option("--workers", type=int, metavar="N",
+                     help="worker processes of the local cluster [default: one per core]"),
+    ]
+
+    def apply(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return apply
+
+
 class BiolakeGroup(click.Group):
     """Turns BiolakeError into a one-line message instead of a traceback."""
 
@@ -261,12 +287,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @_lake_option
 @click.option("--pheno-sql", metavar="SQL", help="phenotypes: SQL returning participant_id, then one column each")
 @click.option("--pheno", metavar="COLS", help="phenotypes: comma-separated columns of idps (instead of --pheno-sql)")
-@click.option("--covar-sql", metavar="SQL", help="covariates: SQL returning participant_id, then one column each")
-@click.option("--covar", metavar="COLS", help="covariates: comma-separated columns of covariates (instead of --covar-sql)")
-@click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns")
-@click.option("--release", metavar="NAME", help="release to analyse [default: latest]")
-@click.option("--name", default="gwas", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
-@click.option("--out", type=click.Path(dir_okay=False), help="also export the results: .tsv[.gz], .csv[.gz] or .parquet")
+@_analysis_options(default_name="gwas")
 @click.option("--model", type=click.Choice(["auto", "linear", "logistic"]), default="auto", show_default=True,
               help="auto: phenotypes whose values are all 0/1 get logistic regression, the rest linear")
 @click.option("--firth", type=click.Choice(["fallback", "always", "never"]), default="fallback", show_default=True,
@@ -275,9 +296,6 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
               help="fill missing calls with the variant's mean dosage (REGENIE) instead of dropping those samples per variant (plink2)")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="genotype × phenotype product precision (float32: faster, p within 1e-4 relative)")
-@click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
-@click.option("--scheduler", metavar="ADDRESS", help="a running dask scheduler (tcp://host:8786) [default: a local cluster]")
-@click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None, covar: str | None,
          samples_sql: str | None, release: str | None, name: str, out: str | None, model: str, firth: str,
@@ -306,12 +324,10 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     from biolake.faults import with_hold_points
     from biolake.gwas import GwasSettings, run_gwas
     from biolake.progress import progress_bars
-    from queries.output import RESULT_FORMATS, export_results
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
-    if out is not None and not out.endswith(RESULT_FORMATS):
-        raise click.BadParameter(f"use one of {', '.join(RESULT_FORMATS)}", param_hint="--out")
+    _check_out(out)
     lake = _open_lake(lake_location)
     settings = GwasSettings(name=name, phenotypes=phenotypes, covariates=covariates, samples=samples_sql,
                             release=release, model=model, firth=firth, impute_mean=impute_mean,
@@ -319,11 +335,76 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     with progress_bars(quiet=quiet) as progress:
         report = run_gwas(lake, settings, scheduler=scheduler, workers=workers,
                           progress=with_hold_points(progress))
+    _echo_design(report)
+    _print_summary(report.summary)
+    click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
+    _export(lake, name, out)
+
+
+@main.command()
+@_lake_option
+@click.option("--exposure-sql", metavar="SQL", help="exposures: SQL returning participant_id, then one column each")
+@click.option("--exposure", metavar="COLS", help="exposures: comma-separated columns of idps (instead of --exposure-sql)")
+@click.option("--values", type=click.Choice(["m", "beta"]), default="m", show_default=True,
+              help="methylation as M-values, log2(beta/(1-beta)), or as betas")
+@_analysis_options(default_name="ewas")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, covar_sql: str | None,
+         covar: str | None, samples_sql: str | None, values: str, release: str | None, name: str,
+         out: str | None, chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None,
+         quiet: bool) -> None:
+    """Regress every CpG on an exposure; limma's moderated t; a results table in the lake.
+
+    Per CpG: methylation ~ exposure + covariates, on the participants with methylation
+    data (a CpG's missing values drop only that CpG's samples, as limma's lmFit does).
+    Reports the ordinary t and limma's empirical-Bayes moderated t (eBayes, robust=FALSE),
+    their p-values and BH false-discovery rates; columns exposure, cpg, chrom, pos, n,
+    coefficient, se, t, p, moderated_t, moderated_p, log10p, fdr, error.
+
+    \b
+    Examples:
+      biolake ewas --lake /tmp/lake --exposure-sql 'SELECT participant_id, stress FROM covariates' \\
+                   --covar age,sex,site --name stress --out stress.tsv.gz
+      biolake ewas --lake /tmp/lake --exposure 25019-2.0 --covar-sql \\
+                   'SELECT participant_id, age, sex, site FROM covariates' --values beta
+    """
+    from biolake.ewas import EwasSettings, run_ewas
+    from biolake.progress import progress_bars
+
+    exposures = _one_of(exposure_sql, exposure, "--exposure-sql", "--exposure")
+    covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
+    _check_out(out)
+    lake = _open_lake(lake_location)
+    settings = EwasSettings(name=name, exposures=exposures, covariates=covariates, samples=samples_sql,
+                            release=release, values=values, chromosomes=list(chromosomes) or None)
+    with progress_bars(quiet=quiet) as progress:
+        report = run_ewas(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
+    _echo_design(report)
+    for s in report.exposures:
+        click.echo(f"{s.exposure}: {s.cpgs:,} CpGs, prior df {s.prior_df:.3g}, λGC {s.lambda_gc:.3f}, "
+                   f"FDR < 0.05: {s.fdr_hits:,}, p < 9e-8: {s.array_wide_hits:,}, top {s.top_cpg} "
+                   f"(p = {s.top_p:.3g})", err=True)
+    click.echo(f"results in {lake.results_uri(name)} (version {report.version})", err=True)
+    _export(lake, name, out)
+
+
+def _check_out(out: str | None) -> None:
+    from queries.output import RESULT_FORMATS
+
+    if out is not None and not out.endswith(RESULT_FORMATS):
+        raise click.BadParameter(f"use one of {', '.join(RESULT_FORMATS)}", param_hint="--out")
+
+
+def _echo_design(report) -> None:
+    """Who was analysed, with which covariates, and who was left out and why."""
     click.echo(f"{report.samples:,} samples, covariates: {', '.join(report.covariates)}", err=True)
     if report.dropped != "nobody dropped":
         click.echo(report.dropped, err=True)
-    _print_summary(report.summary)
-    click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
+
+
+def _export(lake, name: str, out: str | None) -> None:
+    from queries.output import export_results
+
     if out is not None:
         export_results(lake, name, out)
         click.echo(f"exported to {out}", err=True)

@@ -1,9 +1,10 @@
-"""The main job on the embedded default lake: a synthetic release, ingested, queried, then a GWAS.
+"""The main job on the embedded default lake: a synthetic release, ingested, queried, GWAS and EWAS.
 
 Each data step is skipped when its output already exists, so the demo can be rerun;
 the analyses always rerun. The GWAS is checked against the release's ``truth.json``:
 every planted SNP→IDP effect must come out at p < 5e-8, and the null IDPs must not
-show more genome-wide hits than chance allows.
+show more genome-wide hits than chance allows; every planted CpG~stress effect must pass
+the array-wide threshold (9e-8) in the EWAS.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from ingest.release import ReleaseSources, ingest_release
 from lake.catalog import Catalog
@@ -25,6 +27,8 @@ DEMO_SIZE = {"samples": 2000, "variants": 20000, "idps": 50, "cpgs": 5000, "seed
 DEMO_GWAS = GwasSettings(
     name="demo_idps", phenotypes="SELECT * EXCLUDE (release) FROM idps",
     covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"])
+DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
+                         covariates=["age", "sex", "site"])
 GENOME_WIDE = 5e-8
 DEMO_QUERIES = {
     "participants per table": """
@@ -54,26 +58,31 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     release_folder = root.parent / "sources" / f"synthetic-s{DEMO_SIZE['seed']}"
     if not (release_folder / "release.yaml").exists():
         from ingest.synth import write_synthetic_release
-        echo(f"1/4 synthesising a release into {release_folder}")
+        echo(f"1/5 synthesising a release into {release_folder}")
         write_synthetic_release(release_folder, progress=progress, **DEMO_SIZE)
     else:
-        echo(f"1/4 synthetic release already at {release_folder}")
+        echo(f"1/5 synthetic release already at {release_folder}")
     lake = Lake.init(root, exist_ok=True)
     sources, release = ReleaseSources.from_folder(release_folder)
     if any(info.release == release for info in lake.releases()):
-        echo(f"2/4 release {release!r} already in the lake at {root}")
+        echo(f"2/5 release {release!r} already in the lake at {root}")
     else:
-        echo(f"2/4 ingesting release {release!r} into {root}")
+        echo(f"2/5 ingesting release {release!r} into {root}")
         ingest_release(lake, sources, release=release, source=str(release_folder), progress=progress)
-    echo("3/4 SQL over the lake")
+    echo("3/5 SQL over the lake")
     with connect(lake) as con:
         for title, query in DEMO_QUERIES.items():
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
-    echo("\n4/4 GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
+    truth = json.loads((release_folder / "truth.json").read_text())
+    echo("\n4/5 GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
     report = run_gwas(lake, DEMO_GWAS, progress=progress)
     echo(f"{report.samples:,} samples, {report.rows:,} tests → {lake.results_uri(DEMO_GWAS.name)}")
-    for line in check_planted_effects(lake, report, json.loads((release_folder / "truth.json").read_text())):
+    for line in check_planted_effects(lake, report, truth):
+        echo(line)
+    echo("\n5/5 EWAS of stress on every CpG (M-values, limma's moderated t)")
+    ewas = run_ewas(lake, DEMO_EWAS, progress=progress)
+    for line in check_planted_cpgs(lake, ewas.exposures[0], truth):
         echo(line)
     return lake
 
@@ -96,6 +105,18 @@ def check_planted_effects(lake: Lake, report: GwasReport, truth: dict) -> list[s
                  f"(chance expects {expected:.2g} hits in all; λGC of the nulls "
                  f"{_median_lambda(summary, nulls):.3f})")
     return lines
+
+
+def check_planted_cpgs(lake: Lake, summary, truth: dict) -> list[str]:
+    """Lines comparing the EWAS with the planted CpG~exposure effects (array-wide threshold 9e-8)."""
+    planted = {effect["cpg"]: effect for effect in truth["cpg_exposure"]}
+    rows = lake.results_dataset(DEMO_EWAS.name).to_table(
+        columns=["cpg", "coefficient", "moderated_p"]).to_pylist()
+    found = {row["cpg"] for row in rows if row["moderated_p"] is not None and row["moderated_p"] < ARRAY_WIDE}
+    return [f"{summary.cpgs:,} CpGs, limma prior df {summary.prior_df:.3g}, λGC {summary.lambda_gc:.3f}",
+            f"planted CpG~stress effects recovered at p < 9e-8: {len(found & set(planted))} of {len(planted)}",
+            f"other CpGs at p < 9e-8: {len(found - set(planted))} (chance expects "
+            f"{ARRAY_WIDE * (summary.cpgs - len(planted)):.2g})"]
 
 
 def _median_lambda(summary, names: set[str]) -> float:

@@ -9,10 +9,7 @@ stream back into one Delta commit under ``LAKE/results/NAME``.
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -22,18 +19,14 @@ import pyarrow.dataset as ds
 import scipy.sparse
 from deltalake.transaction import AddAction
 
-from typing import TYPE_CHECKING
-
+from biolake.cluster import dask_client, map_blocks
 from lake.errors import BiolakeError
 from lake.lake import Lake
 from lake.results import ResultsFiles
 from queries import connect, design
-from queries.genotypes import GenotypeBlock, genotype_blocks, read_genotype_blocks
+from queries.blocks import GenotypeBlock, genotype_blocks, read_genotype_blocks
 from stats.gwas import GwasSummary, PresencePatterns, association_table, results_schema, used_alt_frequency
 from stats.linear import LinearModel, linear_association, prepare_linear
-
-if TYPE_CHECKING:
-    from distributed import Client
 
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
@@ -121,8 +114,12 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
         "logistic_phenotypes": inputs.binary_names,
     }
     files = lake.results_files(settings.name)
+    actions, summary = [], GwasSummary.empty(inputs.phenotype_names)
     with dask_client(scheduler=scheduler, workers=workers) as client:
-        actions, summary = _on_dask(client, blocks, inputs, files, progress=progress)
+        for action, block_summary in map_blocks(client, _block_task, blocks, inputs, files, step="gwas",
+                                                progress=progress):
+            actions.append(action)
+            summary.merge(block_summary)
     version = lake.commit_results(files, actions, schema=inputs.schema, partition_by=["chrom"],
                                   provenance=provenance)
     rows = int(summary.tests.sum() + summary.failed.sum())
@@ -166,50 +163,6 @@ def _block_task(fragment: ds.ParquetFileFragment, inputs: BlockInputs, files: Re
         summary.add(block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p.T)
         output.write(table)
     return output.close(), summary
-
-
-@contextmanager
-def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
-    """A client of the cluster at ``scheduler``, or of a LocalCluster of worker processes."""
-    from distributed import Client, LocalCluster
-
-    cluster = None if scheduler else LocalCluster(
-        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-        dashboard_address=None, silence_logs=logging.ERROR)
-    client = Client(scheduler or cluster, set_as_default=False)
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _on_dask(client: Client, blocks: list, inputs: BlockInputs, files: ResultsFiles, *,
-             progress: Progress | None) -> tuple[list[AddAction], GwasSummary]:
-    """Run every block; return the files written and the merged summary.
-
-    The inputs are scattered to every worker once; each task carries only its block
-    reference, and a bounded number of tasks is in flight at a time.
-    """
-    from distributed import as_completed
-
-    shared = client.scatter(inputs, broadcast=True)
-    window = 4 * max(len(client.scheduler_info()["workers"]), 1)
-    submit = lambda part: client.submit(_block_task, blocks[part], shared, files, part, pure=False)  # noqa: E731
-    running = as_completed([submit(part) for part in range(min(window, len(blocks)))], loop=client.loop)
-    queued = iter(range(window, len(blocks)))
-    actions, summary = [], GwasSummary.empty(inputs.phenotype_names)
-    for done, future in enumerate(running, start=1):
-        action, block_summary = future.result()
-        future.release()
-        actions.append(action)
-        summary.merge(block_summary)
-        if (part := next(queued, None)) is not None:
-            running.add(submit(part))
-        if progress:
-            progress("gwas", done, len(blocks))
-    return actions, summary
 
 
 def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 from queries.sql import LakeConnection, QueryError
 
 COLLINEARITY_TOLERANCE = 1e-8
-REASONS = ("not genotyped", "not in the sample selection", "missing covariate", "no phenotype values")
+ABSENT = {"genotypes": "not genotyped", "methylation": "no methylation"}  # by assay
+REASONS = ("not in the sample selection", "missing covariate", "no phenotype values")
 
 
 class DesignWarning(UserWarning):
@@ -55,14 +56,15 @@ class Design:
 
 
 def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: str | Sequence[str],
-           samples: str | None = None) -> Design:
-    """Run the phenotype, covariate and sample queries and align them to the genotypes.
+           samples: str | None = None, assay: str = "genotypes") -> Design:
+    """Run the phenotype, covariate and sample queries and align them to an assay's sample vector.
 
     ``phenotypes`` and ``covariates`` are SQL returning ``participant_id`` first, or lists
     of columns of ``idps`` and ``covariates``. ``samples`` is SQL returning the
     ``participant_id`` of everyone to keep. Text covariates become indicator columns
     against their most frequent level; constant and collinear columns are dropped
-    with a DesignWarning.
+    with a DesignWarning. ``assay`` is "genotypes" (GWAS) or "methylation" (EWAS): rows
+    follow that assay's sample vector, and participants it lacks are counted as dropped.
 
     Examples
     --------
@@ -71,8 +73,10 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     ...            samples="SELECT participant_id FROM covariates WHERE age > 60")  # doctest: +SKIP
     >>> d.phenotypes.shape, d.covariate_names[:3], str(d.dropped)                # doctest: +SKIP
     """
-    genotyped = _column_list(con.sql("SELECT participant_id FROM samples WHERE assay = 'genotypes' "
-                                     "ORDER BY sample_index").arrow(), "participant_id")
+    if assay not in ABSENT:
+        raise QueryError(f"assay must be one of {', '.join(ABSENT)}, got {assay!r}")
+    genotyped = _column_list(con.sql("SELECT participant_id FROM samples WHERE assay = ? ORDER BY sample_index",
+                                     params=[assay]).arrow(), "participant_id")
     pheno = _keyed(con, phenotypes, "idps", what="phenotype")
     covar = _keyed(con, covariates, "covariates", what="covariate")
     selected = None if samples is None else set(
@@ -86,8 +90,8 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     covar_complete = ~np.isnan(np.column_stack(covar_columns)).any(axis=1) if covar_columns else \
         np.ones(covar.num_rows, bool)
 
-    dropped: dict[str, list[str]] = {reason: [] for reason in REASONS}
-    dropped["not genotyped"] = sorted((set(pheno_rows) | set(covar_rows)) - set(position))
+    dropped: dict[str, list[str]] = {ABSENT[assay]: sorted((set(pheno_rows) | set(covar_rows)) - set(position))}
+    dropped |= {reason: [] for reason in REASONS}
     keep: list[int] = []
     for pid in genotyped:
         if selected is not None and pid not in selected:

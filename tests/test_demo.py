@@ -1,4 +1,4 @@
-"""The main job end to end: synth → ingest → SQL → GWAS, checked against the planted truth."""
+"""The main job end to end: synth → ingest → SQL → GWAS → EWAS, checked against the planted truth."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import yaml
 from biolake.demo import run_demo
 
 
-def test_run_demo__recovers_planted_effects_and_keeps_null_idps_calm(tmp_path):
+def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     catalog = yaml.safe_load((Path(__file__).parents[1] / "catalog.yaml").read_text())
     catalog["lake"]["root"] = str(tmp_path / "lake")
     (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog))
@@ -15,4 +15,5 @@ def test_run_demo__recovers_planted_effects_and_keeps_null_idps_calm(tmp_path):
     run_demo(tmp_path / "catalog.yaml", progress=lambda step, done, total: None, echo=lines.append)
     planted = [line for line in lines if line.startswith("  rs")]
     assert len(planted) == 5 and all(line.endswith("recovered") for line in planted), planted
-    assert any(line.startswith("null IDPs with any hit at p < 5e-8: 0 of 44") for line in lines), lines[-1]
+    assert any(line.startswith("null IDPs with any hit at p < 5e-8: 0 of 44") for line in lines), lines
+    assert "planted CpG~stress effects recovered at p < 9e-8: 10 of 10" in lines, lines[-3:]

@@ -1,12 +1,16 @@
-"""The EWAS kernel against limma (lmFit + eBayes) on the same matrices."""
+"""EWAS against limma (lmFit + eBayes) on the same matrices: the kernel, and the job from the lake."""
 
 import subprocess
 
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse
 from limma_ref import RSCRIPT, run_limma
 
+from biolake.ewas import EwasSettings, run_ewas
+from lake.vectors import decode_floats
+from queries import connect, design
 from stats.ewas import benjamini_hochberg, ewas_regressions, moderate
 from stats.linear import prepare_linear
 
@@ -46,3 +50,40 @@ def test_benjamini_hochberg__matches_r_p_adjust():
                        capture_output=True, text=True, check=True).stdout.split()
     np.testing.assert_allclose(benjamini_hochberg(p), np.array([np.nan if x == "NA" else float(x) for x in r]),
                                rtol=1e-12)
+
+
+def test_run_ewas__matches_limma_on_the_lake_data(loaded_lake, tmp_path):
+    exposure, covariates = "SELECT participant_id, stress FROM covariates", ["age", "sex", "site"]
+    report = run_ewas(loaded_lake, EwasSettings(name="stress", exposures=exposure, covariates=covariates),
+                      workers=1)
+    with connect(loaded_lake) as con:
+        chosen = design(con, phenotypes=exposure, covariates=covariates, assay="methylation")
+    rows = loaded_lake.read("methylation", columns=["cpg_index", "cpg_id", "beta"]).sort_by("cpg_index")
+    n = loaded_lake.read("samples", columns=["assay"]).column(0).to_pylist().count("methylation")
+    betas = decode_floats(rows.column("beta"), n)[:, chosen.sample_index]
+    assert np.isnan(betas).any(), "the release should have missing betas"
+    design_matrix = np.column_stack([chosen.covariates[:, 0], chosen.phenotypes[:, 0], chosen.covariates[:, 1:]])
+    reference = run_limma(tmp_path, methylation=np.log2(betas / (1 - betas)), design=design_matrix)
+    ours = pl.from_arrow(loaded_lake.results_dataset("stress").to_table()).join(
+        pl.from_arrow(rows.select(["cpg_index", "cpg_id"])).rename({"cpg_id": "cpg"}), on="cpg").sort("cpg_index")
+    for column in ("coefficient", "t", "p", "moderated_t", "moderated_p"):
+        np.testing.assert_allclose(ours[column].to_numpy(), reference[column].to_numpy(), rtol=1e-6, err_msg=column)
+    np.testing.assert_allclose(report.exposures[0].prior_df, reference["prior_df"][0], rtol=1e-6)
+    np.testing.assert_allclose(ours["fdr"].to_numpy(), benjamini_hochberg(reference["moderated_p"].to_numpy()),
+                               rtol=1e-6)
+    assert loaded_lake.results_provenance("stress")["exposures"] == exposure
+
+
+def test_ewas_cli__runs_and_exports(loaded_lake, tmp_path):
+    from click.testing import CliRunner
+
+    from biolake.cli import main
+
+    out = tmp_path / "stress.tsv"
+    result = CliRunner().invoke(main, ["ewas", "--lake", loaded_lake.location.root, "--exposure-sql",
+                                       "SELECT participant_id, stress FROM covariates", "--covar", "age,sex",
+                                       "--values", "beta", "--workers", "1", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "stress: 300 CpGs, prior df" in result.output
+    exported = pl.read_csv(out, separator="\t", null_values="NA")
+    assert exported.columns[:5] == ["exposure", "cpg", "chrom", "pos", "n"] and exported.height == 300

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from plink2_glm import run_glm
 
 from biolake.cli import main
-from biolake.gwas import GwasSettings, dask_client, run_gwas
+from biolake.cluster import dask_client
+from biolake.gwas import GwasSettings, run_gwas
 from ingest.release import ReleaseSources, ingest_release
 from lake.errors import BiolakeError
 from lake.lake import Lake

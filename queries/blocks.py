@@ -1,9 +1,9 @@
-"""Genotype blocks of a release, as the association engines take them.
+"""Genotype and methylation blocks of a release, as the association engines take them.
 
-A block is one Parquet row group of the ``genotypes`` table (ingest sizes them at
-~16 MB of packed calls), listed from the Delta log, never from a directory. A block
-reference pickles (file, row group, filesystem), so a dask worker can read it
-itself: the lake's bytes go straight to the worker that decodes them.
+A block is one Parquet row group of the ``genotypes`` or ``methylation`` table (ingest
+sizes them at ~16 MB of sample vectors), listed from the Delta log, never from a
+directory. A block reference pickles (file, row group, filesystem), so a dask worker can
+read it itself: the lake's bytes go straight to the worker that decodes them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow.dataset as ds
 import scipy.sparse
 
 from lake.lake import Lake
-from lake.vectors import decode_calls_filled, decode_dosages_filled
+from lake.vectors import decode_calls_filled, decode_dosages_filled, decode_floats
 
 @dataclass(frozen=True)
 class GenotypeBlock:
@@ -33,6 +33,18 @@ class GenotypeBlock:
     missing: scipy.sparse.csr_array
 
 
+@dataclass(frozen=True)
+class MethylationBlock:
+    """Some CpGs and their values (M-values or betas) for the analysis samples.
+
+    ``values`` is CpGs × samples with 0 where missing, ``missing`` marks those.
+    """
+
+    cpgs: pa.Table              # cpg_id, chrom, pos: one row per CpG
+    values: np.ndarray          # CpGs × samples
+    missing: scipy.sparse.csr_array
+
+
 def genotype_blocks(lake: Lake, *, release: str | None = None,
                     chromosomes: Sequence[str] | None = None) -> list[ds.ParquetFileFragment]:
     """The release's genotype row groups, one picklable fragment each, in variant order.
@@ -42,13 +54,23 @@ def genotype_blocks(lake: Lake, *, release: str | None = None,
     >>> blocks = genotype_blocks(Lake.open("/tmp/lake"), chromosomes=["22"])    # doctest: +SKIP
     >>> first = next(read_genotype_blocks(blocks[0], n_samples=2000))           # doctest: +SKIP
     """
-    dataset = lake.dataset("genotypes", release=release)
+    return _row_groups(lake, "genotypes", "variant_index", release=release, chromosomes=chromosomes)
+
+
+def methylation_blocks(lake: Lake, *, release: str | None = None,
+                       chromosomes: Sequence[str] | None = None) -> list[ds.ParquetFileFragment]:
+    """The release's methylation row groups, one picklable fragment each, in CpG order."""
+    return _row_groups(lake, "methylation", "cpg_index", release=release, chromosomes=chromosomes)
+
+
+def _row_groups(lake: Lake, table: str, order: str, *, release: str | None,
+                chromosomes: Sequence[str] | None) -> list[ds.ParquetFileFragment]:
+    dataset = lake.dataset(table, release=release)
     chosen = None if chromosomes is None else pc.field("chrom").isin(list(chromosomes))
     blocks = []
     for fragment in dataset.get_fragments(filter=chosen):
         for piece in fragment.split_by_row_group():
-            first = piece.row_groups[0].statistics["variant_index"]["min"]
-            blocks.append((first, piece))
+            blocks.append((piece.row_groups[0].statistics[order]["min"], piece))
     return [piece for _, piece in sorted(blocks, key=lambda pair: pair[0])]
 
 
@@ -71,6 +93,25 @@ def read_genotype_blocks(block: ds.ParquetFileFragment, *, n_samples: int, sampl
         variants = variants.add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
         marks = scipy.sparse.csr_array((np.ones(len(missing[0])), missing), shape=(rows.num_rows, width))
         yield GenotypeBlock(variants, values, marks)
+
+
+def read_methylation_blocks(block: ds.ParquetFileFragment, *, n_samples: int, samples: np.ndarray | None = None,
+                            values: str = "m", max_bytes: int = 32 << 20) -> Iterator[MethylationBlock]:
+    """Read one methylation block and decode it in slices: M-values (log2 β/(1−β), the default)
+    or betas; a missing beta, or a beta of exactly 0 or 1 (infinite M-value), is missing."""
+    table = block.to_table(columns=["cpg_id", "pos", "beta"])
+    chrom = ds.get_partition_keys(block.partition_expression)["chrom"]
+    step = max(1, max_bytes // ((n_samples if samples is None else len(samples)) * 8))
+    for start in range(0, table.num_rows, step):
+        rows = table.slice(start, step)
+        betas = decode_floats(rows.column("beta"), n_samples)
+        betas = betas if samples is None else betas[:, samples]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chosen = np.log2(betas / (1.0 - betas)) if values == "m" else betas
+        missing = ~np.isfinite(chosen)
+        chosen[missing] = 0.0
+        cpgs = rows.select(["cpg_id", "pos"]).add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
+        yield MethylationBlock(cpgs, chosen, scipy.sparse.csr_array(missing.astype(np.float64)))
 
 
 def _decode(table: pa.Table, *, n_samples: int, samples: np.ndarray | None,

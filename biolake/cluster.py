@@ -1,0 +1,59 @@
+"""dask plumbing shared by the association jobs: a cluster, and a bounded map over blocks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+Progress = Callable[[str, int, int], None]
+
+
+@contextmanager
+def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of the cluster at ``scheduler``, or of a LocalCluster of worker processes."""
+    from distributed import Client, LocalCluster
+
+    cluster = None if scheduler else LocalCluster(
+        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+        dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(scheduler or cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def map_blocks(client: Client, task: Callable[..., Any], blocks: Sequence[Any], shared: Any, *args: Any,
+               step: str, progress: Progress | None = None) -> Iterator[Any]:
+    """``task(block, shared, *args, position)`` for every block, results as they complete.
+
+    ``shared`` (the small inputs every task needs) is scattered to every worker once; each
+    task carries only its block reference, and at most four tasks per worker are in flight,
+    so results never pile up faster than the caller consumes them.
+    """
+    from distributed import as_completed
+
+    shared_future = client.scatter(shared, broadcast=True)
+    window = 4 * max(len(client.scheduler_info()["workers"]), 1)
+
+    def submit(position: int):
+        return client.submit(task, blocks[position], shared_future, *args, position, pure=False)
+
+    running = as_completed([submit(p) for p in range(min(window, len(blocks)))], loop=client.loop)
+    queued = iter(range(window, len(blocks)))
+    for done, future in enumerate(running, start=1):
+        result = future.result()
+        future.release()
+        if (position := next(queued, None)) is not None:
+            running.add(submit(position))
+        if progress:
+            progress(step, done, len(blocks))
+        yield result
