@@ -239,13 +239,69 @@ def bench_memory(data: Path) -> list[Row]:
     return rows
 
 
+LIMMA_TIMER = r"""
+suppressMessages(library(limma))
+args <- commandArgs(trailingOnly = TRUE)
+cpgs <- as.integer(args[2]); samples <- as.integer(args[3])
+m <- matrix(readBin(args[1], "double", cpgs * samples), nrow = cpgs, byrow = TRUE)
+design <- matrix(readBin(args[4], "double", samples * 7), nrow = samples, byrow = TRUE)
+elapsed <- system.time({ fit <- eBayes(lmFit(m, design)) })[["elapsed"]]
+cat(elapsed, "
+")
+"""
+EWAS_MATRIX = r"""
+import sys
+import numpy as np
+from lake.lake import Lake
+from lake.vectors import decode_floats
+from queries import connect, design
+lake, out = Lake.open(sys.argv[1]), sys.argv[2]
+with connect(lake) as con:
+    chosen = design(con, phenotypes="SELECT participant_id, stress FROM covariates", covariates=["age", "sex", "site"],
+                    assay="methylation")
+n = lake.read("samples", columns=["assay"]).column(0).to_pylist().count("methylation")
+rows = lake.read("methylation", columns=["cpg_index", "beta"]).sort_by("cpg_index")
+betas = decode_floats(rows.column("beta"), n)[:, chosen.sample_index]
+np.log2(betas / (1 - betas)).astype("<f8").tofile(out + ".m")
+np.column_stack([chosen.covariates[:, 0], chosen.phenotypes[:, 0], chosen.covariates[:, 1:]]).astype("<f8").tofile(out + ".design")
+print(betas.shape[0], betas.shape[1])
+"""
+
+
+def bench_ewas(data: Path, *, cpgs: int = 200_000, samples: int = 1000) -> list[Row]:
+    """`biolake ewas` end to end (from the lake) vs limma's lmFit + eBayes on the same in-memory matrix."""
+    release, lake = data / f"ewas-{cpgs}x{samples}", data / f"lake-ewas-{cpgs}x{samples}"
+    if not (release / "release.yaml").exists():
+        shutil.rmtree(release, ignore_errors=True)
+        subprocess.run([*BIOLAKE, "synth", str(release), "--samples", str(samples), "--variants", "1000",
+                        "--idps", "4", "--cpgs", str(cpgs), "--quiet"], check=True)
+    if not (lake / "releases").exists():
+        shutil.rmtree(lake, ignore_errors=True)
+        subprocess.run([*BIOLAKE, "init", str(lake)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*BIOLAKE, "ingest", str(release), "--lake", str(lake), "--release", "bench", "--quiet"],
+                       check=True, stdout=subprocess.DEVNULL)
+    ours, peak, _ = run_timed([*BIOLAKE, "ewas", "--lake", str(lake), "--exposure-sql",
+                               "SELECT participant_id, stress FROM covariates", "--covar", "age,sex,site",
+                               "--name", "bench", "--quiet"])
+    reference = None
+    if shutil.which("Rscript"):
+        prefix = str(data / "limma")
+        rows, columns = run_timed([sys.executable, "-c", EWAS_MATRIX, str(lake), prefix])[2].split()
+        script = data / "limma.R"
+        script.write_text(LIMMA_TIMER)
+        reference = float(run_timed(["Rscript", str(script), prefix + ".m", rows, columns,
+                                     prefix + ".design"])[2].split()[0])
+    return [Row("EWAS, 7-column design", f"{cpgs:,} CpGs × {samples:,}", ours,
+                "limma lmFit+eBayes, in memory", reference, peak)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
     parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--tasks", default="ingest,queries,gwas,memory",
+    parser.add_argument("--tasks", default="ingest,queries,gwas,memory,ewas",
                         help="comma-separated rows to run (ingest runs whenever queries need the lake)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
@@ -262,6 +318,8 @@ def main() -> None:
         rows += bench_gwas(args.data, gflops, precision=args.precision)
     if "memory" in tasks:
         rows += bench_memory(args.data)
+    if "ewas" in tasks:
+        rows += bench_ewas(args.data)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

@@ -96,9 +96,10 @@ def read_genotype_blocks(block: ds.ParquetFileFragment, *, n_samples: int, sampl
 
 
 def read_methylation_blocks(block: ds.ParquetFileFragment, *, n_samples: int, samples: np.ndarray | None = None,
-                            values: str = "m", max_bytes: int = 32 << 20) -> Iterator[MethylationBlock]:
+                            values: str = "m", max_bytes: int = 8 << 20) -> Iterator[MethylationBlock]:
     """Read one methylation block and decode it in slices: M-values (log2 β/(1−β), the default)
-    or betas; a missing beta, or a beta of exactly 0 or 1 (infinite M-value), is missing."""
+    or betas; a missing beta, or a beta of exactly 0 or 1 (infinite M-value), is missing.
+    Slices are smaller than genotype ones: float work per value is heavier here."""
     table = block.to_table(columns=["cpg_id", "pos", "beta"])
     chrom = ds.get_partition_keys(block.partition_expression)["chrom"]
     step = max(1, max_bytes // ((n_samples if samples is None else len(samples)) * 8))
@@ -106,8 +107,11 @@ def read_methylation_blocks(block: ds.ParquetFileFragment, *, n_samples: int, sa
         rows = table.slice(start, step)
         betas = decode_floats(rows.column("beta"), n_samples)
         betas = betas if samples is None else betas[:, samples]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            chosen = np.log2(betas / (1.0 - betas)) if values == "m" else betas
+        chosen = betas
+        if values == "m":  # in place: fresh temporaries cost page faults more than the logs
+            chosen = 1.0 - betas
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.log2(np.divide(betas, chosen, out=chosen), out=chosen)
         missing = ~np.isfinite(chosen)
         chosen[missing] = 0.0
         cpgs = rows.select(["cpg_id", "pos"]).add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
