@@ -3,8 +3,13 @@
 Each row times whole commands (start-up included) as child processes and reads the
 peak memory of its whole process tree. Data are simulated under bench/.data (git-ignored).
 
-    python bench/run.py                     # default sizes (minutes on 2 cores)
-    python bench/run.py --samples 50000 --variants 1000000   # biobank scale
+    python bench/run.py                     # every row (about an hour on 2 cores, mostly plink2)
+    python bench/run.py --tasks gwas,ewas   # GWAS vs plink2 --glm, EWAS vs limma (~12 min)
+    python bench/run.py --tasks ingest,queries --samples 50000 --variants 1000000   # biobank-scale ingest
+
+Rows: ingest and queries (vs plink2 on the same .bed); gwas (N=10,000, 10 covariates, vs
+plink2 --glm); memory (whole-tree peak of a GWAS at N=50,000, M=200,000 and 1,000,000);
+ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and memory).
 """
 
 from __future__ import annotations
@@ -268,7 +273,7 @@ print(betas.shape[0], betas.shape[1])
 """
 
 
-def bench_ewas(data: Path, *, cpgs: int = 200_000, samples: int = 1000) -> list[Row]:
+def bench_ewas(data: Path, *, cpgs: int = 200_000, samples: int = 1000, with_limma: bool = True) -> list[Row]:
     """`biolake ewas` end to end (from the lake) vs limma's lmFit + eBayes on the same in-memory matrix."""
     release, lake = data / f"ewas-{cpgs}x{samples}", data / f"lake-ewas-{cpgs}x{samples}"
     if not (release / "release.yaml").exists():
@@ -284,7 +289,7 @@ def bench_ewas(data: Path, *, cpgs: int = 200_000, samples: int = 1000) -> list[
                                "SELECT participant_id, stress FROM covariates", "--covar", "age,sex,site",
                                "--name", "bench", "--quiet"])
     reference = None
-    if shutil.which("Rscript"):
+    if with_limma and shutil.which("Rscript"):
         prefix = str(data / "limma")
         rows, columns = run_timed([sys.executable, "-c", EWAS_MATRIX, str(lake), prefix])[2].split()
         script = data / "limma.R"
@@ -292,7 +297,7 @@ def bench_ewas(data: Path, *, cpgs: int = 200_000, samples: int = 1000) -> list[
         reference = float(run_timed(["Rscript", str(script), prefix + ".m", rows, columns,
                                      prefix + ".design"])[2].split()[0])
     return [Row("EWAS, 7-column design", f"{cpgs:,} CpGs × {samples:,}", ours,
-                "limma lmFit+eBayes, in memory", reference, peak)]
+                "limma lmFit+eBayes, in memory" if with_limma else "—", reference, peak)]
 
 
 def main() -> None:
@@ -301,7 +306,7 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
     parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--tasks", default="ingest,queries,gwas,memory,ewas",
+    parser.add_argument("--tasks", default="ingest,queries,gwas,memory,ewas,epic",
                         help="comma-separated rows to run (ingest runs whenever queries need the lake)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
@@ -320,6 +325,8 @@ def main() -> None:
         rows += bench_memory(args.data)
     if "ewas" in tasks:
         rows += bench_ewas(args.data)
+    if "epic" in tasks:  # EPIC array scale: time and peak memory
+        rows += bench_ewas(args.data, cpgs=850_000, with_limma=False)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]
