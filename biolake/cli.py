@@ -295,7 +295,8 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--impute-mean", is_flag=True,
               help="fill missing calls with the variant's mean dosage (REGENIE) instead of dropping those samples per variant (plink2)")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-              help="genotype × phenotype product precision (float32: faster, p within 1e-4 relative)")
+              help="precision of the products with hard calls (float32: half the memory traffic; p within "
+                   "1.2e-4 relative of float64 over 20 M tests measured; dosages stay float64)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None, covar: str | None,
          samples_sql: str | None, release: str | None, name: str, out: str | None, model: str, firth: str,
