@@ -148,7 +148,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
 
 
 def spec(name: str) -> TableSpec:
-    """The declaration of a lake table (``results_*`` tables are declared by their writers)."""
+    """The declaration of a lake table (results tables, under results/, are declared by their writers)."""
     try:
         return TABLES[name]
     except KeyError:
