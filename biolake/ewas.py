@@ -105,13 +105,11 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.exposures, covariates=settings.covariates,
                         samples=settings.samples, assay="methylation")
-        n_samples = con.sql("SELECT count(*) FROM samples WHERE assay = 'methylation'").fetchone()[0]
     blocks = methylation_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")
-    samples = None if np.array_equal(chosen.sample_index, np.arange(n_samples)) else chosen.sample_index
-    inputs = EwasInputs(n_samples, samples, settings.values, prepare_linear(chosen.phenotypes, chosen.covariates),
-                        chosen.phenotype_names)
+    inputs = EwasInputs(chosen.vector_length, chosen.selection, settings.values,
+                        prepare_linear(chosen.phenotypes, chosen.covariates), chosen.phenotype_names)
     with dask_client(scheduler=scheduler, workers=workers) as client:
         fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
     table, summaries = _moderated_results(fits, chosen.phenotype_names)

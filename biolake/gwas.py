@@ -25,7 +25,7 @@ from lake.lake import Lake
 from lake.results import ResultsFiles
 from queries import connect, design
 from queries.blocks import GenotypeBlock, genotype_blocks, read_genotype_blocks
-from stats.gwas import GwasSummary, PresencePatterns, association_table, results_schema, used_alt_frequency
+from stats.gwas import GwasSummary, association_table, results_schema
 from stats.linear import LinearModel, linear_association, prepare_linear
 
 Progress = Callable[[str, int, int], None]
@@ -74,7 +74,6 @@ class BlockInputs:
     linear_names: list[str]
     binary: np.ndarray             # samples × binary phenotypes (0/1, NaN missing)
     binary_names: list[str]
-    binary_patterns: PresencePatterns
     covariates: np.ndarray         # samples × k, intercept first
     firth: str
     schema: pa.Schema
@@ -99,12 +98,11 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
                         samples=settings.samples)
-        n_samples = _genotyped(con)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no genotypes"
                            + (f" on chromosomes {', '.join(settings.chromosomes)}" if settings.chromosomes else ""))
-    inputs = _block_inputs(chosen, n_samples=n_samples, settings=settings)
+    inputs = _block_inputs(chosen, settings=settings)
     provenance = {
         "kind": "gwas", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
         "phenotypes": settings.phenotypes, "covariates": settings.covariates, "samples": settings.samples,
@@ -136,15 +134,13 @@ def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:
     if inputs.linear is not None:
         result = linear_association(block.dosages, inputs.linear, missing=missing)
         parts.append(association_table(
-            block.variants, result, phenotypes=inputs.linear_names, statistic="t", schema=inputs.schema,
-            alt_freq=result.alt_freq))
+            block.variants, result, phenotypes=inputs.linear_names, statistic="t", schema=inputs.schema))
     if inputs.binary_names:
         from stats.logistic import logistic_association
         result = logistic_association(block.dosages.astype(np.float64, copy=False), inputs.binary,
                                       inputs.covariates, missing=missing, firth=inputs.firth)
         parts.append(association_table(
             block.variants, result, phenotypes=inputs.binary_names, statistic="z", schema=inputs.schema,
-            alt_freq=used_alt_frequency(block.dosages, inputs.binary_patterns, result.n),
             firth=result.firth))
     return pa.concat_tables(parts)
 
@@ -175,19 +171,17 @@ def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:
     return GenotypeBlock(block.variants, dosages, scipy.sparse.csr_array(block.missing.shape))
 
 
-def _block_inputs(chosen, *, n_samples: int, settings: GwasSettings) -> BlockInputs:
+def _block_inputs(chosen, *, settings: GwasSettings) -> BlockInputs:
     binary = _binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
     quantitative = chosen.phenotypes[:, ~binary]
     names = np.array(chosen.phenotype_names, dtype=object)
-    samples = None if np.array_equal(chosen.sample_index, np.arange(n_samples)) else chosen.sample_index
     statistics = [s for s, used in (("t", (~binary).any()), ("z", binary.any())) if used]
     return BlockInputs(
-        n_samples=n_samples, samples=samples, dtype=PRECISIONS[settings.precision],
+        n_samples=chosen.vector_length, samples=chosen.selection, dtype=PRECISIONS[settings.precision],
         impute_mean=settings.impute_mean,
         linear=prepare_linear(quantitative, chosen.covariates) if quantitative.shape[1] else None,
         linear_names=list(names[~binary]),
         binary=chosen.phenotypes[:, binary], binary_names=list(names[binary]),
-        binary_patterns=PresencePatterns.of(chosen.phenotypes[:, binary]),
         covariates=chosen.covariates, firth=settings.firth, schema=results_schema(statistics=statistics))
 
 
@@ -203,10 +197,6 @@ def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> np.
                                f"not 0/1: {', '.join(bad[:5])}")
         return zero_one
     return zero_one
-
-
-def _genotyped(con) -> int:
-    return con.sql("SELECT count(*) FROM samples WHERE assay = 'genotypes'").fetchone()[0]
 
 
 def _check(settings: GwasSettings) -> None:

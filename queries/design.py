@@ -43,16 +43,22 @@ class DropReport:
 
 @dataclass(frozen=True)
 class Design:
-    """Phenotypes and covariates aligned to the genotype sample vector of one release."""
+    """Phenotypes and covariates aligned to an assay's sample vector (genotypes, methylation)."""
 
     release: str
     participant_ids: list[str]
-    sample_index: np.ndarray      # positions in the genotype sample vector, ascending
+    sample_index: np.ndarray      # positions in the assay's sample vector, ascending
     phenotypes: np.ndarray        # samples × phenotypes, NaN where missing
     phenotype_names: list[str]
     covariates: np.ndarray        # samples × covariates, intercept first, complete
     covariate_names: list[str]
     dropped: DropReport
+    vector_length: int            # samples in the assay's stored vectors
+
+    @property
+    def selection(self) -> np.ndarray | None:
+        """Positions to take from each stored vector, or None when every sample is analysed in order."""
+        return None if len(self.sample_index) == self.vector_length else self.sample_index
 
 
 def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: str | Sequence[str],
@@ -115,7 +121,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     return Design(con.release.release, ids, np.array(keep, dtype=np.int64), pheno_matrix,
                   [n for n in pheno.column_names if n != "participant_id"], covariate_matrix, names,
                   DropReport({r: len(v) for r, v in dropped.items()},
-                             {r: v[:3] for r, v in dropped.items()}, dropped_covariates))
+                             {r: v[:3] for r, v in dropped.items()}, dropped_covariates), len(genotyped))
 
 
 def _keyed(con: LakeConnection, spec: str | Sequence[str], table: str, *, what: str) -> pa.Table:

@@ -35,7 +35,7 @@ class AssociationResult:
     log10p: np.ndarray
     n: np.ndarray          # variants × phenotypes, int64
     error: np.ndarray      # variants × phenotypes, int8 index into ERRORS
-    alt_freq: np.ndarray | None = None  # over the samples each test used, when the kernel has it
+    alt_freq: np.ndarray | None = None  # alt allele frequency over the samples each test used
 
     def error_names(self) -> np.ndarray:
         """The error codes as text (None where the test ran), variants × phenotypes."""

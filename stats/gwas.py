@@ -37,34 +37,8 @@ def results_schema(*, statistics: Sequence[str]) -> pa.Schema:
     ])
 
 
-@dataclass(frozen=True)
-class PresencePatterns:
-    """The distinct sets of samples the phenotypes are present for, found once per analysis."""
-
-    matrix: np.ndarray        # samples × patterns, 1.0 where present
-    of_phenotype: np.ndarray  # pattern index of each phenotype
-
-    @classmethod
-    def of(cls, phenotypes: np.ndarray) -> "PresencePatterns":
-        """Patterns of ``phenotypes`` (samples × phenotypes, NaN missing)."""
-        patterns, inverse = np.unique(~np.isnan(phenotypes.T), axis=0, return_inverse=True)
-        return cls(patterns.T.astype(np.float64), inverse.ravel())
-
-
-def used_alt_frequency(genotypes: np.ndarray, patterns: PresencePatterns, n: np.ndarray) -> np.ndarray:
-    """Alt allele frequency over the samples each test used (variants × phenotypes).
-
-    ``genotypes`` is zero at missing calls, so summing over a phenotype's present samples
-    and dividing by twice the used count ``n`` gives exactly the tested samples' frequency.
-    One product per distinct missingness pattern, not per phenotype.
-    """
-    sums = genotypes @ patterns.matrix.astype(genotypes.dtype, copy=False)  # variants × patterns
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, sums[:, patterns.of_phenotype] / (2.0 * n), np.nan)
-
-
 def association_table(variants: pa.Table, result: AssociationResult, *, phenotypes: Sequence[str],
-                      alt_freq: np.ndarray, statistic: str, schema: pa.Schema,
+                      statistic: str, schema: pa.Schema,
                       firth: np.ndarray | None = None) -> pa.Table:
     """Kernel output (variants × phenotypes arrays) as long rows, phenotype-major.
 
@@ -77,7 +51,6 @@ def association_table(variants: pa.Table, result: AssociationResult, *, phenotyp
     ...                      "ref": ["C", "C"], "alt": ["T", "T"]})
     >>> result = linear_association(g, prepare_linear(y, np.ones((50, 1))))
     >>> table = association_table(variants, result, phenotypes=["height"], statistic="t",
-    ...                           alt_freq=g.mean(axis=1, keepdims=True) / 2,
     ...                           schema=results_schema(statistics=["t"]))
     >>> table.num_rows, table.column("phenotype")[0].as_py()
     (2, 'height')
@@ -92,7 +65,7 @@ def association_table(variants: pa.Table, result: AssociationResult, *, phenotyp
     data = {
         "phenotype": pa.array(np.repeat(np.asarray(phenotypes, dtype=object), n_variants), pa.string()),
         **labels,
-        "n": column(result.n), "alt_freq": column(alt_freq), "beta": column(result.beta),
+        "n": column(result.n), "alt_freq": column(result.alt_freq), "beta": column(result.beta),
         "se": column(result.se), statistic: column(result.statistic), "p": column(result.p),
         "log10p": column(result.log10p),
         "error": pa.array(np.array(ERRORS, dtype=object)[errors], pa.string()),
