@@ -28,7 +28,7 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> 
                           for key, value in _WORKER_ENVIRONMENT.items()}):
         cluster = None if scheduler else LocalCluster(
             n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR)
+            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # any free port: clusters may coexist
     client = Client(scheduler or cluster, set_as_default=False)
     try:
         yield client

@@ -1,10 +1,11 @@
-"""The main job on the embedded default lake: a synthetic release, ingested, queried, GWAS and EWAS.
+"""The main job on the embedded default lake: a synthetic release, ingested, queried, GWAS, EWAS and GxE.
 
 Each data step is skipped when its output already exists, so the demo can be rerun;
 the analyses always rerun. The GWAS is checked against the release's ``truth.json``:
 every planted SNP→IDP effect must come out at p < 5e-8, and the null IDPs must not
 show more genome-wide hits than chance allows; every planted CpG~stress effect must pass
-the array-wide threshold (9e-8) in the EWAS.
+the array-wide threshold (9e-8) in the EWAS; the planted SNP×stress interaction must
+pass p < 5e-8 in the GxE scan, and null IDPs must show no interaction hit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
+from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from ingest.release import ReleaseSources, ingest_release
 from lake.catalog import Catalog
 from lake.lake import Lake
@@ -30,6 +32,7 @@ DEMO_GWAS = GwasSettings(
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
                          covariates=["age", "sex", "site"])
 GENOME_WIDE = 5e-8
+GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 DEMO_QUERIES = {
     "participants per table": """
         SELECT 'genotyped' AS what, count(*) AS n FROM samples WHERE assay = 'genotypes'
@@ -58,31 +61,40 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     release_folder = root.parent / "sources" / f"synthetic-s{DEMO_SIZE['seed']}"
     if not (release_folder / "release.yaml").exists():
         from ingest.synth import write_synthetic_release
-        echo(f"1/5 synthesising a release into {release_folder}")
+        echo(f"1/6 synthesising a release into {release_folder}")
         write_synthetic_release(release_folder, progress=progress, **DEMO_SIZE)
     else:
-        echo(f"1/5 synthetic release already at {release_folder}")
+        echo(f"1/6 synthetic release already at {release_folder}")
     lake = Lake.init(root, exist_ok=True)
     sources, release = ReleaseSources.from_folder(release_folder)
     if any(info.release == release for info in lake.releases()):
-        echo(f"2/5 release {release!r} already in the lake at {root}")
+        echo(f"2/6 release {release!r} already in the lake at {root}")
     else:
-        echo(f"2/5 ingesting release {release!r} into {root}")
+        echo(f"2/6 ingesting release {release!r} into {root}")
         ingest_release(lake, sources, release=release, source=str(release_folder), progress=progress)
-    echo("3/5 SQL over the lake")
+    echo("3/6 SQL over the lake")
     with connect(lake) as con:
         for title, query in DEMO_QUERIES.items():
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
     truth = json.loads((release_folder / "truth.json").read_text())
-    echo("\n4/5 GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
+    echo("\n4/6 GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
     report = run_gwas(lake, DEMO_GWAS, progress=progress)
     echo(f"{report.samples:,} samples, {report.rows:,} tests → {lake.results_uri(DEMO_GWAS.name)}")
     for line in check_planted_effects(lake, report, truth):
         echo(line)
-    echo("\n5/5 EWAS of stress on every CpG (M-values, limma's moderated t)")
+    echo("\n5/6 EWAS of stress on every CpG (M-values, limma's moderated t)")
     ewas = run_ewas(lake, DEMO_EWAS, progress=progress)
     for line in check_planted_cpgs(lake, ewas.exposures[0], truth):
+        echo(line)
+    planted = truth["snp_exposure_interaction"]
+    nulls = truth["null_idps"][:GXE_NULL_IDPS]
+    echo(f"\n6/6 GxE: every variant × {planted['exposure']} on IDP {planted['idp']} and {len(nulls)} null IDPs "
+         "(HC3 robust errors)")
+    gxe = run_gxe(lake, GxeSettings(name="demo_gxe", phenotypes=[planted["idp"], *nulls],
+                                    covariates=[*DEMO_GWAS.covariates, planted["exposure"]],
+                                    exposures=[planted["exposure"]]), progress=progress)
+    for line in check_planted_interaction(lake, gxe, truth):
         echo(line)
     return lake
 
@@ -117,6 +129,28 @@ def check_planted_cpgs(lake: Lake, summary, truth: dict) -> list[str]:
             f"planted CpG~stress effects recovered at p < 9e-8: {len(found & set(planted))} of {len(planted)}",
             f"other CpGs at p < 9e-8: {len(found - set(planted))} (chance expects "
             f"{ARRAY_WIDE * (summary.cpgs - len(planted)):.2g})"]
+
+
+def check_planted_interaction(lake: Lake, report: GxeReport, truth: dict) -> list[str]:
+    """Lines comparing the GxE scan with the planted SNP×exposure effect, then the null IDPs."""
+    planted = truth["snp_exposure_interaction"]
+    rows = lake.results_dataset(report.name).to_table(
+        filter=(pc.field("phenotype") == planted["idp"]) & (pc.field("variant_id") == planted["variant_id"])
+    ).to_pylist()
+    summary = report.summary
+    nulls = [j for j, name in enumerate(summary.phenotypes) if name != planted["idp"]]
+    null_hits = int(summary.hits[nulls].sum())
+    lines = [f"{int(summary.tests.sum()):,} interaction tests (variants with MAF ≥ 5 %)"]
+    if not rows:
+        return lines + [f"  {planted['variant_id']} × {planted['exposure']} → {planted['idp']}: not tested MISSED"]
+    row = rows[0]
+    found = row["p_gxe_robust"] is not None and row["p_gxe_robust"] < GENOME_WIDE
+    lines.append(f"  {planted['variant_id']} × {planted['exposure']} → {planted['idp']}: true {planted['beta_gxe']:.4g}, "
+                 f"estimated {row['beta_gxe']:.4g} ± {row['se_gxe_robust']:.2g} (HC3), "
+                 f"p = {row['p_gxe_robust']:.2g} {'recovered' if found else 'MISSED'}")
+    lines.append(f"null IDPs' interaction hits at p < 5e-8: {null_hits} (chance expects "
+                 f"{GENOME_WIDE * summary.tests[nulls].sum():.2g})")
+    return lines
 
 
 def _median_lambda(summary, names: set[str]) -> float:

@@ -3,8 +3,8 @@
 The design (phenotypes, covariates, samples) comes from SQL; phenotypes are
 residualised once and the small inputs are scattered to every worker once. Each
 task reads one genotype row group straight from the lake, decodes it and runs the
-kernels, so memory is bounded by the block, not by the number of variants. Results
-stream back into one Delta commit under ``LAKE/results/NAME``.
+kernels, so memory is bounded by the block, not by the number of variants
+(:mod:`biolake.scan`). Results stream into one Delta commit under ``LAKE/results/NAME``.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 import scipy.sparse
-from deltalake.transaction import AddAction
 
-from biolake.cluster import dask_client, map_blocks
+from biolake.scan import check_min_maf, scan_variants
 from lake.errors import BiolakeError
 from lake.lake import Lake
-from lake.results import ResultsFiles
 from queries import connect, design
-from queries.blocks import GenotypeBlock, genotype_blocks, read_genotype_blocks
+from queries.blocks import GenotypeBlock, genotype_blocks
 from stats.gwas import GwasSummary, association_table, results_schema
 from stats.linear import LinearModel, linear_association, prepare_linear
 
@@ -47,6 +44,7 @@ class GwasSettings:
     impute_mean: bool = False      # missing calls → the variant's mean (REGENIE); default drops them (plink2)
     precision: str = "float64"
     chromosomes: Sequence[str] | None = None
+    min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
 
 
 @dataclass(frozen=True)
@@ -77,11 +75,17 @@ class BlockInputs:
     covariates: np.ndarray         # samples × k, intercept first
     firth: str
     schema: pa.Schema
+    min_maf: float
 
     @property
     def phenotype_names(self) -> list[str]:
         """In the order of the rows of each results block: linear phenotypes, then binary ones."""
         return self.linear_names + self.binary_names
+
+    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
+        table = gwas_block(block, self)
+        log10p = table.column("log10p").to_numpy(zero_copy_only=False).reshape(-1, block.variants.num_rows)
+        return table, log10p.T
 
 
 def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None, workers: int | None = None,
@@ -111,15 +115,8 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
         "dropped": chosen.dropped.counts, "linear_phenotypes": inputs.linear_names,
         "logistic_phenotypes": inputs.binary_names,
     }
-    files = lake.results_files(settings.name)
-    actions, summary = [], GwasSummary.empty(inputs.phenotype_names)
-    with dask_client(scheduler=scheduler, workers=workers) as client:
-        for action, block_summary in map_blocks(client, _block_task, blocks, inputs, files, step="gwas",
-                                                progress=progress):
-            actions.append(action)
-            summary.merge(block_summary)
-    version = lake.commit_results(files, actions, schema=inputs.schema, partition_by=["chrom"],
-                                  provenance=provenance)
+    version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=provenance, step="gwas",
+                                     scheduler=scheduler, workers=workers, progress=progress)
     rows = int(summary.tests.sum() + summary.failed.sum())
     return GwasReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summary)
@@ -145,22 +142,6 @@ def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def _block_task(fragment: ds.ParquetFileFragment, inputs: BlockInputs, files: ResultsFiles,
-                part: int) -> tuple[AddAction, GwasSummary]:
-    """One dask task: read a genotype row group from the lake, test it slice by slice, and
-    write the results as one Parquet file of the run; only its add action and summary go back."""
-    summary = GwasSummary.empty(inputs.phenotype_names)
-    chrom = ds.get_partition_keys(fragment.partition_expression)["chrom"]
-    output = files.open(inputs.schema, partition={"chrom": chrom}, part=f"{part:06d}")
-    for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
-                                      dtype=inputs.dtype):
-        table = gwas_block(block, inputs)
-        log10p = table.column("log10p").to_numpy(zero_copy_only=False).reshape(-1, block.variants.num_rows)
-        summary.add(block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p.T)
-        output.write(table)
-    return output.close(), summary
-
-
 def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:
     """REGENIE's rule: a missing call becomes the variant's mean dosage over called samples."""
     dosages = block.dosages.copy()
@@ -182,7 +163,8 @@ def _block_inputs(chosen, *, settings: GwasSettings) -> BlockInputs:
         linear=prepare_linear(quantitative, chosen.covariates) if quantitative.shape[1] else None,
         linear_names=list(names[~binary]),
         binary=chosen.phenotypes[:, binary], binary_names=list(names[binary]),
-        covariates=chosen.covariates, firth=settings.firth, schema=results_schema(statistics=statistics))
+        covariates=chosen.covariates, firth=settings.firth, schema=results_schema(statistics=statistics),
+        min_maf=settings.min_maf)
 
 
 def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> np.ndarray:
@@ -204,5 +186,6 @@ def _check(settings: GwasSettings) -> None:
         raise BiolakeError(f"model {settings.model!r} is not one of {', '.join(MODELS)}")
     if settings.firth not in ("fallback", "always", "never"):
         raise BiolakeError(f"firth {settings.firth!r} is not one of fallback, always, never")
+    check_min_maf(settings.min_maf)
     if settings.precision not in PRECISIONS:
         raise BiolakeError(f"precision {settings.precision!r} is not one of {', '.join(PRECISIONS)}")

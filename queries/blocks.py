@@ -32,6 +32,17 @@ class GenotypeBlock:
     dosages: np.ndarray         # variants × samples
     missing: scipy.sparse.csr_array
 
+    def common(self, min_maf: float) -> GenotypeBlock:
+        """The variants whose minor allele frequency over the called samples is at least ``min_maf``
+        (what ``plink2 --maf`` keeps)."""
+        called = self.dosages.shape[1] - np.diff(self.missing.indptr)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alt_freq = self.dosages.sum(axis=1, dtype=np.float64) / (2.0 * called)
+        keep = np.flatnonzero(np.minimum(alt_freq, 1.0 - alt_freq) >= min_maf)
+        if len(keep) == len(alt_freq):
+            return self
+        return GenotypeBlock(self.variants.take(keep), self.dosages[keep], self.missing[keep])
+
 
 @dataclass(frozen=True)
 class MethylationBlock:

@@ -16,6 +16,7 @@ from scipy import stats
 from stats.association import ERRORS, AssociationResult
 
 GENOME_WIDE = 5e-8
+VARIANT_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt")
 _CHI2_MEDIAN = stats.chi2.ppf(0.5, 1)  # 0.4549…: the null median of a 1-df χ²
 _LOG10P_BINS = np.linspace(0.0, 3.0, 3_001)  # −log10 p in steps of 0.001 (the median sits near 0.3)
 
@@ -59,8 +60,7 @@ def association_table(variants: pa.Table, result: AssociationResult, *, phenotyp
     def column(values: np.ndarray) -> pa.Array:  # phenotype-major; NaN (a test that did not run) → null
         return pa.array(np.ascontiguousarray(values.T).ravel(), from_pandas=True)
 
-    labels = {name: pa.concat_arrays([variants.column(name).combine_chunks()] * n_phenotypes)
-              for name in ("variant_id", "chrom", "pos", "ref", "alt")}
+    labels = variant_labels(variants, repeat=n_phenotypes)
     errors = column(result.error)
     data = {
         "phenotype": pa.array(np.repeat(np.asarray(phenotypes, dtype=object), n_variants), pa.string()),
@@ -74,6 +74,12 @@ def association_table(variants: pa.Table, result: AssociationResult, *, phenotyp
         data["firth"] = column(firth) if firth is not None else np.zeros(len(errors), bool)
     return pa.table({name: data.get(name, pa.nulls(len(errors), schema.field(name).type))
                      for name in schema.names}, schema=schema)
+
+
+def variant_labels(variants: pa.Table, *, repeat: int) -> dict[str, pa.Array]:
+    """The variant columns of a results block whose rows run over the variants ``repeat`` times."""
+    return {name: pa.concat_arrays([variants.column(name).combine_chunks()] * repeat)
+            for name in VARIANT_COLUMNS}
 
 
 @dataclass

@@ -11,12 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import numpy as np
 import pytest
 import yaml
 
+from biolake.cluster import dask_client
 from ingest.release import ReleaseSources, ingest_release
 from ingest.synth import write_synthetic_release
 from lake.lake import Lake
+from lake.vectors import decode_calls
+from queries import connect
 
 SMALL = {"samples": 301, "variants": 1500, "idps": 6, "cpgs": 300, "seed": 7}
 
@@ -50,6 +54,36 @@ def loaded_lake(lake: Lake, release_folder: Path) -> Lake:
     sources, _ = ReleaseSources.from_folder(release_folder)
     ingest_release(lake, sources, release="r1", source=str(release_folder))
     return lake
+
+
+@pytest.fixture(scope="session")
+def gwas_lake(tmp_path_factory: pytest.TempPathFactory, release_folder: Path) -> Lake:
+    """The small release ingested once, for the association jobs (each writes its own results)."""
+    lake = Lake.init(tmp_path_factory.mktemp("gwas") / "lake")
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source=str(release_folder))
+    return lake
+
+
+@pytest.fixture(scope="session")
+def scheduler() -> Iterator[str]:
+    """A real dask cluster of two worker processes, shared by the association jobs' tests."""
+    with dask_client(workers=2) as client:
+        yield client.scheduler.address
+
+
+@pytest.fixture(scope="session")
+def idps(gwas_lake: Lake) -> list[str]:
+    """The first three IDP columns of the small release."""
+    with connect(gwas_lake) as con:
+        return [c for c in con.sql("SELECT * FROM idps LIMIT 0").columns if c not in ("participant_id", "release")][:3]
+
+
+def lake_dosages(lake: Lake, samples: np.ndarray) -> np.ndarray:
+    """Every variant's alt dosages (NaN missing) for ``samples``, in variant order."""
+    genotypes = lake.read("genotypes", columns=["variant_index", "calls"]).sort_by("variant_index")
+    n = lake.read("samples", columns=["assay"]).column(0).to_pylist().count("genotypes")
+    return decode_calls(genotypes.column("calls"), n)[:, samples]
 
 
 @pytest.fixture(scope="session")

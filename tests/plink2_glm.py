@@ -51,6 +51,37 @@ def run_glm(tmp: Path, *, dosages: np.ndarray, phenotypes: np.ndarray, covariate
     ratio for logistic), se, statistic, p (NaN where PLINK 2 printed NA), error (ERRCODE or
     None) and firth (True where Firth regression was used).
     """
+    out, names = _run(tmp, dosages=dosages, phenotypes=phenotypes, covariates=covariates, binary=binary,
+                      modifiers=["hide-covar", "omit-ref", f"cols={_COLS}", *glm_modifiers], extra_args=extra_args)
+    return [_read_report(out, name) for name in names]
+
+
+def run_glm_interaction(tmp: Path, *, dosages: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray,
+                        exposures: Sequence[int], interacting: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
+    """``plink2 --glm interaction``: y ~ covariates + g + g×covariate[e] per variant, per phenotype.
+
+    ``covariates`` (samples × k, no intercept) include the exposures, whose column positions
+    ``exposures`` gives. The g×covariate terms of ``interacting`` (default: the exposures)
+    enter the model (``--parameters``); ``--tests`` adds the joint test of g and g×exposures.
+    PLINK 2's default allele coding is kept (A1 = the minor allele, as its VIF check sees it);
+    rows are turned to the ALT allele here (betas and t negated where A1 is REF).
+    Keys: variant_id, n, alt_freq, beta_g, se_g, beta_gxe, se_gxe, t_gxe, p_gxe (the last four
+    variants × exposures), f_joint, p_joint, error.
+    """
+    k = np.shape(covariates)[1]
+    interacting = sorted(set(exposures if interacting is None else interacting) | set(exposures))
+    parameters = [*range(1, k + 2), *[k + 2 + j for j in interacting]]  # ADD, covariates, ADDx each covariate
+    joint = [1, *[parameters.index(k + 2 + j) + 1 for j in exposures]]   # numbered within --parameters
+    extra = ["--parameters", ",".join(map(str, parameters)), "--tests", ",".join(map(str, joint))]
+    out, names = _run(tmp, dosages=dosages, phenotypes=phenotypes, covariates=covariates, binary=False,
+                      modifiers=["interaction", "cols=+a1freq"], extra_args=extra)
+    exposure_tests = [f"ADDxc{j}" for j in exposures]
+    return [_read_interaction(out, name, exposure_tests) for name in names]
+
+
+def _run(tmp: Path, *, dosages: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray | None, binary: bool,
+         modifiers: list[str], extra_args: Sequence[str]) -> tuple[Path, list[str]]:
+    """Write the fileset, phenotypes and covariates; run ``plink2 --glm``; its output prefix and phenotype names."""
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     dosages, phenotypes = np.asarray(dosages, float), np.asarray(phenotypes, float)
@@ -67,7 +98,6 @@ def run_glm(tmp: Path, *, dosages: np.ndarray, phenotypes: np.ndarray, covariate
     prefix.with_suffix(".fam").write_text("".join(f"s{j}\ts{j}\t0\t0\t0\t-9\n" for j in range(n_samples)))
     names = [f"p{k}" for k in range(phenotypes.shape[1])]
     _write_table(tmp / "pheno.tsv", names, phenotypes, "%d" if binary else "%.17g")
-    modifiers = ["hide-covar", "omit-ref", f"cols={_COLS}", *glm_modifiers]
     args = [PLINK2, "--bfile", str(prefix), "--pheno", str(tmp / "pheno.tsv"), "--no-psam-pheno", "--1",
             "--no-input-missing-phenotype", "--threads", "1"]
     if covariates is not None and np.shape(covariates)[1] > 0:
@@ -75,7 +105,7 @@ def run_glm(tmp: Path, *, dosages: np.ndarray, phenotypes: np.ndarray, covariate
         _write_table(tmp / "covar.tsv", [f"c{k}" for k in range(covariates.shape[1])], covariates, "%.17g")
         args += ["--covar", str(tmp / "covar.tsv")]
     else:
-        modifiers.append("allow-no-covars")
+        modifiers = [*modifiers, "allow-no-covars"]
     out = tmp / "glm"
     args += ["--glm", *modifiers, *extra_args, "--out", str(out)]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
@@ -83,7 +113,7 @@ def run_glm(tmp: Path, *, dosages: np.ndarray, phenotypes: np.ndarray, covariate
         log = out.with_suffix(".log")
         tail = (log.read_text() if log.exists() else done.stdout + done.stderr).splitlines()[-25:]
         raise RuntimeError(f"plink2 failed (exit {done.returncode}):\n" + "\n".join(tail))
-    return [_read_report(out, name) for name in names]
+    return out, names
 
 
 def _check_inputs(dosages: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray | None,
@@ -134,4 +164,34 @@ def _read_report(out: Path, name: str) -> dict[str, np.ndarray]:
         "statistic": floats(stat),
         "error": np.array([None if r["ERRCODE"] == "." else r["ERRCODE"] for r in rows], dtype=object),
         "firth": np.array([always_firth or r.get("FIRTH?") == "Y" for r in rows], dtype=bool),
+    }
+
+
+def _read_interaction(out: Path, name: str, exposure_tests: list[str]) -> dict[str, np.ndarray]:
+    """Parse ``<out>.<name>.glm.linear`` of an interaction run, one entry per variant."""
+    with open(f"{out}.{name}.glm.linear", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    by_variant: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_variant.setdefault(row["ID"], {})[row["TEST"]] = row
+    ids = list(by_variant)
+
+    def value(test: str, column: str) -> np.ndarray:
+        return np.array([np.nan if (r := by_variant[v].get(test)) is None or r[column] == "NA" else float(r[column])
+                         for v in ids])
+
+    flip = np.array([by_variant[v]["ADD"]["A1"] != by_variant[v]["ADD"]["ALT"] for v in ids])
+    sign = np.where(flip, -1.0, 1.0)
+    joint = next(t for t in by_variant[ids[0]] if t.startswith("USER_"))
+    gxe = {key: np.column_stack([value(t, column) for t in exposure_tests])
+           for key, column in (("beta_gxe", "BETA"), ("se_gxe", "SE"), ("t_gxe", "T_OR_F_STAT"), ("p_gxe", "P"))}
+    gxe["beta_gxe"] *= sign[:, None]
+    gxe["t_gxe"] *= sign[:, None]
+    a1_freq = value("ADD", "A1_FREQ")
+    return {
+        "variant_id": np.array(ids, dtype=str), "n": value("ADD", "OBS_CT").astype(np.int64),
+        "alt_freq": np.where(flip, 1.0 - a1_freq, a1_freq),
+        "beta_g": sign * value("ADD", "BETA"), "se_g": value("ADD", "SE"), **gxe,
+        "f_joint": value(joint, "T_OR_F_STAT"), "p_joint": value(joint, "P"),
+        "error": np.array([None if (e := by_variant[v]["ADD"]["ERRCODE"]) == "." else e for v in ids], dtype=object),
     }

@@ -1,4 +1,4 @@
-"""The main job end to end: synth → ingest → SQL → GWAS → EWAS, checked against the planted truth."""
+"""The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE, checked against the planted truth."""
 
 from pathlib import Path
 
@@ -13,7 +13,10 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog))
     lines: list[str] = []
     run_demo(tmp_path / "catalog.yaml", progress=lambda step, done, total: None, echo=lines.append)
-    planted = [line for line in lines if line.startswith("  rs")]
+    planted = [line for line in lines if line.startswith("  rs") and " × " not in line]
     assert len(planted) == 5 and all(line.endswith("recovered") for line in planted), planted
     assert any(line.startswith("null IDPs with any hit at p < 5e-8: 0 of 44") for line in lines), lines
     assert "planted CpG~stress effects recovered at p < 9e-8: 10 of 10" in lines, lines[-3:]
+    interaction = [line for line in lines if " × stress → " in line]
+    assert len(interaction) == 1 and interaction[0].endswith("recovered"), interaction
+    assert any(line.startswith("null IDPs' interaction hits at p < 5e-8: 0 ") for line in lines), lines[-3:]

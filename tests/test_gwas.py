@@ -11,15 +11,13 @@ import polars as pl
 import pytest
 import statsmodels.api as sm
 from click.testing import CliRunner
+from conftest import lake_dosages
 from plink2_glm import run_glm
 
 from biolake.cli import main
-from biolake.cluster import dask_client
 from biolake.gwas import GwasSettings, run_gwas
-from ingest.release import ReleaseSources, ingest_release
 from lake.errors import BiolakeError
 from lake.lake import Lake
-from lake.vectors import decode_calls
 from queries import connect, design
 from queries.output import export_results
 
@@ -31,34 +29,6 @@ SELECT participant_id,
        "{2}"
 FROM idps"""
 COVARIATES = ["age", "sex", "site", "PC1", "PC2"]
-
-
-@pytest.fixture(scope="module")
-def gwas_lake(tmp_path_factory: pytest.TempPathFactory, release_folder: Path) -> Lake:
-    lake = Lake.init(tmp_path_factory.mktemp("gwas") / "lake")
-    sources, _ = ReleaseSources.from_folder(release_folder)
-    ingest_release(lake, sources, release="r1", source=str(release_folder))
-    return lake
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> str:
-    """A real dask cluster of two worker processes, shared by this module's runs."""
-    with dask_client(workers=2) as client:
-        yield client.scheduler.address
-
-
-@pytest.fixture(scope="module")
-def idps(gwas_lake: Lake) -> list[str]:
-    with connect(gwas_lake) as con:
-        return [c for c in con.sql("SELECT * FROM idps LIMIT 0").columns if c not in ("participant_id", "release")][:3]
-
-
-def lake_dosages(lake: Lake, samples: np.ndarray) -> np.ndarray:
-    """Every variant's alt dosages (NaN missing) for ``samples``, in variant order."""
-    genotypes = lake.read("genotypes", columns=["variant_index", "calls"]).sort_by("variant_index")
-    n = lake.read("samples", columns=["assay"]).column(0).to_pylist().count("genotypes")
-    return decode_calls(genotypes.column("calls"), n)[:, samples]
 
 
 def ours_by_phenotype(lake: Lake, name: str) -> dict[str, pl.DataFrame]:

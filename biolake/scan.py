@@ -1,0 +1,87 @@
+"""The data path every variant-by-variant job shares (GWAS, GxE): blocks → dask tasks → one commit.
+
+A job describes its tests with a :class:`VariantTests` object (the small inputs, scattered
+to every worker once) whose ``test`` turns one decoded genotype block into a results
+table. Each task reads one genotype row group straight from the lake, tests it slice by
+slice and writes its own Parquet file of the run; only the file's add action and a
+per-phenotype summary travel back, and one commit then publishes ``LAKE/results/NAME``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake.transaction import AddAction
+
+from biolake.cluster import dask_client, map_blocks
+from lake.errors import BiolakeError
+from lake.lake import Lake
+from lake.results import ResultsFiles
+from queries.blocks import GenotypeBlock, read_genotype_blocks
+from stats.gwas import GwasSummary
+
+Progress = Callable[[str, int, int], None]
+
+
+class VariantTests(Protocol):
+    """What a variant job sends to its workers: how to read blocks and what to test in them."""
+
+    n_samples: int                 # length of the stored sample vector
+    samples: np.ndarray | None     # positions of the analysis samples in it (None: all, in order)
+    dtype: type
+    schema: pa.Schema
+    min_maf: float                 # variants with a rarer minor allele (over the analysis samples) are skipped
+
+    @property
+    def phenotype_names(self) -> list[str]: ...
+
+    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
+        """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary."""
+
+
+def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.ParquetFileFragment], *,
+                  provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
+                  progress: Progress | None = None) -> tuple[int, GwasSummary]:
+    """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
+
+    Returns the committed version and the per-phenotype summary of the headline test.
+    """
+    files = lake.results_files(name)
+    actions, summary = [], GwasSummary.empty(tests.phenotype_names)
+    with dask_client(scheduler=scheduler, workers=workers) as client:
+        for action, block_summary in map_blocks(client, _scan_task, blocks, tests, files, step=step,
+                                                progress=progress):
+            actions.append(action)
+            summary.merge(block_summary)
+    version = lake.commit_results(files, actions, schema=tests.schema, partition_by=["chrom"],
+                                  provenance=provenance)
+    return version, summary
+
+
+def check_min_maf(min_maf: float) -> None:
+    """Refuse a minimum minor allele frequency outside [0, ½)."""
+    if not 0.0 <= min_maf < 0.5:
+        raise BiolakeError(f"the minimum minor allele frequency must be in [0, 0.5), got {min_maf}")
+
+
+def _scan_task(fragment: ds.ParquetFileFragment, tests: VariantTests, files: ResultsFiles,
+               part: int) -> tuple[AddAction, GwasSummary]:
+    """One dask task: read a genotype row group from the lake, test it slice by slice, and
+    write the results as one Parquet file of the run; only its add action and summary go back."""
+    summary = GwasSummary.empty(tests.phenotype_names)
+    chrom = ds.get_partition_keys(fragment.partition_expression)["chrom"]
+    output = files.open(tests.schema, partition={"chrom": chrom}, part=f"{part:06d}")
+    for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples,
+                                      dtype=tests.dtype):
+        if tests.min_maf > 0:
+            block = block.common(tests.min_maf)
+        if not block.variants.num_rows:
+            continue
+        table, log10p = tests.test(block)
+        summary.add(block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p)
+        output.write(table)
+    return output.close(), summary

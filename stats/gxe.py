@@ -1,0 +1,492 @@
+"""Gene × environment interaction per variant, y = Xβ + gγ + eδ + (g·e)θ + ε, robust errors in closed form.
+
+The shared columns S (intercept, covariates, the exposures e, and with Keller's terms the
+covariate × exposure products) are projected out once: Q is an orthonormal basis of S and
+ỹ = y − QQ'y. Only the per-variant columns D = g·[1, e₁ … e_m (, c₁ … c_k with Keller)]
+remain, and by Frisch–Waugh–Lovell the coefficients, residuals and sandwich of D are the
+full regression's:
+
+    D̃ = D − QQ'D,   H = D̃'D̃,   Θ = H⁻¹D̃'ỹ,   ε = ỹ − D̃Θ,   F = (H⁻¹D̃')_T,
+    V_model = σ²(H⁻¹)_TT,   V_robust = Σᵢ wᵢ εᵢ² FᵢFᵢ',
+
+for the tested terms T (g and g·e): θ_T = F'ỹ is linear in ỹ, so its robust variance is a
+weighted sum over samples. wᵢ is 1 (HC0; HC1 scales by n/(n − p)), 1/(1 − hᵢ) (HC2) or
+1/(1 − hᵢ)² (HC3), with the full design's leverage hᵢ = qᵢ'qᵢ + D̃ᵢH⁻¹D̃ᵢ' (shared part once).
+Expanding εᵢ² = ỹᵢ² − 2ỹᵢ(D̃Θ)ᵢ + (D̃Θ)ᵢ², the robust variance of every phenotype comes from
+three kinds of sums: Σ wFₐF_b ỹ² and Σ wFₐF_b D̃_c ỹ (matrix products with Ỹ² and Ỹ), and
+Σ wFₐF_b D̃_c D̃_d (no phenotype) — so 100 phenotypes cost a few products, not a loop.
+
+Missing phenotypes: phenotypes missing for the same samples are fitted together on exactly
+their samples. A missing call drops that sample for that variant, as ``plink2 --glm`` does:
+its Gram matrix of Q becomes A = I − Σ q_u q_u' over the dropped samples u, D̃ is
+residualised with A⁻¹, and the variant's own residual phenotype is ỹ − Qδ with
+δ = A⁻¹Q'ỹ|kept, which adds Q to the fitted part of ε: a cost proportional to the
+variants with missing calls, nothing is imputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse
+
+from stats.association import (COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES, chi2_log10p, f_log10p,
+                               p_from_log10p, t_log10p, z_log10p)
+from stats.gwas import variant_labels
+from stats.linear import Residualizer
+
+ROBUST = ("hc0", "hc1", "hc2", "hc3")
+_MAX_VIF = 50.0          # per-variant column variance / variance left after the rest: plink2's --vif
+_SINGULAR = 1e-10        # smallest eigenvalue (relative) of a Gram matrix still taken as full rank
+_MONOMORPHIC = 1e-12
+_FULL_LEVERAGE = 1.0 - 1e-10  # a sample the design fits exactly: HC2/HC3 are undefined
+_CHUNK_ELEMENTS = 1 << 22     # float64s in the largest per-chunk temporary (32 MiB); small chunks stay in cache
+
+
+@dataclass(frozen=True)
+class GxePattern:
+    """Phenotypes missing for the same samples, with their design projected once on those samples."""
+
+    columns: np.ndarray          # phenotype indices
+    samples: np.ndarray | None   # sample indices used (None: all)
+    basis: np.ndarray            # Q: samples × s, orthonormal basis of the shared columns
+    multipliers: np.ndarray      # samples × q: D = g · multipliers (1, exposures, Keller's covariates)
+    residuals: np.ndarray        # Ỹ: samples × phenotypes, shared columns projected out
+    residual_squares: np.ndarray  # Ỹ²
+    sum_squares: np.ndarray      # ỹ'ỹ per phenotype
+    leverage: np.ndarray         # qᵢ'qᵢ per sample: the shared design's leverage
+
+
+@dataclass(frozen=True)
+class GxeModel:
+    """Everything a block needs: the patterns, what the terms are and which errors to report.
+
+    Build it with :func:`prepare_gxe`.
+    """
+
+    patterns: tuple[GxePattern, ...]
+    n_phenotypes: int
+    terms: list[str]             # per-variant terms: g, g×exposure…, g×covariate… (Keller)
+    n_exposures: int             # tested terms are the first 1 + n_exposures
+    n_shared: int                # s: columns of S
+    robust: str
+
+    @property
+    def n_tested(self) -> int:
+        return 1 + self.n_exposures
+
+
+@dataclass(frozen=True)
+class WaldTests:
+    """A test of several coefficients at once, model-based (F) and robust (χ²)."""
+
+    f: np.ndarray                # variants × phenotypes
+    log10p: np.ndarray
+    chisq_robust: np.ndarray
+    log10p_robust: np.ndarray
+    df: int
+
+
+@dataclass(frozen=True)
+class GxeResult:
+    """Per variant × phenotype: the tested coefficients, their errors and the joint tests.
+
+    ``beta``, ``se`` and ``se_robust`` are variants × phenotypes × tested terms (g first,
+    then g×each exposure). ``interaction`` tests every g×exposure term (1 df with one
+    exposure, where F = t²); ``joint`` tests g and its interactions together.
+    """
+
+    beta: np.ndarray
+    se: np.ndarray
+    se_robust: np.ndarray
+    interaction: WaldTests
+    joint: WaldTests
+    dof: np.ndarray              # residual degrees of freedom, n − s − q
+    n: np.ndarray
+    alt_freq: np.ndarray
+    error: np.ndarray            # index into ERRORS
+
+    def t(self) -> np.ndarray:
+        """Model-based t of each tested term (t-distributed on ``dof``)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.beta / self.se
+
+    def z_robust(self) -> np.ndarray:
+        """Robust z of each tested term (standard normal)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.beta / self.se_robust
+
+    def log10p_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """−log10 p of each tested term alone: model-based (t) and robust (z)."""
+        return t_log10p(self.t(), np.maximum(self.dof, 1)[..., None]), z_log10p(self.z_robust())
+
+
+def prepare_gxe(phenotypes: np.ndarray, covariates: np.ndarray, *, exposures: list[int], keller: bool = False,
+                robust: str = "hc3", names: list[str] | None = None) -> GxeModel:
+    """Group the phenotypes by missingness and project the shared columns out of each group.
+
+    ``phenotypes``: samples × P (NaN missing); ``covariates``: samples × k, complete, with the
+    intercept first; ``exposures``: which covariate columns are the exposures e (each also
+    gets its main effect, being a covariate). ``keller`` adds covariate × exposure columns
+    to S and covariate × genotype columns to the per-variant design (Keller 2014). ``names``
+    labels the covariate columns for the term names.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> covariates = np.column_stack([np.ones(50), rng.normal(size=(50, 2))])
+    >>> model = prepare_gxe(rng.normal(size=(50, 2)), covariates, exposures=[2], keller=True,
+    ...                     names=["intercept", "age", "stress"])
+    >>> model.terms, model.n_shared
+    (['g', 'g×stress', 'g×age'], 4)
+    """
+    if robust not in ROBUST:
+        raise ValueError(f"robust must be one of {', '.join(ROBUST)}, got {robust!r}")
+    names = names or [f"c{j}" for j in range(covariates.shape[1])]
+    exposure_columns = covariates[:, exposures]
+    others = [j for j in range(1, covariates.shape[1]) if j not in exposures]
+    shared, multipliers = covariates, np.column_stack([np.ones(len(covariates)), exposure_columns])
+    terms = ["g", *[f"g×{names[j]}" for j in exposures]]
+    if keller and others:
+        products = (covariates[:, others, None] * exposure_columns[:, None, :]).reshape(len(covariates), -1)
+        shared = np.hstack([covariates, products])
+        multipliers = np.hstack([multipliers, covariates[:, others]])
+        terms += [f"g×{names[j]}" for j in others]
+    present = ~np.isnan(phenotypes)
+    unique, inverse = np.unique(~present.T, axis=0, return_inverse=True)
+    patterns = []
+    for index, missing_row in enumerate(unique):
+        columns = np.flatnonzero(inverse.ravel() == index)
+        samples = None if not missing_row.any() else np.flatnonzero(~missing_row)
+        rows = slice(None) if samples is None else samples
+        try:
+            q = Residualizer.from_covariates(shared[rows]).basis
+        except ValueError:
+            raise ValueError("the shared columns (covariates, exposures"
+                             + (", covariate × exposure products" if keller else "")
+                             + ") are collinear" + ("" if samples is None else
+                                                    f" on the {len(samples)} samples of phenotypes {columns.tolist()}"))
+        residuals = Residualizer(q).transform(phenotypes[rows][:, columns])
+        patterns.append(GxePattern(columns, samples, q, np.ascontiguousarray(multipliers[rows]), residuals,
+                                   residuals * residuals, np.einsum("ij,ij->j", residuals, residuals),
+                                   np.einsum("ij,ij->i", q, q)))
+    return GxeModel(tuple(patterns), phenotypes.shape[1], terms, len(exposures), shared.shape[1], robust)
+
+
+def gxe_association(genotypes: np.ndarray, model: GxeModel, *,
+                    missing: scipy.sparse.csr_array | None = None) -> GxeResult:
+    """Interaction tests of every variant (rows of ``genotypes``) with every phenotype of ``model``.
+
+    ``genotypes``: variants × samples alt dosages, 0 where a call is missing; ``missing``:
+    variants × samples sparse, nonzero at those calls (dropped for that variant only).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> g = rng.integers(0, 3, size=(4, 500)).astype(float)
+    >>> stress = rng.normal(size=500)
+    >>> y = 0.5 * g[0] * stress + rng.normal(size=500)
+    >>> model = prepare_gxe(y[:, None], np.column_stack([np.ones(500), stress]), exposures=[1])
+    >>> result = gxe_association(g, model)
+    >>> result.beta.shape, bool(result.interaction.log10p_robust[0, 0] > 10)
+    ((4, 1, 2), True)
+    """
+    variants, phenotypes, tested = genotypes.shape[0], model.n_phenotypes, model.n_tested
+    out = {name: np.full((variants, phenotypes, tested), np.nan) for name in ("beta", "se", "se_robust")}
+    for name in ("interaction", "joint"):
+        out.update({f"{name}_{kind}": np.full((variants, phenotypes), np.nan)
+                    for kind in ("f", "log10p", "chisq", "log10p_robust")})
+    out.update(dof=np.zeros((variants, phenotypes), np.int64), n=np.zeros((variants, phenotypes), np.int64),
+               alt_freq=np.full((variants, phenotypes), np.nan),
+               error=np.zeros((variants, phenotypes), np.int8))
+    with_missing = (np.diff(missing.indptr) > 0) if missing is not None else np.zeros(variants, bool)
+    for pattern in model.patterns:
+        block = genotypes if pattern.samples is None else genotypes[:, pattern.samples]
+        dropped = basis_outer = None
+        if with_missing.any():
+            dropped = missing if pattern.samples is None else missing[:, pattern.samples]
+            basis_outer = (pattern.basis[:, :, None] * pattern.basis[:, None, :]).reshape(len(pattern.basis), -1)
+        n, pairs = len(pattern.leverage), tested * (tested + 1) // 2
+        chunk = max(1, _CHUNK_ELEMENTS // (n * pairs * max(len(model.terms), model.n_shared)))
+        for rows in (np.flatnonzero(~with_missing), np.flatnonzero(with_missing)):
+            for start in range(0, len(rows), chunk):
+                part = rows[start:start + chunk]
+                lost = None
+                if dropped is not None and with_missing[part[0]]:
+                    lost = scipy.sparse.csr_array(dropped[part], dtype=np.float64)
+                fit = _fit(np.asarray(block[part], np.float64), lost, pattern, model,
+                           None if lost is None else basis_outer)
+                for name, values in fit.items():
+                    out[name][part[:, None], pattern.columns] = values
+    tests = {name: WaldTests(out[f"{name}_f"], out[f"{name}_log10p"], out[f"{name}_chisq"],
+                             out[f"{name}_log10p_robust"], df)
+             for name, df in (("interaction", model.n_exposures), ("joint", tested))}
+    return GxeResult(out["beta"], out["se"], out["se_robust"], tests["interaction"], tests["joint"],
+                     out["dof"], out["n"], out["alt_freq"], out["error"])
+
+
+def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePattern, model: GxeModel,
+         basis_outer: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """One chunk of variants (rows of ``g``, float64) against one pattern's phenotypes; ``dropped``
+    marks their missing calls, and ``basis_outer`` (rows of Q ⊗ Q) comes with it."""
+    q_basis, y = pattern.basis, pattern.residuals
+    (variants, n), s, tested = g.shape, model.n_shared, model.n_tested
+    design = g[:, None, :] * pattern.multipliers.T[None]           # variants × terms × samples
+    q_design = design @ q_basis                                    # Q'D: variants × terms × s
+    error = np.full(variants, OK, np.int8)
+    if dropped is None:
+        kept = None
+        used = np.full(variants, n, np.int64)
+        resid = design - q_design @ q_basis.T
+        shared_leverage = pattern.leverage[None]
+        delta = None
+        sum_squares = np.broadcast_to(pattern.sum_squares, (variants, y.shape[1]))
+    else:
+        kept = 1.0 - dropped.toarray()
+        used = kept.sum(axis=1).astype(np.int64)
+        gram = np.eye(s) - _sparse_products(dropped, q_basis, q_basis)   # A = Q'Q over kept samples
+        singular = np.linalg.eigvalsh(gram)[:, 0] <= _SINGULAR
+        gram[singular] = np.eye(s)
+        error[singular] = COLLINEAR
+        gram_inverse = np.linalg.inv(gram)
+        resid = (design - (q_design @ gram_inverse) @ q_basis.T) * kept[:, None]
+        shared_leverage = (gram_inverse.reshape(variants, -1) @ basis_outer.T) * kept   # diag(QA⁻¹Q')
+        cross = -_sparse_products(dropped, q_basis, y)                   # Q'ỹ over kept: variants × s × P
+        delta = gram_inverse @ cross
+        sum_squares = pattern.sum_squares - dropped @ pattern.residual_squares - np.einsum("vkp,vkp->vp",
+                                                                                           cross, delta)
+    dof = used - s - design.shape[1]
+
+    gram_terms = resid @ resid.transpose(0, 2, 1)                   # H: variants × terms × terms
+    scale = np.maximum(np.abs(np.diagonal(gram_terms, axis1=1, axis2=2)).max(axis=1), 1e-300)
+    singular = np.linalg.eigvalsh(gram_terms / scale[:, None, None])[:, 0] <= _SINGULAR
+    gram_terms[singular] = np.eye(gram_terms.shape[1])
+    h_inverse = np.linalg.inv(gram_terms)
+    sums, squares = design.sum(axis=2), np.einsum("vtn,vtn->vt", design, design)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centred = squares - sums ** 2 / np.maximum(used, 1)[:, None]
+        monomorphic = centred[:, 0] <= _MONOMORPHIC * np.maximum(squares[:, 0], 1e-300)
+        vif = _minor_allele_centred(g, kept, sums, centred, used, pattern) * np.diagonal(h_inverse, axis1=1, axis2=2)
+    error[(error == OK) & (dof < 1)] = TOO_FEW_SAMPLES
+    error[(error == OK) & monomorphic] = MONOMORPHIC
+    error[(error == OK) & (singular | (vif > _MAX_VIF).any(axis=1))] = COLLINEAR
+
+    cross_terms = (resid.reshape(-1, n) @ y).reshape(variants, -1, y.shape[1])   # D̃'ỹ
+    theta = h_inverse @ cross_terms                                  # variants × terms × P
+    rss = np.maximum(sum_squares - np.einsum("vtp,vtp->vp", theta, cross_terms), 0.0)
+    sigma2 = rss / np.maximum(dof, 1)[:, None]
+    influence = h_inverse[:, :tested] @ resid                        # F': variants × tested × samples
+    leverage = shared_leverage + np.einsum("vtn,vtn->vn", resid, h_inverse @ resid)
+    weights, exact_fit = _robust_weights(leverage, kept, model.robust)
+    first, second = np.triu_indices(tested)
+    weighted = weights[:, None] * influence[:, first] * influence[:, second]   # variants × pairs × samples
+    meat = _meat(weighted, pattern, resid, theta, delta, basis_outer)
+    if model.robust == "hc1":
+        meat *= (used / np.maximum(used - s - design.shape[1], 1))[:, None, None]
+
+    v_model = sigma2[:, :, None, None] * h_inverse[:, None, :tested, :tested]   # variants × P × t × t
+    v_robust = np.empty_like(v_model)
+    v_robust[..., first, second] = meat.transpose(0, 2, 1)
+    v_robust[..., second, first] = meat.transpose(0, 2, 1)
+    beta = theta[:, :tested].transpose(0, 2, 1)                      # variants × P × tested
+    failed = error != OK
+    robust_failed = failed | exact_fit
+    fit = {
+        "beta": np.where(failed[:, None, None], np.nan, beta),
+        "se": np.where(failed[:, None, None], np.nan, np.sqrt(np.diagonal(v_model, axis1=2, axis2=3))),
+        "se_robust": np.where(robust_failed[:, None, None], np.nan,
+                              np.sqrt(np.maximum(np.diagonal(v_robust, axis1=2, axis2=3), 0.0))),
+        "dof": np.broadcast_to(dof[:, None], sigma2.shape), "n": np.broadcast_to(used[:, None], sigma2.shape),
+        "alt_freq": np.broadcast_to((sums[:, 0] / (2.0 * np.maximum(used, 1)))[:, None], sigma2.shape),
+        "error": np.broadcast_to(error[:, None], sigma2.shape),
+    }
+    for name, terms in (("interaction", slice(1, tested)), ("joint", slice(0, tested))):
+        chosen = beta[..., terms]
+        wald_model = _wald(chosen, v_model[..., terms, terms])
+        wald_robust = _wald(chosen, v_robust[..., terms, terms])
+        df = chosen.shape[-1]
+        fit[f"{name}_f"] = np.where(failed[:, None], np.nan, wald_model / df)
+        fit[f"{name}_log10p"] = np.where(failed[:, None], np.nan,
+                                         f_log10p(wald_model / df, df, np.maximum(dof, 1)[:, None]))
+        fit[f"{name}_chisq"] = np.where(robust_failed[:, None], np.nan, wald_robust)
+        fit[f"{name}_log10p_robust"] = np.where(robust_failed[:, None], np.nan, chi2_log10p(wald_robust, df))
+    return fit
+
+
+def _minor_allele_centred(g: np.ndarray, kept: np.ndarray | None, sums: np.ndarray, centred: np.ndarray,
+                          used: np.ndarray, pattern: GxePattern) -> np.ndarray:
+    """Centred sums of squares of the per-variant columns with the minor allele counted, as plink2
+    (A1 = minor allele) measures VIFs: g·e with a common alt allele is nearly e, which a
+    coding choice should not turn into a collinearity error. H⁻¹'s diagonal does not change."""
+    alt_major = sums[:, 0] > used
+    if not alt_major.any():
+        return centred
+    minor = 2.0 * (1.0 if kept is None else kept[alt_major]) - g[alt_major]
+    design = minor[:, None, :] * pattern.multipliers.T[None]
+    out = centred.copy()
+    out[alt_major] = (np.einsum("vtn,vtn->vt", design, design)
+                      - design.sum(axis=2) ** 2 / np.maximum(used[alt_major], 1)[:, None])
+    return out
+
+
+def _robust_weights(leverage: np.ndarray, kept: np.ndarray | None, robust: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample wᵢ of the chosen HC estimator (0 where dropped; ``kept`` None: none dropped),
+    and which variants have a sample fitted exactly (hᵢ = 1), where HC2/HC3 are undefined."""
+    variants, n = leverage.shape
+    if robust in ("hc0", "hc1"):
+        return (np.ones((variants, n)) if kept is None else kept), np.zeros(variants, bool)
+    if kept is not None:
+        leverage = leverage * kept   # a dropped sample takes weight 0 below
+    exact = (leverage >= _FULL_LEVERAGE).any(axis=1)
+    room = 1.0 - np.minimum(leverage, _FULL_LEVERAGE)
+    weights = 1.0 / room if robust == "hc2" else 1.0 / (room * room)
+    return (weights if kept is None else weights * kept), exact
+
+
+def _meat(weighted: np.ndarray, pattern: GxePattern, resid: np.ndarray, theta: np.ndarray,
+          delta: np.ndarray | None = None, basis_outer: np.ndarray | None = None) -> np.ndarray:
+    """Σᵢ Wᵢ εᵢ² for each weight row W (variants × pairs × samples) and phenotype: variants × pairs × P.
+
+    εᵢ = ỹᵢ − (D̃Θ)ᵢ − (Qδ)ᵢ expands into matrix products of W with Ỹ² and Ỹ plus per-variant
+    sums; the Q terms are there only for variants with missing calls (``delta``, with the
+    rows of Q ⊗ Q in ``basis_outer``).
+    """
+    variants, pairs, n = weighted.shape
+    y, flat = pattern.residuals, weighted.reshape(-1, n)
+    meat = (flat @ pattern.residual_squares).reshape(variants, pairs, -1)
+    meat -= 2.0 * np.einsum("varp,vrp->vap", _weighted_products(weighted, y, resid), theta)
+    meat += np.einsum("vrp,varu,vup->vap", theta, _weighted_outer(weighted, resid, resid), theta)
+    if delta is not None:
+        q, s = pattern.basis, pattern.basis.shape[1]
+        meat -= 2.0 * np.einsum("varp,vrp->vap", _weighted_products(weighted, y, q), delta)
+        meat += 2.0 * np.einsum("vrp,varu,vup->vap", theta, _weighted_outer(weighted, resid, q), delta)
+        outer = (flat @ basis_outer).reshape(variants, pairs, s, s)
+        meat += np.einsum("vrp,varu,vup->vap", delta, outer, delta)
+    return meat
+
+
+def _weighted_products(weighted: np.ndarray, y: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Σᵢ W_vaᵢ Z_rᵢ ỹᵢₚ: variants × pairs × r × P, for Z per variant (v × r × n) or shared (n × r).
+
+    Weighting Z first gives one matrix product with Ỹ (best for many phenotypes); weighting
+    each phenotype first gives one product with Z (best when phenotypes are fewer than r).
+    """
+    variants, pairs, n = weighted.shape
+    shared = columns.ndim == 2
+    r, phenotypes = columns.shape[1], y.shape[1]
+    if phenotypes < r:
+        by_phenotype = (weighted[:, :, None, :] * y.T[None, None]).reshape(variants, pairs * phenotypes, n)
+        products = by_phenotype @ (columns if shared else columns.transpose(0, 2, 1))
+        return products.reshape(variants, pairs, phenotypes, r).transpose(0, 1, 3, 2)
+    by_column = weighted[:, :, None, :] * (columns.T[None, None] if shared else columns[:, None])
+    return (by_column.reshape(-1, n) @ y).reshape(variants, pairs, r, phenotypes)
+
+
+def _weighted_outer(weighted: np.ndarray, columns: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Σᵢ W_vaᵢ Z_vrᵢ Z'_uᵢ: variants × pairs × r × u, Z per variant (v × r × n), Z' per variant or shared (n × u)."""
+    by_column = weighted[:, :, None, :] * columns[:, None]              # variants × pairs × r × n
+    return by_column @ (others if others.ndim == 2 else others.transpose(0, 2, 1)[:, None])
+
+
+def _sparse_products(dropped: scipy.sparse.csr_array, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Σ over each variant's dropped samples u of left_u ⊗ right_u: variants × k × m, in nnz·k·m."""
+    out = np.empty((dropped.shape[0], left.shape[1], right.shape[1]))
+    for k in range(left.shape[1]):
+        scaled = scipy.sparse.csr_array((left[dropped.indices, k], dropped.indices, dropped.indptr),
+                                        shape=dropped.shape)
+        out[:, k] = scaled @ right
+    return out
+
+
+def _wald(beta: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """β'V⁻¹β over the last axis, for stacks of small V (NaN where V is singular)."""
+    if beta.shape[-1] == 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return beta[..., 0] ** 2 / covariance[..., 0, 0]
+    out = np.full(beta.shape[:-1], np.nan)
+    finite = np.isfinite(covariance).all(axis=(-1, -2)) & (np.abs(np.linalg.det(covariance)) > 0)
+    if finite.any():
+        out[finite] = np.einsum("...k,...k->...", beta[finite],
+                                np.linalg.solve(covariance[finite], beta[finite][..., None])[..., 0])
+    return out
+
+
+def gxe_schema(*, exposures: int) -> pa.Schema:
+    """The GxE results table: one row per phenotype × exposure × variant.
+
+    Per row, the genotype's main effect (``beta_g``) and that exposure's interaction
+    (``beta_gxe``) with model-based and robust errors, each term's own test (t, and robust
+    z), and the joint test of g with all its interactions (F, and robust χ²). With several
+    exposures, ``*_interaction`` columns test all the interactions together.
+
+    Examples
+    --------
+    >>> gxe_schema(exposures=1).names[:9]
+    ['phenotype', 'exposure', 'variant_id', 'chrom', 'pos', 'ref', 'alt', 'n', 'alt_freq']
+    """
+    def tests(name: str) -> list[tuple[str, pa.DataType]]:
+        return [(f"f_{name}", pa.float64()), (f"p_{name}", pa.float64()), (f"log10p_{name}", pa.float64()),
+                (f"chisq_{name}_robust", pa.float64()), (f"p_{name}_robust", pa.float64()),
+                (f"log10p_{name}_robust", pa.float64())]
+
+    return pa.schema([
+        ("phenotype", pa.string()), ("exposure", pa.string()), ("variant_id", pa.string()), ("chrom", pa.string()),
+        ("pos", pa.int64()), ("ref", pa.string()), ("alt", pa.string()), ("n", pa.int64()),
+        ("alt_freq", pa.float64()),
+        *[(name, pa.float64()) for name in ("beta_g", "se_g", "se_g_robust", "beta_gxe", "se_gxe", "se_gxe_robust",
+                                            "t_gxe", "p_gxe", "log10p_gxe", "z_gxe_robust", "p_gxe_robust",
+                                            "log10p_gxe_robust")],
+        *tests("joint"), *(tests("interaction") if exposures > 1 else []), ("error", pa.string()),
+    ])
+
+
+def gxe_table(variants: pa.Table, result: GxeResult, *, phenotypes: list[str], exposures: list[str],
+              schema: pa.Schema) -> pa.Table:
+    """Kernel output as long rows, phenotype-major, then exposure, then variant.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g, y = rng.integers(0, 3, (2, 60)).astype(float), rng.normal(size=(60, 1))
+    >>> covariates = np.column_stack([np.ones(60), rng.normal(size=60)])
+    >>> result = gxe_association(g, prepare_gxe(y, covariates, exposures=[1]))
+    >>> variants = pa.table({"variant_id": ["rs1", "rs2"], "chrom": ["1", "1"], "pos": [10, 20],
+    ...                      "ref": ["C", "C"], "alt": ["T", "T"]})
+    >>> table = gxe_table(variants, result, phenotypes=["y"], exposures=["stress"], schema=gxe_schema(exposures=1))
+    >>> table.num_rows, table.column("exposure")[0].as_py()
+    (2, 'stress')
+    """
+    n_variants, n_phenotypes, _ = result.beta.shape
+    m = len(exposures)
+
+    def per_test(values: np.ndarray) -> pa.Array:     # variants × phenotypes, the same for every exposure
+        return pa.array(np.repeat(values.T[:, None, :], m, axis=1).ravel(), from_pandas=True)
+
+    def per_term(values: np.ndarray) -> pa.Array:     # variants × phenotypes × exposures
+        return pa.array(values.transpose(1, 2, 0).ravel(), from_pandas=True)
+
+    log10p_t, log10p_z = result.log10p_terms()
+    data = {
+        "phenotype": pa.array(np.repeat(np.asarray(phenotypes, dtype=object), m * n_variants), pa.string()),
+        "exposure": pa.array(np.tile(np.repeat(np.asarray(exposures, dtype=object), n_variants), n_phenotypes),
+                             pa.string()),
+        **variant_labels(variants, repeat=n_phenotypes * m),
+        "n": per_test(result.n), "alt_freq": per_test(result.alt_freq),
+        "beta_g": per_test(result.beta[..., 0]), "se_g": per_test(result.se[..., 0]),
+        "se_g_robust": per_test(result.se_robust[..., 0]),
+        "beta_gxe": per_term(result.beta[..., 1:]), "se_gxe": per_term(result.se[..., 1:]),
+        "se_gxe_robust": per_term(result.se_robust[..., 1:]), "t_gxe": per_term(result.t()[..., 1:]),
+        "p_gxe": per_term(p_from_log10p(log10p_t[..., 1:])), "log10p_gxe": per_term(log10p_t[..., 1:]),
+        "z_gxe_robust": per_term(result.z_robust()[..., 1:]),
+        "p_gxe_robust": per_term(p_from_log10p(log10p_z[..., 1:])), "log10p_gxe_robust": per_term(log10p_z[..., 1:]),
+        "error": pa.array(np.repeat(np.array(ERRORS, dtype=object)[result.error].T[:, None, :], m, axis=1).ravel(),
+                          pa.string()),
+    }
+    for name, test in (("joint", result.joint), ("interaction", result.interaction)):
+        data.update({f"f_{name}": per_test(test.f), f"p_{name}": per_test(p_from_log10p(test.log10p)),
+                     f"log10p_{name}": per_test(test.log10p), f"chisq_{name}_robust": per_test(test.chisq_robust),
+                     f"p_{name}_robust": per_test(p_from_log10p(test.log10p_robust)),
+                     f"log10p_{name}_robust": per_test(test.log10p_robust)})
+    return pa.table({name: data[name] for name in schema.names}, schema=schema)
