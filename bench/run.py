@@ -8,7 +8,7 @@ peak memory of its whole process tree. Data are simulated under bench/.data (git
     python bench/run.py --tasks ingest,queries --samples 50000 --variants 1000000   # biobank-scale ingest
 
 Rows: ingest and queries (vs plink2 on the same .bed); gwas (N=10,000, 10 covariates, vs
-plink2 --glm); memory (whole-tree peak of a GWAS at N=50,000, M=200,000 and 1,000,000);
+plink2 --glm); gxe (N=10,000, M=20,000, vs plink2 --glm interaction); memory (whole-tree peak of a GWAS at N=50,000, M=200,000 and 1,000,000);
 ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and memory).
 """
 
@@ -184,17 +184,20 @@ def write(path, header, values):
 write(out + ".pheno", chosen.phenotype_names, chosen.phenotypes)
 write(out + ".covar", chosen.covariate_names[1:], chosen.covariates[:, 1:])
 print(",".join(chosen.phenotype_names))
+print(",".join(chosen.covariate_names[1:]))
 """
 
 
-def gwas_lake(data: Path, samples: int, variants: int, idps: int, missing: float) -> tuple[Path, Path]:
+def gwas_lake(data: Path, samples: int, variants: int, idps: int, missing: float,
+              missing_idps: float = 0.02) -> tuple[Path, Path]:
     """A synthetic release and a lake holding it, made once and reused across runs."""
-    tag = f"{samples}x{variants}-i{idps}-m{missing:g}"
+    tag = f"{samples}x{variants}-i{idps}-m{missing:g}" + ("" if missing_idps == 0.02 else f"-q{missing_idps:g}")
     release, lake = data / f"gwas-{tag}", data / f"lake-{tag}"
     if not (release / "release.yaml").exists():
         shutil.rmtree(release, ignore_errors=True)
         subprocess.run([*BIOLAKE, "synth", str(release), "--samples", str(samples), "--variants", str(variants),
-                        "--idps", str(idps), "--cpgs", "100", "--missing-calls", str(missing), "--quiet"],
+                        "--idps", str(idps), "--cpgs", "100", "--missing-calls", str(missing),
+                        "--missing-idps", str(missing_idps), "--quiet"],
                        check=True)
     if not (lake / "releases").exists():
         shutil.rmtree(lake, ignore_errors=True)
@@ -211,7 +214,7 @@ def bench_gwas(data: Path, gflops: float, *, precision: str) -> list[Row]:
         release, lake = gwas_lake(data, samples, variants, idps, missing)
         prefix = str(data / f"plink2-{phenotypes}")
         names = run_timed([sys.executable, "-c", PLINK2_INPUTS, str(lake), str(phenotypes), GWAS_COVARIATES,
-                           prefix])[2].strip()
+                           prefix])[2].splitlines()[0]
         pheno = ["--pheno", names] if phenotypes < 50 else ["--pheno-sql", "SELECT * EXCLUDE (release) FROM idps"]
         ours, peak, _ = run_timed([*BIOLAKE, "gwas", "--lake", str(lake), *pheno, "--covar", GWAS_COVARIATES,
                                    "--name", "bench", "--precision", precision, "--quiet"])
@@ -224,6 +227,39 @@ def bench_gwas(data: Path, gflops: float, *, precision: str) -> list[Row]:
             rate = 2 * samples * variants * phenotypes / ours / 1e9
             print(f"{task}: G'Y alone is {rate:.1f} GFLOP/s end to end = {rate / gflops:.0%} of the "
                   f"machine's {gflops:.1f} GFLOP/s", file=sys.stderr)
+    return rows
+
+
+GXE_CASES = [  # task, IDPs in the release, their own (QC) missingness, phenotypes tested
+    ("GxE, 1 phenotype", 1000, 0.02, 1),
+    ("GxE, 100 phenotypes missing together", 100, 0.0, 100),
+    ("GxE, 100 phenotypes each missing on its own", 1000, 0.02, 100),
+]
+
+
+def bench_gxe(data: Path) -> list[Row]:
+    """`biolake gxe` (model-based and HC3 errors, joint test) vs `plink2 --glm interaction` (model-based).
+
+    N=10,000, M=20,000, 10 covariates plus the exposure (stress), every variant tested (--maf 0).
+    Phenotypes missing for the same samples are fitted in one pass; each distinct missingness
+    pattern costs a pass, so the last row is the worst case.
+    """
+    rows = []
+    covariates = GWAS_COVARIATES + ",stress"
+    for task, idps, missing_idps, phenotypes in GXE_CASES:
+        release, lake = gwas_lake(data, 10_000, 20_000, idps, 0.0, missing_idps)
+        prefix = str(data / f"plink2-gxe-{phenotypes}-q{missing_idps:g}")
+        names, covariate_names = run_timed([sys.executable, "-c", PLINK2_INPUTS, str(lake), str(phenotypes),
+                                            covariates, prefix])[2].splitlines()[:2]
+        ours, peak, _ = run_timed([*BIOLAKE, "gxe", "--lake", str(lake), "--pheno", names, "--covar", covariates,
+                                   "--exposure", "stress", "--maf", "0", "--name", "bench", "--quiet"])
+        k, exposure = len(covariate_names.split(",")), covariate_names.split(",").index("stress")
+        reference = run_timed(["plink2", "--bfile", str(release / "genotypes"), "--pheno", prefix + ".pheno",
+                               "--covar", prefix + ".covar", "--glm", "interaction", "hide-covar",
+                               "--parameters", f"1-{k + 1},{k + 2 + exposure}", "--tests", f"1,{k + 2}",
+                               "--threads", "2", "--out", prefix])[0] if shutil.which("plink2") else None
+        rows.append(Row(task, f"N=10,000 M=20,000 P={phenotypes}", ours, "plink2 --glm interaction --threads 2",
+                        reference, peak))
     return rows
 
 
@@ -306,7 +342,7 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
     parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--tasks", default="ingest,queries,gwas,memory,ewas,epic",
+    parser.add_argument("--tasks", default="ingest,queries,gwas,gxe,memory,ewas,epic",
                         help="comma-separated rows to run (ingest runs whenever queries need the lake)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
@@ -321,6 +357,8 @@ def main() -> None:
         rows += bench_queries(release, args.data, size)
     if "gwas" in tasks:
         rows += bench_gwas(args.data, gflops, precision=args.precision)
+    if "gxe" in tasks:
+        rows += bench_gxe(args.data)
     if "memory" in tasks:
         rows += bench_memory(args.data)
     if "ewas" in tasks:

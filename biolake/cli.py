@@ -503,9 +503,11 @@ def _print_summary(summary) -> None:
 @click.option("--cpgs", default=5000, show_default=True, help="methylation CpGs")
 @click.option("--seed", default=1, show_default=True, help="random seed (same seed, same bytes)")
 @click.option("--missing-calls", default=0.01, show_default=True, help="share of genotype calls left missing")
+@click.option("--missing-idps", default=0.02, show_default=True,
+              help="share of imaged participants' IDP cells left empty, each IDP its own (0: IDPs missing together)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int, missing_calls: float,
-          quiet: bool) -> None:
+          missing_idps: float, quiet: bool) -> None:
     """Write a synthetic biobank release with planted effects into OUT.
 
     The files are in the formats biobanks ship: PLINK .bed/.bim/.fam, a UK
@@ -524,6 +526,7 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
         try:
             summary = write_synthetic_release(out, samples=samples, variants=variants, idps=idps,
                                               cpgs=cpgs, seed=seed, missing_calls=missing_calls,
+                                              missing_idps=missing_idps,
                                               progress=progress)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None

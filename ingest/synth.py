@@ -424,8 +424,9 @@ def _append_csv(csv: BinaryIO, first: pl.Series, values: np.ndarray, columns: li
 
 
 def _write_idps(path: Path, rng: np.random.Generator, cohort: _Cohort, predictors: np.ndarray,
-                model: _IdpModel, progress: Progress) -> None:
-    """Stream ``idps.csv`` in row chunks: ~2 % of cells empty, and all cells of those not imaged."""
+                model: _IdpModel, missing_idps: float, progress: Progress) -> None:
+    """Stream ``idps.csv`` in row chunks: ``missing_idps`` of cells empty (QC failures, each IDP its
+    own), and all cells of those not imaged."""
     samples = len(cohort.eid)
     with open(path, "wb") as csv:
         for start in range(0, samples, IDP_CHUNK_ROWS):
@@ -433,7 +434,7 @@ def _write_idps(path: Path, rng: np.random.Generator, cohort: _Cohort, predictor
             z = predictors[rows] @ model.weights  # samples × IDPs
             z += rng.standard_normal(z.shape) * model.noise_sd
             values = np.round((model.mean + model.sd * z) * model.scale) / model.scale
-            values = _with_missing(rng, values, 0.02)
+            values = _with_missing(rng, values, missing_idps)
             values[~cohort.imaged[rows]] = np.nan
             _append_csv(csv, pl.Series("eid", cohort.eid[rows]), values, model.fields, header=start == 0)
             progress("idps", min(start + IDP_CHUNK_ROWS, samples), samples)
@@ -543,7 +544,7 @@ def _stream(seed: int, part: str) -> np.random.Generator:
 
 
 def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs: int, seed: int,
-                     methylation_samples: int | None, missing_calls: float) -> None:
+                     methylation_samples: int | None, missing_calls: float, missing_idps: float) -> None:
     """Raise ``ValueError`` naming the first argument that cannot make a sensible release."""
     minimums = {"samples": (samples, MIN_SAMPLES), "variants": (variants, MIN_VARIANTS),
                 "idps": (idps, MIN_IDPS), "cpgs": (cpgs, MIN_CPGS), "seed": (seed, 0)}
@@ -554,6 +555,8 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if not 0 <= missing_calls <= 0.1:
         raise ValueError(f"missing_calls must be between 0 and 0.1, got {missing_calls!r}")
+    if not 0 <= missing_idps <= 0.5:
+        raise ValueError(f"missing_idps must be between 0 and 0.5, got {missing_idps!r}")
     if methylation_samples is not None and methylation_samples > samples:
         raise ValueError(f"methylation_samples ({methylation_samples}) cannot exceed samples ({samples})")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -561,7 +564,7 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
 
 
 def _write_imaging(folder: Path, rng: np.random.Generator, cohort: _Cohort, causal: list[_Causal],
-                   layout: _Layout, idps: int, progress: Progress) -> dict:
+                   layout: _Layout, idps: int, missing_idps: float, progress: Progress) -> dict:
     """Write ``idp_fields.csv`` and ``idps.csv``; return the SNP part of the truth."""
     catalogue = _idp_catalogue(idps)
     dictionary = _idp_dictionary(catalogue)
@@ -569,7 +572,7 @@ def _write_imaging(folder: Path, rng: np.random.Generator, cohort: _Cohort, caus
     predictors = np.column_stack([_idp_design(cohort), _genetic_design(causal, cohort.stress)])
     effects = _genetic_effects(rng, causal, idps)
     model = _idp_model(rng, catalogue, dictionary["field"].to_list(), predictors, effects)
-    _write_idps(folder / "idps.csv", rng, cohort, predictors, model, progress)
+    _write_idps(folder / "idps.csv", rng, cohort, predictors, model, missing_idps, progress)
     return _snp_truth(layout, causal, effects, model)
 
 
@@ -587,7 +590,7 @@ def _write_methylation_files(folder: Path, rng: np.random.Generator, cohort: _Co
 
 def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, samples: int, idps: int,
                    cpgs: int, methylation_samples: int, seed: int, missing_calls: float,
-                   progress: Progress) -> None:
+                   missing_idps: float, progress: Progress) -> None:
     """Write every file of the release into ``folder``."""
     rng = _stream(seed, "cohort")
     cohort = _draw_cohort(rng, samples)
@@ -595,7 +598,7 @@ def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, sa
     progress("covariates", 1, 1)
     causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, host_blocks,
                               missing_calls, progress)
-    truth = _write_imaging(folder, _stream(seed, "idps"), cohort, causal, layout, idps, progress)
+    truth = _write_imaging(folder, _stream(seed, "idps"), cohort, causal, layout, idps, missing_idps, progress)
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,
                                       methylation_samples, progress)
     counts = {"samples": samples, "variants": len(layout.chrom), "idps": idps, "cpgs": cpgs}
@@ -609,7 +612,8 @@ def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, sa
 
 def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: int, idps: int, cpgs: int,
                             seed: int = 1, methylation_samples: int | None = None,
-                            missing_calls: float = 0.01, progress: Progress | None = None) -> SynthSummary:
+                            missing_calls: float = 0.01, missing_idps: float = 0.02,
+                            progress: Progress | None = None) -> SynthSummary:
     """Write a synthetic biobank release folder with planted effects recorded in ``truth.json``.
 
     The folder is built in a hidden sibling and renamed into place at the end, so an
@@ -627,6 +631,9 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
         Participants with methylation data; defaults to ``min(samples, 1000)``.
     missing_calls
         Share of genotype calls left missing (30 % of variants have none).
+    missing_idps
+        Share of IDP cells of imaged participants left empty, independently per IDP (QC
+        failures); 0 makes every IDP missing for the same participants (those not imaged).
     progress
         Called as ``progress(step, done, total)`` while steps proceed.
 
@@ -642,7 +649,8 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     """
     out = Path(out)
     _check_arguments(out, samples=samples, variants=variants, idps=idps, cpgs=cpgs, seed=seed,
-                     methylation_samples=methylation_samples, missing_calls=missing_calls)
+                     methylation_samples=methylation_samples, missing_calls=missing_calls,
+                     missing_idps=missing_idps)
     methylation_samples = min(samples, 1000) if methylation_samples is None else methylation_samples
     layout_rng = _stream(seed, "layout")
     layout, planted = _variant_layout(layout_rng, variants), max(3, idps // 10) + 1
@@ -657,6 +665,7 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     try:
         _write_release(staging, layout, host_blocks, samples=samples, idps=idps, cpgs=cpgs,
                        methylation_samples=methylation_samples, seed=seed, missing_calls=missing_calls,
+                       missing_idps=missing_idps,
                        progress=progress or (lambda step, done, total: None))
         if out.exists():
             out.rmdir()

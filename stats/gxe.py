@@ -36,12 +36,14 @@ from stats.association import (COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPL
                                p_from_log10p, t_log10p, z_log10p)
 from stats.gwas import variant_labels
 from stats.linear import Residualizer
+from stats.sandwich import direct_meat, pair_weights
 
 ROBUST = ("hc0", "hc1", "hc2", "hc3")
 _MAX_VIF = 50.0          # per-variant column variance / variance left after the rest: plink2's --vif
 _SINGULAR = 1e-10        # smallest eigenvalue (relative) of a Gram matrix still taken as full rank
 _MONOMORPHIC = 1e-12
-_FULL_LEVERAGE = 1.0 - 1e-10  # a sample the design fits exactly: HC2/HC3 are undefined
+_HC_POWER = {"hc0": 0, "hc1": 0, "hc2": 1, "hc3": 2}   # wᵢ = 1/(1 − hᵢ)^power
+_DIRECT_PHENOTYPES = 8        # up to this many phenotypes, explicit residuals beat the products route
 _CHUNK_ELEMENTS = 1 << 22     # float64s in the largest per-chunk temporary (32 MiB); small chunks stay in cache
 
 
@@ -53,6 +55,7 @@ class GxePattern:
     samples: np.ndarray | None   # sample indices used (None: all)
     basis: np.ndarray            # Q: samples × s, orthonormal basis of the shared columns
     multipliers: np.ndarray      # samples × q: D = g · multipliers (1, exposures, Keller's covariates)
+    moment_columns: np.ndarray   # samples × 2q: the multipliers and their squares, for Σg·m and Σg·m²
     residuals: np.ndarray        # Ỹ: samples × phenotypes, shared columns projected out
     residual_squares: np.ndarray  # Ỹ²
     sum_squares: np.ndarray      # ỹ'ỹ per phenotype
@@ -169,7 +172,8 @@ def prepare_gxe(phenotypes: np.ndarray, covariates: np.ndarray, *, exposures: li
                              + ") are collinear" + ("" if samples is None else
                                                     f" on the {len(samples)} samples of phenotypes {columns.tolist()}"))
         residuals = Residualizer(q).transform(phenotypes[rows][:, columns])
-        patterns.append(GxePattern(columns, samples, q, np.ascontiguousarray(multipliers[rows]), residuals,
+        chosen = np.ascontiguousarray(multipliers[rows])
+        patterns.append(GxePattern(columns, samples, q, chosen, np.hstack([chosen, chosen * chosen]), residuals,
                                    residuals * residuals, np.einsum("ij,ij->j", residuals, residuals),
                                    np.einsum("ij,ij->i", q, q)))
     return GxeModel(tuple(patterns), phenotypes.shape[1], terms, len(exposures), shared.shape[1], robust)
@@ -208,8 +212,12 @@ def gxe_association(genotypes: np.ndarray, model: GxeModel, *,
         if with_missing.any():
             dropped = missing if pattern.samples is None else missing[:, pattern.samples]
             basis_outer = (pattern.basis[:, :, None] * pattern.basis[:, None, :]).reshape(len(pattern.basis), -1)
-        n, pairs = len(pattern.leverage), tested * (tested + 1) // 2
-        chunk = max(1, _CHUNK_ELEMENTS // (n * pairs * max(len(model.terms), model.n_shared)))
+        n, pairs, phenotypes = len(pattern.leverage), tested * (tested + 1) // 2, len(pattern.columns)
+        if phenotypes <= _DIRECT_PHENOTYPES:   # largest temporaries: D, D̃ and Qδ
+            width = 2 * len(model.terms) + phenotypes
+        else:                                  # the weighted products of _meat
+            width = pairs * max(len(model.terms), model.n_shared)
+        chunk = max(1, _CHUNK_ELEMENTS // (n * width))
         for rows in (np.flatnonzero(~with_missing), np.flatnonzero(with_missing)):
             for start in range(0, len(rows), chunk):
                 part = rows[start:start + chunk]
@@ -234,12 +242,13 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
     q_basis, y = pattern.basis, pattern.residuals
     (variants, n), s, tested = g.shape, model.n_shared, model.n_tested
     design = g[:, None, :] * pattern.multipliers.T[None]           # variants × terms × samples
-    q_design = design @ q_basis                                    # Q'D: variants × terms × s
+    terms = design.shape[1]
+    q_design = (design.reshape(-1, n) @ q_basis).reshape(variants, terms, s)   # Q'D: variants × terms × s
     error = np.full(variants, OK, np.int8)
     if dropped is None:
         kept = None
         used = np.full(variants, n, np.int64)
-        resid = design - q_design @ q_basis.T
+        resid = design - (q_design.reshape(-1, s) @ q_basis.T).reshape(design.shape)
         shared_leverage = pattern.leverage[None]
         delta = None
         sum_squares = np.broadcast_to(pattern.sum_squares, (variants, y.shape[1]))
@@ -251,24 +260,23 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
         gram[singular] = np.eye(s)
         error[singular] = COLLINEAR
         gram_inverse = np.linalg.inv(gram)
-        resid = (design - (q_design @ gram_inverse) @ q_basis.T) * kept[:, None]
+        resid = (design - ((q_design @ gram_inverse).reshape(-1, s) @ q_basis.T).reshape(design.shape)) * kept[:, None]
         shared_leverage = (gram_inverse.reshape(variants, -1) @ basis_outer.T) * kept   # diag(QA⁻¹Q')
         cross = -_sparse_products(dropped, q_basis, y)                   # Q'ỹ over kept: variants × s × P
         delta = gram_inverse @ cross
         sum_squares = pattern.sum_squares - dropped @ pattern.residual_squares - np.einsum("vkp,vkp->vp",
                                                                                            cross, delta)
-    dof = used - s - design.shape[1]
+    dof = used - s - terms
 
     gram_terms = resid @ resid.transpose(0, 2, 1)                   # H: variants × terms × terms
     scale = np.maximum(np.abs(np.diagonal(gram_terms, axis1=1, axis2=2)).max(axis=1), 1e-300)
     singular = np.linalg.eigvalsh(gram_terms / scale[:, None, None])[:, 0] <= _SINGULAR
     gram_terms[singular] = np.eye(gram_terms.shape[1])
     h_inverse = np.linalg.inv(gram_terms)
-    sums, squares = design.sum(axis=2), np.einsum("vtn,vtn->vt", design, design)
+    sums, centred, squares = _centred_moments(g, kept, used, pattern)
     with np.errstate(divide="ignore", invalid="ignore"):
-        centred = squares - sums ** 2 / np.maximum(used, 1)[:, None]
         monomorphic = centred[:, 0] <= _MONOMORPHIC * np.maximum(squares[:, 0], 1e-300)
-        vif = _minor_allele_centred(g, kept, sums, centred, used, pattern) * np.diagonal(h_inverse, axis1=1, axis2=2)
+        vif = centred * np.diagonal(h_inverse, axis1=1, axis2=2)
     error[(error == OK) & (dof < 1)] = TOO_FEW_SAMPLES
     error[(error == OK) & monomorphic] = MONOMORPHIC
     error[(error == OK) & (singular | (vif > _MAX_VIF).any(axis=1))] = COLLINEAR
@@ -277,17 +285,20 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
     theta = h_inverse @ cross_terms                                  # variants × terms × P
     rss = np.maximum(sum_squares - np.einsum("vtp,vtp->vp", theta, cross_terms), 0.0)
     sigma2 = rss / np.maximum(dof, 1)[:, None]
-    influence = h_inverse[:, :tested] @ resid                        # F': variants × tested × samples
-    leverage = shared_leverage + np.einsum("vtn,vtn->vn", resid, h_inverse @ resid)
-    weights, exact_fit = _robust_weights(leverage, kept, model.robust)
-    first, second = np.triu_indices(tested)
-    weighted = weights[:, None] * influence[:, first] * influence[:, second]   # variants × pairs × samples
-    meat = _meat(weighted, pattern, resid, theta, delta, basis_outer)
+    kept_rows = np.ones((1, n)) if kept is None else kept
+    power = _HC_POWER[model.robust]
+    if y.shape[1] <= _DIRECT_PHENOTYPES:   # explicit residuals, one compiled pass (chunked to match)
+        q_delta = np.zeros((0, 0, 0)) if delta is None else np.ascontiguousarray((q_basis @ delta).transpose(0, 2, 1))
+        meat, exact_fit = direct_meat(resid, h_inverse, shared_leverage, kept_rows, y, theta, q_delta, power, tested)
+    else:                                  # weights compiled, then matrix products with Ỹ and Ỹ²
+        weighted, exact_fit = pair_weights(resid, h_inverse, shared_leverage, kept_rows, power, tested)
+        meat = _meat(weighted, pattern, resid, theta, delta, basis_outer)
     if model.robust == "hc1":
-        meat *= (used / np.maximum(used - s - design.shape[1], 1))[:, None, None]
+        meat *= (used / np.maximum(used - s - terms, 1))[:, None, None]
 
     v_model = sigma2[:, :, None, None] * h_inverse[:, None, :tested, :tested]   # variants × P × t × t
     v_robust = np.empty_like(v_model)
+    first, second = np.triu_indices(tested)
     v_robust[..., first, second] = meat.transpose(0, 2, 1)
     v_robust[..., second, first] = meat.transpose(0, 2, 1)
     beta = theta[:, :tested].transpose(0, 2, 1)                      # variants × P × tested
@@ -315,34 +326,27 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
     return fit
 
 
-def _minor_allele_centred(g: np.ndarray, kept: np.ndarray | None, sums: np.ndarray, centred: np.ndarray,
-                          used: np.ndarray, pattern: GxePattern) -> np.ndarray:
-    """Centred sums of squares of the per-variant columns with the minor allele counted, as plink2
-    (A1 = minor allele) measures VIFs: g·e with a common alt allele is nearly e, which a
-    coding choice should not turn into a collinearity error. H⁻¹'s diagonal does not change."""
-    alt_major = sums[:, 0] > used
-    if not alt_major.any():
-        return centred
-    minor = 2.0 * (1.0 if kept is None else kept[alt_major]) - g[alt_major]
-    design = minor[:, None, :] * pattern.multipliers.T[None]
-    out = centred.copy()
-    out[alt_major] = (np.einsum("vtn,vtn->vt", design, design)
-                      - design.sum(axis=2) ** 2 / np.maximum(used[alt_major], 1)[:, None])
-    return out
+def _centred_moments(g: np.ndarray, kept: np.ndarray | None, used: np.ndarray,
+                     pattern: GxePattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Σ D, the centred Σ D² and the raw Σ D² of each per-variant column over the used samples.
 
-
-def _robust_weights(leverage: np.ndarray, kept: np.ndarray | None, robust: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample wᵢ of the chosen HC estimator (0 where dropped; ``kept`` None: none dropped),
-    and which variants have a sample fitted exactly (hᵢ = 1), where HC2/HC3 are undefined."""
-    variants, n = leverage.shape
-    if robust in ("hc0", "hc1"):
-        return (np.ones((variants, n)) if kept is None else kept), np.zeros(variants, bool)
-    if kept is not None:
-        leverage = leverage * kept   # a dropped sample takes weight 0 below
-    exact = (leverage >= _FULL_LEVERAGE).any(axis=1)
-    room = 1.0 - np.minimum(leverage, _FULL_LEVERAGE)
-    weights = 1.0 / room if robust == "hc2" else 1.0 / (room * room)
-    return (weights if kept is None else weights * kept), exact
+    The centred sums feed the VIF check, which — as plink2, whose A1 is the minor allele —
+    counts the minor allele: g·e with a common alt allele is nearly e, and a coding choice
+    should not turn that into a collinearity error (H⁻¹'s diagonal is the same either way).
+    Small products with the multipliers m and m² give every sum: with κ the kept samples,
+    Σ(2κ − g)m = 2Σκm − Σgm and Σ(2κ − g)²m² = 4Σκm² − 4Σgm² + Σg²m².
+    """
+    terms = pattern.multipliers.shape[1]
+    moments = g @ pattern.moment_columns
+    sums, g_m2 = moments[:, :terms], moments[:, terms:]
+    squares = (g * g) @ pattern.moment_columns[:, terms:]
+    kept_moments = pattern.moment_columns.sum(axis=0)[None] if kept is None else kept @ pattern.moment_columns
+    minor = sums[:, 0] > used                      # alt allele frequency above ½
+    sums_counted = np.where(minor[:, None], 2.0 * kept_moments[:, :terms] - sums, sums)
+    squares_counted = np.where(minor[:, None], 4.0 * (kept_moments[:, terms:] - g_m2) + squares, squares)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centred = squares_counted - sums_counted ** 2 / np.maximum(used, 1)[:, None]
+    return sums, centred, squares
 
 
 def _meat(weighted: np.ndarray, pattern: GxePattern, resid: np.ndarray, theta: np.ndarray,
