@@ -20,9 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# PLINK 2 (GWAS, GxE) and limma (EWAS) are the tools the tests check our numbers against.
+# PLINK 2 (GWAS, GxE), limma (EWAS) and metafor (meta-analysis) are the tools the tests
+# check our numbers against.
 tools:
-	@if ! command -v plink2 >/dev/null || ! Rscript -e 'library(limma)' >/dev/null 2>&1; then \
+	@if ! command -v plink2 >/dev/null || ! Rscript -e 'library(limma); library(metafor)' >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 r-bioc-limma >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 r-bioc-limma r-cran-metafor >/dev/null; \
 	fi

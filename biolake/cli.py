@@ -453,6 +453,109 @@ def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures:
     _export(lake, name, out)
 
 
+@main.command()
+@_lake_option
+@click.option("--result", "results", multiple=True, required=True, metavar="NAME",
+              help="a GWAS results table of one cohort or site (repeat: two or more)")
+@click.option("--name", default="meta", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
+@click.option("--out", type=click.Path(dir_okay=False), help="also export the results: .tsv[.gz], .csv[.gz] or .parquet")
+def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | None) -> None:
+    """Meta-analyse GWAS results of several cohorts or sites (ENIGMA style) into one table.
+
+    Rows are matched by phenotype and position and put on the first cohort's alleles (a
+    swapped ref/alt flips the sign, the other strand is recognised, A/T and C/G pairs are
+    flagged strand_ambiguous, rows matching neither way are left out and counted).
+    Columns: phenotype variant_id chrom pos ref alt cohorts n, the inverse-variance fixed
+    effect beta se p log10p, heterogeneity q p_q i2 tau2, and the DerSimonian-Laird random
+    effect beta_random se_random p_random log10p_random.
+
+    \b
+    Example (one GWAS per imaging site, then their meta-analysis):
+      for site in Cheadle Newcastle Reading; do
+        biolake gwas --lake /tmp/lake --pheno 25010-2.0 --covar age,sex --name site_$site \\
+          --samples-sql "SELECT participant_id FROM covariates WHERE site = '$site'"
+      done
+      biolake meta --lake /tmp/lake --result site_Cheadle --result site_Newcastle \\
+                   --result site_Reading --name sites --out sites.tsv.gz
+    """
+    from biolake.meta import run_meta
+
+    _check_out(out)
+    lake = _open_lake(lake_location)
+    report = run_meta(lake, name=name, results=list(results))
+    click.echo(f"{report.rows:,} variant × phenotype rows from {len(report.cohorts)} cohorts, "
+               f"{report.hits:,} at p < 5e-8 (fixed effects); {report.incompatible:,} cohort rows left out "
+               f"(alleles matched neither way) → {lake.results_uri(name)} (version {report.version})", err=True)
+    _export(lake, name, out)
+
+
+def _result_option(function):
+    return click.option("--result", "name", required=True, metavar="NAME",
+                        help="a results table of the lake (gwas, ewas, gxe or meta)")(function)
+
+
+@main.command()
+@_lake_option
+@_result_option
+@click.option("--threshold", default=5e-8, show_default=True, help="p-value a hit must pass")
+@click.option("--family", is_flag=True,
+              help="divide the threshold by the number of phenotypes in the run (Bonferroni over the family, as BIG40)")
+@click.option("--window", default=500_000, show_default=True, metavar="BP", help="clumping distance: one lead per ±BP")
+@click.option("--out", type=click.Path(dir_okay=False), help="write the hits as .tsv/.csv/.parquet instead of a table")
+def hits(lake_location: str, name: str, threshold: float, family: bool, window: int, out: str | None) -> None:
+    """Lead hits per phenotype: hits past the threshold, one lead per locus (±500 kb clumping).
+
+    \b
+    Examples:
+      biolake hits --lake /tmp/lake --result idps
+      biolake hits --lake /tmp/lake --result idps --family --out leads.tsv
+    """
+    from biolake.report import lead_hits
+    from queries.output import write_table
+
+    table = lead_hits(_open_lake(lake_location), name, threshold=threshold, family=family, window=window)
+    output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
+    write_table(table, output_format=output_format, out=out)
+    click.echo(f"{table.num_rows:,} lead hits", err=True)
+
+
+@main.command()
+@_lake_option
+@_result_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for the PNGs")
+@click.option("--phenotype", "phenotypes", multiple=True, help="only these phenotypes (repeatable) [default: the 20 strongest]")
+def plot(lake_location: str, name: str, out_dir: str, phenotypes: tuple[str, ...]) -> None:
+    """Manhattan and QQ plots (PNG) per phenotype, and a combined Manhattan across all of them.
+
+    Millions of points stay quick and faithful: every point above −log10 p = 2 is drawn,
+    the null cloud below is thinned to one point per screen cell.
+
+    \b
+    Example:
+      biolake plot --lake /tmp/lake --result idps --out plots/
+    """
+    from biolake.report import plot_results
+
+    written = plot_results(_open_lake(lake_location), name, Path(out_dir), phenotypes=list(phenotypes) or None)
+    click.echo(f"wrote {len(written)} plots to {out_dir}", err=True)
+
+
+@main.command()
+@_lake_option
+@_result_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the HTML file to write")
+def report(lake_location: str, name: str, out: str) -> None:
+    """One self-contained HTML page for a run: provenance, λGC per phenotype, lead hits, plots.
+
+    \b
+    Example:
+      biolake report --lake /tmp/lake --result idps --out idps.html
+    """
+    from biolake.report import write_report
+
+    click.echo(f"wrote {write_report(_open_lake(lake_location), name, Path(out))}", err=True)
+
+
 def _check_out(out: str | None) -> None:
     from queries.output import RESULT_FORMATS
 

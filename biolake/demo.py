@@ -24,6 +24,7 @@ from ingest.release import ReleaseSources, ingest_release
 from lake.catalog import Catalog
 from lake.lake import Lake
 from queries import connect
+from stats.multiple import GENOME_WIDE
 
 DEMO_SIZE = {"samples": 2000, "variants": 20000, "idps": 50, "cpgs": 5000, "seed": 1}
 DEMO_GWAS = GwasSettings(
@@ -31,7 +32,6 @@ DEMO_GWAS = GwasSettings(
     covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"])
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
                          covariates=["age", "sex", "site"])
-GENOME_WIDE = 5e-8
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 DEMO_QUERIES = {
     "participants per table": """

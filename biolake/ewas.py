@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from scipy import stats
 
 from biolake.cluster import dask_client, map_blocks
 from lake.errors import BiolakeError
@@ -25,8 +24,9 @@ from lake.lake import Lake
 from queries import connect, design
 from queries.blocks import methylation_blocks, read_methylation_blocks
 from stats.association import ERRORS
-from stats.ewas import benjamini_hochberg, ewas_regressions, moderate
+from stats.ewas import ewas_regressions, moderate
 from stats.linear import LinearModel, prepare_linear
+from stats.multiple import benjamini_hochberg, lambda_gc
 
 Progress = Callable[[str, int, int], None]
 ARRAY_WIDE = 9e-8  # EPIC array-wide significance (Mansell et al. 2019)
@@ -175,9 +175,8 @@ def _moderated_results(fits: pa.Table, exposures: list[str]) -> tuple[pa.Table, 
         }, schema=RESULTS_SCHEMA))
         tested = ~np.isnan(moderated_p)
         best = int(np.nanargmin(moderated_p)) if tested.any() else None
-        chi2 = stats.chi2.isf(np.median(moderated_p[tested]), 1) / stats.chi2.ppf(0.5, 1) if tested.any() else np.nan
         summaries.append(ExposureSummary(
-            exposure, int(tested.sum()), moderated.prior_variance, moderated.prior_df, float(chi2),
+            exposure, int(tested.sum()), moderated.prior_variance, moderated.prior_df, lambda_gc(moderated_p),
             int((fdr < 0.05).sum()), int((moderated_p < ARRAY_WIDE).sum()),
             None if best is None else fit.column("cpg_id")[best].as_py(),
             float("nan") if best is None else float(moderated_p[best])))

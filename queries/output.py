@@ -15,7 +15,11 @@ TERMINAL_ROWS = 50
 
 def write_result(query_result: QueryResult, *, output_format: str, out: str | None) -> None:
     """Materialise a query's result in ``output_format`` to ``out`` (stdout when None)."""
-    result = query_result.arrow()
+    write_table(query_result.arrow(), output_format=output_format, out=out)
+
+
+def write_table(result: pa.Table, *, output_format: str, out: str | None) -> None:
+    """Write a table as ``output_format`` (table, csv, tsv, parquet, json) to ``out`` (stdout when None)."""
     if output_format == "table" and out is None:
         _print_table(result)
         return

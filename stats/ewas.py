@@ -143,19 +143,3 @@ def trigamma_inverse(x: float) -> float:
         if -step / y < 1e-8:
             break
     return float(y)
-
-
-def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """BH false-discovery rates (R's ``p.adjust(p, "BH")``); NaN stays NaN and is not counted.
-
-    Examples
-    --------
-    >>> benjamini_hochberg(np.array([0.01, 0.04, np.nan, 0.03])).round(3).tolist()
-    [0.03, 0.04, nan, 0.04]
-    """
-    fdr = np.full(p.shape, np.nan)
-    present = np.flatnonzero(~np.isnan(p))
-    order = present[np.argsort(p[present])]
-    ranked = p[order] * len(order) / np.arange(1, len(order) + 1)
-    fdr[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
-    return fdr

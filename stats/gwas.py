@@ -14,10 +14,9 @@ import pyarrow as pa
 from scipy import stats
 
 from stats.association import ERRORS, AssociationResult
+from stats.multiple import CHI2_MEDIAN, GENOME_WIDE
 
-GENOME_WIDE = 5e-8
 VARIANT_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt")
-_CHI2_MEDIAN = stats.chi2.ppf(0.5, 1)  # 0.4549…: the null median of a 1-df χ²
 _LOG10P_BINS = np.linspace(0.0, 3.0, 3_001)  # −log10 p in steps of 0.001 (the median sits near 0.3)
 
 
@@ -149,4 +148,4 @@ class GwasSummary:
             share = (target - below) / max(counts[upper] - below, 1)
             median[j] = low + share * (_LOG10P_BINS[upper] - low)
         with np.errstate(invalid="ignore"):
-            return np.where(self.tests > 0, stats.chi2.isf(10.0 ** -median, 1) / _CHI2_MEDIAN, np.nan)
+            return np.where(self.tests > 0, stats.chi2.isf(10.0 ** -median, 1) / CHI2_MEDIAN, np.nan)

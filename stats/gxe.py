@@ -235,66 +235,86 @@ def gxe_association(genotypes: np.ndarray, model: GxeModel, *,
                      out["dof"], out["n"], out["alt_freq"], out["error"])
 
 
+@dataclass(frozen=True)
+class _Projected:
+    """A chunk of variants' per-variant columns with the shared ones projected out, on its samples."""
+
+    design: np.ndarray           # D: variants × terms × samples
+    resid: np.ndarray            # D̃ (0 at dropped samples)
+    kept: np.ndarray | None      # variants × samples, 1 where used (None: every sample used)
+    used: np.ndarray             # samples used per variant
+    shared_leverage: np.ndarray  # diag(QA⁻¹Q') per variant (1 × samples when nothing is dropped)
+    delta: np.ndarray | None     # A⁻¹Q'ỹ over kept samples: variants × s × P (None: nothing dropped)
+    sum_squares: np.ndarray      # ỹ'ỹ over kept samples: variants × P
+    collinear: np.ndarray        # variants whose covariates are collinear on their kept samples
+
+
+def _project(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePattern,
+             basis_outer: np.ndarray | None) -> _Projected:
+    """D = g·multipliers and D̃ = D − QA⁻¹Q'D, with A = I unless calls are dropped (then A, ỹ'ỹ
+    and δ are downdated by each variant's dropped samples)."""
+    q_basis, y = pattern.basis, pattern.residuals
+    (variants, n), s = g.shape, q_basis.shape[1]
+    design = g[:, None, :] * pattern.multipliers.T[None]           # variants × terms × samples
+    q_design = (design.reshape(-1, n) @ q_basis).reshape(variants, -1, s)   # Q'D: variants × terms × s
+    if dropped is None:
+        resid = design - (q_design.reshape(-1, s) @ q_basis.T).reshape(design.shape)
+        return _Projected(design, resid, None, np.full(variants, n, np.int64), pattern.leverage[None], None,
+                          np.broadcast_to(pattern.sum_squares, (variants, y.shape[1])), np.zeros(variants, bool))
+    kept = 1.0 - dropped.toarray()
+    gram = np.eye(s) - _sparse_products(dropped, q_basis, q_basis)   # A = Q'Q over kept samples
+    collinear = np.linalg.eigvalsh(gram)[:, 0] <= _SINGULAR
+    gram[collinear] = np.eye(s)
+    gram_inverse = np.linalg.inv(gram)
+    resid = (design - ((q_design @ gram_inverse).reshape(-1, s) @ q_basis.T).reshape(design.shape)) * kept[:, None]
+    shared_leverage = (gram_inverse.reshape(variants, -1) @ basis_outer.T) * kept   # diag(QA⁻¹Q')
+    cross = -_sparse_products(dropped, q_basis, y)                   # Q'ỹ over kept: variants × s × P
+    delta = gram_inverse @ cross
+    sum_squares = pattern.sum_squares - dropped @ pattern.residual_squares - np.einsum("vkp,vkp->vp", cross, delta)
+    return _Projected(design, resid, kept, kept.sum(axis=1).astype(np.int64), shared_leverage, delta, sum_squares,
+                      collinear)
+
+
 def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePattern, model: GxeModel,
          basis_outer: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One chunk of variants (rows of ``g``, float64) against one pattern's phenotypes; ``dropped``
     marks their missing calls, and ``basis_outer`` (rows of Q ⊗ Q) comes with it."""
-    q_basis, y = pattern.basis, pattern.residuals
-    (variants, n), s, tested = g.shape, model.n_shared, model.n_tested
-    design = g[:, None, :] * pattern.multipliers.T[None]           # variants × terms × samples
-    terms = design.shape[1]
-    q_design = (design.reshape(-1, n) @ q_basis).reshape(variants, terms, s)   # Q'D: variants × terms × s
-    error = np.full(variants, OK, np.int8)
-    if dropped is None:
-        kept = None
-        used = np.full(variants, n, np.int64)
-        resid = design - (q_design.reshape(-1, s) @ q_basis.T).reshape(design.shape)
-        shared_leverage = pattern.leverage[None]
-        delta = None
-        sum_squares = np.broadcast_to(pattern.sum_squares, (variants, y.shape[1]))
-    else:
-        kept = 1.0 - dropped.toarray()
-        used = kept.sum(axis=1).astype(np.int64)
-        gram = np.eye(s) - _sparse_products(dropped, q_basis, q_basis)   # A = Q'Q over kept samples
-        singular = np.linalg.eigvalsh(gram)[:, 0] <= _SINGULAR
-        gram[singular] = np.eye(s)
-        error[singular] = COLLINEAR
-        gram_inverse = np.linalg.inv(gram)
-        resid = (design - ((q_design @ gram_inverse).reshape(-1, s) @ q_basis.T).reshape(design.shape)) * kept[:, None]
-        shared_leverage = (gram_inverse.reshape(variants, -1) @ basis_outer.T) * kept   # diag(QA⁻¹Q')
-        cross = -_sparse_products(dropped, q_basis, y)                   # Q'ỹ over kept: variants × s × P
-        delta = gram_inverse @ cross
-        sum_squares = pattern.sum_squares - dropped @ pattern.residual_squares - np.einsum("vkp,vkp->vp",
-                                                                                           cross, delta)
-    dof = used - s - terms
+    y, tested = pattern.residuals, model.n_tested
+    projected = _project(g, dropped, pattern, basis_outer)
+    resid, used = projected.resid, projected.used
+    variants, terms, n = resid.shape
+    dof = used - model.n_shared - terms
 
     gram_terms = resid @ resid.transpose(0, 2, 1)                   # H: variants × terms × terms
     scale = np.maximum(np.abs(np.diagonal(gram_terms, axis1=1, axis2=2)).max(axis=1), 1e-300)
     singular = np.linalg.eigvalsh(gram_terms / scale[:, None, None])[:, 0] <= _SINGULAR
-    gram_terms[singular] = np.eye(gram_terms.shape[1])
+    gram_terms[singular] = np.eye(terms)
     h_inverse = np.linalg.inv(gram_terms)
-    sums, centred, squares = _centred_moments(g, kept, used, pattern)
+    sums, centred, squares = _centred_moments(g, projected.kept, used, pattern)
     with np.errstate(divide="ignore", invalid="ignore"):
         monomorphic = centred[:, 0] <= _MONOMORPHIC * np.maximum(squares[:, 0], 1e-300)
         vif = centred * np.diagonal(h_inverse, axis1=1, axis2=2)
+    error = np.where(projected.collinear, COLLINEAR, OK).astype(np.int8)
     error[(error == OK) & (dof < 1)] = TOO_FEW_SAMPLES
     error[(error == OK) & monomorphic] = MONOMORPHIC
     error[(error == OK) & (singular | (vif > _MAX_VIF).any(axis=1))] = COLLINEAR
 
-    cross_terms = (resid.reshape(-1, n) @ y).reshape(variants, -1, y.shape[1])   # D̃'ỹ
+    cross_terms = (resid.reshape(-1, n) @ y).reshape(variants, terms, -1)   # D̃'ỹ
     theta = h_inverse @ cross_terms                                  # variants × terms × P
-    rss = np.maximum(sum_squares - np.einsum("vtp,vtp->vp", theta, cross_terms), 0.0)
+    rss = np.maximum(projected.sum_squares - np.einsum("vtp,vtp->vp", theta, cross_terms), 0.0)
     sigma2 = rss / np.maximum(dof, 1)[:, None]
-    kept_rows = np.ones((1, n)) if kept is None else kept
-    power = _HC_POWER[model.robust]
+    kept_rows = np.ones((1, n)) if projected.kept is None else projected.kept
+    power, delta = _HC_POWER[model.robust], projected.delta
     if y.shape[1] <= _DIRECT_PHENOTYPES:   # explicit residuals, one compiled pass (chunked to match)
-        q_delta = np.zeros((0, 0, 0)) if delta is None else np.ascontiguousarray((q_basis @ delta).transpose(0, 2, 1))
-        meat, exact_fit = direct_meat(resid, h_inverse, shared_leverage, kept_rows, y, theta, q_delta, power, tested)
+        q_delta = np.zeros((0, 0, 0)) if delta is None else np.ascontiguousarray(
+            (pattern.basis @ delta).transpose(0, 2, 1))
+        meat, exact_fit = direct_meat(resid, h_inverse, projected.shared_leverage, kept_rows, y, theta, q_delta,
+                                      power, tested)
     else:                                  # weights compiled, then matrix products with Ỹ and Ỹ²
-        weighted, exact_fit = pair_weights(resid, h_inverse, shared_leverage, kept_rows, power, tested)
+        weighted, exact_fit = pair_weights(resid, h_inverse, projected.shared_leverage, kept_rows, power, tested)
         meat = _meat(weighted, pattern, resid, theta, delta, basis_outer)
     if model.robust == "hc1":
-        meat *= (used / np.maximum(used - s - terms, 1))[:, None, None]
+        meat *= (used / np.maximum(dof, 1))[:, None, None]
 
     v_model = sigma2[:, :, None, None] * h_inverse[:, None, :tested, :tested]   # variants × P × t × t
     v_robust = np.empty_like(v_model)
@@ -302,9 +322,8 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
     v_robust[..., first, second] = meat.transpose(0, 2, 1)
     v_robust[..., second, first] = meat.transpose(0, 2, 1)
     beta = theta[:, :tested].transpose(0, 2, 1)                      # variants × P × tested
-    failed = error != OK
-    robust_failed = failed | exact_fit
-    fit = {
+    failed, robust_failed = error != OK, (error != OK) | exact_fit
+    return {
         "beta": np.where(failed[:, None, None], np.nan, beta),
         "se": np.where(failed[:, None, None], np.nan, np.sqrt(np.diagonal(v_model, axis1=2, axis2=3))),
         "se_robust": np.where(robust_failed[:, None, None], np.nan,
@@ -312,18 +331,25 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
         "dof": np.broadcast_to(dof[:, None], sigma2.shape), "n": np.broadcast_to(used[:, None], sigma2.shape),
         "alt_freq": np.broadcast_to((sums[:, 0] / (2.0 * np.maximum(used, 1)))[:, None], sigma2.shape),
         "error": np.broadcast_to(error[:, None], sigma2.shape),
+        **_joint_tests(beta, v_model, v_robust, dof, failed, robust_failed),
     }
-    for name, terms in (("interaction", slice(1, tested)), ("joint", slice(0, tested))):
-        chosen = beta[..., terms]
-        wald_model = _wald(chosen, v_model[..., terms, terms])
-        wald_robust = _wald(chosen, v_robust[..., terms, terms])
-        df = chosen.shape[-1]
-        fit[f"{name}_f"] = np.where(failed[:, None], np.nan, wald_model / df)
-        fit[f"{name}_log10p"] = np.where(failed[:, None], np.nan,
-                                         f_log10p(wald_model / df, df, np.maximum(dof, 1)[:, None]))
-        fit[f"{name}_chisq"] = np.where(robust_failed[:, None], np.nan, wald_robust)
-        fit[f"{name}_log10p_robust"] = np.where(robust_failed[:, None], np.nan, chi2_log10p(wald_robust, df))
-    return fit
+
+
+def _joint_tests(beta: np.ndarray, v_model: np.ndarray, v_robust: np.ndarray, dof: np.ndarray,
+                 failed: np.ndarray, robust_failed: np.ndarray) -> dict[str, np.ndarray]:
+    """The interaction (all g×e terms) and joint (g and g×e) Wald tests: F model-based, χ² robust."""
+    tests = {}
+    for name, chosen in (("interaction", slice(1, None)), ("joint", slice(None))):
+        coefficients = beta[..., chosen]
+        df = coefficients.shape[-1]
+        wald_model = _wald(coefficients, v_model[..., chosen, chosen])
+        wald_robust = _wald(coefficients, v_robust[..., chosen, chosen])
+        tests[f"{name}_f"] = np.where(failed[:, None], np.nan, wald_model / df)
+        tests[f"{name}_log10p"] = np.where(failed[:, None], np.nan,
+                                           f_log10p(wald_model / df, df, np.maximum(dof, 1)[:, None]))
+        tests[f"{name}_chisq"] = np.where(robust_failed[:, None], np.nan, wald_robust)
+        tests[f"{name}_log10p_robust"] = np.where(robust_failed[:, None], np.nan, chi2_log10p(wald_robust, df))
+    return tests
 
 
 def _centred_moments(g: np.ndarray, kept: np.ndarray | None, used: np.ndarray,

@@ -11,7 +11,8 @@ from limma_ref import RSCRIPT, run_limma
 from biolake.ewas import EwasSettings, run_ewas
 from lake.vectors import decode_floats
 from queries import connect, design
-from stats.ewas import benjamini_hochberg, ewas_regressions, moderate
+from stats.ewas import ewas_regressions, moderate
+from stats.multiple import benjamini_hochberg
 from stats.linear import prepare_linear
 
 

@@ -110,19 +110,23 @@ def test_s3_withdraw__removes_participants_from_a_bucket_lake(s3_server, release
         assert not set(gone) & set(lake.read(table).column("participant_id").to_pylist())
 
 
-def test_s3_gwas_and_ewas__dask_workers_read_and_write_the_bucket(s3_server, s3_lake, loaded_lake):
+def test_s3_gwas_ewas_gxe__dask_workers_read_and_write_the_bucket(s3_server, s3_lake, loaded_lake):
     """Worker processes read genotype/methylation blocks from the bucket and write the results
     files there; the numbers equal those of the same release on a local lake."""
     from biolake.ewas import EwasSettings, run_ewas
     from biolake.gwas import GwasSettings, run_gwas
+    from biolake.gxe import GxeSettings, run_gxe
 
     gwas = GwasSettings(name="g", phenotypes=["25001-2.0"], covariates=["age", "sex"], chromosomes=["1", "2"])
     ewas = EwasSettings(name="e", exposures="SELECT participant_id, stress FROM covariates", covariates=["age"])
+    gxe = GxeSettings(name="x", phenotypes=["25001-2.0"], covariates=["age", "stress"], exposures=["stress"],
+                      chromosomes=["1"])
     for lake in (s3_lake, loaded_lake):
         run_gwas(lake, gwas, workers=1)
         run_ewas(lake, ewas, workers=1)
+        run_gxe(lake, gxe, workers=1)
     assert all(uri.startswith("s3://") for uri in s3_lake.results("g").file_uris())
-    for name, key in (("g", "variant_id"), ("e", "cpg")):
+    for name, key in (("g", "variant_id"), ("e", "cpg"), ("x", "variant_id")):
         remote, local = (pl.from_arrow(lake.results_dataset(name).to_table()).sort(key)
                          for lake in (s3_lake, loaded_lake))
         assert remote.height > 0 and remote.equals(local)

@@ -1,0 +1,187 @@
+"""Reporting on a results table: per-phenotype summaries, lead hits, plots and a one-page HTML report.
+
+Works on any results table of the lake (GWAS, EWAS, GxE, meta-analysis): the run's kind,
+read from its provenance, says which columns hold the phenotype, the feature (variant or
+CpG) and the headline −log10 p. Summaries are DuckDB aggregates over the table's files,
+so they scale with the table, not with memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.errors import BiolakeError
+from lake.lake import Lake
+from stats.multiple import CHI2_MEDIAN, GENOME_WIDE, clump_by_distance, family_threshold
+
+
+@dataclass(frozen=True)
+class ResultKind:
+    """Which columns of a results table mean what."""
+
+    phenotype: str
+    feature: str
+    log10p: str
+    effect: str
+
+
+KINDS = {
+    "gwas": ResultKind("phenotype", "variant_id", "log10p", "beta"),
+    "ewas": ResultKind("exposure", "cpg", "log10p", "coefficient"),
+    "gxe": ResultKind("phenotype", "variant_id", "log10p_gxe_robust", "beta_gxe"),
+    "meta": ResultKind("phenotype", "variant_id", "log10p", "beta"),
+}
+
+
+def result_kind(lake: Lake, name: str) -> ResultKind:
+    """The column roles of the results ``name``, from the kind its provenance records."""
+    kind = lake.results_provenance(name).get("kind")
+    if kind not in KINDS:
+        raise BiolakeError(f"results {name!r} are of kind {kind!r}; reports know {', '.join(KINDS)}")
+    return KINDS[kind]
+
+
+def phenotype_summary(lake: Lake, name: str) -> pa.Table:
+    """Per phenotype: tests, λGC, hits at 5e-8, and the top feature with its −log10 p.
+
+    Examples
+    --------
+    >>> phenotype_summary(Lake.open("/tmp/lake"), "demo_idps").column_names   # doctest: +SKIP
+    ['phenotype', 'tests', 'lambda_gc', 'hits', 'top', 'top_log10p']
+    """
+    kind = result_kind(lake, name)
+    table = _query(lake, name, f"""
+        SELECT "{kind.phenotype}" AS phenotype, count("{kind.log10p}") AS tests,
+               median("{kind.log10p}") AS median_log10p,
+               count(*) FILTER (WHERE "{kind.log10p}" > {-np.log10(GENOME_WIDE)}) AS hits,
+               arg_max("{kind.feature}", "{kind.log10p}") AS top, max("{kind.log10p}") AS top_log10p
+        FROM results GROUP BY 1 ORDER BY top_log10p DESC NULLS LAST""")
+    from scipy import stats
+    median = table.column("median_log10p").to_numpy(zero_copy_only=False).astype(float)
+    with np.errstate(invalid="ignore"):
+        lambdas = stats.chi2.isf(10.0 ** -median, 1) / CHI2_MEDIAN
+    return table.drop_columns(["median_log10p"]).add_column(2, "lambda_gc", pa.array(lambdas, from_pandas=True))
+
+
+def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: bool = False,
+              window: int = 500_000) -> pa.Table:
+    """One lead feature per locus and phenotype: hits past ``threshold`` clumped by distance (±``window`` bp).
+
+    ``family`` divides the threshold by the number of phenotypes in the run (Bonferroni
+    over the phenotype family, as BIG40 does for IDPs). ``locus_hits`` counts the hits each
+    lead stands for.
+    """
+    kind, results = result_kind(lake, name), lake.results_dataset(name)
+    if family:
+        phenotypes = len(pc.unique(results.to_table(columns=[kind.phenotype]).column(0)))
+        threshold = family_threshold(phenotypes, alpha=threshold)
+    columns = [kind.phenotype, kind.feature, "chrom", "pos", kind.effect, kind.log10p]
+    hits = results.to_table(columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
+    parts = []
+    for phenotype in pc.unique(hits.column(kind.phenotype)).to_pylist():
+        mine = hits.filter(pc.equal(hits.column(kind.phenotype), phenotype))
+        chrom, pos = mine.column("chrom").to_numpy(zero_copy_only=False), mine.column("pos").to_numpy()
+        log10p = mine.column(kind.log10p).to_numpy()
+        leads = clump_by_distance(chrom, pos, log10p, window=window)
+        counts = [int(((chrom == chrom[i]) & (np.abs(pos - pos[i]) <= window)).sum()) for i in leads]
+        parts.append(mine.take(leads).append_column("locus_hits", pa.array(counts, pa.int64())))
+    empty = pa.table({c: pa.array([], hits.schema.field(c).type) for c in columns} | {"locus_hits": pa.array([], pa.int64())})
+    table = pa.concat_tables(parts) if parts else empty
+    table = table.append_column("p", pc.power(10.0, pc.negate(table.column(kind.log10p))))
+    return table.sort_by([(kind.log10p, "descending")])
+
+
+def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | None = None,
+                 limit: int = 20) -> list[Path]:
+    """Manhattan and QQ PNGs per phenotype (the ``limit`` strongest unless ``phenotypes`` are named),
+    and a combined Manhattan of the best p per feature across all phenotypes. Returns the files."""
+    from stats.plots import manhattan, qq
+
+    kind, results = result_kind(lake, name), lake.results_dataset(name)
+    summary = phenotype_summary(lake, name)
+    chosen = phenotypes or summary.column("phenotype").to_pylist()[:limit]
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    lambdas = dict(zip(summary.column("phenotype").to_pylist(), summary.column("lambda_gc").to_pylist()))
+    for phenotype in chosen:
+        if phenotype not in lambdas:
+            raise BiolakeError(f"results {name!r} have no phenotype {phenotype!r}")
+        rows = results.to_table(columns=["chrom", "pos", kind.log10p], filter=pc.field(kind.phenotype) == phenotype)
+        log10p = rows.column(kind.log10p).to_numpy(zero_copy_only=False).astype(float)
+        stem = _file_stem(phenotype)
+        for figure, path in ((manhattan(rows.column("chrom").to_numpy(zero_copy_only=False), rows.column("pos").to_numpy(),
+                                        log10p, title=f"{name}: {phenotype}"), out / f"manhattan_{stem}.png"),
+                             (qq(log10p, title=f"{name}: {phenotype}", lambda_gc=lambdas[phenotype]),
+                              out / f"qq_{stem}.png")):
+            figure.savefig(path)
+            written.append(path)
+    if len(lambdas) > 1:
+        best = _query(lake, name, f'SELECT chrom, pos, max("{kind.log10p}") AS log10p FROM results GROUP BY chrom, pos')
+        figure = manhattan(best.column("chrom").to_numpy(zero_copy_only=False), best.column("pos").to_numpy(),
+                           best.column("log10p").to_numpy(zero_copy_only=False).astype(float),
+                           title=f"{name}: best of {len(lambdas)} phenotypes",
+                           threshold=family_threshold(len(lambdas)))
+        figure.savefig(out / "manhattan_all.png")
+        written.append(out / "manhattan_all.png")
+    return written
+
+
+def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:
+    """One self-contained HTML page: provenance, the λGC table, lead hits and the plots (inlined)."""
+    kind = result_kind(lake, name)
+    summary, hits = phenotype_summary(lake, name), lead_hits(lake, name)
+    provenance = lake.results_provenance(name)
+    with tempfile.TemporaryDirectory() as folder:
+        pictures = plot_results(lake, name, Path(folder), limit=limit)
+        images = "".join(f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+                         f'alt="{html.escape(p.stem)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
+                         for p in sorted(pictures, key=lambda p: (p.stem != "manhattan_all", p.stem)))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>biolake: {html.escape(name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}
+pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head><body>
+<h1>{html.escape(name)}</h1>
+<h2>Provenance</h2><pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre>
+<h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
+<h2>Lead hits (p &lt; 5e-8, one per ±500 kb)</h2>{_html_table(hits.select([kind.phenotype, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits"]))}
+<h2>Plots</h2>{images}
+</body></html>"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return out
+
+
+def _query(lake: Lake, name: str, sql: str) -> pa.Table:
+    """Run ``sql`` with the results ``name`` as the table ``results`` (DuckDB over its Parquet files)."""
+    with duckdb.connect() as con:
+        con.register("results", lake.results_dataset(name))
+        return con.sql(sql).to_arrow_table()
+
+
+def _html_table(table: pa.Table, *, rows: int = 200) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.column_names)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>"
+                   for row in table.slice(0, rows).to_pylist())
+    more = f"<p>… {table.num_rows - rows:,} more rows in the results table</p>" if table.num_rows > rows else ""
+    return f"<table><tr>{head}</tr>{body}</table>{more}"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape("" if value is None else str(value))
+
+
+def _file_stem(phenotype: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in phenotype)
+

@@ -1,0 +1,84 @@
+"""Multiple testing, lead hits, plots and the HTML report over real results tables."""
+
+import html
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from biolake.cli import main
+from biolake.gwas import GwasSettings, run_gwas
+from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
+from lake.errors import BiolakeError
+from stats.multiple import benjamini_hochberg, clump_by_distance, family_threshold, lambda_gc
+from stats.plots import thin
+
+
+def test_lambda_gc_and_family_threshold__follow_their_definitions():
+    rng = np.random.default_rng(0)
+    assert lambda_gc(rng.uniform(size=200_000)) == pytest.approx(1.0, abs=0.01)
+    inflated = 2 * (1 - __import__("scipy").stats.norm.cdf(np.abs(rng.normal(size=200_000) * 1.1)))
+    assert lambda_gc(inflated) == pytest.approx(1.21, abs=0.02)
+    assert family_threshold(100) == pytest.approx(5e-10)
+
+
+def test_clump_by_distance__keeps_one_lead_per_window_and_chromosome():
+    chrom = np.array(["1"] * 5 + ["2"])
+    pos = np.array([1_000, 400_000, 800_000, 1_400_000, 5_000_000, 1_000])
+    log10p = np.array([8.0, 10.0, 9.0, 7.9, 7.5, 12.0])
+    leads = clump_by_distance(chrom, pos, log10p, window=500_000)
+    assert leads.tolist() == [5, 1, 3, 4]   # 0 and 2 lie within 500 kb of the stronger lead 1
+
+
+def test_thin__keeps_every_strong_point_and_few_weak_ones():
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(size=1_000_000), -np.log10(rng.uniform(size=1_000_000))
+    y[:50] = 30.0
+    kept = thin(x, y)
+    assert set(range(50)) <= set(kept.tolist()) and (y > 2).sum() <= len(kept) < 120_000
+
+
+def test_benjamini_hochberg__is_monotone_in_p():
+    p = np.random.default_rng(2).uniform(size=1000) ** 3
+    q = benjamini_hochberg(p)
+    order = np.argsort(p)
+    assert (np.diff(q[order]) >= 0).all() and (q >= p).all()
+
+
+@pytest.fixture(scope="module")
+def two_idps(gwas_lake, scheduler, idps):
+    run_gwas(gwas_lake, GwasSettings(name="report", phenotypes=idps[:2], covariates=["age", "sex", "site"]),
+             scheduler=scheduler)
+    return "report"
+
+
+def test_phenotype_summary_and_lead_hits__agree_with_the_table(gwas_lake, two_idps):
+    table = pl.from_arrow(gwas_lake.results_dataset(two_idps).to_table())
+    summary = pl.from_arrow(phenotype_summary(gwas_lake, two_idps))
+    for row in summary.iter_rows(named=True):
+        mine = table.filter(pl.col("phenotype") == row["phenotype"])
+        assert row["tests"] == mine["p"].drop_nulls().len()
+        assert row["lambda_gc"] == pytest.approx(lambda_gc(mine["p"].drop_nulls().to_numpy()), rel=1e-6)
+        assert row["hits"] == (mine["p"] < 5e-8).sum()
+    loose = lead_hits(gwas_lake, two_idps, threshold=1e-3)
+    assert loose.num_rows > 0 and (loose.column("p").to_numpy() < 1e-3).all()
+    assert lead_hits(gwas_lake, two_idps, threshold=1e-3, family=True).num_rows <= loose.num_rows
+
+
+def test_plots_and_report__are_written(gwas_lake, two_idps, tmp_path):
+    written = plot_results(gwas_lake, two_idps, tmp_path / "plots")
+    names = sorted(p.name for p in written)
+    assert len(names) == 5 and "manhattan_all.png" in names
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    page = html.unescape(write_report(gwas_lake, two_idps, tmp_path / "report.html").read_text())
+    assert page.count("data:image/png;base64,") == 5 and "lambda_gc" in page and '"kind": "gwas"' in page
+    with pytest.raises(BiolakeError, match="no phenotype 'nope'"):
+        plot_results(gwas_lake, two_idps, tmp_path / "x", phenotypes=["nope"])
+
+
+def test_hits_cli__prints_and_writes(gwas_lake, two_idps, tmp_path):
+    result = CliRunner().invoke(main, ["hits", "--lake", gwas_lake.location.root, "--result", two_idps,
+                                       "--threshold", "1e-3", "--out", str(tmp_path / "hits.tsv")])
+    assert result.exit_code == 0, result.output
+    assert pl.read_csv(tmp_path / "hits.tsv", separator="\t").height > 0
