@@ -1,11 +1,13 @@
-"""The main job on the embedded default lake: a synthetic release, ingested, queried, GWAS, EWAS and GxE.
+"""The main job on the embedded default lake: a synthetic release, ingested, queried, GWAS, EWAS, GxE, results.
 
 Each data step is skipped when its output already exists, so the demo can be rerun;
 the analyses always rerun. The GWAS is checked against the release's ``truth.json``:
 every planted SNP→IDP effect must come out at p < 5e-8, and the null IDPs must not
 show more genome-wide hits than chance allows; every planted CpG~stress effect must pass
 the array-wide threshold (9e-8) in the EWAS; the planted SNP×stress interaction must
-pass p < 5e-8 in the GxE scan, and null IDPs must show no interaction hit.
+pass p < 5e-8 in the GxE scan, and null IDPs must show no interaction hit. The GWAS is
+then summarised (lead hits, λGC, plots, an HTML report under ``out/`` beside the lake) and
+repeated per imaging site, whose meta-analysis must find the planted effects again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import pyarrow.compute as pc
 
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
+from biolake.cluster import dask_client
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
+from biolake.meta import run_meta
+from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
 from ingest.release import ReleaseSources, ingest_release
 from lake.catalog import Catalog
 from lake.lake import Lake
@@ -32,6 +37,7 @@ DEMO_GWAS = GwasSettings(
     covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"])
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
                          covariates=["age", "sex", "site"])
+STEPS = 8
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 DEMO_QUERIES = {
     "participants per table": """
@@ -55,48 +61,94 @@ DEMO_QUERIES = {
 
 def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
              echo: Callable[[str], None]) -> Lake:
-    """Build (or reuse) the default lake described by ``catalog_path``, query it and run a GWAS."""
+    """Build (or reuse) the default lake described by ``catalog_path``, query it and run every analysis."""
     catalog = Catalog.load(catalog_path)
     root = Path(catalog.location.root)
     release_folder = root.parent / "sources" / f"synthetic-s{DEMO_SIZE['seed']}"
     if not (release_folder / "release.yaml").exists():
         from ingest.synth import write_synthetic_release
-        echo(f"1/6 synthesising a release into {release_folder}")
+        echo(f"1/{STEPS} synthesising a release into {release_folder}")
         write_synthetic_release(release_folder, progress=progress, **DEMO_SIZE)
     else:
-        echo(f"1/6 synthetic release already at {release_folder}")
+        echo(f"1/{STEPS} synthetic release already at {release_folder}")
     lake = Lake.init(root, exist_ok=True)
     sources, release = ReleaseSources.from_folder(release_folder)
     if any(info.release == release for info in lake.releases()):
-        echo(f"2/6 release {release!r} already in the lake at {root}")
+        echo(f"2/{STEPS} release {release!r} already in the lake at {root}")
     else:
-        echo(f"2/6 ingesting release {release!r} into {root}")
+        echo(f"2/{STEPS} ingesting release {release!r} into {root}")
         ingest_release(lake, sources, release=release, source=str(release_folder), progress=progress)
-    echo("3/6 SQL over the lake")
+    echo(f"3/{STEPS} SQL over the lake")
     with connect(lake) as con:
         for title, query in DEMO_QUERIES.items():
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
     truth = json.loads((release_folder / "truth.json").read_text())
-    echo("\n4/6 GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
-    report = run_gwas(lake, DEMO_GWAS, progress=progress)
-    echo(f"{report.samples:,} samples, {report.rows:,} tests → {lake.results_uri(DEMO_GWAS.name)}")
-    for line in check_planted_effects(lake, report, truth):
-        echo(line)
-    echo("\n5/6 EWAS of stress on every CpG (M-values, limma's moderated t)")
-    ewas = run_ewas(lake, DEMO_EWAS, progress=progress)
-    for line in check_planted_cpgs(lake, ewas.exposures[0], truth):
-        echo(line)
-    planted = truth["snp_exposure_interaction"]
-    nulls = truth["null_idps"][:GXE_NULL_IDPS]
-    echo(f"\n6/6 GxE: every variant × {planted['exposure']} on IDP {planted['idp']} and {len(nulls)} null IDPs "
-         "(HC3 robust errors)")
-    gxe = run_gxe(lake, GxeSettings(name="demo_gxe", phenotypes=[planted["idp"], *nulls],
-                                    covariates=[*DEMO_GWAS.covariates, planted["exposure"]],
-                                    exposures=[planted["exposure"]]), progress=progress)
-    for line in check_planted_interaction(lake, gxe, truth):
-        echo(line)
+    with dask_client() as client:   # one LocalCluster of worker processes for every analysis
+        jobs = {"scheduler": client.scheduler.address, "progress": progress}
+        echo(f"\n4/{STEPS} GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
+        report = run_gwas(lake, DEMO_GWAS, **jobs)
+        echo(f"{report.samples:,} samples, {report.rows:,} tests → {lake.results_uri(DEMO_GWAS.name)}")
+        for line in check_planted_effects(lake, report, truth):
+            echo(line)
+        echo(f"\n5/{STEPS} EWAS of stress on every CpG (M-values, limma's moderated t)")
+        ewas = run_ewas(lake, DEMO_EWAS, **jobs)
+        for line in check_planted_cpgs(lake, ewas.exposures[0], truth):
+            echo(line)
+        planted = truth["snp_exposure_interaction"]
+        nulls = truth["null_idps"][:GXE_NULL_IDPS]
+        echo(f"\n6/{STEPS} GxE: every variant × {planted['exposure']} on IDP {planted['idp']} and {len(nulls)} "
+             "null IDPs (HC3 robust errors)")
+        gxe = run_gxe(lake, GxeSettings(name="demo_gxe", phenotypes=[planted["idp"], *nulls],
+                                        covariates=[*DEMO_GWAS.covariates, planted["exposure"]],
+                                        exposures=[planted["exposure"]]), **jobs)
+        for line in check_planted_interaction(lake, gxe, truth):
+            echo(line)
+        echo(f"\n7/{STEPS} results of the GWAS: lead hits, λGC, plots and an HTML report")
+        for line in summarise_results(lake, truth, root.parent / "out"):
+            echo(line)
+        echo(f"\n8/{STEPS} meta-analysis of one GWAS per imaging site (ENIGMA style)")
+        for line in meta_analyse_sites(lake, truth, **jobs):
+            echo(line)
     return lake
+
+
+def summarise_results(lake: Lake, truth: dict, out: Path) -> list[str]:
+    """Lead hits of the GWAS (are the planted variants among them?), λGC, the plots and the report."""
+    leads = lead_hits(lake, DEMO_GWAS.name).to_pylist()
+    found = sum(any(lead["phenotype"] == effect["idp"] and str(lead["chrom"]) == str(effect["chrom"])
+                    and abs(lead["pos"] - effect["pos"]) <= 500_000 for lead in leads)
+                for effect in truth["snp_idp"])
+    lambdas = phenotype_summary(lake, DEMO_GWAS.name).column("lambda_gc").to_numpy()
+    plots = plot_results(lake, DEMO_GWAS.name, out / "plots", limit=6)
+    page = write_report(lake, DEMO_GWAS.name, out / f"{DEMO_GWAS.name}.html")
+    return [f"{len(leads)} lead hits (p < 5e-8, one per ±500 kb) in {len({lead['phenotype'] for lead in leads})} "
+            f"IDPs; the planted variants lie in a lead locus for {found} of {len(truth['snp_idp'])}",
+            f"λGC per IDP: median {np.median(lambdas):.3f} (from {lambdas.min():.2f} to {lambdas.max():.2f})",
+            f"{len(plots)} plots in {out / 'plots'}; report: {page}"]
+
+
+def meta_analyse_sites(lake: Lake, truth: dict, **jobs) -> list[str]:
+    """GWAS of the planted IDPs within each imaging site, then their meta-analysis; are the effects found?"""
+    idps = [effect["idp"] for effect in truth["snp_idp"]]
+    covariates = [c for c in DEMO_GWAS.covariates if c != "site"]
+    with connect(lake) as con:
+        sites = [row[0] for row in con.execute("SELECT DISTINCT site FROM covariates ORDER BY 1").fetchall()]
+    names = []
+    for site in sites:
+        names.append(f"demo_site_{site}")
+        run_gwas(lake, GwasSettings(name=names[-1], phenotypes=idps, covariates=covariates,
+                                    samples=f"SELECT participant_id FROM covariates WHERE site = '{site}'"), **jobs)
+    report = run_meta(lake, name="demo_sites", results=names)
+    combined = lake.results_dataset("demo_sites")
+    recovered = 0
+    for effect in truth["snp_idp"]:
+        row = combined.to_table(filter=(pc.field("phenotype") == effect["idp"])
+                                & (pc.field("variant_id") == effect["variant_id"])).to_pylist()[0]
+        recovered += row["p"] is not None and row["p"] < GENOME_WIDE
+    return [f"{len(sites)} sites ({', '.join(sites)}), {report.rows:,} variant × IDP rows → "
+            f"{lake.results_uri('demo_sites')}",
+            f"planted SNP→IDP effects at p < 5e-8 in the meta-analysis: {recovered} of {len(truth['snp_idp'])}"]
 
 
 def check_planted_effects(lake: Lake, report: GwasReport, truth: dict) -> list[str]:
