@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from deltalake import (BloomFilterProperties, ColumnProperties, CommitProperties, DeltaTable,
                        WriterProperties, write_deltalake)
 from deltalake import Schema as DeltaSchema
@@ -304,6 +305,17 @@ class Lake:
     def results_provenance(self, name: str) -> dict[str, Any]:
         """Where the results ``name`` came from: query text, release, parameters, biolake version."""
         return json.loads(self.results(name).metadata().description)
+
+    def results_names(self) -> list[str]:
+        """The names of the lake's results tables (folders under ``results/`` holding a Delta log)."""
+        root = self.location.join(RESULTS_FOLDER)
+        filesystem = self.location.arrow_filesystem(root)
+        try:
+            entries = filesystem.get_file_info(pafs.FileSelector("", allow_not_found=True))
+        except FileNotFoundError:
+            return []
+        return sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.Directory
+                      and filesystem.get_file_info(f"{entry.base_name}/_delta_log").type == pafs.FileType.Directory)
 
     def results_dataset(self, name: str) -> ds.Dataset:
         """The results table ``name`` as a pyarrow dataset (files from its Delta log)."""

@@ -156,8 +156,9 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
     ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
     Views: one per table of the release under its catalog name, ``releases``
     (the registry), ``withdrawals`` (the audit, once there is one), ``dosages``
-    (participant × variant, long) and ``betas`` (participant × CpG, long); the
-    macro ``m_value(beta)`` gives M-values, log2(β / (1 − β)).
+    (participant × variant, long), ``betas`` (participant × CpG, long) and
+    ``results.NAME`` for every results table; the macro ``m_value(beta)`` gives
+    M-values, log2(β / (1 − β)).
     """
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
@@ -181,6 +182,7 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
             con.create_function("biolake_betas", _betas_udf, ["BLOB", "BIGINT"], "DOUBLE[]", type="arrow")
             con.execute(BETAS_VIEW)
         con.execute(M_VALUE_MACRO)
+        _create_results_views(con, lake)
         if readable:  # exactly the release's data files: no other release, log or leftover
             con.execute("SET allowed_paths = $paths", {"paths": readable})
         con.execute("SET enable_external_access = false")
@@ -223,6 +225,17 @@ def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release:
     con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list(files)}, '
                 f'hive_partitioning = true, hive_types = {hive_types}, union_by_name = true)')
     return files
+
+
+def _create_results_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """Every results table of the lake as the view ``results.NAME`` (they belong to no release)."""
+    names = lake.results_names()
+    if names:
+        con.execute("CREATE SCHEMA results")
+    for name in names:
+        hidden = f"__results_{name}"
+        con.register(hidden, lake.results_dataset(name))
+        con.execute(f'CREATE VIEW results."{name}" AS SELECT * FROM "{hidden}"')
 
 
 def _sql_list(values: list[str]) -> str:

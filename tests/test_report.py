@@ -82,3 +82,11 @@ def test_hits_cli__prints_and_writes(gwas_lake, two_idps, tmp_path):
                                        "--threshold", "1e-3", "--out", str(tmp_path / "hits.tsv")])
     assert result.exit_code == 0, result.output
     assert pl.read_csv(tmp_path / "hits.tsv", separator="\t").height > 0
+
+
+def test_results_tables__are_views_in_lake_sql(gwas_lake, two_idps):
+    from queries import connect
+
+    with connect(gwas_lake) as con:
+        joined = con.sql(f"SELECT count(*) FROM results.{two_idps} r JOIN variants v USING (variant_id)").fetchone()
+    assert joined[0] == gwas_lake.results_dataset(two_idps).count_rows()
