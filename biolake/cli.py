@@ -489,6 +489,55 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | Non
     _export(lake, name, out)
 
 
+@main.command()
+@_lake_option
+@click.option("--weights", required=True, type=click.Path(dir_okay=False),
+              help="summary statistics: variant_id|ID|SNP, effect_allele|A1, beta|BETA, p|P (or LOG10P); "
+                   "TSV or CSV, gzipped or not (GWAS-SSF, plink2 .glm, REGENIE and biolake exports all work)")
+@click.option("--p-thresholds", default="5e-8,1e-5,1e-3,0.05,1", show_default=True, metavar="LIST",
+              help="one score per threshold: variants with p ≤ it, weighted by beta")
+@click.option("--release", metavar="NAME", help="release to score [default: latest]")
+@click.option("--name", default="prs", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
+@click.option("--out", type=click.Path(dir_okay=False), help="also export the scores: .tsv[.gz], .csv[.gz] or .parquet")
+@click.option("--scheduler", metavar="ADDRESS", help="a running dask scheduler [default: a local cluster]")
+@click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None, name: str, out: str | None,
+        scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    """Polygenic scores of every genotyped participant, one column per p-value threshold.
+
+    Per participant, the sum over weighted variants of effect-allele dosage × beta, as
+    plink2 --score (missing calls count as the mean dosage; a weight on the REF allele
+    counts 2 − alt dosage). Weights are matched by variant id; those the release lacks, or
+    on an allele the variant does not have, are counted and left out. The scores become
+    LAKE/results/NAME, queryable as results.NAME (join it with idps, covariates, …).
+
+    \b
+    Example:
+      biolake prs --lake /tmp/lake --weights height_gwas.tsv.gz --name prs_height
+      biolake sql "SELECT corr(p.prs_p1e_05, i.\"25010-2.0\") FROM results.prs_height p
+                   JOIN idps i USING (participant_id)" --lake /tmp/lake
+    """
+    from biolake.progress import progress_bars
+    from biolake.prs import run_prs
+
+    _check_out(out)
+    try:
+        thresholds = [float(t) for t in p_thresholds.split(",") if t.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, got {p_thresholds!r}",
+                                 param_hint="--p-thresholds") from None
+    lake = _open_lake(lake_location)
+    with progress_bars(quiet=quiet) as progress:
+        report = run_prs(lake, name=name, weights=weights, thresholds=thresholds, release=release,
+                         scheduler=scheduler, workers=workers, progress=progress)
+    used = ", ".join(f"{column}: {count:,}" for column, count in report.variants.items())
+    click.echo(f"{report.participants:,} participants scored; variants per score: {used}; "
+               f"{report.unmatched:,} weights not in the release, {report.allele_mismatch:,} on neither allele "
+               f"→ {lake.results_uri(name)} (version {report.version})", err=True)
+    _export(lake, name, out)
+
+
 def _result_option(function):
     return click.option("--result", "name", required=True, metavar="NAME",
                         help="a results table of the lake (gwas, ewas, gxe or meta)")(function)

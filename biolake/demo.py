@@ -7,7 +7,8 @@ show more genome-wide hits than chance allows; every planted CpG~stress effect m
 the array-wide threshold (9e-8) in the EWAS; the planted SNP×stress interaction must
 pass p < 5e-8 in the GxE scan, and null IDPs must show no interaction hit. The GWAS is
 then summarised (lead hits, λGC, plots, an HTML report under ``out/`` beside the lake) and
-repeated per imaging site, whose meta-analysis must find the planted effects again.
+repeated per imaging site, whose meta-analysis must find the planted effects again; its
+weights then score every participant (a polygenic score, joined to the IDP in SQL).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from biolake.cluster import dask_client
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from biolake.meta import run_meta
+from biolake.prs import run_prs
 from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
 from ingest.release import ReleaseSources, ingest_release
 from lake.catalog import Catalog
 from lake.lake import Lake
 from queries import connect
+from queries.output import write_table
 from stats.multiple import GENOME_WIDE
 
 DEMO_SIZE = {"samples": 2000, "variants": 20000, "idps": 50, "cpgs": 5000, "seed": 1}
@@ -37,7 +40,7 @@ DEMO_GWAS = GwasSettings(
     covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"])
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
                          covariates=["age", "sex", "site"])
-STEPS = 8
+STEPS = 9
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 DEMO_QUERIES = {
     "participants per table": """
@@ -109,6 +112,9 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
             echo(line)
         echo(f"\n8/{STEPS} meta-analysis of one GWAS per imaging site (ENIGMA style)")
         for line in meta_analyse_sites(lake, truth, **jobs):
+            echo(line)
+        echo(f"\n9/{STEPS} a polygenic score from the meta-analysis, joined to the IDP in SQL")
+        for line in score_participants(lake, truth, root.parent / "out", **jobs):
             echo(line)
     return lake
 
@@ -203,6 +209,26 @@ def check_planted_interaction(lake: Lake, report: GxeReport, truth: dict) -> lis
     lines.append(f"null IDPs' interaction hits at p < 5e-8: {null_hits} (chance expects "
                  f"{GENOME_WIDE * summary.tests[nulls].sum():.2g})")
     return lines
+
+
+def score_participants(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
+    """Weights for the first planted IDP from the site meta-analysis (written by SQL), scores, and their
+    correlation with the IDP (in-sample, so optimistic: a demonstration, not a validation)."""
+    idp = truth["snp_idp"][0]["idp"]
+    weights = out / f"weights_{idp}.tsv"
+    out.mkdir(parents=True, exist_ok=True)
+    with connect(lake) as con:
+        write_table(con.sql("SELECT variant_id, alt AS effect_allele, beta, p FROM results.demo_sites "
+                            "WHERE phenotype = ? AND p IS NOT NULL", params=[idp]).arrow(),
+                    output_format="tsv", out=str(weights))
+    report = run_prs(lake, name="demo_prs", weights=weights, thresholds=[5e-8, 1e-3, 1.0], **jobs)
+    with connect(lake) as con:
+        r = con.sql(f'SELECT corr(s.prs_p5e_08, i."{idp}"), corr(s.prs_p1, i."{idp}") FROM results.demo_prs s '
+                    "JOIN idps i USING (participant_id)").fetchone()
+    return [f"{report.participants:,} participants scored with weights {weights} "
+            f"({report.variants['prs_p5e_08']:,} variants at p ≤ 5e-8, {report.variants['prs_p1']:,} in all)",
+            f"correlation with {idp} (in-sample, so optimistic — the all-variant score most): "
+            f"{r[0]:.2f} (p ≤ 5e-8 score), {r[1]:.2f} (all variants)"]
 
 
 def _median_lambda(summary, names: set[str]) -> float:

@@ -46,10 +46,11 @@ class ResultsFile:
     """One Parquet file of a run, written in row groups as results arrive (memory stays bounded)."""
 
     def __init__(self, files: ResultsFiles, schema: pa.Schema, partition: dict[str, str], part: str) -> None:
-        folder = "/".join(f"{key}={value}" for key, value in partition.items())
-        self.path, self.partition = f"{folder}/part-{files.run}-{part}.parquet", partition
+        folder = "".join(f"{key}={value}/" for key, value in partition.items())
+        self.path, self.partition = f"{folder}part-{files.run}-{part}.parquet", partition
         self._filesystem = files.location.arrow_filesystem(files.uri)
-        self._filesystem.create_dir(folder, recursive=True)
+        if folder or not files.location.remote:  # buckets have no folders to make
+            self._filesystem.create_dir(folder.rstrip("/") or ".", recursive=True)
         self._schema = pa.schema([f for f in schema if f.name not in partition])
         self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd")
         self._rows, self._nulls = 0, dict.fromkeys(self._schema.names, 0)

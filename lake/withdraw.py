@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from lake.lake import Lake
 from lake.lock import lake_lock
@@ -57,7 +57,10 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
             _withdraw_from_release(lake, info.release, info.tables, set(ids), journal)
             if progress:
                 progress("releases", step, len(releases))
-        removed = sum(_erase_history(lake, name) for name in TABLES if lake.has_table(name))
+        scored = _withdraw_from_results(lake, ids)   # participant-level results (polygenic scores)
+        journal.record(*(f"results/{name}" for name in scored))
+        removed = sum(_erase_history(lake.delta(name)) for name in TABLES if lake.has_table(name))
+        removed += sum(_erase_history(lake.results(name)) for name in scored)
         _audit(lake, digest, len(ids), journal.done, removed)
         journal.close()
     return WithdrawalReport(len(ids), journal.done, removed)
@@ -158,9 +161,20 @@ def _rewrite_methylation(lake: Lake, release: str, *, n_samples: int, keep: np.n
     return [f"methylation@{release}"]
 
 
-def _erase_history(lake: Lake, name: str) -> int:
+def _withdraw_from_results(lake: Lake, ids: list[str]) -> list[str]:
+    """Delete the participants' rows from every results table keyed by participant; their names."""
+    scored = []
+    for name in lake.results_names():
+        table = lake.results(name)
+        if "participant_id" in table.schema().to_arrow().names:
+            listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+            table.delete(f"participant_id IN ({listed})")
+            scored.append(name)
+    return scored
+
+
+def _erase_history(table: DeltaTable) -> int:
     """Vacuum with zero retention and compact the log, so no older version can be read back."""
-    table = lake.delta(name)
     removed = table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
     table.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 days"})
     table.create_checkpoint()

@@ -23,3 +23,5 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     assert any(line.endswith("the planted variants lie in a lead locus for 5 of 5") for line in lines), lines
     assert "planted SNP→IDP effects at p < 5e-8 in the meta-analysis: 5 of 5" in lines, lines[-3:]
     assert (tmp_path / "out" / "demo_idps.html").exists() and len(list((tmp_path / "out" / "plots").glob("*.png"))) > 2
+    scored = next(line for line in lines if line.startswith("correlation with "))
+    assert float(scored.split(": ")[-1].split(" ")[0]) > 0.1, scored   # the p ≤ 5e-8 score tracks its IDP

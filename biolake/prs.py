@@ -1,0 +1,161 @@
+"""The polygenic score job: published (or our own) summary statistics → per-participant scores in the lake.
+
+Weights are matched to the release's variants by id; a weight on the ALT allele counts
+the alt dosage, one on the REF allele counts 2 − alt dosage, and one on neither allele is
+left out and counted. Every genotype block is one dask task returning its share of the
+scores; the client adds them up and writes ``LAKE/results/NAME`` (participant_id, one
+column per p-value threshold), queryable as ``results.NAME`` and removed from by a consent
+withdrawal like every participant table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from biolake.cluster import dask_client, map_blocks
+from lake.errors import BiolakeError, InputError
+from lake.lake import Lake
+from queries.blocks import genotype_blocks, read_genotype_blocks
+from stats.prs import block_scores, threshold_weights
+
+Progress = Callable[[str, int, int], None]
+THRESHOLDS = (5e-8, 1e-5, 1e-3, 0.05, 1.0)
+COLUMN_NAMES = {  # what summary-statistics files call each column (GWAS-SSF, plink2, REGENIE, ours)
+    "variant_id": ("variant_id", "ID", "SNP", "rsid", "rs_id", "MarkerName", "hm_rsid"),
+    "effect_allele": ("effect_allele", "A1", "ALLELE1", "EA", "alt"),
+    "beta": ("beta", "BETA", "Effect", "effect"),
+    "p": ("p", "P", "p_value", "pval", "PVAL"),
+    "log10p": ("log10p", "LOG10P", "neg_log_10_p_value"),
+}
+
+
+@dataclass(frozen=True)
+class PrsReport:
+    """What a scoring run wrote: participants, and how many weights each threshold used."""
+
+    name: str
+    version: int
+    participants: int
+    variants: dict[str, int]     # score column → variants with a non-zero weight
+    unmatched: int               # weights whose variant the release lacks
+    allele_mismatch: int         # weights on an allele the variant does not have
+
+
+@dataclass(frozen=True)
+class PrsInputs:
+    """Scattered to every worker once: the weights by variant id, and the sample vector length."""
+
+    n_samples: int
+    weights: dict[str, tuple[np.ndarray, bool]]   # variant_id → (weights per threshold, weight on REF)
+    width: int
+
+
+def score_column(threshold: float) -> str:
+    """The column name of one threshold's score, e.g. ``prs_p5e_08``, ``prs_p0_05``, ``prs_p1``."""
+    return "prs_p" + f"{threshold:g}".replace(".", "_").replace("-", "_").replace("+", "")
+
+
+def read_weights(path: str | Path) -> pl.DataFrame:
+    """Summary statistics as variant_id, effect_allele, beta, p (from any of :data:`COLUMN_NAMES`)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    separator = "," if path.name.removesuffix(".gz").endswith(".csv") else "\t"
+    try:
+        frame = pl.read_csv(path, separator=separator, null_values=["NA", ""], infer_schema_length=10_000)
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(path, f"not a readable table: {str(exc).splitlines()[0]}") from None
+    frame = frame.rename({c: c.lstrip("#") for c in frame.columns})
+    chosen = {}
+    for name, aliases in COLUMN_NAMES.items():
+        found = next((a for a in aliases if a in frame.columns), None)
+        if found is None and name not in ("p", "log10p"):
+            raise InputError(path, f"no {name} column (looked for {', '.join(aliases)})")
+        chosen[name] = found
+    if chosen["p"] is None and chosen["log10p"] is None:
+        raise InputError(path, f"no p-value column (looked for {', '.join(COLUMN_NAMES['p'] + COLUMN_NAMES['log10p'])})")
+    p = pl.col(chosen["p"]).cast(pl.Float64) if chosen["p"] else 10.0 ** -pl.col(chosen["log10p"]).cast(pl.Float64)
+    repeated = frame[chosen["variant_id"]].is_duplicated()
+    if repeated.any():
+        first = frame[chosen["variant_id"]].filter(repeated)[0]
+        raise InputError(path, f"variant {first!r} appears more than once; give one weight per variant "
+                         "(one phenotype's summary statistics per file)", column=chosen["variant_id"])
+    return frame.select(pl.col(chosen["variant_id"]).cast(pl.Utf8).alias("variant_id"),
+                        pl.col(chosen["effect_allele"]).cast(pl.Utf8).str.to_uppercase().alias("effect_allele"),
+                        pl.col(chosen["beta"]).cast(pl.Float64).alias("beta"), p.alias("p"))
+
+
+def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[float] = THRESHOLDS,
+            release: str | None = None, scheduler: str | None = None, workers: int | None = None,
+            progress: Progress | None = None) -> PrsReport:
+    """Score every genotyped participant of ``release`` with the summary statistics in ``weights``.
+
+    Examples
+    --------
+    >>> report = run_prs(Lake.open("/tmp/lake"), name="prs_height", weights="height.tsv.gz")  # doctest: +SKIP
+    >>> report.variants                                                                    # doctest: +SKIP
+    """
+    thresholds = sorted(set(float(t) for t in thresholds))
+    if not thresholds or not all(0 < t <= 1 for t in thresholds):
+        raise BiolakeError(f"p-value thresholds must lie in (0, 1], got {thresholds}")
+    chosen = lake.resolve_release(release).release
+    table = read_weights(weights).filter(pl.col("beta").is_not_null() & pl.col("p").is_not_null())
+    variants = pl.from_arrow(lake.read("variants", release=chosen, columns=["variant_id", "ref", "alt"]))
+    matched = table.join(variants, on="variant_id", how="inner")
+    usable = matched.filter((pl.col("effect_allele") == pl.col("alt")) | (pl.col("effect_allele") == pl.col("ref")))
+    matrix = threshold_weights(usable["beta"].to_numpy(), usable["p"].to_numpy(), thresholds)
+    on_ref = (usable["effect_allele"] == usable["ref"]).to_numpy()
+    participants = _genotyped(lake, chosen)
+    inputs = PrsInputs(
+        len(participants),
+        {v: (row, bool(flag)) for v, row, flag in zip(usable["variant_id"].to_list(), matrix, on_ref)},
+        len(thresholds))
+    blocks = genotype_blocks(lake, release=chosen)
+    if not blocks:
+        raise BiolakeError(f"release {chosen!r} has no genotypes")
+    scores = np.zeros((inputs.n_samples, len(thresholds)))
+    with dask_client(scheduler=scheduler, workers=workers) as client:
+        for part in map_blocks(client, _score_task, blocks, inputs, step="prs", progress=progress):
+            scores += part
+    columns = [score_column(t) for t in thresholds]
+    result = pa.table({"participant_id": participants, **{c: scores[:, j] for j, c in enumerate(columns)}})
+    files = lake.results_files(name)
+    output = files.open(result.schema, partition={}, part="prs")
+    output.write(result)
+    used = {c: int((matrix[:, j] != 0).sum()) for j, c in enumerate(columns)}
+    provenance = {"kind": "prs", "release": chosen, "created_at": datetime.now(timezone.utc).isoformat(),
+                  "weights": str(weights), "thresholds": thresholds, "variants_used": used,
+                  "unmatched": table.height - matched.height, "allele_mismatch": matched.height - usable.height,
+                  "missing_calls": "mean-imputed (2 × allele frequency), as plink2 --score"}
+    version = lake.commit_results(files, [output.close()], schema=result.schema, partition_by=[],
+                                  provenance=provenance)
+    return PrsReport(name, version, len(participants), used, table.height - matched.height,
+                     matched.height - usable.height)
+
+
+def _score_task(fragment: ds.ParquetFileFragment, inputs: PrsInputs, position: int) -> np.ndarray:
+    """One dask task: the scores' share of one genotype row group (samples × thresholds)."""
+    scores = np.zeros((inputs.n_samples, inputs.width))
+    for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.float64):
+        ids = block.variants.column("variant_id").to_pylist()
+        rows = [i for i, v in enumerate(ids) if v in inputs.weights]
+        if rows:
+            weights = np.array([inputs.weights[ids[i]][0] for i in rows])
+            on_ref = np.array([inputs.weights[ids[i]][1] for i in rows])
+            scores += block_scores(block.dosages[rows], block.missing[rows], weights, on_ref)
+    return scores
+
+
+def _genotyped(lake: Lake, release: str) -> pa.Array:
+    samples = lake.read("samples", release=release, columns=["participant_id", "assay", "sample_index"])
+    samples = samples.filter(pc.equal(samples.column("assay"), "genotypes")).sort_by("sample_index")
+    return samples.column("participant_id").combine_chunks()

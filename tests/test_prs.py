@@ -1,0 +1,84 @@
+"""Polygenic scores against plink2 --score on the same .bed, and their removal on withdrawal."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from plink2_glm import PLINK2
+
+from biolake.cli import main
+from biolake.prs import read_weights, run_prs, score_column
+from lake.errors import InputError
+from lake.withdraw import withdraw
+from queries import connect
+from stats.prs import threshold_weights
+
+THRESHOLDS = [1e-3, 0.05, 1.0]
+
+
+def weights_file(lake, path: Path, rng) -> pl.DataFrame:
+    """300 variants of the lake with random weights, half on REF, plus 5 unknown ids and 3 wrong alleles."""
+    variants = pl.from_arrow(lake.read("variants", columns=["variant_id", "ref", "alt"])).sample(308, seed=1)
+    on_ref = rng.random(308) < 0.5
+    frame = pl.DataFrame({
+        "ID": variants["variant_id"], "A1": np.where(on_ref, variants["ref"], variants["alt"]),
+        "BETA": rng.normal(0, 0.2, 308), "P": rng.uniform(0, 1, 308) ** 3})
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) < 5).then(pl.lit("rs_unknown_") + pl.col("ID"))
+                               .otherwise(pl.col("ID")).alias("ID"),
+                               pl.when(pl.int_range(pl.len()).is_between(5, 7)).then(pl.lit("N"))
+                               .otherwise(pl.col("A1")).alias("A1"))
+    frame.write_csv(path, separator="\t")
+    return frame
+
+
+def test_run_prs__matches_plink2_score_with_missing_calls_and_ref_weights(gwas_lake, scheduler, release_folder,
+                                                                            tmp_path):
+    frame = weights_file(gwas_lake, tmp_path / "weights.tsv", np.random.default_rng(4))
+    report = run_prs(gwas_lake, name="prs", weights=tmp_path / "weights.tsv", thresholds=THRESHOLDS,
+                     scheduler=scheduler)
+    assert report.unmatched == 5 and report.allele_mismatch == 3
+    good = frame.slice(8)
+    weights = threshold_weights(good["BETA"].to_numpy(), good["P"].to_numpy(), THRESHOLDS)
+    score = tmp_path / "score.tsv"
+    pl.DataFrame({"ID": good["ID"], "A1": good["A1"], **{f"w{j}": weights[:, j] for j in range(3)}}).write_csv(
+        score, separator="\t", float_precision=17)
+    subprocess.run([PLINK2, "--bfile", str(release_folder / "genotypes"), "--score", str(score), "1", "2",
+                    "header-read", "cols=+scoresums", "--score-col-nums", "3-5", "--threads", "1",
+                    "--out", str(tmp_path / "plink2")], check=True, capture_output=True)
+    theirs = pl.read_csv(tmp_path / "plink2.sscore", separator="\t")
+    ours = pl.from_arrow(gwas_lake.results_dataset("prs").to_table())
+    joined = ours.join(theirs.rename({"IID": "participant_id"}).cast({"participant_id": pl.Utf8}), on="participant_id")
+    assert joined.height == ours.height == theirs.height
+    for j, threshold in enumerate(THRESHOLDS):
+        mine, plink = joined[score_column(threshold)].to_numpy(), joined[f"w{j}_SUM"].to_numpy()
+        np.testing.assert_allclose(mine, plink, rtol=1e-5, atol=1e-5 * np.abs(plink).max())
+    assert report.variants[score_column(1.0)] == good.height
+
+
+def test_read_weights__accepts_tool_dialects_and_names_what_is_missing(tmp_path):
+    (tmp_path / "regenie.txt").write_text("ID ALLELE1 BETA LOG10P\n".replace(" ", "\t") + "rs1\tA\t0.5\t3\n")
+    frame = read_weights(tmp_path / "regenie.txt")
+    assert frame.row(0) == ("rs1", "A", 0.5, pytest.approx(1e-3))
+    (tmp_path / "bad.tsv").write_text("SNP\tBETA\tP\nrs1\t0.1\t0.2\n")
+    with pytest.raises(InputError, match="bad.tsv: no effect_allele column"):
+        read_weights(tmp_path / "bad.tsv")
+
+
+def test_prs__is_sql_joinable_and_withdrawn_with_the_participant(loaded_lake, scheduler, tmp_path):
+    weights_file(loaded_lake, tmp_path / "w.tsv", np.random.default_rng(5))
+    result = CliRunner().invoke(main, ["prs", "--lake", loaded_lake.location.root, "--weights", str(tmp_path / "w.tsv"),
+                                       "--p-thresholds", "0.05,1", "--name", "scores", "--scheduler", scheduler,
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    with connect(loaded_lake) as con:
+        joined = con.sql("SELECT count(*) FROM results.scores JOIN covariates USING (participant_id)").fetchone()[0]
+    assert joined > 0
+    gone = loaded_lake.results_dataset("scores").to_table().column("participant_id").to_pylist()[:2]
+    withdraw(loaded_lake, gone)
+    remaining = loaded_lake.results_dataset("scores").to_table()
+    assert not set(gone) & set(remaining.column("participant_id").to_pylist())
+    on_disk = [f for f in Path(loaded_lake.results_uri("scores")).rglob("*.parquet") if "_delta_log" not in f.parts]
+    assert len(on_disk) == len(loaded_lake.results("scores").file_uris()), "older files are vacuumed"
