@@ -538,6 +538,66 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
     _export(lake, name, out)
 
 
+@main.command()
+@_lake_option
+@click.option("--result", "name", required=True, metavar="NAME", help="a results table of the lake")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="the file to write")
+@click.option("--format", "layout", type=click.Choice(["table", "gwas-ssf", "regenie", "plink2"]), default="table",
+              show_default=True,
+              help="table: every column, format from --out's extension (.tsv[.gz], .csv[.gz], .parquet); "
+                   "gwas-ssf: the GWAS Catalog standard (with OUT-meta.yaml); regenie / plink2: their GWAS layouts")
+@click.option("--phenotype", help="the phenotype to write (gwas-ssf, regenie, plink2 hold one)")
+def export(lake_location: str, name: str, out: str, layout: str, phenotype: str | None) -> None:
+    """Write a results table for other tools: everything, or one phenotype in a standard layout.
+
+    \b
+    Examples:
+      biolake export --lake /tmp/lake --result idps --out idps.parquet
+      biolake export --lake /tmp/lake --result idps --phenotype 25010-2.0 --format gwas-ssf \\
+                     --out 25010.tsv.gz      # and 25010.tsv.gz-meta.yaml
+    """
+    from lake.errors import BiolakeError
+    from queries.output import export_dialect, export_results
+
+    lake = _open_lake(lake_location)
+    if layout == "table":
+        _check_out(out)
+        rows = export_results(lake, name, out)
+    else:
+        if layout == "gwas-ssf" and not out.endswith((".tsv", ".tsv.gz")):
+            raise click.BadParameter("GWAS-SSF files are .tsv or .tsv.gz", param_hint="--out")
+        try:
+            rows = export_dialect(lake, name, out, dialect=layout, phenotype=phenotype)
+        except ValueError as exc:
+            raise BiolakeError(str(exc)) from None
+    click.echo(f"{rows:,} rows → {out}", err=True)
+
+
+@main.command("import-sumstats")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_lake_option
+@click.option("--name", required=True, help="results table to create: LAKE/results/NAME (replaced if it exists)")
+@click.option("--phenotype", help="phenotype name when the file has no phenotype column [default: the file's stem]")
+def import_sumstats_command(file: str, lake_location: str, name: str, phenotype: str | None) -> None:
+    """Bring published summary statistics into the lake as a results table.
+
+    Reads GWAS-SSF, PLINK 2 .glm.*, REGENIE and biolake exports (TSV, CSV or space-separated,
+    gzipped or not), finding columns by the names those tools use. The effect allele becomes
+    alt and beta is per copy of it. Then SQL joins them with our results (results.NAME),
+    biolake meta combines them with our cohorts and biolake prs scores with them.
+
+    \b
+    Example:
+      biolake import-sumstats 29403010-GCST005838.tsv.gz --lake /tmp/lake --name enigma_hippocampus
+      biolake sql "SELECT o.variant_id, o.p, e.p AS published_p FROM results.idps o
+                   JOIN results.enigma_hippocampus e USING (variant_id) WHERE o.p < 5e-8" --lake /tmp/lake
+    """
+    from ingest.sumstats import import_sumstats
+
+    rows = import_sumstats(_open_lake(lake_location), file, name=name, phenotype=phenotype)
+    click.echo(f"{rows:,} rows → results.{name}", err=True)
+
+
 def _result_option(function):
     return click.option("--result", "name", required=True, metavar="NAME",
                         help="a results table of the lake (gwas, ewas, gxe or meta)")(function)

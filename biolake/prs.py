@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from biolake.cluster import dask_client, map_blocks
+from ingest.sumstats import read_sumstats
 from lake.errors import BiolakeError, InputError
 from lake.lake import Lake
 from queries.blocks import genotype_blocks, read_genotype_blocks
@@ -29,15 +30,6 @@ from stats.prs import block_scores, threshold_weights
 
 Progress = Callable[[str, int, int], None]
 THRESHOLDS = (5e-8, 1e-5, 1e-3, 0.05, 1.0)
-COLUMN_NAMES = {  # what summary-statistics files call each column (GWAS-SSF, plink2, REGENIE, ours)
-    "variant_id": ("variant_id", "ID", "SNP", "rsid", "rs_id", "MarkerName", "hm_rsid"),
-    "effect_allele": ("effect_allele", "A1", "ALLELE1", "EA", "alt"),
-    "beta": ("beta", "BETA", "Effect", "effect"),
-    "p": ("p", "P", "p_value", "pval", "PVAL"),
-    "log10p": ("log10p", "LOG10P", "neg_log_10_p_value"),
-}
-
-
 @dataclass(frozen=True)
 class PrsReport:
     """What a scoring run wrote: participants, and how many weights each threshold used."""
@@ -65,33 +57,14 @@ def score_column(threshold: float) -> str:
 
 
 def read_weights(path: str | Path) -> pl.DataFrame:
-    """Summary statistics as variant_id, effect_allele, beta, p (from any of :data:`COLUMN_NAMES`)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file")
-    separator = "," if path.name.removesuffix(".gz").endswith(".csv") else "\t"
-    try:
-        frame = pl.read_csv(path, separator=separator, null_values=["NA", ""], infer_schema_length=10_000)
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(path, f"not a readable table: {str(exc).splitlines()[0]}") from None
-    frame = frame.rename({c: c.lstrip("#") for c in frame.columns})
-    chosen = {}
-    for name, aliases in COLUMN_NAMES.items():
-        found = next((a for a in aliases if a in frame.columns), None)
-        if found is None and name not in ("p", "log10p"):
-            raise InputError(path, f"no {name} column (looked for {', '.join(aliases)})")
-        chosen[name] = found
-    if chosen["p"] is None and chosen["log10p"] is None:
-        raise InputError(path, f"no p-value column (looked for {', '.join(COLUMN_NAMES['p'] + COLUMN_NAMES['log10p'])})")
-    p = pl.col(chosen["p"]).cast(pl.Float64) if chosen["p"] else 10.0 ** -pl.col(chosen["log10p"]).cast(pl.Float64)
-    repeated = frame[chosen["variant_id"]].is_duplicated()
+    """Summary statistics as variant_id, effect_allele, beta, p (any dialect :mod:`ingest.sumstats` reads);
+    one weight per variant."""
+    frame = read_sumstats(path, require=("variant_id", "alt", "beta", "p"))
+    repeated = frame["variant_id"].is_duplicated()
     if repeated.any():
-        first = frame[chosen["variant_id"]].filter(repeated)[0]
-        raise InputError(path, f"variant {first!r} appears more than once; give one weight per variant "
-                         "(one phenotype's summary statistics per file)", column=chosen["variant_id"])
-    return frame.select(pl.col(chosen["variant_id"]).cast(pl.Utf8).alias("variant_id"),
-                        pl.col(chosen["effect_allele"]).cast(pl.Utf8).str.to_uppercase().alias("effect_allele"),
-                        pl.col(chosen["beta"]).cast(pl.Float64).alias("beta"), p.alias("p"))
+        raise InputError(path, f"variant {frame['variant_id'].filter(repeated)[0]!r} appears more than once; give "
+                         "one weight per variant (one phenotype's summary statistics per file)")
+    return frame.select("variant_id", pl.col("alt").alias("effect_allele"), "beta", "p")
 
 
 def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[float] = THRESHOLDS,

@@ -95,3 +95,69 @@ def export_results(lake: Lake, name: str, out: str) -> int:
                 handle, separator=separator, null_value="NA", include_header=rows == 0)
             rows += batch.num_rows
     return rows
+
+
+# Other tools' layouts of one phenotype's GWAS results: (their column, our column or expression).
+DIALECTS = {
+    "gwas-ssf": [("chromosome", "chrom"), ("base_pair_location", "pos"), ("effect_allele", "alt"),
+                 ("other_allele", "ref"), ("beta", "beta"), ("standard_error", "se"),
+                 ("effect_allele_frequency", "alt_freq"), ("p_value", "p"), ("neg_log_10_p_value", "log10p"),
+                 ("rsid", "variant_id"), ("n", "n")],
+    "regenie": [("CHROM", "chrom"), ("GENPOS", "pos"), ("ID", "variant_id"), ("ALLELE0", "ref"), ("ALLELE1", "alt"),
+                ("A1FREQ", "alt_freq"), ("N", "n"), ("TEST", "ADD"), ("BETA", "beta"), ("SE", "se"),
+                ("CHISQ", "chisq"), ("LOG10P", "log10p")],
+    "plink2": [("#CHROM", "chrom"), ("POS", "pos"), ("ID", "variant_id"), ("REF", "ref"), ("ALT", "alt"),
+               ("A1", "alt"), ("A1_FREQ", "alt_freq"), ("TEST", "ADD"), ("OBS_CT", "n"), ("BETA", "beta"),
+               ("SE", "se"), ("P", "p")],
+}
+NOT_AVAILABLE = {"gwas-ssf": "#NA", "regenie": "NA", "plink2": "NA"}
+
+
+def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: str | None = None) -> int:
+    """One phenotype of a GWAS results table in another tool's layout; returns rows.
+
+    ``gwas-ssf`` (the GWAS Catalog standard: its columns in order, ``#NA``, and the metadata
+    YAML ``OUT-meta.yaml`` beside the file), ``regenie`` (``.regenie``, space-separated) or
+    ``plink2`` (``.glm.linear``-like, tab-separated). Rows come sorted by chromosome and position.
+    """
+    import gzip
+    import hashlib
+    from datetime import date
+
+    import pyarrow.compute as pc
+    import yaml
+
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown layout {dialect!r}; use one of {', '.join(DIALECTS)}")
+    dataset = lake.results_dataset(name)
+    phenotypes = pc.unique(dataset.to_table(columns=["phenotype"]).column(0)).to_pylist()
+    if phenotype is None and len(phenotypes) == 1:
+        phenotype = phenotypes[0]
+    if phenotype not in phenotypes:
+        raise ValueError(f"results {name!r} hold {len(phenotypes)} phenotypes; choose one with --phenotype "
+                         f"({', '.join(map(str, phenotypes[:10]))}{', …' if len(phenotypes) > 10 else ''})")
+    table = pl.from_arrow(dataset.to_table(filter=pc.field("phenotype") == phenotype))
+    table = table.with_columns(chisq=(pl.col("beta") / pl.col("se")) ** 2, chrom_order=pl.col("chrom").cast(
+        pl.Int64, strict=False)).sort(["chrom_order", "chrom", "pos"])
+    frame = table.select([(pl.col(ours) if ours in table.columns else pl.lit(ours)).alias(theirs)
+                          for theirs, ours in DIALECTS[dialect]])
+    text = frame.write_csv(separator=" " if dialect == "regenie" else "\t", null_value=NOT_AVAILABLE[dialect],
+                           float_precision=None)
+    with (gzip.open(out, "wt") if out.endswith(".gz") else open(out, "w")) as handle:
+        handle.write(text)
+    if dialect == "gwas-ssf":
+        provenance = lake.results_provenance(name)
+        with open(out, "rb") as handle:
+            digest = hashlib.md5(handle.read()).hexdigest()
+        metadata = {
+            "file_type": "GWAS-SSF v1.0", "data_file_name": out.rsplit("/", 1)[-1], "data_file_md5sum": digest,
+            "date_last_modified": date.today().isoformat(), "is_harmonised": False, "is_sorted": True,
+            "coordinate_system": "1-based", "genome_assembly": "unknown", "trait_description": [phenotype],
+            "effect_statistic": "beta", "analysis_software": f"biolake {provenance.get('biolake_version', '')}".strip(),
+            "samples": [{"sample_size": int(table["n"].max() or 0)}],
+            "gwas_id": name, "biolake_provenance": {k: provenance[k] for k in ("release", "covariates", "settings")
+                                                     if k in provenance},
+        }
+        with open(f"{out}-meta.yaml", "w") as handle:
+            yaml.safe_dump(metadata, handle, sort_keys=False, default_flow_style=False)
+    return frame.height

@@ -63,7 +63,7 @@ def test_read_weights__accepts_tool_dialects_and_names_what_is_missing(tmp_path)
     frame = read_weights(tmp_path / "regenie.txt")
     assert frame.row(0) == ("rs1", "A", 0.5, pytest.approx(1e-3))
     (tmp_path / "bad.tsv").write_text("SNP\tBETA\tP\nrs1\t0.1\t0.2\n")
-    with pytest.raises(InputError, match="bad.tsv: no effect_allele column"):
+    with pytest.raises(InputError, match="bad.tsv: no effect allele column"):
         read_weights(tmp_path / "bad.tsv")
 
 

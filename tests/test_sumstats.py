@@ -1,0 +1,74 @@
+"""Summary statistics in and out: GWAS-SSF, REGENIE and PLINK 2 layouts, round trips and real plink2 output."""
+
+import hashlib
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from biolake.cli import main
+from biolake.gwas import GwasSettings, run_gwas
+from ingest.sumstats import import_sumstats, read_sumstats
+from lake.errors import InputError
+from queries.output import export_dialect
+from plink2_glm import PLINK2
+from lake.vectors import encode_calls
+
+
+@pytest.fixture(scope="module")
+def one_idp(gwas_lake, scheduler, idps):
+    run_gwas(gwas_lake, GwasSettings(name="sumstats", phenotypes=[idps[0]], covariates=["age", "sex"]),
+             scheduler=scheduler)
+    return "sumstats"
+
+
+@pytest.mark.parametrize("dialect, suffix", [("gwas-ssf", ".tsv.gz"), ("regenie", ".regenie"), ("plink2", ".glm.linear")])
+def test_export_then_import__gives_back_the_same_numbers(gwas_lake, one_idp, tmp_path, dialect, suffix):
+    out = str(tmp_path / f"out{suffix}")
+    rows = export_dialect(gwas_lake, one_idp, out, dialect=dialect)
+    assert import_sumstats(gwas_lake, out, name=f"back_{dialect.replace('-', '_')}", phenotype="y") == rows
+    ours = pl.from_arrow(gwas_lake.results_dataset(one_idp).to_table()).sort("variant_id")
+    back = pl.from_arrow(gwas_lake.results_dataset(f"back_{dialect.replace('-', '_')}").to_table()).sort("variant_id")
+    assert back["alt"].to_list() == ours["alt"].to_list() and back["pos"].to_list() == ours["pos"].to_list()
+    for column in ("beta", "se", "p"):
+        np.testing.assert_allclose(back[column].to_numpy(), ours[column].to_numpy(), rtol=1e-12, err_msg=column)
+    if dialect == "gwas-ssf":
+        meta = yaml.safe_load((tmp_path / f"out{suffix}-meta.yaml").read_text())
+        assert meta["data_file_md5sum"] == hashlib.md5((tmp_path / f"out{suffix}").read_bytes()).hexdigest()
+        assert meta["file_type"] == "GWAS-SSF v1.0"
+        assert pl.read_csv(out, separator="\t").columns[:8] == [
+            "chromosome", "base_pair_location", "effect_allele", "other_allele", "beta", "standard_error",
+            "effect_allele_frequency", "p_value"]
+
+
+def test_read_sumstats__takes_plink2_a1_as_the_effect_allele(tmp_path):
+    rng = np.random.default_rng(9)
+    g = rng.binomial(2, np.r_[np.full(5, 0.2), np.full(5, 0.85)][:, None], (10, 200)).astype(float)
+    (tmp_path / "d.bed").write_bytes(bytes([0x6C, 0x1B, 0x01]) + encode_calls(g).tobytes())
+    (tmp_path / "d.bim").write_text("".join(f"1\tv{i}\t0\t{100 * (i + 1)}\tT\tC\n" for i in range(10)))
+    (tmp_path / "d.fam").write_text("".join(f"s{j}\ts{j}\t0\t0\t0\t-9\n" for j in range(200)))
+    y = g[0] * 0.5 + rng.normal(size=200)
+    (tmp_path / "p.tsv").write_text("#FID\tIID\ty\n" + "".join(f"s{j}\ts{j}\t{v:.10f}\n" for j, v in enumerate(y)))
+    subprocess.run([PLINK2, "--bfile", str(tmp_path / "d"), "--pheno", str(tmp_path / "p.tsv"), "--glm",
+                    "allow-no-covars", "--out", str(tmp_path / "o")], check=True, capture_output=True)
+    theirs = pl.read_csv(tmp_path / "o.y.glm.linear", separator="\t", null_values="NA")
+    assert (theirs["A1"] != theirs["ALT"]).any(), "plink2 reports the minor allele, REF for common ALTs"
+    read = read_sumstats(tmp_path / "o.y.glm.linear", require=("variant_id", "alt", "ref", "beta", "se", "p"))
+    assert read["alt"].to_list() == theirs["A1"].to_list()
+    assert read["ref"].to_list() == [r if a == x else x for a, r, x in zip(theirs["A1"], theirs["REF"], theirs["ALT"])]
+    np.testing.assert_array_equal(read["beta"].to_numpy(), theirs["BETA"].to_numpy())
+
+
+def test_sumstats__bad_files_name_the_problem(gwas_lake, one_idp, tmp_path):
+    (tmp_path / "bad.tsv").write_text("SNP\tA1\tP\nrs1\tA\t0.1\n")
+    with pytest.raises(InputError, match="bad.tsv: no effect \\(beta\\) column"):
+        read_sumstats(tmp_path / "bad.tsv")
+    result = CliRunner().invoke(main, ["export", "--lake", gwas_lake.location.root, "--result", one_idp,
+                                       "--format", "gwas-ssf", "--out", str(tmp_path / "x.txt")])
+    assert result.exit_code == 2 and "GWAS-SSF files are .tsv or .tsv.gz" in result.output
+    result = CliRunner().invoke(main, ["import-sumstats", str(tmp_path / "bad.tsv"), "--lake",
+                                       gwas_lake.location.root, "--name", "bad"])
+    assert result.exit_code == 2 and "no chromosome column" in result.output
