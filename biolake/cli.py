@@ -609,20 +609,24 @@ def _result_option(function):
 @click.option("--threshold", default=5e-8, show_default=True, help="p-value a hit must pass")
 @click.option("--family", is_flag=True,
               help="divide the threshold by the number of phenotypes in the run (Bonferroni over the family, as BIG40)")
+@click.option("--fdr", type=float, metavar="Q",
+              help="instead of a p threshold: Benjamini-Hochberg q-value ≤ Q within each phenotype (adds column q)")
 @click.option("--window", default=500_000, show_default=True, metavar="BP", help="clumping distance: one lead per ±BP")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the hits as .tsv/.csv/.parquet instead of a table")
-def hits(lake_location: str, name: str, threshold: float, family: bool, window: int, out: str | None) -> None:
+def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: float | None, window: int,
+         out: str | None) -> None:
     """Lead hits per phenotype: hits past the threshold, one lead per locus (±500 kb clumping).
 
     \b
     Examples:
       biolake hits --lake /tmp/lake --result idps
       biolake hits --lake /tmp/lake --result idps --family --out leads.tsv
+      biolake hits --lake /tmp/lake --result stress_ewas --fdr 0.05
     """
     from biolake.report import lead_hits
     from queries.output import write_table
 
-    table = lead_hits(_open_lake(lake_location), name, threshold=threshold, family=family, window=window)
+    table = lead_hits(_open_lake(lake_location), name, threshold=threshold, family=family, fdr=fdr, window=window)
     output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
     write_table(table, output_format=output_format, out=out)
     click.echo(f"{table.num_rows:,} lead hits", err=True)

@@ -74,29 +74,43 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
 
 
 def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: bool = False,
-              window: int = 500_000) -> pa.Table:
-    """One lead feature per locus and phenotype: hits past ``threshold`` clumped by distance (±``window`` bp).
+              fdr: float | None = None, window: int = 500_000) -> pa.Table:
+    """One lead feature per locus and phenotype: hits clumped by distance (±``window`` bp).
 
-    ``family`` divides the threshold by the number of phenotypes in the run (Bonferroni
-    over the phenotype family, as BIG40 does for IDPs). ``locus_hits`` counts the hits each
-    lead stands for.
+    A hit passes ``threshold``, divided by the number of phenotypes in the run when
+    ``family`` (Bonferroni over the phenotype family, as BIG40 does for IDPs); or, with
+    ``fdr``, has a Benjamini–Hochberg q-value (within its phenotype) at most ``fdr``.
+    ``locus_hits`` counts the hits each lead stands for.
     """
-    kind, results = result_kind(lake, name), lake.results_dataset(name)
-    if family:
-        phenotypes = len(pc.unique(results.to_table(columns=[kind.phenotype]).column(0)))
-        threshold = family_threshold(phenotypes, alpha=threshold)
+    kind = result_kind(lake, name)
     columns = [kind.phenotype, kind.feature, "chrom", "pos", kind.effect, kind.log10p]
-    hits = results.to_table(columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
+    selected = ", ".join(f'"{c}"' for c in columns)
+    if fdr is not None:
+        hits = _query(lake, name, f"""
+            WITH ranked AS (
+                SELECT {selected}, pow(10, -"{kind.log10p}") AS p,
+                       count(*) OVER (PARTITION BY "{kind.phenotype}") AS m,
+                       row_number() OVER (PARTITION BY "{kind.phenotype}" ORDER BY "{kind.log10p}" DESC) AS k
+                FROM results WHERE "{kind.log10p}" IS NOT NULL),
+            adjusted AS (
+                SELECT *, least(1.0, min(p * m / k) OVER (PARTITION BY "{kind.phenotype}" ORDER BY k DESC
+                                                         ROWS UNBOUNDED PRECEDING)) AS q FROM ranked)
+            SELECT {selected}, q FROM adjusted WHERE q <= {float(fdr)!r}""")
+    else:
+        if family:
+            phenotypes = _query(lake, name, f'SELECT count(DISTINCT "{kind.phenotype}") FROM results').column(0)[0]
+            threshold = family_threshold(phenotypes.as_py(), alpha=threshold)
+        hits = lake.results_dataset(name).to_table(
+            columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
     parts = []
     for phenotype in pc.unique(hits.column(kind.phenotype)).to_pylist():
         mine = hits.filter(pc.equal(hits.column(kind.phenotype), phenotype))
         chrom, pos = mine.column("chrom").to_numpy(zero_copy_only=False), mine.column("pos").to_numpy()
-        log10p = mine.column(kind.log10p).to_numpy()
-        leads = clump_by_distance(chrom, pos, log10p, window=window)
+        leads = clump_by_distance(chrom, pos, mine.column(kind.log10p).to_numpy(), window=window)
         counts = [int(((chrom == chrom[i]) & (np.abs(pos - pos[i]) <= window)).sum()) for i in leads]
         parts.append(mine.take(leads).append_column("locus_hits", pa.array(counts, pa.int64())))
-    empty = pa.table({c: pa.array([], hits.schema.field(c).type) for c in columns} | {"locus_hits": pa.array([], pa.int64())})
-    table = pa.concat_tables(parts) if parts else empty
+    table = pa.concat_tables(parts) if parts else pa.table(
+        {**{c: pa.array([], hits.schema.field(c).type) for c in hits.column_names}, "locus_hits": pa.array([], pa.int64())})
     table = table.append_column("p", pc.power(10.0, pc.negate(table.column(kind.log10p))))
     return table.sort_by([(kind.log10p, "descending")])
 

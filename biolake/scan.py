@@ -23,6 +23,7 @@ from lake.lake import Lake
 from lake.results import ResultsFiles
 from queries.blocks import GenotypeBlock, read_genotype_blocks
 from stats.gwas import GwasSummary
+from stats.multiple import family_threshold
 
 Progress = Callable[[str, int, int], None]
 
@@ -48,7 +49,9 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.Pa
                   progress: Progress | None = None) -> tuple[int, GwasSummary]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
-    Returns the committed version and the per-phenotype summary of the headline test.
+    Returns the committed version and the per-phenotype summary of the headline test, which
+    is also stored in the provenance (tests, hits, λGC, top variant) with the family-wide
+    Bonferroni threshold (5e-8 over the number of phenotypes).
     """
     files = lake.results_files(name)
     actions, summary = [], GwasSummary.empty(tests.phenotype_names)
@@ -57,6 +60,13 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.Pa
                                                 progress=progress):
             actions.append(action)
             summary.merge(block_summary)
+    lambdas = summary.lambda_gc()
+    per_phenotype = {name: {"tests": int(tests), "hits_5e-8": int(hits), "lambda_gc": round(float(lam), 6),
+                            "top_variant": top, "top_log10p": round(float(log10p), 6)}
+                     for name, tests, hits, lam, top, log10p in zip(summary.phenotypes, summary.tests, summary.hits,
+                                                                     lambdas, summary.top_variant, summary.top_log10p)}
+    provenance = {**provenance, "phenotype_summary": per_phenotype,
+                  "family_threshold": family_threshold(len(summary.phenotypes))}
     version = lake.commit_results(files, actions, schema=tests.schema, partition_by=["chrom"],
                                   provenance=provenance)
     return version, summary

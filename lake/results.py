@@ -22,7 +22,6 @@ from deltalake.transaction import AddAction
 from lake.storage import Location
 
 RESULTS_FOLDER = "results"  # LAKE/results/NAME: one Delta table per association run
-_STATISTICS = ("phenotype", "variant_id", "pos", "p", "log10p")  # min/max kept for data skipping
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,10 @@ class ResultsFile:
         self._schema = pa.schema([f for f in schema if f.name not in partition])
         self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd")
         self._rows, self._nulls = 0, dict.fromkeys(self._schema.names, 0)
+        # min/max of every orderable column: readers skip files by them, and a column without them
+        # would read as "no value can match" to deltalake's file pruning
+        self._ranged = [f.name for f in self._schema
+                        if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type)]
         self._min: dict[str, object] = {}
         self._max: dict[str, object] = {}
 
@@ -63,9 +66,9 @@ class ResultsFile:
         self._rows += table.num_rows
         for name in self._schema.names:
             self._nulls[name] += table.column(name).null_count
-        for name in _STATISTICS:
-            bounds = pc.min_max(table.column(name)) if name in self._schema.names else None
-            if bounds is not None and bounds["min"].is_valid:
+        for name in self._ranged:
+            bounds = pc.min_max(table.column(name))
+            if bounds["min"].is_valid:
                 low, high = bounds["min"].as_py(), bounds["max"].as_py()
                 self._min[name] = min(low, self._min.get(name, low))
                 self._max[name] = max(high, self._max.get(name, high))

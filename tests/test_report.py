@@ -90,3 +90,46 @@ def test_results_tables__are_views_in_lake_sql(gwas_lake, two_idps):
     with connect(gwas_lake) as con:
         joined = con.sql(f"SELECT count(*) FROM results.{two_idps} r JOIN variants v USING (variant_id)").fetchone()
     assert joined[0] == gwas_lake.results_dataset(two_idps).count_rows()
+
+
+def test_lead_hits__fdr_uses_benjamini_hochberg_within_each_phenotype(gwas_lake, two_idps):
+    table = pl.from_arrow(gwas_lake.results_dataset(two_idps).to_table())
+    leads = pl.from_arrow(lead_hits(gwas_lake, two_idps, fdr=0.2, window=0))
+    for phenotype, mine in table.filter(pl.col("p").is_not_null()).group_by("phenotype"):
+        q = benjamini_hochberg(mine["p"].to_numpy())
+        expected = dict(zip(mine["variant_id"].to_list(), q))
+        found = leads.filter(pl.col("phenotype") == phenotype[0])
+        assert set(found["variant_id"]) == {v for v, value in expected.items() if value <= 0.2}
+        np.testing.assert_allclose(found["q"].to_numpy(), [expected[v] for v in found["variant_id"]], rtol=1e-9)
+
+
+def test_gwas_provenance__stores_each_phenotypes_summary(gwas_lake, two_idps):
+    stored = gwas_lake.results_provenance(two_idps)
+    summary = pl.from_arrow(phenotype_summary(gwas_lake, two_idps))
+    for row in summary.iter_rows(named=True):
+        kept = stored["phenotype_summary"][row["phenotype"]]
+        assert kept["tests"] == row["tests"] and kept["hits_5e-8"] == row["hits"]
+        assert kept["lambda_gc"] == pytest.approx(row["lambda_gc"], rel=5e-3)   # from a histogram of −log10 p
+    assert stored["family_threshold"] == pytest.approx(2.5e-8)
+
+
+def test_plots__draw_an_ewas_by_cpg_position(gwas_lake, scheduler, tmp_path):
+    from biolake.ewas import EwasSettings, run_ewas
+
+    run_ewas(gwas_lake, EwasSettings(name="report_ewas", exposures="SELECT participant_id, stress FROM covariates",
+                                     covariates=["age", "sex"]), scheduler=scheduler)
+    written = plot_results(gwas_lake, "report_ewas", tmp_path)
+    assert sorted(p.name for p in written) == ["manhattan_stress.png", "qq_stress.png"]
+    assert lead_hits(gwas_lake, "report_ewas", fdr=0.05).column_names[:2] == ["exposure", "cpg"]
+
+
+def test_results_files__filters_on_any_column_see_every_row(gwas_lake, two_idps):
+    """Each results file records min/max of every column: a filter on beta, n or error must not skip files."""
+    import pyarrow.compute as pc
+
+    dataset = gwas_lake.results_dataset(two_idps)
+    everything = pl.from_arrow(dataset.to_table())
+    for expression, expected in ((pc.field("beta") > 0, (everything["beta"] > 0).sum()),
+                                 (pc.field("n") > 0, everything.height),
+                                 (pc.field("error").is_null(), everything["error"].is_null().sum())):
+        assert dataset.to_table(filter=expression).num_rows == expected
