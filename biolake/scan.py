@@ -62,6 +62,7 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.Pa
             summary.merge(block_summary)
     lambdas = summary.lambda_gc()
     per_phenotype = {name: {"tests": int(tests), "hits_5e-8": int(hits), "lambda_gc": round(float(lam), 6),
+                            "bonferroni_0.05": 0.05 / max(int(tests), 1),
                             "top_variant": top, "top_log10p": round(float(log10p), 6)}
                      for name, tests, hits, lam, top, log10p in zip(summary.phenotypes, summary.tests, summary.hits,
                                                                      lambdas, summary.top_variant, summary.top_log10p)}

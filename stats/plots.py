@@ -89,14 +89,14 @@ def qq(log10p: np.ndarray, *, title: str, lambda_gc: float) -> Figure:
     """Observed against expected −log10 p under the null, λGC in the legend, with a 95 % band."""
     observed = np.sort(np.asarray(log10p, float)[np.isfinite(log10p)])[::-1]
     m = len(observed)
-    ranks = np.arange(1, m + 1)
-    expected = -np.log10(ranks / (m + 1))
+    expected = -np.log10(np.arange(1, m + 1) / (m + 1))
+    shown = thin(expected, observed)
+    ranks = shown + 1                                 # the band only where points are drawn
     low = -np.log10(stats.beta.ppf(0.975, ranks, m - ranks + 1))
     high = -np.log10(stats.beta.ppf(0.025, ranks, m - ranks + 1))
     figure = Figure(figsize=(4.5, 4.5), dpi=150)
     axes = figure.add_subplot()
-    shown = thin(expected, observed)
-    axes.fill_between(expected[shown], low[shown], high[shown], color="#dddddd", linewidth=0)
+    axes.fill_between(expected[shown], low, high, color="#dddddd", linewidth=0)
     axes.scatter(expected[shown], observed[shown], s=4, color="#1f4e79", linewidths=0, rasterized=True,
                  label=f"λGC = {lambda_gc:.3f}")
     top = max(expected.max(initial=1.0), 1.0)
