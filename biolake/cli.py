@@ -232,6 +232,34 @@ def withdraw(lake_location: str, ids_file: str, quiet: bool) -> None:
 
 @main.command()
 @_lake_option
+@click.option("--ids", "ids_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="participant ids to look for, one per line")
+def audit(lake_location: str, ids_file: str) -> None:
+    """Search every file of the lake for participants: the proof that a withdrawal worked.
+
+    Every data file under every table and results table is read (whether or not a
+    version still references it) and every log entry searched (column statistics can
+    hold ids). Exits with status 1 and lists the files when any trace is found.
+
+    \b
+    Example:
+      biolake withdraw --lake /data/lake --ids withdrawn-2026-11.txt
+      biolake audit --lake /data/lake --ids withdrawn-2026-11.txt
+    """
+    from ingest.participants import read_id_list
+    from lake.audit import audit as audit_lake
+
+    report = audit_lake(_open_lake(lake_location), read_id_list(Path(ids_file)))
+    for path, count in sorted(report.traces.items()):
+        click.echo(f"{path}: {count} of the ids", err=True)
+    click.echo(f"searched {report.files:,} files: " + ("no trace of the ids" if report.clean
+                                                       else f"traces in {len(report.traces)} files"))
+    if not report.clean:
+        sys.exit(1)
+
+
+@main.command()
+@_lake_option
 def releases(lake_location: str) -> None:
     """List the lake's committed releases, oldest first."""
     from rich.console import Console

@@ -143,3 +143,18 @@ def test_withdraw__also_clears_rows_of_abandoned_ingests(two_releases):
             raise RuntimeError("killed")
     withdraw(lake, covariates.column("participant_id").to_pylist()[:1])
     assert "r3" not in lake.releases_with_rows("covariates")
+
+
+def test_audit__finds_participants_before_withdrawal_and_nothing_after(loaded_lake, tmp_path):
+    from lake.audit import audit
+
+    gone = loaded_lake.read("idps").column("participant_id").to_pylist()[:3]
+    before = audit(loaded_lake, gone)
+    assert not before.clean and any("idps/" in path for path in before.traces)
+    assert any("_delta_log/" in path for path in before.traces), "column statistics in the log name them too"
+    withdraw(loaded_lake, gone)
+    after = audit(loaded_lake, gone)
+    assert after.clean, after.traces
+    (tmp_path / "ids.txt").write_text("\n".join(gone) + "\n")
+    result = CliRunner().invoke(main, ["audit", "--lake", loaded_lake.location.root, "--ids", str(tmp_path / "ids.txt")])
+    assert result.exit_code == 0 and "no trace of the ids" in result.output
