@@ -72,3 +72,8 @@ def test_run_meta__per_site_gwas_combine_and_export(gwas_lake, scheduler, idps, 
     assert pl.read_csv(tmp_path / "m.tsv", separator="\t", null_values="NA").height == combined.height
     with pytest.raises(BiolakeError, match="two or more different"):
         run_meta(gwas_lake, name="x", results=[names[0]])
+
+
+def test_align_alleles__reads_indels_on_the_other_strand_reversed():
+    sign, _ = align_alleles(np.array(["AC", "AC"]), np.array(["A", "A"]), np.array(["GT", "TG"]), np.array(["T", "T"]))
+    assert sign.tolist() == [1, 0]   # AC/A reverse-complemented is GT/T, not TG/T
