@@ -294,8 +294,7 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
     with np.errstate(divide="ignore", invalid="ignore"):
         monomorphic = centred[:, 0] <= _MONOMORPHIC * np.maximum(squares[:, 0], 1e-300)
         vif = centred * np.diagonal(h_inverse, axis1=1, axis2=2)
-    error = np.where(projected.collinear, COLLINEAR, OK).astype(np.int8)
-    error[(error == OK) & (dof < 1)] = TOO_FEW_SAMPLES
+    error = np.where(dof < 1, TOO_FEW_SAMPLES, np.where(projected.collinear, COLLINEAR, OK)).astype(np.int8)
     error[(error == OK) & monomorphic] = MONOMORPHIC
     error[(error == OK) & (singular | (vif > _MAX_VIF).any(axis=1))] = COLLINEAR
 
