@@ -96,7 +96,8 @@ def meta_analyse(cohorts: list[pa.Table]) -> tuple[pa.Table, int]:
     beta = np.where(usable, get["beta"].astype(float) * sign, np.nan)
     count = len(starts)
     result = inverse_variance(groups, beta, get["se"].astype(float), size=count)
-    n = np.bincount(groups, np.where(usable, np.nan_to_num(get["n"].astype(float)), 0.0), count).astype(np.int64)
+    contributed = usable & np.isfinite(beta) & (get["se"].astype(float) > 0)   # the rows the estimate used
+    n = np.bincount(groups, np.where(contributed, np.nan_to_num(get["n"].astype(float)), 0.0), count).astype(np.int64)
     table = pa.table({
         "phenotype": pa.array(phenotype[starts]), "variant_id": get["variant_id"][starts],
         "chrom": get["chrom"][starts], "pos": pos[starts], "ref": get["ref"][starts], "alt": get["alt"][starts],

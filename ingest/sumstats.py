@@ -50,10 +50,17 @@ def read_sumstats(path: str | Path, *, phenotype: str | None = None, require: tu
     if not path.exists():
         raise InputError(path, "no such file")
     try:
-        frame = pl.read_csv(path, separator=_separator(path), null_values=MISSING, infer_schema_length=10_000)
+        frame = pl.read_csv(path, separator=_separator(path), null_values=MISSING, infer_schema_length=10_000,
+                            schema_overrides={name: pl.Utf8 for name in (*COLUMNS["chrom"], "#CHROM")})  # 1…22 then X
     except pl.exceptions.PolarsError as exc:
         raise InputError(path, f"not a readable table: {str(exc).splitlines()[0]}") from None
     frame = frame.rename({c: c.strip().lstrip("#") for c in frame.columns})
+    if "TEST" in frame.columns:   # PLINK 2 and REGENIE list covariate and interaction rows too
+        tests = frame["TEST"].cast(pl.Utf8).unique().to_list()
+        if "ADD" not in tests:
+            raise InputError(path, f"no additive-test rows (TEST = ADD); it has {', '.join(map(str, tests[:10]))}",
+                             column="TEST")
+        frame = frame.filter(pl.col("TEST") == "ADD")
     found = {ours: next((name for name in names if name in frame.columns), None) for ours, names in COLUMNS.items()}
     if {"A1", "REF", "ALT"} <= set(frame.columns) and found["alt"] == "A1":   # PLINK 2: A1 is REF or ALT
         frame = frame.with_columns(pl.when(pl.col("A1") == pl.col("ALT")).then(pl.col("REF"))
@@ -73,7 +80,11 @@ def read_sumstats(path: str | Path, *, phenotype: str | None = None, require: tu
     if "log10p" not in columns and "p" in columns:
         columns["log10p"] = -pl.col(found["p"]).cast(pl.Float64).log10()
     types = {"chrom": pl.Utf8, "pos": pl.Int64, "variant_id": pl.Utf8, "alt": pl.Utf8, "ref": pl.Utf8, "n": pl.Int64}
-    out = frame.select([expression.cast(types.get(ours, pl.Float64)).alias(ours) for ours, expression in columns.items()])
+    try:
+        out = frame.select([expression.cast(types.get(ours, pl.Float64)).alias(ours)
+                            for ours, expression in columns.items()])
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(path, f"a value does not read as expected: {str(exc).splitlines()[0]}") from None
     out = out.with_columns([pl.col(a).str.to_uppercase() for a in ("alt", "ref") if a in out.columns])
     if "phenotype" in frame.columns:
         return out.with_columns(frame["phenotype"].cast(pl.Utf8))

@@ -111,6 +111,7 @@ DIALECTS = {
                ("SE", "se"), ("P", "p")],
 }
 NOT_AVAILABLE = {"gwas-ssf": "#NA", "regenie": "NA", "plink2": "NA"}
+CONSTANTS = ("ADD",)  # written as is in every row (the additive test)
 
 
 def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: str | None = None) -> int:
@@ -139,8 +140,16 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
     table = pl.from_arrow(dataset.to_table(filter=pc.field("phenotype") == phenotype))
     table = table.with_columns(chisq=(pl.col("beta") / pl.col("se")) ** 2, chrom_order=pl.col("chrom").cast(
         pl.Int64, strict=False)).sort(["chrom_order", "chrom", "pos"])
-    frame = table.select([(pl.col(ours) if ours in table.columns else pl.lit(ours)).alias(theirs)
-                          for theirs, ours in DIALECTS[dialect]])
+    lacking = [c for c in ("chrom", "pos", "variant_id", "ref", "alt", "beta", "se", "p") if c not in table.columns]
+    if lacking:
+        raise ValueError(f"results {name!r} are not GWAS-shaped: they lack {', '.join(lacking)}")
+
+    def column(ours: str) -> pl.Expr:
+        if ours in CONSTANTS:
+            return pl.lit(ours)
+        return pl.col(ours) if ours in table.columns else pl.lit(None)   # written as the layout's NA
+
+    frame = table.select([column(ours).alias(theirs) for theirs, ours in DIALECTS[dialect]])
     text = frame.write_csv(separator=" " if dialect == "regenie" else "\t", null_value=NOT_AVAILABLE[dialect],
                            float_precision=None)
     with (gzip.open(out, "wt") if out.endswith(".gz") else open(out, "w")) as handle:

@@ -75,6 +75,8 @@ class GxeModel:
     n_exposures: int             # tested terms are the first 1 + n_exposures
     n_shared: int                # s: columns of S
     robust: str
+    untestable: tuple = ()       # (phenotype columns, error code, samples): too few samples, or
+                                 # covariates collinear on their samples — reported, never fitted
 
     @property
     def n_tested(self) -> int:
@@ -159,24 +161,30 @@ def prepare_gxe(phenotypes: np.ndarray, covariates: np.ndarray, *, exposures: li
         terms += [f"g×{names[j]}" for j in others]
     present = ~np.isnan(phenotypes)
     unique, inverse = np.unique(~present.T, axis=0, return_inverse=True)
-    patterns = []
+    patterns, untestable = [], []
     for index, missing_row in enumerate(unique):
         columns = np.flatnonzero(inverse.ravel() == index)
         samples = None if not missing_row.any() else np.flatnonzero(~missing_row)
         rows = slice(None) if samples is None else samples
+        count = len(phenotypes) if samples is None else len(samples)
+        if count <= shared.shape[1] + len(terms):   # these phenotypes' tests are reported, not fitted
+            untestable.append((columns, TOO_FEW_SAMPLES, count))
+            continue
         try:
             q = Residualizer.from_covariates(shared[rows]).basis
         except ValueError:
-            raise ValueError("the shared columns (covariates, exposures"
-                             + (", covariate × exposure products" if keller else "")
-                             + ") are collinear" + ("" if samples is None else
-                                                    f" on the {len(samples)} samples of phenotypes {columns.tolist()}"))
+            if samples is None:
+                raise ValueError("the shared columns (covariates, exposures"
+                                 + (", covariate × exposure products" if keller else "") + ") are collinear") from None
+            untestable.append((columns, COLLINEAR, count))
+            continue
         residuals = Residualizer(q).transform(phenotypes[rows][:, columns])
         chosen = np.ascontiguousarray(multipliers[rows])
         patterns.append(GxePattern(columns, samples, q, chosen, np.hstack([chosen, chosen * chosen]), residuals,
                                    residuals * residuals, np.einsum("ij,ij->j", residuals, residuals),
                                    np.einsum("ij,ij->i", q, q)))
-    return GxeModel(tuple(patterns), phenotypes.shape[1], terms, len(exposures), shared.shape[1], robust)
+    return GxeModel(tuple(patterns), phenotypes.shape[1], terms, len(exposures), shared.shape[1], robust,
+                    tuple(untestable))
 
 
 def gxe_association(genotypes: np.ndarray, model: GxeModel, *,
@@ -206,6 +214,8 @@ def gxe_association(genotypes: np.ndarray, model: GxeModel, *,
                alt_freq=np.full((variants, phenotypes), np.nan),
                error=np.zeros((variants, phenotypes), np.int8))
     with_missing = (np.diff(missing.indptr) > 0) if missing is not None else np.zeros(variants, bool)
+    for columns, code, count in model.untestable:
+        out["error"][:, columns], out["n"][:, columns] = code, count
     for pattern in model.patterns:
         block = genotypes if pattern.samples is None else genotypes[:, pattern.samples]
         dropped = basis_outer = None
@@ -286,8 +296,8 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
     dof = used - model.n_shared - terms
 
     gram_terms = resid @ resid.transpose(0, 2, 1)                   # H: variants × terms × terms
-    scale = np.maximum(np.abs(np.diagonal(gram_terms, axis1=1, axis2=2)).max(axis=1), 1e-300)
-    singular = np.linalg.eigvalsh(gram_terms / scale[:, None, None])[:, 0] <= _SINGULAR
+    scale = 1.0 / np.sqrt(np.maximum(np.diagonal(gram_terms, axis1=1, axis2=2), 1e-300))   # to correlations:
+    singular = np.linalg.eigvalsh(gram_terms * scale[:, :, None] * scale[:, None, :])[:, 0] <= _SINGULAR  # unit-free
     gram_terms[singular] = np.eye(terms)
     h_inverse = np.linalg.inv(gram_terms)
     sums, centred, squares = _centred_moments(g, projected.kept, used, pattern)

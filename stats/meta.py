@@ -90,7 +90,8 @@ def align_alleles(ref: np.ndarray, alt: np.ndarray, target_ref: np.ndarray,
     """How each row's effect maps onto the target alleles: +1 same, −1 swapped, 0 incompatible;
     and whether the pair is strand-ambiguous (A/T, C/G), where a strand flip cannot be seen.
 
-    Alleles on the other strand (reverse-complemented) are matched too.
+    Single-base alleles on the other strand (complemented) are matched too, except for the
+    ambiguous A/T and C/G pairs, which are taken as written (same or swapped) and flagged.
 
     Examples
     --------
@@ -101,14 +102,12 @@ def align_alleles(ref: np.ndarray, alt: np.ndarray, target_ref: np.ndarray,
     """
     ref, alt = np.asarray(ref, dtype=str), np.asarray(alt, dtype=str)
     target_ref, target_alt = np.asarray(target_ref, dtype=str), np.asarray(target_alt, dtype=str)
-    flip_ref = np.array([_other_strand(a) for a in ref], dtype=str) if len(ref) else ref
-    flip_alt = np.array([_other_strand(a) for a in alt], dtype=str) if len(alt) else alt
-    same = ((ref == target_ref) & (alt == target_alt)) | ((flip_ref == target_ref) & (flip_alt == target_alt))
-    swapped = ((ref == target_alt) & (alt == target_ref)) | ((flip_ref == target_alt) & (flip_alt == target_ref))
+    flip_ref = np.array([a.translate(_COMPLEMENT) for a in ref], dtype=str) if len(ref) else ref
+    flip_alt = np.array([a.translate(_COMPLEMENT) for a in alt], dtype=str) if len(alt) else alt
     ambiguous = flip_ref == alt
+    # the other strand is read only for unambiguous single-base pairs: for A/T, C/G a strand flip
+    # looks like a swap, and an indel's other-strand form depends on its representation
+    strand = ~ambiguous & (np.char.str_len(ref) == 1) & (np.char.str_len(alt) == 1)
+    same = ((ref == target_ref) & (alt == target_alt)) | (strand & (flip_ref == target_ref) & (flip_alt == target_alt))
+    swapped = ((ref == target_alt) & (alt == target_ref)) | (strand & (flip_ref == target_alt) & (flip_alt == target_ref))
     return np.where(same, 1, np.where(swapped, -1, 0)).astype(np.int8), ambiguous
-
-
-def _other_strand(allele: str) -> str:
-    """The allele as read on the other strand: reverse complement (an indel's order flips too)."""
-    return allele.translate(_COMPLEMENT)[::-1]

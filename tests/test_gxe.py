@@ -208,3 +208,26 @@ def test_gxe_cli__exports_and_names_a_missing_exposure(gwas_lake, scheduler, idp
     with pytest.raises(BiolakeError, match="robust 'hc9'"):
         run_gxe(gwas_lake, GxeSettings(name="x", phenotypes=[idps[0]], covariates=COVARIATES, exposures=["stress"],
                                        robust="hc9"))
+
+
+def test_gxe_association__does_not_depend_on_the_exposures_units():
+    genotypes, missing, y, covariates = simulate(np.random.default_rng(17), phenotypes=1, missing_phenotypes=0.0)
+    raw = covariates.copy()
+    raw[:, 3] = 50_000 + 20_000 * covariates[:, 3]          # an income-like exposure in raw units
+    standard = gxe_association(genotypes, prepare_gxe(y, covariates, exposures=[3]), missing=missing)
+    scaled = gxe_association(genotypes, prepare_gxe(y, raw, exposures=[3]), missing=missing)
+    assert (scaled.error == standard.error).all()
+    np.testing.assert_allclose(scaled.interaction.log10p_robust, standard.interaction.log10p_robust, rtol=1e-7)
+
+
+def test_gxe_association__flags_phenotypes_it_cannot_fit_instead_of_stopping():
+    rng = np.random.default_rng(18)
+    n = 100
+    site = rng.integers(0, 2, n).astype(float)
+    covariates = np.column_stack([np.ones(n), rng.normal(size=n), site, rng.normal(size=n)])
+    y = rng.normal(size=(n, 3))
+    y[:, 1] = np.nan                    # no values at all
+    y[site == 1, 2] = np.nan            # one site only: its indicator is constant there
+    result = gxe_association(rng.integers(0, 3, (2, n)).astype(float), prepare_gxe(y, covariates, exposures=[3]))
+    assert result.error[:, 0].tolist() == [OK, OK]
+    assert result.error[:, 1].tolist() == [TOO_FEW_SAMPLES] * 2 and result.error[:, 2].tolist() == [COLLINEAR] * 2

@@ -74,6 +74,16 @@ def test_run_meta__per_site_gwas_combine_and_export(gwas_lake, scheduler, idps, 
         run_meta(gwas_lake, name="x", results=[names[0]])
 
 
-def test_align_alleles__reads_indels_on_the_other_strand_reversed():
-    sign, _ = align_alleles(np.array(["AC", "AC"]), np.array(["A", "A"]), np.array(["GT", "TG"]), np.array(["T", "T"]))
-    assert sign.tolist() == [1, 0]   # AC/A reverse-complemented is GT/T, not TG/T
+def test_align_alleles__takes_ambiguous_pairs_and_indels_as_written():
+    sign, ambiguous = align_alleles(np.array(["T", "G", "AC", "AC"]), np.array(["A", "C", "A", "A"]),
+                                    np.array(["A", "C", "A", "GT"]), np.array(["T", "G", "AC", "T"]))
+    assert sign.tolist() == [-1, -1, -1, 0] and ambiguous.tolist() == [True, True, False, False]
+
+
+def test_meta_analyse__n_counts_only_cohorts_that_contributed():
+    def cohort(beta, n):
+        return pa.table({"phenotype": ["y"], "variant_id": ["rs1"], "chrom": ["1"], "pos": [10], "ref": ["C"],
+                         "alt": ["T"], "n": [n], "beta": pa.array([beta], pa.float64()), "se": [0.1]})
+
+    table, _ = meta_analyse([cohort(0.2, 100), cohort(None, 1700)])
+    assert table["cohorts"][0].as_py() == 1 and table["n"][0].as_py() == 100

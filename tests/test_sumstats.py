@@ -72,3 +72,15 @@ def test_sumstats__bad_files_name_the_problem(gwas_lake, one_idp, tmp_path):
     result = CliRunner().invoke(main, ["import-sumstats", str(tmp_path / "bad.tsv"), "--lake",
                                        gwas_lake.location.root, "--name", "bad"])
     assert result.exit_code == 2 and "no chromosome column" in result.output
+
+
+def test_read_sumstats__keeps_only_additive_rows_and_text_chromosomes(tmp_path):
+    rows = ["#CHROM\tPOS\tID\tREF\tALT\tA1\tTEST\tBETA\tSE\tP"]
+    rows += [f"1\t{100 + i}\trs{i}\tC\tT\tT\tADD\t0.1\t0.1\t0.5" for i in range(10_050)]
+    rows += ["1\t100\trs0\tC\tT\tT\tage\t9.0\t0.1\t1e-300", "X\t5\trsX\tC\tT\tT\tADD\t0.2\t0.1\t0.04"]
+    (tmp_path / "glm.linear").write_text("\n".join(rows) + "\n")
+    read = read_sumstats(tmp_path / "glm.linear")
+    assert read.height == 10_051 and read["beta"].max() == pytest.approx(0.2) and read["chrom"][-1] == "X"
+    (tmp_path / "bad.tsv").write_text("SNP\tA1\tBETA\tP\nrs1\tA\tabc\t0.1\nrs2\tA\t0.1\t0.2\n")
+    with pytest.raises(InputError, match="bad.tsv: a value does not read as expected"):
+        read_sumstats(tmp_path / "bad.tsv")
