@@ -40,10 +40,7 @@ def _analysis_options(*, default_name: str):
         click.option("--out", type=click.Path(dir_okay=False),
                      help="also export the results: .tsv[.gz], .csv[.gz] or .parquet"),
         click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)"),
-        click.option("--scheduler", metavar="ADDRESS",
-                     help="a running dask scheduler (tcp://host:8786) [default: a local cluster]"),
-        click.option("--workers", type=int, metavar="N",
-                     help="worker processes of the local cluster [default: one per core]"),
+        *CLUSTER_OPTIONS,
     ]
 
     def apply(function):
@@ -51,6 +48,19 @@ def _analysis_options(*, default_name: str):
             function = option(function)
         return function
     return apply
+
+
+CLUSTER_OPTIONS = (  # every job that runs on dask takes these
+    click.option("--scheduler", metavar="ADDRESS",
+                 help="a running dask scheduler (tcp://host:8786) [default: a local cluster]"),
+    click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]"),
+)
+
+
+def _cluster_options(function):
+    for option in reversed(CLUSTER_OPTIONS):
+        function = option(function)
+    return function
 
 
 class BiolakeGroup(click.Group):
@@ -527,8 +537,7 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | Non
 @click.option("--release", metavar="NAME", help="release to score [default: latest]")
 @click.option("--name", default="prs", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
 @click.option("--out", type=click.Path(dir_okay=False), help="also export the scores: .tsv[.gz], .csv[.gz] or .parquet")
-@click.option("--scheduler", metavar="ADDRESS", help="a running dask scheduler [default: a local cluster]")
-@click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]")
+@_cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None, name: str, out: str | None,
         scheduler: str | None, workers: int | None, quiet: bool) -> None:
