@@ -37,7 +37,7 @@ from stats.multiple import GENOME_WIDE
 DEMO_SIZE = {"samples": 2000, "variants": 20000, "idps": 50, "cpgs": 5000, "seed": 1}
 DEMO_GWAS = GwasSettings(
     name="demo_idps", phenotypes="SELECT * EXCLUDE (release) FROM idps",
-    covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"])
+    covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"], adjust=True)
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
                          covariates=["age", "sex", "site"])
 STEPS = 9
@@ -125,11 +125,14 @@ def summarise_results(lake: Lake, truth: dict, out: Path) -> list[str]:
     found = sum(any(lead["phenotype"] == effect["idp"] and str(lead["chrom"]) == str(effect["chrom"])
                     and abs(lead["pos"] - effect["pos"]) <= 500_000 for lead in leads)
                 for effect in truth["snp_idp"])
+    fdr_leads = lead_hits(lake, DEMO_GWAS.name, fdr=0.05)
     lambdas = phenotype_summary(lake, DEMO_GWAS.name).column("lambda_gc").to_numpy()
     plots = plot_results(lake, DEMO_GWAS.name, out / "plots", limit=6)
     page = write_report(lake, DEMO_GWAS.name, out / f"{DEMO_GWAS.name}.html")
     return [f"{len(leads)} lead hits (p < 5e-8, one per ±500 kb) in {len({lead['phenotype'] for lead in leads})} "
             f"IDPs; the planted variants lie in a lead locus for {found} of {len(truth['snp_idp'])}",
+            f"{fdr_leads.num_rows} lead hits at FDR < 5 % in {len(set(fdr_leads.column('phenotype').to_pylist()))} "
+            "IDPs (BH q-values stored with the results: column fdr)",
             f"λGC per IDP: median {np.median(lambdas):.3f} (from {lambdas.min():.2f} to {lambdas.max():.2f})",
             f"{len(plots)} plots in {out / 'plots'}; report: {page}"]
 

@@ -45,6 +45,7 @@ class GwasSettings:
     precision: str = "float64"
     chromosomes: Sequence[str] | None = None
     min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
+    adjust: bool = False           # store BH q-values (column fdr) per phenotype, as plink2 --adjust
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
         "logistic_phenotypes": inputs.binary_names,
     }
     version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=provenance, step="gwas",
-                                     scheduler=scheduler, workers=workers, progress=progress)
+                                     scheduler=scheduler, workers=workers, progress=progress,
+                                     fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
     return GwasReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summary)

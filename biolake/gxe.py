@@ -45,6 +45,7 @@ class GxeSettings:
     robust: str = "hc3"          # the robust standard error: hc0, hc1, hc2, hc3
     chromosomes: Sequence[str] | None = None
     min_maf: float = MIN_MAF     # skip rarer variants: robust tests are anti-conservative for them
+    adjust: bool = False         # store BH q-values (column fdr) of the robust interaction test
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
         "exposure_columns": exposure_names, "per_variant_terms": model.terms, "dropped": chosen.dropped.counts,
     }
     version, summary = scan_variants(lake, settings.name, tests, blocks, provenance=provenance, step="gxe",
-                                     scheduler=scheduler, workers=workers, progress=progress)
+                                     scheduler=scheduler, workers=workers, progress=progress,
+                                     fdr=(["phenotype", "exposure"], "log10p_gxe_robust") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum()) * len(exposures)
     return GxeReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,
                      exposure_names, model.terms, str(chosen.dropped), summary)

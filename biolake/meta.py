@@ -1,8 +1,9 @@
 """The meta-analysis job: K GWAS results tables (sites, cohorts) → one combined results table.
 
-Rows are matched by phenotype and position and put on the alleles of the first cohort that
-has the variant (a swapped ref/alt flips the sign; the other strand is recognised; a row
-whose alleles match neither way is left out and counted). Each chromosome is combined on
+Rows are matched by phenotype, position and allele pair (in either order, on either strand)
+and put on the alleles of the first cohort that has the variant (a swapped ref/alt flips the
+sign; the other strand is recognised). A position where cohorts report different allele
+pairs (a multi-allelic site) gives one combined row per pair, and is counted. Each chromosome is combined on
 its own, so memory follows the largest chromosome, not the genome.
 """
 
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 from lake.errors import BiolakeError
 from lake.lake import Lake
 from stats.association import p_from_log10p
-from stats.meta import align_alleles, inverse_variance
+from stats.meta import align_alleles, allele_pair, inverse_variance
 
 NEEDED = ("phenotype", "variant_id", "chrom", "pos", "ref", "alt", "n", "beta", "se")
 META_SCHEMA = pa.schema([
@@ -34,14 +35,14 @@ META_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class MetaReport:
-    """What a meta-analysis wrote: rows, genome-wide hits, and rows left out for their alleles."""
+    """What a meta-analysis wrote: rows, genome-wide hits, and positions with several allele pairs."""
 
     name: str
     version: int
     cohorts: list[str]
     rows: int
     hits: int                # fixed-effect p < 5e-8
-    incompatible: int        # cohort rows whose alleles matched neither way
+    multiallelic: int        # phenotype × positions with more than one allele pair (each combined on its own)
 
 
 def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
@@ -50,7 +51,7 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
     Examples
     --------
     >>> report = run_meta(Lake.open("/tmp/lake"), name="meta", results=["site_a", "site_b"])  # doctest: +SKIP
-    >>> report.hits, report.incompatible                                                   # doctest: +SKIP
+    >>> report.hits, report.multiallelic                                                   # doctest: +SKIP
     """
     if len(results) < 2 or len(set(results)) != len(results):
         raise BiolakeError(f"a meta-analysis needs two or more different results tables, got {list(results)}")
@@ -62,41 +63,45 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
     chromosomes = sorted({c for d in datasets for c in pc.unique(d.to_table(columns=["chrom"])["chrom"]).to_pylist()},
                          key=lambda c: (len(c), c))
     files = lake.results_files(name)
-    actions, rows, hits, incompatible = [], 0, 0, 0
+    actions, rows, hits, multiallelic = [], 0, 0, 0
     for chrom in chromosomes:
-        table, dropped = meta_analyse([d.to_table(columns=list(NEEDED), filter=pc.field("chrom") == chrom)
+        table, split = meta_analyse([d.to_table(columns=list(NEEDED), filter=pc.field("chrom") == chrom)
                                        for d in datasets])
         output = files.open(META_SCHEMA, partition={"chrom": chrom}, part="meta")
         output.write(table)
         actions.append(output.close())
-        rows, incompatible = rows + table.num_rows, incompatible + dropped
+        rows, multiallelic = rows + table.num_rows, multiallelic + split
         hits += int(pc.sum(pc.less(table["p"], 5e-8)).as_py() or 0)
     provenance = {"kind": "meta", "created_at": datetime.now(timezone.utc).isoformat(), "cohorts": list(results),
                   "method": "inverse-variance fixed effects; DerSimonian-Laird random effects",
-                  "incompatible_rows": incompatible}
+                  "multiallelic_positions": multiallelic}
     version = lake.commit_results(files, actions, schema=META_SCHEMA, partition_by=["chrom"], provenance=provenance)
-    return MetaReport(name, version, list(results), rows, hits, incompatible)
+    return MetaReport(name, version, list(results), rows, hits, multiallelic)
 
 
 def meta_analyse(cohorts: list[pa.Table]) -> tuple[pa.Table, int]:
-    """Combine per-cohort GWAS rows (columns :data:`NEEDED`) by phenotype and position.
+    """Combine per-cohort GWAS rows (columns :data:`NEEDED`) by phenotype, position and allele pair.
 
-    Returns the combined table (:data:`META_SCHEMA`) and how many cohort rows were left out
-    because their alleles matched the first cohort's neither way.
+    Returns the combined table (:data:`META_SCHEMA`) and how many phenotype × positions had
+    more than one allele pair (each pair is a row of its own).
     """
     stacked = pa.concat_tables([t.append_column("cohort", pa.array(np.full(t.num_rows, k), pa.int64()))
                                 for k, t in enumerate(cohorts)])
-    stacked = stacked.sort_by([("phenotype", "ascending"), ("pos", "ascending"), ("cohort", "ascending")])
-    get = {name: stacked[name].to_numpy(zero_copy_only=False) for name in (*NEEDED, "cohort")}
-    phenotype, pos = get["phenotype"].astype(str), get["pos"]
-    starts = np.flatnonzero(np.r_[True, (phenotype[1:] != phenotype[:-1]) | (pos[1:] != pos[:-1])])
+    stacked = stacked.append_column("pair", pa.array(allele_pair(stacked["ref"].to_numpy(zero_copy_only=False),
+                                                                 stacked["alt"].to_numpy(zero_copy_only=False)),
+                                                     pa.string()))
+    stacked = stacked.sort_by([("phenotype", "ascending"), ("pos", "ascending"), ("pair", "ascending"),
+                               ("cohort", "ascending")])
+    get = {name: stacked[name].to_numpy(zero_copy_only=False) for name in (*NEEDED, "cohort", "pair")}
+    phenotype, pos, pair = get["phenotype"].astype(str), get["pos"], get["pair"]
+    new_position = np.r_[True, (phenotype[1:] != phenotype[:-1]) | (pos[1:] != pos[:-1])]
+    starts = np.flatnonzero(new_position | np.r_[True, pair[1:] != pair[:-1]])
     groups = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(pos)]))
     sign, ambiguous = align_alleles(get["ref"], get["alt"], get["ref"][starts][groups], get["alt"][starts][groups])
-    usable = sign != 0
-    beta = np.where(usable, get["beta"].astype(float) * sign, np.nan)
+    beta = get["beta"].astype(float) * sign   # within an allele pair, every row matches: same or swapped
     count = len(starts)
     result = inverse_variance(groups, beta, get["se"].astype(float), size=count)
-    contributed = usable & np.isfinite(beta) & (get["se"].astype(float) > 0)   # the rows the estimate used
+    contributed = np.isfinite(beta) & (get["se"].astype(float) > 0)   # the rows the estimate used
     n = np.bincount(groups, np.where(contributed, np.nan_to_num(get["n"].astype(float)), 0.0), count).astype(np.int64)
     table = pa.table({
         "phenotype": pa.array(phenotype[starts]), "variant_id": get["variant_id"][starts],
@@ -107,6 +112,7 @@ def meta_analyse(cohorts: list[pa.Table]) -> tuple[pa.Table, int]:
         **{name: pa.array(getattr(result, name), from_pandas=True)
            for name in ("i2", "tau2", "beta_random", "se_random", "log10p_random")},
         "p_random": pa.array(p_from_log10p(result.log10p_random), from_pandas=True),
-        "strand_ambiguous": np.bincount(groups, ambiguous & usable, count) > 0,
+        "strand_ambiguous": np.bincount(groups, ambiguous, count) > 0,
     })
-    return table.select(META_SCHEMA.names).cast(META_SCHEMA), int((~usable).sum())
+    position_of_group = (np.cumsum(new_position) - 1)[starts]
+    return table.select(META_SCHEMA.names).cast(META_SCHEMA), int((np.bincount(position_of_group) > 1).sum())

@@ -9,8 +9,10 @@ so they scale with the table, not with memory.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
+import operator
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import pyarrow.compute as pc
 
 from lake.errors import BiolakeError
 from lake.lake import Lake
+from queries.fdr import bh_fdr_sql
 from stats.multiple import CHI2_MEDIAN, GENOME_WIDE, clump_by_distance, family_threshold
 
 
@@ -33,12 +36,18 @@ class ResultKind:
     feature: str
     log10p: str
     effect: str
+    extra_group: tuple[str, ...] = ()   # columns that, with the phenotype, make one scan (GxE: the exposure)
+
+    @property
+    def groups(self) -> list[str]:
+        """The columns whose values name one scan: thresholds, q-values and clumping are per scan."""
+        return [self.phenotype, *self.extra_group]
 
 
 KINDS = {
     "gwas": ResultKind("phenotype", "variant_id", "log10p", "beta"),
     "ewas": ResultKind("exposure", "cpg", "log10p", "coefficient"),
-    "gxe": ResultKind("phenotype", "variant_id", "log10p_gxe_robust", "beta_gxe"),
+    "gxe": ResultKind("phenotype", "variant_id", "log10p_gxe_robust", "beta_gxe", extra_group=("exposure",)),
     "meta": ResultKind("phenotype", "variant_id", "log10p", "beta"),
 }
 
@@ -79,32 +88,28 @@ def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: 
 
     A hit passes ``threshold``, divided by the number of phenotypes in the run when
     ``family`` (Bonferroni over the phenotype family, as BIG40 does for IDPs); or, with
-    ``fdr``, has a Benjamini–Hochberg q-value (within its phenotype) at most ``fdr``.
+    ``fdr``, has a Benjamini–Hochberg q-value (within its scan: phenotype, and exposure for
+    GxE) at most ``fdr``; the run's stored ``fdr`` column is used when it has one.
     ``locus_hits`` counts the hits each lead stands for.
     """
     kind = result_kind(lake, name)
-    columns = [kind.phenotype, kind.feature, "chrom", "pos", kind.effect, kind.log10p]
-    selected = ", ".join(f'"{c}"' for c in columns)
-    if fdr is not None:
-        hits = _query(lake, name, f"""
-            WITH ranked AS (
-                SELECT {selected}, pow(10, -"{kind.log10p}") AS p,
-                       count(*) OVER (PARTITION BY "{kind.phenotype}") AS m,
-                       row_number() OVER (PARTITION BY "{kind.phenotype}" ORDER BY "{kind.log10p}" DESC) AS k
-                FROM results WHERE "{kind.log10p}" IS NOT NULL),
-            adjusted AS (
-                SELECT *, least(1.0, min(p * m / k) OVER (PARTITION BY "{kind.phenotype}" ORDER BY k DESC
-                                                         ROWS UNBOUNDED PRECEDING)) AS q FROM ranked)
-            SELECT {selected}, q FROM adjusted WHERE q <= {float(fdr)!r}""")
+    columns = [*kind.groups, kind.feature, "chrom", "pos", kind.effect, kind.log10p]
+    results = lake.results_dataset(name)
+    if fdr is not None and "fdr" in results.schema.names:   # stored by the run (EWAS; GWAS/GxE --adjust)
+        hits = results.to_table(columns=[*columns, "fdr"], filter=pc.field("fdr") <= float(fdr))
+    elif fdr is not None:
+        selected = ", ".join(f'"{c}"' for c in columns)
+        hits = _query(lake, name, f"""SELECT {selected}, fdr FROM ({bh_fdr_sql(
+            f'(SELECT {selected} FROM results)', groups=kind.groups, log10p=kind.log10p)})
+            WHERE fdr <= {float(fdr)!r}""")
     else:
         if family:
             phenotypes = _query(lake, name, f'SELECT count(DISTINCT "{kind.phenotype}") FROM results').column(0)[0]
             threshold = family_threshold(phenotypes.as_py(), alpha=threshold)
-        hits = lake.results_dataset(name).to_table(
-            columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
+        hits = results.to_table(columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
     parts = []
-    for phenotype in pc.unique(hits.column(kind.phenotype)).to_pylist():
-        mine = hits.filter(pc.equal(hits.column(kind.phenotype), phenotype))
+    for scan in hits.select(kind.groups).group_by(kind.groups).aggregate([]).to_pylist():
+        mine = hits.filter(functools.reduce(operator.and_, [pc.field(c) == v for c, v in scan.items()]))
         chrom, pos = mine.column("chrom").to_numpy(zero_copy_only=False), mine.column("pos").to_numpy()
         leads = clump_by_distance(chrom, pos, mine.column(kind.log10p).to_numpy(), window=window)
         counts = [int(((chrom == chrom[i]) & (np.abs(pos - pos[i]) <= window)).sum()) for i in leads]
@@ -167,7 +172,7 @@ pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head><body>
 <h1>{html.escape(name)}</h1>
 <h2>Provenance</h2><pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre>
 <h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
-<h2>Lead hits (p &lt; 5e-8, one per ±500 kb)</h2>{_html_table(hits.select([kind.phenotype, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits"]))}
+<h2>Lead hits (p &lt; 5e-8, one per ±500 kb)</h2>{_html_table(hits.select([*kind.groups, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits"]))}
 <h2>Plots</h2>{images}
 </body></html>"""
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ per-phenotype summary travel back, and one commit then publishes ``LAKE/results/
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +22,7 @@ from lake.errors import BiolakeError
 from lake.lake import Lake
 from lake.results import ResultsFiles
 from queries.blocks import GenotypeBlock, read_genotype_blocks
+from queries.fdr import remove_files, with_fdr
 from stats.gwas import GwasSummary
 from stats.multiple import family_threshold
 
@@ -46,12 +47,15 @@ class VariantTests(Protocol):
 
 def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.ParquetFileFragment], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
-                  progress: Progress | None = None) -> tuple[int, GwasSummary]:
+                  progress: Progress | None = None,
+                  fdr: tuple[Sequence[str], str] | None = None) -> tuple[int, GwasSummary]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
     Returns the committed version and the per-phenotype summary of the headline test, which
     is also stored in the provenance (tests, hits, λGC, top variant) with the family-wide
-    Bonferroni threshold (5e-8 over the number of phenotypes).
+    Bonferroni threshold (5e-8 over the number of phenotypes). With ``fdr`` = (group
+    columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
+    within each group (:mod:`queries.fdr`: one more out-of-core pass over the results).
     """
     files = lake.results_files(name)
     actions, summary = [], GwasSummary.empty(tests.phenotype_names)
@@ -68,8 +72,17 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.Pa
                                                                      lambdas, summary.top_variant, summary.top_log10p)}
     provenance = {**provenance, "phenotype_summary": per_phenotype,
                   "family_threshold": family_threshold(len(summary.phenotypes))}
-    version = lake.commit_results(files, actions, schema=tests.schema, partition_by=["chrom"],
-                                  provenance=provenance)
+    schema, staged = tests.schema, []
+    if fdr is not None:
+        if progress:
+            progress("q-values", 0, 1)
+        staged = actions
+        actions, schema = with_fdr(files, staged, schema, groups=fdr[0], log10p=fdr[1])
+        provenance["fdr"] = {"method": "BH", "within": list(fdr[0]), "of": fdr[1]}
+        if progress:
+            progress("q-values", 1, 1)
+    version = lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance=provenance)
+    remove_files(files, staged)
     return version, summary
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow.compute as pc
 
+from ingest.genotypes import chromosome_column
 from lake.errors import InputError
 from lake.lake import Lake
 from stats.gwas import results_schema
@@ -55,6 +56,9 @@ def read_sumstats(path: str | Path, *, phenotype: str | None = None, require: tu
     except pl.exceptions.PolarsError as exc:
         raise InputError(path, f"not a readable table: {str(exc).splitlines()[0]}") from None
     frame = frame.rename({c: c.strip().lstrip("#") for c in frame.columns})
+    spelled = next((name for name in COLUMNS["chrom"] if name in frame.columns), None)
+    if spelled:   # chr1, 23, M → the lake's 1, X, MT, so imported results join ours
+        frame = frame.with_columns(chromosome_column(frame[spelled], path=path, first_line=2))
     if "TEST" in frame.columns:   # PLINK 2 and REGENIE list covariate and interaction rows too
         tests = frame["TEST"].cast(pl.Utf8).unique().to_list()
         if "ADD" not in tests:
@@ -72,9 +76,11 @@ def read_sumstats(path: str | Path, *, phenotype: str | None = None, require: tu
     if lacking:
         raise InputError(path, "; ".join(f"no {DESCRIBED[ours]} column (looked for {', '.join(COLUMNS[ours])})"
                                          for ours in lacking))
-    if found["variant_id"] and frame[found["variant_id"]].null_count():
-        raise InputError(path, "a row has no variant id", column=found["variant_id"])
     columns = {ours: pl.col(name) for ours, name in found.items() if name is not None}
+    if {"rsid", "variant_id"} <= set(frame.columns):   # GWAS-SSF: the rsid where there is one, else CHR_BP_OA_EA
+        columns["variant_id"] = pl.coalesce("rsid", "variant_id")
+    if "variant_id" in columns and frame.select(columns["variant_id"].null_count()).item():
+        raise InputError(path, "a row has no variant id", column=found["variant_id"])
     if "p" not in columns and "log10p" in columns:
         columns["p"] = 10.0 ** -pl.col(found["log10p"]).cast(pl.Float64)
     if "log10p" not in columns and "p" in columns:

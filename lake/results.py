@@ -73,6 +73,11 @@ class ResultsFile:
                 self._min[name] = min(low, self._min.get(name, low))
                 self._max[name] = max(high, self._max.get(name, high))
 
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._rows
+
     def close(self) -> AddAction:
         """Finish the file and describe it for the run's single commit."""
         self._writer.close()

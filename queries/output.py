@@ -99,10 +99,10 @@ def export_results(lake: Lake, name: str, out: str) -> int:
 
 # Other tools' layouts of one phenotype's GWAS results: (their column, our column or expression).
 DIALECTS = {
-    "gwas-ssf": [("chromosome", "chrom"), ("base_pair_location", "pos"), ("effect_allele", "alt"),
+    "gwas-ssf": [("chromosome", "ssf_chromosome"), ("base_pair_location", "pos"), ("effect_allele", "alt"),
                  ("other_allele", "ref"), ("beta", "beta"), ("standard_error", "se"),
                  ("effect_allele_frequency", "alt_freq"), ("p_value", "p"), ("neg_log_10_p_value", "log10p"),
-                 ("rsid", "variant_id"), ("n", "n")],
+                 ("rsid", "ssf_rsid"), ("variant_id", "ssf_variant_id"), ("n", "n")],
     "regenie": [("CHROM", "chrom"), ("GENPOS", "pos"), ("ID", "variant_id"), ("ALLELE0", "ref"), ("ALLELE1", "alt"),
                 ("A1FREQ", "alt_freq"), ("N", "n"), ("TEST", "ADD"), ("BETA", "beta"), ("SE", "se"),
                 ("CHISQ", "chisq"), ("LOG10P", "log10p")],
@@ -111,6 +111,7 @@ DIALECTS = {
                ("SE", "se"), ("P", "p")],
 }
 NOT_AVAILABLE = {"gwas-ssf": "#NA", "regenie": "NA", "plink2": "NA"}
+SSF_CHROMOSOMES = {**{str(i): i for i in range(1, 23)}, "X": 23, "XY": 23, "Y": 24, "MT": 25}
 CONSTANTS = ("ADD",)  # written as is in every row (the additive test)
 
 
@@ -119,7 +120,8 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
 
     ``gwas-ssf`` (the GWAS Catalog standard: its columns in order, ``#NA``, and the metadata
     YAML ``OUT-meta.yaml`` beside the file), ``regenie`` (``.regenie``, space-separated) or
-    ``plink2`` (``.glm.linear``-like, tab-separated). Rows come sorted by chromosome and position.
+    ``plink2`` (``.glm.linear``-like, tab-separated). Rows come sorted by chromosome (1-22, X, XY,
+    Y, MT) and position.
     """
     import gzip
     import hashlib
@@ -138,11 +140,17 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
         raise ValueError(f"results {name!r} hold {len(phenotypes)} phenotypes; choose one with --phenotype "
                          f"({', '.join(map(str, phenotypes[:10]))}{', …' if len(phenotypes) > 10 else ''})")
     table = pl.from_arrow(dataset.to_table(filter=pc.field("phenotype") == phenotype))
-    table = table.with_columns(chisq=(pl.col("beta") / pl.col("se")) ** 2, chrom_order=pl.col("chrom").cast(
-        pl.Int64, strict=False)).sort(["chrom_order", "chrom", "pos"])
     lacking = [c for c in ("chrom", "pos", "variant_id", "ref", "alt", "beta", "se", "p") if c not in table.columns]
     if lacking:
         raise ValueError(f"results {name!r} are not GWAS-shaped: they lack {', '.join(lacking)}")
+    # GWAS-SSF numbers chromosomes 1-25 (X 23, Y 24, MT 25; the lake's XY, X's PAR, is X), sorts by them,
+    # takes only dbSNP ids as rsid, and names a variant CHR_BP_OTHER_EFFECT
+    ssf_chromosome = pl.col("chrom").replace_strict(SSF_CHROMOSOMES, default=None, return_dtype=pl.Int64)
+    table = table.with_columns(chisq=(pl.col("beta") / pl.col("se")) ** 2, ssf_chromosome=ssf_chromosome,
+                               ssf_rsid=pl.when(pl.col("variant_id").str.contains(r"^rs[0-9]+$"))
+                               .then(pl.col("variant_id")),
+                               ssf_variant_id=pl.concat_str([ssf_chromosome, "pos", "ref", "alt"], separator="_"),
+                               ).sort(["ssf_chromosome", "chrom", "pos"])
 
     def column(ours: str) -> pl.Expr:
         if ours in CONSTANTS:

@@ -85,6 +85,25 @@ def _chi2_by_df(statistic: np.ndarray, df: np.ndarray) -> np.ndarray:
     return out
 
 
+def allele_pair(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
+    """A name for each row's variant that does not depend on allele order or strand: rows with
+    equal names are one variant (match them with :func:`align_alleles`); a second allele pair at
+    the same position (a multi-allelic site split into records) gets a name of its own.
+
+    Examples
+    --------
+    >>> allele_pair(np.array(["A", "G", "T", "A", "AT"]), np.array(["G", "A", "C", "T", "A"])).tolist()
+    ['A/G', 'A/G', 'A/G', 'A/T', 'A/AT']
+    """
+    def name(a: str, b: str) -> str:
+        pairs = [sorted((a, b))]
+        if len(a) == len(b) == 1:   # one-base pairs: the other strand names the same variant
+            pairs.append(sorted((a.translate(_COMPLEMENT), b.translate(_COMPLEMENT))))
+        return "/".join(min(pairs))
+
+    return np.array([name(a, b) for a, b in zip(np.asarray(ref, dtype=str), np.asarray(alt, dtype=str))], dtype=object)
+
+
 def align_alleles(ref: np.ndarray, alt: np.ndarray, target_ref: np.ndarray,
                   target_alt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How each row's effect maps onto the target alleles: +1 same, −1 swapped, 0 incompatible;

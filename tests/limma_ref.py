@@ -1,4 +1,4 @@
-"""Run limma (``lmFit`` + ``eBayes``, Debian's r-bioc-limma) on in-memory matrices, for tests."""
+"""R as the reference for tests: limma (``lmFit`` + ``eBayes``, Debian's r-bioc-limma) and ``p.adjust``."""
 
 from __future__ import annotations
 
@@ -39,3 +39,15 @@ def run_limma(tmp: Path, *, methylation: np.ndarray, design: np.ndarray) -> pl.D
     if done.returncode != 0:
         raise RuntimeError(f"limma failed: {done.stderr[-2000:]}")
     return pl.read_csv(tmp / "out.tsv", separator="\t", null_values="NA", infer_schema_length=0).cast(pl.Float64)
+
+
+def r_p_adjust(tmp: Path, p: np.ndarray) -> np.ndarray:
+    """R's ``p.adjust(p, "BH")`` (NaN ↔ NA), at full precision."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.savetxt(tmp / "p.txt", p, fmt="%.17g")
+    script = "p <- scan(commandArgs(TRUE)[1], na.strings = c('NA', 'nan'), quiet = TRUE); " \
+             "cat(sprintf('%.17g', p.adjust(p, 'BH')), sep = '\\n')"
+    done = subprocess.run([RSCRIPT, "-e", script, str(tmp / "p.txt")], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"R p.adjust failed: {done.stderr[-2000:]}")
+    return np.array([np.nan if x == "NA" else float(x) for x in done.stdout.split()])

@@ -12,6 +12,7 @@ import pytest
 import statsmodels.api as sm
 from click.testing import CliRunner
 from conftest import lake_dosages
+from limma_ref import r_p_adjust
 from plink2_glm import run_glm
 
 from biolake.cli import main
@@ -97,6 +98,28 @@ def test_run_gwas__results_carry_provenance_and_export_like_plink2(gwas_lake, sc
     assert exported.height == stored.height
     assert exported.sort("variant_id")["beta"].to_list() == pytest.approx(
         stored.sort("variant_id")["beta"].to_list(), rel=1e-12, nan_ok=True)
+
+
+def test_run_gwas__adjust_stores_r_bh_q_values_per_phenotype(gwas_lake, scheduler, idps, tmp_path):
+    phenotypes = PHENOTYPES.format(*idps)
+    for name, adjust in [("plain", False), ("adjusted", True)]:
+        run_gwas(gwas_lake, GwasSettings(name=name, phenotypes=phenotypes, covariates=COVARIATES, adjust=adjust),
+                 scheduler=scheduler)
+    plain, adjusted = ours_by_phenotype(gwas_lake, "plain"), ours_by_phenotype(gwas_lake, "adjusted")
+    assert gwas_lake.results_provenance("adjusted")["fdr"] == {"method": "BH", "within": ["phenotype"], "of": "log10p"}
+    untested = 0
+    for phenotype, rows in adjusted.items():
+        assert rows.drop("fdr").equals(plain[phenotype]), "--adjust adds a column and changes nothing else"
+        p = rows["p"].fill_null(np.nan).to_numpy()
+        untested += np.isnan(p).sum()
+        np.testing.assert_allclose(rows["fdr"].fill_null(np.nan).to_numpy(), r_p_adjust(tmp_path / phenotype, p),
+                                   rtol=1e-10)
+    assert untested, "tests that did not run have no q-value and do not count"
+    table = gwas_lake.results("adjusted")
+    folder = Path(gwas_lake.results_uri("adjusted"))
+    on_disk = sorted(str(path.relative_to(folder)) for path in folder.rglob("*.parquet"))
+    committed = table.get_add_actions(flatten=True).column("path").to_pylist()
+    assert on_disk == sorted(committed), "the files written before the q-values are gone"
 
 
 def test_run_gwas__bad_requests_name_what_is_wrong(gwas_lake, scheduler):

@@ -16,6 +16,7 @@ from lake.errors import BiolakeError
 from queries import connect, design
 from stats.association import COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES
 from stats.gxe import gxe_association, prepare_gxe
+from stats.multiple import benjamini_hochberg
 
 COVARIATES = ["age", "sex", "site", "stress", "PC1", "PC2"]
 
@@ -178,12 +179,16 @@ def test_run_gxe__matches_plink2_from_the_lake_and_writes_readable_results(gwas_
             expected = theirs[key][:, 0] if theirs[key].ndim == 2 else theirs[key]
             np.testing.assert_allclose(ours[column].to_numpy()[ran], expected[ran], rtol=1e-5, err_msg=column)
     run_gxe(gwas_lake, GxeSettings(name="gxe_common", phenotypes=phenotypes, covariates=COVARIATES,
-                                   exposures=["stress"]), scheduler=scheduler)
+                                   exposures=["stress"], adjust=True), scheduler=scheduler)
     alt_freq = np.nanmean(dosages, axis=1) / 2
     in_order = order.sort("variant_index")["variant_id"].to_numpy()
     common = set(in_order[np.minimum(alt_freq, 1 - alt_freq) >= 0.05])
     kept = pl.from_arrow(gwas_lake.results_dataset("gxe_common").to_table(columns=["variant_id"]))
     assert set(kept["variant_id"]) == common and len(common) < order.height
+    adjusted = pl.from_arrow(gwas_lake.results_dataset("gxe_common").to_table())
+    for _, rows in adjusted.group_by("phenotype", "exposure"):  # --adjust: q-values of the robust interaction test
+        np.testing.assert_allclose(rows["fdr"].fill_null(np.nan).to_numpy(),
+                                   benjamini_hochberg(rows["p_gxe_robust"].fill_null(np.nan).to_numpy()), rtol=1e-10)
     provenance = gwas_lake.results_provenance("gxe")
     assert provenance["kind"] == "gxe" and provenance["exposure_columns"] == ["stress"]
     assert provenance["settings"]["robust"] == "hc3"

@@ -44,10 +44,24 @@ def test_meta_analyse__a_cohort_reporting_the_other_allele_gives_the_same_answer
                          "ref": [ref, "A"], "alt": [alt, "G"], "n": [100, 100], "beta": beta, "se": se})
 
     plain, _ = meta_analyse([cohort([0.2, 0.1], [0.05, 0.1]), cohort([0.3, -0.1], [0.1, 0.1])])
-    swapped, dropped = meta_analyse([cohort([0.2, 0.1], [0.05, 0.1]), cohort([-0.3, -0.1], [0.1, 0.1], "T", "C")])
-    assert dropped == 0 and plain.equals(swapped)
-    _, dropped = meta_analyse([cohort([0.2, 0.1], [0.05, 0.1]), cohort([0.3, -0.1], [0.1, 0.1], "C", "A")])
-    assert dropped == 1
+    swapped, split = meta_analyse([cohort([0.2, 0.1], [0.05, 0.1]), cohort([-0.3, -0.1], [0.1, 0.1], "T", "C")])
+    assert split == 0 and plain.equals(swapped)
+
+
+def test_meta_analyse__a_second_allele_pair_at_a_position_is_a_variant_of_its_own():
+    def cohort(rows):
+        ref, alt, beta = zip(*rows)
+        return pa.table({"phenotype": ["y"] * len(rows), "variant_id": ["rs1"] * len(rows), "chrom": ["1"] * len(rows),
+                         "pos": [10] * len(rows), "ref": ref, "alt": alt, "n": [100] * len(rows),
+                         "beta": pa.array(beta, pa.float64()), "se": [0.1] * len(rows)})
+
+    # a multi-allelic site split into C>T and C>A records; the second cohort has C>A only, on the other strand
+    table, split = meta_analyse([cohort([("C", "T", 0.2), ("C", "A", 0.5)]), cohort([("G", "T", 0.3)])])
+    assert split == 1
+    rows = {(r["ref"], r["alt"]): r for r in table.to_pylist()}
+    assert rows.keys() == {("C", "T"), ("C", "A")}
+    assert rows[("C", "T")]["cohorts"] == 1 and rows[("C", "T")]["beta"] == pytest.approx(0.2)
+    assert rows[("C", "A")]["cohorts"] == 2 and rows[("C", "A")]["beta"] == pytest.approx(0.4)
 
 
 def test_run_meta__per_site_gwas_combine_and_export(gwas_lake, scheduler, idps, tmp_path):
@@ -60,7 +74,7 @@ def test_run_meta__per_site_gwas_combine_and_export(gwas_lake, scheduler, idps, 
     report = run_meta(gwas_lake, name="meta", results=names)
     per_site = [pl.from_arrow(gwas_lake.results_dataset(n).to_table()).sort("variant_id") for n in names]
     combined = pl.from_arrow(gwas_lake.results_dataset("meta").to_table()).sort("variant_id")
-    assert report.rows == combined.height == per_site[0].height and report.incompatible == 0
+    assert report.rows == combined.height == per_site[0].height and report.multiallelic == 0
     weights = [1 / s["se"].to_numpy() ** 2 for s in per_site]
     expected = sum(w * s["beta"].to_numpy() for w, s in zip(weights, per_site)) / sum(weights)
     ran = np.isfinite(expected)

@@ -100,7 +100,7 @@ def test_lead_hits__fdr_uses_benjamini_hochberg_within_each_phenotype(gwas_lake,
         expected = dict(zip(mine["variant_id"].to_list(), q))
         found = leads.filter(pl.col("phenotype") == phenotype[0])
         assert set(found["variant_id"]) == {v for v, value in expected.items() if value <= 0.2}
-        np.testing.assert_allclose(found["q"].to_numpy(), [expected[v] for v in found["variant_id"]], rtol=1e-9)
+        np.testing.assert_allclose(found["fdr"].to_numpy(), [expected[v] for v in found["variant_id"]], rtol=1e-9)
 
 
 def test_gwas_provenance__stores_each_phenotypes_summary(gwas_lake, two_idps):

@@ -39,9 +39,15 @@ def test_export_then_import__gives_back_the_same_numbers(gwas_lake, one_idp, tmp
         meta = yaml.safe_load((tmp_path / f"out{suffix}-meta.yaml").read_text())
         assert meta["data_file_md5sum"] == hashlib.md5((tmp_path / f"out{suffix}").read_bytes()).hexdigest()
         assert meta["file_type"] == "GWAS-SSF v1.0"
-        assert pl.read_csv(out, separator="\t").columns[:8] == [
+        written = pl.read_csv(out, separator="\t", null_values="#NA", infer_schema_length=None)
+        assert written.columns == [
             "chromosome", "base_pair_location", "effect_allele", "other_allele", "beta", "standard_error",
-            "effect_allele_frequency", "p_value"]
+            "effect_allele_frequency", "p_value", "neg_log_10_p_value", "rsid", "variant_id", "n"]
+        assert written["chromosome"].dtype == pl.Int64 and written["chromosome"].is_sorted()
+        assert written["rsid"].str.contains(r"^rs[0-9]+$").all()
+        first = written.row(0, named=True)
+        assert first["variant_id"] == f"{first['chromosome']}_{first['base_pair_location']}_" \
+                                      f"{first['other_allele']}_{first['effect_allele']}"
 
 
 def test_read_sumstats__takes_plink2_a1_as_the_effect_allele(tmp_path):
@@ -84,3 +90,15 @@ def test_read_sumstats__keeps_only_additive_rows_and_text_chromosomes(tmp_path):
     (tmp_path / "bad.tsv").write_text("SNP\tA1\tBETA\tP\nrs1\tA\tabc\t0.1\nrs2\tA\t0.1\t0.2\n")
     with pytest.raises(InputError, match="bad.tsv: a value does not read as expected"):
         read_sumstats(tmp_path / "bad.tsv")
+
+
+def test_read_sumstats__spells_chromosomes_the_lakes_way_and_names_an_unknown_one(tmp_path):
+    header = "CHR\tBP\tSNP\tA1\tA2\tBETA\tSE\tP\n"
+    good = tmp_path / "good.tsv"
+    good.write_text(header + "chr1\t10\trs1\tA\tG\t0.1\t0.1\t0.5\n23\t20\trs2\tA\tG\t0.1\t0.1\t0.5\n"
+                             "M\t30\trs3\tA\tG\t0.1\t0.1\t0.5\n")
+    assert read_sumstats(good)["chrom"].to_list() == ["1", "X", "MT"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(header + "1\t10\trs1\tA\tG\t0.1\t0.1\t0.5\nchrUn_gl000220\t20\trs2\tA\tG\t0.1\t0.1\t0.5\n")
+    with pytest.raises(InputError, match=r"bad.tsv.*line 3.*unknown chromosome code 'chrUn_gl000220'"):
+        read_sumstats(bad)
