@@ -84,6 +84,12 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     table = read_weights(weights).filter(pl.col("beta").is_not_null() & pl.col("p").is_not_null())
     variants = pl.from_arrow(lake.read("variants", release=chosen, columns=["variant_id", "ref", "alt"]))
     matched = table.join(variants, on="variant_id", how="inner")
+    repeated = matched["variant_id"].is_duplicated()
+    if repeated.any():   # a weight matched by id must name one variant, or it would be counted twice
+        raise BiolakeError(f"variant id {matched['variant_id'].filter(repeated)[0]!r} names "
+                           f"{int(repeated.sum() // matched['variant_id'].filter(repeated).n_unique())} variants of "
+                           f"release {chosen!r}; weights are matched by id, so ids must be unique (give those "
+                           "variants distinct ids, e.g. chr:pos:ref:alt, at ingest)")
     usable = matched.filter((pl.col("effect_allele") == pl.col("alt")) | (pl.col("effect_allele") == pl.col("ref")))
     matrix = threshold_weights(usable["beta"].to_numpy(), usable["p"].to_numpy(), thresholds)
     on_ref = (usable["effect_allele"] == usable["ref"]).to_numpy()

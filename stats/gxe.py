@@ -338,7 +338,8 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
         "se_robust": np.where(robust_failed[:, None, None], np.nan,
                               np.sqrt(np.maximum(np.diagonal(v_robust, axis1=2, axis2=3), 0.0))),
         "dof": np.broadcast_to(dof[:, None], sigma2.shape), "n": np.broadcast_to(used[:, None], sigma2.shape),
-        "alt_freq": np.broadcast_to((sums[:, 0] / (2.0 * np.maximum(used, 1)))[:, None], sigma2.shape),
+        "alt_freq": np.broadcast_to(np.where(used > 0, sums[:, 0] / (2.0 * np.maximum(used, 1)), np.nan)[:, None],
+                                    sigma2.shape),
         "error": np.broadcast_to(error[:, None], sigma2.shape),
         **_joint_tests(beta, v_model, v_robust, dof, failed, robust_failed),
     }

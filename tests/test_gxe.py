@@ -99,13 +99,18 @@ def test_gxe_association__flags_what_cannot_be_tested():
     rng = np.random.default_rng(14)
     n = 60
     covariates = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n).astype(float)])
-    genotypes = rng.binomial(2, 0.4, (4, n)).astype(float)
+    genotypes = rng.binomial(2, 0.4, (5, n)).astype(float)
     genotypes[0] = 1.0                                   # monomorphic
     genotypes[1] = 2.0 * covariates[:, 2]                # g×e = 2e² = 2e: collinear with the exposure
     y = rng.normal(size=(n, 2))
     y[:n - 5, 1] = np.nan                                # 5 samples for 5 parameters
     y[0, 0] = np.nan
-    result = gxe_association(genotypes, prepare_gxe(y, covariates, exposures=[2]))
+    no_calls = np.zeros(genotypes.shape, bool)
+    no_calls[4] = True                                   # every call missing
+    genotypes[4] = 0.0
+    result = gxe_association(genotypes, prepare_gxe(y, covariates, exposures=[2]),
+                             missing=scipy.sparse.csr_array(no_calls.astype(np.int8)))
+    assert result.error[4, 0] == TOO_FEW_SAMPLES and result.n[4, 0] == 0 and np.isnan(result.alt_freq[4]).all()
     assert result.error[0, 0] == MONOMORPHIC and result.error[1, 0] == COLLINEAR
     assert result.error[2, 1] == TOO_FEW_SAMPLES and result.error[3, 0] == OK
     assert np.isnan(result.beta[:2, 0]).all() and ERRORS[result.error[1, 0]] == "collinear"

@@ -11,7 +11,10 @@ from plink2_glm import PLINK2
 
 from biolake.cli import main
 from biolake.prs import read_weights, run_prs, score_column
-from lake.errors import InputError
+from ingest.release import ReleaseSources, ingest_release
+from lake.errors import BiolakeError, InputError
+from lake.lake import Lake
+from lake.vectors import encode_calls
 from lake.withdraw import withdraw
 from queries import connect
 from stats.prs import threshold_weights
@@ -82,3 +85,15 @@ def test_prs__is_sql_joinable_and_withdrawn_with_the_participant(loaded_lake, sc
     assert not set(gone) & set(remaining.column("participant_id").to_pylist())
     on_disk = [f for f in Path(loaded_lake.results_uri("scores")).rglob("*.parquet") if "_delta_log" not in f.parts]
     assert len(on_disk) == len(loaded_lake.results("scores").file_uris()), "older files are vacuumed"
+
+
+def test_run_prs__refuses_a_weight_whose_id_names_two_variants(tmp_path):
+    g = np.random.default_rng(6).binomial(2, 0.3, (3, 20)).astype(float)
+    (tmp_path / "d.bed").write_bytes(bytes([0x6C, 0x1B, 0x01]) + encode_calls(g).tobytes())
+    (tmp_path / "d.bim").write_text("1\trs1\t0\t100\tT\tC\n1\trs2\t0\t200\tT\tC\n2\trs1\t0\t300\tA\tG\n")
+    (tmp_path / "d.fam").write_text("".join(f"s{j}\ts{j}\t0\t0\t0\t-9\n" for j in range(20)))
+    lake = Lake.init(tmp_path / "lake")
+    ingest_release(lake, ReleaseSources(bfile=tmp_path / "d"), release="r1", source="test")
+    (tmp_path / "w.tsv").write_text("SNP\tA1\tBETA\tP\nrs1\tT\t0.1\t0.01\nrs2\tT\t0.2\t0.01\n")
+    with pytest.raises(BiolakeError, match="variant id 'rs1' names 2 variants of release 'r1'"):
+        run_prs(lake, name="dup", weights=tmp_path / "w.tsv")
