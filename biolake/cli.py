@@ -151,7 +151,7 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
       biolake ingest --bfile ukb_imp_chr1 --idps idps.csv --covariates cov.tsv \\
           --lake /tmp/lake --release 2026-11
     """
-    from biolake.faults import hold_if_requested, with_hold_points
+    from lake.faults import fault_point, with_hold_points
     from biolake.progress import progress_bars
     from ingest.release import ReleaseSources, ingest_release
 
@@ -171,7 +171,7 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
 
     def announce(table: str, rows: int) -> None:
         click.echo(f"wrote {table}: {rows:,} rows", err=True)
-        hold_if_requested(f"after:{table}")
+        fault_point(f"after:{table}")
 
     with progress_bars(quiet=quiet) as progress:
         report = ingest_release(lake, sources, release=name, progress=with_hold_points(progress),
@@ -188,8 +188,10 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
 @main.command()
 @click.argument("source")
 @_lake_option
+@click.option("--wait", default=0.0, show_default=True, metavar="SECONDS",
+              help="if another sync holds the lake's lock, wait up to SECONDS for it (then skip what it loaded)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
-def sync(source: str, lake_location: str, quiet: bool) -> None:
+def sync(source: str, lake_location: str, wait: float, quiet: bool) -> None:
     """Ingest every release under SOURCE that the lake does not have yet, in name order.
 
     SOURCE (a folder, or a bucket URL like s3://incoming/ukb, with credentials
@@ -201,16 +203,16 @@ def sync(source: str, lake_location: str, quiet: bool) -> None:
     and the releases before it stay committed.
 
     \b
-    Run it from cron (every night at 02:00):
-      0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --quiet
+    Run it from cron (every night at 02:00; a run still going at the next is waited for):
+      0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --wait 3600 --quiet
     """
-    from biolake.faults import with_hold_points
+    from lake.faults import with_hold_points
     from biolake.progress import progress_bars
     from ingest.sync import sync as sync_releases
 
     lake = _open_lake(lake_location)
     with progress_bars(quiet=quiet) as progress:
-        report = sync_releases(lake, source, progress=with_hold_points(progress),
+        report = sync_releases(lake, source, progress=with_hold_points(progress), wait=wait,
                                on_release=lambda name, outcome: click.echo(f"{name}: {outcome}", err=True))
     click.echo(f"sync done: {len(report.ingested)} ingested, {len(report.unchanged)} already present")
 
@@ -369,7 +371,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
                    'SELECT participant_id, age, age*age AS age2, sex FROM covariates' \\
                    --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Cheadle'"
     """
-    from biolake.faults import with_hold_points
+    from lake.faults import with_hold_points
     from biolake.gwas import GwasSettings, run_gwas
     from biolake.progress import progress_bars
 

@@ -40,16 +40,17 @@ class SyncReport:
 
 
 def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = None,
-         progress: Progress | None = None,
+         progress: Progress | None = None, wait: float = 0.0,
          on_release: Callable[[str, str], None] | None = None) -> SyncReport:
     """Ingest, in order, every release under ``source`` that the lake lacks.
 
-    ``on_release(name, outcome)`` reports each release ('unchanged' or 'ingested').
+    ``on_release(name, outcome)`` reports each release ('unchanged' or 'ingested'). A sync
+    already running is waited for up to ``wait`` seconds (then this one finds its work done).
     """
     where = Location.parse(source, storage_options)
     fs = where.filesystem()
     report = SyncReport()
-    with lake_lock(lake.location, "sync"):
+    with lake_lock(lake.location, "sync", wait=wait):
         committed = {info.release: info for info in lake.releases()}
         for folder in release_folders(fs, where.root):
             manifest = _manifest(fs, folder)

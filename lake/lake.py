@@ -30,6 +30,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from lake.catalog import Catalog
 from lake.errors import LakeError, ReleaseError
+from lake.faults import fault_point
 from lake.lock import lake_lock
 from lake.results import RESULTS_FOLDER, ResultsFiles
 from lake.schema import TABLES, TableSpec, spec
@@ -220,7 +221,7 @@ class Lake:
         uri, options = self.table_uri(name), self.location.delta_options()
         exists = self.has_table(name)
         rows = _write_streamed(
-            uri, schema, batches,
+            uri, schema, batches, label=name,
             mode="overwrite" if exists else "append",
             predicate=f"release = '{check_release_name(release)}'" if exists else None,
             partition_by=list(table_spec.partition_by) or None,
@@ -230,6 +231,7 @@ class Lake:
             commit_properties=CommitProperties(custom_metadata={
                 "biolake.release": release, "biolake.version": biolake_version()}),
         )
+        fault_point(f"written:{name}")
         return rows, DeltaTable(uri, storage_options=options).version()
 
     def releases_with_rows(self, name: str) -> set[str]:
@@ -289,10 +291,12 @@ class Lake:
         """
         described = json.dumps({"biolake_version": biolake_version(), **provenance}, default=str)
         with lake_lock(self.location, f"results-{files.name}"):
+            fault_point(f"before:commit:results/{files.name}")
             create_table_with_add_actions(
                 files.uri, DeltaSchema.from_arrow(schema), actions, mode="overwrite", partition_by=partition_by,
                 name=files.name, description=described, storage_options=self.location.delta_options(),
                 commit_properties=CommitProperties(custom_metadata={"biolake.provenance": described}))
+            fault_point(f"after:commit:results/{files.name}")
             return DeltaTable(files.uri, storage_options=self.location.delta_options()).version()
 
     def results(self, name: str) -> DeltaTable:
@@ -322,11 +326,12 @@ class Lake:
         return self._arrow_dataset(self.results(name))
 
 
-def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], **options: Any) -> int:
+def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *, label: str,
+                    **options: Any) -> int:
     """``write_deltalake`` from a stream of batches; returns the rows written.
 
     An exception raised while the batches stream is re-raised as itself (deltalake
-    would wrap it), and nothing is committed.
+    would wrap it), and nothing is committed. Each batch is a fault point ``writing:label``.
     """
     rows, failure = 0, None
 
@@ -334,6 +339,7 @@ def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatc
         nonlocal rows, failure
         try:
             for batch in batches:
+                fault_point(f"writing:{label}")
                 rows += batch.num_rows
                 yield batch
         except Exception as exc:
@@ -416,7 +422,9 @@ class ReleaseWriter:
             "source": self.source, "source_checksums": json.dumps(self.checksums, sort_keys=True),
             "biolake_version": biolake_version(),
         }
+        fault_point(f"before:commit:release/{self.release}")
         write_deltalake(self.lake.table_uri(_REGISTRY),
                         pa.Table.from_pylist([row], schema=TABLES[_REGISTRY].arrow_schema()),
                         mode="append", storage_options=self.lake.location.delta_options())
+        fault_point(f"after:commit:release/{self.release}")
         return self.lake.resolve_release(self.release)

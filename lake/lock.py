@@ -21,10 +21,16 @@ from contextlib import contextmanager
 from lake.errors import LakeError
 from lake.storage import Location
 
+_POLL_SECONDS = 0.5
+
 
 @contextmanager
-def lake_lock(location: Location, name: str) -> Iterator[None]:
-    """Hold the lock ``name`` on the lake for the duration of the block, or raise LakeError."""
+def lake_lock(location: Location, name: str, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the lock ``name`` on the lake for the duration of the block, or raise LakeError.
+
+    A lock held by a live process is waited for, up to ``wait`` seconds (polled), so
+    overlapping runs go one after the other instead of failing.
+    """
     if location.remote and not location.root.startswith("s3://"):
         warnings.warn(f"{location.root}: no lock on this kind of bucket (local and s3:// only); "
                       f"run one {name} at a time", stacklevel=3)
@@ -32,17 +38,21 @@ def lake_lock(location: Location, name: str) -> Iterator[None]:
         return
     store = _LockStore(location, location.join("_locks", f"{name}.lock"))
     owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
-    for _ in range(2):
-        if store.create(owner):
-            break
+    deadline, stale_taken = time.monotonic() + wait, False
+    while not store.create(owner):
         holder = store.read()
-        if not _is_stale(holder):
+        if _is_stale(holder) and not stale_taken:
+            store.delete()
+            stale_taken = True
+        elif time.monotonic() < deadline:
+            time.sleep(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+        elif _is_stale(holder):
+            raise LakeError(f"{location.root}: could not take the {name} lock {store.path}")
+        else:
             raise LakeError(f"{location.root}: another {name} (pid {holder.get('pid')} on "
-                            f"{holder.get('host')}) holds the lock {store.path}; if that process is "
-                            "gone, delete the lock") from None
-        store.delete()
-    else:
-        raise LakeError(f"{location.root}: could not take the {name} lock {store.path}")
+                            f"{holder.get('host')}) holds the lock {store.path}"
+                            f"{f' (waited {wait:g} s)' if wait else ''}; if that process is gone, "
+                            "delete the lock") from None
     try:
         yield
     finally:

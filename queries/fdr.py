@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake.transaction import AddAction
 
+from lake.faults import fault_point
 from lake.results import ResultsFile, ResultsFiles
 
 ROWS_PER_FILE = 20_000_000  # q-value files of a run are cut at this many rows
@@ -74,6 +75,7 @@ def with_fdr(files: ResultsFiles, staged: list[AddAction], schema: pa.Schema, *,
             con.register("staged", staged_rows)
             rows = con.sql(f"SELECT {columns} FROM ({bh_fdr_sql('staged', groups=groups, log10p=log10p)})")
             for batch in rows.arrow():
+                fault_point("writing:q-values")
                 batch = pa.Table.from_batches([batch]).cast(out_schema)
                 for value in pc.unique(batch.column(partition)).to_pylist():
                     writer = writers.get(value)

@@ -1,0 +1,43 @@
+"""Readers and writers at the same time: readers see whole releases; syncs take turns on the lock."""
+
+import os
+import subprocess
+import sys
+
+from test_crash import check_readers_see_one_release
+from test_sync import add_release
+
+from lake.faults import PAUSE_VARIABLE
+from lake.lake import Lake
+
+BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
+SLOW = {**os.environ, PAUSE_VARIABLE: "0.05"}   # a pause at every fault point: the writer is caught half-way
+
+
+def test_readers_querying_during_an_ingest_see_the_old_or_the_new_release_never_a_mix(loaded_lake, release_folder):
+    root = loaded_lake.location.root
+    writer = subprocess.Popen([*BIOLAKE, "ingest", str(release_folder), "--lake", root, "--release", "r2", "--quiet"],
+                              stderr=subprocess.PIPE, text=True, env=SLOW)
+    seen = []
+    while writer.poll() is None:
+        lake = Lake.open(root)
+        check_readers_see_one_release(lake)
+        seen.append(lake.releases()[-1].release)
+    assert writer.wait() == 0, writer.stderr.read()
+    writer.stderr.close()
+    check_readers_see_one_release(Lake.open(root))
+    assert seen.count("r1") >= 5, f"the readers should have queried while r2 was written: {seen}"
+
+
+def test_two_syncs_at_once_take_turns_on_the_lock(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    for name in ("2026-09", "2026-10"):
+        add_release(incoming, release_folder, name)
+    command = [*BIOLAKE, "sync", str(incoming), "--lake", lake.location.root, "--wait", "300"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SLOW)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    summaries = sorted(stdout.strip() for stdout, _ in outputs)
+    assert summaries == ["sync done: 0 ingested, 2 already present", "sync done: 2 ingested, 0 already present"]
+    assert [r.release for r in lake.releases()] == ["2026-09", "2026-10"]
