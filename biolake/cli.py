@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -69,15 +70,37 @@ def _cluster_options(function):
 
 
 class BiolakeGroup(click.Group):
-    """Turns BiolakeError into a one-line message instead of a traceback."""
+    """Turns BiolakeError into a one-line message instead of a traceback, and biolake's
+    warnings (a dropped covariate, …) into ``warning: …`` lines."""
 
     def invoke(self, ctx: click.Context):
         from lake.errors import BiolakeError
-        try:
-            return super().invoke(ctx)
-        except BiolakeError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, UserWarning):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = show
+            try:
+                return super().invoke(ctx)
+            except BiolakeError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+            except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+                raise
+            except Exception as exc:   # never a library's traceback: its message, and how to see more
+                if os.environ.get("BIOLAKE_DEBUG"):
+                    raise
+                what = "storage" if isinstance(exc, OSError) or "botocore" in type(exc).__module__ else "internal"
+                first = (str(exc).strip().splitlines() or [""])[0]
+                click.echo(f"error: {what} error, {type(exc).__name__}: {first} "
+                           "(BIOLAKE_DEBUG=1 shows the traceback)", err=True)
+                sys.exit(3)
 
 
 @click.group(cls=BiolakeGroup, context_settings={"help_option_names": ["-h", "--help"],
@@ -297,8 +320,12 @@ def releases(lake_location: str) -> None:
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "tsv", "parquet", "json"]),
               default="table", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="write the result here instead of stdout")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="stop a query that runs longer than this [default: no limit]")
+@click.option("--memory-limit", default="4GB", show_default=True, metavar="SIZE",
+              help="memory a query may use before DuckDB spills to disk or stops it (e.g. 500MB, 8GB)")
 def sql(query: str | None, lake_location: str, release: str | None, output_format: str,
-        out: str | None) -> None:
+        out: str | None, timeout: float | None, memory_limit: str) -> None:
     """Run a read-only SQL QUERY (DuckDB dialect) over one release of the lake.
 
     Without QUERY, opens an interactive prompt (end statements with ';').
@@ -320,7 +347,9 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 
     if output_format == "parquet" and out is None:
         raise click.UsageError("--format parquet needs --out FILE")
-    con = connect(_open_lake(lake_location), release=release)
+    lake = _open_lake(lake_location)
+    _check_out_of_lake(lake, out)
+    con = connect(lake, release=release, timeout=timeout, memory_limit=memory_limit)
     if query is None:
         from biolake.prompt import sql_prompt
         sql_prompt(con)
@@ -377,8 +406,8 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
-    _check_out(out)
     lake = _open_lake(lake_location)
+    _check_out(out, lake)
     settings = GwasSettings(name=name, phenotypes=phenotypes, covariates=covariates, samples=samples_sql,
                             release=release, model=model, firth=firth, impute_mean=impute_mean,
                             precision=precision, chromosomes=list(chromosomes) or None, min_maf=min_maf,
@@ -424,8 +453,8 @@ def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, cov
 
     exposures = _one_of(exposure_sql, exposure, "--exposure-sql", "--exposure")
     covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
-    _check_out(out)
     lake = _open_lake(lake_location)
+    _check_out(out, lake)
     settings = EwasSettings(name=name, exposures=exposures, covariates=covariates, samples=samples_sql,
                             release=release, values=values, chromosomes=list(chromosomes) or None)
     with progress_bars(quiet=quiet) as progress:
@@ -486,8 +515,8 @@ def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures:
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
-    _check_out(out)
     lake = _open_lake(lake_location)
+    _check_out(out, lake)
     settings = GxeSettings(name=name, phenotypes=phenotypes, covariates=covariates,
                            exposures=[e.strip() for item in exposures for e in item.split(",") if e.strip()],
                            samples=samples_sql, release=release, keller=keller, robust=robust,
@@ -530,8 +559,8 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | Non
     """
     from biolake.meta import run_meta
 
-    _check_out(out)
     lake = _open_lake(lake_location)
+    _check_out(out, lake)
     report = run_meta(lake, name=name, results=list(results))
     click.echo(f"{report.rows:,} variant × phenotype rows from {len(report.cohorts)} cohorts, "
                f"{report.hits:,} at p < 5e-8 (fixed effects); {report.multiallelic:,} positions with more than one "
@@ -570,13 +599,13 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
     from biolake.progress import progress_bars
     from biolake.prs import run_prs
 
-    _check_out(out)
     try:
         thresholds = [float(t) for t in p_thresholds.split(",") if t.strip()]
     except ValueError:
         raise click.BadParameter(f"expected numbers separated by commas, got {p_thresholds!r}",
                                  param_hint="--p-thresholds") from None
     lake = _open_lake(lake_location)
+    _check_out(out, lake)
     with progress_bars(quiet=quiet) as progress:
         report = run_prs(lake, name=name, weights=weights, thresholds=thresholds, release=release,
                          scheduler=scheduler, workers=workers, progress=progress)
@@ -609,6 +638,7 @@ def export(lake_location: str, name: str, out: str, layout: str, phenotype: str 
     from queries.output import export_dialect, export_results
 
     lake = _open_lake(lake_location)
+    _check_out_of_lake(lake, out)
     if layout == "table":
         _check_out(out)
         rows = export_results(lake, name, out)
@@ -698,7 +728,9 @@ def plot(lake_location: str, name: str, out_dir: str, phenotypes: tuple[str, ...
     """
     from biolake.report import plot_results
 
-    written = plot_results(_open_lake(lake_location), name, Path(out_dir), phenotypes=list(phenotypes) or None)
+    lake = _open_lake(lake_location)
+    _check_out_of_lake(lake, out_dir)
+    written = plot_results(lake, name, Path(out_dir), phenotypes=list(phenotypes) or None)
     click.echo(f"wrote {len(written)} plots to {out_dir}", err=True)
 
 
@@ -715,14 +747,27 @@ def report(lake_location: str, name: str, out: str) -> None:
     """
     from biolake.report import write_report
 
-    click.echo(f"wrote {write_report(_open_lake(lake_location), name, Path(out))}", err=True)
+    lake = _open_lake(lake_location)
+    _check_out_of_lake(lake, out)
+    click.echo(f"wrote {write_report(lake, name, Path(out))}", err=True)
 
 
-def _check_out(out: str | None) -> None:
+def _check_out(out: str | None, lake=None) -> None:
+    """An --out results file: a known format, and (given the lake) outside it."""
     from queries.output import RESULT_FORMATS
 
     if out is not None and not out.endswith(RESULT_FORMATS):
         raise click.BadParameter(f"use one of {', '.join(RESULT_FORMATS)}", param_hint="--out")
+    _check_out_of_lake(lake, out)
+
+
+def _check_out_of_lake(lake, out: str | None) -> None:
+    """Refuse an output path inside the lake: the lake's files are written by biolake alone."""
+    if out is None or lake is None or lake.location.remote:
+        return
+    if Path(os.path.realpath(out)).is_relative_to(os.path.realpath(lake.location.root)):
+        raise click.BadParameter(f"{out} is inside the lake {lake.location.root}; write outputs elsewhere",
+                                 param_hint="--out")
 
 
 def _echo_design(report) -> None:

@@ -109,6 +109,9 @@ def fsspec_options(protocol: str, options: dict[str, str]) -> dict[str, Any]:
     """Translate object-store options into the keyword arguments of fsspec's filesystem."""
     if protocol != "s3":
         return {k: v for k, v in options.items() if k not in _DELTA_ONLY}
+    # as deltalake and Arrow do, AWS_* variables fill what the options leave out (a key from the
+    # environment and a secret from the catalog must not leave s3fs with half a credential)
+    options = {**{k: os.environ[k] for k in _S3FS_NAMES if os.environ.get(k)}, **options}
     kwargs: dict[str, Any] = {}
     for name, value in options.items():
         if name in _DELTA_ONLY:

@@ -23,7 +23,8 @@ REASONS = ("not in the sample selection", "missing covariate", "no phenotype val
 
 
 class DesignWarning(UserWarning):
-    """A covariate column was dropped (constant, or collinear with earlier ones)."""
+    """A column was dropped: a covariate constant or collinear with earlier ones, or a phenotype
+    with no values or one value only."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,13 @@ class DropReport:
     counts: dict[str, int]
     examples: dict[str, list[str]]
     dropped_covariates: dict[str, str] = field(default_factory=dict)
+    dropped_phenotypes: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"{reason}: {count:,} (e.g. {', '.join(self.examples[reason])})"
                  for reason, count in self.counts.items() if count]
         lines += [f"covariate {name!r} dropped: {why}" for name, why in self.dropped_covariates.items()]
+        lines += [f"phenotype {name!r} dropped: {why}" for name, why in self.dropped_phenotypes.items()]
         return "\n".join(lines) or "nobody dropped"
 
 
@@ -92,10 +95,16 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     pheno_rows = {pid: i for i, pid in enumerate(_column_list(pheno, "participant_id"))}
     covar_rows = {pid: i for i, pid in enumerate(_column_list(covar, "participant_id"))}
     pheno_values = _numeric_matrix(pheno, what="phenotype")
+    pheno_names = pheno.column_names[1:]
+    dropped_phenotypes = {name: "no values" for j, name in enumerate(pheno_names)
+                          if len(pheno_values) and np.isnan(pheno_values[:, j]).all()}
     covar_columns, covar_names = _covariate_columns(covar)
     covar_complete = ~np.isnan(np.column_stack(covar_columns)).any(axis=1) if covar_columns else \
         np.ones(covar.num_rows, bool)
 
+    tested = np.array([name not in dropped_phenotypes for name in pheno_names])
+    if not tested.any():
+        raise QueryError("no phenotype to test: " + ", ".join(f"{name!r} has no values" for name in pheno_names))
     dropped: dict[str, list[str]] = {ABSENT[assay]: sorted((set(pheno_rows) | set(covar_rows)) - set(position))}
     dropped |= {reason: [] for reason in REASONS}
     keep: list[int] = []
@@ -104,7 +113,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
             dropped["not in the sample selection"].append(pid)
         elif pid not in covar_rows or not covar_complete[covar_rows[pid]]:
             dropped["missing covariate"].append(pid)
-        elif pid not in pheno_rows or np.isnan(pheno_values[pheno_rows[pid]]).all():
+        elif pid not in pheno_rows or np.isnan(pheno_values[pheno_rows[pid]][tested]).all():
             dropped["no phenotype values"].append(pid)
         else:
             keep.append(position[pid])
@@ -114,14 +123,29 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
                          "check the queries (see the drop counts: "
                          + ", ".join(f"{r} {len(v)}" for r, v in dropped.items()) + ")")
     pheno_matrix = pheno_values[[pheno_rows[p] for p in ids]]
+    for j, name in enumerate(pheno_names):
+        values = pheno_matrix[:, j][~np.isnan(pheno_matrix[:, j])]
+        if tested[j] and (not len(values) or np.ptp(values) == 0):
+            dropped_phenotypes[name] = (f"one value ({values[0]:g}) over the analysed participants" if len(values)
+                                        else "no values over the analysed participants")
+            tested[j] = False
+    for name, why in dropped_phenotypes.items():
+        warnings.warn(f"phenotype {name!r} dropped: {why}", DesignWarning, stacklevel=2)
+    if not tested.any():
+        raise QueryError("no phenotype to test: "
+                         + "; ".join(f"{name!r} has {why}" for name, why in dropped_phenotypes.items()))
+    pheno_matrix = pheno_matrix[:, tested]
     rows = [covar_rows[p] for p in ids]
     covariate_matrix, names, dropped_covariates = _full_rank(
         [np.ones(len(ids))] + [c[rows] for c in covar_columns],
         ["intercept", *covar_names])
+    if len(ids) <= covariate_matrix.shape[1] + 1:
+        raise QueryError(f"{len(ids)} participants for {covariate_matrix.shape[1]} covariate columns "
+                         f"({', '.join(names)}): a test needs more participants than covariates + 1")
     return Design(con.release.release, ids, np.array(keep, dtype=np.int64), pheno_matrix,
-                  [n for n in pheno.column_names if n != "participant_id"], covariate_matrix, names,
-                  DropReport({r: len(v) for r, v in dropped.items()},
-                             {r: v[:3] for r, v in dropped.items()}, dropped_covariates), len(genotyped))
+                  [name for name, keep in zip(pheno_names, tested) if keep], covariate_matrix, names,
+                  DropReport({r: len(v) for r, v in dropped.items()}, {r: v[:3] for r, v in dropped.items()},
+                             dropped_covariates, dropped_phenotypes), len(genotyped))
 
 
 def _keyed(con: LakeConnection, spec: str | Sequence[str], table: str, *, what: str) -> pa.Table:
@@ -171,10 +195,21 @@ def _numeric_matrix(table: pa.Table, *, what: str) -> np.ndarray:
         column = table.column(name)
         if not _is_number(column.type):
             raise QueryError(f"{what} column {name!r} is {column.type}, expected numbers")
-        columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+        columns.append(_numbers(table, name, what=what))
     if not columns:
         raise QueryError(f"the {what} query returns no columns beside participant_id")
     return np.column_stack(columns)
+
+
+def _numbers(table: pa.Table, name: str, *, what: str) -> np.ndarray:
+    """A numeric column as floats (NULL and NaN both mean missing); an infinite value is an error."""
+    values = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    infinite = np.isinf(values)
+    if infinite.any():
+        examples = ", ".join(map(str, np.asarray(table.column("participant_id"))[infinite][:3]))
+        raise QueryError(f"{what} column {name!r} has {int(infinite.sum()):,} infinite values (participants "
+                         f"{examples}); use NULL for a missing value")
+    return values
 
 
 def _covariate_columns(table: pa.Table) -> tuple[list[np.ndarray], list[str]]:
@@ -183,7 +218,7 @@ def _covariate_columns(table: pa.Table) -> tuple[list[np.ndarray], list[str]]:
     for name in table.column_names[1:]:
         column = table.column(name)
         if _is_number(column.type):
-            columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+            columns.append(_numbers(table, name, what="covariate"))
             names.append(name)
             continue
         if not _is_text(column.type):

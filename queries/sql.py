@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -50,6 +51,7 @@ FROM methylation m,
      (SELECT list(participant_id ORDER BY sample_index) AS participant_ids, count(*) AS n
       FROM samples WHERE assay = 'methylation') s
 """
+MAX_QUERY_CHARACTERS = 1_000_000   # parsing is bounded too: DuckDB refuses nesting deeper than 1,000
 M_VALUE_MACRO = "CREATE MACRO m_value(beta) AS log2(beta / (1 - beta))"
 
 
@@ -64,17 +66,31 @@ class QueryResult:
     write files or run further statements. The query runs once, on first fetch.
     """
 
-    def __init__(self, relation: duckdb.DuckDBPyRelation) -> None:
+    def __init__(self, relation: duckdb.DuckDBPyRelation, *, interrupt: Callable[[], None],
+                 timeout: float | None = None) -> None:
         self._relation = relation
+        self._interrupt, self._timeout = interrupt, timeout
         self._table: pa.Table | None = None
 
     def arrow(self) -> pa.Table:
-        """The whole result as a pyarrow Table."""
+        """The whole result as a pyarrow Table (stopped with a QueryError past the time limit)."""
         if self._table is None:
+            timer = threading.Timer(self._timeout, self._interrupt) if self._timeout else None
+            if timer:
+                timer.start()
             try:
                 self._table = self._relation.to_arrow_table()
+            except duckdb.InterruptException:
+                raise QueryError(f"query stopped after {self._timeout:g} s, its time limit "
+                                 "(--timeout); narrow it, or give it longer") from None
+            except duckdb.OutOfMemoryException as exc:
+                raise QueryError(f"query needs more memory than its limit (--memory-limit): "
+                                 f"{_first_line(exc)}") from None
             except duckdb.Error as exc:
                 raise QueryError(_first_line(exc)) from None
+            finally:
+                if timer:
+                    timer.cancel()
         return self._table
 
     def pl(self) -> pl.DataFrame:
@@ -113,9 +129,11 @@ class LakeConnection:
     >>> con.sql("SELECT * FROM variants WHERE variant_id = ?", params=["rs42"]).pl()  # doctest: +SKIP
     """
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo, spill: str) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo, spill: str, *,
+                 timeout: float | None = None) -> None:
         self._connection = connection
         self.release = release
+        self.timeout = timeout   # seconds a query may run before it is stopped (None: no limit)
         # DuckDB's private temp folder goes on close, or when the connection is garbage-collected
         self._remove_spill = weakref.finalize(self, shutil.rmtree, spill, ignore_errors=True)
 
@@ -123,7 +141,8 @@ class LakeConnection:
         """One read-only query, run when fetched; ``params`` are bound (``?`` or ``$name``)."""
         check_read_only(query)
         try:
-            return QueryResult(self._connection.sql(query, params=params))
+            return QueryResult(self._connection.sql(query, params=params), interrupt=self._connection.interrupt,
+                               timeout=self.timeout)
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc)) from None
 
@@ -150,8 +169,11 @@ class LakeConnection:
 
 def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
             storage_options: dict[str, str] | None = None,
-            memory_limit: str = "4GB") -> LakeConnection:
+            memory_limit: str = "4GB", timeout: float | None = None) -> LakeConnection:
     """Open read-only SQL over one release (default: the latest) of a lake.
+
+    Queries use at most ``memory_limit`` (DuckDB spills to a private temp folder beyond
+    it, or fails) and are stopped after ``timeout`` seconds when one is given.
 
     ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
     Views: one per table of the release under its catalog name, ``releases``
@@ -166,7 +188,12 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
     # DuckDB allows reads under its temp directory: keep that a private, empty folder
     spill = tempfile.mkdtemp(prefix="biolake-duckdb-")
     try:
-        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+        try:
+            con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill,
+                                         # no extension is fetched or loaded behind the user's back
+                                         "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        except duckdb.Error as exc:
+            raise QueryError(f"memory limit {memory_limit!r}: {_first_line(exc)}") from None
         readable: list[str] = []
         for name in chosen.tables:
             readable += _create_view(con, lake, name, chosen.release)
@@ -190,11 +217,13 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
     except BaseException:
         shutil.rmtree(spill, ignore_errors=True)
         raise
-    return LakeConnection(con, chosen, spill)
+    return LakeConnection(con, chosen, spill, timeout=timeout)
 
 
 def check_read_only(query: str) -> None:
     """Refuse anything but queries, judged by DuckDB's own parser (not by string matching)."""
+    if len(query) > MAX_QUERY_CHARACTERS:
+        raise QueryError(f"query is {len(query):,} characters long; the limit is {MAX_QUERY_CHARACTERS:,}")
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as exc:

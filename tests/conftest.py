@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from lake.lake import Lake
 from lake.vectors import decode_calls
 from queries import connect
 
+# Figures of the reliability tests (issue #9), printed at the end of the run: each test adds what it proved.
+RELIABILITY: Counter[str] = Counter()
 SMALL = {"samples": 301, "variants": 1500, "idps": 6, "cpgs": 300, "seed": 7}
 
 
@@ -116,3 +119,16 @@ def _wait_for_port(port: int, *, seconds: float) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"moto S3 server did not listen on 127.0.0.1:{port} within {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def reliability() -> Counter[str]:
+    """Add to a reliability figure (kill points survived, bad inputs refused, …) once it is proved."""
+    return RELIABILITY
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if RELIABILITY:
+        terminalreporter.write_sep("-", "reliability figures (#9)")
+        for what, count in sorted(RELIABILITY.items()):
+            terminalreporter.write_line(f"{count:5d}  {what}")

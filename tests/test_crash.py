@@ -92,6 +92,7 @@ class Lakes:
 
     def __init__(self, tmp_path: Path, storage_options: dict[str, str] | None, *, stride: int = 1) -> None:
         self.options = storage_options or {}
+        self.kind = "s3://" if self.options else "local"
         self.stride = stride   # for the long commands, kill at every stride-th point only
         self.env = {**os.environ, **self.options}
         self.tmp_path = tmp_path
@@ -171,24 +172,24 @@ def base_lake(lakes: Lakes, release_folder: Path) -> str:
     return root
 
 
-def test_ingest__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, release_folder):
+def test_ingest__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, release_folder, reliability):
     survived = survive_every_kill(lakes, base_lake, lambda root: [
         *BIOLAKE, "ingest", str(release_folder), "--lake", root, "--release", "r2", "--quiet"], stride=lakes.stride)
-    print(f"ingest: survived SIGKILL at {survived} fault points")
     assert survived >= 20 // lakes.stride
+    reliability[f"SIGKILLs survived: biolake ingest, {lakes.kind} lake"] += survived
 
 
-def test_sync__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, release_folder, tmp_path):
+def test_sync__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, release_folder, tmp_path, reliability):
     incoming = tmp_path / "incoming"
     for name in ("2026-09", "2026-10"):
         add_release(incoming, release_folder, name)
     survived = survive_every_kill(lakes, base_lake, lambda root: [
         *BIOLAKE, "sync", str(incoming), "--lake", root, "--quiet"], stride=lakes.stride)
-    print(f"sync: survived SIGKILL at {survived} fault points")
     assert survived >= 20 // lakes.stride
+    reliability[f"SIGKILLs survived: biolake sync, {lakes.kind} lake"] += survived
 
 
-def test_results_write__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, workers):
+def test_results_write__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, workers, reliability):
     def gwas(root: str, *phenotypes: str, adjust: bool = True) -> list[str]:
         return [*BIOLAKE, "gwas", "--lake", root, "--pheno", ",".join(phenotypes), "--covar", "age,sex",
                 "--name", "assoc", "--scheduler", workers, "--quiet", *(["--adjust"] if adjust else [])]
@@ -197,5 +198,5 @@ def test_results_write__sigkill_at_every_fault_point_loses_nothing(lakes, base_l
                              env=lakes.env)
     assert earlier.returncode == 0, earlier.stderr
     survived = survive_every_kill(lakes, base_lake, lambda root: gwas(root, "25001-2.0", "25002-2.0"))
-    print(f"results write: survived SIGKILL at {survived} fault points")
     assert survived >= 4
+    reliability[f"SIGKILLs survived: biolake gwas --adjust results write, {lakes.kind} lake"] += survived

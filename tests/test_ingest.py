@@ -227,7 +227,7 @@ CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corr
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
 def test_ingest_release__bad_input_names_the_file_and_changes_nothing(loaded_lake, editable_release,
-                                                                       corrupt):
+                                                                       corrupt, reliability):
     culprit = corrupt(editable_release)
     before = {name: loaded_lake.delta(name).version() for name in ("releases", "samples", "idps")}
     with pytest.raises(InputError) as error:
@@ -236,6 +236,7 @@ def test_ingest_release__bad_input_names_the_file_and_changes_nothing(loaded_lak
     assert culprit in str(error.value)
     assert [r.release for r in loaded_lake.releases()] == ["r1"]
     assert {name: loaded_lake.delta(name).version() for name in before} == before
+    reliability["bad source files refused with an error naming the file, lake unchanged"] += 1
 
 
 def test_ingest_release__hard_calls_cost_at_most_1_5x_the_bed(loaded_lake, release_folder):

@@ -82,11 +82,20 @@ ESCAPES = {
     "glob outside": "SELECT * FROM glob('/etc/*')",
     "other bucket": "SELECT * FROM read_parquet('s3://other-bucket/x.parquet')",
     "bad sql": "SELEC 1",
+    "read blob outside": "SELECT * FROM read_blob('/etc/passwd')",
+    "process environment": "SELECT * FROM read_csv('/proc/self/environ')",
+    "a list of files": "FROM read_csv(['/etc/hostname'])",
+    "sniff a file": "SELECT * FROM sniff_csv('/etc/passwd')",
+    "secrets": "SELECT * FROM duckdb_secrets()",
+    "http": "SELECT * FROM read_json_auto('http://127.0.0.1:9/x.json')",
+    "https": "SELECT * FROM read_csv('https://example.org/x.csv')",
+    "extension autoload": "SELECT * FROM delta_scan('{lake}/idps')",
+    "statement inside query()": "SELECT * FROM query('CREATE TABLE stolen AS SELECT 1')",
 }
 
 
 @pytest.mark.parametrize("query", ESCAPES.values(), ids=ESCAPES.keys())
-def test_sql__escapes_are_refused_and_nothing_is_written(loaded_lake, query):
+def test_sql__escapes_are_refused_and_nothing_is_written(loaded_lake, query, reliability):
     lake_root = Path(loaded_lake.location.root)
     before = sorted(lake_root.rglob("*"))
     con = connect(loaded_lake)
@@ -94,6 +103,7 @@ def test_sql__escapes_are_refused_and_nothing_is_written(loaded_lake, query):
         con.execute(query.format(lake=lake_root)).fetchall()
     assert sorted(lake_root.rglob("*")) == before
     assert con.execute("SELECT count(*) FROM idps").fetchall() == [(301,)]
+    reliability["SQL escape attempts refused, lake unchanged"] += 1
 
 
 def test_sql__results_cannot_write_or_chain_statements(loaded_lake):
@@ -109,10 +119,11 @@ def test_sql__results_cannot_write_or_chain_statements(loaded_lake):
     "SELECT * FROM glob('{lake}/**')",
     "SELECT * FROM read_csv('.tmp/anything.csv')",                         # DuckDB's temp folder
 ])
-def test_sql__only_the_release_files_are_readable(two_release_lake, query):
+def test_sql__only_the_release_files_are_readable(two_release_lake, query, reliability):
     con = connect(two_release_lake, release="r2")
     with pytest.raises(QueryError):
         con.execute(query.format(lake=two_release_lake.location.root))
+    reliability["SQL escape attempts refused, lake unchanged"] += 1
 
 
 def test_sql__errors_at_run_time_are_query_errors(loaded_lake):

@@ -1,5 +1,6 @@
 """The same lake on s3:// served by moto's S3 server on 127.0.0.1 (a real HTTP API)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -130,3 +131,35 @@ def test_s3_gwas_ewas_gxe__dask_workers_read_and_write_the_bucket(s3_server, s3_
         remote, local = (pl.from_arrow(lake.results_dataset(name).to_table()).sort(key)
                          for lake in (s3_lake, loaded_lake))
         assert remote.height > 0 and remote.equals(local)
+
+
+def test_s3_credentials__never_in_output_errors_provenance_or_the_lake(s3_server, release_folder, tmp_path):
+    """Every command, its failures, its dask workers' logs, the results' provenance and every object
+    of the lake are searched for the secret key: it appears nowhere."""
+    secret = "biolake-secret-" + uuid.uuid4().hex
+    env = {**os.environ, **s3_server, "AWS_SECRET_ACCESS_KEY": secret}   # moto takes any key
+    root = fresh_root()
+    runs = [
+        ["init", root, "-o", "AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY}"],
+        ["ingest", str(release_folder), "--lake", root, "--release", "r1", "--quiet"],
+        ["sql", "SELECT count(*) FROM idps", "--lake", root],
+        ["gwas", "--lake", root, "--pheno", "25001-2.0", "--covar", "age,sex", "--chrom", "1", "--workers", "1",
+         "--name", "g", "--quiet"],
+        ["hits", "--lake", root, "--result", "g", "--threshold", "1"],
+        ["sql", "SELECT * FROM read_parquet('s3://biolake-test/elsewhere.parquet')", "--lake", root],  # refused
+        ["releases", "--lake", "s3://no-such-bucket/lake"],                                            # fails
+        ["ingest", str(tmp_path / "nowhere"), "--lake", root, "--release", "r2"],                      # fails
+    ]
+    said = ""
+    for args in runs:
+        done = subprocess.run([*BIOLAKE, *args], capture_output=True, text=True, env=env)
+        assert "Traceback" not in done.stderr, done.stderr
+        said += done.stdout + done.stderr
+    assert "error:" in said and "(version" in said, said[-3000:]
+    assert secret not in said
+    lake = Lake.open(root, storage_options={**s3_server, "AWS_SECRET_ACCESS_KEY": secret})
+    assert secret not in json.dumps(lake.results_provenance("g"))
+    filesystem = lake.location.filesystem()
+    stored = [path for path in filesystem.find(root.removeprefix("s3://"))
+              if secret.encode() in filesystem.cat_file(path)]
+    assert stored == [], "the lake stores the secret"

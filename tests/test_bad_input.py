@@ -1,0 +1,201 @@
+"""A corpus of bad inputs to every command: each gets a clear one-line error (or a documented
+NA with its error code), never a traceback, and leaves the lake's files exactly as they were.
+
+The ingest formats have their own corpus in test_ingest.py / test_formats.py (the file,
+line and column named, the lake's versions unchanged); this one drives the CLI end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from biolake.cli import main
+from lake.lake import Lake
+
+UNICODE_ID = "Ünïcødé-参加者-001"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad invocation: the arguments ({lake}, {tmp}, {scheduler} filled in) and what the error says."""
+
+    name: str
+    args: list[str]
+    error: str                         # a regular expression the output must match
+    setup: str | None = None           # the name of a file writer below, run first
+    ok: bool = False                   # a documented outcome with exit status 0 (an NA with its error code)
+    extra: dict = field(default_factory=dict)
+
+
+GWAS = ["gwas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
+COVAR = ["--covar", "age,sex"]
+CASES = [
+    # SQL
+    Case("sql_syntax", ["sql", "SELEC 1", "--lake", "{lake}"], r"error: Parser Error: syntax error"),
+    Case("sql_unknown_table", ["sql", "SELECT * FROM nope", "--lake", "{lake}"], r"error: .*Table with name nope"),
+    Case("sql_write", ["sql", "DROP TABLE idps", "--lake", "{lake}"], r"refused: DROP statement; lake SQL is read-only"),
+    Case("sql_two_statements", ["sql", "SELECT 1; DELETE FROM idps", "--lake", "{lake}"], r"refused: DELETE"),
+    Case("sql_deeply_nested", ["sql", "SELECT " + "(" * 5000 + "1" + ")" * 5000, "--lake", "{lake}"],
+         r"Max expression depth limit of 1000 exceeded"),
+    Case("sql_too_long", ["sql", "SELECT 1" + " + 1" * 300_000, "--lake", "{lake}"],
+         r"query is 1,200,008 characters long; the limit is 1,000,000"),
+    Case("sql_runaway", ["sql", "SELECT count(*) FROM range(1000000000000) a", "--lake", "{lake}", "--timeout",
+                         "1"], r"query stopped after 1 s, its time limit \(--timeout\)"),
+    Case("sql_memory_hog", ["sql", "SELECT list(range) FROM range(200000000)", "--lake", "{lake}",
+                            "--memory-limit", "50MB"], r"query needs more memory than its limit"),
+    Case("sql_bad_memory_limit", ["sql", "SELECT 1", "--lake", "{lake}", "--memory-limit", "lots"],
+         r"memory limit 'lots'"),
+    Case("sql_read_etc_passwd", ["sql", "SELECT * FROM read_csv('/etc/passwd')", "--lake", "{lake}"],
+         r"error: .*(Permission Error|disabled)"),
+    Case("sql_network", ["sql", "SELECT * FROM read_parquet('https://example.org/x.parquet')", "--lake", "{lake}"],
+         r"error: .*(Permission Error|disabled|not allowed)"),
+    Case("sql_out_into_lake", ["sql", "SELECT 1", "--lake", "{lake}", "--format", "csv", "--out", "{lake}/x.csv"],
+         r"Invalid value for '?--out'?: .* is inside the lake"),
+    Case("sql_unknown_release", ["sql", "SELECT 1", "--lake", "{lake}", "--release", "r9"],
+         r"unknown release 'r9'; committed releases: r1"),
+    # phenotype and covariate queries
+    Case("pheno_sql_unknown_column", [*GWAS, "--pheno-sql", "SELECT participant_id, nope FROM idps", *COVAR],
+         r"error: .*nope"),
+    Case("pheno_sql_no_participant_id", [*GWAS, "--pheno-sql", 'SELECT "25001-2.0" FROM idps', *COVAR],
+         r"participant_id"),
+    Case("pheno_text", [*GWAS, "--pheno-sql", "SELECT participant_id, 'tall' AS height FROM idps", *COVAR],
+         r"height"),
+    Case("pheno_all_missing", [*GWAS, "--pheno-sql", "SELECT participant_id, NULL::DOUBLE AS empty FROM idps",
+                               *COVAR], r"no phenotype to test: 'empty' has no values"),
+    Case("pheno_zero_variance", [*GWAS, "--pheno-sql", "SELECT participant_id, 1.5 AS flat FROM idps", *COVAR],
+         r"no phenotype to test: 'flat' has one value \(1.5\)"),
+    Case("pheno_one_of_two_constant", [*GWAS, "--pheno-sql",
+                                       'SELECT participant_id, 1.5 AS flat, "25001-2.0" FROM idps', *COVAR],
+         r"warning: phenotype 'flat' dropped: one value \(1.5\)", ok=True),
+    Case("pheno_infinite", [*GWAS, "--pheno-sql",
+                            "SELECT participant_id, CASE WHEN participant_id LIKE '%1' THEN 'inf'::DOUBLE "
+                            "ELSE 1.0 END AS x FROM idps", *COVAR], r"phenotype column 'x' has \d+ infinite values"),
+    Case("covariates_n_le_k", [*GWAS, "--pheno", "25001-2.0", "--covar", "age,sex,site,PC1,PC2",
+                               "--samples-sql", "SELECT participant_id FROM covariates LIMIT 4"],
+         r"4 participants for \d covariate columns .*: a test needs more participants than covariates \+ 1"),
+    Case("covariates_rank_deficient", [*GWAS, "--pheno", "25001-2.0", "--covar-sql",
+                                       "SELECT participant_id, age, 2 * age AS twice_age FROM covariates"],
+         r"warning: covariate 'twice_age' dropped: collinear", ok=True),
+    Case("covariate_unknown", [*GWAS, "--pheno", "25001-2.0", "--covar", "age,shoe_size"], r"shoe_size"),
+    Case("results_name_traversal", [*GWAS[:-1], "../../etc", "--pheno", "25001-2.0", *COVAR], r"results name"),
+    Case("gwas_out_format", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--out", "{tmp}/x.xlsx"],
+         r"Invalid value for '?--out'?: use one of .tsv"),
+    Case("gwas_out_into_lake", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--out", "{lake}/results/x.tsv"],
+         r"is inside the lake"),
+    Case("gwas_maf_absurd", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--maf", "0.7"], r"minor allele frequency"),
+    Case("gwas_no_such_chromosome", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--chrom", "99"], r"chromosomes 99"),
+    Case("ewas_text_exposure", ["ewas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet",
+                                "--exposure-sql", "SELECT participant_id, site FROM covariates", "--covar", "age"],
+         r"site"),
+    Case("gxe_exposure_not_a_covariate", ["gxe", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet",
+                                          "--pheno", "25001-2.0", "--covar", "age,sex", "--exposure", "stress"],
+         r"exposure 'stress' is not a column of the covariate query"),
+    # results and exchange
+    Case("hits_unknown_result", ["hits", "--lake", "{lake}", "--result", "nope"], r"no results named 'nope'"),
+    Case("export_unknown_phenotype", ["export", "--lake", "{lake}", "--result", "assoc", "--format", "gwas-ssf",
+                                      "--phenotype", "nope", "--out", "{tmp}/x.tsv.gz"], r"choose one with --phenotype"),
+    Case("meta_one_table", ["meta", "--lake", "{lake}", "--result", "assoc"], r"two or more different results"),
+    Case("prs_threshold_absurd", ["prs", "--lake", "{lake}", "--weights", "{tmp}/weights.tsv", "--p-thresholds",
+                                  "5", "--scheduler", "{scheduler}", "--quiet"], r"thresholds must lie in \(0, 1\]",
+         setup="weights"),
+    Case("import_sumstats_no_beta", ["import-sumstats", "--lake", "{lake}", "--name", "ext", "{tmp}/nobeta.tsv"],
+         r"nobeta.tsv: no effect \(beta\) column", setup="sumstats_without_beta"),
+    Case("import_sumstats_bad_chromosome", ["import-sumstats", "--lake", "{lake}", "--name", "ext",
+                                            "{tmp}/badchrom.tsv"], r"badchrom.tsv.*line 2.*unknown chromosome",
+         setup="sumstats_bad_chromosome"),
+    # ingest, sync, withdraw
+    Case("ingest_missing_bfile", ["ingest", "--bfile", "{tmp}/nowhere", "--lake", "{lake}", "--release", "r2"],
+         r"nowhere"),
+    Case("ingest_unicode_ids", ["ingest", "--covariates", "{tmp}/unicode.csv", "--lake", "{lake}", "--release",
+                                "u1", "--quiet"], r"committed release 'u1'", setup="unicode_covariates", ok=True),
+    Case("ingest_release_traversal", ["ingest", "--covariates", "{tmp}/unicode.csv", "--lake", "{lake}",
+                                      "--release", "../../etc"], r"release name", setup="unicode_covariates"),
+    Case("sync_manifest_traversal", ["sync", "{tmp}/incoming", "--lake", "{lake}", "--quiet"], r"release.yaml",
+         setup="incoming_with_traversal"),
+    Case("withdraw_empty_ids", ["withdraw", "--lake", "{lake}", "--ids", "{tmp}/empty.txt"], r"empty.txt",
+         setup="empty_ids"),
+    Case("synth_absurd_size", ["synth", "{tmp}/synth", "--samples", "-5"], r"samples"),
+    Case("lake_not_a_lake", ["releases", "--lake", "{tmp}"], r"(not a lake|catalog)"),
+]
+
+
+def write_weights(tmp: Path) -> None:
+    (tmp / "weights.tsv").write_text("SNP\tA1\tBETA\tP\nrs1000\tT\t0.1\t0.01\n")
+
+
+def write_sumstats_without_beta(tmp: Path) -> None:
+    (tmp / "nobeta.tsv").write_text("CHR\tBP\tSNP\tA1\tA2\tSE\tP\n1\t10\trs1\tA\tG\t0.1\t0.5\n")
+
+
+def write_sumstats_bad_chromosome(tmp: Path) -> None:
+    (tmp / "badchrom.tsv").write_text("CHR\tBP\tSNP\tA1\tA2\tBETA\tSE\tP\nchr99\t10\trs1\tA\tG\t0.1\t0.1\t0.5\n")
+
+
+def write_unicode_covariates(tmp: Path) -> None:
+    (tmp / "unicode.csv").write_text(f"participant_id,age\n{UNICODE_ID},61\nplain-002,58\n", encoding="utf-8")
+
+
+def write_incoming_with_traversal(tmp: Path) -> None:
+    folder = tmp / "incoming" / "2026-12"
+    folder.mkdir(parents=True)
+    (folder / "release.yaml").write_text("release: '2026-12'\nsources:\n  covariates: ../../../etc/passwd\n")
+
+
+def write_empty_ids(tmp: Path) -> None:
+    (tmp / "empty.txt").write_text("")
+
+
+def lake_files(root: str) -> dict[str, tuple[int, int]]:
+    """Every file under the lake with its size and modification time: any write shows."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            info = os.stat(os.path.join(folder, name))
+            found[os.path.relpath(os.path.join(folder, name), root)] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(scope="module")
+def bad_input_lake(tmp_path_factory, release_folder, scheduler) -> Lake:
+    """A lake with release r1 and a GWAS results table 'assoc' (each case works on a copy)."""
+    from biolake.gwas import GwasSettings, run_gwas
+    from ingest.release import ReleaseSources, ingest_release
+
+    lake = Lake.init(tmp_path_factory.mktemp("bad") / "lake")
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source=str(release_folder))
+    run_gwas(lake, GwasSettings(name="assoc", phenotypes=["25001-2.0", "25002-2.0"], covariates=["age", "sex"]),
+             scheduler=scheduler)
+    return lake
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_bad_input__clear_error_no_traceback_lake_unchanged(case, bad_input_lake, scheduler, tmp_path, reliability):
+    if case.setup:
+        globals()[f"write_{case.setup}"](tmp_path)
+    root = bad_input_lake.location.root
+    if case.ok:   # it writes to the lake: give it a copy of its own
+        root = shutil.copytree(root, tmp_path / "lake")
+    args = [a.format(lake=root, tmp=tmp_path, scheduler=scheduler) for a in case.args]
+    before = lake_files(root)
+    result = CliRunner().invoke(main, args)
+    output = result.output
+    assert "Traceback" not in output and (result.exception is None or isinstance(result.exception, SystemExit)), \
+        f"{case.name}: {result.exc_info}"
+    assert pl.Series([output]).str.contains(case.error).item(), f"{case.name}: {output}"
+    if case.ok:
+        assert result.exit_code == 0, output
+        reliability["bad inputs given a documented outcome (warning or NA), CLI"] += 1
+        return
+    assert result.exit_code != 0, output
+    said = [line for line in output.splitlines() if line.strip() and not line.startswith("warning: ")]
+    assert len(said) <= 3, f"{case.name}: more than a short error: {output}"
+    assert lake_files(root) == before, f"{case.name} changed the lake"
+    reliability["bad inputs refused with a clear error, lake unchanged, CLI"] += 1
