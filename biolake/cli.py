@@ -705,7 +705,9 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
     from biolake.report import lead_hits
     from queries.output import write_table
 
-    table = lead_hits(_open_lake(lake_location), name, threshold=threshold, family=family, fdr=fdr, window=window)
+    lake = _open_lake(lake_location)
+    _check_out_of_lake(lake, out)
+    table = lead_hits(lake, name, threshold=threshold, family=family, fdr=fdr, window=window)
     output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
     write_table(table, output_format=output_format, out=out)
     click.echo(f"{table.num_rows:,} lead hits", err=True)

@@ -185,11 +185,12 @@ class IngestReport:
 
 
 def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source: str,
-                   progress: Progress | None = None,
+                   progress: Progress | None = None, wait: float = 0.0,
                    on_table: Callable[[str, int], None] | None = None) -> IngestReport:
     """Load every source of a release into ``lake`` as release ``release``, atomically.
 
     ``on_table(table, rows)`` is called after each table is written (the CLI reports it).
+    Another writer (ingest, withdrawal) holding the lake is waited for up to ``wait`` seconds.
     """
     check_release_name(release)
     sources = sources.checked()
@@ -209,7 +210,7 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
             on_table(name, rows)
 
     checksums = source_checksums(sources)
-    with lake_lock(lake.location, "write"), \
+    with lake_lock(lake.location, "write", wait=wait), \
             lake.begin_release(release, source=source, checksums=checksums) as writer:
         # The methylation matrix is the one source checked only while it streams: write it
         # first, so a bad value aborts before any other table has a commit.

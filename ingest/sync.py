@@ -45,7 +45,8 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
     """Ingest, in order, every release under ``source`` that the lake lacks.
 
     ``on_release(name, outcome)`` reports each release ('unchanged' or 'ingested'). A sync
-    already running is waited for up to ``wait`` seconds (then this one finds its work done).
+    already running, or another writer, is waited for up to ``wait`` seconds (then this one finds
+    its work done).
     """
     where = Location.parse(source, storage_options)
     fs = where.filesystem()
@@ -66,7 +67,7 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
                         _check_unchanged(name, folder, sources, committed[name].source_checksums)
                         outcome = "unchanged"
                     else:
-                        ingest_release(lake, sources, release=name, source=folder, progress=progress)
+                        ingest_release(lake, sources, release=name, source=folder, progress=progress, wait=wait)
                         outcome = "ingested"
             (report.unchanged if outcome == "unchanged" else report.ingested).append(name)
             if on_release:

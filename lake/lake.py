@@ -202,13 +202,14 @@ class Lake:
 
     def replace_release_rows(self, name: str, release: str,
                              data: pa.Table | pa.RecordBatchReader | Iterator[pa.RecordBatch], *,
-                             schema: pa.Schema | None = None,
-                             row_group_rows: int | None = None) -> tuple[int, int]:
+                             schema: pa.Schema | None = None, row_group_rows: int | None = None,
+                             note: dict[str, str] | None = None) -> tuple[int, int]:
         """Replace every row of ``release`` in table ``name`` with ``data``, in one Delta commit.
 
         The one write path of the lake (ingest and withdrawal both use it). Returns the rows
         written and the table's new version. An exception raised while ``data`` streams is
-        re-raised as itself, and nothing is committed.
+        re-raised as itself, and nothing is committed. ``note`` is kept in the commit's
+        metadata (see :meth:`committed_with`).
         """
         table_spec = spec(name)
         if isinstance(data, pa.Table):
@@ -229,7 +230,7 @@ class Lake:
             storage_options=options,
             writer_properties=_writer_properties(table_spec, row_group_rows),
             commit_properties=CommitProperties(custom_metadata={
-                "biolake.release": release, "biolake.version": biolake_version()}),
+                "biolake.release": release, "biolake.version": biolake_version(), **(note or {})}),
         )
         fault_point(f"written:{name}")
         return rows, DeltaTable(uri, storage_options=options).version()
@@ -258,20 +259,33 @@ class Lake:
                               row_group_rows: int | None = None) -> dict[str, int]:
         """Replace a release's genotypes, then its variants table, derived from them.
 
-        The variants are read back from the genotype files just written (their small
-        columns only), so memory stays flat in the number of variants. Returns the new
-        version of each of the two tables.
+        Returns the new version of each of the two tables.
         """
         _, genotypes = self.replace_release_rows("genotypes", release, batches,
                                                  schema=TABLES["genotypes"].arrow_schema(),
                                                  row_group_rows=row_group_rows)
+        return {"genotypes": genotypes, "variants": self.derive_variants(release)}
+
+    def derive_variants(self, release: str, *, note: dict[str, str] | None = None) -> int:
+        """Rewrite a release's variants table from its genotypes; returns its new version.
+
+        The variants are read back from the genotype files (their small columns only), so
+        memory stays flat in the number of variants.
+        """
         variant_schema = TABLES["variants"].arrow_schema()
         written = self._arrow_dataset(self.delta("genotypes"),
                                       file_pruning_predicate=[("release", "=", release)])
         variant_rows = (batch.cast(variant_schema)
                         for batch in written.to_batches(columns=variant_schema.names))
-        _, variants = self.replace_release_rows("variants", release, variant_rows, schema=variant_schema)
-        return {"genotypes": genotypes, "variants": variants}
+        return self.replace_release_rows("variants", release, variant_rows, schema=variant_schema, note=note)[1]
+
+    def committed_with(self, name: str, release: str, note: dict[str, str]) -> bool:
+        """Whether a commit to table ``name`` for ``release`` carries ``note`` in its metadata:
+        how a rerun knows a rewrite that must not happen twice has already happened."""
+        if not self.has_table(name):
+            return False
+        wanted = {"biolake.release": release, **note}
+        return any(all(entry.get(k) == v for k, v in wanted.items()) for entry in self.delta(name).history())
 
     # -- results -----------------------------------------------------------------
     def results_uri(self, name: str) -> str:

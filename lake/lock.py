@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,17 +38,18 @@ def lake_lock(location: Location, name: str, *, wait: float = 0.0) -> Iterator[N
         yield
         return
     store = _LockStore(location, location.join("_locks", f"{name}.lock"))
-    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
-    deadline, stale_taken = time.monotonic() + wait, False
+    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
+                        "token": uuid.uuid4().hex})
+    deadline = time.monotonic() + wait
     while not store.create(owner):
-        holder = store.read()
-        if _is_stale(holder) and not stale_taken:
-            store.delete()
-            stale_taken = True
+        held = store.read()
+        if held is None:                              # released between our two calls: try again
+            continue
+        holder = _parse(held)
+        if _is_stale(holder):
+            store.delete_if(held)                     # only that dead owner's lock, not a newer one
         elif time.monotonic() < deadline:
             time.sleep(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
-        elif _is_stale(holder):
-            raise LakeError(f"{location.root}: could not take the {name} lock {store.path}")
         else:
             raise LakeError(f"{location.root}: another {name} (pid {holder.get('pid')} on "
                             f"{holder.get('host')}) holds the lock {store.path}"
@@ -56,7 +58,7 @@ def lake_lock(location: Location, name: str, *, wait: float = 0.0) -> Iterator[N
     try:
         yield
     finally:
-        store.delete()
+        store.delete_if(owner)
 
 
 class _LockStore:
@@ -68,37 +70,57 @@ class _LockStore:
         self.fs = location.filesystem()
 
     def create(self, content: str) -> bool:
-        """Write ``content`` unless the object exists; True when this call created it."""
+        """Write ``content`` unless the object exists; True when this call created it.
+
+        Atomic with its content: a conditional PUT on S3; locally a hard link of a finished
+        temporary file, so no reader ever sees an empty lock."""
         try:
             if self.remote:
                 bucket, _, key = self.path.removeprefix("s3://").partition("/")
                 self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=content.encode(),
                                 IfNoneMatch="*")
-            else:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                with open(self.path, "x") as handle:
-                    handle.write(content)
+                return True
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            draft = f"{self.path}.{uuid.uuid4().hex}.draft"
+            with open(draft, "x") as handle:
+                handle.write(content)
+            try:
+                os.link(draft, self.path)
+            finally:
+                os.remove(draft)
         except FileExistsError:
             return False
         return True
 
-    def read(self) -> dict:
+    def read(self) -> str | None:
+        """The lock's content, or None when there is no lock."""
         try:
-            return json.loads(self.fs.cat_file(self.path))
-        except (OSError, ValueError):
-            return {}
-
-    def delete(self) -> None:
-        try:
-            self.fs.rm_file(self.path)
+            return self.fs.cat_file(self.path).decode()
         except FileNotFoundError:
-            pass
+            return None
+
+    def delete_if(self, content: str) -> None:
+        """Delete the lock if it still holds ``content`` (never another owner's lock)."""
+        if self.read() == content:
+            try:
+                self.fs.rm_file(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def _parse(content: str) -> dict:
+    try:
+        holder = json.loads(content)
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def _is_stale(holder: dict) -> bool:
-    """A lock whose owner is gone: same host, pid not running (an unreadable lock counts as stale)."""
+    """A lock whose owner is gone: same host, pid not running. A lock from another host, or one
+    that cannot be read, is never judged stale (the error says to delete it by hand)."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-        return not holder
+        return False
     try:
         os.kill(holder["pid"], 0)
     except ProcessLookupError:

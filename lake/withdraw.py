@@ -44,8 +44,9 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
              progress: Progress | None = None) -> WithdrawalReport:
     """Remove ``participant_ids`` from every release of ``lake`` and erase them from its history.
 
-    A journal of the rewrites done so far lets a rerun after an interruption skip them: a
-    sample vector must never lose positions twice.
+    Rerunning after an interruption finishes the job: each sample-vector rewrite is committed
+    with the withdrawal's digest, so a rerun skips those done (a vector must never lose
+    positions twice); a journal keeps the list of rewrites for the audit row.
     """
     ids = sorted({str(i).strip() for i in participant_ids if str(i).strip()})
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
@@ -54,7 +55,8 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
         journal.record(*lake.drop_uncommitted_rows())  # leftovers of interrupted ingests hold ids too
         releases = lake.releases()
         for step, info in enumerate(releases, start=1):
-            _withdraw_from_release(lake, info.release, info.tables, set(ids), journal)
+            _withdraw_from_release(lake, info.release, info.tables, set(ids), journal,
+                                   note={"biolake.withdrawal": digest})
             if progress:
                 progress("releases", step, len(releases))
         scored = _withdraw_from_results(lake, ids)   # participant-level results (polygenic scores)
@@ -83,7 +85,10 @@ class _Journal:
 
 
 def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], ids: set[str],
-                           journal: _Journal) -> None:
+                           journal: _Journal, *, note: dict[str, str]) -> None:
+    """Participant rows go (deleting again is harmless); sample vectors lose the positions once,
+    each vector rewrite committed with ``note``, so a rerun after a kill skips the done ones;
+    the samples table, renumbered, comes last."""
     listed = pa.array(sorted(ids))
     for name in (t for t in tables if t in PARTICIPANT_TABLES):
         table = lake.read(name, release=release)
@@ -100,8 +105,8 @@ def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], id
     for assay, rewrite in (("genotypes", _rewrite_genotypes), ("methylation", _rewrite_methylation)):
         order = samples.filter(pc.equal(samples.column("assay"), assay)).sort_by("sample_index")
         gone = np.asarray(pc.is_in(order.column("participant_id"), listed))
-        if assay in tables and gone.any() and f"{assay}@{release}" not in journal.done:
-            journal.record(*rewrite(lake, release, n_samples=len(gone), keep=np.flatnonzero(~gone)))
+        if assay in tables and gone.any():
+            journal.record(*rewrite(lake, release, n_samples=len(gone), keep=np.flatnonzero(~gone), note=note))
     lake.replace_release_rows("samples", release, _renumbered(samples.filter(pc.invert(withdrawn))))
     journal.record(f"samples@{release}")
 
@@ -116,13 +121,21 @@ def _renumbered(samples: pa.Table) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def _rewrite_genotypes(lake: Lake, release: str, *, n_samples: int, keep: np.ndarray) -> list[str]:
-    source = lake.dataset("genotypes", release=release)  # opened outside the writer's stream
-    batches = (batch for chunk in source.to_batches(batch_size=4096)
-               for batch in _drop_from_genotypes(pa.Table.from_batches([chunk]), n_samples, keep)
-               .to_batches())
-    lake.replace_genotype_rows(release, batches)
-    return [f"genotypes@{release}", f"variants@{release}"]
+def _rewrite_genotypes(lake: Lake, release: str, *, n_samples: int, keep: np.ndarray,
+                       note: dict[str, str]) -> list[str]:
+    done = []
+    if not lake.committed_with("genotypes", release, note):
+        source = lake.dataset("genotypes", release=release)  # opened outside the writer's stream
+        batches = (batch for chunk in source.to_batches(batch_size=4096)
+                   for batch in _drop_from_genotypes(pa.Table.from_batches([chunk]), n_samples, keep)
+                   .to_batches())
+        lake.replace_release_rows("genotypes", release, batches, schema=TABLES["genotypes"].arrow_schema(),
+                                  note=note)
+        done.append(f"genotypes@{release}")
+    if not lake.committed_with("variants", release, note):   # allele frequencies, from the new vectors
+        lake.derive_variants(release, note=note)
+        done.append(f"variants@{release}")
+    return done
 
 
 def _drop_from_genotypes(table: pa.Table, n_samples: int, keep: np.ndarray) -> pa.Table:
@@ -143,7 +156,10 @@ def _drop_from_genotypes(table: pa.Table, n_samples: int, keep: np.ndarray) -> p
     return table
 
 
-def _rewrite_methylation(lake: Lake, release: str, *, n_samples: int, keep: np.ndarray) -> list[str]:
+def _rewrite_methylation(lake: Lake, release: str, *, n_samples: int, keep: np.ndarray,
+                         note: dict[str, str]) -> list[str]:
+    if lake.committed_with("methylation", release, note):
+        return []
     source = lake.dataset("methylation", release=release)  # opened outside the writer's stream
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -157,7 +173,7 @@ def _rewrite_methylation(lake: Lake, release: str, *, n_samples: int, keep: np.n
             yield from table.to_batches()
 
     lake.replace_release_rows("methylation", release, batches(),
-                              schema=TABLES["methylation"].arrow_schema())
+                              schema=TABLES["methylation"].arrow_schema(), note=note)
     return [f"methylation@{release}"]
 
 

@@ -135,6 +135,12 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
         raise QueryError("no phenotype to test: "
                          + "; ".join(f"{name!r} has {why}" for name, why in dropped_phenotypes.items()))
     pheno_matrix = pheno_matrix[:, tested]
+    has_values = ~np.isnan(pheno_matrix).all(axis=1)   # values only in a dropped phenotype: not analysed
+    if not has_values.all():
+        dropped["no phenotype values"] += [pid for pid, kept in zip(ids, has_values) if not kept]
+        ids = [pid for pid, kept in zip(ids, has_values) if kept]
+        keep = [position for position, kept in zip(keep, has_values) if kept]
+        pheno_matrix = pheno_matrix[has_values]
     rows = [covar_rows[p] for p in ids]
     covariate_matrix, names, dropped_covariates = _full_rank(
         [np.ones(len(ids))] + [c[rows] for c in covar_columns],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 
 import duckdb
@@ -31,25 +32,26 @@ def bh_fdr_sql(source: str, *, groups: Sequence[str], log10p: str) -> str:
 
     The rank and the running minimum are taken on ``log10p`` in log space, so a p below
     1e-300 (stored exactly as −log10 p) keeps its order and its q. A row without a test
-    (null) has no q and is not counted.
+    (null, or NaN) has no q and is not counted.
 
     Examples
     --------
-    >>> sql = bh_fdr_sql("(VALUES ('a', 2.0), ('a', 1.39794), ('a', NULL), ('a', 1.52288)) t(phenotype, log10p)",
+    >>> sql = bh_fdr_sql("(VALUES ('a', 2.0), ('a', 1.39794), ('a', NULL), ('a', 'nan'::DOUBLE), ('a', 1.52288)) "
+    ...                  "t(phenotype, log10p)",
     ...                  groups=["phenotype"], log10p="log10p")
     >>> sorted(round(q, 3) for (q,) in duckdb.sql(f"SELECT fdr FROM ({sql}) WHERE fdr IS NOT NULL").fetchall())
     [0.03, 0.04, 0.04]
     """
     by = ", ".join(f'"{column}"' for column in groups)
-    value = f'"{log10p}"'
     return f"""
-        SELECT * EXCLUDE (_rank, _tests),
-               CASE WHEN {value} IS NOT NULL THEN
-                    10 ** least(0, min(log10(_tests) - log10(_rank) - {value})
-                                   OVER (PARTITION BY {by} ORDER BY {value} NULLS FIRST)) END AS fdr
-        FROM (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY {value} DESC NULLS LAST) AS _rank,
-                     count({value}) OVER (PARTITION BY {by}) AS _tests
-              FROM {source})"""
+        SELECT * EXCLUDE (_value, _rank, _tests),
+               CASE WHEN _value IS NOT NULL THEN
+                    10 ** least(0, min(log10(_tests) - log10(_rank) - _value)
+                                   OVER (PARTITION BY {by} ORDER BY _value NULLS FIRST)) END AS fdr
+        FROM (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY _value DESC NULLS LAST) AS _rank,
+                     count(_value) OVER (PARTITION BY {by}) AS _tests
+              FROM (SELECT *, CASE WHEN isnan("{log10p}") THEN NULL ELSE "{log10p}" END AS _value
+                    FROM {source}))"""
 
 
 def with_fdr(files: ResultsFiles, staged: list[AddAction], schema: pa.Schema, *, groups: Sequence[str],
@@ -92,7 +94,16 @@ def with_fdr(files: ResultsFiles, staged: list[AddAction], schema: pa.Schema, *,
 
 
 def remove_files(files: ResultsFiles, actions: list[AddAction]) -> None:
-    """Delete files a run no longer names (its staged files, once the q-value files are committed)."""
+    """Delete files a run no longer names (its staged files, once the q-value files are committed).
+
+    Best effort: the run is committed already, so a file that cannot be deleted is only a
+    warning (readers never see it: they take files from the Delta log).
+    """
     filesystem = files.location.arrow_filesystem(files.uri)
     for action in actions:
-        filesystem.delete_file(action.path)
+        try:
+            filesystem.delete_file(action.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            warnings.warn(f"{files.uri}/{action.path}: not deleted ({exc}); no reader uses it", stacklevel=2)

@@ -75,23 +75,45 @@ class QueryResult:
     def arrow(self) -> pa.Table:
         """The whole result as a pyarrow Table (stopped with a QueryError past the time limit)."""
         if self._table is None:
-            timer = threading.Timer(self._timeout, self._interrupt) if self._timeout else None
-            if timer:
-                timer.start()
-            try:
-                self._table = self._relation.to_arrow_table()
-            except duckdb.InterruptException:
+            self._table = self._run(self._relation.to_arrow_table)
+        return self._table
+
+    def _run(self, fetch: Callable[[], Any]) -> Any:
+        """Run the query through ``fetch`` under the time limit, with DuckDB's errors as QueryErrors.
+
+        The timer interrupts the connection only while this query runs (checked under a
+        lock), so a late timer can never stop a later query on the same connection.
+        """
+        guard, state = threading.Lock(), {"running": True, "stopped": False}
+
+        def stop() -> None:
+            with guard:
+                if state["running"]:
+                    state["stopped"] = True
+                    self._interrupt()
+
+        timer = threading.Timer(self._timeout, stop) if self._timeout else None
+        if timer:
+            timer.start()
+        try:
+            return fetch()
+        except (duckdb.InterruptException, RuntimeError) as exc:
+            if state["stopped"]:
                 raise QueryError(f"query stopped after {self._timeout:g} s, its time limit "
                                  "(--timeout); narrow it, or give it longer") from None
-            except duckdb.OutOfMemoryException as exc:
-                raise QueryError(f"query needs more memory than its limit (--memory-limit): "
-                                 f"{_first_line(exc)}") from None
-            except duckdb.Error as exc:
-                raise QueryError(_first_line(exc)) from None
-            finally:
-                if timer:
-                    timer.cancel()
-        return self._table
+            if isinstance(exc, duckdb.InterruptException) or "interrupted" in str(exc).lower():
+                raise KeyboardInterrupt from None   # Ctrl-C
+            raise
+        except duckdb.OutOfMemoryException as exc:
+            raise QueryError(f"query needs more memory than its limit (--memory-limit): "
+                             f"{_first_line(exc)}") from None
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc)) from None
+        finally:
+            with guard:
+                state["running"] = False
+            if timer:
+                timer.cancel()
 
     def pl(self) -> pl.DataFrame:
         """The whole result as a polars DataFrame."""
@@ -113,10 +135,7 @@ class QueryResult:
         print(self)
 
     def __str__(self) -> str:
-        try:
-            return str(self._relation)
-        except duckdb.Error as exc:
-            raise QueryError(_first_line(exc)) from None
+        return self._run(lambda: str(self._relation))
 
 
 class LakeConnection:
@@ -230,6 +249,8 @@ def check_read_only(query: str) -> None:
         raise QueryError(_first_line(exc)) from None
     if not statements:
         raise QueryError("empty query")
+    if len(statements) > 1:
+        raise QueryError(f"one statement at a time; this has {len(statements)} (separated by ';')")
     for statement in statements:
         if statement.type != duckdb.StatementType.SELECT:
             kind = statement.type.name.replace("_", " ")

@@ -200,3 +200,12 @@ def test_results_write__sigkill_at_every_fault_point_loses_nothing(lakes, base_l
     survived = survive_every_kill(lakes, base_lake, lambda root: gwas(root, "25001-2.0", "25002-2.0"))
     assert survived >= 4
     reliability[f"SIGKILLs survived: biolake gwas --adjust results write, {lakes.kind} lake"] += survived
+
+
+def test_withdraw__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, tmp_path, reliability):
+    ids = tmp_path / "withdrawn.txt"
+    ids.write_text("\n".join(lakes.open(base_lake).read("idps").column("participant_id").to_pylist()[:3]) + "\n")
+    survived = survive_every_kill(lakes, base_lake, lambda root: [
+        *BIOLAKE, "withdraw", "--lake", root, "--ids", str(ids), "--quiet"], stride=lakes.stride)
+    assert survived >= 10 // lakes.stride
+    reliability[f"SIGKILLs survived: biolake withdraw, {lakes.kind} lake"] += survived

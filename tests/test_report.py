@@ -2,15 +2,19 @@
 
 import html
 
+import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from limma_ref import r_p_adjust
 
 from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
 from lake.errors import BiolakeError
+from queries.fdr import bh_fdr_sql
 from stats.multiple import benjamini_hochberg, clump_by_distance, family_threshold, lambda_gc
 from stats.plots import thin
 
@@ -133,3 +137,19 @@ def test_results_files__filters_on_any_column_see_every_row(gwas_lake, two_idps)
                                  (pc.field("n") > 0, everything.height),
                                  (pc.field("error").is_null(), everything["error"].is_null().sum())):
         assert dataset.to_table(filter=expression).num_rows == expected
+
+
+def test_bh_fdr_sql__matches_r_p_adjust_with_ties_nan_and_groups(tmp_path):
+    rng = np.random.default_rng(4)
+    p = np.round(rng.uniform(size=400) ** 4, 3)            # many ties, some p = 0 after rounding
+    p[[3, 30, 300]] = np.nan
+    with np.errstate(divide="ignore"):
+        log10p = -np.log10(p)
+    with duckdb.connect() as con:
+        con.register("frame", pa.table({"phenotype": np.repeat(["a", "b"], 200), "log10p": log10p,
+                                        "row": np.arange(400)}))
+        got = con.sql(f"SELECT row, fdr FROM ({bh_fdr_sql('frame', groups=['phenotype'], log10p='log10p')}) "
+                      "ORDER BY row").fetchall()
+    fdr = np.array([np.nan if q is None else q for _, q in got])
+    for half in (slice(0, 200), slice(200, 400)):
+        np.testing.assert_allclose(fdr[half], r_p_adjust(tmp_path / str(half.start), p[half]), rtol=1e-10)
