@@ -9,6 +9,7 @@ whole or not at all.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
 import os
@@ -209,9 +210,12 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
         if on_table:
             on_table(name, rows)
 
-    checksums = source_checksums(sources)
+    # the sources' sha256 (recorded with the release) is computed beside the writes, not before them
+    hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    checksums = hashing.submit(source_checksums, sources)
+    hashing.shutdown(wait=False)
     with lake_lock(lake.location, "write", wait=wait), \
-            lake.begin_release(release, source=source, checksums=checksums) as writer:
+            lake.begin_release(release, source=source) as writer:
         # The methylation matrix is the one source checked only while it streams: write it
         # first, so a bad value aborts before any other table has a commit.
         if sources.methylation:
@@ -231,6 +235,7 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
         for name, table in small.items():
             writer.write(name, table)
             written(name, table.num_rows)
+        writer.checksums = checksums.result()
     not_genotyped = {}
     if genotypes:
         genotyped = set(genotypes.samples["participant_id"].to_list())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -31,41 +32,44 @@ def packed_width(n_samples: int) -> int:
     return (n_samples + 3) // 4
 
 
-def mask_padding(calls: np.ndarray, n_samples: int) -> np.ndarray:
-    """Set the unused 2-bit slots of the last byte to 'missing' so they never count.
+# Per byte of packed calls: its alt alleles and its missing calls (4 samples).
+_BYTE_ALT = np.array([sum(max(_CODE_TO_ALT[(b >> (2 * s)) & 3], 0) for s in range(4)) for b in range(256)], np.int64)
+_BYTE_MISSING = np.array([sum(((b >> (2 * s)) & 3) == 1 for s in range(4)) for b in range(256)], np.int64)
 
-    ``calls`` is variants × bytes (uint8); a copy is returned when padding exists.
-    """
-    pad = 4 * calls.shape[1] - n_samples
-    if pad == 0:
-        return calls
-    keep_bits = 2 * (4 - pad)
-    missing_pad = np.uint8(sum(1 << (2 * slot) for slot in range(4 - pad, 4)))
-    out = calls.copy()
-    out[:, -1] = (out[:, -1] & np.uint8((1 << keep_bits) - 1)) | missing_pad
-    return out
+
+@numba.njit(cache=True, nogil=True)
+def _count_calls(calls, n_samples, byte_alt, byte_missing, code_alt, alt, called):  # pragma: no cover
+    """One pass over packed rows: alt-allele and called-sample counts (the last byte's padding skipped)."""
+    full, rest = n_samples // 4, n_samples % 4
+    for v in range(calls.shape[0]):
+        alt_count, missing = 0, 0
+        for j in range(full):
+            alt_count += byte_alt[calls[v, j]]
+            missing += byte_missing[calls[v, j]]
+        for slot in range(rest):
+            code = (calls[v, full] >> (2 * slot)) & 3
+            if code == 1:
+                missing += 1
+            else:
+                alt_count += code_alt[code]
+        alt[v], called[v] = alt_count, n_samples - missing
 
 
 def call_summaries(calls: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Alt-allele counts and called-sample counts per variant, straight from packed bytes.
 
-    Bit counting instead of decoding: with L and H the low and high bits of each 2-bit
-    code, a missing call is L∧¬H, and a called code holds 2 − L − H alt alleles.
-    ``calls``: variants × bytes (uint8). Returns two int64 vectors of length variants.
+    One compiled pass with a per-byte table (4 samples at a time), no decoding, about a
+    byte per nanosecond. ``calls``: variants × bytes (uint8). Returns two int64 vectors.
+
+    Examples
+    --------
+    >>> call_summaries(encode_calls(np.array([[0, 1, 2, 2, np.nan]])), 5)
+    (array([5]), array([4]))
     """
-    masked = mask_padding(calls, n_samples)  # padding slots count as missing
-    width = -(-masked.shape[1] // 8) * 8  # whole 64-bit words: 8× fewer elements to count
-    words = np.full((masked.shape[0], width), 0x55, np.uint8)  # extra bytes: 4 missing slots each
-    words[:, :masked.shape[1]] = masked
-    words = words.view(np.uint64)
-    low, high = words & np.uint64(0x5555555555555555), (words >> np.uint64(1)) & np.uint64(0x5555555555555555)
-
-    def per_variant(bits: np.ndarray) -> np.ndarray:
-        return np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
-
-    missing = per_variant(low & ~high)
-    called = 4 * width - missing
-    return 2 * called - (per_variant(low) - missing) - per_variant(high), called
+    calls = np.ascontiguousarray(calls, dtype=np.uint8)
+    alt, called = np.empty(len(calls), np.int64), np.empty(len(calls), np.int64)
+    _count_calls(calls, n_samples, _BYTE_ALT, _BYTE_MISSING, _CODE_TO_ALT.astype(np.int64), alt, called)
+    return alt, called
 
 
 def allele_summaries(*, calls: np.ndarray | None = None, dosages: np.ndarray | None = None,
@@ -191,10 +195,13 @@ def select_fixed_width(rows: np.ndarray, item_bytes: int, keep: np.ndarray) -> n
 
 
 def binary_column(matrix: np.ndarray) -> pa.Array:
-    """A rows × bytes uint8 matrix as an Arrow binary column, one vector per row."""
+    """A rows × bytes uint8 matrix as an Arrow binary column, one vector per row (no copy of the bytes)."""
     matrix = np.ascontiguousarray(matrix, dtype=np.uint8)
-    return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(matrix.shape[1]), len(matrix), [None, pa.py_buffer(matrix)]).cast(pa.binary())
+    rows, width = matrix.shape
+    if rows * width >= 2**31:   # int32 offsets: split larger matrices
+        return pa.concat_arrays([binary_column(part) for part in np.array_split(matrix, 2 * rows * width // 2**31 + 1)])
+    offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
+    return pa.BinaryArray.from_buffers(pa.binary(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(matrix)])
 
 
 def encode_calls(alt_counts: np.ndarray) -> np.ndarray:
