@@ -381,7 +381,9 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
          scheduler: str | None, workers: int | None, min_maf: float, adjust: bool, quiet: bool) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
-    Phenotypes and covariates come from SQL over the release (or column lists).
+    Phenotypes and covariates come from SQL over the release (or column lists);
+    NULL and NaN are missing values, an infinite value is an error, and a
+    phenotype with no values or a single value is dropped with a warning.
     Each phenotype uses exactly its own non-missing samples, and a sample with a
     missing call is dropped for that variant only, as plink2 --glm does. Linear
     tests (t) for quantitative phenotypes, logistic (z) with Firth fallback for

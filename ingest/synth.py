@@ -561,6 +561,12 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
         raise ValueError(f"methylation_samples ({methylation_samples}) cannot exceed samples ({samples})")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} already exists and is not an empty folder; choose a new path")
+    needed = variants * ((samples + 3) // 4) + 10 * cpgs * min(samples, methylation_samples or 1000)
+    existing = next(folder for folder in (out, *out.absolute().parents) if folder.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise ValueError(f"a release of {samples:,} samples x {variants:,} variants needs about {needed / 1e9:,.1f} GB; "
+                         f"{existing} has {free / 1e9:,.1f} GB free")
 
 
 def _write_imaging(folder: Path, rng: np.random.Generator, cohort: _Cohort, causal: list[_Causal],

@@ -125,7 +125,13 @@ CASES = [
          setup="incoming_with_traversal"),
     Case("withdraw_empty_ids", ["withdraw", "--lake", "{lake}", "--ids", "{tmp}/empty.txt"], r"empty.txt",
          setup="empty_ids"),
-    Case("synth_absurd_size", ["synth", "{tmp}/synth", "--samples", "-5"], r"samples"),
+    Case("synth_negative_size", ["synth", "{tmp}/synth", "--samples", "-5"], r"samples must be an integer >= "),
+    Case("synth_absurd_size", ["synth", "{tmp}/synth", "--samples", "10000000000", "--variants", "10000000000"],
+         r"needs about 25,000,000,000.0 GB; .* GB free"),
+    Case("pheno_nan_is_missing", [*GWAS, "--pheno-sql",
+                                  """SELECT participant_id, CASE WHEN participant_id LIKE '%1' THEN 'nan'::DOUBLE
+                                     ELSE "25001-2.0" END AS x FROM idps""", *COVAR],
+         r"no phenotype values: \d+", ok=True),
     Case("lake_not_a_lake", ["releases", "--lake", "{tmp}"], r"(not a lake|catalog)"),
 ]
 
