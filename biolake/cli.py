@@ -58,7 +58,8 @@ ADJUST_OPTION = click.option(
 
 CLUSTER_OPTIONS = (  # every job that runs on dask takes these
     click.option("--scheduler", metavar="ADDRESS",
-                 help="a running dask scheduler (tcp://host:8786) [default: a local cluster]"),
+                 help="a running dask scheduler (tcp://host:8786) [default: $DASK_SCHEDULER_ADDRESS, else a "
+                      "local cluster]"),
     click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]"),
 )
 

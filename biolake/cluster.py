@@ -20,9 +20,12 @@ _WORKER_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": 32 << 20}
 
 @contextmanager
 def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
-    """A client of the cluster at ``scheduler``, or of a LocalCluster of worker processes."""
+    """A client of the cluster at ``scheduler`` (or at $DASK_SCHEDULER_ADDRESS, dask's convention),
+    or else of a LocalCluster of worker processes."""
     import dask
     from distributed import Client, LocalCluster
+
+    scheduler = scheduler or dask.config.get("scheduler-address", None)
 
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value
                           for key, value in _WORKER_ENVIRONMENT.items()}):

@@ -2,7 +2,7 @@
 
 Each command first runs clean with BIOLAKE_FAULT_TRACE set, which lists the fault points it
 passes (:mod:`lake.faults`); it is then killed at the first occurrence of every distinct point,
-each time on a fresh copy of the lake (of a bucket lake, every third point, to keep the suite
+each time on a fresh copy of the lake (of a bucket lake, every fourth point, to keep the suite
 short). After every kill: the lake opens; every release and
 results table that was committed reads back with the same checksums; readers see whole
 releases only; and rerunning the command gives exactly the tables of an uninterrupted run.
@@ -144,9 +144,9 @@ def survive_every_kill(lakes: Lakes, base: str, command: Callable[[str], list[st
 
 @pytest.fixture(params=["local", "s3"])
 def lakes(request, tmp_path) -> Lakes:
-    """Local lakes are killed at every point; bucket lakes (each step an HTTP call) at every third."""
+    """Local lakes are killed at every point; bucket lakes (each step an HTTP call) at every fourth."""
     if request.param == "s3":
-        return Lakes(tmp_path, request.getfixturevalue("s3_server"), stride=3)
+        return Lakes(tmp_path, request.getfixturevalue("s3_server"), stride=4)
     return Lakes(tmp_path, None)
 
 
