@@ -19,9 +19,14 @@ _WORKER_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": 32 << 20}
 
 
 @contextmanager
-def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+def dask_client(*, scheduler: str | None = None, workers: int | None = None,
+                environment: dict[str, str] | None = None) -> Iterator[Client]:
     """A client of the cluster at ``scheduler`` (or at $DASK_SCHEDULER_ADDRESS, dask's convention),
-    or else of a LocalCluster of worker processes."""
+    or else of a LocalCluster of worker processes.
+
+    ``environment`` (the lake's credentials) is set in the local workers' process environment,
+    never sent in a task; the workers of an existing cluster must have their own.
+    """
     import dask
     from distributed import Client, LocalCluster
 
@@ -30,7 +35,7 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None) -> 
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value
                           for key, value in _WORKER_ENVIRONMENT.items()}):
         cluster = None if scheduler else LocalCluster(
-            n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+            n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, env=environment or {},
             dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # any free port: clusters may coexist
     client = Client(scheduler or cluster, set_as_default=False)
     try:

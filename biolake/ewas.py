@@ -16,13 +16,12 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from biolake.cluster import dask_client, map_blocks
 from lake.errors import BiolakeError
 from lake.lake import Lake
 from queries import connect, design
-from queries.blocks import methylation_blocks, read_methylation_blocks
+from queries.blocks import Block, methylation_blocks, read_methylation_blocks
 from stats.association import ERRORS
 from stats.ewas import ewas_regressions, moderate
 from stats.linear import LinearModel, prepare_linear
@@ -110,7 +109,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")
     inputs = EwasInputs(chosen.vector_length, chosen.selection, settings.values,
                         prepare_linear(chosen.phenotypes, chosen.covariates), chosen.phenotype_names)
-    with dask_client(scheduler=scheduler, workers=workers) as client:
+    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets()) as client:
         fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
     table, summaries = _moderated_results(fits, chosen.phenotype_names)
     files = lake.results_files(settings.name)
@@ -132,7 +131,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
                       str(chosen.dropped), summaries)
 
 
-def _ewas_task(fragment: ds.ParquetFileFragment, inputs: EwasInputs, position: int) -> pa.Table:
+def _ewas_task(fragment: Block, inputs: EwasInputs, position: int) -> pa.Table:
     """One dask task: each CpG of a methylation row group regressed on each exposure."""
     parts = []
     for block in read_methylation_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,

@@ -19,13 +19,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from biolake.cluster import dask_client, map_blocks
 from ingest.sumstats import read_sumstats
 from lake.errors import BiolakeError, InputError
 from lake.lake import Lake
-from queries.blocks import genotype_blocks, read_genotype_blocks
+from queries.blocks import Block, genotype_blocks, read_genotype_blocks
 from stats.prs import block_scores, threshold_weights
 
 Progress = Callable[[str, int, int], None]
@@ -102,7 +101,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     if not blocks:
         raise BiolakeError(f"release {chosen!r} has no genotypes")
     scores = np.zeros((inputs.n_samples, len(thresholds)))
-    with dask_client(scheduler=scheduler, workers=workers) as client:
+    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets()) as client:
         for part in map_blocks(client, _score_task, blocks, inputs, step="prs", progress=progress):
             scores += part
     columns = [score_column(t) for t in thresholds]
@@ -121,7 +120,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
                      matched.height - usable.height)
 
 
-def _score_task(fragment: ds.ParquetFileFragment, inputs: PrsInputs, position: int) -> np.ndarray:
+def _score_task(fragment: Block, inputs: PrsInputs, position: int) -> np.ndarray:
     """One dask task: the scores' share of one genotype row group (samples × thresholds)."""
     scores = np.zeros((inputs.n_samples, inputs.width))
     for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.float64):

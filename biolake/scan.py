@@ -14,14 +14,13 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 from deltalake.transaction import AddAction
 
 from biolake.cluster import dask_client, map_blocks
 from lake.errors import BiolakeError
 from lake.lake import Lake
 from lake.results import ResultsFiles
-from queries.blocks import GenotypeBlock, read_genotype_blocks
+from queries.blocks import Block, GenotypeBlock, read_genotype_blocks
 from queries.fdr import remove_files, with_fdr
 from stats.gwas import GwasSummary
 from stats.multiple import family_threshold
@@ -45,7 +44,7 @@ class VariantTests(Protocol):
         """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary."""
 
 
-def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.ParquetFileFragment], *,
+def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
                   progress: Progress | None = None,
                   fdr: tuple[Sequence[str], str] | None = None) -> tuple[int, GwasSummary]:
@@ -59,8 +58,9 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[ds.Pa
     """
     files = lake.results_files(name)
     actions, summary = [], GwasSummary.empty(tests.phenotype_names)
-    with dask_client(scheduler=scheduler, workers=workers) as client:
-        for action, block_summary in map_blocks(client, _scan_task, blocks, tests, files, step=step,
+    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets()) as client:
+        # tasks carry the run's files without credentials: workers take those from their environment
+        for action, block_summary in map_blocks(client, _scan_task, blocks, tests, files.public(), step=step,
                                                 progress=progress):
             actions.append(action)
             summary.merge(block_summary)
@@ -92,13 +92,12 @@ def check_min_maf(min_maf: float) -> None:
         raise BiolakeError(f"the minimum minor allele frequency must be in [0, 0.5), got {min_maf}")
 
 
-def _scan_task(fragment: ds.ParquetFileFragment, tests: VariantTests, files: ResultsFiles,
+def _scan_task(fragment: Block, tests: VariantTests, files: ResultsFiles,
                part: int) -> tuple[AddAction, GwasSummary]:
     """One dask task: read a genotype row group from the lake, test it slice by slice, and
     write the results as one Parquet file of the run; only its add action and summary go back."""
     summary = GwasSummary.empty(tests.phenotype_names)
-    chrom = ds.get_partition_keys(fragment.partition_expression)["chrom"]
-    output = files.open(tests.schema, partition={"chrom": chrom}, part=f"{part:06d}")
+    output = files.open(tests.schema, partition={"chrom": fragment.chrom}, part=f"{part:06d}")
     for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples,
                                       dtype=tests.dtype):
         if tests.min_maf > 0:

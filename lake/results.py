@@ -9,6 +9,7 @@ unreferenced files, named by their run id, that the next successful run supersed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -31,6 +32,10 @@ class ResultsFiles:
     location: Location
     name: str
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def public(self) -> "ResultsFiles":
+        """The same run without credentials, for task graphs (workers use their environment's)."""
+        return dataclasses.replace(self, location=self.location.public())
 
     @property
     def uri(self) -> str:

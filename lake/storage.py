@@ -17,6 +17,7 @@ import fsspec
 import pyarrow.fs as pafs
 
 _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL|SAS")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # object-store option → (s3fs argument path); anything unlisted is passed on untouched.
@@ -33,6 +34,11 @@ _DELTA_ONLY = {"AWS_ALLOW_HTTP", "AWS_S3_ALLOW_UNSAFE_RENAME", "AWS_CONDITIONAL_
 def is_remote(url: str) -> bool:
     """True for ``scheme://`` URLs other than ``file://``."""
     return bool(_REMOTE.match(url)) and not url.startswith("file://")
+
+
+def is_secret(option: str) -> bool:
+    """Whether a storage option is a credential (a key, secret, token or password)."""
+    return bool(_SECRET.search(option.upper()))
 
 
 def expand_env(options: dict[str, Any]) -> dict[str, str]:
@@ -62,6 +68,15 @@ class Location:
     @property
     def remote(self) -> bool:
         return is_remote(self.root)
+
+    def public(self) -> "Location":
+        """This location without its credentials: what travels in dask task graphs. Whoever
+        opens it takes the credentials from its own environment (AWS_*), as workers do."""
+        return Location(self.root, {k: v for k, v in self.storage_options.items() if not is_secret(k)})
+
+    def secrets(self) -> dict[str, str]:
+        """The credentials among the options, as environment variables for local worker processes."""
+        return {k: v for k, v in self.storage_options.items() if is_secret(k)}
 
     def join(self, *parts: str) -> str:
         """The URL of a path under the root."""

@@ -2,8 +2,9 @@
 
 A block is one Parquet row group of the ``genotypes`` or ``methylation`` table (ingest
 sizes them at ~16 MB of sample vectors), listed from the Delta log, never from a
-directory. A block reference pickles (file, row group, filesystem), so a dask worker can
-read it itself: the lake's bytes go straight to the worker that decodes them.
+directory. A :class:`Block` names (lake root, file, row group) and no credentials, so it
+can travel in a dask task graph: the worker reads the bytes itself, with credentials
+from its own environment, and they go straight to the worker that decodes them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow.dataset as ds
 import scipy.sparse
 
 from lake.lake import Lake
+from lake.storage import Location
 from lake.vectors import decode_calls_filled, decode_dosages_filled, decode_floats
 
 @dataclass(frozen=True)
@@ -56,9 +58,25 @@ class MethylationBlock:
     missing: scipy.sparse.csr_array
 
 
+@dataclass(frozen=True)
+class Block:
+    """One row group of a table's file: what a task needs to read it, and no secret."""
+
+    location: Location    # the lake's root and its non-secret storage options
+    table_uri: str
+    path: str             # the file, relative to the table
+    row_group: int
+    chrom: str            # its partition
+
+    def read(self, columns: list[str]) -> pa.Table:
+        filesystem = self.location.arrow_filesystem(self.table_uri)
+        fragment = ds.ParquetFileFormat().make_fragment(self.path, filesystem=filesystem, row_groups=[self.row_group])
+        return fragment.to_table(columns=columns)
+
+
 def genotype_blocks(lake: Lake, *, release: str | None = None,
-                    chromosomes: Sequence[str] | None = None) -> list[ds.ParquetFileFragment]:
-    """The release's genotype row groups, one picklable fragment each, in variant order.
+                    chromosomes: Sequence[str] | None = None) -> list[Block]:
+    """The release's genotype row groups, one block each, in variant order.
 
     Examples
     --------
@@ -69,23 +87,26 @@ def genotype_blocks(lake: Lake, *, release: str | None = None,
 
 
 def methylation_blocks(lake: Lake, *, release: str | None = None,
-                       chromosomes: Sequence[str] | None = None) -> list[ds.ParquetFileFragment]:
-    """The release's methylation row groups, one picklable fragment each, in CpG order."""
+                       chromosomes: Sequence[str] | None = None) -> list[Block]:
+    """The release's methylation row groups, one block each, in CpG order."""
     return _row_groups(lake, "methylation", "cpg_index", release=release, chromosomes=chromosomes)
 
 
 def _row_groups(lake: Lake, table: str, order: str, *, release: str | None,
-                chromosomes: Sequence[str] | None) -> list[ds.ParquetFileFragment]:
+                chromosomes: Sequence[str] | None) -> list[Block]:
     dataset = lake.dataset(table, release=release)
     chosen = None if chromosomes is None else pc.field("chrom").isin(list(chromosomes))
+    location, uri = lake.location.public(), lake.table_uri(table)
     blocks = []
     for fragment in dataset.get_fragments(filter=chosen):
+        chrom = ds.get_partition_keys(fragment.partition_expression)["chrom"]  # not in the file itself
         for piece in fragment.split_by_row_group():
-            blocks.append((piece.row_groups[0].statistics[order]["min"], piece))
-    return [piece for _, piece in sorted(blocks, key=lambda pair: pair[0])]
+            group = piece.row_groups[0]
+            blocks.append((group.statistics[order]["min"], Block(location, uri, piece.path, group.id, chrom)))
+    return [block for _, block in sorted(blocks, key=lambda pair: pair[0])]
 
 
-def read_genotype_blocks(block: ds.ParquetFileFragment, *, n_samples: int, samples: np.ndarray | None = None,
+def read_genotype_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,
                          dtype: type = np.float64, max_bytes: int = 32 << 20) -> Iterator[GenotypeBlock]:
     """Read one block and decode it in slices of at most ``max_bytes`` of dosages each.
 
@@ -93,8 +114,8 @@ def read_genotype_blocks(block: ds.ParquetFileFragment, *, n_samples: int, sampl
     (None: all, in order). Slicing keeps the decoded floats near the CPU caches and the
     worker's memory bounded, whatever the row-group size.
     """
-    table = block.to_table(columns=["variant_id", "pos", "ref", "alt", "calls", "dosage"])
-    chrom = ds.get_partition_keys(block.partition_expression)["chrom"]  # a partition column, not in the file
+    table = block.read(["variant_id", "pos", "ref", "alt", "calls", "dosage"])
+    chrom = block.chrom
     width = n_samples if samples is None else len(samples)
     step = max(1, max_bytes // (width * np.dtype(dtype).itemsize))
     for start in range(0, table.num_rows, step):
@@ -106,13 +127,13 @@ def read_genotype_blocks(block: ds.ParquetFileFragment, *, n_samples: int, sampl
         yield GenotypeBlock(variants, values, marks)
 
 
-def read_methylation_blocks(block: ds.ParquetFileFragment, *, n_samples: int, samples: np.ndarray | None = None,
+def read_methylation_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,
                             values: str = "m", max_bytes: int = 8 << 20) -> Iterator[MethylationBlock]:
     """Read one methylation block and decode it in slices: M-values (log2 β/(1−β), the default)
     or betas; a missing beta, or a beta of exactly 0 or 1 (infinite M-value), is missing.
     Slices are smaller than genotype ones: float work per value is heavier here."""
-    table = block.to_table(columns=["cpg_id", "pos", "beta"])
-    chrom = ds.get_partition_keys(block.partition_expression)["chrom"]
+    table = block.read(["cpg_id", "pos", "beta"])
+    chrom = block.chrom
     step = max(1, max_bytes // ((n_samples if samples is None else len(samples)) * 8))
     for start in range(0, table.num_rows, step):
         rows = table.slice(start, step)

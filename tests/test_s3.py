@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import uuid
@@ -163,3 +164,26 @@ def test_s3_credentials__never_in_output_errors_provenance_or_the_lake(s3_server
     stored = [path for path in filesystem.find(root.removeprefix("s3://"))
               if secret.encode() in filesystem.cat_file(path)]
     assert stored == [], "the lake stores the secret"
+
+
+def test_s3_gwas__credentials_never_travel_in_the_task_graph(s3_server, release_folder, monkeypatch):
+    """Blocks and results files go to the workers without the keys; the local workers get them in
+    their process environment, and the run still reads and writes the bucket."""
+    import biolake.scan
+    from biolake.gwas import GwasSettings, run_gwas
+
+    secret = "graph-secret-" + uuid.uuid4().hex
+    lake = Lake.init(fresh_root(), storage_options={**s3_server, "AWS_SECRET_ACCESS_KEY": secret})
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source="test")
+    sent = []
+
+    def recording_map_blocks(client, task, blocks, shared, *args, **options):
+        sent.append(pickle.dumps((task, blocks, shared, args)))
+        return map_blocks(client, task, blocks, shared, *args, **options)
+
+    map_blocks = biolake.scan.map_blocks
+    monkeypatch.setattr(biolake.scan, "map_blocks", recording_map_blocks)
+    run_gwas(lake, GwasSettings(name="g", phenotypes=["25001-2.0"], covariates=["age"], chromosomes=["1"]), workers=1)
+    assert sent and all(secret.encode() not in graph and b"testing" not in graph for graph in sent)
+    assert lake.results_dataset("g").count_rows() > 0
