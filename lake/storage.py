@@ -108,7 +108,7 @@ class Location:
 
 def _arrow_s3(explicit: dict[str, str]) -> pafs.FileSystem:
     """Arrow's S3 filesystem from object-store options, falling back to AWS_* variables as deltalake does."""
-    options = {**{k: v for k, v in os.environ.items() if k.startswith("AWS_")}, **explicit}
+    options = _with_aws_environment(explicit)
     endpoint = options.get("AWS_ENDPOINT_URL")
     kwargs = {"access_key": options.get("AWS_ACCESS_KEY_ID"),
               "secret_key": options.get("AWS_SECRET_ACCESS_KEY"),
@@ -120,13 +120,17 @@ def _arrow_s3(explicit: dict[str, str]) -> pafs.FileSystem:
     return pafs.S3FileSystem(**{k: v for k, v in kwargs.items() if v})
 
 
+def _with_aws_environment(options: dict[str, str]) -> dict[str, str]:
+    """The options, with AWS_* variables filling what they leave out, as deltalake does (a key
+    from the environment and a secret from the catalog must not leave a client half a credential)."""
+    return {**{k: os.environ[k] for k in _S3FS_NAMES if os.environ.get(k)}, **options}
+
+
 def fsspec_options(protocol: str, options: dict[str, str]) -> dict[str, Any]:
     """Translate object-store options into the keyword arguments of fsspec's filesystem."""
     if protocol != "s3":
         return {k: v for k, v in options.items() if k not in _DELTA_ONLY}
-    # as deltalake and Arrow do, AWS_* variables fill what the options leave out (a key from the
-    # environment and a secret from the catalog must not leave s3fs with half a credential)
-    options = {**{k: os.environ[k] for k in _S3FS_NAMES if os.environ.get(k)}, **options}
+    options = _with_aws_environment(options)
     kwargs: dict[str, Any] = {}
     for name, value in options.items():
         if name in _DELTA_ONLY:
