@@ -21,9 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # PLINK 2 (GWAS, GxE), limma (EWAS) and metafor (meta-analysis) are the tools the tests
-# check our numbers against.
+# check our numbers against; chromium is the real browser the results browser is tested in.
 tools:
-	@if ! command -v plink2 >/dev/null || ! Rscript -e 'library(limma); library(metafor)' >/dev/null 2>&1; then \
+	@if ! command -v plink2 >/dev/null || ! command -v chromium >/dev/null || \
+	    ! Rscript -e 'library(limma); library(metafor)' >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 r-bioc-limma r-cran-metafor >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 r-bioc-limma r-cran-metafor chromium >/dev/null; \
 	fi

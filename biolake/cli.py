@@ -675,8 +675,11 @@ def import_sumstats_command(file: str, lake_location: str, name: str, phenotype:
                    JOIN results.enigma_hippocampus e USING (variant_id) WHERE o.p < 5e-8" --lake /tmp/lake
     """
     from ingest.sumstats import import_sumstats
+    from queries.browse import index_results
 
-    rows = import_sumstats(_open_lake(lake_location), file, name=name, phenotype=phenotype)
+    lake = _open_lake(lake_location)
+    rows = import_sumstats(lake, file, name=name, phenotype=phenotype)
+    index_results(lake, name)
     click.echo(f"{rows:,} rows → results.{name}", err=True)
 
 
@@ -846,6 +849,58 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
     click.echo(f"wrote synthetic release to {summary.out}")
+
+
+@main.command()
+@_lake_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (127.0.0.1: this machine only; 0.0.0.0: everyone who can reach it)")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="port")
+@click.option("--sql-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="seconds a query of the SQL console may run")
+def serve(lake_location: str, host: str, port: int, sql_timeout: float) -> None:
+    """Browse the lake's results in a web browser (PheWeb for the lake).
+
+    \b
+    Pages:
+      /                      every run (GWAS, EWAS, GxE, meta-analysis) with its scans
+      /phenotype?run=&phenotype=   Manhattan and QQ plots (zoom, hover), λGC, top loci
+      /variant/ID            PheWAS: the variant in every phenotype of every run, by IDP category
+      /region?run=&phenotype=&chrom=&start=&end=   p-values along a window
+      /sql                   the read-only SQL console of 'biolake sql', CSV download
+    The search box takes rsIDs, chrom:pos, chrom:start-end, phenotype names and field ids.
+
+    Pages read each run's browse index (thinned plot points, a position-sorted copy of
+    the tests), which every job writes with its results; a run without one (older
+    lakes, imports) is indexed when the server starts.
+
+    \b
+    Example:
+      biolake serve --lake /tmp/lake --port 8000     # then open http://127.0.0.1:8000
+    """
+    import uvicorn
+
+    from biolake.browser.app import create_app
+
+    app = create_app(_open_lake(lake_location), sql_timeout=sql_timeout, announce=lambda m: click.echo(m, err=True))
+    click.echo(f"biolake browser on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@main.command()
+@_lake_option
+@_result_option
+def index(lake_location: str, name: str) -> None:
+    """Rebuild the browse index of one results table (jobs write it; this is for repairs).
+
+    \b
+    Example:
+      biolake index --lake /tmp/lake --result idps
+    """
+    from queries.browse import index_results
+
+    index_results(_open_lake(lake_location), name)
+    click.echo(f"indexed results {name!r} for the browser", err=True)
 
 
 @main.command()

@@ -14,7 +14,6 @@ import html
 import json
 import operator
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -25,39 +24,8 @@ import pyarrow.compute as pc
 from lake.errors import BiolakeError
 from lake.lake import Lake
 from queries.fdr import bh_fdr_sql
+from queries.kinds import result_kind
 from stats.multiple import CHI2_MEDIAN, GENOME_WIDE, clump_by_distance, family_threshold
-
-
-@dataclass(frozen=True)
-class ResultKind:
-    """Which columns of a results table mean what."""
-
-    phenotype: str
-    feature: str
-    log10p: str
-    effect: str
-    extra_group: tuple[str, ...] = ()   # columns that, with the phenotype, make one scan (GxE: the exposure)
-
-    @property
-    def groups(self) -> list[str]:
-        """The columns whose values name one scan: thresholds, q-values and clumping are per scan."""
-        return [self.phenotype, *self.extra_group]
-
-
-KINDS = {
-    "gwas": ResultKind("phenotype", "variant_id", "log10p", "beta"),
-    "ewas": ResultKind("exposure", "cpg", "log10p", "coefficient"),
-    "gxe": ResultKind("phenotype", "variant_id", "log10p_gxe_robust", "beta_gxe", extra_group=("exposure",)),
-    "meta": ResultKind("phenotype", "variant_id", "log10p", "beta"),
-}
-
-
-def result_kind(lake: Lake, name: str) -> ResultKind:
-    """The column roles of the results ``name``, from the kind its provenance records."""
-    kind = lake.results_provenance(name).get("kind")
-    if kind not in KINDS:
-        raise BiolakeError(f"results {name!r} are of kind {kind!r}; reports know {', '.join(KINDS)}")
-    return KINDS[kind]
 
 
 def phenotype_summary(lake: Lake, name: str) -> pa.Table:

@@ -32,7 +32,7 @@ from lake.catalog import Catalog
 from lake.errors import LakeError, ReleaseError
 from lake.faults import fault_point
 from lake.lock import lake_lock
-from lake.results import RESULTS_FOLDER, ResultsFiles
+from lake.results import BROWSE_FOLDER, RESULTS_FOLDER, ResultsFiles
 from lake.schema import TABLES, TableSpec, spec
 from lake.storage import Location
 
@@ -338,6 +338,29 @@ class Lake:
     def results_dataset(self, name: str) -> ds.Dataset:
         """The results table ``name`` as a pyarrow dataset (files from its Delta log)."""
         return self._arrow_dataset(self.results(name))
+
+    # -- browse indexes (derived from results; see queries/browse.py) --------------
+    def browse_uri(self, name: str, part: str) -> str:
+        return self.location.join(BROWSE_FOLDER, check_results_name(name), part)
+
+    def write_browse(self, name: str, part: str, batches: pa.RecordBatchReader, *, partition_by: list[str],
+                     row_group_rows: int) -> None:
+        """Replace one table of the browse index of the results ``name`` (one commit)."""
+        _write_streamed(self.browse_uri(name, part), batches.schema, batches, label=f"browse/{name}/{part}",
+                        mode="overwrite", schema_mode="overwrite", partition_by=partition_by or None,
+                        storage_options=self.location.delta_options(),
+                        writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows))
+
+    def browse(self, name: str, part: str) -> DeltaTable | None:
+        """One table of the browse index of the results ``name``, or None if it was never built."""
+        uri = self.browse_uri(name, part)
+        if not DeltaTable.is_deltatable(uri, self.location.delta_options()):
+            return None
+        return DeltaTable(uri, storage_options=self.location.delta_options())
+
+    def browse_dataset(self, table: DeltaTable) -> ds.Dataset:
+        """A browse index table as a pyarrow dataset (files from its Delta log)."""
+        return self._arrow_dataset(table)
 
 
 def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *, label: str,

@@ -23,6 +23,7 @@ from deltalake.transaction import AddAction
 from lake.storage import Location
 
 RESULTS_FOLDER = "results"  # LAKE/results/NAME: one Delta table per association run
+BROWSE_FOLDER = "browse"    # LAKE/browse/NAME/PART: what a results browser reads (queries/browse.py)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ line and column named, the lake's versions unchanged); this one drives the CLI e
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from snapshot import lake_files
 
 from biolake.cli import main
 from lake.lake import Lake
@@ -160,16 +160,6 @@ def write_incoming_with_traversal(tmp: Path) -> None:
 
 def write_empty_ids(tmp: Path) -> None:
     (tmp / "empty.txt").write_text("")
-
-
-def lake_files(root: str) -> dict[str, tuple[int, int]]:
-    """Every file under the lake with its size and modification time: any write shows."""
-    found = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            info = os.stat(os.path.join(folder, name))
-            found[os.path.relpath(os.path.join(folder, name), root)] = (info.st_size, info.st_mtime_ns)
-    return found
 
 
 @pytest.fixture(scope="module")

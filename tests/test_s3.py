@@ -132,6 +132,16 @@ def test_s3_gwas_ewas_gxe__dask_workers_read_and_write_the_bucket(s3_server, s3_
         remote, local = (pl.from_arrow(lake.results_dataset(name).to_table()).sort(key)
                          for lake in (s3_lake, loaded_lake))
         assert remote.height > 0 and remote.equals(local)
+        # the browse index is written to the bucket with the results, and reads back the same
+        from queries.browse import BrowseIndex
+        indexes = [BrowseIndex(lake, name) for lake in (s3_lake, loaded_lake)]
+        assert indexes[0].summary().equals(indexes[1].summary())
+        scan = indexes[0].summary().to_pylist()[0]
+        remote, local = (index.points(scan["phenotype"], scan["exposure"]).sort_by([("feature", "ascending"),
+                         ("log10p", "ascending")]) for index in indexes)
+        assert remote.num_rows > 0 and remote.equals(local)
+        for index in indexes:
+            index.close()
 
 
 def test_s3_credentials__never_in_output_errors_provenance_or_the_lake(s3_server, release_folder, tmp_path):

@@ -1,0 +1,288 @@
+"""``biolake serve``: a results browser over the lake (PheWeb-style pages for imaging GWAS).
+
+A Starlette app; every page reads the runs' browse indexes (:mod:`queries.browse`), never
+the full results, and draws its plots in the browser with plotly.js (served from the
+plotly package, so no page needs the internet). The SQL console uses the same sandboxed
+connection as ``biolake sql``. Errors are pages with one plain sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import numpy as np
+import plotly
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from biolake.browser.catalogue import Catalogue, Run, parse_position
+from lake.errors import BiolakeError
+from lake.lake import Lake
+from queries import connect
+from queries.browse import KEEP_ABOVE
+from stats.multiple import GENOME_WIDE, clump_by_distance
+
+HERE = Path(__file__).parent
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+SQL_ROWS_SHOWN = 500           # the console shows this many rows; the CSV download has them all
+SQL_CSV_ROWS = 1_000_000
+MAX_REGION_BP = 10_000_000
+TOP_LOCI = 25
+log = logging.getLogger("biolake.browser")
+
+
+def create_app(lake: Lake, *, sql_timeout: float = 30.0, announce: Callable[[str], None] = print) -> Starlette:
+    """The browser app over ``lake``; builds any missing browse index first.
+
+    Examples
+    --------
+    >>> import uvicorn                                                              # doctest: +SKIP
+    >>> uvicorn.run(create_app(Lake.open("lake")), host="127.0.0.1", port=8000)     # doctest: +SKIP
+    """
+    catalogue = Catalogue(lake, log=announce)
+    pages = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    pages.filters["p"] = _format_p
+    pages.globals.update(phenotype_url=_phenotype_url, variant_url=_variant_url, region_url=_region_url)
+
+    def render(template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        return HTMLResponse(pages.get_template(template).render(**values), status_code=status)
+
+    def home(request: Request) -> HTMLResponse:
+        catalogue.refresh()
+        return render("home.html", runs=list(catalogue.runs.values()))
+
+    def run_page(request: Request) -> HTMLResponse:
+        run = _run(catalogue, request.path_params["name"])
+        return render("run.html", run=run, scans=[{**scan, "name": _label(catalogue, scan["phenotype"])}
+                                                  for scan in run.scans()])
+
+    def phenotype_page(request: Request) -> HTMLResponse:
+        run, phenotype, exposure = _scan(catalogue, request)
+        points = run.index.points(phenotype, exposure).to_pylist()
+        scan = next(s for s in run.scans() if s["phenotype"] == phenotype and s["exposure"] == exposure)
+        return render("phenotype.html", run=run, phenotype=phenotype, exposure=exposure, scan=scan,
+                      described=catalogue.describe(phenotype), loci=_top_loci(points),
+                      manhattan=_manhattan_data(run, points), qq=_qq_data(points, scan["lambda_gc"]))
+
+    def variant_page(request: Request) -> HTMLResponse:
+        feature = request.path_params["feature"]
+        where, rows = catalogue.phewas(feature)
+        if where is None:
+            raise HTTPException(404, f"no run tested a variant or CpG named {feature!r}")
+        return render("variant.html", feature=feature, chrom=where[0], pos=where[1], rows=rows,
+                      alleles=next(((r["ref"], r["alt"]) for r in rows if r["alt"]), None),
+                      phewas=_phewas_data(rows))
+
+    def region_page(request: Request) -> HTMLResponse:
+        run, phenotype, exposure = _scan(catalogue, request)
+        try:
+            chrom, start, end = parse_position(request.query_params.get("chrom", ""),
+                                               request.query_params.get("start", ""),
+                                               request.query_params.get("end"))
+        except BiolakeError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if end - start > MAX_REGION_BP:
+            raise HTTPException(400, f"a region may span at most {MAX_REGION_BP:,} bp; this one spans {end - start:,}")
+        rows = run.index.region(chrom, start, end, phenotype, exposure).to_pylist()
+        width = max(end - start, 1)
+        return render("region.html", run=run, phenotype=phenotype, exposure=exposure, chrom=chrom, start=start,
+                      end=end, rows=rows, described=catalogue.describe(phenotype),
+                      wider=(max(start - width // 2, 0), end + width // 2),
+                      region=_region_data(rows))
+
+    def search(request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        found = catalogue.search(query)
+        if "feature" in found:
+            return RedirectResponse(_variant_url(found["feature"]), status_code=303)
+        if "position" in found:
+            chrom, start, end = found["position"]
+            if start == end:
+                features = catalogue.features_at(chrom, start)
+                if len(features) == 1:
+                    return RedirectResponse(_variant_url(features[0]), status_code=303)
+                return render("search.html", query=query, search_text=query, features=features, scans=[], region=None,
+                              status=200 if features else 404)
+            return render("search.html", query=query, search_text=query, features=[], scans=[], status=200,
+                          region=_region_choices(catalogue, chrom, start, end))
+        scans = found["scans"]
+        if len(scans) == 1:
+            run, phenotype, exposure, _ = scans[0]
+            return RedirectResponse(_phenotype_url(run, phenotype, exposure), status_code=303)
+        return render("search.html", query=query, search_text=query, features=[], scans=scans, region=None,
+                      status=200 if scans else 404)
+
+    def sql_console(request: Request) -> HTMLResponse:
+        query = request.query_params.get("q", "")
+        if not query.strip():
+            return render("sql.html", query="", columns=[], rows=[], total=0, error=None)
+        try:
+            table = _run_sql(lake, query, timeout=sql_timeout, limit=SQL_ROWS_SHOWN + 1)
+        except BiolakeError as exc:
+            return render("sql.html", query=query, columns=[], rows=[], total=0, error=str(exc), status=400)
+        rows = [list(r.values()) for r in table.slice(0, SQL_ROWS_SHOWN).to_pylist()]
+        return render("sql.html", query=query, columns=table.column_names, rows=rows, total=table.num_rows,
+                      error=None, shown=SQL_ROWS_SHOWN)
+
+    def sql_csv(request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        try:
+            table = _run_sql(lake, query, timeout=sql_timeout, limit=SQL_CSV_ROWS)
+        except BiolakeError as exc:
+            raise HTTPException(400, str(exc)) from None
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(table.column_names)
+        writer.writerows(list(r.values()) for r in table.to_pylist())
+        return Response(out.getvalue(), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="biolake-query.csv"'})
+
+    def plotly_js(request: Request) -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript")
+
+    def error_page(request: Request, exc: Exception) -> HTMLResponse:
+        if isinstance(exc, HTTPException):
+            status, message = exc.status_code, exc.detail
+        else:   # a bug or a broken lake: say so plainly, keep the details in the server's log
+            log.exception("error serving %s", request.url.path)
+            status, message = 500, f"the server could not build this page ({type(exc).__name__}); see its log"
+        return render("error.html", status=status, code=status, message=message)
+
+    routes = [
+        Route("/", home), Route("/run/{name}", run_page), Route("/phenotype", phenotype_page),
+        Route("/variant/{feature:path}", variant_page), Route("/region", region_page), Route("/search", search),
+        Route("/sql", sql_console), Route("/sql.csv", sql_csv), Route("/static/plotly.min.js", plotly_js),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: error_page, Exception: error_page})
+
+
+def _run(catalogue: Catalogue, name: str) -> Run:
+    try:
+        return catalogue.run(name)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _scan(catalogue: Catalogue, request: Request) -> tuple[Run, str, str | None]:
+    """The run and scan a page's query parameters name (run, phenotype, exposure for GxE)."""
+    run = _run(catalogue, request.query_params.get("run", ""))
+    phenotype, exposure = request.query_params.get("phenotype", ""), request.query_params.get("exposure") or None
+    if not run.has_scan(phenotype, exposure):
+        scan = f"{phenotype!r}" + (f" × {exposure!r}" if exposure else "")
+        raise HTTPException(404, f"results {run.name!r} have no phenotype {scan}")
+    return run, phenotype, exposure
+
+
+def _run_sql(lake: Lake, query: str, *, timeout: float, limit: int):
+    """One read-only query through the same sandbox as ``biolake sql``, at most ``limit`` rows."""
+    if not query.strip():
+        raise BiolakeError("empty query")
+    with connect(lake, timeout=timeout, memory_limit="2GB") as con:
+        return con.sql(query).arrow().slice(0, limit)
+
+
+def _label(catalogue: Catalogue, phenotype: str) -> str:
+    described = catalogue.describe(phenotype)
+    return described.name if described else phenotype
+
+
+def _phenotype_url(run: str, phenotype: str, exposure: str | None) -> str:
+    return "/phenotype?" + urlencode({"run": run, "phenotype": phenotype, **({"exposure": exposure} if exposure else {})})
+
+
+def _variant_url(feature: str) -> str:
+    return "/variant/" + quote(feature, safe="")
+
+
+def _region_url(run: str, phenotype: str, exposure: str | None, chrom: str, start: int, end: int) -> str:
+    return "/region?" + urlencode({"run": run, "phenotype": phenotype, **({"exposure": exposure} if exposure else {}),
+                                   "chrom": chrom, "start": max(int(start), 0), "end": int(end)})
+
+
+def _format_p(log10p: float | None) -> str:
+    """p from −log10 p, exact below 1e-300 (e.g. 3.2e-412)."""
+    if log10p is None or not np.isfinite(log10p):
+        return "NA"
+    exponent = np.ceil(log10p)
+    mantissa = 10 ** (exponent - log10p)
+    if mantissa >= 9.995:
+        mantissa, exponent = 1.0, exponent - 1
+    return f"{mantissa:.2f}e-{int(exponent)}" if log10p >= 3 else f"{10 ** -log10p:.3g}"
+
+
+def _hover(row: dict[str, Any]) -> str:
+    effect = "NA" if row["effect"] is None else f"{row['effect']:.4g}"
+    return f"{row['feature']}<br>{row['chrom']}:{row['pos']:,}<br>effect {effect}<br>p {_format_p(row['log10p'])}"
+
+
+def _manhattan_data(run: Run, points: list[dict[str, Any]]) -> dict[str, Any]:
+    shown = [p for p in points if p["feature"] is not None]
+    chromosomes = list(run.offsets)
+    return {"x": [run.offsets.get(p["chrom"], 0) + p["pos"] for p in shown],
+            "y": [p["log10p"] for p in shown],
+            "shade": [chromosomes.index(p["chrom"]) % 2 if p["chrom"] in run.offsets else 0 for p in shown],
+            "text": [_hover(p) for p in shown], "links": [_variant_url(p["feature"]) for p in shown],
+            "ticks": {"values": [run.offsets[c] for c in chromosomes], "labels": chromosomes},
+            "threshold": -np.log10(GENOME_WIDE)}
+
+
+def _qq_data(points: list[dict[str, Any]], lambda_gc: float) -> dict[str, Any]:
+    qq = sorted((p for p in points if p["expected"] is not None), key=lambda p: p["expected"])
+    return {"x": [p["expected"] for p in qq], "y": [p["log10p"] for p in qq],
+            "text": [p["feature"] or "" for p in qq], "lambda_gc": lambda_gc}
+
+
+def _top_loci(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The strongest independent signals (±500 kb) among the tests kept above KEEP_ABOVE."""
+    strong = [p for p in points if p["feature"] is not None and p["log10p"] > KEEP_ABOVE]
+    if not strong:
+        return []
+    leads = clump_by_distance(np.array([p["chrom"] for p in strong], dtype=object).astype(str),
+                              np.array([p["pos"] for p in strong]), np.array([p["log10p"] for p in strong]))
+    chosen = sorted((strong[i] for i in leads), key=lambda p: -p["log10p"])[:TOP_LOCI]
+    return [{**p, "genome_wide": p["log10p"] > -np.log10(GENOME_WIDE)} for p in chosen]
+
+
+def _phewas_data(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One trace per IDP category, phenotypes side by side along x (BIG40's PheWAS layout)."""
+    ordered = sorted(rows, key=lambda r: (r["category"], r["name"], r["run"]))
+    traces = []
+    for x, r in enumerate(ordered):
+        if not traces or traces[-1]["name"] != r["category"]:
+            traces.append({"name": r["category"], "x": [], "y": [], "up": [], "text": [], "links": []})
+        trace = traces[-1]
+        trace["x"].append(x)
+        trace["y"].append(r["log10p"])
+        trace["up"].append(r["effect"] is not None and r["effect"] > 0)
+        exposure = f" × {r['exposure']}" if r["exposure"] else ""
+        trace["text"].append(f"{r['name']}{exposure} [{r['category']}]<br>{r['run']}: {r['phenotype']}<br>"
+                             f"effect {r['effect']:.4g}<br>p {_format_p(r['log10p'])}")
+        trace["links"].append(_phenotype_url(r["run"], r["phenotype"], r["exposure"]))
+    return {"traces": traces, "threshold": -np.log10(GENOME_WIDE)}
+
+
+def _region_data(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"x": [r["pos"] for r in rows], "y": [r["log10p"] for r in rows], "text": [_hover(r) for r in rows],
+            "links": [_variant_url(r["feature"]) for r in rows], "threshold": -np.log10(GENOME_WIDE)}
+
+
+def _region_choices(catalogue: Catalogue, chrom: str, start: int, end: int) -> dict[str, Any]:
+    """For a region search: the scans with the strongest signal in the window, best first."""
+    if end - start > MAX_REGION_BP:
+        raise HTTPException(400, f"a region may span at most {MAX_REGION_BP:,} bp; this one spans {end - start:,}")
+    best = [(row["log10p"], run.name, row["phenotype"], row["exposure"], _label(catalogue, row["phenotype"]))
+            for run in catalogue.runs.values() for row in run.index.strongest_in(chrom, start, end).to_pylist()]
+    best.sort(key=lambda b: -b[0])
+    return {"chrom": chrom, "start": start, "end": end, "scans": best[:50]}

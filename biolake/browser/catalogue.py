@@ -1,0 +1,191 @@
+"""What the browser knows of a lake: its runs, their browse indexes and the IDP data dictionary.
+
+Runs are loaded once and refreshed (new or rewritten results get their index built) at
+most every :data:`REFRESH_SECONDS`, so a page never reads the Delta logs of every run.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lake.errors import BiolakeError
+from lake.lake import Lake
+from queries.browse import BrowseIndex, index_is_current, index_results
+from queries.kinds import KINDS
+from stats.multiple import lambda_gc
+from stats.plots import chromosome_order
+
+REFRESH_SECONDS = 30.0
+_POSITION = re.compile(r"^(?:chr)?([0-9]{1,2}|X|Y|XY|MT|M):([0-9][0-9,]*)(?:-([0-9][0-9,]*))?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One entry of the IDP data dictionary."""
+
+    field: str
+    field_id: str
+    name: str
+    unit: str
+    category: str
+
+
+@dataclass
+class Run:
+    """One results table and its browse index."""
+
+    name: str
+    kind: str
+    provenance: dict[str, Any]
+    index: BrowseIndex
+    summary: pa.Table                    # per scan, with lambda_gc
+    offsets: dict[str, int] = field(default_factory=dict)   # chromosome → start on the genome-wide axis
+
+    def scans(self) -> list[dict[str, Any]]:
+        return self.summary.to_pylist()
+
+    def has_scan(self, phenotype: str, exposure: str | None) -> bool:
+        return any(s["phenotype"] == phenotype and s["exposure"] == exposure for s in self.scans())
+
+
+class Catalogue:
+    """The lake's runs (kinds the browser knows) and the dictionary of IDP fields of its releases."""
+
+    def __init__(self, lake: Lake, *, log=print) -> None:
+        self.lake, self._log = lake, log
+        self.runs: dict[str, Run] = {}
+        self.fields: dict[str, Field] = {}
+        self._lock = threading.Lock()
+        self._refreshed = -np.inf
+        self.refresh(force=True)
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Pick up new and rewritten results (building their indexes), at most every REFRESH_SECONDS."""
+        with self._lock:
+            if not force and time.monotonic() - self._refreshed < REFRESH_SECONDS:
+                return
+            self._refreshed = time.monotonic()
+            names = [n for n in self.lake.results_names()
+                     if self.lake.results_provenance(n).get("kind") in KINDS]
+            for name in set(self.runs) - set(names):
+                self.runs.pop(name).index.close()
+            for name in names:
+                if name in self.runs and index_is_current(self.lake, name):
+                    continue
+                if not index_is_current(self.lake, name):
+                    self._log(f"indexing results {name!r} for the browser …")
+                    index_results(self.lake, name)
+                if name in self.runs:
+                    self.runs.pop(name).index.close()
+                self.runs[name] = _load_run(self.lake, name)
+            self.fields = _load_fields(self.lake)
+
+    def run(self, name: str) -> Run:
+        if name not in self.runs:
+            raise LookupError(f"no results named {name!r} in this lake")
+        return self.runs[name]
+
+    def describe(self, phenotype: str) -> Field | None:
+        """The dictionary entry of a phenotype column (an IDP field such as 25010-2.0), if any."""
+        return self.fields.get(phenotype)
+
+    def phewas(self, feature: str) -> tuple[tuple[str, int] | None, list[dict[str, Any]]]:
+        """Every test of ``feature`` in every run: (its position, rows with run, scan, effect, log10p)."""
+        where, rows = None, []
+        for run in self.runs.values():
+            position = run.index.position_of(feature)
+            if position is None:
+                continue
+            where = where or position
+            for row in run.index.at(*position, feature).to_pylist():
+                described = self.describe(row["phenotype"])
+                rows.append({**row, "run": run.name, "kind": run.kind,
+                             "name": described.name if described else row["phenotype"],
+                             "category": described.category if described else run.name})
+        rows.sort(key=lambda r: -r["log10p"])
+        return where, rows
+
+    def features_at(self, chrom: str, pos: int) -> list[str]:
+        """The features any run tested at chrom:pos."""
+        found: set[str] = set()
+        for run in self.runs.values():
+            found.update(run.index.at(chrom, pos).column("feature").to_pylist())
+        return sorted(found)
+
+    def search(self, query: str) -> dict[str, Any]:
+        """What a search box entry names: a position or region, a feature id, or phenotypes.
+
+        Returns {"position": (chrom, start, end)} for chrom:pos[-end], {"feature": id}
+        for an id some run tested, or {"scans": [(run, phenotype, exposure, label), …]}
+        for phenotype names, columns or field ids containing the text (case-insensitive).
+        """
+        text = query.strip()
+        if not text:
+            return {"scans": []}
+        located = _POSITION.match(text)
+        if located:
+            chrom = {"M": "MT"}.get(located.group(1).upper(), located.group(1).upper())
+            start = int(located.group(2).replace(",", ""))
+            end = int(located.group(3).replace(",", "")) if located.group(3) else start
+            return {"position": (chrom, start, end)}
+        if any(run.index.position_of(text) is not None for run in self.runs.values()):
+            return {"feature": text}
+        needle = text.lower()
+        scans = []
+        for run in self.runs.values():
+            for scan in run.scans():
+                described = self.describe(scan["phenotype"])
+                words = [scan["phenotype"], scan["exposure"] or ""]
+                if described:
+                    words += [described.name, described.field_id, described.category]
+                if any(needle in w.lower() for w in words) or (described and needle == described.field_id):
+                    label = described.name if described else scan["phenotype"]
+                    scans.append((run.name, scan["phenotype"], scan["exposure"], label))
+        return {"scans": scans}
+
+
+def _load_run(lake: Lake, name: str) -> Run:
+    provenance = lake.results_provenance(name)
+    index = BrowseIndex(lake, name)
+    summary = index.summary()
+    median = summary.column("median_log10p").to_numpy(zero_copy_only=False).astype(float)
+    lambdas = [lambda_gc(np.array([10.0 ** -m])) for m in median]
+    summary = summary.drop_columns(["median_log10p"]).append_column("lambda_gc", pa.array(lambdas, pa.float64()))
+    extents = index.chromosome_extents()
+    order = np.argsort(chromosome_order(np.array(list(extents), dtype=object)), kind="stable")
+    offsets, total = {}, 0
+    for chrom in np.array(list(extents), dtype=object)[order]:
+        offsets[chrom] = total
+        total += extents[chrom] + 1
+    return Run(name, provenance["kind"], provenance, index, summary, offsets)
+
+
+def _load_fields(lake: Lake) -> dict[str, Field]:
+    """The IDP data dictionary of every release (a later release's entry wins)."""
+    fields: dict[str, Field] = {}
+    for release in lake.releases():
+        if "idp_fields" not in release.tables:
+            continue
+        for row in lake.read("idp_fields", release=release.release).to_pylist():
+            fields[row["field"]] = Field(row["field"], str(row.get("field_id") or ""), row.get("name") or row["field"],
+                                         row.get("unit") or "", row.get("category") or "uncategorised")
+    return fields
+
+
+def parse_position(chrom: str, start: str | int, end: str | int | None = None) -> tuple[str, int, int]:
+    """Check a chrom/start/end from a request; BiolakeError says what is wrong."""
+    try:
+        low = int(start)
+        high = int(end) if end not in (None, "") else low
+    except (TypeError, ValueError):
+        raise BiolakeError(f"positions must be whole numbers, got start={start!r} end={end!r}") from None
+    if low < 0 or high < low:
+        raise BiolakeError(f"a region needs 0 ≤ start ≤ end, got {low}–{high}")
+    return str(chrom), low, high

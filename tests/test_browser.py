@@ -1,0 +1,200 @@
+"""`biolake serve`, tested as a person would use it: a real server on 127.0.0.1 and a real browser.
+
+The server runs as its own process (the CLI command a user types); chromium (Debian's,
+installed by `make tools`) is driven by playwright. Screenshots of every page go to
+test-output/browser/ at the repository root.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from snapshot import lake_files
+
+from biolake.ewas import EwasSettings, run_ewas
+from biolake.gwas import GwasSettings, run_gwas
+from ingest.release import ReleaseSources, ingest_release
+from ingest.synth import write_synthetic_release
+from lake.lake import Lake
+
+SCREENSHOTS = Path(__file__).parent.parent / "test-output" / "browser"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, scheduler):
+    """A release big enough for its planted SNP→IDP effects to pass 5e-8, a GWAS of all its IDPs and an EWAS."""
+    folder = tmp_path_factory.mktemp("browser")
+    write_synthetic_release(folder / "release", samples=1500, variants=3000, idps=8, cpgs=300, seed=11,
+                            methylation_samples=150)
+    lake = Lake.init(folder / "lake")
+    sources, _ = ReleaseSources.from_folder(folder / "release")
+    ingest_release(lake, sources, release="r1", source=str(folder / "release"))
+    run_gwas(lake, GwasSettings(name="idps", phenotypes="SELECT * EXCLUDE (release) FROM idps",
+                                covariates=["age", "sex", "site"]), scheduler=scheduler)
+    run_ewas(lake, EwasSettings(name="stress", exposures="SELECT participant_id, stress FROM covariates",
+                                covariates=["age", "sex"]), scheduler=scheduler)
+    truth = json.loads((folder / "release" / "truth.json").read_text())
+    return lake, max(truth["snp_idp"], key=lambda effect: effect["variance_explained"])
+
+
+@pytest.fixture(scope="module")
+def server(planted, tmp_path_factory):
+    lake, _ = planted
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with log.open("w") as out:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "biolake"), "serve", "--lake",
+                                    lake.location.root, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(port, process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_for(port: int, process: subprocess.Popen, log: Path) -> None:
+    import time
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"biolake serve exited: {log.read_text()}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("biolake serve did not listen within 60 s")
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_bad_requests__get_a_plain_page_and_leave_the_lake_alone(planted, server):
+    lake, effect = planted
+    before = lake_files(lake.location.root)
+    quote = urllib.parse.quote
+    cases = {
+        "/variant/rs0000000": (404, "no run tested a variant or CpG named"),
+        "/run/nope": (404, "no results named"),
+        "/phenotype?run=idps&phenotype=99999-9.9": (404, "have no phenotype"),
+        f"/region?run=idps&phenotype={effect['idp']}&chrom=1&start=ten&end=20": (400, "whole numbers"),
+        f"/region?run=idps&phenotype={effect['idp']}&chrom=1&start=500&end=100": (400, "start ≤ end"),
+        f"/region?run=idps&phenotype={effect['idp']}&chrom=1&start=0&end=90000000": (400, "at most"),
+        "/search?q=" + quote("<script>alert(1)</script>"): (404, "Nothing matches"),
+        "/sql?q=" + quote("SELEC nonsense"): (400, "syntax error"),
+        "/sql?q=" + quote("SELECT * FROM read_text('/etc/passwd')"): (400, ""),
+        "/sql?q=" + quote(f"COPY (SELECT 1) TO '{lake.location.root}/x.csv'"): (400, "read-only"),
+        "/sql?q=" + quote("ATTACH '/tmp/x.db' AS x"): (400, "read-only"),
+        "/sql?q=" + quote("SELECT 1; DROP TABLE idps"): (400, "one statement at a time"),
+        "/sql.csv?q=" + quote("DELETE FROM idps"): (400, "read-only"),
+        "/no/such/page": (404, ""),
+    }
+    for path, (status, message) in cases.items():
+        code, body = _get(server + path)
+        assert code == status, (path, code, body[-500:])
+        assert message in body, (path, body[-500:])
+        assert "Traceback" not in body and "<script>alert(1)" not in body, path
+    assert lake_files(lake.location.root) == before
+
+
+def test_pages__answer_with_the_index_numbers(planted, server):
+    lake, effect = planted
+    code, body = _get(f"{server}/search?q={effect['variant_id']}")
+    assert code == 200 and effect["idp"] in body    # redirected to the variant page, planted IDP listed
+    code, body = _get(f"{server}/search?q={effect['chrom']}:{effect['pos']}")
+    assert code == 200 and effect["variant_id"] in body
+    code, csv_text = _get(server + "/sql.csv?q=" + urllib.parse.quote("SELECT 42 AS answer, 'x' AS y"))
+    assert code == 200 and csv_text.splitlines() == ["answer,y", "42,x"]
+    code, body = _get(f"{server}/run/stress")        # an EWAS run: CpGs are features too
+    assert code == 200 and "stress" in body
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        message = "chromium is not installed (make tools installs Debian's)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def test_a_person_finds_the_planted_hit_and_its_idps(planted, server, browser, tmp_path):
+    lake, effect = planted
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+
+    def shot(name: str) -> None:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    page.goto(server + "/")
+    assert page.locator("a", has_text="idps").count() >= 1
+    shot("1-runs")
+
+    page.fill("#search", effect["variant_id"])
+    page.press("#search", "Enter")
+    page.wait_for_url(f"**/variant/{effect['variant_id']}")
+    page.wait_for_selector("#phewas[data-ready='1']")
+    first = page.locator("#phewas-table tr").nth(1)
+    assert effect["idp"] in first.inner_text()          # the PheWAS puts the planted IDP first
+    # every IDP of the run is in the PheWAS, with its dictionary category
+    assert page.locator("#phewas-table tr").count() - 1 >= 8
+    shot("2-variant-phewas")
+
+    first.locator("a", has_text=effect["idp"]).click()
+    page.wait_for_selector("#manhattan[data-ready='1']")
+    page.wait_for_selector("#qq[data-ready='1']")
+    points = page.evaluate("document.getElementById('manhattan').data[0].x.length")
+    hover = page.evaluate("document.getElementById('manhattan').data[0].text.join(' ')")
+    assert points > 100 and effect["variant_id"] in hover   # interactive: hover names the variant
+    loci = page.locator("#loci").inner_text()
+    assert f"{effect['chrom']}:" in loci and "e-" in loci
+    shot("3-phenotype-manhattan-qq")
+
+    page.locator("#loci tr").nth(1).locator("a", has_text="region").click()
+    page.wait_for_selector("#region[data-ready='1']")
+    assert page.evaluate("document.getElementById('region').data[0].x.length") > 0
+    shot("4-region")
+
+    page.goto(server + "/sql")
+    page.fill("#sql", "SELECT phenotype, variant_id, p FROM results.idps ORDER BY p LIMIT 5")
+    page.click("#run-sql")
+    page.wait_for_selector("#sql-result")
+    assert page.locator("#sql-result tr").count() == 6
+    with page.expect_download() as download:
+        page.click("#csv")
+    saved = tmp_path / "query.csv"
+    download.value.save_as(saved)
+    assert saved.read_text().splitlines()[0] == "phenotype,variant_id,p"
+    shot("5-sql-console")
+
+    page.fill("#sql", "SELECT * FROM read_text('/etc/passwd')")
+    page.click("#run-sql")
+    page.wait_for_selector("#sql-error")
+    assert "root:" not in page.content()
+    shot("6-sql-refused")
+
+    page.goto(server + "/variant/rs0000000")
+    assert "no run tested" in page.locator("#error-message").inner_text()
+    shot("7-unknown-variant")
+    page.close()
