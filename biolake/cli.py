@@ -675,11 +675,11 @@ def import_sumstats_command(file: str, lake_location: str, name: str, phenotype:
                    JOIN results.enigma_hippocampus e USING (variant_id) WHERE o.p < 5e-8" --lake /tmp/lake
     """
     from ingest.sumstats import import_sumstats
-    from queries.browse import index_results
+    from queries.browse import index_after_job
 
     lake = _open_lake(lake_location)
     rows = import_sumstats(lake, file, name=name, phenotype=phenotype)
-    index_results(lake, name)
+    index_after_job(lake, name)
     click.echo(f"{rows:,} rows → results.{name}", err=True)
 
 
@@ -858,7 +858,10 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="port")
 @click.option("--sql-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
               help="seconds a query of the SQL console may run")
-def serve(lake_location: str, host: str, port: int, sql_timeout: float) -> None:
+@click.option("--sql-console/--no-sql-console", default=None,
+              help="the SQL console, which can read participant-level tables [default: on for 127.0.0.1, "
+                   "off for any other --host]")
+def serve(lake_location: str, host: str, port: int, sql_timeout: float, sql_console: bool | None) -> None:
     """Browse the lake's results in a web browser (PheWeb for the lake).
 
     \b
@@ -868,6 +871,7 @@ def serve(lake_location: str, host: str, port: int, sql_timeout: float) -> None:
       /variant/ID            PheWAS: the variant in every phenotype of every run, by IDP category
       /region?run=&phenotype=&chrom=&start=&end=   p-values along a window
       /sql                   the read-only SQL console of 'biolake sql', CSV download
+                             (on by default only when the server listens on 127.0.0.1)
     The search box takes rsIDs, chrom:pos, chrom:start-end, phenotype names and field ids.
 
     Pages read each run's browse index (thinned plot points, a position-sorted copy of
@@ -882,7 +886,15 @@ def serve(lake_location: str, host: str, port: int, sql_timeout: float) -> None:
 
     from biolake.browser.app import create_app
 
-    app = create_app(_open_lake(lake_location), sql_timeout=sql_timeout, announce=lambda m: click.echo(m, err=True))
+    from biolake.browser.app import LOOPBACK
+
+    loopback = host in LOOPBACK
+    console = loopback if sql_console is None else sql_console
+    if console and not loopback:
+        click.echo(f"warning: the SQL console can read participant-level data; anyone who reaches {host}:{port} "
+                   "can use it", err=True)
+    app = create_app(_open_lake(lake_location), sql_timeout=sql_timeout, sql_console=console,
+                     allowed_hosts=LOOPBACK if loopback else ["*"], announce=lambda m: click.echo(m, err=True))
     click.echo(f"biolake browser on http://{host}:{port} (Ctrl-C to stop)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

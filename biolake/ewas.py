@@ -22,7 +22,7 @@ from lake.errors import BiolakeError
 from lake.lake import Lake
 from queries import connect, design
 from queries.blocks import Block, methylation_blocks, read_methylation_blocks
-from queries.browse import index_results
+from queries.browse import index_after_job
 from stats.association import ERRORS
 from stats.ewas import ewas_regressions, moderate
 from stats.linear import LinearModel, prepare_linear
@@ -128,7 +128,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     }
     version = lake.commit_results(files, actions, schema=RESULTS_SCHEMA, partition_by=["chrom"],
                                   provenance=provenance)
-    index_results(lake, settings.name)
+    index_after_job(lake, settings.name)
     return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summaries)
 

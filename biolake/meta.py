@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from lake.errors import BiolakeError
 from lake.lake import Lake
-from queries.browse import index_results
+from queries.browse import index_after_job
 from stats.association import p_from_log10p
 from stats.meta import align_alleles, allele_pair, inverse_variance
 
@@ -77,7 +77,7 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
                   "method": "inverse-variance fixed effects; DerSimonian-Laird random effects",
                   "multiallelic_positions": multiallelic}
     version = lake.commit_results(files, actions, schema=META_SCHEMA, partition_by=["chrom"], provenance=provenance)
-    index_results(lake, name)
+    index_after_job(lake, name)
     return MetaReport(name, version, list(results), rows, hits, multiallelic)
 
 

@@ -21,7 +21,7 @@ from lake.errors import BiolakeError
 from lake.lake import Lake
 from lake.results import ResultsFiles
 from queries.blocks import Block, GenotypeBlock, read_genotype_blocks
-from queries.browse import index_results
+from queries.browse import index_after_job
 from queries.fdr import remove_files, with_fdr
 from stats.gwas import GwasSummary
 from stats.multiple import family_threshold
@@ -84,7 +84,7 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
             progress("q-values", 1, 1)
     version = lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance=provenance)
     remove_files(files, staged)
-    index_results(lake, name)
+    index_after_job(lake, name)
     return version, summary
 
 

@@ -344,12 +344,20 @@ class Lake:
         return self.location.join(BROWSE_FOLDER, check_results_name(name), part)
 
     def write_browse(self, name: str, part: str, batches: pa.RecordBatchReader, *, partition_by: list[str],
-                     row_group_rows: int) -> None:
-        """Replace one table of the browse index of the results ``name`` (one commit)."""
-        _write_streamed(self.browse_uri(name, part), batches.schema, batches, label=f"browse/{name}/{part}",
+                     row_group_rows: int, note: dict[str, str]) -> None:
+        """Replace one table of the browse index of the results ``name`` (one commit carrying ``note``).
+
+        Files of versions replaced over an hour ago are vacuumed: a reader that listed the
+        previous version's files keeps them long enough to finish and refresh.
+        """
+        uri = self.browse_uri(name, part)
+        _write_streamed(uri, batches.schema, batches, label=f"browse/{name}/{part}",
                         mode="overwrite", schema_mode="overwrite", partition_by=partition_by or None,
                         storage_options=self.location.delta_options(),
-                        writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows))
+                        writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows),
+                        commit_properties=CommitProperties(custom_metadata=note))
+        DeltaTable(uri, storage_options=self.location.delta_options()).vacuum(
+            retention_hours=1, enforce_retention_duration=False, dry_run=False)
 
     def browse(self, name: str, part: str) -> DeltaTable | None:
         """One table of the browse index of the results ``name``, or None if it was never built."""
@@ -358,8 +366,8 @@ class Lake:
             return None
         return DeltaTable(uri, storage_options=self.location.delta_options())
 
-    def browse_dataset(self, table: DeltaTable) -> ds.Dataset:
-        """A browse index table as a pyarrow dataset (files from its Delta log)."""
+    def dataset_of(self, table: DeltaTable) -> ds.Dataset:
+        """A Delta table of this lake, as loaded, as a pyarrow dataset (files from its Delta log)."""
         return self._arrow_dataset(table)
 
 

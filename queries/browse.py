@@ -25,65 +25,101 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from lake.errors import BiolakeError
 from lake.lake import Lake
+from lake.lock import lake_lock
 from queries.kinds import ResultKind, result_kind
+from stats.multiple import GENOME_WIDE
 
 KEEP_ABOVE = 3.0        # −log10 p above which every test is kept for the plots
 CELL_BP = 3_000_000     # thinning cell width along a chromosome …
-CELL_LOG10P = 0.1       # … and height in −log10 p
-GENOME_WIDE_LOG10P = 7.30103
+CELL_LOG10P = 0.25      # … and height in −log10 p (about 3 px of a plot 30 units tall)
+QQ_STEP = 0.05          # QQ points below KEEP_ABOVE: one per step of −log10 p
+PINNED_LOG10P = 324.0   # where p = 0 (an underflow in imported statistics) is drawn: past any double
+GROUPS_PER_PASS = 2_000_000   # thinning cells aggregated at once …
+ROWS_PER_PASS = 30_000_000    # … and tests whose medians are taken at once (bound a pass's memory)
+GENOME_WIDE_LOG10P = float(-np.log10(GENOME_WIDE))
 PARTS = ("positions", "features", "points", "summary")
+VERSION_NOTE = "biolake.results_version"     # in the summary's commit: the results version indexed
+ROW_GROUP_ROWS = {"positions": 65_536, "features": 65_536, "points": 16_384, "summary": 65_536}
 
 
-def index_results(lake: Lake, name: str, *, memory_limit: str = "1GB") -> None:
-    """Build (or rebuild) the browse index of the results ``name``; see the module docstring."""
+def index_results(lake: Lake, name: str, *, memory_limit: str = "2GB", wait: float = 600.0) -> None:
+    """Build (or rebuild) the browse index of the results ``name``; see the module docstring.
+
+    One builder at a time per run (a lake lock, waited for up to ``wait`` seconds); the
+    index is built from one pinned version of the results, which its summary records.
+    """
     kind = result_kind(lake, name)
-    version = lake.results(name).version()
-    spill = tempfile.mkdtemp(prefix="biolake-browse-")
+    with lake_lock(lake.location, f"browse-{name}", wait=wait):
+        results = lake.results(name)      # one version, read throughout
+        version = results.version()
+        spill = tempfile.mkdtemp(prefix="biolake-browse-")
+        try:
+            with duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill,
+                                        "preserve_insertion_order": False,
+                                        "autoload_known_extensions": False}) as con:
+                _register(con, lake, "results", results)
+                columns = con.sql("SELECT * FROM results").columns
+                con.execute(f"CREATE TEMP VIEW tests AS {_tests_sql(kind, columns)}")
+                con.execute(f"CREATE TEMP VIEW scans AS {_scans_sql(kind)}")
+                note = {VERSION_NOTE: str(version)}
+                ranges = _phenotype_ranges(con)
+                for part, rows in (("positions", lambda: con.sql(POSITIONS_SQL).to_arrow_reader()),
+                                   ("features", lambda: con.sql(FEATURES_SQL).to_arrow_reader()),
+                                   ("points", lambda: _by_ranges(con, POINTS_SQL, ranges)),
+                                   ("summary", lambda: _by_ranges(con, SUMMARY_SQL, ranges))):
+                    # one query streams at a time: a DuckDB connection has one open result
+                    lake.write_browse(name, part, rows(), partition_by=["chrom"] if part == "positions" else [],
+                                      row_group_rows=ROW_GROUP_ROWS[part], note=note)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+
+
+def index_after_job(lake: Lake, name: str) -> None:
+    """Index a job's freshly committed results; a failure is a warning, not the job's failure
+    (the results stand, and the browser or `biolake index` builds the index later)."""
     try:
-        with duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill,
-                                    "autoload_known_extensions": False}) as con:
-            con.register("results", lake.results_dataset(name))
-            columns = con.sql("SELECT * FROM results").columns
-            con.execute(f"CREATE TEMP VIEW tests AS {_tests_sql(kind, columns)}")
-            con.execute(f"CREATE TEMP VIEW scans AS {_scans_sql(kind)}")
-            for part, sql in (("positions", POSITIONS_SQL), ("features", FEATURES_SQL), ("points", POINTS_SQL),
-                              ("summary", SUMMARY_SQL.format(version=int(version)))):
-                lake.write_browse(name, part, con.sql(sql).to_arrow_reader(),
-                                  partition_by=["chrom"] if part == "positions" else [],
-                                  row_group_rows=ROW_GROUP_ROWS[part])
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
+        index_results(lake, name)
+    except (BiolakeError, OSError, duckdb.Error) as exc:
+        warnings.warn(f"results {name!r} are committed, but their browse index was not built "
+                      f"({str(exc).splitlines()[0]}); `biolake index --result {name}` builds it", stacklevel=2)
+
+
+def indexed_version(lake: Lake, name: str) -> int | None:
+    """The results version the browse index of ``name`` was built from (None: never built)."""
+    summary = lake.browse(name, "summary")
+    if summary is None:
+        return None
+    noted = summary.history(1)[0].get(VERSION_NOTE)
+    return int(noted) if noted is not None else None
 
 
 def index_is_current(lake: Lake, name: str) -> bool:
     """Whether the browse index of ``name`` exists and was built from its latest version."""
-    summary = lake.browse(name, "summary")
-    if summary is None:
-        return False
-    built_from = summary.to_pyarrow_table(columns=["results_version"]).column(0).unique().to_pylist()
-    return built_from == [lake.results(name).version()]
-
-
-ROW_GROUP_ROWS = {"positions": 65_536, "features": 65_536, "points": 16_384, "summary": 65_536}
+    return indexed_version(lake, name) == lake.results(name).version()
 
 
 def _tests_sql(kind: ResultKind, columns: Sequence[str]) -> str:
-    """Every test of the run in the index's own column names (untested rows left out)."""
+    """Every test of the run in the index's own column names (untested and unplaceable rows left out)."""
     def column(name: str, cast: str = "VARCHAR") -> str:
         return f'"{name}"' if name in columns else f"NULL::{cast}"
-    exposure = _exposure(kind)
+    value = f'"{kind.log10p}"'
     return f"""
-        SELECT "{kind.phenotype}" AS phenotype, {exposure} AS exposure, "{kind.feature}" AS feature,
-               chrom, pos, {column("ref")} AS ref, {column("alt")} AS alt,
-               "{kind.effect}" AS effect, "{kind.log10p}" AS log10p
-        FROM results WHERE isfinite("{kind.log10p}")"""
+        SELECT "{kind.phenotype}" AS phenotype, {_exposure(kind)} AS exposure, "{kind.feature}" AS feature,
+               chrom, pos, {column("ref")} AS ref, {column("alt")} AS alt, "{kind.effect}" AS effect,
+               CASE WHEN {value} = 'inf'::DOUBLE THEN {PINNED_LOG10P} ELSE {value} END AS log10p
+        FROM results
+        WHERE {value} IS NOT NULL AND NOT isnan({value}) AND chrom IS NOT NULL AND pos IS NOT NULL
+              AND "{kind.feature}" IS NOT NULL"""
 
 
 def _scans_sql(kind: ResultKind) -> str:
@@ -95,36 +131,72 @@ def _exposure(kind: ResultKind) -> str:
     return f'"{kind.extra_group[0]}"' if kind.extra_group else "NULL::VARCHAR"
 
 
+def _phenotype_ranges(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Consecutive ranges of phenotypes, each small enough for one pass of POINTS_SQL or SUMMARY_SQL:
+    at most GROUPS_PER_PASS thinning cells and ROWS_PER_PASS tests (the medians hold every value)."""
+    counts = con.sql("SELECT phenotype, count(*) FROM tests GROUP BY ALL ORDER BY 1").fetchall()
+    counts += [(p, 0) for (p,) in con.sql("SELECT DISTINCT phenotype FROM scans EXCEPT "
+                                          "SELECT DISTINCT phenotype FROM tests").fetchall()]
+    counts.sort(key=lambda c: c[0])
+    cells_per_scan = 3_200_000_000 // CELL_BP * int(np.ceil(KEEP_ABOVE / CELL_LOG10P))   # a human genome's worth
+    ranges: list[list] = []
+    rows = cells = 0
+    for phenotype, n in counts:
+        if not ranges or rows + n > ROWS_PER_PASS or cells + cells_per_scan > GROUPS_PER_PASS:
+            ranges.append([phenotype, phenotype])
+            rows = cells = 0
+        ranges[-1][1] = phenotype
+        rows, cells = rows + n, cells + cells_per_scan
+    return [(low, high) for low, high in ranges]
+
+
+def _by_ranges(con: duckdb.DuckDBPyConnection, sql: str, ranges: list[tuple[str, str]]) -> pa.RecordBatchReader:
+    """``sql`` (with $low/$high bounding its phenotypes) run range by range, as one stream."""
+    schema = con.sql(sql, params={"low": "", "high": ""}).limit(0).to_arrow_table().schema
+
+    def batches():
+        for low, high in ranges:
+            yield from con.sql(sql, params={"low": low, "high": high}).to_arrow_reader()
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
 POSITIONS_SQL = """
     SELECT chrom, pos, feature, ref, alt, phenotype, exposure, effect::FLOAT AS effect, log10p::FLOAT AS log10p
     FROM tests ORDER BY chrom, pos, feature, phenotype, exposure"""
 
+# a feature's position is one row's (chrom, pos), the first along the genome if it was tested at several
 FEATURES_SQL = """
-    SELECT feature, min(chrom) AS chrom, min(pos) AS pos FROM tests GROUP BY feature ORDER BY feature"""
+    SELECT feature, place.chrom AS chrom, place.pos AS pos
+    FROM (SELECT feature, min_by({'chrom': chrom, 'pos': pos}, (chrom, pos)) AS place FROM tests GROUP BY feature)
+    ORDER BY feature"""
 
 # Manhattan points (expected NULL unless the point is also exact on the QQ plot) and QQ-only
-# points (feature NULL): the tests above KEEP_ABOVE with their exact rank, one test per cell
-# below it, and per −log10 p cell below it the expected value at the cell's exact count.
+# points (feature NULL), for the phenotypes $low … $high: the tests above KEEP_ABOVE with their
+# exact rank, one test per cell below it, and per QQ_STEP of −log10 p below it the expected value
+# at the exact count of tests at or above it.
 POINTS_SQL = f"""
-    WITH counted AS (
-        SELECT phenotype, exposure, count(*) AS m FROM tests GROUP BY ALL),
+    WITH mine AS (
+        SELECT * FROM tests WHERE phenotype BETWEEN $low AND $high),
+    counted AS (
+        SELECT phenotype, exposure, count(*) AS m FROM mine GROUP BY ALL),
     high AS (
-        SELECT t.*, row_number() OVER (PARTITION BY t.phenotype, t.exposure ORDER BY t.log10p DESC) AS rank
-        FROM tests t WHERE t.log10p > {KEEP_ABOVE}),
+        SELECT *, row_number() OVER (PARTITION BY phenotype, exposure ORDER BY log10p DESC) AS rank
+        FROM mine WHERE log10p > {KEEP_ABOVE}),
     cells AS (
         SELECT phenotype, exposure, chrom,
                arg_max({{'feature': feature, 'pos': pos, 'effect': effect, 'log10p': log10p}}, log10p) AS best
-        FROM tests WHERE log10p <= {KEEP_ABOVE}
+        FROM mine WHERE log10p <= {KEEP_ABOVE}
         GROUP BY phenotype, exposure, chrom, pos // {CELL_BP}, floor(log10p / {CELL_LOG10P})),
     qq_cells AS (
-        SELECT phenotype, exposure, floor(log10p / {CELL_LOG10P}) * {CELL_LOG10P} AS low, count(*) AS k
-        FROM tests WHERE log10p <= {KEEP_ABOVE} GROUP BY ALL),
-    qq AS (   -- tests with −log10 p ≥ the cell's lower edge: those of higher cells and every high test
+        SELECT phenotype, exposure, floor(log10p / {QQ_STEP}) * {QQ_STEP} AS low, count(*) AS k
+        FROM mine WHERE log10p <= {KEEP_ABOVE} GROUP BY ALL),
+    high_counts AS (
+        SELECT phenotype, exposure, count(*) AS k FROM high GROUP BY ALL),
+    qq AS (   -- tests with −log10 p ≥ the step's lower edge: those of higher steps and every high test
         SELECT q.phenotype, q.exposure, q.low,
-               sum(q.k) OVER (PARTITION BY q.phenotype, q.exposure ORDER BY q.low DESC)
-               + coalesce((SELECT count(*) FROM high h WHERE h.phenotype = q.phenotype
-                           AND h.exposure IS NOT DISTINCT FROM q.exposure), 0) AS at_least
-        FROM qq_cells q)
+               sum(q.k) OVER (PARTITION BY q.phenotype, q.exposure ORDER BY q.low DESC) + coalesce(h.k, 0) AS at_least
+        FROM qq_cells q LEFT JOIN high_counts h
+             ON q.phenotype = h.phenotype AND q.exposure IS NOT DISTINCT FROM h.exposure)
     SELECT h.phenotype, h.exposure, feature, chrom, pos, effect, log10p, -log10(rank / (m + 1)) AS expected
     FROM high h JOIN counted c ON h.phenotype = c.phenotype AND h.exposure IS NOT DISTINCT FROM c.exposure
     UNION ALL
@@ -141,10 +213,11 @@ SUMMARY_SQL = f"""
         SELECT phenotype, exposure, count(*) AS tests, median(log10p) AS median_log10p,
                count(*) FILTER (WHERE log10p > {GENOME_WIDE_LOG10P}) AS hits,
                arg_max(feature, log10p) AS top, max(log10p) AS top_log10p
-        FROM tests GROUP BY ALL)
+        FROM tests WHERE phenotype BETWEEN $low AND $high GROUP BY ALL)
     SELECT s.phenotype, s.exposure, coalesce(t.tests, 0) AS tests, t.median_log10p, coalesce(t.hits, 0) AS hits,
-           t.top, t.top_log10p, {{version}}::BIGINT AS results_version
+           t.top, t.top_log10p
     FROM scans s LEFT JOIN tested t ON s.phenotype = t.phenotype AND s.exposure IS NOT DISTINCT FROM t.exposure
+    WHERE s.phenotype BETWEEN $low AND $high
     ORDER BY t.top_log10p DESC NULLS LAST, s.phenotype"""
 
 
@@ -169,7 +242,8 @@ class BrowseIndex:
             _register(self._con, lake, part, table)
 
     def close(self) -> None:
-        self._con.close()
+        with self._lock:
+            self._con.close()
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         with self._lock:   # one connection (its registered tables are its own), queries of a few ms each
@@ -177,8 +251,7 @@ class BrowseIndex:
 
     def summary(self) -> pa.Table:
         """Per scan: tests, median −log10 p, hits at 5e-8, top feature and its −log10 p."""
-        return self._query("SELECT * EXCLUDE (results_version) FROM summary "
-                           "ORDER BY top_log10p DESC NULLS LAST, phenotype, exposure")
+        return self._query("SELECT * FROM summary ORDER BY top_log10p DESC NULLS LAST, phenotype, exposure")
 
     def points(self, phenotype: str, exposure: str | None = None) -> pa.Table:
         """The thinned Manhattan/QQ points of one scan (see the module docstring)."""
@@ -187,7 +260,7 @@ class BrowseIndex:
 
     def position_of(self, feature: str) -> tuple[str, int] | None:
         """Where ``feature`` lies (chrom, pos), or None if the run did not test it."""
-        rows = self._query("SELECT chrom, pos FROM features WHERE feature = ? LIMIT 1", (feature,)).to_pylist()
+        rows = self._query("SELECT chrom, pos FROM features WHERE feature = ?", (feature,)).to_pylist()
         return (rows[0]["chrom"], rows[0]["pos"]) if rows else None
 
     def chromosome_extents(self) -> dict[str, int]:
@@ -214,15 +287,17 @@ class BrowseIndex:
 
 
 def _register(con: duckdb.DuckDBPyConnection, lake: Lake, part: str, table: DeltaTable) -> None:
-    """A view of one index table: DuckDB's own Parquet reader on local lakes, Arrow on buckets."""
+    """A view of one Delta table as loaded: DuckDB's own Parquet reader on local lakes (it spills
+    and prunes row groups), Arrow datasets on buckets."""
     if lake.location.remote:
-        con.register(part, lake.browse_dataset(table))
+        con.register(part, lake.dataset_of(table))
         return
     files = [uri.removeprefix("file://") for uri in table.file_uris()]
     if not files:   # a run with no tests
         con.register(part, table.schema().to_arrow().empty_table())
         return
-    partitioned = bool(table.metadata().partition_columns)
+    partitions = table.metadata().partition_columns
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    hive = ", hive_partitioning = true, hive_types = {'chrom': VARCHAR}" if partitioned else ""
+    hive = (", hive_partitioning = true, hive_types = {" + ", ".join(f"'{c}': VARCHAR" for c in partitions) + "}"
+            if partitions else "")
     con.execute(f"CREATE VIEW {part} AS SELECT * FROM read_parquet({listed}{hive})")

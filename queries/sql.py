@@ -78,6 +78,10 @@ class QueryResult:
             self._table = self._run(self._relation.to_arrow_table)
         return self._table
 
+    def head(self, rows: int) -> pa.Table:
+        """At most ``rows`` rows, computed as such: a huge result is never held in memory."""
+        return self._run(lambda: self._relation.limit(rows).to_arrow_table())
+
     def _run(self, fetch: Callable[[], Any]) -> Any:
         """Run the query through ``fetch`` under the time limit, with DuckDB's errors as QueryErrors.
 

@@ -36,9 +36,10 @@ def test_points__keep_every_strong_test_with_its_exact_qq_rank(gwas_lake, indexe
         assert manhattan.num_rows < full.num_rows
         # QQ: the strong tests at their sorted ranks, expected −log10 (rank / (m + 1)), ties in sorted order …
         m = len(log10p)
-        exact = manhattan.filter(pc.is_valid(manhattan["expected"])).sort_by("expected")
-        np.testing.assert_allclose(exact["expected"].to_numpy(), -np.log10(np.arange(exact.num_rows, 0, -1) / (m + 1)))
-        np.testing.assert_allclose(np.sort(exact["log10p"].to_numpy()), np.sort(log10p[:exact.num_rows]))
+        exact = manhattan.filter(pc.is_valid(manhattan["expected"])).sort_by([("expected", "descending")])
+        k = exact.num_rows
+        np.testing.assert_allclose(exact["expected"].to_numpy(), -np.log10(np.arange(1, k + 1) / (m + 1)))
+        np.testing.assert_allclose(exact["log10p"].to_numpy(), log10p[:k])   # rank i is the i-th smallest p
         # … and below KEEP_ABOVE one point per −log10 p cell, at the exact count of tests at or above it
         cells = points.filter(pc.is_null(points["feature"]))
         at_least = np.array([np.sum(log10p >= y - 1e-9) for y in cells["log10p"].to_numpy()])
@@ -111,3 +112,17 @@ def test_summary__lists_a_scan_whose_every_test_failed(gwas_lake, scheduler, idp
         assert index.points(idps[0], "age").num_rows == 0
     finally:
         index.close()
+
+
+def test_catalogue__serves_a_rewritten_run_at_its_new_version(gwas_lake, scheduler, idps):
+    from biolake.browser.catalogue import Catalogue
+    run_gwas(gwas_lake, GwasSettings(name="browse_rewrite", phenotypes=idps[:1], covariates=["age"]),
+             scheduler=scheduler)
+    catalogue = Catalogue(gwas_lake, log=lambda message: None)
+    before = catalogue.run("browse_rewrite").scans()[0]["tests"]
+    run_gwas(gwas_lake, GwasSettings(name="browse_rewrite", phenotypes=idps[:1], covariates=["age"],
+                                     chromosomes=["1"]), scheduler=scheduler)
+    catalogue.refresh(build_now=True)
+    after = catalogue.run("browse_rewrite")
+    assert after.results_version == gwas_lake.results("browse_rewrite").version()
+    assert 0 < after.scans()[0]["tests"] < before

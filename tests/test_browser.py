@@ -5,6 +5,8 @@ installed by `make tools`) is driven by playwright. Screenshots of every page go
 test-output/browser/ at the repository root.
 """
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -22,10 +24,12 @@ from snapshot import lake_files
 from biolake.ewas import EwasSettings, run_ewas
 from biolake.gwas import GwasSettings, run_gwas
 from ingest.release import ReleaseSources, ingest_release
+from ingest.sumstats import import_sumstats
 from ingest.synth import write_synthetic_release
 from lake.lake import Lake
 
 SCREENSHOTS = Path(__file__).parent.parent / "test-output" / "browser"
+HOSTILE = "</script><script>alert('phenotype')</script>"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,13 @@ def planted(tmp_path_factory, scheduler):
                                 covariates=["age", "sex", "site"]), scheduler=scheduler)
     run_ewas(lake, EwasSettings(name="stress", exposures="SELECT participant_id, stress FROM covariates",
                                 covariates=["age", "sex"]), scheduler=scheduler)
+    # published statistics with hostile names, p = 0 (an underflow) and a missing beta
+    published = folder / "published.tsv"
+    published.write_text("variant_id\tchrom\tpos\teffect_allele\tother_allele\tbeta\tse\tp\n"
+                         "rs1<b>x</b>\t1\t1000\tA\tG\t0.5\t0.01\t0\n"
+                         "rs2\t1\t2000\tA\tG\tNA\tNA\t0.5\n"
+                         "rs3\t2\t3000\tA\tG\t-0.1\t0.05\t0.04\n")
+    import_sumstats(lake, published, name="published", phenotype=HOSTILE)
     truth = json.loads((folder / "release" / "truth.json").read_text())
     return lake, max(truth["snp_idp"], key=lambda effect: effect["variance_explained"])
 
@@ -81,7 +92,8 @@ def _get(url: str) -> tuple[int, str]:
         with urllib.request.urlopen(url) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+        with error:
+            return error.code, error.read().decode()
 
 
 def test_bad_requests__get_a_plain_page_and_leave_the_lake_alone(planted, server):
@@ -97,7 +109,7 @@ def test_bad_requests__get_a_plain_page_and_leave_the_lake_alone(planted, server
         f"/region?run=idps&phenotype={effect['idp']}&chrom=1&start=0&end=90000000": (400, "at most"),
         "/search?q=" + quote("<script>alert(1)</script>"): (404, "Nothing matches"),
         "/sql?q=" + quote("SELEC nonsense"): (400, "syntax error"),
-        "/sql?q=" + quote("SELECT * FROM read_text('/etc/passwd')"): (400, ""),
+        "/sql?q=" + quote("SELECT * FROM read_text('/etc/passwd')"): (400, "disabled"),
         "/sql?q=" + quote(f"COPY (SELECT 1) TO '{lake.location.root}/x.csv'"): (400, "read-only"),
         "/sql?q=" + quote("ATTACH '/tmp/x.db' AS x"): (400, "read-only"),
         "/sql?q=" + quote("SELECT 1; DROP TABLE idps"): (400, "one statement at a time"),
@@ -118,10 +130,35 @@ def test_pages__answer_with_the_index_numbers(planted, server):
     assert code == 200 and effect["idp"] in body    # redirected to the variant page, planted IDP listed
     code, body = _get(f"{server}/search?q={effect['chrom']}:{effect['pos']}")
     assert code == 200 and effect["variant_id"] in body
-    code, csv_text = _get(server + "/sql.csv?q=" + urllib.parse.quote("SELECT 42 AS answer, 'x' AS y"))
-    assert code == 200 and csv_text.splitlines() == ["answer,y", "42,x"]
+    code, csv_text = _get(server + "/sql.csv?q=" + urllib.parse.quote("SELECT 42 AS answer, 'x, y' AS y"))
+    assert code == 200 and list(csv.reader(io.StringIO(csv_text))) == [["answer", "y"], ["42", "x, y"]]
+    # a huge result is cut where it is computed: the page shows 500 rows, the server holds no more
+    code, body = _get(server + "/sql?q=" + urllib.parse.quote("SELECT * FROM range(10000000000)"))
+    assert code == 200 and "the first 500 rows" in body and body.count("<tr>") == 501
     code, body = _get(f"{server}/run/stress")        # an EWAS run: CpGs are features too
     assert code == 200 and "stress" in body
+
+
+def test_hostile_names_and_odd_numbers__are_shown_as_text(planted, server):
+    """Imported statistics: a phenotype named like a script, a variant id with markup, p = 0, NA beta."""
+    code, body = _get(f"{server}/run/published")
+    assert code == 200 and "<script>alert" not in body and "&lt;/script&gt;&lt;script&gt;" in body
+    code, body = _get(f"{server}/phenotype?" + urllib.parse.urlencode({"run": "published", "phenotype": HOSTILE}))
+    assert code == 200 and "<script>alert" not in body and "rs1<b>" not in body
+    assert "rs1&lt;b&gt;" in body and "1.00e-324" in body   # p = 0 is drawn past any double's underflow
+    code, body = _get(f"{server}/variant/rs2")
+    assert code == 200 and "NA" in body                      # a missing beta is NA, not an error
+    code, body = _get(f"{server}/variant/" + urllib.parse.quote("rs1<b>x</b>", safe=""))
+    assert code == 200 and "rs1<b>" not in body
+
+
+def test_requests_for_other_hosts__are_refused(server):
+    """A page elsewhere cannot reach the loopback server through DNS rebinding."""
+    request = urllib.request.Request(server + "/", headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 400
+    refused.value.close()
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +222,8 @@ def test_a_person_finds_the_planted_hit_and_its_idps(planted, server, browser, t
         page.click("#csv")
     saved = tmp_path / "query.csv"
     download.value.save_as(saved)
-    assert saved.read_text().splitlines()[0] == "phenotype,variant_id,p"
+    rows = list(csv.reader(io.StringIO(saved.read_text())))
+    assert rows[0] == ["phenotype", "variant_id", "p"] and len(rows) == 6
     shot("5-sql-console")
 
     page.fill("#sql", "SELECT * FROM read_text('/etc/passwd')")

@@ -8,19 +8,24 @@ connection as ``biolake sql``. Errors are pages with one plain sentence, never a
 
 from __future__ import annotations
 
-import csv
+import html
 import io
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import numpy as np
 import plotly
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -39,11 +44,18 @@ SQL_ROWS_SHOWN = 500           # the console shows this many rows; the CSV downl
 SQL_CSV_ROWS = 1_000_000
 MAX_REGION_BP = 10_000_000
 TOP_LOCI = 25
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("biolake.browser")
 
 
-def create_app(lake: Lake, *, sql_timeout: float = 30.0, announce: Callable[[str], None] = print) -> Starlette:
+def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = True,
+               allowed_hosts: Sequence[str] = LOOPBACK, announce: Callable[[str], None] = print) -> Starlette:
     """The browser app over ``lake``; builds any missing browse index first.
+
+    Requests must name one of ``allowed_hosts`` (so a web page elsewhere cannot reach a
+    loopback server through DNS rebinding); ``sql_console`` turns the console on: it can
+    read participant-level tables, so ``biolake serve`` turns it off beyond loopback
+    unless asked.
 
     Examples
     --------
@@ -53,7 +65,9 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, announce: Callable[[str
     catalogue = Catalogue(lake, log=announce)
     pages = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     pages.filters["p"] = _format_p
-    pages.globals.update(phenotype_url=_phenotype_url, variant_url=_variant_url, region_url=_region_url)
+    pages.filters["effect"] = _format_effect
+    pages.globals.update(phenotype_url=_phenotype_url, variant_url=_variant_url, region_url=_region_url,
+                         genome_wide_log10p=-np.log10(GENOME_WIDE), sql_console=sql_console)
 
     def render(template: str, status: int = 200, **values: Any) -> HTMLResponse:
         return HTMLResponse(pages.get_template(template).render(**values), status_code=status)
@@ -95,10 +109,10 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, announce: Callable[[str
         if end - start > MAX_REGION_BP:
             raise HTTPException(400, f"a region may span at most {MAX_REGION_BP:,} bp; this one spans {end - start:,}")
         rows = run.index.region(chrom, start, end, phenotype, exposure).to_pylist()
-        width = max(end - start, 1)
+        grow = min(max(end - start, 1), MAX_REGION_BP - (end - start)) // 2
         return render("region.html", run=run, phenotype=phenotype, exposure=exposure, chrom=chrom, start=start,
                       end=end, rows=rows, described=catalogue.describe(phenotype),
-                      wider=(max(start - width // 2, 0), end + width // 2),
+                      wider=(max(start - grow, 0), end + grow) if grow > 0 else None,
                       region=_region_data(rows))
 
     def search(request: Request) -> Response:
@@ -123,12 +137,14 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, announce: Callable[[str
         return render("search.html", query=query, search_text=query, features=[], scans=scans, region=None,
                       status=200 if scans else 404)
 
-    def sql_console(request: Request) -> HTMLResponse:
+    def sql_page(request: Request) -> HTMLResponse:
+        if not sql_console:
+            raise HTTPException(403, "the SQL console is off on this server (biolake serve --sql-console turns it on)")
         query = request.query_params.get("q", "")
         if not query.strip():
             return render("sql.html", query="", columns=[], rows=[], total=0, error=None)
         try:
-            table = _run_sql(lake, query, timeout=sql_timeout, limit=SQL_ROWS_SHOWN + 1)
+            table = run_sql(query, SQL_ROWS_SHOWN + 1)
         except BiolakeError as exc:
             return render("sql.html", query=query, columns=[], rows=[], total=0, error=str(exc), status=400)
         rows = [list(r.values()) for r in table.slice(0, SQL_ROWS_SHOWN).to_pylist()]
@@ -136,17 +152,27 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, announce: Callable[[str
                       error=None, shown=SQL_ROWS_SHOWN)
 
     def sql_csv(request: Request) -> Response:
-        query = request.query_params.get("q", "")
+        if not sql_console:
+            raise HTTPException(403, "the SQL console is off on this server (biolake serve --sql-console turns it on)")
         try:
-            table = _run_sql(lake, query, timeout=sql_timeout, limit=SQL_CSV_ROWS)
+            table = run_sql(request.query_params.get("q", ""), SQL_CSV_ROWS + 1)
         except BiolakeError as exc:
             raise HTTPException(400, str(exc)) from None
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(table.column_names)
-        writer.writerows(list(r.values()) for r in table.to_pylist())
-        return Response(out.getvalue(), media_type="text/csv",
-                        headers={"Content-Disposition": 'attachment; filename="biolake-query.csv"'})
+        out = io.BytesIO()
+        pa_csv.write_csv(table.slice(0, SQL_CSV_ROWS), out, pa_csv.WriteOptions(quoting_style="needed"))
+        headers = {"Content-Disposition": 'attachment; filename="biolake-query.csv"'}
+        if table.num_rows > SQL_CSV_ROWS:
+            headers["X-Biolake-Truncated"] = f"first {SQL_CSV_ROWS} rows"
+        return Response(out.getvalue(), media_type="text/csv", headers=headers)
+
+    one_query_at_a_time = threading.Semaphore(1)
+
+    def run_sql(query: str, limit: int) -> pa.Table:
+        """One read-only query through the sandbox of ``biolake sql``, at most ``limit`` rows computed."""
+        if not query.strip():
+            raise BiolakeError("empty query")
+        with one_query_at_a_time, connect(lake, timeout=sql_timeout, memory_limit="2GB") as con:
+            return con.sql(query).head(limit)
 
     def plotly_js(request: Request) -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
@@ -162,10 +188,11 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, announce: Callable[[str
     routes = [
         Route("/", home), Route("/run/{name}", run_page), Route("/phenotype", phenotype_page),
         Route("/variant/{feature:path}", variant_page), Route("/region", region_page), Route("/search", search),
-        Route("/sql", sql_console), Route("/sql.csv", sql_csv), Route("/static/plotly.min.js", plotly_js),
+        Route("/sql", sql_page), Route("/sql.csv", sql_csv), Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: error_page, Exception: error_page})
+    return Starlette(routes=routes, exception_handlers={HTTPException: error_page, Exception: error_page},
+                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))])
 
 
 def _run(catalogue: Catalogue, name: str) -> Run:
@@ -183,14 +210,6 @@ def _scan(catalogue: Catalogue, request: Request) -> tuple[Run, str, str | None]
         scan = f"{phenotype!r}" + (f" × {exposure!r}" if exposure else "")
         raise HTTPException(404, f"results {run.name!r} have no phenotype {scan}")
     return run, phenotype, exposure
-
-
-def _run_sql(lake: Lake, query: str, *, timeout: float, limit: int):
-    """One read-only query through the same sandbox as ``biolake sql``, at most ``limit`` rows."""
-    if not query.strip():
-        raise BiolakeError("empty query")
-    with connect(lake, timeout=timeout, memory_limit="2GB") as con:
-        return con.sql(query).arrow().slice(0, limit)
 
 
 def _label(catalogue: Catalogue, phenotype: str) -> str:
@@ -222,9 +241,17 @@ def _format_p(log10p: float | None) -> str:
     return f"{mantissa:.2f}e-{int(exponent)}" if log10p >= 3 else f"{10 ** -log10p:.3g}"
 
 
+def _format_effect(effect: float | None) -> str:
+    """An effect to 4 significant digits with its direction (▲ raises, ▼ lowers); NA when missing."""
+    if effect is None or not np.isfinite(effect):
+        return "NA"
+    return f"{effect:.4g} {'▲' if effect > 0 else '▼'}"
+
+
 def _hover(row: dict[str, Any]) -> str:
-    effect = "NA" if row["effect"] is None else f"{row['effect']:.4g}"
-    return f"{row['feature']}<br>{row['chrom']}:{row['pos']:,}<br>effect {effect}<br>p {_format_p(row['log10p'])}"
+    """Hover text of a point (plotly reads it as HTML: names from the data are escaped)."""
+    return (f"{html.escape(row['feature'])}<br>{html.escape(row['chrom'])}:{row['pos']:,}<br>"
+            f"effect {_format_effect(row['effect'])}<br>p {_format_p(row['log10p'])}")
 
 
 def _manhattan_data(run: Run, points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -241,7 +268,7 @@ def _manhattan_data(run: Run, points: list[dict[str, Any]]) -> dict[str, Any]:
 def _qq_data(points: list[dict[str, Any]], lambda_gc: float) -> dict[str, Any]:
     qq = sorted((p for p in points if p["expected"] is not None), key=lambda p: p["expected"])
     return {"x": [p["expected"] for p in qq], "y": [p["log10p"] for p in qq],
-            "text": [p["feature"] or "" for p in qq], "lambda_gc": lambda_gc}
+            "text": [html.escape(p["feature"] or "") for p in qq], "lambda_gc": lambda_gc}
 
 
 def _top_loci(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -267,8 +294,9 @@ def _phewas_data(rows: list[dict[str, Any]]) -> dict[str, Any]:
         trace["y"].append(r["log10p"])
         trace["up"].append(r["effect"] is not None and r["effect"] > 0)
         exposure = f" × {r['exposure']}" if r["exposure"] else ""
-        trace["text"].append(f"{r['name']}{exposure} [{r['category']}]<br>{r['run']}: {r['phenotype']}<br>"
-                             f"effect {r['effect']:.4g}<br>p {_format_p(r['log10p'])}")
+        label = html.escape(f"{r['name']}{exposure} [{r['category']}]")
+        trace["text"].append(f"{label}<br>{html.escape(r['run'])}: {html.escape(r['phenotype'])}<br>"
+                             f"effect {_format_effect(r['effect'])}<br>p {_format_p(r['log10p'])}")
         trace["links"].append(_phenotype_url(r["run"], r["phenotype"], r["exposure"]))
     return {"traces": traces, "threshold": -np.log10(GENOME_WIDE)}
 

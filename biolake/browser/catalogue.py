@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 
 from lake.errors import BiolakeError
 from lake.lake import Lake
-from queries.browse import BrowseIndex, index_is_current, index_results
+from queries.browse import BrowseIndex, index_results, indexed_version
 from queries.kinds import KINDS
 from stats.multiple import lambda_gc
 from stats.plots import chromosome_order
@@ -39,10 +40,11 @@ class Field:
 
 @dataclass
 class Run:
-    """One results table and its browse index."""
+    """One results table (at one version) and its browse index."""
 
     name: str
     kind: str
+    results_version: int
     provenance: dict[str, Any]
     index: BrowseIndex
     summary: pa.Table                    # per scan, with lambda_gc
@@ -56,36 +58,69 @@ class Run:
 
 
 class Catalogue:
-    """The lake's runs (kinds the browser knows) and the dictionary of IDP fields of its releases."""
+    """The lake's runs (kinds the browser knows) and the dictionary of IDP fields of its releases.
 
-    def __init__(self, lake: Lake, *, log=print) -> None:
+    Pages read ``runs`` while :meth:`refresh` replaces it whole (one assignment), so a page
+    sees either the old set of runs or the new one. Missing or stale indexes are built
+    before the server starts, and later in a background thread; meanwhile a rewritten run
+    is served at its previous version.
+    """
+
+    def __init__(self, lake: Lake, *, log: Callable[[str], None] = print) -> None:
         self.lake, self._log = lake, log
         self.runs: dict[str, Run] = {}
         self.fields: dict[str, Field] = {}
-        self._lock = threading.Lock()
-        self._refreshed = -np.inf
-        self.refresh(force=True)
+        self._refreshing = threading.Lock()
+        self._checked = -np.inf
+        self._failed: dict[str, int] = {}      # run → version whose indexing failed (not retried)
+        self.refresh(build_now=True)
 
-    def refresh(self, *, force: bool = False) -> None:
-        """Pick up new and rewritten results (building their indexes), at most every REFRESH_SECONDS."""
-        with self._lock:
-            if not force and time.monotonic() - self._refreshed < REFRESH_SECONDS:
+    def refresh(self, *, build_now: bool = False) -> None:
+        """Pick up new and rewritten results, at most every REFRESH_SECONDS (one refresh at a time)."""
+        if not self._refreshing.acquire(blocking=False):
+            return
+        try:
+            if not build_now and time.monotonic() - self._checked < REFRESH_SECONDS:
                 return
-            self._refreshed = time.monotonic()
-            names = [n for n in self.lake.results_names()
-                     if self.lake.results_provenance(n).get("kind") in KINDS]
-            for name in set(self.runs) - set(names):
-                self.runs.pop(name).index.close()
-            for name in names:
-                if name in self.runs and index_is_current(self.lake, name):
-                    continue
-                if not index_is_current(self.lake, name):
-                    self._log(f"indexing results {name!r} for the browser …")
-                    index_results(self.lake, name)
-                if name in self.runs:
-                    self.runs.pop(name).index.close()
-                self.runs[name] = _load_run(self.lake, name)
+            self._checked = time.monotonic()
+            runs, stale = {}, []
+            for name in self.lake.results_names():
+                try:
+                    if self.lake.results_provenance(name).get("kind") not in KINDS:
+                        continue                       # polygenic scores and the like: nothing to plot
+                    version = self.lake.results(name).version()
+                    current = self.runs.get(name)
+                    if current is not None and current.results_version == version:
+                        runs[name] = current
+                    elif indexed_version(self.lake, name) == version:
+                        runs[name] = _load_run(self.lake, name, version)
+                    else:
+                        stale += [name] if self._failed.get(name) != version else []
+                        if current is not None:
+                            runs[name] = current
+                except Exception as exc:   # one broken run must not take the others down
+                    self._log(f"results {name!r} left out of the browser: {type(exc).__name__}: {exc}")
+            self.runs = runs
             self.fields = _load_fields(self.lake)
+        finally:
+            self._refreshing.release()
+        if stale and build_now:
+            self._build(stale)
+        elif stale:
+            threading.Thread(target=self._build, args=(stale,), daemon=True).start()
+
+    def _build(self, names: list[str]) -> None:
+        """Index the runs ``names``, then load them."""
+        for name in names:
+            self._log(f"indexing results {name!r} for the browser …")
+            try:
+                index_results(self.lake, name, wait=0.0)
+            except Exception as exc:
+                self._failed[name] = self.lake.results(name).version()
+                self._log(f"results {name!r} could not be indexed ({type(exc).__name__}: {exc}); "
+                          "`biolake index` retries")
+        self._checked = -np.inf
+        self.refresh()
 
     def run(self, name: str) -> Run:
         if name not in self.runs:
@@ -99,7 +134,7 @@ class Catalogue:
     def phewas(self, feature: str) -> tuple[tuple[str, int] | None, list[dict[str, Any]]]:
         """Every test of ``feature`` in every run: (its position, rows with run, scan, effect, log10p)."""
         where, rows = None, []
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
             position = run.index.position_of(feature)
             if position is None:
                 continue
@@ -151,7 +186,7 @@ class Catalogue:
         return {"scans": scans}
 
 
-def _load_run(lake: Lake, name: str) -> Run:
+def _load_run(lake: Lake, name: str, version: int) -> Run:
     provenance = lake.results_provenance(name)
     index = BrowseIndex(lake, name)
     summary = index.summary()
@@ -159,12 +194,12 @@ def _load_run(lake: Lake, name: str) -> Run:
     lambdas = [lambda_gc(np.array([10.0 ** -m])) for m in median]
     summary = summary.drop_columns(["median_log10p"]).append_column("lambda_gc", pa.array(lambdas, pa.float64()))
     extents = index.chromosome_extents()
-    order = np.argsort(chromosome_order(np.array(list(extents), dtype=object)), kind="stable")
+    names = np.array(sorted(extents), dtype=object)
     offsets, total = {}, 0
-    for chrom in np.array(list(extents), dtype=object)[order]:
+    for chrom in names[np.argsort(chromosome_order(names), kind="stable")]:   # 1…22, X, Y, MT, then by name
         offsets[chrom] = total
         total += extents[chrom] + 1
-    return Run(name, provenance["kind"], provenance, index, summary, offsets)
+    return Run(name, provenance["kind"], version, provenance, index, summary, offsets)
 
 
 def _load_fields(lake: Lake) -> dict[str, Field]:

@@ -7,6 +7,12 @@ const CATEGORY_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                           "#7f7f7f", "#bcbd22", "#17becf"];
 const CONFIG = {responsive: true, displaylogo: false};
 
+function largest(values, floor) {   // Math.max(...values) overflows the stack beyond ~100k values
+  let top = floor;
+  for (const v of values) if (v > top) top = v;
+  return top;
+}
+
 function thresholdLine(y) {
   return {type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: {color: "#c0392b", dash: "dash", width: 1}};
 }
@@ -22,7 +28,7 @@ function drawManhattan(id, data) {
   const element = document.getElementById(id);
   const trace = {x: data.x, y: data.y, text: data.text, hoverinfo: "text", type: "scattergl", mode: "markers",
                  marker: {size: 4, color: data.shade.map((s) => SHADES[s])}};
-  const top = Math.max(data.threshold, ...data.y) * 1.08;
+  const top = largest(data.y, data.threshold) * 1.08;
   Plotly.newPlot(element, [trace], {
     title: {text: "Manhattan"}, margin: {t: 40, r: 10}, hovermode: "closest", dragmode: "zoom",
     xaxis: {tickvals: data.ticks.values, ticktext: data.ticks.labels, title: {text: "chromosome"}},
@@ -32,8 +38,8 @@ function drawManhattan(id, data) {
 
 function drawQQ(id, data) {
   const element = document.getElementById(id);
-  const top = Math.max(1, ...data.x);
-  const points = {x: data.x, y: data.y, text: data.text, type: "scattergl", mode: "markers",
+  const top = largest(data.x, 1);
+  const points = {x: data.x, y: data.y, text: data.text, hoverinfo: "text", type: "scattergl", mode: "markers",
                   marker: {size: 4, color: SHADES[0]}, name: "tests"};
   const diagonal = {x: [0, top], y: [0, top], mode: "lines", line: {color: "#c0392b", width: 1}, name: "null"};
   Plotly.newPlot(element, [points, diagonal], {
