@@ -88,7 +88,8 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def time_pages(url: str, pages: dict[str, str], server: psutil.Process) -> list[tuple[str, float, float, int]]:
+def time_pages(url: str, pages: dict[str, str]) -> list[tuple[str, float, float, int]]:
+    """Median and slowest seconds of REPEATS requests of each page, and its size."""
     rows = []
     for label, path in pages.items():
         seconds, size = [], 0
@@ -98,6 +99,28 @@ def time_pages(url: str, pages: dict[str, str], server: psutil.Process) -> list[
                 size = len(response.read())
             seconds.append(time.perf_counter() - start)
         rows.append((label, statistics.median(seconds), max(seconds), size))
+    return rows
+
+
+def time_drawn(url: str, pages: dict[str, tuple[str, str]]) -> list[tuple[str, float]]:
+    """Seconds from navigation to the plot drawn (plotly done), in headless chromium, median of 5."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return []
+    from playwright.sync_api import sync_playwright
+    rows = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for label, (path, plot) in pages.items():
+            seconds = []
+            for _ in range(5):
+                start = time.perf_counter()
+                page.goto(url + path)
+                page.wait_for_selector(f"#{plot}[data-ready='1']")
+                seconds.append(time.perf_counter() - start)
+            rows.append((label, statistics.median(seconds)))
+        browser.close()
     return rows
 
 
@@ -143,7 +166,9 @@ def main() -> None:
             "search: field name": "/search?q=" + quoted(names[-1]),
             "search: region (best scans)": f"/search?q={peak['chrom']}:{peak['pos'] - 500_000}-{peak['pos'] + 500_000}",
         }
-        timings = time_pages(url, pages, server)
+        timings = time_pages(url, pages)
+        drawn = time_drawn(url, {"phenotype page": (pages["phenotype: Manhattan + QQ + loci"], "manhattan"),
+                                 "variant page": (pages[f"variant: PheWAS of {args.phenotypes}"], "phewas")})
         peak_rss = server.memory_info().rss
     finally:
         process.terminate()
@@ -156,6 +181,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, median, slowest, size in timings:
         print(f"| {label} | {median * 1000:.0f} ms | {slowest * 1000:.0f} ms | {size:,} |")
+    for label, seconds in drawn:
+        print(f"| {label}, drawn in chromium (plotly done) | {seconds * 1000:.0f} ms | | |")
     print(f"\nserver memory (RSS) after the run: {peak_rss / 1e6:.0f} MB")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

@@ -116,6 +116,9 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
         echo(f"\n9/{STEPS} a polygenic score from the meta-analysis, joined to the IDP in SQL")
         for line in score_participants(lake, truth, root.parent / "out", **jobs):
             echo(line)
+    planted = truth["snp_idp"][0]
+    echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
+         f"http://127.0.0.1:8000/variant/{planted['variant_id']}")
     return lake
 
 

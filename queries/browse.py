@@ -5,9 +5,10 @@ a run is written, one out-of-core DuckDB pass over it writes four small Delta ta
 under ``LAKE/browse/NAME/``:
 
 - ``points``: the Manhattan and QQ plot data, thinned. Every test with −log10 p above
-  :data:`KEEP_ABOVE` is kept (with its exact QQ rank); below it, one test per cell of
-  :data:`CELL_BP` base pairs × :data:`CELL_LOG10P`, plus one QQ point per −log10 p cell
-  from exact counts. Sorted by scan, so a phenotype's points are a few row groups.
+  :data:`KEEP_ABOVE` is kept with its exact QQ rank (the :data:`EXACT_POINTS` strongest,
+  if a scan has more); the others, one test per cell of :data:`CELL_BP` base pairs ×
+  :data:`CELL_LOG10P`, plus one QQ point per :data:`QQ_STEP` of −log10 p from exact
+  counts. Sorted by scan, so a phenotype's points are a few row groups.
 - ``positions``: every test's feature, position, effect and −log10 p (float32), sorted by
   position: a variant's PheWAS and a region's association plot are a few row groups.
 - ``features``: feature id → chrom, pos, sorted by id, so a lookup by id prunes by
@@ -43,6 +44,7 @@ KEEP_ABOVE = 3.0        # −log10 p above which every test is kept for the plot
 CELL_BP = 3_000_000     # thinning cell width along a chromosome …
 CELL_LOG10P = 0.25      # … and height in −log10 p (about 3 px of a plot 30 units tall)
 QQ_STEP = 0.05          # QQ points below KEEP_ABOVE: one per step of −log10 p
+EXACT_POINTS = 20_000   # at most this many tests per scan above KEEP_ABOVE kept whole (the strongest)
 PINNED_LOG10P = 324.0   # where p = 0 (an underflow in imported statistics) is drawn: past any double
 GROUPS_PER_PASS = 2_000_000   # thinning cells aggregated at once …
 ROWS_PER_PASS = 30_000_000    # … and tests whose medians are taken at once (bound a pass's memory)
@@ -52,8 +54,12 @@ VERSION_NOTE = "biolake.results_version"     # in the summary's commit: the resu
 ROW_GROUP_ROWS = {"positions": 65_536, "features": 65_536, "points": 16_384, "summary": 65_536}
 
 
-def index_results(lake: Lake, name: str, *, memory_limit: str = "2GB", wait: float = 600.0) -> None:
+def index_results(lake: Lake, name: str, *, memory_limit: str = "2GB", wait: float = 600.0,
+                  exact: int = EXACT_POINTS) -> None:
     """Build (or rebuild) the browse index of the results ``name``; see the module docstring.
+
+    Each scan keeps its ``exact`` strongest tests above KEEP_ABOVE as they are (a page
+    draws a few tens of thousands of points, however inflated the scan).
 
     One builder at a time per run (a lake lock, waited for up to ``wait`` seconds); the
     index is built from one pinned version of the results, which its summary records.
@@ -75,7 +81,7 @@ def index_results(lake: Lake, name: str, *, memory_limit: str = "2GB", wait: flo
                 ranges = _phenotype_ranges(con)
                 for part, rows in (("positions", lambda: con.sql(POSITIONS_SQL).to_arrow_reader()),
                                    ("features", lambda: con.sql(FEATURES_SQL).to_arrow_reader()),
-                                   ("points", lambda: _by_ranges(con, POINTS_SQL, ranges)),
+                                   ("points", lambda: _by_ranges(con, POINTS_SQL, ranges, exact=exact)),
                                    ("summary", lambda: _by_ranges(con, SUMMARY_SQL, ranges))):
                     # one query streams at a time: a DuckDB connection has one open result
                     lake.write_browse(name, part, rows(), partition_by=["chrom"] if part == "positions" else [],
@@ -150,13 +156,14 @@ def _phenotype_ranges(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return [(low, high) for low, high in ranges]
 
 
-def _by_ranges(con: duckdb.DuckDBPyConnection, sql: str, ranges: list[tuple[str, str]]) -> pa.RecordBatchReader:
-    """``sql`` (with $low/$high bounding its phenotypes) run range by range, as one stream."""
-    schema = con.sql(sql, params={"low": "", "high": ""}).limit(0).to_arrow_table().schema
+def _by_ranges(con: duckdb.DuckDBPyConnection, sql: str, ranges: list[tuple[str, str]],
+               **params: object) -> pa.RecordBatchReader:
+    """``sql`` (with $low/$high bounding its phenotypes, and ``params``) run range by range, as one stream."""
+    schema = con.sql(sql, params={"low": "", "high": "", **params}).limit(0).to_arrow_table().schema
 
     def batches():
         for low, high in ranges:
-            yield from con.sql(sql, params={"low": low, "high": high}).to_arrow_reader()
+            yield from con.sql(sql, params={"low": low, "high": high, **params}).to_arrow_reader()
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
@@ -171,25 +178,30 @@ FEATURES_SQL = """
     ORDER BY feature"""
 
 # Manhattan points (expected NULL unless the point is also exact on the QQ plot) and QQ-only
-# points (feature NULL), for the phenotypes $low … $high: the tests above KEEP_ABOVE with their
-# exact rank, one test per cell below it, and per QQ_STEP of −log10 p below it the expected value
-# at the exact count of tests at or above it.
+# points (feature NULL), for the phenotypes $low … $high: the strongest $exact tests above
+# KEEP_ABOVE with their exact rank; every other test thinned to one per cell; and one QQ point
+# per QQ_STEP of −log10 p among those others, at the exact count of tests at or above it.
 POINTS_SQL = f"""
     WITH mine AS (
         SELECT * FROM tests WHERE phenotype BETWEEN $low AND $high),
     counted AS (
         SELECT phenotype, exposure, count(*) AS m FROM mine GROUP BY ALL),
-    high AS (
+    ranked AS (
         SELECT *, row_number() OVER (PARTITION BY phenotype, exposure ORDER BY log10p DESC) AS rank
         FROM mine WHERE log10p > {KEEP_ABOVE}),
+    high AS (
+        SELECT * FROM ranked WHERE rank <= $exact),
+    rest AS (
+        SELECT phenotype, exposure, feature, chrom, pos, effect, log10p FROM mine WHERE log10p <= {KEEP_ABOVE}
+        UNION ALL
+        SELECT phenotype, exposure, feature, chrom, pos, effect, log10p FROM ranked WHERE rank > $exact),
     cells AS (
         SELECT phenotype, exposure, chrom,
                arg_max({{'feature': feature, 'pos': pos, 'effect': effect, 'log10p': log10p}}, log10p) AS best
-        FROM mine WHERE log10p <= {KEEP_ABOVE}
-        GROUP BY phenotype, exposure, chrom, pos // {CELL_BP}, floor(log10p / {CELL_LOG10P})),
+        FROM rest GROUP BY phenotype, exposure, chrom, pos // {CELL_BP}, floor(log10p / {CELL_LOG10P})),
     qq_cells AS (
         SELECT phenotype, exposure, floor(log10p / {QQ_STEP}) * {QQ_STEP} AS low, count(*) AS k
-        FROM mine WHERE log10p <= {KEEP_ABOVE} GROUP BY ALL),
+        FROM rest GROUP BY ALL),
     high_counts AS (
         SELECT phenotype, exposure, count(*) AS k FROM high GROUP BY ALL),
     qq AS (   -- tests with −log10 p ≥ the step's lower edge: those of higher steps and every high test

@@ -126,3 +126,29 @@ def test_catalogue__serves_a_rewritten_run_at_its_new_version(gwas_lake, schedul
     after = catalogue.run("browse_rewrite")
     assert after.results_version == gwas_lake.results("browse_rewrite").version()
     assert 0 < after.scans()[0]["tests"] < before
+    assert {run.kind for run in catalogue.runs.values()} <= {"gwas", "ewas", "gxe", "meta"}   # no PRS tables
+
+
+def test_catalogue__of_an_empty_lake_has_nothing_to_show(lake):
+    from biolake.browser.catalogue import Catalogue
+    catalogue = Catalogue(lake, log=lambda message: None)
+    assert catalogue.runs == {} and catalogue.search("rs1") == {"scans": []}
+
+
+def test_points__of_an_inflated_scan_keep_the_strongest_whole_and_thin_the_rest(gwas_lake, indexed, idps):
+    index_results(gwas_lake, "browse", exact=2)
+    capped = BrowseIndex(gwas_lake, "browse")
+    try:
+        full = _tests(gwas_lake, "browse", idps[0])
+        log10p, m = np.sort(full["log10p"].to_numpy())[::-1], full.num_rows
+        points = capped.points(idps[0])
+        exact = points.filter(pc.and_(pc.is_valid(points["feature"]), pc.is_valid(points["expected"])))
+        assert (log10p > KEEP_ABOVE).sum() > 2 and exact.num_rows == 2
+        np.testing.assert_allclose(np.sort(exact["log10p"].to_numpy())[::-1], log10p[:2])
+        cells = points.filter(pc.is_null(points["feature"]))
+        at_least = np.array([np.sum(log10p >= y - 1e-9) for y in cells["log10p"].to_numpy()])
+        np.testing.assert_allclose(cells["expected"].to_numpy(), -np.log10(at_least / (m + 1)), rtol=1e-12)
+        assert pc.max(points["log10p"]).as_py() == log10p[0]
+    finally:
+        capped.close()
+        index_results(gwas_lake, "browse")
