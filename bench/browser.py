@@ -5,8 +5,8 @@ so the results are synthesised: P·M rows with the GWAS columns, written as a GW
 writes them (one Parquet file per 4,096-variant block, rows phenotype-major), null
 p-values with peaks planted in a few phenotypes. Then the browse index is built (timed,
 with its size) and a real server (`biolake serve`, its own process) answers each page
-kind repeatedly; the table gives the median and slowest answer, and the server's peak
-memory.
+kind repeatedly; the table gives the median and slowest answer, and the server's memory
+(RSS) at the end.
 
     python bench/browser.py --phenotypes 1000 --variants 100000     # 100 M rows, ~6 GB of results
     python bench/browser.py --phenotypes 100 --variants 1000000     # the M dimension
@@ -153,6 +153,8 @@ def main() -> None:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
+        else:
+            raise SystemExit("biolake serve did not start listening within 60 s")
         server = psutil.Process(process.pid)
         quoted = urllib.parse.quote
         pages = {

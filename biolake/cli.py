@@ -871,7 +871,7 @@ def serve(lake_location: str, host: str, port: int, sql_timeout: float, sql_cons
       /variant/ID            PheWAS: the variant in every phenotype of every run, by IDP category
       /region?run=&phenotype=&chrom=&start=&end=   p-values along a window
       /sql                   the read-only SQL console of 'biolake sql', CSV download
-                             (on by default only when the server listens on 127.0.0.1)
+                             (on by default only on loopback: 127.0.0.1, localhost, ::1)
     The search box takes rsIDs, chrom:pos, chrom:start-end, phenotype names and field ids.
 
     Pages read each run's browse index (thinned plot points, a position-sorted copy of
@@ -895,7 +895,8 @@ def serve(lake_location: str, host: str, port: int, sql_timeout: float, sql_cons
                    "can use it", err=True)
     app = create_app(_open_lake(lake_location), sql_timeout=sql_timeout, sql_console=console,
                      allowed_hosts=LOOPBACK if loopback else ["*"], announce=lambda m: click.echo(m, err=True))
-    click.echo(f"biolake browser on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    shown = f"[{host}]" if ":" in host else host      # an IPv6 address in a URL
+    click.echo(f"biolake browser on http://{shown}:{port} (Ctrl-C to stop)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

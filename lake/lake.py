@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -356,8 +357,12 @@ class Lake:
                         storage_options=self.location.delta_options(),
                         writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows),
                         commit_properties=CommitProperties(custom_metadata=note))
-        DeltaTable(uri, storage_options=self.location.delta_options()).vacuum(
-            retention_hours=1, enforce_retention_duration=False, dry_run=False)
+        try:   # housekeeping: a failure leaves old files behind, nothing worse
+            DeltaTable(uri, storage_options=self.location.delta_options()).vacuum(
+                retention_hours=1, enforce_retention_duration=False, dry_run=False,
+                commit_properties=CommitProperties(custom_metadata=note))
+        except Exception as exc:
+            warnings.warn(f"{uri}: old files not vacuumed ({str(exc).splitlines()[0]})", stacklevel=2)
 
     def browse(self, name: str, part: str) -> DeltaTable | None:
         """One table of the browse index of the results ``name``, or None if it was never built."""

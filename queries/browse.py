@@ -34,7 +34,6 @@ import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from lake.errors import BiolakeError
 from lake.lake import Lake
 from lake.lock import lake_lock
 from queries.kinds import ResultKind, result_kind
@@ -95,7 +94,7 @@ def index_after_job(lake: Lake, name: str) -> None:
     (the results stand, and the browser or `biolake index` builds the index later)."""
     try:
         index_results(lake, name)
-    except (BiolakeError, OSError, duckdb.Error) as exc:
+    except Exception as exc:   # whatever went wrong, the committed results stand
         warnings.warn(f"results {name!r} are committed, but their browse index was not built "
                       f"({str(exc).splitlines()[0]}); `biolake index --result {name}` builds it", stacklevel=2)
 
@@ -105,8 +104,10 @@ def indexed_version(lake: Lake, name: str) -> int | None:
     summary = lake.browse(name, "summary")
     if summary is None:
         return None
-    noted = summary.history(1)[0].get(VERSION_NOTE)
-    return int(noted) if noted is not None else None
+    for commit in summary.history(10):    # newest first; housekeeping commits may carry no note
+        if VERSION_NOTE in commit:
+            return int(commit[VERSION_NOTE])
+    return None
 
 
 def index_is_current(lake: Lake, name: str) -> bool:
@@ -125,12 +126,13 @@ def _tests_sql(kind: ResultKind, columns: Sequence[str]) -> str:
                CASE WHEN {value} = 'inf'::DOUBLE THEN {PINNED_LOG10P} ELSE {value} END AS log10p
         FROM results
         WHERE {value} IS NOT NULL AND NOT isnan({value}) AND chrom IS NOT NULL AND pos IS NOT NULL
-              AND "{kind.feature}" IS NOT NULL"""
+              AND "{kind.feature}" IS NOT NULL AND "{kind.phenotype}" IS NOT NULL"""
 
 
 def _scans_sql(kind: ResultKind) -> str:
     """Every scan of the run, tested or not (a scan whose every test failed is listed with 0 tests)."""
-    return f'SELECT DISTINCT "{kind.phenotype}" AS phenotype, {_exposure(kind)} AS exposure FROM results'
+    return (f'SELECT DISTINCT "{kind.phenotype}" AS phenotype, {_exposure(kind)} AS exposure FROM results '
+            f'WHERE "{kind.phenotype}" IS NOT NULL')
 
 
 def _exposure(kind: ResultKind) -> str:
@@ -140,19 +142,19 @@ def _exposure(kind: ResultKind) -> str:
 def _phenotype_ranges(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """Consecutive ranges of phenotypes, each small enough for one pass of POINTS_SQL or SUMMARY_SQL:
     at most GROUPS_PER_PASS thinning cells and ROWS_PER_PASS tests (the medians hold every value)."""
-    counts = con.sql("SELECT phenotype, count(*) FROM tests GROUP BY ALL ORDER BY 1").fetchall()
-    counts += [(p, 0) for (p,) in con.sql("SELECT DISTINCT phenotype FROM scans EXCEPT "
-                                          "SELECT DISTINCT phenotype FROM tests").fetchall()]
-    counts.sort(key=lambda c: c[0])
+    counts = con.sql("""SELECT s.phenotype, count(*) AS scans, any_value(t.n) AS n
+                         FROM scans s LEFT JOIN (SELECT phenotype, count(*) AS n FROM tests GROUP BY ALL) t
+                         USING (phenotype) GROUP BY ALL ORDER BY 1""").fetchall()
     cells_per_scan = 3_200_000_000 // CELL_BP * int(np.ceil(KEEP_ABOVE / CELL_LOG10P))   # a human genome's worth
     ranges: list[list] = []
     rows = cells = 0
-    for phenotype, n in counts:
-        if not ranges or rows + n > ROWS_PER_PASS or cells + cells_per_scan > GROUPS_PER_PASS:
+    for phenotype, scans, n in counts:     # scans: one per exposure for GxE
+        n, more = n or 0, scans * cells_per_scan
+        if not ranges or rows + n > ROWS_PER_PASS or cells + more > GROUPS_PER_PASS:
             ranges.append([phenotype, phenotype])
             rows = cells = 0
         ranges[-1][1] = phenotype
-        rows, cells = rows + n, cells + cells_per_scan
+        rows, cells = rows + n, cells + more
     return [(low, high) for low, high in ranges]
 
 

@@ -44,7 +44,7 @@ SQL_ROWS_SHOWN = 500           # the console shows this many rows; the CSV downl
 SQL_CSV_ROWS = 1_000_000
 MAX_REGION_BP = 10_000_000
 TOP_LOCI = 25
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")   # as --host, and as Host headers
 log = logging.getLogger("biolake.browser")
 
 
@@ -91,6 +91,7 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
 
     def variant_page(request: Request) -> HTMLResponse:
         feature = request.path_params["feature"]
+        catalogue.refresh()
         where, rows = catalogue.phewas(feature)
         if where is None:
             raise HTTPException(404, f"no run tested a variant or CpG named {feature!r}")
@@ -117,6 +118,7 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
 
     def search(request: Request) -> Response:
         query = request.query_params.get("q", "")
+        catalogue.refresh()
         found = catalogue.search(query)
         if "feature" in found:
             return RedirectResponse(_variant_url(found["feature"]), status_code=303)
@@ -171,8 +173,13 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
         """One read-only query through the sandbox of ``biolake sql``, at most ``limit`` rows computed."""
         if not query.strip():
             raise BiolakeError("empty query")
-        with one_query_at_a_time, connect(lake, timeout=sql_timeout, memory_limit="2GB") as con:
-            return con.sql(query).head(limit)
+        if not one_query_at_a_time.acquire(timeout=sql_timeout):
+            raise HTTPException(503, "the SQL console is busy with other queries; try again shortly")
+        try:
+            with connect(lake, timeout=sql_timeout, memory_limit="2GB") as con:
+                return con.sql(query).head(limit)
+        finally:
+            one_query_at_a_time.release()
 
     def plotly_js(request: Request) -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
@@ -196,6 +203,7 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
 
 
 def _run(catalogue: Catalogue, name: str) -> Run:
+    catalogue.refresh()     # at most every REFRESH_SECONDS
     try:
         return catalogue.run(name)
     except LookupError as exc:

@@ -45,6 +45,7 @@ class Run:
     name: str
     kind: str
     results_version: int
+    index_version: int                   # the Delta version of its summary (a rebuild changes it)
     provenance: dict[str, Any]
     index: BrowseIndex
     summary: pa.Table                    # per scan, with lambda_gc
@@ -73,6 +74,7 @@ class Catalogue:
         self._refreshing = threading.Lock()
         self._checked = -np.inf
         self._failed: dict[str, int] = {}      # run → version whose indexing failed (not retried)
+        self._building: set[str] = set()       # runs a background thread is indexing
         self.refresh(build_now=True)
 
     def refresh(self, *, build_now: bool = False) -> None:
@@ -90,12 +92,15 @@ class Catalogue:
                         continue                       # polygenic scores and the like: nothing to plot
                     version = self.lake.results(name).version()
                     current = self.runs.get(name)
-                    if current is not None and current.results_version == version:
+                    summary = self.lake.browse(name, "summary")
+                    if (current is not None and current.results_version == version
+                            and summary is not None and current.index_version == summary.version()):
                         runs[name] = current
-                    elif indexed_version(self.lake, name) == version:
+                    elif summary is not None and indexed_version(self.lake, name) == version:
                         runs[name] = _load_run(self.lake, name, version)
                     else:
-                        stale += [name] if self._failed.get(name) != version else []
+                        if self._failed.get(name) != version and name not in self._building:
+                            stale.append(name)
                         if current is not None:
                             runs[name] = current
                 except Exception as exc:   # one broken run must not take the others down
@@ -104,28 +109,36 @@ class Catalogue:
             self.fields = _load_fields(self.lake)
         finally:
             self._refreshing.release()
-        if stale and build_now:
-            self._build(stale)
-        elif stale:
-            threading.Thread(target=self._build, args=(stale,), daemon=True).start()
+        if stale:
+            self._building.update(stale)
+            if build_now:
+                self._build(stale)
+            else:
+                threading.Thread(target=self._build, args=(stale,), daemon=True).start()
 
     def _build(self, names: list[str]) -> None:
         """Index the runs ``names``, then load them."""
-        for name in names:
-            self._log(f"indexing results {name!r} for the browser …")
-            try:
-                index_results(self.lake, name, wait=0.0)
-            except Exception as exc:
-                self._failed[name] = self.lake.results(name).version()
-                self._log(f"results {name!r} could not be indexed ({type(exc).__name__}: {exc}); "
-                          "`biolake index` retries")
+        try:
+            for name in names:
+                self._log(f"indexing results {name!r} for the browser …")
+                version = -1
+                try:
+                    version = self.lake.results(name).version()
+                    index_results(self.lake, name, wait=0.0)
+                except Exception as exc:    # logged; the run stays out (or at its old version)
+                    self._failed[name] = version
+                    self._log(f"results {name!r} could not be indexed ({type(exc).__name__}: {exc}); "
+                              "`biolake index` retries")
+        finally:
+            self._building.difference_update(names)
         self._checked = -np.inf
         self.refresh()
 
     def run(self, name: str) -> Run:
-        if name not in self.runs:
+        runs = self.runs     # one snapshot: a refresh may swap the dict meanwhile
+        if name not in runs:
             raise LookupError(f"no results named {name!r} in this lake")
-        return self.runs[name]
+        return runs[name]
 
     def describe(self, phenotype: str) -> Field | None:
         """The dictionary entry of a phenotype column (an IDP field such as 25010-2.0), if any."""
@@ -193,13 +206,14 @@ def _load_run(lake: Lake, name: str, version: int) -> Run:
     median = summary.column("median_log10p").to_numpy(zero_copy_only=False).astype(float)
     lambdas = [lambda_gc(np.array([10.0 ** -m])) for m in median]
     summary = summary.drop_columns(["median_log10p"]).append_column("lambda_gc", pa.array(lambdas, pa.float64()))
+    index_version = lake.browse(name, "summary").version()
     extents = index.chromosome_extents()
     names = np.array(sorted(extents), dtype=object)
     offsets, total = {}, 0
     for chrom in names[np.argsort(chromosome_order(names), kind="stable")]:   # 1…22, X, Y, MT, then by name
         offsets[chrom] = total
         total += extents[chrom] + 1
-    return Run(name, provenance["kind"], version, provenance, index, summary, offsets)
+    return Run(name, provenance["kind"], version, index_version, provenance, index, summary, offsets)
 
 
 def _load_fields(lake: Lake) -> dict[str, Field]:
