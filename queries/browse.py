@@ -77,11 +77,15 @@ def index_results(lake: Lake, name: str, *, memory_limit: str = "2GB", wait: flo
                 con.execute(f"CREATE TEMP VIEW tests AS {_tests_sql(kind, columns)}")
                 con.execute(f"CREATE TEMP VIEW scans AS {_scans_sql(kind)}")
                 note = {VERSION_NOTE: str(version)}
-                ranges = _phenotype_ranges(con)
-                for part, rows in (("positions", lambda: con.sql(POSITIONS_SQL).to_arrow_reader()),
+                # passes over chromosomes (the position sort) and phenotype ranges (thinning, medians);
+                # a run without tests still gets its (empty) tables from one pass that matches nothing
+                ranges = [{"low": low, "high": high} for low, high in _phenotype_ranges(con)] or [{"low": "", "high": ""}]
+                chromosomes = [{"chrom": c} for (c,) in con.sql("SELECT DISTINCT chrom FROM tests").fetchall()]
+                points = [{**r, "exact": exact} for r in ranges]
+                for part, rows in (("positions", lambda: _in_passes(con, POSITIONS_SQL, chromosomes or [{"chrom": ""}])),
                                    ("features", lambda: con.sql(FEATURES_SQL).to_arrow_reader()),
-                                   ("points", lambda: _by_ranges(con, POINTS_SQL, ranges, exact=exact)),
-                                   ("summary", lambda: _by_ranges(con, SUMMARY_SQL, ranges))):
+                                   ("points", lambda: _in_passes(con, POINTS_SQL, points)),
+                                   ("summary", lambda: _in_passes(con, SUMMARY_SQL, ranges))):
                     # one query streams at a time: a DuckDB connection has one open result
                     lake.write_browse(name, part, rows(), partition_by=["chrom"] if part == "positions" else [],
                                       row_group_rows=ROW_GROUP_ROWS[part], note=note)
@@ -158,20 +162,20 @@ def _phenotype_ranges(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return [(low, high) for low, high in ranges]
 
 
-def _by_ranges(con: duckdb.DuckDBPyConnection, sql: str, ranges: list[tuple[str, str]],
-               **params: object) -> pa.RecordBatchReader:
-    """``sql`` (with $low/$high bounding its phenotypes, and ``params``) run range by range, as one stream."""
-    schema = con.sql(sql, params={"low": "", "high": "", **params}).limit(0).to_arrow_table().schema
+def _in_passes(con: duckdb.DuckDBPyConnection, sql: str, passes: list[dict[str, object]]) -> pa.RecordBatchReader:
+    """``sql`` run once per set of parameters in ``passes``, the results as one stream."""
+    schema = con.sql(sql, params=passes[0]).limit(0).to_arrow_table().schema
 
     def batches():
-        for low, high in ranges:
-            yield from con.sql(sql, params={"low": low, "high": high, **params}).to_arrow_reader()
+        for params in passes:
+            yield from con.sql(sql, params=params).to_arrow_reader()
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+# one chromosome per pass: the sort (out of core) never holds more than the largest chromosome
 POSITIONS_SQL = """
     SELECT chrom, pos, feature, ref, alt, phenotype, exposure, effect::FLOAT AS effect, log10p::FLOAT AS log10p
-    FROM tests ORDER BY chrom, pos, feature, phenotype, exposure"""
+    FROM tests WHERE chrom = $chrom ORDER BY pos, feature, phenotype, exposure"""
 
 # a feature's position is one row's (chrom, pos), the first along the genome if it was tested at several
 FEATURES_SQL = """
