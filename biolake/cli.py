@@ -875,8 +875,8 @@ def serve(lake_location: str, host: str, port: int, sql_timeout: float, sql_cons
     The search box takes rsIDs, chrom:pos, chrom:start-end, phenotype names and field ids.
 
     Pages read each run's browse index (thinned plot points, a position-sorted copy of
-    the tests), which every job writes with its results; a run without one (older
-    lakes, imports) is indexed when the server starts.
+    the tests), which every job writes with its results; a run without one (an older
+    lake, a killed job) is indexed when the server starts.
 
     \b
     Example:

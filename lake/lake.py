@@ -348,11 +348,14 @@ class Lake:
                      row_group_rows: int, note: dict[str, str]) -> None:
         """Replace one table of the browse index of the results ``name`` (one commit carrying ``note``).
 
+        All tables of one index share one fault point name: the index is derived data, rebuilt
+        whole, and a crash test kills its writing once rather than once per table.
+
         Files of versions replaced over an hour ago are vacuumed: a reader that listed the
         previous version's files keeps them long enough to finish and refresh.
         """
         uri = self.browse_uri(name, part)
-        _write_streamed(uri, batches.schema, batches, label=f"browse/{name}/{part}",
+        _write_streamed(uri, batches.schema, batches, label=f"browse/{name}",
                         mode="overwrite", schema_mode="overwrite", partition_by=partition_by or None,
                         storage_options=self.location.delta_options(),
                         writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows),
