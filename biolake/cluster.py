@@ -20,20 +20,27 @@ _WORKER_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": 32 << 20}
 
 @contextmanager
 def dask_client(*, scheduler: str | None = None, workers: int | None = None,
-                environment: dict[str, str] | None = None) -> Iterator[Client]:
+                environment: dict[str, str] | None = None, fork: bool = False) -> Iterator[Client]:
     """A client of the cluster at ``scheduler`` (or at $DASK_SCHEDULER_ADDRESS, dask's convention),
     or else of a LocalCluster of worker processes.
 
     ``environment`` (the lake's credentials) is set in the local workers' process environment,
     never sent in a task; the workers of an existing cluster must have their own.
+
+    ``fork`` starts the local workers as forks of this process: they begin with every module
+    it has imported, where a fresh (spawned) worker spends about 2 s importing numpy, scipy,
+    pyarrow and the engines before its first task, and a job of a few seconds is mostly that.
+    Only for lakes on local disk: the AWS SDK behind bucket reads is not fork-safe, so the
+    workers of a bucket lake are spawned.
     """
     import dask
     from distributed import Client, LocalCluster
 
     scheduler = scheduler or dask.config.get("scheduler-address", None)
 
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value
-                          for key, value in _WORKER_ENVIRONMENT.items()}):
+    settings = {f"distributed.nanny.pre-spawn-environ.{key}": value for key, value in _WORKER_ENVIRONMENT.items()}
+    settings["distributed.worker.multiprocessing-method"] = "fork" if fork else "spawn"
+    with dask.config.set(settings):
         cluster = None if scheduler else LocalCluster(
             n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, env=environment or {},
             dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)  # any free port: clusters may coexist

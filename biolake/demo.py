@@ -87,7 +87,7 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
     truth = json.loads((release_folder / "truth.json").read_text())
-    with dask_client() as client:   # one LocalCluster of worker processes for every analysis
+    with dask_client(fork=not lake.location.remote) as client:   # one LocalCluster for every analysis
         jobs = {"scheduler": client.scheduler.address, "progress": progress}
         echo(f"\n4/{STEPS} GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
         report = run_gwas(lake, DEMO_GWAS, **jobs)

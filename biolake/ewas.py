@@ -110,7 +110,8 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")
     inputs = EwasInputs(chosen.vector_length, chosen.selection, settings.values,
                         prepare_linear(chosen.phenotypes, chosen.covariates), chosen.phenotype_names)
-    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets()) as client:
+    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
+                     fork=not lake.location.remote) as client:
         fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
     table, summaries = _moderated_results(fits, chosen.phenotype_names)
     files = lake.results_files(settings.name)

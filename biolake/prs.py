@@ -101,7 +101,8 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     if not blocks:
         raise BiolakeError(f"release {chosen!r} has no genotypes")
     scores = np.zeros((inputs.n_samples, len(thresholds)))
-    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets()) as client:
+    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
+                     fork=not lake.location.remote) as client:
         for part in map_blocks(client, _score_task, blocks, inputs, step="prs", progress=progress):
             scores += part
     columns = [score_column(t) for t in thresholds]

@@ -59,7 +59,8 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     """
     files = lake.results_files(name)
     actions, summary = [], GwasSummary.empty(tests.phenotype_names)
-    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets()) as client:
+    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
+                     fork=not lake.location.remote) as client:
         # tasks carry the run's files without credentials: workers take those from their environment
         for action, block_summary in map_blocks(client, _scan_task, blocks, tests, files.public(), step=step,
                                                 progress=progress):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 _LN10 = np.log(10.0)
 
@@ -123,7 +123,7 @@ def z_log10p(z: np.ndarray) -> np.ndarray:
     >>> z_log10p(np.array([1.959964, 40.0])).round(1)
     array([  1.3, 349.1])
     """
-    return -(np.log(2.0) + stats.norm.logsf(np.abs(z))) / _LN10
+    return -(np.log(2.0) + special.log_ndtr(-np.abs(z))) / _LN10
 
 
 def p_from_log10p(log10p: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats
+from scipy import special
 
 from stats.association import ERRORS, AssociationResult
 from stats.multiple import CHI2_MEDIAN, GENOME_WIDE
@@ -148,4 +148,4 @@ class GwasSummary:
             share = (target - below) / max(counts[upper] - below, 1)
             median[j] = low + share * (_LOG10P_BINS[upper] - low)
         with np.errstate(invalid="ignore"):
-            return np.where(self.tests > 0, stats.chi2.isf(10.0 ** -median, 1) / CHI2_MEDIAN, np.nan)
+            return np.where(self.tests > 0, special.chdtri(1, 10.0 ** -median) / CHI2_MEDIAN, np.nan)
