@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from distributed import Client
+
+    from lake.lake import Lake
 
 Progress = Callable[[str, int, int], None]
 # dask starts workers with MALLOC_TRIM_THRESHOLD_=64 KiB, which turns off glibc's adaptive mmap
@@ -51,6 +54,13 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None,
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def lake_client(lake: Lake, *, scheduler: str | None = None, workers: int | None = None) -> ContextManager[Client]:
+    """:func:`dask_client` for a job on ``lake``: local workers get its credentials, and are
+    forked when it is on local disk."""
+    return dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
+                       fork=not lake.location.remote)
 
 
 def map_blocks(client: Client, task: Callable[..., Any], blocks: Sequence[Any], shared: Any, *args: Any,

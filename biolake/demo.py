@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
-from biolake.cluster import dask_client
+from biolake.cluster import lake_client
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from biolake.meta import run_meta
 from biolake.prs import run_prs
@@ -87,7 +87,7 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
     truth = json.loads((release_folder / "truth.json").read_text())
-    with dask_client(fork=not lake.location.remote) as client:   # one LocalCluster for every analysis
+    with lake_client(lake) as client:   # one LocalCluster for every analysis
         jobs = {"scheduler": client.scheduler.address, "progress": progress}
         echo(f"\n4/{STEPS} GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
         report = run_gwas(lake, DEMO_GWAS, **jobs)

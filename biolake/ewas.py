@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biolake.cluster import dask_client, map_blocks
+from biolake.cluster import lake_client, map_blocks
 from lake.errors import BiolakeError
 from lake.lake import Lake
 from queries import connect, design
@@ -110,8 +110,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")
     inputs = EwasInputs(chosen.vector_length, chosen.selection, settings.values,
                         prepare_linear(chosen.phenotypes, chosen.covariates), chosen.phenotype_names)
-    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
-                     fork=not lake.location.remote) as client:
+    with lake_client(lake, scheduler=scheduler, workers=workers) as client:
         fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
     table, summaries = _moderated_results(fits, chosen.phenotype_names)
     files = lake.results_files(settings.name)

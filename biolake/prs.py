@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biolake.cluster import dask_client, map_blocks
+from biolake.cluster import lake_client, map_blocks
 from ingest.sumstats import read_sumstats
 from lake.errors import BiolakeError, InputError
 from lake.lake import Lake
@@ -101,8 +101,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     if not blocks:
         raise BiolakeError(f"release {chosen!r} has no genotypes")
     scores = np.zeros((inputs.n_samples, len(thresholds)))
-    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
-                     fork=not lake.location.remote) as client:
+    with lake_client(lake, scheduler=scheduler, workers=workers) as client:
         for part in map_blocks(client, _score_task, blocks, inputs, step="prs", progress=progress):
             scores += part
     columns = [score_column(t) for t in thresholds]

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from deltalake.transaction import AddAction
 
-from biolake.cluster import dask_client, map_blocks
+from biolake.cluster import lake_client, map_blocks
 from lake.errors import BiolakeError
 from lake.lake import Lake
 from lake.results import ResultsFiles
@@ -59,8 +59,7 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     """
     files = lake.results_files(name)
     actions, summary = [], GwasSummary.empty(tests.phenotype_names)
-    with dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
-                     fork=not lake.location.remote) as client:
+    with lake_client(lake, scheduler=scheduler, workers=workers) as client:
         # tasks carry the run's files without credentials: workers take those from their environment
         for action, block_summary in map_blocks(client, _scan_task, blocks, tests, files.public(), step=step,
                                                 progress=progress):
