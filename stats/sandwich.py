@@ -4,8 +4,10 @@ Everything in a GxE fit is a matrix product except what each sample contributes 
 sandwich: its leverage hᵢ, its weight wᵢ (HC2: 1/(1−hᵢ), HC3: 1/(1−hᵢ)²) and its influence
 on the tested coefficients Fᵢ = (H⁻¹D̃ᵢ)_T. numpy would make a dozen passes over
 variants × samples for these; one compiled loop makes one, which is most of the run time
-of a scan with few phenotypes. With many phenotypes the kernel writes the weights wᵢFᵢₐFᵢ_b
-and the caller finishes with matrix products instead.
+of a scan with few phenotypes. For variants with no missing call, :func:`fused_fit` goes
+further and builds D̃ itself, one variant at a time in cache, so the whole fit after Q'D is
+one compiled call. With many phenotypes the kernel writes the weights wᵢFᵢₐFᵢ_b and the
+caller finishes with matrix products instead.
 """
 
 from __future__ import annotations
@@ -106,3 +108,120 @@ def pair_weights(resid, h_inverse, shared_leverage, kept, power, tested):  # pra
                 weighted[v, pair] = positive * influence[a] * influence[b]
                 pair += 1
     return weighted, exact
+
+
+_VECTOR = {"reassoc", "contract"}   # sums may be reordered into SIMD lanes; nothing assumes finite values
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
+def _dot(x, y):  # pragma: no cover
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i] * y[i]
+    return total
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
+def _weighted_dot(w, x, y):  # pragma: no cover
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += w[i] * x[i] * y[i]
+    return total
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
+def _add_scaled(out, c, x):  # pragma: no cover
+    for i in range(out.shape[0]):
+        out[i] += c * x[i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
+def _add_product(out, x, y):  # pragma: no cover
+    for i in range(out.shape[0]):
+        out[i] += x[i] * y[i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
+def fused_fit(g, samples, multipliers, basis, q_design, y, leverage, power, tested, singular_below):  # pragma: no cover
+    """Every per-sample step of a GxE fit, one variant at a time, for variants with no missing call.
+
+    D̃ = g·m − Q(Q'D) is built per variant in buffers that stay in cache, then H = D̃'D̃,
+    D̃'ỹ, H⁻¹ (identity where H is singular, in correlation units), Θ = H⁻¹D̃'ỹ and the
+    sandwich sums Σᵢ wᵢεᵢ²FᵢₐFᵢ_b, each step a loop over samples that compiles to SIMD:
+    where numpy's route makes a dozen passes over variants × terms × samples in memory,
+    this makes a few dozen over one variant's columns in cache.
+
+    ``g``: variants × all samples; ``samples``: the pattern's positions in them;
+    ``multipliers``: terms × samples; ``basis``: s × samples (Q'); ``q_design``: variants ×
+    terms × s (Q'D); ``y``: P × samples (Ỹ'); ``leverage``: the shared design's, per sample.
+    Returns H, D̃'ỹ, H⁻¹, Θ, the sums (variants × tested pairs × P), and which variants are
+    singular or have a sample fitted exactly.
+    """
+    variants = g.shape[0]
+    terms, n = multipliers.shape
+    shared, phenotypes = basis.shape[0], y.shape[0]
+    pairs = tested * (tested + 1) // 2
+    gram = np.zeros((variants, terms, terms))
+    cross = np.zeros((variants, terms, phenotypes))
+    h_inverse = np.zeros((variants, terms, terms))
+    theta = np.zeros((variants, terms, phenotypes))
+    meat = np.zeros((variants, pairs, phenotypes))
+    singular = np.zeros(variants, np.bool_)
+    exact = np.zeros(variants, np.bool_)
+    resid, influence = np.empty((terms, n)), np.empty((terms, n))
+    genotype, weight, residual = np.empty(n), np.empty(n), np.empty(n)
+    scaled = np.empty((terms, terms))
+    for v in range(variants):
+        for i in range(n):
+            genotype[i] = g[v, samples[i]]
+        for t in range(terms):              # D̃ₜ = g·mₜ − Σₖ (Q'D)ₜₖ Qₖ
+            row = resid[t]
+            for i in range(n):
+                row[i] = genotype[i] * multipliers[t, i]
+            for k in range(shared):
+                _add_scaled(row, -q_design[v, t, k], basis[k])
+        for a in range(terms):
+            for b in range(a + 1):
+                gram[v, a, b] = gram[v, b, a] = _dot(resid[a], resid[b])
+            for p in range(phenotypes):
+                cross[v, a, p] = _dot(resid[a], y[p])
+        for a in range(terms):
+            for b in range(terms):
+                scaled[a, b] = gram[v, a, b] / np.sqrt(max(gram[v, a, a], 1e-300) * max(gram[v, b, b], 1e-300))
+        singular[v] = np.linalg.eigvalsh(scaled)[0] <= singular_below
+        h_inverse[v] = np.eye(terms) if singular[v] else np.linalg.inv(gram[v])
+        theta[v] = h_inverse[v] @ cross[v]
+        for a in range(terms):              # Fₐ = Σ_b H⁻¹ₐ_b D̃_b
+            row = influence[a]
+            row[:] = 0.0
+            for b in range(terms):
+                _add_scaled(row, h_inverse[v, a, b], resid[b])
+        weight[:] = leverage               # hᵢ = qᵢ'qᵢ + D̃ᵢ'Fᵢ, then wᵢ
+        for a in range(terms):
+            _add_product(weight, resid[a], influence[a])
+        exact[v] = power > 0 and weight.max() >= _FULL_LEVERAGE
+        if power == 0:
+            weight[:] = 1.0
+        else:
+            _leverage_weights(weight, power)
+        for p in range(phenotypes):         # εᵢ = ỹᵢ − D̃ᵢ'Θ, and the pairs' sums
+            residual[:] = y[p]
+            for c in range(terms):
+                _add_scaled(residual, -theta[v, c, p], resid[c])
+            for i in range(n):
+                residual[i] = weight[i] * residual[i] * residual[i]
+            pair = 0
+            for a in range(tested):
+                for b in range(a, tested):
+                    meat[v, pair, p] = _weighted_dot(residual, influence[a], influence[b])
+                    pair += 1
+    return gram, cross, h_inverse, theta, meat, singular, exact
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
+def _leverage_weights(lever, power):  # pragma: no cover
+    """hᵢ → wᵢ in place: 1/(1 − hᵢ) (HC2) or its square (HC3); 0 where the fit is exact."""
+    for i in range(lever.shape[0]):
+        room = 1.0 - lever[i]
+        inverse = 1.0 / room if room > 1.0 - _FULL_LEVERAGE else 0.0
+        lever[i] = inverse if power == 1 else inverse * inverse
