@@ -188,24 +188,28 @@ def fused_fit(g, samples, multipliers, basis, q_design, y, leverage, power, test
         for a in range(terms):
             for b in range(terms):
                 scaled[a, b] = gram[v, a, b] / np.sqrt(max(gram[v, a, a], 1e-300) * max(gram[v, b, b], 1e-300))
-        singular[v] = np.linalg.eigvalsh(scaled)[0] <= singular_below
-        h_inverse[v] = np.eye(terms) if singular[v] else np.linalg.inv(gram[v])
-        theta[v] = h_inverse[v] @ cross[v]
+        singular[v] = _smallest_eigenvalue(scaled) <= singular_below
+        _invert(gram[v], h_inverse[v], singular[v])
+        for a in range(terms):
+            for p in range(phenotypes):
+                total = 0.0
+                for b in range(terms):
+                    total += h_inverse[v, a, b] * cross[v, b, p]
+                theta[v, a, p] = total
         for a in range(terms):              # Fₐ = Σ_b H⁻¹ₐ_b D̃_b
             row = influence[a]
-            row[:] = 0.0
+            for i in range(n):
+                row[i] = 0.0
             for b in range(terms):
                 _add_scaled(row, h_inverse[v, a, b], resid[b])
-        weight[:] = leverage               # hᵢ = qᵢ'qᵢ + D̃ᵢ'Fᵢ, then wᵢ
+        for i in range(n):                  # hᵢ = qᵢ'qᵢ + D̃ᵢ'Fᵢ, then wᵢ
+            weight[i] = leverage[i]
         for a in range(terms):
             _add_product(weight, resid[a], influence[a])
-        exact[v] = power > 0 and weight.max() >= _FULL_LEVERAGE
-        if power == 0:
-            weight[:] = 1.0
-        else:
-            _leverage_weights(weight, power)
+        exact[v] = _leverage_weights(weight, power)
         for p in range(phenotypes):         # εᵢ = ỹᵢ − D̃ᵢ'Θ, and the pairs' sums
-            residual[:] = y[p]
+            for i in range(n):
+                residual[i] = y[p, i]
             for c in range(terms):
                 _add_scaled(residual, -theta[v, c, p], resid[c])
             for i in range(n):
@@ -218,10 +222,78 @@ def fused_fit(g, samples, multipliers, basis, q_design, y, leverage, power, test
     return gram, cross, h_inverse, theta, meat, singular, exact
 
 
+@numba.njit(cache=True, nogil=True)
+def _smallest_eigenvalue(a):  # pragma: no cover
+    """The smallest eigenvalue of a small symmetric matrix (overwritten), by cyclic Jacobi rotations:
+    a few lines that compile in a blink, where numba's LAPACK bindings take seconds."""
+    size = a.shape[0]
+    for _ in range(50):
+        off = 0.0
+        for p in range(size):
+            for q in range(p + 1, size):
+                off += a[p, q] * a[p, q]
+        if off <= 1e-300:
+            break
+        for p in range(size):
+            for q in range(p + 1, size):
+                if a[p, q] == 0.0:
+                    continue
+                tau = (a[q, q] - a[p, p]) / (2.0 * a[p, q])
+                t = (1.0 if tau >= 0.0 else -1.0) / (abs(tau) + np.sqrt(1.0 + tau * tau))
+                c = 1.0 / np.sqrt(1.0 + t * t)
+                s = t * c
+                for k in range(size):      # A ← JᵀAJ, columns then rows
+                    akp, akq = a[k, p], a[k, q]
+                    a[k, p], a[k, q] = c * akp - s * akq, s * akp + c * akq
+                for k in range(size):
+                    apk, aqk = a[p, k], a[q, k]
+                    a[p, k], a[q, k] = c * apk - s * aqk, s * apk + c * aqk
+    smallest = a[0, 0]
+    for p in range(1, size):
+        smallest = min(smallest, a[p, p])
+    return smallest
+
+
+@numba.njit(cache=True, nogil=True)
+def _invert(a, out, identity):  # pragma: no cover
+    """``out`` = a⁻¹ for a small nonsingular matrix, by Gauss–Jordan elimination with partial
+    pivoting (or the identity, if ``identity``)."""
+    size = a.shape[0]
+    work = a.copy()
+    for row in range(size):
+        for col in range(size):
+            out[row, col] = 1.0 if row == col else 0.0
+    if identity:
+        return
+    for col in range(size):
+        pivot = col
+        for row in range(col + 1, size):
+            if abs(work[row, col]) > abs(work[pivot, col]):
+                pivot = row
+        for k in range(size):
+            work[col, k], work[pivot, k] = work[pivot, k], work[col, k]
+            out[col, k], out[pivot, k] = out[pivot, k], out[col, k]
+        scale = 1.0 / work[col, col]
+        for k in range(size):
+            work[col, k] *= scale
+            out[col, k] *= scale
+        for row in range(size):
+            if row != col and work[row, col] != 0.0:
+                factor = work[row, col]
+                for k in range(size):
+                    work[row, k] -= factor * work[col, k]
+                    out[row, k] -= factor * out[col, k]
+
+
 @numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
 def _leverage_weights(lever, power):  # pragma: no cover
-    """hᵢ → wᵢ in place: 1/(1 − hᵢ) (HC2) or its square (HC3); 0 where the fit is exact."""
+    """hᵢ → wᵢ in place: 1 (HC0/HC1), 1/(1 − hᵢ) (HC2) or its square (HC3), 0 where the fit is
+    exact; returns whether any is (for HC2/HC3, whose weights are then undefined)."""
+    exact = False
     for i in range(lever.shape[0]):
         room = 1.0 - lever[i]
-        inverse = 1.0 / room if room > 1.0 - _FULL_LEVERAGE else 0.0
-        lever[i] = inverse if power == 1 else inverse * inverse
+        fitted = room <= 1.0 - _FULL_LEVERAGE
+        exact |= fitted
+        inverse = 0.0 if fitted else 1.0 / room
+        lever[i] = 1.0 if power == 0 else (inverse if power == 1 else inverse * inverse)
+    return exact and power > 0
