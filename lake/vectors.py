@@ -2,9 +2,10 @@
 
 Genotype rows carry either hard calls packed 2 bits per sample in PLINK .bed
 order (so a .bed row is stored as is, with no decoding at ingest) or dosages as
-uint16. Methylation rows carry float32 betas. Decoding a block of rows is one
-table lookup or one ``frombuffer``: cheap enough that association work stays
-bounded by arithmetic.
+uint16. Methylation rows carry float32 betas. Decoding a block of rows for an
+analysis is one compiled pass from the stored bytes to floats for the chosen samples
+(missing values zero-filled, their coordinates returned): cheap enough that
+association work stays bounded by arithmetic.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 # .bed 2-bit codes → alt-allele count: 00 hom A1 (= alt), 01 missing (-1), 10 het, 11 hom A2 (= ref).
-# Per byte, its 4 samples' counts as int8, packed into one uint32 so one gather decodes 4 calls.
 _CODE_TO_ALT = np.array([2, -1, 1, 0], np.int8)
-_BYTE_TO_CODES = np.ascontiguousarray(
-    _CODE_TO_ALT[(np.arange(256)[:, None] >> np.array([0, 2, 4, 6])) & 3]).view(np.uint32).ravel()
+_ALT_OR_NAN = np.array([2.0, np.nan, 1.0, 0.0])   # the same, NaN at a missing call
 _DOSAGE_MISSING = np.uint16(65535)
 _DOSAGE_SCALE = 65534 / 2.0
 
@@ -94,29 +93,53 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
                         samples: np.ndarray | None = None) -> tuple[np.ndarray, Missing]:
     """Packed hard-call rows → alt dosages (variants × samples) with 0 at missing calls, and where those are.
 
-    One gather of 4 codes per byte into int8, one conversion to ``dtype``: no NaN pass, and
-    the (rare) missing calls come back as (variant, sample) coordinates. ``samples`` keeps
-    only those positions of the sample vector, in that order.
+    One compiled pass from the packed bytes to ``dtype`` (no intermediate codes), and the
+    (rare) missing calls come back as (variant, sample) coordinates. ``samples`` keeps only
+    those positions of the sample vector, in that order.
     """
     packed = byte_matrix(rows, packed_width(n_samples))
-    all_codes = np.take(_BYTE_TO_CODES, packed)  # variants × bytes, 4 int8 codes in each uint32
-    # rows with a missing call (-1: high bit set), tested 8 codes at a time
-    with_missing = np.flatnonzero((_as_words(all_codes) & np.uint64(0x8080808080808080)).any(axis=1))
-    codes = all_codes.view(np.int8)[:, :n_samples]  # variants × samples
-    if samples is not None:
-        codes = codes[:, samples]
-    in_rows, missing_samples = np.nonzero(codes[with_missing] < 0)
-    missing = (with_missing[in_rows], missing_samples)
-    values = codes.astype(dtype)
-    values[missing] = 0
-    return values, missing
+    columns = _columns(n_samples, samples)
+    values, lost = np.empty((len(packed), len(columns)), dtype), np.empty(len(packed), np.int64)
+    _decode_calls_kernel(packed, columns, _ALT_OR_NAN.astype(dtype), values, lost)
+    return _zero_filled(values, lost)
 
 
-def _as_words(codes: np.ndarray) -> np.ndarray:
-    """A rows × uint32 matrix viewed as uint64 words (zero-padded to an even width)."""
-    if codes.shape[1] % 2:
-        codes = np.hstack([codes, np.zeros((len(codes), 1), codes.dtype)])
-    return codes.view(np.uint64)
+@numba.njit(cache=True, nogil=True)
+def _decode_calls_kernel(packed, columns, alt, values, lost):  # pragma: no cover
+    """values[v, j] = alt[code of sample columns[j] in packed row v]; lost[v] = missing calls in row v."""
+    for v in range(values.shape[0]):
+        row, count = packed[v], 0
+        for j in range(columns.shape[0]):
+            position = columns[j]
+            code = (row[position >> 2] >> ((position & 3) << 1)) & 3
+            values[v, j] = alt[code]
+            count += code == 1
+        lost[v] = count
+
+
+def _columns(n_samples: int, samples: np.ndarray | None) -> np.ndarray:
+    """The sample-vector positions to decode, in output order."""
+    return np.arange(n_samples, dtype=np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
+
+
+def _zero_filled(values: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, Missing]:
+    """``values`` (NaN at the ``lost[v]`` missing entries of each row v) with 0 there, and their coordinates."""
+    rows = np.flatnonzero(lost)
+    cols = np.empty(int(lost.sum()), np.int64)
+    _take_missing(values, rows, cols)
+    return values, (np.repeat(rows, lost[rows]), cols)
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_missing(values, rows, cols):  # pragma: no cover
+    """Zero the NaN entries of ``values`` in ``rows`` and write their columns, row by row, into ``cols``."""
+    at = 0
+    for v in rows:
+        for j in range(values.shape[1]):
+            if np.isnan(values[v, j]):
+                values[v, j] = 0.0
+                cols[at] = j
+                at += 1
 
 
 def decode_calls(rows: Rows, n_samples: int, *, dtype: type = np.float64) -> np.ndarray:
@@ -136,12 +159,25 @@ def decode_dosages_filled(rows: Rows, n_samples: int, *, dtype: type = np.float6
     """uint16 dosage rows → alt dosages with 0 where missing, and the missing coordinates
     (as :func:`decode_calls_filled`)."""
     coded = byte_matrix(rows, 2 * n_samples).view("<u2")
-    if samples is not None:
-        coded = coded[:, samples]
-    missing = np.nonzero(coded == _DOSAGE_MISSING)
-    values = coded.astype(dtype) / dtype(_DOSAGE_SCALE)
-    values[missing] = 0
-    return values, missing
+    columns = _columns(n_samples, samples)
+    values, lost = np.empty((len(coded), len(columns)), dtype), np.empty(len(coded), np.int64)
+    _decode_dosages_kernel(coded, columns, _DOSAGE_MISSING, _DOSAGE_SCALE, values, lost)
+    return _zero_filled(values, lost)
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_dosages_kernel(coded, columns, missing_code, scale, values, lost):  # pragma: no cover
+    """values[v, j] = coded[v, columns[j]] / scale (NaN for the missing code); lost[v] counts those."""
+    for v in range(values.shape[0]):
+        count = 0
+        for j in range(columns.shape[0]):
+            code = coded[v, columns[j]]
+            if code == missing_code:
+                values[v, j] = np.nan
+                count += 1
+            else:
+                values[v, j] = code / scale
+        lost[v] = count
 
 
 def decode_dosages(rows: Rows, n_samples: int, *, dtype: type = np.float64) -> np.ndarray:
@@ -162,6 +198,41 @@ def encode_floats(values: np.ndarray) -> list[bytes]:
 def decode_floats(rows: Rows, n_samples: int, *, dtype: type = np.float64) -> np.ndarray:
     """float32 blobs → rows × samples matrix."""
     return byte_matrix(rows, 4 * n_samples).view("<f4").astype(dtype)
+
+
+def decode_betas_filled(rows: Rows, n_samples: int, *, samples: np.ndarray | None = None,
+                        m_values: bool = False) -> tuple[np.ndarray, Missing]:
+    """float32 beta rows → betas, or M-values log2(β/(1−β)), as float64 with 0 where missing,
+    and the missing coordinates (as :func:`decode_calls_filled`). A missing beta, or a beta
+    of exactly 0 or 1 when M-values are asked for (an infinite M-value), is missing.
+
+    Examples
+    --------
+    >>> values, missing = decode_betas_filled(encode_floats(np.array([[0.5, np.nan, 0.8]])), 3, m_values=True)
+    >>> values.round(3).tolist(), [m.tolist() for m in missing]
+    ([[0.0, 0.0, 2.0]], [[0], [1]])
+    """
+    betas = byte_matrix(rows, 4 * n_samples).view("<f4")
+    columns = _columns(n_samples, samples)
+    values, lost = np.empty((len(betas), len(columns))), np.empty(len(betas), np.int64)
+    _decode_betas_kernel(betas, columns, m_values, values, lost)
+    return _zero_filled(values, lost)
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_betas_kernel(betas, columns, m_values, values, lost):  # pragma: no cover
+    """values[v, j] = betas[v, columns[j]] or its M-value (NaN when not finite); lost[v] counts those."""
+    for v in range(values.shape[0]):
+        count = 0
+        for j in range(columns.shape[0]):
+            value = np.float64(betas[v, columns[j]])
+            if m_values:
+                value = np.log2(value / (1.0 - value))
+            if not np.isfinite(value):
+                value = np.nan
+                count += 1
+            values[v, j] = value
+        lost[v] = count
 
 
 def byte_matrix(rows: Rows, width: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import scipy.sparse
 
 from lake.lake import Lake
 from lake.storage import Location
-from lake.vectors import decode_calls_filled, decode_dosages_filled, decode_floats
+from lake.vectors import decode_betas_filled, decode_calls_filled, decode_dosages_filled
 
 @dataclass(frozen=True)
 class GenotypeBlock:
@@ -123,8 +123,7 @@ def read_genotype_blocks(block: Block, *, n_samples: int, samples: np.ndarray | 
         values, missing = _decode(rows, n_samples=n_samples, samples=samples, dtype=dtype)
         variants = rows.select(["variant_id", "pos", "ref", "alt"])
         variants = variants.add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
-        marks = scipy.sparse.csr_array((np.ones(len(missing[0])), missing), shape=(rows.num_rows, width))
-        yield GenotypeBlock(variants, values, marks)
+        yield GenotypeBlock(variants, values, _marks(missing, values.shape))
 
 
 def read_methylation_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,
@@ -134,20 +133,21 @@ def read_methylation_blocks(block: Block, *, n_samples: int, samples: np.ndarray
     Slices are smaller than genotype ones: float work per value is heavier here."""
     table = block.read(["cpg_id", "pos", "beta"])
     chrom = block.chrom
-    step = max(1, max_bytes // ((n_samples if samples is None else len(samples)) * 8))
+    width = n_samples if samples is None else len(samples)
+    step = max(1, max_bytes // (width * 8))
     for start in range(0, table.num_rows, step):
         rows = table.slice(start, step)
-        betas = decode_floats(rows.column("beta"), n_samples)
-        betas = betas if samples is None else betas[:, samples]
-        chosen = betas
-        if values == "m":  # in place: fresh temporaries cost page faults more than the logs
-            chosen = 1.0 - betas
-            with np.errstate(divide="ignore", invalid="ignore"):
-                np.log2(np.divide(betas, chosen, out=chosen), out=chosen)
-        missing = ~np.isfinite(chosen)
-        chosen[missing] = 0.0
+        chosen, missing = decode_betas_filled(rows.column("beta"), n_samples, samples=samples, m_values=values == "m")
         cpgs = rows.select(["cpg_id", "pos"]).add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
-        yield MethylationBlock(cpgs, chosen, scipy.sparse.csr_array(missing.astype(np.float64)))
+        yield MethylationBlock(cpgs, chosen, _marks(missing, chosen.shape))
+
+
+def _marks(missing: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> scipy.sparse.csr_array:
+    """Missing (row, column) coordinates as the sparse matrix the kernels take (rows in order)."""
+    rows, cols = missing
+    indptr = np.zeros(shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    return scipy.sparse.csr_array((np.ones(len(cols)), cols, indptr), shape=shape)
 
 
 def _decode(table: pa.Table, *, n_samples: int, samples: np.ndarray | None,
@@ -172,4 +172,6 @@ def _decode(table: pa.Table, *, n_samples: int, samples: np.ndarray | None,
         rows.append(np.flatnonzero(chosen)[part_rows])
         cols.append(part_cols)
     assert values is not None, "an empty genotype block"
-    return values, (np.concatenate(rows), np.concatenate(cols))
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    order = np.argsort(rows, kind="stable")    # row order (the parts interleave in a mixed block)
+    return values, (rows[order], cols[order])

@@ -17,8 +17,10 @@ Nothing is imputed: each test uses exactly its complete samples, as ``plink2 --g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse
 
@@ -66,17 +68,78 @@ class Residualizer:
 
 @dataclass(frozen=True)
 class MissingnessPattern:
-    """Phenotypes that are missing for exactly the same samples, and what they share."""
+    """Phenotypes that are missing for exactly the same samples."""
 
     columns: np.ndarray         # phenotype columns with this pattern
     missing: np.ndarray         # sample indices left out (sorted)
-    weights: np.ndarray         # (1 | Q)ᵀ at those samples: (k + 1) × |missing|, so weights·g gives
-                                # Σg and Q'g over them in one small product
 
-    @property
-    def basis_missing(self) -> np.ndarray:
-        """Q at the left-out samples: |missing| × k."""
-        return self.weights[1:].T
+
+@dataclass(frozen=True)
+class LeftOutSamples:
+    """Every pattern's left-out samples in one array, with their rows of (1 | Q).
+
+    Per pattern, a test needs Σg, Q'g and g'g over its present samples: the full-sample
+    sums minus those over its left-out ones, which :meth:`sums` computes for every pattern
+    in one compiled pass, at a cost proportional to the left-out entries, not to n.
+    """
+
+    starts: np.ndarray          # patterns + 1 offsets into ``samples`` (multiples of _UNROLL)
+    samples: np.ndarray         # each pattern's left-out sample indices, padded with sample 0
+    weights: np.ndarray         # len(samples) × (k + 2): (1 | Q | 1) at those samples, 0 on padding
+
+    @classmethod
+    def of(cls, patterns: Sequence[MissingnessPattern], basis: np.ndarray) -> LeftOutSamples:
+        """The left-out samples of ``patterns``, each padded to a multiple of _UNROLL entries."""
+        sizes = [-(-len(p.missing) // _UNROLL) * _UNROLL for p in patterns]
+        samples = np.zeros(sum(sizes), np.int64)
+        weights = np.zeros((len(samples), basis.shape[1] + 2))
+        starts = np.cumsum([0] + sizes, dtype=np.int64)
+        for pattern, start in zip(patterns, starts):
+            stop = start + len(pattern.missing)
+            samples[start:stop] = pattern.missing
+            weights[start:stop] = np.hstack([np.ones((stop - start, 1)), basis[pattern.missing],
+                                             np.ones((stop - start, 1))])
+        return cls(starts, samples, weights)
+
+    def sums(self, genotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per variant and pattern, Σg and Q'g over its left-out samples (variants × patterns × (1 + k))
+        and g'g over them (variants × patterns)."""
+        variants, n = genotypes.shape
+        patterns, width = len(self.starts) - 1, self.weights.shape[1]
+        out = np.zeros((patterns, width, variants))      # the kernel adds along variants (contiguous)
+        if len(self.samples):
+            if len(self.samples) > n // 8:   # many: every sample's row of the transposed block
+                rows, at = np.ascontiguousarray(genotypes.T), self.samples
+            else:                            # few: only the left-out columns, gathered once
+                rows, at = np.ascontiguousarray(genotypes[:, self.samples].T), np.arange(len(self.samples))
+            _left_out_kernel(rows, self.starts, at, self.weights, out)
+        return out[:, :-1].transpose(2, 0, 1), out[:, -1].T
+
+
+_UNROLL = 4   # left-out entries added per pass along the variants
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _left_out_kernel(rows, starts, at, weights, out):  # pragma: no cover
+    """out[p, c] += Σ_u weights[u, c] · g_u for c < last, and out[p, last] += Σ_u weights[u, last] · g_u²,
+    g_u = rows[at[u]], over pattern p's entries u, four at a time.
+
+    ``rows``: samples × variants (one contiguous row per sample), so each update runs along
+    the variants; ``out``: patterns × width × variants.
+    """
+    width, variants = weights.shape[1], rows.shape[1]
+    for p in range(len(starts) - 1):
+        for u in range(starts[p], starts[p + 1], 4):
+            g0, g1, g2, g3 = rows[at[u]], rows[at[u + 1]], rows[at[u + 2]], rows[at[u + 3]]
+            for c in range(width - 1):
+                w0, w1, w2, w3 = weights[u, c], weights[u + 1, c], weights[u + 2, c], weights[u + 3, c]
+                target = out[p, c]
+                for v in range(variants):
+                    target[v] += w0 * g0[v] + w1 * g1[v] + w2 * g2[v] + w3 * g3[v]
+            w0, w1, w2, w3 = weights[u, -1], weights[u + 1, -1], weights[u + 2, -1], weights[u + 3, -1]
+            target = out[p, width - 1]
+            for v in range(variants):
+                target[v] += w0 * g0[v] * g0[v] + w1 * g1[v] * g1[v] + w2 * g2[v] * g2[v] + w3 * g3[v] * g3[v]
 
 
 @dataclass(frozen=True)
@@ -95,6 +158,7 @@ class LinearModel:
     residual_squares: np.ndarray  # ỹ₀'ỹ₀ per phenotype
     covariate_cross: np.ndarray   # c = Q'ỹ₀: k × phenotypes
     patterns: tuple[MissingnessPattern, ...]
+    left_out: LeftOutSamples
     pattern_of: np.ndarray     # pattern index of each phenotype
     gram_inverse: np.ndarray   # per pattern, (Q'Q over its present samples)⁻¹: patterns × k × k
     full_rank: np.ndarray      # per pattern: False when the covariates are collinear on its samples
@@ -139,9 +203,9 @@ def prepare_linear(phenotypes: np.ndarray, covariates: np.ndarray) -> LinearMode
     patterns, grams = [], []
     for index, missing_row in enumerate(unique):
         columns, missing = np.flatnonzero(inverse == index), np.flatnonzero(missing_row)
-        weights = np.ascontiguousarray(np.hstack([np.ones((len(missing), 1)), q[missing]]).T)
-        patterns.append(MissingnessPattern(columns, missing, weights))
+        patterns.append(MissingnessPattern(columns, missing))
         grams.append(np.eye(k) - q[missing].T @ q[missing])
+    left_out = LeftOutSamples.of(patterns, q)
     grams = np.array(grams).reshape(len(patterns), k, k)
     full_rank = np.linalg.eigvalsh(grams)[:, 0] > _SINGULAR if k else np.ones(len(patterns), bool)
     gram_inverse = np.zeros_like(grams)
@@ -152,7 +216,8 @@ def prepare_linear(phenotypes: np.ndarray, covariates: np.ndarray) -> LinearMode
     constant = k and np.ptp(covariates[:, 0]) == 0 and covariates[0, 0] != 0
     return LinearModel(
         np.hstack([residuals, q, np.ones((n, 1))]), phenotypes.shape[1],
-        (q[:, :, None] * q[:, None, :]).reshape(n, k * k), squares, cross, tuple(patterns), inverse, gram_inverse,
+        (q[:, :, None] * q[:, None, :]).reshape(n, k * k), squares, cross, tuple(patterns), left_out, inverse,
+        gram_inverse,
         full_rank, np.array([n - len(p.missing) for p in patterns]), adjusted,
         float(q[0, 0]) if constant else None)
 
@@ -200,7 +265,7 @@ def cross_products(genotypes: np.ndarray, model: LinearModel, *, missing: scipy.
     gg = np.einsum("ij,ij->i", genotypes, genotypes).astype(np.float64)
 
     # Per pattern: Σg, g'g and b = Q'g over its present samples (rows × patterns [× k]).
-    left_sums, left_squares = _left_out_sums(genotypes, model.patterns, k)
+    left_sums, left_squares = model.left_out.sums(genotypes)
     sums, b = g_sum[:, None] - left_sums[:, :, 0], gq[:, None, :] - left_sums[:, :, 1:]
     squares = gg[:, None] - left_squares
     b_solved = np.einsum("vpk,pkl->vpl", b, model.gram_inverse)
@@ -255,35 +320,6 @@ def linear_association(genotypes: np.ndarray, model: LinearModel, *,
     return AssociationResult(beta, se, t, p_from_log10p(log10p), log10p, cross.n, cross.error, alt_freq)
 
 
-def _left_out_sums(genotypes: np.ndarray, patterns: tuple[MissingnessPattern, ...],
-                   k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per pattern, Σg and Q'g (variants × patterns × (1 + k)) and g'g over its left-out samples.
-
-    One small BLAS product per pattern on the gathered genotypes of its left-out samples:
-    the cost grows with the number of left-out entries, not with n. When many samples are
-    left out, gathering rows of the transposed block (contiguous) beats gathering columns.
-    """
-    variants, samples = genotypes.shape
-    sums, squares = np.zeros((variants, len(patterns), k + 1)), np.zeros((variants, len(patterns)))
-    left_out = sum(len(p.missing) for p in patterns)
-    if not left_out:
-        return sums, squares
-    by_row = left_out > samples // 8
-    source = np.ascontiguousarray(genotypes.T, dtype=np.float64) if by_row else genotypes
-    for index, pattern in enumerate(patterns):
-        if len(pattern.missing):
-            left = (source[pattern.missing] if by_row else source[:, pattern.missing].T.astype(np.float64))
-            sums[:, index] = (pattern.weights @ left).T
-            if not by_row:
-                squares[:, index] = np.einsum("ub,ub->b", left, left)
-    if by_row:  # all patterns' g'g at once: a sparse left-out indicator times the squared block
-        indicator = scipy.sparse.csr_array(
-            (np.ones(left_out), np.concatenate([p.missing for p in patterns]),
-             np.cumsum([0] + [len(p.missing) for p in patterns])), shape=(len(patterns), samples))
-        squares = (indicator @ (source * source)).T
-    return sums, squares
-
-
 def _drop_calls(missing_rows: scipy.sparse.csr_array, model: LinearModel, b: np.ndarray, gy: np.ndarray,
                 squares: np.ndarray, *, out: tuple[np.ndarray, np.ndarray, np.ndarray],
                 rows: np.ndarray) -> np.ndarray:
@@ -306,7 +342,8 @@ def _drop_calls(missing_rows: scipy.sparse.csr_array, model: LinearModel, b: np.
             overlap = missing_rows[:, pattern.missing]
             lost_here = called_lost - np.asarray(overlap.sum(axis=1)).ravel().astype(np.int64)
             outer_lost = outer_called_lost - overlap @ model.basis_outer[pattern.missing]
-        gram = np.eye(k) - (pattern.basis_missing.T @ pattern.basis_missing) - outer_lost.reshape(-1, k, k)
+        basis_missing = model.basis[pattern.missing]
+        gram = np.eye(k) - basis_missing.T @ basis_missing - outer_lost.reshape(-1, k, k)
         singular = np.linalg.eigvalsh(gram)[:, 0] <= _SINGULAR if k else np.zeros(len(rows), bool)
         gram[singular] = np.eye(k)
         b_p = b[:, index]
