@@ -9,7 +9,7 @@ per-phenotype summary travel back, and one commit then publishes ``LAKE/results/
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -21,8 +21,9 @@ from lake.errors import BiolakeError
 from lake.lake import Lake
 from lake.results import ResultsFiles
 from queries.blocks import Block, GenotypeBlock, read_genotype_blocks
-from queries.browse import index_after_job
+from queries.browse import IndexParts, index_after_job, write_positions
 from queries.fdr import remove_files, with_fdr
+from queries.kinds import KINDS, ResultKind
 from stats.gwas import GwasSummary
 from stats.multiple import family_threshold
 
@@ -57,14 +58,18 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
     within each group (:mod:`queries.fdr`: one more out-of-core pass over the results).
     """
-    files = lake.results_files(name)
-    actions, summary = [], GwasSummary.empty(tests.phenotype_names)
+    files, positions_files = lake.results_files(name), lake.browse_files(name, "positions")
+    kind = KINDS[provenance["kind"]]
+    actions, positions, summary, parts = [], [], GwasSummary.empty(tests.phenotype_names), IndexParts(kind)
     with lake_client(lake, scheduler=scheduler, workers=workers) as client:
         # tasks carry the run's files without credentials: workers take those from their environment
-        for action, block_summary in map_blocks(client, _scan_task, blocks, tests, files.public(), step=step,
-                                                progress=progress):
+        for action, block_summary, block_parts, block_positions in map_blocks(
+                client, _scan_task, blocks, tests, files.public(), positions_files.public(), kind, step=step,
+                progress=progress):
             actions.append(action)
+            positions += block_positions
             summary.merge(block_summary)
+            parts.merge(block_parts)
     lambdas = summary.lambda_gc()
     per_phenotype = {name: {"tests": int(tests), "hits_5e-8": int(hits), "lambda_gc": round(float(lam), 6),
                             "bonferroni_0.05": 0.05 / max(int(tests), 1),
@@ -84,7 +89,7 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
             progress("q-values", 1, 1)
     version = lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance=provenance)
     remove_files(files, staged)
-    index_after_job(lake, name)
+    index_after_job(lake, name, pieces=(parts, positions_files, positions))
     return version, summary
 
 
@@ -94,19 +99,25 @@ def check_min_maf(min_maf: float) -> None:
         raise BiolakeError(f"the minimum minor allele frequency must be in [0, 0.5), got {min_maf}")
 
 
-def _scan_task(fragment: Block, tests: VariantTests, files: ResultsFiles,
-               part: int) -> tuple[AddAction, GwasSummary]:
+def _scan_task(fragment: Block, tests: VariantTests, files: ResultsFiles, positions_files: ResultsFiles,
+               kind: ResultKind, part: int) -> tuple[AddAction, GwasSummary, IndexParts, list[AddAction]]:
     """One dask task: read a genotype row group from the lake, test it slice by slice, and
-    write the results as one Parquet file of the run; only its add action and summary go back."""
-    summary = GwasSummary.empty(tests.phenotype_names)
+    write the results as one Parquet file of the run, and their browse-index positions as
+    another; only the add actions and the block's summaries go back."""
+    summary, parts = GwasSummary.empty(tests.phenotype_names), IndexParts(kind)
     output = files.open(tests.schema, partition={"chrom": fragment.chrom}, part=f"{part:06d}")
-    for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples,
-                                      dtype=tests.dtype):
-        if tests.min_maf > 0:
-            block = block.common(tests.min_maf)
-        if not block.variants.num_rows:
-            continue
-        table, log10p = tests.test(block)
-        summary.add(block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p)
-        output.write(table)
-    return output.close(), summary
+
+    def tested() -> Iterator[pa.Table]:
+        for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples,
+                                          dtype=tests.dtype):
+            if tests.min_maf > 0:
+                block = block.common(tests.min_maf)
+            if not block.variants.num_rows:
+                continue
+            table, log10p = tests.test(block)
+            summary.add(block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p)
+            output.write(table)
+            yield parts.add(table)
+
+    positions = write_positions(positions_files, tested(), part=f"{part:06d}")
+    return output.close(), summary, parts, positions

@@ -350,9 +350,6 @@ class Lake:
 
         All tables of one index share one fault point name: the index is derived data, rebuilt
         whole, and a crash test kills its writing once rather than once per table.
-
-        Files of versions replaced over an hour ago are vacuumed: a reader that listed the
-        previous version's files keeps them long enough to finish and refresh.
         """
         uri = self.browse_uri(name, part)
         _write_streamed(uri, batches.schema, batches, label=f"browse/{name}",
@@ -360,12 +357,32 @@ class Lake:
                         storage_options=self.location.delta_options(),
                         writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows),
                         commit_properties=CommitProperties(custom_metadata=note))
+        self._vacuum_browse(uri, note)
+
+    def browse_files(self, name: str, part: str) -> ResultsFiles:
+        """Where the tasks of a run write the files of one browse table of the results ``name``
+        (committed by :meth:`commit_browse_files`)."""
+        return ResultsFiles(self.location, check_results_name(name), index_table=part)
+
+    def commit_browse_files(self, files: ResultsFiles, actions: list[AddAction], *, schema: pa.Schema,
+                            partition_by: list[str], note: dict[str, str]) -> None:
+        """Make ``files`` (written by tasks) one table of a browse index, in one commit carrying ``note``."""
+        assert files.index_table is not None
+        fault_point(f"writing:browse/{files.name}")
+        create_table_with_add_actions(files.uri, DeltaSchema.from_arrow(schema), actions, mode="overwrite",
+                                      partition_by=partition_by, storage_options=self.location.delta_options(),
+                                      commit_properties=CommitProperties(custom_metadata=note))
+        self._vacuum_browse(files.uri, note)
+
+    def _vacuum_browse(self, uri: str, note: dict[str, str]) -> None:
+        """Delete the files of browse-table versions replaced over an hour ago: a reader that
+        listed the previous version's files keeps them long enough to finish and refresh."""
         try:   # housekeeping: a failure leaves old files behind, nothing worse
             DeltaTable(uri, storage_options=self.location.delta_options()).vacuum(
                 retention_hours=1, enforce_retention_duration=False, dry_run=False,
                 commit_properties=CommitProperties(custom_metadata=note))
         except Exception as exc:
-            warnings.warn(f"{uri}: old files not vacuumed ({str(exc).splitlines()[0]})", stacklevel=2)
+            warnings.warn(f"{uri}: old files not vacuumed ({str(exc).splitlines()[0]})", stacklevel=3)
 
     def browse(self, name: str, part: str) -> DeltaTable | None:
         """One table of the browse index of the results ``name``, or None if it was never built."""

@@ -28,11 +28,13 @@ BROWSE_FOLDER = "browse"    # LAKE/browse/NAME/PART: what a results browser read
 
 @dataclass(frozen=True)
 class ResultsFiles:
-    """Where one run writes its result files; picklable, so every worker writes its own."""
+    """Where one run writes its result files (or, with ``index_table``, the files of one table of
+    its browse index); picklable, so every worker writes its own."""
 
     location: Location
     name: str
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    index_table: str | None = None      # e.g. "positions": LAKE/browse/NAME/positions
 
     def public(self) -> "ResultsFiles":
         """The same run without credentials, for task graphs (workers use their environment's)."""
@@ -40,17 +42,22 @@ class ResultsFiles:
 
     @property
     def uri(self) -> str:
+        if self.index_table is not None:
+            return self.location.join(BROWSE_FOLDER, self.name, self.index_table)
         return self.location.join(RESULTS_FOLDER, self.name)
 
-    def open(self, schema: pa.Schema, *, partition: dict[str, str], part: str) -> "ResultsFile":
-        """A new Parquet file of this run in the partition ``partition`` (e.g. {"chrom": "7"})."""
-        return ResultsFile(self, schema, partition, part)
+    def open(self, schema: pa.Schema, *, partition: dict[str, str], part: str,
+             row_group_rows: int | None = None) -> "ResultsFile":
+        """A new Parquet file of this run in the partition ``partition`` (e.g. {"chrom": "7"}); each
+        write is one row group, or row groups of ``row_group_rows``."""
+        return ResultsFile(self, schema, partition, part, row_group_rows)
 
 
 class ResultsFile:
     """One Parquet file of a run, written in row groups as results arrive (memory stays bounded)."""
 
-    def __init__(self, files: ResultsFiles, schema: pa.Schema, partition: dict[str, str], part: str) -> None:
+    def __init__(self, files: ResultsFiles, schema: pa.Schema, partition: dict[str, str], part: str,
+                 row_group_rows: int | None = None) -> None:
         folder = "".join(f"{key}={value}/" for key, value in partition.items())
         self.path, self.partition = f"{folder}part-{files.run}-{part}.parquet", partition
         self._filesystem = files.location.arrow_filesystem(files.uri)
@@ -59,6 +66,7 @@ class ResultsFile:
         self._schema = pa.schema([f for f in schema if f.name not in partition])
         self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd")
         self._rows, self._nulls = 0, dict.fromkeys(self._schema.names, 0)
+        self._row_group_rows = row_group_rows
         # min/max of every orderable column: readers skip files by them, and a column without them
         # would read as "no value can match" to deltalake's file pruning
         self._ranged = [f.name for f in self._schema
@@ -68,7 +76,7 @@ class ResultsFile:
 
     def write(self, table: pa.Table) -> None:
         table = table.select(self._schema.names)
-        self._writer.write_table(table)
+        self._writer.write_table(table, row_group_size=self._row_group_rows)
         self._rows += table.num_rows
         for name in self._schema.names:
             self._nulls[name] += table.column(name).null_count

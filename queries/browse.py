@@ -1,43 +1,51 @@
 """The browse index of a results table: what a results browser reads instead of the results.
 
-A run of 1,000 IDPs × 1 M variants holds a billion rows; no page may scan them. So when
-a run is written, one out-of-core DuckDB pass over it writes four small Delta tables
-under ``LAKE/browse/NAME/``:
+A run of 1,000 IDPs × 1 M variants holds a billion rows; no page may scan them. So the
+tests of a run are summarised as they are written, piece by piece (each GWAS or GxE dask
+task summarises the block it tested; other runs, and repairs, are read file by file), and
+the small summaries (:class:`IndexParts`) are merged into four Delta tables under
+``LAKE/browse/NAME/``:
 
+- ``positions``: every test's feature, position, effect and −log10 p (float32), sorted by
+  position within each piece's file: a variant's PheWAS and a region's association plot
+  are a few row groups. Written by the tasks themselves, so no pass sorts the whole run.
+- ``features``: feature id → chrom, pos, sorted by id, so a lookup by id prunes by
+  row-group statistics.
 - ``points``: the Manhattan and QQ plot data, thinned. Every test with −log10 p above
   :data:`KEEP_ABOVE` is kept with its exact QQ rank (the :data:`EXACT_POINTS` strongest,
   if a scan has more); the others, one test per cell of :data:`CELL_BP` base pairs ×
   :data:`CELL_LOG10P`, plus one QQ point per :data:`QQ_STEP` of −log10 p from exact
   counts. Sorted by scan, so a phenotype's points are a few row groups.
-- ``positions``: every test's feature, position, effect and −log10 p (float32), sorted by
-  position: a variant's PheWAS and a region's association plot are a few row groups.
-- ``features``: feature id → chrom, pos, sorted by id, so a lookup by id prunes by
-  row-group statistics.
-- ``summary``: per scan (phenotype, and exposure for GxE): tests, median −log10 p,
-  hits at 5e-8, the top feature; and the results version the index was built from (a
-  stale or missing index is rebuilt; it is written last, so it is the index's commit).
+- ``summary``: per scan (phenotype, and exposure for GxE): tests, median −log10 p (from
+  counts in steps of 1/1000 of a decade), hits at 5e-8, the top feature; and the results
+  version the index was built from (a stale or missing index is rebuilt; it is written
+  last, so it is the index's commit).
 
+Every part of a summary adds up across pieces (counts, maxima, each scan's strongest tests),
+so merging is exact and its memory is bounded by the points kept, not by the tests.
 Reads (:class:`BrowseIndex`) are DuckDB queries on those files with the filters pushed
 into the Parquet reader.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
+from deltalake.transaction import AddAction
 
 from lake.lake import Lake
 from lake.lock import lake_lock
+from lake.results import ResultsFiles
 from queries.kinds import ResultKind, result_kind
-from stats.multiple import GENOME_WIDE
+from stats.multiple import GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
 KEEP_ABOVE = 3.0        # −log10 p above which every test is kept for the plots
 CELL_BP = 3_000_000     # thinning cell width along a chromosome …
@@ -45,16 +53,271 @@ CELL_LOG10P = 0.25      # … and height in −log10 p (about 3 px of a plot 30 
 QQ_STEP = 0.05          # QQ points below KEEP_ABOVE: one per step of −log10 p
 EXACT_POINTS = 20_000   # at most this many tests per scan above KEEP_ABOVE kept whole (the strongest)
 PINNED_LOG10P = 324.0   # where p = 0 (an underflow in imported statistics) is drawn: past any double
-GROUPS_PER_PASS = 2_000_000   # thinning cells aggregated at once …
-ROWS_PER_PASS = 30_000_000    # … and tests whose medians are taken at once (bound a pass's memory)
 GENOME_WIDE_LOG10P = float(-np.log10(GENOME_WIDE))
 PARTS = ("positions", "features", "points", "summary")
 VERSION_NOTE = "biolake.results_version"     # in the summary's commit: the results version indexed
 ROW_GROUP_ROWS = {"positions": 65_536, "features": 65_536, "points": 16_384, "summary": 65_536}
+POSITIONS_SCHEMA = pa.schema([
+    ("chrom", pa.string()), ("pos", pa.int64()), ("feature", pa.string()), ("ref", pa.string()),
+    ("alt", pa.string()), ("phenotype", pa.string()), ("exposure", pa.string()), ("effect", pa.float32()),
+    ("log10p", pa.float32())])
+_TESTS = pa.schema([("scan", pa.int64()), ("feature", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
+                    ("effect", pa.float64()), ("log10p", pa.float64())])   # a test, its scan numbered
+_FEATURES = pa.schema([("feature", pa.string()), ("chrom", pa.string()), ("pos", pa.int64())])
+_STEPS = int(round(KEEP_ABOVE / QQ_STEP)) + 1   # QQ steps of the tests at or below KEEP_ABOVE
 
 
-def index_results(lake: Lake, name: str, *, memory_limit: str = "2GB", wait: float = 600.0,
-                  exact: int = EXACT_POINTS) -> None:
+class IndexParts:
+    """The mergeable summary of some tests of one run: everything in its index but ``positions``.
+
+    :meth:`add` takes results rows (a block's, a file's), :meth:`merge` folds in another
+    piece's summary, :meth:`tables` gives the index tables. Per scan it keeps tests, hits
+    and the top test; counts per 1/1000 decade of −log10 p (for the median) and per QQ
+    step; at most ``exact`` tests above KEEP_ABOVE; and the strongest other test of each
+    thinning cell. numpy and Arrow only: it runs in forked dask workers.
+    """
+
+    def __init__(self, kind: ResultKind, *, exact: int = EXACT_POINTS) -> None:
+        self.kind, self.exact = kind, exact
+        self.scans: dict[tuple[str, str | None], int] = {}     # (phenotype, exposure) → row of the arrays below
+        self.tests, self.hits = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self.top, self.top_log10p = np.zeros(0, object), np.zeros(0)
+        self.counts = np.zeros((0, len(LOG10P_BINS) + 1), np.int64)   # tests per −log10 p bin
+        self.steps = np.zeros((0, _STEPS), np.int64)   # tests at or below KEEP_ABOVE per QQ step
+        self.far_steps: dict[tuple[int, int], int] = {}   # (scan, step): demoted tests above KEEP_ABOVE
+        self.high = _TESTS.empty_table()                  # each scan's strongest tests above KEEP_ABOVE
+        self.cells = _TESTS.empty_table()                 # the strongest other test of each thinning cell
+        self._cells_kept = 0                              # (rows after the last compaction)
+        self.features = _FEATURES.empty_table()
+
+    def add(self, results: pa.Table) -> pa.Table:
+        """Fold in some rows of the run (its results schema); returns their tests as positions rows."""
+        kind, names = self.kind, results.schema.names
+
+        def text(name: str | None) -> pa.ChunkedArray:
+            if name is None or name not in names:
+                return pa.chunked_array([pa.nulls(results.num_rows, pa.string())])
+            return results.column(name).cast(pa.string())
+
+        value = results.column(kind.log10p).cast(pa.float64())
+        rows = pa.table({
+            "phenotype": text(kind.phenotype), "exposure": text(kind.extra_group[0] if kind.extra_group else None),
+            "feature": text(kind.feature), "chrom": text("chrom"), "pos": results.column("pos").cast(pa.int64()),
+            "ref": text("ref"), "alt": text("alt"), "effect": results.column(kind.effect).cast(pa.float64()),
+            "log10p": pc.if_else(pc.equal(value, np.inf), PINNED_LOG10P, value)})
+        rows = rows.filter(pc.is_valid(rows.column("phenotype")))
+        scan = self._scan_rows(rows)
+        tested = np.asarray(pc.fill_null(pc.and_(
+            pc.and_(pc.is_finite(rows.column("log10p")), pc.is_valid(rows.column("feature"))),
+            pc.and_(pc.is_valid(rows.column("chrom")), pc.is_valid(rows.column("pos")))), False))
+        tests, scan = rows.filter(pa.array(tested)), scan[tested]
+        self._fold(tests, scan)
+        by_position = np.lexsort((scan, tests.column("pos").to_numpy()))   # then by scan
+        return tests.select(POSITIONS_SCHEMA.names).take(pa.array(by_position)).cast(POSITIONS_SCHEMA)
+
+    def merge(self, other: IndexParts) -> None:
+        """Fold in another piece of the same run."""
+        rows = self._scan_numbers(list(other.scans))
+        self.tests[rows] += other.tests
+        self.hits[rows] += other.hits
+        better = other.top_log10p > self.top_log10p[rows]
+        self.top[rows[better]], self.top_log10p[rows[better]] = other.top[better], other.top_log10p[better]
+        self.counts[rows] += other.counts
+        self.steps[rows] += other.steps
+        for (scan, step), k in other.far_steps.items():
+            self._count_step(rows[scan], step, k)
+        self._keep(high=_rescan(other.high, rows), cells=_rescan(other.cells, rows), features=other.features)
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The ``features``, ``points`` and ``summary`` tables of the index."""
+        cells = _strongest_per_cell(self.cells)
+        scans = len(self.scans)
+        names = pa.table({"phenotype": pa.array([k[0] for k in self.scans], pa.string()),
+                          "exposure": pa.array([k[1] for k in self.scans], pa.string())})
+        m = self.tests + 1.0
+        high = self.high.sort_by([("scan", "ascending"), ("log10p", "descending")])
+        high_scan = high.column("scan").to_numpy()
+        rank = np.arange(len(high_scan)) - np.searchsorted(high_scan, high_scan) + 1.0   # within its scan
+        kept = np.bincount(high_scan, minlength=scans)
+        # one QQ point per step holding tests, at the count of tests at or above its lower edge
+        # (the steps above KEEP_ABOVE hold tests demoted from an inflated scan's strongest)
+        far = sorted(self.far_steps.items(), key=lambda item: (item[0][0], -item[0][1]))
+        far_scan = np.array([s for (s, _), _ in far], np.int64)
+        far_step = np.array([step for (_, step), _ in far], np.int64)
+        far_count = np.array([k for _, k in far], np.int64)
+        far_cumulative = np.cumsum(far_count) - np.r_[0, np.cumsum(far_count)][np.searchsorted(far_scan, far_scan)]
+        above = kept + np.bincount(far_scan, weights=far_count, minlength=scans).astype(np.int64)
+        at_least = np.cumsum(self.steps[:, ::-1], axis=1)[:, ::-1] + above[:, None]
+        shown_scan, shown_step = np.nonzero(self.steps > 0)
+        shown_scan, shown_step = shown_scan[shown_step > 0], shown_step[shown_step > 0]
+        qq_scan = np.r_[shown_scan, far_scan].astype(np.int64)
+        qq_low = np.r_[shown_step, far_step] * QQ_STEP
+        qq_at_least = np.r_[at_least[shown_scan, shown_step], far_cumulative + kept[far_scan]]
+        qq = pa.table({"scan": qq_scan, "feature": pa.nulls(len(qq_scan), pa.string()),
+                       "chrom": pa.nulls(len(qq_scan), pa.string()), "pos": pa.nulls(len(qq_scan), pa.int64()),
+                       "effect": pa.nulls(len(qq_scan), pa.float64()), "log10p": qq_low.astype(np.float64)})
+        points = pa.concat_tables([
+            _with_expected(high, -np.log10(rank / m[high_scan])),
+            _with_expected(cells, None),
+            _with_expected(qq.cast(_TESTS), -np.log10(qq_at_least / m[qq_scan]))])
+        points = _named(points, names).sort_by([("phenotype", "ascending"), ("exposure", "ascending"),
+                                                ("chrom", "ascending"), ("pos", "ascending")])
+        tested = self.tests > 0
+        summary = names.append_column("tests", pa.array(self.tests)).append_column(
+            "median_log10p", pa.array(histogram_median(self.counts), from_pandas=True)).append_column(
+            "hits", pa.array(self.hits)).append_column(
+            "top", pa.array(np.where(tested, self.top, None), pa.string())).append_column(
+            "top_log10p", pa.array(np.where(tested, self.top_log10p, np.nan), from_pandas=True))
+        summary = summary.sort_by([("top_log10p", "descending"), ("phenotype", "ascending")])
+        return {"features": _first_places(self.features).sort_by("feature"), "points": points, "summary": summary}
+
+    def _scan_numbers(self, keys: Sequence[tuple[str, str | None]]) -> np.ndarray:
+        """The rows of scans ``keys`` in the per-scan arrays (new rows for scans not seen yet)."""
+        new = [key for key in dict.fromkeys(keys) if key not in self.scans]
+        if new:
+            self.scans.update(zip(new, range(len(self.scans), len(self.scans) + len(new))))
+            grown = len(new)
+            self.tests, self.hits = np.r_[self.tests, np.zeros(grown, np.int64)], np.r_[self.hits, np.zeros(grown, np.int64)]
+            self.top = np.r_[self.top, np.full(grown, None, object)]
+            self.top_log10p = np.r_[self.top_log10p, np.full(grown, -np.inf)]
+            self.counts = np.vstack([self.counts, np.zeros((grown, self.counts.shape[1]), np.int64)])
+            self.steps = np.vstack([self.steps, np.zeros((grown, _STEPS), np.int64)])
+        return np.array([self.scans[key] for key in keys], np.int64)
+
+    def _scan_rows(self, rows: pa.Table) -> np.ndarray:
+        """Each row's scan, registering every scan present (tested or not)."""
+        tag = pc.fill_null(pc.binary_join_element_wise("", rows.column("exposure"), "="), "")  # "=exposure" or ""
+        keys = pc.binary_join_element_wise(rows.column("phenotype"), tag, "\x1f").combine_chunks().dictionary_encode()
+        scans = self._scan_numbers([(phenotype, exposure[1:] if exposure else None) for phenotype, exposure in
+                                    (key.split("\x1f", 1) for key in keys.dictionary.to_pylist())])
+        return scans[keys.indices.to_numpy(zero_copy_only=False)] if len(scans) else np.zeros(0, np.int64)
+
+    def _fold(self, tests: pa.Table, scan: np.ndarray) -> None:
+        """Fold in tests (with their scan rows)."""
+        log10p = tests.column("log10p").to_numpy()
+        scans = len(self.scans)
+        self.tests += np.bincount(scan, minlength=scans)
+        self.hits += np.bincount(scan, weights=log10p > GENOME_WIDE_LOG10P, minlength=scans).astype(np.int64)
+        if len(scan):
+            order = np.lexsort((log10p, scan))
+            last = order[np.r_[np.flatnonzero(np.diff(scan[order])), len(order) - 1]]   # each scan's strongest
+            better = log10p[last] > self.top_log10p[scan[last]]
+            chosen = last[better]
+            self.top[scan[chosen]] = tests.column("feature").take(pa.array(chosen)).to_numpy(zero_copy_only=False)
+            self.top_log10p[scan[chosen]] = log10p[chosen]
+        self.counts += np.bincount(scan * self.counts.shape[1] + log10p_bins(log10p),
+                                   minlength=self.counts.size).reshape(self.counts.shape)
+        low = log10p <= KEEP_ABOVE
+        step = np.clip(np.floor(log10p[low] / QQ_STEP).astype(np.int64), 0, _STEPS - 1)
+        self.steps += np.bincount(scan[low] * _STEPS + step, minlength=self.steps.size).reshape(self.steps.shape)
+        scanned = tests.select(_TESTS.names[1:]).add_column(0, "scan", pa.array(scan))
+        features = tests.select(_FEATURES.names).group_by(["feature", "chrom"], use_threads=False).aggregate(
+            [("pos", "min")]).rename_columns(_FEATURES.names)
+        self._keep(high=scanned.filter(pa.array(~low)), cells=_strongest_per_cell(scanned.filter(pa.array(low))),
+                   features=features)
+
+    def _keep(self, *, high: pa.Table, cells: pa.Table, features: pa.Table) -> None:
+        """Add pieces, then compact: each scan's ``exact`` strongest high tests stay, the rest join
+        the cells and the QQ counts; one test per cell; one place per feature."""
+        high = pa.concat_tables([self.high, high]).sort_by([("scan", "ascending"), ("log10p", "descending")])
+        scan = high.column("scan").to_numpy()
+        rank = np.arange(len(scan)) - np.searchsorted(scan, scan)
+        demoted = high.filter(pa.array(rank >= self.exact))
+        self.high = high.filter(pa.array(rank < self.exact))
+        for (s, step), k in Counter(zip(demoted.column("scan").to_numpy().tolist(),
+                                        np.floor(demoted.column("log10p").to_numpy() / QQ_STEP).astype(int).tolist())
+                                    ).items():
+            self._count_step(s, step, k)
+        self.cells = pa.concat_tables([self.cells, cells, demoted])
+        if self.cells.num_rows > 2 * self._cells_kept + 100_000:   # compact now and then, not on every piece
+            self.cells = _strongest_per_cell(self.cells)
+            self._cells_kept = self.cells.num_rows
+        self.features = pa.concat_tables([self.features, features])
+
+    def _count_step(self, scan: int, step: int, k: int) -> None:
+        """Count ``k`` tests in QQ step ``step`` of ``scan``."""
+        if step < _STEPS:
+            self.steps[scan, step] += k
+        else:
+            self.far_steps[scan, step] = self.far_steps.get((scan, step), 0) + k
+
+
+def _rescan(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table`` with its scan column renumbered through ``rows`` (another piece's scans → this one's)."""
+    return table.set_column(0, "scan", pa.array(rows[table.column("scan").to_numpy()], pa.int64()))
+
+
+def _with_expected(points: pa.Table, expected: np.ndarray | None) -> pa.Table:
+    """Points with their QQ position (null: drawn on the Manhattan plot only)."""
+    values = pa.nulls(points.num_rows, pa.float64()) if expected is None else pa.array(expected, pa.float64())
+    return points.append_column("expected", values)
+
+
+def _named(points: pa.Table, names: pa.Table) -> pa.Table:
+    """Points with their scan's phenotype and exposure in place of its number."""
+    scan = points.column("scan")
+    return pa.table({"phenotype": names.column("phenotype").take(scan), "exposure": names.column("exposure").take(scan),
+                     **{name: points.column(name) for name in points.schema.names[1:]}})
+
+
+def _first_places(features: pa.Table) -> pa.Table:
+    """One row per feature: its first place along the genome (chrom, then pos), if it was tested at several."""
+    first = features.sort_by([("chrom", "ascending"), ("pos", "ascending")]).group_by(
+        "feature", use_threads=False).aggregate([("chrom", "first"), ("pos", "first")])
+    return first.rename_columns(_FEATURES.names)
+
+
+def _strongest_per_cell(tests: pa.Table) -> pa.Table:
+    """One test per thinning cell (scan, chromosome, CELL_BP of position, CELL_LOG10P of −log10 p): its strongest."""
+    keyed = tests.append_column("cell_pos", pc.divide(tests.column("pos"), CELL_BP)).append_column(
+        "cell_log10p", pc.floor(pc.divide(tests.column("log10p"), CELL_LOG10P)))
+    strongest = keyed.sort_by("log10p").group_by(["scan", "chrom", "cell_pos", "cell_log10p"], use_threads=False
+                                                 ).aggregate([(c, "last") for c in ("feature", "pos", "effect", "log10p")])
+    return strongest.select(["scan", "feature_last", "chrom", "pos_last", "effect_last", "log10p_last"]).rename_columns(
+        _TESTS.names)
+
+
+def index_pieces(lake: Lake, name: str, kind: ResultKind, *, exact: int) -> tuple[IndexParts, list[AddAction]]:
+    """Summarise a committed results table file by file, writing its ``positions`` files on the way."""
+    parts, actions = IndexParts(kind, exact=exact), []
+    files = lake.browse_files(name, "positions")
+    dataset = lake.results_dataset(name)
+    for number, fragment in enumerate(dataset.get_fragments()):
+        actions += write_positions(files, (parts.add(batch) for batch in
+                                           _tables(fragment.to_batches(schema=dataset.schema, batch_size=1 << 20))),
+                                   part=f"{number:06d}")
+    return parts, actions
+
+
+def _tables(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.Table]:
+    return (pa.Table.from_batches([batch]) for batch in batches if batch.num_rows)
+
+
+def write_positions(files: ResultsFiles, positions: Iterable[pa.Table], *, part: str) -> list[AddAction]:
+    """Write position-sorted rows (in position order, piece after piece) as one file per chromosome."""
+    open_files = {}
+    for table in positions:
+        for chrom in table.column("chrom").unique().to_pylist():
+            if chrom not in open_files:
+                open_files[chrom] = files.open(POSITIONS_SCHEMA, partition={"chrom": chrom}, part=part,
+                                               row_group_rows=ROW_GROUP_ROWS["positions"])
+            open_files[chrom].write(table.filter(pc.equal(table.column("chrom"), chrom)))
+    return [file.close() for file in open_files.values()]
+
+
+def commit_index(lake: Lake, name: str, parts: IndexParts, positions: list[AddAction], *, version: int,
+                 files: ResultsFiles | None = None) -> None:
+    """Write the index of results ``name`` at ``version`` from its merged parts and positions files;
+    the summary last, carrying the version (the index's commit)."""
+    note = {VERSION_NOTE: str(version)}
+    lake.commit_browse_files(files or lake.browse_files(name, "positions"), positions, schema=POSITIONS_SCHEMA,
+                             partition_by=["chrom"], note=note)
+    for part, table in parts.tables().items():
+        lake.write_browse(name, part, table.to_reader(), partition_by=[], row_group_rows=ROW_GROUP_ROWS[part],
+                          note=note)
+
+
+def index_results(lake: Lake, name: str, *, wait: float = 600.0, exact: int = EXACT_POINTS) -> None:
     """Build (or rebuild) the browse index of the results ``name``; see the module docstring.
 
     Each scan keeps its ``exact`` strongest tests above KEEP_ABOVE as they are (a page
@@ -65,39 +328,24 @@ def index_results(lake: Lake, name: str, *, memory_limit: str = "2GB", wait: flo
     """
     kind = result_kind(lake, name)
     with lake_lock(lake.location, f"browse-{name}", wait=wait):
-        results = lake.results(name)      # one version, read throughout
-        version = results.version()
-        spill = tempfile.mkdtemp(prefix="biolake-browse-")
-        try:
-            with duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill,
-                                        "preserve_insertion_order": False,
-                                        "autoload_known_extensions": False}) as con:
-                _register(con, lake, "results", results)
-                columns = con.sql("SELECT * FROM results").columns
-                con.execute(f"CREATE TEMP VIEW tests AS {_tests_sql(kind, columns)}")
-                con.execute(f"CREATE TEMP VIEW scans AS {_scans_sql(kind)}")
-                note = {VERSION_NOTE: str(version)}
-                # passes over chromosomes (the position sort) and phenotype ranges (thinning, medians);
-                # a run without tests still gets its (empty) tables from one pass that matches nothing
-                ranges = [{"low": low, "high": high} for low, high in _phenotype_ranges(con)] or [{"low": "", "high": ""}]
-                chromosomes = [{"chrom": c} for (c,) in con.sql("SELECT DISTINCT chrom FROM tests").fetchall()]
-                points = [{**r, "exact": exact} for r in ranges]
-                for part, rows in (("positions", lambda: _in_passes(con, POSITIONS_SQL, chromosomes or [{"chrom": ""}])),
-                                   ("features", lambda: con.sql(FEATURES_SQL).to_arrow_reader()),
-                                   ("points", lambda: _in_passes(con, POINTS_SQL, points)),
-                                   ("summary", lambda: _in_passes(con, SUMMARY_SQL, ranges))):
-                    # one query streams at a time: a DuckDB connection has one open result
-                    lake.write_browse(name, part, rows(), partition_by=["chrom"] if part == "positions" else [],
-                                      row_group_rows=ROW_GROUP_ROWS[part], note=note)
-        finally:
-            shutil.rmtree(spill, ignore_errors=True)
+        version = lake.results(name).version()
+        parts, positions = index_pieces(lake, name, kind, exact=exact)
+        commit_index(lake, name, parts, positions, version=version)
 
 
-def index_after_job(lake: Lake, name: str) -> None:
-    """Index a job's freshly committed results; a failure is a warning, not the job's failure
-    (the results stand, and the browser or `biolake index` builds the index later)."""
+def index_after_job(lake: Lake, name: str, *, pieces: tuple[IndexParts, ResultsFiles, list[AddAction]] | None = None
+                    ) -> None:
+    """Index a job's freshly committed results — from the ``pieces`` its tasks summarised (the
+    merged parts, where they wrote positions, those files) or else file by file; a failure is
+    a warning, not the job's failure (the results stand, and the browser or `biolake index`
+    builds the index later)."""
     try:
-        index_results(lake, name)
+        if pieces is None:
+            index_results(lake, name)
+            return
+        with lake_lock(lake.location, f"browse-{name}", wait=600.0):
+            parts, files, positions = pieces
+            commit_index(lake, name, parts, positions, version=lake.results(name).version(), files=files)
     except Exception as exc:   # whatever went wrong, the committed results stand
         warnings.warn(f"results {name!r} are committed, but their browse index was not built "
                       f"({str(exc).splitlines()[0]}); `biolake index --result {name}` builds it", stacklevel=2)
@@ -117,126 +365,6 @@ def indexed_version(lake: Lake, name: str) -> int | None:
 def index_is_current(lake: Lake, name: str) -> bool:
     """Whether the browse index of ``name`` exists and was built from its latest version."""
     return indexed_version(lake, name) == lake.results(name).version()
-
-
-def _tests_sql(kind: ResultKind, columns: Sequence[str]) -> str:
-    """Every test of the run in the index's own column names (untested and unplaceable rows left out)."""
-    def column(name: str, cast: str = "VARCHAR") -> str:
-        return f'"{name}"' if name in columns else f"NULL::{cast}"
-    value = f'"{kind.log10p}"'
-    return f"""
-        SELECT "{kind.phenotype}" AS phenotype, {_exposure(kind)} AS exposure, "{kind.feature}" AS feature,
-               chrom, pos, {column("ref")} AS ref, {column("alt")} AS alt, "{kind.effect}" AS effect,
-               CASE WHEN {value} = 'inf'::DOUBLE THEN {PINNED_LOG10P} ELSE {value} END AS log10p
-        FROM results
-        WHERE {value} IS NOT NULL AND NOT isnan({value}) AND chrom IS NOT NULL AND pos IS NOT NULL
-              AND "{kind.feature}" IS NOT NULL AND "{kind.phenotype}" IS NOT NULL"""
-
-
-def _scans_sql(kind: ResultKind) -> str:
-    """Every scan of the run, tested or not (a scan whose every test failed is listed with 0 tests)."""
-    return (f'SELECT DISTINCT "{kind.phenotype}" AS phenotype, {_exposure(kind)} AS exposure FROM results '
-            f'WHERE "{kind.phenotype}" IS NOT NULL')
-
-
-def _exposure(kind: ResultKind) -> str:
-    return f'"{kind.extra_group[0]}"' if kind.extra_group else "NULL::VARCHAR"
-
-
-def _phenotype_ranges(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """Consecutive ranges of phenotypes, each small enough for one pass of POINTS_SQL or SUMMARY_SQL:
-    at most GROUPS_PER_PASS thinning cells and ROWS_PER_PASS tests (the medians hold every value)."""
-    counts = con.sql("""SELECT s.phenotype, count(*) AS scans, any_value(t.n) AS n
-                         FROM scans s LEFT JOIN (SELECT phenotype, count(*) AS n FROM tests GROUP BY ALL) t
-                         USING (phenotype) GROUP BY ALL ORDER BY 1""").fetchall()
-    cells_per_scan = 3_200_000_000 // CELL_BP * int(np.ceil(KEEP_ABOVE / CELL_LOG10P))   # a human genome's worth
-    ranges: list[list] = []
-    rows = cells = 0
-    for phenotype, scans, n in counts:     # scans: one per exposure for GxE
-        n, more = n or 0, scans * cells_per_scan
-        if not ranges or rows + n > ROWS_PER_PASS or cells + more > GROUPS_PER_PASS:
-            ranges.append([phenotype, phenotype])
-            rows = cells = 0
-        ranges[-1][1] = phenotype
-        rows, cells = rows + n, cells + more
-    return [(low, high) for low, high in ranges]
-
-
-def _in_passes(con: duckdb.DuckDBPyConnection, sql: str, passes: list[dict[str, object]]) -> pa.RecordBatchReader:
-    """``sql`` run once per set of parameters in ``passes``, the results as one stream."""
-    schema = con.sql(sql, params=passes[0]).limit(0).to_arrow_table().schema
-
-    def batches():
-        for params in passes:
-            yield from con.sql(sql, params=params).to_arrow_reader()
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-# one chromosome per pass: the sort (out of core) never holds more than the largest chromosome
-POSITIONS_SQL = """
-    SELECT chrom, pos, feature, ref, alt, phenotype, exposure, effect::FLOAT AS effect, log10p::FLOAT AS log10p
-    FROM tests WHERE chrom = $chrom ORDER BY pos, feature, phenotype, exposure"""
-
-# a feature's position is one row's (chrom, pos), the first along the genome if it was tested at several
-FEATURES_SQL = """
-    SELECT feature, place.chrom AS chrom, place.pos AS pos
-    FROM (SELECT feature, min_by({'chrom': chrom, 'pos': pos}, (chrom, pos)) AS place FROM tests GROUP BY feature)
-    ORDER BY feature"""
-
-# Manhattan points (expected NULL unless the point is also exact on the QQ plot) and QQ-only
-# points (feature NULL), for the phenotypes $low … $high: the strongest $exact tests above
-# KEEP_ABOVE with their exact rank; every other test thinned to one per cell; and one QQ point
-# per QQ_STEP of −log10 p among those others, at the exact count of tests at or above it.
-POINTS_SQL = f"""
-    WITH mine AS (
-        SELECT * FROM tests WHERE phenotype BETWEEN $low AND $high),
-    counted AS (
-        SELECT phenotype, exposure, count(*) AS m FROM mine GROUP BY ALL),
-    ranked AS (
-        SELECT *, row_number() OVER (PARTITION BY phenotype, exposure ORDER BY log10p DESC) AS rank
-        FROM mine WHERE log10p > {KEEP_ABOVE}),
-    high AS (
-        SELECT * FROM ranked WHERE rank <= $exact),
-    rest AS (
-        SELECT phenotype, exposure, feature, chrom, pos, effect, log10p FROM mine WHERE log10p <= {KEEP_ABOVE}
-        UNION ALL
-        SELECT phenotype, exposure, feature, chrom, pos, effect, log10p FROM ranked WHERE rank > $exact),
-    cells AS (
-        SELECT phenotype, exposure, chrom,
-               arg_max({{'feature': feature, 'pos': pos, 'effect': effect, 'log10p': log10p}}, log10p) AS best
-        FROM rest GROUP BY phenotype, exposure, chrom, pos // {CELL_BP}, floor(log10p / {CELL_LOG10P})),
-    qq_cells AS (
-        SELECT phenotype, exposure, floor(log10p / {QQ_STEP}) * {QQ_STEP} AS low, count(*) AS k
-        FROM rest GROUP BY ALL),
-    high_counts AS (
-        SELECT phenotype, exposure, count(*) AS k FROM high GROUP BY ALL),
-    qq AS (   -- tests with −log10 p ≥ the step's lower edge: those of higher steps and every high test
-        SELECT q.phenotype, q.exposure, q.low,
-               sum(q.k) OVER (PARTITION BY q.phenotype, q.exposure ORDER BY q.low DESC) + coalesce(h.k, 0) AS at_least
-        FROM qq_cells q LEFT JOIN high_counts h
-             ON q.phenotype = h.phenotype AND q.exposure IS NOT DISTINCT FROM h.exposure)
-    SELECT h.phenotype, h.exposure, feature, chrom, pos, effect, log10p, -log10(rank / (m + 1)) AS expected
-    FROM high h JOIN counted c ON h.phenotype = c.phenotype AND h.exposure IS NOT DISTINCT FROM c.exposure
-    UNION ALL
-    SELECT phenotype, exposure, best.feature, chrom, best.pos, best.effect, best.log10p, NULL
-    FROM cells
-    UNION ALL
-    SELECT q.phenotype, q.exposure, NULL, NULL, NULL, NULL, low, -log10(at_least / (m + 1))
-    FROM qq q JOIN counted c ON q.phenotype = c.phenotype AND q.exposure IS NOT DISTINCT FROM c.exposure
-    WHERE low > 0
-    ORDER BY phenotype, exposure, chrom, pos"""
-
-SUMMARY_SQL = f"""
-    WITH tested AS (
-        SELECT phenotype, exposure, count(*) AS tests, median(log10p) AS median_log10p,
-               count(*) FILTER (WHERE log10p > {GENOME_WIDE_LOG10P}) AS hits,
-               arg_max(feature, log10p) AS top, max(log10p) AS top_log10p
-        FROM tests WHERE phenotype BETWEEN $low AND $high GROUP BY ALL)
-    SELECT s.phenotype, s.exposure, coalesce(t.tests, 0) AS tests, t.median_log10p, coalesce(t.hits, 0) AS hits,
-           t.top, t.top_log10p
-    FROM scans s LEFT JOIN tested t ON s.phenotype = t.phenotype AND s.exposure IS NOT DISTINCT FROM t.exposure
-    WHERE s.phenotype BETWEEN $low AND $high
-    ORDER BY t.top_log10p DESC NULLS LAST, s.phenotype"""
 
 
 class BrowseIndex:

@@ -14,10 +14,9 @@ import pyarrow as pa
 from scipy import special
 
 from stats.association import ERRORS, AssociationResult
-from stats.multiple import CHI2_MEDIAN, GENOME_WIDE
+from stats.multiple import CHI2_MEDIAN, GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
 VARIANT_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt")
-_LOG10P_BINS = np.linspace(0.0, 3.0, 3_001)  # −log10 p in steps of 0.001 (the median sits near 0.3)
 
 
 def results_schema(*, statistics: Sequence[str]) -> pa.Schema:
@@ -86,8 +85,7 @@ class GwasSummary:
     """Per phenotype, a running summary of its tests: count, genome-wide hits, top hit, λGC.
 
     Blocks are summarised where they are computed and merged, so no results table has
-    to be read back. λGC comes from a histogram of −log10 p (exact up to 1/1000 of a
-    decade, interpolated), so the median needs no second pass.
+    to be read back. λGC comes from a histogram of −log10 p (:func:`stats.multiple.histogram_median`), so the median needs no second pass.
 
     Examples
     --------
@@ -110,7 +108,7 @@ class GwasSummary:
         count = len(phenotypes)
         return cls(list(phenotypes), np.zeros(count, np.int64), np.zeros(count, np.int64),
                    np.zeros(count, np.int64), np.full(count, -np.inf), np.full(count, None, object),
-                   np.zeros((count, len(_LOG10P_BINS) + 1), np.int64))
+                   np.zeros((count, len(LOG10P_BINS) + 1), np.int64))
 
     def add(self, variant_ids: np.ndarray, log10p: np.ndarray) -> None:
         """Fold in a block: ``log10p`` is variants × phenotypes (NaN where a test did not run)."""
@@ -123,7 +121,7 @@ class GwasSummary:
             value = log10p[best, np.arange(log10p.shape[1])]
             better = ran.any(axis=0) & (value > self.top_log10p)
             self.top_log10p[better], self.top_variant[better] = value[better], np.asarray(variant_ids)[best[better]]
-        bins = np.searchsorted(_LOG10P_BINS, log10p) + np.arange(log10p.shape[1]) * self.histogram.shape[1]
+        bins = log10p_bins(log10p) + np.arange(log10p.shape[1]) * self.histogram.shape[1]
         self.histogram += np.bincount(bins[ran], minlength=self.histogram.size).reshape(self.histogram.shape)
 
     def merge(self, other: "GwasSummary") -> None:
@@ -138,14 +136,5 @@ class GwasSummary:
 
     def lambda_gc(self) -> np.ndarray:
         """Genomic inflation per phenotype: median χ² over its null median (NaN without tests)."""
-        cumulative = np.cumsum(self.histogram, axis=1)
-        half = self.tests / 2.0
-        median = np.empty(len(self.tests))
-        for j, (counts, target) in enumerate(zip(cumulative, half)):
-            upper = min(int(np.searchsorted(counts, target)), len(_LOG10P_BINS) - 1)
-            below = counts[upper - 1] if upper else 0
-            low = _LOG10P_BINS[upper - 1] if upper else 0.0
-            share = (target - below) / max(counts[upper] - below, 1)
-            median[j] = low + share * (_LOG10P_BINS[upper] - low)
         with np.errstate(invalid="ignore"):
-            return np.where(self.tests > 0, special.chdtri(1, 10.0 ** -median) / CHI2_MEDIAN, np.nan)
+            return special.chdtri(1, 10.0 ** -histogram_median(self.histogram)) / CHI2_MEDIAN

@@ -13,6 +13,7 @@ from scipy import special  # scipy.stats alone takes ~0.6 s to import: every CLI
 
 GENOME_WIDE = 5e-8
 CHI2_MEDIAN = special.chdtri(1, 0.5)  # 0.4549…: the null median of a 1-df χ²
+LOG10P_BINS = np.linspace(0.0, 3.0, 3_001)  # −log10 p in steps of 0.001 (a null median sits near 0.3)
 
 
 def lambda_gc(p: np.ndarray) -> float:
@@ -26,6 +27,37 @@ def lambda_gc(p: np.ndarray) -> float:
     p = np.asarray(p, float)
     p = p[np.isfinite(p)]
     return float(special.chdtri(1, np.median(p)) / CHI2_MEDIAN) if len(p) else float("nan")
+
+
+def log10p_bins(log10p: np.ndarray) -> np.ndarray:
+    """The bin of each −log10 p among the len(LOG10P_BINS) + 1 that :func:`histogram_median` reads."""
+    return np.searchsorted(LOG10P_BINS, log10p)
+
+
+def histogram_median(counts: np.ndarray) -> np.ndarray:
+    """The median −log10 p of each row of binned counts (rows × len(LOG10P_BINS) + 1, see
+    :func:`log10p_bins`), interpolated within its bin: exact to 1/1000 of a decade, from counts
+    that add up across blocks, so no pass over the tests is needed. NaN for an empty row.
+
+    Examples
+    --------
+    >>> log10p = -np.log10(np.linspace(0.001, 1, 1000))
+    >>> counts = np.bincount(log10p_bins(log10p), minlength=len(LOG10P_BINS) + 1)[None]
+    >>> round(float(10 ** -histogram_median(counts)[0]), 3)
+    0.5
+    """
+    cumulative = np.cumsum(counts, axis=1)
+    tests = cumulative[:, -1]
+    median = np.full(len(counts), np.nan)
+    for j, (running, target) in enumerate(zip(cumulative, tests / 2.0)):
+        if not tests[j]:
+            continue
+        upper = min(int(np.searchsorted(running, target)), len(LOG10P_BINS) - 1)
+        below = running[upper - 1] if upper else 0
+        low = LOG10P_BINS[upper - 1] if upper else 0.0
+        share = (target - below) / max(running[upper] - below, 1)
+        median[j] = low + share * (LOG10P_BINS[upper] - low)
+    return median
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
