@@ -2,7 +2,7 @@
 
 Each command first runs clean with BIOLAKE_FAULT_TRACE set, which lists the fault points it
 passes (:mod:`lake.faults`); it is then killed at the first occurrence of every distinct point,
-each time on a fresh copy of the lake (of a bucket lake, every sixth point, to keep the suite
+each time on a fresh copy of the lake (of a bucket lake, every tenth point, to keep the suite
 short). After every kill: the lake opens; every release and
 results table that was committed reads back with the same checksums; readers see whole
 releases only; and rerunning the command gives exactly the tables of an uninterrupted run.
@@ -147,9 +147,9 @@ def survive_every_kill(lakes: Lakes, base: str, command: Callable[[str], list[st
 
 @pytest.fixture(params=["local", "s3"])
 def lakes(request, tmp_path) -> Lakes:
-    """Local lakes are killed at every point; bucket lakes (each step an HTTP call) at every sixth."""
+    """Local lakes are killed at every point; bucket lakes (each step an HTTP call) at every tenth."""
     if request.param == "s3":
-        return Lakes(tmp_path, request.getfixturevalue("s3_server"), stride=6)
+        return Lakes(tmp_path, request.getfixturevalue("s3_server"), stride=10)
     return Lakes(tmp_path, None)
 
 
@@ -200,9 +200,9 @@ def test_results_write__sigkill_at_every_fault_point_loses_nothing(lakes, base_l
     earlier = subprocess.run(gwas(base_lake, "25001-2.0", adjust=False), capture_output=True, text=True,
                              env=lakes.env)
     assert earlier.returncode == 0, earlier.stderr
-    # a bucket lake at every other point (its index writes are slow HTTP calls to moto; suite time)
+    # a bucket lake at every third point (its writes are slow HTTP calls to moto; suite time)
     survived = survive_every_kill(lakes, base_lake, lambda root: gwas(root, "25001-2.0", "25002-2.0"),
-                                  stride=2 if lakes.options else 1)
+                                  stride=3 if lakes.options else 1)
     assert survived >= 4
     reliability[f"SIGKILLs survived: biolake gwas --adjust results write, {lakes.kind} lake"] += survived
 
