@@ -426,13 +426,14 @@ def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatc
 
 
 def _writer_properties(table_spec: TableSpec, row_group_rows: int | None) -> WriterProperties:
-    """zstd everywhere; bloom filters on the columns users look rows up by (variant or CpG id);
-    no dictionary and no min/max statistics on sample vectors, which are unique and never filtered on."""
+    """The table's codec (zstd but for float vectors); bloom filters on the columns users look rows up
+    by (variant or CpG id); no dictionary and no min/max statistics on sample vectors, which are
+    unique and never filtered on."""
     bloom = ColumnProperties(bloom_filter_properties=BloomFilterProperties(True, fpp=0.01))
     vector = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
     columns = {c.name: vector for c in table_spec.columns if c.type == pa.binary()}
     columns |= {c: bloom for c in table_spec.lookup_columns}
-    return WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows,
+    return WriterProperties(compression=table_spec.compression, max_row_group_size=row_group_rows,
                             column_properties=columns or None)
 
 

@@ -35,6 +35,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     wide: bool = False  # extra value columns allowed beyond the declared ones
     lookup_columns: tuple[str, ...] = ()  # point lookups on these get Parquet bloom filters
+    compression: str = "ZSTD"             # Parquet codec of its files
 
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
@@ -143,7 +144,8 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("pos", pa.int64(), "base-pair position", nullable=True),
                _c("n_present", pa.int64(), "samples with a non-missing beta"),
                _c("beta", pa.binary(), "beta values as little-endian float32, NaN missing")),
-              lookup_columns=("cpg_id",)),
+              # float32 betas shrink ~11% under zstd, which reads them back 3.5x slower than LZ4
+              lookup_columns=("cpg_id",), compression="LZ4_RAW"),
 ]}
 
 
