@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
 
@@ -64,28 +63,15 @@ class ResultsFile:
         if folder or not files.location.remote:  # buckets have no folders to make
             self._filesystem.create_dir(folder.rstrip("/") or ".", recursive=True)
         self._schema = pa.schema([f for f in schema if f.name not in partition])
-        self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd")
-        self._rows, self._nulls = 0, dict.fromkeys(self._schema.names, 0)
-        self._row_group_rows = row_group_rows
-        # min/max of every orderable column: readers skip files by them, and a column without them
-        # would read as "no value can match" to deltalake's file pruning
-        self._ranged = [f.name for f in self._schema
-                        if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type)]
-        self._min: dict[str, object] = {}
-        self._max: dict[str, object] = {}
+        self._footer: list[pq.FileMetaData] = []    # the file's metadata, once closed
+        self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd",
+                                        metadata_collector=self._footer)
+        self._rows, self._row_group_rows = 0, row_group_rows
 
     def write(self, table: pa.Table) -> None:
         table = table.select(self._schema.names)
         self._writer.write_table(table, row_group_size=self._row_group_rows)
         self._rows += table.num_rows
-        for name in self._schema.names:
-            self._nulls[name] += table.column(name).null_count
-        for name in self._ranged:
-            bounds = pc.min_max(table.column(name))
-            if bounds["min"].is_valid:
-                low, high = bounds["min"].as_py(), bounds["max"].as_py()
-                self._min[name] = min(low, self._min.get(name, low))
-                self._max[name] = max(high, self._max.get(name, high))
 
     @property
     def rows(self) -> int:
@@ -93,9 +79,25 @@ class ResultsFile:
         return self._rows
 
     def close(self) -> AddAction:
-        """Finish the file and describe it for the run's single commit."""
+        """Finish the file and describe it for the run's single commit.
+
+        The Delta statistics are the Parquet writer's own, summed over row groups: null
+        counts, and min/max of every orderable column (readers skip files by them, and a
+        column without them would read as "no value can match" to deltalake's file pruning).
+        """
         self._writer.close()
-        statistics = json.dumps({"numRecords": self._rows, "minValues": self._min, "maxValues": self._max,
-                                 "nullCount": self._nulls})
+        (footer,) = self._footer
+        ranged = {f.name for f in self._schema
+                  if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type)}
+        nulls, low, high = dict.fromkeys(self._schema.names, 0), {}, {}
+        for group in range(footer.num_row_groups):
+            for index in range(footer.num_columns):
+                column = footer.row_group(group).column(index)
+                name, stats = column.path_in_schema, column.statistics
+                nulls[name] += stats.null_count if stats is not None else 0
+                if name in ranged and stats is not None and stats.has_min_max:
+                    low[name] = min(stats.min, low.get(name, stats.min))
+                    high[name] = max(stats.max, high.get(name, stats.max))
+        statistics = json.dumps({"numRecords": self._rows, "minValues": low, "maxValues": high, "nullCount": nulls})
         size = self._filesystem.get_file_info(self.path).size
         return AddAction(self.path, size, self.partition, int(time.time() * 1000), True, statistics)

@@ -269,12 +269,18 @@ def _first_places(features: pa.Table) -> pa.Table:
 
 def _strongest_per_cell(tests: pa.Table) -> pa.Table:
     """One test per thinning cell (scan, chromosome, CELL_BP of position, CELL_LOG10P of −log10 p): its strongest."""
-    keyed = tests.append_column("cell_pos", pc.divide(tests.column("pos"), CELL_BP)).append_column(
-        "cell_log10p", pc.floor(pc.divide(tests.column("log10p"), CELL_LOG10P)))
-    strongest = keyed.sort_by("log10p").group_by(["scan", "chrom", "cell_pos", "cell_log10p"], use_threads=False
-                                                 ).aggregate([(c, "last") for c in ("feature", "pos", "effect", "log10p")])
-    return strongest.select(["scan", "feature_last", "chrom", "pos_last", "effect_last", "log10p_last"]).rename_columns(
-        _TESTS.names)
+    if not tests.num_rows:
+        return tests
+    chrom = tests.column("chrom").combine_chunks().dictionary_encode()
+    parts = [tests.column("scan").to_numpy(), chrom.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+             tests.column("pos").to_numpy() // CELL_BP,
+             np.maximum(np.floor(tests.column("log10p").to_numpy() / CELL_LOG10P), 0).astype(np.int64)]
+    cell = np.zeros(tests.num_rows, np.int64)
+    for part in parts:                       # one integer per cell, mixed radix
+        cell = cell * (int(part.max()) + 1) + part
+    order = np.lexsort((tests.column("log10p").to_numpy(), cell))
+    last = order[np.r_[np.flatnonzero(np.diff(cell[order])), len(order) - 1]]
+    return tests.take(pa.array(last))
 
 
 def index_pieces(lake: Lake, name: str, kind: ResultKind, *, exact: int) -> tuple[IndexParts, list[AddAction]]:
