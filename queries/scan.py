@@ -7,10 +7,12 @@ native Parquet reader, so filters and column selections are pushed down.
 from __future__ import annotations
 
 import os
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from lake.lake import Lake
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def scan(lake: Lake | str | os.PathLike, table: str, *, release: str | None = None,
@@ -22,6 +24,8 @@ def scan(lake: Lake | str | os.PathLike, table: str, *, release: str | None = No
     >>> variants = scan("/tmp/lake", "variants")                        # doctest: +SKIP
     >>> variants.filter(pl.col("chrom") == "12", pl.col("pos").is_between(1e6, 2e6)).collect()  # doctest: +SKIP
     """
+    import polars as pl   # here, not at import: the jobs import queries and never need polars
+
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
     chosen = lake.resolve_release(release)

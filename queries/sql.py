@@ -21,12 +21,14 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import polars
 
 from lake.errors import BiolakeError
 from lake.lake import Lake, ReleaseInfo
@@ -119,9 +121,11 @@ class QueryResult:
             if timer:
                 timer.cancel()
 
-    def pl(self) -> pl.DataFrame:
+    def pl(self) -> polars.DataFrame:
         """The whole result as a polars DataFrame."""
-        return pl.from_arrow(self.arrow())
+        import polars   # not on the path of the jobs, which never need it (0.5 s of start-up)
+
+        return polars.from_arrow(self.arrow())
 
     def fetchall(self) -> list[tuple]:
         table = self.arrow()
