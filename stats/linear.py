@@ -268,9 +268,9 @@ def cross_products(genotypes: np.ndarray, model: LinearModel, *, missing: scipy.
     left_sums, left_squares = model.left_out.sums(genotypes)
     sums, b = g_sum[:, None] - left_sums[:, :, 0], gq[:, None, :] - left_sums[:, :, 1:]
     squares = gg[:, None] - left_squares
-    b_solved = np.einsum("vpk,pkl->vpl", b, model.gram_inverse)
-    gy_adj = gy - np.einsum("vjl,lj->vj", b_solved[:, pattern_of], model.covariate_cross)
-    gg_adj = (squares - np.einsum("vpk,vpk->vp", b, b_solved))[:, pattern_of]
+    gy_adj, gg_adj = np.empty_like(gy), np.empty(squares.shape)
+    _adjust(b, model.gram_inverse, model.covariate_cross, pattern_of, gy, squares, gy_adj, gg_adj)
+    gg_adj = gg_adj[:, pattern_of]
     yy_adj = np.broadcast_to(model.residual_squares_adjusted, gy.shape).copy()
     n = np.broadcast_to(model.present[pattern_of], gy.shape).copy()
     if missing is not None and missing.nnz:
@@ -289,6 +289,29 @@ def cross_products(genotypes: np.ndarray, model: LinearModel, *, missing: scipy.
             error[(error == OK) & (g_centred <= _MONOMORPHIC * np.maximum(squares, 1e-300))] = MONOMORPHIC
             error[(error == OK) & (gg_adj * _MAX_VIF < g_centred)] = COLLINEAR
     return CrossProducts(gy_adj, gg_adj, yy_adj, n, sums, squares, error, k)
+
+
+@numba.njit(cache=True, nogil=True)
+def _adjust(b, gram_inverse, cross, pattern_of, gy, squares, gy_adj, gg_adj):  # pragma: no cover
+    """Per variant v and pattern p, with β = A_p⁻¹b: g'g − b'β into gg_adj[v, p], and per phenotype j
+    g'ỹ − β'c_j into gy_adj[v, j] (b: variants × patterns × k, c = cross: k × phenotypes)."""
+    variants, patterns, k = b.shape
+    solved = np.empty((patterns, k))
+    for v in range(variants):
+        for p in range(patterns):
+            quadratic = 0.0
+            for i in range(k):
+                value = 0.0
+                for m in range(k):
+                    value += b[v, p, m] * gram_inverse[p, m, i]
+                solved[p, i] = value
+                quadratic += b[v, p, i] * value
+            gg_adj[v, p] = squares[v, p] - quadratic
+        for j in range(gy.shape[1]):
+            p, value = pattern_of[j], 0.0
+            for i in range(k):
+                value += solved[p, i] * cross[i, j]
+            gy_adj[v, j] = gy[v, j] - value
 
 
 def linear_association(genotypes: np.ndarray, model: LinearModel, *,
