@@ -22,7 +22,8 @@ from lake.errors import BiolakeError
 from lake.lake import Lake
 from queries import connect, design
 from queries.blocks import Block, methylation_blocks, read_methylation_blocks
-from queries.browse import index_after_job
+from queries.kinds import KINDS
+from queries.browse import IndexParts, index_after_job, write_positions
 from stats.association import ERRORS
 from stats.ewas import ewas_regressions, moderate
 from stats.linear import LinearModel, prepare_linear
@@ -113,12 +114,14 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     with lake_client(lake, scheduler=scheduler, workers=workers) as client:
         fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
     table, summaries = _moderated_results(fits, chosen.phenotype_names)
-    files = lake.results_files(settings.name)
-    actions = []
+    files, positions_files = lake.results_files(settings.name), lake.browse_files(settings.name, "positions")
+    actions, positions, parts = [], [], IndexParts(KINDS["ewas"])   # the browse index, from the rows in hand
     for chrom in pc.unique(table.column("chrom")).to_pylist():
+        rows = table.filter(pc.equal(table.column("chrom"), chrom))
         output = files.open(RESULTS_SCHEMA, partition={"chrom": chrom}, part="ewas")
-        output.write(table.filter(pc.equal(table.column("chrom"), chrom)))
+        output.write(rows)
         actions.append(output.close())
+        positions += write_positions(positions_files, [parts.add(rows)], part="ewas")
     provenance = {
         "kind": "ewas", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
         "exposures": settings.exposures, "covariates": settings.covariates, "samples": settings.samples,
@@ -128,7 +131,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     }
     version = lake.commit_results(files, actions, schema=RESULTS_SCHEMA, partition_by=["chrom"],
                                   provenance=provenance)
-    index_after_job(lake, settings.name)
+    index_after_job(lake, settings.name, pieces=(parts, positions_files, positions))
     return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summaries)
 
