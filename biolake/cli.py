@@ -762,9 +762,11 @@ def report(lake_location: str, name: str, out: str) -> None:
 
 def _check_out(out: str | None, lake=None) -> None:
     """An --out results file: a known format, and (given the lake) outside it."""
+    if out is None:
+        return
     from queries.output import RESULT_FORMATS
 
-    if out is not None and not out.endswith(RESULT_FORMATS):
+    if not out.endswith(RESULT_FORMATS):
         raise click.BadParameter(f"use one of {', '.join(RESULT_FORMATS)}", param_hint="--out")
     _check_out_of_lake(lake, out)
 
