@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
 
@@ -52,6 +53,18 @@ class ResultsFiles:
         return ResultsFile(self, schema, partition, part, row_group_rows)
 
 
+_FOOTER_STATISTICS_BYTES = 4096   # the Parquet writer keeps no min/max of a row group holding a longer value
+
+
+def _widen(ranges: dict[str, list], name: str, low: object, high: object) -> None:
+    """Widen the [min, max] of column ``name`` in ``ranges`` to cover ``low`` … ``high`` (None: no values)."""
+    if low is None:
+        return
+    if name not in ranges:
+        ranges[name] = [low, high]
+    ranges[name] = [min(ranges[name][0], low), max(ranges[name][1], high)]
+
+
 class ResultsFile:
     """One Parquet file of a run, written in row groups as results arrive (memory stays bounded)."""
 
@@ -67,11 +80,18 @@ class ResultsFile:
         self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd",
                                         metadata_collector=self._footer)
         self._rows, self._row_group_rows = 0, row_group_rows
+        self._strings = [f.name for f in self._schema if pa.types.is_string(f.type)]
+        self._long: dict[str, list] = {}       # string columns with values the footer has no range for
 
     def write(self, table: pa.Table) -> None:
         table = table.select(self._schema.names)
         self._writer.write_table(table, row_group_size=self._row_group_rows)
         self._rows += table.num_rows
+        for name in self._strings:   # a value too long for the footer's statistics: its range from the data
+            column = table.column(name)
+            if (pc.max(pc.binary_length(column)).as_py() or 0) >= _FOOTER_STATISTICS_BYTES:
+                bounds = pc.min_max(column)
+                _widen(self._long, name, bounds["min"].as_py(), bounds["max"].as_py())
 
     @property
     def rows(self) -> int:
@@ -89,15 +109,15 @@ class ResultsFile:
         (footer,) = self._footer
         ranged = {f.name for f in self._schema
                   if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type)}
-        nulls, low, high = dict.fromkeys(self._schema.names, 0), {}, {}
+        nulls, ranges = dict.fromkeys(self._schema.names, 0), dict(self._long)
         for group in range(footer.num_row_groups):
             for index in range(footer.num_columns):
                 column = footer.row_group(group).column(index)
                 name, stats = column.path_in_schema, column.statistics
                 nulls[name] += stats.null_count if stats is not None else 0
                 if name in ranged and stats is not None and stats.has_min_max:
-                    low[name] = min(stats.min, low.get(name, stats.min))
-                    high[name] = max(stats.max, high.get(name, stats.max))
+                    _widen(ranges, name, stats.min, stats.max)
+        low, high = {name: r[0] for name, r in ranges.items()}, {name: r[1] for name, r in ranges.items()}
         statistics = json.dumps({"numRecords": self._rows, "minValues": low, "maxValues": high, "nullCount": nulls})
         size = self._filesystem.get_file_info(self.path).size
         return AddAction(self.path, size, self.partition, int(time.time() * 1000), True, statistics)

@@ -219,7 +219,7 @@ def decode_betas_filled(rows: Rows, n_samples: int, *, samples: np.ndarray | Non
     return _zero_filled(values, lost)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")   # β = 1 divides by zero: inf, as numpy, then missing
 def _decode_betas_kernel(betas, columns, m_values, values, lost):  # pragma: no cover
     """values[v, j] = betas[v, columns[j]] or its M-value (NaN when not finite); lost[v] counts those."""
     for v in range(values.shape[0]):

@@ -139,6 +139,25 @@ def test_results_files__filters_on_any_column_see_every_row(gwas_lake, two_idps)
         assert dataset.to_table(filter=expression).num_rows == expected
 
 
+def test_results_file__range_covers_values_too_long_for_the_parquet_statistics(lake):
+    """A structural variant's id over 4 KB leaves its row group without Parquet min/max; the file's
+    Delta range must still cover it, or a filter on variant_id would skip the file."""
+    import pyarrow.compute as pc
+    from deltalake.transaction import create_table_with_add_actions
+    from deltalake import Schema
+
+    schema = pa.schema([("variant_id", pa.string()), ("beta", pa.float64())])
+    files = lake.results_files("long_ids")
+    output = files.open(schema, partition={}, part="0")
+    output.write(pa.table({"variant_id": ["1:5:A:C", "1:6:A:G"], "beta": [0.1, 0.2]}))
+    output.write(pa.table({"variant_id": ["1:1:" + "A" * 5000 + ":T", "1:9:A:T"], "beta": [0.3, 0.4]}))
+    create_table_with_add_actions(files.uri, Schema.from_arrow(schema), [output.close()], mode="overwrite",
+                                  partition_by=[], storage_options=lake.location.delta_options())
+    dataset = lake.results("long_ids").to_pyarrow_dataset()
+    assert dataset.to_table(filter=pc.field("variant_id") == "1:9:A:T").num_rows == 1
+    assert dataset.to_table(filter=pc.field("variant_id") < "1:2").num_rows == 1
+
+
 def test_bh_fdr_sql__matches_r_p_adjust_with_ties_nan_and_groups(tmp_path):
     rng = np.random.default_rng(4)
     p = np.round(rng.uniform(size=400) ** 4, 3)            # many ties, some p = 0 after rounding

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lake.vectors import (call_summaries, decode_calls, decode_calls_filled, decode_dosages, decode_floats,
-                          encode_dosages, encode_floats, packed_width)
+from lake.vectors import (call_summaries, decode_betas_filled, decode_calls, decode_calls_filled, decode_dosages,
+                          decode_floats, encode_dosages, encode_floats, packed_width)
 
 
 def pack_calls(dosage: np.ndarray) -> np.ndarray:
@@ -60,3 +60,13 @@ def test_decode_calls_filled__zero_fills_reports_missing_and_selects_samples():
     np.testing.assert_array_equal(values, np.nan_to_num(dosage[:, keep]))
     assert [tuple(m) for m in missing] == [(0, 4), (1, 0)]
     np.testing.assert_array_equal(decode_calls(packed, 9), dosage)
+
+
+def test_decode_betas_filled__betas_of_zero_or_one_are_missing_m_values():
+    betas = np.array([[0.5, 1.0, 0.0, np.nan, 0.8]])
+    values, (rows, cols) = decode_betas_filled(encode_floats(betas), 5, m_values=True)
+    np.testing.assert_allclose(values, [[0.0, 0.0, 0.0, 0.0, 2.0]], atol=1e-6)
+    assert cols.tolist() == [1, 2, 3] and rows.tolist() == [0, 0, 0]
+    values, (_, cols) = decode_betas_filled(encode_floats(betas), 5, samples=np.array([4, 1]))
+    np.testing.assert_allclose(values, [[0.8, 1.0]], atol=1e-7)   # betas themselves: 1.0 is a value
+    assert cols.tolist() == []
