@@ -679,7 +679,7 @@ def import_sumstats_command(file: str, lake_location: str, name: str, phenotype:
 
     lake = _open_lake(lake_location)
     rows = import_sumstats(lake, file, name=name, phenotype=phenotype)
-    index_after_job(lake, name)
+    index_after_job(lake, name, version=lake.results(name).version())
     click.echo(f"{rows:,} rows → results.{name}", err=True)
 
 

@@ -131,7 +131,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     }
     version = lake.commit_results(files, actions, schema=RESULTS_SCHEMA, partition_by=["chrom"],
                                   provenance=provenance)
-    index_after_job(lake, settings.name, pieces=(parts, positions_files, positions))
+    index_after_job(lake, settings.name, version=version, pieces=(parts, positions_files, positions))
     return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summaries)
 

@@ -77,7 +77,7 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
                   "method": "inverse-variance fixed effects; DerSimonian-Laird random effects",
                   "multiallelic_positions": multiallelic}
     version = lake.commit_results(files, actions, schema=META_SCHEMA, partition_by=["chrom"], provenance=provenance)
-    index_after_job(lake, name)
+    index_after_job(lake, name, version=version)
     return MetaReport(name, version, list(results), rows, hits, multiallelic)
 
 

@@ -89,7 +89,7 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
             progress("q-values", 1, 1)
     version = lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance=provenance)
     remove_files(files, staged)
-    index_after_job(lake, name, pieces=(parts, positions_files, positions))
+    index_after_job(lake, name, version=version, pieces=(parts, positions_files, positions))
     return version, summary
 
 

@@ -283,11 +283,12 @@ def _strongest_per_cell(tests: pa.Table) -> pa.Table:
     return tests.take(pa.array(last))
 
 
-def index_pieces(lake: Lake, name: str, kind: ResultKind, *, exact: int) -> tuple[IndexParts, list[AddAction]]:
-    """Summarise a committed results table file by file, writing its ``positions`` files on the way."""
+def index_pieces(lake: Lake, name: str, results: DeltaTable, kind: ResultKind, *,
+                 exact: int) -> tuple[IndexParts, list[AddAction]]:
+    """Summarise one version of a results table file by file, writing its ``positions`` files on the way."""
     parts, actions = IndexParts(kind, exact=exact), []
     files = lake.browse_files(name, "positions")
-    dataset = lake.results_dataset(name)
+    dataset = lake.dataset_of(results)
     for number, fragment in enumerate(dataset.get_fragments()):
         actions += write_positions(files, (parts.add(batch) for batch in
                                            _tables(fragment.to_batches(schema=dataset.schema, batch_size=1 << 20))),
@@ -334,24 +335,29 @@ def index_results(lake: Lake, name: str, *, wait: float = 600.0, exact: int = EX
     """
     kind = result_kind(lake, name)
     with lake_lock(lake.location, f"browse-{name}", wait=wait):
-        version = lake.results(name).version()
-        parts, positions = index_pieces(lake, name, kind, exact=exact)
-        commit_index(lake, name, parts, positions, version=version)
+        results = lake.results(name)      # one version, read throughout
+        parts, positions = index_pieces(lake, name, results, kind, exact=exact)
+        commit_index(lake, name, parts, positions, version=results.version())
 
 
-def index_after_job(lake: Lake, name: str, *, pieces: tuple[IndexParts, ResultsFiles, list[AddAction]] | None = None
-                    ) -> None:
-    """Index a job's freshly committed results — from the ``pieces`` its tasks summarised (the
-    merged parts, where they wrote positions, those files) or else file by file; a failure is
-    a warning, not the job's failure (the results stand, and the browser or `biolake index`
-    builds the index later)."""
+def index_after_job(lake: Lake, name: str, *, version: int,
+                    pieces: tuple[IndexParts, ResultsFiles, list[AddAction]] | None = None) -> None:
+    """Index a job's freshly committed results (``version``) — from the ``pieces`` its tasks
+    summarised (the merged parts, where they wrote positions, those files) or else file by
+    file. Nothing is written if a newer run has replaced the results since (its own job
+    indexes it). A failure here is a warning, not the job's failure (the results stand, and
+    the browser or `biolake index` builds the index later)."""
     try:
-        if pieces is None:
-            index_results(lake, name)
-            return
         with lake_lock(lake.location, f"browse-{name}", wait=600.0):
-            parts, files, positions = pieces
-            commit_index(lake, name, parts, positions, version=lake.results(name).version(), files=files)
+            results = lake.results(name)
+            if results.version() != version:
+                return
+            if pieces is None:
+                parts, positions = index_pieces(lake, name, results, result_kind(lake, name), exact=EXACT_POINTS)
+                files = None
+            else:
+                parts, files, positions = pieces
+            commit_index(lake, name, parts, positions, version=version, files=files)
     except Exception as exc:   # whatever went wrong, the committed results stand
         warnings.warn(f"results {name!r} are committed, but their browse index was not built "
                       f"({str(exc).splitlines()[0]}); `biolake index --result {name}` builds it", stacklevel=2)

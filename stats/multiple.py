@@ -37,7 +37,8 @@ def log10p_bins(log10p: np.ndarray) -> np.ndarray:
 def histogram_median(counts: np.ndarray) -> np.ndarray:
     """The median −log10 p of each row of binned counts (rows × len(LOG10P_BINS) + 1, see
     :func:`log10p_bins`), interpolated within its bin: exact to 1/1000 of a decade, from counts
-    that add up across blocks, so no pass over the tests is needed. NaN for an empty row.
+    that add up across blocks, so no pass over the tests is needed. NaN for an empty row, and
+    for a median past the last bin (half the tests at p < 0.001: no genomic-control reading).
 
     Examples
     --------
@@ -45,14 +46,16 @@ def histogram_median(counts: np.ndarray) -> np.ndarray:
     >>> counts = np.bincount(log10p_bins(log10p), minlength=len(LOG10P_BINS) + 1)[None]
     >>> round(float(10 ** -histogram_median(counts)[0]), 3)
     0.5
+    >>> histogram_median(np.bincount(log10p_bins(np.full(9, 5.0)), minlength=len(LOG10P_BINS) + 1)[None])
+    array([nan])
     """
     cumulative = np.cumsum(counts, axis=1)
     tests = cumulative[:, -1]
     median = np.full(len(counts), np.nan)
     for j, (running, target) in enumerate(zip(cumulative, tests / 2.0)):
-        if not tests[j]:
+        upper = int(np.searchsorted(running, target))
+        if not tests[j] or upper >= len(LOG10P_BINS):
             continue
-        upper = min(int(np.searchsorted(running, target)), len(LOG10P_BINS) - 1)
         below = running[upper - 1] if upper else 0
         low = LOG10P_BINS[upper - 1] if upper else 0.0
         share = (target - below) / max(running[upper] - below, 1)
