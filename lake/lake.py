@@ -28,6 +28,7 @@ from deltalake import (BloomFilterProperties, ColumnProperties, CommitProperties
                        WriterProperties, write_deltalake)
 from deltalake import Schema as DeltaSchema
 from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.exceptions import TableNotFoundError
 
 from lake.catalog import Catalog
 from lake.errors import LakeError, ReleaseError
@@ -118,7 +119,15 @@ class Lake:
         return lake
 
     def _registry_exists(self) -> bool:
-        return DeltaTable.is_deltatable(self.table_uri(_REGISTRY), self.location.delta_options())
+        return self._open_delta(self.table_uri(_REGISTRY)) is not None
+
+    def _open_delta(self, uri: str) -> DeltaTable | None:
+        """The Delta table at ``uri``, or None if there is none: one load of its log (on a
+        bucket, checking first and then opening would load it twice, each a few requests)."""
+        try:
+            return DeltaTable(uri, storage_options=self.location.delta_options())
+        except TableNotFoundError:
+            return None
 
     # -- tables ------------------------------------------------------------------
     def table_uri(self, name: str) -> str:
@@ -129,9 +138,9 @@ class Lake:
 
     def delta(self, name: str, *, version: int | None = None) -> DeltaTable:
         """The Delta table ``name`` (latest version unless ``version`` asks for time travel)."""
-        if not self.has_table(name):
+        table = self._open_delta(self.table_uri(name))
+        if table is None:
             raise LakeError(f"{self.location.root}: no table {name!r} in this lake")
-        table = DeltaTable(self.table_uri(name), storage_options=self.location.delta_options())
         if version is not None and version != table.version():
             if not 0 <= version <= table.version():
                 raise LakeError(f"table {name!r} has no version {version} "
@@ -316,10 +325,10 @@ class Lake:
 
     def results(self, name: str) -> DeltaTable:
         """The results table ``name``."""
-        uri = self.results_uri(name)
-        if not DeltaTable.is_deltatable(uri, self.location.delta_options()):
+        table = self._open_delta(self.results_uri(name))
+        if table is None:
             raise LakeError(f"{self.location.root}: no results named {name!r}")
-        return DeltaTable(uri, storage_options=self.location.delta_options())
+        return table
 
     def results_provenance(self, name: str) -> dict[str, Any]:
         """Where the results ``name`` came from: query text, release, parameters, biolake version."""
@@ -386,10 +395,7 @@ class Lake:
 
     def browse(self, name: str, part: str) -> DeltaTable | None:
         """One table of the browse index of the results ``name``, or None if it was never built."""
-        uri = self.browse_uri(name, part)
-        if not DeltaTable.is_deltatable(uri, self.location.delta_options()):
-            return None
-        return DeltaTable(uri, storage_options=self.location.delta_options())
+        return self._open_delta(self.browse_uri(name, part))
 
     def dataset_of(self, table: DeltaTable) -> ds.Dataset:
         """A Delta table of this lake, as loaded, as a pyarrow dataset (files from its Delta log)."""
