@@ -131,7 +131,9 @@ def test_logistic_association__firth_solves_the_penalised_score_equations():
 
 
 def textbook_firth(y, x, *, steps=500):
-    """Firth's estimate by scoring on X'(y − π + h(½ − π)), h = diag W½X(X'WX)⁻¹X'W½, step-halved."""
+    """Firth's estimate by scoring on X'(y − π + h(½ − π)), h = diag W½X(X'WX)⁻¹X'W½, step-halved
+    while a step lowers the penalised likelihood by more than its rounding (below that, near the
+    root, a halving would only stall the scoring short of it)."""
     def at(beta):
         p = special.expit(x @ beta)
         information = x.T @ (x * (p * (1 - p))[:, None])
@@ -143,7 +145,7 @@ def textbook_firth(y, x, *, steps=500):
     beta = np.zeros(x.shape[1])
     for _ in range(steps):
         penalised, step, _ = at(beta)
-        while at(beta + step)[0] < penalised and np.abs(step).max() > 1e-12:
+        while at(beta + step)[0] < penalised - 1e-12 * abs(penalised) and np.abs(step).max() > 1e-12:
             step /= 2
         beta = beta + step
         if np.abs(step).max() < 1e-12:
