@@ -360,10 +360,13 @@ def _fit_complete(g: np.ndarray, g_squared: np.ndarray, pattern: GxePattern, mod
     variants, (n, s), terms = len(g), pattern.basis.shape, pattern.multipliers.shape[1]
     samples = np.arange(n) if pattern.samples is None else pattern.samples
     q_design = (g @ weights).reshape(variants, terms, s)
-    _, cross_terms, h_inverse, theta, meat, singular, exact_fit = fused_fit(
-        g, samples, np.ascontiguousarray(pattern.multipliers.T), np.ascontiguousarray(pattern.basis.T), q_design,
-        np.ascontiguousarray(pattern.residuals.T), pattern.leverage, _HC_POWER[model.robust], model.n_tested,
-        _SINGULAR)
+    multipliers, y = np.ascontiguousarray(pattern.multipliers.T), np.ascontiguousarray(pattern.residuals.T)
+    chunk = max(1, _CHUNK_ELEMENTS // (terms * n))
+    parts = [fused_fit(g[start:start + chunk], samples, multipliers,    # Q(Q'D) of a chunk: one product
+                       (q_design[start:start + chunk].reshape(-1, s) @ pattern.basis.T).reshape(-1, terms, n),
+                       y, pattern.leverage, _HC_POWER[model.robust], model.n_tested, _SINGULAR)
+             for start in range(0, variants, chunk)]
+    _, cross_terms, h_inverse, theta, meat, singular, exact_fit = (np.concatenate(part) for part in zip(*parts))
     used = np.full(variants, n, np.int64)
     return _estimates(model, h_inverse, singular, cross_terms, theta, meat, exact_fit, used,
                       np.broadcast_to(pattern.sum_squares, (variants, pattern.residuals.shape[1])),

@@ -5,8 +5,8 @@ sandwich: its leverage hᵢ, its weight wᵢ (HC2: 1/(1−hᵢ), HC3: 1/(1−h�
 on the tested coefficients Fᵢ = (H⁻¹D̃ᵢ)_T. numpy would make a dozen passes over
 variants × samples for these; one compiled loop makes one, which is most of the run time
 of a scan with few phenotypes. For variants with no missing call, :func:`fused_fit` goes
-further and builds D̃ itself, one variant at a time in cache, so the whole fit after Q'D is
-one compiled call. With many phenotypes the kernel writes the weights wᵢFᵢₐFᵢ_b and the
+further and builds D̃ itself, one variant at a time in cache, so the whole fit after the
+shared columns' part Q(Q'D) (one matrix product per chunk of variants) is one compiled call. With many phenotypes the kernel writes the weights wᵢFᵢₐFᵢ_b and the
 caller finishes with matrix products instead.
 """
 
@@ -142,24 +142,25 @@ def _add_product(out, x, y):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_VECTOR)
-def fused_fit(g, samples, multipliers, basis, q_design, y, leverage, power, tested, singular_below):  # pragma: no cover
+def fused_fit(g, samples, multipliers, shared_fit, y, leverage, power, tested, singular_below):  # pragma: no cover
     """Every per-sample step of a GxE fit, one variant at a time, for variants with no missing call.
 
-    D̃ = g·m − Q(Q'D) is built per variant in buffers that stay in cache, then H = D̃'D̃,
+    D̃ = g·m − Q(Q'D) is built per variant in buffers that stay in cache (Q(Q'D) comes in
+    from one matrix product over a chunk of variants, BLAS's job), then H = D̃'D̃,
     D̃'ỹ, H⁻¹ (identity where H is singular, in correlation units), Θ = H⁻¹D̃'ỹ and the
     sandwich sums Σᵢ wᵢεᵢ²FᵢₐFᵢ_b, each step a loop over samples that compiles to SIMD:
     where numpy's route makes a dozen passes over variants × terms × samples in memory,
     this makes a few dozen over one variant's columns in cache.
 
     ``g``: variants × all samples; ``samples``: the pattern's positions in them;
-    ``multipliers``: terms × samples; ``basis``: s × samples (Q'); ``q_design``: variants ×
-    terms × s (Q'D); ``y``: P × samples (Ỹ'); ``leverage``: the shared design's, per sample.
+    ``multipliers``: terms × samples; ``shared_fit``: variants × terms × samples (Q(Q'D), on
+    the pattern's samples); ``y``: P × samples (Ỹ'); ``leverage``: the shared design's, per sample.
     Returns H, D̃'ỹ, H⁻¹, Θ, the sums (variants × tested pairs × P), and which variants are
     singular or have a sample fitted exactly.
     """
     variants = g.shape[0]
     terms, n = multipliers.shape
-    shared, phenotypes = basis.shape[0], y.shape[0]
+    phenotypes = y.shape[0]
     pairs = tested * (tested + 1) // 2
     gram = np.zeros((variants, terms, terms))
     cross = np.zeros((variants, terms, phenotypes))
@@ -174,12 +175,10 @@ def fused_fit(g, samples, multipliers, basis, q_design, y, leverage, power, test
     for v in range(variants):
         for i in range(n):
             genotype[i] = g[v, samples[i]]
-        for t in range(terms):              # D̃ₜ = g·mₜ − Σₖ (Q'D)ₜₖ Qₖ
-            row = resid[t]
+        for t in range(terms):              # D̃ₜ = g·mₜ − Q(Q'D)ₜ
+            row, fitted = resid[t], shared_fit[v, t]
             for i in range(n):
-                row[i] = genotype[i] * multipliers[t, i]
-            for k in range(shared):
-                _add_scaled(row, -q_design[v, t, k], basis[k])
+                row[i] = genotype[i] * multipliers[t, i] - fitted[i]
         for a in range(terms):
             for b in range(a + 1):
                 gram[v, a, b] = gram[v, b, a] = _dot(resid[a], resid[b])

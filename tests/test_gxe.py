@@ -95,6 +95,18 @@ def test_gxe_association__many_phenotypes_and_any_block_split_change_nothing():
     np.testing.assert_allclose(np.concatenate([h.beta for h in halves]), together.beta, rtol=1e-12)
 
 
+def test_gxe_association__chunks_of_the_compiled_route_change_nothing(monkeypatch):
+    # variants without missing calls go through the compiled pass in chunks (Q(Q'D) one product per chunk)
+    genotypes, missing, y, covariates = simulate(np.random.default_rng(17), variants=30, missing_calls=0.0)
+    model = prepare_gxe(y, covariates, exposures=[3])
+    whole = gxe_association(genotypes, model)
+    monkeypatch.setattr("stats.gxe._CHUNK_ELEMENTS", 7 * 2 * len(y))   # 7 variants × 2 terms × samples
+    chunked = gxe_association(genotypes, model)
+    for name in ("beta", "se", "se_robust", "dof", "n", "alt_freq", "error"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-12, err_msg=name)
+    np.testing.assert_allclose(chunked.joint.log10p_robust, whole.joint.log10p_robust, rtol=1e-12)
+
+
 def test_gxe_association__flags_what_cannot_be_tested():
     rng = np.random.default_rng(14)
     n = 60
