@@ -45,6 +45,7 @@ _MONOMORPHIC = 1e-12
 _HC_POWER = {"hc0": 0, "hc1": 0, "hc2": 1, "hc3": 2}   # wᵢ = 1/(1 − hᵢ)^power
 _DIRECT_PHENOTYPES = 8        # up to this many phenotypes, explicit residuals beat the products route
 _CHUNK_ELEMENTS = 1 << 22     # float64s in the largest per-chunk temporary (32 MiB); small chunks stay in cache
+_CACHE_ELEMENTS = 1 << 18     # float64s of Q(Q'D) per chunk of the compiled route: 2 MiB, a core's L2 here
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def gxe_association(genotypes: np.ndarray, model: GxeModel, *,
                 g_complete = np.asarray(genotypes if len(complete) == variants else genotypes[complete], np.float64)
                 g_squared = g_complete * g_complete
             store(complete, pattern, _fit_complete(g_complete, g_squared, pattern, model,
-                                                   *_full_sample_columns(pattern, genotypes.shape[1])))
+                                                   _full_sample_columns(pattern, genotypes.shape[1])))
         if fused and not len(incomplete):
             continue
         block = genotypes if pattern.samples is None else genotypes[:, pattern.samples]
@@ -259,17 +260,18 @@ def gxe_association(genotypes: np.ndarray, model: GxeModel, *,
                      out["dof"], out["n"], out["alt_freq"], out["error"])
 
 
-def _full_sample_columns(pattern: GxePattern, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Q ⊙ m (every sample × terms·s, so that G·this = Q'D) and the moment columns [m, m²],
-    zero at the samples the pattern leaves out: products with all of G, no gather."""
+def _full_sample_columns(pattern: GxePattern, n_samples: int) -> np.ndarray:
+    """[Q ⊙ m, m, m²]: every sample × (terms·s + 2·terms), so that G·this = [Q'D, Σg·m, Σg·m²],
+    zero at the samples the pattern leaves out: one product with all of G, no gather."""
     n, s = pattern.basis.shape
     terms = pattern.multipliers.shape[1]
-    weights = (pattern.multipliers[:, :, None] * pattern.basis[:, None, :]).reshape(n, terms * s)
+    columns = np.hstack([(pattern.multipliers[:, :, None] * pattern.basis[:, None, :]).reshape(n, terms * s),
+                         pattern.moment_columns])
     if pattern.samples is None:
-        return weights, pattern.moment_columns
-    full_weights, full_moments = np.zeros((n_samples, terms * s)), np.zeros((n_samples, 2 * terms))
-    full_weights[pattern.samples], full_moments[pattern.samples] = weights, pattern.moment_columns
-    return full_weights, full_moments
+        return columns
+    full = np.zeros((n_samples, columns.shape[1]))
+    full[pattern.samples] = columns
+    return full
 
 
 @dataclass(frozen=True)
@@ -348,20 +350,21 @@ def _fit(g: np.ndarray, dropped: scipy.sparse.csr_array | None, pattern: GxePatt
 
 
 def _fit_complete(g: np.ndarray, g_squared: np.ndarray, pattern: GxePattern, model: GxeModel,
-                  weights: np.ndarray, moment_columns: np.ndarray) -> dict[str, np.ndarray]:
+                  columns: np.ndarray) -> dict[str, np.ndarray]:
     """One chunk of variants with no missing call (rows of ``g`` over every sample, and their
     squares) against a pattern of few phenotypes, in one compiled pass per variant
     (:func:`stats.sandwich.fused_fit`): the same numbers as :func:`_fit`, a few times faster.
 
-    ``weights`` (every sample × terms·s, 0 off the pattern) gives Q'D = G·weights in one
-    product, and ``moment_columns`` (the same, for m and m²) the moments, without first
-    gathering the pattern's samples out of G.
+    ``columns`` (:func:`_full_sample_columns`, 0 off the pattern) gives Q'D and the moments
+    in one product with G, without first gathering the pattern's samples out of G; Q(Q'D)
+    is then one product per chunk of variants small enough to stay in a core's cache.
     """
     variants, (n, s), terms = len(g), pattern.basis.shape, pattern.multipliers.shape[1]
     samples = np.arange(n) if pattern.samples is None else pattern.samples
-    q_design = (g @ weights).reshape(variants, terms, s)
+    products = g @ columns
+    q_design = products[:, :terms * s].reshape(variants, terms, s)
     multipliers, y = np.ascontiguousarray(pattern.multipliers.T), np.ascontiguousarray(pattern.residuals.T)
-    chunk = max(1, _CHUNK_ELEMENTS // (terms * n))
+    chunk = max(1, _CACHE_ELEMENTS // (terms * n))
     parts = [fused_fit(g[start:start + chunk], samples, multipliers,    # Q(Q'D) of a chunk: one product
                        (q_design[start:start + chunk].reshape(-1, s) @ pattern.basis.T).reshape(-1, terms, n),
                        y, pattern.leverage, _HC_POWER[model.robust], model.n_tested, _SINGULAR)
@@ -371,7 +374,7 @@ def _fit_complete(g: np.ndarray, g_squared: np.ndarray, pattern: GxePattern, mod
     return _estimates(model, h_inverse, singular, cross_terms, theta, meat, exact_fit, used,
                       np.broadcast_to(pattern.sum_squares, (variants, pattern.residuals.shape[1])),
                       np.zeros(variants, bool),
-                      _centred_moments(g @ moment_columns, g_squared @ moment_columns[:, terms:],
+                      _centred_moments(products[:, terms * s:], g_squared @ columns[:, terms * s + terms:],
                                        pattern.moment_columns.sum(axis=0)[None], used))
 
 

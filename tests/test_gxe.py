@@ -100,7 +100,7 @@ def test_gxe_association__chunks_of_the_compiled_route_change_nothing(monkeypatc
     genotypes, missing, y, covariates = simulate(np.random.default_rng(17), variants=30, missing_calls=0.0)
     model = prepare_gxe(y, covariates, exposures=[3])
     whole = gxe_association(genotypes, model)
-    monkeypatch.setattr("stats.gxe._CHUNK_ELEMENTS", 7 * 2 * len(y))   # 7 variants × 2 terms × samples
+    monkeypatch.setattr("stats.gxe._CACHE_ELEMENTS", 7 * 2 * len(y))   # 7 variants × 2 terms × samples
     chunked = gxe_association(genotypes, model)
     for name in ("beta", "se", "se_robust", "dof", "n", "alt_freq", "error"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-12, err_msg=name)
