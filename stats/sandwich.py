@@ -6,8 +6,9 @@ on the tested coefficients Fᵢ = (H⁻¹D̃ᵢ)_T. numpy would make a dozen pas
 variants × samples for these; one compiled loop makes one, which is most of the run time
 of a scan with few phenotypes. For variants with no missing call, :func:`fused_fit` goes
 further and builds D̃ itself, one variant at a time in cache, so the whole fit after the
-shared columns' part Q(Q'D) (one matrix product per chunk of variants) is one compiled call. With many phenotypes the kernel writes the weights wᵢFᵢₐFᵢ_b and the
-caller finishes with matrix products instead.
+shared columns' part Q(Q'D) (one matrix product per chunk of variants) is one compiled
+call. With many phenotypes the kernel writes the weights wᵢFᵢₐFᵢ_b and the caller
+finishes with matrix products instead.
 """
 
 from __future__ import annotations
