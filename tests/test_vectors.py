@@ -34,6 +34,19 @@ def test_call_summaries__padding_never_counts(n_samples):
     np.testing.assert_array_equal(alt, [n_samples, n_samples - 1])
 
 
+@pytest.mark.parametrize("n_samples", [31, 32, 33, 64, 127, 128, 129, 1001])
+def test_call_summaries__whole_words_and_the_bytes_after_them_agree_with_decoding(n_samples):
+    """The counting kernel takes 32 calls per population count, then single bytes, then the padded
+    last byte: every sample count that ends a row in each of those places."""
+    rng = np.random.default_rng(n_samples)
+    dosage = rng.choice([0.0, 1.0, 2.0, np.nan], size=(20, n_samples), p=[0.4, 0.3, 0.2, 0.1])
+    packed = pack_calls(dosage)
+    packed.setflags(write=False)   # as read from a file
+    alt, called = call_summaries(packed, n_samples)
+    np.testing.assert_array_equal(alt, np.nansum(dosage, axis=1))
+    np.testing.assert_array_equal(called, (~np.isnan(dosage)).sum(axis=1))
+
+
 def test_decode_dosages__finer_than_bgen_8bit():
     rng = np.random.default_rng(0)
     dosage = rng.uniform(0, 2, size=(5, 1000))
