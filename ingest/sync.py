@@ -112,7 +112,7 @@ def _local_copy(fs: fsspec.AbstractFileSystem, folder: str, *, remote: bool) -> 
 
 
 def _check_unchanged(name: str, folder: str, sources: ReleaseSources, recorded: dict[str, str]) -> None:
-    found = source_checksums(sources)
+    found = source_checksums(sources, like=recorded)
     changed = sorted(file for file in found.keys() | recorded.keys() if found.get(file) != recorded.get(file))
     if changed:
         raise ReleaseError(f"release {name!r} is already in the lake but {folder} differs from what was "

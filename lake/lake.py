@@ -11,9 +11,12 @@ version) lets a withdrawal rewrite every release in place and keep each readable
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import json
 import os
 import re
+import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as package_version
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -34,7 +38,7 @@ from lake.catalog import Catalog
 from lake.errors import LakeError, ReleaseError
 from lake.faults import fault_point
 from lake.lock import lake_lock
-from lake.results import BROWSE_FOLDER, RESULTS_FOLDER, ResultsFiles
+from lake.results import BROWSE_FOLDER, RESULTS_FOLDER, ResultsFiles, StagedFile
 from lake.schema import TABLES, TableSpec, spec
 from lake.storage import Location
 
@@ -216,7 +220,9 @@ class Lake:
                              note: dict[str, str] | None = None) -> tuple[int, int]:
         """Replace every row of ``release`` in table ``name`` with ``data``, in one Delta commit.
 
-        The one write path of the lake (ingest and withdrawal both use it). Returns the rows
+        The one write path of the lake (ingest and withdrawal both use it). Tables of sample
+        vectors (genotypes, methylation) are written as Parquet files on worker threads and
+        committed as add actions; the others through ``write_deltalake``. Returns the rows
         written and the table's new version. An exception raised while ``data`` streams is
         re-raised as itself, and nothing is committed. ``note`` is kept in the commit's
         metadata (see :meth:`committed_with`).
@@ -230,18 +236,33 @@ class Lake:
             batches = iter(data)
         table_spec.validate(schema)
         uri, options = self.table_uri(name), self.location.delta_options()
-        exists = self.has_table(name)
-        rows = _write_streamed(
-            uri, schema, batches, label=name,
-            mode="overwrite" if exists else "append",
-            predicate=f"release = '{check_release_name(release)}'" if exists else None,
-            partition_by=list(table_spec.partition_by) or None,
-            schema_mode="merge" if table_spec.wide else None,
-            storage_options=options,
-            writer_properties=_writer_properties(table_spec, row_group_rows),
-            commit_properties=CommitProperties(custom_metadata={
-                "biolake.release": release, "biolake.version": biolake_version(), **(note or {})}),
-        )
+        existing = self._open_delta(uri)
+        partition_by = list(table_spec.partition_by)
+        committed = CommitProperties(custom_metadata={
+            "biolake.release": release, "biolake.version": biolake_version(), **(note or {})})
+        if _vector_columns(table_spec):
+            actions, rows = _stage_in_parallel(self.location, uri, schema, batches, label=name,
+                                               partition_by=partition_by, row_group_rows=row_group_rows,
+                                               parquet_options=_parquet_options(table_spec))
+            if existing is None:
+                create_table_with_add_actions(uri, DeltaSchema.from_arrow(schema), actions, mode="append",
+                                              partition_by=partition_by, storage_options=options,
+                                              commit_properties=committed)
+            else:
+                existing.create_write_transaction(actions, mode="overwrite", schema=schema, partition_by=partition_by,
+                                                  partition_filters=[("release", "=", check_release_name(release))],
+                                                  commit_properties=committed)
+        else:
+            rows = _write_streamed(
+                uri, schema, batches, label=name,
+                mode="append" if existing is None else "overwrite",
+                predicate=None if existing is None else f"release = '{check_release_name(release)}'",
+                partition_by=partition_by or None,
+                schema_mode="merge" if table_spec.wide else None,
+                storage_options=options,
+                writer_properties=_writer_properties(table_spec, row_group_rows),
+                commit_properties=committed,
+            )
         fault_point(f"written:{name}")
         return rows, DeltaTable(uri, storage_options=options).version()
 
@@ -431,16 +452,102 @@ def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatc
     return rows
 
 
+_STAGED_FILE_BYTES = 64 << 20   # a file of a vector table holds about this much of its batches
+_WRITER_THREADS = 2              # compression is most of an ingest's work: one writer per core here
+
+
+def _stage_in_parallel(location: Location, uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *,
+                       label: str, partition_by: list[str], row_group_rows: int | None,
+                       parquet_options: dict) -> tuple[list[AddAction], int]:
+    """Write ``batches`` as Parquet files under ``uri`` on worker threads, to commit as add actions.
+
+    One writer compresses on one core, and compression is most of the work of writing sample
+    vectors, so files are written side by side: one per run of consecutive rows with the same
+    partition values, cut at about ``_STAGED_FILE_BYTES``. Batches are taken, and the fault points
+    ``writing:label`` raised, in this thread only, so their order never varies. If ``batches`` or a
+    writer raises, the files written so far are deleted and the exception re-raised. Returns the
+    add actions and the rows written.
+    """
+    run, files = uuid.uuid4().hex[:12], []
+    pool = concurrent.futures.ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix=f"write-{label}")
+    pending: collections.deque[concurrent.futures.Future] = collections.deque()
+    actions: list[AddAction] = []
+    group: list[pa.RecordBatch] = []
+    group_key, group_bytes, rows = None, 0, 0
+
+    def write_file(part: int, key: tuple, pieces: list[pa.RecordBatch]) -> AddAction:
+        table = pa.Table.from_batches(pieces).cast(schema)   # nullability as declared
+        blooms = {column: {"ndv": table.num_rows, "fpp": 0.01}
+                  for column in parquet_options.get("bloom_filter_options", {})}
+        file = StagedFile(location, uri, schema, partition=dict(zip(partition_by, key)),
+                          name=f"{run}-{part:05d}", row_group_rows=row_group_rows,
+                          parquet_options=parquet_options | {"bloom_filter_options": blooms})
+        files.append(file)
+        file.write(table)
+        return file.close()
+
+    def submit_group() -> None:
+        nonlocal group, group_bytes
+        if group:
+            pending.append(pool.submit(write_file, len(actions) + len(pending), group_key, group))
+            group, group_bytes = [], 0
+        while len(pending) > _WRITER_THREADS:   # at most one file per thread in memory, plus the next
+            actions.append(pending.popleft().result())
+
+    try:
+        for batch in batches:
+            fault_point(f"writing:{label}")
+            rows += batch.num_rows
+            for key, piece in _partition_runs(batch, partition_by):
+                if key != group_key or group_bytes >= _STAGED_FILE_BYTES:
+                    submit_group()
+                    group_key = key
+                group.append(piece)
+                group_bytes += piece.nbytes
+        submit_group()
+        actions.extend(future.result() for future in pending)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for file in files:
+            file.discard()
+        raise
+    finally:
+        pool.shutdown()
+    return actions, rows
+
+
+def _partition_runs(batch: pa.RecordBatch, columns: list[str]) -> Iterator[tuple[tuple, pa.RecordBatch]]:
+    """Consecutive runs of rows of ``batch`` that share their values of ``columns``, with those values."""
+    values = [batch.column(name).to_numpy(zero_copy_only=False) for name in columns]
+    changes = np.zeros(max(batch.num_rows - 1, 0), bool)
+    for column in values:
+        changes |= column[1:] != column[:-1]
+    starts = [0, *(np.flatnonzero(changes) + 1).tolist(), batch.num_rows]
+    for start, stop in zip(starts[:-1], starts[1:]):
+        yield tuple(column[start] for column in values), batch.slice(start, stop - start)
+
+
+def _vector_columns(table_spec: TableSpec) -> list[str]:
+    """The table's sample-vector columns (binary): large, unique, never filtered on."""
+    return [c.name for c in table_spec.columns if c.type == pa.binary()]
+
+
+def _parquet_options(table_spec: TableSpec) -> dict:
+    """pyarrow Parquet writer settings of a vector table: its codec (zstd but for float vectors);
+    bloom filters on the columns users look rows up by (variant or CpG id), sized per file when
+    written; no dictionary and no min/max statistics on sample vectors, which are unique and never
+    filtered on."""
+    others = [c.name for c in table_spec.columns if c.name not in _vector_columns(table_spec)]
+    return {"compression": table_spec.compression.lower(), "use_dictionary": others, "write_statistics": others,
+            "bloom_filter_options": dict.fromkeys(table_spec.lookup_columns, True)}
+
+
 def _writer_properties(table_spec: TableSpec, row_group_rows: int | None) -> WriterProperties:
-    """The table's codec (zstd but for float vectors); bloom filters on the columns users look rows up
-    by (variant or CpG id); no dictionary and no min/max statistics on sample vectors, which are
-    unique and never filtered on."""
+    """``write_deltalake``'s settings for a table without sample vectors: its codec, and bloom filters
+    on the columns users look rows up by."""
     bloom = ColumnProperties(bloom_filter_properties=BloomFilterProperties(True, fpp=0.01))
-    vector = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
-    columns = {c.name: vector for c in table_spec.columns if c.type == pa.binary()}
-    columns |= {c: bloom for c in table_spec.lookup_columns}
     return WriterProperties(compression=table_spec.compression, max_row_group_size=row_group_rows,
-                            column_properties=columns or None)
+                            column_properties=dict.fromkeys(table_spec.lookup_columns, bloom) or None)
 
 
 class ReleaseWriter:

@@ -47,10 +47,11 @@ class ResultsFiles:
         return self.location.join(RESULTS_FOLDER, self.name)
 
     def open(self, schema: pa.Schema, *, partition: dict[str, str], part: str,
-             row_group_rows: int | None = None) -> "ResultsFile":
+             row_group_rows: int | None = None) -> "StagedFile":
         """A new Parquet file of this run in the partition ``partition`` (e.g. {"chrom": "7"}); each
         write is one row group, or row groups of ``row_group_rows``."""
-        return ResultsFile(self, schema, partition, part, row_group_rows)
+        return StagedFile(self.location, self.uri, schema, partition=partition, name=f"{self.run}-{part}",
+                          row_group_rows=row_group_rows)
 
 
 _FOOTER_STATISTICS_BYTES = 4096   # the Parquet writer keeps no min/max of a row group holding a longer value
@@ -65,20 +66,22 @@ def _widen(ranges: dict[str, list], name: str, low: object, high: object) -> Non
     ranges[name] = [min(ranges[name][0], low), max(ranges[name][1], high)]
 
 
-class ResultsFile:
-    """One Parquet file of a run, written in row groups as results arrive (memory stays bounded)."""
+class StagedFile:
+    """One Parquet file of a Delta table, written in row groups as rows arrive (memory stays bounded)
+    and described by an add action for a later commit: a run's results, or a release's vectors."""
 
-    def __init__(self, files: ResultsFiles, schema: pa.Schema, partition: dict[str, str], part: str,
-                 row_group_rows: int | None = None) -> None:
+    def __init__(self, location: Location, uri: str, schema: pa.Schema, *, partition: dict[str, str], name: str,
+                 row_group_rows: int | None = None, parquet_options: dict | None = None) -> None:
         folder = "".join(f"{key}={value}/" for key, value in partition.items())
-        self.path, self.partition = f"{folder}part-{files.run}-{part}.parquet", partition
-        self._filesystem = files.location.arrow_filesystem(files.uri)
-        if folder or not files.location.remote:  # buckets have no folders to make
+        self.path, self.partition = f"{folder}part-{name}.parquet", partition
+        self._filesystem = location.arrow_filesystem(uri)
+        if folder or not location.remote:  # buckets have no folders to make
             self._filesystem.create_dir(folder.rstrip("/") or ".", recursive=True)
         self._schema = pa.schema([f for f in schema if f.name not in partition])
         self._footer: list[pq.FileMetaData] = []    # the file's metadata, once closed
-        self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem, compression="zstd",
-                                        metadata_collector=self._footer)
+        self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem,
+                                        metadata_collector=self._footer,
+                                        **({"compression": "zstd"} | (parquet_options or {})))
         self._rows, self._row_group_rows = 0, row_group_rows
         self._strings = [f.name for f in self._schema if pa.types.is_string(f.type)]
         self._long: dict[str, list] = {}       # string columns with values the footer has no range for
@@ -98,6 +101,13 @@ class ResultsFile:
         """Rows written so far."""
         return self._rows
 
+    def discard(self) -> None:
+        """Delete the file (of a write that failed); it was never committed, so no reader knows it."""
+        try:
+            self._writer.close()
+        finally:
+            self._filesystem.delete_file(self.path)
+
     def close(self) -> AddAction:
         """Finish the file and describe it for the run's single commit.
 
@@ -114,7 +124,10 @@ class ResultsFile:
             for index in range(footer.num_columns):
                 column = footer.row_group(group).column(index)
                 name, stats = column.path_in_schema, column.statistics
-                nulls[name] += stats.null_count if stats is not None else 0
+                if stats is None or not stats.has_null_count:   # unknown (vectors keep no statistics)
+                    nulls.pop(name, None)
+                elif name in nulls:
+                    nulls[name] += stats.null_count
                 if name in ranged and stats is not None and stats.has_min_max:
                     _widen(ranges, name, stats.min, stats.max)
         low, high = {name: r[0] for name, r in ranges.items()}, {name: r[1] for name, r in ranges.items()}

@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 from deltalake.transaction import AddAction
 
 from lake.faults import fault_point
-from lake.results import ResultsFile, ResultsFiles
+from lake.results import ResultsFiles, StagedFile
 
 ROWS_PER_FILE = 20_000_000  # q-value files of a run are cut at this many rows
 
@@ -68,7 +68,7 @@ def with_fdr(files: ResultsFiles, staged: list[AddAction], schema: pa.Schema, *,
     out_schema = schema.append(pa.field("fdr", pa.float64()))
     columns = ", ".join(f'"{name}"' for name in out_schema.names)
     spill = tempfile.mkdtemp(prefix="biolake-fdr-")
-    writers: dict[str, ResultsFile] = {}
+    writers: dict[str, StagedFile] = {}
     actions: list[AddAction] = []
     numbers = itertools.count()
     try:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import blake3
 import pytest
 import yaml
 
@@ -47,6 +48,23 @@ def test_sync__a_changed_release_is_an_error(lake, release_folder, tmp_path):
     manifest = yaml.safe_load((folder / "release.yaml").read_text())
     manifest["checksums"]["covariates.csv"] = file_sha256(folder / "covariates.csv")
     (folder / "release.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(ReleaseError, match="covariates.csv"):
+        sync(lake, incoming)
+
+
+def test_sync__a_release_without_listed_checksums_is_recorded_by_blake3_and_checked_by_it(lake, release_folder,
+                                                                                           tmp_path):
+    incoming = tmp_path / "incoming"
+    folder = add_release(incoming, release_folder, "2026-09")
+    manifest = yaml.safe_load((folder / "release.yaml").read_text())
+    del manifest["checksums"]
+    (folder / "release.yaml").write_text(yaml.safe_dump(manifest))
+    sync(lake, incoming)
+    recorded = lake.resolve_release("2026-09").source_checksums
+    assert recorded["genotypes.bed"] == f"blake3:{blake3.blake3((folder / 'genotypes.bed').read_bytes()).hexdigest()}"
+    assert sync(lake, incoming).unchanged == ["2026-09"]
+    with open(folder / "covariates.csv", "a") as handle:
+        handle.write("9999999,50,F,Reading,0,0,0,0,0,0,0,0,0,0,170,0.1,0\n")
     with pytest.raises(ReleaseError, match="covariates.csv"):
         sync(lake, incoming)
 
