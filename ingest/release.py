@@ -151,8 +151,8 @@ def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
     digest = blake3.blake3() if algorithm == "blake3" else hashlib.sha256()
     chunk = memoryview(bytearray(8 << 20))   # one buffer, refilled: a fresh one per read cost 9x the hashing
     with open(path, "rb", buffering=0) as handle:
-        while size := handle.readinto(chunk):
-            digest.update(chunk[:size])
+        while filled := handle.readinto(chunk):
+            digest.update(chunk[:filled])
     return (BLAKE3_PREFIX if algorithm == "blake3" else "") + digest.hexdigest()
 
 

@@ -243,7 +243,8 @@ class Lake:
         if _vector_columns(table_spec):
             actions, rows = _stage_in_parallel(self.location, uri, schema, batches, label=name,
                                                partition_by=partition_by, row_group_rows=row_group_rows,
-                                               parquet_options=_parquet_options(table_spec))
+                                               parquet_options=_parquet_options(table_spec),
+                                               bloom_columns=table_spec.lookup_columns)
             if existing is None:
                 create_table_with_add_actions(uri, DeltaSchema.from_arrow(schema), actions, mode="append",
                                               partition_by=partition_by, storage_options=options,
@@ -458,15 +459,15 @@ _WRITER_THREADS = 2              # compression is most of an ingest's work: one 
 
 def _stage_in_parallel(location: Location, uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *,
                        label: str, partition_by: list[str], row_group_rows: int | None,
-                       parquet_options: dict) -> tuple[list[AddAction], int]:
+                       parquet_options: dict, bloom_columns: tuple[str, ...]) -> tuple[list[AddAction], int]:
     """Write ``batches`` as Parquet files under ``uri`` on worker threads, to commit as add actions.
 
     One writer compresses on one core, and compression is most of the work of writing sample
     vectors, so files are written side by side: one per run of consecutive rows with the same
     partition values, cut at about ``_STAGED_FILE_BYTES``. Batches are taken, and the fault points
     ``writing:label`` raised, in this thread only, so their order never varies. If ``batches`` or a
-    writer raises, the files written so far are deleted and the exception re-raised. Returns the
-    add actions and the rows written.
+    writer raises, the files written so far are deleted and the exception re-raised. Each file gets
+    bloom filters on ``bloom_columns`` sized to its rows. Returns the add actions and the rows written.
     """
     run, files = uuid.uuid4().hex[:12], []
     pool = concurrent.futures.ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix=f"write-{label}")
@@ -477,8 +478,7 @@ def _stage_in_parallel(location: Location, uri: str, schema: pa.Schema, batches:
 
     def write_file(part: int, key: tuple, pieces: list[pa.RecordBatch]) -> AddAction:
         table = pa.Table.from_batches(pieces).cast(schema)   # nullability as declared
-        blooms = {column: {"ndv": table.num_rows, "fpp": 0.01}
-                  for column in parquet_options.get("bloom_filter_options", {})}
+        blooms = dict.fromkeys(bloom_columns, {"ndv": table.num_rows, "fpp": 0.01})
         file = StagedFile(location, uri, schema, partition=dict(zip(partition_by, key)),
                           name=f"{run}-{part:05d}", row_group_rows=row_group_rows,
                           parquet_options=parquet_options | {"bloom_filter_options": blooms})
@@ -534,12 +534,10 @@ def _vector_columns(table_spec: TableSpec) -> list[str]:
 
 def _parquet_options(table_spec: TableSpec) -> dict:
     """pyarrow Parquet writer settings of a vector table: its codec (zstd but for float vectors);
-    bloom filters on the columns users look rows up by (variant or CpG id), sized per file when
-    written; no dictionary and no min/max statistics on sample vectors, which are unique and never
-    filtered on."""
+    no dictionary and no min/max statistics on sample vectors, which are unique and never filtered
+    on (bloom filters on its lookup columns are sized per file, by ``_stage_in_parallel``)."""
     others = [c.name for c in table_spec.columns if c.name not in _vector_columns(table_spec)]
-    return {"compression": table_spec.compression.lower(), "use_dictionary": others, "write_statistics": others,
-            "bloom_filter_options": dict.fromkeys(table_spec.lookup_columns, True)}
+    return {"compression": table_spec.compression.lower(), "use_dictionary": others, "write_statistics": others}
 
 
 def _writer_properties(table_spec: TableSpec, row_group_rows: int | None) -> WriterProperties:
