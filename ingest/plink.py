@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from ingest.genotypes import Progress, chromosome_column, genotype_batch
+from ingest.mapped import mapped_bytes
 from ingest.text import check_unique, read_text_table
 from lake.errors import InputError
 from lake.vectors import packed_width
@@ -46,13 +46,13 @@ class PlinkFileset:
 
     def batches(self, *, release: str, block_variants: int,
                 progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
-        """Stream genotype table rows, ``block_variants`` at a time; the .bed bytes are kept as is."""
+        """Stream genotype table rows, ``block_variants`` at a time; the .bed bytes are kept as is
+        (mapped, not copied: :func:`open_bfile` has checked the file's size)."""
         width = self.bytes_per_variant
         with open(self.bed, "rb") as handle:
-            handle.seek(len(BED_MAGIC))
             for start in range(0, self.n_variants, block_variants):
                 stop = min(start + block_variants, self.n_variants)
-                calls = np.frombuffer(handle.read((stop - start) * width), dtype=np.uint8)
+                calls = mapped_bytes(handle, len(BED_MAGIC) + start * width, (stop - start) * width)
                 yield genotype_batch(self.variants.slice(start, stop - start), release=release,
                                      start=start, n_samples=self.n_samples,
                                      calls=calls.reshape(stop - start, width))  # variants × bytes

@@ -37,9 +37,8 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
     source: Path | bytes = path
     missing = list(MISSING_TOKENS)
     if whitespace:
-        lines = (line.strip() for line in path.read_bytes().splitlines())
-        source = re.sub(rb"[ \t]+", b"\t", b"\n".join(line for line in lines if line)) + b"\n"
-        separator, missing = "\t", []
+        source, separator = _whitespace_delimited(path)
+        missing = []
     separator = separator or _sniff_separator(path)
     if has_header and not skip_lines:
         _check_header(path, separator)
@@ -59,6 +58,22 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
         raise InputError(path, "has a header but no data rows")
     frame.columns = [name.strip() for name in frame.columns]
     return frame.with_columns(pl.all().str.strip_chars().replace("", None))
+
+
+def _whitespace_delimited(path: Path) -> tuple[bytes, str]:
+    """A PLINK text file's bytes and separator, fields split by runs of spaces and tabs and blank lines dropped.
+
+    A file as PLINK writes it (one tab, or one space, between fields; nothing else to tidy) is passed
+    on as it is: rewriting a 1M-line .bim with a regular expression takes 2 s.
+    """
+    data = path.read_bytes()
+    for one, other in ((b"\t", b" "), (b" ", b"\t")):
+        untidy = (other, one + one, b"\n" + one, one + b"\n", b"\n\n", b"\r")
+        if not any(token in data for token in untidy) and not data.startswith((one, b"\n")) \
+                and not data.endswith(one):
+            return data, one.decode()
+    lines = (line.strip() for line in data.splitlines())
+    return re.sub(rb"[ \t]+", b"\t", b"\n".join(line for line in lines if line)) + b"\n", "\t"
 
 
 def _check_header(path: Path, separator: str) -> None:

@@ -85,7 +85,8 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("tables", pa.list_(pa.string()), "tables that hold rows of this release"),
                _c("table_versions", pa.string(), "JSON: Delta version of each table at commit"),
                _c("source", pa.string(), "where the release was ingested from"),
-               _c("source_checksums", pa.string(), "JSON: checksum of each source file: sha256 where the manifest lists one, else blake3:HEX"),
+               _c("source_checksums", pa.string(), "JSON: checksum of each source file: the verified sha256 "
+                  "where the release folder's manifest lists one, else blake3:HEX"),
                _c("biolake_version", pa.string(), "biolake version that ingested it"))),
     TableSpec("withdrawals", "withdrawals", ("withdrawn_at",), (),
               "audit of consent withdrawals: when, how many, what was rewritten (no ids are kept)",

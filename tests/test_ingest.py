@@ -1,12 +1,15 @@
 import gzip
 from pathlib import Path
 
+import blake3
 import numpy as np
 import polars as pl
 import pytest
 import yaml
 
 from ingest.genotypes import chromosome
+from ingest.mapped import mapped_bytes, mapped_windows
+from ingest.plink import read_bim
 from ingest.release import ReleaseSources, ingest_release
 from lake.errors import InputError, LakeError
 from lake.lock import lake_lock
@@ -251,6 +254,31 @@ def test_ingest_release__records_source_checksums(loaded_lake, release_folder):
     assert {"genotypes.bed", "idps.csv", "methylation.csv"} <= set(recorded)
 
 
+def test_ingest_release__files_given_by_flag_are_recorded_by_blake3(lake, release_folder):
+    ingest_release(lake, ReleaseSources(bfile=release_folder / "genotypes"), release="flags", source="test")
+    recorded = lake.resolve_release("flags").source_checksums   # the manifest beside them was not verified
+    bed = (release_folder / "genotypes.bed").read_bytes()
+    assert recorded["genotypes.bed"] == f"blake3:{blake3.blake3(bed).hexdigest()}"
+
+
+@pytest.mark.parametrize("offset, length", [(0, 10), (3, 70_000), (65_535, 2), (65_536 + 7, 100_000),
+                                            (199_990, 10), (5, 0)])
+def test_mapped_bytes__any_range_reads_as_the_file_does(tmp_path, offset, length):
+    data = np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    (tmp_path / "f").write_bytes(data)
+    with open(tmp_path / "f", "rb") as handle:
+        assert mapped_bytes(handle, offset, length).tobytes() == data[offset:offset + length]
+
+
+def test_mapped_windows__walk_the_whole_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("ingest.mapped.WINDOW_BYTES", 65_536)
+    data = np.random.default_rng(1).integers(0, 256, 200_003, dtype=np.uint8).tobytes()
+    (tmp_path / "f").write_bytes(data)
+    with open(tmp_path / "f", "rb") as handle:
+        windows = [window.tobytes() for window in mapped_windows(handle, len(data))]
+    assert [len(w) for w in windows] == [65_536] * 3 + [200_003 - 3 * 65_536] and b"".join(windows) == data
+
+
 def test_ingest_release__plink_text_files_split_on_any_whitespace(lake, editable_release):
     for name in ("genotypes.fam", "genotypes.bim"):
         path = editable_release / name
@@ -259,6 +287,23 @@ def test_ingest_release__plink_text_files_split_on_any_whitespace(lake, editable
                             source="test")
     assert report.counts["genotypes"] == 1500
     assert sample_order(lake, "genotypes") == fam_ids(editable_release)
+
+
+BIM_ROWS = [["1", "rs1", "0", "100", "A", "G"], ["X", "rs2", "0.5", "200", "T", "C"]]
+
+
+@pytest.mark.parametrize("layout", [
+    "\n".join("\t".join(row) for row in BIM_ROWS) + "\n",            # as PLINK writes it: read as is
+    "\n".join(" ".join(row) for row in BIM_ROWS),                     # one space, no final newline
+    "\n".join("\t ".join(row) for row in BIM_ROWS) + "\n",           # runs of mixed whitespace
+    "\n\n".join(" " + "\t".join(row) + "\t" for row in BIM_ROWS),     # padded lines, blank lines
+    "\r\n".join("\t".join(row) for row in BIM_ROWS) + "\r\n",         # Windows line ends
+], ids=["tabs", "spaces", "mixed runs", "padded", "crlf"])
+def test_read_bim__every_whitespace_layout_reads_the_same(tmp_path, layout):
+    path = tmp_path / "x.bim"
+    path.write_bytes(layout.encode())
+    variants = read_bim(path)
+    assert variants.rows() == [("1", "rs1", 100, "A", "G"), ("X", "rs2", 200, "T", "C")]
 
 
 def test_ingest_release__enigma_style_table_and_id_mismatch_report(lake, tmp_path, release_folder):
