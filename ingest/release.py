@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import blake3
 import pyarrow as pa
@@ -54,7 +55,7 @@ class ReleaseSources:
     covariates: Path | None = None
     methylation: Path | None = None
     probes: Path | None = None
-    verified_sha256: Mapping[Path, str] = field(default_factory=dict)
+    verified_sha256: Mapping[Path, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def roles(cls) -> list[str]:
@@ -81,7 +82,8 @@ class ReleaseSources:
         paths = {role: _inside(folder, str(value), manifest_path) for role, value in named.items()}
         sources = cls(**paths).checked()
         verified = _verify_checksums(folder, manifest.get("checksums") or {}, manifest_path)
-        return replace(sources, verified_sha256=verified), manifest_release_name(manifest, manifest_path)
+        return replace(sources, verified_sha256=MappingProxyType(verified)), \
+            manifest_release_name(manifest, manifest_path)
 
     def files(self) -> list[Path]:
         """Every file these sources read (a PLINK prefix stands for its three files)."""
@@ -137,7 +139,7 @@ BLAKE3_PREFIX = "blake3:"   # how a recorded BLAKE3 checksum is told from a sha2
 
 def file_sha256(path: Path) -> str:
     """The sha256 of a file, streamed; remembered while the file's size and mtime stay the same
-    (verifying a manifest and recording the release then read each file once)."""
+    (verifying a manifest, then comparing with what the lake recorded, reads each file once)."""
     return _file_digest(path, "sha256")
 
 

@@ -2,10 +2,11 @@
 
 SOURCE (a local folder or a bucket URL such as ``s3://incoming/ukb``) holds one folder
 per release, each with a ``release.yaml`` naming the release. Folders are taken in name
-order. A release already in the lake is skipped when its files' sha256 digests match
-what the lake recorded at ingest (read from the manifest when it lists them, so nothing
-is downloaded or re-hashed), and is an error when they differ: a published release
-must never change. A release on a bucket is copied to a local staging folder, then
+order. A release already in the lake is skipped when its files' checksums match
+what the lake recorded at ingest, and is an error when they differ: a published release
+must never change. A release ingested from its folder recorded the sha256 digests its
+manifest lists: when they cover every file, the manifest alone proves the release
+unchanged (nothing is downloaded or re-hashed); files recorded by BLAKE3 are hashed again. A release on a bucket is copied to a local staging folder, then
 ingested. Each release is atomic, so a killed sync resumes by running again; the lake
 lock keeps two syncs from interleaving.
 """

@@ -41,7 +41,7 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
         missing = []
     separator = separator or _sniff_separator(path)
     if has_header and not skip_lines:
-        _check_header(path, separator)
+        _check_header(path, source, separator)
     try:
         frame = pl.read_csv(source, separator=separator, has_header=has_header, infer_schema=False,
                             skip_rows=skip_lines,
@@ -76,10 +76,16 @@ def _whitespace_delimited(path: Path) -> tuple[bytes, str]:
     return re.sub(rb"[ \t]+", b"\t", b"\n".join(line for line in lines if line)) + b"\n", "\t"
 
 
-def _check_header(path: Path, separator: str) -> None:
-    """Column names must be unique (polars would silently rename a repeated one)."""
-    with open(path, "rb") as handle:
-        names = handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n").split(separator)
+def _check_header(path: Path, source: Path | bytes, separator: str) -> None:
+    """Column names must be unique (polars would silently rename a repeated one); ``source`` is what
+    polars reads: the file, or its bytes with whitespace runs made one separator."""
+    if isinstance(source, bytes):
+        end = source.find(b"\n")
+        line = source if end < 0 else source[:end]
+    else:
+        with open(source, "rb") as handle:
+            line = handle.readline()
+    names = line.decode("utf-8-sig", errors="replace").rstrip("\r\n").split(separator)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(path, f"column name {repeated[0]!r} appears more than once in the header",

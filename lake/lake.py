@@ -205,8 +205,8 @@ class Lake:
                       checksums: dict[str, str] | None = None) -> "ReleaseWriter":
         """Start writing a new release; nothing is visible until ``ReleaseWriter.commit``.
 
-        ``checksums`` (source file → sha256) are recorded with the release, so a later
-        sync can tell an already-loaded release from a changed one.
+        ``checksums`` (source file → sha256, or ``blake3:HEX``) are recorded with the release,
+        so a later sync can tell an already-loaded release from a changed one.
         """
         check_release_name(name)
         if any(r.release == name for r in self.releases()):

@@ -11,6 +11,7 @@ from ingest.genotypes import chromosome
 from ingest.mapped import mapped_bytes, mapped_windows
 from ingest.plink import read_bim
 from ingest.release import ReleaseSources, ingest_release
+from ingest.text import read_text_table
 from lake.errors import InputError, LakeError
 from lake.lock import lake_lock
 from lake.vectors import decode_calls, decode_floats
@@ -270,6 +271,12 @@ def test_mapped_bytes__any_range_reads_as_the_file_does(tmp_path, offset, length
         assert mapped_bytes(handle, offset, length).tobytes() == data[offset:offset + length]
 
 
+def test_mapped_bytes__a_file_shorter_than_the_range_is_an_input_error(tmp_path):
+    (tmp_path / "f").write_bytes(b"x" * 100)
+    with open(tmp_path / "f", "rb") as handle, pytest.raises(InputError, match="changed while being read"):
+        mapped_bytes(handle, 50, 51)
+
+
 def test_mapped_windows__walk_the_whole_file(tmp_path, monkeypatch):
     monkeypatch.setattr("ingest.mapped.WINDOW_BYTES", 65_536)
     data = np.random.default_rng(1).integers(0, 256, 200_003, dtype=np.uint8).tobytes()
@@ -304,6 +311,18 @@ def test_read_bim__every_whitespace_layout_reads_the_same(tmp_path, layout):
     path.write_bytes(layout.encode())
     variants = read_bim(path)
     assert variants.rows() == [("1", "rs1", 100, "A", "G"), ("X", "rs2", 200, "T", "C")]
+
+
+@pytest.mark.parametrize("header, repeated", [("#FID\t\tIID  SEX", None), ("#FID  IID\tIID", "IID"),
+                                              ("#FID IID IID", "IID")])
+def test_read_text_table__whitespace_headers_are_checked_as_split(tmp_path, header, repeated):
+    path = tmp_path / "x.psam"
+    path.write_text(header + "\n" + "a b c\n")
+    if repeated:
+        with pytest.raises(InputError, match=f"column name '{repeated}' appears more than once"):
+            read_text_table(path, whitespace=True)
+    else:
+        assert read_text_table(path, whitespace=True).columns == ["#FID", "IID", "SEX"]
 
 
 def test_ingest_release__enigma_style_table_and_id_mismatch_report(lake, tmp_path, release_folder):
