@@ -6,9 +6,10 @@ order. A release already in the lake is skipped when its files' checksums match
 what the lake recorded at ingest, and is an error when they differ: a published release
 must never change. A release ingested from its folder recorded the sha256 digests its
 manifest lists: when they cover every file, the manifest alone proves the release
-unchanged (nothing is downloaded or re-hashed); files recorded by BLAKE3 are hashed again. A release on a bucket is copied to a local staging folder, then
-ingested. Each release is atomic, so a killed sync resumes by running again; the lake
-lock keeps two syncs from interleaving.
+unchanged (nothing is downloaded or re-hashed); files recorded by BLAKE3 are hashed
+again. A release on a bucket is copied to a local staging folder, then ingested. Each
+release is atomic, so a killed sync resumes by running again; the lake lock keeps two
+syncs from interleaving.
 """
 
 from __future__ import annotations
