@@ -47,7 +47,7 @@ class PlinkFileset:
     def batches(self, *, release: str, block_variants: int,
                 progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
         """Stream genotype table rows, ``block_variants`` at a time; the .bed bytes are kept as is
-        (mapped, not copied: :func:`open_bfile` has checked the file's size)."""
+        (mapped from the page cache, not copied)."""
         width = self.bytes_per_variant
         with open(self.bed, "rb") as handle:
             for start in range(0, self.n_variants, block_variants):
