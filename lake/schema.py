@@ -92,7 +92,6 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
               "audit of consent withdrawals: when, how many, what was rewritten (no ids are kept)",
               (_c("withdrawn_at", pa.timestamp("us", tz="UTC"), "when the withdrawal completed"),
                _c("participants", pa.int64(), "participants named in the withdrawal list"),
-               _c("ids_sha256", pa.string(), "sha256 of the sorted, newline-joined ids"),
                _c("rewritten", pa.list_(pa.string()), "table@release pairs rewritten"),
                _c("files_removed", pa.int64(), "data files vacuumed"))),
     TableSpec("samples", "samples", ("release", "assay", "sample_index"), ("release",),
