@@ -87,6 +87,9 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("source", pa.string(), "where the release was ingested from"),
                _c("source_checksums", pa.string(), "JSON: checksum of each source file: the verified sha256 "
                   "where the release folder's manifest lists one, else blake3:HEX"),
+               _c("source_stats", pa.string(), "JSON: size and mtime (ns) of each source file when it was "
+                  "hashed, for sync's cheap check; null for releases loaded before biolake recorded them",
+                  nullable=True),
                _c("biolake_version", pa.string(), "biolake version that ingested it"))),
     TableSpec("withdrawals", "withdrawals", ("withdrawn_at",), (),
               "audit of consent withdrawals: when, how many, what was rewritten (no ids are kept)",
