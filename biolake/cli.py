@@ -214,21 +214,31 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
 @_lake_option
 @click.option("--wait", default=0.0, show_default=True, metavar="SECONDS",
               help="if another sync holds the lake's lock, wait up to SECONDS for it (then skip what it loaded)")
+@click.option("--verify", is_flag=True,
+              help="re-hash every file of every release already loaded from SOURCE and list each that "
+                   "changed or is missing (exit status 1); nothing is ingested again")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
-def sync(source: str, lake_location: str, wait: float, quiet: bool) -> None:
+def sync(source: str, lake_location: str, wait: float, verify: bool, quiet: bool) -> None:
     """Ingest every release under SOURCE that the lake does not have yet, in name order.
 
     SOURCE (a folder, or a bucket URL like s3://incoming/ukb, with credentials
     from the environment) holds one folder per release, each with a release.yaml
     naming it.
-    Releases already loaded are verified by checksum and skipped, so running
-    sync again does nothing; a killed sync resumes where it stopped; a lock
-    keeps two syncs from interleaving. Exit status is non-zero on a bad release,
-    and the releases before it stay committed.
+    Releases already loaded are skipped, so running sync again does nothing. A
+    loaded release whose release.yaml lists sha256 checksums that match those
+    recorded is not re-hashed; instead each run compares its local files' size
+    and mtime with those recorded at ingest and warns of a difference (exit
+    status 0: a copy or a touch changes an mtime, not the content). --verify
+    re-hashes them all and exits with status 1 if any differ or are missing.
+    A killed sync resumes where it stopped; a lock keeps two syncs from
+    interleaving. Exit status is non-zero on a bad release, and the releases
+    before it stay committed.
 
     \b
     Run it from cron (every night at 02:00; a run still going at the next is waited for):
       0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --wait 3600 --quiet
+    Check every loaded release for bit rot (every Sunday at 04:00):
+      0 4 * * 0 biolake sync /data/incoming --lake /data/lake --verify --wait 3600 --quiet
     """
     from lake.faults import with_hold_points
     from biolake.progress import progress_bars
@@ -236,9 +246,13 @@ def sync(source: str, lake_location: str, wait: float, quiet: bool) -> None:
 
     lake = _open_lake(lake_location)
     with progress_bars(quiet=quiet) as progress:
-        report = sync_releases(lake, source, progress=with_hold_points(progress), wait=wait,
-                               on_release=lambda name, outcome: click.echo(f"{name}: {outcome}", err=True))
-    click.echo(f"sync done: {len(report.ingested)} ingested, {len(report.unchanged)} already present")
+        report = sync_releases(lake, source, progress=with_hold_points(progress), wait=wait, verify=verify,
+                               on_release=lambda name, outcome: click.echo(f"{name}: {outcome}", err=True),
+                               on_changed_file=lambda line: click.echo(("error: " if verify else "warning: ") + line, err=True))
+    click.echo(f"sync done: {len(report.ingested)} ingested, {len(report.unchanged)} already present"
+               + (f", {len(report.changed)} changed since loaded" if verify else ""))
+    if report.changed:
+        sys.exit(1)
 
 
 @main.command()
@@ -252,8 +266,9 @@ def withdraw(lake_location: str, ids_file: str, quiet: bool) -> None:
     Sample vectors (genotypes, methylation) lose their positions, participant rows
     go, allele frequencies are recomputed; then every table is vacuumed and its
     log compacted, so no older version can show the withdrawn data. Rerunning
-    after an interruption completes the job. The withdrawals table records when
-    and how many, never who.
+    with the same list after an interruption completes the job. The withdrawals
+    table records when and how many, never who: no digest of the ids is kept,
+    so keep the list yourself; biolake audit then shows those ids are gone.
 
     \b
     Example:

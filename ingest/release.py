@@ -63,10 +63,12 @@ class ReleaseSources:
         return [f.name for f in fields(cls) if f.name != "verified_sha256"]
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike) -> tuple["ReleaseSources", str | None]:
+    def from_folder(cls, folder: str | os.PathLike, *,
+                    verify: bool = True) -> tuple["ReleaseSources", str | None]:
         """Sources named by a release folder's ``release.yaml``, and its suggested release name.
 
-        When the manifest lists ``checksums`` (file → sha256), every listed file is verified.
+        When the manifest lists ``checksums`` (file → sha256), every listed file is verified,
+        unless ``verify`` is false (a sync comparing the files with what the lake recorded).
         """
         folder = Path(folder)
         manifest_path = folder / MANIFEST
@@ -81,7 +83,7 @@ class ReleaseSources:
                              f"expected some of {sorted(known)}")
         paths = {role: _inside(folder, str(value), manifest_path) for role, value in named.items()}
         sources = cls(**paths).checked()
-        verified = _verify_checksums(folder, manifest.get("checksums") or {}, manifest_path)
+        verified = _verify_checksums(folder, manifest.get("checksums") or {}, manifest_path) if verify else {}
         return replace(sources, verified_sha256=MappingProxyType(verified)), \
             manifest_release_name(manifest, manifest_path)
 
@@ -137,26 +139,28 @@ def load_manifest(folder: Path) -> dict:
 BLAKE3_PREFIX = "blake3:"   # how a recorded BLAKE3 checksum is told from a sha256 (bare hex, as manifests write it)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, *, reread: bool = False) -> str:
     """The sha256 of a file, streamed; remembered while the file's size and mtime stay the same
-    (verifying a manifest, then comparing with what the lake recorded, reads each file once)."""
-    return _file_digest(path, "sha256")
+    (verifying a manifest, then comparing with what the lake recorded, reads each file once),
+    unless ``reread`` (a check for bit rot, which leaves size and mtime as they were)."""
+    return _file_digest(path, "sha256", reread=reread)
 
 
-def file_blake3(path: Path) -> str:
+def file_blake3(path: Path, *, reread: bool = False) -> str:
     """The BLAKE3 of a file as ``blake3:HEX``, streamed and remembered like :func:`file_sha256`.
 
     BLAKE3 is a cryptographic hash that runs at 5.4 GB/s on one core here, against 1.2 for sha256:
     recording a 12 GB .bed's checksum beside its ingest then costs 2 s of a core, not 10.
     """
-    return _file_digest(path, "blake3")
+    return _file_digest(path, "blake3", reread=reread)
 
 
-def _file_digest(path: Path, algorithm: str) -> str:
+def _file_digest(path: Path, algorithm: str, *, reread: bool) -> str:
     if not path.exists():
         raise InputError(path, "file not found")
     stat = path.stat()
-    return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, algorithm)
+    digest = _digest.__wrapped__ if reread else _digest
+    return digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, algorithm)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -168,26 +172,47 @@ def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
     return (BLAKE3_PREFIX if algorithm == "blake3" else "") + digest.hexdigest()
 
 
+def source_files(sources: ReleaseSources) -> dict[str, Path]:
+    """Every source file (resolved) under the name the lake records it by: its path relative to
+    the folder holding them all (for a release folder: the names its release.yaml uses)."""
+    files = [path.resolve() for path in sources.files()]
+    base = Path(os.path.commonpath([path.parent for path in files]))
+    return {str(path.relative_to(base)): path for path in files}
+
+
 def source_checksums(sources: ReleaseSources, *, like: dict[str, str] | None = None) -> dict[str, str]:
-    """A checksum of every source file, keyed by its path relative to the folder holding them all
-    (for a release folder: the names its release.yaml uses).
+    """A checksum of every source file, keyed as :func:`source_files` names them.
 
     A file whose sha256 the release folder's manifest listed gets that digest, verified when the
     folder was opened (so a sync can compare the manifest with what the lake recorded, and nothing
     is hashed twice); any other file gets its BLAKE3. With ``like`` (checksums recorded earlier), a
     file named there gets the same kind as its recorded one.
     """
-    files = sources.files()
-    base = Path(os.path.commonpath([path.resolve().parent for path in files]))
     checksums = {}
-    for path in files:
-        resolved = path.resolve()
-        name = str(resolved.relative_to(base))
+    for name, path in source_files(sources).items():
         if like and name in like:
-            checksums[name] = file_blake3(path) if like[name].startswith(BLAKE3_PREFIX) else file_sha256(path)
+            checksums[name] = recorded_kind_checksum(path, like[name])
         else:
-            checksums[name] = sources.verified_sha256.get(resolved) or file_blake3(path)
+            checksums[name] = sources.verified_sha256.get(path) or file_blake3(path)
     return checksums
+
+
+def recorded_kind_checksum(path: Path, recorded: str, *, reread: bool = False) -> str:
+    """The checksum of ``path`` of the kind ``recorded`` is (BLAKE3 or sha256), to compare with it."""
+    return file_blake3(path, reread=reread) if recorded.startswith(BLAKE3_PREFIX) else \
+        file_sha256(path, reread=reread)
+
+
+def source_stats(sources: ReleaseSources) -> dict[str, list[int]]:
+    """The size and mtime (ns) of every source file, keyed as :func:`source_files` names them:
+    what a sync compares to notice, without reading a byte, that a loaded release's file changed."""
+    return {name: size_and_mtime(path) for name, path in source_files(sources).items()}
+
+
+def size_and_mtime(path: Path) -> list[int]:
+    """A file's size in bytes and mtime in ns, as :func:`source_stats` records them."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def manifest_release_name(manifest: dict, manifest_path: Path | str) -> str | None:
@@ -259,6 +284,7 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
             on_table(name, rows)
 
     # the sources' checksums (recorded with the release) are computed beside the writes, not before them
+    stats = source_stats(sources)   # before hashing: a file changed meanwhile then fails the cheap check
     hashing = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums")
     checksums = hashing.submit(source_checksums, sources)
     hashing.shutdown(wait=False)
@@ -283,7 +309,7 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
         for name, table in small.items():
             writer.write(name, table)
             written(name, table.num_rows)
-        writer.checksums = checksums.result()
+        writer.checksums, writer.source_stats = checksums.result(), stats
     not_genotyped = {}
     if genotypes:
         genotyped = set(genotypes.samples["participant_id"].to_list())

@@ -81,6 +81,7 @@ class ReleaseInfo:
     source: str
     source_checksums: dict[str, str]
     biolake_version: str
+    source_stats: dict[str, list[int]]   # file → [size, mtime_ns] at ingest; empty if not recorded
 
 
 class Lake:
@@ -184,7 +185,8 @@ class Lake:
         rows = self.dataset(_REGISTRY).to_table().sort_by("sequence").to_pylist()
         return [ReleaseInfo(r["release"], r["sequence"], r["committed_at"], tuple(r["tables"]),
                             json.loads(r["table_versions"]), r["source"],
-                            json.loads(r["source_checksums"]), r["biolake_version"])
+                            json.loads(r["source_checksums"]), r["biolake_version"],
+                            json.loads(r.get("source_stats") or "{}"))
                 for r in rows]
 
     def resolve_release(self, release: str | None = None) -> ReleaseInfo:
@@ -206,7 +208,8 @@ class Lake:
         """Start writing a new release; nothing is visible until ``ReleaseWriter.commit``.
 
         ``checksums`` (source file → sha256, or ``blake3:HEX``) are recorded with the release,
-        so a later sync can tell an already-loaded release from a changed one.
+        so a later sync can tell an already-loaded release from a changed one; so are the
+        writer's ``source_stats`` (file → [size, mtime_ns]), for a check that reads no file.
         """
         check_release_name(name)
         if any(r.release == name for r in self.releases()):
@@ -557,6 +560,7 @@ class ReleaseWriter:
 
     def __init__(self, lake: Lake, release: str, *, source: str, checksums: dict[str, str]) -> None:
         self.lake, self.release, self.source, self.checksums = lake, release, source, checksums
+        self.source_stats: dict[str, list[int]] = {}
         self._versions: dict[str, int] = {}
 
     def __enter__(self) -> "ReleaseWriter":
@@ -603,10 +607,11 @@ class ReleaseWriter:
             "table_versions": json.dumps(self._versions, sort_keys=True),
             "source": self.source, "source_checksums": json.dumps(self.checksums, sort_keys=True),
             "biolake_version": biolake_version(),
+            "source_stats": json.dumps(self.source_stats, sort_keys=True),
         }
         fault_point(f"before:commit:release/{self.release}")
-        write_deltalake(self.lake.table_uri(_REGISTRY),
+        write_deltalake(self.lake.table_uri(_REGISTRY),   # merged: registries made before source_stats gain it
                         pa.Table.from_pylist([row], schema=TABLES[_REGISTRY].arrow_schema()),
-                        mode="append", storage_options=self.lake.location.delta_options())
+                        mode="append", schema_mode="merge", storage_options=self.lake.location.delta_options())
         fault_point(f"after:commit:release/{self.release}")
         return self.lake.resolve_release(self.release)

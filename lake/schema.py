@@ -87,12 +87,14 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("source", pa.string(), "where the release was ingested from"),
                _c("source_checksums", pa.string(), "JSON: checksum of each source file: the verified sha256 "
                   "where the release folder's manifest lists one, else blake3:HEX"),
+               _c("source_stats", pa.string(), "JSON: size and mtime (ns) of each source file when it was "
+                  "hashed, for sync's cheap check; null for releases loaded before biolake recorded them",
+                  nullable=True),
                _c("biolake_version", pa.string(), "biolake version that ingested it"))),
     TableSpec("withdrawals", "withdrawals", ("withdrawn_at",), (),
               "audit of consent withdrawals: when, how many, what was rewritten (no ids are kept)",
               (_c("withdrawn_at", pa.timestamp("us", tz="UTC"), "when the withdrawal completed"),
                _c("participants", pa.int64(), "participants named in the withdrawal list"),
-               _c("ids_sha256", pa.string(), "sha256 of the sorted, newline-joined ids"),
                _c("rewritten", pa.list_(pa.string()), "table@release pairs rewritten"),
                _c("files_removed", pa.int64(), "data files vacuumed"))),
     TableSpec("samples", "samples", ("release", "assay", "sample_index"), ("release",),

@@ -6,13 +6,15 @@ samples tables are renumbered. Each rewrite is one Delta commit, so a killed
 withdrawal is resumed by running it again. Finally every table is vacuumed with
 zero retention and its log compacted into a checkpoint, so no older version —
 data files, or the column statistics in old log entries — still holds the
-participants' values. The ``withdrawals`` table records when and how much, never who.
+participants' values. The ``withdrawals`` table records when and how much, never who: no
+digest of the ids is kept anywhere (an unsalted one is tested against every candidate id in seconds),
+so only the operator's own copy of the list, checked with ``lake.audit``, ties ids to a withdrawal.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
+from lake.errors import LakeError
 from lake.lake import Lake
 from lake.lock import lake_lock
 from lake.schema import TABLES
@@ -44,40 +47,51 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
              progress: Progress | None = None) -> WithdrawalReport:
     """Remove ``participant_ids`` from every release of ``lake`` and erase them from its history.
 
-    Rerunning after an interruption finishes the job: each sample-vector rewrite is committed
-    with the withdrawal's digest, so a rerun skips those done (a vector must never lose
-    positions twice); a journal keeps the list of rewrites for the audit row.
+    Rerunning with the same list after an interruption finishes the job: each sample-vector
+    rewrite is committed with the withdrawal's random token, kept in a journal with the rewrites
+    done, so a rerun skips those (a vector must never lose positions twice). While a journal
+    is open, a list of another length is refused (LakeError).
     """
     ids = sorted({str(i).strip() for i in participant_ids if str(i).strip()})
-    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     with lake_lock(lake.location, "write"):
-        journal = _Journal(lake.location, f"withdraw-{digest[:16]}.json")
+        journal = _Journal(lake.location, participants=len(ids))
         journal.record(*lake.drop_uncommitted_rows())  # leftovers of interrupted ingests hold ids too
         releases = lake.releases()
         for step, info in enumerate(releases, start=1):
             _withdraw_from_release(lake, info.release, info.tables, set(ids), journal,
-                                   note={"biolake.withdrawal": digest})
+                                   note={"biolake.withdrawal": journal.token})
             if progress:
                 progress("releases", step, len(releases))
         scored = _withdraw_from_results(lake, ids)   # participant-level results (polygenic scores)
         journal.record(*(f"results/{name}" for name in scored))
+        _drop_id_digests(lake)
         removed = sum(_erase_history(lake.delta(name)) for name in TABLES if lake.has_table(name))
         removed += sum(_erase_history(lake.results(name)) for name in scored)
-        _audit(lake, digest, len(ids), journal.done, removed)
+        _audit(lake, len(ids), journal.done, removed)
         journal.close()
     return WithdrawalReport(len(ids), journal.done, removed)
 
 
 class _Journal:
-    """The rewrites ("table@release") a withdrawal has completed, kept in the lake until it ends."""
+    """An unfinished withdrawal, kept in the lake until it ends: the random token its vector
+    rewrites are committed with, how many participants it names, and the rewrites ("table@release")
+    done. Nothing in it derives from the ids, so nothing in it can be tested against candidates;
+    a rerun is taken to name the same list when it names as many."""
 
-    def __init__(self, location: Location, name: str) -> None:
-        self.fs, self.path = location.filesystem(), location.join("_locks", name)
-        self.done: list[str] = json.loads(self.fs.cat_file(self.path)) if self.fs.exists(self.path) else []
+    def __init__(self, location: Location, *, participants: int) -> None:
+        self.fs, self.path = location.filesystem(), location.join("_locks", "withdraw-journal.json")
+        state = json.loads(self.fs.cat_file(self.path)) if self.fs.exists(self.path) else \
+            {"token": secrets.token_hex(16), "participants": participants, "done": []}
+        if state["participants"] != participants:
+            raise LakeError(f"{self.path}: a withdrawal of {state['participants']:,} participants was "
+                            f"interrupted; rerun biolake withdraw with that list to finish it before "
+                            f"withdrawing {participants:,} others")
+        self.token, self.participants, self.done = state["token"], participants, list(state["done"])
 
     def record(self, *steps: str) -> None:
         self.done += steps
-        self.fs.pipe_file(self.path, json.dumps(self.done).encode())
+        state = {"token": self.token, "participants": self.participants, "done": self.done}
+        self.fs.pipe_file(self.path, json.dumps(state).encode())
 
     def close(self) -> None:
         if self.fs.exists(self.path):
@@ -198,9 +212,21 @@ def _erase_history(table: DeltaTable) -> int:
     return len(removed)
 
 
-def _audit(lake: Lake, digest: str, participants: int, rewritten: list[str], removed: int) -> None:
+def _drop_id_digests(lake: Lake) -> None:
+    """Drop the ``ids_sha256`` column of withdrawals recorded by earlier biolake versions: an
+    unsalted sha256 of the ids, which hashing candidate ids reverses in seconds. The history
+    erased next takes the old files and log entries with it."""
+    if not lake.has_table("withdrawals"):
+        return
+    recorded = lake.read("withdrawals")
+    if "ids_sha256" in recorded.column_names:
+        write_deltalake(lake.table_uri("withdrawals"), recorded.drop_columns(["ids_sha256"]),
+                        mode="overwrite", schema_mode="overwrite", storage_options=lake.location.delta_options())
+
+
+def _audit(lake: Lake, participants: int, rewritten: list[str], removed: int) -> None:
     row = {"withdrawn_at": datetime.now(timezone.utc), "participants": participants,
-           "ids_sha256": digest, "rewritten": rewritten, "files_removed": removed}
+           "rewritten": rewritten, "files_removed": removed}
     write_deltalake(lake.table_uri("withdrawals"),
                     pa.Table.from_pylist([row], schema=TABLES["withdrawals"].arrow_schema()),
                     mode="append", storage_options=lake.location.delta_options())

@@ -224,8 +224,9 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
         readable: list[str] = []
         for name in chosen.tables:
             readable += _create_view(con, lake, name, chosen.release)
-        con.register("releases", lake.dataset("releases").to_table()
-                     .drop_columns(["table_versions", "source_checksums"]))
+        registry = lake.dataset("releases").to_table()
+        con.register("releases", registry.drop_columns(
+            [name for name in ("table_versions", "source_checksums", "source_stats") if name in registry.column_names]))
         if lake.has_table("withdrawals"):
             con.register("withdrawals", lake.dataset("withdrawals").to_table())
         if "genotypes" in chosen.tables and "samples" in chosen.tables:

@@ -90,6 +90,12 @@ def test_s3_sync__releases_from_a_bucket(s3_server, release_folder, tmp_path):
     again = sync(lake, incoming, storage_options=s3_server)
     assert again.ingested == [] and again.unchanged == ["2026-09", "2026-10"]
     assert lake.read("samples", release="2026-10").num_rows == lake.read("samples", release="2026-09").num_rows
+    fs.pipe_file(f"{incoming}/2026-10/covariates.csv", b"eid,age\n1,2\n")   # changed behind its manifest
+    assert sync(lake, incoming, storage_options=s3_server).changed_files == []   # no size/mtime check on a bucket
+    verified = sync(lake, incoming, storage_options=s3_server, verify=True)
+    assert verified.changed == ["2026-10"] and len(verified.changed_files) == 1
+    assert verified.changed_files[0].endswith("2026-10/covariates.csv of release 2026-10 changed since it was "
+                                              "loaded (checksum)")
 
 
 def test_s3_lock__a_second_holder_is_refused(s3_server):

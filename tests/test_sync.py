@@ -9,6 +9,10 @@ import blake3
 import pytest
 import yaml
 
+from click.testing import CliRunner
+
+from biolake.cli import main
+from ingest import release as ingest_release
 from ingest.release import file_sha256
 from ingest.sync import sync
 from lake.errors import LakeError, ReleaseError
@@ -67,6 +71,71 @@ def test_sync__a_release_without_listed_checksums_is_recorded_by_blake3_and_chec
         handle.write("9999999,50,F,Reading,0,0,0,0,0,0,0,0,0,0,170,0.1,0\n")
     with pytest.raises(ReleaseError, match="covariates.csv"):
         sync(lake, incoming)
+
+
+def sync_cli(incoming: Path, lake, *flags: str):
+    return CliRunner().invoke(main, ["sync", str(incoming), "--lake", lake.location.root, "--quiet", *flags])
+
+
+def test_sync__an_edited_file_behind_an_unchanged_manifest_is_noticed(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    folder = add_release(incoming, release_folder, "2026-09")
+    sync(lake, incoming)
+    with open(folder / "covariates.csv", "a") as handle:   # the manifest still lists the old sha256
+        handle.write("9999999,50,F,Reading,0,0,0,0,0,0,0,0,0,0,170,0.1,0\n")
+    registry = lake.delta("releases").version()
+    plain = sync_cli(incoming, lake)
+    assert plain.exit_code == 0, plain.output
+    assert (f"warning: {folder}/covariates.csv of release 2026-09 changed since it was loaded (size/mtime); "
+            "run biolake sync --verify") in plain.output
+    verified = sync_cli(incoming, lake, "--verify")
+    assert verified.exit_code == 1, verified.output
+    assert f"{folder}/covariates.csv of release 2026-09 changed since it was loaded (checksum)" in verified.output
+    assert "genotypes.bed" not in verified.output and "1 changed since loaded" in verified.output
+    assert lake.delta("releases").version() == registry        # nothing ingested again
+
+
+def test_sync__bit_rot_keeping_size_and_mtime_is_caught_only_by_verify(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    folder = add_release(incoming, release_folder, "2026-09")
+    sync(lake, incoming)
+    bed = folder / "genotypes.bed"
+    stat = bed.stat()
+    data = bytearray(bed.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    bed.write_bytes(bytes(data))
+    os.utime(bed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert sync(lake, incoming).changed_files == []
+    report = sync(lake, incoming, verify=True)       # re-read, though this process hashed it at ingest
+    assert report.changed == ["2026-09"] and report.unchanged == []
+    assert report.changed_files == [f"{folder}/genotypes.bed of release 2026-09 changed since it was loaded "
+                                    "(checksum)"]
+
+
+def test_sync__verify_of_unchanged_releases_exits_0_and_lists_missing_files(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    folder = add_release(incoming, release_folder, "2026-09")
+    add_release(incoming, release_folder, "2026-10")
+    sync(lake, incoming)
+    result = sync_cli(incoming, lake, "--verify")
+    assert result.exit_code == 0, result.output
+    assert "2 already present, 0 changed since loaded" in result.output
+    (folder / "idps.csv").unlink()
+    assert sync(lake, incoming, verify=True).changed_files == [f"{folder}/idps.csv of release 2026-09 is missing"]
+
+
+def test_sync__releases_loaded_without_sizes_and_mtimes_are_still_verified(lake, release_folder, tmp_path,
+                                                                          monkeypatch):
+    incoming = tmp_path / "incoming"
+    folder = add_release(incoming, release_folder, "2026-09")
+    with monkeypatch.context() as patched:      # as a release loaded before they were recorded
+        patched.setattr(ingest_release, "source_stats", lambda sources: {})
+        sync(lake, incoming)
+    assert lake.resolve_release("2026-09").source_stats == {}
+    with open(folder / "covariates.csv", "a") as handle:
+        handle.write("9999999,50,F,Reading,0,0,0,0,0,0,0,0,0,0,170,0.1,0\n")
+    assert sync(lake, incoming).changed_files == []
+    assert sync(lake, incoming, verify=True).changed == ["2026-09"]
 
 
 def test_sync__a_bad_release_stops_and_keeps_the_earlier_ones(lake, release_folder, tmp_path):

@@ -1,21 +1,28 @@
 """Withdrawal removes participants everywhere, and no version of the lake can show them again."""
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from biolake.cli import main
+from lake.errors import LakeError
 from ingest.release import ReleaseSources, ingest_release
 from lake.vectors import decode_calls, decode_floats
 from lake import withdraw as withdrawal
 from lake.withdraw import withdraw
 from queries import connect
+
+KEY_FREE_DIGESTS = (hashlib.md5, hashlib.sha1, hashlib.sha224, hashlib.sha256, hashlib.sha384, hashlib.sha512,
+                    hashlib.sha3_256, hashlib.blake2b, hashlib.blake2s, blake3.blake3)
 
 
 def assay_order(lake, release, assay):
@@ -158,3 +165,77 @@ def test_audit__finds_participants_before_withdrawal_and_nothing_after(loaded_la
     (tmp_path / "ids.txt").write_text("\n".join(gone) + "\n")
     result = CliRunner().invoke(main, ["audit", "--lake", loaded_lake.location.root, "--ids", str(tmp_path / "ids.txt")])
     assert result.exit_code == 0 and "no trace of the ids" in result.output
+
+
+def killed(*args, **kwargs):
+    raise KeyboardInterrupt("killed between the genotype and methylation rewrites")
+
+
+def stored_hex(lake) -> set[str]:
+    """Every 16-character window of every run of hex digits a reader of the lake's storage can see:
+    in file names, text files and every value of every Parquet file (tables and log checkpoints)."""
+    root, seen = Path(lake.location.root), []
+    for path in root.rglob("*"):
+        seen.append(str(path.relative_to(root)))
+        if path.is_file():
+            seen.append(json.dumps(pq.read_table(path).to_pylist(), default=str) if path.suffix == ".parquet"
+                        else path.read_text(errors="replace"))
+    runs = re.findall(r"[0-9a-f]{16,}", "\n".join(seen).lower())
+    return {run[i:i + 16] for run in runs for i in range(len(run) - 15)}
+
+
+def key_free_digests(ids: list[str]) -> set[str]:
+    """What an attacker computes from a guessed list: every common digest of it, joined as the old code
+    did (sorted, newline-joined) and in other obvious ways; each digest's first 16 hex digits."""
+    joined = {"\n".join(sorted(ids)), ",".join(sorted(ids)), "".join(sorted(ids)), "\n".join(sorted(ids)) + "\n"}
+    return {digest(text.encode()).hexdigest()[:16] for text in joined for digest in KEY_FREE_DIGESTS}
+
+
+def recovered(lake, candidates: list[str], withdrawn: list[str]) -> list[str]:
+    """The dictionary attack: hash every candidate id (and the withdrawn list itself, as an attacker
+    confirming a guess would), and report each guess whose digest the lake's storage holds."""
+    stored = stored_hex(lake)
+    guesses = [[candidate] for candidate in candidates] + [withdrawn]
+    return [",".join(guess) for guess in guesses if key_free_digests(guess) & stored]
+
+
+def test_withdraw__hashing_candidate_ids_recovers_nobody(two_releases, release_folder, monkeypatch):
+    lake = two_releases
+    candidates = sorted({line.split(",")[0] for line in
+                         (release_folder / "covariates.csv").read_text().splitlines()[1:]})
+    one, several = assay_order(lake, "r1", "genotypes")[:1], assay_order(lake, "r1", "methylation")[3:7]
+    assert set(one + several) <= set(candidates)
+    withdraw(lake, one)
+    assert recovered(lake, candidates, one) == []
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(withdrawal, "_rewrite_methylation", killed)
+        withdraw(lake, several)
+    assert recovered(lake, candidates, several) == []                       # the journal is open
+    withdraw(lake, several)
+    assert recovered(lake, candidates, one) == recovered(lake, candidates, several) == []
+    assert sorted(row["participants"] for row in lake.read("withdrawals").to_pylist()) == [1, 4]
+
+
+def test_withdraw__drops_the_id_digests_earlier_versions_recorded(two_releases):
+    lake = two_releases
+    earlier = assay_order(lake, "r1", "genotypes")[:1]
+    legacy = pa.table({"withdrawn_at": pa.array([None], pa.timestamp("us", tz="UTC")),
+                       "participants": [1], "ids_sha256": [hashlib.sha256(earlier[0].encode()).hexdigest()],
+                       "rewritten": pa.array([[]], pa.list_(pa.string())), "files_removed": [0]})
+    write_deltalake(lake.table_uri("withdrawals"), legacy)
+    assert recovered(lake, earlier, earlier)
+    withdraw(lake, assay_order(lake, "r1", "genotypes")[1:2])
+    assert recovered(lake, earlier, earlier) == []
+    assert "ids_sha256" not in lake.read("withdrawals").column_names
+
+
+def test_withdraw__an_interrupted_withdrawal_must_be_finished_with_its_own_list(two_releases, monkeypatch):
+    lake = two_releases
+    gone = assay_order(lake, "r1", "methylation")[:2]
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(withdrawal, "_rewrite_methylation", killed)
+        withdraw(lake, gone)
+    with pytest.raises(LakeError, match="withdrawal of 2 participants was interrupted"):
+        withdraw(lake, gone[:1])
+    withdraw(lake, gone)
+    assert not set(gone) & set(assay_order(lake, "r1", "methylation"))
