@@ -35,6 +35,7 @@ class Case:
 
 
 GWAS = ["gwas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
+INGEST = ["ingest", "--lake", "{lake}", "--release", "r2", "--quiet"]
 COVAR = ["--covar", "age,sex"]
 CASES = [
     # SQL
@@ -123,6 +124,11 @@ CASES = [
                                       "--release", "../../etc"], r"release name", setup="unicode_covariates"),
     Case("sync_manifest_traversal", ["sync", "{tmp}/incoming", "--lake", "{lake}", "--quiet"], r"release.yaml",
          setup="incoming_with_traversal"),
+    Case("ingest_ragged_row", [*INGEST, "--covariates", "{tmp}/ragged.csv"],
+         r"ragged.csv, line 3: expected 5 fields separated by ',', found 2", setup="ragged_covariates"),
+    Case("ingest_semicolon_row", [*INGEST, "--covariates", "{tmp}/semicolon.csv"],
+         r"semicolon.csv, line 3: expected 3 fields separated by ',', found 1; this row is separated by ';'",
+         setup="semicolon_covariates"),
     Case("withdraw_empty_ids", ["withdraw", "--lake", "{lake}", "--ids", "{tmp}/empty.txt"], r"empty.txt",
          setup="empty_ids"),
     Case("synth_negative_size", ["synth", "{tmp}/synth", "--samples", "-5"], r"samples must be an integer >= "),
@@ -156,6 +162,15 @@ def write_incoming_with_traversal(tmp: Path) -> None:
     folder = tmp / "incoming" / "2026-12"
     folder.mkdir(parents=True)
     (folder / "release.yaml").write_text("release: '2026-12'\nsources:\n  covariates: ../../../etc/passwd\n")
+
+
+def write_ragged_covariates(tmp: Path) -> None:
+    """Line 3 is three fields short: read leniently, its last three covariates would be missing."""
+    (tmp / "ragged.csv").write_text("participant_id,age,sex,site,height\nP1,61,F,Oslo,170\nP2,58\n")
+
+
+def write_semicolon_covariates(tmp: Path) -> None:
+    (tmp / "semicolon.csv").write_text("participant_id,age,sex\nP1,61,F\nP2;58;M\n")
 
 
 def write_empty_ids(tmp: Path) -> None:

@@ -186,6 +186,14 @@ def corrupt_field_listed_twice(folder: Path) -> str:
     return _copy_line(folder / "idp_fields.csv", 1, 2)
 
 
+def corrupt_covariates_ragged_row(folder: Path) -> str:
+    return _rewrite_line(folder / "covariates.csv", 5, lambda line: ",".join(line.split(",")[:-3]))
+
+
+def corrupt_idps_semicolon_row(folder: Path) -> str:
+    return _rewrite_line(folder / "idps.csv", 7, lambda line: line.replace(",", ";"))
+
+
 def _set_source(folder: Path, role: str, value: str) -> None:
     manifest = yaml.safe_load((folder / "release.yaml").read_text())
     manifest["sources"][role] = value
@@ -214,8 +222,13 @@ def _copy_line(path: Path, source: int, target: int) -> str:
 
 
 def _edit_line(path: Path, index: int, change) -> str:
+    """Change the fields of a PLINK text line (split on whitespace, joined by tabs)."""
+    return _rewrite_line(path, index, lambda line: "\t".join(change(line.split())))
+
+
+def _rewrite_line(path: Path, index: int, change) -> str:
     lines = path.read_text().splitlines()
-    lines[index] = "\t".join(change(lines[index].split()))
+    lines[index] = change(lines[index])
     path.write_text("\n".join(lines) + "\n")
     return path.name
 
@@ -226,7 +239,8 @@ CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corr
                corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
                corrupt_manifest_missing_file, corrupt_checksum, corrupt_idp_duplicate_column,
                corrupt_methylation_duplicate_cpg, corrupt_release_name_is_a_date,
-               corrupt_field_id_not_a_number, corrupt_field_listed_twice, corrupt_methylation_header_only]
+               corrupt_field_id_not_a_number, corrupt_field_listed_twice, corrupt_methylation_header_only,
+               corrupt_covariates_ragged_row, corrupt_idps_semicolon_row]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
