@@ -24,6 +24,7 @@ import fsspec
 import yaml
 
 from ingest.genotypes import Progress
+from ingest.participants import OverlapRule
 from ingest.release import (MANIFEST, ReleaseSources, ingest_release, manifest_release_name,
                             source_checksums)
 from lake.errors import InputError, ReleaseError
@@ -43,12 +44,14 @@ class SyncReport:
 
 def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = None,
          progress: Progress | None = None, wait: float = 0.0,
-         on_release: Callable[[str, str], None] | None = None) -> SyncReport:
+         on_release: Callable[[str, str], None] | None = None,
+         overlap: OverlapRule = OverlapRule()) -> SyncReport:
     """Ingest, in order, every release under ``source`` that the lake lacks.
 
     ``on_release(name, outcome)`` reports each release ('unchanged' or 'ingested'). A sync
     already running, or another writer, is waited for up to ``wait`` seconds (then this one finds
-    its work done).
+    its work done). Each release is checked as ``ingest_release`` checks it (``overlap`` included):
+    the first bad one stops the sync, uncommitted.
     """
     where = Location.parse(source, storage_options)
     fs = where.filesystem()
@@ -69,7 +72,8 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
                         _check_unchanged(name, folder, sources, committed[name].source_checksums)
                         outcome = "unchanged"
                     else:
-                        ingest_release(lake, sources, release=name, source=folder, progress=progress, wait=wait)
+                        ingest_release(lake, sources, release=name, source=folder, progress=progress, wait=wait,
+                                       overlap=overlap)
                         outcome = "ingested"
             (report.unchanged if outcome == "unchanged" else report.ingested).append(name)
             if on_release:
