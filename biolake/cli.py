@@ -77,8 +77,8 @@ def _overlap_options(function):
     return click.option("--min-overlap", type=click.FloatRange(0, 1), default=0.0, show_default=True,
                         metavar="SHARE",
                         help="refuse a participant table (IDPs, covariates, methylation samples) with under SHARE "
-                             "of its participants genotyped in the release; one sharing none is always refused, "
-                             "one under half is warned of")(function)
+                             "of its participants genotyped in the release (at 0, one sharing none); one under "
+                             "half is warned of")(function)
 
 
 def _overlap_rule(min_overlap: float, allow_partial_overlap: bool):
@@ -189,8 +189,8 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
     with --sample). Every participant-keyed table's first column is the
     participant id, headed eid, IID, participant_id or SubjID. A row with too
     few or too many fields is an error naming its line; a participant table
-    sharing no participant with the release's genotypes is refused (see
-    --min-overlap), an empty IDP or covariate column is warned of.
+    sharing no participant with the release's genotypes is refused, and an
+    empty IDP or covariate column is warned of (see the overlap options below).
 
     \b
     Examples:
