@@ -70,6 +70,22 @@ def _cluster_options(function):
     return function
 
 
+def _overlap_options(function):
+    """--min-overlap and --allow-partial-overlap, for every command that ingests releases."""
+    function = click.option("--allow-partial-overlap", is_flag=True,
+                            help="ingest a participant table that --min-overlap refuses (with a warning)")(function)
+    return click.option("--min-overlap", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                        metavar="SHARE",
+                        help="refuse a participant table (IDPs, covariates, methylation samples) with under SHARE "
+                             "of its participants genotyped in the release (at 0, one sharing none); one under "
+                             "half is warned of")(function)
+
+
+def _overlap_rule(min_overlap: float, allow_partial_overlap: bool):
+    from ingest.participants import OverlapRule
+    return OverlapRule(min_share=min_overlap, allow_partial=allow_partial_overlap)
+
+
 class BiolakeGroup(click.Group):
     """Turns BiolakeError into a one-line message instead of a traceback, and biolake's
     warnings (a dropped covariate, …) into ``warning: …`` lines."""
@@ -159,25 +175,33 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
 @click.option("--methylation", type=click.Path(dir_okay=False),
               help="beta matrix, CpG × sample (CSV, TSV, gzipped, or Parquet)")
 @click.option("--probes", type=click.Path(dir_okay=False), help="probe annotation (cpg, chrom, pos)")
+@_overlap_options
+@click.option("--check", "check_only", is_flag=True,
+              help="make every check, reading every row, and write nothing: print the tables and rows the release "
+                   "would commit (exit status 0 if it is good, 2 if not)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
-def ingest(release_folder: str | None, lake_location: str, release_name: str | None,
-           quiet: bool, **explicit: str | None) -> None:
+def ingest(release_folder: str | None, lake_location: str, release_name: str | None, min_overlap: float,
+           allow_partial_overlap: bool, check_only: bool, quiet: bool, **explicit: str | None) -> None:
     """Load a biobank release into the lake, atomically (all tables land, or none).
 
     Give a RELEASE_FOLDER holding release.yaml (as 'biolake synth' writes), or the
     sources one by one (one genotype source: --bfile, --pfile, --vcf, or --bgen
     with --sample). Every participant-keyed table's first column is the
-    participant id, headed eid, IID, participant_id or SubjID.
+    participant id, headed eid, IID, participant_id or SubjID. A row with too
+    few or too many fields is an error naming its line; a participant table
+    sharing no participant with the release's genotypes is refused, and an
+    empty IDP or covariate column is warned of (see the overlap options below).
 
     \b
     Examples:
+      biolake ingest /tmp/r --lake /tmp/lake --release r1 --check
       biolake ingest /tmp/r --lake /tmp/lake --release r1
       biolake ingest --bfile ukb_imp_chr1 --idps idps.csv --covariates cov.tsv \\
           --lake /tmp/lake --release 2026-11
     """
     from lake.faults import fault_point, with_hold_points
     from biolake.progress import progress_bars
-    from ingest.release import ReleaseSources, ingest_release
+    from ingest.release import ReleaseSources, check_release, ingest_release
 
     given = {k: Path(v) for k, v in explicit.items() if v}
     if release_folder and given:
@@ -192,18 +216,30 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
     if not name:
         raise click.UsageError("name the release with --release NAME")
     lake = _open_lake(lake_location)
+    overlap = _overlap_rule(min_overlap, allow_partial_overlap)
 
     def announce(table: str, rows: int) -> None:
         click.echo(f"wrote {table}: {rows:,} rows", err=True)
         fault_point(f"after:{table}")
 
     with progress_bars(quiet=quiet) as progress:
-        report = ingest_release(lake, sources, release=name, progress=with_hold_points(progress),
-                                source=os.path.abspath(release_folder) if release_folder else "explicit sources",
-                                on_table=announce)
-    click.echo(f"committed release {report.release.release!r} "
-               f"(#{report.release.sequence}) with {len(report.release.tables)} tables")
-    for table, missing in report.participants_not_genotyped.items():
+        if check_only:
+            plan = check_release(lake, sources, release=name, progress=progress, overlap=overlap)
+        else:
+            report = ingest_release(lake, sources, release=name, progress=with_hold_points(progress),
+                                    source=os.path.abspath(release_folder) if release_folder else "explicit sources",
+                                    on_table=announce, overlap=overlap)
+    if check_only:
+        click.echo(f"release {name!r} passes every check; nothing was written. It would commit "
+                   f"{len(plan.counts)} tables:")
+        for table, rows in plan.counts.items():
+            click.echo(f"  {table}: {rows:,} rows")
+        not_genotyped = plan.participants_not_genotyped
+    else:
+        click.echo(f"committed release {report.release.release!r} "
+                   f"(#{report.release.sequence}) with {len(report.release.tables)} tables")
+        not_genotyped = report.participants_not_genotyped
+    for table, missing in not_genotyped.items():
         if missing:
             click.echo(f"note: {len(missing):,} participants in {table} have no genotypes "
                        f"(e.g. {', '.join(missing[:5])})", err=True)
@@ -217,8 +253,10 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
 @click.option("--verify", is_flag=True,
               help="re-hash every file of every release already loaded from SOURCE and list each that "
                    "changed or is missing (exit status 1); nothing is ingested again")
+@_overlap_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (for cron)")
-def sync(source: str, lake_location: str, wait: float, verify: bool, quiet: bool) -> None:
+def sync(source: str, lake_location: str, wait: float, verify: bool, min_overlap: float,
+         allow_partial_overlap: bool, quiet: bool) -> None:
     """Ingest every release under SOURCE that the lake does not have yet, in name order.
 
     SOURCE (a folder, or a bucket URL like s3://incoming/ukb, with credentials
@@ -230,9 +268,10 @@ def sync(source: str, lake_location: str, wait: float, verify: bool, quiet: bool
     and mtime with those recorded at ingest and warns of a difference (exit
     status 0: a copy or a touch changes an mtime, not the content). --verify
     re-hashes them all and exits with status 1 if any differ or are missing.
-    A killed sync resumes where it stopped; a lock keeps two syncs from
-    interleaving. Exit status is non-zero on a bad release, and the releases
-    before it stay committed.
+    Each new release is checked as 'biolake ingest' checks it. A killed sync
+    resumes where it stopped; a lock keeps two syncs from interleaving. Exit
+    status is non-zero on a bad release, which is not committed, and the
+    releases before it stay committed.
 
     \b
     Run it from cron (every night at 02:00; a run still going at the next is waited for):
@@ -247,6 +286,7 @@ def sync(source: str, lake_location: str, wait: float, verify: bool, quiet: bool
     lake = _open_lake(lake_location)
     with progress_bars(quiet=quiet) as progress:
         report = sync_releases(lake, source, progress=with_hold_points(progress), wait=wait, verify=verify,
+                               overlap=_overlap_rule(min_overlap, allow_partial_overlap),
                                on_release=lambda name, outcome: click.echo(f"{name}: {outcome}", err=True),
                                on_changed_file=lambda line: click.echo(("error: " if verify else "warning: ") + line, err=True))
     click.echo(f"sync done: {len(report.ingested)} ingested, {len(report.unchanged)} already present"

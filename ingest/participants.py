@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,6 +20,7 @@ from lake.errors import InputError
 from lake.schema import TABLES
 
 _UKB_FIELD = re.compile(r"^(\d+)-(\d+)\.(\d+)$")
+OVERLAP_WARNING = 0.5   # a table with fewer than half its participants genotyped is warned of
 
 
 def read_participant_table(path: str | os.PathLike, *, release: str) -> pa.Table:
@@ -88,6 +90,42 @@ def participant_ids(table: pa.Table) -> set[str]:
 def value_fields(table: pa.Table) -> list[str]:
     """The value columns of a wide participant table."""
     return [name for name in table.column_names if name not in ("release", "participant_id")]
+
+
+def empty_columns(table: pa.Table, *, path: str | os.PathLike) -> list[str]:
+    """A warning for each value column with no value in any row (a field the export left empty): it
+    would land as a column of nulls, and a GWAS of it would stop with 'no values'."""
+    return [f"{path}, column {name!r}: no values in any of its {table.num_rows:,} rows"
+            for name in value_fields(table) if table.column(name).null_count == table.num_rows]
+
+
+@dataclass(frozen=True)
+class OverlapRule:
+    """How many of a participant-keyed table's participants (IDPs, covariates, methylation samples)
+    must be genotyped in the same release.
+
+    A table sharing no participant with the genotypes, or fewer than ``min_share`` of its
+    participants, is refused: it is the wrong file, or its ids are another numbering (another
+    application's eids), and as the latest release it would be every later query's default.
+    ``allow_partial`` lets it in. A table with under half its participants genotyped is warned of.
+    """
+
+    min_share: float = 0.0
+    allow_partial: bool = False
+
+    def check(self, ids: set[str], *, genotyped: set[str], path: str | os.PathLike) -> list[str]:
+        """Warnings for the table of participants ``ids`` read from ``path`` (none, or one when under
+        half are ``genotyped``); an InputError when it is refused."""
+        assert ids, "a participant table has rows"
+        shared = len(ids & genotyped)
+        share = shared / len(ids)
+        found = f"{shared:,} of its {len(ids):,} participants ({share:.1%}) are genotyped in this release"
+        if not self.allow_partial and (shared == 0 or share < self.min_share):
+            wanted = f"at least {self.min_share:.1%} (--min-overlap)" if self.min_share else "some"
+            unknown = ", ".join(sorted(ids - genotyped)[:3])
+            raise InputError(path, f"{found}, expected {wanted} (not genotyped: {unknown}, …); is it the "
+                             "right file? --allow-partial-overlap ingests it anyway")
+        return [f"{path}: only {found}"] if share < OVERLAP_WARNING else []
 
 
 def read_id_list(path: Path) -> list[str]:

@@ -4,7 +4,8 @@ Every source is parsed and checked before the first byte is written, except
 the methylation matrix, too big to hold, which is checked as it streams (and
 written first). Genotype bodies need no check beyond their headers and sizes.
 Tables land in the lake through one ReleaseWriter, so a release is committed
-whole or not at all.
+whole or not at all. ``check_release`` makes every check, streaming every row,
+and writes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import concurrent.futures
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -23,13 +25,13 @@ import pyarrow as pa
 import yaml
 
 from ingest.methylation import matrix_samples, methylation_batches, read_probes
-from ingest.participants import (check_columns, field_dictionary, participant_ids, read_participant_table,
-                                 value_fields)
+from ingest.participants import (OverlapRule, check_columns, empty_columns, field_dictionary, participant_ids,
+                                 read_participant_table, value_fields)
 from ingest.genotypes import GenotypeSource, Progress
 from ingest.mapped import mapped_windows
 from ingest.plink import open_bfile
 from lake.errors import InputError
-from lake.lake import Lake, ReleaseInfo, ReleaseWriter, check_release_name
+from lake.lake import Lake, ReleaseInfo
 from lake.lock import lake_lock
 from lake.schema import TABLES
 
@@ -249,6 +251,11 @@ def _inside(folder: Path, relative: str, manifest: Path) -> Path:
     return path
 
 
+class IngestWarning(UserWarning):
+    """A release that loads but deserves a look: a column with no values, a table with under half
+    its participants genotyped."""
+
+
 @dataclass(frozen=True)
 class IngestReport:
     """What was loaded, and which participants of each table have no genotypes (ids, sorted)."""
@@ -258,24 +265,75 @@ class IngestReport:
     participants_not_genotyped: dict[str, list[str]]
 
 
-def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source: str,
-                   progress: Progress | None = None, wait: float = 0.0,
-                   on_table: Callable[[str, int], None] | None = None) -> IngestReport:
-    """Load every source of a release into ``lake`` as release ``release``, atomically.
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What ingesting a release would commit (``check_release``): rows per table, participants of
+    each table without genotypes (ids, sorted), and the warnings given."""
 
-    ``on_table(table, rows)`` is called after each table is written (the CLI reports it).
-    Another writer (ingest, withdrawal) holding the lake is waited for up to ``wait`` seconds.
+    release: str
+    counts: dict[str, int]
+    participants_not_genotyped: dict[str, list[str]]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class _ReadSources:
+    """A release's sources opened, its small tables read, and every check made that needs no pass
+    over the genotype bodies or the methylation matrix."""
+
+    sources: ReleaseSources
+    genotypes: GenotypeSource | None
+    small: dict[str, pa.Table]              # idps, idp_fields, covariates, probes
+    methylation_ids: list[str] | None
+    participants_not_genotyped: dict[str, list[str]]
+    warnings: list[str]
+
+
+def _read_sources(lake: Lake, sources: ReleaseSources, *, release: str, overlap: OverlapRule) -> _ReadSources:
+    """Open and check every source of a new release ``release``; warnings are issued as IngestWarning.
+
+    Beside each file's own checks: the name is free, columns agree with earlier releases, no
+    IDP or covariate column is empty (a warning), and each participant-keyed table overlaps the
+    release's genotyped participants as ``overlap`` demands.
     """
-    check_release_name(release)
+    lake.check_new_release(release)
     sources = sources.checked()
     genotypes = open_genotypes(sources)
     small = _read_small_tables(sources, release=release)
+    methylation_ids = matrix_samples(sources.methylation) if sources.methylation else None
+    keyed = {name: (getattr(sources, name), participant_ids(small[name]))
+             for name in ("idps", "covariates") if name in small}
+    if methylation_ids:
+        keyed["methylation"] = (sources.methylation, set(methylation_ids))
+    found = []
     for name in ("idps", "covariates"):
         if name in small:
             check_columns(small[name], path=getattr(sources, name),
                           lake_schema=pa.schema(lake.delta(name).schema()) if lake.has_table(name) else None)
-    methylation_ids = matrix_samples(sources.methylation) if sources.methylation else None
+            found += empty_columns(small[name], path=getattr(sources, name))
+    not_genotyped = {}
+    if genotypes:
+        genotyped = set(genotypes.samples["participant_id"].to_list())
+        for path, ids in keyed.values():
+            found += overlap.check(ids, genotyped=genotyped, path=path)
+        not_genotyped = {name: sorted(ids - genotyped) for name, (_, ids) in keyed.items()}
+    for message in found:
+        warnings.warn(message, IngestWarning, stacklevel=3)
+    return _ReadSources(sources, genotypes, small, methylation_ids, not_genotyped, found)
 
+
+def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source: str,
+                   progress: Progress | None = None, wait: float = 0.0,
+                   on_table: Callable[[str, int], None] | None = None,
+                   overlap: OverlapRule = OverlapRule()) -> IngestReport:
+    """Load every source of a release into ``lake`` as release ``release``, atomically.
+
+    ``on_table(table, rows)`` is called after each table is written (the CLI reports it).
+    Another writer (ingest, withdrawal) holding the lake is waited for up to ``wait`` seconds.
+    A participant table too few of whose participants are genotyped is refused (``overlap``).
+    """
+    read = _read_sources(lake, sources, release=release, overlap=overlap)
+    sources, genotypes, small = read.sources, read.genotypes, read.small
     counts: dict[str, int] = {}
 
     def written(name: str, rows: int) -> None:
@@ -293,31 +351,46 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
         # The methylation matrix is the one source checked only while it streams: write it
         # first, so a bad value aborts before any other table has a commit.
         if sources.methylation:
-            rows = writer.write("methylation",
-                                methylation_batches(sources.methylation, small["probes"],
-                                                    release=release, progress=progress),
+            rows = writer.write("methylation", _methylation_rows(read, release=release, progress=progress),
                                 schema=TABLES["methylation"].arrow_schema())
             written("methylation", rows)
-        samples = _samples_table(release, genotypes, methylation_ids)
+        samples = _samples_table(release, genotypes, read.methylation_ids)
         if samples is not None:
             writer.write("samples", samples)
             written("samples", samples.num_rows)
         if genotypes:
-            _write_genotypes(writer, genotypes, release=release, progress=progress)
+            batches, block = _genotype_rows(genotypes, release=release, progress=progress)
+            writer.write_genotypes(batches, row_group_rows=block)
             written("genotypes", genotypes.variants.height)
             written("variants", genotypes.variants.height)
         for name, table in small.items():
             writer.write(name, table)
             written(name, table.num_rows)
         writer.checksums, writer.source_stats = checksums.result(), stats
-    not_genotyped = {}
-    if genotypes:
-        genotyped = set(genotypes.samples["participant_id"].to_list())
-        keyed = {name: participant_ids(small[name]) for name in ("idps", "covariates") if name in small}
-        if methylation_ids:
-            keyed["methylation"] = set(methylation_ids)
-        not_genotyped = {name: sorted(ids - genotyped) for name, ids in keyed.items()}
-    return IngestReport(lake.resolve_release(release), counts, not_genotyped)
+    return IngestReport(lake.resolve_release(release), counts, read.participants_not_genotyped)
+
+
+def check_release(lake: Lake, sources: ReleaseSources, *, release: str, progress: Progress | None = None,
+                  overlap: OverlapRule = OverlapRule()) -> ReleasePlan:
+    """Make every check ``ingest_release`` makes, streaming every genotype and methylation row,
+    and write nothing (not even the lake's lock): what ingesting the release would commit.
+    """
+    read = _read_sources(lake, sources, release=release, overlap=overlap)
+    counts: dict[str, int] = {}
+    if read.sources.methylation:
+        counts["methylation"] = _count_rows(_methylation_rows(read, release=release, progress=progress))
+    samples = _samples_table(release, read.genotypes, read.methylation_ids)
+    if samples is not None:
+        counts["samples"] = samples.num_rows
+    if read.genotypes:
+        counts["genotypes"] = _count_rows(_genotype_rows(read.genotypes, release=release, progress=progress)[0])
+        counts["variants"] = read.genotypes.variants.height
+    counts.update({name: table.num_rows for name, table in read.small.items()})
+    return ReleasePlan(release, counts, read.participants_not_genotyped, read.warnings)
+
+
+def _count_rows(batches: Iterator[pa.RecordBatch]) -> int:
+    return sum(batch.num_rows for batch in batches)
 
 
 def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
@@ -367,9 +440,13 @@ def _samples_table(release: str, genotypes: GenotypeSource | None,
     return pa.Table.from_pylist(rows, schema=TABLES["samples"].arrow_schema())
 
 
-def _write_genotypes(writer: ReleaseWriter, source: GenotypeSource, *, release: str,
-                     progress: Progress | None) -> None:
-    """One pass over the source, in row groups of about GENOTYPE_BLOCK_BYTES."""
+def _methylation_rows(read: _ReadSources, *, release: str, progress: Progress | None) -> Iterator[pa.RecordBatch]:
+    """The methylation table's rows, each block checked as it streams."""
+    return methylation_batches(read.sources.methylation, read.small["probes"], release=release, progress=progress)
+
+
+def _genotype_rows(source: GenotypeSource, *, release: str,
+                   progress: Progress | None) -> tuple[Iterator[pa.RecordBatch], int]:
+    """One pass over the source in row groups of about GENOTYPE_BLOCK_BYTES, and that group's rows."""
     block = max(64, GENOTYPE_BLOCK_BYTES // source.bytes_per_variant)
-    writer.write_genotypes(source.batches(release=release, block_variants=block, progress=progress),
-                           row_group_rows=block)
+    return source.batches(release=release, block_variants=block, progress=progress), block

@@ -27,6 +27,7 @@ import fsspec
 import yaml
 
 from ingest.genotypes import Progress
+from ingest.participants import OverlapRule
 from ingest.release import (MANIFEST, ReleaseSources, ingest_release, manifest_release_name,
                             recorded_kind_checksum, size_and_mtime, source_checksums, source_files)
 from lake.errors import InputError, ReleaseError
@@ -50,7 +51,8 @@ class SyncReport:
 def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = None,
          progress: Progress | None = None, wait: float = 0.0, verify: bool = False,
          on_release: Callable[[str, str], None] | None = None,
-         on_changed_file: Callable[[str], None] | None = None) -> SyncReport:
+         on_changed_file: Callable[[str], None] | None = None,
+         overlap: OverlapRule = OverlapRule()) -> SyncReport:
     """Ingest, in order, every release under ``source`` that the lake lacks.
 
     Loaded releases are checked by the size and mtime of their local files (a difference is
@@ -58,7 +60,9 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
     (a difference is what ``SyncReport.changed`` lists); nothing loaded is ingested again.
     ``on_release(name, outcome)`` reports each release ('unchanged', 'changed' or 'ingested'),
     ``on_changed_file(line)`` each changed or missing file. A sync already running, or another
-    writer, is waited for up to ``wait`` seconds (then this one finds its work done).
+    writer, is waited for up to ``wait`` seconds (then this one finds its work done). Each new
+    release is checked as ``ingest_release`` checks it (``overlap`` included): the first bad one
+    stops the sync, uncommitted.
     """
     where = Location.parse(source, storage_options)
     fs = where.filesystem()
@@ -85,7 +89,8 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
                         _check_unchanged(name, folder, sources, committed[name].source_checksums)
                         outcome = "unchanged"
                     else:
-                        ingest_release(lake, sources, release=name, source=folder, progress=progress, wait=wait)
+                        ingest_release(lake, sources, release=name, source=folder, progress=progress, wait=wait,
+                                       overlap=overlap)
                         outcome = "ingested"
             getattr(report, outcome).append(name)   # the outcomes name the report's lists
             report.changed_files += changed_files

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from lake.errors import InputError
 
@@ -27,7 +29,8 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
     Cells that are empty or a missing token (NA, NaN, …) are null. ``whitespace=True``
     reads PLINK text files: fields split by runs of spaces and tabs, blank lines skipped,
     and no missing tokens (an id or allele spelled ``NA`` is kept as written).
-    ``skip_lines`` skips leading lines (meta lines before a header).
+    ``skip_lines`` skips leading lines (meta lines before a header). Every row must have as
+    many fields as the first: a short one would otherwise be padded with nulls.
     """
     path = Path(path)
     if not path.exists():
@@ -42,6 +45,7 @@ def read_text_table(path: str | os.PathLike, *, separator: str | None = None,
     separator = separator or _sniff_separator(path)
     if has_header and not skip_lines:
         _check_header(path, source, separator)
+    _check_row_lengths(path, source, separator, skip_lines=skip_lines)
     try:
         frame = pl.read_csv(source, separator=separator, has_header=has_header, infer_schema=False,
                             skip_rows=skip_lines,
@@ -90,6 +94,44 @@ def _check_header(path: Path, source: Path | bytes, separator: str) -> None:
     if repeated:
         raise InputError(path, f"column name {repeated[0]!r} appears more than once in the header",
                          line=1)
+
+
+def _check_row_lengths(path: Path, source: Path | bytes, separator: str, *, skip_lines: int) -> None:
+    """Every row has as many fields as the first (the header, if any), or an InputError names the line.
+
+    polars pads a short row with nulls, so a row three fields short, or one written with ``;``
+    between its fields (one long participant id), would load as missing values. Arrow's CSV parser
+    counts each row's fields (quotes understood) and knows its line: 1.7 s for a 170 MB table of
+    20,000 participants × 1,000 IDPs, against 7 s for reading it.
+    """
+    ragged = []
+
+    def note(row: pacsv.InvalidRow) -> str:
+        ragged.append(row)
+        return "error"
+
+    try:
+        pacsv.read_csv(
+            pa.py_buffer(source) if isinstance(source, bytes) else source,
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False, skip_rows=skip_lines),
+            parse_options=pacsv.ParseOptions(delimiter=separator, newlines_in_values=True, ignore_empty_lines=False,
+                                              invalid_row_handler=note),
+            convert_options=pacsv.ConvertOptions(include_columns=["f0"], column_types={"f0": pa.binary()}))
+    except pa.ArrowInvalid:   # a row of the wrong length, noted; any other fault is left to polars to name
+        if not ragged:
+            return
+        row = ragged[0]
+        raise InputError(path, f"expected {row.expected_columns} fields separated by {separator!r}, found "
+                         f"{row.actual_columns}{_other_separator(row.text, row.expected_columns)}",
+                         line=row.number) from None
+
+
+def _other_separator(text: str, fields: int) -> str:
+    """A hint when a row splits into the expected fields by another separator (a ``;`` row in a CSV)."""
+    for candidate in (";", "\t", ",", "|", " "):
+        if len(text.split(candidate)) == fields:
+            return f"; this row is separated by {candidate!r}"
+    return ""
 
 
 def _sniff_separator(path: Path) -> str:

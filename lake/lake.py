@@ -211,11 +211,15 @@ class Lake:
         so a later sync can tell an already-loaded release from a changed one; so are the
         writer's ``source_stats`` (file → [size, mtime_ns]), for a check that reads no file.
         """
+        self.check_new_release(name)
+        return ReleaseWriter(self, name, source=source, checksums=checksums or {})
+
+    def check_new_release(self, name: str) -> None:
+        """Raise ReleaseError unless ``name`` is a well-formed release name not yet committed."""
         check_release_name(name)
         if any(r.release == name for r in self.releases()):
             raise ReleaseError(f"release {name!r} is already committed in {self.location.root}; "
                                "releases are immutable, choose a new name")
-        return ReleaseWriter(self, name, source=source, checksums=checksums or {})
 
     def replace_release_rows(self, name: str, release: str,
                              data: pa.Table | pa.RecordBatchReader | Iterator[pa.RecordBatch], *,

@@ -24,7 +24,7 @@ UNICODE_ID = "Ünïcødé-参加者-001"
 
 @dataclass(frozen=True)
 class Case:
-    """One bad invocation: the arguments ({lake}, {tmp}, {scheduler} filled in) and what the error says."""
+    """One bad invocation: the arguments ({lake}, {tmp}, {scheduler}, {release} filled in) and what the error says."""
 
     name: str
     args: list[str]
@@ -35,6 +35,7 @@ class Case:
 
 
 GWAS = ["gwas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
+INGEST = ["ingest", "--lake", "{lake}", "--release", "r2", "--quiet"]
 COVAR = ["--covar", "age,sex"]
 CASES = [
     # SQL
@@ -123,6 +124,28 @@ CASES = [
                                       "--release", "../../etc"], r"release name", setup="unicode_covariates"),
     Case("sync_manifest_traversal", ["sync", "{tmp}/incoming", "--lake", "{lake}", "--quiet"], r"release.yaml",
          setup="incoming_with_traversal"),
+    Case("ingest_ragged_row", [*INGEST, "--covariates", "{tmp}/ragged.csv"],
+         r"ragged.csv, line 3: expected 5 fields separated by ',', found 2", setup="ragged_covariates"),
+    Case("ingest_semicolon_row", [*INGEST, "--covariates", "{tmp}/semicolon.csv"],
+         r"semicolon.csv, line 3: expected 3 fields separated by ',', found 1; this row is separated by ';'",
+         setup="semicolon_covariates"),
+    Case("ingest_idps_match_no_genotyped_participant", [*INGEST, "--bfile", "{release}/genotypes", "--idps",
+                                                        "{tmp}/foreign.csv"],
+         r"foreign.csv: 0 of its 2 participants \(0.0%\) are genotyped .* --allow-partial-overlap",
+         setup="foreign_idps"),
+    Case("ingest_partial_overlap_allowed", [*INGEST, "--bfile", "{release}/genotypes", "--idps", "{tmp}/foreign.csv",
+                                            "--allow-partial-overlap"],
+         r"warning: .*foreign.csv: only 0 of its 2 participants", setup="foreign_idps", ok=True),
+    Case("ingest_min_overlap_not_a_share", [*INGEST, "--bfile", "{release}/genotypes", "--idps", "{tmp}/foreign.csv",
+                                            "--min-overlap", "2"],
+         r"Invalid value for '--min-overlap'", setup="foreign_idps"),
+    Case("ingest_empty_idp_column", [*INGEST, "--idps", "{tmp}/empty_column.csv"],
+         r"warning: .*empty_column.csv, column '25003-2.0': no values in any of its 2 rows", setup="empty_idp_column",
+         ok=True),
+    Case("ingest_check_ragged_row", [*INGEST, "--covariates", "{tmp}/ragged.csv", "--check"],
+         r"ragged.csv, line 3: expected 5 fields", setup="ragged_covariates"),
+    Case("sync_ragged_row", ["sync", "{tmp}/incoming", "--lake", "{lake}", "--quiet"],
+         r"ragged.csv, line 3: expected 5 fields", setup="incoming_with_ragged_row"),
     Case("withdraw_empty_ids", ["withdraw", "--lake", "{lake}", "--ids", "{tmp}/empty.txt"], r"empty.txt",
          setup="empty_ids"),
     Case("synth_negative_size", ["synth", "{tmp}/synth", "--samples", "-5"], r"samples must be an integer >= "),
@@ -153,9 +176,37 @@ def write_unicode_covariates(tmp: Path) -> None:
 
 
 def write_incoming_with_traversal(tmp: Path) -> None:
+    _incoming_release(tmp, covariates="../../../etc/passwd")
+
+
+def _incoming_release(tmp: Path, *, covariates: str) -> Path:
+    """A folder of releases holding one, 2026-12, of covariates only; its folder."""
     folder = tmp / "incoming" / "2026-12"
     folder.mkdir(parents=True)
-    (folder / "release.yaml").write_text("release: '2026-12'\nsources:\n  covariates: ../../../etc/passwd\n")
+    (folder / "release.yaml").write_text(f"release: '2026-12'\nsources:\n  covariates: {covariates}\n")
+    return folder
+
+
+def write_ragged_covariates(tmp: Path) -> None:
+    """Line 3 is three fields short: read leniently, its last three covariates would be missing."""
+    (tmp / "ragged.csv").write_text("participant_id,age,sex,site,height\nP1,61,F,Oslo,170\nP2,58\n")
+
+
+def write_semicolon_covariates(tmp: Path) -> None:
+    (tmp / "semicolon.csv").write_text("participant_id,age,sex\nP1,61,F\nP2;58;M\n")
+
+
+def write_foreign_idps(tmp: Path) -> None:
+    """IDPs whose ids are none of the genotyped participants' (another numbering of the same people)."""
+    (tmp / "foreign.csv").write_text("eid,25001-2.0\nX1,7000\nX2,7100\n")
+
+
+def write_empty_idp_column(tmp: Path) -> None:
+    (tmp / "empty_column.csv").write_text("eid,25001-2.0,25003-2.0\nP1,7000,\nP2,7100,NA\n")
+
+
+def write_incoming_with_ragged_row(tmp: Path) -> None:
+    write_ragged_covariates(_incoming_release(tmp, covariates="ragged.csv"))
 
 
 def write_empty_ids(tmp: Path) -> None:
@@ -177,13 +228,14 @@ def bad_input_lake(tmp_path_factory, release_folder, scheduler) -> Lake:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_bad_input__clear_error_no_traceback_lake_unchanged(case, bad_input_lake, scheduler, tmp_path, reliability):
+def test_bad_input__clear_error_no_traceback_lake_unchanged(case, bad_input_lake, scheduler, tmp_path, reliability,
+                                                           release_folder):
     if case.setup:
         globals()[f"write_{case.setup}"](tmp_path)
     root = bad_input_lake.location.root
     if case.ok:   # it writes to the lake: give it a copy of its own
         root = shutil.copytree(root, tmp_path / "lake")
-    args = [a.format(lake=root, tmp=tmp_path, scheduler=scheduler) for a in case.args]
+    args = [a.format(lake=root, tmp=tmp_path, scheduler=scheduler, release=release_folder) for a in case.args]
     before = lake_files(root)
     result = CliRunner().invoke(main, args)
     output = result.output

@@ -3,6 +3,7 @@ import json
 import polars as pl
 
 from click.testing import CliRunner
+from snapshot import lake_files
 
 from biolake.cli import main
 
@@ -44,6 +45,19 @@ def test_ingest__requires_sources(tmp_path):
     run("init", tmp_path / "lake")
     result = run("ingest", "--lake", tmp_path / "lake", "--release", "r1")
     assert result.exit_code == 2 and "nothing to ingest" in result.output
+
+
+def test_ingest__check_prints_the_plan_and_writes_nothing(tmp_path):
+    release, lake = tmp_path / "r", tmp_path / "lake"
+    run("synth", release, "--samples", 60, "--variants", 200, "--idps", 4, "--cpgs", 100, "--quiet")
+    run("init", lake)
+    before = lake_files(lake)
+    checked = run("ingest", release, "--lake", lake, "--release", "r1", "--check", "--quiet")
+    assert checked.exit_code == 0, checked.output
+    assert "release 'r1' passes every check; nothing was written" in checked.output
+    assert "  genotypes: 200 rows" in checked.output and "  idps: 60 rows" in checked.output
+    assert lake_files(lake) == before
+    assert run("ingest", release, "--lake", lake, "--release", "r1", "--quiet").exit_code == 0
 
 
 def test_sql__formats_and_prompt(tmp_path):

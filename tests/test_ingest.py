@@ -10,11 +10,13 @@ import yaml
 from ingest.genotypes import chromosome
 from ingest.mapped import mapped_bytes, mapped_windows
 from ingest.plink import read_bim
-from ingest.release import ReleaseSources, ingest_release
+from ingest.participants import OverlapRule
+from ingest.release import IngestWarning, ReleaseSources, check_release, ingest_release
 from ingest.text import read_text_table
-from lake.errors import InputError, LakeError
+from lake.errors import InputError, LakeError, ReleaseError
 from lake.lock import lake_lock
 from lake.vectors import decode_calls, decode_floats
+from snapshot import lake_files
 
 
 def fam_ids(folder: Path) -> list[str]:
@@ -186,6 +188,30 @@ def corrupt_field_listed_twice(folder: Path) -> str:
     return _copy_line(folder / "idp_fields.csv", 1, 2)
 
 
+def corrupt_covariates_ragged_row(folder: Path) -> str:
+    return _rewrite_line(folder / "covariates.csv", 5, lambda line: ",".join(line.split(",")[:-3]))
+
+
+def corrupt_idps_semicolon_row(folder: Path) -> str:
+    return _rewrite_line(folder / "idps.csv", 7, lambda line: line.replace(",", ";"))
+
+
+def corrupt_idps_not_genotyped(folder: Path) -> str:
+    return _prefix_ids(folder / "idps.csv", "X", rows=slice(1, None))
+
+
+def corrupt_methylation_samples_not_genotyped(folder: Path) -> str:
+    return _rewrite_line(folder / "methylation.csv", 0, lambda header: header.replace(",", ",X"))
+
+
+def _prefix_ids(path: Path, prefix: str, *, rows: slice) -> str:
+    """Give the participants of ``rows`` (line indices) ids from another numbering."""
+    lines = path.read_text().splitlines()
+    lines[rows] = [prefix + line for line in lines[rows]]
+    path.write_text("\n".join(lines) + "\n")
+    return path.name
+
+
 def _set_source(folder: Path, role: str, value: str) -> None:
     manifest = yaml.safe_load((folder / "release.yaml").read_text())
     manifest["sources"][role] = value
@@ -214,8 +240,13 @@ def _copy_line(path: Path, source: int, target: int) -> str:
 
 
 def _edit_line(path: Path, index: int, change) -> str:
+    """Change the fields of a PLINK text line (split on whitespace, joined by tabs)."""
+    return _rewrite_line(path, index, lambda line: "\t".join(change(line.split())))
+
+
+def _rewrite_line(path: Path, index: int, change) -> str:
     lines = path.read_text().splitlines()
-    lines[index] = "\t".join(change(lines[index].split()))
+    lines[index] = change(lines[index])
     path.write_text("\n".join(lines) + "\n")
     return path.name
 
@@ -226,7 +257,9 @@ CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corr
                corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
                corrupt_manifest_missing_file, corrupt_checksum, corrupt_idp_duplicate_column,
                corrupt_methylation_duplicate_cpg, corrupt_release_name_is_a_date,
-               corrupt_field_id_not_a_number, corrupt_field_listed_twice, corrupt_methylation_header_only]
+               corrupt_field_id_not_a_number, corrupt_field_listed_twice, corrupt_methylation_header_only,
+               corrupt_covariates_ragged_row, corrupt_idps_semicolon_row, corrupt_idps_not_genotyped,
+               corrupt_methylation_samples_not_genotyped]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.removeprefix("corrupt_"))
@@ -434,3 +467,67 @@ def test_ingest_release__probe_chromosomes_are_checked(lake, editable_release):
     with pytest.raises(InputError, match=r"probes\.csv, line 4: unknown chromosome code '\.\./\.\./x'"):
         ingest_release(lake, ReleaseSources(methylation=editable_release / "methylation.csv",
                                             probes=editable_release / "probes.csv"), release="x", source="test")
+
+
+@pytest.mark.parametrize("genotyped, rule, outcome", [
+    (0, OverlapRule(), "refused"),
+    (0, OverlapRule(allow_partial=True), "warned"),
+    (1, OverlapRule(), "warned"),
+    (3, OverlapRule(min_share=0.8), "refused"),
+    (3, OverlapRule(min_share=0.8, allow_partial=True), "accepted"),
+    (3, OverlapRule(), "accepted"),
+    (4, OverlapRule(min_share=1), "accepted"),
+])
+def test_overlap_rule__refuses_none_shared_warns_under_half(genotyped, rule, outcome):
+    ids, shared = {"a", "b", "c", "d"}, set("abcd"[:genotyped])
+    if outcome == "refused":
+        with pytest.raises(InputError, match=f"t.csv: {genotyped} of its 4 participants .* --allow-partial-overlap"):
+            rule.check(ids, genotyped=shared, path="t.csv")
+        return
+    warned = rule.check(ids, genotyped=shared, path="t.csv")
+    assert warned == ([f"t.csv: only {genotyped} of its 4 participants ({genotyped / 4:.1%}) are genotyped "
+                       "in this release"] if outcome == "warned" else [])
+
+
+def test_ingest_release__min_overlap_refuses_a_table_mostly_not_genotyped(lake, editable_release):
+    _prefix_ids(editable_release / "covariates.csv", "X", rows=slice(1, 181))   # 121 of 301 genotyped
+    sources = ReleaseSources(bfile=editable_release / "genotypes", covariates=editable_release / "covariates.csv")
+    with pytest.raises(InputError, match=r"121 of its 301 participants \(40.2%\) .* at least 50.0% \(--min-overlap\)"):
+        ingest_release(lake, sources, release="x", source="test", overlap=OverlapRule(min_share=0.5))
+    assert lake.releases() == []
+    with pytest.warns(IngestWarning, match="only 121 of its 301 participants"):
+        report = ingest_release(lake, sources, release="x", source="test")
+    assert len(report.participants_not_genotyped["covariates"]) == 180
+
+
+def test_ingest_release__an_empty_idp_column_is_warned_of(lake, editable_release):
+    path = editable_release / "idps.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",25099-2.0", *(line + ",NA" for line in lines[1:])]) + "\n")
+    with pytest.warns(IngestWarning, match=r"idps.csv, column '25099-2.0': no values in any of its 301 rows"):
+        ingest_release(lake, ReleaseSources(idps=path), release="x", source="test")
+
+
+def test_check_release__counts_what_ingest_commits_and_writes_nothing(loaded_lake, release_folder):
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    before = lake_files(loaded_lake.location.root)
+    plan = check_release(loaded_lake, sources, release="r2")
+    assert lake_files(loaded_lake.location.root) == before
+    assert plan.warnings == [] and plan.participants_not_genotyped == {"idps": [], "covariates": [],
+                                                                        "methylation": []}
+    assert plan.counts == ingest_release(loaded_lake, sources, release="r2", source="test").counts
+
+
+def test_check_release__streams_every_methylation_row(loaded_lake, editable_release):
+    corrupt_beta_range(editable_release)
+    sources, _ = ReleaseSources.from_folder(editable_release)
+    before = lake_files(loaded_lake.location.root)
+    with pytest.raises(InputError, match=r"methylation.csv, line 41, .*outside \[0, 1\]"):
+        check_release(loaded_lake, sources, release="r2")
+    assert lake_files(loaded_lake.location.root) == before
+
+
+def test_check_release__a_committed_name_is_refused(loaded_lake, release_folder):
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    with pytest.raises(ReleaseError, match="'r1' is already committed"):
+        check_release(loaded_lake, sources, release="r1")

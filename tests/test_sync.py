@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from biolake.cli import main
 from ingest import release as ingest_release
-from ingest.release import file_sha256
+from ingest.participants import OverlapRule
+from ingest.release import IngestWarning, file_sha256
 from ingest.sync import sync
-from lake.errors import LakeError, ReleaseError
+from lake.errors import InputError, LakeError, ReleaseError
 from lake.lock import lake_lock
 
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
@@ -148,6 +149,21 @@ def test_sync__a_bad_release_stops_and_keeps_the_earlier_ones(lake, release_fold
     assert result.returncode == 2
     assert "idps.csv" in result.stderr and "Traceback" not in result.stderr
     assert [r.release for r in lake.releases()] == ["2026-09"]
+
+
+def test_sync__a_release_whose_idps_match_no_genotyped_participant_is_not_committed(lake, release_folder, tmp_path):
+    incoming = tmp_path / "incoming"
+    bad = add_release(incoming, release_folder, "2026-09")
+    lines = (bad / "idps.csv").read_text().splitlines()
+    (bad / "idps.csv").write_text("\n".join([lines[0], *(f"X{line}" for line in lines[1:])]) + "\n")
+    manifest = yaml.safe_load((bad / "release.yaml").read_text())
+    del manifest["checksums"]
+    (bad / "release.yaml").write_text(yaml.safe_dump(manifest))
+    with pytest.raises(InputError, match="idps.csv: 0 of its 301 participants"):
+        sync(lake, incoming)
+    assert lake.releases() == []
+    with pytest.warns(IngestWarning, match="idps.csv: only 0 of its 301 participants"):
+        assert sync(lake, incoming, overlap=OverlapRule(allow_partial=True)).ingested == ["2026-09"]
 
 
 def test_lake_lock__two_syncs_cannot_interleave_and_stale_locks_are_taken_over(lake):
