@@ -364,7 +364,9 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--pheno", metavar="COLS", help="phenotypes: comma-separated columns of idps (instead of --pheno-sql)")
 @_analysis_options(default_name="gwas")
 @click.option("--model", type=click.Choice(["auto", "linear", "logistic"]), default="auto", show_default=True,
-              help="auto: phenotypes whose values are all 0/1 get logistic regression, the rest linear")
+              help="auto: phenotypes whose values are all 0/1 (1 case), or 1/2 with 0 and -9 missing (2 case, as "
+                   "PLINK reads them; a warning names each, as a quantitative phenotype of 1s and 2s reads so "
+                   "too), get logistic regression, the rest linear")
 @click.option("--firth", type=click.Choice(["fallback", "always", "never"]), default="fallback", show_default=True,
               help="Firth regression for logistic tests: when plain logistic fails or separates (plink2's default), always, or never")
 @click.option("--impute-mean", is_flag=True,
@@ -388,7 +390,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     Each phenotype uses exactly its own non-missing samples, and a sample with a
     missing call is dropped for that variant only, as plink2 --glm does. Linear
     tests (t) for quantitative phenotypes, logistic (z) with Firth fallback for
-    0/1 ones. Text covariates (site, sex) become indicator columns. Work runs on
+    0/1 ones (and PLINK's 1/2, 0/-9 missing). Text covariates (site, sex) become indicator columns. Work runs on
     dask, one task per genotype block, each writing its own results file; one
     commit then makes them LAKE/results/NAME (partitioned by chrom), with columns
     phenotype, variant_id, chrom, pos, ref, alt, n, alt_freq, beta, se, t|z, p,

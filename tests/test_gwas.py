@@ -178,6 +178,22 @@ def test_gwas_cli__sigkill_mid_run_leaves_the_previous_results(gwas_lake, schedu
     assert stored().equals(before) and gwas_lake.results_provenance("crash")["phenotypes"] == [idps[0]]
 
 
+def test_run_gwas__reads_plink_coded_case_control_as_binary(gwas_lake, scheduler, idps):
+    # 1 control, 2 case, 0 and -9 missing, as PLINK reads them: the same tests as the 0/1 coding
+    high = f'"{idps[0]}" > (SELECT median("{idps[0]}") FROM idps)'
+    phenotypes = (f"SELECT participant_id, CASE WHEN hash(participant_id) % 10 < 2 THEN NULL "
+                  f"ELSE ({high})::INTEGER END AS zero_one, CASE hash(participant_id) % 10 WHEN 0 THEN -9 "
+                  f"WHEN 1 THEN 0 ELSE 1 + ({high})::INTEGER END AS plink FROM idps")
+    with pytest.warns(UserWarning, match="phenotype 'plink' holds only 1 and 2 .*--model linear"):
+        run_gwas(gwas_lake, GwasSettings(name="plink_coded", phenotypes=phenotypes, covariates=COVARIATES,
+                                         chromosomes=["1"]), scheduler=scheduler)
+    results = ours_by_phenotype(gwas_lake, "plink_coded")
+    assert gwas_lake.results_provenance("plink_coded")["logistic_phenotypes"] == ["zero_one", "plink"]
+    for column in ("n", "alt_freq", "beta", "se", "z", "p"):
+        np.testing.assert_array_equal(results["plink"][column].to_numpy(), results["zero_one"][column].to_numpy(),
+                                      err_msg=column)
+
+
 def test_run_gwas__binary_phenotypes_get_logistic_regression_like_plink2(gwas_lake, scheduler, idps, tmp_path):
     phenotypes = (f'SELECT participant_id, ("{idps[0]}" > (SELECT median("{idps[0]}") FROM idps))::INTEGER AS high '
                   "FROM idps")
