@@ -6,13 +6,12 @@ import pytest
 import scipy.sparse
 import statsmodels.api as sm
 from click.testing import CliRunner
-from conftest import SMALL, lake_dosages
+from conftest import lake_dosages
 from plink2_glm import run_glm_interaction
 from scipy import stats
 
 from biolake.cli import main
 from biolake.gxe import GxeSettings, run_gxe
-from ingest.release import ReleaseSources, ingest_release
 from lake.errors import BiolakeError
 from queries import connect, design
 from stats.association import COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES
@@ -266,17 +265,9 @@ def test_gxe_association__flags_phenotypes_it_cannot_fit_instead_of_stopping():
     assert result.error[:, 1].tolist() == [TOO_FEW_SAMPLES] * 2 and result.error[:, 2].tolist() == [COLLINEAR] * 2
 
 
-def test_gxe_cli__flags_monomorphic_variants_as_the_gwas_does(editable_release, lake, scheduler, tmp_path):
+def test_gxe_cli__flags_monomorphic_variants_as_the_gwas_does(monomorphic_lake, scheduler, tmp_path):
     # biolake gxe --maf 0 stopped with 'internal error, ZeroDivisionError' on a variant without alt alleles
-    bed = editable_release / "genotypes.bed"
-    calls = bytearray(bed.read_bytes())
-    row = (SMALL["samples"] + 3) // 4
-    calls[3:3 + row] = b"\xff" * row                    # the first variant: every sample homozygous ref
-    bed.write_bytes(bytes(calls))
-    sources, _ = ReleaseSources.from_folder(editable_release)
-    ingest_release(lake, sources, release="r1", source=str(editable_release))
-    variants = lake.read("variants", columns=["variant_id", "variant_index"]).sort_by("variant_index")
-    first = variants["variant_id"][0].as_py()
+    lake, first = monomorphic_lake
     runner, common = CliRunner(), ["--lake", lake.location.root, "--pheno", "25001-2.0", "--covar", "age,sex,stress",
                                    "--chrom", "1", "--scheduler", scheduler, "--quiet"]
     for job, flags in [("gxe", ["--exposure", "stress", "--maf", "0"]), ("gwas", [])]:
