@@ -633,6 +633,9 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
 def export(lake_location: str, name: str, out: str, layout: str, phenotype: str | None) -> None:
     """Write a results table for other tools: everything, or one phenotype in a standard layout.
 
+    GWAS-SSF needs beta, standard error and p on every row: tests that could not run are left
+    out, and counted by reason in the meta YAML (untested_rows_omitted, untested_rows_by_reason).
+
     \b
     Examples:
       biolake export --lake /tmp/lake --result idps --out idps.parquet

@@ -121,7 +121,9 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
     ``gwas-ssf`` (the GWAS Catalog standard: its columns in order, ``#NA``, and the metadata
     YAML ``OUT-meta.yaml`` beside the file), ``regenie`` (``.regenie``, space-separated) or
     ``plink2`` (``.glm.linear``-like, tab-separated). Rows come sorted by chromosome (1-22, X, XY,
-    Y, MT) and position.
+    Y, MT) and position. GWAS-SSF requires beta, standard error and p on every row, and a
+    chromosome 1-25: rows without them (tests that did not run) are left out, and counted by
+    reason in the YAML.
     """
     import gzip
     import hashlib
@@ -151,6 +153,9 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
                                .then(pl.col("variant_id")),
                                ssf_variant_id=pl.concat_str([ssf_chromosome, "pos", "ref", "alt"], separator="_"),
                                ).sort(["ssf_chromosome", "chrom", "pos"])
+    omitted: dict[str, int] = {}
+    if dialect == "gwas-ssf":
+        table, omitted = _ssf_rows(table)
 
     def column(ours: str) -> pl.Expr:
         if ours in CONSTANTS:
@@ -174,7 +179,23 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
             "samples": [{"sample_size": int(table["n"].max() or 0)}],
             "gwas_id": name, "biolake_provenance": {k: provenance[k] for k in ("release", "covariates", "settings")
                                                      if k in provenance},
+            "untested_rows_omitted": sum(omitted.values()), "untested_rows_by_reason": omitted,
         }
         with open(f"{out}-meta.yaml", "w") as handle:
             yaml.safe_dump(metadata, handle, sort_keys=False, default_flow_style=False)
     return frame.height
+
+
+def _ssf_rows(table: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The rows a GWAS-SSF file may hold (finite beta, se and p; a chromosome numbered 1-25; alleles
+    spelled in nucleotides), and how many others there were per reason: the test's error, or what
+    GWAS-SSF cannot write."""
+    estimated = pl.all_horizontal(pl.col(c).is_not_null() & pl.col(c).is_finite() for c in ("beta", "se", "p"))
+    spelled = pl.all_horizontal(pl.col(c).str.contains("^[ACGTacgt]+$") for c in ("ref", "alt"))
+    reason = (pl.when(pl.col("ssf_chromosome").is_null()).then(pl.format("chromosome {}", "chrom"))
+              .when(~spelled).then(pl.lit("alleles other than A, C, G, T"))
+              .otherwise(pl.col("error") if "error" in table.columns else pl.lit(None, pl.String))
+              .fill_null("no estimate"))
+    keep = estimated & pl.col("ssf_chromosome").is_not_null() & spelled
+    counts = table.filter(~keep).group_by(reason.alias("reason")).len().sort("reason")
+    return table.filter(keep), dict(counts.iter_rows())

@@ -50,6 +50,28 @@ def test_export_then_import__gives_back_the_same_numbers(gwas_lake, one_idp, tmp
                                       f"{first['other_allele']}_{first['effect_allele']}"
 
 
+def test_export_dialect__gwas_ssf_leaves_out_untested_rows_and_counts_them(monomorphic_lake, scheduler, tmp_path):
+    # GWAS-SSF requires beta, standard_error and p_value on every row: the monomorphic variant's test did not run
+    lake, monomorphic = monomorphic_lake
+    run_gwas(lake, GwasSettings(name="ssf", phenotypes=["25001-2.0"], covariates=["age", "sex"], chromosomes=["1"]),
+             scheduler=scheduler)
+    stored = pl.from_arrow(lake.results_dataset("ssf").to_table())
+    out = tmp_path / "ssf.tsv.gz"
+    assert export_dialect(lake, "ssf", str(out), dialect="gwas-ssf") == stored.height - 1
+    written = pl.read_csv(out, separator="\t", null_values="#NA", infer_schema_length=None)
+    meta = yaml.safe_load((tmp_path / "ssf.tsv.gz-meta.yaml").read_text())
+    assert meta["untested_rows_omitted"] == 1 and meta["untested_rows_by_reason"] == {"monomorphic": 1}
+    assert monomorphic not in written["rsid"].to_list() and written.height == stored.height - 1
+    # the standard's mandatory columns, in order, each on every row and within its range
+    mandatory = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta", "standard_error",
+                 "effect_allele_frequency", "p_value"]
+    assert written.columns[:8] == mandatory and written.select(mandatory).null_count().sum_horizontal().item() == 0
+    assert written.select(pl.col("beta", "standard_error", "p_value").is_finite().all()).row(0) == (True,) * 3
+    assert written["chromosome"].is_between(1, 25).all() and (written["p_value"] > 0).all()
+    assert (written["p_value"] <= 1).all() and written["effect_allele_frequency"].is_between(0, 1).all()
+    assert written.select(pl.col("effect_allele", "other_allele").str.contains("^[ACGT]+$").all()).row(0) == (True,) * 2
+
+
 def test_read_sumstats__takes_plink2_a1_as_the_effect_allele(tmp_path):
     rng = np.random.default_rng(9)
     g = rng.binomial(2, np.r_[np.full(5, 0.2), np.full(5, 0.85)][:, None], (10, 200)).astype(float)
