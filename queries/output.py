@@ -212,6 +212,8 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
         return pl.col(ours) if ours in table.columns else pl.lit(None)   # written as the layout's NA
 
     frame = with_digits(table.select([column(ours).alias(theirs) for theirs, ours in DIALECTS[dialect]]), digits)
+    for theirs in (theirs for theirs, ours in DIALECTS[dialect] if ours == "p"):
+        frame = frame.with_columns(_p_text(frame[theirs], table["log10p"], digits).alias(theirs))
     text = frame.write_csv(separator=" " if dialect == "regenie" else "\t", null_value=NOT_AVAILABLE[dialect],
                            float_precision=None)
     with (gzip.open(out, "wt") if out.endswith(".gz") else open(out, "w")) as handle:
@@ -233,6 +235,18 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
         with open(f"{out}-meta.yaml", "w") as handle:
             yaml.safe_dump(metadata, handle, sort_keys=False, default_flow_style=False)
     return frame.height
+
+
+def _p_text(p: pl.Series, log10p: pl.Series, digits: int | None) -> pl.Series:
+    """``p``, written from −log10 p where it fell below float64's range (1e-323) and reads 0:
+    GWAS-SSF requires p > 0, and plink2 prints such p too (as ``3.162278e-401``)."""
+    underflow = (p == 0) & log10p.is_finite() & (log10p > 0)
+    if not underflow.any():
+        return p
+    exponent = log10p.ceil()
+    mantissa = (10.0 ** (exponent - log10p)).round((digits or 17) - 1)
+    text = pl.format("{}e-{}", pl.lit(mantissa), pl.lit(exponent.cast(pl.Int64)))
+    return pl.select(pl.when(pl.lit(underflow)).then(text).otherwise(pl.lit(p).cast(pl.String))).to_series()
 
 
 def _ssf_rows(table: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:

@@ -72,6 +72,18 @@ def test_export_dialect__gwas_ssf_leaves_out_untested_rows_and_counts_them(monom
     assert written.select(pl.col("effect_allele", "other_allele").str.contains("^[ACGT]+$").all()).row(0) == (True,) * 2
 
 
+def test_export_dialect__writes_p_below_the_float_range_from_log10p(gwas_lake, tmp_path):
+    # p = 10^-400.5 reads 0 as a float64, which GWAS-SSF refuses: it is written from −log10 p
+    (tmp_path / "tiny.regenie").write_text("CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ N TEST BETA SE CHISQ LOG10P\n"
+                                           "1 100 rs1 A G 0.3 1000 ADD 0.5 0.01 2500 400.5\n"
+                                           "1 200 rs2 C T 0.2 1000 ADD 0.1 0.05 4 1.3\n")
+    import_sumstats(gwas_lake, tmp_path / "tiny.regenie", name="underflow", phenotype="y")
+    for dialect, column in [("gwas-ssf", "p_value"), ("plink2", "P")]:
+        export_dialect(gwas_lake, "underflow", str(tmp_path / "out.tsv"), dialect=dialect)
+        written = pl.read_csv(tmp_path / "out.tsv", separator="\t", infer_schema_length=0)
+        assert written[column].to_list() == ["3.162278e-401", "0.05011872"], dialect
+
+
 def test_export_results__prints_the_stated_significant_digits(gwas_lake, one_idp, tmp_path):
     stored = pl.from_arrow(gwas_lake.results_dataset(one_idp).to_table()).sort("variant_id")
     default, full = tmp_path / "default.tsv", tmp_path / "full.tsv.gz"
