@@ -40,6 +40,7 @@ def _analysis_options(*, default_name: str):
                      help="results table: LAKE/results/NAME (replaced if it exists)"),
         click.option("--out", type=click.Path(dir_okay=False),
                      help="also export the results: .tsv[.gz], .csv[.gz] or .parquet"),
+        DIGITS_OPTION,
         click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)"),
         *CLUSTER_OPTIONS,
     ]
@@ -55,6 +56,33 @@ ADJUST_OPTION = click.option(
     "--adjust", is_flag=True,
     help="store each test's Benjamini-Hochberg q-value (column fdr, per phenotype), as plink2 --adjust: "
          "one more pass over the results, sorted out of core by DuckDB (about 1 s per million rows here)")
+
+
+class _Digits(click.ParamType):
+    """Significant digits of the numbers in text exports: N (1-17), or 'full' (every digit)."""
+
+    name = "N|full"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "full" or isinstance(value, int):
+            return value
+        if value.isdigit() and 1 <= int(value) <= 17:
+            return int(value)
+        self.fail(f"expected a number of significant digits from 1 to 17, or full; got {value!r}", param, ctx)
+
+
+# Not --precision: the GWAS's --precision float64|float32 is the precision it computes in.
+DIGITS_OPTION = click.option(
+    "--digits", type=_Digits(), metavar="N|full",
+    help="significant digits of numbers in text exports (.tsv, .csv; Parquet keeps every bit) [default: 7, "
+         "which reproduce p and beta to the 6 digits plink2 prints, 40 % smaller gzipped; full: every "
+         "digit, as stored]")
+
+
+def _digits(digits: int | str | None) -> dict[str, int | None]:
+    """--digits as the exports' keyword: none when not given (their default), None for full."""
+    return {} if digits is None else {"digits": None if digits == "full" else digits}
+
 
 CLUSTER_OPTIONS = (  # every job that runs on dask takes these
     click.option("--scheduler", metavar="ADDRESS",
@@ -419,7 +447,9 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--pheno", metavar="COLS", help="phenotypes: comma-separated columns of idps (instead of --pheno-sql)")
 @_analysis_options(default_name="gwas")
 @click.option("--model", type=click.Choice(["auto", "linear", "logistic"]), default="auto", show_default=True,
-              help="auto: phenotypes whose values are all 0/1 get logistic regression, the rest linear")
+              help="auto: phenotypes whose values are all 0/1 (1 case), or 1/2 with 0 and -9 missing (2 case, as "
+                   "PLINK reads them; a warning names each, as a quantitative phenotype of 1s and 2s reads so "
+                   "too), get logistic regression, the rest linear")
 @click.option("--firth", type=click.Choice(["fallback", "always", "never"]), default="fallback", show_default=True,
               help="Firth regression for logistic tests: when plain logistic fails or separates (plink2's default), always, or never")
 @click.option("--impute-mean", is_flag=True,
@@ -432,8 +462,8 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @ADJUST_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None, covar: str | None,
-         samples_sql: str | None, release: str | None, name: str, out: str | None, model: str, firth: str,
-         impute_mean: bool, precision: str, chromosomes: tuple[str, ...],
+         samples_sql: str | None, release: str | None, name: str, out: str | None, digits: int | str | None,
+         model: str, firth: str, impute_mean: bool, precision: str, chromosomes: tuple[str, ...],
          scheduler: str | None, workers: int | None, min_maf: float, adjust: bool, quiet: bool) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
@@ -443,12 +473,13 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     Each phenotype uses exactly its own non-missing samples, and a sample with a
     missing call is dropped for that variant only, as plink2 --glm does. Linear
     tests (t) for quantitative phenotypes, logistic (z) with Firth fallback for
-    0/1 ones. Text covariates (site, sex) become indicator columns. Work runs on
+    0/1 ones (and PLINK's 1/2, 0/-9 missing). Text covariates (site, sex) become indicator columns. Work runs on
     dask, one task per genotype block, each writing its own results file; one
     commit then makes them LAKE/results/NAME (partitioned by chrom), with columns
     phenotype, variant_id, chrom, pos, ref, alt, n, alt_freq, beta, se, t|z, p,
     log10p, error (and fdr with --adjust), and the query text, settings, and per
-    phenotype λGC and Bonferroni thresholds in its metadata.
+    phenotype λGC and Bonferroni thresholds in its metadata. --out text files print
+    7 significant digits (--digits).
 
     \b
     Examples:
@@ -476,7 +507,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     _echo_design(report)
     _print_summary(report.summary)
     click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out)
+    _export(lake, name, out, digits)
 
 
 @main.command()
@@ -489,8 +520,8 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, covar_sql: str | None,
          covar: str | None, samples_sql: str | None, values: str, release: str | None, name: str,
-         out: str | None, chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None,
-         quiet: bool) -> None:
+         out: str | None, digits: int | str | None, chromosomes: tuple[str, ...], scheduler: str | None,
+         workers: int | None, quiet: bool) -> None:
     """Regress every CpG on an exposure; limma's moderated t; a results table in the lake.
 
     Per CpG: methylation ~ exposure + covariates, on the participants with methylation
@@ -523,7 +554,7 @@ def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, cov
                    f"FDR < 0.05: {s.fdr_hits:,}, p < 9e-8: {s.array_wide_hits:,}, top {s.top_cpg} "
                    f"(p = {s.top_p:.3g})", err=True)
     click.echo(f"results in {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out)
+    _export(lake, name, out, digits)
 
 
 @main.command()
@@ -547,8 +578,8 @@ def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, cov
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...],
         covar_sql: str | None, covar: str | None, samples_sql: str | None, release: str | None, name: str,
-        out: str | None, chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None,
-        keller: bool, robust: str, min_maf: float, adjust: bool, quiet: bool) -> None:
+        out: str | None, digits: int | str | None, chromosomes: tuple[str, ...], scheduler: str | None,
+        workers: int | None, keller: bool, robust: str, min_maf: float, adjust: bool, quiet: bool) -> None:
     """Test every variant's interaction with an exposure; write a results table into the lake.
 
     Per variant and phenotype, y ~ covariates + e + g + g×e by least squares, on
@@ -586,7 +617,7 @@ def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures:
                err=True)
     _print_summary(report.summary)
     click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out)
+    _export(lake, name, out, digits)
 
 
 @main.command()
@@ -595,7 +626,8 @@ def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures:
               help="a GWAS results table of one cohort or site (repeat: two or more)")
 @click.option("--name", default="meta", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
 @click.option("--out", type=click.Path(dir_okay=False), help="also export the results: .tsv[.gz], .csv[.gz] or .parquet")
-def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | None) -> None:
+@DIGITS_OPTION
+def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | None, digits: int | str | None) -> None:
     """Meta-analyse GWAS results of several cohorts or sites (ENIGMA style) into one table.
 
     Rows are matched by phenotype, position and allele pair and put on the first cohort's
@@ -623,7 +655,7 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | Non
     click.echo(f"{report.rows:,} variant × phenotype rows from {len(report.cohorts)} cohorts, "
                f"{report.hits:,} at p < 5e-8 (fixed effects); {report.multiallelic:,} positions with more than one "
                f"allele pair, each combined on its own → {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out)
+    _export(lake, name, out, digits)
 
 
 @main.command()
@@ -636,10 +668,11 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | Non
 @click.option("--release", metavar="NAME", help="release to score [default: latest]")
 @click.option("--name", default="prs", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
 @click.option("--out", type=click.Path(dir_okay=False), help="also export the scores: .tsv[.gz], .csv[.gz] or .parquet")
+@DIGITS_OPTION
 @_cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None, name: str, out: str | None,
-        scheduler: str | None, workers: int | None, quiet: bool) -> None:
+        digits: int | str | None, scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """Polygenic scores of every genotyped participant, one column per p-value threshold.
 
     Per participant, the sum over weighted variants of effect-allele dosage × beta, as
@@ -671,7 +704,7 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
     click.echo(f"{report.participants:,} participants scored; variants per score: {used}; "
                f"{report.unmatched:,} weights not in the release, {report.allele_mismatch:,} on neither allele "
                f"→ {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out)
+    _export(lake, name, out, digits)
 
 
 @main.command()
@@ -683,12 +716,19 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
               help="table: every column, format from --out's extension (.tsv[.gz], .csv[.gz], .parquet); "
                    "gwas-ssf: the GWAS Catalog standard (with OUT-meta.yaml); regenie / plink2: their GWAS layouts")
 @click.option("--phenotype", help="the phenotype to write (gwas-ssf, regenie, plink2 hold one)")
-def export(lake_location: str, name: str, out: str, layout: str, phenotype: str | None) -> None:
+@DIGITS_OPTION
+def export(lake_location: str, name: str, out: str, layout: str, phenotype: str | None,
+           digits: int | str | None) -> None:
     """Write a results table for other tools: everything, or one phenotype in a standard layout.
+
+    Text files print 7 significant digits (--digits full: every digit). GWAS-SSF needs beta,
+    standard error and p on every row: tests that could not run are left out, and counted by
+    reason in the meta YAML (untested_rows_omitted, untested_rows_by_reason).
 
     \b
     Examples:
       biolake export --lake /tmp/lake --result idps --out idps.parquet
+      biolake export --lake /tmp/lake --result idps --out idps.tsv.gz --digits full
       biolake export --lake /tmp/lake --result idps --phenotype 25010-2.0 --format gwas-ssf \\
                      --out 25010.tsv.gz      # and 25010.tsv.gz-meta.yaml
     """
@@ -699,12 +739,12 @@ def export(lake_location: str, name: str, out: str, layout: str, phenotype: str 
     _check_out_of_lake(lake, out)
     if layout == "table":
         _check_out(out)
-        rows = export_results(lake, name, out)
+        rows = export_results(lake, name, out, **_digits(digits))
     else:
         if layout == "gwas-ssf" and not out.endswith((".tsv", ".tsv.gz")):
             raise click.BadParameter("GWAS-SSF files are .tsv or .tsv.gz", param_hint="--out")
         try:
-            rows = export_dialect(lake, name, out, dialect=layout, phenotype=phenotype)
+            rows = export_dialect(lake, name, out, dialect=layout, phenotype=phenotype, **_digits(digits))
         except ValueError as exc:
             raise BiolakeError(str(exc)) from None
     click.echo(f"{rows:,} rows → {out}", err=True)
@@ -753,8 +793,9 @@ def _result_option(function):
               help="instead of a p threshold: Benjamini-Hochberg q-value ≤ Q within each phenotype (adds column q)")
 @click.option("--window", default=500_000, show_default=True, metavar="BP", help="clumping distance: one lead per ±BP")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the hits as .tsv/.csv/.parquet instead of a table")
+@DIGITS_OPTION
 def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: float | None, window: int,
-         out: str | None) -> None:
+         out: str | None, digits: int | str | None) -> None:
     """Lead hits per phenotype: hits past the threshold, one lead per locus (±500 kb clumping).
 
     \b
@@ -770,7 +811,7 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
     _check_out_of_lake(lake, out)
     table = lead_hits(lake, name, threshold=threshold, family=family, fdr=fdr, window=window)
     output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
-    write_table(table, output_format=output_format, out=out)
+    write_table(table, output_format=output_format, out=out, **_digits(digits))
     click.echo(f"{table.num_rows:,} lead hits", err=True)
 
 
@@ -842,11 +883,11 @@ def _echo_design(report) -> None:
         click.echo(report.dropped, err=True)
 
 
-def _export(lake, name: str, out: str | None) -> None:
+def _export(lake, name: str, out: str | None, digits: int | str | None) -> None:
     from queries.output import export_results
 
     if out is not None:
-        export_results(lake, name, out)
+        export_results(lake, name, out, **_digits(digits))
         click.echo(f"exported to {out}", err=True)
 
 

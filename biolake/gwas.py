@@ -9,6 +9,7 @@ kernels, so memory is bounded by the block, not by the number of variants
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from stats.linear import LinearModel, linear_association, prepare_linear
 
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
+PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
 
 
@@ -39,7 +41,7 @@ class GwasSettings:
     covariates: str | Sequence[str]
     samples: str | None = None
     release: str | None = None
-    model: str = "auto"            # auto: a phenotype whose values are all 0/1 is binary (logistic)
+    model: str = "auto"            # auto: a phenotype coded 0/1, or PLINK's 1/2, is binary (logistic)
     firth: str = "fallback"        # as plink2: fallback, always, never
     impute_mean: bool = False      # missing calls → the variant's mean (REGENIE); default drops them (plink2)
     precision: str = "float64"
@@ -155,8 +157,8 @@ def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:
 
 
 def _block_inputs(chosen, *, settings: GwasSettings) -> BlockInputs:
-    binary = _binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
-    quantitative = chosen.phenotypes[:, ~binary]
+    binary, phenotypes = _binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
+    quantitative = phenotypes[:, ~binary]
     names = np.array(chosen.phenotype_names, dtype=object)
     statistics = [s for s, used in (("t", (~binary).any()), ("z", binary.any())) if used]
     return BlockInputs(
@@ -164,23 +166,34 @@ def _block_inputs(chosen, *, settings: GwasSettings) -> BlockInputs:
         impute_mean=settings.impute_mean,
         linear=prepare_linear(quantitative, chosen.covariates) if quantitative.shape[1] else None,
         linear_names=list(names[~binary]),
-        binary=chosen.phenotypes[:, binary], binary_names=list(names[binary]),
+        binary=phenotypes[:, binary], binary_names=list(names[binary]),
         covariates=chosen.covariates, firth=settings.firth, schema=results_schema(statistics=statistics),
         min_maf=settings.min_maf)
 
 
-def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> np.ndarray:
-    """Which phenotypes get logistic regression: declared by ``model``, or detected (values all 0/1)."""
-    zero_one = np.array([set(np.unique(col[~np.isnan(col)])) <= {0.0, 1.0} for col in phenotypes.T], bool)
+def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which phenotypes get logistic regression, declared by ``model`` or detected (values all 0/1,
+    or PLINK's case/control coding), and the phenotypes with the PLINK-coded ones recoded to 0/1.
+
+    PLINK reads a phenotype of 1 and 2 (0 and -9 missing) as control/case; so does ``auto``,
+    with a warning naming it, as a quantitative phenotype can take those values too.
+    """
+    values = [set(np.unique(column[~np.isnan(column)]).tolist()) for column in phenotypes.T]
+    zero_one = np.array([found <= {0.0, 1.0} for found in values], bool)
+    plink = np.array([{1.0, 2.0} <= found <= PLINK_CASE_CONTROL for found in values], bool)
     if model == "linear":
-        return np.zeros(len(names), bool)
-    if model == "logistic":
-        if not zero_one.all():
-            bad = [n for n, ok in zip(names, zero_one) if not ok]
-            raise BiolakeError(f"--model logistic needs 0/1 phenotypes (0 control, 1 case); "
-                               f"not 0/1: {', '.join(bad[:5])}")
-        return zero_one
-    return zero_one
+        return np.zeros(len(names), bool), phenotypes
+    if model == "logistic" and not (zero_one | plink).all():
+        bad = [n for n, ok in zip(names, zero_one | plink) if not ok]
+        raise BiolakeError(f"--model logistic needs 0/1 phenotypes (0 control, 1 case) or PLINK's 1/2 (0, -9 "
+                           f"missing); not 0/1 nor 1/2: {', '.join(bad[:5])}")
+    recoded = phenotypes.copy()
+    for j in np.flatnonzero(plink):
+        warnings.warn(f"phenotype {names[j]!r} holds only 1 and 2 (0, -9 missing), PLINK's case/control coding: "
+                      "tested as 2 case, 1 control by logistic regression (--model linear tests it as quantitative)",
+                      stacklevel=3)
+        recoded[:, j] = np.select([phenotypes[:, j] == 2.0, phenotypes[:, j] == 1.0], [1.0, 0.0], np.nan)
+    return zero_one | plink, recoded
 
 
 def _check(settings: GwasSettings) -> None:

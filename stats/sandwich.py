@@ -172,7 +172,7 @@ def fused_fit(g, samples, multipliers, shared_fit, y, leverage, power, tested, s
     exact = np.zeros(variants, np.bool_)
     resid, influence = np.empty((terms, n)), np.empty((terms, n))
     genotype, weight, residual = np.empty(n), np.empty(n), np.empty(n)
-    scaled = np.empty((terms, terms))
+    scaled, inverse_root = np.empty((terms, terms)), np.empty(terms)
     for v in range(variants):
         for i in range(n):
             genotype[i] = g[v, samples[i]]
@@ -185,9 +185,11 @@ def fused_fit(g, samples, multipliers, shared_fit, y, leverage, power, tested, s
                 gram[v, a, b] = gram[v, b, a] = _dot(resid[a], resid[b])
             for p in range(phenotypes):
                 cross[v, a, p] = _dot(resid[a], y[p])
+        for a in range(terms):              # to correlations: each side's 1/√Hₐₐ (a product of two
+            inverse_root[a] = 1.0 / np.sqrt(max(gram[v, a, a], 1e-300))   # floors, 1e-600, underflows to 0)
         for a in range(terms):
             for b in range(terms):
-                scaled[a, b] = gram[v, a, b] / np.sqrt(max(gram[v, a, a], 1e-300) * max(gram[v, b, b], 1e-300))
+                scaled[a, b] = gram[v, a, b] * inverse_root[a] * inverse_root[b]
         singular[v] = _smallest_eigenvalue(scaled) <= singular_below
         _invert(gram[v], h_inverse[v], singular[v])
         for a in range(terms):

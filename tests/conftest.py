@@ -68,6 +68,21 @@ def gwas_lake(tmp_path_factory: pytest.TempPathFactory, release_folder: Path) ->
     return lake
 
 
+@pytest.fixture
+def monomorphic_lake(editable_release: Path, lake: Lake) -> tuple[Lake, str]:
+    """A lake holding the small release as 'r1' with its first variant homozygous ref in every
+    sample (no missing call), and that variant's id."""
+    bed = editable_release / "genotypes.bed"
+    calls = bytearray(bed.read_bytes())
+    row = (SMALL["samples"] + 3) // 4
+    calls[3:3 + row] = b"\xff" * row                    # after the 3-byte header: the first variant's calls
+    bed.write_bytes(bytes(calls))
+    sources, _ = ReleaseSources.from_folder(editable_release)
+    ingest_release(lake, sources, release="r1", source=str(editable_release))
+    variants = lake.read("variants", columns=["variant_id", "variant_index"]).sort_by("variant_index")
+    return lake, variants["variant_id"][0].as_py()
+
+
 @pytest.fixture(scope="session")
 def scheduler() -> Iterator[str]:
     """A real dask cluster of two worker processes, shared by the association jobs' tests."""

@@ -91,7 +91,7 @@ def test_run_gwas__results_carry_provenance_and_export_like_plink2(gwas_lake, sc
     assert provenance["samples"].endswith("age > 50") and provenance["settings"]["model"] == "auto"
     assert provenance["biolake_version"] and provenance["dropped"]["not in the sample selection"] > 0
     stored = pl.from_arrow(gwas_lake.results_dataset("one").to_table())
-    assert export_results(gwas_lake, "one", str(tmp_path / "one.tsv.gz")) == stored.height
+    assert export_results(gwas_lake, "one", str(tmp_path / "one.tsv.gz"), digits=None) == stored.height
     exported = pl.read_csv(tmp_path / "one.tsv.gz", separator="\t", null_values="NA")
     assert exported.columns == ["phenotype", "variant_id", "chrom", "pos", "ref", "alt", "n", "alt_freq",
                                 "beta", "se", "t", "p", "log10p", "error"]
@@ -176,6 +176,22 @@ def test_gwas_cli__sigkill_mid_run_leaves_the_previous_results(gwas_lake, schedu
     written = list(Path(root, "results", "crash").rglob("*.parquet"))
     assert len(written) > len(gwas_lake.results("crash").file_uris()), "the killed run wrote files"
     assert stored().equals(before) and gwas_lake.results_provenance("crash")["phenotypes"] == [idps[0]]
+
+
+def test_run_gwas__reads_plink_coded_case_control_as_binary(gwas_lake, scheduler, idps):
+    # 1 control, 2 case, 0 and -9 missing, as PLINK reads them: the same tests as the 0/1 coding
+    high = f'"{idps[0]}" > (SELECT median("{idps[0]}") FROM idps)'
+    phenotypes = (f"SELECT participant_id, CASE WHEN hash(participant_id) % 10 < 2 THEN NULL "
+                  f"ELSE ({high})::INTEGER END AS zero_one, CASE hash(participant_id) % 10 WHEN 0 THEN -9 "
+                  f"WHEN 1 THEN 0 ELSE 1 + ({high})::INTEGER END AS plink FROM idps")
+    with pytest.warns(UserWarning, match="phenotype 'plink' holds only 1 and 2 .*--model linear"):
+        run_gwas(gwas_lake, GwasSettings(name="plink_coded", phenotypes=phenotypes, covariates=COVARIATES,
+                                         chromosomes=["1"]), scheduler=scheduler)
+    results = ours_by_phenotype(gwas_lake, "plink_coded")
+    assert gwas_lake.results_provenance("plink_coded")["logistic_phenotypes"] == ["zero_one", "plink"]
+    for column in ("n", "alt_freq", "beta", "se", "z", "p"):
+        np.testing.assert_array_equal(results["plink"][column].to_numpy(), results["zero_one"][column].to_numpy(),
+                                      err_msg=column)
 
 
 def test_run_gwas__binary_phenotypes_get_logistic_regression_like_plink2(gwas_lake, scheduler, idps, tmp_path):

@@ -128,6 +128,16 @@ def test_gxe_association__flags_what_cannot_be_tested():
     assert np.isnan(result.beta[:2, 0]).all() and ERRORS[result.error[1, 0]] == "collinear"
 
 
+
+def test_gxe_association__flags_a_variant_without_alt_alleles_as_monomorphic():
+    # a variant of 0 calls only has H = 0 exactly, which the compiled route (few phenotypes, no missing
+    # call) scaled to correlations by dividing by √(1e-300 · 1e-300) = 0: ZeroDivisionError
+    genotypes, _, y, covariates = simulate(np.random.default_rng(19), phenotypes=1, missing_calls=0.0)
+    genotypes[0], genotypes[1] = 0.0, 2.0
+    result = gxe_association(genotypes, prepare_gxe(y, covariates, exposures=[3]))
+    assert result.error[:2, 0].tolist() == [MONOMORPHIC] * 2 and np.isnan(result.beta[:2]).all()
+    assert (result.error[2:] == OK).all()
+
 def test_gxe_association__matches_plink2_interaction_including_common_alt_alleles(tmp_path):
     genotypes, missing, y, covariates = simulate(np.random.default_rng(15), n=500, variants=40, phenotypes=2)
     genotypes[:3] = np.random.default_rng(1).binomial(2, 0.985, (3, 500))  # alt allele nearly fixed
@@ -253,3 +263,16 @@ def test_gxe_association__flags_phenotypes_it_cannot_fit_instead_of_stopping():
     result = gxe_association(rng.integers(0, 3, (2, n)).astype(float), prepare_gxe(y, covariates, exposures=[3]))
     assert result.error[:, 0].tolist() == [OK, OK]
     assert result.error[:, 1].tolist() == [TOO_FEW_SAMPLES] * 2 and result.error[:, 2].tolist() == [COLLINEAR] * 2
+
+
+def test_gxe_cli__flags_monomorphic_variants_as_the_gwas_does(monomorphic_lake, scheduler, tmp_path):
+    # biolake gxe --maf 0 stopped with 'internal error, ZeroDivisionError' on a variant without alt alleles
+    lake, first = monomorphic_lake
+    runner, common = CliRunner(), ["--lake", lake.location.root, "--pheno", "25001-2.0", "--covar", "age,sex,stress",
+                                   "--chrom", "1", "--scheduler", scheduler, "--quiet"]
+    for job, flags in [("gxe", ["--exposure", "stress", "--maf", "0"]), ("gwas", [])]:
+        result = runner.invoke(main, [job, *common, *flags, "--name", job, "--out", str(tmp_path / f"{job}.tsv")])
+        assert result.exit_code == 0, result.output
+    errors = {job: pl.read_csv(tmp_path / f"{job}.tsv", separator="\t", null_values="NA")
+              .filter(pl.col("variant_id") == first)["error"].to_list() for job in ("gxe", "gwas")}
+    assert errors == {"gxe": ["monomorphic"], "gwas": ["monomorphic"]}

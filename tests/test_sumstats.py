@@ -28,7 +28,7 @@ def one_idp(gwas_lake, scheduler, idps):
 @pytest.mark.parametrize("dialect, suffix", [("gwas-ssf", ".tsv.gz"), ("regenie", ".regenie"), ("plink2", ".glm.linear")])
 def test_export_then_import__gives_back_the_same_numbers(gwas_lake, one_idp, tmp_path, dialect, suffix):
     out = str(tmp_path / f"out{suffix}")
-    rows = export_dialect(gwas_lake, one_idp, out, dialect=dialect)
+    rows = export_dialect(gwas_lake, one_idp, out, dialect=dialect, digits=None)
     assert import_sumstats(gwas_lake, out, name=f"back_{dialect.replace('-', '_')}", phenotype="y") == rows
     ours = pl.from_arrow(gwas_lake.results_dataset(one_idp).to_table()).sort("variant_id")
     back = pl.from_arrow(gwas_lake.results_dataset(f"back_{dialect.replace('-', '_')}").to_table()).sort("variant_id")
@@ -48,6 +48,64 @@ def test_export_then_import__gives_back_the_same_numbers(gwas_lake, one_idp, tmp
         first = written.row(0, named=True)
         assert first["variant_id"] == f"{first['chromosome']}_{first['base_pair_location']}_" \
                                       f"{first['other_allele']}_{first['effect_allele']}"
+
+
+def test_export_dialect__gwas_ssf_leaves_out_untested_rows_and_counts_them(monomorphic_lake, scheduler, tmp_path):
+    # GWAS-SSF requires beta, standard_error and p_value on every row: the monomorphic variant's test did not run
+    lake, monomorphic = monomorphic_lake
+    run_gwas(lake, GwasSettings(name="ssf", phenotypes=["25001-2.0"], covariates=["age", "sex"], chromosomes=["1"]),
+             scheduler=scheduler)
+    stored = pl.from_arrow(lake.results_dataset("ssf").to_table())
+    out = tmp_path / "ssf.tsv.gz"
+    assert export_dialect(lake, "ssf", str(out), dialect="gwas-ssf") == stored.height - 1
+    written = pl.read_csv(out, separator="\t", null_values="#NA", infer_schema_length=None)
+    meta = yaml.safe_load((tmp_path / "ssf.tsv.gz-meta.yaml").read_text())
+    assert meta["untested_rows_omitted"] == 1 and meta["untested_rows_by_reason"] == {"monomorphic": 1}
+    assert monomorphic not in written["rsid"].to_list() and written.height == stored.height - 1
+    # the standard's mandatory columns, in order, each on every row and within its range
+    mandatory = ["chromosome", "base_pair_location", "effect_allele", "other_allele", "beta", "standard_error",
+                 "effect_allele_frequency", "p_value"]
+    assert written.columns[:8] == mandatory and written.select(mandatory).null_count().sum_horizontal().item() == 0
+    assert written.select(pl.col("beta", "standard_error", "p_value").is_finite().all()).row(0) == (True,) * 3
+    assert written["chromosome"].is_between(1, 25).all() and (written["p_value"] > 0).all()
+    assert (written["p_value"] <= 1).all() and written["effect_allele_frequency"].is_between(0, 1).all()
+    assert written.select(pl.col("effect_allele", "other_allele").str.contains("^[ACGT]+$").all()).row(0) == (True,) * 2
+
+
+def test_export_dialect__writes_p_below_the_float_range_from_log10p(gwas_lake, tmp_path):
+    # p = 10^-400.5 reads 0 as a float64, which GWAS-SSF refuses: it is written from −log10 p
+    (tmp_path / "tiny.regenie").write_text("CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ N TEST BETA SE CHISQ LOG10P\n"
+                                           "1 100 rs1 A G 0.3 1000 ADD 0.5 0.01 2500 400.5\n"
+                                           "1 200 rs2 C T 0.2 1000 ADD 0.1 0.05 4 1.3\n")
+    import_sumstats(gwas_lake, tmp_path / "tiny.regenie", name="underflow", phenotype="y")
+    for dialect, column in [("gwas-ssf", "p_value"), ("plink2", "P")]:
+        export_dialect(gwas_lake, "underflow", str(tmp_path / "out.tsv"), dialect=dialect)
+        written = pl.read_csv(tmp_path / "out.tsv", separator="\t", infer_schema_length=0)
+        assert written[column].to_list() == ["3.162278e-401", "0.05011872"], dialect
+
+
+def test_export_results__prints_the_stated_significant_digits(gwas_lake, one_idp, tmp_path):
+    stored = pl.from_arrow(gwas_lake.results_dataset(one_idp).to_table()).sort("variant_id")
+    default, full = tmp_path / "default.tsv", tmp_path / "full.tsv.gz"
+    for out, flags in [(default, []), (full, ["--digits", "full"])]:
+        result = CliRunner().invoke(main, ["export", "--lake", gwas_lake.location.root, "--result", one_idp,
+                                           "--out", str(out), *flags])
+        assert result.exit_code == 0, result.output
+    text = pl.read_csv(default, separator="\t", null_values="NA", infer_schema_length=0).sort("variant_id")
+    digits = pl.col("beta", "se", "t", "p", "log10p", "alt_freq").str.replace(r"e.*$", "").str.replace(r"^[-0.]*", "") \
+        .str.replace(r"\.", "").str.replace(r"0+$", "").str.len_chars()
+    assert text.select(digits.max()).max_horizontal().item() == 7         # at most 7 significant digits, and 7 used
+    exported = pl.read_csv(default, separator="\t", null_values="NA").sort("variant_id")
+    for column in ("beta", "p"):   # within a tenth of the unit of the 6th digit, the last one plink2 prints
+        x, printed = stored[column].to_numpy(), exported[column].to_numpy()
+        unit = 10.0 ** (np.floor(np.log10(np.abs(x))) - 5)
+        assert (np.abs(printed - x) <= 0.05 * unit).all(), column
+    back = pl.read_csv(full, separator="\t", null_values="NA").sort("variant_id")
+    for column in ("beta", "se", "p", "log10p"):
+        assert back[column].to_list() == stored[column].to_list(), column          # every digit: the stored floats
+    refused = CliRunner().invoke(main, ["export", "--lake", gwas_lake.location.root, "--result", one_idp,
+                                        "--out", str(default), "--digits", "0"])
+    assert refused.exit_code == 2 and "significant digits from 1 to 17, or full" in refused.output
 
 
 def test_read_sumstats__takes_plink2_a1_as_the_effect_allele(tmp_path):
