@@ -24,7 +24,13 @@ def _lake_option(function):
 
 
 def _open_lake(location: str):
+    from lake.errors import LakeError
     from lake.lake import Lake
+
+    lake_flag = click.get_current_context().get_parameter_source("lake_location")
+    if lake_flag is click.core.ParameterSource.DEFAULT and not Path(location).exists():
+        raise LakeError(f"no lake named and no ./{location} here: give --lake LAKE (a lake's root or its "
+                        "catalog.yaml) or set $BIOLAKE_LAKE; 'biolake init LAKE' creates a lake")
     return Lake.open(location)
 
 
@@ -355,7 +361,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
         from biolake.prompt import sql_prompt
         sql_prompt(con)
     else:
-        write_result(con.sql(query), output_format=output_format, out=out)
+        write_result(con.sql(query), output_format=output_format, out=out, all_rows="--format csv --out FILE")
 
 
 @main.command()
@@ -715,7 +721,7 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
     _check_out_of_lake(lake, out)
     table = lead_hits(lake, name, threshold=threshold, family=family, fdr=fdr, window=window)
     output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
-    write_table(table, output_format=output_format, out=out)
+    write_table(table, output_format=output_format, out=out, all_rows="--out FILE.tsv")
     click.echo(f"{table.num_rows:,} lead hits", err=True)
 
 

@@ -13,15 +13,19 @@ from queries.sql import QueryResult
 TERMINAL_ROWS = 50
 
 
-def write_result(query_result: QueryResult, *, output_format: str, out: str | None) -> None:
-    """Materialise a query's result in ``output_format`` to ``out`` (stdout when None)."""
-    write_table(query_result.arrow(), output_format=output_format, out=out)
+def write_result(query_result: QueryResult, *, output_format: str, out: str | None, all_rows: str = "") -> None:
+    """Materialise a query's result in ``output_format`` to ``out`` (stdout when None); see write_table."""
+    write_table(query_result.arrow(), output_format=output_format, out=out, all_rows=all_rows)
 
 
-def write_table(result: pa.Table, *, output_format: str, out: str | None) -> None:
-    """Write a table as ``output_format`` (table, csv, tsv, parquet, json) to ``out`` (stdout when None)."""
+def write_table(result: pa.Table, *, output_format: str, out: str | None, all_rows: str = "") -> None:
+    """Write a table as ``output_format`` (table, csv, tsv, parquet, json) to ``out`` (stdout when None).
+
+    A terminal table shows the first TERMINAL_ROWS rows; ``all_rows`` tells the user how the
+    calling command gives every row (its own flags, e.g. "--format csv --out FILE").
+    """
     if output_format == "table" and out is None:
-        _print_table(result)
+        _print_table(result, all_rows=all_rows)
         return
     frame = pl.from_arrow(result)
     if output_format == "parquet":
@@ -42,7 +46,7 @@ def _emit(text: str, out: str | None) -> None:
             handle.write(text)
 
 
-def _print_table(table: pa.Table) -> None:
+def _print_table(table: pa.Table, *, all_rows: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -52,7 +56,7 @@ def _print_table(table: pa.Table) -> None:
     console = Console()
     console.print(view)
     if table.num_rows > TERMINAL_ROWS:
-        console.print(f"… {table.num_rows - TERMINAL_ROWS:,} more rows (use --format csv --out FILE)")
+        console.print(f"… {table.num_rows - TERMINAL_ROWS:,} more rows" + (f" (all of them: {all_rows})" if all_rows else ""))
 
 
 def _cell(value: object) -> str:
