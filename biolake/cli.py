@@ -3,6 +3,10 @@
 Each command parses and validates its flags, then calls one library function.
 Heavy imports happen inside the commands so ``--help`` stays instant. User
 mistakes (BiolakeError) print one line, ``error: …``, and exit with status 2.
+
+Examples in a help text are a ``\b`` paragraph headed ``Example…:`` whose indented
+lines are shell commands; tests/test_examples.py runs every one as written (bash),
+so quote SQL with single quotes outside and double quotes inside.
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ def main() -> None:
     """biolake: a data lake for biobank-scale neuroimaging genomics.
 
     \b
-    Typical session:
+    Example (a typical session):
       biolake synth /tmp/r --samples 2000 --variants 20000 --idps 50 --cpgs 5000 --seed 1
       biolake init /tmp/lake
       biolake ingest /tmp/r --lake /tmp/lake --release r1
@@ -177,9 +181,9 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
 
     \b
     Examples:
-      biolake ingest /tmp/r --lake /tmp/lake --release r1
+      biolake ingest /data/release-2026-11 --lake /tmp/lake --release 2026-11
       biolake ingest --bfile ukb_imp_chr1 --idps idps.csv --covariates cov.tsv \\
-          --lake /tmp/lake --release 2026-11
+          --lake /tmp/lake --release 2026-12
     """
     from lake.faults import fault_point, with_hold_points
     from biolake.progress import progress_bars
@@ -233,7 +237,7 @@ def sync(source: str, lake_location: str, wait: float, quiet: bool) -> None:
     and the releases before it stay committed.
 
     \b
-    Run it from cron (every night at 02:00; a run still going at the next is waited for):
+    Example (a crontab line: every night at 02:00; a run still going at the next is waited for):
       0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --wait 3600 --quiet
     """
     from lake.faults import with_hold_points
@@ -263,7 +267,7 @@ def withdraw(lake_location: str, ids_file: str, quiet: bool) -> None:
 
     \b
     Example:
-      biolake withdraw --lake /data/lake --ids withdrawn-2026-11.txt
+      biolake withdraw --lake /tmp/lake --ids withdrawn-2026-11.txt
     """
     from biolake.progress import progress_bars
     from ingest.participants import read_id_list
@@ -290,8 +294,8 @@ def audit(lake_location: str, ids_file: str) -> None:
 
     \b
     Example:
-      biolake withdraw --lake /data/lake --ids withdrawn-2026-11.txt
-      biolake audit --lake /data/lake --ids withdrawn-2026-11.txt
+      biolake withdraw --lake /tmp/lake --ids withdrawn-2026-11.txt
+      biolake audit --lake /tmp/lake --ids withdrawn-2026-11.txt
     """
     from ingest.participants import read_id_list
     from lake.audit import audit as audit_lake
@@ -346,7 +350,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
     Examples:
       biolake sql 'SHOW TABLES' --lake /tmp/lake
       biolake sql 'SELECT site, count(*) FROM covariates GROUP BY site' --lake /tmp/lake
-      biolake sql "SELECT d.dosage, i.\"25001-2.0\" FROM dosages d JOIN idps i USING (participant_id)
+      biolake sql "SELECT d.dosage, i.\\"25001-2.0\\" FROM dosages d JOIN idps i USING (participant_id)
                    WHERE d.variant_id = 'rs1000'" --lake /tmp/lake --format csv --out rs1000.csv
     """
     from queries import connect
@@ -602,8 +606,8 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
     \b
     Example:
       biolake prs --lake /tmp/lake --weights height_gwas.tsv.gz --name prs_height
-      biolake sql "SELECT corr(p.prs_p1e_05, i.\"25010-2.0\") FROM results.prs_height p
-                   JOIN idps i USING (participant_id)" --lake /tmp/lake
+      biolake sql 'SELECT corr(p.prs_p1e_05, i."25010-2.0") FROM results.prs_height p
+                   JOIN idps i USING (participant_id)' --lake /tmp/lake
     """
     from biolake.progress import progress_bars
     from biolake.prs import run_prs
