@@ -3,6 +3,10 @@
 Each command parses and validates its flags, then calls one library function.
 Heavy imports happen inside the commands so ``--help`` stays instant. User
 mistakes (BiolakeError) print one line, ``error: …``, and exit with status 2.
+
+Examples in a help text are a ``\b`` paragraph headed ``Example…:`` whose indented
+lines are shell commands; tests/test_examples.py runs every one as written (bash),
+so quote SQL with single quotes outside and double quotes inside.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ def _lake_option(function):
 
 
 def _open_lake(location: str):
+    from lake.errors import LakeError
     from lake.lake import Lake
+
+    lake_flag = click.get_current_context().get_parameter_source("lake_location")
+    if lake_flag is click.core.ParameterSource.DEFAULT and not Path(location).exists():
+        raise LakeError(f"no lake named and no ./{location} here: give --lake LAKE (a lake's root or its "
+                        "catalog.yaml) or set $BIOLAKE_LAKE; 'biolake init LAKE' creates a lake")
     return Lake.open(location)
 
 
@@ -155,7 +165,7 @@ def main() -> None:
     """biolake: a data lake for biobank-scale neuroimaging genomics.
 
     \b
-    Typical session:
+    Example (a typical session):
       biolake synth /tmp/r --samples 2000 --variants 20000 --idps 50 --cpgs 5000 --seed 1
       biolake init /tmp/lake
       biolake ingest /tmp/r --lake /tmp/lake --release r1
@@ -222,10 +232,10 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
 
     \b
     Examples:
-      biolake ingest /tmp/r --lake /tmp/lake --release r1 --check
-      biolake ingest /tmp/r --lake /tmp/lake --release r1
+      biolake ingest /data/release-2026-11 --lake /tmp/lake --release 2026-11 --check
+      biolake ingest /data/release-2026-11 --lake /tmp/lake --release 2026-11
       biolake ingest --bfile ukb_imp_chr1 --idps idps.csv --covariates cov.tsv \\
-          --lake /tmp/lake --release 2026-11
+          --lake /tmp/lake --release 2026-12
     """
     from lake.faults import fault_point, with_hold_points
     from biolake.progress import progress_bars
@@ -302,7 +312,7 @@ def sync(source: str, lake_location: str, wait: float, verify: bool, min_overlap
     releases before it stay committed.
 
     \b
-    Run it from cron (every night at 02:00; a run still going at the next is waited for):
+    Example (a crontab line: every night at 02:00; a run still going at the next is waited for):
       0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --wait 3600 --quiet
     Check every loaded release for bit rot (every Sunday at 04:00):
       0 4 * * 0 biolake sync /data/incoming --lake /data/lake --verify --wait 3600 --quiet
@@ -340,7 +350,7 @@ def withdraw(lake_location: str, ids_file: str, quiet: bool) -> None:
 
     \b
     Example:
-      biolake withdraw --lake /data/lake --ids withdrawn-2026-11.txt
+      biolake withdraw --lake /tmp/lake --ids withdrawn-2026-11.txt
     """
     from biolake.progress import progress_bars
     from ingest.participants import read_id_list
@@ -367,8 +377,8 @@ def audit(lake_location: str, ids_file: str) -> None:
 
     \b
     Example:
-      biolake withdraw --lake /data/lake --ids withdrawn-2026-11.txt
-      biolake audit --lake /data/lake --ids withdrawn-2026-11.txt
+      biolake withdraw --lake /tmp/lake --ids withdrawn-2026-11.txt
+      biolake audit --lake /tmp/lake --ids withdrawn-2026-11.txt
     """
     from ingest.participants import read_id_list
     from lake.audit import audit as audit_lake
@@ -423,7 +433,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
     Examples:
       biolake sql 'SHOW TABLES' --lake /tmp/lake
       biolake sql 'SELECT site, count(*) FROM covariates GROUP BY site' --lake /tmp/lake
-      biolake sql "SELECT d.dosage, i.\"25001-2.0\" FROM dosages d JOIN idps i USING (participant_id)
+      biolake sql "SELECT d.dosage, i.\\"25001-2.0\\" FROM dosages d JOIN idps i USING (participant_id)
                    WHERE d.variant_id = 'rs1000'" --lake /tmp/lake --format csv --out rs1000.csv
     """
     from queries import connect
@@ -438,7 +448,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
         from biolake.prompt import sql_prompt
         sql_prompt(con)
     else:
-        write_result(con.sql(query), output_format=output_format, out=out)
+        write_result(con.sql(query), output_format=output_format, out=out, all_rows="--format csv --out FILE")
 
 
 @main.command()
@@ -684,8 +694,8 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
     \b
     Example:
       biolake prs --lake /tmp/lake --weights height_gwas.tsv.gz --name prs_height
-      biolake sql "SELECT corr(p.prs_p1e_05, i.\"25010-2.0\") FROM results.prs_height p
-                   JOIN idps i USING (participant_id)" --lake /tmp/lake
+      biolake sql 'SELECT corr(p.prs_p1e_05, i."25010-2.0") FROM results.prs_height p
+                   JOIN idps i USING (participant_id)' --lake /tmp/lake
     """
     from biolake.progress import progress_bars
     from biolake.prs import run_prs
@@ -811,7 +821,7 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
     _check_out_of_lake(lake, out)
     table = lead_hits(lake, name, threshold=threshold, family=family, fdr=fdr, window=window)
     output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
-    write_table(table, output_format=output_format, out=out, **_digits(digits))
+    write_table(table, output_format=output_format, out=out, all_rows="--out FILE.tsv", **_digits(digits))
     click.echo(f"{table.num_rows:,} lead hits", err=True)
 
 

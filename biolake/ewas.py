@@ -105,7 +105,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         raise BiolakeError(f"values must be 'm' or 'beta', got {settings.values!r}")
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.exposures, covariates=settings.covariates,
-                        samples=settings.samples, assay="methylation")
+                        samples=settings.samples, assay="methylation", role="exposure")
     blocks = methylation_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")

@@ -30,6 +30,7 @@ def sql_prompt(con: LakeConnection) -> None:
         if line.rstrip().endswith(";"):
             statement, buffer = "\n".join(buffer), []
             try:
-                write_result(con.sql(statement), output_format="table", out=None)
+                write_result(con.sql(statement), output_format="table", out=None,
+                             all_rows="biolake sql 'QUERY' --format csv --out FILE")
             except BiolakeError as exc:
                 click.echo(f"error: {exc}", err=True)

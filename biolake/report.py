@@ -102,7 +102,7 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
     lambdas = dict(zip(summary.column("phenotype").to_pylist(), summary.column("lambda_gc").to_pylist()))
     for phenotype in chosen:
         if phenotype not in lambdas:
-            raise BiolakeError(f"results {name!r} have no phenotype {phenotype!r}")
+            raise BiolakeError(f"results {name!r} have no {kind.phenotype} {phenotype!r}")
         rows = results.to_table(columns=["chrom", "pos", kind.log10p], filter=pc.field(kind.phenotype) == phenotype)
         log10p = rows.column(kind.log10p).to_numpy(zero_copy_only=False).astype(float)
         stem = _file_stem(phenotype)
@@ -116,7 +116,7 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
         best = _query(lake, name, f'SELECT chrom, pos, max("{kind.log10p}") AS log10p FROM results GROUP BY chrom, pos')
         figure = manhattan(best.column("chrom").to_numpy(zero_copy_only=False), best.column("pos").to_numpy(),
                            best.column("log10p").to_numpy(zero_copy_only=False).astype(float),
-                           title=f"{name}: best of {len(lambdas)} phenotypes",
+                           title=f"{name}: best of {len(lambdas)} {kind.phenotype}s",
                            threshold=family_threshold(len(lambdas)))
         figure.savefig(out / "manhattan_all.png")
         written.append(out / "manhattan_all.png")

@@ -52,8 +52,7 @@ class Catalog:
             with fs.open(catalog_url if is_remote(catalog_url) else str(Path(catalog_url).resolve())) as handle:
                 document = yaml.safe_load(handle) or {}
         except FileNotFoundError:
-            raise LakeError(f"{catalog_url}: no catalog here; create the lake with "
-                            f"'biolake init {where}'") from None
+            raise LakeError(_no_catalog(catalog_url, where)) from None
         except yaml.YAMLError as exc:
             raise LakeError(f"{catalog_url}: not valid YAML ({exc})") from None
         return cls._from_document(document, base=base, source=catalog_url,
@@ -86,6 +85,14 @@ class Catalog:
         fs.makedirs(self.location.root, exist_ok=True)
         with fs.open(self.location.join(CATALOG_FILE), "w") as handle:
             handle.write(self.to_yaml(root="."))
+
+
+def _no_catalog(catalog_url: str, where: str | os.PathLike) -> str:
+    """What to do when ``where`` holds no catalog: a missing catalog file is not a lake to create."""
+    if str(where).endswith((".yaml", ".yml")):
+        return (f"{catalog_url}: no such catalog; name a lake's root or its catalog.yaml, "
+                "or create a lake with 'biolake init ROOT'")
+    return f"{catalog_url}: no lake here (no catalog); create one with 'biolake init {where}'"
 
 
 def _resolve_root(root: str, base: str) -> str:

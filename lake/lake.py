@@ -120,7 +120,7 @@ class Lake:
         lake = cls(Catalog.load(where, storage_options=storage_options))
         if not lake._registry_exists():
             raise LakeError(f"{lake.location.root}: not an initialised lake (no release registry); "
-                            f"run 'biolake init {where}'")
+                            f"run 'biolake init {lake.location.root}'")
         return lake
 
     def _registry_exists(self) -> bool:

@@ -19,7 +19,7 @@ from queries.sql import LakeConnection, QueryError
 
 COLLINEARITY_TOLERANCE = 1e-8
 ABSENT = {"genotypes": "not genotyped", "methylation": "no methylation"}  # by assay
-REASONS = ("not in the sample selection", "missing covariate", "no phenotype values")
+PRESENT = {"genotypes": "genotypes", "methylation": "methylation data"}   # what each analysed participant has
 
 
 class DesignWarning(UserWarning):
@@ -35,12 +35,13 @@ class DropReport:
     examples: dict[str, list[str]]
     dropped_covariates: dict[str, str] = field(default_factory=dict)
     dropped_phenotypes: dict[str, str] = field(default_factory=dict)
+    role: str = "phenotype"       # what the job calls the phenotype columns: phenotype, exposure
 
     def __str__(self) -> str:
         lines = [f"{reason}: {count:,} (e.g. {', '.join(self.examples[reason])})"
                  for reason, count in self.counts.items() if count]
         lines += [f"covariate {name!r} dropped: {why}" for name, why in self.dropped_covariates.items()]
-        lines += [f"phenotype {name!r} dropped: {why}" for name, why in self.dropped_phenotypes.items()]
+        lines += [f"{self.role} {name!r} dropped: {why}" for name, why in self.dropped_phenotypes.items()]
         return "\n".join(lines) or "nobody dropped"
 
 
@@ -65,7 +66,7 @@ class Design:
 
 
 def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: str | Sequence[str],
-           samples: str | None = None, assay: str = "genotypes") -> Design:
+           samples: str | None = None, assay: str = "genotypes", role: str = "phenotype") -> Design:
     """Run the phenotype, covariate and sample queries and align them to an assay's sample vector.
 
     ``phenotypes`` and ``covariates`` are SQL returning ``participant_id`` first, or lists
@@ -74,6 +75,8 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     against their most frequent level; constant and collinear columns are dropped
     with a DesignWarning. ``assay`` is "genotypes" (GWAS) or "methylation" (EWAS): rows
     follow that assay's sample vector, and participants it lacks are counted as dropped.
+    ``role`` is what the job calls the ``phenotypes`` columns ("phenotype"; EWAS: "exposure"):
+    warnings, errors and the drop report speak of them by that name.
 
     Examples
     --------
@@ -86,7 +89,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
         raise QueryError(f"assay must be one of {', '.join(ABSENT)}, got {assay!r}")
     genotyped = _column_list(con.sql("SELECT participant_id FROM samples WHERE assay = ? ORDER BY sample_index",
                                      params=[assay]).arrow(), "participant_id")
-    pheno = _keyed(con, phenotypes, "idps", what="phenotype")
+    pheno = _keyed(con, phenotypes, "idps", what=role)
     covar = _keyed(con, covariates, "covariates", what="covariate")
     selected = None if samples is None else set(
         _column_list(_run(con, samples, what="sample"), "participant_id"))
@@ -94,7 +97,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     position = {pid: i for i, pid in enumerate(genotyped)}
     pheno_rows = {pid: i for i, pid in enumerate(_column_list(pheno, "participant_id"))}
     covar_rows = {pid: i for i, pid in enumerate(_column_list(covar, "participant_id"))}
-    pheno_values = _numeric_matrix(pheno, what="phenotype")
+    pheno_values = _numeric_matrix(pheno, what=role)
     pheno_names = pheno.column_names[1:]
     dropped_phenotypes = {name: "no values" for j, name in enumerate(pheno_names)
                           if len(pheno_values) and np.isnan(pheno_values[:, j]).all()}
@@ -104,9 +107,10 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
 
     tested = np.array([name not in dropped_phenotypes for name in pheno_names])
     if not tested.any():
-        raise QueryError("no phenotype to test: " + ", ".join(f"{name!r} has no values" for name in pheno_names))
+        raise QueryError(f"no {role} to test: " + ", ".join(f"{name!r} has no values" for name in pheno_names))
     dropped: dict[str, list[str]] = {ABSENT[assay]: sorted((set(pheno_rows) | set(covar_rows)) - set(position))}
-    dropped |= {reason: [] for reason in REASONS}
+    no_values = f"no {role} values"
+    dropped |= {reason: [] for reason in ("not in the sample selection", "missing covariate", no_values)}
     keep: list[int] = []
     for pid in genotyped:
         if selected is not None and pid not in selected:
@@ -114,12 +118,12 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
         elif pid not in covar_rows or not covar_complete[covar_rows[pid]]:
             dropped["missing covariate"].append(pid)
         elif pid not in pheno_rows or np.isnan(pheno_values[pheno_rows[pid]][tested]).all():
-            dropped["no phenotype values"].append(pid)
+            dropped[no_values].append(pid)
         else:
             keep.append(position[pid])
     ids = [genotyped[i] for i in keep]
     if not ids:
-        raise QueryError("no participant has genotypes, covariates and a phenotype value; "
+        raise QueryError(f"no participant has {PRESENT[assay]}, covariates and {_article(role)} {role} value; "
                          "check the queries (see the drop counts: "
                          + ", ".join(f"{r} {len(v)}" for r, v in dropped.items()) + ")")
     pheno_matrix = pheno_values[[pheno_rows[p] for p in ids]]
@@ -130,14 +134,14 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
                                         else "no values over the analysed participants")
             tested[j] = False
     for name, why in dropped_phenotypes.items():
-        warnings.warn(f"phenotype {name!r} dropped: {why}", DesignWarning, stacklevel=2)
+        warnings.warn(f"{role} {name!r} dropped: {why}", DesignWarning, stacklevel=2)
     if not tested.any():
-        raise QueryError("no phenotype to test: "
+        raise QueryError(f"no {role} to test: "
                          + "; ".join(f"{name!r} has {why}" for name, why in dropped_phenotypes.items()))
     pheno_matrix = pheno_matrix[:, tested]
     has_values = ~np.isnan(pheno_matrix).all(axis=1)   # values only in a dropped phenotype: not analysed
     if not has_values.all():
-        dropped["no phenotype values"] += [pid for pid, kept in zip(ids, has_values) if not kept]
+        dropped[no_values] += [pid for pid, kept in zip(ids, has_values) if not kept]
         ids = [pid for pid, kept in zip(ids, has_values) if kept]
         keep = [position for position, kept in zip(keep, has_values) if kept]
         pheno_matrix = pheno_matrix[has_values]
@@ -151,7 +155,11 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     return Design(con.release.release, ids, np.array(keep, dtype=np.int64), pheno_matrix,
                   [name for name, keep in zip(pheno_names, tested) if keep], covariate_matrix, names,
                   DropReport({r: len(v) for r, v in dropped.items()}, {r: v[:3] for r, v in dropped.items()},
-                             dropped_covariates, dropped_phenotypes), len(genotyped))
+                             dropped_covariates, dropped_phenotypes, role), len(genotyped))
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _keyed(con: LakeConnection, spec: str | Sequence[str], table: str, *, what: str) -> pa.Table:

@@ -20,17 +20,22 @@ TEXT_DIGITS = 7
 _EXACT_POWERS = np.array([float(f"1e{j}") for j in range(23)])   # 10⁰ … 10²², exact in float64
 
 
-def write_result(query_result: QueryResult, *, output_format: str, out: str | None) -> None:
+def write_result(query_result: QueryResult, *, output_format: str, out: str | None, all_rows: str = "") -> None:
     """Materialise a query's result in ``output_format`` to ``out`` (stdout when None), every digit:
-    a query returns data as stored, not a results export."""
-    write_table(query_result.arrow(), output_format=output_format, out=out, digits=None)
+    a query returns data as stored, not a results export; see write_table."""
+    write_table(query_result.arrow(), output_format=output_format, out=out, digits=None, all_rows=all_rows)
 
 
-def write_table(result: pa.Table, *, output_format: str, out: str | None, digits: int | None = TEXT_DIGITS) -> None:
+def write_table(result: pa.Table, *, output_format: str, out: str | None, digits: int | None = TEXT_DIGITS,
+                all_rows: str = "") -> None:
     """Write a table as ``output_format`` (table, csv, tsv, parquet, json) to ``out`` (stdout when None);
-    CSV/TSV numbers to ``digits`` significant digits (None: every digit)."""
+    CSV/TSV numbers to ``digits`` significant digits (None: every digit).
+
+    A terminal table shows the first TERMINAL_ROWS rows; ``all_rows`` tells the user how the
+    calling command gives every row (its own flags, e.g. "--format csv --out FILE").
+    """
     if output_format == "table" and out is None:
-        _print_table(result)
+        _print_table(result, all_rows=all_rows)
         return
     frame = pl.from_arrow(result)
     if output_format == "parquet":
@@ -89,7 +94,7 @@ def _emit(text: str, out: str | None) -> None:
             handle.write(text)
 
 
-def _print_table(table: pa.Table) -> None:
+def _print_table(table: pa.Table, *, all_rows: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -99,7 +104,7 @@ def _print_table(table: pa.Table) -> None:
     console = Console()
     console.print(view)
     if table.num_rows > TERMINAL_ROWS:
-        console.print(f"… {table.num_rows - TERMINAL_ROWS:,} more rows (use --format csv --out FILE)")
+        console.print(f"… {table.num_rows - TERMINAL_ROWS:,} more rows" + (f" (all of them: {all_rows})" if all_rows else ""))
 
 
 def _cell(value: object) -> str:

@@ -60,11 +60,17 @@ def test_ingest__check_prints_the_plan_and_writes_nothing(tmp_path):
     assert run("ingest", release, "--lake", lake, "--release", "r1", "--quiet").exit_code == 0
 
 
-def test_sql__formats_and_prompt(tmp_path):
+def small_lake(tmp_path):
+    """A lake holding a 60-participant synthetic release as r1, made by the CLI."""
     release, lake = tmp_path / "r", tmp_path / "lake"
     run("synth", release, "--samples", 60, "--variants", 200, "--idps", 4, "--cpgs", 100, "--quiet")
     run("init", lake)
     run("ingest", release, "--lake", lake, "--release", "r1", "--quiet")
+    return lake
+
+
+def test_sql__formats_and_prompt(tmp_path):
+    lake = small_lake(tmp_path)
     query = "SELECT chrom, count(*) AS n FROM variants GROUP BY chrom ORDER BY CAST(chrom AS INT) LIMIT 2"
     csv = run("sql", query, "--lake", lake, "--format", "csv")
     assert csv.output.splitlines()[0] == "chrom,n"
@@ -76,3 +82,22 @@ def test_sql__formats_and_prompt(tmp_path):
                                 input="SELECT count(*) AS n\nFROM idps;\nDROP VIEW idps;\n.quit\n")
     assert prompt.exit_code == 0
     assert "60" in prompt.output and "refused: DROP" in prompt.output
+
+
+def test_releases__without_a_lake_says_how_to_name_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BIOLAKE_LAKE", raising=False)
+    unnamed = run("releases")
+    assert unnamed.exit_code == 2 and "--lake LAKE" in unnamed.output and "$BIOLAKE_LAKE" in unnamed.output
+    assert "biolake init LAKE" in unnamed.output and "init catalog.yaml" not in unnamed.output
+    missing_catalog = run("releases", "--lake", "elsewhere.yaml")
+    assert missing_catalog.exit_code == 2 and "init elsewhere.yaml" not in missing_catalog.output
+    assert "biolake init ROOT" in missing_catalog.output
+
+
+def test_sql__a_long_result_says_how_to_get_every_row(tmp_path):
+    lake = small_lake(tmp_path)
+    query = "SELECT * FROM variants"
+    assert "more rows (all of them: --format csv --out FILE)" in run("sql", query, "--lake", lake).output
+    prompt = CliRunner().invoke(main, ["sql", "--lake", str(lake)], input=query + ";\n")
+    assert "more rows (all of them: biolake sql 'QUERY' --format csv --out FILE)" in prompt.output

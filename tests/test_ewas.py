@@ -83,3 +83,15 @@ def test_ewas_cli__runs_and_exports(loaded_lake, tmp_path):
     assert "stress: 300 CpGs, prior df" in result.output
     exported = pl.read_csv(out, separator="\t", null_values="NA")
     assert exported.columns[:5] == ["exposure", "cpg", "chrom", "pos", "n"] and exported.height == 300
+
+
+def test_ewas_cli__drop_counts_speak_of_exposures(loaded_lake):
+    from click.testing import CliRunner
+
+    from biolake.cli import main
+
+    result = CliRunner().invoke(main, ["ewas", "--lake", loaded_lake.location.root, "--exposure-sql",
+                                       "SELECT participant_id, stress FROM covariates", "--covar", "age,sex",
+                                       "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "no exposure values: " in result.output and "phenotype" not in result.output

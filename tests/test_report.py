@@ -172,3 +172,10 @@ def test_bh_fdr_sql__matches_r_p_adjust_with_ties_nan_and_groups(tmp_path):
     fdr = np.array([np.nan if q is None else q for _, q in got])
     for half in (slice(0, 200), slice(200, 400)):
         np.testing.assert_allclose(fdr[half], r_p_adjust(tmp_path / str(half.start), p[half]), rtol=1e-10)
+
+
+def test_hits_cli__a_long_table_points_to_its_own_out_flag(gwas_lake, two_idps):
+    result = CliRunner().invoke(main, ["hits", "--lake", gwas_lake.location.root, "--result", two_idps,
+                                       "--threshold", "1", "--window", "0"])
+    assert result.exit_code == 0, result.output
+    assert "more rows (all of them: --out FILE.tsv)" in result.output and "--format" not in result.output
