@@ -54,6 +54,7 @@ NOT_RUN = {   # a part of a command → why no test runs it here
     "s3://my-bucket": "needs a real bucket; tests/test_s3.py runs these commands against moto's S3",
     "export AWS_ACCESS_KEY_ID=…": "placeholder credentials, for the bucket commands above",
     "0 2 * * * ": "a crontab line, not a shell command; tests/test_sync.py runs biolake sync",
+    "0 4 * * 0 ": "a crontab line, not a shell command; tests/test_sync.py runs biolake sync --verify",
 }
 NOT_SHELL = {  # README fence languages that are not commands → what they hold
     "cron": "a crontab line (its command is in NOT_RUN's reasons)",
