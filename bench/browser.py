@@ -79,7 +79,7 @@ def synthesise(lake: Lake, name: str, phenotypes: int, variants: int, *, seed: i
             actions.append(output.close())
     lake.commit_results(files, actions, schema=schema, partition_by=["chrom"],
                         provenance={"kind": "gwas", "synthetic": True,
-                                    "created_at": datetime.now(timezone.utc).isoformat()})
+                                    "created_at": datetime.now(timezone.utc).isoformat()}, replace=True)
     return names, {"variant": ids[peaks[0]], "phenotype": names[0], "chrom": chrom[peaks[0]],
                    "pos": int(pos[peaks[0]])}
 

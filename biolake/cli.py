@@ -46,8 +46,8 @@ def _analysis_options(*, default_name: str):
                      help="covariates: comma-separated columns of covariates (instead of --covar-sql)"),
         click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns"),
         click.option("--release", metavar="NAME", help="release to analyse [default: latest]"),
-        click.option("--name", default=default_name, show_default=True,
-                     help="results table: LAKE/results/NAME (replaced if it exists)"),
+        click.option("--name", default=default_name, show_default=True, help=f"results table: {RESULTS_NAME_HELP}"),
+        REPLACE_OPTION,
         click.option("--out", type=click.Path(dir_okay=False),
                      help="also export the results: .tsv[.gz], .csv[.gz] or .parquet"),
         DIGITS_OPTION,
@@ -61,6 +61,10 @@ def _analysis_options(*, default_name: str):
         return function
     return apply
 
+
+RESULTS_NAME_HELP = "LAKE/results/NAME (an existing one is refused unless --replace)"
+REPLACE_OPTION = click.option("--replace", is_flag=True,
+                              help="replace the results table NAME if it exists (else the job refuses to start)")
 
 ADJUST_OPTION = click.option(
     "--adjust", is_flag=True,
@@ -328,7 +332,8 @@ def sync(source: str, lake_location: str, wait: float, verify: bool, min_overlap
                                on_release=lambda name, outcome: click.echo(f"{name}: {outcome}", err=True),
                                on_changed_file=lambda line: click.echo(("error: " if verify else "warning: ") + line, err=True))
     click.echo(f"sync done: {len(report.ingested)} ingested, {len(report.unchanged)} already present"
-               + (f", {len(report.changed)} changed since loaded" if verify else ""))
+               + (f", {len(report.changed)} changed since loaded" if verify else "")
+               + (f", {len(report.retracted)} retracted (skipped)" if report.retracted else ""))
     if report.changed:
         sys.exit(1)
 
@@ -395,16 +400,96 @@ def audit(lake_location: str, ids_file: str) -> None:
 @main.command()
 @_lake_option
 def releases(lake_location: str) -> None:
-    """List the lake's committed releases, oldest first."""
+    """List the lake's committed releases, oldest first: the default (the latest not retracted),
+    and each retracted one with when and why."""
     from rich.console import Console
     from rich.table import Table
 
     lake = _open_lake(lake_location)
-    table = Table("#", "release", "committed (UTC)", "tables", "source")
-    for info in lake.releases():
+    known = lake.releases(retracted=True)
+    default = next((info.release for info in reversed(known) if info.retraction is None), None)
+    table = Table("#", "release", "committed (UTC)", "tables", "source", "status")
+    for info in known:
+        status = ("default" if info.release == default else "") if info.retraction is None else \
+            f"retracted {info.retraction.retracted_at:%Y-%m-%d}: {info.retraction.why}"
         table.add_row(str(info.sequence), info.release, info.committed_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      ", ".join(info.tables), info.source)
+                      ", ".join(info.tables) if info.retraction is None else "(deleted)", info.source, status)
     Console().print(table)
+
+
+@main.group("release")
+def release_group() -> None:
+    """Change a committed release (today: retract it)."""
+
+
+@release_group.command("retract")
+@click.argument("name")
+@_lake_option
+@click.option("--why", required=True, metavar="TEXT", help="the reason, recorded with the retraction")
+def release_retract(name: str, lake_location: str, why: str) -> None:
+    """Retract the release NAME: a mistaken ingest, taken out of use and out of the lake.
+
+    The retraction (when, why) is recorded first: from then on NAME is no longer the
+    default release (the latest one not retracted is), and reading it (--release NAME)
+    is an error saying when and why it was retracted. Then its rows are deleted from
+    every table, which is vacuumed and its log compacted, so no older version can
+    show them. Results computed from NAME stay, flagged in 'biolake results list' and
+    their reports. The name is never reused. Rerunning after an interruption completes it.
+
+    \b
+    Example:
+      biolake release retract r2 --why 'wrong genotype build' --lake /tmp/lake
+    """
+    from lake.retract import retract
+
+    report = retract(_open_lake(lake_location), name, why=why)
+    click.echo(f"retracted release {report.release!r}: deleted its rows from {len(report.deleted)} tables, "
+               f"vacuumed {report.files_removed:,} files")
+
+
+@main.group("results")
+def results_group() -> None:
+    """List and drop the lake's results tables."""
+
+
+@results_group.command("list")
+@_lake_option
+def results_list(lake_location: str) -> None:
+    """List the results tables: name, kind, release, rows, when made, and flags.
+
+    A table computed from a release that was retracted since is flagged.
+
+    \b
+    Example:
+      biolake results list --lake /tmp/lake
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    lake = _open_lake(lake_location)
+    table = Table("name", "kind", "release", "rows", "created (UTC)", "flags")
+    for name in lake.results_names():
+        info = lake.results_info(name)
+        table.add_row(name, info.kind or "", info.release or "", f"{info.rows:,}",
+                      (info.created_at or "")[:19].replace("T", " "), "; ".join(info.flags()))
+    Console().print(table)
+
+
+@results_group.command("drop")
+@click.argument("name")
+@_lake_option
+def results_drop(name: str, lake_location: str) -> None:
+    """Delete the results table NAME and its browse index; the drop is recorded (dropped_results).
+
+    Crash-safe: once the drop is committed the table is gone for every reader, and
+    rerunning after an interruption finishes the deletion.
+
+    \b
+    Example:
+      biolake results drop old_gwas --lake /tmp/lake
+    """
+    record = _open_lake(lake_location).drop_results(name)
+    click.echo(f"dropped results {name!r} ({record['kind'] or 'unknown kind'}, {record['rows']:,} rows)")
 
 
 @main.command()
@@ -474,7 +559,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None, covar: str | None,
          samples_sql: str | None, release: str | None, name: str, out: str | None, digits: int | str | None,
          model: str, firth: str, impute_mean: bool, precision: str, chromosomes: tuple[str, ...],
-         scheduler: str | None, workers: int | None, min_maf: float, adjust: bool, quiet: bool) -> None:
+         scheduler: str | None, workers: int | None, min_maf: float, adjust: bool, replace: bool, quiet: bool) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
     Phenotypes and covariates come from SQL over the release (or column lists);
@@ -510,7 +595,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
     settings = GwasSettings(name=name, phenotypes=phenotypes, covariates=covariates, samples=samples_sql,
                             release=release, model=model, firth=firth, impute_mean=impute_mean,
                             precision=precision, chromosomes=list(chromosomes) or None, min_maf=min_maf,
-                            adjust=adjust)
+                            adjust=adjust, replace=replace)
     with progress_bars(quiet=quiet) as progress:
         report = run_gwas(lake, settings, scheduler=scheduler, workers=workers,
                           progress=with_hold_points(progress))
@@ -531,7 +616,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
 def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, covar_sql: str | None,
          covar: str | None, samples_sql: str | None, values: str, release: str | None, name: str,
          out: str | None, digits: int | str | None, chromosomes: tuple[str, ...], scheduler: str | None,
-         workers: int | None, quiet: bool) -> None:
+         workers: int | None, replace: bool, quiet: bool) -> None:
     """Regress every CpG on an exposure; limma's moderated t; a results table in the lake.
 
     Per CpG: methylation ~ exposure + covariates, on the participants with methylation
@@ -555,7 +640,7 @@ def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, cov
     lake = _open_lake(lake_location)
     _check_out(out, lake)
     settings = EwasSettings(name=name, exposures=exposures, covariates=covariates, samples=samples_sql,
-                            release=release, values=values, chromosomes=list(chromosomes) or None)
+                            release=release, values=values, chromosomes=list(chromosomes) or None, replace=replace)
     with progress_bars(quiet=quiet) as progress:
         report = run_ewas(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     _echo_design(report)
@@ -589,7 +674,7 @@ def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, cov
 def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...],
         covar_sql: str | None, covar: str | None, samples_sql: str | None, release: str | None, name: str,
         out: str | None, digits: int | str | None, chromosomes: tuple[str, ...], scheduler: str | None,
-        workers: int | None, keller: bool, robust: str, min_maf: float, adjust: bool, quiet: bool) -> None:
+        workers: int | None, keller: bool, robust: str, min_maf: float, adjust: bool, replace: bool, quiet: bool) -> None:
     """Test every variant's interaction with an exposure; write a results table into the lake.
 
     Per variant and phenotype, y ~ covariates + e + g + g×e by least squares, on
@@ -619,7 +704,7 @@ def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures:
     settings = GxeSettings(name=name, phenotypes=phenotypes, covariates=covariates,
                            exposures=[e.strip() for item in exposures for e in item.split(",") if e.strip()],
                            samples=samples_sql, release=release, keller=keller, robust=robust,
-                           chromosomes=list(chromosomes) or None, min_maf=min_maf, adjust=adjust)
+                           chromosomes=list(chromosomes) or None, min_maf=min_maf, adjust=adjust, replace=replace)
     with progress_bars(quiet=quiet) as progress:
         report = run_gxe(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     _echo_design(report)
@@ -634,10 +719,12 @@ def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures:
 @_lake_option
 @click.option("--result", "results", multiple=True, required=True, metavar="NAME",
               help="a GWAS results table of one cohort or site (repeat: two or more)")
-@click.option("--name", default="meta", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
+@click.option("--name", default="meta", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")
+@REPLACE_OPTION
 @click.option("--out", type=click.Path(dir_okay=False), help="also export the results: .tsv[.gz], .csv[.gz] or .parquet")
 @DIGITS_OPTION
-def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | None, digits: int | str | None) -> None:
+def meta(lake_location: str, results: tuple[str, ...], name: str, replace: bool, out: str | None,
+         digits: int | str | None) -> None:
     """Meta-analyse GWAS results of several cohorts or sites (ENIGMA style) into one table.
 
     Rows are matched by phenotype, position and allele pair and put on the first cohort's
@@ -661,7 +748,7 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | Non
 
     lake = _open_lake(lake_location)
     _check_out(out, lake)
-    report = run_meta(lake, name=name, results=list(results))
+    report = run_meta(lake, name=name, results=list(results), replace=replace)
     click.echo(f"{report.rows:,} variant × phenotype rows from {len(report.cohorts)} cohorts, "
                f"{report.hits:,} at p < 5e-8 (fixed effects); {report.multiallelic:,} positions with more than one "
                f"allele pair, each combined on its own → {lake.results_uri(name)} (version {report.version})", err=True)
@@ -676,13 +763,14 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, out: str | Non
 @click.option("--p-thresholds", default="5e-8,1e-5,1e-3,0.05,1", show_default=True, metavar="LIST",
               help="one score per threshold: variants with p ≤ it, weighted by beta")
 @click.option("--release", metavar="NAME", help="release to score [default: latest]")
-@click.option("--name", default="prs", show_default=True, help="results table: LAKE/results/NAME (replaced if it exists)")
+@click.option("--name", default="prs", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")
+@REPLACE_OPTION
 @click.option("--out", type=click.Path(dir_okay=False), help="also export the scores: .tsv[.gz], .csv[.gz] or .parquet")
 @DIGITS_OPTION
 @_cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None, name: str, out: str | None,
-        digits: int | str | None, scheduler: str | None, workers: int | None, quiet: bool) -> None:
+        digits: int | str | None, scheduler: str | None, workers: int | None, replace: bool, quiet: bool) -> None:
     """Polygenic scores of every genotyped participant, one column per p-value threshold.
 
     Per participant, the sum over weighted variants of effect-allele dosage × beta, as
@@ -709,7 +797,7 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
     _check_out(out, lake)
     with progress_bars(quiet=quiet) as progress:
         report = run_prs(lake, name=name, weights=weights, thresholds=thresholds, release=release,
-                         scheduler=scheduler, workers=workers, progress=progress)
+                         scheduler=scheduler, workers=workers, progress=progress, replace=replace)
     used = ", ".join(f"{column}: {count:,}" for column, count in report.variants.items())
     click.echo(f"{report.participants:,} participants scored; variants per score: {used}; "
                f"{report.unmatched:,} weights not in the release, {report.allele_mismatch:,} on neither allele "
@@ -763,9 +851,10 @@ def export(lake_location: str, name: str, out: str, layout: str, phenotype: str 
 @main.command("import-sumstats")
 @click.argument("file", type=click.Path(dir_okay=False))
 @_lake_option
-@click.option("--name", required=True, help="results table to create: LAKE/results/NAME (replaced if it exists)")
+@click.option("--name", required=True, help=f"results table to create: {RESULTS_NAME_HELP}")
+@REPLACE_OPTION
 @click.option("--phenotype", help="phenotype name when the file has no phenotype column [default: the file's stem]")
-def import_sumstats_command(file: str, lake_location: str, name: str, phenotype: str | None) -> None:
+def import_sumstats_command(file: str, lake_location: str, name: str, replace: bool, phenotype: str | None) -> None:
     """Bring published summary statistics into the lake as a results table.
 
     Reads GWAS-SSF, PLINK 2 .glm.*, REGENIE and biolake exports (TSV, CSV or space-separated,
@@ -783,7 +872,7 @@ def import_sumstats_command(file: str, lake_location: str, name: str, phenotype:
     from queries.browse import index_after_job
 
     lake = _open_lake(lake_location)
-    rows = import_sumstats(lake, file, name=name, phenotype=phenotype)
+    rows = import_sumstats(lake, file, name=name, phenotype=phenotype, replace=replace)
     index_after_job(lake, name, version=lake.results(name).version())
     click.echo(f"{rows:,} rows → results.{name}", err=True)
 

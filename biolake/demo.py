@@ -1,7 +1,7 @@
 """The main job on the embedded default lake: a synthetic release, ingested, queried, GWAS, EWAS, GxE, results.
 
 Each data step is skipped when its output already exists, so the demo can be rerun;
-the analyses always rerun. The GWAS is checked against the release's ``truth.json``:
+the analyses always rerun, replacing their results tables. The GWAS is checked against the release's ``truth.json``:
 every planted SNP→IDP effect must come out at p < 5e-8, and the null IDPs must not
 show more genome-wide hits than chance allows; every planted CpG~stress effect must pass
 the array-wide threshold (9e-8) in the EWAS; the planted SNP×stress interaction must
@@ -37,9 +37,9 @@ from stats.multiple import GENOME_WIDE
 DEMO_SIZE = {"samples": 2000, "variants": 20000, "idps": 50, "cpgs": 5000, "seed": 1}
 DEMO_GWAS = GwasSettings(
     name="demo_idps", phenotypes="SELECT * EXCLUDE (release) FROM idps",
-    covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"], adjust=True)
+    covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"], adjust=True, replace=True)
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
-                         covariates=["age", "sex", "site"])
+                         covariates=["age", "sex", "site"], replace=True)
 STEPS = 9
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 DEMO_QUERIES = {
@@ -104,7 +104,7 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
              "null IDPs (HC3 robust errors)")
         gxe = run_gxe(lake, GxeSettings(name="demo_gxe", phenotypes=[planted["idp"], *nulls],
                                         covariates=[*DEMO_GWAS.covariates, planted["exposure"]],
-                                        exposures=[planted["exposure"]]), **jobs)
+                                        exposures=[planted["exposure"]], replace=True), **jobs)
         for line in check_planted_interaction(lake, gxe, truth):
             echo(line)
         echo(f"\n7/{STEPS} results of the GWAS: lead hits, λGC, plots and an HTML report")
@@ -150,8 +150,9 @@ def meta_analyse_sites(lake: Lake, truth: dict, **jobs) -> list[str]:
     for site in sites:
         names.append(f"demo_site_{site}")
         run_gwas(lake, GwasSettings(name=names[-1], phenotypes=idps, covariates=covariates,
-                                    samples=f"SELECT participant_id FROM covariates WHERE site = '{site}'"), **jobs)
-    report = run_meta(lake, name="demo_sites", results=names)
+                                    samples=f"SELECT participant_id FROM covariates WHERE site = '{site}'",
+                                    replace=True), **jobs)
+    report = run_meta(lake, name="demo_sites", results=names, replace=True)
     combined = lake.results_dataset("demo_sites")
     recovered = 0
     for effect in truth["snp_idp"]:
@@ -227,7 +228,7 @@ def score_participants(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
         write_table(con.sql("SELECT variant_id, alt AS effect_allele, beta, p FROM results.demo_sites "
                             "WHERE phenotype = ? AND p IS NOT NULL", params=[idp]).arrow(),
                     output_format="tsv", out=str(weights))
-    report = run_prs(lake, name="demo_prs", weights=weights, thresholds=[5e-8, 1e-3, 1.0], **jobs)
+    report = run_prs(lake, name="demo_prs", weights=weights, thresholds=[5e-8, 1e-3, 1.0], replace=True, **jobs)
     with connect(lake) as con:
         r = con.sql(f'SELECT corr(s.prs_p5e_08, i."{idp}"), corr(s.prs_p1, i."{idp}") FROM results.demo_prs s '
                     "JOIN idps i USING (participant_id)").fetchone()

@@ -50,6 +50,7 @@ class EwasSettings:
     release: str | None = None
     values: str = "m"                 # "m": M-values, log2 β/(1−β); "beta": betas
     chromosomes: Sequence[str] | None = None
+    replace: bool = False             # replace an existing results table of this name (else refused)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     """
     if settings.values not in ("m", "beta"):
         raise BiolakeError(f"values must be 'm' or 'beta', got {settings.values!r}")
+    lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.exposures, covariates=settings.covariates,
                         samples=settings.samples, assay="methylation", role="exposure")
@@ -130,7 +132,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         "dropped": chosen.dropped.counts, "exposure_summaries": [asdict(s) for s in summaries],
     }
     version = lake.commit_results(files, actions, schema=RESULTS_SCHEMA, partition_by=["chrom"],
-                                  provenance=provenance)
+                                  provenance=provenance, replace=settings.replace)
     index_after_job(lake, settings.name, version=version, pieces=(parts, positions_files, positions))
     return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summaries)

@@ -48,6 +48,7 @@ class GwasSettings:
     chromosomes: Sequence[str] | None = None
     min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
     adjust: bool = False           # store BH q-values (column fdr) per phenotype, as plink2 --adjust
+    replace: bool = False          # replace an existing results table of this name (else refused)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     >>> report.summary.lambda_gc()                                              # doctest: +SKIP
     """
     _check(settings)
+    lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
                         samples=settings.samples)
@@ -119,7 +121,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
         "logistic_phenotypes": inputs.binary_names,
     }
     version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=provenance, step="gwas",
-                                     scheduler=scheduler, workers=workers, progress=progress,
+                                     scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
     return GwasReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,

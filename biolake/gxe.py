@@ -46,6 +46,7 @@ class GxeSettings:
     chromosomes: Sequence[str] | None = None
     min_maf: float = MIN_MAF     # skip rarer variants: robust tests are anti-conservative for them
     adjust: bool = False         # store BH q-values (column fdr) of the robust interaction test
+    replace: bool = False        # replace an existing results table of this name (else refused)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     check_min_maf(settings.min_maf)
     if not settings.exposures:
         raise BiolakeError("give at least one exposure (a column of the covariate query)")
+    lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
                         samples=settings.samples)
@@ -124,7 +126,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
         "exposure_columns": exposure_names, "per_variant_terms": model.terms, "dropped": chosen.dropped.counts,
     }
     version, summary = scan_variants(lake, settings.name, tests, blocks, provenance=provenance, step="gxe",
-                                     scheduler=scheduler, workers=workers, progress=progress,
+                                     scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype", "exposure"], "log10p_gxe_robust") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum()) * len(exposures)
     return GxeReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,

@@ -46,8 +46,9 @@ class MetaReport:
     multiallelic: int        # phenotype × positions with more than one allele pair (each combined on its own)
 
 
-def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
-    """Meta-analyse the GWAS results tables ``results`` of ``lake`` into ``LAKE/results/name``.
+def run_meta(lake: Lake, *, name: str, results: Sequence[str], replace: bool = False) -> MetaReport:
+    """Meta-analyse the GWAS results tables ``results`` of ``lake`` into ``LAKE/results/name``
+    (an existing table of that name is replaced only with ``replace``).
 
     Examples
     --------
@@ -56,6 +57,7 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
     """
     if len(results) < 2 or len(set(results)) != len(results):
         raise BiolakeError(f"a meta-analysis needs two or more different results tables, got {list(results)}")
+    lake.check_results_free(name, replace=replace)
     datasets = [lake.results_dataset(result) for result in results]
     for result, dataset in zip(results, datasets):
         lacking = [column for column in NEEDED if column not in dataset.schema.names]
@@ -76,7 +78,8 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str]) -> MetaReport:
     provenance = {"kind": "meta", "created_at": datetime.now(timezone.utc).isoformat(), "cohorts": list(results),
                   "method": "inverse-variance fixed effects; DerSimonian-Laird random effects",
                   "multiallelic_positions": multiallelic}
-    version = lake.commit_results(files, actions, schema=META_SCHEMA, partition_by=["chrom"], provenance=provenance)
+    version = lake.commit_results(files, actions, schema=META_SCHEMA, partition_by=["chrom"], provenance=provenance,
+                                  replace=replace)
     index_after_job(lake, name, version=version)
     return MetaReport(name, version, list(results), rows, hits, multiallelic)
 

@@ -68,8 +68,9 @@ def read_weights(path: str | Path) -> pl.DataFrame:
 
 def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[float] = THRESHOLDS,
             release: str | None = None, scheduler: str | None = None, workers: int | None = None,
-            progress: Progress | None = None) -> PrsReport:
-    """Score every genotyped participant of ``release`` with the summary statistics in ``weights``.
+            progress: Progress | None = None, replace: bool = False) -> PrsReport:
+    """Score every genotyped participant of ``release`` with the summary statistics in ``weights``
+    into ``LAKE/results/name`` (an existing table of that name is replaced only with ``replace``).
 
     Examples
     --------
@@ -79,6 +80,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     thresholds = sorted(set(float(t) for t in thresholds))
     if not thresholds or not all(0 < t <= 1 for t in thresholds):
         raise BiolakeError(f"p-value thresholds must lie in (0, 1], got {thresholds}")
+    lake.check_results_free(name, replace=replace)
     chosen = lake.resolve_release(release).release
     table = read_weights(weights).filter(pl.col("beta").is_not_null() & pl.col("p").is_not_null())
     variants = pl.from_arrow(lake.read("variants", release=chosen, columns=["variant_id", "ref", "alt"]))
@@ -115,7 +117,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
                   "unmatched": table.height - matched.height, "allele_mismatch": matched.height - usable.height,
                   "missing_calls": "mean-imputed (2 × allele frequency), as plink2 --score"}
     version = lake.commit_results(files, [output.close()], schema=result.schema, partition_by=[],
-                                  provenance=provenance)
+                                  provenance=provenance, replace=replace)
     return PrsReport(name, version, len(participants), used, table.height - matched.height,
                      matched.height - usable.height)
 

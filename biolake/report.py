@@ -128,6 +128,8 @@ def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:
     kind = result_kind(lake, name)
     summary, hits = phenotype_summary(lake, name), lead_hits(lake, name)
     provenance = lake.results_provenance(name)
+    warning = (f"<p><strong>Warning: computed from a retracted release; {html.escape(provenance['retracted'])}"
+               "</strong></p>" if "retracted" in provenance else "")
     with tempfile.TemporaryDirectory() as folder:
         pictures = plot_results(lake, name, Path(folder), limit=limit)
         images = "".join(f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
@@ -137,7 +139,7 @@ def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}
 pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head><body>
-<h1>{html.escape(name)}</h1>
+<h1>{html.escape(name)}</h1>{warning}
 <h2>Provenance</h2><pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre>
 <h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
 <h2>Lead hits (p &lt; 5e-8, one per ±500 kb)</h2>{_html_table(hits.select([*kind.groups, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits"]))}

@@ -48,15 +48,16 @@ class VariantTests(Protocol):
 
 def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
-                  progress: Progress | None = None,
-                  fdr: tuple[Sequence[str], str] | None = None) -> tuple[int, GwasSummary]:
+                  progress: Progress | None = None, fdr: tuple[Sequence[str], str] | None = None,
+                  replace: bool = False) -> tuple[int, GwasSummary]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
     Returns the committed version and the per-phenotype summary of the headline test, which
     is also stored in the provenance (tests, hits, λGC, top variant) with the family-wide
     Bonferroni threshold (5e-8 over the number of phenotypes). With ``fdr`` = (group
     columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
-    within each group (:mod:`queries.fdr`: one more out-of-core pass over the results).
+    within each group (:mod:`queries.fdr`: one more out-of-core pass over the results). An existing
+    results table ``name`` is replaced only with ``replace``.
     """
     files, positions_files = lake.results_files(name), lake.browse_files(name, "positions")
     kind = KINDS[provenance["kind"]]
@@ -87,7 +88,8 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
         provenance["fdr"] = {"method": "BH", "within": list(fdr[0]), "of": fdr[1]}
         if progress:
             progress("q-values", 1, 1)
-    version = lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance=provenance)
+    version = lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance=provenance,
+                                  replace=replace)
     remove_files(files, staged)
     index_after_job(lake, name, version=version, pieces=(parts, positions_files, positions))
     return version, summary

@@ -97,8 +97,11 @@ def read_sumstats(path: str | Path, *, phenotype: str | None = None, require: tu
     return out.with_columns(pl.lit(phenotype or path.name.split(".")[0]).alias("phenotype"))
 
 
-def import_sumstats(lake: Lake, path: str | Path, *, name: str, phenotype: str | None = None) -> int:
-    """Write a summary-statistics file as the results table ``name`` (GWAS columns); returns its rows."""
+def import_sumstats(lake: Lake, path: str | Path, *, name: str, phenotype: str | None = None,
+                    replace: bool = False) -> int:
+    """Write a summary-statistics file as the results table ``name`` (GWAS columns); returns its rows.
+    An existing table of that name is replaced only with ``replace``."""
+    lake.check_results_free(name, replace=replace)
     needed = ("variant_id", "chrom", "pos", "alt", "ref", "beta", "se", "p")
     frame = read_sumstats(path, phenotype=phenotype, require=needed)
     schema = results_schema(statistics=[])
@@ -115,7 +118,7 @@ def import_sumstats(lake: Lake, path: str | Path, *, name: str, phenotype: str |
         actions.append(output.close())
     lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance={
         "kind": "gwas", "imported_from": str(path), "created_at": datetime.now(timezone.utc).isoformat(),
-        "phenotypes": sorted(set(table.column("phenotype").to_pylist()))})
+        "phenotypes": sorted(set(table.column("phenotype").to_pylist()))}, replace=replace)
     return table.num_rows
 
 

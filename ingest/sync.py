@@ -40,12 +40,14 @@ from lake.storage import Location
 @dataclass
 class SyncReport:
     """Releases ingested by this run, releases already present, loaded releases whose files
-    ``verify`` found changed, and one line per changed or missing file (warnings included)."""
+    ``verify`` found changed, one line per changed or missing file (warnings included), and
+    releases skipped because they were retracted."""
 
     ingested: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     changed_files: list[str] = field(default_factory=list)
+    retracted: list[str] = field(default_factory=list)
 
 
 def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = None,
@@ -58,7 +60,8 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
     Loaded releases are checked by the size and mtime of their local files (a difference is
     a warning: a copy or a touch changes an mtime, not the content), or with ``verify`` re-hashed
     (a difference is what ``SyncReport.changed`` lists); nothing loaded is ingested again.
-    ``on_release(name, outcome)`` reports each release ('unchanged', 'changed' or 'ingested'),
+    A retracted release is never reloaded (outcome 'retracted'). ``on_release(name, outcome)``
+    reports each release ('unchanged', 'changed', 'ingested' or 'retracted'),
     ``on_changed_file(line)`` each changed or missing file. A sync already running, or another
     writer, is waited for up to ``wait`` seconds (then this one finds its work done). Each new
     release is checked as ``ingest_release`` checks it (``overlap`` included): the first bad one
@@ -68,14 +71,16 @@ def sync(lake: Lake, source: str, *, storage_options: dict[str, str] | None = No
     fs = where.filesystem()
     report = SyncReport()
     with lake_lock(lake.location, "sync", wait=wait):
-        committed = {info.release: info for info in lake.releases()}
+        committed = {info.release: info for info in lake.releases(retracted=True)}
         for folder in release_folders(fs, where.root):
             manifest = _manifest(fs, folder)
             name = manifest_release_name(manifest, f"{folder}/{MANIFEST}")
             if not name:
                 raise InputError(f"{folder}/{MANIFEST}", "sync needs a 'release:' name in the manifest")
             changed_files: list[str] = []
-            if name in committed and verify:
+            if name in committed and committed[name].retraction is not None:
+                outcome = "retracted"   # its name is never reused, its data never reloaded
+            elif name in committed and verify:
                 with _local_copy(fs, folder, remote=where.remote) as local:
                     changed_files = _rehashed_changes(committed[name], folder, local)
                 outcome = "changed" if changed_files else "unchanged"

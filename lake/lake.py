@@ -44,6 +44,8 @@ from lake.storage import Location
 
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REGISTRY = "releases"
+_RETRACTIONS = "retractions"
+_DROPPED_RESULTS = "dropped_results"
 
 
 def biolake_version() -> str:
@@ -70,8 +72,20 @@ def check_results_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Retraction:
+    """A release withdrawn from use (``biolake release retract``): when, and why."""
+
+    release: str
+    retracted_at: datetime
+    why: str
+
+    def __str__(self) -> str:
+        return f"release {self.release!r} was retracted on {self.retracted_at:%Y-%m-%d}: {self.why}"
+
+
+@dataclass(frozen=True)
 class ReleaseInfo:
-    """One committed release, as the registry records it."""
+    """One committed release, as the registry records it (and its retraction, if it was retracted)."""
 
     release: str
     sequence: int
@@ -82,6 +96,28 @@ class ReleaseInfo:
     source_checksums: dict[str, str]
     biolake_version: str
     source_stats: dict[str, list[int]]   # file → [size, mtime_ns] at ingest; empty if not recorded
+    retraction: Retraction | None = None
+
+
+@dataclass(frozen=True)
+class ResultsInfo:
+    """One results table, as ``biolake results list`` shows it: what made it, from which release, how big."""
+
+    name: str
+    kind: str | None
+    release: str | None           # the release it was computed from (None: meta-analyses, imports)
+    rows: int
+    created_at: str | None        # ISO time, as its provenance records it
+    retraction: Retraction | None  # set when that release has since been retracted
+
+    def origin(self) -> str:
+        """Where it came from, in words: 'gwas of release r1 on 2026-12-06'."""
+        return " ".join([self.kind or "unknown kind", *([f"of release {self.release}"] if self.release else []),
+                         *([f"on {self.created_at[:10]}"] if self.created_at else [])])
+
+    def flags(self) -> list[str]:
+        """Warnings a reader of these results must see (today: computed from a retracted release)."""
+        return [f"computed from retracted release {self.release}"] if self.retraction else []
 
 
 class Lake:
@@ -180,28 +216,44 @@ class Lake:
                                                                               filter=filter)
 
     # -- releases ----------------------------------------------------------------
-    def releases(self) -> list[ReleaseInfo]:
-        """Committed releases in commit order."""
+    def releases(self, *, retracted: bool = False) -> list[ReleaseInfo]:
+        """Committed releases in commit order; retracted ones (with their retraction) only if asked."""
+        retractions = self.retractions()
         rows = self.dataset(_REGISTRY).to_table().sort_by("sequence").to_pylist()
-        return [ReleaseInfo(r["release"], r["sequence"], r["committed_at"], tuple(r["tables"]),
-                            json.loads(r["table_versions"]), r["source"],
-                            json.loads(r["source_checksums"]), r["biolake_version"],
-                            json.loads(r.get("source_stats") or "{}"))
-                for r in rows]
+        known = [ReleaseInfo(r["release"], r["sequence"], r["committed_at"], tuple(r["tables"]),
+                             json.loads(r["table_versions"]), r["source"],
+                             json.loads(r["source_checksums"]), r["biolake_version"],
+                             json.loads(r.get("source_stats") or "{}"), retractions.get(r["release"]))
+                 for r in rows]
+        return [info for info in known if retracted or info.retraction is None]
+
+    def retractions(self) -> dict[str, Retraction]:
+        """The retracted releases (release → its retraction), from the ``retractions`` table."""
+        table = self._open_delta(self.table_uri(_RETRACTIONS))
+        if table is None:
+            return {}
+        return {r["release"]: Retraction(r["release"], r["retracted_at"], r["why"])
+                for r in self._arrow_dataset(table).to_table().to_pylist()}
 
     def resolve_release(self, release: str | None = None) -> ReleaseInfo:
-        """The named release, or the latest one when ``release`` is None."""
-        known = self.releases()
-        if not known:
-            raise ReleaseError(f"{self.location.root}: the lake has no releases yet; "
-                               "load one with 'biolake ingest'")
+        """The named release, or the latest one not retracted when ``release`` is None.
+
+        Naming a retracted release is a ReleaseError saying when and why it was retracted.
+        """
+        known = self.releases(retracted=True)
+        current = [info for info in known if info.retraction is None]
         if release is None:
-            return known[-1]
+            if not current:
+                raise ReleaseError(f"{self.location.root}: the lake has no "
+                                   f"{'current ' if known else ''}releases yet; load one with 'biolake ingest'")
+            return current[-1]
         for info in known:
             if info.release == release:
+                if info.retraction is not None:
+                    raise ReleaseError(str(info.retraction))
                 return info
         raise ReleaseError(f"unknown release {release!r}; committed releases: "
-                           f"{', '.join(r.release for r in known)}")
+                           f"{', '.join(r.release for r in current)}")
 
     def begin_release(self, name: str, *, source: str,
                       checksums: dict[str, str] | None = None) -> "ReleaseWriter":
@@ -217,9 +269,9 @@ class Lake:
     def check_new_release(self, name: str) -> None:
         """Raise ReleaseError unless ``name`` is a well-formed release name not yet committed."""
         check_release_name(name)
-        if any(r.release == name for r in self.releases()):
+        if any(r.release == name for r in self.releases(retracted=True)):
             raise ReleaseError(f"release {name!r} is already committed in {self.location.root}; "
-                               "releases are immutable, choose a new name")
+                               "releases are immutable (a retracted one too), choose a new name")
 
     def replace_release_rows(self, name: str, release: str,
                              data: pa.Table | pa.RecordBatchReader | Iterator[pa.RecordBatch], *,
@@ -334,9 +386,22 @@ class Lake:
         """Where a new run of the results ``name`` writes its files (see :mod:`lake.results`)."""
         return ResultsFiles(self.location, check_results_name(name))
 
+    def check_results_free(self, name: str, *, replace: bool = False) -> None:
+        """Refuse a new run under the name of an existing results table unless ``replace``.
+
+        Jobs call it before computing anything; :meth:`commit_results` calls it again under
+        the table's lock, so two runs started together cannot both think the name free.
+        """
+        if self._drop_pending(check_results_name(name)):
+            raise LakeError(f"results table {name!r} is being dropped; finish with 'biolake results drop {name}'")
+        if not replace and self._open_delta(self.results_uri(name)) is not None:
+            raise LakeError(f"results table {name!r} exists (from {self.results_info(name).origin()}); "
+                            "use --replace or another --name")
+
     def commit_results(self, files: ResultsFiles, actions: list[AddAction], *, schema: pa.Schema,
-                       partition_by: list[str], provenance: dict[str, Any]) -> int:
-        """Make a run's files the results table ``files.name`` (replacing any earlier run) in one commit.
+                       partition_by: list[str], provenance: dict[str, Any], replace: bool = False) -> int:
+        """Make a run's files the results table ``files.name`` in one commit; an earlier run of that
+        name is replaced only with ``replace`` (see :meth:`check_results_free`).
 
         ``provenance`` (query text, release, parameters, …) is stored as JSON in the commit
         and in the table's description, so the numbers always say where they came from.
@@ -344,6 +409,7 @@ class Lake:
         """
         described = json.dumps({"biolake_version": biolake_version(), **provenance}, default=str)
         with lake_lock(self.location, f"results-{files.name}"):
+            self.check_results_free(files.name, replace=replace)
             fault_point(f"before:commit:results/{files.name}")
             create_table_with_add_actions(
                 files.uri, DeltaSchema.from_arrow(schema), actions, mode="overwrite", partition_by=partition_by,
@@ -353,15 +419,26 @@ class Lake:
             return DeltaTable(files.uri, storage_options=self.location.delta_options()).version()
 
     def results(self, name: str) -> DeltaTable:
-        """The results table ``name``."""
+        """The results table ``name`` (one whose drop has begun is gone already)."""
         table = self._open_delta(self.results_uri(name))
-        if table is None:
+        if table is None or self._drop_pending(name):
             raise LakeError(f"{self.location.root}: no results named {name!r}")
         return table
 
+    def results_info(self, name: str) -> ResultsInfo:
+        """What the results ``name`` are: kind, release, rows, when made, and whether that release is retracted."""
+        table = self.results(name)
+        provenance = json.loads(table.metadata().description)
+        release = provenance.get("release")
+        return ResultsInfo(name, provenance.get("kind"), release, table.count(), provenance.get("created_at"),
+                           self.retractions().get(release) if release else None)
+
     def results_provenance(self, name: str) -> dict[str, Any]:
-        """Where the results ``name`` came from: query text, release, parameters, biolake version."""
-        return json.loads(self.results(name).metadata().description)
+        """Where the results ``name`` came from: query text, release, parameters, biolake version; and,
+        under ``retracted``, when and why that release was retracted, if it was."""
+        provenance = json.loads(self.results(name).metadata().description)
+        retraction = self.retractions().get(provenance.get("release"))
+        return provenance | ({"retracted": str(retraction)} if retraction else {})
 
     def results_names(self) -> list[str]:
         """The names of the lake's results tables (folders under ``results/`` holding a Delta log)."""
@@ -371,8 +448,70 @@ class Lake:
             entries = filesystem.get_file_info(pafs.FileSelector("", allow_not_found=True))
         except FileNotFoundError:
             return []
+        dropping = self._drops_pending()
         return sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.Directory
+                      and entry.base_name not in dropping
                       and filesystem.get_file_info(f"{entry.base_name}/_delta_log").type == pafs.FileType.Directory)
+
+    def drop_results(self, name: str) -> dict[str, Any]:
+        """Delete the results ``name`` and their browse index, and record the drop; returns the record.
+
+        Crash-safe: the commit point is a marker under ``_locks/`` holding the record, written
+        before anything is deleted; from then on the table reads as gone, and a rerun after a
+        kill finishes the deletion. The record goes into ``dropped_results`` (once), then the
+        marker is removed.
+        """
+        marker, filesystem = self._drop_marker(check_results_name(name)), self.location.filesystem()
+        with lake_lock(self.location, f"results-{name}"):
+            if self._drop_pending(name):
+                record = json.loads(filesystem.cat_file(marker))
+            else:
+                info = self.results_info(name)
+                record = {"name": name, "dropped_at": datetime.now(timezone.utc).isoformat(), "kind": info.kind,
+                          "release": info.release, "rows": info.rows, "created_at": info.created_at}
+                fault_point(f"before:commit:drop/{name}")
+                filesystem.pipe_file(marker, json.dumps(record).encode())
+                fault_point(f"after:commit:drop/{name}")
+            for folder in (BROWSE_FOLDER, RESULTS_FOLDER):
+                try:
+                    filesystem.rm(self.location.join(folder, name), recursive=True)
+                except FileNotFoundError:   # deleted by the attempt a kill interrupted, or never built
+                    pass
+                fault_point(f"deleted:{folder}/{name}")
+            self._record_drop(record)
+            filesystem.rm_file(marker)
+        return record
+
+    def _record_drop(self, record: dict[str, Any]) -> None:
+        """Append the drop to ``dropped_results``, unless a killed attempt at it already did."""
+        row = {**record, "dropped_at": datetime.fromisoformat(record["dropped_at"])}
+        audit = self._open_delta(self.table_uri(_DROPPED_RESULTS))
+        if audit is not None and any(
+                (r["name"], r["dropped_at"]) == (row["name"], row["dropped_at"])
+                for r in self._arrow_dataset(audit).to_table(columns=["name", "dropped_at"]).to_pylist()):
+            return
+        write_deltalake(self.table_uri(_DROPPED_RESULTS),
+                        pa.Table.from_pylist([row], schema=TABLES[_DROPPED_RESULTS].arrow_schema()),
+                        mode="append", storage_options=self.location.delta_options())
+        fault_point(f"recorded:drop/{record['name']}")
+
+    def _drop_marker(self, name: str) -> str:
+        return self.location.join("_locks", f"drop-results-{name}.json")
+
+    def _drop_pending(self, name: str) -> bool:
+        """Whether a drop of the results ``name`` has been committed but not finished."""
+        return name in self._drops_pending()
+
+    def _drops_pending(self) -> set[str]:
+        """The results names whose drop has been committed but not finished: one fresh listing of
+        ``_locks/`` (never a cached one, which a long-running reader would keep)."""
+        try:
+            listed = self.location.filesystem().ls(self.location.join("_locks"), detail=False, refresh=True)
+        except FileNotFoundError:
+            return set()
+        names = (path.rsplit("/", 1)[-1] for path in listed)
+        return {n.removeprefix("drop-results-").removesuffix(".json") for n in names
+                if n.startswith("drop-results-") and n.endswith(".json")}
 
     def results_dataset(self, name: str) -> ds.Dataset:
         """The results table ``name`` as a pyarrow dataset (files from its Delta log)."""

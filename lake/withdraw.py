@@ -65,8 +65,8 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
         scored = _withdraw_from_results(lake, ids)   # participant-level results (polygenic scores)
         journal.record(*(f"results/{name}" for name in scored))
         _drop_id_digests(lake)
-        removed = sum(_erase_history(lake.delta(name)) for name in TABLES if lake.has_table(name))
-        removed += sum(_erase_history(lake.results(name)) for name in scored)
+        removed = sum(erase_history(lake.delta(name)) for name in TABLES if lake.has_table(name))
+        removed += sum(erase_history(lake.results(name)) for name in scored)
         _audit(lake, len(ids), journal.done, removed)
         journal.close()
     return WithdrawalReport(len(ids), journal.done, removed)
@@ -203,7 +203,7 @@ def _withdraw_from_results(lake: Lake, ids: list[str]) -> list[str]:
     return scored
 
 
-def _erase_history(table: DeltaTable) -> int:
+def erase_history(table: DeltaTable) -> int:
     """Vacuum with zero retention and compact the log, so no older version can be read back."""
     removed = table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
     table.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 days"})

@@ -204,10 +204,10 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
 
     ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
     Views: one per table of the release under its catalog name, ``releases``
-    (the registry), ``withdrawals`` (the audit, once there is one), ``dosages``
-    (participant × variant, long), ``betas`` (participant × CpG, long) and
-    ``results.NAME`` for every results table; the macro ``m_value(beta)`` gives
-    M-values, log2(β / (1 − β)).
+    (the registry), ``withdrawals`` and ``retractions`` (the audits, once there are
+    any), ``dosages`` (participant × variant, long), ``betas`` (participant × CpG,
+    long) and ``results.NAME`` for every results table; the macro ``m_value(beta)``
+    gives M-values, log2(β / (1 − β)).
     """
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
@@ -227,8 +227,9 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
         registry = lake.dataset("releases").to_table()
         con.register("releases", registry.drop_columns(
             [name for name in ("table_versions", "source_checksums", "source_stats") if name in registry.column_names]))
-        if lake.has_table("withdrawals"):
-            con.register("withdrawals", lake.dataset("withdrawals").to_table())
+        for audit in ("withdrawals", "retractions"):
+            if lake.has_table(audit):
+                con.register(audit, lake.dataset(audit).to_table())
         if "genotypes" in chosen.tables and "samples" in chosen.tables:
             con.create_function("biolake_dosages", _dosages_udf, ["BLOB", "BLOB", "BIGINT"], "DOUBLE[]",
                                 type="arrow", null_handling="special")

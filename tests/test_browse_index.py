@@ -125,7 +125,7 @@ def test_catalogue__serves_a_rewritten_run_at_its_new_version(gwas_lake, schedul
     catalogue = Catalogue(gwas_lake, log=lambda message: None)
     before = catalogue.run("browse_rewrite").scans()[0]["tests"]
     run_gwas(gwas_lake, GwasSettings(name="browse_rewrite", phenotypes=idps[:1], covariates=["age"],
-                                     chromosomes=["1"]), scheduler=scheduler)
+                                     chromosomes=["1"], replace=True), scheduler=scheduler)
     catalogue.refresh(build_now=True)
     after = catalogue.run("browse_rewrite")
     assert after.results_version == gwas_lake.results("browse_rewrite").version()

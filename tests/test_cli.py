@@ -1,6 +1,8 @@
 import json
+import re
 
 import polars as pl
+import pytest
 
 from click.testing import CliRunner
 from snapshot import lake_files
@@ -101,3 +103,56 @@ def test_sql__a_long_result_says_how_to_get_every_row(tmp_path):
     assert "more rows (all of them: --format csv --out FILE)" in run("sql", query, "--lake", lake).output
     prompt = CliRunner().invoke(main, ["sql", "--lake", str(lake)], input=query + ";\n")
     assert "more rows (all of them: biolake sql 'QUERY' --format csv --out FILE)" in prompt.output
+
+
+def write_sumstats(path) -> str:
+    path.write_text("variant_id\tchrom\tpos\teffect_allele\tother_allele\tbeta\tse\tp\n"
+                    "rs1\t1\t100\tA\tG\t0.1\t0.05\t0.04\nrs2\t2\t200\tC\tT\t-0.2\t0.1\t0.05\n")
+    return str(path)
+
+
+JOBS_NAMING_RESULTS = {   # every job that writes a results table, with inputs it would fail on if it started
+    "gwas": ["gwas", "--pheno", "no_such_idp", "--covar", "age"],
+    "ewas": ["ewas", "--exposure", "no_such_idp", "--covar", "age"],
+    "gxe": ["gxe", "--pheno", "no_such_idp", "--covar", "age", "--exposure", "age"],
+    "meta": ["meta", "--result", "no_such_a", "--result", "no_such_b"],
+    "prs": ["prs", "--weights", "no_such_file.tsv"],
+    "import-sumstats": ["import-sumstats", "no_such_file.tsv"],
+}
+
+
+@pytest.mark.parametrize("job", sorted(JOBS_NAMING_RESULTS))
+def test_results_jobs__refuse_an_existing_name_before_starting(loaded_lake, tmp_path, job):
+    root = loaded_lake.location.root
+    assert run("import-sumstats", write_sumstats(tmp_path / "s.tsv"), "--lake", root, "--name", "taken").exit_code == 0
+    version = loaded_lake.results("taken").version()
+    refused = CliRunner().invoke(main, [*JOBS_NAMING_RESULTS[job], "--lake", root, "--name", "taken"])
+    assert refused.exit_code == 2
+    assert re.fullmatch(r"error: results table 'taken' exists \(from gwas on \d{4}-\d\d-\d\d\); "
+                        r"use --replace or another --name", refused.output.strip()), refused.output
+    assert loaded_lake.results("taken").version() == version
+
+
+def test_import_sumstats__replace_rewrites_an_existing_name(loaded_lake, tmp_path):
+    root, file = loaded_lake.location.root, write_sumstats(tmp_path / "s.tsv")
+    assert run("import-sumstats", file, "--lake", root, "--name", "taken").exit_code == 0
+    again = run("import-sumstats", file, "--lake", root, "--name", "taken", "--replace")
+    assert again.exit_code == 0, again.output
+    assert loaded_lake.results("taken").version() == 1
+
+
+def test_results_list_and_drop(loaded_lake, tmp_path):
+    root = loaded_lake.location.root
+    for name in ("first", "second"):
+        run("import-sumstats", write_sumstats(tmp_path / "s.tsv"), "--lake", root, "--name", name)
+    listed = CliRunner().invoke(main, ["results", "list", "--lake", root], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0
+    rows = [line for line in listed.output.splitlines() if "first" in line or "second" in line]
+    assert len(rows) == 2 and all(" gwas " in row and " 2 " in row for row in rows), listed.output
+    dropped = run("results", "drop", "first", "--lake", root)
+    assert dropped.exit_code == 0 and "dropped results 'first' (gwas, 2 rows)" in dropped.output
+    assert loaded_lake.results_names() == ["second"]
+    assert not (tmp_path / "lake" / "browse" / "first").exists() and (tmp_path / "lake" / "browse" / "second").exists()
+    assert [row["name"] for row in loaded_lake.read("dropped_results").to_pylist()] == ["first"]
+    missing = CliRunner().invoke(main, ["results", "drop", "first", "--lake", root])
+    assert missing.exit_code == 2 and "no results named 'first'" in missing.output

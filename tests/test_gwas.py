@@ -156,7 +156,8 @@ def test_gwas_cli__sigkill_mid_run_leaves_the_previous_results(gwas_lake, schedu
 
     def gwas(phenotype: str) -> list[str]:
         return [sys.executable, "-c", "from biolake.cli import main; main()", "gwas", "--lake", root,
-                "--pheno", phenotype, "--covar", "age,sex", "--name", "crash", "--scheduler", scheduler, "--quiet"]
+                "--pheno", phenotype, "--covar", "age,sex", "--name", "crash", "--replace", "--scheduler", scheduler,
+                "--quiet"]
 
     def stored():
         return gwas_lake.results_dataset("crash").to_table().sort_by([("phenotype", "ascending"),

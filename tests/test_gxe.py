@@ -234,7 +234,7 @@ def test_gxe_cli__exports_and_names_a_missing_exposure(gwas_lake, scheduler, idp
     assert exported["exposure"].unique().sort().to_list() == ["sex[M]", "stress"]
     assert {"p_interaction_robust", "se_gxe_robust", "p_joint"} <= set(exported.columns)
     missing = runner.invoke(main, ["gxe", "--lake", gwas_lake.location.root, "--pheno", idps[0], "--covar",
-                                   "age,sex", "--exposure", "stress", "--scheduler", scheduler])
+                                   "age,sex", "--exposure", "stress", "--replace", "--scheduler", scheduler])
     assert missing.exit_code == 2
     assert "exposure 'stress' is not a column of the covariate query" in missing.output
     with pytest.raises(BiolakeError, match="robust 'hc9'"):

@@ -149,3 +149,69 @@ def test_drop_uncommitted_rows__removes_leftovers_of_abandoned_attempts(lake):
     assert lake.releases_with_rows("samples") == {"r1", "r2"}
     assert lake.drop_uncommitted_rows() == ["samples@r2"]
     assert lake.releases_with_rows("samples") == {"r1"}
+
+
+def tiny_results(lake: Lake, name: str, *, replace: bool = False, p: float = 0.5) -> int:
+    """Commit a one-row results table ``name``; returns its version."""
+    table = pa.table({"phenotype": ["y"], "p": [p]})
+    files = lake.results_files(name)
+    output = files.open(table.schema, partition={}, part="t")
+    output.write(table)
+    return lake.commit_results(files, [output.close()], schema=table.schema, partition_by=[], replace=replace,
+                               provenance={"kind": "gwas", "release": "r1", "created_at": "2026-12-06T10:00:00"})
+
+
+def test_commit_results__an_existing_name_is_refused_unless_replace(lake):
+    tiny_results(lake, "assoc")
+    with pytest.raises(LakeError, match=r"^results table 'assoc' exists \(from gwas of release r1 on 2026-12-06\); "
+                                        r"use --replace or another --name$"):
+        lake.check_results_free("assoc")
+    with pytest.raises(LakeError, match="exists"):
+        tiny_results(lake, "assoc", p=0.1)
+    assert lake.results_dataset("assoc").to_table().column("p").to_pylist() == [0.5]
+    tiny_results(lake, "assoc", replace=True, p=0.1)
+    assert lake.results_dataset("assoc").to_table().column("p").to_pylist() == [0.1]
+    lake.check_results_free("other")
+
+
+def test_drop_results__deletes_the_table_and_its_browse_index_and_records_it(lake):
+    tiny_results(lake, "assoc")
+    tiny_results(lake, "kept")
+    browse = Path(lake.location.root) / "browse" / "assoc" / "summary"
+    browse.mkdir(parents=True)
+    (browse / "part.parquet").write_bytes(b"x")
+
+    record = lake.drop_results("assoc")
+
+    assert record["rows"] == 1 and record["kind"] == "gwas"
+    assert lake.results_names() == ["kept"]
+    assert not (Path(lake.location.root) / "results" / "assoc").exists()
+    assert not (Path(lake.location.root) / "browse" / "assoc").exists()
+    audit = lake.read("dropped_results").to_pylist()
+    assert [(row["name"], row["release"], row["rows"]) for row in audit] == [("assoc", "r1", 1)]
+    with pytest.raises(LakeError, match="no results named 'assoc'"):
+        lake.drop_results("assoc")
+    tiny_results(lake, "assoc")   # the name is free again
+
+
+def test_drop_results__once_committed_the_table_reads_as_gone_and_a_rerun_finishes(lake, monkeypatch):
+    tiny_results(lake, "assoc")
+    monkeypatch.setattr("lake.lake.fault_point", _kill_at("deleted:results/assoc"))
+    with pytest.raises(KeyboardInterrupt):
+        lake.drop_results("assoc")
+    assert lake.results_names() == []
+    with pytest.raises(LakeError, match="no results named"):
+        lake.results("assoc")
+    with pytest.raises(LakeError, match="being dropped"):
+        lake.check_results_free("assoc", replace=True)
+    monkeypatch.undo()
+    lake.drop_results("assoc")
+    assert [row["name"] for row in lake.read("dropped_results").to_pylist()] == ["assoc"]
+    lake.check_results_free("assoc")
+
+
+def _kill_at(point: str):
+    def fault_point(name: str) -> None:
+        if name == point:
+            raise KeyboardInterrupt(name)
+    return fault_point
