@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
@@ -103,13 +105,20 @@ def map_blocks(client: Client, task: Callable[..., Any], blocks: Sequence[Any], 
                step: str, progress: Progress | None = None) -> Iterator[Any]:
     """``task(block, shared, *args, position)`` for every block, results as they complete.
 
-    ``shared`` (the small inputs every task needs) is scattered to every worker once; each
+    ``shared`` (the inputs every task needs: the model) goes to the cluster once, as a task
+    whose result is ``shared``: the scheduler keeps that task, so when the worker holding the
+    result dies it is computed again on another. (Scattered data lives on workers only: a
+    worker killed during the scatter failed the job with a CommClosedError, one killed just
+    after with "lost dependencies".) Block tasks lost with a worker run again elsewhere and
+    rewrite the same files under the same names, so a rerun replaces, never duplicates. Each
     task carries only its block reference, and at most four tasks per worker are in flight,
     so results never pile up faster than the caller consumes them.
     """
     from distributed import as_completed
 
-    shared_future = client.scatter(shared, broadcast=True)
+    with warnings.catch_warnings():   # a large model is meant to travel in the graph: once, and recomputable
+        warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+        shared_future = client.submit(_shared_inputs, shared, key=f"{type(shared).__name__}-{uuid.uuid4().hex}")
     window = 4 * max(len(client.scheduler_info()["workers"]), 1)
 
     def submit(position: int):
@@ -125,3 +134,8 @@ def map_blocks(client: Client, task: Callable[..., Any], blocks: Sequence[Any], 
         if progress:
             progress(step, done, len(blocks))
         yield result
+
+
+def _shared_inputs(shared: Any) -> Any:
+    """The task that puts a job's shared inputs on a worker (and again on another, if that one dies)."""
+    return shared

@@ -1,10 +1,11 @@
 """The GWAS job: queries → one task per genotype block on dask → a results table in the lake.
 
 The design (phenotypes, covariates, samples) comes from SQL; phenotypes are
-residualised once and the small inputs are scattered to every worker once. Each
-task reads one genotype row group straight from the lake, decodes it and runs the
-kernels, so memory is bounded by the block, not by the number of variants
-(:mod:`biolake.scan`). Results stream into one Delta commit under ``LAKE/results/NAME``.
+residualised once and the small inputs go to the cluster once, as a task it can
+compute again if the worker holding them dies. Each task reads one genotype row
+group straight from the lake, decodes it and runs the kernels, so memory is bounded
+by the block, not by the number of variants (:mod:`biolake.scan`). Results stream into
+one Delta commit under ``LAKE/results/NAME``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class GwasReport:
 
 @dataclass(frozen=True)
 class BlockInputs:
-    """Everything a block task needs besides its block: scattered to each worker once."""
+    """Everything a block task needs besides its block: sent to the cluster once (see
+    :func:`biolake.cluster.map_blocks`)."""
 
     n_samples: int                 # length of the stored sample vector
     samples: np.ndarray | None     # positions of the analysis samples in it (None: all, in order)

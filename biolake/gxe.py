@@ -66,7 +66,8 @@ class GxeReport:
 
 @dataclass(frozen=True)
 class GxeTests:
-    """What every block task needs besides its block: scattered to each worker once."""
+    """What every block task needs besides its block: sent to the cluster once (see
+    :func:`biolake.cluster.map_blocks`)."""
 
     n_samples: int
     samples: np.ndarray | None

@@ -43,7 +43,8 @@ class PrsReport:
 
 @dataclass(frozen=True)
 class PrsInputs:
-    """Scattered to every worker once: the weights by variant id, and the sample vector length."""
+    """Sent to the cluster once (see :func:`biolake.cluster.map_blocks`): the weights by variant id,
+    and the sample vector length."""
 
     n_samples: int
     weights: dict[str, tuple[np.ndarray, bool]]   # variant_id → (weights per threshold, weight on REF)

@@ -1,7 +1,7 @@
 """The data path every variant-by-variant job shares (GWAS, GxE): blocks → dask tasks → one commit.
 
-A job describes its tests with a :class:`VariantTests` object (the small inputs, scattered
-to every worker once) whose ``test`` turns one decoded genotype block into a results
+A job describes its tests with a :class:`VariantTests` object (the small inputs, sent to
+the cluster once) whose ``test`` turns one decoded genotype block into a results
 table. Each task reads one genotype row group straight from the lake, tests it slice by
 slice and writes its own Parquet file of the run; only the file's add action and a
 per-phenotype summary travel back, and one commit then publishes ``LAKE/results/NAME``.
