@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def _check_header(path: Path, source: Path | bytes, separator: str) -> None:
         with open(source, "rb") as handle:
             line = handle.readline()
     names = line.decode("utf-8-sig", errors="replace").rstrip("\r\n").split(separator)
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise InputError(path, f"column name {repeated[0]!r} appears more than once in the header",
                          line=1)
@@ -110,10 +111,12 @@ def _check_row_lengths(path: Path, source: Path | bytes, separator: str, *, skip
         ragged.append(row)
         return "error"
 
+    size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
     try:
         pacsv.read_csv(
             pa.py_buffer(source) if isinstance(source, bytes) else source,
-            read_options=pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False, skip_rows=skip_lines),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False, skip_rows=skip_lines,
+                                           block_size=_csv_block_size(size)),
             parse_options=pacsv.ParseOptions(delimiter=separator, newlines_in_values=True, ignore_empty_lines=False,
                                               invalid_row_handler=note),
             convert_options=pacsv.ConvertOptions(include_columns=["f0"], column_types={"f0": pa.binary()}))
@@ -124,6 +127,12 @@ def _check_row_lengths(path: Path, source: Path | bytes, separator: str, *, skip
         raise InputError(path, f"expected {row.expected_columns} fields separated by {separator!r}, found "
                          f"{row.actual_columns}{_other_separator(row.text, row.expected_columns)}",
                          line=row.number) from None
+
+
+def _csv_block_size(size: int) -> int:
+    """Arrow's CSV blocks must hold a whole row, or the file reads as empty and no row is checked
+    (its default 1 MiB fails on a 20,000-IDP header): the whole file, up to 256 MiB a block."""
+    return min(max(size + 1, 1 << 20), 1 << 28)
 
 
 def _other_separator(text: str, fields: int) -> str:

@@ -531,3 +531,15 @@ def test_check_release__a_committed_name_is_refused(loaded_lake, release_folder)
     sources, _ = ReleaseSources.from_folder(release_folder)
     with pytest.raises(ReleaseError, match="'r1' is already committed"):
         check_release(loaded_lake, sources, release="r1")
+
+
+def test_read_text_table__a_short_row_under_a_header_wider_than_a_csv_block_is_refused(tmp_path):
+    """Arrow reads CSV in blocks (1 MiB by default) that must each hold a whole row: a header of
+    120,000 IDP columns is 1.3 MB, and with it no row was checked and the short one padded."""
+    columns = [f"idp{i:06d}" for i in range(120_000)]
+    values = ",".join(["1.5"] * len(columns))
+    path = tmp_path / "wide.csv"
+    path.write_text("eid," + ",".join(columns) + "\n" + f"1000001,{values}\n" + f"1000002,{values[:-8]}\n")
+    with pytest.raises(InputError) as error:
+        read_text_table(path)
+    assert error.value.line == 3 and f"expected {len(columns) + 1} fields" in str(error.value)
