@@ -316,8 +316,7 @@ def sync(source: str, lake_location: str, wait: float, verify: bool, min_overlap
     releases before it stay committed.
 
     \b
-    Example (crontab lines: every night at 02:00, a run still going at the next
-    waited for; every Sunday at 04:00, every loaded release checked for bit rot):
+    Example (crontab: a nightly sync at 02:00, a weekly --verify on Sundays at 04:00):
       0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --wait 3600 --quiet
       0 4 * * 0 biolake sync /data/incoming --lake /data/lake --verify --wait 3600 --quiet
     """
