@@ -348,7 +348,8 @@ def withdraw(lake_location: str, ids_file: str, quiet: bool) -> None:
     Sample vectors (genotypes, methylation) lose their positions, participant rows
     go, allele frequencies are recomputed; then every table is vacuumed and its
     log compacted, so no older version can show the withdrawn data. Rerunning
-    with the same list after an interruption completes the job. The withdrawals
+    with the same list after an interruption completes the job; another list is
+    refused until then, before anything changes. The withdrawals
     table records when and how many, never who: no digest of the ids is kept,
     so keep the list yourself; biolake audit then shows those ids are gone.
 

@@ -18,11 +18,12 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake.errors import LakeError
 from lake.lake import Lake
@@ -34,6 +35,7 @@ from lake.vectors import (allele_summaries, binary_column, byte_matrix, decode_d
 
 PARTICIPANT_TABLES = ("idps", "covariates")
 Progress = Callable[[str, int, int], None]
+Footprint = dict[str, dict[str, Any]]   # "table@release" or "results/NAME" → rows (and positions) a list removes
 
 
 @dataclass(frozen=True)
@@ -47,22 +49,25 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
              progress: Progress | None = None) -> WithdrawalReport:
     """Remove ``participant_ids`` from every release of ``lake`` and erase them from its history.
 
-    Rerunning with the same list after an interruption finishes the job: each sample-vector
-    rewrite is committed with the withdrawal's random token, kept in a journal with the rewrites
-    done, so a rerun skips those (a vector must never lose positions twice). While a journal
-    is open, a list of another length is refused (LakeError).
+    Rerunning with the same list after an interruption finishes the job: every rewrite is
+    committed with the withdrawal's random token, kept in a journal with what the list removes
+    (rows and sample positions, counted before any rewrite), so a rerun skips the rewrites done
+    (a vector must never lose positions twice). While a journal is open, a list that would remove
+    anything else is refused (LakeError) before anything is changed.
     """
     ids = sorted({str(i).strip() for i in participant_ids if str(i).strip()})
     with lake_lock(lake.location, "write"):
-        journal = _Journal(lake.location, participants=len(ids))
+        removes = _footprint(lake, ids)
+        journal = _Journal(lake.location, participants=len(ids), removes=removes)
+        note = {"biolake.withdrawal": journal.token}
+        journal.check_same_list(removes, done=lambda step: _committed(lake, step, note))
         journal.record(*lake.drop_uncommitted_rows())  # leftovers of interrupted ingests hold ids too
         releases = lake.releases()
         for step, info in enumerate(releases, start=1):
-            _withdraw_from_release(lake, info.release, info.tables, set(ids), journal,
-                                   note={"biolake.withdrawal": journal.token})
+            _withdraw_from_release(lake, info.release, info.tables, set(ids), journal, note=note)
             if progress:
                 progress("releases", step, len(releases))
-        scored = _withdraw_from_results(lake, ids)   # participant-level results (polygenic scores)
+        scored = _withdraw_from_results(lake, ids, note=note)   # participant-level results (polygenic scores)
         journal.record(*(f"results/{name}" for name in scored))
         _drop_id_digests(lake)
         removed = sum(erase_history(lake.delta(name)) for name in TABLES if lake.has_table(name))
@@ -73,24 +78,44 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
 
 
 class _Journal:
-    """An unfinished withdrawal, kept in the lake until it ends: the random token its vector
-    rewrites are committed with, how many participants it names, and the rewrites ("table@release")
-    done. Nothing in it derives from the ids, so nothing in it can be tested against candidates;
-    a rerun is taken to name the same list when it names as many."""
+    """An unfinished withdrawal, kept in the lake until it ends: the random token its rewrites are
+    committed with, how many participants it names, what it removes from each table (rows, and
+    per assay the sample count and positions, taken before any rewrite) and the rewrites
+    ("table@release") done. Nothing in it derives from the ids themselves, so nothing in it can
+    be tested against candidate ids; while it exists, the ids are still in the tables not yet
+    rewritten anyway."""
 
-    def __init__(self, location: Location, *, participants: int) -> None:
+    def __init__(self, location: Location, *, participants: int, removes: Footprint) -> None:
         self.fs, self.path = location.filesystem(), location.join("_locks", "withdraw-journal.json")
-        state = json.loads(self.fs.cat_file(self.path)) if self.fs.exists(self.path) else \
-            {"token": secrets.token_hex(16), "participants": participants, "done": []}
-        if state["participants"] != participants:
-            raise LakeError(f"{self.path}: a withdrawal of {state['participants']:,} participants was "
-                            f"interrupted; rerun biolake withdraw with that list to finish it before "
-                            f"withdrawing {participants:,} others")
-        self.token, self.participants, self.done = state["token"], participants, list(state["done"])
+        _refuse_legacy_journal(self.fs, location)
+        self.resumed = self.fs.exists(self.path)
+        state = json.loads(self.fs.cat_file(self.path)) if self.resumed else \
+            {"token": secrets.token_hex(16), "participants": participants, "removes": removes, "done": []}
+        self.token, self.participants = state["token"], state["participants"]
+        self.removes, self.done = state["removes"], list(state["done"])
+        if self.participants != participants:
+            raise self.pending_error()
+        self.record()   # the plan is kept before anything is rewritten
+
+    def check_same_list(self, removes: Footprint, *, done: Callable[[str], bool]) -> None:
+        """Refuse a rerun whose list is not the interrupted one: each step done must find nothing
+        of the list left, and each step not done must find exactly what the journal planned
+        (the same rows, and the same positions among as many samples)."""
+        if not self.resumed:
+            return
+        for step, planned in self.removes.items():
+            found = removes.get(step)   # None: the release was retracted meanwhile
+            if found is not None and found != planned and not (found["rows"] == 0 and done(step)):
+                raise self.pending_error()
+
+    def pending_error(self) -> LakeError:
+        return LakeError(f"{self.path}: a withdrawal of {self.participants:,} participants was interrupted and "
+                         f"is pending with another list: finish it with the same list ({self.participants:,} ids) "
+                         f"before withdrawing others")
 
     def record(self, *steps: str) -> None:
         self.done += steps
-        state = {"token": self.token, "participants": self.participants, "done": self.done}
+        state = {"token": self.token, "participants": self.participants, "removes": self.removes, "done": self.done}
         self.fs.pipe_file(self.path, json.dumps(state).encode())
 
     def close(self) -> None:
@@ -98,17 +123,70 @@ class _Journal:
             self.fs.rm_file(self.path)
 
 
+def _refuse_legacy_journal(fs: Any, location: Location) -> None:
+    """Earlier biolake versions named their journal after a digest of the ids and committed the
+    vector rewrites with that digest, which this version cannot tell from undone work: resuming
+    here would take positions out of those vectors a second time."""
+    legacy = [path for path in fs.glob(location.join("_locks", "withdraw-*.json"))
+              if not path.endswith("withdraw-journal.json")]
+    if legacy:
+        raise LakeError(f"{legacy[0]}: a withdrawal interrupted under an earlier biolake version; finish it "
+                        f"with that version (rerun its biolake withdraw with the same list), then upgrade")
+
+
+def _footprint(lake: Lake, ids: list[str]) -> Footprint:
+    """What withdrawing ``ids`` removes from the lake as it is now, in counts and positions only:
+    per participant table and release the rows they hold; per samples table and release those
+    rows and, per assay, its sample count and their positions; per results table keyed by
+    participant the rows they hold."""
+    listed, removes = pa.array(ids, pa.string()), {}
+    for info in lake.releases():
+        for name in (t for t in info.tables if t in PARTICIPANT_TABLES):
+            removes[f"{name}@{info.release}"] = {"rows": _rows_of(lake.read(name, release=info.release), listed)}
+        if "samples" in info.tables:
+            samples = lake.read("samples", release=info.release)
+            removes[f"samples@{info.release}"] = {"rows": _rows_of(samples, listed),
+                                                  "positions": _positions(samples, listed)}
+    for name in _participant_results(lake):
+        scores = lake.results(name).to_pyarrow_table(columns=["participant_id"])
+        removes[f"results/{name}"] = {"rows": _rows_of(scores, listed)}
+    return removes
+
+
+def _rows_of(table: pa.Table, listed: pa.Array) -> int:
+    return pc.sum(pc.is_in(table.column("participant_id"), listed)).as_py() or 0
+
+
+def _positions(samples: pa.Table, listed: pa.Array) -> dict[str, dict[str, Any]]:
+    """Per assay of a samples table: its sample count and the sample positions of ``listed``."""
+    found = {}
+    for assay in sorted(set(samples.column("assay").to_pylist())):
+        order = samples.filter(pc.equal(samples.column("assay"), assay)).sort_by("sample_index")
+        gone = np.asarray(pc.is_in(order.column("participant_id"), listed))
+        found[assay] = {"samples": len(gone), "positions": np.flatnonzero(gone).tolist()}
+    return found
+
+
+def _committed(lake: Lake, step: str, note: dict[str, str]) -> bool:
+    """Whether the rewrite ``step`` ("table@release" or "results/NAME") was committed with ``note``."""
+    if step.startswith("results/"):
+        history = lake.results(step.removeprefix("results/")).history()
+        return any(all(entry.get(key) == value for key, value in note.items()) for entry in history)
+    table, release = step.split("@")
+    return lake.committed_with(table, release, note)
+
+
 def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], ids: set[str],
                            journal: _Journal, *, note: dict[str, str]) -> None:
     """Participant rows go (deleting again is harmless); sample vectors lose the positions once,
-    each vector rewrite committed with ``note``, so a rerun after a kill skips the done ones;
+    each rewrite committed with ``note``, so a rerun after a kill skips the done ones;
     the samples table, renumbered, comes last."""
-    listed = pa.array(sorted(ids))
+    listed = pa.array(sorted(ids), pa.string())
     for name in (t for t in tables if t in PARTICIPANT_TABLES):
         table = lake.read(name, release=release)
         keep = pc.invert(pc.is_in(table.column("participant_id"), listed))
         if not pc.all(keep).as_py():
-            lake.replace_release_rows(name, release, table.filter(keep))
+            lake.replace_release_rows(name, release, table.filter(keep), note=note)
             journal.record(f"{name}@{release}")
     if "samples" not in tables:
         return
@@ -116,12 +194,13 @@ def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], id
     withdrawn = pc.is_in(samples.column("participant_id"), listed)
     if not pc.any(withdrawn).as_py():
         return
+    positions = _positions(samples, listed)
     for assay, rewrite in (("genotypes", _rewrite_genotypes), ("methylation", _rewrite_methylation)):
-        order = samples.filter(pc.equal(samples.column("assay"), assay)).sort_by("sample_index")
-        gone = np.asarray(pc.is_in(order.column("participant_id"), listed))
-        if assay in tables and gone.any():
-            journal.record(*rewrite(lake, release, n_samples=len(gone), keep=np.flatnonzero(~gone), note=note))
-    lake.replace_release_rows("samples", release, _renumbered(samples.filter(pc.invert(withdrawn))))
+        found = positions.get(assay, {"samples": 0, "positions": []})
+        if assay in tables and found["positions"]:
+            keep = np.setdiff1d(np.arange(found["samples"]), found["positions"])
+            journal.record(*rewrite(lake, release, n_samples=found["samples"], keep=keep, note=note))
+    lake.replace_release_rows("samples", release, _renumbered(samples.filter(pc.invert(withdrawn))), note=note)
     journal.record(f"samples@{release}")
 
 
@@ -191,15 +270,20 @@ def _rewrite_methylation(lake: Lake, release: str, *, n_samples: int, keep: np.n
     return [f"methylation@{release}"]
 
 
-def _withdraw_from_results(lake: Lake, ids: list[str]) -> list[str]:
-    """Delete the participants' rows from every results table keyed by participant; their names."""
-    scored = []
-    for name in lake.results_names():
-        table = lake.results(name)
-        if "participant_id" in table.schema().to_arrow().names:
-            listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
-            table.delete(f"participant_id IN ({listed})")
-            scored.append(name)
+def _participant_results(lake: Lake) -> list[str]:
+    """The results tables keyed by participant (polygenic scores)."""
+    return [name for name in lake.results_names()
+            if "participant_id" in lake.results(name).schema().to_arrow().names]
+
+
+def _withdraw_from_results(lake: Lake, ids: list[str], *, note: dict[str, str]) -> list[str]:
+    """Delete the participants' rows from every results table keyed by participant, each delete
+    committed with ``note``; their names."""
+    listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+    scored = _participant_results(lake)
+    for name in scored:
+        lake.results(name).delete(f"participant_id IN ({listed})",
+                                  commit_properties=CommitProperties(custom_metadata=note))
     return scored
 
 

@@ -228,8 +228,10 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
         con.register("releases", registry.drop_columns(
             [name for name in ("table_versions", "source_checksums", "source_stats") if name in registry.column_names]))
         for audit in ("withdrawals", "retractions"):
-            if lake.has_table(audit):
-                con.register(audit, lake.dataset(audit).to_table())
+            if lake.has_table(audit):   # the declared columns: never the ids_sha256 of older withdrawals
+                recorded = lake.dataset(audit)
+                con.register(audit, recorded.to_table(columns=[
+                    name for name in TABLES[audit].arrow_schema().names if name in recorded.schema.names]))
         if "genotypes" in chosen.tables and "samples" in chosen.tables:
             con.create_function("biolake_dosages", _dosages_udf, ["BLOB", "BLOB", "BIGINT"], "DOUBLE[]",
                                 type="arrow", null_handling="special")

@@ -12,12 +12,14 @@ from plink2_glm import PLINK2
 from biolake.cli import main
 from biolake.prs import read_weights, run_prs, score_column
 from ingest.release import ReleaseSources, ingest_release
-from lake.errors import BiolakeError, InputError
+from lake.errors import BiolakeError, InputError, LakeError
 from lake.lake import Lake
 from lake.vectors import encode_calls
+from lake import withdraw as withdrawal
 from lake.withdraw import withdraw
 from queries import connect
 from stats.prs import threshold_weights
+from test_withdraw import killed
 
 THRESHOLDS = [1e-3, 0.05, 1.0]
 
@@ -70,12 +72,17 @@ def test_read_weights__accepts_tool_dialects_and_names_what_is_missing(tmp_path)
         read_weights(tmp_path / "bad.tsv")
 
 
-def test_prs__is_sql_joinable_and_withdrawn_with_the_participant(loaded_lake, scheduler, tmp_path):
-    weights_file(loaded_lake, tmp_path / "w.tsv", np.random.default_rng(5))
-    result = CliRunner().invoke(main, ["prs", "--lake", loaded_lake.location.root, "--weights", str(tmp_path / "w.tsv"),
+def score(lake, scheduler, tmp_path) -> None:
+    """Polygenic scores of the lake's participants, as results table 'scores'."""
+    weights_file(lake, tmp_path / "w.tsv", np.random.default_rng(5))
+    result = CliRunner().invoke(main, ["prs", "--lake", lake.location.root, "--weights", str(tmp_path / "w.tsv"),
                                        "--p-thresholds", "0.05,1", "--name", "scores", "--scheduler", scheduler,
                                        "--quiet"])
     assert result.exit_code == 0, result.output
+
+
+def test_prs__is_sql_joinable_and_withdrawn_with_the_participant(loaded_lake, scheduler, tmp_path):
+    score(loaded_lake, scheduler, tmp_path)
     with connect(loaded_lake) as con:
         joined = con.sql("SELECT count(*) FROM results.scores JOIN covariates USING (participant_id)").fetchone()[0]
     assert joined > 0
@@ -85,6 +92,23 @@ def test_prs__is_sql_joinable_and_withdrawn_with_the_participant(loaded_lake, sc
     assert not set(gone) & set(remaining.column("participant_id").to_pylist())
     on_disk = [f for f in Path(loaded_lake.results_uri("scores")).rglob("*.parquet") if "_delta_log" not in f.parts]
     assert len(on_disk) == len(loaded_lake.results("scores").file_uris()), "older files are vacuumed"
+
+
+def test_prs__a_withdrawal_killed_around_its_scores_delete_resumes_with_its_own_list_only(loaded_lake, scheduler,
+                                                                                           tmp_path, monkeypatch):
+    score(loaded_lake, scheduler, tmp_path)
+    gone = loaded_lake.results_dataset("scores").to_table().column("participant_id").to_pylist()[:2]
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(withdrawal, "_withdraw_from_results", killed)   # every release done
+        withdraw(loaded_lake, gone)
+    with pytest.raises(LakeError, match="pending with another list"):
+        withdraw(loaded_lake, ["nobody-1", "nobody-2"])   # only the scores still tell the lists apart
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(withdrawal, "erase_history", killed)   # the scores have lost their rows
+        withdraw(loaded_lake, gone)
+    withdraw(loaded_lake, gone)
+    assert not set(gone) & set(loaded_lake.results_dataset("scores").to_table().column("participant_id").to_pylist())
+    assert loaded_lake.read("withdrawals").column("participants").to_pylist() == [2]
 
 
 def test_run_prs__refuses_a_weight_whose_id_names_two_variants(tmp_path):

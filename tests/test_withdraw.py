@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import blake3
@@ -15,6 +16,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from biolake.cli import main
 from lake.errors import LakeError
+from lake.lake import Lake
 from ingest.release import ReleaseSources, ingest_release
 from lake.vectors import decode_calls, decode_floats
 from lake import withdraw as withdrawal
@@ -239,3 +241,75 @@ def test_withdraw__an_interrupted_withdrawal_must_be_finished_with_its_own_list(
         withdraw(lake, gone[:1])
     withdraw(lake, gone)
     assert not set(gone) & set(assay_order(lake, "r1", "methylation"))
+
+
+def lake_files(lake) -> dict[str, bytes]:
+    """Every file of the lake and its bytes, but the lock files a run takes and gives back."""
+    root = Path(lake.location.root)
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file() and path.suffix != ".lock"}
+
+
+def assert_same_vectors(lake, expected) -> None:
+    """Each release of ``lake`` has ``expected``'s sample order, genotype calls and methylation betas."""
+    for release in ("r1", "r2"):
+        for assay, index, column, decode in (("genotypes", "variant_index", "calls", decode_calls),
+                                             ("methylation", "cpg_index", "beta", decode_floats)):
+            order = assay_order(lake, release, assay)
+            assert order == assay_order(expected, release, assay)
+            np.testing.assert_array_equal(
+                decode(lake.read(assay, release=release).sort_by(index).column(column), len(order)),
+                decode(expected.read(assay, release=release).sort_by(index).column(column), len(order)))
+
+
+def kill_after_r1(original):
+    """A stand-in for _withdraw_from_release that finishes release r1 and is killed at r2."""
+    def withdraw_r1_only(lake, release, *args, **kwargs):
+        if release != "r1":
+            raise KeyboardInterrupt("killed after the samples of r1 were renumbered")
+        original(lake, release, *args, **kwargs)
+    return withdraw_r1_only
+
+
+@pytest.mark.parametrize("stage", ["_rewrite_genotypes", "_rewrite_methylation", "_withdraw_from_release",
+                                   "erase_history"])
+def test_withdraw__a_list_of_the_same_length_is_refused_at_every_interrupted_stage(two_releases, tmp_path,
+                                                                                    monkeypatch, stage):
+    lake = two_releases
+    methylated = assay_order(lake, "r1", "methylation")
+    first, other = methylated[3:5], methylated[5:7]   # both in both assays, next to each other
+    assert set(first + other) <= set(assay_order(lake, "r1", "genotypes"))
+    uninterrupted = Lake.open(shutil.copytree(lake.location.root, tmp_path / "uninterrupted"))
+    withdraw(uninterrupted, first)
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        kill = kill_after_r1(withdrawal._withdraw_from_release) if stage == "_withdraw_from_release" else killed
+        patched.setattr(withdrawal, stage, kill)
+        withdraw(lake, first)
+    interrupted = lake_files(lake)
+    with pytest.raises(LakeError, match=r"pending with another list: finish it with the same list \(2 ids\)"):
+        withdraw(lake, other)
+    assert lake_files(lake) == interrupted
+    withdraw(lake, first)
+    assert_same_vectors(lake, uninterrupted)
+    assert not list((Path(lake.location.root) / "_locks").glob("withdraw-*"))
+
+
+def test_withdraw__a_journal_left_by_an_earlier_version_is_refused(two_releases):
+    lake = two_releases
+    legacy = Path(lake.location.root) / "_locks" / "withdraw-0123456789abcdef.json"
+    legacy.parent.mkdir(exist_ok=True)
+    legacy.write_text(json.dumps(["idps@r1", "genotypes@r1"]))
+    before = lake_files(lake)
+    with pytest.raises(LakeError, match="interrupted under an earlier biolake version; finish it with that version"):
+        withdraw(lake, assay_order(lake, "r1", "genotypes")[:1])
+    assert lake_files(lake) == before
+
+
+def test_withdraw__sql_never_shows_the_id_digests_of_earlier_versions(two_releases):
+    lake = two_releases
+    legacy = pa.table({"withdrawn_at": pa.array([None], pa.timestamp("us", tz="UTC")),
+                       "participants": [1], "ids_sha256": ["0" * 64],
+                       "rewritten": pa.array([[]], pa.list_(pa.string())), "files_removed": [0]})
+    write_deltalake(lake.table_uri("withdrawals"), legacy)
+    columns = [row[0] for row in connect(lake).execute("DESCRIBE withdrawals").fetchall()]
+    assert columns == ["withdrawn_at", "participants", "rewritten", "files_removed"]
