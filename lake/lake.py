@@ -82,6 +82,11 @@ class Retraction:
     def __str__(self) -> str:
         return f"release {self.release!r} was retracted on {self.retracted_at:%Y-%m-%d}: {self.why}"
 
+    def of_results(self, name: str) -> str:
+        """What a reader of the results ``name``, computed from this release, must be told (one line)."""
+        return (f"results {name!r} were computed from release {self.release!r}, "
+                f"retracted on {self.retracted_at:%Y-%m-%d}: {self.why}")
+
 
 @dataclass(frozen=True)
 class ReleaseInfo:
@@ -216,9 +221,14 @@ class Lake:
                                                                               filter=filter)
 
     # -- releases ----------------------------------------------------------------
-    def releases(self, *, retracted: bool = False) -> list[ReleaseInfo]:
-        """Committed releases in commit order; retracted ones (with their retraction) only if asked."""
-        retractions = self.retractions()
+    def releases(self, *, retracted: bool = False,
+                 retractions: dict[str, Retraction] | None = None) -> list[ReleaseInfo]:
+        """Committed releases in commit order; retracted ones (with their retraction) only if asked.
+
+        ``retractions``: :meth:`retractions` as the caller read it already (one read of that
+        table serves many calls, e.g. every view of a connection); read here if not given.
+        """
+        retractions = self.retractions() if retractions is None else retractions
         rows = self.dataset(_REGISTRY).to_table().sort_by("sequence").to_pylist()
         known = [ReleaseInfo(r["release"], r["sequence"], r["committed_at"], tuple(r["tables"]),
                              json.loads(r["table_versions"]), r["source"],
@@ -235,12 +245,14 @@ class Lake:
         return {r["release"]: Retraction(r["release"], r["retracted_at"], r["why"])
                 for r in self._arrow_dataset(table).to_table().to_pylist()}
 
-    def resolve_release(self, release: str | None = None) -> ReleaseInfo:
+    def resolve_release(self, release: str | None = None, *,
+                        retractions: dict[str, Retraction] | None = None) -> ReleaseInfo:
         """The named release, or the latest one not retracted when ``release`` is None.
 
         Naming a retracted release is a ReleaseError saying when and why it was retracted.
+        ``retractions`` as for :meth:`releases`.
         """
-        known = self.releases(retracted=True)
+        known = self.releases(retracted=True, retractions=retractions)
         current = [info for info in known if info.retraction is None]
         if release is None:
             if not current:
@@ -432,6 +444,11 @@ class Lake:
         release = provenance.get("release")
         return ResultsInfo(name, provenance.get("kind"), release, table.count(), provenance.get("created_at"),
                            self.retractions().get(release) if release else None)
+
+    def results_retraction(self, name: str) -> Retraction | None:
+        """The retraction of the release the results ``name`` were computed from, if it has been retracted."""
+        release = json.loads(self.results(name).metadata().description).get("release")
+        return self.retractions().get(release) if release else None
 
     def results_provenance(self, name: str) -> dict[str, Any]:
         """Where the results ``name`` came from: query text, release, parameters, biolake version; and,

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import polars
 
 from lake.errors import BiolakeError
-from lake.lake import Lake, ReleaseInfo
+from lake.lake import Lake, ReleaseInfo, Retraction
 from lake.schema import TABLES
 from lake.vectors import decode_calls, decode_dosages, decode_floats
 
@@ -204,14 +204,15 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
 
     ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
     Views: one per table of the release under its catalog name, ``releases``
-    (the registry), ``withdrawals`` and ``retractions`` (the audits, once there are
+    (the registry; ``retracted`` says when and why, for a retracted release), ``withdrawals`` and ``retractions`` (the audits, once there are
     any), ``dosages`` (participant × variant, long), ``betas`` (participant × CpG,
     long) and ``results.NAME`` for every results table; the macro ``m_value(beta)``
     gives M-values, log2(β / (1 − β)).
     """
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
-    chosen = lake.resolve_release(release)
+    retractions = lake.retractions()   # read once for the whole connection (several requests on a bucket)
+    chosen = lake.resolve_release(release, retractions=retractions)
     # DuckDB allows reads under its temp directory: keep that a private, empty folder
     spill = tempfile.mkdtemp(prefix="biolake-duckdb-")
     try:
@@ -224,9 +225,7 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
         readable: list[str] = []
         for name in chosen.tables:
             readable += _create_view(con, lake, name, chosen.release)
-        registry = lake.dataset("releases").to_table()
-        con.register("releases", registry.drop_columns(
-            [name for name in ("table_versions", "source_checksums", "source_stats") if name in registry.column_names]))
+        con.register("releases", _registry_view(lake.dataset("releases").to_table(), retractions))
         for audit in ("withdrawals", "retractions"):
             if lake.has_table(audit):
                 con.register(audit, lake.dataset(audit).to_table())
@@ -296,6 +295,15 @@ def _create_results_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
         hidden = f"__results_{name}"
         con.register(hidden, lake.results_dataset(name))
         con.execute(f'CREATE VIEW results."{name}" AS SELECT * FROM "{hidden}"')
+
+
+def _registry_view(registry: pa.Table, retractions: dict[str, Retraction]) -> pa.Table:
+    """The registry as SQL shows it: without its bookkeeping columns, and with ``retracted`` saying
+    when and why a release was retracted (NULL for one in use)."""
+    shown = registry.drop_columns([name for name in ("table_versions", "source_checksums", "source_stats")
+                                   if name in registry.column_names])
+    reasons = [str(retractions[r]) if r in retractions else None for r in shown.column("release").to_pylist()]
+    return shown.append_column("retracted", pa.array(reasons, pa.string()))
 
 
 def _sql_list(values: list[str]) -> str:

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,11 @@ class Run:
     summary: pa.Table                    # per scan, with lambda_gc
     offsets: dict[str, int] = field(default_factory=dict)   # chromosome → start on the genome-wide axis
 
+    @property
+    def retracted(self) -> str | None:
+        """When and why the release these results were computed from was retracted, if it was."""
+        return self.provenance.get("retracted")
+
     def scans(self) -> list[dict[str, Any]]:
         return self.summary.to_pylist()
 
@@ -88,16 +93,19 @@ class Catalogue:
             runs, stale = {}, []
             for name in self.lake.results_names():
                 try:
-                    if self.lake.results_provenance(name).get("kind") not in KINDS:
+                    provenance = self.lake.results_provenance(name)   # with "retracted", once it is
+                    if provenance.get("kind") not in KINDS:
                         continue                       # polygenic scores and the like: nothing to plot
                     version = self.lake.results(name).version()
                     current = self.runs.get(name)
+                    if current is not None and current.results_version == version:
+                        current = replace(current, provenance=provenance)   # "retracted" may be new
                     summary = self.lake.browse(name, "summary")
                     if (current is not None and current.results_version == version
                             and summary is not None and current.index_version == summary.version()):
                         runs[name] = current
                     elif summary is not None and indexed_version(self.lake, name) == version:
-                        runs[name] = _load_run(self.lake, name, version)
+                        runs[name] = _load_run(self.lake, name, version, provenance)
                     else:
                         if self._failed.get(name) != version and name not in self._building:
                             stale.append(name)
@@ -199,8 +207,7 @@ class Catalogue:
         return {"scans": scans}
 
 
-def _load_run(lake: Lake, name: str, version: int) -> Run:
-    provenance = lake.results_provenance(name)
+def _load_run(lake: Lake, name: str, version: int, provenance: dict[str, Any]) -> Run:
     index = BrowseIndex(lake, name)
     summary = index.summary()
     median = summary.column("median_log10p").to_numpy(zero_copy_only=False).astype(float)
