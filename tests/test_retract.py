@@ -171,3 +171,20 @@ def test_retract__sql_releases_view_says_which_and_why(two_releases):
     with connect(two_releases) as con:
         rows = dict(con.sql("SELECT release, retracted FROM releases ORDER BY sequence").fetchall())
     assert rows["r1"] is None and rows["r2"].endswith(": bad ingest")
+
+
+def test_retract__erases_the_history_of_tables_the_registry_does_not_list(two_releases, monkeypatch):
+    """Rows of the release in a table its registry entry leaves out are deleted, and their history erased too."""
+    import dataclasses
+
+    import lake.retract
+
+    listed = lake.retract._retractable
+    monkeypatch.setattr(lake.retract, "_retractable",
+                        lambda *args, **kw: dataclasses.replace(listed(*args, **kw), tables=("idps",)))
+
+    report = retract(two_releases, "r2", why="bad ingest")
+
+    assert len(report.deleted) > 1
+    root = Path(two_releases.location.root)
+    assert not [path for path in root.rglob("*") if "release=r2" in str(path) and path.is_file()]
