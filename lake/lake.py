@@ -422,6 +422,7 @@ class Lake:
         described = json.dumps({"biolake_version": biolake_version(), **provenance}, default=str)
         with lake_lock(self.location, f"results-{files.name}"):
             self.check_results_free(files.name, replace=replace)
+            _check_staged(files, actions)
             fault_point(f"before:commit:results/{files.name}")
             create_table_with_add_actions(
                 files.uri, DeltaSchema.from_arrow(schema), actions, mode="overwrite", partition_by=partition_by,
@@ -585,6 +586,16 @@ class Lake:
     def dataset_of(self, table: DeltaTable) -> ds.Dataset:
         """A Delta table of this lake, as loaded, as a pyarrow dataset (files from its Delta log)."""
         return self._arrow_dataset(table)
+
+
+def _check_staged(files: ResultsFiles, actions: list[AddAction]) -> None:
+    """Refuse to commit a run's files when some are gone: a ``results drop`` of its name, run while
+    the run was writing them, deleted the folder (one listing of it, not a request per file)."""
+    listed = files.location.arrow_filesystem(files.uri).get_file_info(
+        pafs.FileSelector("", recursive=True, allow_not_found=True))
+    present = {entry.path for entry in listed if entry.type == pafs.FileType.File}
+    if any(action.path not in present for action in actions):
+        raise LakeError(f"results {files.name} were dropped while this run was writing them; run it again")
 
 
 def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *, label: str,
