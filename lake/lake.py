@@ -202,7 +202,10 @@ class Lake:
         """
         if "release" not in spec(name).partition_by:  # lake-wide tables: the registry, the audit
             return self._arrow_dataset(self.delta(name, version=version))
-        chosen = self.resolve_release(release)
+        return self.release_dataset(name, self.resolve_release(release), version=version)
+
+    def release_dataset(self, name: str, chosen: ReleaseInfo, *, version: int | None = None) -> ds.Dataset:
+        """As :meth:`dataset`, for a release the caller resolved already (one resolution for many tables)."""
         if name not in chosen.tables:
             raise LakeError(f"release {chosen.release!r} has no table {name!r}; "
                             f"it has: {', '.join(chosen.tables)}")
@@ -431,10 +434,14 @@ class Lake:
             fault_point(f"after:commit:results/{files.name}")
             return DeltaTable(files.uri, storage_options=self.location.delta_options()).version()
 
-    def results(self, name: str) -> DeltaTable:
-        """The results table ``name`` (one whose drop has begun is gone already)."""
+    def results(self, name: str, *, dropping: set[str] | None = None) -> DeltaTable:
+        """The results table ``name`` (one whose drop has begun is gone already).
+
+        ``dropping``: :meth:`drops_pending` as the caller listed it already (one listing of
+        ``_locks/`` serves many tables, e.g. every view of a connection); listed here if not given.
+        """
         table = self._open_delta(self.results_uri(name))
-        if table is None or self._drop_pending(name):
+        if table is None or name in (self.drops_pending() if dropping is None else dropping):
             raise LakeError(f"{self.location.root}: no results named {name!r}")
         return table
 
@@ -451,22 +458,27 @@ class Lake:
         release = json.loads(self.results(name).metadata().description).get("release")
         return self.retractions().get(release) if release else None
 
-    def results_provenance(self, name: str) -> dict[str, Any]:
+    def results_provenance(self, name: str, *, retractions: dict[str, Retraction] | None = None,
+                           dropping: set[str] | None = None) -> dict[str, Any]:
         """Where the results ``name`` came from: query text, release, parameters, biolake version; and,
-        under ``retracted``, when and why that release was retracted, if it was."""
-        provenance = json.loads(self.results(name).metadata().description)
-        retraction = self.retractions().get(provenance.get("release"))
+        under ``retracted``, when and why that release was retracted, if it was.
+
+        ``retractions`` as for :meth:`releases`, ``dropping`` as for :meth:`results`.
+        """
+        provenance = json.loads(self.results(name, dropping=dropping).metadata().description)
+        retraction = (self.retractions() if retractions is None else retractions).get(provenance.get("release"))
         return provenance | ({"retracted": str(retraction)} if retraction else {})
 
-    def results_names(self) -> list[str]:
-        """The names of the lake's results tables (folders under ``results/`` holding a Delta log)."""
+    def results_names(self, *, dropping: set[str] | None = None) -> list[str]:
+        """The names of the lake's results tables (folders under ``results/`` holding a Delta log);
+        ``dropping`` as for :meth:`results`."""
         root = self.location.join(RESULTS_FOLDER)
         filesystem = self.location.arrow_filesystem(root)
         try:
             entries = filesystem.get_file_info(pafs.FileSelector("", allow_not_found=True))
         except FileNotFoundError:
             return []
-        dropping = self._drops_pending()
+        dropping = self.drops_pending() if dropping is None else dropping
         return sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.Directory
                       and entry.base_name not in dropping
                       and filesystem.get_file_info(f"{entry.base_name}/_delta_log").type == pafs.FileType.Directory)
@@ -518,9 +530,9 @@ class Lake:
 
     def _drop_pending(self, name: str) -> bool:
         """Whether a drop of the results ``name`` has been committed but not finished."""
-        return name in self._drops_pending()
+        return name in self.drops_pending()
 
-    def _drops_pending(self) -> set[str]:
+    def drops_pending(self) -> set[str]:
         """The results names whose drop has been committed but not finished: one fresh listing of
         ``_locks/`` (never a cached one, which a long-running reader would keep)."""
         try:
@@ -531,9 +543,10 @@ class Lake:
         return {n.removeprefix("drop-results-").removesuffix(".json") for n in names
                 if n.startswith("drop-results-") and n.endswith(".json")}
 
-    def results_dataset(self, name: str) -> ds.Dataset:
-        """The results table ``name`` as a pyarrow dataset (files from its Delta log)."""
-        return self._arrow_dataset(self.results(name))
+    def results_dataset(self, name: str, *, dropping: set[str] | None = None) -> ds.Dataset:
+        """The results table ``name`` as a pyarrow dataset (files from its Delta log); ``dropping``
+        as for :meth:`results`."""
+        return self._arrow_dataset(self.results(name, dropping=dropping))
 
     # -- browse indexes (derived from results; see queries/browse.py) --------------
     def browse_uri(self, name: str, part: str) -> str:

@@ -224,7 +224,7 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
             raise QueryError(f"memory limit {memory_limit!r}: {_first_line(exc)}") from None
         readable: list[str] = []
         for name in chosen.tables:
-            readable += _create_view(con, lake, name, chosen.release)
+            readable += _create_view(con, lake, name, chosen)
         con.register("releases", _registry_view(lake.dataset("releases").to_table(), retractions))
         for audit in ("withdrawals", "retractions"):
             if lake.has_table(audit):
@@ -267,14 +267,14 @@ def check_read_only(query: str) -> None:
                              "(SELECT, SHOW, DESCRIBE and SUMMARIZE are allowed)")
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release: str) -> list[str]:
-    """Create the view of one table; return the local files it reads (none on buckets)."""
+def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, chosen: ReleaseInfo) -> list[str]:
+    """Create the view of one table of the release ``chosen``; return the local files it reads (none on buckets)."""
     if lake.location.remote:
-        con.register(name, lake.dataset(name, release=release))
+        con.register(name, lake.release_dataset(name, chosen))
         return []
     table = lake.delta(name)  # one log read gives both the release's files and the partitioning
     files = [uri.removeprefix("file://") for uri in
-             table.file_uris(file_pruning_predicate=[("release", "=", release)])]
+             table.file_uris(file_pruning_predicate=[("release", "=", chosen.release)])]
     if not files:  # a table with no rows in this release
         empty = TABLES[name].arrow_schema().empty_table() if name in TABLES else pa.table({})
         con.register(name, empty)
@@ -288,12 +288,13 @@ def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release:
 
 def _create_results_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """Every results table of the lake as the view ``results.NAME`` (they belong to no release)."""
-    names = lake.results_names()
+    dropping = lake.drops_pending()   # one listing of _locks/ for every results view
+    names = lake.results_names(dropping=dropping)
     if names:
         con.execute("CREATE SCHEMA results")
     for name in names:
         hidden = f"__results_{name}"
-        con.register(hidden, lake.results_dataset(name))
+        con.register(hidden, lake.results_dataset(name, dropping=dropping))
         con.execute(f'CREATE VIEW results."{name}" AS SELECT * FROM "{hidden}"')
 
 

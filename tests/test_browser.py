@@ -269,3 +269,17 @@ def test_a_run_of_a_retracted_release__is_flagged_on_its_pages_even_when_cached(
     assert banner in _page(app, "/run/{name}", name="from_r2") and "bad &lt;ingest&gt;" in _page(app, "/")
     assert banner in _page(app, "/phenotype", urllib.parse.urlencode({"run": "from_r2", "phenotype": "y"}))
     assert 'class="retracted"' in _page(app, "/")
+
+
+def test_catalogue_refresh__reads_retractions_and_pending_drops_once(planted, monkeypatch):
+    """A refresh reads the retractions and lists _locks/ once for all runs, not once per run."""
+    from test_queries import count_calls
+
+    from biolake.browser.catalogue import Catalogue
+
+    lake, _ = planted
+    catalogue = Catalogue(lake, log=lambda _: None)
+    assert len(catalogue.runs) > 1
+    counts = count_calls(monkeypatch, Lake, ["retractions", "drops_pending"])
+    catalogue.refresh(build_now=True)
+    assert counts == {"retractions": 1, "drops_pending": 1}

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from lake.errors import BiolakeError
-from lake.lake import Lake
+from lake.lake import Lake, Retraction
 from queries.browse import BrowseIndex, index_results, indexed_version
 from queries.kinds import KINDS
 from stats.multiple import lambda_gc
@@ -91,12 +91,14 @@ class Catalogue:
                 return
             self._checked = time.monotonic()
             runs, stale = {}, []
-            for name in self.lake.results_names():
+            # read once per refresh, not per run (each is several requests on a bucket)
+            retractions, dropping = self.lake.retractions(), self.lake.drops_pending()
+            for name in self.lake.results_names(dropping=dropping):
                 try:
-                    provenance = self.lake.results_provenance(name)   # with "retracted", once it is
+                    provenance = self.lake.results_provenance(name, retractions=retractions, dropping=dropping)
                     if provenance.get("kind") not in KINDS:
                         continue                       # polygenic scores and the like: nothing to plot
-                    version = self.lake.results(name).version()
+                    version = self.lake.results(name, dropping=dropping).version()
                     current = self.runs.get(name)
                     if current is not None and current.results_version == version:
                         current = replace(current, provenance=provenance)   # "retracted" may be new
@@ -114,7 +116,7 @@ class Catalogue:
                 except Exception as exc:   # one broken run must not take the others down
                     self._log(f"results {name!r} left out of the browser: {type(exc).__name__}: {exc}")
             self.runs = runs
-            self.fields = _load_fields(self.lake)
+            self.fields = _load_fields(self.lake, retractions)
         finally:
             self._refreshing.release()
         if stale:
@@ -223,13 +225,13 @@ def _load_run(lake: Lake, name: str, version: int, provenance: dict[str, Any]) -
     return Run(name, provenance["kind"], version, index_version, provenance, index, summary, offsets)
 
 
-def _load_fields(lake: Lake) -> dict[str, Field]:
-    """The IDP data dictionary of every release (a later release's entry wins)."""
+def _load_fields(lake: Lake, retractions: dict[str, Retraction]) -> dict[str, Field]:
+    """The IDP data dictionary of every release not retracted (a later release's entry wins)."""
     fields: dict[str, Field] = {}
-    for release in lake.releases():
+    for release in lake.releases(retractions=retractions):
         if "idp_fields" not in release.tables:
             continue
-        for row in lake.read("idp_fields", release=release.release).to_pylist():
+        for row in lake.release_dataset("idp_fields", release).to_table().to_pylist():
             fields[row["field"]] = Field(row["field"], str(row.get("field_id") or ""), row.get("name") or row["field"],
                                          row.get("unit") or "", row.get("category") or "uncategorised")
     return fields
