@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -433,8 +434,9 @@ def release_retract(name: str, lake_location: str, why: str) -> None:
     default release (the latest one not retracted is), and reading it (--release NAME)
     is an error saying when and why it was retracted. Then its rows are deleted from
     every table, which is vacuumed and its log compacted, so no older version can
-    show them. Results computed from NAME stay, flagged in 'biolake results list' and
-    their reports. The name is never reused. Rerunning after an interruption completes it.
+    show them. Results computed from NAME stay, flagged in 'biolake results list', their
+    reports, the browser and SQL's releases view; commands that read them print a warning.
+    The name is never reused. Rerunning after an interruption completes it.
 
     \b
     Example:
@@ -752,6 +754,7 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, replace: bool,
     click.echo(f"{report.rows:,} variant × phenotype rows from {len(report.cohorts)} cohorts, "
                f"{report.hits:,} at p < 5e-8 (fixed effects); {report.multiallelic:,} positions with more than one "
                f"allele pair, each combined on its own → {lake.results_uri(name)} (version {report.version})", err=True)
+    _warn_if_retracted(lake, results)
     _export(lake, name, out, digits)
 
 
@@ -846,6 +849,7 @@ def export(lake_location: str, name: str, out: str, layout: str, phenotype: str 
         except ValueError as exc:
             raise BiolakeError(str(exc)) from None
     click.echo(f"{rows:,} rows → {out}", err=True)
+    _warn_if_retracted(lake, [name])
 
 
 @main.command("import-sumstats")
@@ -912,6 +916,7 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
     output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
     write_table(table, output_format=output_format, out=out, all_rows="--out FILE.tsv", **_digits(digits))
     click.echo(f"{table.num_rows:,} lead hits", err=True)
+    _warn_if_retracted(lake, [name])
 
 
 @main.command()
@@ -935,6 +940,7 @@ def plot(lake_location: str, name: str, out_dir: str, phenotypes: tuple[str, ...
     _check_out_of_lake(lake, out_dir)
     written = plot_results(lake, name, Path(out_dir), phenotypes=list(phenotypes) or None)
     click.echo(f"wrote {len(written)} plots to {out_dir}", err=True)
+    _warn_if_retracted(lake, [name])
 
 
 @main.command()
@@ -953,6 +959,15 @@ def report(lake_location: str, name: str, out: str) -> None:
     lake = _open_lake(lake_location)
     _check_out_of_lake(lake, out)
     click.echo(f"wrote {write_report(lake, name, Path(out))}", err=True)
+    _warn_if_retracted(lake, [name])
+
+
+def _warn_if_retracted(lake, names: Sequence[str]) -> None:
+    """One ``warning:`` line per results table read that was computed from a release retracted since."""
+    for name in names:
+        retraction = lake.results_retraction(name)
+        if retraction is not None:
+            click.echo(f"warning: {retraction.of_results(name)}", err=True)
 
 
 def _check_out(out: str | None, lake=None) -> None:

@@ -82,6 +82,11 @@ class Retraction:
     def __str__(self) -> str:
         return f"release {self.release!r} was retracted on {self.retracted_at:%Y-%m-%d}: {self.why}"
 
+    def of_results(self, name: str) -> str:
+        """What a reader of the results ``name``, computed from this release, must be told (one line)."""
+        return (f"results {name!r} were computed from release {self.release!r}, "
+                f"retracted on {self.retracted_at:%Y-%m-%d}: {self.why}")
+
 
 @dataclass(frozen=True)
 class ReleaseInfo:
@@ -197,7 +202,10 @@ class Lake:
         """
         if "release" not in spec(name).partition_by:  # lake-wide tables: the registry, the audit
             return self._arrow_dataset(self.delta(name, version=version))
-        chosen = self.resolve_release(release)
+        return self.release_dataset(name, self.resolve_release(release), version=version)
+
+    def release_dataset(self, name: str, chosen: ReleaseInfo, *, version: int | None = None) -> ds.Dataset:
+        """As :meth:`dataset`, for a release the caller resolved already (one resolution for many tables)."""
         if name not in chosen.tables:
             raise LakeError(f"release {chosen.release!r} has no table {name!r}; "
                             f"it has: {', '.join(chosen.tables)}")
@@ -216,9 +224,14 @@ class Lake:
                                                                               filter=filter)
 
     # -- releases ----------------------------------------------------------------
-    def releases(self, *, retracted: bool = False) -> list[ReleaseInfo]:
-        """Committed releases in commit order; retracted ones (with their retraction) only if asked."""
-        retractions = self.retractions()
+    def releases(self, *, retracted: bool = False,
+                 retractions: dict[str, Retraction] | None = None) -> list[ReleaseInfo]:
+        """Committed releases in commit order; retracted ones (with their retraction) only if asked.
+
+        ``retractions``: :meth:`retractions` as the caller read it already (one read of that
+        table serves many calls, e.g. every view of a connection); read here if not given.
+        """
+        retractions = self.retractions() if retractions is None else retractions
         rows = self.dataset(_REGISTRY).to_table().sort_by("sequence").to_pylist()
         known = [ReleaseInfo(r["release"], r["sequence"], r["committed_at"], tuple(r["tables"]),
                              json.loads(r["table_versions"]), r["source"],
@@ -235,12 +248,14 @@ class Lake:
         return {r["release"]: Retraction(r["release"], r["retracted_at"], r["why"])
                 for r in self._arrow_dataset(table).to_table().to_pylist()}
 
-    def resolve_release(self, release: str | None = None) -> ReleaseInfo:
+    def resolve_release(self, release: str | None = None, *,
+                        retractions: dict[str, Retraction] | None = None) -> ReleaseInfo:
         """The named release, or the latest one not retracted when ``release`` is None.
 
         Naming a retracted release is a ReleaseError saying when and why it was retracted.
+        ``retractions`` as for :meth:`releases`.
         """
-        known = self.releases(retracted=True)
+        known = self.releases(retracted=True, retractions=retractions)
         current = [info for info in known if info.retraction is None]
         if release is None:
             if not current:
@@ -410,6 +425,7 @@ class Lake:
         described = json.dumps({"biolake_version": biolake_version(), **provenance}, default=str)
         with lake_lock(self.location, f"results-{files.name}"):
             self.check_results_free(files.name, replace=replace)
+            _check_staged(files, actions)
             fault_point(f"before:commit:results/{files.name}")
             create_table_with_add_actions(
                 files.uri, DeltaSchema.from_arrow(schema), actions, mode="overwrite", partition_by=partition_by,
@@ -418,10 +434,14 @@ class Lake:
             fault_point(f"after:commit:results/{files.name}")
             return DeltaTable(files.uri, storage_options=self.location.delta_options()).version()
 
-    def results(self, name: str) -> DeltaTable:
-        """The results table ``name`` (one whose drop has begun is gone already)."""
+    def results(self, name: str, *, dropping: set[str] | None = None) -> DeltaTable:
+        """The results table ``name`` (one whose drop has begun is gone already).
+
+        ``dropping``: :meth:`drops_pending` as the caller listed it already (one listing of
+        ``_locks/`` serves many tables, e.g. every view of a connection); listed here if not given.
+        """
         table = self._open_delta(self.results_uri(name))
-        if table is None or self._drop_pending(name):
+        if table is None or name in (self.drops_pending() if dropping is None else dropping):
             raise LakeError(f"{self.location.root}: no results named {name!r}")
         return table
 
@@ -433,22 +453,32 @@ class Lake:
         return ResultsInfo(name, provenance.get("kind"), release, table.count(), provenance.get("created_at"),
                            self.retractions().get(release) if release else None)
 
-    def results_provenance(self, name: str) -> dict[str, Any]:
+    def results_retraction(self, name: str) -> Retraction | None:
+        """The retraction of the release the results ``name`` were computed from, if it has been retracted."""
+        release = json.loads(self.results(name).metadata().description).get("release")
+        return self.retractions().get(release) if release else None
+
+    def results_provenance(self, name: str, *, retractions: dict[str, Retraction] | None = None,
+                           dropping: set[str] | None = None) -> dict[str, Any]:
         """Where the results ``name`` came from: query text, release, parameters, biolake version; and,
-        under ``retracted``, when and why that release was retracted, if it was."""
-        provenance = json.loads(self.results(name).metadata().description)
-        retraction = self.retractions().get(provenance.get("release"))
+        under ``retracted``, when and why that release was retracted, if it was.
+
+        ``retractions`` as for :meth:`releases`, ``dropping`` as for :meth:`results`.
+        """
+        provenance = json.loads(self.results(name, dropping=dropping).metadata().description)
+        retraction = (self.retractions() if retractions is None else retractions).get(provenance.get("release"))
         return provenance | ({"retracted": str(retraction)} if retraction else {})
 
-    def results_names(self) -> list[str]:
-        """The names of the lake's results tables (folders under ``results/`` holding a Delta log)."""
+    def results_names(self, *, dropping: set[str] | None = None) -> list[str]:
+        """The names of the lake's results tables (folders under ``results/`` holding a Delta log);
+        ``dropping`` as for :meth:`results`."""
         root = self.location.join(RESULTS_FOLDER)
         filesystem = self.location.arrow_filesystem(root)
         try:
             entries = filesystem.get_file_info(pafs.FileSelector("", allow_not_found=True))
         except FileNotFoundError:
             return []
-        dropping = self._drops_pending()
+        dropping = self.drops_pending() if dropping is None else dropping
         return sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.Directory
                       and entry.base_name not in dropping
                       and filesystem.get_file_info(f"{entry.base_name}/_delta_log").type == pafs.FileType.Directory)
@@ -500,9 +530,9 @@ class Lake:
 
     def _drop_pending(self, name: str) -> bool:
         """Whether a drop of the results ``name`` has been committed but not finished."""
-        return name in self._drops_pending()
+        return name in self.drops_pending()
 
-    def _drops_pending(self) -> set[str]:
+    def drops_pending(self) -> set[str]:
         """The results names whose drop has been committed but not finished: one fresh listing of
         ``_locks/`` (never a cached one, which a long-running reader would keep)."""
         try:
@@ -513,9 +543,10 @@ class Lake:
         return {n.removeprefix("drop-results-").removesuffix(".json") for n in names
                 if n.startswith("drop-results-") and n.endswith(".json")}
 
-    def results_dataset(self, name: str) -> ds.Dataset:
-        """The results table ``name`` as a pyarrow dataset (files from its Delta log)."""
-        return self._arrow_dataset(self.results(name))
+    def results_dataset(self, name: str, *, dropping: set[str] | None = None) -> ds.Dataset:
+        """The results table ``name`` as a pyarrow dataset (files from its Delta log); ``dropping``
+        as for :meth:`results`."""
+        return self._arrow_dataset(self.results(name, dropping=dropping))
 
     # -- browse indexes (derived from results; see queries/browse.py) --------------
     def browse_uri(self, name: str, part: str) -> str:
@@ -568,6 +599,16 @@ class Lake:
     def dataset_of(self, table: DeltaTable) -> ds.Dataset:
         """A Delta table of this lake, as loaded, as a pyarrow dataset (files from its Delta log)."""
         return self._arrow_dataset(table)
+
+
+def _check_staged(files: ResultsFiles, actions: list[AddAction]) -> None:
+    """Refuse to commit a run's files when some are gone: a ``results drop`` of its name, run while
+    the run was writing them, deleted the folder (one listing of it, not a request per file)."""
+    listed = files.location.arrow_filesystem(files.uri).get_file_info(
+        pafs.FileSelector("", recursive=True, allow_not_found=True))
+    present = {entry.path for entry in listed if entry.type == pafs.FileType.File}
+    if any(action.path not in present for action in actions):
+        raise LakeError(f"results {files.name} were dropped while this run was writing them; run it again")
 
 
 def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *, label: str,

@@ -60,7 +60,8 @@ def retract(lake: Lake, release: str, *, why: str) -> RetractionReport:
                 deleted.append(name)
                 fault_point(f"deleted:{name}@{release}")
         removed = 0
-        for name in info.tables:
+        # the registry's tables, and any other table that held rows of the release: all its history goes
+        for name in [*info.tables, *(name for name in deleted if name not in info.tables)]:
             removed += erase_history(lake.delta(name))
             fault_point(f"erased:{name}")
         filesystem.rm_file(unfinished)

@@ -236,6 +236,7 @@ def export_dialect(lake: Lake, name: str, out: str, *, dialect: str, phenotype: 
             "gwas_id": name, "biolake_provenance": {k: provenance[k] for k in ("release", "covariates", "settings")
                                                      if k in provenance},
             "untested_rows_omitted": sum(omitted.values()), "untested_rows_by_reason": omitted,
+            **({"retracted": provenance["retracted"]} if "retracted" in provenance else {}),
         }
         with open(f"{out}-meta.yaml", "w") as handle:
             yaml.safe_dump(metadata, handle, sort_keys=False, default_flow_style=False)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import polars
 
 from lake.errors import BiolakeError
-from lake.lake import Lake, ReleaseInfo
+from lake.lake import Lake, ReleaseInfo, Retraction
 from lake.schema import TABLES
 from lake.vectors import decode_calls, decode_dosages, decode_floats
 
@@ -204,14 +204,15 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
 
     ``lake`` is a Lake, a lake root (path or ``s3://…`` URL) or a catalog.yaml.
     Views: one per table of the release under its catalog name, ``releases``
-    (the registry), ``withdrawals`` and ``retractions`` (the audits, once there are
+    (the registry; ``retracted`` says when and why, for a retracted release), ``withdrawals`` and ``retractions`` (the audits, once there are
     any), ``dosages`` (participant × variant, long), ``betas`` (participant × CpG,
     long) and ``results.NAME`` for every results table; the macro ``m_value(beta)``
     gives M-values, log2(β / (1 − β)).
     """
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
-    chosen = lake.resolve_release(release)
+    retractions = lake.retractions()   # read once for the whole connection (several requests on a bucket)
+    chosen = lake.resolve_release(release, retractions=retractions)
     # DuckDB allows reads under its temp directory: keep that a private, empty folder
     spill = tempfile.mkdtemp(prefix="biolake-duckdb-")
     try:
@@ -223,10 +224,8 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
             raise QueryError(f"memory limit {memory_limit!r}: {_first_line(exc)}") from None
         readable: list[str] = []
         for name in chosen.tables:
-            readable += _create_view(con, lake, name, chosen.release)
-        registry = lake.dataset("releases").to_table()
-        con.register("releases", registry.drop_columns(
-            [name for name in ("table_versions", "source_checksums", "source_stats") if name in registry.column_names]))
+            readable += _create_view(con, lake, name, chosen)
+        con.register("releases", _registry_view(lake.dataset("releases").to_table(), retractions))
         for audit in ("withdrawals", "retractions"):
             if lake.has_table(audit):   # the declared columns: never the ids_sha256 of older withdrawals
                 recorded = lake.dataset(audit)
@@ -270,14 +269,14 @@ def check_read_only(query: str) -> None:
                              "(SELECT, SHOW, DESCRIBE and SUMMARIZE are allowed)")
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release: str) -> list[str]:
-    """Create the view of one table; return the local files it reads (none on buckets)."""
+def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, chosen: ReleaseInfo) -> list[str]:
+    """Create the view of one table of the release ``chosen``; return the local files it reads (none on buckets)."""
     if lake.location.remote:
-        con.register(name, lake.dataset(name, release=release))
+        con.register(name, lake.release_dataset(name, chosen))
         return []
     table = lake.delta(name)  # one log read gives both the release's files and the partitioning
     files = [uri.removeprefix("file://") for uri in
-             table.file_uris(file_pruning_predicate=[("release", "=", release)])]
+             table.file_uris(file_pruning_predicate=[("release", "=", chosen.release)])]
     if not files:  # a table with no rows in this release
         empty = TABLES[name].arrow_schema().empty_table() if name in TABLES else pa.table({})
         con.register(name, empty)
@@ -291,13 +290,23 @@ def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, release:
 
 def _create_results_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """Every results table of the lake as the view ``results.NAME`` (they belong to no release)."""
-    names = lake.results_names()
+    dropping = lake.drops_pending()   # one listing of _locks/ for every results view
+    names = lake.results_names(dropping=dropping)
     if names:
         con.execute("CREATE SCHEMA results")
     for name in names:
         hidden = f"__results_{name}"
-        con.register(hidden, lake.results_dataset(name))
+        con.register(hidden, lake.results_dataset(name, dropping=dropping))
         con.execute(f'CREATE VIEW results."{name}" AS SELECT * FROM "{hidden}"')
+
+
+def _registry_view(registry: pa.Table, retractions: dict[str, Retraction]) -> pa.Table:
+    """The registry as SQL shows it: without its bookkeeping columns, and with ``retracted`` saying
+    when and why a release was retracted (NULL for one in use)."""
+    shown = registry.drop_columns([name for name in ("table_versions", "source_checksums", "source_stats")
+                                   if name in registry.column_names])
+    reasons = [str(retractions[r]) if r in retractions else None for r in shown.column("release").to_pylist()]
+    return shown.append_column("retracted", pa.array(reasons, pa.string()))
 
 
 def _sql_list(values: list[str]) -> str:

@@ -236,3 +236,50 @@ def test_a_person_finds_the_planted_hit_and_its_idps(planted, server, browser, t
     assert "no run tested" in page.locator("#error-message").inner_text()
     shot("7-unknown-variant")
     page.close()
+
+
+def _page(app, path: str, query: str = "", **path_params: str) -> str:
+    """The HTML a route of ``app`` answers (its endpoint called directly: no server, no network)."""
+    from starlette.requests import Request
+
+    route = next(route for route in app.routes if getattr(route, "path", None) == path)
+    request = Request({"type": "http", "method": "GET", "path": path, "query_string": query.encode(),
+                       "headers": [], "path_params": path_params})
+    return route.endpoint(request).body.decode()
+
+
+def test_a_run_of_a_retracted_release__is_flagged_on_its_pages_even_when_cached(
+        loaded_lake, release_folder, scheduler, monkeypatch):
+    from biolake.browser import catalogue
+    from biolake.browser.app import create_app
+    from lake.retract import retract
+
+    lake = loaded_lake
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r2", source="test")
+    run_gwas(lake, GwasSettings(name="from_r2", phenotypes="SELECT participant_id, age AS y FROM covariates",
+                                covariates=["sex"], release="r2"), scheduler=scheduler)
+    monkeypatch.setattr(catalogue, "REFRESH_SECONDS", 0.0)
+    app = create_app(lake, announce=lambda _: None)
+    assert "retracted" not in _page(app, "/run/{name}", name="from_r2")      # cached, not retracted yet
+
+    retract(lake, "r2", why="bad <ingest>")
+
+    banner = "Computed from a retracted release: release &#39;r2&#39; was retracted on"
+    assert banner in _page(app, "/run/{name}", name="from_r2") and "bad &lt;ingest&gt;" in _page(app, "/")
+    assert banner in _page(app, "/phenotype", urllib.parse.urlencode({"run": "from_r2", "phenotype": "y"}))
+    assert 'class="retracted"' in _page(app, "/")
+
+
+def test_catalogue_refresh__reads_retractions_and_pending_drops_once(planted, monkeypatch):
+    """A refresh reads the retractions and lists _locks/ once for all runs, not once per run."""
+    from test_queries import count_calls
+
+    from biolake.browser.catalogue import Catalogue
+
+    lake, _ = planted
+    catalogue = Catalogue(lake, log=lambda _: None)
+    assert len(catalogue.runs) > 1
+    counts = count_calls(monkeypatch, Lake, ["retractions", "drops_pending"])
+    catalogue.refresh(build_now=True)
+    assert counts == {"retractions": 1, "drops_pending": 1}

@@ -210,6 +210,23 @@ def test_drop_results__once_committed_the_table_reads_as_gone_and_a_rerun_finish
     lake.check_results_free("assoc")
 
 
+def test_commit_results__a_run_whose_files_a_drop_deleted_is_refused(lake):
+    """``results drop`` racing a ``--replace`` run: the run's staged files are gone, so it must not commit."""
+    tiny_results(lake, "assoc")
+    table = pa.table({"phenotype": ["y"], "p": [0.1]})
+    files = lake.results_files("assoc")
+    output = files.open(table.schema, partition={}, part="t")
+    output.write(table)
+    staged = output.close()
+
+    lake.drop_results("assoc")      # deletes results/assoc/, the staged file with it
+
+    with pytest.raises(LakeError, match=r"^results assoc were dropped while this run was writing them; run it again$"):
+        lake.commit_results(files, [staged], schema=table.schema, partition_by=[], replace=True,
+                            provenance={"kind": "gwas", "release": "r1"})
+    assert lake.results_names() == []
+
+
 def _kill_at(point: str):
     def fault_point(name: str) -> None:
         if name == point:

@@ -213,3 +213,31 @@ def test_design__collinearity_is_judged_relative_to_scale(loaded_lake):
                         covariates="SELECT participant_id, PC1 * 1e-9 AS small, PC1 * 2e-9 AS small_again, "
                                    "PC2 * 1e-9 AS other FROM covariates")
     assert result.covariate_names == ["intercept", "small", "other"]
+
+
+def count_calls(monkeypatch, cls: type, methods: list[str]) -> dict[str, int]:
+    """Count calls of ``methods`` of ``cls`` from now on (the dict fills as they happen)."""
+    counts = dict.fromkeys(methods, 0)
+    for method in methods:
+        original = getattr(cls, method)
+
+        def counted(self, *args, _original=original, _method=method, **kwargs):
+            counts[_method] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(cls, method, counted)
+    return counts
+
+
+def test_connect__reads_retractions_and_pending_drops_once_for_all_views(loaded_lake, monkeypatch):
+    """One read of the retractions and one listing of _locks/ per connection, however many views."""
+    from test_lake import tiny_results
+
+    from lake.lake import Lake
+
+    for name in ("a", "b", "c"):
+        tiny_results(loaded_lake, name)
+    counts = count_calls(monkeypatch, Lake, ["retractions", "drops_pending"])
+    with connect(loaded_lake) as con:
+        assert {"results.a", "results.c"} <= {f"results.{row[0]}" for row in con.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'results'").fetchall()}
+    assert counts == {"retractions": 1, "drops_pending": 1}

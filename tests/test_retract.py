@@ -136,3 +136,55 @@ def test_retract__a_retracted_name_is_never_reused_and_sync_skips_it(lake, relea
     sources, _ = ReleaseSources.from_folder(release_folder)
     with pytest.raises(ReleaseError, match="already committed"):
         ingest_release(lake, sources, release="2026-09", source="test")
+
+
+@pytest.fixture
+def retracted_gwas(two_releases, scheduler):
+    """A GWAS (of age, as a phenotype) of release r2, then r2 retracted."""
+    from biolake.gwas import GwasSettings, run_gwas
+
+    lake = two_releases
+    run_gwas(lake, GwasSettings(name="from_r2", phenotypes="SELECT participant_id, age AS y FROM covariates",
+                                covariates=["sex"], release="r2"), scheduler=scheduler)
+    retract(lake, "r2", why="bad ingest")
+    return lake
+
+
+def test_retract__commands_reading_its_results_warn_once(retracted_gwas, tmp_path):
+    root = retracted_gwas.location.root
+    said = (f"warning: results 'from_r2' were computed from release 'r2', "
+            f"retracted on {datetime.now(timezone.utc):%Y-%m-%d}: bad ingest")
+    commands = [["hits", "--threshold", "1"], ["export", "--out", tmp_path / "all.tsv"],
+                ["export", "--format", "gwas-ssf", "--phenotype", "y", "--out", tmp_path / "ssf.tsv"],
+                ["plot", "--out", tmp_path / "plots"]]
+    for command in commands:
+        done = CliRunner().invoke(main, [str(a) for a in [*command, "--result", "from_r2", "--lake", root]])
+        assert done.exit_code == 0, (command, done.output)
+        assert done.stderr.count(said) == 1 and done.stderr.count("warning:") == 1, (command, done.stderr)
+    import yaml
+    assert yaml.safe_load((tmp_path / "ssf.tsv-meta.yaml").read_text())["retracted"].startswith(
+        "release 'r2' was retracted on ")
+
+
+def test_retract__sql_releases_view_says_which_and_why(two_releases):
+    retract(two_releases, "r2", why="bad ingest")
+    with connect(two_releases) as con:
+        rows = dict(con.sql("SELECT release, retracted FROM releases ORDER BY sequence").fetchall())
+    assert rows["r1"] is None and rows["r2"].endswith(": bad ingest")
+
+
+def test_retract__erases_the_history_of_tables_the_registry_does_not_list(two_releases, monkeypatch):
+    """Rows of the release in a table its registry entry leaves out are deleted, and their history erased too."""
+    import dataclasses
+
+    import lake.retract
+
+    listed = lake.retract._retractable
+    monkeypatch.setattr(lake.retract, "_retractable",
+                        lambda *args, **kw: dataclasses.replace(listed(*args, **kw), tables=("idps",)))
+
+    report = retract(two_releases, "r2", why="bad ingest")
+
+    assert len(report.deleted) > 1
+    root = Path(two_releases.location.root)
+    assert not [path for path in root.rglob("*") if "release=r2" in str(path) and path.is_file()]

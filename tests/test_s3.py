@@ -203,3 +203,18 @@ def test_s3_gwas__credentials_never_travel_in_the_task_graph(s3_server, release_
     run_gwas(lake, GwasSettings(name="g", phenotypes=["25001-2.0"], covariates=["age"], chromosomes=["1"]), workers=1)
     assert sent and all(secret.encode() not in graph and b"testing" not in graph for graph in sent)
     assert lake.results_dataset("g").count_rows() > 0
+
+
+def test_s3_connect__reads_retractions_and_pending_drops_once_for_all_views(s3_server, release_folder, monkeypatch):
+    """On a bucket each read is several requests: every view of a connection shares one of each."""
+    from test_lake import tiny_results
+    from test_queries import count_calls
+
+    lake = Lake.init(fresh_root(), storage_options=s3_server)
+    sources, _ = ReleaseSources.from_folder(release_folder)
+    ingest_release(lake, sources, release="r1", source=str(release_folder))
+    tiny_results(lake, "a")
+    counts = count_calls(monkeypatch, Lake, ["retractions", "drops_pending"])
+    with connect(lake) as con:
+        assert con.sql("SELECT count(*) FROM results.a").fetchone() == (1,)
+    assert counts == {"retractions": 1, "drops_pending": 1}

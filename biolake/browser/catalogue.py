@@ -10,14 +10,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from lake.errors import BiolakeError
-from lake.lake import Lake
+from lake.lake import Lake, Retraction
 from queries.browse import BrowseIndex, index_results, indexed_version
 from queries.kinds import KINDS
 from stats.multiple import lambda_gc
@@ -50,6 +50,11 @@ class Run:
     index: BrowseIndex
     summary: pa.Table                    # per scan, with lambda_gc
     offsets: dict[str, int] = field(default_factory=dict)   # chromosome → start on the genome-wide axis
+
+    @property
+    def retracted(self) -> str | None:
+        """When and why the release these results were computed from was retracted, if it was."""
+        return self.provenance.get("retracted")
 
     def scans(self) -> list[dict[str, Any]]:
         return self.summary.to_pylist()
@@ -86,18 +91,23 @@ class Catalogue:
                 return
             self._checked = time.monotonic()
             runs, stale = {}, []
-            for name in self.lake.results_names():
+            # read once per refresh, not per run (each is several requests on a bucket)
+            retractions, dropping = self.lake.retractions(), self.lake.drops_pending()
+            for name in self.lake.results_names(dropping=dropping):
                 try:
-                    if self.lake.results_provenance(name).get("kind") not in KINDS:
+                    provenance = self.lake.results_provenance(name, retractions=retractions, dropping=dropping)
+                    if provenance.get("kind") not in KINDS:
                         continue                       # polygenic scores and the like: nothing to plot
-                    version = self.lake.results(name).version()
+                    version = self.lake.results(name, dropping=dropping).version()
                     current = self.runs.get(name)
+                    if current is not None and current.results_version == version:
+                        current = replace(current, provenance=provenance)   # "retracted" may be new
                     summary = self.lake.browse(name, "summary")
                     if (current is not None and current.results_version == version
                             and summary is not None and current.index_version == summary.version()):
                         runs[name] = current
                     elif summary is not None and indexed_version(self.lake, name) == version:
-                        runs[name] = _load_run(self.lake, name, version)
+                        runs[name] = _load_run(self.lake, name, version, provenance)
                     else:
                         if self._failed.get(name) != version and name not in self._building:
                             stale.append(name)
@@ -106,7 +116,7 @@ class Catalogue:
                 except Exception as exc:   # one broken run must not take the others down
                     self._log(f"results {name!r} left out of the browser: {type(exc).__name__}: {exc}")
             self.runs = runs
-            self.fields = _load_fields(self.lake)
+            self.fields = _load_fields(self.lake, retractions)
         finally:
             self._refreshing.release()
         if stale:
@@ -199,8 +209,7 @@ class Catalogue:
         return {"scans": scans}
 
 
-def _load_run(lake: Lake, name: str, version: int) -> Run:
-    provenance = lake.results_provenance(name)
+def _load_run(lake: Lake, name: str, version: int, provenance: dict[str, Any]) -> Run:
     index = BrowseIndex(lake, name)
     summary = index.summary()
     median = summary.column("median_log10p").to_numpy(zero_copy_only=False).astype(float)
@@ -216,13 +225,13 @@ def _load_run(lake: Lake, name: str, version: int) -> Run:
     return Run(name, provenance["kind"], version, index_version, provenance, index, summary, offsets)
 
 
-def _load_fields(lake: Lake) -> dict[str, Field]:
-    """The IDP data dictionary of every release (a later release's entry wins)."""
+def _load_fields(lake: Lake, retractions: dict[str, Retraction]) -> dict[str, Field]:
+    """The IDP data dictionary of every release not retracted (a later release's entry wins)."""
     fields: dict[str, Field] = {}
-    for release in lake.releases():
+    for release in lake.releases(retractions=retractions):
         if "idp_fields" not in release.tables:
             continue
-        for row in lake.read("idp_fields", release=release.release).to_pylist():
+        for row in lake.release_dataset("idp_fields", release).to_table().to_pylist():
             fields[row["field"]] = Field(row["field"], str(row.get("field_id") or ""), row.get("name") or row["field"],
                                          row.get("unit") or "", row.get("category") or "uncategorised")
     return fields
