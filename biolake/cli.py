@@ -740,7 +740,7 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, replace: bool,
     \b
     Example (one GWAS per imaging site, then their meta-analysis):
       for site in Cheadle Newcastle Reading; do
-        biolake gwas --lake /tmp/lake --pheno 25010-2.0 --covar age,sex --name site_$site \\
+        biolake gwas --lake /tmp/lake --pheno 25010-2.0 --covar age,sex --name site_$site --replace \\
           --samples-sql "SELECT participant_id FROM covariates WHERE site = '$site'"
       done
       biolake meta --lake /tmp/lake --result site_Cheadle --result site_Newcastle \\

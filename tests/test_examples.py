@@ -79,6 +79,9 @@ STAND_INS = (  # what examples name without making it, made here by biolake itse
     "cp -r /tmp/r /data/release-2026-11",
     "for ext in bed bim fam; do cp /tmp/r/genotypes.$ext ukb_imp_chr1.$ext; done",
     "cp /tmp/r/idps.csv idps.csv && tr , '\\t' < /tmp/r/covariates.csv > cov.tsv",
+    # a release ingested by mistake, and an old run, for the examples that retract and drop them
+    "biolake ingest /tmp/r --lake /tmp/lake --release r2 --quiet",
+    "biolake import-sumstats height.tsv.gz --lake /tmp/lake --name old_gwas",
 )
 SESSION = re.compile(r"^\s*biolake (synth|init)\b", re.MULTILINE)
 
