@@ -520,10 +520,14 @@ class Lake:
                 (r["name"], r["dropped_at"]) == (row["name"], row["dropped_at"])
                 for r in self._arrow_dataset(audit).to_table(columns=["name", "dropped_at"]).to_pylist()):
             return
-        write_deltalake(self.table_uri(_DROPPED_RESULTS),
-                        pa.Table.from_pylist([row], schema=TABLES[_DROPPED_RESULTS].arrow_schema()),
-                        mode="append", storage_options=self.location.delta_options())
+        self.append_record(_DROPPED_RESULTS, row)
         fault_point(f"recorded:drop/{record['name']}")
+
+    def append_record(self, table: str, row: dict[str, Any]) -> None:
+        """Append one row to an audit table declared in lake/schema.py (withdrawals, retractions,
+        dropped results), in one commit."""
+        write_deltalake(self.table_uri(table), pa.Table.from_pylist([row], schema=TABLES[table].arrow_schema()),
+                        mode="append", storage_options=self.location.delta_options())
 
     def _drop_marker(self, name: str) -> str:
         return self.location.join("_locks", f"drop-results-{name}.json")

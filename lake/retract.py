@@ -16,9 +16,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import pyarrow as pa
-from deltalake import write_deltalake
-
 from lake.errors import ReleaseError
 from lake.faults import fault_point
 from lake.lake import Lake, ReleaseInfo, check_release_name
@@ -82,6 +79,4 @@ def _retractable(lake: Lake, release: str, *, resuming: bool) -> ReleaseInfo:
 
 def _commit_retraction(lake: Lake, release: str, why: str) -> None:
     row = {"release": release, "retracted_at": datetime.now(timezone.utc), "why": why}
-    write_deltalake(lake.table_uri("retractions"),
-                    pa.Table.from_pylist([row], schema=TABLES["retractions"].arrow_schema()),
-                    mode="append", storage_options=lake.location.delta_options())
+    lake.append_record("retractions", row)

@@ -311,6 +311,4 @@ def _drop_id_digests(lake: Lake) -> None:
 def _audit(lake: Lake, participants: int, rewritten: list[str], removed: int) -> None:
     row = {"withdrawn_at": datetime.now(timezone.utc), "participants": participants,
            "rewritten": rewritten, "files_removed": removed}
-    write_deltalake(lake.table_uri("withdrawals"),
-                    pa.Table.from_pylist([row], schema=TABLES["withdrawals"].arrow_schema()),
-                    mode="append", storage_options=lake.location.delta_options())
+    lake.append_record("withdrawals", row)
