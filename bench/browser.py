@@ -32,9 +32,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lake.lake import Lake  # noqa: E402
-from queries.browse import index_results  # noqa: E402
-from stats.gwas import results_schema  # noqa: E402
+from biolake.lake.lake import Lake  # noqa: E402
+from biolake.queries.browse import index_results  # noqa: E402
+from biolake.stats.gwas import results_schema  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / ".data"
 BLOCK = 4096

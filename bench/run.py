@@ -121,7 +121,7 @@ def bench_ingest(release: Path, data: Path, size: str) -> list[Row]:
 
 QUERY_TIMER = """
 import json, sys, time
-from queries import connect
+from biolake.queries import connect
 con = connect(sys.argv[1])
 variant, chrom, pos = con.execute(
     "SELECT variant_id, chrom, pos FROM variants WHERE alt_freq BETWEEN 0.3 AND 0.7 LIMIT 1 OFFSET 1000"
@@ -175,7 +175,7 @@ GWAS_CASES = [  # task, samples, variants, IDPs in the release, missing-call rat
 PLINK2_INPUTS = r"""
 import sys
 import numpy as np
-from queries import connect, design
+from biolake.queries import connect, design
 lake, phenotypes, covariates, out = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4]
 with connect(lake) as con:
     names = [c for c in con.sql("SELECT * FROM idps LIMIT 0").columns if c not in ("participant_id", "release")]
@@ -299,9 +299,9 @@ cat(elapsed, "
 EWAS_MATRIX = r"""
 import sys
 import numpy as np
-from lake.lake import Lake
-from lake.vectors import decode_floats
-from queries import connect, design
+from biolake.lake.lake import Lake
+from biolake.lake.vectors import decode_floats
+from biolake.queries import connect, design
 lake, out = Lake.open(sys.argv[1]), sys.argv[2]
 with connect(lake) as con:
     chosen = design(con, phenotypes="SELECT participant_id, stress FROM covariates", covariates=["age", "sex", "site"],

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from biolake.cluster import dask_client  # noqa: E402
 from biolake.ewas import EwasInputs, _ewas_task  # noqa: E402
 from biolake.gwas import GwasSettings, _block_inputs  # noqa: E402
-from lake.lake import Lake  # noqa: E402
-from queries import connect, design  # noqa: E402
-from queries.blocks import genotype_blocks, methylation_blocks, read_genotype_blocks  # noqa: E402
-from stats.linear import prepare_linear  # noqa: E402
+from biolake.lake.lake import Lake  # noqa: E402
+from biolake.queries import connect, design  # noqa: E402
+from biolake.queries.blocks import genotype_blocks, methylation_blocks, read_genotype_blocks  # noqa: E402
+from biolake.stats.linear import prepare_linear  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / ".data"
 COVARIATES = ["age", "sex", "site", "PC1", "PC2", "PC3", "PC4", "PC5"]

@@ -29,8 +29,8 @@ def _lake_option(function):
 
 
 def _open_lake(location: str):
-    from lake.errors import LakeError
-    from lake.lake import Lake
+    from biolake.lake.errors import LakeError
+    from biolake.lake.lake import Lake
 
     lake_flag = click.get_current_context().get_parameter_source("lake_location")
     if lake_flag is click.core.ParameterSource.DEFAULT and not Path(location).exists():
@@ -125,7 +125,7 @@ def _overlap_options(function):
 
 
 def _overlap_rule(min_overlap: float, allow_partial_overlap: bool):
-    from ingest.participants import OverlapRule
+    from biolake.ingest.participants import OverlapRule
     return OverlapRule(min_share=min_overlap, allow_partial=allow_partial_overlap)
 
 
@@ -134,7 +134,7 @@ class BiolakeGroup(click.Group):
     warnings (a dropped covariate, …) into ``warning: …`` lines."""
 
     def invoke(self, ctx: click.Context):
-        from lake.errors import BiolakeError
+        from biolake.lake.errors import BiolakeError
 
         def show(message, category, filename, lineno, file=None, line=None) -> None:
             if issubclass(category, UserWarning):
@@ -196,7 +196,7 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
       biolake init /data/lake
       biolake init s3://my-bucket/lake -o AWS_REGION=eu-west-2
     """
-    from lake.lake import Lake
+    from biolake.lake.lake import Lake
     lake = Lake.init(root, storage_options=_parse_options(storage_options))
     click.echo(f"created lake at {lake.location.root}")
 
@@ -242,9 +242,9 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
       biolake ingest --bfile ukb_imp_chr1 --idps idps.csv --covariates cov.tsv \\
           --lake /tmp/lake --release 2026-12
     """
-    from lake.faults import fault_point, with_hold_points
+    from biolake.lake.faults import fault_point, with_hold_points
     from biolake.progress import progress_bars
-    from ingest.release import ReleaseSources, check_release, ingest_release
+    from biolake.ingest.release import ReleaseSources, check_release, ingest_release
 
     given = {k: Path(v) for k, v in explicit.items() if v}
     if release_folder and given:
@@ -321,9 +321,9 @@ def sync(source: str, lake_location: str, wait: float, verify: bool, min_overlap
       0 2 * * * cd /data && biolake sync /data/incoming --lake /data/lake --wait 3600 --quiet
       0 4 * * 0 biolake sync /data/incoming --lake /data/lake --verify --wait 3600 --quiet
     """
-    from lake.faults import with_hold_points
+    from biolake.lake.faults import with_hold_points
     from biolake.progress import progress_bars
-    from ingest.sync import sync as sync_releases
+    from biolake.ingest.sync import sync as sync_releases
 
     lake = _open_lake(lake_location)
     with progress_bars(quiet=quiet) as progress:
@@ -359,8 +359,8 @@ def withdraw(lake_location: str, ids_file: str, quiet: bool) -> None:
       biolake withdraw --lake /tmp/lake --ids withdrawn-2026-11.txt
     """
     from biolake.progress import progress_bars
-    from ingest.participants import read_id_list
-    from lake.withdraw import withdraw as withdraw_participants
+    from biolake.ingest.participants import read_id_list
+    from biolake.lake.withdraw import withdraw as withdraw_participants
 
     lake = _open_lake(lake_location)
     ids = read_id_list(Path(ids_file))
@@ -386,8 +386,8 @@ def audit(lake_location: str, ids_file: str) -> None:
       biolake withdraw --lake /tmp/lake --ids withdrawn-2026-11.txt
       biolake audit --lake /tmp/lake --ids withdrawn-2026-11.txt
     """
-    from ingest.participants import read_id_list
-    from lake.audit import audit as audit_lake
+    from biolake.ingest.participants import read_id_list
+    from biolake.lake.audit import audit as audit_lake
 
     report = audit_lake(_open_lake(lake_location), read_id_list(Path(ids_file)))
     for path, count in sorted(report.traces.items()):
@@ -442,7 +442,7 @@ def release_retract(name: str, lake_location: str, why: str) -> None:
     Example:
       biolake release retract r2 --why 'wrong genotype build' --lake /tmp/lake
     """
-    from lake.retract import retract
+    from biolake.lake.retract import retract
 
     report = retract(_open_lake(lake_location), name, why=why)
     click.echo(f"retracted release {report.release!r}: deleted its rows from {len(report.deleted)} tables, "
@@ -523,8 +523,8 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
       biolake sql "SELECT d.dosage, i.\\"25001-2.0\\" FROM dosages d JOIN idps i USING (participant_id)
                    WHERE d.variant_id = 'rs1000'" --lake /tmp/lake --format csv --out rs1000.csv
     """
-    from queries import connect
-    from queries.output import write_result
+    from biolake.queries import connect
+    from biolake.queries.output import write_result
 
     if output_format == "parquet" and out is None:
         raise click.UsageError("--format parquet needs --out FILE")
@@ -586,7 +586,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
                    'SELECT participant_id, age, age*age AS age2, sex FROM covariates' \\
                    --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Cheadle'"
     """
-    from lake.faults import with_hold_points
+    from biolake.lake.faults import with_hold_points
     from biolake.gwas import GwasSettings, run_gwas
     from biolake.progress import progress_bars
 
@@ -833,8 +833,8 @@ def export(lake_location: str, name: str, out: str, layout: str, phenotype: str 
       biolake export --lake /tmp/lake --result idps --phenotype 25010-2.0 --format gwas-ssf \\
                      --out 25010.tsv.gz      # and 25010.tsv.gz-meta.yaml
     """
-    from lake.errors import BiolakeError
-    from queries.output import export_dialect, export_results
+    from biolake.lake.errors import BiolakeError
+    from biolake.queries.output import export_dialect, export_results
 
     lake = _open_lake(lake_location)
     _check_out_of_lake(lake, out)
@@ -872,8 +872,8 @@ def import_sumstats_command(file: str, lake_location: str, name: str, replace: b
       biolake sql "SELECT o.variant_id, o.p, e.p AS published_p FROM results.idps o
                    JOIN results.enigma_hippocampus e USING (variant_id) WHERE o.p < 5e-8" --lake /tmp/lake
     """
-    from ingest.sumstats import import_sumstats
-    from queries.browse import index_after_job
+    from biolake.ingest.sumstats import import_sumstats
+    from biolake.queries.browse import index_after_job
 
     lake = _open_lake(lake_location)
     rows = import_sumstats(lake, file, name=name, phenotype=phenotype, replace=replace)
@@ -908,7 +908,7 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
       biolake hits --lake /tmp/lake --result stress_ewas --fdr 0.05
     """
     from biolake.report import lead_hits
-    from queries.output import write_table
+    from biolake.queries.output import write_table
 
     lake = _open_lake(lake_location)
     _check_out_of_lake(lake, out)
@@ -974,7 +974,7 @@ def _check_out(out: str | None, lake=None) -> None:
     """An --out results file: a known format, and (given the lake) outside it."""
     if out is None:
         return
-    from queries.output import RESULT_FORMATS
+    from biolake.queries.output import RESULT_FORMATS
 
     if not out.endswith(RESULT_FORMATS):
         raise click.BadParameter(f"use one of {', '.join(RESULT_FORMATS)}", param_hint="--out")
@@ -998,7 +998,7 @@ def _echo_design(report) -> None:
 
 
 def _export(lake, name: str, out: str | None, digits: int | str | None) -> None:
-    from queries.output import export_results
+    from biolake.queries.output import export_results
 
     if out is not None:
         export_results(lake, name, out, **_digits(digits))
@@ -1050,7 +1050,7 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
       biolake synth /tmp/r --samples 2000 --variants 20000 --idps 50 --cpgs 5000 --seed 1
     """
     from biolake.progress import progress_bars
-    from ingest.synth import write_synthetic_release
+    from biolake.synth import write_synthetic_release
 
     with progress_bars(quiet=quiet) as progress:
         try:
@@ -1122,7 +1122,7 @@ def index(lake_location: str, name: str) -> None:
     Example:
       biolake index --lake /tmp/lake --result idps
     """
-    from queries.browse import index_results
+    from biolake.queries.browse import index_results
 
     index_results(_open_lake(lake_location), name)
     click.echo(f"indexed results {name!r} for the browser", err=True)

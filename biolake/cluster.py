@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from distributed import Client
 
-    from lake.lake import Lake
+    from biolake.lake.lake import Lake
 
 Progress = Callable[[str, int, int], None]
 # dask starts workers with MALLOC_TRIM_THRESHOLD_=64 KiB, which turns off glibc's adaptive mmap

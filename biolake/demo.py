@@ -27,12 +27,12 @@ from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from biolake.meta import run_meta
 from biolake.prs import run_prs
 from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
-from ingest.release import ReleaseSources, ingest_release
-from lake.catalog import Catalog
-from lake.lake import Lake
-from queries import connect
-from queries.output import write_table
-from stats.multiple import GENOME_WIDE
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.lake.catalog import Catalog
+from biolake.lake.lake import Lake
+from biolake.queries import connect
+from biolake.queries.output import write_table
+from biolake.stats.multiple import GENOME_WIDE
 
 DEMO_SIZE = {"samples": 2000, "variants": 20000, "idps": 50, "cpgs": 5000, "seed": 1}
 DEMO_GWAS = GwasSettings(
@@ -69,7 +69,7 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     root = Path(catalog.location.root)
     release_folder = root.parent / "sources" / f"synthetic-s{DEMO_SIZE['seed']}"
     if not (release_folder / "release.yaml").exists():
-        from ingest.synth import write_synthetic_release
+        from biolake.synth import write_synthetic_release
         echo(f"1/{STEPS} synthesising a release into {release_folder}")
         write_synthetic_release(release_folder, progress=progress, **DEMO_SIZE)
     else:

@@ -18,16 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biolake.cluster import lake_client, map_blocks
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from queries import connect, design
-from queries.blocks import Block, methylation_blocks, read_methylation_blocks
-from queries.kinds import KINDS
-from queries.browse import IndexParts, index_after_job, write_positions
-from stats.association import ERRORS
-from stats.ewas import ewas_regressions, moderate
-from stats.linear import LinearModel, prepare_linear
-from stats.multiple import benjamini_hochberg, lambda_gc
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries import connect, design
+from biolake.queries.blocks import Block, methylation_blocks, read_methylation_blocks
+from biolake.queries.kinds import KINDS
+from biolake.queries.browse import IndexParts, index_after_job, write_positions
+from biolake.stats.association import ERRORS
+from biolake.stats.ewas import ewas_regressions, moderate
+from biolake.stats.linear import LinearModel, prepare_linear
+from biolake.stats.multiple import benjamini_hochberg, lambda_gc
 
 Progress = Callable[[str, int, int], None]
 ARRAY_WIDE = 9e-8  # EPIC array-wide significance (Mansell et al. 2019)

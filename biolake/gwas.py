@@ -20,12 +20,12 @@ import pyarrow as pa
 import scipy.sparse
 
 from biolake.scan import check_min_maf, scan_variants
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from queries import connect, design
-from queries.blocks import GenotypeBlock, genotype_blocks
-from stats.gwas import GwasSummary, association_table, results_schema
-from stats.linear import LinearModel, linear_association, prepare_linear
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries import connect, design
+from biolake.queries.blocks import GenotypeBlock, genotype_blocks
+from biolake.stats.gwas import GwasSummary, association_table, results_schema
+from biolake.stats.linear import LinearModel, linear_association, prepare_linear
 
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
@@ -141,7 +141,7 @@ def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:
         parts.append(association_table(
             block.variants, result, phenotypes=inputs.linear_names, statistic="t", schema=inputs.schema))
     if inputs.binary_names:
-        from stats.logistic import logistic_association
+        from biolake.stats.logistic import logistic_association
         result = logistic_association(block.dosages.astype(np.float64, copy=False), inputs.binary,
                                       inputs.covariates, missing=missing, firth=inputs.firth)
         parts.append(association_table(

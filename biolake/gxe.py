@@ -17,12 +17,12 @@ import numpy as np
 import pyarrow as pa
 
 from biolake.scan import check_min_maf, scan_variants
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from queries import connect, design
-from queries.blocks import GenotypeBlock, genotype_blocks
-from stats.gwas import GwasSummary
-from stats.gxe import ROBUST, GxeModel, gxe_association, gxe_schema, gxe_table, prepare_gxe
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries import connect, design
+from biolake.queries.blocks import GenotypeBlock, genotype_blocks
+from biolake.stats.gwas import GwasSummary
+from biolake.stats.gxe import ROBUST, GxeModel, gxe_association, gxe_schema, gxe_table, prepare_gxe
 
 Progress = Callable[[str, int, int], None]
 # Sandwich (HC) errors understate the variance of g×e when few carriers drive it: in the demo

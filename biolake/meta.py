@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from queries.browse import index_after_job
-from stats.association import p_from_log10p
-from stats.meta import align_alleles, allele_pair, inverse_variance
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries.browse import index_after_job
+from biolake.stats.association import p_from_log10p
+from biolake.stats.meta import align_alleles, allele_pair, inverse_variance
 
 NEEDED = ("phenotype", "variant_id", "chrom", "pos", "ref", "alt", "n", "beta", "se")
 META_SCHEMA = pa.schema([

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from lake.errors import BiolakeError
-from queries.output import write_result
-from queries.sql import LakeConnection
+from biolake.lake.errors import BiolakeError
+from biolake.queries.output import write_result
+from biolake.queries.sql import LakeConnection
 
 HELP = "End each statement with ';'. SHOW TABLES; lists the views. Type .quit (or Ctrl-D) to leave."
 

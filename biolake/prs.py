@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biolake.cluster import lake_client, map_blocks
-from ingest.sumstats import read_sumstats
-from lake.errors import BiolakeError, InputError
-from lake.lake import Lake
-from queries.blocks import Block, genotype_blocks, read_genotype_blocks
-from stats.prs import block_scores, threshold_weights
+from biolake.ingest.sumstats import read_sumstats
+from biolake.lake.errors import BiolakeError, InputError
+from biolake.lake.lake import Lake
+from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
+from biolake.stats.prs import block_scores, threshold_weights
 
 Progress = Callable[[str, int, int], None]
 THRESHOLDS = (5e-8, 1e-5, 1e-3, 0.05, 1.0)

@@ -21,11 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from queries.fdr import bh_fdr_sql
-from queries.kinds import result_kind
-from stats.multiple import CHI2_MEDIAN, GENOME_WIDE, clump_by_distance, family_threshold
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries.fdr import bh_fdr_sql
+from biolake.queries.kinds import result_kind
+from biolake.stats.multiple import CHI2_MEDIAN, GENOME_WIDE, clump_by_distance, family_threshold
 
 
 def phenotype_summary(lake: Lake, name: str) -> pa.Table:
@@ -92,7 +92,7 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
                  limit: int = 20) -> list[Path]:
     """Manhattan and QQ PNGs per phenotype (the ``limit`` strongest unless ``phenotypes`` are named),
     and a combined Manhattan of the best p per feature across all phenotypes. Returns the files."""
-    from stats.plots import manhattan, qq
+    from biolake.stats.plots import manhattan, qq
 
     kind, results = result_kind(lake, name), lake.results_dataset(name)
     summary = phenotype_summary(lake, name)

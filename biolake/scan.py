@@ -17,15 +17,15 @@ import pyarrow as pa
 from deltalake.transaction import AddAction
 
 from biolake.cluster import lake_client, map_blocks
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from lake.results import ResultsFiles
-from queries.blocks import Block, GenotypeBlock, read_genotype_blocks
-from queries.browse import IndexParts, index_after_job, write_positions
-from queries.fdr import remove_files, with_fdr
-from queries.kinds import KINDS, ResultKind
-from stats.gwas import GwasSummary
-from stats.multiple import family_threshold
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.lake.results import ResultsFiles
+from biolake.queries.blocks import Block, GenotypeBlock, read_genotype_blocks
+from biolake.queries.browse import IndexParts, index_after_job, write_positions
+from biolake.queries.fdr import remove_files, with_fdr
+from biolake.queries.kinds import KINDS, ResultKind
+from biolake.stats.gwas import GwasSummary
+from biolake.stats.multiple import family_threshold
 
 Progress = Callable[[str, int, int], None]
 

@@ -21,10 +21,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.genotypes import Progress, chromosome, genotype_batch
-from ingest.plink import SEX_CODES
-from ingest.text import check_unique, read_text_table
-from lake.errors import InputError
+from biolake.ingest.genotypes import Progress, chromosome, genotype_batch
+from biolake.ingest.plink import SEX_CODES
+from biolake.ingest.text import check_unique, read_text_table
+from biolake.lake.errors import InputError
 
 
 @dataclass(frozen=True)

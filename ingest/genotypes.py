@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lake.errors import InputError
-from lake.schema import TABLES
-from lake.vectors import allele_summaries, binary_column, encode_dosages
+from biolake.lake.errors import InputError
+from biolake.lake.schema import TABLES
+from biolake.lake.vectors import allele_summaries, binary_column, encode_dosages
 
 Progress = Callable[[str, int, int], None]
 CHROMOSOMES = frozenset([str(i) for i in range(1, 23)] + ["X", "Y", "XY", "MT"])

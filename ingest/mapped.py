@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from lake.errors import InputError
+from biolake.lake.errors import InputError
 
 WINDOW_BYTES = 64 << 20   # mapped at a time when a whole file is walked: memory stays flat
 

@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ingest.genotypes import Progress, chromosome_column
-from ingest.text import MISSING_TOKENS, check_unique, read_text_table
-from lake.errors import InputError
-from lake.schema import TABLES
-from lake.vectors import encode_floats
+from biolake.ingest.genotypes import Progress, chromosome_column
+from biolake.ingest.text import MISSING_TOKENS, check_unique, read_text_table
+from biolake.lake.errors import InputError
+from biolake.lake.schema import TABLES
+from biolake.lake.vectors import encode_floats
 
 _ARROW_ROW = re.compile(r"column #(\d+): Row #(\d+)", re.IGNORECASE)
 

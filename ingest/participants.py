@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.text import (PARTICIPANT_HEADERS, check_unique, is_text_column, participant_column, read_text_table,
+from biolake.ingest.text import (PARTICIPANT_HEADERS, check_unique, is_text_column, participant_column, read_text_table,
                          to_float)
-from lake.errors import InputError
-from lake.schema import TABLES
+from biolake.lake.errors import InputError
+from biolake.lake.schema import TABLES
 
 _UKB_FIELD = re.compile(r"^(\d+)-(\d+)\.(\d+)$")
 OVERLAP_WARNING = 0.5   # a table with fewer than half its participants genotyped is warned of

@@ -18,11 +18,11 @@ import pgenlib
 import polars as pl
 import pyarrow as pa
 
-from ingest.genotypes import Progress, chromosome_column, genotype_batch
-from ingest.plink import SEX_CODES
-from ingest.text import check_unique, read_text_table
-from lake.errors import InputError
-from lake.vectors import encode_calls
+from biolake.ingest.genotypes import Progress, chromosome_column, genotype_batch
+from biolake.ingest.plink import SEX_CODES
+from biolake.ingest.text import check_unique, read_text_table
+from biolake.lake.errors import InputError
+from biolake.lake.vectors import encode_calls
 
 
 @dataclass(frozen=True)

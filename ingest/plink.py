@@ -14,11 +14,11 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from ingest.genotypes import Progress, chromosome_column, genotype_batch
-from ingest.mapped import mapped_bytes
-from ingest.text import check_unique, read_text_table
-from lake.errors import InputError
-from lake.vectors import packed_width
+from biolake.ingest.genotypes import Progress, chromosome_column, genotype_batch
+from biolake.ingest.mapped import mapped_bytes
+from biolake.ingest.text import check_unique, read_text_table
+from biolake.lake.errors import InputError
+from biolake.lake.vectors import packed_width
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 SEX_CODES = {"1": "M", "2": "F"}  # PLINK and Oxford sex codes

@@ -24,16 +24,16 @@ import blake3
 import pyarrow as pa
 import yaml
 
-from ingest.methylation import matrix_samples, methylation_batches, read_probes
-from ingest.participants import (OverlapRule, check_columns, empty_columns, field_dictionary, participant_ids,
+from biolake.ingest.methylation import matrix_samples, methylation_batches, read_probes
+from biolake.ingest.participants import (OverlapRule, check_columns, empty_columns, field_dictionary, participant_ids,
                                  read_participant_table, value_fields)
-from ingest.genotypes import GenotypeSource, Progress
-from ingest.mapped import mapped_windows
-from ingest.plink import open_bfile
-from lake.errors import InputError
-from lake.lake import Lake, ReleaseInfo
-from lake.lock import lake_lock
-from lake.schema import TABLES
+from biolake.ingest.genotypes import GenotypeSource, Progress
+from biolake.ingest.mapped import mapped_windows
+from biolake.ingest.plink import open_bfile
+from biolake.lake.errors import InputError
+from biolake.lake.lake import Lake, ReleaseInfo
+from biolake.lake.lock import lake_lock
+from biolake.lake.schema import TABLES
 
 MANIFEST = "release.yaml"
 GENOTYPE_BLOCK_BYTES = 16 << 20  # one Parquet row group of packed calls
@@ -401,13 +401,13 @@ def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
     if sources.bfile:
         return open_bfile(sources.bfile)
     if sources.pfile:
-        from ingest.pgen import open_pfile
+        from biolake.ingest.pgen import open_pfile
         return open_pfile(sources.pfile)
     if sources.vcf:
-        from ingest.vcf import open_vcf
+        from biolake.ingest.vcf import open_vcf
         return open_vcf(sources.vcf)
     if sources.bgen:
-        from ingest.bgen import open_bgen
+        from biolake.ingest.bgen import open_bgen
         return open_bgen(sources.bgen, sources.sample)
     return None
 

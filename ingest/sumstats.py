@@ -16,10 +16,10 @@ import numpy as np
 import polars as pl
 import pyarrow.compute as pc
 
-from ingest.genotypes import chromosome_column
-from lake.errors import InputError
-from lake.lake import Lake
-from stats.gwas import results_schema
+from biolake.ingest.genotypes import chromosome_column
+from biolake.lake.errors import InputError
+from biolake.lake.lake import Lake
+from biolake.stats.gwas import results_schema
 
 COLUMNS = {  # our name: what GWAS-SSF, PLINK 2, REGENIE and biolake call it, in order of preference
     "variant_id": ("variant_id", "rsid", "ID", "SNP", "SNPID", "MarkerName"),

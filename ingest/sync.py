@@ -26,14 +26,14 @@ from pathlib import Path
 import fsspec
 import yaml
 
-from ingest.genotypes import Progress
-from ingest.participants import OverlapRule
-from ingest.release import (MANIFEST, ReleaseSources, ingest_release, manifest_release_name,
+from biolake.ingest.genotypes import Progress
+from biolake.ingest.participants import OverlapRule
+from biolake.ingest.release import (MANIFEST, ReleaseSources, ingest_release, manifest_release_name,
                             recorded_kind_checksum, size_and_mtime, source_checksums, source_files)
-from lake.errors import InputError, ReleaseError
-from lake.lake import Lake, ReleaseInfo
-from lake.lock import lake_lock
-from lake.storage import Location
+from biolake.lake.errors import InputError, ReleaseError
+from biolake.lake.lake import Lake, ReleaseInfo
+from biolake.lake.lock import lake_lock
+from biolake.lake.storage import Location
 
 
 

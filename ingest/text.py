@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from lake.errors import InputError
+from biolake.lake.errors import InputError
 
 MISSING_TOKENS = ("", "NA", "NaN", "nan", "N/A", "null")
 PARTICIPANT_HEADERS = ("eid", "IID", "participant_id", "SubjID")  # UK Biobank, PLINK, ours, ENIGMA

@@ -18,10 +18,10 @@ import polars as pl
 import pyarrow as pa
 from cyvcf2 import VCF
 
-from ingest.genotypes import Progress, chromosome, genotype_batch
-from ingest.text import check_unique
-from lake.errors import InputError
-from lake.vectors import encode_calls
+from biolake.ingest.genotypes import Progress, chromosome, genotype_batch
+from biolake.ingest.text import check_unique
+from biolake.lake.errors import InputError
+from biolake.lake.vectors import encode_calls
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from lake.lake import Lake
+from biolake.lake.lake import Lake
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from lake.errors import LakeError
-from lake.schema import TABLES
-from lake.storage import Location, is_remote
+from biolake.lake.errors import LakeError
+from biolake.lake.schema import TABLES
+from biolake.lake.storage import Location, is_remote
 
 CATALOG_FILE = "catalog.yaml"
 _HEADER = "# biolake catalog: the lake root, how to reach it, and what each table holds.\n"

@@ -34,13 +34,13 @@ from deltalake import Schema as DeltaSchema
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from deltalake.exceptions import TableNotFoundError
 
-from lake.catalog import Catalog
-from lake.errors import LakeError, ReleaseError
-from lake.faults import fault_point
-from lake.lock import lake_lock
-from lake.results import BROWSE_FOLDER, RESULTS_FOLDER, ResultsFiles, StagedFile
-from lake.schema import TABLES, TableSpec, spec
-from lake.storage import Location
+from biolake.lake.catalog import Catalog
+from biolake.lake.errors import LakeError, ReleaseError
+from biolake.lake.faults import fault_point
+from biolake.lake.lock import lake_lock
+from biolake.lake.results import BROWSE_FOLDER, RESULTS_FOLDER, ResultsFiles, StagedFile
+from biolake.lake.schema import TABLES, TableSpec, spec
+from biolake.lake.storage import Location
 
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REGISTRY = "releases"

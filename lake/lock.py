@@ -19,8 +19,8 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lake.errors import LakeError
-from lake.storage import Location
+from biolake.lake.errors import LakeError
+from biolake.lake.storage import Location
 
 _POLL_SECONDS = 0.5
 

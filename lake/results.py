@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
 
-from lake.storage import Location
+from biolake.lake.storage import Location
 
 RESULTS_FOLDER = "results"  # LAKE/results/NAME: one Delta table per association run
 BROWSE_FOLDER = "browse"    # LAKE/browse/NAME/PART: what a results browser reads (queries/browse.py)

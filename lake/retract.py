@@ -16,12 +16,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from lake.errors import ReleaseError
-from lake.faults import fault_point
-from lake.lake import Lake, ReleaseInfo, check_release_name
-from lake.lock import lake_lock
-from lake.schema import TABLES
-from lake.withdraw import erase_history
+from biolake.lake.errors import ReleaseError
+from biolake.lake.faults import fault_point
+from biolake.lake.lake import Lake, ReleaseInfo, check_release_name
+from biolake.lake.lock import lake_lock
+from biolake.lake.schema import TABLES
+from biolake.lake.withdraw import erase_history
 
 
 @dataclass(frozen=True)

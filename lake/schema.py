@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from lake.errors import LakeError
+from biolake.lake.errors import LakeError
 
 
 @dataclass(frozen=True)

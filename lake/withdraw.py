@@ -25,12 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lake.errors import LakeError
-from lake.lake import Lake
-from lake.lock import lake_lock
-from lake.schema import TABLES
-from lake.storage import Location
-from lake.vectors import (allele_summaries, binary_column, byte_matrix, decode_dosages, decode_floats,
+from biolake.lake.errors import LakeError
+from biolake.lake.lake import Lake
+from biolake.lake.lock import lake_lock
+from biolake.lake.schema import TABLES
+from biolake.lake.storage import Location
+from biolake.lake.vectors import (allele_summaries, binary_column, byte_matrix, decode_dosages, decode_floats,
                           packed_width, select_calls, select_fixed_width)
 
 PARTICIPANT_TABLES = ("idps", "covariates")

@@ -1,8 +1,8 @@
 """DuckDB and polars over one release of the lake, and the aligned inputs of the engines."""
 
-from queries.design import Design, DesignWarning, DropReport, design
-from queries.scan import scan
-from queries.sql import LakeConnection, QueryError, QueryResult, check_read_only, connect
+from biolake.queries.design import Design, DesignWarning, DropReport, design
+from biolake.queries.scan import scan
+from biolake.queries.sql import LakeConnection, QueryError, QueryResult, check_read_only, connect
 
 __all__ = ["Design", "DesignWarning", "DropReport", "LakeConnection", "QueryError", "QueryResult", "check_read_only",
            "connect", "design", "scan"]

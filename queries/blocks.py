@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import scipy.sparse
 
-from lake.lake import Lake
-from lake.storage import Location
-from lake.vectors import decode_betas_filled, decode_calls_filled, decode_dosages_filled
+from biolake.lake.lake import Lake
+from biolake.lake.storage import Location
+from biolake.lake.vectors import decode_betas_filled, decode_calls_filled, decode_dosages_filled
 
 @dataclass(frozen=True)
 class GenotypeBlock:

@@ -41,11 +41,11 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.transaction import AddAction
 
-from lake.lake import Lake
-from lake.lock import lake_lock
-from lake.results import ResultsFiles
-from queries.kinds import ResultKind, result_kind
-from stats.multiple import GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
+from biolake.lake.lake import Lake
+from biolake.lake.lock import lake_lock
+from biolake.lake.results import ResultsFiles
+from biolake.queries.kinds import ResultKind, result_kind
+from biolake.stats.multiple import GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
 KEEP_ABOVE = 3.0        # −log10 p above which every test is kept for the plots
 CELL_BP = 3_000_000     # thinning cell width along a chromosome …

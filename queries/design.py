@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries.sql import LakeConnection, QueryError
+from biolake.queries.sql import LakeConnection, QueryError
 
 COLLINEARITY_TOLERANCE = 1e-8
 ABSENT = {"genotypes": "not genotyped", "methylation": "no methylation"}  # by assay

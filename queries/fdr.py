@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake.transaction import AddAction
 
-from lake.faults import fault_point
-from lake.results import ResultsFiles, StagedFile
+from biolake.lake.faults import fault_point
+from biolake.lake.results import ResultsFiles, StagedFile
 
 ROWS_PER_FILE = 20_000_000  # q-value files of a run are cut at this many rows
 

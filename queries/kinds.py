@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lake.errors import BiolakeError
-from lake.lake import Lake
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
 
 
 @dataclass(frozen=True)

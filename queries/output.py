@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lake.lake import Lake
-from queries.sql import QueryResult
+from biolake.lake.lake import Lake
+from biolake.queries.sql import QueryResult
 
 TERMINAL_ROWS = 50
 # Significant digits of the numbers in text exports (None: every digit, the float's round-trip form).

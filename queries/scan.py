@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from lake.lake import Lake
+from biolake.lake.lake import Lake
 
 if TYPE_CHECKING:
     import polars as pl

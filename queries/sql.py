@@ -30,10 +30,10 @@ import pyarrow as pa
 if TYPE_CHECKING:
     import polars
 
-from lake.errors import BiolakeError
-from lake.lake import Lake, ReleaseInfo, Retraction
-from lake.schema import TABLES
-from lake.vectors import decode_calls, decode_dosages, decode_floats
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake, ReleaseInfo, Retraction
+from biolake.lake.schema import TABLES
+from biolake.lake.vectors import decode_calls, decode_dosages, decode_floats
 
 DOSAGES_VIEW = """
 CREATE VIEW dosages AS

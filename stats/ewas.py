@@ -20,8 +20,8 @@ import numpy as np
 import scipy.sparse
 from scipy import special
 
-from stats.association import OK, p_from_log10p, t_log10p, z_log10p
-from stats.linear import LinearModel, cross_products
+from biolake.stats.association import OK, p_from_log10p, t_log10p, z_log10p
+from biolake.stats.linear import LinearModel, cross_products
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def ewas_regressions(methylation: np.ndarray, model: LinearModel, *,
 
     Examples
     --------
-    >>> from stats.linear import prepare_linear
+    >>> from biolake.stats.linear import prepare_linear
     >>> rng = np.random.default_rng(0)
     >>> exposure = rng.normal(size=(300, 1))
     >>> m = rng.normal(size=(4, 300)); m[0] += 0.5 * exposure[:, 0]

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 from scipy import special
 
-from stats.association import ERRORS, AssociationResult
-from stats.multiple import CHI2_MEDIAN, GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
+from biolake.stats.association import ERRORS, AssociationResult
+from biolake.stats.multiple import CHI2_MEDIAN, GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
 VARIANT_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt")
 
@@ -43,7 +43,7 @@ def association_table(variants: pa.Table, result: AssociationResult, *, phenotyp
 
     Examples
     --------
-    >>> from stats.linear import linear_association, prepare_linear
+    >>> from biolake.stats.linear import linear_association, prepare_linear
     >>> rng = np.random.default_rng(0)
     >>> g, y = rng.integers(0, 3, (2, 50)).astype(float), rng.normal(size=(50, 1))
     >>> variants = pa.table({"variant_id": ["rs1", "rs2"], "chrom": ["1", "1"], "pos": [10, 20],

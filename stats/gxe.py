@@ -32,11 +32,11 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
-from stats.association import (COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES, chi2_log10p, f_log10p,
+from biolake.stats.association import (COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES, chi2_log10p, f_log10p,
                                p_from_log10p, t_log10p, z_log10p)
-from stats.gwas import variant_labels
-from stats.linear import Residualizer
-from stats.sandwich import direct_meat, fused_fit, pair_weights
+from biolake.stats.gwas import variant_labels
+from biolake.stats.linear import Residualizer
+from biolake.stats.sandwich import direct_meat, fused_fit, pair_weights
 
 ROBUST = ("hc0", "hc1", "hc2", "hc3")
 _MAX_VIF = 50.0          # per-variant column variance / variance left after the rest: plink2's --vif

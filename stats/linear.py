@@ -24,7 +24,7 @@ import numba
 import numpy as np
 import scipy.sparse
 
-from stats.association import (COLLINEAR, MONOMORPHIC, OK, TOO_FEW_SAMPLES, AssociationResult,
+from biolake.stats.association import (COLLINEAR, MONOMORPHIC, OK, TOO_FEW_SAMPLES, AssociationResult,
                                p_from_log10p, t_log10p)
 
 _SINGULAR = 1e-10     # smallest eigenvalue of A (whose eigenvalues are ≤ 1) still taken as full rank

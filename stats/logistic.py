@@ -47,9 +47,9 @@ import numpy as np
 import scipy.sparse
 from scipy import special
 
-from stats.association import (NOT_CONVERGED, OK, SEPARATION, TOO_FEW_SAMPLES, AssociationResult,
+from biolake.stats.association import (NOT_CONVERGED, OK, SEPARATION, TOO_FEW_SAMPLES, AssociationResult,
                                p_from_log10p, z_log10p)
-from stats.linear import cross_products, prepare_linear
+from biolake.stats.linear import cross_products, prepare_linear
 
 FIRTH_MODES = ("fallback", "always", "never")
 

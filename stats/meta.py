@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stats.association import chi2_log10p, p_from_log10p, z_log10p
+from biolake.stats.association import chi2_log10p, p_from_log10p, z_log10p
 
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
 

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 
-from stats.multiple import GENOME_WIDE
+from biolake.stats.multiple import GENOME_WIDE
 
 _CELLS = (1000, 100)   # cells across and up (below keep_above) for thinning: about 2 px each
 

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from biolake.cluster import dask_client
-from ingest.release import ReleaseSources, ingest_release
-from ingest.synth import write_synthetic_release
-from lake.lake import Lake
-from lake.vectors import decode_calls
-from queries import connect
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.synth import write_synthetic_release
+from biolake.lake.lake import Lake
+from biolake.lake.vectors import decode_calls
+from biolake.queries import connect
 
 # Figures of the reliability tests (issue #9), printed at the end of the run: each test adds what it proved.
 RELIABILITY: Counter[str] = Counter()

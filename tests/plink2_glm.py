@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lake.vectors import encode_calls
+from biolake.lake.vectors import encode_calls
 
 PLINK2 = shutil.which("plink2") or "plink2"
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from snapshot import lake_files
 
 from biolake.cli import main
-from lake.lake import Lake
+from biolake.lake.lake import Lake
 
 UNICODE_ID = "Ünïcødé-参加者-001"
 
@@ -220,7 +220,7 @@ def write_empty_ids(tmp: Path) -> None:
 def bad_input_lake(tmp_path_factory, release_folder, scheduler) -> Lake:
     """A lake with release r1 and a GWAS results table 'assoc' (each case works on a copy)."""
     from biolake.gwas import GwasSettings, run_gwas
-    from ingest.release import ReleaseSources, ingest_release
+    from biolake.ingest.release import ReleaseSources, ingest_release
 
     lake = Lake.init(tmp_path_factory.mktemp("bad") / "lake")
     sources, _ = ReleaseSources.from_folder(release_folder)

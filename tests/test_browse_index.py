@@ -7,7 +7,7 @@ import pytest
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.gxe import GxeSettings, run_gxe
 from biolake.report import phenotype_summary
-from queries.browse import KEEP_ABOVE, BrowseIndex, index_is_current, index_results
+from biolake.queries.browse import KEEP_ABOVE, BrowseIndex, index_is_current, index_results
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,10 @@ from snapshot import lake_files
 
 from biolake.ewas import EwasSettings, run_ewas
 from biolake.gwas import GwasSettings, run_gwas
-from ingest.release import ReleaseSources, ingest_release
-from ingest.sumstats import import_sumstats
-from ingest.synth import write_synthetic_release
-from lake.lake import Lake
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.ingest.sumstats import import_sumstats
+from biolake.synth import write_synthetic_release
+from biolake.lake.lake import Lake
 
 SCREENSHOTS = Path(__file__).parent.parent / "test-output" / "browser"
 HOSTILE = "</script><script>alert('phenotype')</script>"
@@ -252,7 +252,7 @@ def test_a_run_of_a_retracted_release__is_flagged_on_its_pages_even_when_cached(
         loaded_lake, release_folder, scheduler, monkeypatch):
     from biolake.browser import catalogue
     from biolake.browser.app import create_app
-    from lake.retract import retract
+    from biolake.lake.retract import retract
 
     lake = loaded_lake
     sources, _ = ReleaseSources.from_folder(release_folder)

@@ -9,8 +9,8 @@ from pathlib import Path
 from test_crash import check_readers_see_one_release
 from test_sync import add_release
 
-from lake.faults import PAUSE_VARIABLE
-from lake.lake import Lake
+from biolake.lake.faults import PAUSE_VARIABLE
+from biolake.lake.lake import Lake
 
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
 SLOW = {**os.environ, PAUSE_VARIABLE: "0.05"}   # a pause at every fault point: the writer is caught half-way
@@ -47,8 +47,8 @@ def test_two_syncs_at_once_take_turns_on_the_lock(lake, release_folder, tmp_path
 
 HOLDER = """
 import json, sys, time
-from lake.lock import lake_lock
-from lake.storage import Location
+from biolake.lake.lock import lake_lock
+from biolake.lake.storage import Location
 location, log = Location.parse(sys.argv[1]), sys.argv[2]
 for _ in range(15):
     with lake_lock(location, "write", wait=60):

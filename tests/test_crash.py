@@ -32,10 +32,10 @@ from test_sync import add_release
 
 from biolake.cli import main
 from biolake.cluster import dask_client
-from lake.faults import HOLD_VARIABLE, TRACE_VARIABLE
-from lake.lake import Lake
-from lake.storage import Location
-from queries import connect
+from biolake.lake.faults import HOLD_VARIABLE, TRACE_VARIABLE
+from biolake.lake.lake import Lake
+from biolake.lake.storage import Location
+from biolake.queries import connect
 
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
 

@@ -8,11 +8,11 @@ import scipy.sparse
 from limma_ref import r_p_adjust, run_limma
 
 from biolake.ewas import EwasSettings, run_ewas
-from lake.vectors import decode_floats
-from queries import connect, design
-from stats.ewas import ewas_regressions, moderate
-from stats.multiple import benjamini_hochberg
-from stats.linear import prepare_linear
+from biolake.lake.vectors import decode_floats
+from biolake.queries import connect, design
+from biolake.stats.ewas import ewas_regressions, moderate
+from biolake.stats.multiple import benjamini_hochberg
+from biolake.stats.linear import prepare_linear
 
 
 def simulate(rng, *, cpgs=400, samples=120, missing=0.0):

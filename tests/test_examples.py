@@ -199,7 +199,8 @@ class Workspaces:
         workspace = self.root / name
         if copy_of is not None:
             shutil.copytree(copy_of, workspace, symlinks=True)
-        for folder in ("tmp", "data", "work"):
+        # work/ holds folders named like the layers: the examples must import biolake.lake, not them
+        for folder in ("tmp", "data", "work", "work/lake", "work/stats", "work/queries", "work/ingest"):
             (workspace / folder).mkdir(parents=True, exist_ok=True)
         return workspace
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.release import ReleaseSources, ingest_release
-from lake.errors import InputError
-from lake.lake import Lake
-from lake.vectors import decode_calls, decode_dosages
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.lake.errors import InputError
+from biolake.lake.lake import Lake
+from biolake.lake.vectors import decode_calls, decode_dosages
 
 PLINK2 = shutil.which("plink2") or "plink2"  # a missing plink2 fails the test, never skips it
 

@@ -17,10 +17,10 @@ from plink2_glm import run_glm
 
 from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from queries import connect, design
-from queries.output import export_results
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries import connect, design
+from biolake.queries.output import export_results
 
 # Three IDPs, each missing for its own ~10 % of participants (on top of the non-imaged).
 PHENOTYPES = """

@@ -12,11 +12,11 @@ from scipy import stats
 
 from biolake.cli import main
 from biolake.gxe import GxeSettings, run_gxe
-from lake.errors import BiolakeError
-from queries import connect, design
-from stats.association import COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES
-from stats.gxe import gxe_association, prepare_gxe
-from stats.multiple import benjamini_hochberg
+from biolake.lake.errors import BiolakeError
+from biolake.queries import connect, design
+from biolake.stats.association import COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES
+from biolake.stats.gxe import gxe_association, prepare_gxe
+from biolake.stats.multiple import benjamini_hochberg
 
 COVARIATES = ["age", "sex", "site", "stress", "PC1", "PC2"]
 
@@ -100,7 +100,7 @@ def test_gxe_association__chunks_of_the_compiled_route_change_nothing(monkeypatc
     genotypes, missing, y, covariates = simulate(np.random.default_rng(17), variants=30, missing_calls=0.0)
     model = prepare_gxe(y, covariates, exposures=[3])
     whole = gxe_association(genotypes, model)
-    monkeypatch.setattr("stats.gxe._CACHE_ELEMENTS", 7 * 2 * len(y))   # 7 variants × 2 terms × samples
+    monkeypatch.setattr("biolake.stats.gxe._CACHE_ELEMENTS", 7 * 2 * len(y))   # 7 variants × 2 terms × samples
     chunked = gxe_association(genotypes, model)
     for name in ("beta", "se", "se_robust", "dof", "n", "alt_freq", "error"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-12, err_msg=name)

@@ -7,15 +7,15 @@ import polars as pl
 import pytest
 import yaml
 
-from ingest.genotypes import chromosome
-from ingest.mapped import mapped_bytes, mapped_windows
-from ingest.plink import read_bim
-from ingest.participants import OverlapRule
-from ingest.release import IngestWarning, ReleaseSources, check_release, ingest_release
-from ingest.text import read_text_table
-from lake.errors import InputError, LakeError, ReleaseError
-from lake.lock import lake_lock
-from lake.vectors import decode_calls, decode_floats
+from biolake.ingest.genotypes import chromosome
+from biolake.ingest.mapped import mapped_bytes, mapped_windows
+from biolake.ingest.plink import read_bim
+from biolake.ingest.participants import OverlapRule
+from biolake.ingest.release import IngestWarning, ReleaseSources, check_release, ingest_release
+from biolake.ingest.text import read_text_table
+from biolake.lake.errors import InputError, LakeError, ReleaseError
+from biolake.lake.lock import lake_lock
+from biolake.lake.vectors import decode_calls, decode_floats
 from snapshot import lake_files
 
 
@@ -311,7 +311,7 @@ def test_mapped_bytes__a_file_shorter_than_the_range_is_an_input_error(tmp_path)
 
 
 def test_mapped_windows__walk_the_whole_file(tmp_path, monkeypatch):
-    monkeypatch.setattr("ingest.mapped.WINDOW_BYTES", 65_536)
+    monkeypatch.setattr("biolake.ingest.mapped.WINDOW_BYTES", 65_536)
     data = np.random.default_rng(1).integers(0, 256, 200_003, dtype=np.uint8).tobytes()
     (tmp_path / "f").write_bytes(data)
     with open(tmp_path / "f", "rb") as handle:

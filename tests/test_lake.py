@@ -4,11 +4,11 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from lake.catalog import Catalog
-from lake.errors import LakeError, ReleaseError
-from lake.lake import Lake
-from lake.schema import TABLES
-from lake.storage import Location, fsspec_options
+from biolake.lake.catalog import Catalog
+from biolake.lake.errors import LakeError, ReleaseError
+from biolake.lake.lake import Lake
+from biolake.lake.schema import TABLES
+from biolake.lake.storage import Location, fsspec_options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,7 +196,7 @@ def test_drop_results__deletes_the_table_and_its_browse_index_and_records_it(lak
 
 def test_drop_results__once_committed_the_table_reads_as_gone_and_a_rerun_finishes(lake, monkeypatch):
     tiny_results(lake, "assoc")
-    monkeypatch.setattr("lake.lake.fault_point", _kill_at("deleted:results/assoc"))
+    monkeypatch.setattr("biolake.lake.lake.fault_point", _kill_at("deleted:results/assoc"))
     with pytest.raises(KeyboardInterrupt):
         lake.drop_results("assoc")
     assert lake.results_names() == []

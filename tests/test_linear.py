@@ -5,8 +5,8 @@ import pytest
 import scipy.sparse
 import statsmodels.api as sm
 
-from stats.association import COLLINEAR, ERRORS, MONOMORPHIC, TOO_FEW_SAMPLES
-from stats.linear import Residualizer, linear_association, prepare_linear
+from biolake.stats.association import COLLINEAR, ERRORS, MONOMORPHIC, TOO_FEW_SAMPLES
+from biolake.stats.linear import Residualizer, linear_association, prepare_linear
 
 
 def simulate(rng, *, n=400, variants=30, phenotypes=4, missing_phenotypes=0.0, missing_calls=0.0):

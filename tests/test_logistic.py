@@ -10,8 +10,8 @@ import statsmodels.api as sm
 from plink2_glm import PLINK2, run_glm
 from scipy import special
 
-from stats.association import COLLINEAR, ERRORS, MONOMORPHIC, NOT_CONVERGED, OK, SEPARATION
-from stats.logistic import logistic_association
+from biolake.stats.association import COLLINEAR, ERRORS, MONOMORPHIC, NOT_CONVERGED, OK, SEPARATION
+from biolake.stats.logistic import logistic_association
 
 # plink2's ERRCODE → ours. UNFINISHED (plink2 gave up and printed its last iterate) is either:
 # we go on longer and report the estimate if the fit converges, NOT_CONVERGED if it does not.

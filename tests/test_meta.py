@@ -10,8 +10,8 @@ from metafor_ref import run_metafor
 from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.meta import meta_analyse, run_meta
-from lake.errors import BiolakeError
-from stats.meta import align_alleles, inverse_variance
+from biolake.lake.errors import BiolakeError
+from biolake.stats.meta import align_alleles, inverse_variance
 
 
 def test_inverse_variance__matches_metafor_fixed_and_dersimonian_laird(tmp_path):

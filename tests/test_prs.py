@@ -11,14 +11,14 @@ from plink2_glm import PLINK2
 
 from biolake.cli import main
 from biolake.prs import read_weights, run_prs, score_column
-from ingest.release import ReleaseSources, ingest_release
-from lake.errors import BiolakeError, InputError, LakeError
-from lake.lake import Lake
-from lake.vectors import encode_calls
-from lake import withdraw as withdrawal
-from lake.withdraw import withdraw
-from queries import connect
-from stats.prs import threshold_weights
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.lake.errors import BiolakeError, InputError, LakeError
+from biolake.lake.lake import Lake
+from biolake.lake.vectors import encode_calls
+from biolake.lake import withdraw as withdrawal
+from biolake.lake.withdraw import withdraw
+from biolake.queries import connect
+from biolake.stats.prs import threshold_weights
 from test_withdraw import killed
 
 THRESHOLDS = [1e-3, 0.05, 1.0]

@@ -5,9 +5,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ingest.release import ReleaseSources, ingest_release
-from lake.vectors import decode_calls
-from queries import DesignWarning, QueryError, connect, design, scan
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.lake.vectors import decode_calls
+from biolake.queries import DesignWarning, QueryError, connect, design, scan
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_connect__reads_retractions_and_pending_drops_once_for_all_views(loaded_
     """One read of the retractions and one listing of _locks/ per connection, however many views."""
     from test_lake import tiny_results
 
-    from lake.lake import Lake
+    from biolake.lake.lake import Lake
 
     for name in ("a", "b", "c"):
         tiny_results(loaded_lake, name)

@@ -13,10 +13,10 @@ from limma_ref import r_p_adjust
 from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
-from lake.errors import BiolakeError
-from queries.fdr import bh_fdr_sql
-from stats.multiple import benjamini_hochberg, clump_by_distance, family_threshold, lambda_gc
-from stats.plots import thin
+from biolake.lake.errors import BiolakeError
+from biolake.queries.fdr import bh_fdr_sql
+from biolake.stats.multiple import benjamini_hochberg, clump_by_distance, family_threshold, lambda_gc
+from biolake.stats.plots import thin
 
 
 def test_lambda_gc_and_family_threshold__follow_their_definitions():
@@ -89,7 +89,7 @@ def test_hits_cli__prints_and_writes(gwas_lake, two_idps, tmp_path):
 
 
 def test_results_tables__are_views_in_lake_sql(gwas_lake, two_idps):
-    from queries import connect
+    from biolake.queries import connect
 
     with connect(gwas_lake) as con:
         joined = con.sql(f"SELECT count(*) FROM results.{two_idps} r JOIN variants v USING (variant_id)").fetchone()

@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from test_sync import add_release
 
 from biolake.cli import main
-from ingest.release import ReleaseSources, ingest_release
-from ingest.sync import sync
-from lake.errors import ReleaseError
-from lake.retract import retract
-from queries import connect
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.ingest.sync import sync
+from biolake.lake.errors import ReleaseError
+from biolake.lake.retract import retract
+from biolake.queries import connect
 
 
 def run(*args: object):
@@ -177,10 +177,10 @@ def test_retract__erases_the_history_of_tables_the_registry_does_not_list(two_re
     """Rows of the release in a table its registry entry leaves out are deleted, and their history erased too."""
     import dataclasses
 
-    import lake.retract
+    from biolake.lake import retract as retraction
 
-    listed = lake.retract._retractable
-    monkeypatch.setattr(lake.retract, "_retractable",
+    listed = retraction._retractable
+    monkeypatch.setattr(retraction, "_retractable",
                         lambda *args, **kw: dataclasses.replace(listed(*args, **kw), tables=("idps",)))
 
     report = retract(two_releases, "r2", why="bad ingest")

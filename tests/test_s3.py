@@ -11,14 +11,14 @@ import polars as pl
 import pytest
 import yaml
 
-from ingest.release import ReleaseSources, ingest_release
-from ingest.sync import sync
-from lake.errors import LakeError
-from lake.lake import Lake
-from lake.lock import lake_lock
-from lake.withdraw import withdraw
-from lake.storage import Location
-from queries import QueryError, connect, design, scan
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.ingest.sync import sync
+from biolake.lake.errors import LakeError
+from biolake.lake.lake import Lake
+from biolake.lake.lock import lake_lock
+from biolake.lake.withdraw import withdraw
+from biolake.lake.storage import Location
+from biolake.queries import QueryError, connect, design, scan
 
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
 
@@ -139,7 +139,7 @@ def test_s3_gwas_ewas_gxe__dask_workers_read_and_write_the_bucket(s3_server, s3_
                          for lake in (s3_lake, loaded_lake))
         assert remote.height > 0 and remote.equals(local)
         # the browse index is written to the bucket with the results, and reads back the same
-        from queries.browse import BrowseIndex
+        from biolake.queries.browse import BrowseIndex
         indexes = [BrowseIndex(lake, name) for lake in (s3_lake, loaded_lake)]
         assert indexes[0].summary().equals(indexes[1].summary())
         scan = indexes[0].summary().to_pylist()[0]

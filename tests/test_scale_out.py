@@ -13,8 +13,8 @@ from distributed import WorkerPlugin
 from biolake.cluster import dask_client
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.gxe import GxeSettings, run_gxe
-from ingest.release import ReleaseSources, ingest_release
-from lake.lake import Lake
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.lake.lake import Lake
 
 SETTINGS = dict(phenotypes=["25001-2.0", "25002-2.0"], covariates=["age", "sex"])
 

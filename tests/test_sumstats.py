@@ -11,11 +11,11 @@ from click.testing import CliRunner
 
 from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
-from ingest.sumstats import import_sumstats, read_sumstats
-from lake.errors import InputError
-from queries.output import export_dialect
+from biolake.ingest.sumstats import import_sumstats, read_sumstats
+from biolake.lake.errors import InputError
+from biolake.queries.output import export_dialect
 from plink2_glm import PLINK2
-from lake.vectors import encode_calls
+from biolake.lake.vectors import encode_calls
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import yaml
 from click.testing import CliRunner
 
 from biolake.cli import main
-from ingest import release as ingest_release
-from ingest.participants import OverlapRule
-from ingest.release import IngestWarning, file_sha256
-from ingest.sync import sync
-from lake.errors import InputError, LakeError, ReleaseError
-from lake.lock import lake_lock
+from biolake.ingest import release as ingest_release
+from biolake.ingest.participants import OverlapRule
+from biolake.ingest.release import IngestWarning, file_sha256
+from biolake.ingest.sync import sync
+from biolake.lake.errors import InputError, LakeError, ReleaseError
+from biolake.lake.lock import lake_lock
 
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from ingest.synth import _pack_bed_rows, write_synthetic_release
+from biolake.synth import _pack_bed_rows, write_synthetic_release
 
 SAMPLES, VARIANTS, IDPS, CPGS, METHYLATION_SAMPLES = 2000, 2000, 20, 300, 500
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lake.vectors import (call_summaries, decode_betas_filled, decode_calls, decode_calls_filled, decode_dosages,
+from biolake.lake.vectors import (call_summaries, decode_betas_filled, decode_calls, decode_calls_filled, decode_dosages,
                           decode_floats, encode_dosages, encode_floats, packed_width)
 
 

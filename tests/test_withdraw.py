@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
 
 from biolake.cli import main
-from lake.errors import LakeError
-from lake.lake import Lake
-from ingest.release import ReleaseSources, ingest_release
-from lake.vectors import decode_calls, decode_floats
-from lake import withdraw as withdrawal
-from lake.withdraw import withdraw
-from queries import connect
+from biolake.lake.errors import LakeError
+from biolake.lake.lake import Lake
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.lake.vectors import decode_calls, decode_floats
+from biolake.lake import withdraw as withdrawal
+from biolake.lake.withdraw import withdraw
+from biolake.queries import connect
 
 KEY_FREE_DIGESTS = (hashlib.md5, hashlib.sha1, hashlib.sha224, hashlib.sha256, hashlib.sha384, hashlib.sha512,
                     hashlib.sha3_256, hashlib.blake2b, hashlib.blake2s, blake3.blake3)
@@ -155,7 +155,7 @@ def test_withdraw__also_clears_rows_of_abandoned_ingests(two_releases):
 
 
 def test_audit__finds_participants_before_withdrawal_and_nothing_after(loaded_lake, tmp_path):
-    from lake.audit import audit
+    from biolake.lake.audit import audit
 
     gone = loaded_lake.read("idps").column("participant_id").to_pylist()[:3]
     before = audit(loaded_lake, gone)

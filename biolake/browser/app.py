@@ -32,11 +32,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from biolake.browser.catalogue import Catalogue, Run, parse_position
-from lake.errors import BiolakeError
-from lake.lake import Lake
-from queries import connect
-from queries.browse import KEEP_ABOVE
-from stats.multiple import GENOME_WIDE, clump_by_distance
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries import connect
+from biolake.queries.browse import KEEP_ABOVE
+from biolake.stats.multiple import GENOME_WIDE, clump_by_distance
 
 HERE = Path(__file__).parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

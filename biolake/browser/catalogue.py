@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lake.errors import BiolakeError
-from lake.lake import Lake, Retraction
-from queries.browse import BrowseIndex, index_results, indexed_version
-from queries.kinds import KINDS
-from stats.multiple import lambda_gc
-from stats.plots import chromosome_order
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake, Retraction
+from biolake.queries.browse import BrowseIndex, index_results, indexed_version
+from biolake.queries.kinds import KINDS
+from biolake.stats.multiple import lambda_gc
+from biolake.stats.plots import chromosome_order
 
 REFRESH_SECONDS = 30.0
 _POSITION = re.compile(r"^(?:chr)?([0-9]{1,2}|X|Y|XY|MT|M):([0-9][0-9,]*)(?:-([0-9][0-9,]*))?$", re.IGNORECASE)

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from ingest.release import file_sha256
+from biolake.ingest.release import file_sha256
 
 Progress = Callable[[str, int, int], None]
 
