@@ -41,10 +41,18 @@ def ld_features(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray)
     >>> ld_features(np.array([[0.0, 1.0, 2.0, 0.0]]), np.array([[False, False, False, True]]))[:, 0].tolist()
     [[0.0, 1.0, 2.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]]
     """
-    called = ~(missing.toarray() if scipy.sparse.issparse(missing) else np.asarray(missing)).astype(bool)
-    assert called.shape[1] < 2**22, "float32 haplotype counts would lose exactness"
-    counts = np.where(called, np.rint(dosages), 0.0)
-    return np.stack([counts, counts == 1, called]).astype(np.float32)
+    assert dosages.shape[1] < 2**22, "float32 haplotype counts would lose exactness"
+    features = np.empty((3, *dosages.shape), np.float32)
+    features[2] = 1
+    if scipy.sparse.issparse(missing):
+        rows, columns = missing.nonzero()
+        features[2][rows, columns] = 0
+    else:
+        features[2][np.asarray(missing, bool)] = 0
+    np.rint(dosages, out=features[0], casting="same_kind")
+    features[0] *= features[2]
+    np.equal(features[0], 1, out=features[1], casting="unsafe")
+    return features
 
 
 def haplotype_r2(index: np.ndarray, window: np.ndarray) -> np.ndarray:
@@ -174,6 +182,17 @@ def _cubic_real_roots(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.n
     return roots, count
 
 
+def bp_radius(kb: float) -> int:
+    """The largest distance in bp from an index variant to a clump member: plink's kb · 1000 − 1.
+
+    Examples
+    --------
+    >>> bp_radius(250)
+    249999
+    """
+    return int(kb * 1000 * (1 + _SMALL_EPSILON) - 1)
+
+
 @dataclass(frozen=True)
 class Clumps:
     """The clumps of one chromosome's variants, in the order plink reports them (by index p).
@@ -209,7 +228,7 @@ def clump(features: np.ndarray, pos: np.ndarray, p: np.ndarray, *, p1: float = 1
     ([0, 3], [[2], []], [[0, 1, 1, 0, 0], [0, 0, 0, 0, 0]])
     """
     assert features.shape[1] == len(pos) == len(p)
-    radius = int(kb * 1000 * (1 + _SMALL_EPSILON) - 1)        # plink's bp radius: kb · 1000 − 1
+    radius = bp_radius(kb)
     usable = np.isfinite(p)
     taken = ~usable
     indexes, bins, members = [], [], []

@@ -13,8 +13,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
+from biolake.clump import ClumpSettings, clump_results
+from biolake.gwas import GwasSettings, run_gwas
+from biolake.lake.errors import BiolakeError
 from biolake.stats.ld import BIN_NAMES, clump, haplotype_r2, ld_features
 from biolake.synth import LdPanel, write_ld_panel
 
@@ -32,9 +36,14 @@ def run_plink_clump(panel: LdPanel, p: np.ndarray, out: Path, flags: list[str]) 
     assoc.write_text("SNP P\n" + "".join(f"{v} {float(q)!r}\n" for v, q in zip(panel.variant_id, p)))
     subprocess.run([PLINK19, "--bfile", str(panel.prefix), "--clump", str(assoc), *flags, "--out", str(out)],
                    check=True, capture_output=True)
-    lines = out.with_suffix(".clumped").read_text().split("\n")
-    header = lines[0].split()
-    return [dict(zip(header, line.split())) for line in lines[1:] if line.strip()]
+    return read_clumped(out)
+
+
+def read_clumped(out: Path) -> list[dict]:
+    """The rows of plink's ``{out}.clumped`` (none when plink found no index variant and wrote none)."""
+    report = Path(f"{out}.clumped")
+    lines = report.read_text().split("\n") if report.exists() else [""]
+    return [dict(zip(lines[0].split(), line.split())) for line in lines[1:] if line.strip()]
 
 
 def biolake_clumps(panel: LdPanel, p: np.ndarray, **flags) -> list[dict]:
@@ -98,3 +107,40 @@ def test_haplotype_r2__symmetric_and_allele_flip_invariant(panel):
     backward = np.stack([haplotype_r2(features[:, j], features[:, ::20]) for j in range(200)]).T
     np.testing.assert_allclose(forward, backward, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.abs(haplotype_r2(flipped[:, 0], features)), np.abs(forward[0]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def clumped_gwas(gwas_lake, idps) -> str:
+    """A GWAS of two IDPs on the small release (its LD blocks span Mb, its variants ~2 Mb apart)."""
+    run_gwas(gwas_lake, GwasSettings(name="to_clump", phenotypes=idps[:2], covariates=["age", "sex"]),
+             workers=1)
+    return "to_clump"
+
+
+def test_clump_results__equal_plink19_per_phenotype(gwas_lake, clumped_gwas, release_folder, tmp_path):
+    settings = ClumpSettings(p1=1e-3, p2=0.05, r2=0.1, kb=20_000)
+    clumps = pl.from_arrow(clump_results(gwas_lake, result=clumped_gwas, settings=settings))
+    rows = pl.from_arrow(gwas_lake.results_dataset(clumped_gwas).to_table(columns=["phenotype", "variant_id", "log10p"]))
+    compared = 0
+    for (phenotype,), scan in rows.group_by("phenotype"):
+        assoc = tmp_path / f"{phenotype}.assoc"
+        assoc.write_text("SNP P\n" + "".join(f"{v} {10.0 ** -q!r}\n" for _, v, q in scan.iter_rows() if q is not None))
+        out = tmp_path / f"clumps-{phenotype}"
+        subprocess.run([PLINK19, "--bfile", str(release_folder / "genotypes"), "--clump", str(assoc),
+                        "--clump-p1", "0.001", "--clump-p2", "0.05", "--clump-r2", "0.1", "--clump-kb", "20000",
+                        "--out", str(out)], check=True, capture_output=True)
+        plinks = read_clumped(out)
+        ours = clumps.filter(pl.col("phenotype") == phenotype).to_dicts()
+        assert_same_clumps([{"CHR": row["chrom"], "SNP": row["variant_id"], "BP": str(row["pos"]), "P": row["p"],
+                             "TOTAL": str(row["total"]), **{n.upper(): str(row[n]) for n in BIN_NAMES},
+                             "SP2": ",".join(f"{m}(1)" for m in row["sp2"]) or "NONE"} for row in ours], plinks)
+        compared += len(plinks)
+    assert compared >= 3
+
+
+@pytest.mark.parametrize("flags, named", [
+    ({"p1": 0.1, "p2": 0.01}, "--p1"), ({"p2": 0.0}, "--p2"), ({"r2": 1.0}, "--r2"), ({"kb": 0}, "--kb"),
+])
+def test_clump_settings__bad_flags_name_the_flag(flags, named):
+    with pytest.raises(BiolakeError, match=named):
+        ClumpSettings(**flags)
