@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
-from biolake.stats.ld import BIN_NAMES, bp_radius, clump, ld_features
+from biolake.stats.ld import BIN_NAMES, WindowLd, bp_radius, clump, ld_features
 
 CLUMPABLE_KINDS = ("gwas", "meta")
 RESULT_COLUMNS = ["phenotype", "variant_id", "chrom", "pos", "log10p"]
@@ -150,19 +150,21 @@ def _genotypes(blocks: list[Block], wanted: set[str], n_samples: int, *,
 
 def _clump_chromosome(rows: pl.DataFrame, variants: pl.DataFrame, features: np.ndarray, *,
                       settings: ClumpSettings) -> list[pl.DataFrame]:
-    """Each phenotype's clumps on one chromosome, as frames of the output's columns plus ``order``."""
+    """Each phenotype's clumps on one chromosome, as frames of the output's columns plus ``order``;
+    the phenotypes share the r² rows of their common index variants."""
+    variants = variants.sort("pos", "order")
+    ld = WindowLd(features[:, variants["order"].to_numpy()], variants["pos"].to_numpy(), kb=settings.kb)
+    ids = variants["variant_id"].to_numpy()
     parts = []
     for (phenotype,), scan in rows.group_by("phenotype", maintain_order=True):
-        on = scan.drop("pos").join(variants, on="variant_id").sort("pos", "order")
-        found = clump(features[:, on["order"].to_numpy()], on["pos"].to_numpy(), on["p"].to_numpy(),
-                      p1=settings.p1, p2=settings.p2, r2=settings.r2, kb=settings.kb)
-        if not len(found.index):
-            continue
-        ids = on["variant_id"].to_numpy()
-        index = on[found.index.tolist()]
-        parts.append(index.select("phenotype", "chrom", "pos", "variant_id", "p").with_columns(
-            total=pl.Series(found.bins.sum(axis=1)),
-            **{name: pl.Series(found.bins[:, k]) for k, name in enumerate(BIN_NAMES)},
-            sp2=pl.Series([ids[members].tolist() for members in found.members], dtype=pl.List(pl.String)),
-            order=index["order"]))
+        p = variants.join(scan.select("variant_id", "p"), on="variant_id", how="left", maintain_order="left")["p"]
+        found = clump(ld, p.fill_null(np.nan).to_numpy(), p1=settings.p1, p2=settings.p2, r2=settings.r2)
+        if len(found.index):
+            index = variants[found.index.tolist()]
+            parts.append(index.select(pl.lit(phenotype).alias("phenotype"), pl.lit(scan["chrom"][0]).alias("chrom"),
+                                      "pos", "variant_id", p.gather(found.index).alias("p")).with_columns(
+                total=pl.Series(found.bins.sum(axis=1)),
+                **{name: pl.Series(found.bins[:, k]) for k, name in enumerate(BIN_NAMES)},
+                sp2=pl.Series([ids[members].tolist() for members in found.members], dtype=pl.List(pl.String)),
+                order=index["order"]))
     return parts

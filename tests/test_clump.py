@@ -21,7 +21,7 @@ import pytest
 from biolake.clump import ClumpSettings, clump_results
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.lake.errors import BiolakeError
-from biolake.stats.ld import BIN_NAMES, clump, haplotype_r2, ld_features
+from biolake.stats.ld import BIN_NAMES, WindowLd, clump, haplotype_r2, ld_features
 from biolake.synth import LdPanel, write_ld_panel
 
 PLINK19 = shutil.which("plink1.9") or "plink1.9"
@@ -49,13 +49,13 @@ def read_clumped(out: Path) -> list[dict]:
     return [dict(zip(lines[0].split(), line.split())) for line in lines[1:] if line.strip()]
 
 
-def biolake_clumps(panel: LdPanel, p: np.ndarray, **flags) -> list[dict]:
+def biolake_clumps(panel: LdPanel, p: np.ndarray, *, kb: float = 250, **flags) -> list[dict]:
     """Our clumps of every chromosome, as plink's .clumped rows (in order of p, ties by genome order)."""
     features = ld_features(np.nan_to_num(panel.dosages), np.isnan(panel.dosages))
     rows = []
     for chrom in np.unique(panel.chrom):
         on = np.flatnonzero(panel.chrom == chrom)
-        found = clump(features[:, on], panel.pos[on], p[on], **flags)
+        found = clump(WindowLd(features[:, on], panel.pos[on], kb=kb), p[on], **flags)
         for index, bins, members in zip(found.index, found.bins, found.members):
             rows.append((p[on[index]], on[index], {
                 "CHR": chrom, "SNP": panel.variant_id[on[index]], "BP": str(panel.pos[on[index]]),
