@@ -20,11 +20,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# PLINK 2 (GWAS, GxE), limma (EWAS) and metafor (meta-analysis) are the tools the tests
+# PLINK 2 (GWAS, GxE), PLINK 1.9 (LD clumping), limma (EWAS) and metafor (meta-analysis) are the tools the tests
 # check our numbers against; chromium is the real browser the results browser is tested in.
 tools:
-	@if ! command -v plink2 >/dev/null || ! command -v chromium >/dev/null || \
+	@if ! command -v plink2 >/dev/null || ! command -v plink1.9 >/dev/null || ! command -v chromium >/dev/null || \
 	    ! Rscript -e 'library(limma); library(metafor)' >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 r-bioc-limma r-cran-metafor chromium >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 plink1.9 r-bioc-limma r-cran-metafor chromium >/dev/null; \
 	fi

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 import polars as pl
+import scipy.stats
 import yaml
 
 from biolake.ingest.release import file_sha256
@@ -680,3 +681,122 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return SynthSummary(out, samples, variants, idps, cpgs, methylation_samples, seed, out / "truth.json")
+
+
+@dataclass(frozen=True)
+class LdPanel:
+    """What :func:`write_ld_panel` wrote: ``{prefix}.bed/.bim/.fam`` and ``{prefix}.assoc``.
+
+    Arrays are in .bim order; ``dosages`` are alt (A1) counts, NaN at missing calls; ``p``
+    are the p-values exactly as ``.assoc`` spells them (6 significant digits, so ties occur).
+    """
+
+    prefix: Path
+    variant_id: np.ndarray      # variants
+    chrom: np.ndarray           # variants, "1", "2", …
+    pos: np.ndarray             # variants
+    dosages: np.ndarray         # variants × samples
+    p: np.ndarray               # variants
+    causal: np.ndarray          # positions of the planted variants
+
+
+def write_ld_panel(prefix: str | os.PathLike, *, samples: int, variants: int, chromosomes: int = 2,
+                   seed: int = 1, spacing_kb: float = 2.0, block_kb: float = 100.0, missing_calls: float = 0.02,
+                   causal: int = 4) -> LdPanel:
+    """Write a small PLINK 1 fileset whose LD decays as in a real genome, and GWAS p-values on it.
+
+    Each chromosome is a run of haplotype blocks (lengths exponential with mean ``block_kb``);
+    within a block every haplotype copies one of eight founder haplotypes and switches founder
+    with probability 1 − exp(−gap / 4 block_kb) between neighbours, so r² decays over tens of
+    kb and is near 0 across blocks; neighbours share their founders' alleles 85 % of the time,
+    and 1 % of alleles mutate away from the copied founder.
+    Alt-allele frequencies of the founders spread as in arrays (Beta(0.6, 0.6)). The
+    ``.assoc`` table (SNP, CHR, BP, P) holds linear-regression p-values of a trait with
+    ``causal`` planted variants (3 % of its variance each); missing calls are left out of the
+    regression, and variants stay polymorphic.
+
+    Examples
+    --------
+    >>> panel = write_ld_panel("/tmp/ld-panel-doctest", samples=100, variants=200)
+    >>> panel.dosages.shape, sorted(set(panel.chrom.tolist()))
+    ((200, 100), ['1', '2'])
+    """
+    rng = np.random.default_rng(seed)
+    prefix = Path(prefix)
+    chrom = np.repeat(np.arange(1, chromosomes + 1), _apportion(variants, np.ones(chromosomes)))
+    gaps = np.maximum(1, np.rint(rng.exponential(spacing_kb * 1000, variants))).astype(np.int64)
+    starts = np.r_[True, chrom[1:] != chrom[:-1]]
+    pos = np.zeros(variants, np.int64)
+    for c in np.unique(chrom):
+        pos[chrom == c] = np.cumsum(gaps[chrom == c])
+    haplotypes = _ld_haplotypes(rng, pos, starts, 2 * samples, block_kb)
+    dosages = (haplotypes[:, 0::2] + haplotypes[:, 1::2]).astype(np.float64)     # variants × samples
+    lost = rng.random(dosages.shape) < rng.uniform(0, 2 * missing_calls, (variants, 1))
+    called = np.where(lost, np.nan, dosages)
+    keep_lost = (np.nanmin(called, axis=1) < np.nanmax(called, axis=1))[:, None]
+    dosages = np.where(lost & keep_lost, np.nan, dosages)
+    planted = rng.choice(np.flatnonzero(_ld_alt_freq(dosages) > 0.1), causal, replace=False)
+    p = _regression_p(rng, dosages, planted)
+    _write_ld_fileset(prefix, chrom, pos, dosages, p)
+    ids = np.array([f"{c}:{q}" for c, q in zip(chrom, pos)])
+    return LdPanel(prefix, ids, chrom.astype(str), pos, dosages, p, planted)
+
+
+def _ld_haplotypes(rng: np.random.Generator, pos: np.ndarray, chrom_starts: np.ndarray, haplotypes: int,
+                   block_kb: float) -> np.ndarray:
+    """variants × haplotypes alt alleles (uint8) copied from founders in decaying mosaics."""
+    variants, founders = len(pos), 8
+    gap = np.diff(pos, prepend=pos[0])
+    block_start = chrom_starts | (rng.random(variants) < 1 - np.exp(-gap / (block_kb * 1000)))
+    switch_rate = np.where(block_start, 1.0, 1 - np.exp(-gap / (4 * block_kb * 1000)))
+    freq = np.clip(rng.beta(0.6, 0.6, variants), 0.05, 0.95)
+    fresh = block_start | (rng.random(variants) < 0.15)           # else the neighbour's founder pattern
+    pattern = np.maximum.accumulate(np.where(fresh, np.arange(variants), 0))
+    founder_alleles = (rng.random((founders, variants)) < freq).astype(np.uint8)[:, pattern]
+    switches = rng.random((haplotypes, variants)) < switch_rate
+    last_switch = np.maximum.accumulate(np.where(switches, np.arange(variants), 0), axis=1)
+    copied = np.take_along_axis(rng.integers(0, founders, (haplotypes, variants)), last_switch, axis=1)
+    alleles = founder_alleles[copied, np.arange(variants)] ^ (rng.random((haplotypes, variants)) < 0.01)
+    monomorphic = alleles.min(axis=0) == alleles.max(axis=0)
+    alleles[rng.integers(0, haplotypes, variants)[monomorphic], np.flatnonzero(monomorphic)] ^= 1
+    return alleles.T.astype(np.uint8)
+
+
+def _ld_alt_freq(dosages: np.ndarray) -> np.ndarray:
+    """Alt-allele frequency over the called samples, per variant."""
+    return np.nanmean(dosages, axis=1) / 2
+
+
+def _regression_p(rng: np.random.Generator, dosages: np.ndarray, planted: np.ndarray) -> np.ndarray:
+    """p-values (6 significant digits) of per-variant regressions of a trait on the called dosages."""
+    filled = np.where(np.isnan(dosages), 2 * _ld_alt_freq(dosages)[:, None], dosages)
+    standard = (filled[planted] - filled[planted].mean(axis=1, keepdims=True)) / filled[planted].std(axis=1, keepdims=True)
+    trait = np.sqrt(0.03) * standard.sum(axis=0) + rng.normal(0, 1, dosages.shape[1])
+    called = ~np.isnan(dosages)
+    n = called.sum(axis=1)
+    x = np.where(called, dosages, 0.0)
+    y = np.where(called, trait[None, :], 0.0)
+    sx, sy = x.sum(axis=1), y.sum(axis=1)
+    cov = (x * y).sum(axis=1) - sx * sy / n
+    r = cov / np.sqrt(((x * x).sum(axis=1) - sx**2 / n) * ((y * y).sum(axis=1) - sy**2 / n))
+    t = r * np.sqrt((n - 2) / (1 - r**2))
+    return np.array([float(f"{value:.6g}") for value in 2 * scipy.stats.t.sf(np.abs(t), n - 2)])
+
+
+def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, dosages: np.ndarray,
+                      p: np.ndarray) -> None:
+    """``{prefix}.bed/.bim/.fam`` (A1 = alt) and ``{prefix}.assoc`` (SNP CHR BP P)."""
+    variants, samples = dosages.shape
+    codes = np.full((variants, -(-samples // 4) * 4), 0, np.uint8)
+    codes[:, :samples] = np.where(np.isnan(dosages), MISSING_CODE,
+                                  CODE_OF_ALT_DOSAGE[np.nan_to_num(dosages).astype(np.intp)])
+    packed = codes[:, 0::4] | codes[:, 1::4] << 2 | codes[:, 2::4] << 4 | codes[:, 3::4] << 6
+    Path(f"{prefix}.bed").write_bytes(BED_MAGIC + packed.tobytes())
+    ids = [f"{c}:{q}" for c, q in zip(chrom, pos)]
+    pl.DataFrame({"chrom": chrom, "id": ids, "cm": 0, "pos": pos, "a1": "T", "a2": "C"},
+                 ).write_csv(Path(f"{prefix}.bim"), separator="\t", include_header=False)
+    eids = [f"s{i}" for i in range(samples)]
+    pl.DataFrame({"fid": eids, "iid": eids, "father": 0, "mother": 0, "sex": 2, "pheno": -9},
+                 ).write_csv(Path(f"{prefix}.fam"), separator=" ", include_header=False)
+    pl.DataFrame({"SNP": ids, "CHR": chrom, "BP": pos, "P": [f"{value:.6g}" for value in p]},
+                 ).write_csv(Path(f"{prefix}.assoc"), separator="\t")
