@@ -33,7 +33,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from biolake.lake.lake import Lake  # noqa: E402
-from biolake.queries.browse import index_results  # noqa: E402
+from biolake.index import index_results  # noqa: E402
 from biolake.stats.gwas import results_schema  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / ".data"

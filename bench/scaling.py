@@ -29,7 +29,7 @@ import pyarrow.parquet as pq  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from biolake.cluster import dask_client  # noqa: E402
-from biolake.ewas import EwasInputs, _ewas_task  # noqa: E402
+from biolake.ewas import EwasInputs  # noqa: E402
 from biolake.gwas import GwasSettings, _block_inputs  # noqa: E402
 from biolake.lake.lake import Lake  # noqa: E402
 from biolake.queries import connect, design  # noqa: E402
@@ -70,8 +70,8 @@ def ewas_block_seconds(*, blocks: int = 4) -> float:
     inputs = EwasInputs(chosen.vector_length, chosen.selection, "m", prepare_linear(chosen.phenotypes, chosen.covariates),
                         chosen.phenotype_names)
     start, cpgs = time.perf_counter(), 0
-    for position, block in enumerate(methylation_blocks(lake)[:blocks]):
-        cpgs += _ewas_task(block, inputs, position).num_rows
+    for block in methylation_blocks(lake)[:blocks]:
+        cpgs += sum(fits.num_rows for fits, _, _ in inputs.results(block))
     return (time.perf_counter() - start) / cpgs * 1000 * 1000 / len(chosen.participant_ids)
 
 

@@ -873,7 +873,7 @@ def import_sumstats_command(file: str, lake_location: str, name: str, replace: b
                    JOIN results.enigma_hippocampus e USING (variant_id) WHERE o.p < 5e-8" --lake /tmp/lake
     """
     from biolake.ingest.sumstats import import_sumstats
-    from biolake.queries.browse import index_after_job
+    from biolake.index import index_after_job
 
     lake = _open_lake(lake_location)
     rows = import_sumstats(lake, file, name=name, phenotype=phenotype, replace=replace)
@@ -1122,7 +1122,7 @@ def index(lake_location: str, name: str) -> None:
     Example:
       biolake index --lake /tmp/lake --result idps
     """
-    from biolake.queries.browse import index_results
+    from biolake.index import index_results
 
     index_results(_open_lake(lake_location), name)
     click.echo(f"indexed results {name!r} for the browser", err=True)

@@ -1,15 +1,16 @@
 """The EWAS job: queries → one task per methylation block on dask → limma's eBayes → a results table.
 
 Every CpG is regressed on each exposure (an IDP, a phenotype, any query column) with the
-covariates, on the methylation samples. Tasks return each CpG's least-squares fit (a few
-numbers per CpG, so even an EPIC array's 850,000 fit in the client's memory); the client
-then estimates limma's prior from all of them, moderates every t, adds BH false-discovery
-rates and commits the results as ``LAKE/results/NAME``.
+covariates, on the methylation samples: the kernel of the shared map over lake blocks
+(:func:`biolake.scan.map_lake_blocks`). Tasks return each CpG's least-squares fit (a few
+numbers per CpG, so even an EPIC array's 850,000 fit in the client's memory); the job's
+reduce then estimates limma's prior from all of them, moderates every t and adds BH
+false-discovery rates, and the run commits the results as ``LAKE/results/NAME``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
@@ -17,17 +18,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biolake.cluster import lake_client, map_blocks
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
 from biolake.queries.blocks import Block, methylation_blocks, read_methylation_blocks
 from biolake.queries.kinds import KINDS
-from biolake.queries.browse import IndexParts, index_after_job, write_positions
+from biolake.run import Run
+from biolake.scan import Tested, map_lake_blocks
 from biolake.stats.association import ERRORS
 from biolake.stats.ewas import ewas_regressions, moderate
 from biolake.stats.linear import LinearModel, prepare_linear
 from biolake.stats.multiple import benjamini_hochberg, lambda_gc
+from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
 ARRAY_WIDE = 9e-8  # EPIC array-wide significance (Mansell et al. 2019)
@@ -55,7 +57,8 @@ class EwasSettings:
 
 @dataclass(frozen=True)
 class ExposureSummary:
-    """One exposure's run: limma's prior, inflation and what passed the thresholds."""
+    """One exposure's run: limma's prior, inflation and what passed the thresholds; its tests and
+    top CpG are those of the run's scan summary."""
 
     exposure: str
     cpgs: int
@@ -91,6 +94,13 @@ class EwasInputs:
     model: LinearModel
     exposures: list[str]
 
+    def results(self, fragment: Block) -> Iterator[Tested]:
+        """The kernel: each CpG of a methylation row group regressed on each exposure, slice by slice."""
+        for block in read_methylation_blocks(fragment, n_samples=self.n_samples, samples=self.samples,
+                                             values=self.values):
+            yield _fits(block.cpgs, ewas_regressions(block.values, self.model, missing=block.missing),
+                        self.exposures), None, None
+
 
 def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None, workers: int | None = None,
              progress: Progress | None = None) -> EwasReport:
@@ -114,17 +124,11 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")
     inputs = EwasInputs(chosen.vector_length, chosen.selection, settings.values,
                         prepare_linear(chosen.phenotypes, chosen.covariates), chosen.phenotype_names)
-    with lake_client(lake, scheduler=scheduler, workers=workers) as client:
-        fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
-    table, summaries = _moderated_results(fits, chosen.phenotype_names)
-    files, positions_files = lake.results_files(settings.name), lake.browse_files(settings.name, "positions")
-    actions, positions, parts = [], [], IndexParts(KINDS["ewas"])   # the browse index, from the rows in hand
-    for chrom in pc.unique(table.column("chrom")).to_pylist():
-        rows = table.filter(pc.equal(table.column("chrom"), chrom))
-        output = files.open(RESULTS_SCHEMA, partition={"chrom": chrom}, part="ewas")
-        output.write(rows)
-        actions.append(output.close())
-        positions += write_positions(positions_files, [parts.add(rows)], part="ewas")
+    run = Run(lake, settings.name, kind=KINDS["ewas"], phenotypes=chosen.phenotype_names)
+    moderations = map_lake_blocks(run, EwasInputs.results, inputs, blocks, schema=RESULTS_SCHEMA, step="ewas",
+                                  scheduler=scheduler, workers=workers, progress=progress,
+                                  reduce=lambda fits: _moderated_results(fits, chosen.phenotype_names))
+    summaries = _exposure_summaries(moderations, run.summary)
     provenance = {
         "kind": "ewas", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
         "exposures": settings.exposures, "covariates": settings.covariates, "samples": settings.samples,
@@ -132,38 +136,44 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
         "dropped": chosen.dropped.counts, "exposure_summaries": [asdict(s) for s in summaries],
     }
-    version = lake.commit_results(files, actions, schema=RESULTS_SCHEMA, partition_by=["chrom"],
-                                  provenance=provenance, replace=settings.replace)
-    index_after_job(lake, settings.name, version=version, pieces=(parts, positions_files, positions))
+    version = run.publish(schema=RESULTS_SCHEMA, provenance=provenance, replace=settings.replace)
     return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summaries)
 
 
-def _ewas_task(fragment: Block, inputs: EwasInputs, position: int) -> pa.Table:
-    """One dask task: each CpG of a methylation row group regressed on each exposure."""
-    parts = []
-    for block in read_methylation_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
-                                         values=inputs.values):
-        fit = ewas_regressions(block.values, inputs.model, missing=block.missing)
-        count = block.cpgs.num_rows
+def _fits(cpgs: pa.Table, fit, exposures: list[str]) -> pa.Table:
+    """One block's least-squares fits as rows, exposure-major."""
+    count = cpgs.num_rows
 
-        def column(values: np.ndarray) -> np.ndarray:  # exposure-major
-            return np.ascontiguousarray(values.T).ravel()
+    def column(values: np.ndarray) -> np.ndarray:  # exposure-major
+        return np.ascontiguousarray(values.T).ravel()
 
-        parts.append(pa.table({
-            "exposure": np.repeat(np.asarray(inputs.exposures, dtype=object), count),
-            **{name: pa.concat_arrays([block.cpgs.column(name).combine_chunks()] * len(inputs.exposures))
-               for name in ("cpg_id", "chrom", "pos")},
-            "n": column(fit.n), "coefficient": column(fit.coefficient), "se": column(fit.se), "t": column(fit.t),
-            "log10p": column(fit.log10p), "sigma2": column(fit.sigma2), "df": column(fit.df),
-            "unscaled": column(fit.unscaled), "error": column(fit.error),
-        }))
-    return pa.concat_tables(parts)
+    return pa.table({
+        "exposure": np.repeat(np.asarray(exposures, dtype=object), count),
+        **{name: pa.concat_arrays([cpgs.column(name).combine_chunks()] * len(exposures))
+           for name in ("cpg_id", "chrom", "pos")},
+        "n": column(fit.n), "coefficient": column(fit.coefficient), "se": column(fit.se), "t": column(fit.t),
+        "log10p": column(fit.log10p), "sigma2": column(fit.sigma2), "df": column(fit.df),
+        "unscaled": column(fit.unscaled), "error": column(fit.error),
+    })
 
 
-def _moderated_results(fits: pa.Table, exposures: list[str]) -> tuple[pa.Table, list[ExposureSummary]]:
-    """limma's eBayes and BH-FDR per exposure over all CpGs; the results table and summaries."""
-    tables, summaries = [], []
+@dataclass(frozen=True)
+class Moderation:
+    """What the reduce keeps of one exposure besides its rows: limma's prior and the EWAS thresholds."""
+
+    prior_variance: float
+    prior_df: float
+    lambda_gc: float       # exact: the reduce holds every moderated p
+    fdr_hits: int
+    array_wide_hits: int
+    top_p: float
+
+
+def _moderated_results(fits: pa.Table, exposures: list[str]) -> tuple[pa.Table, list[Moderation]]:
+    """The reduce: limma's eBayes and BH-FDR per exposure over all CpGs; the results rows, and per
+    exposure its prior and threshold counts."""
+    tables, moderations = [], []
     for exposure in exposures:
         fit = fits.filter(pc.equal(fits.column("exposure"), exposure))
         get = {name: fit.column(name).to_numpy() for name in
@@ -181,10 +191,14 @@ def _moderated_results(fits: pa.Table, exposures: list[str]) -> tuple[pa.Table, 
             "error": pa.array(np.array(ERRORS, dtype=object)[get["error"]], pa.string()),
         }, schema=RESULTS_SCHEMA))
         tested = ~np.isnan(moderated_p)
-        best = int(np.nanargmin(moderated_p)) if tested.any() else None
-        summaries.append(ExposureSummary(
-            exposure, int(tested.sum()), moderated.prior_variance, moderated.prior_df, lambda_gc(moderated_p),
-            int((fdr < 0.05).sum()), int((moderated_p < ARRAY_WIDE).sum()),
-            None if best is None else fit.column("cpg_id")[best].as_py(),
-            float("nan") if best is None else float(moderated_p[best])))
-    return pa.concat_tables(tables), summaries
+        moderations.append(Moderation(
+            moderated.prior_variance, moderated.prior_df, lambda_gc(moderated_p), int((fdr < 0.05).sum()),
+            int((moderated_p < ARRAY_WIDE).sum()), float(moderated_p[tested].min()) if tested.any() else float("nan")))
+    return pa.concat_tables(tables), moderations
+
+
+def _exposure_summaries(moderations: list[Moderation], summary: ScanSummary) -> list[ExposureSummary]:
+    """Each exposure's summary: its tests and top CpG from the run's scan summary, the rest from the reduce."""
+    return [ExposureSummary(exposure, int(tests), m.prior_variance, m.prior_df, m.lambda_gc, m.fdr_hits,
+                            m.array_wide_hits, top, m.top_p)
+            for exposure, tests, top, m in zip(summary.phenotypes, summary.tests, summary.top, moderations)]

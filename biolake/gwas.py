@@ -24,8 +24,9 @@ from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
-from biolake.stats.gwas import GwasSummary, association_table, results_schema
+from biolake.stats.gwas import association_table, results_schema
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
+from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
@@ -62,7 +63,7 @@ class GwasReport:
     samples: int
     covariates: list[str]
     dropped: str
-    summary: GwasSummary = field(repr=False)
+    summary: ScanSummary = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
-from biolake.stats.gwas import GwasSummary
+from biolake.stats.summary import ScanSummary
 from biolake.stats.gxe import ROBUST, GxeModel, gxe_association, gxe_schema, gxe_table, prepare_gxe
 
 Progress = Callable[[str, int, int], None]
@@ -61,7 +61,7 @@ class GxeReport:
     exposures: list[str]
     terms: list[str]
     dropped: str
-    summary: GwasSummary = field(repr=False)
+    summary: ScanSummary = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries.browse import index_after_job
+from biolake.queries.kinds import KINDS
+from biolake.run import Run
 from biolake.stats.association import p_from_log10p
 from biolake.stats.meta import align_alleles, allele_pair, inverse_variance
 
@@ -65,22 +66,18 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str], replace: bool = F
             raise BiolakeError(f"results {result!r} lack the GWAS columns {', '.join(lacking)}")
     chromosomes = sorted({c for d in datasets for c in pc.unique(d.to_table(columns=["chrom"])["chrom"]).to_pylist()},
                          key=lambda c: (len(c), c))
-    files = lake.results_files(name)
-    actions, rows, hits, multiallelic = [], 0, 0, 0
+    run = Run(lake, name, kind=KINDS["meta"])
+    rows, hits, multiallelic = 0, 0, 0
     for chrom in chromosomes:
         table, split = meta_analyse([d.to_table(columns=list(NEEDED), filter=pc.field("chrom") == chrom)
                                        for d in datasets])
-        output = files.open(META_SCHEMA, partition={"chrom": chrom}, part="meta")
-        output.write(table)
-        actions.append(output.close())
+        run.write(table, schema=META_SCHEMA, part="meta")
         rows, multiallelic = rows + table.num_rows, multiallelic + split
         hits += int(pc.sum(pc.less(table["p"], 5e-8)).as_py() or 0)
     provenance = {"kind": "meta", "created_at": datetime.now(timezone.utc).isoformat(), "cohorts": list(results),
                   "method": "inverse-variance fixed effects; DerSimonian-Laird random effects",
                   "multiallelic_positions": multiallelic}
-    version = lake.commit_results(files, actions, schema=META_SCHEMA, partition_by=["chrom"], provenance=provenance,
-                                  replace=replace)
-    index_after_job(lake, name, version=version)
+    version = run.publish(schema=META_SCHEMA, provenance=provenance, replace=replace)
     return MetaReport(name, version, list(results), rows, hits, multiallelic)
 
 

@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries.fdr import bh_fdr_sql
 from biolake.queries.kinds import result_kind
-from biolake.stats.multiple import CHI2_MEDIAN, GENOME_WIDE, clump_by_distance, family_threshold
+from biolake.stats.multiple import GENOME_WIDE, bh_fdr_sql, clump_by_distance, family_threshold
+from biolake.stats.summary import with_lambda_gc
 
 
 def phenotype_summary(lake: Lake, name: str) -> pa.Table:
@@ -43,11 +43,7 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
                count(*) FILTER (WHERE "{kind.log10p}" > {-np.log10(GENOME_WIDE)}) AS hits,
                arg_max("{kind.feature}", "{kind.log10p}") AS top, max("{kind.log10p}") AS top_log10p
         FROM results GROUP BY 1 ORDER BY top_log10p DESC NULLS LAST""")
-    from scipy import stats
-    median = table.column("median_log10p").to_numpy(zero_copy_only=False).astype(float)
-    with np.errstate(invalid="ignore"):
-        lambdas = stats.chi2.isf(10.0 ** -median, 1) / CHI2_MEDIAN
-    return table.drop_columns(["median_log10p"]).add_column(2, "lambda_gc", pa.array(lambdas, from_pandas=True))
+    return with_lambda_gc(table, at=2)
 
 
 def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: bool = False,

@@ -1,33 +1,73 @@
-"""The data path every variant-by-variant job shares (GWAS, GxE): blocks → dask tasks → one commit.
+"""The one map over lake blocks every job shares (GWAS, GxE, EWAS): row groups → dask tasks → one run.
 
-A job describes its tests with a :class:`VariantTests` object (the small inputs, sent to
-the cluster once) whose ``test`` turns one decoded genotype block into a results
-table. Each task reads one genotype row group straight from the lake, tests it slice by
-slice and writes its own Parquet file of the run; only the file's add action and a
-per-phenotype summary travel back, and one commit then publishes ``LAKE/results/NAME``.
+A job describes its work per block with a *kernel*, a function of the job's small inputs
+(sent to the cluster once) and one row group of the lake, which it reads straight from
+the lake and turns into results rows, slice by slice. Each task writes those rows as one
+Parquet file of the job's :class:`~biolake.run.Run`, with their browse positions, and
+sends back only the add actions and the summary of its tests. A job whose results need
+every block at once (EWAS: limma's prior is estimated from all CpGs) gives a *reduce*
+instead: its tasks send their rows back, and the reduce turns all of them into the
+results rows the client writes. Either way :meth:`Run.publish` then commits
+``LAKE/results/NAME``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-from deltalake.transaction import AddAction
 
 from biolake.cluster import lake_client, map_blocks
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.lake.results import ResultsFiles
 from biolake.queries.blocks import Block, GenotypeBlock, read_genotype_blocks
-from biolake.queries.browse import IndexParts, index_after_job, write_positions
-from biolake.queries.fdr import remove_files, with_fdr
-from biolake.queries.kinds import KINDS, ResultKind
-from biolake.stats.gwas import GwasSummary
+from biolake.queries.kinds import KINDS
+from biolake.run import Piece, Run, RunFiles
 from biolake.stats.multiple import family_threshold
+from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
+Tested = tuple[pa.Table, np.ndarray | None, np.ndarray | None]   # rows, features, headline −log10 p (or None)
+Kernel = Callable[[Any, Block], Iterator[Tested]]                # (the job's inputs, a row group) → its rows
+Reduce = Callable[[pa.Table], tuple[pa.Table, Any]]              # all rows → results rows, and what the job keeps
+
+
+def map_lake_blocks(run: Run, kernel: Kernel, inputs: Any, blocks: Sequence[Block], *, schema: pa.Schema,
+                    step: str, scheduler: str | None = None, workers: int | None = None,
+                    progress: Progress | None = None, reduce: Reduce | None = None) -> Any:
+    """``kernel(inputs, block)`` over every row group ``blocks`` on dask, into ``run`` (see the
+    module docstring); ``kernel`` is a module-level function, so a task graph names it.
+
+    Without ``reduce`` the tasks write the kernel's rows as the run's files (of ``schema``).
+    With it, the rows of every task come back, ``reduce`` turns them into results rows of
+    ``schema``, written in the client; the second thing ``reduce`` returns is returned
+    (None without one).
+    """
+    with lake_client(run.lake, scheduler=scheduler, workers=workers) as client:
+        if reduce is None:
+            # tasks carry the run's files without credentials: workers take those from their environment
+            for piece in map_blocks(client, _scan_task, blocks, inputs, kernel, run.task_files(), schema, step=step,
+                                    progress=progress):
+                run.receive(piece)
+            return None
+        rows = pa.concat_tables(map_blocks(client, _rows_task, blocks, inputs, kernel, step=step, progress=progress))
+    results, kept = reduce(rows)
+    run.write(results, schema=schema, part=step)
+    return kept
+
+
+def _scan_task(fragment: Block, inputs: Any, kernel: Kernel, files: RunFiles, schema: pa.Schema,
+               part: int) -> Piece:
+    """One dask task: the kernel's rows of one row group, written as one file of the run (and its
+    browse-index positions as another); only the add actions and the summaries go back."""
+    return files.write(kernel(inputs, fragment), schema=schema, chrom=fragment.chrom, part=f"{part:06d}")
+
+
+def _rows_task(fragment: Block, inputs: Any, kernel: Kernel, part: int) -> pa.Table:
+    """One dask task: the kernel's rows of one row group, sent back for the job's reduce."""
+    return pa.concat_tables([rows for rows, _, _ in kernel(inputs, fragment)])
 
 
 class VariantTests(Protocol):
@@ -46,52 +86,39 @@ class VariantTests(Protocol):
         """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary."""
 
 
+def variant_results(tests: VariantTests, fragment: Block) -> Iterator[Tested]:
+    """The kernel of a variant job: decoded genotype slices of a row group, tested by ``tests``."""
+    for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples, dtype=tests.dtype):
+        if tests.min_maf > 0:
+            block = block.common(tests.min_maf)
+        if not block.variants.num_rows:
+            continue
+        table, log10p = tests.test(block)
+        yield table, block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p
+
+
 def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
                   progress: Progress | None = None, fdr: tuple[Sequence[str], str] | None = None,
-                  replace: bool = False) -> tuple[int, GwasSummary]:
+                  replace: bool = False) -> tuple[int, ScanSummary]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
     Returns the committed version and the per-phenotype summary of the headline test, which
     is also stored in the provenance (tests, hits, λGC, top variant) with the family-wide
     Bonferroni threshold (5e-8 over the number of phenotypes). With ``fdr`` = (group
     columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
-    within each group (:mod:`queries.fdr`: one more out-of-core pass over the results). An existing
-    results table ``name`` is replaced only with ``replace``.
+    within each group (:func:`biolake.run.with_fdr`). An existing results table ``name``
+    is replaced only with ``replace``.
     """
-    files, positions_files = lake.results_files(name), lake.browse_files(name, "positions")
     kind = KINDS[provenance["kind"]]
-    actions, positions, summary, parts = [], [], GwasSummary.empty(tests.phenotype_names), IndexParts(kind)
-    with lake_client(lake, scheduler=scheduler, workers=workers) as client:
-        # tasks carry the run's files without credentials: workers take those from their environment
-        for action, block_summary, block_parts, block_positions in map_blocks(
-                client, _scan_task, blocks, tests, files.public(), positions_files.public(), kind, step=step,
-                progress=progress):
-            actions.append(action)
-            positions += block_positions
-            summary.merge(block_summary)
-            parts.merge(block_parts)
-    lambdas = summary.lambda_gc()
-    per_phenotype = {name: {"tests": int(tests), "hits_5e-8": int(hits), "lambda_gc": round(float(lam), 6),
-                            "bonferroni_0.05": 0.05 / max(int(tests), 1),
-                            "top_variant": top, "top_log10p": round(float(log10p), 6)}
-                     for name, tests, hits, lam, top, log10p in zip(summary.phenotypes, summary.tests, summary.hits,
-                                                                     lambdas, summary.top_variant, summary.top_log10p)}
-    provenance = {**provenance, "phenotype_summary": per_phenotype,
+    headline = bool(kind.extra_group)   # GxE: rows per exposure, the headline a joint test per phenotype
+    run = Run(lake, name, kind=kind, phenotypes=tests.phenotype_names, headline=headline)
+    map_lake_blocks(run, variant_results, tests, blocks, schema=tests.schema, step=step, scheduler=scheduler,
+                    workers=workers, progress=progress)
+    summary = run.headline if run.headline is not None else run.summary
+    provenance = {**provenance, "phenotype_summary": summary.per_phenotype(),
                   "family_threshold": family_threshold(len(summary.phenotypes))}
-    schema, staged = tests.schema, []
-    if fdr is not None:
-        if progress:
-            progress("q-values", 0, 1)
-        staged = actions
-        actions, schema = with_fdr(files, staged, schema, groups=fdr[0], log10p=fdr[1])
-        provenance["fdr"] = {"method": "BH", "within": list(fdr[0]), "of": fdr[1]}
-        if progress:
-            progress("q-values", 1, 1)
-    version = lake.commit_results(files, actions, schema=schema, partition_by=["chrom"], provenance=provenance,
-                                  replace=replace)
-    remove_files(files, staged)
-    index_after_job(lake, name, version=version, pieces=(parts, positions_files, positions))
+    version = run.publish(schema=tests.schema, provenance=provenance, replace=replace, fdr=fdr, progress=progress)
     return version, summary
 
 
@@ -99,27 +126,3 @@ def check_min_maf(min_maf: float) -> None:
     """Refuse a minimum minor allele frequency outside [0, ½)."""
     if not 0.0 <= min_maf < 0.5:
         raise BiolakeError(f"the minimum minor allele frequency must be in [0, 0.5), got {min_maf}")
-
-
-def _scan_task(fragment: Block, tests: VariantTests, files: ResultsFiles, positions_files: ResultsFiles,
-               kind: ResultKind, part: int) -> tuple[AddAction, GwasSummary, IndexParts, list[AddAction]]:
-    """One dask task: read a genotype row group from the lake, test it slice by slice, and
-    write the results as one Parquet file of the run, and their browse-index positions as
-    another; only the add actions and the block's summaries go back."""
-    summary, parts = GwasSummary.empty(tests.phenotype_names), IndexParts(kind)
-    output = files.open(tests.schema, partition={"chrom": fragment.chrom}, part=f"{part:06d}")
-
-    def tested() -> Iterator[pa.Table]:
-        for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples,
-                                          dtype=tests.dtype):
-            if tests.min_maf > 0:
-                block = block.common(tests.min_maf)
-            if not block.variants.num_rows:
-                continue
-            table, log10p = tests.test(block)
-            summary.add(block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p)
-            output.write(table)
-            yield parts.add(table)
-
-    positions = write_positions(positions_files, tested(), part=f"{part:06d}")
-    return output.close(), summary, parts, positions

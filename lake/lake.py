@@ -38,7 +38,7 @@ from biolake.lake.catalog import Catalog
 from biolake.lake.errors import LakeError, ReleaseError
 from biolake.lake.faults import fault_point
 from biolake.lake.lock import lake_lock
-from biolake.lake.results import BROWSE_FOLDER, RESULTS_FOLDER, ResultsFiles, StagedFile
+from biolake.lake.results import DERIVED_FOLDER, RESULTS_FOLDER, ResultsFiles, StagedFile
 from biolake.lake.schema import TABLES, TableSpec, spec
 from biolake.lake.storage import Location
 
@@ -484,7 +484,7 @@ class Lake:
                       and filesystem.get_file_info(f"{entry.base_name}/_delta_log").type == pafs.FileType.Directory)
 
     def drop_results(self, name: str) -> dict[str, Any]:
-        """Delete the results ``name`` and their browse index, and record the drop; returns the record.
+        """Delete the results ``name`` and the tables derived from them, and record the drop; returns the record.
 
         Crash-safe: the commit point is a marker under ``_locks/`` holding the record, written
         before anything is deleted; from then on the table reads as gone, and a rerun after a
@@ -502,7 +502,7 @@ class Lake:
                 fault_point(f"before:commit:drop/{name}")
                 filesystem.pipe_file(marker, json.dumps(record).encode())
                 fault_point(f"after:commit:drop/{name}")
-            for folder in (BROWSE_FOLDER, RESULTS_FOLDER):
+            for folder in (DERIVED_FOLDER, RESULTS_FOLDER):
                 try:
                     filesystem.rm(self.location.join(folder, name), recursive=True)
                 except FileNotFoundError:   # deleted by the attempt a kill interrupted, or never built
@@ -552,42 +552,43 @@ class Lake:
         as for :meth:`results`."""
         return self._arrow_dataset(self.results(name, dropping=dropping))
 
-    # -- browse indexes (derived from results; see queries/browse.py) --------------
-    def browse_uri(self, name: str, part: str) -> str:
-        return self.location.join(BROWSE_FOLDER, check_results_name(name), part)
+    # -- tables derived from a results table (rebuilt from it, deleted with it) -------
+    def derived_uri(self, name: str, part: str) -> str:
+        """Where the table ``part`` derived from the results ``name`` lives."""
+        return self.location.join(DERIVED_FOLDER, check_results_name(name), part)
 
-    def write_browse(self, name: str, part: str, batches: pa.RecordBatchReader, *, partition_by: list[str],
-                     row_group_rows: int, note: dict[str, str]) -> None:
-        """Replace one table of the browse index of the results ``name`` (one commit carrying ``note``).
+    def write_derived(self, name: str, part: str, batches: pa.RecordBatchReader, *, partition_by: list[str],
+                      row_group_rows: int, note: dict[str, str]) -> None:
+        """Replace the table ``part`` derived from the results ``name`` (one commit carrying ``note``).
 
-        All tables of one index share one fault point name: the index is derived data, rebuilt
-        whole, and a crash test kills its writing once rather than once per table.
+        All derived tables of one results table share one fault point name: they are rebuilt
+        whole, and a crash test kills their writing once rather than once per table.
         """
-        uri = self.browse_uri(name, part)
-        _write_streamed(uri, batches.schema, batches, label=f"browse/{name}",
+        uri = self.derived_uri(name, part)
+        _write_streamed(uri, batches.schema, batches, label=f"{DERIVED_FOLDER}/{name}",
                         mode="overwrite", schema_mode="overwrite", partition_by=partition_by or None,
                         storage_options=self.location.delta_options(),
                         writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows),
                         commit_properties=CommitProperties(custom_metadata=note))
-        self._vacuum_browse(uri, note)
+        self._vacuum_derived(uri, note)
 
-    def browse_files(self, name: str, part: str) -> ResultsFiles:
-        """Where the tasks of a run write the files of one browse table of the results ``name``
-        (committed by :meth:`commit_browse_files`)."""
-        return ResultsFiles(self.location, check_results_name(name), index_table=part)
+    def derived_files(self, name: str, part: str) -> ResultsFiles:
+        """Where the tasks of a run write the files of the table ``part`` derived from the results
+        ``name`` (committed by :meth:`commit_derived`)."""
+        return ResultsFiles(self.location, check_results_name(name), derived=part)
 
-    def commit_browse_files(self, files: ResultsFiles, actions: list[AddAction], *, schema: pa.Schema,
-                            partition_by: list[str], note: dict[str, str]) -> None:
-        """Make ``files`` (written by tasks) one table of a browse index, in one commit carrying ``note``."""
-        assert files.index_table is not None
-        fault_point(f"writing:browse/{files.name}")
+    def commit_derived(self, files: ResultsFiles, actions: list[AddAction], *, schema: pa.Schema,
+                       partition_by: list[str], note: dict[str, str]) -> None:
+        """Make ``files`` (written by tasks) the derived table they belong to, in one commit carrying ``note``."""
+        assert files.derived is not None
+        fault_point(f"writing:{DERIVED_FOLDER}/{files.name}")
         create_table_with_add_actions(files.uri, DeltaSchema.from_arrow(schema), actions, mode="overwrite",
                                       partition_by=partition_by, storage_options=self.location.delta_options(),
                                       commit_properties=CommitProperties(custom_metadata=note))
-        self._vacuum_browse(files.uri, note)
+        self._vacuum_derived(files.uri, note)
 
-    def _vacuum_browse(self, uri: str, note: dict[str, str]) -> None:
-        """Delete the files of browse-table versions replaced over an hour ago: a reader that
+    def _vacuum_derived(self, uri: str, note: dict[str, str]) -> None:
+        """Delete the files of derived-table versions replaced over an hour ago: a reader that
         listed the previous version's files keeps them long enough to finish and refresh."""
         try:   # housekeeping: a failure leaves old files behind, nothing worse
             DeltaTable(uri, storage_options=self.location.delta_options()).vacuum(
@@ -596,9 +597,9 @@ class Lake:
         except Exception as exc:
             warnings.warn(f"{uri}: old files not vacuumed ({str(exc).splitlines()[0]})", stacklevel=3)
 
-    def browse(self, name: str, part: str) -> DeltaTable | None:
-        """One table of the browse index of the results ``name``, or None if it was never built."""
-        return self._open_delta(self.browse_uri(name, part))
+    def derived(self, name: str, part: str) -> DeltaTable | None:
+        """The table ``part`` derived from the results ``name``, or None if it was never built."""
+        return self._open_delta(self.derived_uri(name, part))
 
     def dataset_of(self, table: DeltaTable) -> ds.Dataset:
         """A Delta table of this lake, as loaded, as a pyarrow dataset (files from its Delta log)."""

@@ -23,18 +23,18 @@ from deltalake.transaction import AddAction
 from biolake.lake.storage import Location
 
 RESULTS_FOLDER = "results"  # LAKE/results/NAME: one Delta table per association run
-BROWSE_FOLDER = "browse"    # LAKE/browse/NAME/PART: what a results browser reads (queries/browse.py)
+DERIVED_FOLDER = "browse"   # LAKE/browse/NAME/PART: tables derived from the results NAME, deleted with them
 
 
 @dataclass(frozen=True)
 class ResultsFiles:
-    """Where one run writes its result files (or, with ``index_table``, the files of one table of
-    its browse index); picklable, so every worker writes its own."""
+    """Where one run writes its result files (or, with ``derived``, the files of one table derived
+    from its results); picklable, so every worker writes its own."""
 
     location: Location
     name: str
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    index_table: str | None = None      # e.g. "positions": LAKE/browse/NAME/positions
+    derived: str | None = None          # a derived table's name: LAKE/browse/NAME/DERIVED
 
     def public(self) -> "ResultsFiles":
         """The same run without credentials, for task graphs (workers use their environment's)."""
@@ -42,8 +42,8 @@ class ResultsFiles:
 
     @property
     def uri(self) -> str:
-        if self.index_table is not None:
-            return self.location.join(BROWSE_FOLDER, self.name, self.index_table)
+        if self.derived is not None:
+            return self.location.join(DERIVED_FOLDER, self.name, self.derived)
         return self.location.join(RESULTS_FOLDER, self.name)
 
     def open(self, schema: pa.Schema, *, partition: dict[str, str], part: str,

@@ -134,10 +134,10 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
     those positions of the sample vector, in that order.
     """
     packed = byte_matrix(rows, packed_width(n_samples))
-    columns = _columns(n_samples, samples)
+    columns = sample_columns(n_samples, samples)
     values, lost = np.empty((len(packed), len(columns)), dtype), np.empty(len(packed), np.int64)
     _decode_calls_kernel(packed, columns, _ALT_OR_NAN.astype(dtype), values, lost)
-    return _zero_filled(values, lost)
+    return zero_filled(values, lost)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -153,12 +153,12 @@ def _decode_calls_kernel(packed, columns, alt, values, lost):  # pragma: no cove
         lost[v] = count
 
 
-def _columns(n_samples: int, samples: np.ndarray | None) -> np.ndarray:
+def sample_columns(n_samples: int, samples: np.ndarray | None) -> np.ndarray:
     """The sample-vector positions to decode, in output order."""
     return np.arange(n_samples, dtype=np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
 
 
-def _zero_filled(values: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, Missing]:
+def zero_filled(values: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, Missing]:
     """``values`` (NaN at the ``lost[v]`` missing entries of each row v) with 0 there, and their coordinates."""
     rows = np.flatnonzero(lost)
     cols = np.empty(int(lost.sum()), np.int64)
@@ -195,10 +195,10 @@ def decode_dosages_filled(rows: Rows, n_samples: int, *, dtype: type = np.float6
     """uint16 dosage rows → alt dosages with 0 where missing, and the missing coordinates
     (as :func:`decode_calls_filled`)."""
     coded = byte_matrix(rows, 2 * n_samples).view("<u2")
-    columns = _columns(n_samples, samples)
+    columns = sample_columns(n_samples, samples)
     values, lost = np.empty((len(coded), len(columns)), dtype), np.empty(len(coded), np.int64)
     _decode_dosages_kernel(coded, columns, _DOSAGE_MISSING, _DOSAGE_SCALE, values, lost)
-    return _zero_filled(values, lost)
+    return zero_filled(values, lost)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -234,41 +234,6 @@ def encode_floats(values: np.ndarray) -> list[bytes]:
 def decode_floats(rows: Rows, n_samples: int, *, dtype: type = np.float64) -> np.ndarray:
     """float32 blobs → rows × samples matrix."""
     return byte_matrix(rows, 4 * n_samples).view("<f4").astype(dtype)
-
-
-def decode_betas_filled(rows: Rows, n_samples: int, *, samples: np.ndarray | None = None,
-                        m_values: bool = False) -> tuple[np.ndarray, Missing]:
-    """float32 beta rows → betas, or M-values log2(β/(1−β)), as float64 with 0 where missing,
-    and the missing coordinates (as :func:`decode_calls_filled`). A missing beta, or a beta
-    of exactly 0 or 1 when M-values are asked for (an infinite M-value), is missing.
-
-    Examples
-    --------
-    >>> values, missing = decode_betas_filled(encode_floats(np.array([[0.5, np.nan, 0.8]])), 3, m_values=True)
-    >>> values.round(3).tolist(), [m.tolist() for m in missing]
-    ([[0.0, 0.0, 2.0]], [[0], [1]])
-    """
-    betas = byte_matrix(rows, 4 * n_samples).view("<f4")
-    columns = _columns(n_samples, samples)
-    values, lost = np.empty((len(betas), len(columns))), np.empty(len(betas), np.int64)
-    _decode_betas_kernel(betas, columns, m_values, values, lost)
-    return _zero_filled(values, lost)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")   # β = 1 divides by zero: inf, as numpy, then missing
-def _decode_betas_kernel(betas, columns, m_values, values, lost):  # pragma: no cover
-    """values[v, j] = betas[v, columns[j]] or its M-value (NaN when not finite); lost[v] counts those."""
-    for v in range(values.shape[0]):
-        count = 0
-        for j in range(columns.shape[0]):
-            value = np.float64(betas[v, columns[j]])
-            if m_values:
-                value = np.log2(value / (1.0 - value))
-            if not np.isfinite(value):
-                value = np.nan
-                count += 1
-            values[v, j] = value
-        lost[v] = count
 
 
 def byte_matrix(rows: Rows, width: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +21,8 @@ import scipy.sparse
 
 from biolake.lake.lake import Lake
 from biolake.lake.storage import Location
-from biolake.lake.vectors import decode_betas_filled, decode_calls_filled, decode_dosages_filled
+from biolake.lake.vectors import (Missing, Rows, byte_matrix, decode_calls_filled, decode_dosages_filled,
+                                  sample_columns, zero_filled)
 
 @dataclass(frozen=True)
 class GenotypeBlock:
@@ -140,6 +142,42 @@ def read_methylation_blocks(block: Block, *, n_samples: int, samples: np.ndarray
         chosen, missing = decode_betas_filled(rows.column("beta"), n_samples, samples=samples, m_values=values == "m")
         cpgs = rows.select(["cpg_id", "pos"]).add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
         yield MethylationBlock(cpgs, chosen, _marks(missing, chosen.shape))
+
+
+def decode_betas_filled(rows: Rows, n_samples: int, *, samples: np.ndarray | None = None,
+                        m_values: bool = False) -> tuple[np.ndarray, Missing]:
+    """float32 beta rows → betas, or M-values log2(β/(1−β)), as float64 with 0 where missing,
+    and the missing coordinates (as :func:`biolake.lake.vectors.decode_calls_filled`). A missing beta, or a beta
+    of exactly 0 or 1 when M-values are asked for (an infinite M-value), is missing.
+
+    Examples
+    --------
+    >>> from biolake.lake.vectors import encode_floats
+    >>> values, missing = decode_betas_filled(encode_floats(np.array([[0.5, np.nan, 0.8]])), 3, m_values=True)
+    >>> values.round(3).tolist(), [m.tolist() for m in missing]
+    ([[0.0, 0.0, 2.0]], [[0], [1]])
+    """
+    betas = byte_matrix(rows, 4 * n_samples).view("<f4")
+    columns = sample_columns(n_samples, samples)
+    values, lost = np.empty((len(betas), len(columns))), np.empty(len(betas), np.int64)
+    _decode_betas_kernel(betas, columns, m_values, values, lost)
+    return zero_filled(values, lost)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")   # β = 1 divides by zero: inf, as numpy, then missing
+def _decode_betas_kernel(betas, columns, m_values, values, lost):  # pragma: no cover
+    """values[v, j] = betas[v, columns[j]] or its M-value (NaN when not finite); lost[v] counts those."""
+    for v in range(values.shape[0]):
+        count = 0
+        for j in range(columns.shape[0]):
+            value = np.float64(betas[v, columns[j]])
+            if m_values:
+                value = np.log2(value / (1.0 - value))
+            if not np.isfinite(value):
+                value = np.nan
+                count += 1
+            values[v, j] = value
+        lost[v] = count
 
 
 def _marks(missing: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> scipy.sparse.csr_array:

@@ -1,4 +1,4 @@
-"""GWAS results as tables: labelling kernel output, and per-phenotype summaries.
+"""GWAS results as tables: labelling kernel output (summaries: :mod:`biolake.stats.summary`).
 
 One row per (phenotype, variant) with the column names GWAS tools share, so the
 results read directly in LocusZoom, FUMA, LDSC munging or a plink2 comparison.
@@ -7,14 +7,11 @@ results read directly in LocusZoom, FUMA, LDSC munging or a plink2 comparison.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy import special
 
 from biolake.stats.association import ERRORS, AssociationResult
-from biolake.stats.multiple import CHI2_MEDIAN, GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
 VARIANT_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt")
 
@@ -78,63 +75,3 @@ def variant_labels(variants: pa.Table, *, repeat: int) -> dict[str, pa.Array]:
     """The variant columns of a results block whose rows run over the variants ``repeat`` times."""
     return {name: pa.concat_arrays([variants.column(name).combine_chunks()] * repeat)
             for name in VARIANT_COLUMNS}
-
-
-@dataclass
-class GwasSummary:
-    """Per phenotype, a running summary of its tests: count, genome-wide hits, top hit, λGC.
-
-    Blocks are summarised where they are computed and merged, so no results table has
-    to be read back. λGC comes from a histogram of −log10 p (:func:`stats.multiple.histogram_median`), so the median needs no second pass.
-
-    Examples
-    --------
-    >>> summary = GwasSummary.empty(["height"])
-    >>> summary.add(np.array(["rs1", "rs2", "rs3"]), np.array([[0.1], [9.0], [np.nan]]))
-    >>> summary.tests.tolist(), summary.hits.tolist(), summary.top_variant.tolist()
-    ([2], [1], ['rs2'])
-    """
-
-    phenotypes: list[str]
-    tests: np.ndarray        # per phenotype
-    failed: np.ndarray
-    hits: np.ndarray         # p < 5e-8
-    top_log10p: np.ndarray
-    top_variant: np.ndarray  # object: variant ids
-    histogram: np.ndarray    # phenotypes × bins of −log10 p
-
-    @classmethod
-    def empty(cls, phenotypes: Sequence[str]) -> "GwasSummary":
-        count = len(phenotypes)
-        return cls(list(phenotypes), np.zeros(count, np.int64), np.zeros(count, np.int64),
-                   np.zeros(count, np.int64), np.full(count, -np.inf), np.full(count, None, object),
-                   np.zeros((count, len(LOG10P_BINS) + 1), np.int64))
-
-    def add(self, variant_ids: np.ndarray, log10p: np.ndarray) -> None:
-        """Fold in a block: ``log10p`` is variants × phenotypes (NaN where a test did not run)."""
-        ran = ~np.isnan(log10p)
-        self.tests += ran.sum(axis=0)
-        self.failed += (~ran).sum(axis=0)
-        self.hits += (log10p > -np.log10(GENOME_WIDE)).sum(axis=0)
-        if ran.any():
-            best = np.nanargmax(np.where(ran, log10p, -np.inf), axis=0)
-            value = log10p[best, np.arange(log10p.shape[1])]
-            better = ran.any(axis=0) & (value > self.top_log10p)
-            self.top_log10p[better], self.top_variant[better] = value[better], np.asarray(variant_ids)[best[better]]
-        bins = log10p_bins(log10p) + np.arange(log10p.shape[1]) * self.histogram.shape[1]
-        self.histogram += np.bincount(bins[ran], minlength=self.histogram.size).reshape(self.histogram.shape)
-
-    def merge(self, other: "GwasSummary") -> None:
-        """Fold in the summary of other blocks of the same phenotypes."""
-        assert other.phenotypes == self.phenotypes
-        self.tests += other.tests
-        self.failed += other.failed
-        self.hits += other.hits
-        better = other.top_log10p > self.top_log10p
-        self.top_log10p[better], self.top_variant[better] = other.top_log10p[better], other.top_variant[better]
-        self.histogram += other.histogram
-
-    def lambda_gc(self) -> np.ndarray:
-        """Genomic inflation per phenotype: median χ² over its null median (NaN without tests)."""
-        with np.errstate(invalid="ignore"):
-            return special.chdtri(1, 10.0 ** -histogram_median(self.histogram)) / CHI2_MEDIAN

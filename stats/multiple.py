@@ -8,6 +8,8 @@ lead variant per locus.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import special  # scipy.stats alone takes ~0.6 s to import: every CLI run paid it
 
@@ -78,6 +80,34 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     ranked = p[order] * len(order) / np.arange(1, len(order) + 1)
     fdr[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
     return fdr
+
+
+def bh_fdr_sql(source: str, *, groups: Sequence[str], log10p: str) -> str:
+    """SQL adding ``fdr``, R's ``p.adjust(p, "BH")`` within each group, computed from −log10 p.
+
+    The rank and the running minimum are taken on ``log10p`` in log space, so a p below
+    1e-300 (stored exactly as −log10 p) keeps its order and its q. A row without a test
+    (null, or NaN) has no q and is not counted.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> sql = bh_fdr_sql("(VALUES ('a', 2.0), ('a', 1.39794), ('a', NULL), ('a', 'nan'::DOUBLE), ('a', 1.52288)) "
+    ...                  "t(phenotype, log10p)",
+    ...                  groups=["phenotype"], log10p="log10p")
+    >>> sorted(round(q, 3) for (q,) in duckdb.sql(f"SELECT fdr FROM ({sql}) WHERE fdr IS NOT NULL").fetchall())
+    [0.03, 0.04, 0.04]
+    """
+    by = ", ".join(f'"{column}"' for column in groups)
+    return f"""
+        SELECT * EXCLUDE (_value, _rank, _tests),
+               CASE WHEN _value IS NOT NULL THEN
+                    10 ** least(0, min(log10(_tests) - log10(_rank) - _value)
+                                   OVER (PARTITION BY {by} ORDER BY _value NULLS FIRST)) END AS fdr
+        FROM (SELECT *, row_number() OVER (PARTITION BY {by} ORDER BY _value DESC NULLS LAST) AS _rank,
+                     count(_value) OVER (PARTITION BY {by}) AS _tests
+              FROM (SELECT *, CASE WHEN isnan("{log10p}") THEN NULL ELSE "{log10p}" END AS _value
+                    FROM {source}))"""
 
 
 def family_threshold(phenotypes: int, *, alpha: float = GENOME_WIDE) -> float:

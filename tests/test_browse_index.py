@@ -7,7 +7,9 @@ import pytest
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.gxe import GxeSettings, run_gxe
 from biolake.report import phenotype_summary
-from biolake.queries.browse import KEEP_ABOVE, BrowseIndex, index_is_current, index_results
+from biolake.index import index_results
+from biolake.queries.browse import BrowseIndex, index_is_current
+from biolake.stats.summary import KEEP_ABOVE
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def test_index__follows_its_results_and_is_rebuilt_when_stale(gwas_lake, schedul
     index_results(gwas_lake, "browse_stale")
     assert index_is_current(gwas_lake, "browse_stale")
     # housekeeping commits (a vacuum that deletes the replaced files) do not make it look stale
-    deleted = gwas_lake.browse("browse_stale", "summary").vacuum(retention_hours=0, enforce_retention_duration=False,
+    deleted = gwas_lake.derived("browse_stale", "summary").vacuum(retention_hours=0, enforce_retention_duration=False,
                                                                  dry_run=False)
     assert deleted and index_is_current(gwas_lake, "browse_stale")
 

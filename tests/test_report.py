@@ -14,8 +14,7 @@ from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
 from biolake.lake.errors import BiolakeError
-from biolake.queries.fdr import bh_fdr_sql
-from biolake.stats.multiple import benjamini_hochberg, clump_by_distance, family_threshold, lambda_gc
+from biolake.stats.multiple import benjamini_hochberg, bh_fdr_sql, clump_by_distance, family_threshold, lambda_gc
 from biolake.stats.plots import thin
 
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from biolake.lake.vectors import (call_summaries, decode_betas_filled, decode_calls, decode_calls_filled, decode_dosages,
+from biolake.lake.vectors import (call_summaries, decode_calls, decode_calls_filled, decode_dosages,
                           decode_floats, encode_dosages, encode_floats, packed_width)
+from biolake.queries.blocks import decode_betas_filled
 
 
 def pack_calls(dosage: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from biolake.browser.catalogue import Catalogue, Run, parse_position
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect
-from biolake.queries.browse import KEEP_ABOVE
+from biolake.stats.summary import KEEP_ABOVE
 from biolake.stats.multiple import GENOME_WIDE, clump_by_distance
 
 HERE = Path(__file__).parent

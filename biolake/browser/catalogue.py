@@ -18,10 +18,11 @@ import pyarrow as pa
 
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, Retraction
-from biolake.queries.browse import BrowseIndex, index_results, indexed_version
+from biolake.index import index_results
+from biolake.queries.browse import BrowseIndex, indexed_version
 from biolake.queries.kinds import KINDS
-from biolake.stats.multiple import lambda_gc
 from biolake.stats.plots import chromosome_order
+from biolake.stats.summary import with_lambda_gc
 
 REFRESH_SECONDS = 30.0
 _POSITION = re.compile(r"^(?:chr)?([0-9]{1,2}|X|Y|XY|MT|M):([0-9][0-9,]*)(?:-([0-9][0-9,]*))?$", re.IGNORECASE)
@@ -102,7 +103,7 @@ class Catalogue:
                     current = self.runs.get(name)
                     if current is not None and current.results_version == version:
                         current = replace(current, provenance=provenance)   # "retracted" may be new
-                    summary = self.lake.browse(name, "summary")
+                    summary = self.lake.derived(name, "summary")
                     if (current is not None and current.results_version == version
                             and summary is not None and current.index_version == summary.version()):
                         runs[name] = current
@@ -211,11 +212,8 @@ class Catalogue:
 
 def _load_run(lake: Lake, name: str, version: int, provenance: dict[str, Any]) -> Run:
     index = BrowseIndex(lake, name)
-    summary = index.summary()
-    median = summary.column("median_log10p").to_numpy(zero_copy_only=False).astype(float)
-    lambdas = [lambda_gc(np.array([10.0 ** -m])) for m in median]
-    summary = summary.drop_columns(["median_log10p"]).append_column("lambda_gc", pa.array(lambdas, pa.float64()))
-    index_version = lake.browse(name, "summary").version()
+    summary = with_lambda_gc(index.summary())
+    index_version = lake.derived(name, "summary").version()
     extents = index.chromosome_extents()
     names = np.array(sorted(extents), dtype=object)
     offsets, total = {}, 0
