@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from biolake.cluster import lake_client, map_blocks
+from biolake.frame import JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
@@ -39,18 +40,19 @@ RESULTS_SCHEMA = pa.schema([
 ])
 
 
-@dataclass(frozen=True)
-class EwasSettings:
+@dataclass(frozen=True, kw_only=True)
+class EwasSettings(JobRequest):
     """What to test. Exposures/covariates are SQL (``participant_id`` first) or column lists."""
 
-    name: str
+    TESTED: ClassVar[str] = "exposures"
+
     exposures: str | Sequence[str]
-    covariates: str | Sequence[str]
-    samples: str | None = None
-    release: str | None = None
     values: str = "m"                 # "m": M-values, log2 β/(1−β); "beta": betas
-    chromosomes: Sequence[str] | None = None
-    replace: bool = False             # replace an existing results table of this name (else refused)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.values not in ("m", "beta"):
+            raise BiolakeError(f"values must be 'm' or 'beta', got {self.values!r}")
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,12 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
 
     Examples
     --------
-    >>> report = run_ewas(Lake.open("/tmp/lake"), EwasSettings(                  # doctest: +SKIP
+    >>> report = run_ewas(Lake.open("lake"), EwasSettings(
     ...     name="stress", exposures="SELECT participant_id, stress FROM covariates",
     ...     covariates=["age", "sex", "site"]))
-    >>> report.exposures[0].prior_df, report.exposures[0].fdr_hits              # doctest: +SKIP
+    >>> round(report.exposures[0].prior_df, 1), report.exposures[0].fdr_hits
+    (4.0, 5)
     """
-    if settings.values not in ("m", "beta"):
-        raise BiolakeError(f"values must be 'm' or 'beta', got {settings.values!r}")
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.exposures, covariates=settings.covariates,
@@ -115,7 +116,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     inputs = EwasInputs(chosen.vector_length, chosen.selection, settings.values,
                         prepare_linear(chosen.phenotypes, chosen.covariates), chosen.phenotype_names)
     with lake_client(lake, scheduler=scheduler, workers=workers) as client:
-        fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
+        fits = pa.concat_tables(map_blocks(client, ewas_task, blocks, inputs, step="ewas", progress=progress))
     table, summaries = _moderated_results(fits, chosen.phenotype_names)
     files, positions_files = lake.results_files(settings.name), lake.browse_files(settings.name, "positions")
     actions, positions, parts = [], [], IndexParts(KINDS["ewas"])   # the browse index, from the rows in hand
@@ -125,21 +126,15 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         output.write(rows)
         actions.append(output.close())
         positions += write_positions(positions_files, [parts.add(rows)], part="ewas")
-    provenance = {
-        "kind": "ewas", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
-        "exposures": settings.exposures, "covariates": settings.covariates, "samples": settings.samples,
-        "settings": {k: v for k, v in asdict(settings).items() if k not in ("exposures", "covariates", "samples")},
-        "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
-        "dropped": chosen.dropped.counts, "exposure_summaries": [asdict(s) for s in summaries],
-    }
+    record = provenance("ewas", settings, chosen, exposure_summaries=[asdict(s) for s in summaries])
     version = lake.commit_results(files, actions, schema=RESULTS_SCHEMA, partition_by=["chrom"],
-                                  provenance=provenance, replace=settings.replace)
+                                  provenance=record, replace=settings.replace)
     index_after_job(lake, settings.name, version=version, pieces=(parts, positions_files, positions))
     return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summaries)
 
 
-def _ewas_task(fragment: Block, inputs: EwasInputs, position: int) -> pa.Table:
+def ewas_task(fragment: Block, inputs: EwasInputs, position: int) -> pa.Table:
     """One dask task: each CpG of a methylation row group regressed on each exposure."""
     parts = []
     for block in read_methylation_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
