@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from biolake.cluster import dask_client  # noqa: E402
 from biolake.ewas import EwasInputs  # noqa: E402
-from biolake.gwas import GwasSettings, _block_inputs  # noqa: E402
+from biolake.gwas import GwasSettings, block_inputs  # noqa: E402
 from biolake.lake.lake import Lake  # noqa: E402
 from biolake.queries import connect, design  # noqa: E402
 from biolake.queries.blocks import genotype_blocks, methylation_blocks, read_genotype_blocks  # noqa: E402
@@ -47,7 +47,7 @@ def gwas_block_seconds(phenotypes: int, *, blocks: int = 3) -> tuple[float, int,
     with connect(lake) as con:
         names = [c for c in con.sql("SELECT * FROM idps LIMIT 0").columns if c not in ("participant_id", "release")]
         chosen = design(con, phenotypes=names[:phenotypes], covariates=COVARIATES)
-    inputs = _block_inputs(chosen, settings=GwasSettings(name="x", phenotypes=names[:phenotypes], covariates=COVARIATES))
+    inputs = block_inputs(chosen, settings=GwasSettings(name="x", phenotypes=names[:phenotypes], covariates=COVARIATES))
     patterns = len({tuple(np.isnan(column)) for column in chosen.phenotypes.T})
     chosen_blocks = genotype_blocks(lake)[:blocks]
     start, variants = time.perf_counter(), 0

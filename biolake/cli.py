@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
+
+Progress = Callable[[str, int, int], None]
 
 LAKE_HELP = ("the lake: its root (a path, s3://bucket/prefix, gs://…) or a catalog.yaml "
              "pointing at it [default: $BIOLAKE_LAKE, else ./catalog.yaml]")
@@ -558,10 +561,8 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
               help="skip variants whose minor allele frequency over the analysis samples is below FREQ (plink2 --maf)")
 @ADJUST_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
-def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None, covar: str | None,
-         samples_sql: str | None, release: str | None, name: str, out: str | None, digits: int | str | None,
-         model: str, firth: str, impute_mean: bool, precision: str, chromosomes: tuple[str, ...],
-         scheduler: str | None, workers: int | None, min_maf: float, adjust: bool, replace: bool, quiet: bool) -> None:
+def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, impute_mean: bool, precision: str,
+         min_maf: float, adjust: bool, **shared: Any) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
     Phenotypes and covariates come from SQL over the release (or column lists);
@@ -586,25 +587,16 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
                    'SELECT participant_id, age, age*age AS age2, sex FROM covariates' \\
                    --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Cheadle'"
     """
-    from biolake.lake.faults import with_hold_points
     from biolake.gwas import GwasSettings, run_gwas
-    from biolake.progress import progress_bars
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        _print_summary(report.summary)
+        click.echo(f"{report.rows:,} results in {_stored(lake, report)}", err=True)
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
-    covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
-    lake = _open_lake(lake_location)
-    _check_out(out, lake)
-    settings = GwasSettings(name=name, phenotypes=phenotypes, covariates=covariates, samples=samples_sql,
-                            release=release, model=model, firth=firth, impute_mean=impute_mean,
-                            precision=precision, chromosomes=list(chromosomes) or None, min_maf=min_maf,
-                            adjust=adjust, replace=replace)
-    with progress_bars(quiet=quiet) as progress:
-        report = run_gwas(lake, settings, scheduler=scheduler, workers=workers,
-                          progress=with_hold_points(progress))
-    _echo_design(report)
-    _print_summary(report.summary)
-    click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out, digits)
+    _analysis(run_gwas, GwasSettings, dict(phenotypes=phenotypes, model=model, firth=firth, impute_mean=impute_mean,
+                                           precision=precision, min_maf=min_maf, adjust=adjust), show, **shared)
 
 
 @main.command()
@@ -615,10 +607,7 @@ def gwas(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql
               help="methylation as M-values, log2(beta/(1-beta)), or as betas")
 @_analysis_options(default_name="ewas")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
-def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, covar_sql: str | None,
-         covar: str | None, samples_sql: str | None, values: str, release: str | None, name: str,
-         out: str | None, digits: int | str | None, chromosomes: tuple[str, ...], scheduler: str | None,
-         workers: int | None, replace: bool, quiet: bool) -> None:
+def ewas(exposure_sql: str | None, exposure: str | None, values: str, **shared: Any) -> None:
     """Regress every CpG on an exposure; limma's moderated t; a results table in the lake.
 
     Per CpG: methylation ~ exposure + covariates, on the participants with methylation
@@ -635,23 +624,17 @@ def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, cov
                    'SELECT participant_id, age, sex, site FROM covariates' --values beta
     """
     from biolake.ewas import EwasSettings, run_ewas
-    from biolake.progress import progress_bars
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        for s in report.exposures:
+            click.echo(f"{s.exposure}: {s.cpgs:,} CpGs, prior df {s.prior_df:.3g}, λGC {s.lambda_gc:.3f}, "
+                       f"FDR < 0.05: {s.fdr_hits:,}, p < 9e-8: {s.array_wide_hits:,}, top {s.top_cpg} "
+                       f"(p = {s.top_p:.3g})", err=True)
+        click.echo(f"results in {_stored(lake, report)}", err=True)
 
     exposures = _one_of(exposure_sql, exposure, "--exposure-sql", "--exposure")
-    covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
-    lake = _open_lake(lake_location)
-    _check_out(out, lake)
-    settings = EwasSettings(name=name, exposures=exposures, covariates=covariates, samples=samples_sql,
-                            release=release, values=values, chromosomes=list(chromosomes) or None, replace=replace)
-    with progress_bars(quiet=quiet) as progress:
-        report = run_ewas(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
-    _echo_design(report)
-    for s in report.exposures:
-        click.echo(f"{s.exposure}: {s.cpgs:,} CpGs, prior df {s.prior_df:.3g}, λGC {s.lambda_gc:.3f}, "
-                   f"FDR < 0.05: {s.fdr_hits:,}, p < 9e-8: {s.array_wide_hits:,}, top {s.top_cpg} "
-                   f"(p = {s.top_p:.3g})", err=True)
-    click.echo(f"results in {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out, digits)
+    _analysis(run_ewas, EwasSettings, dict(exposures=exposures, values=values), show, **shared)
 
 
 @main.command()
@@ -673,10 +656,8 @@ def ewas(lake_location: str, exposure_sql: str | None, exposure: str | None, cov
                    "5-40× too many p < 1e-4 below MAF 3 %)")
 @ADJUST_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
-def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...],
-        covar_sql: str | None, covar: str | None, samples_sql: str | None, release: str | None, name: str,
-        out: str | None, digits: int | str | None, chromosomes: tuple[str, ...], scheduler: str | None,
-        workers: int | None, keller: bool, robust: str, min_maf: float, adjust: bool, replace: bool, quiet: bool) -> None:
+def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], keller: bool, robust: str,
+        min_maf: float, adjust: bool, **shared: Any) -> None:
     """Test every variant's interaction with an exposure; write a results table into the lake.
 
     Per variant and phenotype, y ~ covariates + e + g + g×e by least squares, on
@@ -697,24 +678,18 @@ def gxe(lake_location: str, pheno_sql: str | None, pheno: str | None, exposures:
                   --exposure stress --keller --robust hc0 --out gxe.tsv.gz
     """
     from biolake.gxe import GxeSettings, run_gxe
-    from biolake.progress import progress_bars
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        click.echo(f"per-variant terms: {', '.join(report.terms)}; ranked by the robust ({robust}) interaction test",
+                   err=True)
+        _print_summary(report.summary)
+        click.echo(f"{report.rows:,} results in {_stored(lake, report)}", err=True)
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
-    covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
-    lake = _open_lake(lake_location)
-    _check_out(out, lake)
-    settings = GxeSettings(name=name, phenotypes=phenotypes, covariates=covariates,
-                           exposures=[e.strip() for item in exposures for e in item.split(",") if e.strip()],
-                           samples=samples_sql, release=release, keller=keller, robust=robust,
-                           chromosomes=list(chromosomes) or None, min_maf=min_maf, adjust=adjust, replace=replace)
-    with progress_bars(quiet=quiet) as progress:
-        report = run_gxe(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
-    _echo_design(report)
-    click.echo(f"per-variant terms: {', '.join(report.terms)}; ranked by the robust ({robust}) interaction test",
-               err=True)
-    _print_summary(report.summary)
-    click.echo(f"{report.rows:,} results in {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out, digits)
+    exposure_columns = [e.strip() for item in exposures for e in item.split(",") if e.strip()]
+    _analysis(run_gxe, GxeSettings, dict(phenotypes=phenotypes, exposures=exposure_columns, keller=keller,
+                                         robust=robust, min_maf=min_maf, adjust=adjust), show, **shared)
 
 
 @main.command()
@@ -748,14 +723,14 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, replace: bool,
     """
     from biolake.meta import run_meta
 
-    lake = _open_lake(lake_location)
-    _check_out(out, lake)
-    report = run_meta(lake, name=name, results=list(results), replace=replace)
-    click.echo(f"{report.rows:,} variant × phenotype rows from {len(report.cohorts)} cohorts, "
-               f"{report.hits:,} at p < 5e-8 (fixed effects); {report.multiallelic:,} positions with more than one "
-               f"allele pair, each combined on its own → {lake.results_uri(name)} (version {report.version})", err=True)
-    _warn_if_retracted(lake, results)
-    _export(lake, name, out, digits)
+    def show(lake, report) -> None:
+        click.echo(f"{report.rows:,} variant × phenotype rows from {len(report.cohorts)} cohorts, "
+                   f"{report.hits:,} at p < 5e-8 (fixed effects); {report.multiallelic:,} positions with more than "
+                   f"one allele pair, each combined on its own → {_stored(lake, report)}", err=True)
+        _warn_if_retracted(lake, results)
+
+    _job(lake_location, lambda lake, progress: run_meta(lake, name=name, results=list(results), replace=replace),
+         show, out=out, digits=digits, quiet=True)
 
 
 @main.command()
@@ -788,24 +763,24 @@ def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None
       biolake sql 'SELECT corr(p.prs_p1e_05, i."25010-2.0") FROM results.prs_height p
                    JOIN idps i USING (participant_id)' --lake /tmp/lake
     """
-    from biolake.progress import progress_bars
     from biolake.prs import run_prs
+
+    def run(lake, progress):
+        return run_prs(lake, name=name, weights=weights, thresholds=thresholds, release=release,
+                       scheduler=scheduler, workers=workers, progress=progress, replace=replace)
+
+    def show(lake, report) -> None:
+        used = ", ".join(f"{column}: {count:,}" for column, count in report.variants.items())
+        click.echo(f"{report.participants:,} participants scored; variants per score: {used}; "
+                   f"{report.unmatched:,} weights not in the release, {report.allele_mismatch:,} on neither allele "
+                   f"→ {_stored(lake, report)}", err=True)
 
     try:
         thresholds = [float(t) for t in p_thresholds.split(",") if t.strip()]
     except ValueError:
         raise click.BadParameter(f"expected numbers separated by commas, got {p_thresholds!r}",
                                  param_hint="--p-thresholds") from None
-    lake = _open_lake(lake_location)
-    _check_out(out, lake)
-    with progress_bars(quiet=quiet) as progress:
-        report = run_prs(lake, name=name, weights=weights, thresholds=thresholds, release=release,
-                         scheduler=scheduler, workers=workers, progress=progress, replace=replace)
-    used = ", ".join(f"{column}: {count:,}" for column, count in report.variants.items())
-    click.echo(f"{report.participants:,} participants scored; variants per score: {used}; "
-               f"{report.unmatched:,} weights not in the release, {report.allele_mismatch:,} on neither allele "
-               f"→ {lake.results_uri(name)} (version {report.version})", err=True)
-    _export(lake, name, out, digits)
+    _job(lake_location, run, show, out=out, digits=digits, quiet=quiet)
 
 
 @main.command()
@@ -995,6 +970,41 @@ def _echo_design(report) -> None:
     click.echo(f"{report.samples:,} samples, covariates: {', '.join(report.covariates)}", err=True)
     if report.dropped != "nobody dropped":
         click.echo(report.dropped, err=True)
+
+
+def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Callable[[Any, Any], None], *,
+              lake_location: str, covar_sql: str | None, covar: str | None, samples_sql: str | None,
+              release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
+              chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    """The body of an association command (gwas, gxe, ewas): the shared options (:func:`_analysis_options`) and
+    the job's own ``options`` make its ``settings`` (a :class:`biolake.frame.JobRequest`), which ``run`` runs."""
+    covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
+
+    def start(lake, progress):
+        request = settings(name=name, covariates=covariates, samples=samples_sql, release=release,
+                           chromosomes=list(chromosomes) or None, replace=replace, **options)
+        return run(lake, request, scheduler=scheduler, workers=workers, progress=progress)
+    _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
+
+
+def _job(lake_location: str, run: Callable[[Any, Progress], Any], show: Callable[[Any, Any], None], *,
+         out: str | None, digits: int | str | None, quiet: bool) -> None:
+    """The body every job command shares: open the lake, refuse a bad --out, ``run`` the job under progress
+    bars (each step a fault point of the crash tests), ``show`` what it found, and export it to --out."""
+    from biolake.lake.faults import with_hold_points
+    from biolake.progress import progress_bars
+
+    lake = _open_lake(lake_location)
+    _check_out(out, lake)
+    with progress_bars(quiet=quiet) as progress:
+        report = run(lake, with_hold_points(progress))
+    show(lake, report)
+    _export(lake, report.name, out, digits)
+
+
+def _stored(lake, report) -> str:
+    """Where a job's report says its results went: the table's location and committed version."""
+    return f"{lake.results_uri(report.name)} (version {report.version})"
 
 
 def _export(lake, name: str, out: str | None, digits: int | str | None) -> None:

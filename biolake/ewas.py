@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biolake.frame import JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
@@ -41,18 +42,19 @@ RESULTS_SCHEMA = pa.schema([
 ])
 
 
-@dataclass(frozen=True)
-class EwasSettings:
+@dataclass(frozen=True, kw_only=True)
+class EwasSettings(JobRequest):
     """What to test. Exposures/covariates are SQL (``participant_id`` first) or column lists."""
 
-    name: str
+    TESTED: ClassVar[str] = "exposures"
+
     exposures: str | Sequence[str]
-    covariates: str | Sequence[str]
-    samples: str | None = None
-    release: str | None = None
     values: str = "m"                 # "m": M-values, log2 β/(1−β); "beta": betas
-    chromosomes: Sequence[str] | None = None
-    replace: bool = False             # replace an existing results table of this name (else refused)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.values not in ("m", "beta"):
+            raise BiolakeError(f"values must be 'm' or 'beta', got {self.values!r}")
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,12 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
 
     Examples
     --------
-    >>> report = run_ewas(Lake.open("/tmp/lake"), EwasSettings(                  # doctest: +SKIP
+    >>> report = run_ewas(Lake.open("lake"), EwasSettings(
     ...     name="stress", exposures="SELECT participant_id, stress FROM covariates",
     ...     covariates=["age", "sex", "site"]))
-    >>> report.exposures[0].prior_df, report.exposures[0].fdr_hits              # doctest: +SKIP
+    >>> round(report.exposures[0].prior_df, 1), report.exposures[0].fdr_hits
+    (4.0, 5)
     """
-    if settings.values not in ("m", "beta"):
-        raise BiolakeError(f"values must be 'm' or 'beta', got {settings.values!r}")
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.exposures, covariates=settings.covariates,
@@ -129,14 +130,8 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
                                   scheduler=scheduler, workers=workers, progress=progress,
                                   reduce=lambda fits: _moderated_results(fits, chosen.phenotype_names))
     summaries = _exposure_summaries(moderations, run.summary)
-    provenance = {
-        "kind": "ewas", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
-        "exposures": settings.exposures, "covariates": settings.covariates, "samples": settings.samples,
-        "settings": {k: v for k, v in asdict(settings).items() if k not in ("exposures", "covariates", "samples")},
-        "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
-        "dropped": chosen.dropped.counts, "exposure_summaries": [asdict(s) for s in summaries],
-    }
-    version = run.publish(schema=RESULTS_SCHEMA, provenance=provenance, replace=settings.replace)
+    record = provenance("ewas", settings, chosen, exposure_summaries=[asdict(s) for s in summaries])
+    version = run.publish(schema=RESULTS_SCHEMA, provenance=record, replace=settings.replace)
     return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
                       str(chosen.dropped), summaries)
 

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
+from biolake.frame import JobRequest, provenance
 from biolake.scan import check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
+from biolake.queries.design import Design
 from biolake.stats.gwas import association_table, results_schema
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
 from biolake.stats.summary import ScanSummary
@@ -34,23 +35,27 @@ PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 contr
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
 
 
-@dataclass(frozen=True)
-class GwasSettings:
+@dataclass(frozen=True, kw_only=True)
+class GwasSettings(JobRequest):
     """What to test, and how. Phenotypes/covariates are SQL (``participant_id`` first) or column lists."""
 
-    name: str
     phenotypes: str | Sequence[str]
-    covariates: str | Sequence[str]
-    samples: str | None = None
-    release: str | None = None
     model: str = "auto"            # auto: a phenotype coded 0/1, or PLINK's 1/2, is binary (logistic)
     firth: str = "fallback"        # as plink2: fallback, always, never
     impute_mean: bool = False      # missing calls → the variant's mean (REGENIE); default drops them (plink2)
     precision: str = "float64"
-    chromosomes: Sequence[str] | None = None
     min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
     adjust: bool = False           # store BH q-values (column fdr) per phenotype, as plink2 --adjust
-    replace: bool = False          # replace an existing results table of this name (else refused)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model not in MODELS:
+            raise BiolakeError(f"model {self.model!r} is not one of {', '.join(MODELS)}")
+        if self.firth not in ("fallback", "always", "never"):
+            raise BiolakeError(f"firth {self.firth!r} is not one of fallback, always, never")
+        check_min_maf(self.min_maf)
+        if self.precision not in PRECISIONS:
+            raise BiolakeError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -101,11 +106,11 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
 
     Examples
     --------
-    >>> report = run_gwas(Lake.open("/tmp/lake"), GwasSettings(                  # doctest: +SKIP
+    >>> report = run_gwas(Lake.open("lake"), GwasSettings(
     ...     name="idps", phenotypes=["25010-2.0"], covariates=["age", "sex", "site"]))
-    >>> report.summary.lambda_gc()                                              # doctest: +SKIP
+    >>> report.summary.lambda_gc().round(1)
+    array([1.2])
     """
-    _check(settings)
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
@@ -114,16 +119,10 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no genotypes"
                            + (f" on chromosomes {', '.join(settings.chromosomes)}" if settings.chromosomes else ""))
-    inputs = _block_inputs(chosen, settings=settings)
-    provenance = {
-        "kind": "gwas", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
-        "phenotypes": settings.phenotypes, "covariates": settings.covariates, "samples": settings.samples,
-        "settings": {k: v for k, v in asdict(settings).items() if k not in ("phenotypes", "covariates", "samples")},
-        "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
-        "dropped": chosen.dropped.counts, "linear_phenotypes": inputs.linear_names,
-        "logistic_phenotypes": inputs.binary_names,
-    }
-    version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=provenance, step="gwas",
+    inputs = block_inputs(chosen, settings=settings)
+    record = provenance("gwas", settings, chosen, linear_phenotypes=inputs.linear_names,
+                        logistic_phenotypes=inputs.binary_names)
+    version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=record, step="gwas",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
@@ -161,7 +160,8 @@ def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:
     return GenotypeBlock(block.variants, dosages, scipy.sparse.csr_array(block.missing.shape))
 
 
-def _block_inputs(chosen, *, settings: GwasSettings) -> BlockInputs:
+def block_inputs(chosen: Design, *, settings: GwasSettings) -> BlockInputs:
+    """What every block task of the GWAS ``settings`` on the ``chosen`` design needs besides its block."""
     binary, phenotypes = _binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
     quantitative = phenotypes[:, ~binary]
     names = np.array(chosen.phenotype_names, dtype=object)
@@ -199,13 +199,3 @@ def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> tup
                       stacklevel=3)
         recoded[:, j] = np.select([phenotypes[:, j] == 2.0, phenotypes[:, j] == 1.0], [1.0, 0.0], np.nan)
     return zero_one | plink, recoded
-
-
-def _check(settings: GwasSettings) -> None:
-    if settings.model not in MODELS:
-        raise BiolakeError(f"model {settings.model!r} is not one of {', '.join(MODELS)}")
-    if settings.firth not in ("fallback", "always", "never"):
-        raise BiolakeError(f"firth {settings.firth!r} is not one of fallback, always, never")
-    check_min_maf(settings.min_maf)
-    if settings.precision not in PRECISIONS:
-        raise BiolakeError(f"precision {settings.precision!r} is not one of {', '.join(PRECISIONS)}")

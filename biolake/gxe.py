@@ -10,12 +10,12 @@ heteroskedasticity-robust (HC0–HC3) errors.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
+from biolake.frame import JobRequest, provenance
 from biolake.scan import check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
@@ -31,22 +31,24 @@ Progress = Callable[[str, int, int], None]
 MIN_MAF = 0.05
 
 
-@dataclass(frozen=True)
-class GxeSettings:
+@dataclass(frozen=True, kw_only=True)
+class GxeSettings(JobRequest):
     """What to test. ``exposures`` name columns of the covariate query (a text one: all its levels)."""
 
-    name: str
     phenotypes: str | Sequence[str]
-    covariates: str | Sequence[str]
     exposures: Sequence[str]
-    samples: str | None = None
-    release: str | None = None
     keller: bool = False         # add covariate × exposure and covariate × genotype terms
     robust: str = "hc3"          # the robust standard error: hc0, hc1, hc2, hc3
-    chromosomes: Sequence[str] | None = None
     min_maf: float = MIN_MAF     # skip rarer variants: robust tests are anti-conservative for them
     adjust: bool = False         # store BH q-values (column fdr) of the robust interaction test
-    replace: bool = False        # replace an existing results table of this name (else refused)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.robust not in ROBUST:
+            raise BiolakeError(f"robust {self.robust!r} is not one of {', '.join(ROBUST)}")
+        check_min_maf(self.min_maf)
+        if not self.exposures:
+            raise BiolakeError("give at least one exposure (a column of the covariate query)")
 
 
 @dataclass(frozen=True)
@@ -92,16 +94,12 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
 
     Examples
     --------
-    >>> report = run_gxe(Lake.open("/tmp/lake"), GxeSettings(                    # doctest: +SKIP
+    >>> report = run_gxe(Lake.open("lake"), GxeSettings(
     ...     name="stress", phenotypes=["25010-2.0"], covariates=["age", "sex", "site", "stress"],
     ...     exposures=["stress"]))
-    >>> report.summary.top_variant                                              # doctest: +SKIP
+    >>> report.summary.top_variant
+    array(['rs10941'], dtype=object)
     """
-    if settings.robust not in ROBUST:
-        raise BiolakeError(f"robust {settings.robust!r} is not one of {', '.join(ROBUST)}")
-    check_min_maf(settings.min_maf)
-    if not settings.exposures:
-        raise BiolakeError("give at least one exposure (a column of the covariate query)")
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
@@ -119,14 +117,8 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     exposure_names = [chosen.covariate_names[j] for j in exposures]
     tests = GxeTests(chosen.vector_length, chosen.selection, model, chosen.phenotype_names, exposure_names,
                      gxe_schema(exposures=len(exposures)), settings.min_maf)
-    provenance = {
-        "kind": "gxe", "release": chosen.release, "created_at": datetime.now(timezone.utc).isoformat(),
-        "phenotypes": settings.phenotypes, "covariates": settings.covariates, "samples": settings.samples,
-        "settings": {k: v for k, v in asdict(settings).items() if k not in ("phenotypes", "covariates", "samples")},
-        "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
-        "exposure_columns": exposure_names, "per_variant_terms": model.terms, "dropped": chosen.dropped.counts,
-    }
-    version, summary = scan_variants(lake, settings.name, tests, blocks, provenance=provenance, step="gxe",
+    record = provenance("gxe", settings, chosen, exposure_columns=exposure_names, per_variant_terms=model.terms)
+    version, summary = scan_variants(lake, settings.name, tests, blocks, provenance=record, step="gxe",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype", "exposure"], "log10p_gxe_robust") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum()) * len(exposures)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biolake.frame import provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries.kinds import KINDS
@@ -53,8 +53,9 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str], replace: bool = F
 
     Examples
     --------
-    >>> report = run_meta(Lake.open("/tmp/lake"), name="meta", results=["site_a", "site_b"])  # doctest: +SKIP
-    >>> report.hits, report.multiallelic                                                   # doctest: +SKIP
+    >>> report = run_meta(Lake.open("lake"), name="meta", results=["site_a", "site_b"])
+    >>> report.hits, report.multiallelic
+    (0, 0)
     """
     if len(results) < 2 or len(set(results)) != len(results):
         raise BiolakeError(f"a meta-analysis needs two or more different results tables, got {list(results)}")
@@ -74,7 +75,7 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str], replace: bool = F
         run.write(table, schema=META_SCHEMA, part="meta")
         rows, multiallelic = rows + table.num_rows, multiallelic + split
         hits += int(pc.sum(pc.less(table["p"], 5e-8)).as_py() or 0)
-    provenance = {"kind": "meta", "created_at": datetime.now(timezone.utc).isoformat(), "cohorts": list(results),
+    provenance = {**provenance_header("meta"), "cohorts": list(results),
                   "method": "inverse-variance fixed effects; DerSimonian-Laird random effects",
                   "multiallelic_positions": multiallelic}
     version = run.publish(schema=META_SCHEMA, provenance=provenance, replace=replace)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biolake.cluster import lake_client, map_blocks
+from biolake.frame import provenance_header
 from biolake.ingest.sumstats import read_sumstats
 from biolake.lake.errors import BiolakeError, InputError
 from biolake.lake.lake import Lake
@@ -75,8 +75,9 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
 
     Examples
     --------
-    >>> report = run_prs(Lake.open("/tmp/lake"), name="prs_height", weights="height.tsv.gz")  # doctest: +SKIP
-    >>> report.variants                                                                    # doctest: +SKIP
+    >>> report = run_prs(Lake.open("lake"), name="prs_height", weights="height.tsv.gz")
+    >>> report.variants
+    {'prs_p5e_08': 0, 'prs_p1e_05': 0, 'prs_p0_001': 0, 'prs_p0_05': 146, 'prs_p1': 2000}
     """
     thresholds = sorted(set(float(t) for t in thresholds))
     if not thresholds or not all(0 < t <= 1 for t in thresholds):
@@ -113,7 +114,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     output = files.open(result.schema, partition={}, part="prs")
     output.write(result)
     used = {c: int((matrix[:, j] != 0).sum()) for j, c in enumerate(columns)}
-    provenance = {"kind": "prs", "release": chosen, "created_at": datetime.now(timezone.utc).isoformat(),
+    provenance = {**provenance_header("prs", release=chosen),
                   "weights": str(weights), "thresholds": thresholds, "variants_used": used,
                   "unmatched": table.height - matched.height, "allele_mismatch": matched.height - usable.height,
                   "missing_calls": "mean-imputed (2 × allele frequency), as plink2 --score"}

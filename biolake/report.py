@@ -33,7 +33,7 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
 
     Examples
     --------
-    >>> phenotype_summary(Lake.open("/tmp/lake"), "demo_idps").column_names   # doctest: +SKIP
+    >>> phenotype_summary(Lake.open("lake"), "demo_idps").column_names
     ['phenotype', 'tests', 'lambda_gc', 'hits', 'top', 'top_log10p']
     """
     kind = result_kind(lake, name)

@@ -36,7 +36,12 @@ def audit(lake: Lake, participant_ids: Iterable[str]) -> AuditReport:
 
     Examples
     --------
-    >>> audit(Lake.open("/tmp/lake"), ["1000017"]).clean                    # doctest: +SKIP
+    >>> from biolake.lake.withdraw import withdraw
+    >>> lake = Lake.open("lake")
+    >>> audit(lake, ["1007150"]).clean
+    False
+    >>> withdrawn = withdraw(lake, ["1007150"])
+    >>> audit(lake, ["1007150"]).clean
     True
     """
     ids = sorted({str(i).strip() for i in participant_ids if str(i).strip()})

@@ -130,8 +130,8 @@ class Lake:
 
     Examples
     --------
-    >>> lake = Lake.init(tmp_path / "lake")          # doctest: +SKIP
-    >>> [r.release for r in lake.releases()]          # doctest: +SKIP
+    >>> lake = Lake.init("new_lake")
+    >>> [r.release for r in lake.releases()]
     []
     """
 

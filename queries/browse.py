@@ -55,9 +55,9 @@ class BrowseIndex:
 
     Examples
     --------
-    >>> index = BrowseIndex(Lake.open("/tmp/lake"), "demo_idps")          # doctest: +SKIP
-    >>> index.points("25010-2.0").num_rows                                 # doctest: +SKIP
-    3210
+    >>> index = BrowseIndex(Lake.open("lake"), "demo_idps")
+    >>> index.points("25010-2.0").num_rows
+    1169
     """
 
     def __init__(self, lake: Lake, name: str) -> None:

@@ -151,9 +151,11 @@ class LakeConnection:
 
     Examples
     --------
-    >>> con = connect(Lake.open("/tmp/lake"))                                     # doctest: +SKIP
-    >>> con.sql("SELECT site, count(*) FROM covariates GROUP BY site").fetchall()  # doctest: +SKIP
-    >>> con.sql("SELECT * FROM variants WHERE variant_id = ?", params=["rs42"]).pl()  # doctest: +SKIP
+    >>> con = connect(Lake.open("lake"))
+    >>> con.sql("SELECT site, count(*) FROM covariates GROUP BY site ORDER BY site").fetchall()
+    [('Bristol', 46), ('Cheadle', 211), ('Newcastle', 156), ('Reading', 87)]
+    >>> con.sql("SELECT chrom, pos FROM variants WHERE variant_id = ?", params=["rs1004"]).pl().rows()
+    [('1', 930762)]
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo, spill: str, *,

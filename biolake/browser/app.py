@@ -59,8 +59,10 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
 
     Examples
     --------
-    >>> import uvicorn                                                              # doctest: +SKIP
-    >>> uvicorn.run(create_app(Lake.open("lake")), host="127.0.0.1", port=8000)     # doctest: +SKIP
+    >>> import uvicorn
+    >>> app = create_app(Lake.open("lake"))
+    >>> # serves until stopped, so the doctests skip it:
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)     # doctest: +SKIP
     """
     catalogue = Catalogue(lake, log=announce)
     pages = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))

@@ -1,0 +1,80 @@
+"""The frame every association job stands on: one validated request and one provenance record.
+
+GWAS, GxE and EWAS take the same inputs (a results name, a release, a sample query, the
+tested columns, covariates, chromosomes, ``replace``); :class:`JobRequest` declares them
+once and refuses a bad request when it is built, before any data is read. Each job's
+settings are a ``JobRequest`` plus its own options, checked in its ``__post_init__``.
+:func:`provenance` writes what a results table records about the run that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from biolake.lake.lake import check_results_name
+from biolake.queries.design import Design
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """The inputs every association job shares, checked at construction (a BiolakeError names what is wrong).
+
+    ``covariates`` is SQL returning ``participant_id`` first, or a list of columns of
+    ``covariates``; ``samples`` is SQL returning the ``participant_id`` to keep. Subclasses
+    add the tested columns as the field :attr:`TESTED` names (``phenotypes``; EWAS:
+    ``exposures``), their own options, and their checks of them in ``__post_init__``.
+
+    Examples
+    --------
+    >>> JobRequest(name="idps", covariates=["age", "sex"]).release is None
+    True
+    >>> JobRequest(name="../idps", covariates=["age"])   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    biolake.lake.errors.LakeError: results name '../idps' is not allowed: use 1-64 letters, digits, ...
+    """
+
+    TESTED: ClassVar[str] = "phenotypes"     # the subclass's field of tested columns, SQL or a column list
+
+    name: str                                   # the results table LAKE/results/NAME
+    covariates: str | Sequence[str]
+    samples: str | None = None
+    release: str | None = None                  # default: the latest
+    chromosomes: Sequence[str] | None = None    # default: all
+    replace: bool = False                       # replace an existing results table of this name (else refused)
+
+    def __post_init__(self) -> None:
+        check_results_name(self.name)
+
+
+def provenance_header(kind: str, *, release: str | None = None) -> dict[str, Any]:
+    """How every results table's provenance begins: its kind, the release it read (if any) and when it was made."""
+    return {"kind": kind, **({} if release is None else {"release": release}),
+            "created_at": datetime.now(timezone.utc).isoformat()}
+
+
+def provenance(kind: str, request: JobRequest, chosen: Design, **facts: Any) -> dict[str, Any]:
+    """What an association job's results table records about its run: the request's queries as given,
+    its other settings, who was analysed and dropped (from the ``chosen`` design), then the job's ``facts``.
+
+    Examples
+    --------
+    >>> from biolake.ewas import EwasSettings
+    >>> from biolake.queries.design import DropReport
+    >>> chosen = Design("r1", ["p1", "p2"], None, None, ["stress"], None, ["intercept", "age"],
+    ...                 DropReport({"no exposure": 0}, {}), 2)
+    >>> request = EwasSettings(name="stress", exposures=["stress"], covariates=["age"])
+    >>> record = provenance("ewas", request, chosen, exposure_summaries=[])
+    >>> {key: value for key, value in record.items() if key != "created_at"}   # doctest: +NORMALIZE_WHITESPACE
+    {'kind': 'ewas', 'release': 'r1', 'exposures': ['stress'], 'covariates': ['age'], 'samples': None,
+     'settings': {'name': 'stress', 'release': None, 'chromosomes': None, 'replace': False, 'values': 'm'},
+     'analysis_samples': 2, 'covariate_columns': ['intercept', 'age'], 'dropped': {'no exposure': 0},
+     'exposure_summaries': []}
+    """
+    settings = asdict(request)
+    queries = {key: settings.pop(key) for key in (request.TESTED, "covariates", "samples")}
+    return {**provenance_header(kind, release=chosen.release), **queries, "settings": settings,
+            "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
+            "dropped": chosen.dropped.counts, **facts}

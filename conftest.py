@@ -1,0 +1,94 @@
+"""Docstring examples run for real, on the installed modules, each in a fresh copy of a small workspace.
+
+The workspace (built once per session, as ``tests/conftest.py`` builds its release) holds a
+synthetic release ingested as ``r1`` and again as ``r2``, the GWAS results ``demo_idps``
+(every IDP), ``site_a`` and ``site_b`` (one IDP at the sites Cheadle and Newcastle), and
+``height.tsv.gz``, one IDP's summary statistics. Examples name the lake ``"lake"`` and run
+their jobs on one shared dask cluster (dask's ``scheduler-address``, as
+$DASK_SCHEDULER_ADDRESS sets it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _pytest.doctest import DoctestItem
+
+LAYERS = ("lake", "ingest", "queries", "stats")   # folders installed as biolake.lake, … (pyproject package-dir)
+RELEASE = {"samples": 500, "variants": 2000, "idps": 10, "cpgs": 300, "seed": 7, "methylation_samples": 200}
+SITES = {"site_a": "Cheadle", "site_b": "Newcastle"}
+
+
+class _InstalledLayers(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Collecting doctests imports lake/vectors.py by its folder's name, ``lake.vectors``: answer with the
+    installed ``biolake.lake.vectors``, so that no module is loaded twice under two names, and numba's
+    on-disk caches (kept beside the source) never name a module that only exists inside a test run."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None):
+        return importlib.util.spec_from_loader(name, self) if name.partition(".")[0] in LAYERS else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        sys.modules[module.__name__] = importlib.import_module(f"biolake.{module.__name__}")
+
+
+sys.meta_path.insert(0, _InstalledLayers())
+
+
+@pytest.fixture(scope="session")
+def doctest_scheduler() -> Iterator[str]:
+    """One dask worker process for every example that runs a job."""
+    from biolake.cluster import dask_client
+
+    with dask_client(workers=1) as client:
+        yield client.scheduler.address
+
+
+@pytest.fixture(scope="session")
+def doctest_workspace(tmp_path_factory: pytest.TempPathFactory, doctest_scheduler: str) -> Path:
+    """The examples' workspace (read-only: each example gets a copy)."""
+    from biolake.gwas import GwasSettings, run_gwas
+    from biolake.ingest.release import ReleaseSources, ingest_release
+    from biolake.lake.lake import Lake
+    from biolake.queries.output import export_dialect
+    from biolake.synth import write_synthetic_release
+
+    workspace = tmp_path_factory.mktemp("doctest")
+    release = tmp_path_factory.mktemp("doctest-release") / "release"
+    write_synthetic_release(release, **RELEASE)
+    lake = Lake.init(workspace / "lake")
+    sources, _ = ReleaseSources.from_folder(release)
+    for name in ("r1", "r2"):
+        ingest_release(lake, sources, release=name, source=str(release))
+    run_gwas(lake, GwasSettings(name="demo_idps", phenotypes="SELECT * EXCLUDE (release) FROM idps",
+                                covariates=["age", "sex", "site"]), scheduler=doctest_scheduler)
+    for name, site in SITES.items():
+        run_gwas(lake, GwasSettings(name=name, phenotypes=["25010-2.0"], covariates=["age", "sex"],
+                                    samples=f"SELECT participant_id FROM covariates WHERE site = '{site}'"),
+                 scheduler=doctest_scheduler)
+    export_dialect(lake, "demo_idps", str(workspace / "height.tsv.gz"), dialect="gwas-ssf", phenotype="25010-2.0")
+    return workspace
+
+
+@pytest.fixture(autouse=True)
+def _docstring_examples_in_a_workspace(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A docstring example runs in its own copy of the workspace, its jobs on the shared cluster (other
+    tests are left as they are)."""
+    if not isinstance(request.node, DoctestItem):
+        yield
+        return
+    import dask
+
+    copy = request.getfixturevalue("tmp_path") / "workspace"
+    request.getfixturevalue("monkeypatch").chdir(shutil.copytree(request.getfixturevalue("doctest_workspace"), copy))
+    with dask.config.set({"scheduler-address": request.getfixturevalue("doctest_scheduler")}):
+        yield
