@@ -20,23 +20,17 @@ import pyarrow.compute as pc
 from biolake.cluster import lake_client, map_blocks
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
+from biolake.lake.schema import ERRORS, RESULTS_KINDS
 from biolake.queries import connect, design
 from biolake.queries.blocks import Block, methylation_blocks, read_methylation_blocks
-from biolake.queries.kinds import KINDS
 from biolake.queries.browse import IndexParts, index_after_job, write_positions
-from biolake.stats.association import ERRORS
 from biolake.stats.ewas import ewas_regressions, moderate
 from biolake.stats.linear import LinearModel, prepare_linear
 from biolake.stats.multiple import benjamini_hochberg, lambda_gc
 
 Progress = Callable[[str, int, int], None]
 ARRAY_WIDE = 9e-8  # EPIC array-wide significance (Mansell et al. 2019)
-RESULTS_SCHEMA = pa.schema([
-    ("exposure", pa.string()), ("cpg", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
-    ("n", pa.int64()), ("coefficient", pa.float64()), ("se", pa.float64()), ("t", pa.float64()),
-    ("p", pa.float64()), ("moderated_t", pa.float64()), ("moderated_p", pa.float64()),
-    ("log10p", pa.float64()), ("fdr", pa.float64()), ("error", pa.string()),
-])
+RESULTS_SCHEMA = RESULTS_KINDS["ewas"].arrow_schema()
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         fits = pa.concat_tables(map_blocks(client, _ewas_task, blocks, inputs, step="ewas", progress=progress))
     table, summaries = _moderated_results(fits, chosen.phenotype_names)
     files, positions_files = lake.results_files(settings.name), lake.browse_files(settings.name, "positions")
-    actions, positions, parts = [], [], IndexParts(KINDS["ewas"])   # the browse index, from the rows in hand
+    actions, positions, parts = [], [], IndexParts(RESULTS_KINDS["ewas"])   # the browse index, from the rows in hand
     for chrom in pc.unique(table.column("chrom")).to_pylist():
         rows = table.filter(pc.equal(table.column("chrom"), chrom))
         output = files.open(RESULTS_SCHEMA, partition={"chrom": chrom}, part="ewas")
@@ -171,9 +165,9 @@ def _moderated_results(fits: pa.Table, exposures: list[str]) -> tuple[pa.Table, 
         moderated = moderate(get["coefficient"], get["sigma2"], get["df"].astype(np.float64), get["unscaled"])
         moderated_p, fdr = moderated.p, benjamini_hochberg(moderated.p)
         tables.append(pa.table({
-            "exposure": fit.column("exposure"), "cpg": fit.column("cpg_id"), "chrom": fit.column("chrom"),
-            "pos": fit.column("pos"), "n": fit.column("n"),
-            **{name: pa.array(get[name], from_pandas=True) for name in ("coefficient", "se", "t")},
+            **{name: fit.column(name) for name in ("exposure", "cpg_id", "chrom", "pos", "n")},
+            "beta": pa.array(get["coefficient"], from_pandas=True),
+            **{name: pa.array(get[name], from_pandas=True) for name in ("se", "t")},
             "p": pa.array(10.0 ** -get["log10p"], from_pandas=True),
             "moderated_t": pa.array(moderated.t, from_pandas=True),
             "moderated_p": pa.array(moderated_p, from_pandas=True),

@@ -20,10 +20,10 @@ from biolake.cluster import lake_client, map_blocks
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.results import ResultsFiles
+from biolake.lake.schema import RESULTS_KINDS, ResultsKind
 from biolake.queries.blocks import Block, GenotypeBlock, read_genotype_blocks
 from biolake.queries.browse import IndexParts, index_after_job, write_positions
 from biolake.queries.fdr import remove_files, with_fdr
-from biolake.queries.kinds import KINDS, ResultKind
 from biolake.stats.gwas import GwasSummary
 from biolake.stats.multiple import family_threshold
 
@@ -60,7 +60,7 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     results table ``name`` is replaced only with ``replace``.
     """
     files, positions_files = lake.results_files(name), lake.browse_files(name, "positions")
-    kind = KINDS[provenance["kind"]]
+    kind = RESULTS_KINDS[provenance["kind"]]
     actions, positions, summary, parts = [], [], GwasSummary.empty(tests.phenotype_names), IndexParts(kind)
     with lake_client(lake, scheduler=scheduler, workers=workers) as client:
         # tasks carry the run's files without credentials: workers take those from their environment
@@ -102,7 +102,7 @@ def check_min_maf(min_maf: float) -> None:
 
 
 def _scan_task(fragment: Block, tests: VariantTests, files: ResultsFiles, positions_files: ResultsFiles,
-               kind: ResultKind, part: int) -> tuple[AddAction, GwasSummary, IndexParts, list[AddAction]]:
+               kind: ResultsKind, part: int) -> tuple[AddAction, GwasSummary, IndexParts, list[AddAction]]:
     """One dask task: read a genotype row group from the lake, test it slice by slice, and
     write the results as one Parquet file of the run, and their browse-index positions as
     another; only the add actions and the block's summaries go back."""

@@ -44,7 +44,7 @@ from deltalake.transaction import AddAction
 from biolake.lake.lake import Lake
 from biolake.lake.lock import lake_lock
 from biolake.lake.results import ResultsFiles
-from biolake.queries.kinds import ResultKind, result_kind
+from biolake.lake.schema import ResultsKind
 from biolake.stats.multiple import GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
 KEEP_ABOVE = 3.0        # −log10 p above which every test is kept for the plots
@@ -77,7 +77,7 @@ class IndexParts:
     thinning cell. numpy and Arrow only: it runs in forked dask workers.
     """
 
-    def __init__(self, kind: ResultKind, *, exact: int = EXACT_POINTS) -> None:
+    def __init__(self, kind: ResultsKind, *, exact: int = EXACT_POINTS) -> None:
         self.kind, self.exact = kind, exact
         self.scans: dict[tuple[str, str | None], int] = {}     # (phenotype, exposure) → row of the arrays below
         self.tests, self.hits = np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -283,7 +283,7 @@ def _strongest_per_cell(tests: pa.Table) -> pa.Table:
     return tests.take(pa.array(last))
 
 
-def index_pieces(lake: Lake, name: str, results: DeltaTable, kind: ResultKind, *,
+def index_pieces(lake: Lake, name: str, results: DeltaTable, kind: ResultsKind, *,
                  exact: int) -> tuple[IndexParts, list[AddAction]]:
     """Summarise one version of a results table file by file, writing its ``positions`` files on the way."""
     parts, actions = IndexParts(kind, exact=exact), []
@@ -333,7 +333,7 @@ def index_results(lake: Lake, name: str, *, wait: float = 600.0, exact: int = EX
     One builder at a time per run (a lake lock, waited for up to ``wait`` seconds); the
     index is built from one pinned version of the results, which its summary records.
     """
-    kind = result_kind(lake, name)
+    kind = lake.results_kind(name, scans=True)
     with lake_lock(lake.location, f"browse-{name}", wait=wait):
         results = lake.results(name)      # one version, read throughout
         parts, positions = index_pieces(lake, name, results, kind, exact=exact)
@@ -353,7 +353,7 @@ def index_after_job(lake: Lake, name: str, *, version: int,
             if results.version() != version:
                 return
             if pieces is None:
-                parts, positions = index_pieces(lake, name, results, result_kind(lake, name), exact=EXACT_POINTS)
+                parts, positions = index_pieces(lake, name, results, lake.results_kind(name, scans=True), exact=EXACT_POINTS)
                 files = None
             else:
                 parts, files, positions = pieces

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import special
 
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.stats.association import ERRORS, AssociationResult
 from biolake.stats.multiple import CHI2_MEDIAN, GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
@@ -20,20 +21,15 @@ VARIANT_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt")
 
 
 def results_schema(*, statistics: Sequence[str]) -> pa.Schema:
-    """The results table's columns; ``statistics`` is ("t",), ("z",) or both for mixed runs.
+    """The results table's columns (declared in :data:`biolake.lake.schema.RESULTS_KINDS`);
+    ``statistics`` is ("t",), ("z",) or both for mixed runs, and logistic ones (z) add ``firth``.
 
     Examples
     --------
     >>> results_schema(statistics=["t"]).names[:6]
     ['phenotype', 'variant_id', 'chrom', 'pos', 'ref', 'alt']
     """
-    return pa.schema([
-        ("phenotype", pa.string()), ("variant_id", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
-        ("ref", pa.string()), ("alt", pa.string()), ("n", pa.int64()), ("alt_freq", pa.float64()),
-        ("beta", pa.float64()), ("se", pa.float64()), *[(s, pa.float64()) for s in statistics],
-        ("p", pa.float64()), ("log10p", pa.float64()), ("error", pa.string()),
-        *([("firth", pa.bool_())] if "z" in statistics else []),
-    ])
+    return RESULTS_KINDS["gwas"].arrow_schema(columns=[*statistics, *(["firth"] if "z" in statistics else [])])
 
 
 def association_table(variants: pa.Table, result: AssociationResult, *, phenotypes: Sequence[str],
