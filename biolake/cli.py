@@ -613,8 +613,8 @@ def ewas(exposure_sql: str | None, exposure: str | None, values: str, **shared: 
     Per CpG: methylation ~ exposure + covariates, on the participants with methylation
     data (a CpG's missing values drop only that CpG's samples, as limma's lmFit does).
     Reports the ordinary t and limma's empirical-Bayes moderated t (eBayes, robust=FALSE),
-    their p-values and BH false-discovery rates; columns exposure, cpg, chrom, pos, n,
-    coefficient, se, t, p, moderated_t, moderated_p, log10p, fdr, error.
+    their p-values and BH false-discovery rates; columns exposure, cpg_id, chrom, pos,
+    n, beta, se, t, p, moderated_t, moderated_p, log10p, fdr, error.
 
     \b
     Examples:

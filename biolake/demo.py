@@ -188,8 +188,8 @@ def check_planted_cpgs(lake: Lake, summary, truth: dict) -> list[str]:
     """Lines comparing the EWAS with the planted CpG~exposure effects (array-wide threshold 9e-8)."""
     planted = {effect["cpg"]: effect for effect in truth["cpg_exposure"]}
     rows = lake.results_dataset(DEMO_EWAS.name).to_table(
-        columns=["cpg", "coefficient", "moderated_p"]).to_pylist()
-    found = {row["cpg"] for row in rows if row["moderated_p"] is not None and row["moderated_p"] < ARRAY_WIDE}
+        columns=["cpg_id", "beta", "moderated_p"]).to_pylist()
+    found = {row["cpg_id"] for row in rows if row["moderated_p"] is not None and row["moderated_p"] < ARRAY_WIDE}
     return [f"{summary.cpgs:,} CpGs, limma prior df {summary.prior_df:.3g}, λGC {summary.lambda_gc:.3f}",
             f"planted CpG~stress effects recovered at p < 9e-8: {len(found & set(planted))} of {len(planted)}",
             f"other CpGs at p < 9e-8: {len(found - set(planted))} (chance expects "

@@ -21,12 +21,11 @@ import pyarrow.compute as pc
 from biolake.frame import JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
+from biolake.lake.schema import ERRORS, RESULTS_KINDS
 from biolake.queries import connect, design
 from biolake.queries.blocks import Block, methylation_blocks, read_methylation_blocks
-from biolake.queries.kinds import KINDS
 from biolake.run import Run
 from biolake.scan import Tested, map_lake_blocks
-from biolake.stats.association import ERRORS
 from biolake.stats.ewas import ewas_regressions, moderate
 from biolake.stats.linear import LinearModel, prepare_linear
 from biolake.stats.multiple import benjamini_hochberg, lambda_gc
@@ -34,12 +33,7 @@ from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
 ARRAY_WIDE = 9e-8  # EPIC array-wide significance (Mansell et al. 2019)
-RESULTS_SCHEMA = pa.schema([
-    ("exposure", pa.string()), ("cpg", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
-    ("n", pa.int64()), ("coefficient", pa.float64()), ("se", pa.float64()), ("t", pa.float64()),
-    ("p", pa.float64()), ("moderated_t", pa.float64()), ("moderated_p", pa.float64()),
-    ("log10p", pa.float64()), ("fdr", pa.float64()), ("error", pa.string()),
-])
+RESULTS_SCHEMA = RESULTS_KINDS["ewas"].arrow_schema()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +119,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")
     inputs = EwasInputs(chosen.vector_length, chosen.selection, settings.values,
                         prepare_linear(chosen.phenotypes, chosen.covariates), chosen.phenotype_names)
-    run = Run(lake, settings.name, kind=KINDS["ewas"], phenotypes=chosen.phenotype_names)
+    run = Run(lake, settings.name, kind=RESULTS_KINDS["ewas"], phenotypes=chosen.phenotype_names)
     moderations = map_lake_blocks(run, EwasInputs.results, inputs, blocks, schema=RESULTS_SCHEMA, step="ewas",
                                   scheduler=scheduler, workers=workers, progress=progress,
                                   reduce=lambda fits: _moderated_results(fits, chosen.phenotype_names))
@@ -147,7 +141,7 @@ def _fits(cpgs: pa.Table, fit, exposures: list[str]) -> pa.Table:
         "exposure": np.repeat(np.asarray(exposures, dtype=object), count),
         **{name: pa.concat_arrays([cpgs.column(name).combine_chunks()] * len(exposures))
            for name in ("cpg_id", "chrom", "pos")},
-        "n": column(fit.n), "coefficient": column(fit.coefficient), "se": column(fit.se), "t": column(fit.t),
+        "n": column(fit.n), "beta": column(fit.coefficient), "se": column(fit.se), "t": column(fit.t),
         "log10p": column(fit.log10p), "sigma2": column(fit.sigma2), "df": column(fit.df),
         "unscaled": column(fit.unscaled), "error": column(fit.error),
     })
@@ -172,13 +166,12 @@ def _moderated_results(fits: pa.Table, exposures: list[str]) -> tuple[pa.Table, 
     for exposure in exposures:
         fit = fits.filter(pc.equal(fits.column("exposure"), exposure))
         get = {name: fit.column(name).to_numpy() for name in
-               ("coefficient", "sigma2", "df", "unscaled", "log10p", "error", "se", "t")}
-        moderated = moderate(get["coefficient"], get["sigma2"], get["df"].astype(np.float64), get["unscaled"])
+               ("beta", "sigma2", "df", "unscaled", "log10p", "error", "se", "t")}
+        moderated = moderate(get["beta"], get["sigma2"], get["df"].astype(np.float64), get["unscaled"])
         moderated_p, fdr = moderated.p, benjamini_hochberg(moderated.p)
         tables.append(pa.table({
-            "exposure": fit.column("exposure"), "cpg": fit.column("cpg_id"), "chrom": fit.column("chrom"),
-            "pos": fit.column("pos"), "n": fit.column("n"),
-            **{name: pa.array(get[name], from_pandas=True) for name in ("coefficient", "se", "t")},
+            **{name: fit.column(name) for name in ("exposure", "cpg_id", "chrom", "pos", "n")},
+            **{name: pa.array(get[name], from_pandas=True) for name in ("beta", "se", "t")},
             "p": pa.array(10.0 ** -get["log10p"], from_pandas=True),
             "moderated_t": pa.array(moderated.t, from_pandas=True),
             "moderated_p": pa.array(moderated_p, from_pandas=True),

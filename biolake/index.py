@@ -22,7 +22,7 @@ from biolake.lake.lake import Lake
 from biolake.lake.lock import lake_lock
 from biolake.lake.results import ResultsFiles
 from biolake.queries.browse import VERSION_NOTE
-from biolake.queries.kinds import ResultKind, result_kind
+from biolake.lake.schema import ResultsKind
 from biolake.stats.summary import EXACT_POINTS, POSITIONS_SCHEMA, ScanSummary
 
 ROW_GROUP_ROWS = {"positions": 65_536, "features": 65_536, "points": 16_384, "summary": 65_536}
@@ -45,7 +45,7 @@ def write_positions(files: ResultsFiles, positions: Iterable[pa.Table], *, part:
     return [file.close() for file in open_files.values()]
 
 
-def summarise_results(lake: Lake, name: str, results: DeltaTable, kind: ResultKind, *,
+def summarise_results(lake: Lake, name: str, results: DeltaTable, kind: ResultsKind, *,
                       exact: int) -> tuple[ScanSummary, list[AddAction]]:
     """Summarise one version of a results table file by file, writing its ``positions`` files on the way."""
     summary, actions = ScanSummary(kind, exact=exact), []
@@ -83,7 +83,7 @@ def index_results(lake: Lake, name: str, *, wait: float = 600.0, exact: int = EX
     One builder at a time per run (a lake lock, waited for up to ``wait`` seconds); the
     index is built from one pinned version of the results, which its summary records.
     """
-    kind = result_kind(lake, name)
+    kind = lake.results_kind(name, scans=True)
     with lake_lock(lake.location, f"browse-{name}", wait=wait):
         results = lake.results(name)      # one version, read throughout
         summary, positions = summarise_results(lake, name, results, kind, exact=exact)
@@ -103,7 +103,7 @@ def index_after_job(lake: Lake, name: str, *, version: int,
             if results.version() != version:
                 return
             if pieces is None:
-                summary, positions = summarise_results(lake, name, results, result_kind(lake, name),
+                summary, positions = summarise_results(lake, name, results, lake.results_kind(name, scans=True),
                                                        exact=EXACT_POINTS)
                 files = None
             else:

@@ -19,20 +19,13 @@ import pyarrow.compute as pc
 from biolake.frame import provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries.kinds import KINDS
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.run import Run
 from biolake.stats.association import p_from_log10p
 from biolake.stats.meta import align_alleles, allele_pair, inverse_variance
 
 NEEDED = ("phenotype", "variant_id", "chrom", "pos", "ref", "alt", "n", "beta", "se")
-META_SCHEMA = pa.schema([
-    ("phenotype", pa.string()), ("variant_id", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
-    ("ref", pa.string()), ("alt", pa.string()), ("cohorts", pa.int64()), ("n", pa.int64()),
-    ("beta", pa.float64()), ("se", pa.float64()), ("p", pa.float64()), ("log10p", pa.float64()),
-    ("q", pa.float64()), ("p_q", pa.float64()), ("i2", pa.float64()), ("tau2", pa.float64()),
-    ("beta_random", pa.float64()), ("se_random", pa.float64()), ("p_random", pa.float64()),
-    ("log10p_random", pa.float64()), ("strand_ambiguous", pa.bool_()),
-])
+META_SCHEMA = RESULTS_KINDS["meta"].arrow_schema()
 
 
 @dataclass(frozen=True)
@@ -67,7 +60,7 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str], replace: bool = F
             raise BiolakeError(f"results {result!r} lack the GWAS columns {', '.join(lacking)}")
     chromosomes = sorted({c for d in datasets for c in pc.unique(d.to_table(columns=["chrom"])["chrom"]).to_pylist()},
                          key=lambda c: (len(c), c))
-    run = Run(lake, name, kind=KINDS["meta"])
+    run = Run(lake, name, kind=RESULTS_KINDS["meta"])
     rows, hits, multiallelic = 0, 0, 0
     for chrom in chromosomes:
         table, split = meta_analyse([d.to_table(columns=list(NEEDED), filter=pc.field("chrom") == chrom)

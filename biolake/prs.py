@@ -24,6 +24,7 @@ from biolake.frame import provenance_header
 from biolake.ingest.sumstats import read_sumstats
 from biolake.lake.errors import BiolakeError, InputError
 from biolake.lake.lake import Lake
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
 from biolake.stats.prs import block_scores, threshold_weights
 
@@ -109,16 +110,18 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
         for part in map_blocks(client, _score_task, blocks, inputs, step="prs", progress=progress):
             scores += part
     columns = [score_column(t) for t in thresholds]
-    result = pa.table({"participant_id": participants, **{c: scores[:, j] for j, c in enumerate(columns)}})
+    schema = RESULTS_KINDS["prs"].arrow_schema(columns=columns)
+    result = pa.table({"participant_id": participants, **{c: scores[:, j] for j, c in enumerate(columns)}},
+                      schema=schema)
     files = lake.results_files(name)
-    output = files.open(result.schema, partition={}, part="prs")
+    output = files.open(schema, partition={}, part="prs")
     output.write(result)
     used = {c: int((matrix[:, j] != 0).sum()) for j, c in enumerate(columns)}
     provenance = {**provenance_header("prs", release=chosen),
                   "weights": str(weights), "thresholds": thresholds, "variants_used": used,
                   "unmatched": table.height - matched.height, "allele_mismatch": matched.height - usable.height,
                   "missing_calls": "mean-imputed (2 × allele frequency), as plink2 --score"}
-    version = lake.commit_results(files, [output.close()], schema=result.schema, partition_by=[],
+    version = lake.commit_results(files, [output.close()], schema=schema, partition_by=[],
                                   provenance=provenance, replace=replace)
     return PrsReport(name, version, len(participants), used, table.height - matched.height,
                      matched.height - usable.height)

@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries.kinds import result_kind
 from biolake.stats.multiple import GENOME_WIDE, bh_fdr_sql, clump_by_distance, family_threshold
 from biolake.stats.summary import with_lambda_gc
 
@@ -36,7 +35,7 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
     >>> phenotype_summary(Lake.open("lake"), "demo_idps").column_names
     ['phenotype', 'tests', 'lambda_gc', 'hits', 'top', 'top_log10p']
     """
-    kind = result_kind(lake, name)
+    kind = lake.results_kind(name, scans=True)
     table = _query(lake, name, f"""
         SELECT "{kind.phenotype}" AS phenotype, count("{kind.log10p}") AS tests,
                median("{kind.log10p}") AS median_log10p,
@@ -56,7 +55,7 @@ def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: 
     GxE) at most ``fdr``; the run's stored ``fdr`` column is used when it has one.
     ``locus_hits`` counts the hits each lead stands for.
     """
-    kind = result_kind(lake, name)
+    kind = lake.results_kind(name, scans=True)
     columns = [*kind.groups, kind.feature, "chrom", "pos", kind.effect, kind.log10p]
     results = lake.results_dataset(name)
     if fdr is not None and "fdr" in results.schema.names:   # stored by the run (EWAS; GWAS/GxE --adjust)
@@ -90,7 +89,7 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
     and a combined Manhattan of the best p per feature across all phenotypes. Returns the files."""
     from biolake.stats.plots import manhattan, qq
 
-    kind, results = result_kind(lake, name), lake.results_dataset(name)
+    kind, results = lake.results_kind(name, scans=True), lake.results_dataset(name)
     summary = phenotype_summary(lake, name)
     chosen = phenotypes or summary.column("phenotype").to_pylist()[:limit]
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +120,7 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
 
 def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:
     """One self-contained HTML page: provenance, the λGC table, lead hits and the plots (inlined)."""
-    kind = result_kind(lake, name)
+    kind = lake.results_kind(name, scans=True)
     summary, hits = phenotype_summary(lake, name), lead_hits(lake, name)
     provenance = lake.results_provenance(name)
     warning = (f"<p><strong>Warning: computed from a retracted release; {html.escape(provenance['retracted'])}"

@@ -30,7 +30,7 @@ from biolake.index import index_after_job, positions_files, write_positions
 from biolake.lake.faults import fault_point
 from biolake.lake.lake import Lake
 from biolake.lake.results import ResultsFiles, StagedFile
-from biolake.queries.kinds import ResultKind
+from biolake.lake.schema import ResultsKind
 from biolake.stats.multiple import bh_fdr_sql
 from biolake.stats.summary import ScanSummary
 
@@ -57,7 +57,7 @@ class RunFiles:
 
     results: ResultsFiles
     positions: ResultsFiles
-    kind: ResultKind
+    kind: ResultsKind
     phenotypes: tuple[str, ...] = ()      # declared scans, in report order (others as rows name them)
     headline: bool = False                # see Piece.headline
 
@@ -97,12 +97,12 @@ class Run:
 
     Examples
     --------
-    >>> run = Run(Lake.open("/tmp/lake"), "idps", kind=KINDS["gwas"], phenotypes=["25010-2.0"])  # doctest: +SKIP
+    >>> run = Run(Lake.open("/tmp/lake"), "idps", kind=RESULTS_KINDS["gwas"], phenotypes=["25010-2.0"])  # doctest: +SKIP
     >>> run.receive(piece)                                             # doctest: +SKIP
     >>> version = run.publish(schema=schema, provenance={"kind": "gwas"})   # doctest: +SKIP
     """
 
-    def __init__(self, lake: Lake, name: str, *, kind: ResultKind, phenotypes: Sequence[str] = (),
+    def __init__(self, lake: Lake, name: str, *, kind: ResultsKind, phenotypes: Sequence[str] = (),
                  headline: bool = False) -> None:
         self.lake, self.name = lake, name
         self.files = RunFiles(lake.results_files(name), positions_files(lake, name), kind, tuple(phenotypes),

@@ -23,7 +23,7 @@ from biolake.cluster import lake_client, map_blocks
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries.blocks import Block, GenotypeBlock, read_genotype_blocks
-from biolake.queries.kinds import KINDS
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.run import Piece, Run, RunFiles
 from biolake.stats.multiple import family_threshold
 from biolake.stats.summary import ScanSummary
@@ -110,7 +110,7 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     within each group (:func:`biolake.run.with_fdr`). An existing results table ``name``
     is replaced only with ``replace``.
     """
-    kind = KINDS[provenance["kind"]]
+    kind = RESULTS_KINDS[provenance["kind"]]
     headline = bool(kind.extra_group)   # GxE: rows per exposure, the headline a joint test per phenotype
     run = Run(lake, name, kind=kind, phenotypes=tests.phenotype_names, headline=headline)
     map_lake_blocks(run, variant_results, tests, blocks, schema=tests.schema, step=step, scheduler=scheduler,

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from biolake.ingest.genotypes import chromosome_column
 from biolake.lake.errors import InputError
 from biolake.lake.lake import Lake
-from biolake.stats.gwas import results_schema
+from biolake.lake.schema import RESULTS_KINDS
 
 COLUMNS = {  # our name: what GWAS-SSF, PLINK 2, REGENIE and biolake call it, in order of preference
     "variant_id": ("variant_id", "rsid", "ID", "SNP", "SNPID", "MarkerName"),
@@ -104,7 +104,7 @@ def import_sumstats(lake: Lake, path: str | Path, *, name: str, phenotype: str |
     lake.check_results_free(name, replace=replace)
     needed = ("variant_id", "chrom", "pos", "alt", "ref", "beta", "se", "p")
     frame = read_sumstats(path, phenotype=phenotype, require=needed)
-    schema = results_schema(statistics=[])
+    schema = RESULTS_KINDS["gwas"].arrow_schema()   # the GWAS columns, without t or z
     frame = frame.with_columns([pl.lit(None, dtype=pl.Int64).alias("n")] if "n" not in frame.columns else [])
     frame = frame.with_columns([pl.lit(None, dtype=pl.Float64).alias("alt_freq")] if "alt_freq" not in frame.columns else [])
     table = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("error")).select(schema.names).to_arrow()

@@ -39,7 +39,7 @@ from biolake.lake.errors import LakeError, ReleaseError
 from biolake.lake.faults import fault_point
 from biolake.lake.lock import lake_lock
 from biolake.lake.results import DERIVED_FOLDER, RESULTS_FOLDER, ResultsFiles, StagedFile
-from biolake.lake.schema import TABLES, TableSpec, spec
+from biolake.lake.schema import TABLES, ResultsKind, TableSpec, results_kind, spec
 from biolake.lake.storage import Location
 
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -421,7 +421,9 @@ class Lake:
         ``provenance`` (query text, release, parameters, …) is stored as JSON in the commit
         and in the table's description, so the numbers always say where they came from.
         Results hold summary statistics only, never a participant's data. Returns the version.
+        ``schema`` must be one of the kind the provenance names (:data:`lake.schema.RESULTS_KINDS`).
         """
+        results_kind(provenance.get("kind"), table=files.name).validate(schema, table=files.name)
         described = json.dumps({"biolake_version": biolake_version(), **provenance}, default=str)
         with lake_lock(self.location, f"results-{files.name}"):
             self.check_results_free(files.name, replace=replace)
@@ -452,6 +454,11 @@ class Lake:
         release = provenance.get("release")
         return ResultsInfo(name, provenance.get("kind"), release, table.count(), provenance.get("created_at"),
                            self.retractions().get(release) if release else None)
+
+    def results_kind(self, name: str, *, scans: bool = False) -> ResultsKind:
+        """The declaration of the kind of the results ``name`` (its provenance records which);
+        ``scans`` as for :func:`lake.schema.results_kind`."""
+        return results_kind(self.results_provenance(name).get("kind"), table=name, scans=scans)
 
     def results_retraction(self, name: str) -> Retraction | None:
         """The retraction of the release the results ``name`` were computed from, if it has been retracted."""

@@ -1,14 +1,30 @@
 """The lake's tables, each declared once: kind, keys, partitioning, columns and meaning.
 
-Ingest validates what it writes against these declarations and ``biolake init``
-writes them into ``catalog.yaml``. Participant-keyed tables (``idps``,
+Source tables (:data:`TABLES`): ingest validates what it writes against these declarations
+and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables (``idps``,
 ``covariates``) are wide: their fixed columns are declared here and every other
 column is one field of the source (float64 or text).
+
+Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
+of analysis (gwas, ewas, gxe, meta, prs) declares its columns and their roles (the scan,
+the feature, its position, the effect, the headline p), and :meth:`Lake.commit_results`
+refuses a table that does not match its kind's declaration. A concept has one name in
+every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
+``ref``/``alt``, ``n``, ``alt_freq``, ``beta`` (the effect estimate, which EWAS results
+called ``coefficient`` until GWAS's name was taken for all), ``se``, ``p``, ``log10p``,
+``fdr``, ``error`` (one vocabulary, :data:`ERRORS`). Exports in other tools' layouts
+(``queries/output.py``) keep those tools' names.
+
+Adding a kind: declare it in :data:`RESULTS_KINDS` below (its columns, reusing the shared
+ones, and its roles), build its tables with ``RESULTS_KINDS[name].arrow_schema(...)``, and
+name it as ``"kind"`` in the provenance its job commits; readers (report, browse index,
+browser) then take its roles from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
@@ -17,10 +33,17 @@ from biolake.lake.errors import LakeError
 
 @dataclass(frozen=True)
 class Column:
+    """One declared column; a name ending in ``*`` stands for every column with that prefix."""
+
     name: str
     type: pa.DataType
     meaning: str
     nullable: bool = False
+    optional: bool = False   # may be absent from a table (results kinds whose columns vary with the run)
+
+    def matches(self, name: str) -> bool:
+        """Whether the column ``name`` of a table is this declared column."""
+        return name.startswith(self.name[:-1]) if self.name.endswith("*") else name == self.name
 
 
 @dataclass(frozen=True)
@@ -42,20 +65,28 @@ class TableSpec:
 
     def validate(self, schema: pa.Schema) -> None:
         """Raise LakeError unless ``schema`` has every declared column with its declared type."""
-        for column in self.columns:
-            if column.name not in schema.names:
-                raise LakeError(f"table {self.name!r}: missing column {column.name!r}")
-            found = schema.field(column.name).type
-            if found != column.type:
-                raise LakeError(f"table {self.name!r}: column {column.name!r} is {found}, "
-                                f"expected {column.type}")
-        extra = set(schema.names) - {c.name for c in self.columns}
-        if extra and not self.wide:
-            raise LakeError(f"table {self.name!r}: unexpected columns {sorted(extra)}")
+        check_columns(f"table {self.name!r}", self.columns, schema, wide=self.wide)
 
     def to_catalog_entry(self) -> dict:
         return {"kind": self.kind, "keys": list(self.keys), "partition_by": list(self.partition_by),
                 "description": self.description}
+
+
+def check_columns(table: str, columns: Sequence[Column], schema: pa.Schema, *, wide: bool = False) -> None:
+    """Raise LakeError unless ``schema`` has each required column of ``columns`` with its declared type,
+    optional ones with theirs, and no other column (unless ``wide``); ``table`` names it in the message."""
+    found = {field.name: field.type for field in schema}
+    for column in columns:
+        present = [name for name in found if column.matches(name)]
+        if not present and not column.optional:
+            raise LakeError(f"{table}: missing column {column.name!r} ({column.type}: {column.meaning})")
+        for name in present:
+            if found[name] != column.type:
+                raise LakeError(f"{table}: column {name!r} is {found[name]}, expected {column.type}")
+    extra = [name for name in found if not any(column.matches(name) for column in columns)]
+    if extra and not wide:
+        raise LakeError(f"{table}: unexpected columns {sorted(extra)}; declared: "
+                        f"{', '.join(column.name for column in columns)}")
 
 
 def _c(name: str, type_: pa.DataType, meaning: str, nullable: bool = False) -> Column:
@@ -167,8 +198,176 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
 
 
 def spec(name: str) -> TableSpec:
-    """The declaration of a lake table (results tables, under results/, are declared by their writers)."""
+    """The declaration of a source table (results tables, under results/, are declared by kind: :func:`results_kind`)."""
     try:
         return TABLES[name]
     except KeyError:
         raise LakeError(f"unknown table {name!r}; known: {', '.join(TABLES)}") from None
+
+
+# -- results kinds ---------------------------------------------------------------------------
+
+# Why a test could not run, as the ``error`` column of every association kind shows it (None: it ran).
+# stats/ codes them by position (stats.association: OK, MONOMORPHIC, …), so new ones go at the end.
+ERRORS = (None, "monomorphic", "too few samples", "collinear", "separation", "not converged")
+POSITION = ("chrom", "pos")
+
+
+@dataclass(frozen=True)
+class ResultsKind:
+    """One kind of results table: its columns, and which of them play which role.
+
+    Roles name columns (None where a kind has none: polygenic scores are per participant):
+    ``phenotype`` and ``extra_group`` together name one scan (GxE: phenotype and exposure;
+    EWAS: the exposure); ``feature`` is what was tested (variant or CpG) at ``position``
+    (chromosome, base pair); ``effect`` its estimate; ``log10p`` and ``p`` the headline test.
+    Optional columns vary with the run; :meth:`arrow_schema` builds a run's schema.
+    """
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    phenotype: str | None = None
+    feature: str | None = None
+    effect: str | None = None
+    log10p: str | None = None
+    p: str | None = None
+    extra_group: tuple[str, ...] = ()
+    position: tuple[str, ...] = POSITION
+
+    @property
+    def groups(self) -> list[str]:
+        """The columns whose values name one scan: thresholds, q-values and clumping are per scan."""
+        return [self.phenotype, *self.extra_group]
+
+    @property
+    def scans(self) -> bool:
+        """Whether its tables hold scans (per-feature tests) that reports and the browser show."""
+        return self.log10p is not None
+
+    def arrow_schema(self, *, columns: Iterable[str] = ()) -> pa.Schema:
+        """The schema of one table: the required columns, and the optional (or prefixed) ones named
+        in ``columns``, in declared order.
+
+        Examples
+        --------
+        >>> RESULTS_KINDS["gwas"].arrow_schema(columns=["z", "firth"]).names[-6:]
+        ['se', 'z', 'p', 'log10p', 'error', 'firth']
+        >>> RESULTS_KINDS["prs"].arrow_schema(columns=["prs_p0_05", "prs_p1"]).names
+        ['participant_id', 'prs_p0_05', 'prs_p1']
+        """
+        chosen = list(columns)
+        fields = [pa.field(name, column.type, nullable=column.nullable) for column in self.columns
+                  for name in ([column.name] if not (column.optional or column.name.endswith("*"))
+                               else [name for name in chosen if column.matches(name)])]
+        unknown = sorted(set(chosen) - {field.name for field in fields})
+        if unknown:
+            raise LakeError(f"{self.name} results declare no columns {unknown}")
+        return pa.schema(fields)
+
+    def validate(self, schema: pa.Schema, *, table: str) -> None:
+        """Raise LakeError unless ``schema`` is one of this kind's (``table``, the results' name, is
+        named in the message with the column at fault and what was expected)."""
+        check_columns(f"results table {table!r} ({self.name})", self.columns, schema)
+
+
+def _r(name: str, type_: pa.DataType, meaning: str, *, optional: bool = False) -> Column:
+    """A results column (nullable: a test that did not run has no numbers)."""
+    return Column(name, type_, meaning, nullable=True, optional=optional)
+
+
+def _f(name: str, meaning: str, *, optional: bool = False) -> Column:
+    return _r(name, pa.float64(), meaning, optional=optional)
+
+
+def _from_table(table: str, *names: str) -> tuple[Column, ...]:
+    """Columns of a source table, as results carry them (nullable), in the order ``names``."""
+    declared = {column.name: column for column in TABLES[table].columns}
+    return tuple(replace(declared[name], nullable=True) for name in names)
+
+
+VARIANT = _from_table("variants", "variant_id", "chrom", "pos", "ref", "alt")
+PHENOTYPE = _r("phenotype", pa.string(), "the phenotype tested (an IDP field, a query column)")
+N_SAMPLES = _r("n", pa.int64(), "samples the test used")
+ALT_FREQ = _f("alt_freq", "alt allele frequency over the samples the test used")
+BETA = _f("beta", "effect estimate: per copy of alt (variants), per unit of the exposure (CpGs)")
+SE = _f("se", "standard error of beta")
+P = _f("p", "p-value (0 where it underflows float64; log10p keeps it)")
+LOG10P = _f("log10p", "−log10 p, exact where p underflows")
+ERROR = _r("error", pa.string(), "why the test did not run (null: it ran): " + ", ".join(filter(None, ERRORS)))
+FDR = _f("fdr", "Benjamini–Hochberg q-value within the scan (GWAS and GxE: with --adjust)", optional=True)
+
+
+def _wald_tests(name: str, what: str, *, optional: bool = False) -> tuple[Column, ...]:
+    """A Wald test's columns, model-based (F) and robust (χ²), each with p and −log10 p."""
+    return tuple(_f(column, f"{meaning} of {what}", optional=optional) for column, meaning in (
+        (f"f_{name}", "F statistic"), (f"p_{name}", "p"), (f"log10p_{name}", "−log10 p"),
+        (f"chisq_{name}_robust", "robust χ² statistic"), (f"p_{name}_robust", "robust p"),
+        (f"log10p_{name}_robust", "robust −log10 p")))
+
+
+INTERACTION_TESTS = _wald_tests("interaction", "all the interactions together (runs with several exposures)",
+                               optional=True)
+
+RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
+    ResultsKind("gwas", "each variant's association with each phenotype (biolake gwas; imported summary "
+                "statistics, which lack t and z and may lack n and alt_freq)",
+                (PHENOTYPE, *VARIANT, N_SAMPLES, ALT_FREQ, BETA, SE,
+                 _f("t", "t statistic (linear model)", optional=True),
+                 _f("z", "z statistic (logistic model)", optional=True), P, LOG10P, ERROR,
+                 _r("firth", pa.bool_(), "logistic model: the estimate is Firth's penalised one", optional=True),
+                 FDR),
+                phenotype="phenotype", feature="variant_id", effect="beta", log10p="log10p", p="p"),
+    ResultsKind("ewas", "each CpG's association with each exposure (biolake ewas; limma's moderated t)",
+                (_r("exposure", pa.string(), "the exposure tested (one scan)"),
+                 *_from_table("methylation", "cpg_id", "chrom", "pos"), N_SAMPLES, BETA, SE,
+                 _f("t", "ordinary t statistic"), _f("p", "ordinary p"),
+                 _f("moderated_t", "limma's moderated t (eBayes)"), _f("moderated_p", "p of the moderated t"),
+                 _f("log10p", "−log10 of moderated_p: the headline test"),
+                 _f("fdr", "Benjamini–Hochberg q-value of moderated_p within the exposure"), ERROR),
+                phenotype="exposure", feature="cpg_id", effect="beta", log10p="log10p", p="moderated_p"),
+    ResultsKind("gxe", "each variant's interaction with each exposure, per phenotype (biolake gxe)",
+                (PHENOTYPE, _r("exposure", pa.string(), "the exposure of this row's interaction term"),
+                 *VARIANT, N_SAMPLES, ALT_FREQ,
+                 _f("beta_g", "the genotype's main effect, per copy of alt"), _f("se_g", "standard error of beta_g"),
+                 _f("se_g_robust", "robust (sandwich) standard error of beta_g"),
+                 _f("beta_gxe", "the genotype × exposure interaction"), _f("se_gxe", "standard error of beta_gxe"),
+                 _f("se_gxe_robust", "robust standard error of beta_gxe"), _f("t_gxe", "t of beta_gxe"),
+                 _f("p_gxe", "p of t_gxe"), _f("log10p_gxe", "−log10 p_gxe"),
+                 _f("z_gxe_robust", "robust z of beta_gxe"), _f("p_gxe_robust", "p of z_gxe_robust"),
+                 _f("log10p_gxe_robust", "−log10 p_gxe_robust: the headline test"),
+                 *_wald_tests("joint", "g and all its interactions together"),
+                 *INTERACTION_TESTS, ERROR, FDR),
+                phenotype="phenotype", feature="variant_id", effect="beta_gxe", log10p="log10p_gxe_robust",
+                p="p_gxe_robust", extra_group=("exposure",)),
+    ResultsKind("meta", "GWAS results of several cohorts combined per phenotype and variant (biolake meta)",
+                (PHENOTYPE, *VARIANT, _r("cohorts", pa.int64(), "cohorts with an estimate"),
+                 replace(N_SAMPLES, meaning="samples summed over those cohorts"),
+                 replace(BETA, meaning="inverse-variance fixed effect, per copy of alt"), SE, P, LOG10P,
+                 _f("q", "Cochran's Q (heterogeneity)"), _f("p_q", "p of Q"), _f("i2", "I² (a fraction)"),
+                 _f("tau2", "DerSimonian–Laird between-cohort variance"),
+                 _f("beta_random", "random-effects estimate"), _f("se_random", "its standard error"),
+                 _f("p_random", "its p"), _f("log10p_random", "its −log10 p"),
+                 _r("strand_ambiguous", pa.bool_(), "an A/T or C/G pair, whose strand cannot be told")),
+                phenotype="phenotype", feature="variant_id", effect="beta", log10p="log10p", p="p"),
+    ResultsKind("prs", "polygenic scores per participant (biolake prs), one column per p-value threshold",
+                (replace(PARTICIPANT, nullable=True),
+                 _f("prs_p*", "score summing the weights with p at most a threshold, e.g. prs_p5e_08")),
+                position=()),
+]}
+
+
+def results_kind(kind: str | None, *, table: str, scans: bool = False) -> ResultsKind:
+    """The declaration of ``kind`` (what the provenance of the results ``table`` records); with
+    ``scans``, only a kind whose tables hold scans (what reports and the browser show).
+
+    Examples
+    --------
+    >>> results_kind("gxe", table="x").groups
+    ['phenotype', 'exposure']
+    """
+    known = [name for name, declared in RESULTS_KINDS.items() if declared.scans or not scans]
+    if kind not in known:
+        raise LakeError(f"results {table!r} are of kind {kind!r}; {'kinds with scans' if scans else 'declared kinds'}: "
+                        f"{', '.join(known)}")
+    return RESULTS_KINDS[kind]

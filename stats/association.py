@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from biolake.lake.schema import ERRORS
+
 _LN10 = np.log(10.0)
 
-# Why a test could not run; code 0 is "ran". Names are what the results tables show.
-ERRORS = (None, "monomorphic", "too few samples", "collinear", "separation", "not converged")
+# Why a test could not run, as an index into ERRORS (declared with the results tables); 0 is "ran".
 OK, MONOMORPHIC, TOO_FEW_SAMPLES, COLLINEAR, SEPARATION, NOT_CONVERGED = range(len(ERRORS))
 
 

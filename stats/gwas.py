@@ -11,26 +11,22 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.stats.association import ERRORS, AssociationResult
 
 VARIANT_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt")
 
 
 def results_schema(*, statistics: Sequence[str]) -> pa.Schema:
-    """The results table's columns; ``statistics`` is ("t",), ("z",) or both for mixed runs.
+    """The results table's columns (declared in :data:`biolake.lake.schema.RESULTS_KINDS`);
+    ``statistics`` is ("t",), ("z",) or both for mixed runs, and logistic ones (z) add ``firth``.
 
     Examples
     --------
     >>> results_schema(statistics=["t"]).names[:6]
     ['phenotype', 'variant_id', 'chrom', 'pos', 'ref', 'alt']
     """
-    return pa.schema([
-        ("phenotype", pa.string()), ("variant_id", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
-        ("ref", pa.string()), ("alt", pa.string()), ("n", pa.int64()), ("alt_freq", pa.float64()),
-        ("beta", pa.float64()), ("se", pa.float64()), *[(s, pa.float64()) for s in statistics],
-        ("p", pa.float64()), ("log10p", pa.float64()), ("error", pa.string()),
-        *([("firth", pa.bool_())] if "z" in statistics else []),
-    ])
+    return RESULTS_KINDS["gwas"].arrow_schema(columns=[*statistics, *(["firth"] if "z" in statistics else [])])
 
 
 def association_table(variants: pa.Table, result: AssociationResult, *, phenotypes: Sequence[str],

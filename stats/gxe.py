@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
+from biolake.lake.schema import INTERACTION_TESTS, RESULTS_KINDS
 from biolake.stats.association import (COLLINEAR, ERRORS, MONOMORPHIC, OK, TOO_FEW_SAMPLES, chi2_log10p, f_log10p,
                                p_from_log10p, t_log10p, z_log10p)
 from biolake.stats.gwas import variant_labels
@@ -524,7 +525,8 @@ def _wald(beta: np.ndarray, covariance: np.ndarray) -> np.ndarray:
 
 
 def gxe_schema(*, exposures: int) -> pa.Schema:
-    """The GxE results table: one row per phenotype × exposure × variant.
+    """The GxE results table (declared in :data:`biolake.lake.schema.RESULTS_KINDS`): one row per
+    phenotype × exposure × variant.
 
     Per row, the genotype's main effect (``beta_g``) and that exposure's interaction
     (``beta_gxe``) with model-based and robust errors, each term's own test (t, and robust
@@ -536,20 +538,8 @@ def gxe_schema(*, exposures: int) -> pa.Schema:
     >>> gxe_schema(exposures=1).names[:9]
     ['phenotype', 'exposure', 'variant_id', 'chrom', 'pos', 'ref', 'alt', 'n', 'alt_freq']
     """
-    def tests(name: str) -> list[tuple[str, pa.DataType]]:
-        return [(f"f_{name}", pa.float64()), (f"p_{name}", pa.float64()), (f"log10p_{name}", pa.float64()),
-                (f"chisq_{name}_robust", pa.float64()), (f"p_{name}_robust", pa.float64()),
-                (f"log10p_{name}_robust", pa.float64())]
-
-    return pa.schema([
-        ("phenotype", pa.string()), ("exposure", pa.string()), ("variant_id", pa.string()), ("chrom", pa.string()),
-        ("pos", pa.int64()), ("ref", pa.string()), ("alt", pa.string()), ("n", pa.int64()),
-        ("alt_freq", pa.float64()),
-        *[(name, pa.float64()) for name in ("beta_g", "se_g", "se_g_robust", "beta_gxe", "se_gxe", "se_gxe_robust",
-                                            "t_gxe", "p_gxe", "log10p_gxe", "z_gxe_robust", "p_gxe_robust",
-                                            "log10p_gxe_robust")],
-        *tests("joint"), *(tests("interaction") if exposures > 1 else []), ("error", pa.string()),
-    ])
+    return RESULTS_KINDS["gxe"].arrow_schema(
+        columns=[column.name for column in INTERACTION_TESTS] if exposures > 1 else [])
 
 
 def gxe_table(variants: pa.Table, result: GxeResult, *, phenotypes: list[str], exposures: list[str],

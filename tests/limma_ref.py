@@ -18,7 +18,7 @@ design <- as.matrix(read.table(args[2], sep = "\t"))
 fit <- lmFit(m, design)
 ordinary <- fit$coefficients[, 2] / fit$stdev.unscaled[, 2] / fit$sigma
 moderated <- eBayes(fit)
-out <- data.frame(coefficient = fit$coefficients[, 2], t = ordinary,
+out <- data.frame(beta = fit$coefficients[, 2], t = ordinary,
                   p = 2 * pt(-abs(ordinary), fit$df.residual), df = fit$df.residual,
                   moderated_t = moderated$t[, 2], moderated_p = moderated$p.value[, 2],
                   prior_variance = moderated$s2.prior, prior_df = moderated$df.prior)

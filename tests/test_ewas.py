@@ -37,7 +37,7 @@ def test_ewas__matches_limma_lmfit_ebayes(tmp_path, missing):
     np.testing.assert_array_equal(fit.df[:, 0], reference["df"].to_numpy())
     np.testing.assert_allclose(moderated.prior_variance, reference["prior_variance"][0], rtol=1e-6)
     np.testing.assert_allclose(moderated.prior_df, reference["prior_df"][0], rtol=1e-6)
-    for ours, theirs in [(fit.coefficient[:, 0], "coefficient"), (fit.t[:, 0], "t"), (fit.p[:, 0], "p"),
+    for ours, theirs in [(fit.coefficient[:, 0], "beta"), (fit.t[:, 0], "t"), (fit.p[:, 0], "p"),
                          (moderated.t, "moderated_t"), (moderated.p, "moderated_p")]:
         np.testing.assert_allclose(ours, reference[theirs].to_numpy(), rtol=1e-6, err_msg=theirs)
 
@@ -61,8 +61,8 @@ def test_run_ewas__matches_limma_on_the_lake_data(loaded_lake, tmp_path):
     design_matrix = np.column_stack([chosen.covariates[:, 0], chosen.phenotypes[:, 0], chosen.covariates[:, 1:]])
     reference = run_limma(tmp_path, methylation=np.log2(betas / (1 - betas)), design=design_matrix)
     ours = pl.from_arrow(loaded_lake.results_dataset("stress").to_table()).join(
-        pl.from_arrow(rows.select(["cpg_index", "cpg_id"])).rename({"cpg_id": "cpg"}), on="cpg").sort("cpg_index")
-    for column in ("coefficient", "t", "p", "moderated_t", "moderated_p"):
+        pl.from_arrow(rows.select(["cpg_index", "cpg_id"])), on="cpg_id").sort("cpg_index")
+    for column in ("beta", "t", "p", "moderated_t", "moderated_p"):
         np.testing.assert_allclose(ours[column].to_numpy(), reference[column].to_numpy(), rtol=1e-6, err_msg=column)
     np.testing.assert_allclose(report.exposures[0].prior_df, reference["prior_df"][0], rtol=1e-6)
     np.testing.assert_allclose(ours["fdr"].to_numpy(), benjamini_hochberg(reference["moderated_p"].to_numpy()),
@@ -82,7 +82,7 @@ def test_ewas_cli__runs_and_exports(loaded_lake, tmp_path):
     assert result.exit_code == 0, result.output
     assert "stress: 300 CpGs, prior df" in result.output
     exported = pl.read_csv(out, separator="\t", null_values="NA")
-    assert exported.columns[:5] == ["exposure", "cpg", "chrom", "pos", "n"] and exported.height == 300
+    assert exported.columns[:5] == ["exposure", "cpg_id", "chrom", "pos", "n"] and exported.height == 300
 
 
 def test_ewas_cli__drop_counts_speak_of_exposures(loaded_lake):

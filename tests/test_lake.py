@@ -7,7 +7,7 @@ import yaml
 from biolake.lake.catalog import Catalog
 from biolake.lake.errors import LakeError, ReleaseError
 from biolake.lake.lake import Lake
-from biolake.lake.schema import TABLES
+from biolake.lake.schema import RESULTS_KINDS, TABLES
 from biolake.lake.storage import Location, fsspec_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ def test_drop_uncommitted_rows__removes_leftovers_of_abandoned_attempts(lake):
 
 def tiny_results(lake: Lake, name: str, *, replace: bool = False, p: float = 0.5) -> int:
     """Commit a one-row results table ``name``; returns its version."""
-    table = pa.table({"phenotype": ["y"], "p": [p]})
+    table = pa.Table.from_pylist([{"phenotype": "y", "p": p}], schema=RESULTS_KINDS["gwas"].arrow_schema())
     files = lake.results_files(name)
     output = files.open(table.schema, partition={}, part="t")
     output.write(table)
@@ -213,7 +213,7 @@ def test_drop_results__once_committed_the_table_reads_as_gone_and_a_rerun_finish
 def test_commit_results__a_run_whose_files_a_drop_deleted_is_refused(lake):
     """``results drop`` racing a ``--replace`` run: the run's staged files are gone, so it must not commit."""
     tiny_results(lake, "assoc")
-    table = pa.table({"phenotype": ["y"], "p": [0.1]})
+    table = pa.Table.from_pylist([{"phenotype": "y", "p": 0.1}], schema=RESULTS_KINDS["gwas"].arrow_schema())
     files = lake.results_files("assoc")
     output = files.open(table.schema, partition={}, part="t")
     output.write(table)

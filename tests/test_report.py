@@ -123,7 +123,7 @@ def test_plots__draw_an_ewas_by_cpg_position(gwas_lake, scheduler, tmp_path):
                                      covariates=["age", "sex"]), scheduler=scheduler)
     written = plot_results(gwas_lake, "report_ewas", tmp_path)
     assert sorted(p.name for p in written) == ["manhattan_stress.png", "qq_stress.png"]
-    assert lead_hits(gwas_lake, "report_ewas", fdr=0.05).column_names[:2] == ["exposure", "cpg"]
+    assert lead_hits(gwas_lake, "report_ewas", fdr=0.05).column_names[:2] == ["exposure", "cpg_id"]
 
 
 def test_results_files__filters_on_any_column_see_every_row(gwas_lake, two_idps):

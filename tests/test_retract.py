@@ -13,6 +13,7 @@ from biolake.cli import main
 from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.ingest.sync import sync
 from biolake.lake.errors import ReleaseError
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.lake.retract import retract
 from biolake.queries import connect
 
@@ -30,7 +31,7 @@ def two_releases(loaded_lake, release_folder):
 
 def results_from(lake, name: str, release: str) -> None:
     """A tiny results table whose provenance names ``release`` (as every job's does)."""
-    table = pa.table({"phenotype": ["y"], "p": [0.5]})
+    table = pa.Table.from_pylist([{"phenotype": "y", "p": 0.5}], schema=RESULTS_KINDS["gwas"].arrow_schema())
     files = lake.results_files(name)
     output = files.open(table.schema, partition={}, part="t")
     output.write(table)

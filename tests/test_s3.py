@@ -134,7 +134,7 @@ def test_s3_gwas_ewas_gxe__dask_workers_read_and_write_the_bucket(s3_server, s3_
         run_ewas(lake, ewas, workers=1)
         run_gxe(lake, gxe, workers=1)
     assert all(uri.startswith("s3://") for uri in s3_lake.results("g").file_uris())
-    for name, key in (("g", "variant_id"), ("e", "cpg"), ("x", "variant_id")):
+    for name, key in (("g", "variant_id"), ("e", "cpg_id"), ("x", "variant_id")):
         remote, local = (pl.from_arrow(lake.results_dataset(name).to_table()).sort(key)
                          for lake in (s3_lake, loaded_lake))
         assert remote.height > 0 and remote.equals(local)

@@ -20,7 +20,7 @@ from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, Retraction
 from biolake.index import index_results
 from biolake.queries.browse import BrowseIndex, indexed_version
-from biolake.queries.kinds import KINDS
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.stats.plots import chromosome_order
 from biolake.stats.summary import with_lambda_gc
 
@@ -97,7 +97,8 @@ class Catalogue:
             for name in self.lake.results_names(dropping=dropping):
                 try:
                     provenance = self.lake.results_provenance(name, retractions=retractions, dropping=dropping)
-                    if provenance.get("kind") not in KINDS:
+                    kind = RESULTS_KINDS.get(provenance.get("kind"))
+                    if kind is None or not kind.scans:
                         continue                       # polygenic scores and the like: nothing to plot
                     version = self.lake.results(name, dropping=dropping).version()
                     current = self.runs.get(name)
