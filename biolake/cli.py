@@ -59,6 +59,22 @@ def _analysis_options(*, default_name: str):
         *CLUSTER_OPTIONS,
     ]
 
+    return _decorated_by(options)
+
+
+def _results_options(*, default_name: str, release_help: str, exported: str):
+    """The options of a job that writes one results table: --release, --name, --replace, --out, --digits."""
+    return _decorated_by([
+        click.option("--release", metavar="NAME", help=release_help),
+        click.option("--name", default=default_name, show_default=True, help=f"results table: {RESULTS_NAME_HELP}"),
+        REPLACE_OPTION,
+        click.option("--out", type=click.Path(dir_okay=False),
+                     help=f"also export the {exported}: .tsv[.gz], .csv[.gz] or .parquet"),
+        DIGITS_OPTION])
+
+
+def _decorated_by(options: list):
+    """One decorator applying click ``options`` in order (as if stacked above the function)."""
     def apply(function):
         for option in reversed(options):
             function = option(function)
@@ -735,16 +751,62 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, replace: bool,
 
 @main.command()
 @_lake_option
+@click.option("--result", required=True, metavar="NAME", help="the GWAS or meta-analysis results to clump")
+@click.option("--pheno", metavar="COLS", help="only these phenotypes of the results (comma-separated) [default: all]")
+@click.option("--p1", default=1e-4, show_default=True, help="index variants: p at most this (plink --clump-p1)")
+@click.option("--p2", default=1e-2, show_default=True,
+              help="clumped variants listed in sp2: p below this (plink --clump-p2)")
+@click.option("--r2", default=0.5, show_default=True,
+              help="a variant joins an index variant's clump at r² above this (plink --clump-r2)")
+@click.option("--kb", default=250.0, show_default=True,
+              help="window: variants within this many kb of the index (plink --clump-kb)")
+@_results_options(default_name="clumps", release_help="release whose genotypes give LD [default: the results' own]",
+                  exported="clumps")
+@click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
+@_cluster_options
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def clump(lake_location: str, result: str, pheno: str | None, p1: float, p2: float, r2: float, kb: float,
+          release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
+          chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    """LD-clump GWAS hits into independent loci, as plink1.9 --clump; a results table in the lake.
+
+    Per phenotype and chromosome, the variant with the smallest p (at most --p1) indexes a
+    clump of every not yet clumped variant within --kb of it in LD above --r2 (plink 1.9's
+    r²: haplotype frequencies by EM from unphased calls, over the samples called at both);
+    then the next. LD comes from the release's genotypes (all its samples). Columns, plink's
+    .clumped in the lake's names: phenotype, variant_id (SNP), chrom (CHR), pos (BP), beta,
+    p (P), log10p, total (TOTAL), nsig, s05, s01, s001, s0001 (NSIG … S0001), sp2 (SP2: the
+    clumped variants with p < --p2, a list).
+
+    \b
+    Examples:
+      biolake gwas --lake /tmp/lake --pheno 25019-2.0,25020-2.0 --covar age,sex,site --name hippocampus
+      biolake clump --lake /tmp/lake --result hippocampus --name hippocampus_loci --out loci.tsv
+      biolake clump --lake /tmp/lake --result hippocampus --p1 5e-8 --r2 0.1 --kb 1000 --name strict_loci
+    """
+    from biolake.clump import ClumpSettings, run_clump
+
+    def show(lake, report) -> None:
+        click.echo(f"{report.clumps:,} clumps in {report.phenotypes:,} phenotype(s) with an index variant (LD from "
+                   f"release {report.release}) → {_stored(lake, report)}", err=True)
+        _warn_if_retracted(lake, (result,))
+
+    def start(lake, progress):
+        settings = ClumpSettings(name=name, result=result, release=release, replace=replace,
+                                 chromosomes=list(chromosomes) or None, p1=p1, p2=p2, r2=r2, kb=kb,
+                                 phenotypes=None if pheno is None else tuple(c.strip() for c in pheno.split(",")))
+        return run_clump(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
+    _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
+
+
+@main.command()
+@_lake_option
 @click.option("--weights", required=True, type=click.Path(dir_okay=False),
               help="summary statistics: variant_id|ID|SNP, effect_allele|A1, beta|BETA, p|P (or LOG10P); "
                    "TSV or CSV, gzipped or not (GWAS-SSF, plink2 .glm, REGENIE and biolake exports all work)")
 @click.option("--p-thresholds", default="5e-8,1e-5,1e-3,0.05,1", show_default=True, metavar="LIST",
               help="one score per threshold: variants with p ≤ it, weighted by beta")
-@click.option("--release", metavar="NAME", help="release to score [default: latest]")
-@click.option("--name", default="prs", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")
-@REPLACE_OPTION
-@click.option("--out", type=click.Path(dir_okay=False), help="also export the scores: .tsv[.gz], .csv[.gz] or .parquet")
-@DIGITS_OPTION
+@_results_options(default_name="prs", release_help="release to score [default: latest]", exported="scores")
 @_cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None, name: str, out: str | None,

@@ -1,37 +1,25 @@
-"""The LD clumping job (draft): a GWAS or meta-analysis results table → ``plink1.9 --clump``'s clumps.
+"""The LD clumping job: a GWAS or meta-analysis results table → ``plink1.9 --clump``'s clumps, as results.
 
 Each phenotype is clumped per chromosome against the genotypes of the release, with all its
 genotyped samples (plink's ``--bfile`` of the release; every sample counts as a founder).
-Only the variants within ``kb`` of an index candidate (p ≤ ``p1``) are read and decoded:
-plink's TOTAL and NSIG count every variant in LD with the index, whatever its p, so the
-window's variants are all needed, and none beyond it. p = 10^−log10p.
+One task per chromosome (LD windows cross row groups) reads only the variants within ``kb``
+of an index candidate (p ≤ ``p1``): plink's TOTAL and NSIG count every variant in LD with the
+index, whatever its p, so the window's variants are all needed, and none beyond it. The
+client orders the clumps as plink does and commits them as ``LAKE/results/NAME`` (kind
+``clump``, declared in :mod:`biolake.lake.schema` with plink's columns in the lake's names).
 
-The table returned has one row per clump, ordered by phenotype, then as plink orders its
-``.clumped`` report (by p, ties in genome order). Its columns are plink's, in the lake's
-names where the lake has one:
-
-============  ==========  ===========================================================
-column        plink       meaning
-============  ==========  ===========================================================
-phenotype     —           the scan clumped
-chrom         CHR         chromosome of the index variant
-pos           BP          its position
-variant_id    SNP         the index variant (joins the results on phenotype, variant_id)
-p             P           its p-value (plink prints 3 digits; this is the full value)
-total         TOTAL       variants in the clump besides the index (any p)
-nsig          NSIG        … of them with p ≥ 0.05
-s05           S05         … with 0.01 ≤ p < 0.05
-s01           S01         … with 0.001 ≤ p < 0.01
-s001          S001        … with 1e-4 ≤ p < 0.001
-s0001         S0001       … with p < 1e-4
-sp2           SP2         the ids of those with p < ``p2``, in genome order (list)
-============  ==========  ===========================================================
-
-plink's F column (which ``--clump`` file) is always 1 here and left out.
+Examples
+--------
+>>> report = run_clump(Lake.open("lake"), ClumpSettings(name="demo_clumps", result="demo_idps", p1=1e-3))
+>>> report.clumps > 0, report.phenotypes
+(True, 4)
+>>> Lake.open("lake").results_dataset("demo_clumps").schema.names[:6]
+['phenotype', 'variant_id', 'chrom', 'pos', 'beta', 'p']
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,28 +27,36 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biolake.frame import Request, provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
+from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
+from biolake.run import Run
+from biolake.scan import Tested, map_lake_blocks
 from biolake.stats.ld import BIN_NAMES, WindowLd, bp_radius, clump, ld_features
 
+Progress = Callable[[str, int, int], None]
 CLUMPABLE_KINDS = ("gwas", "meta")
-RESULT_COLUMNS = ["phenotype", "variant_id", "chrom", "pos", "log10p"]
-CLUMPS_SCHEMA = pa.schema([("phenotype", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
-                           ("variant_id", pa.string()), ("p", pa.float64()), ("total", pa.int64()),
-                           *[(name, pa.int64()) for name in BIN_NAMES], ("sp2", pa.list_(pa.string()))])
+RESULT_COLUMNS = ["phenotype", "variant_id", "chrom", "pos", "beta", "log10p"]
+SCHEMA = RESULTS_KINDS["clump"].arrow_schema()
 
 
-@dataclass(frozen=True)
-class ClumpSettings:
-    """plink1.9 --clump's flags and defaults: --clump-p1, --clump-p2, --clump-r2, --clump-kb."""
+@dataclass(frozen=True, kw_only=True)
+class ClumpSettings(Request):
+    """What to clump: the results ``result`` (their phenotypes, or those listed), with plink1.9 --clump's
+    flags and defaults (--clump-p1, --clump-p2, --clump-r2, --clump-kb). ``release`` holds the genotypes
+    giving LD (default: the one the results were computed from)."""
 
+    result: str
+    phenotypes: tuple[str, ...] | None = None
     p1: float = 1e-4
     p2: float = 1e-2
     r2: float = 0.5
     kb: float = 250.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for flag, value in (("p1", self.p1), ("p2", self.p2)):
             if not 0 < value <= 1:
                 raise BiolakeError(f"--{flag} must lie in (0, 1], got {value!r}")
@@ -73,98 +69,145 @@ class ClumpSettings:
             raise BiolakeError(f"--kb must be at least 0.001 (1 bp), got {self.kb!r}")
 
 
-def clump_results(lake: Lake, *, result: str, release: str | None = None,
-                  phenotypes: list[str] | None = None, settings: ClumpSettings = ClumpSettings()) -> pa.Table:
-    """The LD clumps of every phenotype (or those listed) of the results ``result``, as ``plink1.9 --clump``.
+@dataclass(frozen=True)
+class ClumpReport:
+    """What a clumping run wrote: clumps over how many phenotypes, from which results and release."""
 
-    ``release`` holds the genotypes giving LD (default: the one the results were computed from).
+    name: str
+    version: int
+    clumps: int
+    phenotypes: int
+    release: str
 
-    Examples
-    --------
-    >>> clumps = clump_results(Lake.open("/tmp/lake"), result="idps")      # doctest: +SKIP
-    >>> clumps.column_names[:5]                                            # doctest: +SKIP
-    ['phenotype', 'chrom', 'pos', 'variant_id', 'p']
-    """
-    info = lake.results_info(result)
+
+@dataclass(frozen=True)
+class Chromosome:
+    """One chromosome's genotype row groups, in variant order: the unit of a clumping task."""
+
+    chrom: str
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class ClumpInputs:
+    """What every task needs besides its chromosome: the candidate rows and the flags. Arrow, not polars:
+    polars' thread pool does not survive the fork of a dask worker."""
+
+    rows: pa.Table            # phenotype, variant_id, chrom, pos, beta, log10p, p: within kb of an index candidate
+    n_samples: int            # length of the stored genotype sample vector
+    settings: ClumpSettings
+
+
+def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = None, workers: int | None = None,
+              progress: Progress | None = None) -> ClumpReport:
+    """Clump the results ``settings.result`` and commit the clumps as ``LAKE/results/NAME``; see ``biolake clump --help``."""
+    lake.check_results_free(settings.name, replace=settings.replace)
+    info = lake.results_info(settings.result)
     if info.kind not in CLUMPABLE_KINDS:
-        raise BiolakeError(f"results {result!r} are of kind {info.kind!r}; clumping takes {', '.join(CLUMPABLE_KINDS)}")
-    chosen = lake.resolve_release(release or info.release).release
-    rows = _windowed_rows(lake, result, phenotypes, settings)
-    n_samples = lake.read("samples", release=chosen, columns=["assay"]).column(0).to_pylist().count("genotypes")
-    blocks_by_chrom: dict[str, list[Block]] = {}
-    for block in genotype_blocks(lake, release=chosen, chromosomes=rows["chrom"].unique().to_list()):
-        blocks_by_chrom.setdefault(block.chrom, []).append(block)    # in genome order
-    parts, seen = [], 0
-    for chrom, blocks in blocks_by_chrom.items():
-        on_chrom = rows.filter(pl.col("chrom") == chrom)
-        variants, features = _genotypes(blocks, set(on_chrom["variant_id"].to_list()), n_samples, release=chosen)
-        parts.extend(part.with_columns(pl.col("order") + seen)    # genome order across chromosomes
-                     for part in _clump_chromosome(on_chrom, variants, features, settings=settings))
-        seen += variants.height
-    if not parts:
-        return CLUMPS_SCHEMA.empty_table()
-    clumps = pl.concat(parts).sort(["phenotype", "p", "order"], maintain_order=True).drop("order")
-    return clumps.to_arrow().cast(CLUMPS_SCHEMA)
+        raise BiolakeError(f"results {settings.result!r} are of kind {info.kind!r}; clumping takes "
+                           f"{', '.join(CLUMPABLE_KINDS)}")
+    release = lake.resolve_release(settings.release or info.release).release
+    rows = candidate_rows(lake, settings)
+    chromosomes = _chromosomes(genotype_blocks(lake, release=release, chromosomes=settings.chromosomes),
+                               wanted=set(rows["chrom"].unique().to_list()))
+    n_samples = lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
+    phenotypes = rows["phenotype"].unique(maintain_order=True).to_list()
+    run = Run(lake, settings.name, kind=RESULTS_KINDS["clump"], phenotypes=phenotypes)
+    ranks = {chromosome.chrom: rank for rank, chromosome in enumerate(chromosomes)}
+    if chromosomes:   # else: no phenotype has an index candidate, and the run holds no clump
+        map_lake_blocks(run, chromosome_clumps, ClumpInputs(rows.to_arrow(), n_samples, settings), chromosomes, schema=SCHEMA,
+                        step="clump", scheduler=scheduler, workers=workers, progress=progress,
+                        reduce=lambda clumps: (_in_plinks_order(clumps, ranks), None))
+    record = {**provenance_header("clump", release=release), "result": settings.result,
+              "settings": {key: getattr(settings, key) for key in ("phenotypes", "p1", "p2", "r2", "kb")},
+              "phenotype_summary": run.summary.per_phenotype()}
+    version = run.publish(schema=SCHEMA, provenance=record, replace=settings.replace, progress=progress)
+    return ClumpReport(settings.name, version, int(run.summary.tests.sum()), len(phenotypes), release)
 
 
-def _windowed_rows(lake: Lake, result: str, phenotypes: list[str] | None, settings: ClumpSettings) -> pl.DataFrame:
-    """The results' rows (with p) within ``kb`` of an index candidate of their phenotype and chromosome."""
-    dataset = lake.results_dataset(result)
+def candidate_rows(lake: Lake, settings: ClumpSettings) -> pl.DataFrame:
+    """The results' rows (with p) within ``kb`` of an index candidate (p ≤ p1) of their phenotype and chromosome."""
+    dataset = lake.results_dataset(settings.result)
     absent = [c for c in RESULT_COLUMNS if c not in dataset.schema.names]
     if absent:
-        raise BiolakeError(f"results {result!r} lack column(s) {', '.join(absent)}; clumping needs variant positions")
-    chosen = None if phenotypes is None else pc.field("phenotype").isin(phenotypes)
-    rows = pl.from_arrow(dataset.to_table(columns=RESULT_COLUMNS, filter=chosen))
-    rows = rows.filter(pl.col("log10p").is_not_null() & pl.col("log10p").is_finite() & pl.col("pos").is_not_null())
-    rows = rows.with_columns(p=10.0 ** -pl.col("log10p")).drop("log10p")
-    radius = bp_radius(settings.kb)
-    kept = []
+        raise BiolakeError(f"results {settings.result!r} lack column(s) {', '.join(absent)}; "
+                           "clumping needs variant positions")
+    lazy = pl.scan_pyarrow_dataset(dataset).select(RESULT_COLUMNS).filter(
+        pl.col("log10p").is_finite() & pl.col("pos").is_not_null())
+    if settings.phenotypes is not None:
+        lazy = lazy.filter(pl.col("phenotype").is_in(list(settings.phenotypes)))
+    if settings.chromosomes is not None:
+        lazy = lazy.filter(pl.col("chrom").is_in(list(settings.chromosomes)))
+    rows = lazy.with_columns(p=10.0 ** -pl.col("log10p")).collect()
+    radius, kept = bp_radius(settings.kb), []
     for _, scan in rows.group_by("phenotype", "chrom", maintain_order=True):
         centres = np.sort(scan.filter(pl.col("p") <= settings.p1)["pos"].to_numpy())
         if len(centres):
             pos = scan["pos"].to_numpy()
-            first = np.minimum(np.searchsorted(centres, pos - radius), len(centres) - 1)   # first centre ≥ pos − radius
-            kept.append(scan.filter(pl.Series(np.abs(centres[first] - pos) <= radius)))
+            nearest = np.minimum(np.searchsorted(centres, pos - radius), len(centres) - 1)  # first centre ≥ pos − radius
+            kept.append(scan.filter(pl.Series(np.abs(centres[nearest] - pos) <= radius)))
     return pl.concat(kept) if kept else rows.clear()
 
 
-def _genotypes(blocks: list[Block], wanted: set[str], n_samples: int, *,
-               release: str) -> tuple[pl.DataFrame, np.ndarray]:
-    """The ``wanted`` variants of one chromosome's ``blocks`` in genome order (variant_id, pos, order)
-    and their LD features (3 × variants × samples)."""
-    found, features = [], [np.zeros((3, 0, n_samples), np.float32)]
+def chromosome_clumps(inputs: ClumpInputs, chromosome: Chromosome) -> Iterator[Tested]:
+    """The kernel: each phenotype's clumps on one chromosome (the phenotypes share the r² rows of
+    their common index variants), with ``order``, the index variant's place on the chromosome."""
+    rows = inputs.rows.filter(pc.equal(inputs.rows.column("chrom"), chromosome.chrom))
+    ids, pos, features = _genotypes(chromosome, set(rows.column("variant_id").to_pylist()), inputs.n_samples)
+    ld = WindowLd(features, pos, kb=inputs.settings.kb)
+    place = {variant: k for k, variant in enumerate(ids)}
+    found_clumps = []
+    for phenotype in pc.unique(rows.column("phenotype")).to_pylist():
+        scan = rows.filter(pc.equal(rows.column("phenotype"), phenotype))
+        at = np.array([place[variant] for variant in scan.column("variant_id").to_pylist()], np.intp)
+        tested = {name: np.full(len(ids), np.nan) for name in ("beta", "p", "log10p")}
+        for name, values in tested.items():
+            values[at] = scan.column(name).to_numpy(zero_copy_only=False)
+        found = clump(ld, tested["p"], p1=inputs.settings.p1, p2=inputs.settings.p2, r2=inputs.settings.r2)
+        found_clumps.append(pa.table({
+            "phenotype": pa.array([phenotype] * len(found.index), pa.string()),
+            "variant_id": pa.array(ids[found.index], pa.string()),
+            "chrom": pa.array([chromosome.chrom] * len(found.index), pa.string()), "pos": pos[found.index],
+            **{name: values[found.index] for name, values in tested.items()},
+            "total": found.bins.sum(axis=1).astype(np.int64),
+            **{name: found.bins[:, k].astype(np.int64) for k, name in enumerate(BIN_NAMES)},
+            "sp2": pa.array([ids[members].tolist() for members in found.members], pa.list_(pa.string())),
+            "order": np.asarray(found.index, np.int64)}, schema=SCHEMA.append(pa.field("order", pa.int64()))))
+    yield pa.concat_tables(found_clumps) if found_clumps else SCHEMA.append(pa.field("order", pa.int64())).empty_table(), None, None
+
+
+def _chromosomes(blocks: list[Block], *, wanted: set[str]) -> list[Chromosome]:
+    """The row groups of each chromosome in ``wanted``, grouped, in genome order."""
+    grouped: dict[str, list[Block]] = {}
     for block in blocks:
+        if block.chrom in wanted:
+            grouped.setdefault(block.chrom, []).append(block)
+    return [Chromosome(chrom, tuple(found)) for chrom, found in grouped.items()]
+
+
+def _genotypes(chromosome: Chromosome, wanted: set[str], n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``wanted`` variants of one chromosome in genome order: their ids, positions and LD features
+    (3 × variants × samples)."""
+    ids, pos, features = [], [], [np.zeros((3, 0, n_samples), np.float32)]
+    for block in chromosome.blocks:
         for decoded in read_genotype_blocks(block, n_samples=n_samples, dtype=np.float32):
-            ids = decoded.variants.column("variant_id").to_pylist()
-            keep = np.array([i for i, v in enumerate(ids) if v in wanted], dtype=np.intp)
+            found = decoded.variants.column("variant_id").to_pylist()
+            keep = np.array([i for i, variant in enumerate(found) if variant in wanted], dtype=np.intp)
             if len(keep):
-                found.append(pl.from_arrow(decoded.variants.take(keep).select(["variant_id", "pos"])))
+                ids += [found[i] for i in keep]
+                pos.append(decoded.variants.column("pos").to_numpy()[keep])
                 features.append(ld_features(decoded.dosages[keep], decoded.missing[keep]))
-    variants = pl.concat(found) if found else pl.DataFrame(schema={"variant_id": pl.String, "pos": pl.Int64})
-    repeated = variants.filter(pl.col("variant_id").is_duplicated())
-    if repeated.height:
-        raise BiolakeError(f"variant id {repeated['variant_id'][0]!r} names several variants of release "
-                           f"{release!r}; results are matched to genotypes by id")
-    return variants.with_row_index("order"), np.concatenate(features, axis=1)
+    if len(set(ids)) < len(ids):
+        repeated = next(variant for variant in ids if ids.count(variant) > 1)
+        raise BiolakeError(f"variant id {repeated!r} names several variants on chromosome {chromosome.chrom}; "
+                           "results are matched to genotypes by id")
+    pos = np.concatenate(pos) if pos else np.zeros(0, np.int64)
+    order = np.lexsort((np.arange(len(pos)), pos))
+    return np.array(ids, dtype=object)[order], pos[order], np.concatenate(features, axis=1)[:, order]
 
 
-def _clump_chromosome(rows: pl.DataFrame, variants: pl.DataFrame, features: np.ndarray, *,
-                      settings: ClumpSettings) -> list[pl.DataFrame]:
-    """Each phenotype's clumps on one chromosome, as frames of the output's columns plus ``order``;
-    the phenotypes share the r² rows of their common index variants."""
-    variants = variants.sort("pos", "order")
-    ld = WindowLd(features[:, variants["order"].to_numpy()], variants["pos"].to_numpy(), kb=settings.kb)
-    ids = variants["variant_id"].to_numpy()
-    parts = []
-    for (phenotype,), scan in rows.group_by("phenotype", maintain_order=True):
-        p = variants.join(scan.select("variant_id", "p"), on="variant_id", how="left", maintain_order="left")["p"]
-        found = clump(ld, p.fill_null(np.nan).to_numpy(), p1=settings.p1, p2=settings.p2, r2=settings.r2)
-        if len(found.index):
-            index = variants[found.index.tolist()]
-            parts.append(index.select(pl.lit(phenotype).alias("phenotype"), pl.lit(scan["chrom"][0]).alias("chrom"),
-                                      "pos", "variant_id", p.gather(found.index).alias("p")).with_columns(
-                total=pl.Series(found.bins.sum(axis=1)),
-                **{name: pl.Series(found.bins[:, k]) for k, name in enumerate(BIN_NAMES)},
-                sp2=pl.Series([ids[members].tolist() for members in found.members], dtype=pl.List(pl.String)),
-                order=index["order"]))
-    return parts
+def _in_plinks_order(clumps: pa.Table, ranks: dict[str, int]) -> pa.Table:
+    """The reduce: every phenotype's clumps as plink orders its .clumped report (by p, ties in genome order)."""
+    frame = pl.from_arrow(clumps).with_columns(rank=pl.col("chrom").replace_strict(ranks, return_dtype=pl.Int64))
+    return frame.sort(["phenotype", "p", "rank", "order"], maintain_order=True).select(SCHEMA.names).to_arrow().cast(
+        SCHEMA)

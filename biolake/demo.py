@@ -6,7 +6,8 @@ every planted SNP→IDP effect must come out at p < 5e-8, and the null IDPs must
 show more genome-wide hits than chance allows; every planted CpG~stress effect must pass
 the array-wide threshold (9e-8) in the EWAS; the planted SNP×stress interaction must
 pass p < 5e-8 in the GxE scan, and null IDPs must show no interaction hit. The GWAS is
-then summarised (lead hits, λGC, plots, an HTML report under ``out/`` beside the lake) and
+then summarised (lead hits, λGC, plots, an HTML report under ``out/`` beside the lake), its
+hits clumped by LD (each planted variant must index a clump of its own IDP), and
 repeated per imaging site, whose meta-analysis must find the planted effects again; its
 weights then score every participant (a polygenic score, joined to the IDP in SQL).
 """
@@ -20,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from biolake.cluster import lake_client
+from biolake.clump import ClumpSettings, run_clump
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
-from biolake.cluster import lake_client
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from biolake.meta import run_meta
 from biolake.prs import run_prs
@@ -40,7 +42,8 @@ DEMO_GWAS = GwasSettings(
     covariates=["age", "sex", "site", "head_motion", "PC1", "PC2", "PC3", "PC4", "PC5"], adjust=True, replace=True)
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
                          covariates=["age", "sex", "site"], replace=True)
-STEPS = 9
+DEMO_CLUMPS = ClumpSettings(name="demo_clumps", result=DEMO_GWAS.name, p1=5e-8, r2=0.1, kb=1000, replace=True)
+STEPS = 10
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 DEMO_QUERIES = {
     "participants per table": """
@@ -110,10 +113,13 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
         echo(f"\n7/{STEPS} results of the GWAS: lead hits, λGC, plots and an HTML report")
         for line in summarise_results(lake, truth, root.parent / "out"):
             echo(line)
-        echo(f"\n8/{STEPS} meta-analysis of one GWAS per imaging site (ENIGMA style)")
+        echo(f"\n8/{STEPS} LD clumping of the GWAS hits into independent loci (as plink1.9 --clump)")
+        for line in clump_hits(lake, truth, **jobs):
+            echo(line)
+        echo(f"\n9/{STEPS} meta-analysis of one GWAS per imaging site (ENIGMA style)")
         for line in meta_analyse_sites(lake, truth, **jobs):
             echo(line)
-        echo(f"\n9/{STEPS} a polygenic score from the meta-analysis, joined to the IDP in SQL")
+        echo(f"\n10/{STEPS} a polygenic score from the meta-analysis, joined to the IDP in SQL")
         for line in score_participants(lake, truth, root.parent / "out", **jobs):
             echo(line)
     planted = truth["snp_idp"][0]
@@ -138,6 +144,19 @@ def summarise_results(lake: Lake, truth: dict, out: Path) -> list[str]:
             "IDPs (BH q-values stored with the results: column fdr)",
             f"λGC per IDP: median {np.median(lambdas):.3f} (from {lambdas.min():.2f} to {lambdas.max():.2f})",
             f"{len(plots)} plots in {out / 'plots'}; report: {page}"]
+
+
+def clump_hits(lake: Lake, truth: dict, **jobs) -> list[str]:
+    """The GWAS's genome-wide hits clumped by LD: does each planted variant index its own clump?"""
+    report = run_clump(lake, DEMO_CLUMPS, **jobs)
+    clumps = lake.results_dataset(DEMO_CLUMPS.name).to_table(columns=["phenotype", "variant_id", "sp2"]).to_pylist()
+    led = sum(any(c["phenotype"] == effect["idp"] and c["variant_id"] == effect["variant_id"] for c in clumps)
+              for effect in truth["snp_idp"])
+    held = sum(any(c["phenotype"] == effect["idp"] and effect["variant_id"] in [c["variant_id"], *c["sp2"]]
+                   for c in clumps) for effect in truth["snp_idp"])
+    return [f"{report.clumps} clumps (index p ≤ 5e-8, r² > 0.1 within 1 Mb) in {report.phenotypes} IDPs; "
+            f"a planted variant indexes its clump for {led} of {len(truth['snp_idp'])}, and lies in one for "
+            f"{held} of {len(truth['snp_idp'])}"]
 
 
 def meta_analyse_sites(lake: Lake, truth: dict, **jobs) -> list[str]:

@@ -1,9 +1,10 @@
 """The frame every association job stands on: one validated request and one provenance record.
 
-GWAS, GxE and EWAS take the same inputs (a results name, a release, a sample query, the
-tested columns, covariates, chromosomes, ``replace``); :class:`JobRequest` declares them
-once and refuses a bad request when it is built, before any data is read. Each job's
-settings are a ``JobRequest`` plus its own options, checked in its ``__post_init__``.
+Every job writing a results table is asked for a results name, a release, chromosomes and
+``replace`` (:class:`Request`); GWAS, GxE and EWAS also take a sample query, the tested
+columns and covariates (:class:`JobRequest`). Each is declared once and refuses a bad
+request when it is built, before any data is read. Each job's settings are one of them plus
+its own options, checked in its ``__post_init__``.
 :func:`provenance` writes what a results table records about the run that made it.
 """
 
@@ -19,8 +20,33 @@ from biolake.queries.design import Design
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobRequest:
-    """The inputs every association job shares, checked at construction (a BiolakeError names what is wrong).
+class Request:
+    """What every job that writes a results table is asked: its name, the release it reads, which
+    chromosomes, whether it may replace a table of that name; checked at construction (a
+    BiolakeError names what is wrong). Jobs add their own fields and checks (``__post_init__``).
+
+    Examples
+    --------
+    >>> Request(name="idps").release is None
+    True
+    >>> Request(name="../idps")   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    biolake.lake.errors.LakeError: results name '../idps' is not allowed: use 1-64 letters, digits, ...
+    """
+
+    name: str                                   # the results table LAKE/results/NAME
+    release: str | None = None                  # default: the latest
+    chromosomes: Sequence[str] | None = None    # default: all
+    replace: bool = False                       # replace an existing results table of this name (else refused)
+
+    def __post_init__(self) -> None:
+        check_results_name(self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest(Request):
+    """A :class:`Request` of an association job (GWAS, GxE, EWAS): it also tests columns against covariates
+    in a sample.
 
     ``covariates`` is SQL returning ``participant_id`` first, or a list of columns of
     ``covariates``; ``samples`` is SQL returning the ``participant_id`` to keep. Subclasses
@@ -29,24 +55,14 @@ class JobRequest:
 
     Examples
     --------
-    >>> JobRequest(name="idps", covariates=["age", "sex"]).release is None
+    >>> JobRequest(name="idps", covariates=["age", "sex"]).samples is None
     True
-    >>> JobRequest(name="../idps", covariates=["age"])   # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    biolake.lake.errors.LakeError: results name '../idps' is not allowed: use 1-64 letters, digits, ...
     """
 
     TESTED: ClassVar[str] = "phenotypes"     # the subclass's field of tested columns, SQL or a column list
 
-    name: str                                   # the results table LAKE/results/NAME
     covariates: str | Sequence[str]
     samples: str | None = None
-    release: str | None = None                  # default: the latest
-    chromosomes: Sequence[str] | None = None    # default: all
-    replace: bool = False                       # replace an existing results table of this name (else refused)
-
-    def __post_init__(self) -> None:
-        check_results_name(self.name)
 
 
 def provenance_header(kind: str, *, release: str | None = None) -> dict[str, Any]:

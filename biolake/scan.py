@@ -52,7 +52,10 @@ def map_lake_blocks(run: Run, kernel: Kernel, inputs: Any, blocks: Sequence[Bloc
                                     progress=progress):
                 run.receive(piece)
             return None
-        rows = pa.concat_tables(map_blocks(client, _rows_task, blocks, inputs, kernel, step=step, progress=progress))
+        # in block order, not as tasks complete: the reduce's sums (EWAS's prior) come out the same every run
+        pieces = sorted(map_blocks(client, _rows_task, blocks, inputs, kernel, step=step, progress=progress),
+                        key=lambda piece: piece[0])
+        rows = pa.concat_tables([piece_rows for _, piece_rows in pieces])
     results, kept = reduce(rows)
     run.write(results, schema=schema, part=step)
     return kept
@@ -65,9 +68,9 @@ def _scan_task(fragment: Block, inputs: Any, kernel: Kernel, files: RunFiles, sc
     return files.write(kernel(inputs, fragment), schema=schema, chrom=fragment.chrom, part=f"{part:06d}")
 
 
-def _rows_task(fragment: Block, inputs: Any, kernel: Kernel, part: int) -> pa.Table:
-    """One dask task: the kernel's rows of one row group, sent back for the job's reduce."""
-    return pa.concat_tables([rows for rows, _, _ in kernel(inputs, fragment)])
+def _rows_task(fragment: Block, inputs: Any, kernel: Kernel, part: int) -> tuple[int, pa.Table]:
+    """One dask task: the kernel's rows of one row group (and its place), sent back for the job's reduce."""
+    return part, pa.concat_tables([rows for rows, _, _ in kernel(inputs, fragment)])
 
 
 class VariantTests(Protocol):

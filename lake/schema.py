@@ -6,7 +6,7 @@ and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables
 column is one field of the source (float64 or text).
 
 Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
-of analysis (gwas, ewas, gxe, meta, prs) declares its columns and their roles (the scan,
+of analysis (gwas, ewas, gxe, meta, clump, prs) declares its columns and their roles (the scan,
 the feature, its position, the effect, the headline p), and :meth:`Lake.commit_results`
 refuses a table that does not match its kind's declaration. A concept has one name in
 every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
@@ -138,7 +138,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
               "audit of dropped results tables: what was dropped and when",
               (_c("name", pa.string(), "the results table's name"),
                _c("dropped_at", pa.timestamp("us", tz="UTC"), "when the drop was committed"),
-               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, prs)", nullable=True),
+               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, prs)", nullable=True),
                _c("release", pa.string(), "the release it was computed from", nullable=True),
                _c("rows", pa.int64(), "rows it held"),
                _c("created_at", pa.string(), "when it was computed, as its provenance says", nullable=True))),
@@ -349,6 +349,17 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _f("beta_random", "random-effects estimate"), _f("se_random", "its standard error"),
                  _f("p_random", "its p"), _f("log10p_random", "its −log10 p"),
                  _r("strand_ambiguous", pa.bool_(), "an A/T or C/G pair, whose strand cannot be told")),
+                phenotype="phenotype", feature="variant_id", effect="beta", log10p="log10p", p="p"),
+    ResultsKind("clump", "LD clumps of a GWAS or meta-analysis per phenotype, as plink1.9 --clump (biolake clump): "
+                "plink's .clumped columns in the lake's names",
+                (PHENOTYPE, *_from_table("variants", "variant_id", "chrom", "pos"),
+                 replace(BETA, meaning="the index variant's effect, per copy of alt, as the clumped results give it"),
+                 replace(P, meaning="the index variant's p (plink: P)"), LOG10P,
+                 _r("total", pa.int64(), "variants clumped with the index, any p (plink: TOTAL)"),
+                 *(_r(name, pa.int64(), f"… of them with {what} (plink: {name.upper()})") for name, what in (
+                     ("nsig", "p ≥ 0.05"), ("s05", "0.01 ≤ p < 0.05"), ("s01", "0.001 ≤ p < 0.01"),
+                     ("s001", "1e-4 ≤ p < 0.001"), ("s0001", "p < 1e-4"))),
+                 _r("sp2", pa.list_(pa.string()), "the clumped variants with p < --p2, in genome order (plink: SP2)")),
                 phenotype="phenotype", feature="variant_id", effect="beta", log10p="log10p", p="p"),
     ResultsKind("prs", "polygenic scores per participant (biolake prs), one column per p-value threshold",
                 (replace(PARTICIPANT, nullable=True),

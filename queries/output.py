@@ -45,7 +45,20 @@ def write_table(result: pa.Table, *, output_format: str, out: str | None, digits
     elif output_format == "json":
         _emit(frame.write_ndjson(), out)
     else:
-        _emit(with_digits(frame, digits).write_csv(separator="\t" if output_format == "tsv" else ","), out)
+        _emit(as_text(frame, digits).write_csv(separator="\t" if output_format == "tsv" else ","), out)
+
+
+def as_text(frame: pl.DataFrame, digits: int | None) -> pl.DataFrame:
+    """``frame`` ready for a CSV/TSV cell each: floats to ``digits`` (:func:`with_digits`), and lists (a
+    clump's variants) joined by commas, as plink writes them.
+
+    Examples
+    --------
+    >>> as_text(pl.DataFrame({"p": [0.123456789], "sp2": [["rs1", "rs2"]]}), 3).rows()
+    [(0.123, 'rs1,rs2')]
+    """
+    return with_digits(frame, digits).with_columns(
+        pl.col(name).list.join(",") for name, dtype in frame.schema.items() if dtype == pl.List(pl.String))
 
 
 def with_digits(frame: pl.DataFrame, digits: int | None) -> pl.DataFrame:
@@ -144,7 +157,7 @@ def export_results(lake: Lake, name: str, out: str, *, digits: int | None = TEXT
     separator = "," if ".csv" in out else "\t"
     with (gzip.open(out, "wb") if out.endswith(".gz") else open(out, "wb")) as handle:
         for batch in dataset.to_batches():
-            with_digits(pl.from_arrow(pa.Table.from_batches([batch])), digits).write_csv(
+            as_text(pl.from_arrow(pa.Table.from_batches([batch])), digits).write_csv(
                 handle, separator=separator, null_value="NA", include_header=rows == 0)
             rows += batch.num_rows
     return rows

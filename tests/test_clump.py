@@ -3,24 +3,27 @@
 The panel (biolake.synth.write_ld_panel) has haplotype blocks of ~100 kb, 2 % missing calls
 and four planted causal variants. plink1.9 reads the same .bed and the same p-values as
 text; every clump must match: index variant, p to plink's 3 digits, TOTAL, NSIG, S05, S01,
-S001, S0001 and the SP2 members in plink's order. The draft job (biolake.clump) is checked
-the same way on a GWAS of the small lake. A missing plink1.9 fails these tests, never skips them.
+S001, S0001 and the SP2 members in plink's order. The job (biolake.clump, ``biolake clump``) is
+checked the same way on a GWAS of the small lake. A missing plink1.9 fails these tests, never skips them.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from biolake.clump import ClumpSettings, clump_results
+from click.testing import CliRunner
+
+from biolake.cli import main
+from biolake.clump import ClumpSettings, run_clump
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.lake.errors import BiolakeError
+from biolake.queries import connect
 from biolake.stats.ld import BIN_NAMES, WindowLd, clump, haplotype_r2, ld_features
 from biolake.synth import LdPanel, write_ld_panel
 
@@ -118,16 +121,23 @@ def clumped_gwas(gwas_lake, idps) -> str:
     return "to_clump"
 
 
-def test_clump_results__equal_plink19_per_phenotype(gwas_lake, clumped_gwas, release_folder, tmp_path):
-    settings = ClumpSettings(p1=1e-3, p2=0.05, r2=0.1, kb=20_000)
-    clumps = pl.from_arrow(clump_results(gwas_lake, result=clumped_gwas, settings=settings))
+def _chromosome_rank(chrom: str) -> tuple[int, str]:
+    return (int(chrom), "") if chrom.isdigit() else (100, chrom)
+
+
+def test_run_clump__equals_plink19_per_phenotype(gwas_lake, clumped_gwas, release_folder, tmp_path):
+    """The job on the frame: clumps committed as results (kind clump) equal plink1.9's for each phenotype."""
+    flags = {"p1": 1e-3, "p2": 0.05, "r2": 0.1, "kb": 20_000}
+    report = run_clump(gwas_lake, ClumpSettings(name="clumps", result=clumped_gwas, replace=True, **flags), workers=1)
+    clumps = pl.from_arrow(gwas_lake.results_dataset("clumps").to_table())
+    assert report.clumps == clumps.height and gwas_lake.results_info("clumps").kind == "clump"
     rows = pl.from_arrow(gwas_lake.results_dataset(clumped_gwas).to_table(columns=["phenotype", "variant_id", "log10p"]))
     compared = 0
     for (phenotype,), scan in rows.filter(pl.col("log10p").is_not_null()).group_by("phenotype"):
         plinks = run_plink_clump(release_folder / "genotypes", scan["variant_id"].to_numpy(),
-                                 10.0 ** -scan["log10p"].to_numpy(), tmp_path / f"clumps-{phenotype}",
-                                 asdict(settings))
-        ours = clumps.filter(pl.col("phenotype") == phenotype).to_dicts()
+                                 10.0 ** -scan["log10p"].to_numpy(), tmp_path / f"clumps-{phenotype}", flags)
+        ours = sorted(clumps.filter(pl.col("phenotype") == phenotype).to_dicts(),
+                      key=lambda row: (row["p"], _chromosome_rank(row["chrom"]), row["pos"]))
         assert_same_clumps([{"CHR": row["chrom"], "SNP": row["variant_id"], "BP": str(row["pos"]), "P": row["p"],
                              "TOTAL": str(row["total"]), **{n.upper(): str(row[n]) for n in BIN_NAMES},
                              "SP2": ",".join(f"{m}(1)" for m in row["sp2"]) or "NONE"} for row in ours], plinks)
@@ -135,12 +145,35 @@ def test_clump_results__equal_plink19_per_phenotype(gwas_lake, clumped_gwas, rel
     assert compared >= 3
 
 
+def test_clump_cli__results_view_and_out_file(gwas_lake, clumped_gwas, tmp_path):
+    """``biolake clump`` commits a results table that SQL reads as results.NAME, and exports it with --out."""
+    out = tmp_path / "loci.tsv"
+    done = CliRunner().invoke(main, ["clump", "--lake", gwas_lake.location.root, "--result", clumped_gwas,
+                                     "--p1", "1e-3", "--r2", "0.1", "--kb", "20000", "--name", "cli_clumps",
+                                     "--replace", "--out", str(out), "--workers", "1", "--quiet"])
+    assert done.exit_code == 0, done.output
+    with connect(gwas_lake) as con:
+        (count,) = con.sql("SELECT count(*) FROM results.cli_clumps").fetchone()
+    exported = pl.read_csv(out, separator="\t")
+    assert count > 0 and exported.height == count
+    assert exported.columns[:7] == ["phenotype", "variant_id", "chrom", "pos", "beta", "p", "log10p"]
+
+
+def test_clump_cli__unknown_or_unclumpable_results_refused_in_one_line(gwas_lake, clumped_gwas):
+    run_clump(gwas_lake, ClumpSettings(name="kind_clumps", result=clumped_gwas, p1=1e-3, replace=True), workers=1)
+    for result, said in (("no_such_results", "no_such_results"), ("kind_clumps", "of kind 'clump'")):
+        done = CliRunner().invoke(main, ["clump", "--lake", gwas_lake.location.root, "--result", result,
+                                         "--name", "x_clumps", "--quiet"])
+        assert done.exit_code == 2 and said in done.output, done.output
+        assert "Traceback" not in done.output and len(done.output.strip().splitlines()) == 1, done.output
+
+
 @pytest.mark.parametrize("flags, named", [
     ({"p1": 0.1, "p2": 0.01}, "--p1"), ({"p2": 0.0}, "--p2"), ({"r2": 1.0}, "--r2"), ({"kb": 0}, "--kb"),
 ])
 def test_clump_settings__bad_flags_name_the_flag(flags, named):
     with pytest.raises(BiolakeError, match=named):
-        ClumpSettings(**flags)
+        ClumpSettings(name="clumps", result="gwas", **flags)
 
 
 def test_clump__heavy_missingness_and_rare_variants_equal_plink19(tmp_path):
