@@ -31,10 +31,10 @@ from biolake.frame import Request, provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
-from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
+from biolake.queries.blocks import Chromosome, genotype_chromosomes, read_chosen_variants
 from biolake.run import Run
 from biolake.scan import Tested, map_lake_blocks
-from biolake.stats.ld import BIN_NAMES, WindowLd, bp_radius, clump, ld_features
+from biolake.stats.ld import BIN_NAMES, WindowLd, bp_radius, clump, ld_features, near_any
 
 Progress = Callable[[str, int, int], None]
 CLUMPABLE_KINDS = ("gwas", "meta")
@@ -81,14 +81,6 @@ class ClumpReport:
 
 
 @dataclass(frozen=True)
-class Chromosome:
-    """One chromosome's genotype row groups, in variant order: the unit of a clumping task."""
-
-    chrom: str
-    blocks: tuple[Block, ...]
-
-
-@dataclass(frozen=True)
 class ClumpInputs:
     """What every task needs besides its chromosome: the candidate rows and the flags. Arrow, not polars:
     polars' thread pool does not survive the fork of a dask worker."""
@@ -100,7 +92,7 @@ class ClumpInputs:
 
 def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = None, workers: int | None = None,
               progress: Progress | None = None) -> ClumpReport:
-    """Clump the results ``settings.result`` and commit the clumps as ``LAKE/results/NAME``; see ``biolake clump --help``."""
+    """Clump the results ``settings.result``; commit the clumps as ``LAKE/results/NAME`` (``biolake clump --help``)."""
     lake.check_results_free(settings.name, replace=settings.replace)
     info = lake.results_info(settings.result)
     if info.kind not in CLUMPABLE_KINDS:
@@ -108,15 +100,14 @@ def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = No
                            f"{', '.join(CLUMPABLE_KINDS)}")
     release = lake.resolve_release(settings.release or info.release).release
     rows = candidate_rows(lake, settings)
-    chromosomes = _chromosomes(genotype_blocks(lake, release=release, chromosomes=settings.chromosomes),
-                               wanted=set(rows["chrom"].unique().to_list()))
+    chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
     n_samples = lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
     phenotypes = rows["phenotype"].unique(maintain_order=True).to_list()
     run = Run(lake, settings.name, kind=RESULTS_KINDS["clump"], phenotypes=phenotypes)
     ranks = {chromosome.chrom: rank for rank, chromosome in enumerate(chromosomes)}
     if chromosomes:   # else: no phenotype has an index candidate, and the run holds no clump
-        map_lake_blocks(run, chromosome_clumps, ClumpInputs(rows.to_arrow(), n_samples, settings), chromosomes, schema=SCHEMA,
-                        step="clump", scheduler=scheduler, workers=workers, progress=progress,
+        map_lake_blocks(run, chromosome_clumps, ClumpInputs(rows.to_arrow(), n_samples, settings), chromosomes,
+                        schema=SCHEMA, step="clump", scheduler=scheduler, workers=workers, progress=progress,
                         reduce=lambda clumps: (_in_plinks_order(clumps, ranks), None))
     record = {**provenance_header("clump", release=release), "result": settings.result,
               "settings": {key: getattr(settings, key) for key in ("phenotypes", "p1", "p2", "r2", "kb")},
@@ -139,24 +130,23 @@ def candidate_rows(lake: Lake, settings: ClumpSettings) -> pl.DataFrame:
     if settings.chromosomes is not None:
         lazy = lazy.filter(pl.col("chrom").is_in(list(settings.chromosomes)))
     rows = lazy.with_columns(p=10.0 ** -pl.col("log10p")).collect()
-    radius, kept = bp_radius(settings.kb), []
-    for _, scan in rows.group_by("phenotype", "chrom", maintain_order=True):
-        centres = np.sort(scan.filter(pl.col("p") <= settings.p1)["pos"].to_numpy())
-        if len(centres):
-            pos = scan["pos"].to_numpy()
-            nearest = np.minimum(np.searchsorted(centres, pos - radius), len(centres) - 1)  # first centre ≥ pos − radius
-            kept.append(scan.filter(pl.Series(np.abs(centres[nearest] - pos) <= radius)))
-    return pl.concat(kept) if kept else rows.clear()
+    radius = bp_radius(settings.kb)
+    return pl.concat([scan.filter(near_any(scan["pos"].to_numpy(), np.sort(scan.filter(pl.col("p") <= settings.p1)[
+        "pos"].to_numpy()), radius)) for _, scan in rows.group_by("phenotype", "chrom", maintain_order=True)],
+        how="vertical") if rows.height else rows
 
 
 def chromosome_clumps(inputs: ClumpInputs, chromosome: Chromosome) -> Iterator[Tested]:
     """The kernel: each phenotype's clumps on one chromosome (the phenotypes share the r² rows of
     their common index variants), with ``order``, the index variant's place on the chromosome."""
     rows = inputs.rows.filter(pc.equal(inputs.rows.column("chrom"), chromosome.chrom))
-    ids, pos, features = _genotypes(chromosome, set(rows.column("variant_id").to_pylist()), inputs.n_samples)
-    ld = WindowLd(features, pos, kb=inputs.settings.kb)
+    chosen = read_chosen_variants(chromosome.blocks, set(rows.column("variant_id").to_pylist()),
+                                  n_samples=inputs.n_samples)
+    ids = chosen.variants.column("variant_id").to_numpy(zero_copy_only=False)
+    pos = chosen.variants.column("pos").to_numpy()
+    ld = WindowLd(ld_features(chosen.dosages, chosen.missing), pos, kb=inputs.settings.kb)
     place = {variant: k for k, variant in enumerate(ids)}
-    found_clumps = []
+    with_order, found_clumps = SCHEMA.append(pa.field("order", pa.int64())), []
     for phenotype in pc.unique(rows.column("phenotype")).to_pylist():
         scan = rows.filter(pc.equal(rows.column("phenotype"), phenotype))
         at = np.array([place[variant] for variant in scan.column("variant_id").to_pylist()], np.intp)
@@ -172,38 +162,8 @@ def chromosome_clumps(inputs: ClumpInputs, chromosome: Chromosome) -> Iterator[T
             "total": found.bins.sum(axis=1).astype(np.int64),
             **{name: found.bins[:, k].astype(np.int64) for k, name in enumerate(BIN_NAMES)},
             "sp2": pa.array([ids[members].tolist() for members in found.members], pa.list_(pa.string())),
-            "order": np.asarray(found.index, np.int64)}, schema=SCHEMA.append(pa.field("order", pa.int64()))))
-    yield pa.concat_tables(found_clumps) if found_clumps else SCHEMA.append(pa.field("order", pa.int64())).empty_table(), None, None
-
-
-def _chromosomes(blocks: list[Block], *, wanted: set[str]) -> list[Chromosome]:
-    """The row groups of each chromosome in ``wanted``, grouped, in genome order."""
-    grouped: dict[str, list[Block]] = {}
-    for block in blocks:
-        if block.chrom in wanted:
-            grouped.setdefault(block.chrom, []).append(block)
-    return [Chromosome(chrom, tuple(found)) for chrom, found in grouped.items()]
-
-
-def _genotypes(chromosome: Chromosome, wanted: set[str], n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``wanted`` variants of one chromosome in genome order: their ids, positions and LD features
-    (3 × variants × samples)."""
-    ids, pos, features = [], [], [np.zeros((3, 0, n_samples), np.float32)]
-    for block in chromosome.blocks:
-        for decoded in read_genotype_blocks(block, n_samples=n_samples, dtype=np.float32):
-            found = decoded.variants.column("variant_id").to_pylist()
-            keep = np.array([i for i, variant in enumerate(found) if variant in wanted], dtype=np.intp)
-            if len(keep):
-                ids += [found[i] for i in keep]
-                pos.append(decoded.variants.column("pos").to_numpy()[keep])
-                features.append(ld_features(decoded.dosages[keep], decoded.missing[keep]))
-    if len(set(ids)) < len(ids):
-        repeated = next(variant for variant in ids if ids.count(variant) > 1)
-        raise BiolakeError(f"variant id {repeated!r} names several variants on chromosome {chromosome.chrom}; "
-                           "results are matched to genotypes by id")
-    pos = np.concatenate(pos) if pos else np.zeros(0, np.int64)
-    order = np.lexsort((np.arange(len(pos)), pos))
-    return np.array(ids, dtype=object)[order], pos[order], np.concatenate(features, axis=1)[:, order]
+            "order": np.asarray(found.index, np.int64)}, schema=with_order))
+    yield pa.concat_tables(found_clumps) if found_clumps else with_order.empty_table(), None, None
 
 
 def _in_plinks_order(clumps: pa.Table, ranks: dict[str, int]) -> pa.Table:

@@ -7,7 +7,7 @@ show more genome-wide hits than chance allows; every planted CpG~stress effect m
 the array-wide threshold (9e-8) in the EWAS; the planted SNP×stress interaction must
 pass p < 5e-8 in the GxE scan, and null IDPs must show no interaction hit. The GWAS is
 then summarised (lead hits, λGC, plots, an HTML report under ``out/`` beside the lake), its
-hits clumped by LD (each planted variant must index a clump of its own IDP), and
+hits clumped by LD (each planted variant must lie in a clump of its own IDP), and
 repeated per imaging site, whose meta-analysis must find the planted effects again; its
 weights then score every participant (a polygenic score, joined to the IDP in SQL).
 """
@@ -147,16 +147,16 @@ def summarise_results(lake: Lake, truth: dict, out: Path) -> list[str]:
 
 
 def clump_hits(lake: Lake, truth: dict, **jobs) -> list[str]:
-    """The GWAS's genome-wide hits clumped by LD: does each planted variant index its own clump?"""
+    """The GWAS's genome-wide hits clumped by LD: does each planted variant lie in a clump of its IDP?"""
     report = run_clump(lake, DEMO_CLUMPS, **jobs)
     clumps = lake.results_dataset(DEMO_CLUMPS.name).to_table(columns=["phenotype", "variant_id", "sp2"]).to_pylist()
     led = sum(any(c["phenotype"] == effect["idp"] and c["variant_id"] == effect["variant_id"] for c in clumps)
               for effect in truth["snp_idp"])
     held = sum(any(c["phenotype"] == effect["idp"] and effect["variant_id"] in [c["variant_id"], *c["sp2"]]
                    for c in clumps) for effect in truth["snp_idp"])
-    return [f"{report.clumps} clumps (index p ≤ 5e-8, r² > 0.1 within 1 Mb) in {report.phenotypes} IDPs; "
-            f"a planted variant indexes its clump for {led} of {len(truth['snp_idp'])}, and lies in one for "
-            f"{held} of {len(truth['snp_idp'])}"]
+    return [f"{report.clumps} clumps (index p ≤ 5e-8, r² > 0.1 within 1 Mb) in {report.phenotypes} IDPs; the "
+            f"planted variant lies in a clump of its IDP for {held} of {len(truth['snp_idp'])} (as its index for {led}: "
+            "the synthetic LD blocks repeat a variant's genotypes, so a copy may win by chance)"]
 
 
 def meta_analyse_sites(lake: Lake, truth: dict, **jobs) -> list[str]:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import scipy.sparse
 
+from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.storage import Location
 from biolake.lake.vectors import (Missing, Rows, byte_matrix, decode_calls_filled, decode_dosages_filled,
@@ -43,9 +44,11 @@ class GenotypeBlock:
         with np.errstate(invalid="ignore", divide="ignore"):
             alt_freq = self.dosages.sum(axis=1, dtype=np.float64) / (2.0 * called)
         keep = np.flatnonzero(np.minimum(alt_freq, 1.0 - alt_freq) >= min_maf)
-        if len(keep) == len(alt_freq):
-            return self
-        return GenotypeBlock(self.variants.take(keep), self.dosages[keep], self.missing[keep])
+        return self if len(keep) == len(alt_freq) else self.take(keep)
+
+    def take(self, rows: np.ndarray) -> GenotypeBlock:
+        """The variants at positions ``rows`` of this block."""
+        return GenotypeBlock(self.variants.take(rows), self.dosages[rows], self.missing[rows])
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,30 @@ def genotype_blocks(lake: Lake, *, release: str | None = None,
     return _row_groups(lake, "genotypes", "variant_index", release=release, chromosomes=chromosomes)
 
 
+@dataclass(frozen=True)
+class Chromosome:
+    """One chromosome's genotype row groups, in variant order: the unit of work whose windows cross
+    row groups (LD clumping)."""
+
+    chrom: str
+    blocks: tuple[Block, ...]
+
+
+def genotype_chromosomes(lake: Lake, *, release: str | None = None,
+                         chromosomes: Sequence[str] | None = None) -> list[Chromosome]:
+    """The release's genotype row groups grouped by chromosome, in genome order.
+
+    Examples
+    --------
+    >>> [(c.chrom, len(c.blocks)) for c in genotype_chromosomes(Lake.open("lake"), chromosomes=["21", "22"])]
+    [('21', 1), ('22', 1)]
+    """
+    grouped: dict[str, list[Block]] = {}
+    for block in genotype_blocks(lake, release=release, chromosomes=chromosomes):
+        grouped.setdefault(block.chrom, []).append(block)
+    return [Chromosome(chrom, tuple(blocks)) for chrom, blocks in grouped.items()]
+
+
 def methylation_blocks(lake: Lake, *, release: str | None = None,
                        chromosomes: Sequence[str] | None = None) -> list[Block]:
     """The release's methylation row groups, one block each, in CpG order."""
@@ -128,6 +155,30 @@ def read_genotype_blocks(block: Block, *, n_samples: int, samples: np.ndarray | 
         variants = rows.select(["variant_id", "pos", "ref", "alt"])
         variants = variants.add_column(1, "chrom", pa.array([chrom] * rows.num_rows, pa.string()))
         yield GenotypeBlock(variants, values, _marks(missing, values.shape))
+
+
+def read_chosen_variants(blocks: Sequence[Block], variant_ids: set[str], *, n_samples: int,
+                         dtype: type = np.float32) -> GenotypeBlock:
+    """The variants ``variant_ids`` of ``blocks`` (a chromosome's, say) decoded as one block of all the
+    samples, in order of position (then as stored). An id naming two of their variants is an error:
+    results find their genotypes by id.
+    """
+    found = [block.take(np.flatnonzero(pc.is_in(block.variants.column("variant_id"),
+                                                 pa.array(list(variant_ids), pa.string())).to_numpy(
+                                                     zero_copy_only=False)))
+             for fragment in blocks for block in read_genotype_blocks(fragment, n_samples=n_samples, dtype=dtype)]
+    variants = pa.concat_tables([block.variants for block in found]) if found else None
+    if variants is None or not variants.num_rows:
+        return GenotypeBlock(pa.table({"variant_id": pa.array([], pa.string()), "pos": pa.array([], pa.int64())}),
+                             np.zeros((0, n_samples), dtype), scipy.sparse.csr_array((0, n_samples)))
+    counts = pc.value_counts(variants.column("variant_id"))
+    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    if len(repeated):
+        raise BiolakeError(f"variant id {repeated[0].as_py()!r} names several variants of chromosome "
+                           f"{variants.column('chrom')[0].as_py()}; results find their genotypes by id")
+    order = np.lexsort((np.arange(variants.num_rows), variants.column("pos").to_numpy()))
+    return GenotypeBlock(variants.take(order), np.concatenate([block.dosages for block in found])[order],
+                         scipy.sparse.vstack([block.missing for block in found], format="csr")[order])
 
 
 def read_methylation_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,

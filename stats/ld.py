@@ -194,6 +194,21 @@ def bp_radius(kb: float) -> int:
     return int(kb * 1000 * (1 + _SMALL_EPSILON) - 1)
 
 
+def near_any(pos: np.ndarray, centres: np.ndarray, radius: int) -> np.ndarray:
+    """Which positions lie within ``radius`` bp of one of the ``centres`` (sorted): the variants a clump
+    of an index candidate may hold, so the only ones whose genotypes clumping reads.
+
+    Examples
+    --------
+    >>> near_any(np.array([5, 100, 240, 900]), np.array([100, 300]), 60).tolist()
+    [False, True, True, False]
+    """
+    if not len(centres):
+        return np.zeros(len(pos), bool)
+    nearest = np.minimum(np.searchsorted(centres, pos - radius), len(centres) - 1)   # first centre ≥ pos − radius
+    return np.abs(centres[nearest] - pos) <= radius
+
+
 class WindowLd:
     """One chromosome's variants for clumping, and the r² of index variants against their windows.
 

@@ -36,8 +36,8 @@ def test_commit_results__refuses_a_table_unlike_its_kinds_declaration(lake, chan
 
 
 def test_commit_results__refuses_an_undeclared_kind(lake):
-    with pytest.raises(LakeError, match=r"^results 'bad' are of kind 'clump'; declared kinds: gwas, ewas, gxe"):
-        commit(lake, "bad", gwas_row(), kind="clump")
+    with pytest.raises(LakeError, match=r"^results 'bad' are of kind 'kinship'; declared kinds: gwas, ewas, gxe"):
+        commit(lake, "bad", gwas_row(), kind="kinship")
 
 
 def test_commit_results__takes_each_kinds_optional_columns(lake):
@@ -54,7 +54,7 @@ def test_results_kinds__roles_name_declared_columns():
         names = {column.name for column in kind.columns}
         roles = [kind.feature, kind.effect, kind.log10p, kind.p, *kind.position] + (kind.groups if kind.scans else [])
         assert {role for role in roles if role is not None} <= names, kind.name
-    assert [name for name, kind in RESULTS_KINDS.items() if kind.scans] == ["gwas", "ewas", "gxe", "meta"]
+    assert [name for name, kind in RESULTS_KINDS.items() if kind.scans] == ["gwas", "ewas", "gxe", "meta", "clump"]
 
 
 def test_results_kinds__one_name_per_concept():
@@ -69,7 +69,7 @@ def test_results_kinds__one_name_per_concept():
 
 def test_results_kind__reports_refuse_a_kind_without_scans():
     assert results_kind("prs", table="scores").name == "prs"
-    with pytest.raises(LakeError, match=r"^results 'scores' are of kind 'prs'; kinds with scans: gwas, ewas, gxe, meta$"):
+    with pytest.raises(LakeError, match=r"^results 'scores' are of kind 'prs'; kinds with scans: gwas, ewas, gxe, meta, clump$"):
         results_kind("prs", table="scores", scans=True)
 
 
