@@ -27,7 +27,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biolake.frame import Request, provenance_header
+from biolake.frame import Report, Request, provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
@@ -69,12 +69,10 @@ class ClumpSettings(Request):
             raise BiolakeError(f"--kb must be at least 0.001 (1 bp), got {self.kb!r}")
 
 
-@dataclass(frozen=True)
-class ClumpReport:
-    """What a clumping run wrote: clumps over how many phenotypes, from which results and release."""
+@dataclass(frozen=True, kw_only=True)
+class ClumpReport(Report):
+    """What a clumping run wrote: clumps over how many phenotypes, with LD from which release."""
 
-    name: str
-    version: int
     clumps: int
     phenotypes: int
     release: str
@@ -113,7 +111,8 @@ def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = No
               "settings": {key: getattr(settings, key) for key in ("phenotypes", "p1", "p2", "r2", "kb")},
               "phenotype_summary": run.summary.per_phenotype()}
     version = run.publish(schema=SCHEMA, provenance=record, replace=settings.replace, progress=progress)
-    return ClumpReport(settings.name, version, int(run.summary.tests.sum()), len(phenotypes), release)
+    return ClumpReport(name=settings.name, version=version, clumps=int(run.summary.tests.sum()),
+                       phenotypes=len(phenotypes), release=release)
 
 
 def candidate_rows(lake: Lake, settings: ClumpSettings) -> pl.DataFrame:

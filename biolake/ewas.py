@@ -18,14 +18,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biolake.frame import JobRequest, provenance
+from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import ERRORS, RESULTS_KINDS
 from biolake.queries import connect, design
 from biolake.queries.blocks import Block, methylation_blocks, read_methylation_blocks
 from biolake.run import Run
-from biolake.scan import Tested, map_lake_blocks
+from biolake.scan import TaskInputs, Tested, map_lake_blocks
 from biolake.stats.ewas import ewas_regressions, moderate
 from biolake.stats.linear import LinearModel, prepare_linear
 from biolake.stats.multiple import benjamini_hochberg, lambda_gc
@@ -67,25 +67,17 @@ class ExposureSummary:
     top_p: float
 
 
-@dataclass(frozen=True)
-class EwasReport:
+@dataclass(frozen=True, kw_only=True)
+class EwasReport(DesignReport):
     """What an EWAS run wrote and found."""
 
-    name: str
-    version: int
-    samples: int
-    covariates: list[str]
-    dropped: str
     exposures: list[ExposureSummary]
 
 
 @dataclass(frozen=True)
-class EwasInputs:
-    """What every block task needs besides its block: sent to the cluster once (see
-    :func:`biolake.cluster.map_blocks`)."""
+class EwasInputs(TaskInputs):
+    """What every EWAS block task needs besides its block."""
 
-    n_samples: int
-    samples: np.ndarray | None
     values: str
     model: LinearModel
     exposures: list[str]
@@ -126,8 +118,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     summaries = _exposure_summaries(moderations, run.summary)
     record = provenance("ewas", settings, chosen, exposure_summaries=[asdict(s) for s in summaries])
     version = run.publish(schema=RESULTS_SCHEMA, provenance=record, replace=settings.replace)
-    return EwasReport(settings.name, version, len(chosen.participant_ids), chosen.covariate_names,
-                      str(chosen.dropped), summaries)
+    return EwasReport(name=settings.name, version=version, exposures=summaries, **DesignReport.of(chosen))
 
 
 def _fits(cpgs: pa.Table, fit, exposures: list[str]) -> pa.Table:

@@ -65,6 +65,29 @@ class JobRequest(Request):
     samples: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """What a job wrote: its results table and the version committed."""
+
+    name: str
+    version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesignReport(Report):
+    """What an association job wrote, and whom it analysed (see :meth:`of`)."""
+
+    samples: int               # analysed
+    covariates: list[str]      # the design's columns, intercept and indicators included
+    dropped: str               # who was left out, and why
+
+    @staticmethod
+    def of(chosen: Design) -> dict[str, Any]:
+        """The ``chosen`` design's part of a report, as keywords."""
+        return {"samples": len(chosen.participant_ids), "covariates": chosen.covariate_names,
+                "dropped": str(chosen.dropped)}
+
+
 def provenance_header(kind: str, *, release: str | None = None) -> dict[str, Any]:
     """How every results table's provenance begins: its kind, the release it read (if any) and when it was made."""
     return {"kind": kind, **({} if release is None else {"release": release}),

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
-from biolake.frame import JobRequest, provenance
-from biolake.scan import check_min_maf, scan_variants
+from biolake.frame import DesignReport, JobRequest, provenance
+from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
@@ -58,26 +58,18 @@ class GwasSettings(JobRequest):
             raise BiolakeError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
 
-@dataclass(frozen=True)
-class GwasReport:
+@dataclass(frozen=True, kw_only=True)
+class GwasReport(DesignReport):
     """What a GWAS run wrote and found."""
 
-    name: str
-    version: int
     rows: int
-    samples: int
-    covariates: list[str]
-    dropped: str
     summary: ScanSummary = field(repr=False)
 
 
 @dataclass(frozen=True)
-class BlockInputs:
-    """Everything a block task needs besides its block: sent to the cluster once (see
-    :func:`biolake.cluster.map_blocks`)."""
+class BlockInputs(TaskInputs):
+    """Everything a GWAS block task needs besides its block."""
 
-    n_samples: int                 # length of the stored sample vector
-    samples: np.ndarray | None     # positions of the analysis samples in it (None: all, in order)
     dtype: type
     impute_mean: bool
     linear: LinearModel | None
@@ -126,8 +118,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
-    return GwasReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,
-                      str(chosen.dropped), summary)
+    return GwasReport(name=settings.name, version=version, rows=rows, summary=summary, **DesignReport.of(chosen))
 
 
 def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:

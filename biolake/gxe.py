@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from biolake.frame import JobRequest, provenance
-from biolake.scan import check_min_maf, scan_variants
+from biolake.frame import DesignReport, JobRequest, provenance
+from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect, design
@@ -51,28 +51,20 @@ class GxeSettings(JobRequest):
             raise BiolakeError("give at least one exposure (a column of the covariate query)")
 
 
-@dataclass(frozen=True)
-class GxeReport:
+@dataclass(frozen=True, kw_only=True)
+class GxeReport(DesignReport):
     """What a GxE run wrote and found; ``summary`` ranks the robust interaction test."""
 
-    name: str
-    version: int
     rows: int
-    samples: int
-    covariates: list[str]
     exposures: list[str]
     terms: list[str]
-    dropped: str
     summary: ScanSummary = field(repr=False)
 
 
 @dataclass(frozen=True)
-class GxeTests:
-    """What every block task needs besides its block: sent to the cluster once (see
-    :func:`biolake.cluster.map_blocks`)."""
+class GxeTests(TaskInputs):
+    """What every GxE block task needs besides its block."""
 
-    n_samples: int
-    samples: np.ndarray | None
     model: GxeModel
     phenotype_names: list[str]
     exposure_names: list[str]
@@ -122,8 +114,8 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype", "exposure"], "log10p_gxe_robust") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum()) * len(exposures)
-    return GxeReport(settings.name, version, rows, len(chosen.participant_ids), chosen.covariate_names,
-                     exposure_names, model.terms, str(chosen.dropped), summary)
+    return GxeReport(name=settings.name, version=version, rows=rows, exposures=exposure_names, terms=model.terms,
+                     summary=summary, **DesignReport.of(chosen))
 
 
 def exposure_columns(covariate_names: list[str], exposures: Sequence[str]) -> list[int]:

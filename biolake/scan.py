@@ -14,6 +14,7 @@ results rows the client writes. Either way :meth:`Run.publish` then commits
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -71,6 +72,15 @@ def _scan_task(fragment: Block, inputs: Any, kernel: Kernel, files: RunFiles, sc
 def _rows_task(fragment: Block, inputs: Any, kernel: Kernel, part: int) -> tuple[int, pa.Table]:
     """One dask task: the kernel's rows of one row group (and its place), sent back for the job's reduce."""
     return part, pa.concat_tables([rows for rows, _, _ in kernel(inputs, fragment)])
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """The base of what a job's block tasks need besides their block, sent to the cluster once (see
+    :func:`biolake.cluster.map_blocks`): where the analysis samples sit in the stored sample vector."""
+
+    n_samples: int                 # length of the stored sample vector
+    samples: np.ndarray | None     # positions of the analysis samples in it (None: all, in order)
 
 
 class VariantTests(Protocol):

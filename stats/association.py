@@ -20,6 +20,16 @@ _LN10 = np.log(10.0)
 OK, MONOMORPHIC, TOO_FEW_SAMPLES, COLLINEAR, SEPARATION, NOT_CONVERGED = range(len(ERRORS))
 
 
+class FromLog10p:
+    """A mixin for results that store −log10 p (exact where p underflows) and give p from it."""
+
+    log10p: np.ndarray
+
+    @property
+    def p(self) -> np.ndarray:
+        return p_from_log10p(self.log10p)
+
+
 @dataclass(frozen=True)
 class AssociationResult:
     """Per variant × phenotype: the effect of one alt allele and its test.

@@ -20,12 +20,12 @@ import numpy as np
 import scipy.sparse
 from scipy import special
 
-from biolake.stats.association import OK, p_from_log10p, t_log10p, z_log10p
+from biolake.stats.association import OK, FromLog10p, t_log10p, z_log10p
 from biolake.stats.linear import LinearModel, cross_products
 
 
 @dataclass(frozen=True)
-class EwasFit:
+class EwasFit(FromLog10p):
     """Per CpG × exposure, the ordinary least-squares fit (limma's ``lmFit`` quantities)."""
 
     coefficient: np.ndarray   # methylation change per unit of exposure
@@ -38,13 +38,9 @@ class EwasFit:
     n: np.ndarray
     error: np.ndarray         # ERRORS index
 
-    @property
-    def p(self) -> np.ndarray:
-        return p_from_log10p(self.log10p)
-
 
 @dataclass(frozen=True)
-class Moderated:
+class Moderated(FromLog10p):
     """limma's ``eBayes`` for one exposure: the prior, and every CpG's moderated t and p."""
 
     prior_variance: float     # s₀²
@@ -52,10 +48,6 @@ class Moderated:
     t: np.ndarray
     df_total: np.ndarray
     log10p: np.ndarray
-
-    @property
-    def p(self) -> np.ndarray:
-        return p_from_log10p(self.log10p)
 
 
 def ewas_regressions(methylation: np.ndarray, model: LinearModel, *,

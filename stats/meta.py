@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biolake.stats.association import chi2_log10p, p_from_log10p, z_log10p
+from biolake.stats.association import FromLog10p, chi2_log10p, z_log10p
 
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")
 
 
 @dataclass(frozen=True)
-class MetaResult:
+class MetaResult(FromLog10p):
     """Per group (variant × phenotype): fixed and random effects, heterogeneity, cohorts used."""
 
     cohorts: np.ndarray      # k, cohorts with an estimate
@@ -32,10 +32,6 @@ class MetaResult:
     beta_random: np.ndarray
     se_random: np.ndarray
     log10p_random: np.ndarray
-
-    @property
-    def p(self) -> np.ndarray:
-        return p_from_log10p(self.log10p)
 
 
 def inverse_variance(groups: np.ndarray, beta: np.ndarray, se: np.ndarray, *, size: int | None = None) -> MetaResult:
