@@ -126,7 +126,7 @@ def methylation_blocks(lake: Lake, *, release: str | None = None,
 def _row_groups(lake: Lake, table: str, order: str, *, release: str | None,
                 chromosomes: Sequence[str] | None) -> list[Block]:
     dataset = lake.dataset(table, release=release)
-    chosen = None if chromosomes is None else pc.field("chrom").isin(list(chromosomes))
+    chosen = None if chromosomes is None else pc.field("chrom").isin(pa.array(list(chromosomes), pa.string()))
     location, uri = lake.location.public(), lake.table_uri(table)
     blocks = []
     for fragment in dataset.get_fragments(filter=chosen):

@@ -159,6 +159,13 @@ def test_clump_cli__results_view_and_out_file(gwas_lake, clumped_gwas, tmp_path)
     assert exported.columns[:7] == ["phenotype", "variant_id", "chrom", "pos", "beta", "p", "log10p"]
 
 
+def test_run_clump__no_index_candidate_commits_an_empty_table(gwas_lake, clumped_gwas):
+    """A run where no variant reaches --p1 (as plink, which writes no .clumped) is an empty results table."""
+    report = run_clump(gwas_lake, ClumpSettings(name="no_clumps", result=clumped_gwas, p1=1e-300, p2=1e-300,
+                                                replace=True), workers=1)
+    assert report.clumps == 0 and gwas_lake.results_dataset("no_clumps").count_rows() == 0
+
+
 def test_clump_cli__unknown_or_unclumpable_results_refused_in_one_line(gwas_lake, clumped_gwas):
     run_clump(gwas_lake, ClumpSettings(name="kind_clumps", result=clumped_gwas, p1=1e-3, replace=True), workers=1)
     for result, said in (("no_such_results", "no_such_results"), ("kind_clumps", "of kind 'clump'")):
