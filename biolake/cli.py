@@ -119,10 +119,13 @@ def _digits(digits: int | str | None) -> dict[str, int | None]:
 
 
 CLUSTER_OPTIONS = (  # every job that runs on dask takes these
-    click.option("--scheduler", metavar="ADDRESS",
-                 help="a running dask scheduler (tcp://host:8786) [default: $DASK_SCHEDULER_ADDRESS, else a "
-                      "local cluster]"),
-    click.option("--workers", type=int, metavar="N", help="worker processes of the local cluster [default: one per core]"),
+    click.option("--scheduler", metavar="threads|processes|ADDRESS",
+                 help="where the block tasks run: threads (dask's threaded scheduler in this process), processes "
+                      "(a local cluster of worker processes) or a running dask scheduler (tcp://host:8786) "
+                      "[default: $DASK_SCHEDULER_ADDRESS, else threads for a lake on local disk, processes for a "
+                      "bucket lake]"),
+    click.option("--workers", type=click.IntRange(min=1), metavar="N",
+                 help="threads, or local worker processes [default: one per core]"),
 )
 
 

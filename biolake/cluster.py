@@ -1,4 +1,18 @@
-"""dask plumbing shared by the association jobs: a cluster, and a bounded map over blocks."""
+"""Where a job's block tasks run, and the bounded map over blocks every job shares.
+
+Three places, as dask names them (``--scheduler``):
+
+- ``threads``: dask's threaded scheduler in this process, one thread per core. It starts in
+  no time and sends nothing anywhere; the kernels spend their time in numba (compiled with
+  ``nogil``), BLAS and Arrow, which all release the GIL, so two threads keep two cores busy.
+  The default for a lake on local disk.
+- ``processes``: a LocalCluster of worker processes on this machine (forked for a lake on
+  local disk, spawned for a bucket lake, whose AWS SDK is not fork-safe). The default for a
+  bucket lake, and the choice when a kernel holds the GIL.
+- an address (``tcp://host:8786``, or ``$DASK_SCHEDULER_ADDRESS``): a running cluster.
+
+Results are the same wherever tasks run: each task computes one block from the same inputs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +21,9 @@ import os
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -17,6 +31,7 @@ if TYPE_CHECKING:
     from biolake.lake.lake import Lake
 
 Progress = Callable[[str, int, int], None]
+THREADS, PROCESSES = "threads", "processes"
 # dask starts workers with MALLOC_TRIM_THRESHOLD_=64 KiB, which turns off glibc's adaptive mmap
 # threshold: every array above 128 KiB is then mapped afresh and page-faulted in, and block
 # tasks ran 1.6× slower. Arrays up to 32 MiB (glibc's cap) come from the reused heap instead.
@@ -94,11 +109,73 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None,
             cluster.close()
 
 
-def lake_client(lake: Lake, *, scheduler: str | None = None, workers: int | None = None) -> ContextManager[Client]:
-    """:func:`dask_client` for a job on ``lake``: local workers get its credentials, and are
-    forked when it is on local disk."""
-    return dask_client(scheduler=scheduler, workers=workers, environment=lake.location.secrets(),
-                       fork=not lake.location.remote)
+class BlockMap(Protocol):
+    """``task(block, shared, *args, position)`` for every block: the results, one per block."""
+
+    def __call__(self, task: Callable[..., Any], blocks: Sequence[Any], shared: Any, *args: Any, step: str,
+                 progress: Progress | None = None) -> Iterator[Any]: ...
+
+
+def place(lake: Lake, scheduler: str | None = None) -> str:
+    """Where ``lake``'s block tasks run (see the module docstring): ``scheduler`` if given, else
+    $DASK_SCHEDULER_ADDRESS, else threads for a lake on local disk and processes for a bucket lake.
+
+    Examples
+    --------
+    >>> import dask
+    >>> from biolake.lake.lake import Lake
+    >>> with dask.config.set({"scheduler-address": None}):
+    ...     place(Lake.open("lake")), place(Lake.open("lake"), "processes")
+    ('threads', 'processes')
+    """
+    import dask
+
+    return scheduler or dask.config.get("scheduler-address", None) or (PROCESSES if lake.location.remote else THREADS)
+
+
+@contextmanager
+def block_map(lake: Lake, *, scheduler: str | None = None, workers: int | None = None) -> Iterator[BlockMap]:
+    """The map a job on ``lake`` runs its block tasks with, at :func:`place` (``workers``: threads
+    or local worker processes, default one per core). Local worker processes get the lake's
+    credentials in their environment, and are forked when it is on local disk."""
+    where = place(lake, scheduler)
+    if where == THREADS:
+        yield partial(threaded_map, workers=workers)
+        return
+    with dask_client(scheduler=None if where == PROCESSES else where, workers=workers,
+                     environment=lake.location.secrets(), fork=not lake.location.remote) as client:
+        yield partial(map_blocks, client)
+
+
+def threaded_map(task: Callable[..., Any], blocks: Sequence[Any], shared: Any, *args: Any, step: str,
+                 progress: Progress | None = None, workers: int | None = None) -> Iterator[Any]:
+    """:class:`BlockMap` on dask's threaded scheduler in this process, with ``workers`` threads.
+
+    BLAS runs one thread per task meanwhile (the tasks are the parallelism), as in a worker
+    process. The results come in block order once all are done; each is what a task sends
+    back (files' add actions, a summary, or a job's rows), so holding them is what the
+    caller would do anyway.
+    """
+    import dask.threaded
+    from dask.callbacks import Callback
+    from threadpoolctl import threadpool_limits
+
+    # each task a partial, so dask never looks inside its arguments for keys or nested tasks
+    keys = [(step, position) for position in range(len(blocks))]
+    graph = {key: (partial(task, block, shared, *args, position),) for key, block, position in
+             zip(keys, blocks, range(len(blocks)))}
+    done = 0
+
+    def count(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(step, done, len(blocks))
+
+    threads = workers or os.cpu_count() or 1
+    with threadpool_limits(1 if threads > 1 else None), Callback(posttask=count):
+        results = dask.threaded.get(graph, keys, num_workers=threads) if keys else []
+    return iter(results)
 
 
 def map_blocks(client: Client, task: Callable[..., Any], blocks: Sequence[Any], shared: Any, *args: Any,

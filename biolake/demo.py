@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from biolake.cluster import lake_client
+from biolake.cluster import dask_client
 from biolake.clump import ClumpSettings, run_clump
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
@@ -90,7 +90,7 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
     truth = json.loads((release_folder / "truth.json").read_text())
-    with lake_client(lake) as client:   # one LocalCluster for every analysis
+    with dask_client(fork=True) as client:   # one LocalCluster for every analysis
         jobs = {"scheduler": client.scheduler.address, "progress": progress}
         echo(f"\n4/{STEPS} GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
         report = run_gwas(lake, DEMO_GWAS, **jobs)

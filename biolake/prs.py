@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biolake.cluster import lake_client, map_blocks
+from biolake.cluster import block_map
 from biolake.frame import provenance_header
 from biolake.ingest.sumstats import read_sumstats
 from biolake.lake.errors import BiolakeError, InputError
@@ -106,8 +106,8 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     if not blocks:
         raise BiolakeError(f"release {chosen!r} has no genotypes")
     scores = np.zeros((inputs.n_samples, len(thresholds)))
-    with lake_client(lake, scheduler=scheduler, workers=workers) as client:
-        for part in map_blocks(client, _score_task, blocks, inputs, step="prs", progress=progress):
+    with block_map(lake, scheduler=scheduler, workers=workers) as map_over:
+        for part in map_over(_score_task, blocks, inputs, step="prs", progress=progress):
             scores += part
     columns = [score_column(t) for t in thresholds]
     schema = RESULTS_KINDS["prs"].arrow_schema(columns=columns)

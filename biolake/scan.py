@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from biolake.cluster import lake_client, map_blocks
+from biolake.cluster import block_map
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries.blocks import Block, GenotypeBlock, read_genotype_blocks
@@ -46,15 +46,15 @@ def map_lake_blocks(run: Run, kernel: Kernel, inputs: Any, blocks: Sequence[Bloc
     ``schema``, written in the client; the second thing ``reduce`` returns is returned
     (None without one).
     """
-    with lake_client(run.lake, scheduler=scheduler, workers=workers) as client:
+    with block_map(run.lake, scheduler=scheduler, workers=workers) as map_over:
         if reduce is None:
             # tasks carry the run's files without credentials: workers take those from their environment
-            for piece in map_blocks(client, _scan_task, blocks, inputs, kernel, run.task_files(), schema, step=step,
-                                    progress=progress):
+            for piece in map_over(_scan_task, blocks, inputs, kernel, run.task_files(), schema, step=step,
+                                  progress=progress):
                 run.receive(piece)
             return None
         # in block order, not as tasks complete: the reduce's sums (EWAS's prior) come out the same every run
-        pieces = sorted(map_blocks(client, _rows_task, blocks, inputs, kernel, step=step, progress=progress),
+        pieces = sorted(map_over(_rows_task, blocks, inputs, kernel, step=step, progress=progress),
                         key=lambda piece: piece[0])
         rows = pa.concat_tables([piece_rows for _, piece_rows in pieces])
     results, kept = reduce(rows)

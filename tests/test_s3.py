@@ -185,7 +185,7 @@ def test_s3_credentials__never_in_output_errors_provenance_or_the_lake(s3_server
 def test_s3_gwas__credentials_never_travel_in_the_task_graph(s3_server, release_folder, monkeypatch):
     """Blocks and results files go to the workers without the keys; the local workers get them in
     their process environment, and the run still reads and writes the bucket."""
-    import biolake.scan
+    import biolake.cluster
     from biolake.gwas import GwasSettings, run_gwas
 
     secret = "graph-secret-" + uuid.uuid4().hex
@@ -198,8 +198,8 @@ def test_s3_gwas__credentials_never_travel_in_the_task_graph(s3_server, release_
         sent.append(pickle.dumps((task, blocks, shared, args)))
         return map_blocks(client, task, blocks, shared, *args, **options)
 
-    map_blocks = biolake.scan.map_blocks
-    monkeypatch.setattr(biolake.scan, "map_blocks", recording_map_blocks)
+    map_blocks = biolake.cluster.map_blocks
+    monkeypatch.setattr(biolake.cluster, "map_blocks", recording_map_blocks)
     run_gwas(lake, GwasSettings(name="g", phenotypes=["25001-2.0"], covariates=["age"], chromosomes=["1"]), workers=1)
     assert sent and all(secret.encode() not in graph and b"testing" not in graph for graph in sent)
     assert lake.results_dataset("g").count_rows() > 0

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 from distributed import WorkerPlugin
 
-from biolake.cluster import dask_client
+from biolake.cluster import dask_client, threaded_map
+from biolake.ewas import EwasSettings, run_ewas
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.gxe import GxeSettings, run_gxe
 from biolake.ingest.release import ReleaseSources, ingest_release
@@ -132,6 +133,42 @@ def test_scan_variants__a_worker_killed_at_any_phase_leaves_the_results_identica
             progress=kill_as_the_client_commits)
     assert marker.exists(), f"no worker reached {phase}"
     assert results(lake, f"killed-{job}-{phase}-{workers}").equals(expected)
+
+
+def _sorted_results(lake: Lake, name: str) -> pl.DataFrame:
+    table = pl.from_arrow(lake.results_dataset(name).to_table())
+    return table.sort([c for c in ("phenotype", "exposure", "variant_id", "cpg_id") if c in table.columns])
+
+
+JOBS = {  # a scan whose tasks write their files, and one whose rows come back to a reduce (limma's prior)
+    "gwas": lambda lake, name, **where: run_gwas(lake, GwasSettings(name=name, **SETTINGS), **where),
+    "ewas": lambda lake, name, **where: run_ewas(lake, EwasSettings(
+        name=name, exposures="SELECT participant_id, stress FROM covariates", covariates=["age", "sex"]), **where),
+}
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_jobs__threads_in_process_and_worker_processes_give_identical_results(gwas_lake, scheduler, job):
+    """The default for a lake on local disk (dask's threaded scheduler, in process) and a cluster of
+    worker processes compute the same bits."""
+    JOBS[job](gwas_lake, f"{job}-threads", scheduler="threads", workers=2)
+    JOBS[job](gwas_lake, f"{job}-processes", scheduler=scheduler)
+    threads, processes = (_sorted_results(gwas_lake, f"{job}-{place}") for place in ("threads", "processes"))
+    assert threads.height > 0 and threads.equals(processes)
+
+
+def test_threaded_map__runs_every_block_on_one_blas_thread_each_and_reports_progress():
+    seen = []
+
+    def task(block: int, shared: int, position: int) -> tuple[int, int, list[int]]:
+        return block * shared, position, _blas_threads()
+
+    results = list(threaded_map(task, [3, 4, 5], 10, step="s", workers=2,
+                                progress=lambda step, done, total: seen.append((step, done, total))))
+    assert [(value, position) for value, position, _ in results] == [(30, 0), (40, 1), (50, 2)]
+    assert all(set(threads) == {1} for _, _, threads in results)
+    assert seen == [("s", 1, 3), ("s", 2, 3), ("s", 3, 3)]
+    assert list(threaded_map(task, [], 10, step="s")) == []
 
 
 def test_dask_client__takes_the_scheduler_from_dask_scheduler_address(scheduler, monkeypatch):
