@@ -64,6 +64,10 @@ class JobRequest(Request):
     covariates: str | Sequence[str]
     samples: str | None = None
 
+    def queries(self) -> list[str]:
+        """The SQL the request runs: its tested columns, covariates and samples given as queries."""
+        return [q for q in (getattr(self, self.TESTED), self.covariates, self.samples) if isinstance(q, str)]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Report:

@@ -104,7 +104,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     array([1.2])
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    with connect(lake, release=settings.release) as con:
+    with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
                         samples=settings.samples)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)

@@ -93,7 +93,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     array(['rs10941'], dtype=object)
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    with connect(lake, release=settings.release) as con:
+    with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
                         samples=settings.samples)
     exposures = exposure_columns(chosen.covariate_names, settings.exposures)

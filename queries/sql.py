@@ -15,12 +15,13 @@ analysts' SQL safe:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -198,7 +199,8 @@ class LakeConnection:
 
 def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
             storage_options: dict[str, str] | None = None,
-            memory_limit: str = "4GB", timeout: float | None = None) -> LakeConnection:
+            memory_limit: str = "4GB", timeout: float | None = None,
+            queries: Sequence[str] | None = None) -> LakeConnection:
     """Open read-only SQL over one release (default: the latest) of a lake.
 
     Queries use at most ``memory_limit`` (DuckDB spills to a private temp folder beyond
@@ -210,6 +212,10 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
     any), ``dosages`` (participant × variant, long), ``betas`` (participant × CpG,
     long) and ``results.NAME`` for every results table; the macro ``m_value(beta)``
     gives M-values, log2(β / (1 − β)).
+
+    ``queries``, when the caller knows all the SQL it will run (a job's phenotype, covariate
+    and sample queries), limits the ``results.NAME`` views to the tables they name: each
+    view reads its table's log, about 50 ms, so a lake of many runs made every job slower.
     """
     if not isinstance(lake, Lake):
         lake = Lake.open(lake, storage_options=storage_options)
@@ -241,7 +247,7 @@ def connect(lake: Lake | str | os.PathLike, *, release: str | None = None,
             con.create_function("biolake_betas", _betas_udf, ["BLOB", "BIGINT"], "DOUBLE[]", type="arrow")
             con.execute(BETAS_VIEW)
         con.execute(M_VALUE_MACRO)
-        _create_results_views(con, lake)
+        _create_results_views(con, lake, results_named(queries) if queries is not None else None)
         if readable:  # exactly the release's data files: no other release, log or leftover
             con.execute("SET allowed_paths = $paths", {"paths": readable})
         con.execute("SET enable_external_access = false")
@@ -290,10 +296,42 @@ def _create_view(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, chosen: 
     return files
 
 
-def _create_results_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """Every results table of the lake as the view ``results.NAME`` (they belong to no release)."""
+def results_named(queries: Sequence[str]) -> set[str] | None:
+    """The results tables ``queries`` read (``results.NAME``), as DuckDB's parser finds them
+    (None when one does not parse: its own error is reported when it runs).
+
+    Examples
+    --------
+    >>> sorted(results_named(["SELECT * FROM results.height h JOIN idps USING (participant_id)",
+    ...                       'SELECT participant_id FROM covariates WHERE age > (SELECT 1 FROM results."g w")']))
+    ['g w', 'height']
+    """
+    named: set[str] = set()
+    with duckdb.connect() as parser:
+        for query in queries:
+            tree = json.loads(parser.execute("SELECT json_serialize_sql($query)", {"query": query}).fetchall()[0][0])
+            if tree["error"]:
+                return None
+            named |= {node["table_name"] for node in _nodes(tree)
+                      if node.get("type") == "BASE_TABLE" and node.get("schema_name") == "results"}
+    return named
+
+
+def _nodes(tree: Any) -> Iterator[dict]:
+    """Every object in a parsed JSON tree."""
+    if isinstance(tree, dict):
+        yield tree
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for value in tree:
+            yield from _nodes(value)
+
+
+def _create_results_views(con: duckdb.DuckDBPyConnection, lake: Lake, wanted: set[str] | None) -> None:
+    """The results tables of the lake (those in ``wanted``; None: all) as the views ``results.NAME``
+    (they belong to no release)."""
     dropping = lake.drops_pending()   # one listing of _locks/ for every results view
-    names = lake.results_names(dropping=dropping)
+    names = [name for name in lake.results_names(dropping=dropping) if wanted is None or name in wanted]
     if names:
         con.execute("CREATE SCHEMA results")
     for name in names:

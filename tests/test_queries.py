@@ -241,3 +241,21 @@ def test_connect__reads_retractions_and_pending_drops_once_for_all_views(loaded_
         assert {"results.a", "results.c"} <= {f"results.{row[0]}" for row in con.sql(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'results'").fetchall()}
     assert counts == {"retractions": 1, "drops_pending": 1}
+
+
+def test_connect__with_its_queries_known_makes_views_of_just_the_results_tables_they_name(loaded_lake):
+    """Each results view reads its table's log: a job names its queries, so a lake of many runs
+    does not slow every job down."""
+    from test_lake import tiny_results
+
+    for name in ("a", "b", "c"):
+        tiny_results(loaded_lake, name)
+    shown = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'results' ORDER BY 1"
+    with connect(loaded_lake, queries=["SELECT participant_id, p FROM results.b JOIN idps ON true",
+                                       "SELECT participant_id FROM covariates"]) as con:
+        assert con.sql(shown).fetchall() == [("b",)]
+        assert con.sql("SELECT p FROM results.b").fetchall() == [(0.5,)]
+    with connect(loaded_lake, queries=["SELECT participant_id FROM covariates"]) as con:
+        assert con.sql(shown).fetchall() == []
+    with connect(loaded_lake, queries=["SELEC oops"]) as con:   # unparsed: every view, the query's error later
+        assert con.sql(shown).fetchall() == [("a",), ("b",), ("c",)]
