@@ -1073,9 +1073,9 @@ def _stored(lake, report) -> str:
 
 
 def _export(lake, name: str, out: str | None, digits: int | str | None) -> None:
-    from biolake.queries.output import export_results
-
     if out is not None:
+        from biolake.queries.output import export_results
+
         export_results(lake, name, out, **_digits(digits))
         click.echo(f"exported to {out}", err=True)
 
