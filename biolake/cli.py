@@ -953,7 +953,7 @@ def _result_option(function):
 @click.option("--fdr", type=float, metavar="Q",
               help="instead of a p threshold: Benjamini-Hochberg q-value ≤ Q within each phenotype (adds column q)")
 @click.option("--window", default=500_000, show_default=True, type=click.IntRange(min=0), metavar="BP",
-              help="a locus spans ±BP around its lead (plink --clump-kb BP/1000); 0: every hit its own lead")
+              help="a locus spans ±BP around its lead (plink --clump-kb BP/1000); 0: one lead per position")
 @click.option("--r2", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="LD clumping: a hit in LD above this with a stronger one joins its locus (plink --clump-r2)")
 @click.option("--ld-release", metavar="NAME",
