@@ -809,36 +809,57 @@ def clump(lake_location: str, result: str, pheno: str | None, p1: float, p2: flo
                    "TSV or CSV, gzipped or not (GWAS-SSF, plink2 .glm, REGENIE and biolake exports all work)")
 @click.option("--p-thresholds", default="5e-8,1e-5,1e-3,0.05,1", show_default=True, metavar="LIST",
               help="one score per threshold: variants with p ≤ it, weighted by beta")
+@click.option("--clump", "clumped", is_flag=True,
+              help="clumping + thresholding: LD-clump the weights against the release's genotypes first and score "
+                   "only the index variants (plink1.9 --clump-p1 1 --clump-p2 1, as PRSice-2)")
+@click.option("--clump-r2", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="with --clump: a weight in LD above this with a stronger one is left out (plink --clump-r2)")
+@click.option("--clump-kb", default=250.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="with --clump: the LD window, in kb either side (plink --clump-kb)")
+@click.option("--score-mean", is_flag=True,
+              help="also each score's average, plink2 --score's default (sum over twice the variants it weighs): "
+                   "columns prs_avg_p…")
 @_results_options(default_name="prs", release_help="release to score [default: latest]", exported="scores")
 @_cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
-def prs(lake_location: str, weights: str, p_thresholds: str, release: str | None, name: str, out: str | None,
-        digits: int | str | None, scheduler: str | None, workers: int | None, replace: bool, quiet: bool) -> None:
+def prs(lake_location: str, weights: str, p_thresholds: str, clumped: bool, clump_r2: float, clump_kb: float,
+        score_mean: bool, release: str | None, name: str, out: str | None, digits: int | str | None,
+        scheduler: str | None, workers: int | None, replace: bool, quiet: bool) -> None:
     """Polygenic scores of every genotyped participant, one column per p-value threshold.
 
     Per participant, the sum over weighted variants of effect-allele dosage × beta, as
     plink2 --score (missing calls count as the mean dosage; a weight on the REF allele
     counts 2 − alt dosage). Weights are matched by variant id; those the release lacks, or
-    on an allele the variant does not have, are counted and left out. The scores become
-    LAKE/results/NAME, queryable as results.NAME (join it with idps, covariates, …).
+    on an allele the variant does not have, are counted and left out. With --clump, the
+    rest are LD-clumped by their p against the release's genotypes (r² as plink1.9
+    --clump: haplotype frequencies by EM over all its samples) and only each clump's index
+    variant is scored: clumping + thresholding, so one locus no longer dominates the score.
+    The scores become LAKE/results/NAME, queryable as results.NAME (join it with idps,
+    covariates, …).
 
     \b
-    Example:
+    Examples:
       biolake prs --lake /tmp/lake --weights height_gwas.tsv.gz --name prs_height
       biolake sql 'SELECT corr(p.prs_p1e_05, i."25010-2.0") FROM results.prs_height p
                    JOIN idps i USING (participant_id)' --lake /tmp/lake
+      biolake prs --lake /tmp/lake --weights height_gwas.tsv.gz --clump --score-mean --name prs_height_ct
     """
-    from biolake.prs import run_prs
+    import dataclasses
+
+    from biolake.prs import PRS_CLUMP, run_prs
 
     def run(lake, progress):
-        return run_prs(lake, name=name, weights=weights, thresholds=thresholds, release=release,
-                       scheduler=scheduler, workers=workers, progress=progress, replace=replace)
+        clump = dataclasses.replace(PRS_CLUMP, r2=clump_r2, kb=clump_kb) if clumped else None
+        return run_prs(lake, name=name, weights=weights, thresholds=thresholds, release=release, clump=clump,
+                       score_mean=score_mean, scheduler=scheduler, workers=workers, progress=progress,
+                       replace=replace)
 
     def show(lake, report) -> None:
         used = ", ".join(f"{column}: {count:,}" for column, count in report.variants.items())
+        clumping = f", {report.clumped_out:,} clumped away (in LD with a stronger one)" if clumped else ""
         click.echo(f"{report.participants:,} participants scored; variants per score: {used}; "
-                   f"{report.unmatched:,} weights not in the release, {report.allele_mismatch:,} on neither allele "
-                   f"→ {_stored(lake, report)}", err=True)
+                   f"{report.unmatched:,} weights not in the release, {report.allele_mismatch:,} on neither allele"
+                   f"{clumping} → {_stored(lake, report)}", err=True)
 
     try:
         thresholds = [float(t) for t in p_thresholds.split(",") if t.strip()]
@@ -934,28 +955,43 @@ def _result_option(function):
               help="divide the threshold by the number of phenotypes in the run (Bonferroni over the family, as BIG40)")
 @click.option("--fdr", type=float, metavar="Q",
               help="instead of a p threshold: Benjamini-Hochberg q-value ≤ Q within each phenotype (adds column q)")
-@click.option("--window", default=500_000, show_default=True, metavar="BP", help="clumping distance: one lead per ±BP")
+@click.option("--window", default=500_000, show_default=True, type=click.IntRange(min=0), metavar="BP",
+              help="a locus spans ±BP around its lead (plink --clump-kb BP/1000); 0: one lead per position")
+@click.option("--r2", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="LD clumping: a hit in LD above this with a stronger one joins its locus (plink --clump-r2)")
+@click.option("--ld-release", metavar="NAME",
+              help="release whose genotypes give LD [default: the results' own; imported statistics have none]")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the hits as .tsv/.csv/.parquet instead of a table")
 @DIGITS_OPTION
-def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: float | None, window: int,
-         out: str | None, digits: int | str | None) -> None:
-    """Lead hits per phenotype: hits past the threshold, one lead per locus (±500 kb clumping).
+def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: float | None, window: int, r2: float,
+         ld_release: str | None, out: str | None, digits: int | str | None) -> None:
+    """Lead hits per phenotype: hits past the threshold, one lead per locus, clumped by LD.
+
+    In order of p, each hit not yet in a locus leads one, holding every other hit within
+    --window of it in LD above --r2 (plink1.9 --clump with --clump-p1 and --clump-p2 at the
+    threshold; r² from the genotypes of the results' release, or --ld-release). Where the
+    lake holds no genotypes for the hits (EWAS CpGs, imported statistics without
+    --ld-release, hits that are not variants of the release), they are clumped by distance
+    instead, one lead per ±--window, and the command says so. Columns: the hit's, then
+    locus_hits (hits the lead stands for) and members (the others, in genome order).
 
     \b
     Examples:
       biolake hits --lake /tmp/lake --result idps
       biolake hits --lake /tmp/lake --result idps --family --out leads.tsv
+      biolake hits --lake /tmp/lake --result idps --r2 0.5 --window 250000
       biolake hits --lake /tmp/lake --result stress_ewas --fdr 0.05
     """
-    from biolake.report import lead_hits
+    from biolake.report import clumping_of, lead_hits
     from biolake.queries.output import write_table
 
     lake = _open_lake(lake_location)
     _check_out_of_lake(lake, out)
-    table = lead_hits(lake, name, threshold=threshold, family=family, fdr=fdr, window=window)
+    table = lead_hits(lake, name, threshold=threshold, family=family, fdr=fdr, window=window, r2=r2,
+                      ld_release=ld_release)
     output_format = "table" if out is None else {".csv": "csv", ".parquet": "parquet"}.get(Path(out).suffix, "tsv")
     write_table(table, output_format=output_format, out=out, all_rows="--out FILE.tsv", **_digits(digits))
-    click.echo(f"{table.num_rows:,} lead hits", err=True)
+    click.echo(f"{table.num_rows:,} lead hits ({clumping_of(table)})", err=True)
     _warn_if_retracted(lake, [name])
 
 

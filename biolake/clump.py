@@ -43,20 +43,16 @@ SCHEMA = RESULTS_KINDS["clump"].arrow_schema()
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClumpSettings(Request):
-    """What to clump: the results ``result`` (their phenotypes, or those listed), with plink1.9 --clump's
-    flags and defaults (--clump-p1, --clump-p2, --clump-r2, --clump-kb). ``release`` holds the genotypes
-    giving LD (default: the one the results were computed from)."""
+class ClumpFlags:
+    """plink1.9 --clump's flags and defaults (--clump-p1, --clump-p2, --clump-r2, --clump-kb), checked when
+    built: what every clumping takes, a results table's (:class:`ClumpSettings`), lead hits' or a score's weights'."""
 
-    result: str
-    phenotypes: tuple[str, ...] | None = None
     p1: float = 1e-4
     p2: float = 1e-2
     r2: float = 0.5
     kb: float = 250.0
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         for flag, value in (("p1", self.p1), ("p2", self.p2)):
             if not 0 < value <= 1:
                 raise BiolakeError(f"--{flag} must lie in (0, 1], got {value!r}")
@@ -67,6 +63,20 @@ class ClumpSettings(Request):
             raise BiolakeError(f"--r2 must lie in [0, 1), got {self.r2!r}")
         if not self.kb >= 0.001:
             raise BiolakeError(f"--kb must be at least 0.001 (1 bp), got {self.kb!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClumpSettings(ClumpFlags, Request):
+    """What to clump: the results ``result`` (their phenotypes, or those listed), with plink1.9 --clump's
+    flags and defaults (:class:`ClumpFlags`). ``release`` holds the genotypes giving LD (default: the one
+    the results were computed from)."""
+
+    result: str
+    phenotypes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        Request.__post_init__(self)
+        ClumpFlags.__post_init__(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +95,7 @@ class ClumpInputs:
 
     rows: pa.Table            # phenotype, variant_id, chrom, pos, beta, log10p, p: within kb of an index candidate
     n_samples: int            # length of the stored genotype sample vector
-    settings: ClumpSettings
+    settings: ClumpFlags
 
 
 def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = None, workers: int | None = None,
@@ -99,7 +109,7 @@ def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = No
     release = lake.resolve_release(settings.release or info.release).release
     rows = candidate_rows(lake, settings)
     chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
-    n_samples = lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
+    n_samples = genotyped_samples(lake, release)
     phenotypes = rows["phenotype"].unique(maintain_order=True).to_list()
     run = Run(lake, settings.name, kind=RESULTS_KINDS["clump"], phenotypes=phenotypes)
     ranks = {chromosome.chrom: rank for rank, chromosome in enumerate(chromosomes)}
@@ -170,3 +180,23 @@ def _in_plinks_order(clumps: pa.Table, ranks: dict[str, int]) -> pa.Table:
     frame = pl.from_arrow(clumps).with_columns(rank=pl.col("chrom").replace_strict(ranks, return_dtype=pl.Int64))
     return frame.sort(["phenotype", "p", "rank", "order"], maintain_order=True).select(SCHEMA.names).to_arrow().cast(
         SCHEMA)
+
+
+def genotyped_samples(lake: Lake, release: str) -> int:
+    """The length of the release's stored genotype sample vector (all its genotyped samples)."""
+    return lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
+
+
+def clumps_of(lake: Lake, rows: pl.DataFrame, flags: ClumpFlags, *, release: str) -> pa.Table:
+    """The clumps of ``rows`` (``RESULT_COLUMNS`` and ``p``; ``phenotype`` names a scan) against the
+    genotypes of ``release``, in plink's order, as rows of kind ``clump``: computed here, one chromosome
+    after another, and returned rather than committed, for jobs that clump on their way (lead hits, a
+    polygenic score's weights). Each row's variant must be one of the release's, on its chromosome.
+    """
+    chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
+    if not chromosomes:
+        return SCHEMA.empty_table()
+    inputs = ClumpInputs(rows.to_arrow(), genotyped_samples(lake, release), flags)
+    found = [clumps for chromosome in chromosomes for clumps, _, _ in chromosome_clumps(inputs, chromosome)]
+    return _in_plinks_order(pa.concat_tables(found), {chromosome.chrom: rank for rank, chromosome in
+                                                      enumerate(chromosomes)})

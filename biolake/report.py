@@ -14,15 +14,19 @@ import html
 import json
 import operator
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biolake.clump import ClumpFlags, clumps_of
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
+from biolake.lake.schema import ResultsKind
 from biolake.stats.multiple import GENOME_WIDE, bh_fdr_sql, clump_by_distance, family_threshold
 from biolake.stats.summary import with_lambda_gc
 
@@ -45,42 +49,155 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
     return with_lambda_gc(table, at=2)
 
 
+LEAD_R2 = 0.1   # hits in LD above this with a stronger one join its locus (FUMA's lead SNPs: r² < 0.1 apart)
+
+
+@dataclass(frozen=True)
+class HitClumping:
+    """How lead hits are told apart: by LD with the genotypes of ``release`` (r² above ``r2`` within
+    ±``window`` bp, as plink1.9 --clump), or, where ``release`` is None, by distance (±``window`` bp),
+    for the reason ``why``."""
+
+    window: int
+    r2: float
+    release: str | None = None
+    why: str = ""
+
+    def __str__(self) -> str:
+        if self.release is not None:
+            return (f"LD clumping: r² > {self.r2:g} within ±{self.window:,} bp, genotypes of release "
+                    f"{self.release} (as plink1.9 --clump)")
+        return f"distance clumping: one lead per ±{self.window:,} bp ({self.why})"
+
+
 def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: bool = False,
-              fdr: float | None = None, window: int = 500_000) -> pa.Table:
-    """One lead feature per locus and phenotype: hits clumped by distance (±``window`` bp).
+              fdr: float | None = None, window: int = 500_000, r2: float = LEAD_R2,
+              ld_release: str | None = None) -> pa.Table:
+    """One lead feature per locus and phenotype, with the other hits of its locus.
 
     A hit passes ``threshold``, divided by the number of phenotypes in the run when
     ``family`` (Bonferroni over the phenotype family, as BIG40 does for IDPs); or, with
     ``fdr``, has a Benjamini–Hochberg q-value (within its scan: phenotype, and exposure for
     GxE) at most ``fdr``; the run's stored ``fdr`` column is used when it has one.
-    ``locus_hits`` counts the hits each lead stands for.
+
+    The hits of each scan are clumped by LD, with the clump job's kernel
+    (:func:`biolake.clump.clumps_of`): the strongest hit not yet clumped leads a locus holding
+    every other such hit within ±``window`` bp whose r² with it exceeds ``r2`` (plink1.9
+    --clump with --clump-p1 and --clump-p2 at the hits' threshold), r² from the genotypes of
+    ``ld_release`` (default: the release the results were computed from). Where those
+    genotypes are not at hand (CpGs, results naming no release, hits that are not variants
+    of it, ``window`` 0), hits are clumped by distance instead: one lead per ±``window`` bp.
+    :func:`clumping_of` the table says which was done, and why. ``locus_hits`` counts the
+    hits each lead stands for; ``members`` lists the others, in genome order.
+
+    Examples
+    --------
+    >>> leads = lead_hits(Lake.open("lake"), "demo_idps", threshold=1e-5)
+    >>> clumping_of(leads)
+    'LD clumping: r² > 0.1 within ±500,000 bp, genotypes of release r2 (as plink1.9 --clump)'
     """
+    flags = ClumpFlags(p1=1.0, p2=1.0, r2=r2, kb=max(window, 1) / 1000)   # refuses a bad --r2 before any read
     kind = lake.results_kind(name, scans=True)
+    hits = _hits(lake, name, kind, threshold=threshold, family=family, fdr=fdr)
+    clumping, located = _hit_clumping(lake, name, kind, hits, window=window, r2=r2, ld_release=ld_release)
+    if located is None:
+        table = _distance_leads(kind, hits, window)
+    else:
+        table = _ld_leads(lake, kind, hits, located, flags, release=clumping.release)
+    table = table.append_column("p", pc.power(10.0, pc.negate(table.column(kind.log10p))))
+    return table.sort_by([(kind.log10p, "descending")]).replace_schema_metadata({"clumping": str(clumping)})
+
+
+def clumping_of(leads: pa.Table) -> str:
+    """How :func:`lead_hits` clumped the hits of ``leads``: by LD (with which release) or by distance (and why)."""
+    return leads.schema.metadata[b"clumping"].decode()
+
+
+def _hits(lake: Lake, name: str, kind: ResultsKind, *, threshold: float, family: bool,
+          fdr: float | None) -> pa.Table:
+    """The rows of the results ``name`` that are hits (see :func:`lead_hits`)."""
     columns = [*kind.groups, kind.feature, "chrom", "pos", kind.effect, kind.log10p]
     results = lake.results_dataset(name)
     if fdr is not None and "fdr" in results.schema.names:   # stored by the run (EWAS; GWAS/GxE --adjust)
-        hits = results.to_table(columns=[*columns, "fdr"], filter=pc.field("fdr") <= float(fdr))
-    elif fdr is not None:
+        return results.to_table(columns=[*columns, "fdr"], filter=pc.field("fdr") <= float(fdr))
+    if fdr is not None:
         selected = ", ".join(f'"{c}"' for c in columns)
-        hits = _query(lake, name, f"""SELECT {selected}, fdr FROM ({bh_fdr_sql(
+        return _query(lake, name, f"""SELECT {selected}, fdr FROM ({bh_fdr_sql(
             f'(SELECT {selected} FROM results)', groups=kind.groups, log10p=kind.log10p)})
             WHERE fdr <= {float(fdr)!r}""")
-    else:
-        if family:
-            phenotypes = _query(lake, name, f'SELECT count(DISTINCT "{kind.phenotype}") FROM results').column(0)[0]
-            threshold = family_threshold(phenotypes.as_py(), alpha=threshold)
-        hits = results.to_table(columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
+    if family:
+        phenotypes = _query(lake, name, f'SELECT count(DISTINCT "{kind.phenotype}") FROM results').column(0)[0]
+        threshold = family_threshold(phenotypes.as_py(), alpha=threshold)
+    return results.to_table(columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
+
+
+def _hit_clumping(lake: Lake, name: str, kind: ResultsKind, hits: pa.Table, *, window: int, r2: float,
+                  ld_release: str | None) -> tuple[HitClumping, pl.DataFrame | None]:
+    """LD clumping with the release giving it, and where that release holds the hits' variants (variant_id,
+    chrom, pos); or distance clumping, and why."""
+    def by_distance(why: str) -> tuple[HitClumping, None]:
+        return HitClumping(window, r2, why=why), None
+
+    if window == 0:
+        return by_distance("--window 0: no LD asked for")
+    if kind.feature != "variant_id":
+        return by_distance(f"{kind.feature}s have no genotypes to give LD")
+    release = ld_release or lake.results_provenance(name).get("release")
+    if release is None:
+        return by_distance(f"results {name!r} name no release; --ld-release names one")
+    retraction = None if ld_release else lake.retractions().get(release)
+    if retraction is not None:
+        return by_distance(f"release {release} was retracted")
+    if "genotypes" not in lake.resolve_release(release).tables:
+        return by_distance(f"release {release} holds no genotypes")
+    ids = pc.unique(hits.column(kind.feature))
+    located = pl.from_arrow(lake.read("variants", release=release, columns=["variant_id", "chrom", "pos"],
+                                      filter=pc.field("variant_id").isin(ids)))
+    if located.height != len(ids):
+        found = located["variant_id"].n_unique()
+        return by_distance(f"{len(ids) - found:,} of {len(ids):,} hits are not variants of release {release}"
+                           if found < len(ids) else f"variant ids repeat in release {release}")
+    return HitClumping(window, r2, release), located
+
+
+def _ld_leads(lake: Lake, kind: ResultsKind, hits: pa.Table, located: pl.DataFrame, flags: ClumpFlags, *,
+              release: str) -> pa.Table:
+    """Each scan's hits clumped by LD (p1 = p2 = 1: every hit may lead, every clumped hit is listed)."""
+    frame = pl.from_arrow(hits)
+    scans = frame.select(kind.groups).unique(maintain_order=True).with_row_index("scan")
+    frame = frame.join(scans, on=kind.groups, how="left", coalesce=True)
+    rows = frame.select("scan", kind.feature, kind.effect, kind.log10p).join(located, on="variant_id").select(
+        pl.col("scan").cast(pl.String).alias("phenotype"), "variant_id", "chrom", "pos",
+        pl.col(kind.effect).alias("beta"), pl.col(kind.log10p).alias("log10p"),
+        # p only orders the hits: a rank of −log10 p, which keeps the order of p past float64's underflow
+        p=pl.col(kind.log10p).rank("dense", descending=True).over("scan") / (pl.len() + 1))
+    clumps = pl.from_arrow(clumps_of(lake, rows, flags, release=release)).select(
+        pl.col("phenotype").cast(pl.UInt32).alias("scan"), "variant_id", pl.col("sp2").alias("members"))
+    leads = frame.join(clumps, on=["scan", kind.feature], how="inner")
+    schema = _with_locus_columns(hits.schema)
+    return leads.with_columns(locus_hits=1 + pl.col("members").list.len()).select(schema.names).to_arrow().cast(
+        schema)
+
+
+def _distance_leads(kind: ResultsKind, hits: pa.Table, window: int) -> pa.Table:
+    """Each scan's hits clumped by distance (:func:`biolake.stats.multiple.clump_by_distance`)."""
     parts = []
     for scan in hits.select(kind.groups).group_by(kind.groups).aggregate([]).to_pylist():
         mine = hits.filter(functools.reduce(operator.and_, [pc.field(c) == v for c, v in scan.items()]))
         chrom, pos = mine.column("chrom").to_numpy(zero_copy_only=False), mine.column("pos").to_numpy()
+        features = mine.column(kind.feature).to_numpy(zero_copy_only=False)
         leads = clump_by_distance(chrom, pos, mine.column(kind.log10p).to_numpy(), window=window)
-        counts = [int(((chrom == chrom[i]) & (np.abs(pos - pos[i]) <= window)).sum()) for i in leads]
-        parts.append(mine.take(leads).append_column("locus_hits", pa.array(counts, pa.int64())))
-    table = pa.concat_tables(parts) if parts else pa.table(
-        {**{c: pa.array([], hits.schema.field(c).type) for c in hits.column_names}, "locus_hits": pa.array([], pa.int64())})
-    table = table.append_column("p", pc.power(10.0, pc.negate(table.column(kind.log10p))))
-    return table.sort_by([(kind.log10p, "descending")])
+        near = [np.flatnonzero((chrom == chrom[i]) & (np.abs(pos - pos[i]) <= window)) for i in leads]
+        others = [[j for j in n[np.argsort(pos[n], kind="stable")] if j != i] for i, n in zip(leads, near)]
+        parts.append(mine.take(leads).append_column("locus_hits", pa.array([len(n) for n in near], pa.int64()))
+                     .append_column("members", pa.array([features[o].tolist() for o in others],
+                                                        pa.list_(pa.string()))))
+    return pa.concat_tables(parts) if parts else _with_locus_columns(hits.schema).empty_table()
+
+
+def _with_locus_columns(schema: pa.Schema) -> pa.Schema:
+    """The hits' schema with the columns of their locus: how many hits a lead stands for, and the others."""
+    return schema.append(pa.field("locus_hits", pa.int64())).append(pa.field("members", pa.list_(pa.string())))
 
 
 def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | None = None,
@@ -119,7 +236,8 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
 
 
 def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:
-    """One self-contained HTML page: provenance, the λGC table, lead hits and the plots (inlined)."""
+    """One self-contained HTML page: provenance, the λGC table, lead hits with their loci (LD-clumped where the
+    lake holds the genotypes, see :func:`lead_hits`) and the plots (inlined)."""
     kind = lake.results_kind(name, scans=True)
     summary, hits = phenotype_summary(lake, name), lead_hits(lake, name)
     provenance = lake.results_provenance(name)
@@ -137,7 +255,8 @@ pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head><body>
 <h1>{html.escape(name)}</h1>{warning}
 <h2>Provenance</h2><pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre>
 <h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
-<h2>Lead hits (p &lt; 5e-8, one per ±500 kb)</h2>{_html_table(hits.select([*kind.groups, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits"]))}
+<h2>Lead hits (p &lt; 5e-8) and their loci</h2><p>{html.escape(clumping_of(hits))}; members: the other hits of the locus.</p>
+{_html_table(hits.select([*kind.groups, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits", "members"]))}
 <h2>Plots</h2>{images}
 </body></html>"""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +282,8 @@ def _html_table(table: pa.Table, *, rows: int = 200) -> str:
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list):   # a lead's locus
+        return html.escape(", ".join(value))
     return html.escape("" if value is None else str(value))
 
 

@@ -363,7 +363,9 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                 phenotype="phenotype", feature="variant_id", effect="beta", log10p="log10p", p="p"),
     ResultsKind("prs", "polygenic scores per participant (biolake prs), one column per p-value threshold",
                 (replace(PARTICIPANT, nullable=True),
-                 _f("prs_p*", "score summing the weights with p at most a threshold, e.g. prs_p5e_08")),
+                 _f("prs_p*", "score summing the weights with p at most a threshold, e.g. prs_p5e_08"),
+                 _f("prs_avg_p*", "that score averaged as plink2 --score's default: over twice the number of "
+                    "variants it weighs, e.g. prs_avg_p5e_08 (biolake prs --score-mean)", optional=True)),
                 position=()),
 ]}
 

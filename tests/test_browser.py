@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 from snapshot import lake_files
 
@@ -283,3 +284,25 @@ def test_catalogue_refresh__reads_retractions_and_pending_drops_once(planted, mo
     counts = count_calls(monkeypatch, Lake, ["retractions", "drops_pending"])
     catalogue.refresh(build_now=True)
     assert counts == {"retractions": 1, "drops_pending": 1}
+
+
+def test_clumps__are_listed_with_the_hits_they_clump(planted, scheduler, monkeypatch):
+    """A run's page names the clump runs made from it; a phenotype's page lists its LD clumps (biolake clump)."""
+    from biolake.browser import catalogue
+    from biolake.browser.app import create_app
+    from biolake.clump import ClumpSettings, run_clump
+
+    lake, effect = planted
+    run_clump(lake, ClumpSettings(name="idps_loci", result="idps", p1=5e-8, r2=0.1, kb=1000), scheduler=scheduler)
+    index = lake.results_dataset("idps_loci").to_table(filter=pc.field("phenotype") == effect["idp"]).column(
+        "variant_id").to_pylist()
+    monkeypatch.setattr(catalogue, "REFRESH_SECONDS", 0.0)
+    app = create_app(lake, announce=lambda _: None)
+    assert '<a href="/run/idps_loci">idps_loci</a>' in _page(app, "/run/{name}", name="idps")
+    query = urllib.parse.urlencode({"run": "idps", "phenotype": effect["idp"]})
+    page = _page(app, "/phenotype", query)
+    assert "LD clumps" in page and "r² &gt; 0.1 within ±1000 kb, LD from release r1" in page
+    assert index and all(f">{variant}</a>" in page for variant in index)
+    assert all(f">{variant}</a>" in _page(app, "/phenotype", query.replace("run=idps", "run=idps_loci"))
+               for variant in index)
+    assert "<td>NA</td>" in _page(app, "/run/{name}", name="idps_loci")   # a run of clumps has no λGC

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from plink2_glm import PLINK2
 
 from biolake.cli import main
-from biolake.prs import read_weights, run_prs, score_column
+from biolake.prs import PRS_CLUMP, mean_column, read_weights, run_prs, score_column
 from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.errors import BiolakeError, InputError, LakeError
 from biolake.lake.lake import Lake
@@ -19,6 +19,8 @@ from biolake.lake import withdraw as withdrawal
 from biolake.lake.withdraw import withdraw
 from biolake.queries import connect
 from biolake.stats.prs import threshold_weights
+from test_clump import run_plink_clump
+from test_report import ld_lake  # noqa: F401  (a fixture: a lake whose release is an LD panel)
 from test_withdraw import killed
 
 THRESHOLDS = [1e-3, 0.05, 1.0]
@@ -121,3 +123,47 @@ def test_run_prs__refuses_a_weight_whose_id_names_two_variants(tmp_path):
     (tmp_path / "w.tsv").write_text("SNP\tA1\tBETA\tP\nrs1\tT\t0.1\t0.01\nrs2\tT\t0.2\t0.01\n")
     with pytest.raises(BiolakeError, match="variant id 'rs1' names 2 variants of release 'r1'"):
         run_prs(lake, name="dup", weights=tmp_path / "w.tsv")
+
+
+def test_run_prs__clump_and_score_mean_equal_plink19_clump_then_plink2_score(ld_lake, scheduler, tmp_path):
+    """C+T as PLINK users run it: plink1.9 --clump of the weights (p1 = p2 = 1, r² 0.1, 250 kb), then plink2
+    --score of the index variants per p range (--q-score-range), its SUM (cols=+scoresums) and default AVG."""
+    lake, panel = ld_lake
+    rng = np.random.default_rng(8)
+    frame = pl.DataFrame({"ID": panel.variant_id, "A1": np.where(rng.random(len(panel.p)) < 0.5, "C", "T"),
+                          "BETA": rng.normal(0, 0.2, len(panel.p)), "P": panel.p})
+    frame.write_csv(tmp_path / "weights.tsv", separator="\t", float_precision=17)
+    report = run_prs(lake, name="ct", weights=tmp_path / "weights.tsv", thresholds=THRESHOLDS, clump=PRS_CLUMP,
+                     score_mean=True, scheduler=scheduler)
+    index = [row["SNP"] for row in run_plink_clump(panel.prefix, frame["ID"].to_numpy(), frame["P"].to_numpy(),
+                                                     tmp_path / "clumped", {"p1": 1, "p2": 1, "r2": 0.1, "kb": 250})]
+    assert report.clumped_out == frame.height - len(index) and 0 < len(index) < frame.height / 2
+    (tmp_path / "index.txt").write_text("\n".join(index) + "\n")
+    frame.select("ID", "P").write_csv(tmp_path / "p.tsv", separator="\t", float_precision=17)
+    (tmp_path / "ranges.txt").write_text("".join(f"t{j} 0 {t!r}\n" for j, t in enumerate(THRESHOLDS)))
+    subprocess.run([PLINK2, "--bfile", str(panel.prefix), "--extract", str(tmp_path / "index.txt"),
+                    "--score", str(tmp_path / "weights.tsv"), "1", "2", "3", "header-read", "cols=+scoresums",
+                    "--q-score-range", str(tmp_path / "ranges.txt"), str(tmp_path / "p.tsv"), "header",
+                    "--threads", "1", "--out", str(tmp_path / "plink2")], check=True, capture_output=True)
+    ours = pl.from_arrow(lake.results_dataset("ct").to_table())
+    for j, threshold in enumerate(THRESHOLDS):
+        theirs = pl.read_csv(tmp_path / f"plink2.t{j}.sscore", separator="\t").rename({"IID": "participant_id"})
+        joined = ours.join(theirs.cast({"participant_id": pl.Utf8}), on="participant_id")
+        assert joined.height == ours.height == theirs.height
+        for mine, plinks in ((score_column(threshold), "BETA_SUM"), (mean_column(threshold), "BETA_AVG")):
+            expected = joined[plinks].to_numpy()
+            np.testing.assert_allclose(joined[mine].to_numpy(), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    assert report.variants[score_column(1.0)] == len(index)
+
+
+def test_prs_cli__clump_says_how_many_weights_it_left_out(ld_lake, scheduler, tmp_path):
+    lake, panel = ld_lake
+    pl.DataFrame({"SNP": panel.variant_id, "A1": "T", "BETA": 0.1, "P": panel.p}).write_csv(
+        tmp_path / "w.tsv", separator="\t")
+    done = CliRunner().invoke(main, ["prs", "--lake", lake.location.root, "--weights", str(tmp_path / "w.tsv"),
+                                     "--p-thresholds", "0.05,1", "--clump", "--clump-r2", "0.2", "--score-mean",
+                                     "--name", "ct_cli", "--scheduler", scheduler, "--quiet"])
+    assert done.exit_code == 0 and "clumped away (in LD with a stronger one)" in done.output, done.output
+    assert lake.results_dataset("ct_cli").schema.names == ["participant_id", "prs_p0_05", "prs_p1", "prs_avg_p0_05",
+                                                           "prs_avg_p1"]
+    assert lake.results_provenance("ct_cli")["clump"] == {"p1": 1.0, "p2": 1.0, "r2": 0.2, "kb": 250.0}

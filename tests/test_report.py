@@ -12,10 +12,15 @@ from limma_ref import r_p_adjust
 
 from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
-from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
+from biolake.ingest.release import ReleaseSources, ingest_release
+from biolake.ingest.sumstats import import_sumstats
+from biolake.report import clumping_of, lead_hits, phenotype_summary, plot_results, write_report
 from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
 from biolake.stats.multiple import benjamini_hochberg, bh_fdr_sql, clump_by_distance, family_threshold, lambda_gc
 from biolake.stats.plots import thin
+from biolake.synth import LdPanel, write_ld_panel
+from test_clump import run_plink_clump
 
 
 def test_lambda_gc_and_family_threshold__follow_their_definitions():
@@ -178,3 +183,75 @@ def test_hits_cli__a_long_table_points_to_its_own_out_flag(gwas_lake, two_idps):
                                        "--threshold", "1", "--window", "0"])
     assert result.exit_code == 0, result.output
     assert "more rows (all of them: --out FILE.tsv)" in result.output and "--format" not in result.output
+
+
+@pytest.fixture(scope="module")
+def ld_lake(tmp_path_factory) -> tuple[Lake, LdPanel]:
+    """A lake whose release r1 is an LD panel (haplotype blocks of ~100 kb, 2 % missing calls), and the
+    panel's planted association imported as the results 'panel' (imported statistics name no release)."""
+    folder = tmp_path_factory.mktemp("ld_lake")
+    panel = write_ld_panel(folder / "panel", samples=800, variants=2000, seed=5)
+    lake = Lake.init(folder / "lake")
+    ingest_release(lake, ReleaseSources(bfile=panel.prefix), release="r1", source="ld panel")
+    signs = np.random.default_rng(5).choice([-1.0, 1.0], len(panel.p))
+    pl.DataFrame({"variant_id": panel.variant_id, "chrom": panel.chrom, "pos": panel.pos, "effect_allele": "T",
+                  "other_allele": "C", "beta": 0.1 * signs, "se": 0.05, "p": panel.p}).write_csv(
+        folder / "panel.tsv", separator="\t")
+    import_sumstats(lake, folder / "panel.tsv", name="panel", phenotype="trait")
+    return lake, panel
+
+
+HIT_P = 2e-3   # the hits of the panel's association: its planted loci and a few by chance
+
+
+@pytest.mark.parametrize("window, r2", [(500_000, 0.1), (100_000, 0.5)])
+def test_lead_hits__ld_clumps_equal_plink19_clump_of_the_hits(ld_lake, tmp_path, window, r2):
+    """Leads and their loci are plink1.9 --clump's index variants and SP2, with --clump-p1 and --clump-p2 at
+    the hits' threshold."""
+    lake, panel = ld_lake
+    assert HIT_P not in panel.p
+    leads = lead_hits(lake, "panel", threshold=HIT_P, window=window, r2=r2, ld_release="r1")
+    assert clumping_of(leads) == (f"LD clumping: r² > {r2:g} within ±{window:,} bp, genotypes of release r1 "
+                                  "(as plink1.9 --clump)")
+    plinks = run_plink_clump(panel.prefix, panel.variant_id, panel.p, tmp_path / "hits",
+                             {"p1": HIT_P, "p2": HIT_P, "r2": r2, "kb": window / 1000})
+    theirs = {row["SNP"]: [] if row["SP2"] == "NONE" else [m.split("(")[0] for m in row["SP2"].split(",")]
+              for row in plinks}
+    ours = {row["variant_id"]: row["members"] for row in leads.to_pylist()}
+    assert len(theirs) >= 4 and ours == theirs
+    assert leads.column("locus_hits").to_pylist() == [1 + len(row["members"]) for row in leads.to_pylist()]
+    distance = lead_hits(lake, "panel", threshold=HIT_P, window=window)
+    assert set(distance.column("variant_id").to_pylist()) != set(ours)   # the test tells the two apart
+
+
+def test_lead_hits__without_genotypes_clump_by_distance_and_say_why(ld_lake):
+    lake, panel = ld_lake
+    leads = lead_hits(lake, "panel", threshold=HIT_P)
+    assert clumping_of(leads) == ("distance clumping: one lead per ±500,000 bp (results 'panel' name no release; "
+                                  "--ld-release names one)")
+    hits = panel.p < HIT_P
+    for row in leads.to_pylist():
+        near = hits & (panel.chrom == row["chrom"]) & (np.abs(panel.pos - row["pos"]) <= 500_000)
+        assert row["members"] == [v for v in panel.variant_id[near] if v != row["variant_id"]]
+    assert clumping_of(lead_hits(lake, "panel", threshold=HIT_P, window=0, ld_release="r1")) == (
+        "distance clumping: one lead per ±0 bp (--window 0: no LD asked for)")
+
+
+def test_hits_cli__says_how_it_clumped(gwas_lake, two_idps, ld_lake):
+    lake, _ = ld_lake
+    for root, args, said in ((gwas_lake.location.root, ["--result", two_idps, "--threshold", "1e-3"],
+                              "genotypes of release r1"),
+                             (lake.location.root, ["--result", "panel", "--threshold", "2e-3"], "name no release"),
+                             (lake.location.root, ["--result", "panel", "--threshold", "2e-3", "--ld-release", "r1",
+                                                   "--r2", "0.5"], "LD clumping: r² > 0.5")):
+        result = CliRunner().invoke(main, ["hits", "--lake", root, *args])
+        assert result.exit_code == 0 and said in result.output, result.output
+    refused = CliRunner().invoke(main, ["hits", "--lake", lake.location.root, "--result", "panel",
+                                        "--ld-release", "nope"])
+    assert refused.exit_code == 2 and "unknown release 'nope'" in refused.output, refused.output
+
+
+def test_report__shows_each_lead_with_its_locus_and_how_hits_were_clumped(gwas_lake, two_idps, tmp_path):
+    page = html.unescape(write_report(gwas_lake, two_idps, tmp_path / "report.html").read_text())
+    assert "LD clumping: r² > 0.1 within ±500,000 bp, genotypes of release r1" in page
+    assert "<th>members</th>" in page

@@ -68,6 +68,7 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
     pages = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     pages.filters["p"] = _format_p
     pages.filters["effect"] = _format_effect
+    pages.filters["lambda_gc"] = _format_lambda_gc
     pages.globals.update(phenotype_url=_phenotype_url, variant_url=_variant_url, region_url=_region_url,
                          genome_wide_log10p=-np.log10(GENOME_WIDE), sql_console=sql_console)
 
@@ -81,7 +82,7 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
     def run_page(request: Request) -> HTMLResponse:
         run = _run(catalogue, request.path_params["name"])
         return render("run.html", run=run, scans=[{**scan, "name": _label(catalogue, scan["phenotype"])}
-                                                  for scan in run.scans()])
+                                                  for scan in run.scans()], clump_runs=catalogue.clump_runs(run))
 
     def phenotype_page(request: Request) -> HTMLResponse:
         run, phenotype, exposure = _scan(catalogue, request)
@@ -89,6 +90,7 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
         scan = next(s for s in run.scans() if s["phenotype"] == phenotype and s["exposure"] == exposure)
         return render("phenotype.html", run=run, phenotype=phenotype, exposure=exposure, scan=scan,
                       described=catalogue.describe(phenotype), loci=_top_loci(points),
+                      clumps=[] if exposure else catalogue.clumps_of(run, phenotype),
                       manhattan=_manhattan_data(run, points), qq=_qq_data(points, scan["lambda_gc"]))
 
     def variant_page(request: Request) -> HTMLResponse:
@@ -256,6 +258,11 @@ def _format_effect(effect: float | None) -> str:
     if effect is None or not np.isfinite(effect):
         return "NA"
     return f"{effect:.4g} {'▲' if effect > 0 else '▼'}"
+
+
+def _format_lambda_gc(lambda_gc: float | None) -> str:
+    """λGC to 3 decimals; NA where a scan has none (a run of LD clumps holds only strong tests)."""
+    return "NA" if lambda_gc is None or not np.isfinite(lambda_gc) else f"{lambda_gc:.3f}"
 
 
 def _hover(row: dict[str, Any]) -> str:

@@ -2,6 +2,8 @@
 
 Runs are loaded once and refreshed (new or rewritten results get their index built) at
 most every :data:`REFRESH_SECONDS`, so a page never reads the Delta logs of every run.
+A run of LD clumps (``biolake clump``: one row per locus, as small as an index) is read
+whole when loaded, so the pages of the results it clumped list its clumps.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, Retraction
@@ -25,6 +28,7 @@ from biolake.stats.plots import chromosome_order
 from biolake.stats.summary import with_lambda_gc
 
 REFRESH_SECONDS = 30.0
+CLUMP_COLUMNS = ["phenotype", "variant_id", "chrom", "pos", "beta", "log10p", "total", "sp2"]
 _POSITION = re.compile(r"^(?:chr)?([0-9]{1,2}|X|Y|XY|MT|M):([0-9][0-9,]*)(?:-([0-9][0-9,]*))?$", re.IGNORECASE)
 
 
@@ -51,6 +55,7 @@ class Run:
     index: BrowseIndex
     summary: pa.Table                    # per scan, with lambda_gc
     offsets: dict[str, int] = field(default_factory=dict)   # chromosome → start on the genome-wide axis
+    clumps: pa.Table | None = None       # a clump run's clumps (CLUMP_COLUMNS)
 
     @property
     def retracted(self) -> str | None:
@@ -172,6 +177,17 @@ class Catalogue:
         rows.sort(key=lambda r: -r["log10p"])
         return where, rows
 
+    def clump_runs(self, run: Run) -> list[Run]:
+        """The runs of LD clumps of ``run``'s results (``biolake clump --result``)."""
+        return [other for other in list(self.runs.values())
+                if other.clumps is not None and other.provenance.get("result") == run.name]
+
+    def clumps_of(self, run: Run, phenotype: str) -> list[tuple[Run, list[dict[str, Any]]]]:
+        """``phenotype``'s LD clumps, strongest first, in ``run`` if it is a clump run and in its :meth:`clump_runs`."""
+        return [(other, other.clumps.filter(pc.equal(other.clumps.column("phenotype"), phenotype)).sort_by(
+            [("log10p", "descending")]).to_pylist())
+            for other in ([run] if run.clumps is not None else []) + self.clump_runs(run)]
+
     def features_at(self, chrom: str, pos: int) -> list[str]:
         """The features any run tested at chrom:pos."""
         found: set[str] = set()
@@ -221,7 +237,9 @@ def _load_run(lake: Lake, name: str, version: int, provenance: dict[str, Any]) -
     for chrom in names[np.argsort(chromosome_order(names), kind="stable")]:   # 1…22, X, Y, MT, then by name
         offsets[chrom] = total
         total += extents[chrom] + 1
-    return Run(name, provenance["kind"], version, index_version, provenance, index, summary, offsets)
+    clumps = (lake.results_dataset(name).to_table(columns=CLUMP_COLUMNS) if provenance["kind"] == "clump"
+              else None)
+    return Run(name, provenance["kind"], version, index_version, provenance, index, summary, offsets, clumps)
 
 
 def _load_fields(lake: Lake, retractions: dict[str, Retraction]) -> dict[str, Field]:
