@@ -31,7 +31,7 @@ from biolake.frame import Report, Request, provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
-from biolake.queries.blocks import Chromosome, genotype_chromosomes, read_chosen_variants
+from biolake.queries.blocks import Chromosome, genotype_chromosomes, genotyped_samples, read_chosen_variants
 from biolake.run import Run
 from biolake.scan import Tested, map_lake_blocks
 from biolake.stats.ld import BIN_NAMES, WindowLd, bp_radius, clump, ld_features, near_any
@@ -99,7 +99,7 @@ def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = No
     release = lake.resolve_release(settings.release or info.release).release
     rows = candidate_rows(lake, settings)
     chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
-    n_samples = lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
+    n_samples = genotyped_samples(lake, release=release)
     phenotypes = rows["phenotype"].unique(maintain_order=True).to_list()
     run = Run(lake, settings.name, kind=RESULTS_KINDS["clump"], phenotypes=phenotypes)
     ranks = {chromosome.chrom: rank for rank, chromosome in enumerate(chromosomes)}
