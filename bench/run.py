@@ -345,13 +345,14 @@ def bench_ewas(data: Path, *, cpgs: int = 200_000, samples: int = 1000, with_lim
 
 
 def bench_clump(data: Path, samples: int, variants: int) -> list[Row]:
-    """`biolake clump` of a 1-phenotype GWAS (its defaults: --p1 1e-4 --p2 0.01 --r2 0.5 --kb 250) vs
-    `plink1.9 --clump` with the same flags on the release's .bed and the same p-values. Only the
-    clumping is timed; both report the same clumps (tests/test_clump.py)."""
+    """`biolake clump` of a 1-phenotype GWAS (an IDP with planted effects; clump's defaults: --p1 1e-4
+    --p2 0.01 --r2 0.5 --kb 250) vs `plink1.9 --clump` with the same flags on the release's .bed and
+    the same p-values. Only the clumping is timed; both report the same clumps (tests/test_clump.py)."""
     from biolake.lake.lake import Lake
 
-    release, lake = gwas_lake(data, samples, variants, 1, 0.01)
-    subprocess.run([*BIOLAKE, "gwas", "--lake", str(lake), "--pheno", "25001-2.0", "--covar", "age,sex",
+    release, lake = gwas_lake(data, samples, variants, 10, 0.01)
+    planted = json.loads((release / "truth.json").read_text())["snp_idp"][0]["idp"]   # an IDP with hits to clump
+    subprocess.run([*BIOLAKE, "gwas", "--lake", str(lake), "--pheno", planted, "--covar", "age,sex",
                     "--name", "bench_clump_gwas", "--replace", "--quiet"], check=True, stdout=subprocess.DEVNULL)
     tested = Lake.open(str(lake)).results_dataset("bench_clump_gwas").to_table(columns=["variant_id", "log10p"])
     assoc = data / f"clump-{samples}x{variants}.assoc"

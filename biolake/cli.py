@@ -829,7 +829,9 @@ def ld(lake_location: str, variants: str | None, region: str | None, window_kb: 
     third: the correlation of mean-imputed standardised genotypes. Pairs with r2 below
     --r2-min, or with a variant monomorphic over those samples, are left out. Columns:
     variant_id, chrom, pos (plink's SNP_A, CHR_A, BP_A), variant_id_b, chrom_b, pos_b, n (the
-    samples called at both), r, r2, r2_haplotype, dprime; rows in plink's order.
+    samples called at both), r, r2, r2_haplotype, dprime; rows in plink's order. The listed
+    variants, or the region's, are held in memory (12 bytes per sample each: 5,000 variants of
+    10,000 samples take 600 MB); the others are read a row group at a time.
 
     \b
     Examples:

@@ -6,7 +6,7 @@ against every variant within ``window_kb``, itself included) or one of a region'
 ``window_kb`` once, the first before the second). With ``inter_chr`` there is no window
 (plink's ``--r2 inter-chr``): a listed variant meets every variant of the release. Pairs with
 r² below ``r2_min`` (plink's ``--ld-window-r2``) are left out. The first variants are decoded
-once in the client and sent to every task; each task reads one genotype row group and
+once in the client and sent to every task (12 bytes per sample each); each task reads one genotype row group and
 computes its pairs with them in one matrix product per slice (:func:`biolake.stats.ld.pair_counts`),
 so memory is bounded by the slice whatever the release's size. The client orders the pairs
 as plink does and commits them as ``LAKE/results/NAME`` (kind ``ld``, declared in
