@@ -807,7 +807,8 @@ def clump(lake_location: str, result: str, pheno: str | None, p1: float, p2: flo
 @click.option("--region", metavar="CHR:FROM-TO",
               help="every pair of the variants of this region within --window-kb (plink --chr --from-bp --to-bp)")
 @click.option("--window-kb", default=1000.0, show_default=True,
-              help="pairs at most this many kb apart, on one chromosome (plink --ld-window-kb)")
+              help="pairs at most this many kb apart, on one chromosome (plink --ld-window-kb; no variant-count "
+                   "window: plink's --ld-window 10 is not applied)")
 @click.option("--r2-min", default=0.2, show_default=True,
               help="keep the pairs with r² at least this (plink --ld-window-r2)")
 @click.option("--inter-chr", is_flag=True,
