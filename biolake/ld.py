@@ -138,7 +138,8 @@ def run_ld(lake: Lake, settings: LdSettings, *, scheduler: str | None = None, wo
                       ld_features(genotypes.dosages, genotypes.missing),
                       None if settings.inter_chr else int(settings.window_kb * 1000), settings.r2_min,
                       settings.region is not None, n_samples)
-    scanned = None if settings.inter_chr else first["chrom"].unique().to_list()
+    # the second variants lie on every chromosome for listed ones without a window, else on the first ones'
+    scanned = None if inputs.window_bp is None and not inputs.among_first else first["chrom"].unique().to_list()
     blocks = genotype_blocks(lake, release=release, chromosomes=scanned)
     ranks = {chromosome.chrom: rank for rank, chromosome in enumerate(chromosomes)}
     run = Run(lake, settings.name, kind=RESULTS_KINDS["ld"])
