@@ -138,7 +138,8 @@ class Run:
 
     def publish(self, *, schema: pa.Schema, provenance: dict, replace: bool = False,
                 fdr: tuple[Sequence[str], str] | None = None, progress: Progress | None = None) -> int:
-        """Commit the run as ``LAKE/results/NAME`` and build its browse index (kinds with scans); returns the version.
+        """Commit the run as ``LAKE/results/NAME`` and build its browse index (kinds with scans); returns the
+        version.
 
         With ``fdr`` = (group columns, −log10 p column), the committed rows also carry their
         BH q-value ``fdr`` within each group (:func:`with_fdr`: one more out-of-core pass over

@@ -161,6 +161,7 @@ def test_ld_cli__results_view_and_out_file(ld_lake, panel, tmp_path):
         (count,) = con.sql("SELECT count(*) FROM results.cli_ld WHERE r2 >= 0.2").fetchone()
     exported = pl.read_csv(out, separator="\t")
     assert count > 0 and exported.height == count and ld_lake.results_info("cli_ld").kind == "ld"
+    assert ld_lake.derived("cli_ld", "summary") is None      # pairs hold no tests: no browse index
     assert exported.columns == ["variant_id", "chrom", "pos", "variant_id_b", "chrom_b", "pos_b", "n", "r", "r2",
                                 "r2_haplotype", "dprime"]
 
