@@ -6,15 +6,16 @@ against every variant within ``window_kb``, itself included) or one of a region'
 ``window_kb`` once, the first before the second). With ``inter_chr`` there is no window
 (plink's ``--r2 inter-chr``): a listed variant meets every variant of the release. Pairs with
 r² below ``r2_min`` (plink's ``--ld-window-r2``) are left out. The first variants are decoded
-once in the client and sent to every task (12 bytes per sample each); each task reads one genotype row group and
-computes its pairs with them in one matrix product per slice (:func:`biolake.stats.ld.pair_counts`),
-so memory is bounded by the slice whatever the release's size. The client orders the pairs
-as plink does and commits them as ``LAKE/results/NAME`` (kind ``ld``, declared in
-:mod:`biolake.lake.schema`).
+once in the client and sent to every task (12 bytes per sample each); each task reads one
+genotype row group and computes its pairs with them in one matrix product per slice
+(:func:`biolake.stats.ld.pair_counts`), so its memory is bounded by the slice whatever the
+release's size. The client orders the pairs as plink does and commits them as
+``LAKE/results/NAME`` (kind ``ld``, declared in :mod:`biolake.lake.schema`).
 
 Examples
 --------
->>> report = run_ld(Lake.open("lake"), LdSettings(name="ld_chr22", region="22:1-51000000", window_kb=10000, r2_min=0.0))
+>>> settings = LdSettings(name="ld_chr22", region="22:1-51000000", window_kb=10000, r2_min=0.0)
+>>> report = run_ld(Lake.open("lake"), settings)
 >>> report.pairs > 0, report.release
 (True, 'r2')
 >>> Lake.open("lake").results_dataset("ld_chr22").schema.names[:6]
@@ -45,6 +46,7 @@ from biolake.stats.ld import genotype_r, haplotype_ld, ld_features, pair_counts
 
 Progress = Callable[[str, int, int], None]
 SCHEMA = RESULTS_KINDS["ld"].arrow_schema()
+WITH_ORDER = SCHEMA.append(pa.field("order", pa.int64()))    # the kernel's rows: and the first variant's place
 FIRST_CHUNK = 1024    # first variants per matrix product: bounds a task's pair counts (9 × chunk × slice floats)
 
 
@@ -192,9 +194,6 @@ def block_pairs(inputs: LdInputs, fragment: Block) -> Iterator[Tested]:
     yield (pa.concat_tables(found) if found else WITH_ORDER.empty_table()), None, None
 
 
-WITH_ORDER = SCHEMA.append(pa.field("order", pa.int64()))
-
-
 def slice_pairs(inputs: LdInputs, block: GenotypeBlock, chrom: str) -> pa.Table:
     """The pairs of the first variants with one decoded slice's variants (``chrom``) that the window
     and ``r2_min`` keep; the product runs only over first variants and slice variants with a pair."""
@@ -229,7 +228,8 @@ def pair_candidates(inputs: LdInputs, ids: np.ndarray, pos: np.ndarray, chrom: s
     if inputs.window_bp is None:
         candidate = np.ones((len(inputs.pos), len(pos)), bool)
     else:
-        candidate = (inputs.chrom == chrom)[:, None] & (np.abs(inputs.pos[:, None] - pos[None, :]) <= inputs.window_bp)
+        apart = np.abs(inputs.pos[:, None] - pos[None, :])
+        candidate = (inputs.chrom == chrom)[:, None] & (apart <= inputs.window_bp)
     if inputs.among_first:
         place = pc.index_in(pa.array(ids, pa.string()), value_set=pa.array(inputs.variant_id, pa.string()))
         place = pc.fill_null(place, -1).to_numpy(zero_copy_only=False)
