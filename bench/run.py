@@ -6,10 +6,12 @@ peak memory of its whole process tree. Data are simulated under bench/.data (git
     python bench/run.py                     # every row (about an hour on 2 cores, mostly plink2)
     python bench/run.py --tasks gwas,ewas   # GWAS vs plink2 --glm, EWAS vs limma (~12 min)
     python bench/run.py --tasks ingest,queries --samples 50000 --variants 1000000   # biobank-scale ingest
+    python bench/run.py --tasks clump --samples 2000 --variants 50000               # clumping vs plink1.9
 
 Rows: ingest and queries (vs plink2 on the same .bed); gwas (N=10,000, 10 covariates, vs
 plink2 --glm); gxe (N=10,000, M=20,000, vs plink2 --glm interaction); memory (whole-tree peak of a GWAS at N=50,000, M=200,000 and 1,000,000);
-ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and memory).
+ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and memory); clump (a
+1-phenotype GWAS of --samples × --variants vs plink1.9 --clump; not in the default rows).
 """
 
 from __future__ import annotations
@@ -342,6 +344,28 @@ def bench_ewas(data: Path, *, cpgs: int = 200_000, samples: int = 1000, with_lim
                 "limma lmFit+eBayes, in memory" if with_limma else "—", reference, peak)]
 
 
+def bench_clump(data: Path, samples: int, variants: int) -> list[Row]:
+    """`biolake clump` of a 1-phenotype GWAS (an IDP with planted effects; clump's defaults: --p1 1e-4
+    --p2 0.01 --r2 0.5 --kb 250) vs `plink1.9 --clump` with the same flags on the release's .bed and
+    the same p-values. Only the clumping is timed; both report the same clumps (tests/test_clump.py)."""
+    from biolake.lake.lake import Lake
+
+    release, lake = gwas_lake(data, samples, variants, 10, 0.01)
+    planted = json.loads((release / "truth.json").read_text())["snp_idp"][0]["idp"]   # an IDP with hits to clump
+    subprocess.run([*BIOLAKE, "gwas", "--lake", str(lake), "--pheno", planted, "--covar", "age,sex",
+                    "--name", "bench_clump_gwas", "--replace", "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    tested = Lake.open(str(lake)).results_dataset("bench_clump_gwas").to_table(columns=["variant_id", "log10p"])
+    assoc = data / f"clump-{samples}x{variants}.assoc"
+    assoc.write_text("SNP P\n" + "".join(f"{v} {10.0 ** -q!r}\n" for v, q in zip(
+        tested.column("variant_id").to_pylist(), tested.column("log10p").to_pylist()) if q is not None))
+    ours, peak, _ = run_timed([*BIOLAKE, "clump", "--lake", str(lake), "--result", "bench_clump_gwas",
+                               "--name", "bench_clumps", "--replace", "--quiet"])
+    plink19 = shutil.which("plink1.9")
+    reference = run_timed([plink19, "--bfile", str(release / "genotypes"), "--clump", str(assoc),
+                           "--out", str(data / f"clump-{samples}x{variants}")])[0] if plink19 else None
+    return [Row("clump, 1 phenotype", f"N={samples:,} M={variants:,}", ours, "plink1.9 --clump", reference, peak)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -371,6 +395,8 @@ def main() -> None:
         rows += bench_ewas(args.data)
     if "epic" in tasks:  # EPIC array scale: time and peak memory
         rows += bench_ewas(args.data, cpgs=850_000, with_limma=False)
+    if "clump" in tasks:   # at --samples × --variants (the issue's goal: 10,000 × 1,000,000, ≥ 5× plink1.9)
+        rows += bench_clump(args.data, args.samples, args.variants)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

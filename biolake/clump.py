@@ -31,7 +31,7 @@ from biolake.frame import Report, Request, provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
-from biolake.queries.blocks import Chromosome, genotype_chromosomes, read_chosen_variants
+from biolake.queries.blocks import Chromosome, genotype_chromosomes, genotyped_samples, read_chosen_variants
 from biolake.run import Run
 from biolake.scan import Tested, map_lake_blocks
 from biolake.stats.ld import BIN_NAMES, WindowLd, bp_radius, clump, ld_features, near_any
@@ -109,7 +109,7 @@ def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = No
     release = lake.resolve_release(settings.release or info.release).release
     rows = candidate_rows(lake, settings)
     chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
-    n_samples = genotyped_samples(lake, release)
+    n_samples = genotyped_samples(lake, release=release)
     phenotypes = rows["phenotype"].unique(maintain_order=True).to_list()
     run = Run(lake, settings.name, kind=RESULTS_KINDS["clump"], phenotypes=phenotypes)
     ranks = {chromosome.chrom: rank for rank, chromosome in enumerate(chromosomes)}
@@ -182,11 +182,6 @@ def _in_plinks_order(clumps: pa.Table, ranks: dict[str, int]) -> pa.Table:
         SCHEMA)
 
 
-def genotyped_samples(lake: Lake, release: str) -> int:
-    """The length of the release's stored genotype sample vector (all its genotyped samples)."""
-    return lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
-
-
 def clumps_of(lake: Lake, rows: pl.DataFrame, flags: ClumpFlags, *, release: str) -> pa.Table:
     """The clumps of ``rows`` (``RESULT_COLUMNS`` and ``p``; ``phenotype`` names a scan) against the
     genotypes of ``release``, in plink's order, as rows of kind ``clump``: computed here, one chromosome
@@ -196,7 +191,7 @@ def clumps_of(lake: Lake, rows: pl.DataFrame, flags: ClumpFlags, *, release: str
     chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
     if not chromosomes:
         return SCHEMA.empty_table()
-    inputs = ClumpInputs(rows.to_arrow(), genotyped_samples(lake, release), flags)
+    inputs = ClumpInputs(rows.to_arrow(), genotyped_samples(lake, release=release), flags)
     found = [clumps for chromosome in chromosomes for clumps, _, _ in chromosome_clumps(inputs, chromosome)]
     return _in_plinks_order(pa.concat_tables(found), {chromosome.chrom: rank for rank, chromosome in
                                                       enumerate(chromosomes)})

@@ -80,6 +80,10 @@ class RunFiles:
         features × phenotypes, read only for a run with a headline apart from its rows)."""
         summary, headline = self.summary(), self.headline_summary() if self.headline else None
         output = self.results.open(schema, partition={"chrom": chrom}, part=part)
+        if not self.kind.scans:   # rows without tests (LD pairs): nothing to summarise or index
+            for rows, _, _ in tested:
+                output.write(rows)
+            return Piece([output.close()], [], summary, headline)
 
         def positions() -> Iterable[pa.Table]:
             for rows, features, scores in tested:
@@ -134,7 +138,8 @@ class Run:
 
     def publish(self, *, schema: pa.Schema, provenance: dict, replace: bool = False,
                 fdr: tuple[Sequence[str], str] | None = None, progress: Progress | None = None) -> int:
-        """Commit the run as ``LAKE/results/NAME`` and build its browse index; returns the version.
+        """Commit the run as ``LAKE/results/NAME`` and build its browse index (kinds with scans); returns the
+        version.
 
         With ``fdr`` = (group columns, −log10 p column), the committed rows also carry their
         BH q-value ``fdr`` within each group (:func:`with_fdr`: one more out-of-core pass over
@@ -152,8 +157,9 @@ class Run:
         version = self.lake.commit_results(files, actions, schema=schema, partition_by=["chrom"],
                                            provenance=provenance, replace=replace)
         remove_files(files, staged)
-        index_after_job(self.lake, self.name, version=version,
-                        pieces=(self.summary, self.files.positions, self._positions))
+        if self.files.kind.scans:
+            index_after_job(self.lake, self.name, version=version,
+                            pieces=(self.summary, self.files.positions, self._positions))
         return version
 
 

@@ -6,7 +6,7 @@ and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables
 column is one field of the source (float64 or text).
 
 Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
-of analysis (gwas, ewas, gxe, meta, clump, prs) declares its columns and their roles (the scan,
+of analysis (gwas, ewas, gxe, meta, clump, ld, prs) declares its columns and their roles (the scan,
 the feature, its position, the effect, the headline p), and :meth:`Lake.commit_results`
 refuses a table that does not match its kind's declaration. A concept has one name in
 every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
@@ -138,7 +138,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
               "audit of dropped results tables: what was dropped and when",
               (_c("name", pa.string(), "the results table's name"),
                _c("dropped_at", pa.timestamp("us", tz="UTC"), "when the drop was committed"),
-               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, prs)", nullable=True),
+               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, ld, prs)", nullable=True),
                _c("release", pa.string(), "the release it was computed from", nullable=True),
                _c("rows", pa.int64(), "rows it held"),
                _c("created_at", pa.string(), "when it was computed, as its provenance says", nullable=True))),
@@ -361,6 +361,21 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                      ("s001", "1e-4 ≤ p < 0.001"), ("s0001", "p < 1e-4"))),
                  _r("sp2", pa.list_(pa.string()), "the clumped variants with p < --p2, in genome order (plink: SP2)")),
                 phenotype="phenotype", feature="variant_id", effect="beta", log10p="log10p", p="p"),
+    ResultsKind("ld", "pairwise LD of variants of a release, as plink1.9 --r2 (biolake ld): variant_id, chrom, pos "
+                "are plink's SNP_A, CHR_A, BP_A (a listed variant, or the first of a pair of the region)",
+                (*_from_table("variants", "variant_id", "chrom", "pos"),
+                 *(replace(column, name=f"{column.name}_b", meaning=f"the other variant's {column.name} (plink: "
+                           f"{plinks}_B)") for column, plinks in zip(_from_table("variants", "variant_id", "chrom",
+                                                                                 "pos"), ("SNP", "CHR", "BP"))),
+                 replace(N_SAMPLES, meaning="samples called at both variants"),
+                 _f("r", "Pearson r of the alt allele counts over the samples called at both (plink1.9 --r with "
+                    "--keep-allele-order)"),
+                 _f("r2", "its square (plink1.9 --r2: R2; the pairs kept are those with r2 ≥ --r2-min)"),
+                 _f("r2_haplotype", "r² of the haplotype frequencies estimated by EM from the unphased calls "
+                    "(plink1.9 --r2 dprime: R2; the r² of plink1.9 --clump)"),
+                 _f("dprime", "D′ of those haplotype frequencies, signed as D for the alt alleles (plink1.9 --r2 "
+                    "dprime-signed: DP)")),
+                position=POSITION),
     ResultsKind("prs", "polygenic scores per participant (biolake prs), one column per p-value threshold",
                 (replace(PARTICIPANT, nullable=True),
                  _f("prs_p*", "score summing the weights with p at most a threshold, e.g. prs_p5e_08"),

@@ -117,6 +117,17 @@ def genotype_chromosomes(lake: Lake, *, release: str | None = None,
     return [Chromosome(chrom, tuple(blocks)) for chrom, blocks in grouped.items()]
 
 
+def genotyped_samples(lake: Lake, *, release: str) -> int:
+    """How many samples the release's genotype vectors hold (their length).
+
+    Examples
+    --------
+    >>> genotyped_samples(Lake.open("lake"), release="r1")
+    500
+    """
+    return lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
+
+
 def methylation_blocks(lake: Lake, *, release: str | None = None,
                        chromosomes: Sequence[str] | None = None) -> list[Block]:
     """The release's methylation row groups, one block each, in CpG order."""
@@ -138,14 +149,18 @@ def _row_groups(lake: Lake, table: str, order: str, *, release: str | None,
 
 
 def read_genotype_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,
-                         dtype: type = np.float64, max_bytes: int = 32 << 20) -> Iterator[GenotypeBlock]:
+                         dtype: type = np.float64, max_bytes: int = 32 << 20,
+                         variant_ids: pa.Array | None = None) -> Iterator[GenotypeBlock]:
     """Read one block and decode it in slices of at most ``max_bytes`` of dosages each.
 
     ``samples`` are the positions of the analysis samples in the stored sample vector
     (None: all, in order). Slicing keeps the decoded floats near the CPU caches and the
-    worker's memory bounded, whatever the row-group size.
+    worker's memory bounded, whatever the row-group size. With ``variant_ids``, only those
+    variants are decoded.
     """
     table = block.read(["variant_id", "pos", "ref", "alt", "calls", "dosage"])
+    if variant_ids is not None:
+        table = table.filter(pc.is_in(table.column("variant_id"), value_set=variant_ids))
     chrom = block.chrom
     width = n_samples if samples is None else len(samples)
     step = max(1, max_bytes // (width * np.dtype(dtype).itemsize))
@@ -163,10 +178,9 @@ def read_chosen_variants(blocks: Sequence[Block], variant_ids: set[str], *, n_sa
     samples, in order of position (then as stored). An id naming two of their variants is an error:
     results find their genotypes by id.
     """
-    found = [block.take(np.flatnonzero(pc.is_in(block.variants.column("variant_id"),
-                                                 pa.array(list(variant_ids), pa.string())).to_numpy(
-                                                     zero_copy_only=False)))
-             for fragment in blocks for block in read_genotype_blocks(fragment, n_samples=n_samples, dtype=dtype)]
+    chosen = pa.array(list(variant_ids), pa.string())
+    found = [block for fragment in blocks
+             for block in read_genotype_blocks(fragment, n_samples=n_samples, dtype=dtype, variant_ids=chosen)]
     variants = pa.concat_tables([block.variants for block in found]) if found else None
     if variants is None or not variants.num_rows:
         return GenotypeBlock(pa.table({"variant_id": pa.array([], pa.string()), "pos": pa.array([], pa.int64())}),

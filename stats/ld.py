@@ -72,32 +72,39 @@ def haplotype_r2(index: np.ndarray, window: np.ndarray) -> np.ndarray:
     # index feature × window feature × variant; each product reads one contiguous feature of the window
     # (variants × samples @ samples × 3: OpenBLAS is ~6× slower with the 3-row operand on the left)
     index = np.ascontiguousarray(index)
-    blocks = np.stack([feature @ index.T for feature in window]).transpose(2, 0, 1).astype(np.float64)  # exact counts
-    both_counts, index_count_sum, window_count_sum = blocks[0, 0], blocks[0, 2], blocks[2, 0]
-    double_hets, both_called = blocks[1, 1], blocks[2, 2]
+    counts = np.stack([feature @ index.T for feature in window]).transpose(2, 0, 1).astype(np.float64)  # exact
+    d, freq1x, freqx1 = _em_d(counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _signed_r2(d, freq1x, freqx1)
+
+
+def _em_d(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """D of the ML haplotype frequencies, and the allele-1 frequencies at the first and second variant,
+    from :func:`pair_counts`' sums of one pair per column (3 × 3 × pairs); D is NaN where the EM
+    has no solution (a variant monomorphic over the samples called at both)."""
+    both_counts, first_count_sum, second_count_sum = counts[0, 0], counts[0, 2], counts[2, 0]
+    double_hets, both_called = counts[1, 1], counts[2, 2]
     known11 = (both_counts - double_hets) / 2           # haplotypes of phase-known genotypes
-    known12 = index_count_sum - double_hets - known11
-    known21 = window_count_sum - double_hets - known11
+    known12 = first_count_sum - double_hets - known11
+    known21 = second_count_sum - double_hets - known11
     known22 = 2 * (both_called - double_hets) - known11 - known12 - known21
-    return _em_r2(known11, known12, known21, known22, double_hets)
-
-
-def _em_r2(known11: np.ndarray, known12: np.ndarray, known21: np.ndarray, known22: np.ndarray,
-           double_hets: np.ndarray) -> np.ndarray:
-    """r² from the ML haplotype frequencies given phase-known haplotype counts and double hets."""
     with np.errstate(divide="ignore", invalid="ignore"):
         reciprocal = 1.0 / (known11 + known12 + known21 + known22 + 2 * double_hets)
         f11, f12, f21, f22 = (known * reciprocal for known in (known11, known12, known21, known22))
         half_share = double_hets * reciprocal
-        freq1x = f11 + f12 + half_share                 # allele 1 at the index variant
-        freqx1 = f11 + f21 + half_share                 # allele 1 at the window variant
+        freq1x = f11 + f12 + half_share                 # allele 1 at the first variant
+        freqx1 = f11 + f21 + half_share                 # allele 1 at the second variant
         increment = _best_double_het_share(known11, known12, known21, known22, double_hets,
                                            f11, f12, f21, f22, half_share)
         d = f11 + increment - freqx1 * freq1x
-        r2 = np.where(np.abs(d) >= _SMALL_EPSILON,
-                      np.abs(d) * d / (freqx1 * freq1x * (1 - freq1x) * (1 - freqx1)), 0.0)
     unsolvable = ~np.isfinite(reciprocal) | ((double_hets == 0) & (f11 * f22 == 0) & (f12 * f21 == 0))
-    return np.where(unsolvable, np.nan, r2)
+    return np.where(unsolvable, np.nan, d), freq1x, freqx1
+
+
+def _signed_r2(d: np.ndarray, freq1x: np.ndarray, freqx1: np.ndarray) -> np.ndarray:
+    """r² (with the sign of D) of haplotype frequencies, 0 where |D| is below plink's epsilon."""
+    return np.where(np.abs(d) >= _SMALL_EPSILON, np.abs(d) * d / (freqx1 * freq1x * (1 - freq1x) * (1 - freqx1)),
+                    np.where(np.isnan(d), np.nan, 0.0))
 
 
 def _best_double_het_share(known11, known12, known21, known22, double_hets, f11, f12, f21, f22,
@@ -181,6 +188,58 @@ def _cubic_real_roots(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.n
     count = np.where(three, trig_count, cardano_count)
     roots[np.arange(3)[None, :] >= count[:, None]] = np.nan
     return roots, count
+
+
+def pair_counts(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """3 × 3 × first variants × second variants float64: every pair's sums over samples of one feature of
+    the first variant times one of the second (feature order of :func:`ld_features`), in one matrix product.
+
+    ``first`` and ``second`` are 3 × variants × samples from :func:`ld_features`; the sums are
+    exact counts (float32 products stay exact below 2²² samples). Everything pairwise
+    (:func:`genotype_r`, :func:`haplotype_ld`) comes from them.
+    """
+    k, m = first.shape[1], second.shape[1]
+    product = first.reshape(3 * k, -1) @ second.reshape(3 * m, -1).T     # (3 first) × (3 second)
+    return product.reshape(3, k, 3, m).transpose(0, 2, 1, 3).astype(np.float64)
+
+
+def genotype_r(counts: np.ndarray) -> np.ndarray:
+    """Pearson r of allele counts over the samples called at both variants, as ``plink1.9 --r`` (its
+    square is ``--r2``'s R2), from :func:`pair_counts`; NaN where either variant is monomorphic there.
+
+    Examples
+    --------
+    >>> g = ld_features(np.array([[0.0, 1, 2, 1, 0], [0, 1, 2, 2, 0], [2, 1, 0, 1, 9]]),
+    ...                 np.array([[False] * 5, [False] * 5, [False] * 4 + [True]]))
+    >>> genotype_r(pair_counts(g[:, :1], g))[0].round(6).tolist()
+    [1.0, 0.896421, -1.0]
+    """
+    # allele count x, heterozygote h, called c of each variant; x² = 2x − h for x in {0, 1, 2}
+    called = counts[2, 2]
+    sum_first, sum_second, products = counts[0, 2], counts[2, 0], counts[0, 0]
+    squares_first, squares_second = 2 * sum_first - counts[1, 2], 2 * sum_second - counts[2, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (called * products - sum_first * sum_second) / np.sqrt(
+            (called * squares_first - sum_first**2) * (called * squares_second - sum_second**2))
+
+
+def haplotype_ld(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """r² and D′ (both with the sign of D) of the pairs of :func:`pair_counts` (3 × 3 × pairs), from the
+    haplotype frequencies plink1.9 estimates by EM from unphased calls over the samples called at
+    both: ``plink1.9 --r2 dprime``'s R2 (which --clump uses too) and ``dprime-signed``'s DP. NaN
+    where either variant is monomorphic there.
+
+    Examples
+    --------
+    >>> g = ld_features(np.array([[0.0, 1, 2, 1, 0], [0, 1, 2, 2, 0]]), np.zeros((2, 5), bool))
+    >>> [values.round(6).tolist() for values in haplotype_ld(pair_counts(g[:, :1], g[:, 1:])[:, :, 0])]
+    [[0.666667], [1.0]]
+    """
+    d, freq1x, freqx1 = _em_d(counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_max = np.where(d < 0, np.minimum(freq1x * freqx1, (1 - freq1x) * (1 - freqx1)),
+                         np.minimum(freq1x * (1 - freqx1), (1 - freq1x) * freqx1))
+        return _signed_r2(d, freq1x, freqx1), np.where(np.abs(d) >= _SMALL_EPSILON, d / d_max, d * 0)
 
 
 def bp_radius(kb: float) -> int:

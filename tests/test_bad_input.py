@@ -37,6 +37,7 @@ class Case:
 GWAS = ["gwas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
 INGEST = ["ingest", "--lake", "{lake}", "--release", "r2", "--quiet"]
 COVAR = ["--covar", "age,sex"]
+LD = ["ld", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet"]
 CASES = [
     # SQL
     Case("sql_syntax", ["sql", "SELEC 1", "--lake", "{lake}"], r"error: Parser Error: syntax error"),
@@ -114,6 +115,12 @@ CASES = [
     Case("export_unknown_phenotype", ["export", "--lake", "{lake}", "--result", "assoc", "--format", "gwas-ssf",
                                       "--phenotype", "nope", "--out", "{tmp}/x.tsv.gz"], r"choose one with --phenotype"),
     Case("meta_one_table", ["meta", "--lake", "{lake}", "--result", "assoc"], r"two or more different results"),
+    Case("ld_region_without_variants", [*LD, "--region", "22:1-2"],
+         r"error: --region 22:1-2: release r1 has no variant there"),
+    Case("ld_unknown_variant_ids", [*LD, "--variants", "rs_nowhere,rs_elsewhere"],
+         r"error: --variants: release r1 has no variant 'rs_nowhere', 'rs_elsewhere'"),
+    Case("ld_window_zero", [*LD, "--region", "1:1-1000000", "--window-kb", "0"],
+         r"error: --window-kb must be positive"),
     Case("prs_threshold_absurd", ["prs", "--lake", "{lake}", "--weights", "{tmp}/weights.tsv", "--p-thresholds",
                                   "5", "--scheduler", "{scheduler}", "--quiet"], r"thresholds must lie in \(0, 1\]",
          setup="weights"),

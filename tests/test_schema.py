@@ -49,6 +49,15 @@ def test_commit_results__takes_each_kinds_optional_columns(lake):
     assert lake.results_kind("scores").name == "prs" and lake.results_kind("gxe3").groups == ["phenotype", "exposure"]
 
 
+def test_commit_results__ld_pairs_of_kind_ld(lake):
+    """LD pairs are a kind without scans (no p): declared once, refused when a column is missing."""
+    pairs = RESULTS_KINDS["ld"].arrow_schema()
+    commit(lake, "pairs", pairs.empty_table(), kind="ld")
+    assert lake.results_kind("pairs").name == "ld" and not RESULTS_KINDS["ld"].scans
+    with pytest.raises(LakeError, match=r"^results table 'bad' \(ld\): missing column 'dprime'"):
+        commit(lake, "bad", pairs.empty_table().drop_columns(["dprime"]), kind="ld")
+
+
 def test_results_kinds__roles_name_declared_columns():
     for kind in RESULTS_KINDS.values():
         names = {column.name for column in kind.columns}
