@@ -135,25 +135,21 @@ def test_scan_variants__a_worker_killed_at_any_phase_leaves_the_results_identica
     assert results(lake, f"killed-{job}-{phase}-{workers}").equals(expected)
 
 
-def _sorted_results(lake: Lake, name: str) -> pl.DataFrame:
-    table = pl.from_arrow(lake.results_dataset(name).to_table())
-    return table.sort([c for c in ("phenotype", "exposure", "variant_id", "cpg_id") if c in table.columns])
-
-
-JOBS = {  # a scan whose tasks write their files, and one whose rows come back to a reduce (limma's prior)
-    "gwas": lambda lake, name, **where: run_gwas(lake, GwasSettings(name=name, **SETTINGS), **where),
-    "ewas": lambda lake, name, **where: run_ewas(lake, EwasSettings(
-        name=name, exposures="SELECT participant_id, stress FROM covariates", covariates=["age", "sex"]), **where),
+BLOCK_MAPS = {  # a scan whose tasks write their files, and one whose rows come back to a reduce (limma's prior)
+    "gwas": JOBS["gwas"],
+    "ewas": (lambda name: EwasSettings(name=name, exposures="SELECT participant_id, stress FROM covariates",
+                                       covariates=["age", "sex"]), run_ewas),
 }
 
 
-@pytest.mark.parametrize("job", JOBS)
+@pytest.mark.parametrize("job", BLOCK_MAPS)
 def test_jobs__threads_in_process_and_worker_processes_give_identical_results(gwas_lake, scheduler, job):
     """The default for a lake on local disk (dask's threaded scheduler, in process) and a cluster of
     worker processes compute the same bits."""
-    JOBS[job](gwas_lake, f"{job}-threads", scheduler="threads", workers=2)
-    JOBS[job](gwas_lake, f"{job}-processes", scheduler=scheduler)
-    threads, processes = (_sorted_results(gwas_lake, f"{job}-{place}") for place in ("threads", "processes"))
+    settings, run = BLOCK_MAPS[job]
+    run(gwas_lake, settings(f"{job}-threads"), scheduler="threads", workers=2)
+    run(gwas_lake, settings(f"{job}-processes"), scheduler=scheduler)
+    threads, processes = (results(gwas_lake, f"{job}-{place}") for place in ("threads", "processes"))
     assert threads.height > 0 and threads.equals(processes)
 
 
