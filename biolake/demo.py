@@ -7,7 +7,8 @@ show more genome-wide hits than chance allows; every planted CpG~stress effect m
 the array-wide threshold (9e-8) in the EWAS; the planted SNP×stress interaction must
 pass p < 5e-8 in the GxE scan, and null IDPs must show no interaction hit. The GWAS is
 then summarised (lead hits, λGC, plots, an HTML report under ``out/`` beside the lake), its
-hits clumped by LD (each planted variant must lie in a clump of its own IDP), and
+hits clumped by LD (each planted variant must lie in a clump of its own IDP, and each planted
+effect's hits collapse into one clump, as the synthetic genome's LD decays over ~100 kb), and
 repeated per imaging site, whose meta-analysis must find the planted effects again; its
 weights then score every participant (a polygenic score, joined to the IDP in SQL).
 """
@@ -154,9 +155,15 @@ def clump_hits(lake: Lake, truth: dict, **jobs) -> list[str]:
               for effect in truth["snp_idp"])
     held = sum(any(c["phenotype"] == effect["idp"] and effect["variant_id"] in [c["variant_id"], *c["sp2"]]
                    for c in clumps) for effect in truth["snp_idp"])
+    planted = [effect["idp"] for effect in truth["snp_idp"]]
+    hits = lake.results_dataset(DEMO_GWAS.name).count_rows(
+        filter=pc.field("phenotype").isin(planted) & (pc.field("p") < GENOME_WIDE))
+    single = sum([c["phenotype"] for c in clumps].count(idp) == 1 for idp in planted)
     return [f"{report.clumps} clumps (index p ≤ 5e-8, r² > 0.1 within 1 Mb) in {report.phenotypes} IDPs; the "
-            f"planted variant lies in a clump of its IDP for {held} of {len(truth['snp_idp'])} (as its index for {led}: "
-            "the synthetic LD blocks repeat a variant's genotypes, so a copy may win by chance)"]
+            f"planted variant lies in a clump of its IDP for {held} of {len(planted)} (as its index for {led}: "
+            "the synthetic haplotype blocks repeat a variant's genotypes, so a copy may win by chance)",
+            f"the planted IDPs' {hits} hits at p < 5e-8 collapse into one clump per planted effect for {single} of "
+            f"{len(planted)} (LD decays over ~100 kb, as in a real genome)"]
 
 
 def meta_analyse_sites(lake: Lake, truth: dict, **jobs) -> list[str]:
@@ -197,9 +204,10 @@ def check_planted_effects(lake: Lake, report: GwasReport, truth: dict) -> list[s
     summary, nulls = report.summary, set(truth["null_idps"])
     null_hits = sum(1 for name, hits in zip(summary.phenotypes, summary.hits) if name in nulls and hits)
     expected = GENOME_WIDE * sum(t for name, t in zip(summary.phenotypes, summary.tests) if name in nulls)
+    lambdas = _lambdas(summary, nulls)
     lines.append(f"null IDPs with any hit at p < 5e-8: {null_hits} of {len(nulls)} "
-                 f"(chance expects {expected:.2g} hits in all; λGC of the nulls "
-                 f"{_median_lambda(summary, nulls):.3f})")
+                 f"(chance expects {expected:.2g} hits in all; λGC of the nulls: median "
+                 f"{np.median(lambdas):.3f}, from {lambdas.min():.2f} to {lambdas.max():.2f})")
     return lines
 
 
@@ -257,6 +265,6 @@ def score_participants(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
             f"{r[0]:.2f} (p ≤ 5e-8 score), {r[1]:.2f} (all variants)"]
 
 
-def _median_lambda(summary, names: set[str]) -> float:
-    lambdas = summary.lambda_gc()
-    return float(np.median([value for name, value in zip(summary.phenotypes, lambdas) if name in names]))
+def _lambdas(summary, names: set[str]) -> np.ndarray:
+    """λGC of the phenotypes ``names`` of a scan summary."""
+    return np.array([value for name, value in zip(summary.phenotypes, summary.lambda_gc()) if name in names])

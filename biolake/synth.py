@@ -2,9 +2,13 @@
 
 The folder holds what a biobank ships: PLINK 1 genotypes, UK-Biobank-style wide CSVs of
 imaging-derived phenotypes (IDPs) and covariates with a data dictionary, a CpG × sample
-methylation matrix with probe annotation, and a ``release.yaml`` manifest. Genotypes are
-streamed one LD block at a time, so memory stays bounded at biobank size. Every draw comes
-from the seed, so a release is reproducible byte for byte (bar the manifest's timestamp).
+methylation matrix with probe annotation, and a ``release.yaml`` manifest. Genotypes have
+LD as in a real genome: variants sit in dense stretches as on an array, each haplotype is a
+mosaic of founder haplotypes that switches founder at recombination hotspots of a genetic map
+(~1 cM/Mb, written in the .bim), so r² is high within haplotype blocks of tens of kb and near
+0 between variants 1 Mb apart. They are streamed a chunk of blocks at a time, so memory
+stays bounded at biobank size. Every draw comes from the seed, so a release is reproducible
+byte for byte (bar the manifest's timestamp).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.stats
@@ -40,10 +45,23 @@ SITES, SITE_SHARES = ("Cheadle", "Newcastle", "Reading", "Bristol"), (0.45, 0.30
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # PLINK 1 .bed, SNP-major
 # .bed 2-bit code by alt-allele dosage 0, 1, 2 (A1 = alt, as in plink2); 0b01 is a missing call.
 CODE_OF_ALT_DOSAGE, MISSING_CODE = np.array([0b11, 0b10, 0b00], np.uint8), np.uint8(0b01)
+# .bed 2-bit code → alt-allele dosage (the missing code 0b01 counts none).
+ALT_DOSAGE_OF_CODE = np.array([2, 0, 1, 0], np.int64)
 COMMON_FOUNDERS, RARE_FOUNDERS = 6, 2
 FOUNDERS = COMMON_FOUNDERS + RARE_FOUNDERS
-# Every non-empty proper subset of founders, as the founders carrying an alt allele: subsets × founders.
-FOUNDER_SUBSETS = (np.arange(1, 2**FOUNDERS - 1)[:, None] >> np.arange(FOUNDERS)) & 1
+# Every set of founders that may carry an alt allele (founders × sets), and a set's index in it.
+FOUNDER_PATTERNS = ((np.arange(2**FOUNDERS) >> np.arange(FOUNDERS)[:, None]) & 1).astype(np.uint8)
+PATTERN_BITS = 1 << np.arange(FOUNDERS)
+# Variants sit in genotyped regions of 20, ~5 kb apart as on a 600k array (closer when there are more).
+REGION_VARIANTS, ARRAY_SPACING_BP = 50, 5_000
+# The genetic map: recombination hotspots ~50 kb apart (so haplotype blocks of tens of kb) carry
+# 0.9 cM/Mb on average, over a 0.1 cM/Mb background; a haplotype keeps its founder across d cM
+# with probability exp(−d / LD_SCALE_CM), so r² is near 0 between variants 1 Mb (~1 cM) apart.
+HOTSPOT_SPACING_BP, HOTSPOT_CM_PER_MB, BACKGROUND_CM_PER_MB, LD_SCALE_CM = 50_000, 0.9, 0.1, 0.2
+# A block's variants repeat the previous variant's founder alleles half of the time (what makes LD
+# inside a block); a fresh variant's alt allele is carried only by rare founders 30 % of the time.
+PATTERN_REPEATS, RARE_PATTERNS = 0.5, 0.3
+GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls are drawn per chunk)
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
 STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation")
@@ -133,14 +151,24 @@ class _Cohort:
 
 
 @dataclass(frozen=True)
+class _HaplotypeBlocks:
+    """The genetic map of a run of variants and its haplotype blocks (runs of variants between hotspots)."""
+
+    cm: np.ndarray  # variants, centimorgans from the chromosome's start
+    starts: np.ndarray  # blocks + 1; block b is variants [starts[b], starts[b + 1])
+    switches: np.ndarray  # blocks: founder switches a haplotype expects at the block's start (inf: a new chromosome)
+
+
+@dataclass(frozen=True)
 class _Layout:
-    """Where variants sit: per-variant annotation, and LD blocks as runs of variants."""
+    """Where variants sit: per-variant annotation, genotyped regions and haplotype blocks."""
 
     chrom: np.ndarray  # variants
     pos: np.ndarray
     rsid: np.ndarray
     alleles: np.ndarray  # variants × 2 (A1 = alt, A2 = ref), letters
-    block_starts: np.ndarray  # blocks + 1; block b is variants [starts[b], starts[b + 1])
+    region: np.ndarray  # variants: the genotyped region (a dense stretch of the array) holding each
+    blocks: _HaplotypeBlocks
 
 
 @dataclass(frozen=True)
@@ -179,24 +207,54 @@ def _positions(rng: np.random.Generator, counts: np.ndarray) -> tuple[np.ndarray
     return np.repeat(np.arange(1, 23), counts), np.concatenate(pos)
 
 
-def _block_starts(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
-    """Cut each chromosome's variants into LD blocks of 20–200; a short tail joins the block before."""
-    starts, offset = [], 0
-    for count in counts:
-        cuts = np.cumsum(rng.integers(20, 201, size=count // 20 + 1))
-        starts.append(offset + np.concatenate([[0], cuts[cuts <= count - 20]]))
-        offset += count
-    return np.concatenate([*starts, [offset]])
+def _array_positions(rng: np.random.Generator, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions as on a thinned array: each chromosome's variants in regions of REGION_VARIANTS,
+    ~ARRAY_SPACING_BP apart inside a region (at most a quarter of the even spacing), the regions
+    scattered along the chromosome. Returns (chrom, pos, region), region numbered genome-wide."""
+    pos, region, regions_before = [], [], 0
+    for length, count in zip(GRCH37_LENGTHS, counts):
+        regions = -(-count // REGION_VARIANTS)
+        gaps = np.maximum(1, np.rint(rng.exponential(min(ARRAY_SPACING_BP, length / count / 4), count)))
+        member = np.arange(count) * regions // count  # regions of (nearly) equal size
+        first = np.r_[True, member[1:] != member[:-1]]
+        free = length - gaps[~first].sum() - regions  # bp left between regions
+        gaps[first] = 1 + np.floor(rng.dirichlet(np.ones(regions + 1))[:regions] * free)
+        pos.append(np.cumsum(gaps).astype(np.int64))
+        region.append(regions_before + member)
+        regions_before += regions
+    return np.repeat(np.arange(1, 23), counts), np.concatenate(pos), np.concatenate(region)
+
+
+def _genetic_map(rng: np.random.Generator, chrom: np.ndarray, pos: np.ndarray, *,
+                 hotspot_bp: float) -> _HaplotypeBlocks:
+    """cM positions and haplotype blocks of variants sorted by (chrom, pos).
+
+    Hotspots lie Exp(``hotspot_bp``) apart and carry Gamma(2)-distributed cM (HOTSPOT_CM_PER_MB
+    on average) over a BACKGROUND_CM_PER_MB background; a block ends at each hotspot, and a
+    haplotype expects (cM between the blocks' variants) / LD_SCALE_CM founder switches there.
+    """
+    cm, hotspots_passed = np.empty(len(pos)), np.empty(len(pos), np.int64)
+    for c in np.unique(chrom):
+        on = np.flatnonzero(chrom == c)
+        count = int(1.2 * pos[on[-1]] / hotspot_bp) + 20  # enough hotspots to pass the last variant
+        hotspots = np.cumsum(rng.exponential(hotspot_bp, count))
+        heat = np.r_[0, np.cumsum(rng.gamma(2.0, HOTSPOT_CM_PER_MB * hotspot_bp / 2e6, count))]
+        hotspots_passed[on] = np.searchsorted(hotspots, pos[on])
+        cm[on] = BACKGROUND_CM_PER_MB * pos[on] / 1e6 + heat[hotspots_passed[on]]
+    new_chrom = np.r_[True, chrom[1:] != chrom[:-1]]
+    starts = np.flatnonzero(new_chrom | np.r_[True, hotspots_passed[1:] != hotspots_passed[:-1]])
+    switches = np.where(new_chrom[starts], np.inf, (cm[starts] - cm[np.maximum(starts - 1, 0)]) / LD_SCALE_CM)
+    return _HaplotypeBlocks(cm, np.r_[starts, len(pos)], switches)
 
 
 def _variant_layout(rng: np.random.Generator, variants: int) -> _Layout:
-    """Chromosomes in proportion to GRCh37 lengths, positions, unique rs ids, alleles, LD blocks."""
+    """Chromosomes in proportion to GRCh37 lengths, positions, unique rs ids, alleles, genetic map."""
     counts = _apportion(variants, GRCH37_LENGTHS)
-    chrom, pos = _positions(rng, counts)
+    chrom, pos, region = _array_positions(rng, counts)
     rsid = 1000 + 10 * np.arange(variants) + rng.integers(0, 10, variants)
     first = rng.integers(0, 4, variants)
     letters = np.array(list("ACGT"))[np.stack([first, (first + rng.integers(1, 4, variants)) % 4], 1)]
-    return _Layout(chrom, pos, rsid, letters, _block_starts(rng, counts))
+    return _Layout(chrom, pos, rsid, letters, region, _genetic_map(rng, chrom, pos, hotspot_bp=HOTSPOT_SPACING_BP))
 
 
 def _draw_cohort(rng: np.random.Generator, samples: int) -> _Cohort:
@@ -233,44 +291,176 @@ def _maf(alt_counts: np.ndarray, samples: int) -> np.ndarray:
     return np.minimum(alt_counts, 2 * samples - alt_counts) / (2 * samples)
 
 
-def _block_haplotypes(rng: np.random.Generator, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each sample's two founder haplotypes for one LD block, drawn independently (so HWE holds).
+class _MosaicBlock(NamedTuple):
+    """One haplotype block of :func:`_founder_mosaic`."""
 
-    Six common founders share Dirichlet weights; two rare ones carry 0.3–3 % each. Draws
-    are repeated in the rare case where no founder subset has MAF ≥ 0.1 (tiny samples).
+    start: int
+    stop: int
+    carriers: np.ndarray  # founders × variants, 1 where the founder carries the alt allele (uint8)
+    pairs: np.ndarray  # samples, founder pair: founder of haplotype 0 × FOUNDERS + founder of haplotype 1
+    quads: np.ndarray  # .bed bytes × 2, the pair index of its samples (0, 1) and (2, 3) (see _byte_quads)
+    alt_counts: np.ndarray  # variants, alt alleles in the sample
 
-    Returns
-    -------
-    haplotypes : 2 × samples founder indices
-    subset_alt_counts : alt-allele count, in the sample, of each row of FOUNDER_SUBSETS
+    def dosages(self) -> np.ndarray:
+        """Alt-allele dosages: variants × samples (uint8)."""
+        return (self.carriers[self.pairs // FOUNDERS] + self.carriers[self.pairs % FOUNDERS]).T
+
+
+def _founder_weights(rng: np.random.Generator) -> np.ndarray:
+    """The founder a recombining haplotype picks, by a random byte: 256 founders (uint8).
+
+    Two rare founders get 1–8 of the 256 (0.4–3.1 %) each; six common ones share the rest by
+    Dirichlet draws (a fifth of it evenly).
     """
-    while True:
-        rare = rng.uniform(0.003, 0.03, RARE_FOUNDERS)
-        weights = np.concatenate([rng.dirichlet(np.full(COMMON_FOUNDERS, 1.5)) * (1 - rare.sum()), rare])
-        draws = np.searchsorted(np.cumsum(weights), rng.random(2 * samples))
-        haplotypes = np.minimum(draws, FOUNDERS - 1).astype(np.uint8).reshape(2, samples)
-        subset_alt_counts = FOUNDER_SUBSETS @ np.bincount(haplotypes.ravel(), minlength=FOUNDERS)
-        if (_maf(subset_alt_counts, samples) >= 0.1).any():
-            return haplotypes, subset_alt_counts
+    rare = rng.integers(1, 9, RARE_FOUNDERS)
+    share = 0.8 * rng.dirichlet(np.ones(COMMON_FOUNDERS)) + 0.2 / COMMON_FOUNDERS
+    common = np.floor(share * (256 - rare.sum())).astype(np.int64)
+    common[0] += 256 - common.sum() - rare.sum()
+    return np.repeat(np.arange(FOUNDERS, dtype=np.uint8), np.r_[common, rare])
 
 
-def _variant_subsets(rng: np.random.Generator, maf: np.ndarray, variants: int) -> np.ndarray:
-    """Pick each variant's alt-carrying founder subset (by its ``maf``) in a sticky walk over a few.
+def _byte_quads(pairs: np.ndarray, padding: int) -> np.ndarray:
+    """Index of the founder pairs of samples (0, 1) and of samples (2, 3) of .bed bytes, from their
+    four samples' founder pairs (bytes × 4; ``padding`` is the pair of a row's padding): bytes × 2."""
+    return pairs[:, 0::2] * (padding + 1) + pairs[:, 1::2]
 
-    The block's first subset has MAF ≥ 0.1 so every block can host a causal variant; the
-    others are rare (MAF < 5 %) half of the time. Neighbours keep the same subset 75 % of
-    the time, which is what makes LD.
+
+@numba.njit(cache=True, nogil=True)
+def _switch_founders(haplotypes: np.ndarray, pairs: np.ndarray, quads: np.ndarray, counts: np.ndarray,
+                     draws: np.ndarray, founder_of_byte: np.ndarray, keep: int) -> None:
+    """Apply founder switches in place, one random uint64 each, updating what depends on them.
+
+    With ``keep`` < 0 each draw switches the haplotype its high 32 bits pick; otherwise draw h is
+    haplotype h's, which switches when its top 16 bits reach ``keep``. The new founder is
+    ``founder_of_byte`` of the draw's low byte. Compiled: a switch costs a few ns, where numpy
+    would make a pass over the sample for each step.
     """
-    polymorphic, rare = np.flatnonzero(maf > 0), np.flatnonzero((maf > 0) & (maf < 0.05))
-    n_subsets = rng.integers(3, 7)
-    palette = np.where(rng.random(n_subsets) < 0.5, rng.choice(rare if rare.size else polymorphic, n_subsets),
-                       rng.choice(polymorphic, n_subsets))
-    palette[0] = rng.choice(np.flatnonzero(maf >= 0.1))
-    switches = rng.random(variants) >= 0.75
-    switches[0] = True
-    picks = rng.integers(0, n_subsets, variants)
-    picks[0] = 0
-    return palette[picks[np.maximum.accumulate(np.where(switches, np.arange(variants), 0))]]
+    samples, width = haplotypes.size // 2, np.uint64(haplotypes.size)
+    for i in range(draws.size):
+        draw = draws[i]
+        if keep < 0:
+            h = np.int64(((draw >> np.uint64(32)) * width) >> np.uint64(32))
+        elif np.int64(draw >> np.uint64(48)) < keep:
+            continue
+        else:
+            h = i
+        founder = np.int64(founder_of_byte[np.int64(draw & np.uint64(255))])
+        counts[haplotypes[h]] -= 1
+        counts[founder] += 1
+        haplotypes[h] = founder
+        sample = h % samples
+        pairs[sample] = haplotypes[sample] * FOUNDERS + haplotypes[sample + samples]
+        first = sample - sample % 2  # of the two samples sharing a half byte
+        quads[sample // 4, (sample % 4) // 2] = pairs[first] * (FOUNDERS**2 + 1) + pairs[first + 1]
+
+
+class _FounderPairs:
+    """The founder each sample's two haplotypes copy, switched in place by recombination, with the
+    founder counts, the founder pair per sample and per .bed byte's two sample pairs (what
+    packing reads)."""
+
+    def __init__(self, samples: int) -> None:
+        self.haplotypes = np.zeros(2 * samples, np.int64)  # haplotype h belongs to sample h % samples
+        self.pairs = np.full(-(-samples // 4) * 4, FOUNDERS**2, np.int64)  # + the padding pair
+        self.pairs[:samples] = 0
+        self.quads = _byte_quads(self.pairs.reshape(-1, 4), FOUNDERS**2)
+        self.counts = np.bincount(self.haplotypes, minlength=FOUNDERS)
+
+    def recombine(self, rng: np.random.Generator, switches: float, founder_of_byte: np.ndarray) -> None:
+        """A haplotype expecting ``switches`` switches (Poisson) keeps its founder with probability
+        exp(−switches), else takes ``founder_of_byte`` of a random byte. Under one switch each,
+        Poisson(switches × haplotypes) switches land on random haplotypes (cost ∝ switches)."""
+        size = self.haplotypes.size
+        if switches < 1:
+            draws, keep = rng.bit_generator.random_raw(rng.poisson(switches * size)), -1
+        else:
+            draws, keep = rng.bit_generator.random_raw(size), int(np.exp(-switches) * 2**16)
+        _switch_founders(self.haplotypes, self.pairs, self.quads, self.counts, draws, founder_of_byte, keep)
+
+
+def _fresh_carriers(rng: np.random.Generator, variants: int) -> np.ndarray:
+    """Founders carrying each variant's alt allele, drawn afresh: founders × variants (uint8).
+
+    Each founder carries it with a Beta(0.6, 0.6) probability, so frequencies spread as on
+    arrays; for RARE_PATTERNS of variants only rare founders do.
+    """
+    carriers = rng.random((FOUNDERS, variants)) < np.clip(rng.beta(0.6, 0.6, variants), 0.05, 0.95)
+    rare = np.flatnonzero(rng.random(variants) < RARE_PATTERNS)
+    carriers[:COMMON_FOUNDERS, rare] = False
+    carriers[COMMON_FOUNDERS + rng.integers(0, RARE_FOUNDERS, len(rare)), rare] = True
+    return carriers.astype(np.uint8)
+
+
+def _pattern_sources(rng: np.random.Generator, starts: np.ndarray, common: np.ndarray) -> np.ndarray:
+    """The variant whose founder alleles each variant repeats (itself when fresh): a block's first
+    variant and ``common`` ones are fresh, others repeat their neighbour's PATTERN_REPEATS of the time."""
+    fresh = common | (rng.random(len(common)) >= PATTERN_REPEATS)
+    fresh[starts] = True
+    return np.maximum.accumulate(np.where(fresh, np.arange(len(common)), 0))
+
+
+def _make_common(rng: np.random.Generator, carriers: np.ndarray, founder_counts: np.ndarray) -> None:
+    """Redraw a variant's carriers (a column, in place) as a random set of common founders that
+    gives it MAF ≥ 0.1 in the sample (the set of highest MAF if none does)."""
+    candidates = FOUNDER_PATTERNS[:, 1:2**COMMON_FOUNDERS]  # founders × sets of common founders
+    maf = _maf(founder_counts @ candidates, founder_counts.sum() // 2)
+    common = np.flatnonzero(maf >= 0.1)
+    carriers[:] = candidates[:, rng.choice(common) if common.size else np.argmax(maf)]
+
+
+def _founder_mosaic(rng: np.random.Generator, blocks: _HaplotypeBlocks, samples: int,
+                    common: np.ndarray) -> Iterator[_MosaicBlock]:
+    """Each sample's two haplotypes as mosaics of founders, block by block along the genome.
+
+    At a block's start each haplotype switches to a random founder with the probability the
+    genetic map gives (always at a chromosome's start), and keeps its founder through the
+    block; the two haplotypes of a sample are independent, so HWE holds. r² thus decays with
+    cM between blocks and is high inside one. ``common`` variants get MAF ≥ 0.1; a variant the
+    sample's founders leave monomorphic flips its commonest founder. Draws are made per chromosome;
+    a block's ``pairs`` and ``quads`` change with the next block, so use them at once.
+    """
+    founders = _FounderPairs(samples)
+    chromosomes = np.r_[np.flatnonzero(np.isinf(blocks.switches)), len(blocks.switches)]
+    commons = np.flatnonzero(common).tolist()
+    for first, last in itertools.pairwise(chromosomes.tolist()):
+        starts = blocks.starts[first:last + 1].tolist()
+        offset = starts[0]
+        fresh = _fresh_carriers(rng, starts[-1] - offset)
+        sources = _pattern_sources(rng, np.array(starts[:-1]) - offset, common[offset:starts[-1]])
+        founder_of_byte = _founder_weights(rng)
+        for block, (start, stop) in enumerate(itertools.pairwise(starts)):
+            founders.recombine(rng, blocks.switches[first + block], founder_of_byte)
+            founder_counts = founders.counts
+            while commons and commons[0] < stop:
+                _make_common(rng, fresh[:, commons.pop(0) - offset], founder_counts)
+            carriers = fresh[:, sources[start - offset:stop - offset]]
+            alt_counts = founder_counts @ carriers
+            monomorphic = (alt_counts == 0) | (alt_counts == 2 * samples)
+            if monomorphic.any():
+                carriers[np.argmax(founder_counts), monomorphic] ^= 1
+                alt_counts = founder_counts @ carriers
+            yield _MosaicBlock(start, stop, carriers, founders.pairs[:samples], founders.quads, alt_counts)
+
+
+def _pair_nibbles(carriers: np.ndarray) -> np.ndarray:
+    """The .bed half-byte of two consecutive samples by their founder pairs: variants × pairs².
+
+    ``carriers`` is founders × variants (uint8); a sample's pair is founder of haplotype 0 ×
+    founders + founder of haplotype 1, and pair founders² pads a row's last byte.
+    """
+    founders, variants = carriers.shape
+    dosage = (carriers[:, None, :] + carriers[None, :, :]).reshape(founders**2, variants)
+    codes = np.vstack([CODE_OF_ALT_DOSAGE[dosage], np.zeros((1, variants), np.uint8)])  # + padding
+    pairs = len(codes)
+    return (codes[:, None, :] | codes[None, :, :] << 2).reshape(pairs**2, variants).T.copy()
+
+
+def _pack_nibbles(nibbles: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """.bed rows (variants × ceil(samples / 4) bytes, low bits first) from :func:`_pair_nibbles`'
+    table and each byte's sample pairs (:func:`_byte_quads`): two look-ups and an OR."""
+    packed = np.take(nibbles, quads[:, 0], axis=1)  # variants × bytes
+    packed |= np.take(nibbles, quads[:, 1], axis=1) << 4
+    return packed
 
 
 def _pack_bed_rows(carriers: np.ndarray, haplotypes: np.ndarray) -> np.ndarray:
@@ -279,16 +469,10 @@ def _pack_bed_rows(carriers: np.ndarray, haplotypes: np.ndarray) -> np.ndarray:
     A genotype is fixed by the sample's pair of founders, so the byte halves for every two
     consecutive samples are tabulated once per block; rows are then two look-ups and an OR.
     """
-    founders, variants = carriers.shape  # carriers: founders × variants, uint8
-    dosage = (carriers[:, None, :] + carriers[None, :, :]).reshape(founders**2, variants)
-    codes = np.vstack([CODE_OF_ALT_DOSAGE[dosage], np.zeros((1, variants), np.uint8)])  # + padding
-    pairs = len(codes)
-    nibbles = (codes[:, None, :] | codes[None, :, :] << 2).reshape(pairs**2, variants).T.copy()
-    pair = np.full(-(-haplotypes.shape[1] // 4) * 4, pairs - 1, np.intp)
-    pair[: haplotypes.shape[1]] = haplotypes[0].astype(np.intp) * founders + haplotypes[1]
-    packed = np.take(nibbles, pair[0::4] * pairs + pair[1::4], axis=1)  # variants × bytes
-    packed |= np.take(nibbles << 4, pair[2::4] * pairs + pair[3::4], axis=1)
-    return packed
+    founders, samples = len(carriers), haplotypes.shape[1]
+    pairs = np.full(-(-samples // 4) * 4, founders**2, np.intp)
+    pairs[:samples] = haplotypes[0].astype(np.intp) * founders + haplotypes[1]
+    return _pack_nibbles(_pair_nibbles(carriers), _byte_quads(pairs.reshape(-1, 4), founders**2))
 
 
 def _missing_calls(rng: np.random.Generator, variants: int, samples: int,
@@ -303,13 +487,14 @@ def _missing_calls(rng: np.random.Generator, variants: int, samples: int,
     return np.divmod(flat[np.diff(flat, prepend=-1) > 0], samples)  # np.unique is 20× slower here
 
 
-def _keep_polymorphic(missing: tuple[np.ndarray, np.ndarray], carriers: np.ndarray,
-                      haplotypes: np.ndarray, alt_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop the missing calls of variants they would leave monomorphic among called genotypes."""
+def _keep_polymorphic(missing: tuple[np.ndarray, np.ndarray], packed: np.ndarray,
+                      alt_counts: np.ndarray, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the missing calls of variants they would leave monomorphic among called genotypes
+    (``packed``: .bed rows of the variants, ``alt_counts``: their alt alleles before any is lost)."""
     variant, sample = missing
-    lost_alt = np.bincount(variant, carriers[haplotypes[0, sample], variant]
-                           + carriers[haplotypes[1, sample], variant], len(alt_counts))
-    called_alleles = 2 * (haplotypes.shape[1] - np.bincount(variant, minlength=len(alt_counts)))
+    codes = (packed[variant, sample // 4] >> (2 * (sample % 4)).astype(np.uint8)) & 0b11
+    lost_alt = np.bincount(variant, ALT_DOSAGE_OF_CODE[codes], len(alt_counts))
+    called_alleles = 2 * (samples - np.bincount(variant, minlength=len(alt_counts)))
     called_alt = alt_counts - lost_alt
     keep = ((called_alt > 0) & (called_alt < called_alleles))[variant]
     return variant[keep], sample[keep]
@@ -325,33 +510,43 @@ def _mark_missing(packed: np.ndarray, missing: tuple[np.ndarray, np.ndarray]) ->
 
 
 def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, cohort: _Cohort,
-                     host_blocks: np.ndarray, missing_calls: float, progress: Progress) -> list[_Causal]:
-    """Stream ``genotypes.bed`` block by block, write .bim and .fam, and return the causal variants:
-    a common variant from each of ``host_blocks``, in that order."""
-    total, samples, hosts, causal = len(layout.chrom), len(cohort.eid), set(host_blocks.tolist()), {}
+                     hosts: np.ndarray, missing_calls: float, progress: Progress) -> list[_Causal]:
+    """Stream ``genotypes.bed`` in chunks of haplotype blocks, write .bim (with cM) and .fam, and
+    return the causal variants: the variants ``hosts``, in that order, each with MAF ≥ 0.1."""
+    total, samples = len(layout.chrom), len(cohort.eid)
+    common, causal = np.isin(np.arange(total), hosts), {}
+    chunk_rows = max(1, GENOTYPE_CHUNK_BYTES // -(-samples // 4))
+    chrom_ends = set(np.flatnonzero(np.r_[layout.chrom[1:] != layout.chrom[:-1], True]) + 1)
+    rows, alt_counts, chunk_start = [], [], 0
+    nibbles = _pair_nibbles(FOUNDER_PATTERNS)  # every founder set's table, once
     with open(folder / "genotypes.bed", "wb") as bed:
         bed.write(BED_MAGIC)
-        for block, (start, stop) in enumerate(itertools.pairwise(layout.block_starts)):
-            haplotypes, subset_alt_counts = _block_haplotypes(rng, samples)
-            subsets = _variant_subsets(rng, _maf(subset_alt_counts, samples), stop - start)
-            carriers = FOUNDER_SUBSETS[subsets].T.astype(np.uint8)  # founders × variants
-            alt_counts = subset_alt_counts[subsets]
-            packed = _pack_bed_rows(carriers, haplotypes)
-            _mark_missing(packed, _keep_polymorphic(_missing_calls(rng, stop - start, samples, missing_calls),
-                                                    carriers, haplotypes, alt_counts))
-            bed.write(packed.tobytes())
-            if block in hosts:
-                v = rng.choice(np.flatnonzero(_maf(alt_counts, samples) >= 0.05))
-                causal[block] = _Causal(start + v, alt_counts[v] / (2 * samples),
-                                        carriers[haplotypes[0], v] + carriers[haplotypes[1], v])
-            progress("genotypes", int(stop), total)
-    pl.DataFrame({"chrom": layout.chrom, "id": np.char.add("rs", layout.rsid.astype(str)), "cm": 0,
-                  "pos": layout.pos, "a1": layout.alleles[:, 0], "a2": layout.alleles[:, 1]},
+        for block in _founder_mosaic(rng, layout.blocks, samples, common):
+            rows.append(_pack_nibbles(nibbles[PATTERN_BITS @ block.carriers], block.quads))
+            alt_counts.append(block.alt_counts)
+            for v in np.flatnonzero(common[block.start:block.stop]):
+                causal[block.start + v] = _Causal(block.start + v, block.alt_counts[v] / (2 * samples),
+                                                  block.dosages()[v])
+            if block.stop in chrom_ends or block.stop - chunk_start >= chunk_rows:
+                packed, counts = np.vstack(rows), np.concatenate(alt_counts)
+                missing = _missing_calls(rng, len(packed), samples, missing_calls)
+                _mark_missing(packed, _keep_polymorphic(missing, packed, counts, samples))
+                bed.write(packed.tobytes())
+                rows, alt_counts, chunk_start = [], [], block.stop
+                progress("genotypes", block.stop, total)
+    pl.DataFrame({"chrom": layout.chrom, "id": np.char.add("rs", layout.rsid.astype(str)),
+                  "cm": _bim_cm(layout.blocks.cm), "pos": layout.pos, "a1": layout.alleles[:, 0],
+                  "a2": layout.alleles[:, 1]},
                  ).write_csv(folder / "genotypes.bim", separator="\t", include_header=False)
     pl.DataFrame({"fid": cohort.eid, "iid": cohort.eid, "father": 0, "mother": 0,
                   "sex": np.where(cohort.male, 1, 2), "pheno": -9},
                  ).write_csv(folder / "genotypes.fam", separator=" ", include_header=False)
-    return [causal[block] for block in host_blocks]
+    return [causal[v] for v in hosts.tolist()]
+
+
+def _bim_cm(cm: np.ndarray) -> np.ndarray:
+    """cM as a .bim's column 3 holds them: 6 decimals, and never 0 (which PLINK reads as unknown)."""
+    return np.maximum(np.round(cm, 6), 1e-6)
 
 
 def _idp_catalogue(count: int) -> list[_Idp]:
@@ -595,7 +790,7 @@ def _write_methylation_files(folder: Path, rng: np.random.Generator, cohort: _Co
     return _cpg_truth(effects, sd)
 
 
-def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, samples: int, idps: int,
+def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples: int, idps: int,
                    cpgs: int, methylation_samples: int, seed: int, missing_calls: float,
                    missing_idps: float, progress: Progress) -> None:
     """Write every file of the release into ``folder``."""
@@ -603,7 +798,7 @@ def _write_release(folder: Path, layout: _Layout, host_blocks: np.ndarray, *, sa
     cohort = _draw_cohort(rng, samples)
     _covariates_frame(rng, cohort).write_csv(folder / "covariates.csv")
     progress("covariates", 1, 1)
-    causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, host_blocks,
+    causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, hosts,
                               missing_calls, progress)
     truth = _write_imaging(folder, _stream(seed, "idps"), cohort, causal, layout, idps, missing_idps, progress)
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,
@@ -661,16 +856,17 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     methylation_samples = min(samples, 1000) if methylation_samples is None else methylation_samples
     layout_rng = _stream(seed, "layout")
     layout, planted = _variant_layout(layout_rng, variants), max(3, idps // 10) + 1
-    blocks = len(layout.block_starts) - 1
-    if blocks < planted:
-        raise ValueError(f"variants={variants} makes {blocks} LD blocks, too few to host {planted} planted "
-                         f"variants for idps={idps}; use more variants or fewer idps")
-    host_blocks = layout_rng.choice(blocks, planted, replace=False)
+    regions = layout.region[-1] + 1
+    if regions < planted:
+        raise ValueError(f"variants={variants} makes {regions} genotyped regions, too few to host {planted} "
+                         f"planted variants for idps={idps}; use more variants or fewer idps")
+    host_regions = layout_rng.choice(regions, planted, replace=False)
+    hosts = np.array([layout_rng.choice(np.flatnonzero(layout.region == r)) for r in host_regions])
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
-        _write_release(staging, layout, host_blocks, samples=samples, idps=idps, cpgs=cpgs,
+        _write_release(staging, layout, hosts, samples=samples, idps=idps, cpgs=cpgs,
                        methylation_samples=methylation_samples, seed=seed, missing_calls=missing_calls,
                        missing_idps=missing_idps,
                        progress=progress or (lambda step, done, total: None))
@@ -698,6 +894,7 @@ class LdPanel:
     dosages: np.ndarray         # variants × samples
     p: np.ndarray               # variants
     causal: np.ndarray          # positions of the planted variants
+    cm: np.ndarray              # variants, centimorgans (.bim column 3)
 
 
 def write_ld_panel(prefix: str | os.PathLike, *, samples: int, variants: int, chromosomes: int = 2,
@@ -705,12 +902,12 @@ def write_ld_panel(prefix: str | os.PathLike, *, samples: int, variants: int, ch
                    causal: int = 4) -> LdPanel:
     """Write a small PLINK 1 fileset whose LD decays as in a real genome, and GWAS p-values on it.
 
-    Each chromosome is a run of haplotype blocks (lengths exponential with mean ``block_kb``);
-    within a block every haplotype copies one of eight founder haplotypes and switches founder
-    with probability 1 − exp(−gap / 4 block_kb) between neighbours, so r² decays over tens of
-    kb and is near 0 across blocks; neighbours share their founders' alleles 85 % of the time,
-    and 1 % of alleles mutate away from the copied founder.
-    Alt-allele frequencies of the founders spread as in arrays (Beta(0.6, 0.6)). The
+    The genotypes come from the synthetic release's model (:func:`_founder_mosaic`): each
+    chromosome is a run of haplotype blocks between recombination hotspots (``block_kb`` apart
+    on average, ~1 cM/Mb); through a block every haplotype copies one of eight founder
+    haplotypes, and at a hotspot it switches founder with a probability its cM gives, so r²
+    is high inside a block, decays over the next ones and is near 0 1 Mb away; neighbours share
+    their founders' alleles 85 % of the time. Alt-allele frequencies spread as in arrays. The
     ``.assoc`` table (SNP, CHR, BP, P) holds linear-regression p-values of a trait with
     ``causal`` planted variants (3 % of its variance each); missing calls are left out of the
     regression, and variants stay polymorphic.
@@ -725,41 +922,22 @@ def write_ld_panel(prefix: str | os.PathLike, *, samples: int, variants: int, ch
     prefix = Path(prefix)
     chrom = np.repeat(np.arange(1, chromosomes + 1), _apportion(variants, np.ones(chromosomes)))
     gaps = np.maximum(1, np.rint(rng.exponential(spacing_kb * 1000, variants))).astype(np.int64)
-    starts = np.r_[True, chrom[1:] != chrom[:-1]]
     pos = np.zeros(variants, np.int64)
     for c in np.unique(chrom):
         pos[chrom == c] = np.cumsum(gaps[chrom == c])
-    haplotypes = _ld_haplotypes(rng, pos, starts, 2 * samples, block_kb)
-    dosages = (haplotypes[:, 0::2] + haplotypes[:, 1::2]).astype(np.float64)     # variants × samples
+    blocks = _genetic_map(rng, chrom, pos, hotspot_bp=block_kb * 1000)
+    dosages = np.empty((variants, samples))  # variants × samples
+    for block in _founder_mosaic(rng, blocks, samples, np.zeros(variants, bool)):
+        dosages[block.start:block.stop] = block.dosages()
     lost = rng.random(dosages.shape) < rng.uniform(0, 2 * missing_calls, (variants, 1))
     called = np.where(lost, np.nan, dosages)
     keep_lost = (np.nanmin(called, axis=1) < np.nanmax(called, axis=1))[:, None]
     dosages = np.where(lost & keep_lost, np.nan, dosages)
     planted = rng.choice(np.flatnonzero(_ld_alt_freq(dosages) > 0.1), causal, replace=False)
     p = _regression_p(rng, dosages, planted)
-    _write_ld_fileset(prefix, chrom, pos, dosages, p)
+    _write_ld_fileset(prefix, chrom, pos, blocks.cm, dosages, p)
     ids = np.array([f"{c}:{q}" for c, q in zip(chrom, pos)])
-    return LdPanel(prefix, ids, chrom.astype(str), pos, dosages, p, planted)
-
-
-def _ld_haplotypes(rng: np.random.Generator, pos: np.ndarray, chrom_starts: np.ndarray, haplotypes: int,
-                   block_kb: float) -> np.ndarray:
-    """variants × haplotypes alt alleles (uint8) copied from founders in decaying mosaics."""
-    variants, founders = len(pos), 8
-    gap = np.diff(pos, prepend=pos[0])
-    block_start = chrom_starts | (rng.random(variants) < 1 - np.exp(-gap / (block_kb * 1000)))
-    switch_rate = np.where(block_start, 1.0, 1 - np.exp(-gap / (4 * block_kb * 1000)))
-    freq = np.clip(rng.beta(0.6, 0.6, variants), 0.05, 0.95)
-    fresh = block_start | (rng.random(variants) < 0.15)           # else the neighbour's founder pattern
-    pattern = np.maximum.accumulate(np.where(fresh, np.arange(variants), 0))
-    founder_alleles = (rng.random((founders, variants)) < freq).astype(np.uint8)[:, pattern]
-    switches = rng.random((haplotypes, variants)) < switch_rate
-    last_switch = np.maximum.accumulate(np.where(switches, np.arange(variants), 0), axis=1)
-    copied = np.take_along_axis(rng.integers(0, founders, (haplotypes, variants)), last_switch, axis=1)
-    alleles = founder_alleles[copied, np.arange(variants)] ^ (rng.random((haplotypes, variants)) < 0.01)
-    monomorphic = alleles.min(axis=0) == alleles.max(axis=0)
-    alleles[rng.integers(0, haplotypes, variants)[monomorphic], np.flatnonzero(monomorphic)] ^= 1
-    return alleles.T.astype(np.uint8)
+    return LdPanel(prefix, ids, chrom.astype(str), pos, dosages, p, planted, blocks.cm)
 
 
 def _ld_alt_freq(dosages: np.ndarray) -> np.ndarray:
@@ -783,9 +961,9 @@ def _regression_p(rng: np.random.Generator, dosages: np.ndarray, planted: np.nda
     return np.array([float(f"{value:.6g}") for value in 2 * scipy.stats.t.sf(np.abs(t), n - 2)])
 
 
-def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, dosages: np.ndarray,
+def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, cm: np.ndarray, dosages: np.ndarray,
                       p: np.ndarray) -> None:
-    """``{prefix}.bed/.bim/.fam`` (A1 = alt) and ``{prefix}.assoc`` (SNP CHR BP P)."""
+    """``{prefix}.bed/.bim/.fam`` (A1 = alt, cM in column 3) and ``{prefix}.assoc`` (SNP CHR BP P)."""
     variants, samples = dosages.shape
     codes = np.full((variants, -(-samples // 4) * 4), 0, np.uint8)
     codes[:, :samples] = np.where(np.isnan(dosages), MISSING_CODE,
@@ -793,7 +971,7 @@ def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, dosages:
     packed = codes[:, 0::4] | codes[:, 1::4] << 2 | codes[:, 2::4] << 4 | codes[:, 3::4] << 6
     Path(f"{prefix}.bed").write_bytes(BED_MAGIC + packed.tobytes())
     ids = [f"{c}:{q}" for c, q in zip(chrom, pos)]
-    pl.DataFrame({"chrom": chrom, "id": ids, "cm": 0, "pos": pos, "a1": "T", "a2": "C"},
+    pl.DataFrame({"chrom": chrom, "id": ids, "cm": _bim_cm(cm), "pos": pos, "a1": "T", "a2": "C"},
                  ).write_csv(Path(f"{prefix}.bim"), separator="\t", include_header=False)
     eids = [f"s{i}" for i in range(samples)]
     pl.DataFrame({"fid": eids, "iid": eids, "father": 0, "mother": 0, "sex": 2, "pheno": -9},

@@ -115,8 +115,8 @@ def test_haplotype_r2__symmetric_and_allele_flip_invariant(panel):
 
 @pytest.fixture(scope="module")
 def clumped_gwas(gwas_lake, idps) -> str:
-    """A GWAS of two IDPs on the small release (its LD blocks span Mb, its variants ~2 Mb apart)."""
-    run_gwas(gwas_lake, GwasSettings(name="to_clump", phenotypes=idps[:2], covariates=["age", "sex"]),
+    """A GWAS of three IDPs on the small release (one with a planted effect; variants ~5 kb apart in stretches)."""
+    run_gwas(gwas_lake, GwasSettings(name="to_clump", phenotypes=idps, covariates=["age", "sex"]),
              workers=1)
     return "to_clump"
 
@@ -186,7 +186,8 @@ def test_clump_settings__bad_flags_name_the_flag(flags, named):
 def test_clump__heavy_missingness_and_rare_variants_equal_plink19(tmp_path):
     """Up to 30 % missing calls per variant and 300 samples: pairs near monomorphic among the samples
     called at both, where the EM cubic's edge cases (boundary roots, no double hets) decide."""
-    sparse = write_ld_panel(tmp_path / "sparse", samples=300, variants=1500, seed=11, missing_calls=0.15)
+    sparse = write_ld_panel(tmp_path / "sparse", samples=300, variants=3000, chromosomes=10, seed=11,
+                            missing_calls=0.15)
     flags = {"p1": 0.05, "p2": 0.5, "r2": 0.05, "kb": 500}
     plinks = run_plink_clump(sparse.prefix, sparse.variant_id, sparse.p, tmp_path / "sparse-run", flags)
     assert len(plinks) >= 20

@@ -23,6 +23,11 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     assert any(line.endswith("the planted variants lie in a lead locus for 5 of 5") for line in lines), lines
     clumped = next(line for line in lines if "clumps (index p ≤ 5e-8" in line)
     assert "the planted variant lies in a clump of its IDP for 5 of 5" in clumped, clumped
+    collapsed = next(line for line in lines if line.startswith("the planted IDPs' "))
+    assert "into one clump per planted effect for 5 of 5" in collapsed, collapsed
+    nulls = next(line for line in lines if line.startswith("null IDPs with any hit"))
+    low, high = (float(value) for value in nulls.rstrip(")").split(", from ")[1].split(" to "))
+    assert 0.85 < low and high < 1.15, nulls   # no long-range LD to swing λGC
     assert "planted SNP→IDP effects at p < 5e-8 in the meta-analysis: 5 of 5" in lines, lines[-3:]
     assert (tmp_path / "out" / "demo_idps.html").exists() and len(list((tmp_path / "out" / "plots").glob("*.png"))) > 2
     scored = next(line for line in lines if line.startswith("correlation with "))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from biolake.synth import _pack_bed_rows, write_synthetic_release
+from biolake.synth import _pack_bed_rows, write_ld_panel, write_synthetic_release
 
 SAMPLES, VARIANTS, IDPS, CPGS, METHYLATION_SAMPLES = 2000, 2000, 20, 300, 500
 
@@ -157,11 +157,39 @@ def test_write_synthetic_release__adjacent_variants_are_in_strong_ld(dosage: np.
 
 def test_write_synthetic_release__bim_has_unique_ids_and_increasing_positions(bim: pl.DataFrame) -> None:
     assert bim.height == VARIANTS and bim["id"].is_unique().all()
-    assert bim["id"].str.contains(r"^rs\d+$").all() and (bim["cm"] == 0).all()
+    assert bim["id"].str.contains(r"^rs\d+$").all()
     assert sorted(bim["chrom"].unique()) == list(range(1, 23)) and bim["chrom"].is_sorted()
     assert bim.group_by("chrom").agg(pl.col("pos").diff().min() > 0)["pos"].all()
     assert bim["a1"].is_in(list("ACGT")).all() and bim["a2"].is_in(list("ACGT")).all()
     assert (bim["a1"] != bim["a2"]).all()
+
+
+def test_write_synthetic_release__bim_has_cm_positions_of_about_1_cm_per_mb(bim: pl.DataFrame) -> None:
+    assert (bim["cm"] > 0).all()  # PLINK reads 0 as unknown
+    per_chrom = bim.group_by("chrom").agg(increasing=(pl.col("cm").diff().drop_nulls() >= 0).all(),
+                                          cm_per_mb=(pl.col("cm").max() - pl.col("cm").min())
+                                          / (pl.col("pos").max() - pl.col("pos").min()) * 1e6)
+    assert per_chrom["increasing"].all()
+    assert 0.6 < per_chrom["cm_per_mb"].median() < 1.4
+
+
+def test_write_synthetic_release__ld_decays_to_nothing_within_1_mb(dosage: np.ndarray, bim: pl.DataFrame) -> None:
+    filled = np.where(np.isnan(dosage), np.nanmean(dosage, axis=1, keepdims=True), dosage)
+    r2 = np.corrcoef(filled) ** 2
+    chrom, pos = bim["chrom"].to_numpy(), bim["pos"].to_numpy()
+    apart = np.where(chrom[:, None] == chrom[None, :], np.abs(pos[:, None] - pos[None, :]), -1)
+    upper = np.triu(np.ones_like(r2, bool), 1)
+    mean_r2 = {kb: r2[upper & (apart >= lo * 1000) & (apart < kb * 1000)].mean()
+               for lo, kb in [(0, 10), (10, 50), (50, 200), (1000, 300_000)]}
+    assert mean_r2[10] > 0.4 and mean_r2[10] > mean_r2[50] > mean_r2[200] > mean_r2[300_000]
+    assert mean_r2[300_000] < 0.002  # chance r² is 1 / samples
+
+
+def test_write_synthetic_release__allele_frequencies_spread_as_on_arrays(dosage: np.ndarray) -> None:
+    alt_frequency = np.nanmean(dosage, axis=1) / 2
+    maf = np.minimum(alt_frequency, 1 - alt_frequency)
+    shares = np.histogram(maf, bins=[0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5 + 1e-9])[0] / len(maf)
+    assert (shares > 0.04).all() and shares.sum() > 0.9, shares  # every band of MAF, few below 1 %
 
 
 def test_write_synthetic_release__fam_matches_covariates(release: Path, table: pl.DataFrame) -> None:
@@ -343,3 +371,11 @@ def test_pack_bed_rows__packs_four_samples_per_byte_low_bits_first() -> None:
     haplotypes = np.array([[0, 0, 1, 1, 0], [0, 1, 1, 0, 1]], np.uint8)  # variant 0 dosage: 2 1 0 1 1
     packed = _pack_bed_rows(carriers, haplotypes)
     assert packed.tolist() == [[0b10_11_10_00, 0b00_00_00_10], [0b11_11_11_11, 0b00_00_00_11]]
+
+
+def test_write_ld_panel__bim_holds_the_genetic_map(tmp_path: Path) -> None:
+    panel = write_ld_panel(tmp_path / "panel", samples=50, variants=300)
+    bim = pl.read_csv(tmp_path / "panel.bim", separator="\t", has_header=False,
+                      new_columns=["chrom", "id", "cm", "pos", "a1", "a2"])
+    np.testing.assert_allclose(bim["cm"].to_numpy(), panel.cm, atol=1e-6)
+    assert (bim["cm"] > 0).all() and bim.group_by("chrom").agg(pl.col("cm").diff().min() >= 0)["cm"].all()
