@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from biolake.cluster import dask_client
 from biolake.clump import ClumpSettings, run_clump
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
@@ -91,38 +90,37 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
     truth = json.loads((release_folder / "truth.json").read_text())
-    with dask_client(fork=True) as client:   # one LocalCluster for every analysis
-        jobs = {"scheduler": client.scheduler.address, "progress": progress}
-        echo(f"\n4/{STEPS} GWAS of every IDP on a dask LocalCluster (linear, exact per-IDP missingness)")
-        report = run_gwas(lake, DEMO_GWAS, **jobs)
-        echo(f"{report.samples:,} samples, {report.rows:,} tests → {lake.results_uri(DEMO_GWAS.name)}")
-        for line in check_planted_effects(lake, report, truth):
-            echo(line)
-        echo(f"\n5/{STEPS} EWAS of stress on every CpG (M-values, limma's moderated t)")
-        ewas = run_ewas(lake, DEMO_EWAS, **jobs)
-        for line in check_planted_cpgs(lake, ewas.exposures[0], truth):
-            echo(line)
-        planted = truth["snp_exposure_interaction"]
-        nulls = truth["null_idps"][:GXE_NULL_IDPS]
-        echo(f"\n6/{STEPS} GxE: every variant × {planted['exposure']} on IDP {planted['idp']} and {len(nulls)} "
-             "null IDPs (HC3 robust errors)")
-        gxe = run_gxe(lake, GxeSettings(name="demo_gxe", phenotypes=[planted["idp"], *nulls],
-                                        covariates=[*DEMO_GWAS.covariates, planted["exposure"]],
-                                        exposures=[planted["exposure"]], replace=True), **jobs)
-        for line in check_planted_interaction(lake, gxe, truth):
-            echo(line)
-        echo(f"\n7/{STEPS} results of the GWAS: lead hits, λGC, plots and an HTML report")
-        for line in summarise_results(lake, truth, root.parent / "out"):
-            echo(line)
-        echo(f"\n8/{STEPS} LD clumping of the GWAS hits into independent loci (as plink1.9 --clump)")
-        for line in clump_hits(lake, truth, **jobs):
-            echo(line)
-        echo(f"\n9/{STEPS} meta-analysis of one GWAS per imaging site (ENIGMA style)")
-        for line in meta_analyse_sites(lake, truth, **jobs):
-            echo(line)
-        echo(f"\n10/{STEPS} a polygenic score from the meta-analysis, joined to the IDP in SQL")
-        for line in score_participants(lake, truth, root.parent / "out", **jobs):
-            echo(line)
+    jobs = {"progress": progress}   # dask's threaded scheduler in this process, the default for a local lake
+    echo(f"\n4/{STEPS} GWAS of every IDP on dask (linear, exact per-IDP missingness)")
+    report = run_gwas(lake, DEMO_GWAS, **jobs)
+    echo(f"{report.samples:,} samples, {report.rows:,} tests → {lake.results_uri(DEMO_GWAS.name)}")
+    for line in check_planted_effects(lake, report, truth):
+        echo(line)
+    echo(f"\n5/{STEPS} EWAS of stress on every CpG (M-values, limma's moderated t)")
+    ewas = run_ewas(lake, DEMO_EWAS, **jobs)
+    for line in check_planted_cpgs(lake, ewas.exposures[0], truth):
+        echo(line)
+    planted = truth["snp_exposure_interaction"]
+    nulls = truth["null_idps"][:GXE_NULL_IDPS]
+    echo(f"\n6/{STEPS} GxE: every variant × {planted['exposure']} on IDP {planted['idp']} and {len(nulls)} "
+         "null IDPs (HC3 robust errors)")
+    gxe = run_gxe(lake, GxeSettings(name="demo_gxe", phenotypes=[planted["idp"], *nulls],
+                                    covariates=[*DEMO_GWAS.covariates, planted["exposure"]],
+                                    exposures=[planted["exposure"]], replace=True), **jobs)
+    for line in check_planted_interaction(lake, gxe, truth):
+        echo(line)
+    echo(f"\n7/{STEPS} results of the GWAS: lead hits, λGC, plots and an HTML report")
+    for line in summarise_results(lake, truth, root.parent / "out"):
+        echo(line)
+    echo(f"\n8/{STEPS} LD clumping of the GWAS hits into independent loci (as plink1.9 --clump)")
+    for line in clump_hits(lake, truth, **jobs):
+        echo(line)
+    echo(f"\n9/{STEPS} meta-analysis of one GWAS per imaging site (ENIGMA style)")
+    for line in meta_analyse_sites(lake, truth, **jobs):
+        echo(line)
+    echo(f"\n10/{STEPS} a polygenic score from the meta-analysis, joined to the IDP in SQL")
+    for line in score_participants(lake, truth, root.parent / "out", **jobs):
+        echo(line)
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
          f"http://127.0.0.1:8000/variant/{planted['variant_id']}")
