@@ -86,7 +86,8 @@ class RunFiles:
                 if headline is not None:
                     headline.add_scores(features, scores)
                 output.write(rows)
-                yield summary.add(rows)
+                if self.kind.scans:     # a kind without scans (LD scores) has no summary and no browse index
+                    yield summary.add(rows)
 
         written = write_positions(self.positions, positions(), part=part)
         return Piece([output.close()], written, summary, headline)
@@ -152,8 +153,9 @@ class Run:
         version = self.lake.commit_results(files, actions, schema=schema, partition_by=["chrom"],
                                            provenance=provenance, replace=replace)
         remove_files(files, staged)
-        index_after_job(self.lake, self.name, version=version,
-                        pieces=(self.summary, self.files.positions, self._positions))
+        if self.files.kind.scans:
+            index_after_job(self.lake, self.name, version=version,
+                            pieces=(self.summary, self.files.positions, self._positions))
         return version
 
 
