@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from biolake.frame import Report, Request, provenance_header
 from biolake.lake.errors import BiolakeError
