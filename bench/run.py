@@ -11,7 +11,10 @@ peak memory of its whole process tree. Data are simulated under bench/.data (git
 Rows: ingest and queries (vs plink2 on the same .bed); gwas (N=10,000, 10 covariates, vs
 plink2 --glm); gxe (N=10,000, M=20,000, vs plink2 --glm interaction); memory (whole-tree peak of a GWAS at N=50,000, M=200,000 and 1,000,000);
 ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and memory); clump (a
-1-phenotype GWAS of --samples × --variants vs plink1.9 --clump; not in the default rows).
+1-phenotype GWAS of --samples × --variants vs plink1.9 --clump; not in the default rows);
+ldscores (asked for: --tasks ldscores, at --samples × --variants; vs ldsc --l2, 1000 kb windows).
+
+    python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
 """
 
 from __future__ import annotations
@@ -366,6 +369,37 @@ def bench_clump(data: Path, samples: int, variants: int) -> list[Row]:
     return [Row("clump, 1 phenotype", f"N={samples:,} M={variants:,}", ours, "plink1.9 --clump", reference, peak)]
 
 
+LDSC = HERE.parent / ".tools" / "ldsc" / "bin"   # `make tools` installs LDSC 2.0.1 there
+
+
+def bench_ldscores(data: Path, samples: int, variants: int) -> list[Row]:
+    """`biolake ldscores` vs `ldsc.py --l2` (LDSC 2.0.1), both with 1000 kb windows, over every chromosome.
+
+    LDSC reads one chromosome per run, as its users run it (the .bed split by plink1.9 first,
+    untimed), with its default --chunk-size 50 (its fastest; it widens windows to whole chunks,
+    so it does a little more work than the exact window). LDSC 2.0.1 exits with an error after
+    writing each chromosome's scores (its .M file, under Python 3): a missing score file is the
+    failure checked.
+    """
+    release, lake = gwas_lake(data, samples, variants, 20, 0.01)
+    chromosomes = sorted({line.split()[0] for line in (release / "genotypes.bim").read_text().splitlines()})
+    split = data / f"ldsc-{samples}x{variants}"
+    split.mkdir(exist_ok=True)
+    for chrom in chromosomes:
+        if not (split / f"chr{chrom}.bed").exists():
+            subprocess.run(["plink1.9", "--bfile", str(release / "genotypes"), "--chr", chrom, "--make-bed",
+                            "--out", str(split / f"chr{chrom}")], check=True, capture_output=True)
+    ours, peak, _ = run_timed([*BIOLAKE, "ldscores", "--lake", str(lake), "--window-kb", "1000", "--name", "bench",
+                               "--replace", "--quiet"])
+    runs = " ; ".join(f"{LDSC / 'python'} {LDSC / 'ldsc.py'} --bfile {split / f'chr{chrom}'} --l2 --ld-wind-kb 1000 "
+                      f"--out {split / f'out{chrom}'} >/dev/null 2>&1" for chrom in chromosomes)
+    reference = run_timed(["bash", "-c", f"{runs} ; true"])[0]
+    missing = [chrom for chrom in chromosomes if not (split / f"out{chrom}.l2.ldscore.gz").exists()]
+    if missing:
+        raise SystemExit(f"ldsc --l2 wrote no scores for chromosome(s) {', '.join(missing)}")
+    return [Row("LD scores (1000 kb)", f"N={samples:,} M={variants:,}", ours, "ldsc --l2 2.0.1", reference, peak)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -393,6 +427,8 @@ def main() -> None:
         rows += bench_memory(args.data)
     if "ewas" in tasks:
         rows += bench_ewas(args.data)
+    if "ldscores" in tasks:   # asked for by name: measured at small sizes only so far
+        rows += bench_ldscores(args.data, args.samples, args.variants)
     if "epic" in tasks:  # EPIC array scale: time and peak memory
         rows += bench_ewas(args.data, cpgs=850_000, with_limma=False)
     if "clump" in tasks:   # at --samples × --variants (the issue's goal: 10,000 × 1,000,000, ≥ 5× plink1.9)

@@ -90,7 +90,8 @@ class RunFiles:
                 if headline is not None:
                     headline.add_scores(features, scores)
                 output.write(rows)
-                yield summary.add(rows)
+                if self.kind.scans:     # a kind without scans (LD scores) has no summary and no browse index
+                    yield summary.add(rows)
 
         written = write_positions(self.positions, positions(), part=part)
         return Piece([output.close()], written, summary, headline)

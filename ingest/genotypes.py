@@ -52,7 +52,7 @@ class GenotypeSource(Protocol):
     """A genotype file set opened and checked, ready to stream."""
 
     samples: pl.DataFrame   # participant_id, sex (M/F/null), in sample-vector order
-    variants: pl.DataFrame  # chrom, variant_id, pos, alt, ref, in file order
+    variants: pl.DataFrame  # chrom, variant_id, pos, alt, ref (and cm, where the format has one), in file order
 
     @property
     def bytes_per_variant(self) -> int: ...
@@ -80,6 +80,7 @@ def genotype_batch(variants: pl.DataFrame, *, release: str, start: int, n_sample
         "release": pa.array([release] * rows, pa.string()),
         "chrom": variants["chrom"].to_arrow(), "variant_index": pa.array(np.arange(start, start + rows)),
         "variant_id": variants["variant_id"].to_arrow(), "pos": variants["pos"].to_arrow(),
+        "cm": variants["cm"].to_arrow() if "cm" in variants.columns else pa.nulls(rows, pa.float64()),
         "ref": variants["ref"].to_arrow(), "alt": variants["alt"].to_arrow(),
         "alt_freq": pa.array(alt_freq, from_pandas=True), "n_called": pa.array(called, pa.int64()),
         "info": pa.nulls(rows, pa.float64()) if info is None else pa.array(info, from_pandas=True),

@@ -79,9 +79,9 @@ def read_fam(path: Path) -> pl.DataFrame:
 
 
 def read_bim(path: Path) -> pl.DataFrame:
-    """chrom, variant_id, pos, alt (column 5, A1), ref (column 6, A2) in .bim order."""
+    """chrom, variant_id, pos, alt (column 5, A1), ref (column 6, A2) and cm (column 3) in .bim order."""
     frame = read_text_table(path, has_header=False, expected_columns=6, whitespace=True)
-    chrom, variant_id, _, pos_text, alt, ref = frame.columns
+    chrom, variant_id, cm_text, pos_text, alt, ref = frame.columns
     chromosomes = chromosome_column(frame.get_column(chrom), path=path, first_line=1)
     positions = frame.get_column(pos_text).cast(pl.Int64, strict=False)
     bad = positions.is_null() | (positions < 0)
@@ -91,12 +91,24 @@ def read_bim(path: Path) -> pl.DataFrame:
                          line=row + 1)
     variants = pl.DataFrame({"chrom": chromosomes, "variant_id": frame.get_column(variant_id),
                              "pos": positions, "alt": frame.get_column(alt),
-                             "ref": frame.get_column(ref)})
+                             "ref": frame.get_column(ref), "cm": read_cm(frame.get_column(cm_text), path=path)})
     same_place = variants.select(pl.concat_str(["variant_id", "chrom", pl.col("pos").cast(pl.String)],
                                                separator=":")).to_series()
     check_unique(same_place, path=path, what="variant id at the same position (id:chrom:pos)",
                  first_line=1)
     return variants
+
+
+def read_cm(texts: pl.Series, *, path: Path) -> pl.Series:
+    """A .bim's genetic positions (centimorgans) as float64, with 0 as null: PLINK writes 0 for 'unknown'.
+    Anything but a finite number is an InputError naming its line."""
+    cm = texts.cast(pl.Float64, strict=False)
+    bad = cm.is_null() | ~cm.is_finite().fill_null(False)
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise InputError(path, f"genetic position (column 3) {texts[row]!r} is not a number of centimorgans",
+                         line=row + 1)
+    return cm.replace(0.0, None).alias("cm")
 
 
 def check_bed(path: Path, *, n_samples: int, n_variants: int) -> None:

@@ -6,7 +6,7 @@ and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables
 column is one field of the source (float64 or text).
 
 Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
-of analysis (gwas, ewas, gxe, meta, clump, ld, prs) declares its columns and their roles (the scan,
+of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, prs) declares its columns and their roles (the scan,
 the feature, its position, the effect, the headline p), and :meth:`Lake.commit_results`
 refuses a table that does not match its kind's declaration. A concept has one name in
 every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
@@ -100,6 +100,8 @@ _VARIANT = (
     _c("variant_index", pa.int64(), "order of the variant in the release (0-based)"),
     _c("variant_id", pa.string(), "variant id (rsID or chrom:pos:ref:alt)"),
     _c("pos", pa.int64(), "base-pair position"),
+    _c("cm", pa.float64(), "genetic position in centimorgans (a .bim's third column; null where the source "
+       "gives none or 0, PLINK's 'unknown')", nullable=True),
     _c("ref", pa.string(), "reference allele"),
     _c("alt", pa.string(), "alternate allele: the effect allele, counted by dosages"),
     _c("alt_freq", pa.float64(), "alt allele frequency over called samples", nullable=True),
@@ -138,7 +140,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
               "audit of dropped results tables: what was dropped and when",
               (_c("name", pa.string(), "the results table's name"),
                _c("dropped_at", pa.timestamp("us", tz="UTC"), "when the drop was committed"),
-               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, ld, prs)", nullable=True),
+               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, ld, ldscore, prs)", nullable=True),
                _c("release", pa.string(), "the release it was computed from", nullable=True),
                _c("rows", pa.int64(), "rows it held"),
                _c("created_at", pa.string(), "when it was computed, as its provenance says", nullable=True))),
@@ -376,6 +378,11 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _f("dprime", "D′ of those haplotype frequencies, signed as D for the alt alleles (plink1.9 --r2 "
                     "dprime-signed: DP)")),
                 position=POSITION),
+    ResultsKind("ldscore", "LD scores per variant, as LDSC's --l2 (biolake ldscores): the sum of bias-corrected r² "
+                "with the variants within the window; M and M_5_50 per chromosome are in the provenance",
+                (*_from_table("variants", "chrom", "variant_id", "pos", "cm"),
+                 _f("maf", "minor allele frequency over the called samples (LDSC: MAF)"),
+                 _f("l2", "LD score: Σ r² − (1 − r²)/(N − 2) over the window, itself included (LDSC: L2)"))),
     ResultsKind("prs", "polygenic scores per participant (biolake prs), one column per p-value threshold",
                 (replace(PARTICIPANT, nullable=True),
                  _f("prs_p*", "score summing the weights with p at most a threshold, e.g. prs_p5e_08"),

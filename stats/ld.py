@@ -343,3 +343,137 @@ def clump(ld: WindowLd, p: np.ndarray, *, p1: float = 1e-4, p2: float = 1e-2, r2
         bins.append(np.bincount(np.searchsorted(-np.array(BIN_EDGES), -p[linked], side="left"), minlength=5))
         members.append(linked[p[linked] < p2])
     return Clumps(np.array(indexes, dtype=np.intp), np.array(bins, dtype=np.int64).reshape(-1, 5), members)
+
+
+# -- LD scores, as LDSC's --l2 -----------------------------------------------------------------
+
+def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
+    """Which variants LDSC's --l2 keeps: a minor allele frequency above 0 over the called samples,
+    and not every sample heterozygous or missing (such a variant has no usable variance).
+
+    ``dosages`` and ``missing`` are variants × samples, as :func:`ld_features` takes them.
+
+    Examples
+    --------
+    >>> ldsc_kept(np.array([[0.0, 1, 2], [1, 1, 0], [2, 2, 0]]), np.array([[0, 0, 0], [0, 0, 1], [0, 0, 1]], bool)).tolist()
+    [True, False, False]
+    """
+    lost = _missing_mask(missing, dosages.shape)
+    called = dosages.shape[1] - lost.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alt_freq = np.where(lost, 0.0, dosages).sum(axis=1, dtype=np.float64) / (2.0 * called)
+    het_or_missing = ((dosages == 1) | lost).sum(axis=1)
+    return (np.nan_to_num(np.minimum(alt_freq, 1 - alt_freq)) > 0) & (het_or_missing < dosages.shape[1])
+
+
+def minor_allele_freq(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
+    """Minor allele frequency over the called samples of each variant (variants × samples in).
+
+    Examples
+    --------
+    >>> minor_allele_freq(np.array([[0.0, 1, 2, 2]]), np.array([[0, 0, 0, 1]], bool)).tolist()
+    [0.5]
+    """
+    lost = _missing_mask(missing, dosages.shape)
+    alt_freq = np.where(lost, 0.0, dosages).sum(axis=1, dtype=np.float64) / (2.0 * (dosages.shape[1] - lost.sum(axis=1)))
+    return np.minimum(alt_freq, 1 - alt_freq)
+
+
+def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
+    """Variants × samples float32: each variant's dosages with missing calls set to its mean over the
+    called samples, centred and scaled to variance 1 over all samples, as LDSC standardises them
+    (so one product of two rows over the number of samples is their correlation).
+
+    Examples
+    --------
+    >>> standardized_genotypes(np.array([[0.0, 2, 0, 0]]), np.array([[0, 0, 0, 1]], bool)).astype(float).round(4).tolist()
+    [[-0.8165, 1.633, -0.8165, 0.0]]
+    """
+    lost = _missing_mask(missing, dosages.shape)
+    values = np.where(lost, 0.0, dosages).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = values.sum(axis=1) / (dosages.shape[1] - lost.sum(axis=1))
+    values -= mean[:, None]
+    values[lost] = 0.0
+    spread = np.sqrt(np.einsum("ij,ij->i", values, values) / dosages.shape[1])
+    return (values / np.where(spread > 0, spread, 1.0)[:, None]).astype(np.float32)
+
+
+def _missing_mask(missing: np.ndarray | scipy.sparse.sparray, shape: tuple[int, int]) -> np.ndarray:
+    """Missing calls as a dense boolean mask (variants × samples)."""
+    if scipy.sparse.issparse(missing):
+        mask = np.zeros(shape, bool)
+        rows, columns = missing.nonzero()
+        mask[rows, columns] = True
+        return mask
+    return np.asarray(missing, bool)
+
+
+def unbiased_r2(r: np.ndarray, n_samples: int) -> np.ndarray:
+    """LDSC's bias-corrected r²: r² − (1 − r²) / (N − 2), computed in float64.
+
+    Examples
+    --------
+    >>> unbiased_r2(np.array([1.0, 0.5, 0.0]), 102).tolist()
+    [1.0, 0.2425, -0.01]
+    """
+    r2 = np.square(np.asarray(r, np.float64))
+    return r2 - (1 - r2) / (n_samples - 2 if n_samples > 2 else n_samples)
+
+
+class WindowLdScores:
+    """LD scores of one chromosome's variants, streamed in genome order, as ``ldsc --l2``.
+
+    The LD score of a variant is the sum of :func:`unbiased_r2` with every variant whose
+    coordinate (bp or cM) lies within ``max_dist`` of its own, itself included (LDSC's
+    --ld-wind-kb × 1000 or --ld-wind-cm, exactly, as its --chunk-size 1 computes it). Each call
+    of :meth:`add` takes the next variants' coordinates (non-decreasing) and standardised
+    genotypes (:func:`standardized_genotypes`), forms their products with themselves and
+    with the earlier variants still within reach as one float32 matrix product (G_w'G_w),
+    sums r² in float64, and hands back the scores of the earliest variants no later one can
+    reach. Memory holds one window of genotypes, whatever the chromosome's length.
+
+    Examples
+    --------
+    >>> g = standardized_genotypes(np.array([[0.0, 1, 2, 1, 0], [0, 1, 2, 1, 0], [2, 1, 0, 0, 1]]), np.zeros((3, 5), bool))
+    >>> scores = WindowLdScores(max_dist=100, n_samples=5)
+    >>> scores.add(np.array([100, 150]), g[:2]).tolist()      # the second may reach a later variant
+    []
+    >>> scores.add(np.array([300]), g[2:]).round(3).tolist()  # which lies beyond both
+    [2.0, 2.0]
+    >>> scores.finish().round(3).tolist()
+    [1.0]
+    """
+
+    def __init__(self, *, max_dist: float, n_samples: int) -> None:
+        self.max_dist, self.n_samples = max_dist, n_samples
+        self._coords = np.zeros(0)
+        self._genotypes = np.zeros((0, n_samples), np.float32)   # held variants × samples
+        self._scores = np.zeros(0)                               # their sums so far
+
+    def add(self, coords: np.ndarray, genotypes: np.ndarray) -> np.ndarray:
+        """Take in the next variants; return the finished LD scores of the earliest held ones, in order."""
+        coords = np.asarray(coords, np.float64)
+        assert genotypes.shape == (len(coords), self.n_samples) and bool(np.all(np.diff(np.r_[self._coords, coords]) >= 0)), \
+            "variants in genome order"
+        held = len(self._coords)
+        self._coords = np.r_[self._coords, coords]
+        self._genotypes = np.concatenate([self._genotypes, np.asarray(genotypes, np.float32)])
+        correlations = (self._genotypes @ self._genotypes[held:].T) / np.float32(self.n_samples)  # all × new
+        reach = np.abs(self._coords[:, None] - coords[None, :]) <= self.max_dist
+        shares = np.where(reach, unbiased_r2(correlations, self.n_samples), 0.0)
+        self._scores = np.r_[self._scores[:held] + shares[:held].sum(axis=1), shares.sum(axis=0)]
+        if not len(coords):
+            return np.zeros(0)
+        done = int(np.count_nonzero(np.abs(coords[-1] - self._coords) > self.max_dist))  # a prefix: coords sorted
+        return self._retire(done)
+
+    def finish(self) -> np.ndarray:
+        """The LD scores of the variants still held (the chromosome has ended)."""
+        return self._retire(len(self._coords))
+
+    def _retire(self, count: int) -> np.ndarray:
+        finished = self._scores[:count]
+        self._coords, self._genotypes, self._scores = (self._coords[count:], self._genotypes[count:],
+                                                       self._scores[count:])
+        return finished

@@ -38,6 +38,7 @@ GWAS = ["gwas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--
 INGEST = ["ingest", "--lake", "{lake}", "--release", "r2", "--quiet"]
 COVAR = ["--covar", "age,sex"]
 LD = ["ld", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet"]
+LDSCORES = ["ldscores", "--lake", "{lake}", "--quiet", "--name", "bad"]
 CASES = [
     # SQL
     Case("sql_syntax", ["sql", "SELEC 1", "--lake", "{lake}"], r"error: Parser Error: syntax error"),
@@ -175,6 +176,12 @@ CASES = [
                                      ELSE "25001-2.0" END AS x FROM idps""", *COVAR],
          r"no phenotype values: \d+", ok=True),
     Case("lake_not_a_lake", ["releases", "--lake", "{tmp}"], r"(not a lake|catalog)"),
+    Case("ldscores_window_kb_zero", [*LDSCORES, "--window-kb", "0"], r"error: --window-kb must be positive, got 0.0"),
+    Case("ldscores_window_cm_negative", [*LDSCORES, "--window-cm", "-1"], r"error: --window-cm must be positive"),
+    Case("ldscores_two_windows", [*LDSCORES, "--window-cm", "1", "--window-kb", "1000"],
+         r"error: give one of --window-cm and --window-kb, not both"),
+    Case("ldscores_window_cm_without_map", ["ldscores", "--lake", "{tmp}/unmapped/lake", "--quiet", "--window-cm", "1"],
+         r"error: --window-cm: 40 of the 40 variants of release 'unmapped' have no cM position", setup="unmapped_lake"),
 ]
 
 
@@ -230,6 +237,20 @@ def write_incoming_with_ragged_row(tmp: Path) -> None:
 
 def write_empty_ids(tmp: Path) -> None:
     (tmp / "empty.txt").write_text("")
+
+
+def write_unmapped_lake(tmp: Path) -> None:
+    """A lake of its own whose release has no genetic map: 0 (PLINK's 'unknown') in the .bim's cM column."""
+    from biolake.ingest.release import ReleaseSources, ingest_release
+    from biolake.synth import write_ld_panel
+
+    (tmp / "unmapped").mkdir()
+    panel = write_ld_panel(tmp / "unmapped" / "panel", samples=30, variants=40)
+    bim = Path(f"{panel.prefix}.bim")
+    bim.write_text("".join("\t".join([c, v, "0", *rest]) + "\n"
+                           for c, v, _, *rest in (line.split("\t") for line in bim.read_text().splitlines())))
+    ingest_release(Lake.init(tmp / "unmapped" / "lake"), ReleaseSources(bfile=panel.prefix), release="unmapped",
+                   source="test")
 
 
 @pytest.fixture(scope="module")

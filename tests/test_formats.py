@@ -52,6 +52,14 @@ def test_format__identical_to_the_bed(tmp_path, release_folder, export, sources)
     np.testing.assert_array_equal(found[2], expected[2])
 
 
+def test_format__no_cm_outside_the_bim(tmp_path, release_folder):
+    """Only a .bim carries genetic positions: a .pgen's variants have cm null."""
+    plink2("--bfile", str(release_folder / "genotypes"), "--make-pgen", "--out", str(tmp_path / "g"))
+    lake = Lake.init(tmp_path / "lake")
+    ingest_release(lake, ReleaseSources(pfile=tmp_path / "g"), release="r1", source="test")
+    assert lake.read("variants", columns=["cm"]).column(0).null_count == lake.read("variants").num_rows > 0
+
+
 def test_pfile__bad_files_name_the_file(tmp_path, release_folder):
     plink2("--bfile", str(release_folder / "genotypes"), "--make-pgen", "--out", str(tmp_path / "g"))
     pvar = tmp_path / "g.pvar"

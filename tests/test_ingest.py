@@ -49,6 +49,18 @@ def test_ingest_release__variants_follow_the_bim(loaded_lake, release_folder):
         [(b[0], b[1], int(b[3]), b[4], b[5]) for b in bim]
 
 
+def test_ingest_release__variants_keep_the_bims_cm_with_0_as_unknown(lake, editable_release):
+    bim = editable_release / "genotypes.bim"
+    lines = [line.split() for line in bim.read_text().splitlines()]
+    cm = [0.0 if k % 3 == 0 else round(0.01 * k, 4) for k in range(len(lines))]
+    bim.write_text("".join("\t".join([c, v, repr(m), *rest]) + "\n" for (c, v, _, *rest), m in zip(lines, cm)))
+    sources, _ = ReleaseSources.from_folder(editable_release)
+    ingest_release(lake, sources, release="mapped", source="test")
+    for table in ("variants", "genotypes"):
+        stored = lake.read(table, columns=["variant_index", "cm"]).sort_by("variant_index").column("cm").to_pylist()
+        assert stored == [m or None for m in cm]
+
+
 def test_ingest_release__idps_and_covariates_keep_every_value(loaded_lake, release_folder):
     source = pl.read_csv(release_folder / "idps.csv", schema_overrides={"eid": pl.String})
     stored = pl.from_arrow(loaded_lake.read("idps")).sort("participant_id")
@@ -108,6 +120,10 @@ def corrupt_bim_chrom(folder: Path) -> str:
 
 def corrupt_bim_duplicate(folder: Path) -> str:
     return _copy_line(folder / "genotypes.bim", 10, 11)
+
+
+def corrupt_bim_cm(folder: Path) -> str:
+    return _edit_line(folder / "genotypes.bim", 10, lambda parts: [*parts[:2], "1.2cM", *parts[3:]])
 
 
 def corrupt_idp_text(folder: Path) -> str:
@@ -252,7 +268,7 @@ def _rewrite_line(path: Path, index: int, change) -> str:
 
 
 CORRUPTIONS = [corrupt_bed_truncated, corrupt_bed_magic, corrupt_fam_count, corrupt_fam_duplicate,
-               corrupt_bim_chrom, corrupt_bim_duplicate, corrupt_idp_text, corrupt_idp_duplicate_id,
+               corrupt_bim_chrom, corrupt_bim_duplicate, corrupt_bim_cm, corrupt_idp_text, corrupt_idp_duplicate_id,
                corrupt_covariates_empty, corrupt_covariates_header_only, corrupt_beta_range,
                corrupt_beta_text, corrupt_gzip_cut_short, corrupt_manifest_traversal,
                corrupt_manifest_missing_file, corrupt_checksum, corrupt_idp_duplicate_column,
@@ -343,7 +359,7 @@ def test_read_bim__every_whitespace_layout_reads_the_same(tmp_path, layout):
     path = tmp_path / "x.bim"
     path.write_bytes(layout.encode())
     variants = read_bim(path)
-    assert variants.rows() == [("1", "rs1", 100, "A", "G"), ("X", "rs2", 200, "T", "C")]
+    assert variants.rows() == [("1", "rs1", 100, "A", "G", None), ("X", "rs2", 200, "T", "C", 0.5)]
 
 
 @pytest.mark.parametrize("header, repeated", [("#FID\t\tIID  SEX", None), ("#FID  IID\tIID", "IID"),

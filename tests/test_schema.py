@@ -58,6 +58,14 @@ def test_commit_results__ld_pairs_of_kind_ld(lake):
         commit(lake, "bad", pairs.empty_table().drop_columns(["dprime"]), kind="ld")
 
 
+def test_commit_results__ldscore_is_a_kind_without_scans(lake):
+    schema = RESULTS_KINDS["ldscore"].arrow_schema()
+    commit(lake, "scores", schema.empty_table(), kind="ldscore")
+    assert lake.results_kind("scores").name == "ldscore" and not lake.results_kind("scores").scans
+    with pytest.raises(LakeError, match=r"^results table 'bad' \(ldscore\): missing column 'l2'"):
+        commit(lake, "bad", schema.remove(schema.get_field_index("l2")).empty_table(), kind="ldscore")
+
+
 def test_results_kinds__roles_name_declared_columns():
     for kind in RESULTS_KINDS.values():
         names = {column.name for column in kind.columns}
