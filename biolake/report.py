@@ -42,7 +42,7 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
     kind = lake.results_kind(name, scans=True)
     table = _query(lake, name, f"""
         SELECT "{kind.phenotype}" AS phenotype, count("{kind.log10p}") AS tests,
-               median("{kind.log10p}") AS median_log10p,
+               -log10(median(pow(10.0, -"{kind.log10p}"))) AS median_log10p,   -- the median p, as λGC's definition
                count(*) FILTER (WHERE "{kind.log10p}" > {-np.log10(GENOME_WIDE)}) AS hits,
                arg_max("{kind.feature}", "{kind.log10p}") AS top, max("{kind.log10p}") AS top_log10p
         FROM results GROUP BY 1 ORDER BY top_log10p DESC NULLS LAST""")
