@@ -28,7 +28,7 @@ from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from biolake.meta import run_meta
 from biolake.prs import run_prs
-from biolake.report import lead_hits, phenotype_summary, plot_results, write_report
+from biolake.report import clumping_of, lead_hits, phenotype_summary, plot_results, write_report
 from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.catalog import Catalog
 from biolake.lake.lake import Lake
@@ -129,7 +129,8 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
 
 def summarise_results(lake: Lake, truth: dict, out: Path) -> list[str]:
     """Lead hits of the GWAS (are the planted variants among them?), λGC, the plots and the report."""
-    leads = lead_hits(lake, DEMO_GWAS.name).to_pylist()
+    lead_table = lead_hits(lake, DEMO_GWAS.name)
+    leads = lead_table.to_pylist()
     found = sum(any(lead["phenotype"] == effect["idp"] and str(lead["chrom"]) == str(effect["chrom"])
                     and abs(lead["pos"] - effect["pos"]) <= 500_000 for lead in leads)
                 for effect in truth["snp_idp"])
@@ -137,8 +138,9 @@ def summarise_results(lake: Lake, truth: dict, out: Path) -> list[str]:
     lambdas = phenotype_summary(lake, DEMO_GWAS.name).column("lambda_gc").to_numpy()
     plots = plot_results(lake, DEMO_GWAS.name, out / "plots", limit=6)
     page = write_report(lake, DEMO_GWAS.name, out / f"{DEMO_GWAS.name}.html")
-    return [f"{len(leads)} lead hits (p < 5e-8, one per ±500 kb) in {len({lead['phenotype'] for lead in leads})} "
-            f"IDPs; the planted variants lie in a lead locus for {found} of {len(truth['snp_idp'])}",
+    return [f"{len(leads)} lead hits (p < 5e-8; {clumping_of(lead_table)}) in "
+            f"{len({lead['phenotype'] for lead in leads})} IDPs; the planted variants lie in a lead locus for "
+            f"{found} of {len(truth['snp_idp'])}",
             f"{fdr_leads.num_rows} lead hits at FDR < 5 % in {len(set(fdr_leads.column('phenotype').to_pylist()))} "
             "IDPs (BH q-values stored with the results: column fdr)",
             f"λGC per IDP: median {np.median(lambdas):.3f} (from {lambdas.min():.2f} to {lambdas.max():.2f})",
