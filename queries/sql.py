@@ -155,8 +155,8 @@ class LakeConnection:
     >>> con = connect(Lake.open("lake"))
     >>> con.sql("SELECT site, count(*) FROM covariates GROUP BY site ORDER BY site").fetchall()
     [('Bristol', 46), ('Cheadle', 211), ('Newcastle', 156), ('Reading', 87)]
-    >>> con.sql("SELECT chrom, pos FROM variants WHERE variant_id = ?", params=["rs1004"]).pl().rows()
-    [('1', 930762)]
+    >>> con.sql("SELECT chrom, pos FROM variants WHERE variant_id = ?", params=["rs1006"]).pl().rows()
+    [('1', 20512429)]
     """
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, release: ReleaseInfo, spill: str, *,
