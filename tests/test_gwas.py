@@ -195,6 +195,26 @@ def test_run_gwas__reads_plink_coded_case_control_as_binary(gwas_lake, scheduler
                                       err_msg=column)
 
 
+def _firth_profile(y: np.ndarray, covariates: np.ndarray, dosage: np.ndarray, beta: float) -> float:
+    """Firth's penalized log-likelihood, l + ½ log det I, at the variant's ``beta``, maximised over the
+    covariates' coefficients (scipy, float64): which of two estimates of beta fits better."""
+    from scipy.optimize import minimize
+
+    x = np.column_stack([covariates, dosage])
+
+    def negative(gamma: np.ndarray) -> tuple[float, np.ndarray]:   # and its gradient, Firth's modified score
+        eta = covariates @ gamma + dosage * beta
+        p = 1 / (1 + np.exp(-eta))
+        weights = p * (1 - p)
+        information = (x * weights[:, None]).T @ x
+        leverage = weights * np.einsum("ij,ij->i", x @ np.linalg.pinv(information), x)
+        value = np.sum(y * eta - np.logaddexp(0, eta)) + 0.5 * np.linalg.slogdet(information)[1]
+        return -value, -covariates.T @ (y - p + leverage * (0.5 - p))
+
+    start = sm.Logit(y, covariates).fit(disp=0).params
+    return -minimize(negative, start, jac=True, method="BFGS", options={"gtol": 1e-10}).fun
+
+
 def test_run_gwas__binary_phenotypes_get_logistic_regression_like_plink2(gwas_lake, scheduler, idps, tmp_path):
     phenotypes = (f'SELECT participant_id, ("{idps[0]}" > (SELECT median("{idps[0]}") FROM idps))::INTEGER AS high '
                   "FROM idps")
@@ -218,11 +238,19 @@ def test_run_gwas__binary_phenotypes_get_logistic_regression_like_plink2(gwas_la
     dosages, y = lake_dosages(gwas_lake, chosen.sample_index), chosen.phenotypes[:, 0]
     firth, finished = ours["firth"].to_numpy(), theirs["error"] == None  # noqa: E711
     disagree = np.zeros(len(dosages), bool)
+    firth_apart = np.zeros(len(dosages), bool)
     for column, key in [("beta", "beta"), ("se", "se"), ("z", "statistic")]:
         relative = np.abs(ours[column].to_numpy() / theirs[key] - 1)
         assert np.median(relative[ran]) < 1e-5, column
-        assert relative[firth & finished].max() < 1e-3, column
+        firth_apart |= firth & finished & (relative > 1e-3)
         disagree |= ran & ~firth & (relative > 1e-4)
+    # Where a Firth fit of plink2's is further off (carriers of a singleton or doubleton, whose penalized
+    # likelihood is flat), ours is the tighter one: its β has the higher profile penalized likelihood.
+    for v in np.flatnonzero(firth_apart).tolist():
+        used = ~np.isnan(dosages[v])
+        profile = [_firth_profile(y[used], chosen.covariates[used], dosages[v, used], beta)
+                   for beta in (ours["beta"][v], theirs["beta"][v])]
+        assert profile[0] >= profile[1] - 1e-9, (v, profile)
     for v in np.flatnonzero(disagree).tolist():
         used = ~np.isnan(dosages[v])
         fit = sm.Logit(y[used], np.column_stack([chosen.covariates[used], dosages[v, used]])).fit(
