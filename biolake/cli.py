@@ -840,7 +840,7 @@ def ld(lake_location: str, variants: str | None, region: str | None, window_kb: 
     \b
     Examples:
       biolake ld --lake /tmp/lake --region 22:1-51000000 --window-kb 10000 --r2-min 0 --name chr22_ld --out ld.tsv
-      biolake ld --lake /tmp/lake --region 1:1-30000000 --inter-chr --name chr1_start_ld
+      biolake ld --lake /tmp/lake --region 1:1-249000000 --inter-chr --name chr1_ld_all_pairs
       biolake ld --lake /tmp/lake --r2-min 0 --name proxies \\
         --variants $(biolake sql 'SELECT min(variant_id) FROM variants' --lake /tmp/lake --format csv | tail -n 1)
     """
