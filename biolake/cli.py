@@ -118,7 +118,7 @@ def _digits(digits: int | str | None) -> dict[str, int | None]:
     return {} if digits is None else {"digits": None if digits == "full" else digits}
 
 
-CLUSTER_OPTIONS = (  # every job that runs on dask takes these
+CLUSTER_OPTIONS = (  # every job that runs on dask takes these (and shows progress bars)
     click.option("--scheduler", metavar="threads|processes|ADDRESS",
                  help="where the block tasks run: threads (dask's threaded scheduler in this process), processes "
                       "(a local cluster of worker processes) or a running dask scheduler (tcp://host:8786) "
@@ -126,6 +126,7 @@ CLUSTER_OPTIONS = (  # every job that runs on dask takes these
                       "bucket lake]"),
     click.option("--workers", type=click.IntRange(min=1), metavar="N",
                  help="threads, or local worker processes [default: one per core]"),
+    click.option("--quiet", "-q", is_flag=True, help="no progress bars"),
 )
 
 
@@ -579,7 +580,6 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--maf", "min_maf", default=0.0, show_default=True, metavar="FREQ",
               help="skip variants whose minor allele frequency over the analysis samples is below FREQ (plink2 --maf)")
 @ADJUST_OPTION
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, impute_mean: bool, precision: str,
          min_maf: float, adjust: bool, **shared: Any) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
@@ -625,7 +625,6 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
 @click.option("--values", type=click.Choice(["m", "beta"]), default="m", show_default=True,
               help="methylation as M-values, log2(beta/(1-beta)), or as betas")
 @_analysis_options(default_name="ewas")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def ewas(exposure_sql: str | None, exposure: str | None, values: str, **shared: Any) -> None:
     """Regress every CpG on an exposure; limma's moderated t; a results table in the lake.
 
@@ -674,7 +673,6 @@ def ewas(exposure_sql: str | None, exposure: str | None, values: str, **shared: 
                    "interaction tests are anti-conservative when few carriers drive g×e (measured in the demo: "
                    "5-40× too many p < 1e-4 below MAF 3 %)")
 @ADJUST_OPTION
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], keller: bool, robust: str,
         min_maf: float, adjust: bool, **shared: Any) -> None:
     """Test every variant's interaction with an exposure; write a results table into the lake.
@@ -767,7 +765,6 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, replace: bool,
                   exported="clumps")
 @click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
 @_cluster_options
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def clump(lake_location: str, result: str, pheno: str | None, p1: float, p2: float, r2: float, kb: float,
           release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
           chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
@@ -819,7 +816,6 @@ def clump(lake_location: str, result: str, pheno: str | None, p1: float, p2: flo
                    "(plink --r2 inter-chr)")
 @_results_options(default_name="ld", release_help="release whose genotypes give LD [default: latest]", exported="pairs")
 @_cluster_options
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def ld(lake_location: str, variants: str | None, region: str | None, window_kb: float, r2_min: float, inter_chr: bool,
        release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
        scheduler: str | None, workers: int | None, quiet: bool) -> None:
@@ -871,7 +867,6 @@ def ld(lake_location: str, variants: str | None, region: str | None, window_kb: 
                   exported="LD scores")
 @click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
 @_cluster_options
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def ldscores(lake_location: str, window_cm: float | None, window_kb: float | None, release: str | None, name: str,
              replace: bool, out: str | None, digits: int | str | None, chromosomes: tuple[str, ...],
              scheduler: str | None, workers: int | None, quiet: bool) -> None:
@@ -928,7 +923,6 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
                    "columns prs_avg_p…")
 @_results_options(default_name="prs", release_help="release to score [default: latest]", exported="scores")
 @_cluster_options
-@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def prs(lake_location: str, weights: str, p_thresholds: str, clumped: bool, clump_r2: float, clump_kb: float,
         score_mean: bool, release: str | None, name: str, out: str | None, digits: int | str | None,
         scheduler: str | None, workers: int | None, replace: bool, quiet: bool) -> None:
