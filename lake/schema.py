@@ -6,7 +6,7 @@ and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables
 column is one field of the source (float64 or text).
 
 Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
-of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, prs) declares its columns and their roles (the scan,
+of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs) declares its columns and their roles (the scan,
 the feature, its position, the effect, the headline p), and :meth:`Lake.commit_results`
 refuses a table that does not match its kind's declaration. A concept has one name in
 every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
@@ -140,7 +140,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
               "audit of dropped results tables: what was dropped and when",
               (_c("name", pa.string(), "the results table's name"),
                _c("dropped_at", pa.timestamp("us", tz="UTC"), "when the drop was committed"),
-               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, ld, ldscore, prs)", nullable=True),
+               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs)", nullable=True),
                _c("release", pa.string(), "the release it was computed from", nullable=True),
                _c("rows", pa.int64(), "rows it held"),
                _c("created_at", pa.string(), "when it was computed, as its provenance says", nullable=True))),
@@ -383,6 +383,42 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                 (*_from_table("variants", "chrom", "variant_id", "pos", "cm"),
                  _f("maf", "minor allele frequency over the called samples (LDSC: MAF)"),
                  _f("l2", "LD score: Σ r² − (1 − r²)/(N − 2) over the window, itself included (LDSC: L2)"))),
+    ResultsKind("h2", "SNP heritability per phenotype (biolake h2): by LD score regression of a results table's "
+                "summary statistics, as LDSC's --h2 (method ldsc), or from the lake's genotypes by Haseman–Elston "
+                "regression or REML (methods he, reml)",
+                (PHENOTYPE, _r("method", pa.string(), "the estimator: ldsc, he or reml"),
+                 _f("h2", "SNP heritability on the observed scale (LDSC: Total Observed scale h2; GEMMA: pve)"),
+                 _f("h2_se", "its standard error (LDSC: block jackknife; HE, REML: as GEMMA states it)"),
+                 _f("intercept", "LD score regression intercept (ldsc only)", optional=True),
+                 _f("intercept_se", "its standard error (ldsc only)", optional=True),
+                 _f("ratio", "(intercept − 1)/(mean χ² − 1): the share of inflation that is not polygenic "
+                    "(ldsc only)", optional=True),
+                 _f("ratio_se", "its standard error (ldsc only)", optional=True),
+                 _f("mean_chisq", "mean χ² of the variants regressed (ldsc only)", optional=True),
+                 _f("lambda_gc", "λGC of those variants (ldsc only)", optional=True),
+                 _r("n_variants", pa.int64(), "variants used"),
+                 replace(N_SAMPLES, meaning="samples used (ldsc: the mean N of the variants regressed)",
+                         type=pa.float64())),
+                position=()),
+    ResultsKind("rg", "genetic correlation per pair of phenotypes by cross-trait LD score regression, as LDSC's "
+                "--rg (biolake rg): trait 1 and trait 2 name a results table and a phenotype of it",
+                (_r("result_1", pa.string(), "the results table of trait 1"),
+                 _r("phenotype_1", pa.string(), "trait 1"),
+                 _r("result_2", pa.string(), "the results table of trait 2"),
+                 _r("phenotype_2", pa.string(), "trait 2"),
+                 _f("rg", "genetic correlation (LDSC: rg)"), _f("rg_se", "its block-jackknife standard error (se)"),
+                 _f("z", "rg / rg_se (z)"), _f("p", "two-sided p of z (p)"),
+                 _f("gencov", "genetic covariance on the observed scale (gencov)"),
+                 _f("gencov_se", "its standard error"),
+                 _f("gencov_int", "cross-trait intercept: sample overlap and confounding (gcov_int)"),
+                 _f("gencov_int_se", "its standard error (gcov_int_se)"),
+                 *(_f(f"{name}_{trait}", f"{meaning} of trait {trait} (LDSC: {ldsc})")
+                   for trait in (1, 2) for name, meaning, ldsc in (
+                       ("h2", "observed-scale h²", "h2_obs"), ("h2_se", "the standard error of h²", "h2_obs_se"),
+                       ("intercept", "the single-trait intercept", "h2_int"),
+                       ("intercept_se", "the standard error of that intercept", "h2_int_se"))),
+                 _r("n_variants", pa.int64(), "variants both traits and the LD scores share")),
+                position=()),
     ResultsKind("prs", "polygenic scores per participant (biolake prs), one column per p-value threshold",
                 (replace(PARTICIPANT, nullable=True),
                  _f("prs_p*", "score summing the weights with p at most a threshold, e.g. prs_p5e_08"),
