@@ -1,10 +1,10 @@
 """SIGKILL at every fault point of `ingest`, `sync`, a results write, `withdraw`, `release retract` and
 `results drop` loses nothing (local and s3://).
 
-Each command first runs clean with BIOLAKE_FAULT_TRACE set, which lists the fault points it
-passes (:mod:`lake.faults`); it is then killed at the first occurrence of every distinct point,
-each time on a fresh copy of the lake (of a bucket lake, every tenth point, to keep the suite
-short). After every kill: the lake opens; every release and
+Each command (a process of its own, forked warm: tests/cli_process.py) first runs clean with
+BIOLAKE_FAULT_TRACE set, which lists the fault points it passes (:mod:`lake.faults`); it is then
+killed at the first occurrence of every distinct point, each time on a fresh copy of the lake (of
+a bucket lake, every tenth point, to keep the suite short). After every kill: the lake opens; every release and
 results table that was committed reads back with the same checksums (or, if the command removes
 it, is gone whole); readers see whole releases only; and rerunning the command gives exactly
 the tables of an uninterrupted run.
@@ -17,8 +17,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+from cli_process import CliProcess, run
 from click.testing import CliRunner
 from test_sync import add_release
 
@@ -37,12 +36,15 @@ from biolake.lake.lake import Lake
 from biolake.lake.storage import Location
 from biolake.queries import connect
 
-BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
+def biolake(args: list[str], env: dict[str, str]) -> None:
+    """Run ``biolake ARGS`` as its own process; it must succeed."""
+    done = run(args, env=env)
+    assert done.returncode == 0, done.stderr
 
 
 def fault_points(command: list[str], env: dict[str, str]) -> list[tuple[int, str]]:
     """The first occurrence (number, name) of every distinct fault point a clean run passes."""
-    done = subprocess.run(command, capture_output=True, text=True, env={**env, TRACE_VARIABLE: "1"})
+    done = run(command, env={**env, TRACE_VARIABLE: "1"})
     assert done.returncode == 0, done.stderr
     first: dict[str, int] = {}
     for number, name in re.findall(r"^fault point (\d+): (.+)$", done.stderr, flags=re.M):
@@ -52,18 +54,15 @@ def fault_points(command: list[str], env: dict[str, str]) -> list[tuple[int, str
 
 def kill_at(command: list[str], number: int, env: dict[str, str]) -> None:
     """Run ``command`` until it holds at fault point ``number``, then SIGKILL it."""
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**env, HOLD_VARIABLE: f"#{number}"})
+    process = CliProcess(command, {**env, HOLD_VARIABLE: f"#{number}"})
     try:
-        for line in process.stderr:
-            if line.startswith("holding at"):
-                break
-        else:
-            pytest.fail(f"{command[3]} ended without reaching fault point #{number}; exit code {process.wait()}")
-        process.send_signal(signal.SIGKILL)
+        if not any(line.startswith("holding at") for line in process.stderr_lines()):
+            pytest.fail(f"{command[0]} ended without reaching fault point #{number}; exit code {process.wait()}")
+        process.kill()
         assert process.wait(timeout=60) == -signal.SIGKILL
     finally:
         process.kill()
-        process.stderr.close()
+        process.finish()
 
 
 def checksum(table: pa.Table) -> str:
@@ -137,7 +136,7 @@ def survive_every_kill(lakes: Lakes, base: str, command: Callable[[str], list[st
         assert before.keys() & expected.keys() <= state.keys(), f"killed at {name}: committed tables vanished"
         check_readers_see_one_release(lake)
         # the rerun goes through the same CLI in this process (no second interpreter start-up)
-        rerun = CliRunner().invoke(main, command(root)[len(BIOLAKE):], env=lakes.options)
+        rerun = CliRunner().invoke(main, command(root), env=lakes.options)
         if state == expected:   # killed after the commit point: the command finds its work done
             assert rerun.exit_code == 0 or "already committed" in rerun.output, rerun.output
         else:
@@ -172,14 +171,13 @@ def base_lake(lakes: Lakes, release_folder: Path) -> str:
     """A lake holding the small release as r1 (made through the CLI, like the runs under test)."""
     root = lakes.root()
     for args in (["init", root], ["ingest", str(release_folder), "--lake", root, "--release", "r1", "--quiet"]):
-        done = subprocess.run([*BIOLAKE, *args], capture_output=True, text=True, env=lakes.env)
-        assert done.returncode == 0, done.stderr
+        biolake(args, lakes.env)
     return root
 
 
 def test_ingest__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, release_folder, reliability):
     survived = survive_every_kill(lakes, base_lake, lambda root: [
-        *BIOLAKE, "ingest", str(release_folder), "--lake", root, "--release", "r2", "--quiet"], stride=lakes.stride)
+        "ingest", str(release_folder), "--lake", root, "--release", "r2", "--quiet"], stride=lakes.stride)
     assert survived >= 20 // lakes.stride
     reliability[f"SIGKILLs survived: biolake ingest, {lakes.kind} lake"] += survived
 
@@ -189,19 +187,17 @@ def test_sync__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, rele
     for name in ("2026-09", "2026-10"):
         add_release(incoming, release_folder, name)
     survived = survive_every_kill(lakes, base_lake, lambda root: [
-        *BIOLAKE, "sync", str(incoming), "--lake", root, "--quiet"], stride=2 * lakes.stride)
+        "sync", str(incoming), "--lake", root, "--quiet"], stride=2 * lakes.stride)
     assert survived >= 10 // lakes.stride
     reliability[f"SIGKILLs survived: biolake sync (every other point), {lakes.kind} lake"] += survived
 
 
 def test_results_write__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, workers, reliability):
     def gwas(root: str, *phenotypes: str, adjust: bool = True) -> list[str]:
-        return [*BIOLAKE, "gwas", "--lake", root, "--pheno", ",".join(phenotypes), "--covar", "age,sex",
+        return ["gwas", "--lake", root, "--pheno", ",".join(phenotypes), "--covar", "age,sex",
                 "--name", "assoc", "--replace", "--scheduler", workers, "--quiet", *(["--adjust"] if adjust else [])]
 
-    earlier = subprocess.run(gwas(base_lake, "25001-2.0", adjust=False), capture_output=True, text=True,
-                             env=lakes.env)
-    assert earlier.returncode == 0, earlier.stderr
+    biolake(gwas(base_lake, "25001-2.0", adjust=False), lakes.env)
     # a bucket lake at every third point (its writes are slow HTTP calls to moto; suite time)
     survived = survive_every_kill(lakes, base_lake, lambda root: gwas(root, "25001-2.0", "25002-2.0"),
                                   stride=3 if lakes.options else 1)
@@ -213,17 +209,15 @@ def test_withdraw__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, 
     ids = tmp_path / "withdrawn.txt"
     ids.write_text("\n".join(lakes.open(base_lake).read("idps").column("participant_id").to_pylist()[:3]) + "\n")
     survived = survive_every_kill(lakes, base_lake, lambda root: [
-        *BIOLAKE, "withdraw", "--lake", root, "--ids", str(ids), "--quiet"], stride=lakes.stride)
+        "withdraw", "--lake", root, "--ids", str(ids), "--quiet"], stride=lakes.stride)
     assert survived >= 10 // lakes.stride
     reliability[f"SIGKILLs survived: biolake withdraw, {lakes.kind} lake"] += survived
 
 
 def test_retract__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, release_folder, reliability):
-    done = subprocess.run([*BIOLAKE, "ingest", str(release_folder), "--lake", base_lake, "--release", "r2", "--quiet"],
-                          capture_output=True, text=True, env=lakes.env)
-    assert done.returncode == 0, done.stderr
+    biolake(["ingest", str(release_folder), "--lake", base_lake, "--release", "r2", "--quiet"], lakes.env)
     survived = survive_every_kill(lakes, base_lake, lambda root: [
-        *BIOLAKE, "release", "retract", "r2", "--why", "bad ingest", "--lake", root], stride=lakes.stride)
+        "release", "retract", "r2", "--why", "bad ingest", "--lake", root], stride=lakes.stride)
     assert survived >= 15 // lakes.stride
     reliability[f"SIGKILLs survived: biolake release retract, {lakes.kind} lake"] += survived
 
@@ -232,10 +226,8 @@ def test_results_drop__sigkill_at_every_fault_point_loses_nothing(lakes, base_la
     sumstats = tmp_path / "published.tsv"
     sumstats.write_text("variant_id\tchrom\tpos\teffect_allele\tother_allele\tbeta\tse\tp\n"
                         "rs1\t1\t100\tA\tG\t0.1\t0.05\t0.04\nrs2\t2\t200\tC\tT\t-0.2\t0.1\t0.05\n")
-    done = subprocess.run([*BIOLAKE, "import-sumstats", str(sumstats), "--lake", base_lake, "--name", "assoc"],
-                          capture_output=True, text=True, env=lakes.env)
-    assert done.returncode == 0, done.stderr
+    biolake(["import-sumstats", str(sumstats), "--lake", base_lake, "--name", "assoc"], lakes.env)
     survived = survive_every_kill(lakes, base_lake, lambda root: [
-        *BIOLAKE, "results", "drop", "assoc", "--lake", root], stride=lakes.stride)
+        "results", "drop", "assoc", "--lake", root], stride=lakes.stride)
     assert survived >= 3
     reliability[f"SIGKILLs survived: biolake results drop, {lakes.kind} lake"] += survived

@@ -3,13 +3,12 @@
 import json
 import os
 import pickle
-import subprocess
-import sys
 import uuid
 
 import polars as pl
 import pytest
 import yaml
+from cli_process import run
 
 from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.ingest.sync import sync
@@ -20,7 +19,6 @@ from biolake.lake.withdraw import withdraw
 from biolake.lake.storage import Location
 from biolake.queries import QueryError, connect, design, scan
 
-BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
 
 
 def fresh_root() -> str:
@@ -52,10 +50,9 @@ def test_s3_lake__cli_reads_credentials_from_the_environment(s3_server, release_
     env = {**os.environ, **s3_server}
     for args in (["init", root], ["ingest", str(release_folder), "--lake", root, "--release", "r1",
                                   "--quiet"]):
-        done = subprocess.run([*BIOLAKE, *args], capture_output=True, text=True, env=env)
+        done = run(args, env=env)
         assert done.returncode == 0, done.stderr
-    listed = subprocess.run([*BIOLAKE, "releases", "--lake", root], capture_output=True, text=True,
-                            env=env)
+    listed = run(["releases", "--lake", root], env=env)
     assert "r1" in listed.stdout
     assert s3_server["AWS_SECRET_ACCESS_KEY"] not in listed.stdout + listed.stderr
 
@@ -169,7 +166,7 @@ def test_s3_credentials__never_in_output_errors_provenance_or_the_lake(s3_server
     ]
     said = ""
     for args in runs:
-        done = subprocess.run([*BIOLAKE, *args], capture_output=True, text=True, env=env)
+        done = run(args, env=env)
         assert "Traceback" not in done.stderr, done.stderr
         said += done.stdout + done.stderr
     assert "error:" in said and "(version" in said, said[-3000:]

@@ -8,6 +8,7 @@ from pathlib import Path
 import blake3
 import pytest
 import yaml
+from cli_process import CliProcess, run
 
 from click.testing import CliRunner
 
@@ -19,7 +20,6 @@ from biolake.ingest.sync import sync
 from biolake.lake.errors import InputError, LakeError, ReleaseError
 from biolake.lake.lock import lake_lock
 
-BIOLAKE = [sys.executable, "-c", "from biolake.cli import main; main()"]
 
 
 def add_release(incoming: Path, release_folder: Path, name: str) -> Path:
@@ -144,8 +144,7 @@ def test_sync__a_bad_release_stops_and_keeps_the_earlier_ones(lake, release_fold
     add_release(incoming, release_folder, "2026-09")
     bad = add_release(incoming, release_folder, "2026-10")
     (bad / "idps.csv").write_text("eid,25001-2.0\n1,large\n")
-    result = subprocess.run([*BIOLAKE, "sync", str(incoming), "--lake", lake.location.root, "--quiet"],
-                            capture_output=True, text=True)
+    result = run(["sync", str(incoming), "--lake", lake.location.root, "--quiet"], env=dict(os.environ))
     assert result.returncode == 2
     assert "idps.csv" in result.stderr and "Traceback" not in result.stderr
     assert [r.release for r in lake.releases()] == ["2026-09"]
@@ -185,16 +184,12 @@ def test_sync__sigkill_then_rerun_completes(lake, release_folder, tmp_path):
     incoming = tmp_path / "incoming"
     for name in ("2026-09", "2026-10"):
         add_release(incoming, release_folder, name)
-    command = [*BIOLAKE, "sync", str(incoming), "--lake", lake.location.root, "--quiet"]
-    held = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "BIOLAKE_FAULT_HOLD": "during:genotypes"})
-    for line in held.stderr:
-        if line.startswith("holding at"):
-            break
-    held.send_signal(signal.SIGKILL)
-    held.wait()
-    held.stderr.close()
+    command = ["sync", str(incoming), "--lake", lake.location.root, "--quiet"]
+    held = CliProcess(command, {**os.environ, "BIOLAKE_FAULT_HOLD": "during:genotypes"})
+    assert any(line.startswith("holding at") for line in held.stderr_lines())
+    held.kill()
+    assert held.finish().returncode == -signal.SIGKILL
     assert lake.releases() == []
-    rerun = subprocess.run(command, capture_output=True, text=True)
+    rerun = run(command, env=dict(os.environ))
     assert rerun.returncode == 0, rerun.stderr
     assert [r.release for r in lake.releases()] == ["2026-09", "2026-10"]
