@@ -956,13 +956,14 @@ def _snp_truth(layout: _Layout, causal: list[_Causal], effects: np.ndarray, mode
 def _heritability_truth(model: _IdpModel, architecture: _Architecture, polygenic_variants: int) -> dict:
     """truth.json's planted SNP heritability per IDP and every non-zero genetic correlation between
     IDPs and with the disorder (the background's, shrunk where a planted variant adds genetic variance
-    of its own)."""
+    of its own). Effects sit on variants of MAF ≥ POLYGENIC_MIN_MAF only, so LD score regression
+    recovers h² with LD scores summed over those (ldsc --l2 --maf 0.05), not over every variant."""
     from_background = np.r_[model.background_share, 1]
     traits, rg = [*model.fields, DISORDER.name], architecture.rg * np.sqrt(np.outer(from_background, from_background))
     return {"idp_h2": {field: round(float(h2), 4) for field, h2 in zip(model.fields, model.h2)},
             "rg": [{"trait1": traits[i], "trait2": traits[j], "rg": round(float(rg[i, j]), 4)}
                    for i, j in zip(*np.triu_indices(len(traits), 1)) if round(float(rg[i, j]), 4)],
-            "polygenic_variants": polygenic_variants}
+            "polygenic_variants": polygenic_variants, "polygenic_min_maf": POLYGENIC_MIN_MAF}
 
 
 def _cpg_truth(effects: np.ndarray, sd: np.ndarray) -> dict:
