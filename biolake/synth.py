@@ -1099,8 +1099,8 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     truth |= {**counts, "methylation_samples": methylation_samples, "seed": seed}
     (folder / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     manifest = _manifest(seed=seed, **counts)
-    manifest["checksums"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir())
-                             if path.name != "truth.json"}
+    manifest["checksums"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir())  # what ingest reads
+                             if path.name not in ("truth.json", DISORDER.file)}
     (folder / "release.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 
