@@ -1254,8 +1254,12 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
 
     The files are in the formats biobanks ship: PLINK .bed/.bim/.fam, a UK
     Biobank style IDP CSV and data dictionary, a covariates CSV, a methylation
-    beta matrix with probe annotation, truth.json (the planted effects) and
-    release.yaml (the manifest 'biolake ingest OUT' reads).
+    beta matrix with probe annotation, truth.json (the planted effects, each
+    IDP's SNP heritability and the genetic correlations) and release.yaml (the
+    manifest 'biolake ingest OUT' reads). IDPs carry polygenic backgrounds with
+    h² from 0.05 to 0.6 (a fifth of them none); disorder.tsv holds the GWAS
+    summary statistics (GWAS-SSF) of a synthetic disorder genetically
+    correlated with some IDPs, for 'biolake import-sumstats'.
 
     \b
     Example:

@@ -10,7 +10,10 @@ then summarised (lead hits, λGC, plots, an HTML report under ``out/`` beside th
 hits clumped by LD (each planted variant must lie in a clump of its own IDP, and each planted
 effect's hits collapse into one clump, as the synthetic genome's LD decays over ~100 kb), and
 repeated per imaging site, whose meta-analysis must find the planted effects again; its
-weights then score every participant (a polygenic score, joined to the IDP in SQL).
+weights then score every participant (a polygenic score, joined to the IDP in SQL). Polygenic
+scores for the most heritable polygenic IDPs are then trained on three quarters of the
+participants and tested on the rest, with and without LD clumping (C+T), and the planted
+heritability and genetic correlations are listed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from biolake.meta import run_meta
-from biolake.prs import run_prs
+from biolake.prs import PRS_CLUMP, run_prs, score_column
 from biolake.report import clumping_of, lead_hits, phenotype_summary, plot_results, write_report
 from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.catalog import Catalog
@@ -43,8 +46,10 @@ DEMO_GWAS = GwasSettings(
 DEMO_EWAS = EwasSettings(name="demo_stress", exposures="SELECT participant_id, stress FROM covariates",
                          covariates=["age", "sex", "site"], replace=True)
 DEMO_CLUMPS = ClumpSettings(name="demo_clumps", result=DEMO_GWAS.name, p1=5e-8, r2=0.1, kb=1000, replace=True)
-STEPS = 10
+STEPS = 12
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
+HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
+PRS_IDPS, PRS_THRESHOLDS = 3, (1e-3, 0.01, 0.1, 1.0)  # the most heritable IDPs without a planted variant
 DEMO_QUERIES = {
     "participants per table": """
         SELECT 'genotyped' AS what, count(*) AS n FROM samples WHERE assay = 'genotypes'
@@ -120,6 +125,13 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
         echo(line)
     echo(f"\n10/{STEPS} a polygenic score from the meta-analysis, joined to the IDP in SQL")
     for line in score_participants(lake, truth, root.parent / "out", **jobs):
+        echo(line)
+    echo(f"\n11/{STEPS} polygenic scores trained on 3/4 of the participants, tested on the rest: "
+         "LD-clumped (C+T) or not")
+    for line in held_out_scores(lake, truth, root.parent / "out", **jobs):
+        echo(line)
+    echo(f"\n12/{STEPS} the planted SNP heritability and genetic correlations (truth.json)")
+    for line in planted_heritability(truth):   # issue #30: biolake h2 / rg estimates go beside these
         echo(line)
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
@@ -249,12 +261,7 @@ def score_participants(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
     """Weights for the first planted IDP from the site meta-analysis (written by SQL), scores, and their
     correlation with the IDP (in-sample, so optimistic: a demonstration, not a validation)."""
     idp = truth["snp_idp"][0]["idp"]
-    weights = out / f"weights_{idp}.tsv"
-    out.mkdir(parents=True, exist_ok=True)
-    with connect(lake) as con:
-        write_table(con.sql("SELECT variant_id, alt AS effect_allele, beta, p FROM results.demo_sites "
-                            "WHERE phenotype = ? AND p IS NOT NULL", params=[idp]).arrow(),
-                    output_format="tsv", out=str(weights))
+    weights = _write_weights(lake, "demo_sites", idp, out / f"weights_{idp}.tsv")
     report = run_prs(lake, name="demo_prs", weights=weights, thresholds=[5e-8, 1e-3, 1.0], replace=True, **jobs)
     with connect(lake) as con:
         r = con.sql(f'SELECT corr(s.prs_p5e_08, i."{idp}"), corr(s.prs_p1, i."{idp}") FROM results.demo_prs s '
@@ -263,6 +270,61 @@ def score_participants(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
             f"({report.variants['prs_p5e_08']:,} variants at p ≤ 5e-8, {report.variants['prs_p1']:,} in all)",
             f"correlation with {idp} (in-sample, so optimistic — the all-variant score most): "
             f"{r[0]:.2f} (p ≤ 5e-8 score), {r[1]:.2f} (all variants)"]
+
+
+def held_out_scores(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
+    """Scores of the PRS_IDPS most heritable IDPs without a planted variant, from a GWAS of the other
+    participants, scored on the HELD_OUT ones with and without LD clumping: the correlation with the IDP
+    per p-value threshold (clumping drops the copies of a locus that would otherwise weigh it many times)."""
+    planted = {effect["idp"] for effect in [*truth["snp_idp"], truth["snp_exposure_interaction"]]}
+    idps = sorted((idp for idp in truth["idp_h2"] if idp not in planted), key=lambda idp: -truth["idp_h2"][idp])
+    idps = idps[:PRS_IDPS]
+    run_gwas(lake, GwasSettings(name="demo_train", phenotypes=idps, covariates=DEMO_GWAS.covariates,
+                                samples=f"SELECT participant_id FROM covariates WHERE NOT ({HELD_OUT})",
+                                replace=True), **jobs)
+    lines, gains = [f"{'IDP':<12}{'h²':>6}  r per p ≤ {', '.join(f'{t:g}' for t in PRS_THRESHOLDS)}"], []
+    for idp in idps:
+        weights = _write_weights(lake, "demo_train", idp, out / f"weights_train_{idp}.tsv")
+        correlations = ", ".join(f'corr(s.{score_column(t)}, i."{idp}")' for t in PRS_THRESHOLDS)
+        r = {}
+        for label, clump in (("unclumped", None), ("clumped", PRS_CLUMP)):
+            run_prs(lake, name="demo_held_out", weights=weights, thresholds=PRS_THRESHOLDS, clump=clump,
+                    replace=True, **jobs)
+            with connect(lake) as con:
+                r[label] = con.sql(f"SELECT {correlations} FROM results.demo_held_out s "
+                                   f"JOIN idps i USING (participant_id) WHERE {HELD_OUT}").fetchone()
+            lines.append(f"{idp:<12}{truth['idp_h2'][idp]:>6.2f}  {label:<10} "
+                         + "  ".join(f"{value:.3f}" for value in r[label]))
+        gains.append(np.subtract(r["clumped"], r["unclumped"]))
+    better = (np.array(gains) > 0).sum()
+    return [*lines, f"the clumped score correlates better with its IDP in the held-out quarter for {better} of "
+            f"{np.size(gains)} IDP × threshold pairs (mean gain in r: {np.mean(gains):+.3f})"]
+
+
+def planted_heritability(truth: dict) -> list[str]:
+    """The planted SNP heritability of each IDP (of the variance its covariates leave) and the planted genetic
+    correlations, with the disorder whose GWAS ships with the release."""
+    h2 = truth["idp_h2"]
+    disorder = truth["disorder"]
+    lines = [f"{sum(value > 0 for value in h2.values())} of {len(h2)} IDPs heritable, planted h² from "
+             f"{min(value for value in h2.values() if value > 0):.2f} to {max(h2.values()):.2f} "
+             f"({truth['polygenic_variants']:,} variants with effects); {len(truth['null_idps'])} null IDPs",
+             "  " + ", ".join(f"{idp} {value:.2f}" for idp, value in h2.items())]
+    lines.append(f"{disorder['phenotype']} ({disorder['sumstats']}: {disorder['cases']:,} cases, "
+                 f"{disorder['controls']:,} controls of the same population, none of them participants): h² "
+                 f"{disorder['h2_liability']:.2f} on the liability scale, {disorder['h2_observed']:.2f} observed")
+    lines += [f"  rg {pair['trait1']} ~ {pair['trait2']}: {pair['rg']:+.2f}" for pair in truth["rg"]]
+    return lines
+
+
+def _write_weights(lake: Lake, result: str, idp: str, path: Path) -> Path:
+    """One IDP's weights from a results table as a TSV that ``run_prs`` reads (written by SQL)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with connect(lake) as con:
+        write_table(con.sql(f"SELECT variant_id, alt AS effect_allele, beta, p FROM results.{result} "
+                            "WHERE phenotype = ? AND p IS NOT NULL", params=[idp]).arrow(),
+                    output_format="tsv", out=str(path))
+    return path
 
 
 def _lambdas(summary, names: set[str]) -> np.ndarray:

@@ -9,6 +9,13 @@ mosaic of founder haplotypes that switches founder at recombination hotspots of 
 0 between variants 1 Mb apart. They are streamed a chunk of blocks at a time, so memory
 stays bounded at biobank size. Every draw comes from the seed, so a release is reproducible
 byte for byte (bar the manifest's timestamp).
+
+IDPs also carry a polygenic background: many small effects on common variants, summed as the
+genotypes are generated, give each IDP a known SNP heritability (0.05-0.6; a fifth of the IDPs
+stay null) and known genetic correlations (left and right of a structure share most of their
+background; one pair is negatively correlated). A synthetic disorder shares part of its
+background with named IDPs; its GWAS summary statistics (``disorder.tsv``, GWAS-SSF) come from
+a separate case-control cohort of the same population, as a published psychiatric GWAS would.
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ FOUNDERS = COMMON_FOUNDERS + RARE_FOUNDERS
 # Every set of founders that may carry an alt allele (founders × sets), and a set's index in it.
 FOUNDER_PATTERNS = ((np.arange(2**FOUNDERS) >> np.arange(FOUNDERS)[:, None]) & 1).astype(np.uint8)
 PATTERN_BITS = 1 << np.arange(FOUNDERS)
+# Alt dosage by the set of founders carrying the alt allele (its FOUNDER_PATTERNS index) × founder pair
+# (founder of haplotype 0 × FOUNDERS + founder of haplotype 1).
+PAIR_DOSAGE = (FOUNDER_PATTERNS[np.arange(FOUNDERS**2) // FOUNDERS]
+               + FOUNDER_PATTERNS[np.arange(FOUNDERS**2) % FOUNDERS]).T.astype(np.float32)
 # Variants sit in genotyped regions of 20, ~5 kb apart as on a 600k array (closer when there are more).
 REGION_VARIANTS, ARRAY_SPACING_BP = 50, 5_000
 # The genetic map: recombination hotspots ~50 kb apart (so haplotype blocks of tens of kb) carry
@@ -64,7 +75,13 @@ PATTERN_REPEATS, RARE_PATTERNS = 0.5, 0.3
 GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls are drawn per chunk)
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
-STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation")
+STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly")
+# The polygenic background: effects on a share of the variants with MAF ≥ 5 % (outside the planted
+# variants' regions, so their marginal effects stay as planted), on standardised genotypes.
+POLYGENIC_SHARE, POLYGENIC_MIN_MAF, POLYGENIC_CHUNK = 0.1, 0.05, 2048
+HERITABILITY_RANGE, NULL_SHARE = (0.05, 0.6), 0.2  # planted h² of the IDPs with a background; IDPs without
+PAIR_RG, NEGATIVE_RG = (0.6, 0.9), (-0.6, -0.4)  # left/right of a structure; the one negative pair
+DISORDER_LOADINGS = (-0.5, 0.4)  # the disorder's share of two left/right pairs' common background
 
 
 @dataclass(frozen=True)
@@ -182,14 +199,58 @@ class _Causal:
 
 @dataclass(frozen=True)
 class _IdpModel:
-    """IDP column j = mean_j + sd_j × (predictors · weights_j + noise_sd_j × N(0, 1)), rounded."""
+    """IDP column j = mean_j + sd_j × (predictors · weights_j + polygenic_sd_j × background_j
+    + noise_sd_j × N(0, 1)), rounded; background_j is the IDP's standardised polygenic value."""
 
     fields: list[str]  # IDPs
     mean: np.ndarray  # in the IDP's unit
     sd: np.ndarray
     scale: np.ndarray  # 10 ** decimals written
     weights: np.ndarray  # predictors × IDPs, SD units
+    polygenic_sd: np.ndarray  # IDPs, SD units
     noise_sd: np.ndarray  # tops each IDP's variance up to 1 SD²
+    h2: np.ndarray  # IDPs: additive genetic share of the variance the covariates leave (background + planted variant)
+    background_share: np.ndarray  # IDPs: the background's share of the additive genetic variance
+
+
+@dataclass(frozen=True)
+class _Disorder:
+    """The synthetic disorder: a liability-threshold trait whose case-control GWAS ships with the release."""
+
+    name: str = "disorder"
+    file: str = "disorder.tsv"
+    h2_liability: float = 0.3
+    prevalence: float = 0.01
+    case_fraction: float = 0.4
+    # GWAS participants per variant of the release: N h²/M as in a large psychiatric GWAS on a real
+    # genome (mean χ² ~ 2-3), since a synthetic release has far fewer variants than a real one
+    samples_per_variant: float = 1 / 3
+
+    @property
+    def h2_observed(self) -> float:
+        """h² on the 0/1 scale of a study with this case fraction, which LDSC estimates without
+        --samp-prev/--pop-prev (Lee et al. 2011, AJHG 88:294, eq. 23 turned round)."""
+        k, share = self.prevalence, self.case_fraction
+        density = scipy.stats.norm.pdf(scipy.stats.norm.isf(k))
+        return self.h2_liability * density**2 * share * (1 - share) / (k**2 * (1 - k) ** 2)
+
+
+DISORDER = _Disorder()
+
+
+@dataclass(frozen=True)
+class _Architecture:
+    """Each trait's genetic value as a mix of independent polygenic factors (``loadings`` rows: the
+    IDPs, then the disorder; a unit row, or zeros for an IDP without background), so the genetic
+    correlation of two traits is their rows' product."""
+
+    h2: np.ndarray  # IDPs: planted h² of those with a background, 0 for the others
+    loadings: np.ndarray  # (IDPs + 1) × factors
+
+    @property
+    def rg(self) -> np.ndarray:
+        """Genetic correlations, (IDPs + 1) × (IDPs + 1)."""
+        return self.loadings @ self.loadings.T
 
 
 def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
@@ -300,6 +361,7 @@ class _MosaicBlock(NamedTuple):
     pairs: np.ndarray  # samples, founder pair: founder of haplotype 0 × FOUNDERS + founder of haplotype 1
     quads: np.ndarray  # .bed bytes × 2, the pair index of its samples (0, 1) and (2, 3) (see _byte_quads)
     alt_counts: np.ndarray  # variants, alt alleles in the sample
+    shares: np.ndarray  # founders: how often a recombining haplotype of the chromosome picks each
 
     def dosages(self) -> np.ndarray:
         """Alt-allele dosages: variants × samples (uint8)."""
@@ -428,6 +490,7 @@ def _founder_mosaic(rng: np.random.Generator, blocks: _HaplotypeBlocks, samples:
         fresh = _fresh_carriers(rng, starts[-1] - offset)
         sources = _pattern_sources(rng, np.array(starts[:-1]) - offset, common[offset:starts[-1]])
         founder_of_byte = _founder_weights(rng)
+        shares = np.bincount(founder_of_byte, minlength=FOUNDERS) / founder_of_byte.size
         for block, (start, stop) in enumerate(itertools.pairwise(starts)):
             founders.recombine(rng, blocks.switches[first + block], founder_of_byte)
             founder_counts = founders.counts
@@ -439,7 +502,7 @@ def _founder_mosaic(rng: np.random.Generator, blocks: _HaplotypeBlocks, samples:
             if monomorphic.any():
                 carriers[np.argmax(founder_counts), monomorphic] ^= 1
                 alt_counts = founder_counts @ carriers
-            yield _MosaicBlock(start, stop, carriers, founders.pairs[:samples], founders.quads, alt_counts)
+            yield _MosaicBlock(start, stop, carriers, founders.pairs[:samples], founders.quads, alt_counts, shares)
 
 
 def _pair_nibbles(carriers: np.ndarray) -> np.ndarray:
@@ -509,10 +572,166 @@ def _mark_missing(packed: np.ndarray, missing: tuple[np.ndarray, np.ndarray]) ->
     np.bitwise_or.at(packed.reshape(-1), byte, MISSING_CODE << shift)
 
 
+def _polygenic_architecture(rng: np.random.Generator, idps: list[_Idp], targets: np.ndarray) -> _Architecture:
+    """Draw the IDPs' polygenic backgrounds and what they share.
+
+    All but NULL_SHARE of the IDPs carry one, with h² spread evenly over HERITABILITY_RANGE
+    (shuffled). Factors shared, by IDPs other than the planted variants' ``targets`` (whose
+    genetic variance is largely that variant's): one by two IDPs of different kinds with opposite
+    signs (rg in NEGATIVE_RG), one by the left and right IDP of each other structure (rg in
+    PAIR_RG), two of which the disorder shares too (DISORDER_LOADINGS); each trait has a private
+    factor.
+    """
+    count = len(idps)
+    polygenic = np.ones(count, bool)
+    polygenic[rng.choice(count, round(NULL_SHARE * count), replace=False)] = False
+    h2 = np.zeros(count)
+    h2[polygenic] = np.round(rng.permutation(np.linspace(*HERITABILITY_RANGE, polygenic.sum())), 3)
+    shareable = polygenic & ~np.isin(np.arange(count), targets)
+    shuffled = rng.permutation(np.flatnonzero(shareable)).tolist()
+    negative = next(((a, b) for a, b in itertools.combinations(shuffled, 2) if idps[a].kind != idps[b].kind), ())
+    sides: dict[tuple, list[int]] = {}
+    for i in np.flatnonzero(shareable).tolist():
+        if i not in negative:
+            sides.setdefault((idps[i].kind.category, idps[i].structure, idps[i].cycle), []).append(i)
+    pairs = [members for members in sides.values() if len(members) == 2]
+    shared = np.zeros((count + 1, len(pairs) + bool(negative)))  # traits × shared factors
+    for factor, members in enumerate(pairs):
+        shared[members, factor] = np.sqrt(rng.uniform(*PAIR_RG))
+    for factor, loading in zip(rng.choice(len(pairs), min(len(pairs), len(DISORDER_LOADINGS)), replace=False),
+                               DISORDER_LOADINGS):
+        shared[count, factor] = loading
+    if negative:
+        shared[list(negative), -1] = np.sqrt(-rng.uniform(*NEGATIVE_RG)) * np.array([1.0, -1.0])
+    background = np.r_[polygenic, True]
+    private = np.diag(np.sqrt(1 - (shared**2).sum(axis=1)) * background)[:, background]
+    return _Architecture(h2, np.hstack([shared, private]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _carry_along(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Running sums down the rows that fade by ``keep`` from row to row: out_b = keep_b · out_(b−1) + values_b."""
+    out = np.empty_like(values)
+    carried = np.zeros(values.shape[1])
+    for b in range(values.shape[0]):
+        carried = keep[b] * carried + values[b]
+        out[b] = carried
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _queue_dosages(drawn: np.ndarray, alt_counts: np.ndarray, patterns: np.ndarray, pairs: np.ndarray, start: int,
+                   genotypes: np.ndarray, scales: np.ndarray, queue: np.ndarray, queued: int) -> int:
+    """Append the alt dosages (samples, from each sample's founder pair), 1 / SD and index of a block's
+    ``drawn`` variants with sample MAF ≥ POLYGENIC_MIN_MAF to the rows from ``queued`` on; returns
+    the new row count. Compiled: most blocks add one or two variants, too few for numpy's calls."""
+    alleles = 2 * pairs.size
+    for v in range(drawn.size):
+        frequency = alt_counts[v] / alleles
+        if drawn[v] and POLYGENIC_MIN_MAF <= frequency <= 1 - POLYGENIC_MIN_MAF:
+            dosage, row = PAIR_DOSAGE[patterns[v]], genotypes[queued]
+            for sample in range(pairs.size):
+                row[sample] = dosage[pairs[sample]]
+            scales[queued] = 1 / np.sqrt(2 * frequency * (1 - frequency))
+            queue[queued] = start + v
+            queued += 1
+    return queued
+
+
+class _Background:
+    """The polygenic background, drawn as the genotype blocks stream past.
+
+    A POLYGENIC_SHARE of the variants with sample MAF ≥ POLYGENIC_MIN_MAF outside ``excluded``
+    get N(0, 1) effects on their standardised genotypes, one per factor; the factors' values
+    per participant are matrix products over chunks of those variants. The disorder's effect on
+    each is its factor mix; the founder alleles of every variant are kept for its GWAS, which is
+    drawn from the population's LD (:meth:`disorder_z`).
+    """
+
+    def __init__(self, rng: np.random.Generator, architecture: _Architecture, blocks: _HaplotypeBlocks,
+                 excluded: np.ndarray, samples: int) -> None:
+        self.rng, self.loadings = rng, architecture.loadings
+        self.drawn = (rng.random(len(excluded)) < POLYGENIC_SHARE) & ~excluded  # variants: effects if common
+        self.drawn_blocks = set(blocks.starts[:-1][np.add.reduceat(self.drawn, blocks.starts[:-1]) > 0].tolist())
+        self.factor_values = np.zeros((samples, self.loadings.shape[1]))  # samples × factors
+        rows = POLYGENIC_CHUNK + np.diff(blocks.starts).max()
+        self.genotypes = np.empty((rows, samples), np.float32)  # alt dosages of the queued variants
+        self.scales, self.queue = np.empty(rows), np.empty(rows, np.int64)  # their 1 / SD, their index
+        self.queued = 0
+        self.carriers: list[np.ndarray] = []  # per block, founders × variants
+        self.shares: list[np.ndarray] = []  # per block, founders
+        self.causal: list[np.ndarray] = []  # variant indices
+        self.disorder_effects: list[np.ndarray] = []  # per causal variant, standardised
+
+    @property
+    def variants(self) -> int:
+        """Variants with effects so far."""
+        return sum(len(indices) for indices in self.causal)
+
+    def add(self, block: _MosaicBlock, patterns: np.ndarray) -> None:
+        """Queue the alt dosages of one block's variants with effects (use before the next block);
+        ``patterns`` are the block's sets of alt-carrying founders (FOUNDER_PATTERNS indices)."""
+        self.carriers.append(block.carriers)
+        self.shares.append(block.shares)
+        if block.start in self.drawn_blocks:
+            self.queued = _queue_dosages(self.drawn[block.start:block.stop], block.alt_counts, patterns, block.pairs,
+                                         block.start, self.genotypes, self.scales, self.queue, self.queued)
+            if self.queued >= POLYGENIC_CHUNK:
+                self.flush()
+
+    def flush(self) -> None:
+        """Draw the queued variants' effects and add their share to the factor values (uncentred: a
+        constant per factor, which standardising the values removes)."""
+        if self.queued:
+            effects = self.rng.standard_normal((self.queued, self.loadings.shape[1]))
+            scaled = (effects * self.scales[:self.queued, None]).astype(np.float32)
+            self.factor_values += self.genotypes[:self.queued].T @ scaled
+            self.disorder_effects.append(effects @ self.loadings[-1])
+            self.causal.append(self.queue[:self.queued].copy())
+            self.queued = 0
+
+    def idp_values(self) -> np.ndarray:
+        """Each IDP's genetic value, standardised in the sample (zeros without background): samples × IDPs."""
+        self.flush()
+        values = self.factor_values @ self.loadings[:-1].T
+        values -= values.mean(axis=0)
+        sd = values.std(axis=0)
+        return np.divide(values, sd, out=np.zeros_like(values), where=sd > 0)
+
+    def disorder_z(self, blocks: _HaplotypeBlocks, samples: int, h2: float) -> tuple[np.ndarray, np.ndarray]:
+        """z-scores of every variant in a GWAS of ``samples`` people of the population (not the release's
+        participants) of a trait with heritability ``h2``, and the population's alt-allele frequencies.
+
+        A haplotype at block b copies founder f with the chromosome's frequency π_f, and keeps its founder
+        from block to block with probability keep_b = exp(−switches_b), so two variants' correlation is
+        Σ_f π_f ĉ_fu ĉ_fv · Π keep (ĉ: founder alleles centred and scaled by the population frequency).
+        z = √N · R β + ε, with ε ~ N(0, R) from founder-wise autoregressive noise along the blocks.
+        """
+        self.flush()
+        carriers = np.hstack(self.carriers).astype(float)  # founders × variants
+        block_of = np.repeat(np.arange(len(blocks.switches)), np.diff(blocks.starts))
+        shares = np.array(self.shares)[block_of].T  # founders × variants
+        frequency = (shares * carriers).sum(axis=0)
+        standard = (carriers - frequency) / np.sqrt(frequency * (1 - frequency))
+        keep = np.exp(-blocks.switches)
+        causal, effects = np.concatenate(self.causal), np.concatenate(self.disorder_effects)
+        own = np.zeros((len(keep), FOUNDERS))  # blocks × founders: Σ over the block's causal variants of ĉ β
+        np.add.at(own, block_of[causal], (standard[:, causal] * effects).T)
+        around = (_carry_along(keep, own) + _carry_along(np.r_[keep[1:], 0][::-1], own[::-1])[::-1] - own)
+        marginal = (shares * standard * around[block_of].T).sum(axis=0)  # R β
+        variance = effects @ marginal[causal]
+        marginal *= np.sqrt(h2 / variance) if variance > 0 else 0.0
+        innovations = np.sqrt(1 - keep**2)[:, None] * self.rng.standard_normal(own.shape)
+        noise = (np.sqrt(shares) * standard * _carry_along(keep, innovations)[block_of].T).sum(axis=0)
+        return np.sqrt(samples) * marginal + noise, frequency
+
+
 def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, cohort: _Cohort,
-                     hosts: np.ndarray, missing_calls: float, progress: Progress) -> list[_Causal]:
+                     hosts: np.ndarray, missing_calls: float, background: _Background,
+                     progress: Progress) -> list[_Causal]:
     """Stream ``genotypes.bed`` in chunks of haplotype blocks, write .bim (with cM) and .fam, and
-    return the causal variants: the variants ``hosts``, in that order, each with MAF ≥ 0.1."""
+    return the causal variants: the variants ``hosts``, in that order, each with MAF ≥ 0.1. Each
+    block also passes through ``background``."""
     total, samples = len(layout.chrom), len(cohort.eid)
     common, causal = np.isin(np.arange(total), hosts), {}
     chunk_rows = max(1, GENOTYPE_CHUNK_BYTES // -(-samples // 4))
@@ -522,8 +741,10 @@ def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, co
     with open(folder / "genotypes.bed", "wb") as bed:
         bed.write(BED_MAGIC)
         for block in _founder_mosaic(rng, layout.blocks, samples, common):
-            rows.append(_pack_nibbles(nibbles[PATTERN_BITS @ block.carriers], block.quads))
+            patterns = PATTERN_BITS @ block.carriers
+            rows.append(_pack_nibbles(nibbles[patterns], block.quads))
             alt_counts.append(block.alt_counts)
+            background.add(block, patterns)
             for v in np.flatnonzero(common[block.start:block.stop]):
                 causal[block.start + v] = _Causal(block.start + v, block.alt_counts[v] / (2 * samples),
                                                   block.dosages()[v])
@@ -583,33 +804,50 @@ def _genetic_design(causal: list[_Causal], stress: np.ndarray) -> np.ndarray:
     return design
 
 
-def _genetic_effects(rng: np.random.Generator, causal: list[_Causal], idps: int) -> np.ndarray:
-    """Per-allele effects in SD units, causal × IDPs, each causal term moving its own IDP.
+def _plant(rng: np.random.Generator, terms: int, idps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The share of its IDP's variance each causal term explains, and that IDP: (terms, terms).
 
-    Term j explains 3–5 % of its IDP's variance (the last, GxE, term GXE_VARIANCE), which a
-    covariate-adjusted regression at N = 2,000 finds at p < 5e-8.
+    Term j explains 3–5 % (the last, GxE, term GXE_VARIANCE), which a covariate-adjusted
+    regression at N = 2,000 finds at p < 5e-8.
     """
-    explained = np.append(rng.uniform(0.03, 0.05, len(causal) - 1), GXE_VARIANCE)
+    explained = np.append(rng.uniform(0.03, 0.05, terms - 1), GXE_VARIANCE)
+    return explained, rng.choice(idps, terms, replace=False)
+
+
+def _genetic_effects(planted: tuple[np.ndarray, np.ndarray], causal: list[_Causal], idps: int) -> np.ndarray:
+    """Per-allele effects in SD units, causal × IDPs, each causal term moving its own IDP (:func:`_plant`)."""
+    explained, targets = planted
     heterozygosity = np.array([2 * c.alt_frequency * (1 - c.alt_frequency) for c in causal])
     effects = np.zeros((len(causal), idps))
-    targets = rng.choice(idps, len(causal), replace=False)
     effects[np.arange(len(causal)), targets] = np.sqrt(explained / heterozygosity)
     return effects
 
 
 def _idp_model(rng: np.random.Generator, idps: list[_Idp], fields: list[str], predictors: np.ndarray,
-               effects: np.ndarray) -> _IdpModel:
+               effects: np.ndarray, h2: np.ndarray) -> _IdpModel:
     """Each IDP's scale and weights; ``predictors`` are covariates then causal terms (samples × terms).
 
-    Covariate effects are jittered ±30 % around their kind's, sites get offsets, means ±8 %.
+    Covariate effects are jittered ±30 % around their kind's, sites get offsets, means ±8 %. The
+    polygenic background tops the planted variant's share (if any) of the variance the covariates
+    leave up to ``h2`` (per IDP); the last causal term, GxE, is not additive and counts as noise.
     """
     kind_effects = np.array([idp.kind.covariate_effects for idp in idps]).T  # covariates × IDPs
     weights = np.vstack([kind_effects * rng.uniform(0.7, 1.3, kind_effects.shape),
                          rng.normal(0, 0.15, (len(SITES), len(idps))), effects])
-    explained = np.einsum("ti,tu,ui->i", weights, np.cov(predictors, rowvar=False), weights)
+    covariance = np.cov(predictors, rowvar=False)
+
+    def explained_by(terms: slice) -> np.ndarray:
+        return np.einsum("ti,tu,ui->i", weights[terms], covariance[terms, terms], weights[terms])
+
+    covariates = len(weights) - len(effects)
+    left = 1 - explained_by(slice(0, covariates))
+    planted = explained_by(slice(covariates, -1))
+    polygenic = np.maximum(h2 * left - planted, 0)
     mean = np.array([idp.typical for idp in idps]) * rng.uniform(0.92, 1.08, len(idps))
     return _IdpModel(fields, mean, mean * np.array([idp.kind.cv for idp in idps]),
-                     10.0 ** np.array([idp.kind.decimals for idp in idps]), weights, np.sqrt(1 - explained))
+                     10.0 ** np.array([idp.kind.decimals for idp in idps]), weights, np.sqrt(polygenic),
+                     np.sqrt(1 - explained_by(slice(None)) - polygenic), (planted + polygenic) / left,
+                     np.divide(polygenic, planted + polygenic, out=np.zeros_like(polygenic), where=polygenic > 0))
 
 
 def _append_csv(csv: BinaryIO, first: pl.Series, values: np.ndarray, columns: list[str], *, header: bool,
@@ -620,7 +858,7 @@ def _append_csv(csv: BinaryIO, first: pl.Series, values: np.ndarray, columns: li
 
 
 def _write_idps(path: Path, rng: np.random.Generator, cohort: _Cohort, predictors: np.ndarray,
-                model: _IdpModel, missing_idps: float, progress: Progress) -> None:
+                background: np.ndarray, model: _IdpModel, missing_idps: float, progress: Progress) -> None:
     """Stream ``idps.csv`` in row chunks: ``missing_idps`` of cells empty (QC failures, each IDP its
     own), and all cells of those not imaged."""
     samples = len(cohort.eid)
@@ -628,6 +866,7 @@ def _write_idps(path: Path, rng: np.random.Generator, cohort: _Cohort, predictor
         for start in range(0, samples, IDP_CHUNK_ROWS):
             rows = slice(start, start + IDP_CHUNK_ROWS)
             z = predictors[rows] @ model.weights  # samples × IDPs
+            z += background[rows] * model.polygenic_sd
             z += rng.standard_normal(z.shape) * model.noise_sd
             values = np.round((model.mean + model.sd * z) * model.scale) / model.scale
             values = _with_missing(rng, values, missing_idps)
@@ -708,9 +947,23 @@ def _snp_truth(layout: _Layout, causal: list[_Causal], effects: np.ndarray, mode
                         "variance_explained": round(float(explained), 6)})
     *main, gxe = planted
     return {"snp_idp": main,
-            "null_idps": [field for field, column in zip(model.fields, effects.T) if not column.any()],
+            "null_idps": [field for field, column, h2 in zip(model.fields, effects.T, model.h2)
+                          if not column.any() and h2 == 0],
             "snp_exposure_interaction": {**{k: v for k, v in gxe.items() if k != "beta"},
                                          "exposure": "stress", "beta_gxe": gxe["beta"]}}
+
+
+def _heritability_truth(model: _IdpModel, architecture: _Architecture, polygenic_variants: int) -> dict:
+    """truth.json's planted SNP heritability per IDP and every non-zero genetic correlation between
+    IDPs and with the disorder (the background's, shrunk where a planted variant adds genetic variance
+    of its own). Effects sit on variants of MAF ≥ POLYGENIC_MIN_MAF only, so LD score regression
+    recovers h² with LD scores summed over those (ldsc --l2 --maf 0.05), not over every variant."""
+    from_background = np.r_[model.background_share, 1]
+    traits, rg = [*model.fields, DISORDER.name], architecture.rg * np.sqrt(np.outer(from_background, from_background))
+    return {"idp_h2": {field: round(float(h2), 4) for field, h2 in zip(model.fields, model.h2)},
+            "rg": [{"trait1": traits[i], "trait2": traits[j], "rg": round(float(rg[i, j]), 4)}
+                   for i, j in zip(*np.triu_indices(len(traits), 1)) if round(float(rg[i, j]), 4)],
+            "polygenic_variants": polygenic_variants, "polygenic_min_maf": POLYGENIC_MIN_MAF}
 
 
 def _cpg_truth(effects: np.ndarray, sd: np.ndarray) -> dict:
@@ -731,6 +984,7 @@ def _manifest(*, seed: int, samples: int, variants: int, idps: int, cpgs: int) -
             "sources": {"bfile": "genotypes", "idps": "idps.csv", "idp_fields": "idp_fields.csv",
                         "covariates": "covariates.csv", "methylation": "methylation.csv",
                         "probes": "probes.csv"},
+            "sumstats": {DISORDER.name: DISORDER.file},
             "truth": "truth.json"}
 
 
@@ -766,16 +1020,48 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
 
 
 def _write_imaging(folder: Path, rng: np.random.Generator, cohort: _Cohort, causal: list[_Causal],
-                   layout: _Layout, idps: int, missing_idps: float, progress: Progress) -> dict:
-    """Write ``idp_fields.csv`` and ``idps.csv``; return the SNP part of the truth."""
-    catalogue = _idp_catalogue(idps)
+                   layout: _Layout, catalogue: list[_Idp], planted: tuple[np.ndarray, np.ndarray],
+                   architecture: _Architecture, background: _Background, missing_idps: float,
+                   progress: Progress) -> dict:
+    """Write ``idp_fields.csv`` and ``idps.csv``; return the SNP and heritability parts of the truth."""
     dictionary = _idp_dictionary(catalogue)
     dictionary.write_csv(folder / "idp_fields.csv")
     predictors = np.column_stack([_idp_design(cohort), _genetic_design(causal, cohort.stress)])
-    effects = _genetic_effects(rng, causal, idps)
-    model = _idp_model(rng, catalogue, dictionary["field"].to_list(), predictors, effects)
-    _write_idps(folder / "idps.csv", rng, cohort, predictors, model, missing_idps, progress)
-    return _snp_truth(layout, causal, effects, model)
+    effects = _genetic_effects(planted, causal, len(catalogue))
+    values = background.idp_values()
+    model = _idp_model(rng, catalogue, dictionary["field"].to_list(), predictors, effects,
+                       architecture.h2 * values.any(axis=0))
+    _write_idps(folder / "idps.csv", rng, cohort, predictors, values, model, missing_idps, progress)
+    return _snp_truth(layout, causal, effects, model) | _heritability_truth(model, architecture, background.variants)
+
+
+def _write_disorder(path: Path, rng: np.random.Generator, layout: _Layout, background: _Background) -> dict:
+    """Write the disorder's GWAS summary statistics as GWAS-SSF (tab-separated) and return its truth.
+
+    The GWAS is of DISORDER.samples_per_variant cases and controls per variant, drawn from the
+    release's population but not its participants; per variant the log odds ratio is z · se with se = 1 / √(N φ(1 − φ) 2p(1 − p))
+    (φ the case fraction, p the alt-allele frequency), as a logistic regression of small effects
+    gives. A random half of the rows name the ref allele as the effect allele, as published files
+    do, so alleles must be matched to use them.
+    """
+    samples = round(len(layout.chrom) * DISORDER.samples_per_variant)
+    z, frequency = background.disorder_z(layout.blocks, samples, DISORDER.h2_observed)
+    se = 1 / np.sqrt(samples * DISORDER.case_fraction * (1 - DISORDER.case_fraction) * 2 * frequency * (1 - frequency))
+    flip = rng.random(len(z)) < 0.5
+    alt, ref = layout.alleles[:, 0], layout.alleles[:, 1]
+    pl.DataFrame({
+        "chromosome": layout.chrom, "base_pair_location": layout.pos,
+        "effect_allele": np.where(flip, ref, alt), "other_allele": np.where(flip, alt, ref),
+        "beta": np.where(flip, -z, z) * se, "standard_error": se,
+        "effect_allele_frequency": np.round(np.where(flip, 1 - frequency, frequency), 4),
+        "p_value": 2 * scipy.stats.norm.sf(np.abs(z)), "rsid": layout.rsid, "n": samples},
+    ).with_columns(pl.concat_str(pl.lit("rs"), "rsid").alias("rsid")).write_csv(path, separator="\t")
+    return {"disorder": {
+        "phenotype": DISORDER.name, "sumstats": path.name, "h2_liability": DISORDER.h2_liability,
+        "prevalence": DISORDER.prevalence, "cases": round(samples * DISORDER.case_fraction),
+        "controls": samples - round(samples * DISORDER.case_fraction),
+        "h2_observed": round(DISORDER.h2_observed, 4),
+        "cohort": "cases and controls of the same population, none of them the release's participants"}}
 
 
 def _write_methylation_files(folder: Path, rng: np.random.Generator, cohort: _Cohort, cpgs: int,
@@ -798,17 +1084,23 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     cohort = _draw_cohort(rng, samples)
     _covariates_frame(rng, cohort).write_csv(folder / "covariates.csv")
     progress("covariates", 1, 1)
+    catalogue, poly, imaging = _idp_catalogue(idps), _stream(seed, "poly"), _stream(seed, "idps")
+    planted = _plant(imaging, len(hosts), idps)
+    architecture = _polygenic_architecture(poly, catalogue, planted[1])
+    background = _Background(poly, architecture, layout.blocks, np.isin(layout.region, layout.region[hosts]), samples)
     causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, hosts,
-                              missing_calls, progress)
-    truth = _write_imaging(folder, _stream(seed, "idps"), cohort, causal, layout, idps, missing_idps, progress)
+                              missing_calls, background, progress)
+    truth = _write_imaging(folder, imaging, cohort, causal, layout, catalogue, planted, architecture,
+                           background, missing_idps, progress)
+    truth |= _write_disorder(folder / DISORDER.file, poly, layout, background)
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,
                                       methylation_samples, progress)
     counts = {"samples": samples, "variants": len(layout.chrom), "idps": idps, "cpgs": cpgs}
     truth |= {**counts, "methylation_samples": methylation_samples, "seed": seed}
     (folder / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     manifest = _manifest(seed=seed, **counts)
-    manifest["checksums"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir())
-                             if path.name != "truth.json"}
+    manifest["checksums"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir())  # what ingest reads
+                             if path.name not in ("truth.json", DISORDER.file)}
     (folder / "release.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 

@@ -15,7 +15,7 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     run_demo(tmp_path / "catalog.yaml", progress=lambda step, done, total: None, echo=lines.append)
     planted = [line for line in lines if line.startswith("  rs") and " × " not in line]
     assert len(planted) == 5 and all(line.endswith("recovered") for line in planted), planted
-    assert any(line.startswith("null IDPs with any hit at p < 5e-8: 0 of 44") for line in lines), lines
+    assert any(line.startswith("null IDPs with any hit at p < 5e-8: 0 of 10") for line in lines), lines
     assert "planted CpG~stress effects recovered at p < 9e-8: 10 of 10" in lines, lines[-3:]
     interaction = [line for line in lines if " × stress → " in line]
     assert len(interaction) == 1 and interaction[0].endswith("recovered"), interaction
@@ -32,3 +32,10 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     assert (tmp_path / "out" / "demo_idps.html").exists() and len(list((tmp_path / "out" / "plots").glob("*.png"))) > 2
     scored = next(line for line in lines if line.startswith("correlation with "))
     assert float(scored.split(": ")[-1].split(" ")[0]) > 0.1, scored   # the p ≤ 5e-8 score tracks its IDP
+    held_out = [line for line in lines if line.split()[2:3] in (["unclumped"], ["clumped"])]
+    assert len(held_out) == 6 and all(0 < float(r) < 0.6 for line in held_out for r in line.split()[-4:]), held_out
+    assert any(line.startswith("the clumped score correlates better with its IDP in the held-out quarter for ")
+               for line in lines), lines[-30:]
+    planted = next(line for line in lines if " IDPs heritable, planted h² from " in line)
+    assert planted.startswith("40 of 50 IDPs heritable, planted h² from 0.05 to 0.60") and "; 10 null IDPs" in planted
+    assert sum(line.startswith("  rg ") and line.endswith(tuple("123456789")) for line in lines) >= 5, lines[-20:]

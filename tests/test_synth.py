@@ -12,6 +12,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from biolake.ingest.sumstats import read_sumstats
 from biolake.synth import _pack_bed_rows, write_ld_panel, write_synthetic_release
 
 SAMPLES, VARIANTS, IDPS, CPGS, METHYLATION_SAMPLES = 2000, 2000, 20, 300, 500
@@ -81,6 +82,40 @@ def _covariate_matrix(table: pl.DataFrame) -> np.ndarray:
                             *[table["site"] == site for site in sites[1:]]]).astype(float)
 
 
+def _relationship(dosage: np.ndarray) -> np.ndarray:
+    """The genetic relationship matrix of standardised genotypes (missing calls at the mean): samples²."""
+    filled = np.where(np.isnan(dosage), np.nanmean(dosage, axis=1, keepdims=True), dosage)
+    standard = (filled - filled.mean(axis=1, keepdims=True)) / filled.std(axis=1, keepdims=True)
+    return standard.T @ standard / len(standard)
+
+
+def _adjusted_idps(table: pl.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each IDP with the covariates (age, sex, log head motion, site) projected out and scaled to
+    variance 1 over the participants who have it: (values, present) per IDP, samples long."""
+    motion = np.log(table["head_motion"].fill_null(strategy="mean").to_numpy())
+    sites = sorted(table["site"].unique())
+    covariates = np.column_stack([np.ones(table.height), table["age"], table["sex"] == "M", motion,
+                                  *[table["site"] == site for site in sites[1:]]]).astype(float)
+    adjusted = {}
+    for idp in table.columns[table.columns.index("stress") + 1:]:
+        values = table[idp].to_numpy().astype(float)
+        present = np.isfinite(values)
+        basis, _ = np.linalg.qr(covariates[present])
+        residual = values[present] - basis @ (basis.T @ values[present])
+        adjusted[idp] = (np.zeros(table.height), present)
+        adjusted[idp][0][present] = residual / residual.std()
+    return adjusted
+
+
+def _he_covariance(relationship: np.ndarray, one: tuple[np.ndarray, np.ndarray],
+                   other: tuple[np.ndarray, np.ndarray]) -> float:
+    """Haseman–Elston regression of the products of two traits over pairs of distinct participants
+    on their relationship: the genetic covariance (h² when the traits are one)."""
+    (x, x_present), (y, y_present) = one, other
+    pairs = np.outer(x_present, y_present) & ~np.eye(len(x), dtype=bool)
+    return float(np.polyfit(relationship[pairs], np.outer(x, y)[pairs], 1)[0])
+
+
 def _complete_rows(table: pl.DataFrame, dosage: np.ndarray, idp: str) -> tuple[pl.DataFrame, np.ndarray]:
     """Rows with the IDP and every covariate present, and those samples' columns of ``dosage``."""
     keep = table.select(pl.all_horizontal(pl.col(idp, "age", "head_motion", "stress").is_not_null()))
@@ -97,6 +132,7 @@ def test_write_synthetic_release__writes_every_file_the_manifest_names(release: 
     sources = manifest["sources"]
     named = [sources["bfile"] + ext for ext in (".bed", ".bim", ".fam")]
     named += [sources[key] for key in ("idps", "idp_fields", "covariates", "methylation", "probes")]
+    named += list(manifest["sumstats"].values())
     assert sorted(p.name for p in release.iterdir()) == sorted([*named, manifest["truth"], "release.yaml"])
 
 
@@ -248,7 +284,7 @@ def test_write_synthetic_release__methylation_betas_lie_strictly_between_0_and_1
 def test_write_synthetic_release__planted_snp_effects_are_genome_wide_significant(
         table: pl.DataFrame, dosage: np.ndarray, bim: pl.DataFrame, truth: dict) -> None:
     ids = bim["id"].to_list()
-    assert len(truth["snp_idp"]) == 3 and len(truth["null_idps"]) == IDPS - 4
+    assert len(truth["snp_idp"]) == 3 and 0 < len(truth["null_idps"]) <= IDPS // 5
     for effect in truth["snp_idp"]:
         rows, genotypes = _complete_rows(table, dosage, effect["idp"])
         g = genotypes[ids.index(effect["variant_id"])]
@@ -268,6 +304,61 @@ def test_write_synthetic_release__null_idps_have_no_genome_wide_hit(
         r = g @ y / np.linalg.norm(g, axis=1) / np.linalg.norm(y)
         dof = rows.height - basis.shape[1] - 1
         assert stats.t.sf(np.abs(r) * np.sqrt(dof / (1 - r**2)), dof).min() * 2 > 5e-8
+
+
+def test_write_synthetic_release__plants_h2_from_0_05_to_0_6_and_none_in_null_idps(truth: dict) -> None:
+    h2 = truth["idp_h2"]
+    assert len(h2) == IDPS and all(h2[idp] == 0 for idp in truth["null_idps"])
+    heritable = [value for value in h2.values() if value > 0]
+    assert len(heritable) >= IDPS - IDPS // 5 and min(heritable) < 0.15 and max(heritable) > 0.5
+    assert all(0.05 <= value <= 0.6 for value in heritable)
+    assert truth["polygenic_variants"] > VARIANTS * 0.03
+
+
+def test_write_synthetic_release__haseman_elston_recovers_planted_h2(table: pl.DataFrame, dosage: np.ndarray,
+                                                                    truth: dict) -> None:
+    relationship, traits = _relationship(dosage), _adjusted_idps(table)
+    estimated = {idp: _he_covariance(relationship, traits[idp], traits[idp]) for idp in truth["idp_h2"]}
+    planted = np.array(list(truth["idp_h2"].values()))
+    found = np.array(list(estimated.values()))
+    assert np.corrcoef(planted, found)[0, 1] > 0.9 and np.abs(found - planted).mean() < 0.08, (planted, found)
+    assert np.abs([estimated[idp] for idp in truth["null_idps"]]).max() < 0.1
+
+
+def test_write_synthetic_release__genetic_correlations_have_their_planted_signs(
+        table: pl.DataFrame, dosage: np.ndarray, truth: dict) -> None:
+    pairs = [pair for pair in truth["rg"] if pair["trait2"] != "disorder"]
+    assert sum(pair["rg"] > 0.5 for pair in pairs) >= 2 and sum(pair["rg"] < -0.3 for pair in pairs) == 1
+    relationship, traits = _relationship(dosage), _adjusted_idps(table)
+    for pair in pairs:
+        one, other = traits[pair["trait1"]], traits[pair["trait2"]]
+        genetic = _he_covariance(relationship, one, other) / np.sqrt(
+            max(_he_covariance(relationship, one, one), 0.02) * max(_he_covariance(relationship, other, other), 0.02))
+        assert np.sign(genetic) == np.sign(pair["rg"]) and abs(genetic - pair["rg"]) < 0.5, (pair, genetic)
+
+
+def test_write_synthetic_release__disorder_sumstats_read_as_gwas_ssf_and_share_the_planted_rg(
+        release: Path, table: pl.DataFrame, dosage: np.ndarray, bim: pl.DataFrame, truth: dict) -> None:
+    disorder = truth["disorder"]
+    sumstats = read_sumstats(release / disorder["sumstats"],
+                             require=("variant_id", "chrom", "pos", "alt", "ref", "beta", "se", "p", "n"))
+    assert sumstats["phenotype"].unique().to_list() == [disorder["phenotype"]] == ["disorder"]
+    assert sumstats["variant_id"].to_list() == bim["id"].to_list()
+    assert (sumstats["n"] == disorder["cases"] + disorder["controls"]).all() and 0 < disorder["h2_observed"] < 1
+    flipped = (sumstats["alt"] != bim["a1"]).to_numpy()
+    assert 0.4 < flipped.mean() < 0.6 and (sumstats["ref"].to_numpy()[flipped] == bim["a1"].to_numpy()[flipped]).all()
+    z = np.where(flipped, -1, 1) * (sumstats["beta"] / sumstats["se"]).to_numpy()   # per alt allele
+    np.testing.assert_allclose(sumstats["p"], 2 * stats.norm.sf(np.abs(z)), rtol=1e-6)
+    assert 1.5 < np.mean(z**2) < 10   # polygenic: LD-weighted signal on every variant
+    filled = np.where(np.isnan(dosage), np.nanmean(dosage, axis=1, keepdims=True), dosage)
+    standard = (filled - filled.mean(axis=1, keepdims=True)) / filled.std(axis=1, keepdims=True)
+    shared = [pair for pair in truth["rg"] if pair["trait2"] == "disorder"]
+    assert {np.sign(pair["rg"]) for pair in shared} == {-1.0, 1.0}
+    traits = _adjusted_idps(table)
+    for pair in shared:
+        values, present = traits[pair["trait1"]]
+        idp_z = standard[:, present] @ values[present] / np.sqrt(present.sum())
+        assert np.sign(np.corrcoef(idp_z, z)[0, 1]) == np.sign(pair["rg"]), pair
 
 
 def test_write_synthetic_release__planted_gxe_interaction_is_detected(
