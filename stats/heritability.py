@@ -131,8 +131,10 @@ def haseman_elston(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarr
     On a phenotype's n samples, with P = I − W(W'W)⁻¹W', d the mean diagonal of PKP, Kₛ = PKP/d,
     y standardised after projection (y'y = n) and r = n/(n − c): the estimate is
     q/S with q = y'Kₛy − rn and S = tr(Kₛ²) − rn, and its variance 2[τ·u'Kₛu + (1 − τ)·u'u]/S²
-    for u = Kₛy − ry. Neither PKP nor Kₛ is formed: K's products with Q (an orthonormal basis
-    of W) and with the phenotypes give every term, for all phenotypes of a pattern at once.
+    for u = Kₛy − ry. Neither PKP nor Kₛ is formed, nor a phenotype's sub-matrix of K copied: K's
+    products with Q (an orthonormal basis of W) and with the phenotypes, zero-filled off the
+    phenotype's samples, give every term for all phenotypes of a pattern at once, and K's sums
+    are downdated by the samples left out.
 
     Examples
     --------
@@ -147,22 +149,29 @@ def haseman_elston(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarr
     width = phenotypes.shape[1]
     out = {name: np.full(width, np.nan) for name in Heritability.__dataclass_fields__ if name != "n_samples"}
     n_samples = np.zeros(width, np.int64)
+    sums = _GrmSums.of(grm)
     for columns, samples in phenotype_patterns(phenotypes):
-        k = grm[np.ix_(samples, samples)]
         w, y = covariates[samples], phenotypes[np.ix_(samples, columns)]
         n = len(samples)
+        sub = sums.without(np.setdiff1d(np.arange(len(grm)), samples))   # sums over K's sub-matrix
+
+        def product(v: np.ndarray) -> np.ndarray:    # K_S v without copying K_S: v zero-filled off S
+            filled = np.zeros((len(grm), v.shape[1]))
+            filled[samples] = v
+            return (grm @ filled)[samples]
+
         residualizer = Residualizer.from_covariates(w)
         q = residualizer.basis
-        kq = k @ q
+        kq = product(q)
         qkq = q.T @ kq
-        trace_centred = (np.trace(k) - k.sum() / n) / n           # GEMMA's v_traceG: K centred by the mean
-        d = (np.trace(k) - np.trace(qkq)) / n                     # mean diagonal of PKP
-        tr_pkpk = np.sum(k * k) - 2 * np.sum(kq * kq) + np.sum(qkq * qkq)
+        trace_centred = (sub.trace - sub.total / n) / n           # GEMMA's v_traceG: K centred by the mean
+        d = (sub.trace - np.trace(qkq)) / n                       # mean diagonal of PKP
+        tr_pkpk = sub.squares - 2 * np.sum(kq * kq) + np.sum(qkq * qkq)
         r = n / (n - w.shape[1])
         s = tr_pkpk / d ** 2 - r * n
 
         def scaled(v: np.ndarray) -> np.ndarray:   # Kₛv = PKPv/d
-            return residualizer.transform(k @ residualizer.transform(v)) / d
+            return residualizer.transform(product(residualizer.transform(v))) / d
 
         var_y = y.var(axis=0)
         projected = residualizer.transform(y)
@@ -181,6 +190,39 @@ def haseman_elston(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarr
             se * genetic * trace_centred / var_new
         n_samples[columns] = n
     return Heritability(**out, n_samples=n_samples)
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """A symmetric matrix's trace, sum of entries and sum of squared entries."""
+
+    trace: float
+    total: float
+    squares: float
+
+
+@dataclass(frozen=True)
+class _GrmSums:
+    """K's sums (:class:`_Sums`) and per row its sum and sum of squares: a sub-matrix's sums follow by
+    downdating the rows and columns left out, so no phenotype's sub-matrix of K is ever copied."""
+
+    grm: np.ndarray
+    whole: _Sums
+    row_sums: np.ndarray
+    row_squares: np.ndarray
+
+    @classmethod
+    def of(cls, grm: np.ndarray) -> _GrmSums:
+        row_sums, row_squares = grm.sum(axis=1), np.einsum("ij,ij->i", grm, grm)
+        return cls(grm, _Sums(float(np.trace(grm)), float(row_sums.sum()), float(row_squares.sum())), row_sums,
+                   row_squares)
+
+    def without(self, left: np.ndarray) -> _Sums:
+        """The sums over the sub-matrix of the samples not in ``left``."""
+        corner = self.grm[np.ix_(left, left)]
+        return _Sums(self.whole.trace - float(self.grm.diagonal()[left].sum()),
+                     self.whole.total - 2 * float(self.row_sums[left].sum()) + float(corner.sum()),
+                     self.whole.squares - 2 * float(self.row_squares[left].sum()) + float(np.sum(corner * corner)))
 
 
 def reml(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray) -> Heritability:
