@@ -162,7 +162,11 @@ def haseman_elston(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarr
 
         residualizer = Residualizer.from_covariates(w)
         q = residualizer.basis
-        kq = product(q)
+        var_y = y.var(axis=0)
+        projected = residualizer.transform(y)
+        var_new = projected.var(axis=0)
+        ys = (projected - projected.mean(axis=0)) / np.sqrt(var_new)
+        kq, kys = np.split(product(np.hstack([q, residualizer.transform(ys)])), [q.shape[1]], axis=1)   # one pass
         qkq = q.T @ kq
         trace_centred = (sub.trace - sub.total / n) / n           # GEMMA's v_traceG: K centred by the mean
         d = (sub.trace - np.trace(qkq)) / n                       # mean diagonal of PKP
@@ -173,11 +177,7 @@ def haseman_elston(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarr
         def scaled(v: np.ndarray) -> np.ndarray:   # Kₛv = PKPv/d
             return residualizer.transform(product(residualizer.transform(v))) / d
 
-        var_y = y.var(axis=0)
-        projected = residualizer.transform(y)
-        var_new = projected.var(axis=0)
-        ys = (projected - projected.mean(axis=0)) / np.sqrt(var_new)
-        u = scaled(ys) - r * ys
+        u = residualizer.transform(kys) / d - r * ys
         tau = np.einsum("ij,ij->j", u, ys) / s
         variance = 2 * (tau * np.einsum("ij,ij->j", u, scaled(u)) + (1 - tau) * np.einsum("ij,ij->j", u, u)) / s ** 2
         se = np.sqrt(variance)
