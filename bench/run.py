@@ -420,8 +420,9 @@ print(",".join(chosen.phenotype_names))
 def bench_he(data: Path, samples: int, variants: int, phenotypes: int = 20) -> list[Row]:
     """`biolake h2 --method he` for ``phenotypes`` IDPs at once vs GEMMA 0.98.5 run per phenotype on the same
     .bed, samples and covariates: ``-gk 2`` (the standardised relationship matrix, as ours) then ``-vc 1``
-    (HE), for each phenotype (what one GEMMA run per phenotype costs), and with ``-gk 2`` run once and
-    ``-vc 1 -k`` per phenotype (GEMMA at its best). Both give the same h² (tests/test_heritability.py)."""
+    (HE), for each phenotype (what one GEMMA run per phenotype costs: ``-gk 2`` is timed once and counted
+    once per phenotype, every ``-vc 1`` is run), and with ``-gk 2`` once and ``-vc 1 -k`` per phenotype (GEMMA
+    at its best). Both give the same h² (tests/test_heritability.py)."""
     release, lake = gwas_lake(data, samples, variants, phenotypes, 0.01)
     prefix = data / f"gemma-{samples}x{variants}"
     names = run_timed([sys.executable, "-c", GEMMA_INPUTS, str(lake), str(phenotypes), "age,sex,site",
