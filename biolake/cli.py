@@ -711,6 +711,56 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 
 @main.command()
 @_lake_option
+@click.option("--pheno-sql", metavar="SQL", help="phenotypes: SQL returning participant_id, then one column each")
+@click.option("--pheno", metavar="COLS", help="phenotypes: comma-separated columns of idps (instead of --pheno-sql)")
+@_analysis_options(default_name="h2")
+@click.option("--method", type=click.Choice(["he", "reml"]), default="he", show_default=True,
+              help="he: Haseman-Elston regression, every phenotype at once (GEMMA -vc 1); reml: AI-REML, one "
+                   "fit per phenotype (GEMMA -lmm's null-model pve)")
+@click.option("--maf", "min_maf", default=0.01, show_default=True, metavar="FREQ",
+              help="relationship matrix: only variants whose minor allele frequency over the analysis samples is at "
+                   "least FREQ (GEMMA -maf)")
+@click.option("--max-missing", default=0.05, show_default=True, metavar="SHARE",
+              help="relationship matrix: only variants with at most this share of missing calls (GEMMA -miss)")
+def h2(pheno_sql: str | None, pheno: str | None, method: str, min_maf: float, max_missing: float,
+       **shared: Any) -> None:
+    """SNP heritability of every phenotype from the lake's genotypes; a results table in the lake.
+
+    One genetic relationship matrix over the analysis samples serves every phenotype:
+    GEMMA's standardised -gk 2, K = ZZ'/p, Z the genotypes of the variants kept (--maf,
+    --max-missing) with missing calls set to the mean, centred and scaled to variance 1.
+    Each phenotype uses its own non-missing samples (a sub-matrix of K), covariates
+    projected out as the GWAS does (intercept included). --method he: Haseman-Elston
+    regression as GEMMA -vc 1 computes it, h2 its pve on the phenotype after covariates;
+    --method reml: average-information REML with the covariates as fixed effects, h2 and
+    its SE as GEMMA -lmm states them (pve in the null model). K is exact and held in
+    memory: 8 N² bytes for N samples. Columns: phenotype, method, h2, h2_se, n_variants, n
+    (samples); the variance components (GEMMA's sigma2) are in the table's provenance.
+
+    \b
+    Examples:
+      biolake h2 --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
+                 --covar age,sex,site --name idps_h2 --out idps_h2.tsv
+      biolake h2 --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site \\
+                 --method reml --name h2_reml
+    """
+    from biolake.heritability import HeritabilitySettings, run_heritability
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        for phenotype, (value, se) in list(report.h2.items())[:20]:
+            click.echo(f"{phenotype}: h2 = {value:.3f} (SE {se:.3f})", err=True)
+        if len(report.h2) > 20:
+            click.echo(f"… {len(report.h2) - 20} more phenotypes (all are in the results table)", err=True)
+        click.echo(f"{report.method} over {report.variants:,} variants → {_stored(lake, report)}", err=True)
+
+    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    _analysis(run_heritability, HeritabilitySettings, dict(phenotypes=phenotypes, method=method, min_maf=min_maf,
+                                                           max_missing=max_missing), show, **shared)
+
+
+@main.command()
+@_lake_option
 @click.option("--result", "results", multiple=True, required=True, metavar="NAME",
               help="a GWAS results table of one cohort or site (repeat: two or more)")
 @click.option("--name", default="meta", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")

@@ -39,6 +39,7 @@ INGEST = ["ingest", "--lake", "{lake}", "--release", "r2", "--quiet"]
 COVAR = ["--covar", "age,sex"]
 LD = ["ld", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet"]
 LDSCORES = ["ldscores", "--lake", "{lake}", "--quiet", "--name", "bad"]
+H2 = ["h2", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
 CASES = [
     # SQL
     Case("sql_syntax", ["sql", "SELEC 1", "--lake", "{lake}"], r"error: Parser Error: syntax error"),
@@ -182,6 +183,17 @@ CASES = [
          r"error: give one of --window-cm and --window-kb, not both"),
     Case("ldscores_window_cm_without_map", ["ldscores", "--lake", "{tmp}/unmapped/lake", "--quiet", "--window-cm", "1"],
          r"error: --window-cm: 40 of the 40 variants of release 'unmapped' have no cM position", setup="unmapped_lake"),
+    Case("h2_too_few_samples", [*H2, "--pheno", "25001-2.0", *COVAR, "--samples-sql",
+                                "SELECT participant_id FROM covariates ORDER BY participant_id LIMIT 12"],
+         r"error: phenotype '25001-2.0': \d+ samples for 3 covariate columns; a variance component needs at least "
+         r"10 more samples than covariates"),
+    Case("h2_phenotype_without_variance", [*H2, "--pheno-sql", "SELECT participant_id, 1.5 AS flat FROM idps", *COVAR],
+         r"error: no phenotype to test: 'flat' has one value \(1.5\)"),
+    Case("h2_no_variance_after_covariates", [*H2, "--pheno-sql",
+                                             "SELECT participant_id, 2 * age AS years FROM covariates", *COVAR],
+         r"error: phenotype 'years': no variance left after the covariates"),
+    Case("h2_unknown_method", [*H2, "--pheno", "25001-2.0", *COVAR, "--method", "ldsc"],
+         r"Invalid value for '--method'"),
 ]
 
 
