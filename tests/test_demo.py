@@ -39,3 +39,6 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     planted = next(line for line in lines if " IDPs heritable, planted h² from " in line)
     assert planted.startswith("40 of 50 IDPs heritable, planted h² from 0.05 to 0.60") and "; 10 null IDPs" in planted
     assert sum(line.startswith("  rg ") and line.endswith(tuple("123456789")) for line in lines) >= 5, lines[-20:]
+    estimated = next(line for line in lines if line.startswith("Haseman–Elston h² of the 50 IDPs over "))
+    inside = int(estimated.split("95 % interval for ")[1].split(" of ")[0])
+    assert inside >= 45, estimated   # #30: planted h² inside the 95 % interval for ≥ 90 % of IDPs
