@@ -904,6 +904,131 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
 
 
+LDSC_OPTIONS = (  # what h2 and rg (LD score regression) share
+    click.option("--ldscores", default="ldscores", show_default=True, metavar="NAME",
+                 help="the LD scores: a results table of 'biolake ldscores' (ldsc --ref-ld; M is its M_5_50)"),
+    click.option("--w-ldscores", metavar="NAME",
+                 help="LD scores of the regression weights (ldsc --w-ld) [default: the --ldscores]"),
+    click.option("--n", "sample_size", type=float, metavar="N",
+                 help="the GWAS sample size, for summary statistics without an n column (imported ones may lack it)"),
+    click.option("--name", metavar="NAME", required=True, help=f"results table: {RESULTS_NAME_HELP}"),
+    REPLACE_OPTION,
+    click.option("--out", type=click.Path(dir_okay=False),
+                 help="also export the results: .tsv[.gz], .csv[.gz] or .parquet"),
+    DIGITS_OPTION,
+)
+
+
+@main.command()
+@_lake_option
+@click.option("--result", required=True, metavar="NAME",
+              help="the summary statistics: a gwas or meta results table, or one brought in with import-sumstats")
+@click.option("--phenotype", "phenotypes", multiple=True, metavar="P",
+              help="only this phenotype of the results (repeatable) [default: every one]")
+@click.option("--intercept-h2", type=float, metavar="X",
+              help="fix the intercept at X (ldsc --intercept-h2) [default: free, by LDSC's two-step estimator]")
+@_decorated_by(list(LDSC_OPTIONS))
+def h2(lake_location: str, result: str, phenotypes: tuple[str, ...], intercept_h2: float | None, ldscores: str,
+       w_ldscores: str | None, sample_size: float | None, name: str, replace: bool, out: str | None,
+       digits: int | str | None) -> None:
+    """SNP heritability of every phenotype of a results table by LD score regression, as ldsc --h2.
+
+    The summary statistics are munged as LDSC's munge_sumstats.py with its defaults (z =
+    beta/se; non-SNPs and strand-ambiguous A/T, C/G variants dropped; MAF > 1 % where
+    alt_freq is known; N per variant, at least its 90th percentile / 1.5), joined with the LD
+    scores on variant_id and regressed in their genome order: LDSC's weights, its two-step
+    estimator for a free intercept (ldsc --two-step 30) or --intercept-h2, standard errors
+    by a 200-block jackknife. Equal to ldsc --h2 FILE.sumstats --ref-ld L --w-ld L given the
+    same scores. Columns: phenotype, method (ldsc), h2, h2_se, intercept, intercept_se, ratio,
+    ratio_se, mean_chisq, lambda_gc, n_variants, n (the mean N).
+
+    \b
+    Examples:
+      biolake ldscores --lake /tmp/lake --name ldscores
+      biolake gwas --lake /tmp/lake --pheno 25019-2.0,25020-2.0 --covar age,sex --name hippocampus
+      biolake h2 --lake /tmp/lake --result hippocampus --name hippocampus_h2 --out h2.tsv
+      biolake h2 --lake /tmp/lake --result hippocampus --phenotype 25019-2.0 --intercept-h2 1 --name h2_fixed
+    """
+    from biolake.ldsc import H2Settings, run_h2
+
+    def show(lake, report) -> None:
+        click.echo(f"h² of {report.phenotypes:,} phenotype(s) by LD score regression on up to {report.variants:,} "
+                   f"variants → {_stored(lake, report)}", err=True)
+        _warn_if_retracted(lake, (result,))
+
+    settings = H2Settings(name=name, replace=replace, result=result, phenotypes=phenotypes or None,
+                          intercept_h2=intercept_h2, ldscores=ldscores, w_ldscores=w_ldscores, n=sample_size)
+    _job(lake_location, lambda lake, progress: run_h2(lake, settings), show, out=out, digits=digits, quiet=True)
+
+
+class _InOrder(click.Command):
+    """A command that keeps its arguments in the order given, so an option may refer to the one before it
+    (rg: each --phenotype belongs to the --result before it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["biolake.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def _traits_in_order(args: Sequence[str]) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    """Each --result with the --phenotype options that follow it (None: all its phenotypes)."""
+    sides: list[tuple[str, list[str]]] = []
+    words = iter(args)
+    for word in words:
+        flag, _, value = word.partition("=")
+        if flag in ("--result", "--phenotype"):
+            value = value or next(words, "")
+            if flag == "--result":
+                sides.append((value, []))
+            elif not sides:
+                raise click.UsageError("--phenotype names a phenotype of the --result before it; give --result first")
+            else:
+                sides[-1][1].append(value)
+    return tuple((result, tuple(chosen) or None) for result, chosen in sides)
+
+
+@main.command(cls=_InOrder)
+@_lake_option
+@click.option("--result", "results", multiple=True, required=True, metavar="NAME",
+              help="summary statistics (as for h2): once, every pair within it; twice, each trait of the first "
+                   "against each of the second")
+@click.option("--phenotype", "phenotypes", multiple=True, metavar="P",
+              help="only this phenotype of the --result before it (repeatable) [default: every one]")
+@_decorated_by(list(LDSC_OPTIONS))
+def rg(lake_location: str, results: tuple[str, ...], phenotypes: tuple[str, ...], ldscores: str,
+       w_ldscores: str | None, sample_size: float | None, name: str, replace: bool, out: str | None,
+       digits: int | str | None) -> None:
+    """Genetic correlation of pairs of traits by cross-trait LD score regression, as ldsc --rg.
+
+    Each trait is munged as for h2; the second trait's z is put on the first's alleles (a
+    swap or the other strand flips it, other alleles drop the variant). Per pair, on the
+    variants both share with the LD scores: each trait's h² and the genetic covariance
+    (intercepts free, LDSC's two-step estimator), rg = gencov / sqrt(h2_1 h2_2) and its
+    block-jackknife SE (NaN where an h² is not positive, as LDSC's NA). Equal to ldsc --rg
+    A.sumstats,B.sumstats --ref-ld L --w-ld L given the same scores. Columns: result_1,
+    phenotype_1, result_2, phenotype_2, rg, rg_se, z, p, gencov, gencov_se, gencov_int,
+    gencov_int_se, h2_1, h2_se_1, intercept_1, intercept_se_1, the same of trait 2, n_variants.
+
+    \b
+    Examples (every IDP of a run against a published disorder GWAS; every pair of IDPs):
+      biolake import-sumstats --lake /tmp/lake --name scz scz_sumstats.tsv.gz
+      biolake rg --lake /tmp/lake --result hippocampus --result scz --name hippocampus_scz_rg
+      biolake rg --lake /tmp/lake --result hippocampus --phenotype 25019-2.0 --result scz --n 100000 --name rg_one
+      biolake rg --lake /tmp/lake --result hippocampus --name hippocampus_rg --out rg.tsv
+    """
+    from biolake.ldsc import RgSettings, run_rg
+
+    def show(lake, report) -> None:
+        click.echo(f"rg of {report.pairs:,} pair(s) of traits by LD score regression → {_stored(lake, report)}",
+                   err=True)
+        _warn_if_retracted(lake, results)
+
+    traits = _traits_in_order(click.get_current_context().meta["biolake.args"])
+    settings = RgSettings(name=name, replace=replace, traits=traits, ldscores=ldscores, w_ldscores=w_ldscores,
+                          n=sample_size)
+    _job(lake_location, lambda lake, progress: run_rg(lake, settings), show, out=out, digits=digits, quiet=True)
+
+
 @main.command()
 @_lake_option
 @click.option("--weights", required=True, type=click.Path(dir_okay=False),
