@@ -1000,21 +1000,26 @@ def rg(lake_location: str, results: tuple[str, ...], phenotypes: tuple[str, ...]
        digits: int | str | None) -> None:
     """Genetic correlation of pairs of traits by cross-trait LD score regression, as ldsc --rg.
 
+    Which pairs: with one --result, every pair of its phenotypes; with two, each phenotype of
+    the first against each of the second (all IDPs of a run against a disorder's summary
+    statistics). A --phenotype picks from the --result before it; none takes them all.
     Each trait is munged as for h2; the second trait's z is put on the first's alleles (a
     swap or the other strand flips it, other alleles drop the variant). Per pair, on the
     variants both share with the LD scores: each trait's h² and the genetic covariance
-    (intercepts free, LDSC's two-step estimator), rg = gencov / sqrt(h2_1 h2_2) and its
+    (intercepts free, each fitted in one step as ldsc --rg does), rg = gencov / sqrt(h2_1 h2_2) and its
     block-jackknife SE (NaN where an h² is not positive, as LDSC's NA). Equal to ldsc --rg
     A.sumstats,B.sumstats --ref-ld L --w-ld L given the same scores. Columns: result_1,
     phenotype_1, result_2, phenotype_2, rg, rg_se, z, p, gencov, gencov_se, gencov_int,
     gencov_int_se, h2_1, h2_se_1, intercept_1, intercept_se_1, the same of trait 2, n_variants.
 
     \b
-    Examples (every IDP of a run against a published disorder GWAS; every pair of IDPs):
-      biolake import-sumstats --lake /tmp/lake --name scz scz_sumstats.tsv.gz
-      biolake rg --lake /tmp/lake --result hippocampus --result scz --name hippocampus_scz_rg
-      biolake rg --lake /tmp/lake --result hippocampus --phenotype 25019-2.0 --result scz --n 100000 --name rg_one
-      biolake rg --lake /tmp/lake --result hippocampus --name hippocampus_rg --out rg.tsv
+    Examples (IDPs of a run against published summary statistics; every pair of three IDPs):
+      biolake ldscores --lake /tmp/lake --name ldscores
+      biolake import-sumstats height_gwas.tsv.gz --lake /tmp/lake --name height_published
+      biolake rg --lake /tmp/lake --result idps --phenotype 25019-2.0 --phenotype 25020-2.0 \\
+                 --result height_published --name hippocampus_height_rg
+      biolake rg --lake /tmp/lake --result idps --phenotype 25019-2.0 --phenotype 25020-2.0 \\
+                 --phenotype 25021-2.0 --name hippocampus_rg --out rg.tsv
     """
     from biolake.ldsc import RgSettings, run_rg
 
