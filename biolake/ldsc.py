@@ -32,7 +32,7 @@ Examples
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -46,7 +46,6 @@ from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.stats.ldsc import H2Fit, RgFit, h2_regression, rg_regression
 from biolake.stats.meta import align_alleles
-from biolake.stats.plots import chromosome_order
 
 SUMSTATS_KINDS = ("gwas", "meta")
 MIN_MAF = 0.01                 # munge_sumstats.py --maf-min
@@ -130,8 +129,8 @@ def run_h2(lake: Lake, settings: H2Settings) -> H2Report:
     phenotypes = placed["phenotype"].unique(maintain_order=True).to_list()
     columns = H2_COLUMNS if settings.intercept_h2 is None else ["intercept", "mean_chisq", "lambda_gc"]
     schema = RESULTS_KINDS["h2"].arrow_schema(columns=columns)
-    table = pa.concat_tables(_h2_rows(batch, _h2_batch(placed, scores, batch, intercept=settings.intercept_h2), schema)
-                             for batch in batches(phenotypes))
+    table = pa.concat_tables(_h2_rows(batch, _h2_batch(rows, row, scores, batch, intercept=settings.intercept_h2),
+                                      schema) for batch, rows, row in phenotype_batches(placed, phenotypes))
     record = {**_provenance("h2", settings, scores, dropped), "result": settings.result,
               "estimator": "ldsc --h2 " + ("--two-step 30 (default)" if settings.intercept_h2 is None
                                            else f"--intercept-h2 {settings.intercept_h2:g}")}
@@ -173,6 +172,16 @@ def batches(items: Sequence, size: int = PHENOTYPES_PER_BATCH) -> list[Sequence]
     return [items[start:start + size] for start in range(0, len(items), size)]
 
 
+def phenotype_batches(placed: pl.DataFrame, phenotypes: list[str]
+                      ) -> Iterator[tuple[Sequence[str], pl.DataFrame, np.ndarray]]:
+    """The rows of each batch of ``phenotypes`` (:func:`batches`), with each row's phenotype as its place in the
+    batch."""
+    code = placed["phenotype"].replace_strict(phenotypes, range(len(phenotypes)), return_dtype=pl.Int64).to_numpy()
+    for start, batch in zip(range(0, len(phenotypes), PHENOTYPES_PER_BATCH), batches(phenotypes)):
+        chosen = (code >= start) & (code < start + len(batch))
+        yield batch, placed.filter(pl.Series(chosen)), code[chosen] - start
+
+
 def trait_pairs(first: list[tuple[str, str]], second: list[tuple[str, str]] | None = None
                 ) -> list[tuple[tuple[str, str], tuple[str, str]]]:
     """The pairs asked: each trait of ``first`` against each of ``second``, else every pair within ``first``.
@@ -190,11 +199,12 @@ def trait_pairs(first: list[tuple[str, str]], second: list[tuple[str, str]] | No
 
 
 def read_ldscores(lake: Lake, name: str, *, w_name: str | None = None) -> LdScores:
-    """The ``ldscore`` results ``name`` in genome order (as LDSC sorts by CHR, BP), M_5_50 from its provenance;
+    """The ``ldscore`` results ``name`` in genome order (as LDSC sorts by CHR, BP: numbered chromosomes first,
+    then the others by name), M_5_50 from its provenance;
     the weights' scores from ``w_name`` (variants of both only), else the same."""
     provenance = _provenance_of(lake, name, kinds=("ldscore",), flag="--ldscores")
     scores = pl.from_arrow(lake.results_dataset(name).to_table(columns=["chrom", "variant_id", "pos", "l2"]))
-    scores = scores.with_columns(rank=pl.Series(chromosome_order(scores["chrom"].to_numpy()))).sort("rank", "pos")
+    scores = scores.sort(pl.col("chrom").cast(pl.Int64, strict=False), "chrom", "pos", nulls_last=True)
     if w_name is not None:
         _provenance_of(lake, w_name, kinds=("ldscore",), flag="--w-ldscores")
         weights = pl.from_arrow(lake.results_dataset(w_name).to_table(columns=["variant_id", "l2"]))
@@ -285,7 +295,7 @@ def munge(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
 def on_ldscores(sumstats: pl.DataFrame, scores: LdScores, *, result: str, ldscores: str) -> pl.DataFrame:
     """The munged rows of variants with an LD score, with ``at``, their place in the LD scores' genome order."""
     places = pl.DataFrame({"variant_id": scores.variant_id, "at": np.arange(len(scores.variant_id))})
-    placed = sumstats.join(places, on="variant_id", how="inner").sort("phenotype", "at", maintain_order=True)
+    placed = sumstats.join(places, on="variant_id", how="inner", maintain_order="left")
     if not placed.height:
         raise BiolakeError(f"no variant of results {result!r} (after LDSC's munging: {sumstats.height:,} rows) has an "
                            f"LD score in {ldscores!r} ({len(scores.variant_id):,} variants, e.g. "
@@ -293,23 +303,34 @@ def on_ldscores(sumstats: pl.DataFrame, scores: LdScores, *, result: str, ldscor
     return placed
 
 
-def _dense(rows: pl.DataFrame, columns: np.ndarray, value: str) -> np.ndarray:
-    """One value of ``rows`` (``at``) spread over ``columns`` (the LD score places regressed), NaN elsewhere."""
-    out = np.full(len(columns), np.nan)
-    out[np.searchsorted(columns, rows["at"].to_numpy())] = rows[value].to_numpy()
-    return out
+def dense(row: np.ndarray, at: np.ndarray, values: dict[str, np.ndarray], *,
+          rows: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Values given per (``row``, ``at``) as ``rows`` × variants matrices over the LD score places any row has,
+    in genome order, NaN where a row lacks one; and those places.
+
+    Examples
+    --------
+    >>> places, spread = dense(np.array([0, 1, 1]), np.array([7, 3, 7]), {"z": np.array([1.0, 2.0, 3.0])}, rows=2)
+    >>> places.tolist(), spread["z"].tolist()
+    ([3, 7], [[nan, 1.0], [2.0, 3.0]])
+    """
+    places, column = np.unique(at, return_inverse=True)
+    spread = {}
+    for name, value in values.items():
+        spread[name] = np.full((rows, len(places)), np.nan)
+        spread[name][row, column] = value
+    return places, spread
 
 
-def _h2_batch(placed: pl.DataFrame, scores: LdScores, phenotypes: Sequence[str], *,
+def _h2_batch(rows: pl.DataFrame, row: np.ndarray, scores: LdScores, phenotypes: Sequence[str], *,
               intercept: float | None) -> H2Fit:
-    """h² of a batch of phenotypes, regressed together on the variants any of them has."""
-    mine = placed.filter(pl.col("phenotype").is_in(list(phenotypes)))
-    columns = np.unique(mine["at"].to_numpy())
-    groups = {key: rows for (key,), rows in mine.group_by("phenotype", maintain_order=True)}
-    z = np.stack([_dense(groups[phenotype], columns, "z") for phenotype in phenotypes])
-    n = np.stack([_dense(groups[phenotype], columns, "n") for phenotype in phenotypes])
-    _check_blocks(np.isfinite(z).sum(axis=1), phenotypes)
-    return h2_regression(z ** 2, scores.l2[columns], scores.w_l2[columns], n, scores.m, intercept=intercept)
+    """h² of a batch of phenotypes (``row``: each of ``rows``' phenotype, its place in the batch), regressed
+    together on the variants any of them has."""
+    places, spread = dense(row, rows["at"].to_numpy(), {"z": rows["z"].to_numpy(), "n": rows["n"].to_numpy()},
+                           rows=len(phenotypes))
+    _check_blocks(np.isfinite(spread["z"]).sum(axis=1), phenotypes)
+    return h2_regression(spread["z"] ** 2, scores.l2[places], scores.w_l2[places], spread["n"], scores.m,
+                         intercept=intercept)
 
 
 def _check_blocks(counts: np.ndarray, names: Sequence) -> None:
@@ -329,11 +350,13 @@ def _rg_batch(pairs: Sequence[tuple[tuple[str, str], tuple[str, str]]], traits: 
         sign, _ = align_alleles(rows["a2_2"].to_numpy(), rows["a1_2"].to_numpy(), rows["a2"].to_numpy(),
                                 rows["a1"].to_numpy())
         aligned.append(rows.with_columns(z_2=pl.col("z_2") * sign).filter(pl.Series(sign != 0)))
-    columns = np.unique(np.concatenate([rows["at"].to_numpy() for rows in aligned]))
-    dense = {name: np.stack([_dense(rows, columns, name) for rows in aligned]) for name in ("z", "z_2", "n", "n_2")}
-    _check_blocks(np.isfinite(dense["z"]).sum(axis=1), [f"{one} and {other}" for one, other in pairs])
-    return rg_regression(dense["z"], dense["z_2"], scores.l2[columns], scores.w_l2[columns], dense["n"],
-                         dense["n_2"], scores.m)
+    stacked = pl.concat(aligned)
+    places, spread = dense(np.repeat(np.arange(len(aligned)), [rows.height for rows in aligned]),
+                           stacked["at"].to_numpy(), {name: stacked[name].to_numpy() for name in ("z", "z_2", "n", "n_2")},
+                           rows=len(aligned))
+    _check_blocks(np.isfinite(spread["z"]).sum(axis=1), [f"{one} and {other}" for one, other in pairs])
+    return rg_regression(spread["z"], spread["z_2"], scores.l2[places], scores.w_l2[places], spread["n"],
+                         spread["n_2"], scores.m)
 
 
 def _h2_rows(phenotypes: Sequence[str], fit: H2Fit, schema: pa.Schema) -> pa.Table:
