@@ -50,7 +50,7 @@ from biolake.stats.meta import align_alleles
 SUMSTATS_KINDS = ("gwas", "meta")
 MIN_MAF = 0.01                 # munge_sumstats.py --maf-min
 N_MIN_OF_90TH = 1 / 1.5        # munge_sumstats.py: N at least its 90th percentile / 1.5
-PHENOTYPES_PER_BATCH = 64      # regressions held in memory at once (each a few arrays over the variants)
+PHENOTYPES_PER_BATCH = 8       # regressions held in memory at once: ~1 GB over LDSC's 1.2 M HapMap3 variants
 SNP_PAIRS = {a + b for a in "ACGT" for b in "ACGT" if a != b and {a, b} not in ({"A", "T"}, {"C", "G"})}
 H2_COLUMNS = ["intercept", "intercept_se", "ratio", "ratio_se", "mean_chisq", "lambda_gc"]
 
@@ -229,8 +229,9 @@ def munged_sumstats(lake: Lake, result: str, phenotypes: Sequence[str] | None, *
     present = rows.select(pl.col("phenotype").unique(maintain_order=True)).collect()["phenotype"].to_list()
     for phenotype in phenotypes or ():
         if phenotype not in present:
+            listed = ", ".join(map(repr, present[:5])) + (", …" if len(present) > 5 else "")
             raise BiolakeError(f"--phenotype {phenotype!r}: results {result!r} have no such phenotype (they have "
-                               f"{len(present)}: {', '.join(map(repr, present[:5]))}{', …' if len(present) > 5 else ''})")
+                               f"{len(present)}: {listed})")
     if phenotypes:
         rows = rows.filter(pl.col("phenotype").is_in(list(phenotypes)))
     rows = rows.filter(pl.col("error").is_null()) if "error" in names else rows
@@ -351,9 +352,8 @@ def _rg_batch(pairs: Sequence[tuple[tuple[str, str], tuple[str, str]]], traits: 
                                 rows["a1"].to_numpy())
         aligned.append(rows.with_columns(z_2=pl.col("z_2") * sign).filter(pl.Series(sign != 0)))
     stacked = pl.concat(aligned)
-    places, spread = dense(np.repeat(np.arange(len(aligned)), [rows.height for rows in aligned]),
-                           stacked["at"].to_numpy(), {name: stacked[name].to_numpy() for name in ("z", "z_2", "n", "n_2")},
-                           rows=len(aligned))
+    places, spread = dense(np.repeat(np.arange(len(aligned)), [rows.height for rows in aligned]), stacked["at"].to_numpy(),
+                           {name: stacked[name].to_numpy() for name in ("z", "z_2", "n", "n_2")}, rows=len(aligned))
     _check_blocks(np.isfinite(spread["z"]).sum(axis=1), [f"{one} and {other}" for one, other in pairs])
     return rg_regression(spread["z"], spread["z_2"], scores.l2[places], scores.w_l2[places], spread["n"],
                          spread["n_2"], scores.m)

@@ -49,11 +49,6 @@ class Jackknife:
     est: np.ndarray         # phenotypes × coefficients
     delete: np.ndarray      # phenotypes × blocks × coefficients
 
-    def cov(self) -> np.ndarray:
-        """The jackknife covariance of the estimate (phenotypes × coefficients × coefficients): that of
-        the pseudovalues B·est − (B − 1)·delete, over B."""
-        return pseudovalue_cov(self.est, self.delete)
-
 
 @dataclass(frozen=True)
 class LdScoreFit:
@@ -213,23 +208,23 @@ def ld_score_regression(y: np.ndarray, ld: np.ndarray, n: np.ndarray, m: float, 
     scaled = n * ld / n_bar[:, None]
     start = np.full(len(y), null_intercept) if intercept is None else intercept
     aggregate = m * (y.sum(axis=1, where=rows) / count - start) / ((ld * n).sum(axis=1, where=rows) / count)
-    first = weights(ld, aggregate, start)
+    initial = weights(ld, aggregate, start)
     blocks, _ = block_of_rows(rows, n_blocks)
 
     def total(slope: np.ndarray) -> np.ndarray:
         return m * slope / n_bar[..., None] if slope.ndim > 1 else m * slope / n_bar
 
     if intercept is not None:
-        fit = irwls(scaled[..., None], y - intercept[:, None], first, blocks, n_blocks,
+        fit = irwls(scaled[..., None], y - intercept[:, None], initial, blocks, n_blocks,
                     lambda est: weights(ld, total(est[:, 0]), intercept))
         est = np.c_[fit.est[:, 0], intercept]
         delete = np.stack([fit.delete[..., 0], np.broadcast_to(intercept[:, None], fit.delete.shape[:2])], -1)
     elif step1 is None:
-        fit = irwls(np.stack([scaled, np.ones_like(scaled)], -1), y, first, blocks, n_blocks,
+        fit = irwls(np.stack([scaled, np.ones_like(scaled)], -1), y, initial, blocks, n_blocks,
                     lambda est: weights(ld, total(est[:, 0]), est[:, 1]))
         est, delete = fit.est, fit.delete
     else:
-        est, delete = _two_step(y, scaled, ld, first, rows=rows & step1, rows_all=rows, total=total,
+        est, delete = _two_step(y, scaled, ld, initial, rows=rows & step1, rows_all=rows, total=total,
                                 weights=weights, n_blocks=n_blocks)
     cov = pseudovalue_cov(est, delete)
     return LdScoreFit(total=total(est[:, 0]), total_se=m * np.sqrt(cov[:, 0, 0]) / n_bar, intercept=est[:, 1],
@@ -237,7 +232,7 @@ def ld_score_regression(y: np.ndarray, ld: np.ndarray, n: np.ndarray, m: float, 
                       total_delete=total(delete[..., 0]))
 
 
-def _two_step(y: np.ndarray, scaled: np.ndarray, ld: np.ndarray, first: np.ndarray, *, rows: np.ndarray,
+def _two_step(y: np.ndarray, scaled: np.ndarray, ld: np.ndarray, initial: np.ndarray, *, rows: np.ndarray,
               rows_all: np.ndarray, total: Callable[[np.ndarray], np.ndarray], weights: Weights,
               n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
     """LDSC's two-step estimator: the intercept from ``rows`` (step 1: slope and intercept, its weights taken
@@ -245,12 +240,12 @@ def _two_step(y: np.ndarray, scaled: np.ndarray, ld: np.ndarray, first: np.ndarr
     at step 1's boundaries); the slope's delete values corrected for the intercept's, LDSC's
     ``_combine_twostep_jknives``. Returns the estimate and delete values, (slope, intercept)."""
     blocks, bounds = block_of_rows(rows, n_blocks)
-    step1 = irwls(np.stack([scaled, np.ones_like(scaled)], -1), y, np.where(rows, first, 0.0), blocks, n_blocks,
+    step1 = irwls(np.stack([scaled, np.ones_like(scaled)], -1), y, np.where(rows, initial, 0.0), blocks, n_blocks,
                   lambda est: weights(scaled, total(est[:, 0]), est[:, 1]))
     intercept = step1.est[:, 1]
-    step2 = irwls(scaled[..., None], y - intercept[:, None], first, block_of_boundaries(rows_all, bounds), n_blocks,
+    step2 = irwls(scaled[..., None], y - intercept[:, None], initial, block_of_boundaries(rows_all, bounds), n_blocks,
                   lambda est: weights(ld, total(est[:, 0]), intercept))
-    c = (first * scaled).sum(axis=1, where=rows_all) / (first * scaled ** 2).sum(axis=1, where=rows_all)
+    c = (initial * scaled).sum(axis=1, where=rows_all) / (initial * scaled ** 2).sum(axis=1, where=rows_all)
     slope_delete = step2.delete[..., 0] - c[:, None] * (step1.delete[..., 1] - intercept[:, None])
     return np.c_[step2.est[:, 0], intercept], np.stack([slope_delete, step1.delete[..., 1]], -1)
 

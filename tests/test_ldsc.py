@@ -57,7 +57,8 @@ def simulated_gwas(dosages: np.ndarray, rng: np.random.Generator) -> dict[str, d
     squares over the called samples: beta, se, p, n, alt_freq per trait."""
     called = ~np.isnan(dosages)
     freq = np.nanmean(dosages, axis=1) / 2
-    standard = (np.where(called, dosages, 2 * freq[:, None]) - 2 * freq[:, None]) / np.sqrt(2 * freq * (1 - freq))[:, None]
+    centred = np.where(called, dosages, 2 * freq[:, None]) - 2 * freq[:, None]
+    standard = centred / np.sqrt(2 * freq * (1 - freq))[:, None]
     m = len(dosages)
     shared, own = rng.normal(size=m), rng.normal(size=(3, m))
     effects = {"t1": np.sqrt(0.4 / m) * shared, "t2": np.sqrt(0.25 / m) * own[0],
@@ -119,14 +120,14 @@ def study(tmp_path_factory) -> dict:
     return {"lake": lake, "folder": folder, "files": files}
 
 
-def write_ldsc_ldscores(lake: Lake, prefix: Path) -> None:
-    """Our LD scores as LDSC reads them: PREFIX.l2.ldscore.gz (CHR SNP BP L2) and PREFIX.l2.M_5_50."""
-    scores = pl.from_arrow(lake.results_dataset("ld").to_table()).sort(pl.col("chrom").cast(pl.Int64), "pos")
+def write_ldsc_ldscores(lake: Lake, prefix: Path, name: str = "ld") -> None:
+    """Our LD scores ``name`` as LDSC reads them: PREFIX.l2.ldscore.gz (CHR SNP BP L2) and PREFIX.l2.M_5_50."""
+    scores = pl.from_arrow(lake.results_dataset(name).to_table()).sort(pl.col("chrom").cast(pl.Int64), "pos")
     with gzip.open(f"{prefix}.l2.ldscore.gz", "wt") as handle:
         handle.write("CHR\tSNP\tBP\tL2\n")
         handle.writelines(f"{c}\t{v}\t{p}\t{l2!r}\n" for c, v, p, l2 in scores.select(
             "chrom", "variant_id", "pos", "l2").iter_rows())
-    m_5_50 = sum(lake.results_provenance("ld")["m_5_50"].values())
+    m_5_50 = sum(lake.results_provenance(name)["m_5_50"].values())
     Path(f"{prefix}.l2.M_5_50").write_text(f"{m_5_50}\n")
 
 
@@ -141,10 +142,10 @@ def write_ldsc_sumstats(rows: pl.DataFrame, path: Path) -> Path:
     return path
 
 
-def ldsc(folder: Path, out: str, *flags: str) -> str:
-    """Run ldsc.py with the LD scores of ``folder`` as --ref-ld and --w-ld; its log."""
+def ldsc(folder: Path, out: str, *flags: str, w_ld: str = "ld") -> str:
+    """Run ldsc.py with the LD scores of ``folder`` as --ref-ld (and --w-ld, unless ``w_ld`` names others); its log."""
     subprocess.run([LDSC / "python", LDSC / "ldsc.py", *flags, "--ref-ld", str(folder / "ld"), "--w-ld",
-                    str(folder / "ld"), "--out", str(folder / out)], check=True, capture_output=True, text=True)
+                    str(folder / w_ld), "--out", str(folder / out)], check=True, capture_output=True, text=True)
     return (folder / f"{out}.log").read_text()
 
 
@@ -179,6 +180,19 @@ def test_run_h2__equals_ldsc_h2(study, intercept):
         else:
             assert f"Intercept: constrained to {intercept}" in log and row["intercept"] == intercept
     assert (ours["h2"] > 0.1).all()      # polygenic: well above 0
+
+
+def test_run_h2__other_weight_ldscores_equal_ldsc_w_ld(study):
+    lake, folder = study["lake"], study["folder"]
+    run_ldscores(lake, LdScoreSettings(name="ld_narrow", window_cm=0.25), workers=1)
+    write_ldsc_ldscores(lake, folder / "ld_narrow", "ld_narrow")
+    run_h2(lake, H2Settings(name="h2_w_ld", result="traits", phenotypes=("t1",), ldscores="ld", w_ldscores="ld_narrow"))
+    row = pl.from_arrow(lake.results_dataset("h2_w_ld").to_table()).row(0, named=True)
+    log = ldsc(folder, "h2_w_ld", "--h2", str(study["files"]["t1"]), w_ld="ld_narrow")
+    [(h2, h2_se)], [(intercept, intercept_se)] = printed(log, "Total Observed scale h2"), printed(log, "Intercept")
+    np.testing.assert_allclose([row["h2"], row["h2_se"], row["intercept"], row["intercept_se"]],
+                               [h2, h2_se, intercept, intercept_se], atol=TOLERANCE)
+    assert lake.results_provenance("h2_w_ld")["w_ldscores"] == "ld_narrow"
 
 
 def assert_rg_equal(ours: pl.DataFrame, log: str) -> None:
