@@ -12,10 +12,12 @@ Rows: ingest and queries (vs plink2 on the same .bed); gwas (N=10,000, 10 covari
 plink2 --glm); gxe (N=10,000, M=20,000, vs plink2 --glm interaction); memory (whole-tree peak of a GWAS at N=50,000, M=200,000 and 1,000,000);
 ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and memory); clump (a
 1-phenotype GWAS of --samples × --variants vs plink1.9 --clump; not in the default rows);
-ldscores (asked for: --tasks ldscores, at --samples × --variants; vs ldsc --l2, 1000 kb windows).
+ldscores (asked for: --tasks ldscores, at --samples × --variants; vs ldsc --l2, 1000 kb windows);
+h2 (asked for: --tasks h2; LD score regression of 100 IDPs at --samples × --variants vs ldsc --h2 per IDP).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
+    python bench/run.py --tasks h2 --samples 2000 --variants 20000         # h² of 100 IDPs vs ldsc --h2
 """
 
 from __future__ import annotations
@@ -439,6 +441,49 @@ def bench_he(data: Path, samples: int, variants: int, phenotypes: int = 20) -> l
             Row("HE h2", size, ours, "gemma -gk 2 once, -vc 1 per phenotype", kinship + per_phenotype, peak)]
 
 
+LDSC_H2_INPUTS = """
+import gzip, sys
+import polars as pl
+from biolake.lake.lake import Lake
+from biolake.ldsc import munged_sumstats, read_ldscores
+lake, out = Lake.open(sys.argv[1]), sys.argv[2]
+scores = read_ldscores(lake, "bench_ld")
+ld = pl.from_arrow(lake.results_dataset("bench_ld").to_table(columns=["chrom", "variant_id", "pos", "l2"]))
+with gzip.open(out + "/ld.l2.ldscore.gz", "wt") as handle:
+    handle.write("CHR\\tSNP\\tBP\\tL2\\n")
+    handle.writelines(f"{c}\\t{v}\\t{p}\\t{l!r}\\n" for c, v, p, l in ld.iter_rows())
+open(out + "/ld.l2.M_5_50", "w").write(f"{scores.m:g}\\n")
+rows, _ = munged_sumstats(lake, "bench_h2_gwas", None, n=None)
+for k, ((phenotype,), one) in enumerate(rows.group_by("phenotype", maintain_order=True)):
+    one.select(SNP="variant_id", A1="a1", A2="a2", Z="z", N="n").write_csv(f"{out}/p{k}.sumstats", separator="\\t")
+    print(phenotype)
+"""
+
+
+def bench_h2(data: Path, samples: int, variants: int, phenotypes: int = 100) -> list[Row]:
+    """`biolake h2` of every IDP of a GWAS (``phenotypes`` of them) vs `ldsc.py --h2` (LDSC 2.0.1) run once per
+    phenotype, as its users run it, on the same LD scores (ours, 1000 kb, as --ref-ld and --w-ld) and the same
+    munged summary statistics (.sumstats written from the lake, untimed). Only the regressions are timed;
+    both give the same numbers (tests/test_ldsc.py)."""
+    release, lake = gwas_lake(data, samples, variants, phenotypes, 0.01)
+    for command in (["ldscores", "--window-kb", "1000", "--name", "bench_ld"],
+                    ["gwas", "--pheno-sql", "SELECT * EXCLUDE (release) FROM idps", "--covar", "age,sex",
+                     "--name", "bench_h2_gwas"]):
+        subprocess.run([*BIOLAKE, command[0], "--lake", str(lake), *command[1:], "--replace", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    inputs = data / f"ldsc-h2-{samples}x{variants}"
+    inputs.mkdir(exist_ok=True)
+    names = run_timed([sys.executable, "-c", LDSC_H2_INPUTS, str(lake), str(inputs)])[2].split()
+    ours, peak, _ = run_timed([*BIOLAKE, "h2", "--lake", str(lake), "--result", "bench_h2_gwas", "--ldscores",
+                               "bench_ld", "--name", "bench_h2", "--replace"])
+    runs = " && ".join(f"{LDSC / 'python'} {LDSC / 'ldsc.py'} --h2 {inputs / f'p{k}.sumstats'} --ref-ld "
+                       f"{inputs / 'ld'} --w-ld {inputs / 'ld'} --out {inputs / f'p{k}'} >/dev/null"
+                       for k in range(len(names)))
+    reference = run_timed(["bash", "-c", runs])[0]
+    return [Row(f"LDSC h2, {len(names)} phenotypes", f"N={samples:,} M={variants:,}", ours,
+                "ldsc --h2 2.0.1, once per phenotype", reference, peak)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -470,6 +515,8 @@ def main() -> None:
         rows += bench_ldscores(args.data, args.samples, args.variants)
     if "epic" in tasks:  # EPIC array scale: time and peak memory
         rows += bench_ewas(args.data, cpgs=850_000, with_limma=False)
+    if "h2" in tasks:   # asked for by name: LD score regression of 100 IDPs at --samples × --variants
+        rows += bench_h2(args.data, args.samples, args.variants)
     if "clump" in tasks:   # at --samples × --variants (the issue's goal: 10,000 × 1,000,000, ≥ 5× plink1.9)
         rows += bench_clump(args.data, args.samples, args.variants)
     if "he" in tasks:   # asked for by name: at --samples × --variants (the issue's goal: 10,000 × 100,000, 1,000 IDPs)

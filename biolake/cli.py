@@ -711,56 +711,6 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 
 @main.command()
 @_lake_option
-@click.option("--pheno-sql", metavar="SQL", help="phenotypes: SQL returning participant_id, then one column each")
-@click.option("--pheno", metavar="COLS", help="phenotypes: comma-separated columns of idps (instead of --pheno-sql)")
-@_analysis_options(default_name="h2")
-@click.option("--method", type=click.Choice(["he", "reml"]), default="he", show_default=True,
-              help="he: Haseman-Elston regression, every phenotype at once (GEMMA -vc 1); reml: AI-REML, one "
-                   "fit per phenotype (GEMMA -lmm's null-model pve)")
-@click.option("--maf", "min_maf", default=0.01, show_default=True, metavar="FREQ",
-              help="relationship matrix: only variants whose minor allele frequency over the analysis samples is at "
-                   "least FREQ (GEMMA -maf)")
-@click.option("--max-missing", default=0.05, show_default=True, metavar="SHARE",
-              help="relationship matrix: only variants with at most this share of missing calls (GEMMA -miss)")
-def h2(pheno_sql: str | None, pheno: str | None, method: str, min_maf: float, max_missing: float,
-       **shared: Any) -> None:
-    """SNP heritability of every phenotype from the lake's genotypes; a results table in the lake.
-
-    One genetic relationship matrix over the analysis samples serves every phenotype:
-    GEMMA's standardised -gk 2, K = ZZ'/p, Z the genotypes of the variants kept (--maf,
-    --max-missing) with missing calls set to the mean, centred and scaled to variance 1.
-    Each phenotype uses its own non-missing samples (a sub-matrix of K), covariates
-    projected out as the GWAS does (intercept included). --method he: Haseman-Elston
-    regression as GEMMA -vc 1 computes it, h2 its pve on the phenotype after covariates;
-    --method reml: average-information REML with the covariates as fixed effects, h2 and
-    its SE as GEMMA -lmm states them (pve in the null model). K is exact and held in
-    memory: 8 N² bytes for N samples. Columns: phenotype, method, h2, h2_se, n_variants, n
-    (samples); the variance components (GEMMA's sigma2) are in the table's provenance.
-
-    \b
-    Examples:
-      biolake h2 --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
-                 --covar age,sex,site --name idps_h2 --out idps_h2.tsv
-      biolake h2 --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site \\
-                 --method reml --name h2_reml
-    """
-    from biolake.heritability import HeritabilitySettings, run_heritability
-
-    def show(lake, report) -> None:
-        _echo_design(report)
-        for phenotype, (value, se) in list(report.h2.items())[:20]:
-            click.echo(f"{phenotype}: h2 = {value:.3f} (SE {se:.3f})", err=True)
-        if len(report.h2) > 20:
-            click.echo(f"… {len(report.h2) - 20} more phenotypes (all are in the results table)", err=True)
-        click.echo(f"{report.method} over {report.variants:,} variants → {_stored(lake, report)}", err=True)
-
-    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
-    _analysis(run_heritability, HeritabilitySettings, dict(phenotypes=phenotypes, method=method, min_maf=min_maf,
-                                                           max_missing=max_missing), show, **shared)
-
-
-@main.command()
-@_lake_option
 @click.option("--result", "results", multiple=True, required=True, metavar="NAME",
               help="a GWAS results table of one cohort or site (repeat: two or more)")
 @click.option("--name", default="meta", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")
@@ -952,6 +902,205 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
                                    window_cm=window_cm, window_kb=window_kb)
         return run_ldscores(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
+
+
+LDSC_INPUTS = (  # what h2 --result and rg (LD score regression) take besides the summary statistics
+    click.option("--ldscores", default="ldscores", show_default=True, metavar="NAME",
+                 help="the LD scores: a results table of 'biolake ldscores' (ldsc --ref-ld; M is its M_5_50)"),
+    click.option("--w-ldscores", metavar="NAME",
+                 help="LD scores of the regression weights (ldsc --w-ld) [default: the --ldscores]"),
+    click.option("--n", "sample_size", type=float, metavar="N",
+                 help="the GWAS sample size, for summary statistics without an n column (imported ones may lack it)"),
+)
+
+
+@main.command()
+@_lake_option
+@click.option("--result", metavar="NAME",
+              help="LD score regression of these summary statistics: a gwas or meta results table, or one brought "
+                   "in with import-sumstats (instead of --pheno-sql/--pheno)")
+@click.option("--phenotype", "phenotypes", multiple=True, metavar="P",
+              help="--result: only this phenotype of the results (repeatable) [default: every one]")
+@click.option("--intercept-h2", type=float, metavar="X",
+              help="--result: fix the intercept at X (ldsc --intercept-h2) [default: free, by LDSC's two-step "
+                   "estimator]")
+@_decorated_by(list(LDSC_INPUTS))
+@click.option("--pheno-sql", metavar="SQL",
+              help="from genotypes: phenotypes, SQL returning participant_id, then one column each")
+@click.option("--pheno", metavar="COLS", help="from genotypes: comma-separated columns of idps (instead of --pheno-sql)")
+@_analysis_options(default_name="h2")
+@click.option("--method", type=click.Choice(["he", "reml"]), default="he", show_default=True,
+              help="from genotypes: he, Haseman-Elston regression, every phenotype at once (GEMMA -vc 1); reml, "
+                   "AI-REML, one fit per phenotype (GEMMA -lmm's null-model pve)")
+@click.option("--maf", "min_maf", default=0.01, show_default=True, metavar="FREQ",
+              help="from genotypes: the relationship matrix takes only variants whose minor allele frequency over "
+                   "the analysis samples is at least FREQ (GEMMA -maf)")
+@click.option("--max-missing", default=0.05, show_default=True, metavar="SHARE",
+              help="from genotypes: the relationship matrix takes only variants with at most this share of missing "
+                   "calls (GEMMA -miss)")
+def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | None, ldscores: str,
+       w_ldscores: str | None, sample_size: float | None, pheno_sql: str | None, pheno: str | None, method: str,
+       min_maf: float, max_missing: float, **shared: Any) -> None:
+    """SNP heritability of every phenotype, from summary statistics by LD score regression
+    (--result, as ldsc --h2) or from the lake's genotypes (--pheno-sql/--pheno, as GEMMA); a
+    results table in the lake either way.
+
+    From summary statistics (--result): munged as LDSC's munge_sumstats.py with its defaults (z =
+    beta/se; non-SNPs and strand-ambiguous A/T, C/G variants dropped; MAF > 1 % where
+    alt_freq is known; N per variant, at least its 90th percentile / 1.5), joined with the LD
+    scores on variant_id and regressed in their genome order: LDSC's weights, its two-step
+    estimator for a free intercept (ldsc --two-step 30) or --intercept-h2, standard errors
+    by a 200-block jackknife. Equal to ldsc --h2 FILE.sumstats --ref-ld L --w-ld L given the
+    same scores. Columns: phenotype, method (ldsc), h2, h2_se, intercept, intercept_se, ratio,
+    ratio_se, mean_chisq, lambda_gc, n_variants, n (the mean N).
+
+    From genotypes (--pheno-sql or --pheno, with --covar and --samples-sql as gwas takes them):
+    one genetic relationship matrix over the analysis samples serves every phenotype: GEMMA's
+    standardised -gk 2, K = ZZ'/p, Z the genotypes of the variants kept (--maf,
+    --max-missing) with missing calls set to the mean, centred and scaled to variance 1.
+    Each phenotype uses its own non-missing samples (a sub-matrix of K), covariates
+    projected out as the GWAS does (intercept included). --method he: Haseman-Elston
+    regression as GEMMA -vc 1 computes it, h2 its pve on the phenotype after covariates;
+    --method reml: average-information REML with the covariates as fixed effects, h2 and
+    its SE as GEMMA -lmm states them (pve in the null model). K is exact and held in
+    memory: 8 N² bytes for N samples. Columns: phenotype, method, h2, h2_se, n_variants, n
+    (samples); the variance components (GEMMA's sigma2) are in the table's provenance.
+
+    \b
+    Examples:
+      biolake ldscores --lake /tmp/lake --name ldscores
+      biolake gwas --lake /tmp/lake --pheno 25019-2.0,25020-2.0 --covar age,sex --name hippocampus
+      biolake h2 --lake /tmp/lake --result hippocampus --name hippocampus_h2 --out h2.tsv
+      biolake h2 --lake /tmp/lake --result hippocampus --phenotype 25019-2.0 --intercept-h2 1 --name h2_fixed
+      biolake h2 --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
+                 --covar age,sex,site --name idps_h2 --out idps_h2.tsv
+      biolake h2 --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site \\
+                 --method reml --name h2_reml
+    """
+    if result is None:
+        _refuse_given(["phenotypes", "intercept_h2", "ldscores", "w_ldscores", "sample_size"],
+                      "with --result (LD score regression); from genotypes give --pheno-sql or --pheno")
+        _h2_from_genotypes(pheno_sql, pheno, method, min_maf, max_missing, **shared)
+        return
+    _refuse_given(["pheno_sql", "pheno", "method", "min_maf", "max_missing", "covar_sql", "covar", "samples_sql",
+                   "release", "chromosomes", "scheduler", "workers"],
+                  "from genotypes (--pheno-sql/--pheno); --result estimates h² from summary statistics")
+    from biolake.ldsc import H2Settings, run_h2
+
+    def show(lake, report) -> None:
+        click.echo(f"h² of {report.phenotypes:,} phenotype(s) by LD score regression on up to {report.variants:,} "
+                   f"variants → {_stored(lake, report)}", err=True)
+        _warn_if_retracted(lake, (result,))
+
+    settings = H2Settings(name=shared["name"], replace=shared["replace"], result=result,
+                          phenotypes=phenotypes or None, intercept_h2=intercept_h2, ldscores=ldscores,
+                          w_ldscores=w_ldscores, n=sample_size)
+    _job(shared["lake_location"], lambda lake, progress: run_h2(lake, settings), show, out=shared["out"],
+         digits=shared["digits"], quiet=True)
+
+
+def _refuse_given(parameters: list[str], scope: str) -> None:
+    """A usage error naming the first of ``parameters`` given on the command line: it applies only ``scope``."""
+    context = click.get_current_context()
+    for parameter in context.command.params:
+        if parameter.name in parameters and \
+                context.get_parameter_source(parameter.name) is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{parameter.opts[0]} applies only {scope}")
+
+
+def _h2_from_genotypes(pheno_sql: str | None, pheno: str | None, method: str, min_maf: float, max_missing: float,
+                       **shared: Any) -> None:
+    """biolake h2 --pheno-sql/--pheno: HE or REML from the lake's genotypes (:mod:`biolake.heritability`)."""
+    from biolake.heritability import HeritabilitySettings, run_heritability
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        for phenotype, (value, se) in list(report.h2.items())[:20]:
+            click.echo(f"{phenotype}: h2 = {value:.3f} (SE {se:.3f})", err=True)
+        if len(report.h2) > 20:
+            click.echo(f"… {len(report.h2) - 20} more phenotypes (all are in the results table)", err=True)
+        click.echo(f"{report.method} over {report.variants:,} variants → {_stored(lake, report)}", err=True)
+
+    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    _analysis(run_heritability, HeritabilitySettings, dict(phenotypes=phenotypes, method=method, min_maf=min_maf,
+                                                           max_missing=max_missing), show, **shared)
+
+
+class _InOrder(click.Command):
+    """A command that keeps its arguments in the order given, so an option may refer to the one before it
+    (rg: each --phenotype belongs to the --result before it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["biolake.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def _traits_in_order(args: Sequence[str]) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    """Each --result with the --phenotype options that follow it (None: all its phenotypes)."""
+    sides: list[tuple[str, list[str]]] = []
+    words = iter(args)
+    for word in words:
+        flag, _, value = word.partition("=")
+        if flag in ("--result", "--phenotype"):
+            value = value or next(words, "")
+            if flag == "--result":
+                sides.append((value, []))
+            elif not sides:
+                raise click.UsageError("--phenotype names a phenotype of the --result before it; give --result first")
+            else:
+                sides[-1][1].append(value)
+    return tuple((result, tuple(chosen) or None) for result, chosen in sides)
+
+
+@main.command(cls=_InOrder)
+@_lake_option
+@click.option("--result", "results", multiple=True, required=True, metavar="NAME",
+              help="summary statistics (as for h2): once, every pair within it; twice, each trait of the first "
+                   "against each of the second")
+@click.option("--phenotype", "phenotypes", multiple=True, metavar="P",
+              help="only this phenotype of the --result before it (repeatable) [default: every one]")
+@_decorated_by(list(LDSC_INPUTS))
+@click.option("--name", metavar="NAME", required=True, help=f"results table: {RESULTS_NAME_HELP}")
+@_decorated_by([REPLACE_OPTION, click.option("--out", type=click.Path(dir_okay=False),
+                                             help="also export the results: .tsv[.gz], .csv[.gz] or .parquet"),
+                DIGITS_OPTION])
+def rg(lake_location: str, results: tuple[str, ...], phenotypes: tuple[str, ...], ldscores: str,
+       w_ldscores: str | None, sample_size: float | None, name: str, replace: bool, out: str | None,
+       digits: int | str | None) -> None:
+    """Genetic correlation of pairs of traits by cross-trait LD score regression, as ldsc --rg.
+
+    Which pairs: with one --result, every pair of its phenotypes; with two, each phenotype of
+    the first against each of the second (all IDPs of a run against a disorder's summary
+    statistics). A --phenotype picks from the --result before it; none takes them all.
+    Each trait is munged as for h2; the second trait's z is put on the first's alleles (a
+    swap or the other strand flips it, other alleles drop the variant). Per pair, on the
+    variants both share with the LD scores: each trait's h² and the genetic covariance
+    (intercepts free, each fitted in one step as ldsc --rg does), rg = gencov / sqrt(h2_1 h2_2) and its
+    block-jackknife SE (NaN where an h² is not positive, as LDSC's NA). Equal to ldsc --rg
+    A.sumstats,B.sumstats --ref-ld L --w-ld L given the same scores. Columns: result_1,
+    phenotype_1, result_2, phenotype_2, rg, rg_se, z, p, gencov, gencov_se, gencov_int,
+    gencov_int_se, h2_1, h2_se_1, intercept_1, intercept_se_1, the same of trait 2, n_variants.
+
+    \b
+    Examples (IDPs of a run against published summary statistics; every pair of three IDPs):
+      biolake ldscores --lake /tmp/lake --name ldscores
+      biolake import-sumstats height_gwas.tsv.gz --lake /tmp/lake --name height_published
+      biolake rg --lake /tmp/lake --result idps --phenotype 25019-2.0 --phenotype 25020-2.0 \\
+                 --result height_published --name hippocampus_height_rg
+      biolake rg --lake /tmp/lake --result idps --phenotype 25019-2.0 --phenotype 25020-2.0 \\
+                 --phenotype 25021-2.0 --name hippocampus_rg --out rg.tsv
+    """
+    from biolake.ldsc import RgSettings, run_rg
+
+    def show(lake, report) -> None:
+        click.echo(f"rg of {report.pairs:,} pair(s) of traits by LD score regression → {_stored(lake, report)}",
+                   err=True)
+        _warn_if_retracted(lake, results)
+
+    traits = _traits_in_order(click.get_current_context().meta["biolake.args"])
+    settings = RgSettings(name=name, replace=replace, traits=traits, ldscores=ldscores, w_ldscores=w_ldscores,
+                          n=sample_size)
+    _job(lake_location, lambda lake, progress: run_rg(lake, settings), show, out=out, digits=digits, quiet=True)
 
 
 @main.command()

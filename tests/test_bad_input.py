@@ -40,6 +40,8 @@ COVAR = ["--covar", "age,sex"]
 LD = ["ld", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet"]
 LDSCORES = ["ldscores", "--lake", "{lake}", "--quiet", "--name", "bad"]
 H2 = ["h2", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
+H2_LDSC = ["h2", "--lake", "{lake}", "--name", "bad"]
+H2_OWN_LAKE = ["h2", "--lake", "{tmp}/ldsc/lake", "--ldscores", "ld", "--name", "bad"]
 CASES = [
     # SQL
     Case("sql_syntax", ["sql", "SELEC 1", "--lake", "{lake}"], r"error: Parser Error: syntax error"),
@@ -194,6 +196,23 @@ CASES = [
          r"error: phenotype 'years': no variance left after the covariates"),
     Case("h2_unknown_method", [*H2, "--pheno", "25001-2.0", *COVAR, "--method", "ldsc"],
          r"Invalid value for '--method'"),
+    Case("h2_unknown_phenotype", [*H2_LDSC, "--result", "assoc", "--phenotype", "nope"],
+         r"error: --phenotype 'nope': results 'assoc' have no such phenotype \(they have 2: '25001-2.0', '25002-2.0'\)"),
+    Case("h2_ldscores_of_another_kind", [*H2_LDSC, "--result", "assoc", "--ldscores", "assoc"],
+         r"error: --ldscores 'assoc': results of kind 'gwas'; LD score regression takes ldscore"),
+    Case("h2_sumstats_without_n", [*H2_OWN_LAKE, "--result", "no_n"],
+         r"error: results 'no_n', phenotype 'trait': no sample size \(column n is empty\); give --n", setup="ldsc_lake"),
+    Case("h2_sumstats_without_alleles", [*H2_OWN_LAKE, "--result", "no_alleles"],
+         r"error: results 'no_alleles', phenotype 'trait': no alleles \(columns ref and alt are empty\)",
+         setup="ldsc_lake"),
+    Case("h2_no_variant_with_an_ld_score", [*H2_OWN_LAKE, "--result", "elsewhere"],
+         r"error: no variant of results 'elsewhere' \(after LDSC's munging: 400 rows\) has an LD score in 'ld'",
+         setup="ldsc_lake"),
+    Case("rg_unknown_phenotype", ["rg", "--lake", "{lake}", "--result", "assoc", "--phenotype", "25001-2.0",
+                                  "--result", "assoc", "--phenotype", "nope", "--name", "bad"],
+         r"error: --phenotype 'nope': results 'assoc' have no such phenotype"),
+    Case("rg_phenotype_before_result", ["rg", "--lake", "{lake}", "--phenotype", "x", "--result", "assoc",
+                                        "--name", "bad"], r"--phenotype names a phenotype of the --result before it"),
 ]
 
 
@@ -263,6 +282,27 @@ def write_unmapped_lake(tmp: Path) -> None:
                            for c, v, _, *rest in (line.split("\t") for line in bim.read_text().splitlines())))
     ingest_release(Lake.init(tmp / "unmapped" / "lake"), ReleaseSources(bfile=panel.prefix), release="unmapped",
                    source="test")
+
+
+def write_ldsc_lake(tmp: Path) -> None:
+    """A lake of its own with LD scores 'ld' and imported summary statistics of one phenotype 'trait' (400 variants):
+    'no_n' without sample sizes, 'no_alleles' with alleles NA, 'elsewhere' of variants the lake lacks."""
+    from biolake.ingest.release import ReleaseSources, ingest_release
+    from biolake.ingest.sumstats import import_sumstats
+    from biolake.ldscores import LdScoreSettings, run_ldscores
+    from biolake.synth import write_ld_panel
+
+    (tmp / "ldsc").mkdir()
+    panel = write_ld_panel(tmp / "ldsc" / "panel", samples=60, variants=400)
+    lake = Lake.init(tmp / "ldsc" / "lake")
+    ingest_release(lake, ReleaseSources(bfile=panel.prefix), release="panel", source="test")
+    run_ldscores(lake, LdScoreSettings(name="ld"), workers=1)
+    rows = pl.DataFrame({"phenotype": "trait", "variant_id": panel.variant_id, "chrom": panel.chrom, "pos": panel.pos,
+                         "alt": "T", "ref": "C", "beta": 0.1, "se": 0.05, "p": 0.05, "n": 60})
+    for name, table in (("no_n", rows.drop("n")), ("no_alleles", rows.with_columns(alt=pl.lit("NA"), ref=pl.lit("NA"))),
+                        ("elsewhere", rows.with_columns(variant_id="rs" + pl.col("variant_id")))):
+        table.write_csv(tmp / "ldsc" / f"{name}.tsv", separator="\t")
+        import_sumstats(lake, tmp / "ldsc" / f"{name}.tsv", name=name)
 
 
 @pytest.fixture(scope="module")
