@@ -1,5 +1,7 @@
-"""The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta, checked against the truth."""
+"""The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta → PRS → h², rg,
+checked against the truth."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -42,3 +44,6 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     estimated = next(line for line in lines if line.startswith("Haseman–Elston h² of the 50 IDPs over "))
     inside = int(estimated.split("95 % interval for ")[1].split(" of ")[0])
     assert inside >= 45, estimated   # #30: planted h² inside the 95 % interval for ≥ 90 % of IDPs
+    signs = next(line for line in lines if line.startswith("genetic correlations by LD score regression"))
+    recovered, pairs, undefined = (int(word) for word in re.findall(r"(\d+) (?:of|pairs|without)", signs))
+    assert recovered == pairs - undefined and undefined <= 2, signs   # every planted rg sign that LDSC estimates
