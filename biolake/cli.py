@@ -1326,6 +1326,10 @@ def plot(lake_location: str, name: str, out_dir: str, phenotypes: tuple[str, ...
 def report(lake_location: str, name: str, out: str) -> None:
     """One self-contained HTML page for a run: provenance, λGC per phenotype, lead hits, plots.
 
+    Of an h2 table (biolake h2): h² and its SE per phenotype, with LD score
+    regression's intercept, ratio, mean χ² and λGC; of an rg table (biolake
+    rg): the matrix of rg ± SE, coloured by rg, and every pair.
+
     \b
     Example:
       biolake report --lake /tmp/lake --result idps --out idps.html

@@ -1,9 +1,10 @@
 """Reporting on a results table: per-phenotype summaries, lead hits, plots and a one-page HTML report.
 
-Works on any results table of the lake (GWAS, EWAS, GxE, meta-analysis): the run's kind,
-read from its provenance, says which columns hold the phenotype, the feature (variant or
+Works on any results table of the lake with scans (GWAS, EWAS, GxE, meta-analysis): the run's
+kind, read from its provenance, says which columns hold the phenotype, the feature (variant or
 CpG) and the headline −log10 p. Summaries are DuckDB aggregates over the table's files,
-so they scale with the table, not with memory.
+so they scale with the table, not with memory. A report of h² or rg (kinds h2, rg: a row per
+phenotype or pair) shows the table whole, rg as a matrix (:mod:`biolake.estimates`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biolake.clump import ClumpFlags, clumps_of
+from biolake.estimates import ESTIMATE_KINDS, format_estimate, rg_colour, rg_matrix, rg_text
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import ResultsKind
@@ -236,32 +238,58 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
 
 
 def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:
-    """One self-contained HTML page: provenance, the λGC table, lead hits with their loci (LD-clumped where the
-    lake holds the genotypes, see :func:`lead_hits`) and the plots (inlined)."""
-    kind = lake.results_kind(name, scans=True)
-    summary, hits = phenotype_summary(lake, name), lead_hits(lake, name)
+    """One self-contained HTML page: provenance, then for scans the λGC table, lead hits with their loci
+    (LD-clumped where the lake holds the genotypes, see :func:`lead_hits`) and the plots (inlined); for h²
+    (kind h2) each phenotype's estimate with its SE; for genetic correlations (kind rg) the rg matrix and its pairs."""
+    kind = lake.results_kind(name)
+    if kind.name not in ESTIMATE_KINDS:
+        kind = lake.results_kind(name, scans=True)   # refuses the other kinds without scans (prs, ld, ldscore)
+    sections = (_estimate_sections(lake, name, kind.name) if kind.name in ESTIMATE_KINDS
+                else _scan_sections(lake, name, kind, limit=limit))
     provenance = lake.results_provenance(name)
     warning = (f"<p><strong>Warning: computed from a retracted release; {html.escape(provenance['retracted'])}"
                "</strong></p>" if "retracted" in provenance else "")
-    with tempfile.TemporaryDirectory() as folder:
-        pictures = plot_results(lake, name, Path(folder), limit=limit)
-        images = "".join(f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
-                         f'alt="{html.escape(p.stem)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
-                         for p in sorted(pictures, key=lambda p: (p.stem != "manhattan_all", p.stem)))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>biolake: {html.escape(name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}
 pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head><body>
 <h1>{html.escape(name)}</h1>{warning}
 <h2>Provenance</h2><pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre>
-<h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
-<h2>Lead hits (p &lt; 5e-8) and their loci</h2><p>{html.escape(clumping_of(hits))}; members: the other hits of the locus.</p>
-{_html_table(hits.select([*kind.groups, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits", "members"]))}
-<h2>Plots</h2>{images}
+{sections}
 </body></html>"""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     return out
+
+
+def _scan_sections(lake: Lake, name: str, kind: ResultsKind, *, limit: int) -> str:
+    """A scan report's body: the λGC table, lead hits and their loci, the plots."""
+    summary, hits = phenotype_summary(lake, name), lead_hits(lake, name)
+    with tempfile.TemporaryDirectory() as folder:
+        pictures = plot_results(lake, name, Path(folder), limit=limit)
+        images = "".join(f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+                         f'alt="{html.escape(p.stem)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
+                         for p in sorted(pictures, key=lambda p: (p.stem != "manhattan_all", p.stem)))
+    return f"""<h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
+<h2>Lead hits (p &lt; 5e-8) and their loci</h2><p>{html.escape(clumping_of(hits))}; members: the other hits of the locus.</p>
+{_html_table(hits.select([*kind.groups, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits", "members"]))}
+<h2>Plots</h2>{images}"""
+
+
+def _estimate_sections(lake: Lake, name: str, kind: str) -> str:
+    """An h² report's body: every phenotype's row (h², SE and, for LD score regression, the intercept, ratio,
+    mean χ² and λGC); an rg report's: the matrix of rg ± SE, coloured by rg, then every pair's row."""
+    table = lake.results_dataset(name).to_table()
+    if kind == "h2":
+        return f"<h2>SNP heritability per phenotype</h2>{_html_table(table, rows=table.num_rows)}"
+    matrix = rg_matrix(table)
+    head = "".join(f"<th>{html.escape(matrix.label(one))}</th>" for one in matrix.columns)
+    body = "".join(f"<tr><th>{html.escape(matrix.label(one))}</th>" + "".join(
+        f'<td style="background:{rg_colour(cell)}">{rg_text(cell)}</td>' for cell in cells) + "</tr>"
+        for one, cells in zip(matrix.rows, matrix.cells))
+    return f"""<h2>Genetic correlations (rg ± SE; red positive, blue negative)</h2>
+<table class="rg"><tr><th></th>{head}</tr>{body}</table>
+<h2>Every pair</h2>{_html_table(table, rows=table.num_rows)}"""
 
 
 def _query(lake: Lake, name: str, sql: str) -> pa.Table:
@@ -281,7 +309,7 @@ def _html_table(table: pa.Table, *, rows: int = 200) -> str:
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return format_estimate(value)
     if isinstance(value, list):   # a lead's locus
         return html.escape(", ".join(value))
     return html.escape("" if value is None else str(value))

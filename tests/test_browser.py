@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -306,3 +307,37 @@ def test_clumps__are_listed_with_the_hits_they_clump(planted, scheduler, monkeyp
     assert all(f">{variant}</a>" in _page(app, "/phenotype", query.replace("run=idps", "run=idps_loci"))
                for variant in index)
     assert "<td>NA</td>" in _page(app, "/run/{name}", name="idps_loci")   # a run of clumps has no λGC
+
+
+def test_h2_and_rg_tables__have_pages_with_each_estimate_and_the_rg_matrix(loaded_lake, monkeypatch):
+    """The home page lists h² and rg tables; an h² page shows h² ± SE per IDP, named from the dictionary; an rg
+    page the matrix of rg ± SE (NA without an estimate) and every pair."""
+    from test_report import commit_h2_and_rg
+
+    from starlette.exceptions import HTTPException
+
+    from biolake.browser import catalogue
+    from biolake.browser.app import create_app
+
+    lake = loaded_lake
+    fields = lake.release_dataset("idp_fields", lake.resolve_release("r1")).to_table().to_pylist()[:3]
+    h2, rg = commit_h2_and_rg(lake, [field["field"] for field in fields])
+    monkeypatch.setattr(catalogue, "REFRESH_SECONDS", 0.0)
+    app = create_app(lake, announce=lambda _: None)
+    home = _page(app, "/")
+    assert '<a href="/estimates/heritability">heritability</a>' in home and "h² (ldsc)" in home
+    assert '<a href="/estimates/correlations">correlations</a>' in home and "3 pairs" in home
+    page = re.sub(r">\s+<", "><", _page(app, "/estimates/{name}", name="heritability"))
+    for row, field in zip(h2.to_pylist(), fields):
+        assert (f"<tr><td>{field['field']}</td><td>{field['name']}</td><td>ldsc</td><td>{row['h2']:.4g}</td>"
+                f"<td>{row['h2_se']:.4g}</td><td>{row['intercept']:.4g}</td>") in page
+        assert f"<td>{row['mean_chisq']:.4g}</td><td>{row['lambda_gc']:.4g}</td>" in page
+    page = _page(app, "/estimates/{name}", name="correlations")
+    matrix = page[page.index('id="rg-matrix"'):].split("</table>")[0]
+    assert matrix.count("<tr>") == 4 and all(field["name"] in matrix for field in fields)
+    assert matrix.count(">0.654 ± 0.088</td>") == matrix.count(">-0.322 ± 0.111</td>") == 2
+    assert matrix.count(">NA</td>") == 2 and "rgba(178,24,43,0.46)" in matrix
+    assert all(f"<td>{row['rg']:.4g}</td><td>{row['rg_se']:.4g}</td>" in page for row in rg.to_pylist()
+               if row["rg"] == row["rg"])
+    with pytest.raises(HTTPException, match="no h² or rg results named 'nope'"):
+        _page(app, "/estimates/{name}", name="nope")

@@ -255,3 +255,51 @@ def test_report__shows_each_lead_with_its_locus_and_how_hits_were_clumped(gwas_l
     page = html.unescape(write_report(gwas_lake, two_idps, tmp_path / "report.html").read_text())
     assert "LD clumping: r² > 0.1 within ±500,000 bp, genotypes of release r1" in page
     assert "<th>members</th>" in page
+
+
+def commit_h2_and_rg(lake: Lake, phenotypes: list[str]) -> tuple[pa.Table, pa.Table]:
+    """Commit 'heritability' (kind h2 by LD score regression, of three ``phenotypes``) and 'correlations' (kind rg:
+    each pair of them, one without an estimate as LDSC leaves a pair with an h² ≤ 0), as biolake h2/rg write them."""
+    from biolake.frame import Request, provenance_header
+    from biolake.ldsc import H2_COLUMNS, commit_table
+    from biolake.lake.schema import RESULTS_KINDS
+
+    h2 = pa.Table.from_pylist([
+        {"phenotype": phenotype, "method": "ldsc", "h2": h2, "h2_se": h2 / 7, "intercept": 1.0123 + h2 / 10,
+         "intercept_se": 0.0071, "ratio": 0.0456, "ratio_se": 0.0321, "mean_chisq": 1.2345 + h2, "lambda_gc": 1.1717,
+         "n_variants": 3456, "n": 1000.0} for phenotype, h2 in zip(phenotypes, [0.4321, 0.2468, -0.0135])],
+        schema=RESULTS_KINDS["h2"].arrow_schema(columns=H2_COLUMNS))
+    pairs = [(0, 1, 0.6543, 0.0876), (0, 2, float("nan"), float("nan")), (1, 2, -0.3219, 0.1111)]
+    rg = pa.Table.from_pylist([
+        {"result_1": "idps", "phenotype_1": phenotypes[one], "result_2": "idps", "phenotype_2": phenotypes[other],
+         "rg": value, "rg_se": se, "z": value / se, "n_variants": 3456} for one, other, value, se in pairs],
+        schema=RESULTS_KINDS["rg"].arrow_schema())
+    for name, table in (("heritability", h2), ("correlations", rg)):
+        kind = "h2" if "h2" in table.column_names else "rg"
+        commit_table(lake, Request(name=name), table, {**provenance_header(kind, release="r1"), "result": "idps"})
+    return h2, rg
+
+
+def test_report__of_h2_and_rg_shows_each_estimate_and_the_rg_matrix(lake, tmp_path):
+    h2, _ = commit_h2_and_rg(lake, ["25010-2.0", "25019-2.0", "25020-2.0"])
+    page = write_report(lake, "heritability", tmp_path / "h2.html").read_text()
+    for row in h2.to_pylist():
+        cells = [f"{value:.4g}" if isinstance(value, float) else value for value in row.values()]
+        assert "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>" in page, row
+    assert all(f"<th>{column}</th>" in page for column in ("h2_se", "intercept", "ratio", "lambda_gc"))
+    page = write_report(lake, "correlations", tmp_path / "rg.html").read_text()
+    matrix = page[page.index('<table class="rg">'):].split("</table>")[0]
+    assert matrix.count("<tr>") == 4 and "<th>25010-2.0</th>" in matrix   # three traits down and across
+    assert matrix.count(">0.654 ± 0.088</td>") == matrix.count(">-0.322 ± 0.111</td>") == 2   # each pair both ways
+    assert matrix.count(">NA</td>") == 2 and "rgba(178,24,43,0.46)" in matrix and "rgba(33,102,172,0.23)" in matrix
+    assert "<td>0.6543</td><td>0.0876</td>" in page                                    # the pairs as stored
+
+
+def test_report__refuses_a_kind_without_scans_or_estimates(lake, tmp_path):
+    from test_schema import commit
+
+    from biolake.lake.schema import RESULTS_KINDS
+
+    commit(lake, "scores", RESULTS_KINDS["prs"].arrow_schema(columns=["prs_p1"]).empty_table(), kind="prs")
+    with pytest.raises(BiolakeError, match="^results 'scores' are of kind 'prs'; kinds with scans"):
+        write_report(lake, "scores", tmp_path / "scores.html")

@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from biolake.browser.catalogue import Catalogue, Run, parse_position
+from biolake.estimates import format_estimate, rg_colour, rg_matrix, rg_text
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect
@@ -69,20 +70,35 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
     pages.filters["p"] = _format_p
     pages.filters["effect"] = _format_effect
     pages.filters["lambda_gc"] = _format_lambda_gc
+    pages.filters["estimate"] = format_estimate
     pages.globals.update(phenotype_url=_phenotype_url, variant_url=_variant_url, region_url=_region_url,
-                         genome_wide_log10p=-np.log10(GENOME_WIDE), sql_console=sql_console)
+                         genome_wide_log10p=-np.log10(GENOME_WIDE), sql_console=sql_console,
+                         rg_text=rg_text, rg_colour=rg_colour, label=lambda phenotype: _label(catalogue, phenotype))
 
     def render(template: str, status: int = 200, **values: Any) -> HTMLResponse:
         return HTMLResponse(pages.get_template(template).render(**values), status_code=status)
 
     def home(request: Request) -> HTMLResponse:
         catalogue.refresh()
-        return render("home.html", runs=list(catalogue.runs.values()))
+        return render("home.html", runs=list(catalogue.runs.values()), estimates=list(catalogue.estimates.values()))
 
     def run_page(request: Request) -> HTMLResponse:
         run = _run(catalogue, request.path_params["name"])
         return render("run.html", run=run, scans=[{**scan, "name": _label(catalogue, scan["phenotype"])}
                                                   for scan in run.scans()], clump_runs=catalogue.clump_runs(run))
+
+    def estimates_page(request: Request) -> HTMLResponse:
+        catalogue.refresh()
+        name = request.path_params["name"]
+        table = catalogue.estimates.get(name)
+        if table is None:
+            raise HTTPException(404, f"no h² or rg results named {name!r} in this lake")
+        if table.kind == "rg":
+            matrix = rg_matrix(table.rows)
+            return render("rg.html", run=table, matrix=matrix, rows=list(zip(matrix.rows, matrix.cells)),
+                          pairs=table.rows.to_pylist())
+        return render("h2.html", run=table, rows=table.rows.to_pylist(), columns=table.rows.column_names,
+                      source=catalogue.runs.get(table.provenance.get("result")))
 
     def phenotype_page(request: Request) -> HTMLResponse:
         run, phenotype, exposure = _scan(catalogue, request)
@@ -197,7 +213,8 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
         return render("error.html", status=status, code=status, message=message)
 
     routes = [
-        Route("/", home), Route("/run/{name}", run_page), Route("/phenotype", phenotype_page),
+        Route("/", home), Route("/run/{name}", run_page), Route("/estimates/{name}", estimates_page),
+        Route("/phenotype", phenotype_page),
         Route("/variant/{feature:path}", variant_page), Route("/region", region_page), Route("/search", search),
         Route("/sql", sql_page), Route("/sql.csv", sql_csv), Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -3,7 +3,9 @@
 Runs are loaded once and refreshed (new or rewritten results get their index built) at
 most every :data:`REFRESH_SECONDS`, so a page never reads the Delta logs of every run.
 A run of LD clumps (``biolake clump``: one row per locus, as small as an index) is read
-whole when loaded, so the pages of the results it clumped list its clumps.
+whole when loaded, so the pages of the results it clumped list its clumps; so are tables of
+h² and rg (a row per phenotype or pair, :data:`biolake.estimates.ESTIMATE_KINDS`), which
+have no scans and no index.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from biolake.estimates import ESTIMATE_KINDS
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, Retraction
 from biolake.index import index_results
@@ -69,6 +72,22 @@ class Run:
         return any(s["phenotype"] == phenotype and s["exposure"] == exposure for s in self.scans())
 
 
+@dataclass(frozen=True)
+class Estimates:
+    """A results table of h² per phenotype or rg per pair (one version), read whole."""
+
+    name: str
+    kind: str
+    results_version: int
+    provenance: dict[str, Any]
+    rows: pa.Table
+
+    @property
+    def retracted(self) -> str | None:
+        """When and why the release these results were computed from was retracted, if it was."""
+        return self.provenance.get("retracted")
+
+
 class Catalogue:
     """The lake's runs (kinds the browser knows) and the dictionary of IDP fields of its releases.
 
@@ -81,6 +100,7 @@ class Catalogue:
     def __init__(self, lake: Lake, *, log: Callable[[str], None] = print) -> None:
         self.lake, self._log = lake, log
         self.runs: dict[str, Run] = {}
+        self.estimates: dict[str, Estimates] = {}
         self.fields: dict[str, Field] = {}
         self._refreshing = threading.Lock()
         self._checked = -np.inf
@@ -96,16 +116,19 @@ class Catalogue:
             if not build_now and time.monotonic() - self._checked < REFRESH_SECONDS:
                 return
             self._checked = time.monotonic()
-            runs, stale = {}, []
+            runs, estimates, stale = {}, {}, []
             # read once per refresh, not per run (each is several requests on a bucket)
             retractions, dropping = self.lake.retractions(), self.lake.drops_pending()
             for name in self.lake.results_names(dropping=dropping):
                 try:
                     provenance = self.lake.results_provenance(name, retractions=retractions, dropping=dropping)
                     kind = RESULTS_KINDS.get(provenance.get("kind"))
-                    if kind is None or not kind.scans:
+                    if kind is None or not (kind.scans or kind.name in ESTIMATE_KINDS):
                         continue                       # polygenic scores and the like: nothing to plot
                     version = self.lake.results(name, dropping=dropping).version()
+                    if kind.name in ESTIMATE_KINDS:
+                        estimates[name] = self._estimates(name, version, provenance, dropping)
+                        continue
                     current = self.runs.get(name)
                     if current is not None and current.results_version == version:
                         current = replace(current, provenance=provenance)   # "retracted" may be new
@@ -122,7 +145,7 @@ class Catalogue:
                             runs[name] = current
                 except Exception as exc:   # one broken run must not take the others down
                     self._log(f"results {name!r} left out of the browser: {type(exc).__name__}: {exc}")
-            self.runs = runs
+            self.runs, self.estimates = runs, estimates
             self.fields = _load_fields(self.lake, retractions)
         finally:
             self._refreshing.release()
@@ -132,6 +155,14 @@ class Catalogue:
                 self._build(stale)
             else:
                 threading.Thread(target=self._build, args=(stale,), daemon=True).start()
+
+    def _estimates(self, name: str, version: int, provenance: dict[str, Any], dropping: set[str]) -> Estimates:
+        """The h² or rg table ``name`` at ``version``: the one loaded, if it is that version, else read whole."""
+        loaded = self.estimates.get(name)
+        if loaded is not None and loaded.results_version == version:
+            return replace(loaded, provenance=provenance)   # "retracted" may be new
+        return Estimates(name, provenance["kind"], version, provenance,
+                         self.lake.results_dataset(name, dropping=dropping).to_table())
 
     def _build(self, names: list[str]) -> None:
         """Index the runs ``names``, then load them."""
