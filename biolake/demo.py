@@ -142,6 +142,8 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     for line in [*planted_heritability(truth), *estimate_heritability(lake, truth, **jobs),
                  *estimate_genetic_correlations(lake, truth, release_folder, **jobs)]:
         echo(line)
+    pages = [write_report(lake, name, root.parent / "out" / f"{name}.html") for name in (DEMO_H2.name, "demo_rg")]
+    echo(f"h² and rg reports: {', '.join(str(page) for page in pages)}")
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
          f"http://127.0.0.1:8000/variant/{planted['variant_id']}")

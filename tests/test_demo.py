@@ -47,3 +47,4 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     signs = next(line for line in lines if line.startswith("genetic correlations by LD score regression"))
     recovered, pairs, undefined = (int(word) for word in re.findall(r"(\d+) (?:of|pairs|without)", signs))
     assert recovered == pairs - undefined and undefined <= 2, signs   # every planted rg sign that LDSC estimates
+    assert all((tmp_path / "out" / f"{name}.html").exists() for name in ("demo_h2", "demo_rg"))
