@@ -415,7 +415,8 @@ with connect(lake) as con:
 for suffix, values in ((".pheno", chosen.phenotypes), (".covar", chosen.covariates)):   # rows in .fam order
     rows = np.full((chosen.vector_length, values.shape[1]), np.nan)
     rows[chosen.sample_index] = values
-    np.savetxt(out + suffix, rows, fmt="%.10g")   # NaN is written nan: GEMMA reads it as missing (NA)
+    with open(out + suffix, "w") as handle:   # GEMMA reads NA as missing; numpy's "nan" it takes as a value
+        handle.writelines(" ".join("NA" if np.isnan(v) else f"{v:.10g}" for v in row) + "\n" for row in rows)
 print(",".join(chosen.phenotype_names))
 """
 
