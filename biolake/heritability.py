@@ -39,6 +39,7 @@ from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import connect, design
+from biolake.run import publish_table
 from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
 from biolake.scan import TaskInputs, check_min_maf
 from biolake.stats.heritability import Heritability, fit_problems, haseman_elston, relationship_cross, reml, symmetric
@@ -109,8 +110,8 @@ def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: s
     fit = METHODS[settings.method](symmetric(cross) / variants, chosen.phenotypes, chosen.covariates)
     record = provenance("h2", settings, chosen, method=settings.method, relationship=RELATIONSHIP,
                         variants=variants, components=_components(fit, chosen.phenotype_names))
-    version = _commit(lake, settings, _rows(fit, chosen.phenotype_names, method=settings.method, variants=variants),
-                      record)
+    version = publish_table(lake, settings.name, _rows(fit, chosen.phenotype_names, method=settings.method,
+                                                       variants=variants), provenance=record, replace=settings.replace)
     return HeritabilityReport(name=settings.name, version=version, method=settings.method, variants=variants,
                               h2={name: (float(fit.h2[j]), float(fit.h2_se[j]))
                                   for j, name in enumerate(chosen.phenotype_names)},
@@ -162,12 +163,3 @@ def _components(fit: Heritability, phenotypes: list[str]) -> dict[str, dict[str,
     names = ("sigma2_g", "sigma2_g_se", "sigma2_e", "sigma2_e_se", "pve", "pve_se")
     return {phenotype: {name: float(getattr(fit, name)[j]) for name in names} for j, phenotype in
             enumerate(phenotypes)}
-
-
-def _commit(lake: Lake, settings: HeritabilitySettings, rows: pa.Table, record: dict) -> int:
-    """Write the rows as the one file of ``LAKE/results/NAME`` and commit it (a table with no chromosomes)."""
-    files = lake.results_files(settings.name)
-    output = files.open(SCHEMA, partition={}, part=settings.method)
-    output.write(rows)
-    return lake.commit_results(files, [output.close()], schema=SCHEMA, partition_by=[], provenance=record,
-                               replace=settings.replace)

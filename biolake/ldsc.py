@@ -44,6 +44,7 @@ from biolake.frame import Report, Request, provenance_header
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
+from biolake.run import publish_table
 from biolake.stats.ldsc import H2Fit, RgFit, h2_regression, rg_regression
 from biolake.stats.meta import align_alleles
 
@@ -134,7 +135,7 @@ def run_h2(lake: Lake, settings: H2Settings) -> H2Report:
     record = {**_provenance("h2", settings, scores, dropped), "result": settings.result,
               "estimator": "ldsc --h2 " + ("--two-step 30 (default)" if settings.intercept_h2 is None
                                            else f"--intercept-h2 {settings.intercept_h2:g}")}
-    version = commit_table(lake, settings, table, record)
+    version = publish_table(lake, settings.name, table, provenance=record, replace=settings.replace)
     return H2Report(name=settings.name, version=version, phenotypes=len(phenotypes),
                     variants=placed["at"].n_unique())
 
@@ -157,7 +158,7 @@ def run_rg(lake: Lake, settings: RgSettings) -> RgReport:
                              for batch in batches(pairs))
     record = {**_provenance("rg", settings, scores, dropped), "traits": [list(pair) for pair in settings.traits],
               "estimator": "ldsc --rg (its default: intercepts free, each in one step)"}
-    version = commit_table(lake, settings, table, record)
+    version = publish_table(lake, settings.name, table, provenance=record, replace=settings.replace)
     return RgReport(name=settings.name, version=version, pairs=len(pairs))
 
 
@@ -394,12 +395,3 @@ def _provenance(kind: str, settings: LdscRequest, scores: LdScores, dropped: dic
     return {**provenance_header(kind, release=scores.release), "ldscores": settings.ldscores,
             "w_ldscores": settings.w_ldscores or settings.ldscores, "m_5_50": scores.m,
             "settings": asdict(settings), "munge_dropped": dropped}
-
-
-def commit_table(lake: Lake, settings: Request, table: pa.Table, provenance: dict) -> int:
-    """Commit one small results table (no partitions) as ``LAKE/results/NAME``; returns the version."""
-    files = lake.results_files(settings.name)
-    output = files.open(table.schema, partition={}, part=provenance["kind"])
-    output.write(table)
-    return lake.commit_results(files, [output.close()], schema=table.schema, partition_by=[],
-                               provenance=provenance, replace=settings.replace)

@@ -221,3 +221,13 @@ def remove_files(files: ResultsFiles, actions: list[AddAction]) -> None:
             pass
         except OSError as exc:
             warnings.warn(f"{files.uri}/{action.path}: not deleted ({exc}); no reader uses it", stacklevel=2)
+
+
+def publish_table(lake: Lake, name: str, table: pa.Table, *, provenance: dict, replace: bool = False) -> int:
+    """Commit one small results table whole (a row per phenotype or pair: h², rg) as ``LAKE/results/NAME``,
+    unpartitioned, in one file; returns the version. Scans over blocks publish through :class:`Run`."""
+    files = lake.results_files(name)
+    output = files.open(table.schema, partition={}, part=provenance["kind"])
+    output.write(table)
+    return lake.commit_results(files, [output.close()], schema=table.schema, partition_by=[],
+                               provenance=provenance, replace=replace)

@@ -260,8 +260,9 @@ def test_report__shows_each_lead_with_its_locus_and_how_hits_were_clumped(gwas_l
 def commit_h2_and_rg(lake: Lake, phenotypes: list[str]) -> tuple[pa.Table, pa.Table]:
     """Commit 'heritability' (kind h2 by LD score regression, of three ``phenotypes``) and 'correlations' (kind rg:
     each pair of them, one without an estimate as LDSC leaves a pair with an h² ≤ 0), as biolake h2/rg write them."""
-    from biolake.frame import Request, provenance_header
-    from biolake.ldsc import H2_COLUMNS, commit_table
+    from biolake.frame import provenance_header
+    from biolake.ldsc import H2_COLUMNS
+    from biolake.run import publish_table
     from biolake.lake.schema import RESULTS_KINDS
 
     h2 = pa.Table.from_pylist([
@@ -276,7 +277,7 @@ def commit_h2_and_rg(lake: Lake, phenotypes: list[str]) -> tuple[pa.Table, pa.Ta
         schema=RESULTS_KINDS["rg"].arrow_schema())
     for name, table in (("heritability", h2), ("correlations", rg)):
         kind = "h2" if "h2" in table.column_names else "rg"
-        commit_table(lake, Request(name=name), table, {**provenance_header(kind, release="r1"), "result": "idps"})
+        publish_table(lake, name, table, provenance={**provenance_header(kind, release="r1"), "result": "idps"})
     return h2, rg
 
 
