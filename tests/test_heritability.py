@@ -36,7 +36,7 @@ from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries.blocks import genotype_blocks
-from biolake.stats.heritability import haseman_elston, reml, symmetric
+from biolake.stats.heritability import haseman_elston, haseman_elston_randomized, reml, symmetric
 from biolake.stats.ld import standardized_genotypes
 from biolake.synth import write_ld_panel
 
@@ -158,6 +158,26 @@ def test_haseman_elston__equals_closed_form():
         assert fit.n_samples[j] == present.sum()
         for name, value in expected.items():
             assert getattr(fit, name)[j] == pytest.approx(value, rel=0, abs=1e-8), name
+
+
+def test_haseman_elston_randomized__equals_haseman_elston_given_exact_probes(cohort):
+    """Probes √N·I make Hutchinson's trace exact: every estimate equals the exact path's, and the SE too once the
+    probes' Monte-Carlo share (their spread, not 0 for these probes) is taken out; K is applied exactly twice."""
+    grm, y, w = cohort["grm"], cohort["phenotypes"], cohort["covariates"]
+    applied = []
+
+    def apply_k(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        applied.append(v.shape[1])
+        return grm @ v, grm.diagonal().copy()
+
+    fit = haseman_elston_randomized(apply_k, y, w, probes=np.sqrt(SAMPLES) * np.eye(SAMPLES))
+    exact = haseman_elston(grm, y, w)
+    assert applied == [2 * (3 + SAMPLES) + 3, 3]    # per pattern (t1 and t3, t2) Q, P·y, the probes; then P·u
+    for name in ("h2", "sigma2_g", "sigma2_e", "pve"):
+        np.testing.assert_allclose(getattr(fit, name), getattr(exact, name), rtol=0, atol=1e-8, err_msg=name)
+    np.testing.assert_array_equal(fit.n_samples, exact.n_samples)
+    assert np.all(fit.h2_se_probes > 0)
+    np.testing.assert_allclose(np.sqrt(fit.h2_se ** 2 - fit.h2_se_probes ** 2), exact.h2_se, rtol=0, atol=1e-8)
 
 
 def test_haseman_elston__equals_gemma_vc1(cohort):
