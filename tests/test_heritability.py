@@ -226,6 +226,27 @@ def test_run_heritability__every_phenotype_from_the_lake(cohort, method):
     assert record["components"]["t2"]["sigma2_g"] == pytest.approx(fit.sigma2_g[1], abs=1e-10)
 
 
+def test_run_heritability__randomized_trace_near_the_exact_one(cohort):
+    exact, randomized = ({"name": f"h2_trace_{trace}", "trace": trace} for trace in ("exact", "randomized"))
+    for run in (exact, randomized):
+        settings = HeritabilitySettings(name=run["name"], phenotypes=PHENOTYPES, covariates=["age", "sex"],
+                                        trace=run["trace"], probes=100, seed=5)
+        run["report"] = run_heritability(cohort["lake"], settings, workers=2)
+        run["table"] = cohort["lake"].results_dataset(settings.name).to_table().to_pydict()
+        run["record"] = cohort["lake"].results_provenance(settings.name)
+    assert randomized["table"]["phenotype"] == exact["table"]["phenotype"] == PHENOTYPES
+    assert set(randomized["table"]["method"]) == {"rhe"} and set(exact["table"]["method"]) == {"he"}
+    assert randomized["table"]["n"] == exact["table"]["n"] and randomized["report"].variants == cohort["variants"]
+    h2, se = np.array(randomized["table"]["h2"]), np.array(randomized["table"]["h2_se"])
+    assert np.all(np.abs(h2 - exact["table"]["h2"]) < 3 * se)
+    probes_share = np.array([randomized["record"]["components"][p]["h2_se_probes"] for p in PHENOTYPES])
+    assert np.all(probes_share > 0) and np.all(probes_share < se)
+    np.testing.assert_allclose(se, exact["table"]["h2_se"], rtol=0.2)
+    assert randomized["record"]["trace"] == {"estimator": "randomized", "probes": 100, "seed": 5}
+    assert exact["record"]["trace"] == {"estimator": "exact"}
+    assert randomized["report"].estimator == "Haseman–Elston, randomized trace (100 probes, seed 5)"
+
+
 def test_run_heritability__refuses_a_phenotype_without_variance_left(cohort):
     with pytest.raises(BiolakeError, match=r"phenotype 'years': no variance left after the covariates"):
         run_heritability(cohort["lake"], HeritabilitySettings(
@@ -242,3 +263,12 @@ def test_h2_command__writes_the_table_and_prints_each_h2(cohort):
     assert re.search(r"t1: h2 = \d\.\d{3} \(SE \d\.\d{3}\)", result.output)
     assert "he over" in result.output
     assert cohort["lake"].results_dataset("h2_cli").count_rows() == 2
+
+
+def test_h2_command__randomized_trace_names_the_estimator(cohort):
+    result = CliRunner().invoke(main, ["h2", "--lake", str(cohort["lake"].location.root), "--pheno", "t1",
+                                       "--covar", "age,sex", "--trace", "randomized", "--probes", "20", "--seed", "3",
+                                       "--name", "h2_cli_rhe", "--quiet", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rhe over" in result.output and "randomized trace (20 probes, seed 3)" in result.output
+    assert cohort["lake"].results_dataset("h2_cli_rhe").to_table().column("method").to_pylist() == ["rhe"]
