@@ -272,3 +272,12 @@ def test_h2_command__randomized_trace_names_the_estimator(cohort):
     assert result.exit_code == 0, result.output
     assert "rhe over" in result.output and "randomized trace (20 probes, seed 3)" in result.output
     assert cohort["lake"].results_dataset("h2_cli_rhe").to_table().column("method").to_pylist() == ["rhe"]
+
+
+def test_heritability_settings__auto_trace_exact_up_to_20000_samples():
+    def settings(**options: str) -> HeritabilitySettings:
+        return HeritabilitySettings(name="h2", phenotypes=["t1"], covariates=["age"], **options)
+
+    assert (settings().estimator(20_000), settings().estimator(20_001)) == ("he", "rhe")
+    assert settings(method="reml").estimator(50_000) == "reml"
+    assert settings(trace="exact").estimator(50_000) == "he"
