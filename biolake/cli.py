@@ -938,9 +938,16 @@ LDSC_INPUTS = (  # what h2 --result and rg (LD score regression) take besides th
 @click.option("--max-missing", default=0.05, show_default=True, metavar="SHARE",
               help="from genotypes: the relationship matrix takes only variants with at most this share of missing "
                    "calls (GEMMA -miss)")
+@click.option("--trace", type=click.Choice(["auto", "exact", "randomized"]), default="auto", show_default=True,
+              help="from genotypes, --method he: exact, K held as an N × N matrix (8 N² bytes); randomized, K never "
+                   "formed and tr((PKP)²) estimated from --probes random vectors (method rhe, as RHE-mc); auto, "
+                   "exact up to 20,000 samples (3.2 GB), randomized above")
+@click.option("--probes", default=100, show_default=True, metavar="B",
+              help="from genotypes, --trace randomized: Gaussian probe vectors of the trace estimate (at least 2)")
+@click.option("--seed", default=1, show_default=True, help="from genotypes, --trace randomized: seed of the probes")
 def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | None, ldscores: str,
        w_ldscores: str | None, sample_size: float | None, pheno_sql: str | None, pheno: str | None, method: str,
-       min_maf: float, max_missing: float, **shared: Any) -> None:
+       min_maf: float, max_missing: float, trace: str, probes: int, seed: int, **shared: Any) -> None:
     """SNP heritability of every phenotype, from summary statistics by LD score regression
     (--result, as ldsc --h2) or from the lake's genotypes (--pheno-sql/--pheno, as GEMMA); a
     results table in the lake either way.
@@ -963,8 +970,12 @@ def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | No
     regression as GEMMA -vc 1 computes it, h2 its pve on the phenotype after covariates;
     --method reml: average-information REML with the covariates as fixed effects, h2 and
     its SE as GEMMA -lmm states them (pve in the null model). K is exact and held in
-    memory: 8 N² bytes for N samples. Columns: phenotype, method, h2, h2_se, n_variants, n
-    (samples); the variance components (GEMMA's sigma2) are in the table's provenance.
+    memory: 8 N² bytes for N samples. Beyond 20,000 samples (or with --trace randomized)
+    HE never forms K (method rhe): two passes over the genotypes apply it to vectors, exact
+    but for tr((PKP)²), estimated from --probes Gaussian vectors (seed --seed); the SE adds
+    their Monte-Carlo error. Columns: phenotype, method (he, rhe or reml), h2, h2_se,
+    n_variants, n (samples); the variance components (GEMMA's sigma2) and the trace
+    estimator (probes, seed) are in the table's provenance.
 
     \b
     Examples:
@@ -976,14 +987,17 @@ def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | No
                  --covar age,sex,site --name idps_h2 --out idps_h2.tsv
       biolake h2 --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site \\
                  --method reml --name h2_reml
+      biolake h2 --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site \\
+                 --trace randomized --probes 50 --seed 7 --name h2_rhe
     """
     if result is None:
         _refuse_given(["phenotypes", "intercept_h2", "ldscores", "w_ldscores", "sample_size"],
                       "with --result (LD score regression); from genotypes give --pheno-sql or --pheno")
-        _h2_from_genotypes(pheno_sql, pheno, method, min_maf, max_missing, **shared)
+        _h2_from_genotypes(pheno_sql, pheno, dict(method=method, min_maf=min_maf, max_missing=max_missing,
+                                                  trace=trace, probes=probes, seed=seed), **shared)
         return
-    _refuse_given(["pheno_sql", "pheno", "method", "min_maf", "max_missing", "covar_sql", "covar", "samples_sql",
-                   "release", "chromosomes", "scheduler", "workers"],
+    _refuse_given(["pheno_sql", "pheno", "method", "min_maf", "max_missing", "trace", "probes", "seed", "covar_sql",
+                   "covar", "samples_sql", "release", "chromosomes", "scheduler", "workers"],
                   "from genotypes (--pheno-sql/--pheno); --result estimates h² from summary statistics")
     from biolake.ldsc import H2Settings, run_h2
 
@@ -1008,9 +1022,9 @@ def _refuse_given(parameters: list[str], scope: str) -> None:
             raise click.UsageError(f"{parameter.opts[0]} applies only {scope}")
 
 
-def _h2_from_genotypes(pheno_sql: str | None, pheno: str | None, method: str, min_maf: float, max_missing: float,
-                       **shared: Any) -> None:
-    """biolake h2 --pheno-sql/--pheno: HE or REML from the lake's genotypes (:mod:`biolake.heritability`)."""
+def _h2_from_genotypes(pheno_sql: str | None, pheno: str | None, options: dict[str, Any], **shared: Any) -> None:
+    """biolake h2 --pheno-sql/--pheno: HE or REML from the lake's genotypes (:mod:`biolake.heritability`), with the
+    estimator's ``options`` (method, variant filters, trace)."""
     from biolake.heritability import HeritabilitySettings, run_heritability
 
     def show(lake, report) -> None:
@@ -1019,11 +1033,11 @@ def _h2_from_genotypes(pheno_sql: str | None, pheno: str | None, method: str, mi
             click.echo(f"{phenotype}: h2 = {value:.3f} (SE {se:.3f})", err=True)
         if len(report.h2) > 20:
             click.echo(f"… {len(report.h2) - 20} more phenotypes (all are in the results table)", err=True)
-        click.echo(f"{report.method} over {report.variants:,} variants → {_stored(lake, report)}", err=True)
+        click.echo(f"{report.method} over {report.variants:,} variants ({report.estimator}) → "
+                   f"{_stored(lake, report)}", err=True)
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
-    _analysis(run_heritability, HeritabilitySettings, dict(phenotypes=phenotypes, method=method, min_maf=min_maf,
-                                                           max_missing=max_missing), show, **shared)
+    _analysis(run_heritability, HeritabilitySettings, dict(phenotypes=phenotypes, **options), show, **shared)
 
 
 class _InOrder(click.Command):

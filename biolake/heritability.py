@@ -5,14 +5,20 @@ The design (phenotypes, covariates, samples) comes from SQL as in the GWAS
 (:func:`biolake.queries.design`). The relationship matrix K is GEMMA's ``-gk 2`` over the
 analysis samples (:mod:`biolake.stats.heritability`): variants with a minor allele frequency
 of at least ``min_maf`` and at most ``max_missing`` missing calls over those samples (GEMMA's
-``-maf`` and ``-miss``, at its defaults). Each task sums Z'Z over a share of the genotype row
-groups, one share per worker: a sum of n × n floats is what a task sends back, so the tasks
-are as few as the workers and the client adds their sums as they come (as the polygenic-score
-job adds its scores; the shared map's reduce would hold a matrix per row group). Then one
-fit for every phenotype, on its own samples (a sub-matrix of K): HE for all of them at once
-(the products with K shared by the phenotypes missing for the same samples), or REML. The
-relationship matrix is computed exactly (no randomized trace estimator), so N is bounded by
-an N × N matrix in the client's memory (8 N² bytes: 800 MB at 10,000 samples).
+``-maf`` and ``-miss``, at its defaults). Each task sums over a share of the genotype row
+groups, one share per worker: what a task sends back is as large as the client's sum, so the
+tasks are as few as the workers and the client adds their sums as they come (as the
+polygenic-score job adds its scores; the shared map's reduce would hold one per row group).
+
+K is exact (``trace`` exact; auto while N ≤ 20,000): the tasks sum Z'Z, an N × N matrix in the
+client's memory (8 N² bytes: 800 MB at 10,000 samples, 3.2 GB at 20,000), then one fit for
+every phenotype, on its own samples (a sub-matrix of K): HE for all of them at once (the
+products with K shared by the phenotypes missing for the same samples), or REML. Beyond
+(``trace`` randomized, HE only: method ``rhe``, as RHE-mc) K is never formed: the tasks apply
+it to a stack of vectors twice, each pass returning Z'(ZV) and the per-sample Σ z², and HE is
+exact but for tr((PKP)²), Hutchinson's estimate over ``probes`` Gaussian vectors drawn from
+``seed`` (:func:`biolake.stats.heritability.haseman_elston_randomized`). Its memory is the stack:
+8 N × Σ(covariates + phenotypes + probes) bytes over the missingness patterns, a few times.
 
 Examples
 --------
@@ -22,13 +28,17 @@ Examples
 ('he', True, 2)
 >>> Lake.open("lake").results_dataset("h2_he").schema.names
 ['phenotype', 'method', 'h2', 'h2_se', 'n_variants', 'n']
+>>> run_heritability(Lake.open("lake"), HeritabilitySettings(name="h2_rhe", phenotypes=["25001-2.0"],
+...     covariates=["age", "sex", "site"], trace="randomized", probes=20)).estimator
+'Haseman–Elston, randomized trace (20 probes, seed 1)'
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,28 +48,37 @@ from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
-from biolake.queries import connect, design
+from biolake.queries import Design, connect, design
 from biolake.run import publish_table
-from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
+from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
 from biolake.scan import TaskInputs, check_min_maf
-from biolake.stats.heritability import Heritability, fit_problems, haseman_elston, relationship_cross, reml, symmetric
+from biolake.stats.heritability import (Heritability, RandomizedHeritability, fit_problems, haseman_elston,
+                                        haseman_elston_randomized, relationship_cross, relationship_product, reml,
+                                        symmetric)
 
 Progress = Callable[[str, int, int], None]
 METHODS = {"he": haseman_elston, "reml": reml}
+TRACES = ("auto", "exact", "randomized")
+EXACT_MAX_SAMPLES = 20_000   # trace auto: K exact up to this many analysis samples (8 N² bytes: 3.2 GB)
 SCHEMA = RESULTS_KINDS["h2"].arrow_schema()
 RELATIONSHIP = ("GEMMA -gk 2: K = ZZ'/p, Z the kept variants' genotypes over the analysis samples, missing calls "
-                "set to the mean, centred and scaled to variance 1; computed exactly (no randomized trace)")
+                "set to the mean, centred and scaled to variance 1; exact (an N × N matrix) for he and reml, "
+                "never formed for rhe (applied twice to a stack of vectors, tr((PKP)²) by Hutchinson's estimate)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class HeritabilitySettings(JobRequest):
-    """Which phenotypes, covariates and samples (as the GWAS takes them), the estimator (``he`` or ``reml``) and
-    which variants make the relationship matrix (GEMMA's -maf and -miss, at its defaults)."""
+    """Which phenotypes, covariates and samples (as the GWAS takes them), the estimator (``he`` or ``reml``), which
+    variants make the relationship matrix (GEMMA's -maf and -miss, at its defaults) and whether HE's traces are
+    exact or randomized (``probes`` Gaussian vectors drawn from ``seed``)."""
 
     phenotypes: str | Sequence[str]
     method: str = "he"
     min_maf: float = 0.01
     max_missing: float = 0.05
+    trace: str = "auto"
+    probes: int = 100
+    seed: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -68,13 +87,32 @@ class HeritabilitySettings(JobRequest):
         check_min_maf(self.min_maf)
         if not 0.0 <= self.max_missing <= 1.0:
             raise BiolakeError(f"--max-missing must be a share of the samples in [0, 1], got {self.max_missing!r}")
+        if self.trace not in TRACES:
+            raise BiolakeError(f"--trace {self.trace!r} is not one of {', '.join(TRACES)}")
+        if self.trace == "randomized" and self.method != "he":
+            raise BiolakeError(f"--trace randomized applies only to --method he (--method {self.method} needs K itself)")
+        if self.probes < 2:
+            raise BiolakeError(f"--probes must be at least 2 (their spread enters the standard error), got "
+                               f"{self.probes}")
+
+    def estimator(self, samples: int) -> str:
+        """The method run for ``samples`` analysis samples: he, reml, or rhe (HE with a randomized trace)."""
+        exact = self.trace == "exact" or (self.trace == "auto" and samples <= EXACT_MAX_SAMPLES)
+        return self.method if self.method != "he" or exact else "rhe"
+
+    def described(self, method: str) -> str:
+        """``method`` in words, with the probes and seed of a randomized trace."""
+        return {"he": "Haseman–Elston, exact relationship matrix", "reml": "AI-REML, exact relationship matrix",
+                "rhe": f"Haseman–Elston, randomized trace ({self.probes} probes, seed {self.seed})"}[method]
 
 
 @dataclass(frozen=True, kw_only=True)
 class HeritabilityReport(DesignReport):
-    """What a heritability run wrote: per phenotype its h² and standard error, from how many variants."""
+    """What a heritability run wrote: per phenotype its h² and standard error, from how many variants, by which
+    estimator (the method, and in words)."""
 
     method: str
+    estimator: str
     variants: int
     h2: dict[str, tuple[float, float]]     # phenotype → (h², its SE)
 
@@ -85,6 +123,18 @@ class RelationshipInputs(TaskInputs):
 
     min_maf: float
     max_missing: float
+
+    @property
+    def analysis_samples(self) -> int:
+        """How many samples K spans."""
+        return self.n_samples if self.samples is None else len(self.samples)
+
+
+@dataclass(frozen=True)
+class ProductInputs(RelationshipInputs):
+    """A relationship task that applies K to ``vectors`` (analysis samples × k) instead of forming it."""
+
+    vectors: np.ndarray
 
 
 def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: str | None = None,
@@ -100,55 +150,124 @@ def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: s
         raise BiolakeError(f"phenotype {chosen.phenotype_names[column]!r}: {why}")
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     inputs = RelationshipInputs(chosen.vector_length, chosen.selection, settings.min_maf, settings.max_missing)
-    cross, variants = relationship_sum(lake, inputs, blocks, scheduler=scheduler, workers=workers,
-                                       progress=progress)
+    method = settings.estimator(len(chosen.participant_ids))
+    passes = dict(scheduler=scheduler, workers=workers, progress=progress)
+    if method == "rhe":
+        fit, variants = _randomized_he(lake, settings, chosen, inputs, blocks, **passes)
+        trace = {"estimator": "randomized", "probes": settings.probes, "seed": settings.seed}
+    else:
+        cross, variants = relationship_sum(lake, inputs, blocks, **passes)
+        _check_variants(variants, settings, chosen)
+        fit = METHODS[method](symmetric(cross) / variants, chosen.phenotypes, chosen.covariates)
+        trace = {"estimator": "exact"}
+    record = provenance("h2", settings, chosen, method=method, relationship=RELATIONSHIP, trace=trace,
+                        variants=variants, components=_components(fit, chosen.phenotype_names))
+    version = publish_table(lake, settings.name, _rows(fit, chosen.phenotype_names, method=method,
+                                                       variants=variants), provenance=record, replace=settings.replace)
+    return HeritabilityReport(name=settings.name, version=version, method=method, estimator=settings.described(method),
+                              variants=variants, h2={name: (float(fit.h2[j]), float(fit.h2_se[j]))
+                                                     for j, name in enumerate(chosen.phenotype_names)},
+                              **DesignReport.of(chosen))
+
+
+def _randomized_he(lake: Lake, settings: HeritabilitySettings, chosen: Design, inputs: RelationshipInputs,
+                   blocks: list[Block], **passes: Any) -> tuple[RandomizedHeritability, int]:
+    """HE with a randomized trace: K applied twice over the genotype blocks (:func:`relationship_products`), the
+    probes (analysis samples × ``settings.probes``, standard normal) drawn from ``settings.seed``; and the count of
+    variants."""
+    counted: list[int] = []
+
+    def apply_k(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        product, diagonal, variants = relationship_products(lake, inputs, blocks, vectors,
+                                                            step=f"relationship products {len(counted) + 1}", **passes)
+        _check_variants(variants, settings, chosen)
+        counted.append(variants)
+        return product / variants, diagonal / variants
+
+    probes = np.random.default_rng(settings.seed).standard_normal((len(chosen.participant_ids), settings.probes))
+    return haseman_elston_randomized(apply_k, chosen.phenotypes, chosen.covariates, probes=probes), counted[0]
+
+
+def _check_variants(variants: int, settings: HeritabilitySettings, chosen: Design) -> None:
+    """Refuse a relationship matrix of no variant, naming the filters that left none."""
     if not variants:
         raise BiolakeError(f"release {chosen.release!r} has no variant with MAF ≥ {settings.min_maf:g} and at most "
                            f"{settings.max_missing:.0%} missing calls over the {len(chosen.participant_ids):,} "
                            "analysis samples" + (f" on chromosomes {', '.join(settings.chromosomes)}"
                                                  if settings.chromosomes else ""))
-    fit = METHODS[settings.method](symmetric(cross) / variants, chosen.phenotypes, chosen.covariates)
-    record = provenance("h2", settings, chosen, method=settings.method, relationship=RELATIONSHIP,
-                        variants=variants, components=_components(fit, chosen.phenotype_names))
-    version = publish_table(lake, settings.name, _rows(fit, chosen.phenotype_names, method=settings.method,
-                                                       variants=variants), provenance=record, replace=settings.replace)
-    return HeritabilityReport(name=settings.name, version=version, method=settings.method, variants=variants,
-                              h2={name: (float(fit.h2[j]), float(fit.h2_se[j]))
-                                  for j, name in enumerate(chosen.phenotype_names)},
-                              **DesignReport.of(chosen))
 
 
 def relationship_sum(lake: Lake, inputs: RelationshipInputs, blocks: list[Block], *, scheduler: str | None = None,
                      workers: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, int]:
     """Z'Z summed over every kept variant of ``blocks`` (samples × samples, upper triangle) and the count of
     those variants, on dask: one task per worker, each over a contiguous share of the row groups."""
-    n = inputs.n_samples if inputs.samples is None else len(inputs.samples)
-    shares = [share for share in np.array_split(np.arange(len(blocks)), max(1, min(
-        len(blocks), workers or os.cpu_count() or 1))) if len(share)]
-    cross, variants = np.zeros((n, n)), 0
-    with block_map(lake, scheduler=scheduler, workers=workers) as map_over:
-        for share_cross, share_variants in map_over(_relationship_task, [[blocks[i] for i in share] for share in
-                                                                         shares], inputs, step="relationship",
-                                                    progress=progress):
-            cross += share_cross
-            variants += share_variants
+    n = inputs.analysis_samples
+    cross, variants = _summed_over_shares(lake, _relationship_task, inputs, blocks, [np.zeros((n, n)), 0],
+                                          step="relationship", scheduler=scheduler, workers=workers, progress=progress)
     return cross, variants
 
 
-def _relationship_task(share: list[Block], inputs: RelationshipInputs, position: int) -> tuple[np.ndarray, int]:
-    """One dask task: Z'Z of the kept variants of a share of the row groups, and how many were kept."""
-    n = inputs.n_samples if inputs.samples is None else len(inputs.samples)
-    cross, variants = np.zeros((n, n)), 0
+def relationship_products(lake: Lake, inputs: RelationshipInputs, blocks: list[Block], vectors: np.ndarray, *,
+                          step: str, scheduler: str | None = None, workers: int | None = None,
+                          progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Z'(Z·``vectors``) (samples × k) and Σ z² per sample, summed over every kept variant of ``blocks``, and the
+    count of those variants: K·vectors and K's diagonal times that count, as :func:`relationship_sum` shares the
+    work; Z's N × p and K's N × N are never held."""
+    product, diagonal, variants = _summed_over_shares(
+        lake, _product_task, ProductInputs(**vars(inputs), vectors=vectors), blocks,
+        [np.zeros(vectors.shape), np.zeros(len(vectors)), 0], step=step, scheduler=scheduler, workers=workers,
+        progress=progress)
+    return product, diagonal, variants
+
+
+def _summed_over_shares(lake: Lake, task: Callable[..., tuple], inputs: RelationshipInputs, blocks: list[Block],
+                        zeros: list, *, step: str, scheduler: str | None, workers: int | None,
+                        progress: Progress | None) -> list:
+    """What ``task`` returns (a tuple of arrays and counts) for each share of ``blocks``, added to ``zeros`` as the
+    shares come: one task per worker, each over a contiguous share of the row groups."""
+    shares = [share for share in np.array_split(np.arange(len(blocks)), max(1, min(
+        len(blocks), workers or os.cpu_count() or 1))) if len(share)]
+    sums = zeros
+    with block_map(lake, scheduler=scheduler, workers=workers) as map_over:
+        for share_sums in map_over(task, [[blocks[i] for i in share] for share in shares], inputs, step=step,
+                                   progress=progress):
+            for position, value in enumerate(share_sums):
+                sums[position] += value
+    return sums
+
+
+def _kept_genotypes(share: list[Block], inputs: RelationshipInputs) -> Iterator[GenotypeBlock]:
+    """The genotypes (float32) of a share of the row groups' variants that K takes: MAF and missing calls."""
     for fragment in share:
         for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
                                           dtype=np.float32):
             block = block.common(inputs.min_maf)
-            kept = np.flatnonzero(np.diff(block.missing.indptr) <= inputs.max_missing * n)
+            kept = np.flatnonzero(np.diff(block.missing.indptr) <= inputs.max_missing * inputs.analysis_samples)
             if len(kept):
-                block = block.take(kept)
-                cross += relationship_cross(block.dosages, block.missing)
-                variants += len(kept)
+                yield block.take(kept)
+
+
+def _relationship_task(share: list[Block], inputs: RelationshipInputs, position: int) -> tuple[np.ndarray, int]:
+    """One dask task: Z'Z of the kept variants of a share of the row groups, and how many were kept."""
+    n = inputs.analysis_samples
+    cross, variants = np.zeros((n, n)), 0
+    for block in _kept_genotypes(share, inputs):
+        cross += relationship_cross(block.dosages, block.missing)
+        variants += len(block.dosages)
     return cross, variants
+
+
+def _product_task(share: list[Block], inputs: ProductInputs, position: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """One dask task: Z'(Z·vectors) and Σ z² per sample of the kept variants of a share of the row groups, and how
+    many were kept."""
+    vectors = inputs.vectors.astype(np.float32)
+    product, diagonal, variants = np.zeros(vectors.shape), np.zeros(len(vectors)), 0
+    for block in _kept_genotypes(share, inputs):
+        block_product, block_diagonal = relationship_product(block.dosages, block.missing, vectors)
+        product += block_product
+        diagonal += block_diagonal
+        variants += len(block.dosages)
+    return product, diagonal, variants
 
 
 def _rows(fit: Heritability, phenotypes: list[str], *, method: str, variants: int) -> pa.Table:
@@ -159,7 +278,8 @@ def _rows(fit: Heritability, phenotypes: list[str], *, method: str, variants: in
 
 
 def _components(fit: Heritability, phenotypes: list[str]) -> dict[str, dict[str, float]]:
-    """Per phenotype, the variance components and GEMMA's pve as its log prints them (for the provenance)."""
-    names = ("sigma2_g", "sigma2_g_se", "sigma2_e", "sigma2_e_se", "pve", "pve_se")
+    """Per phenotype, the variance components and GEMMA's pve as its log prints them (for the provenance), and for
+    rhe the probes' share of h²'s standard error."""
+    names = [field.name for field in fields(fit) if field.name not in ("h2", "h2_se", "n_samples")]
     return {phenotype: {name: float(getattr(fit, name)[j]) for name in names} for j, phenotype in
             enumerate(phenotypes)}

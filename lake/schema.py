@@ -385,10 +385,11 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _f("l2", "LD score: Σ r² − (1 − r²)/(N − 2) over the window, itself included (LDSC: L2)"))),
     ResultsKind("h2", "SNP heritability per phenotype (biolake h2): by LD score regression of a results table's "
                 "summary statistics, as LDSC's --h2 (method ldsc), or from the lake's genotypes by Haseman–Elston "
-                "regression or REML (methods he, reml)",
-                (PHENOTYPE, _r("method", pa.string(), "the estimator: ldsc, he or reml"),
+                "regression (he; rhe with a randomized trace, K never formed) or REML (reml)",
+                (PHENOTYPE, _r("method", pa.string(), "the estimator: ldsc, he, rhe or reml"),
                  _f("h2", "SNP heritability on the observed scale (LDSC: Total Observed scale h2; GEMMA: pve)"),
-                 _f("h2_se", "its standard error (LDSC: block jackknife; HE, REML: as GEMMA states it)"),
+                 _f("h2_se", "its standard error (LDSC: block jackknife; HE, REML: as GEMMA states it; RHE: HE's "
+                    "with the trace probes' Monte-Carlo variance added)"),
                  _f("intercept", "LD score regression intercept (ldsc only)", optional=True),
                  _f("intercept_se", "its standard error (ldsc only)", optional=True),
                  _f("ratio", "(intercept − 1)/(mean χ² − 1): the share of inflation that is not polygenic "

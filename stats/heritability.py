@@ -12,15 +12,19 @@ so it is built block by block: each block adds its Z'Z (:func:`relationship_cros
 Each phenotype is fitted on its own samples (a sub-matrix of K), covariates (intercept
 first) as fixed effects. :func:`haseman_elston` is GEMMA's ``-vc 1`` moment estimator
 (``VC::CalcVChe``) for every phenotype at once: phenotypes missing for the same samples share
-every product with K. :func:`reml` is average-information REML of one variance component and
-a residual, on the eigenvectors of K (one decomposition per missingness pattern); its
+every product with K. :func:`haseman_elston_randomized` is the same estimator for N too
+large for an N × N matrix (as RHE-mc): K is only applied to vectors, twice (each block adds
+its Z'(ZV), :func:`relationship_product`), and tr((PKP)²) is estimated from random probes,
+their Monte-Carlo error added to the standard error. :func:`reml` is average-information
+REML of one variance component and a residual, on the eigenvectors of K (one decomposition
+per missingness pattern); its
 standard error is the observed information's at the optimum, which is what GEMMA's ``-lmm``
 null model states (the curvature of the profile restricted likelihood in λ = σ²g/σ²e).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +76,25 @@ def relationship_cross(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.s
     """
     z = standardized_genotypes(dosages, missing)        # variants × samples
     return scipy.linalg.blas.ssyrk(1.0, z.T, lower=0).astype(np.float64)
+
+
+def relationship_product(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray,
+                         vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A block's share of K·V·p and of K's diagonal·p without forming K: Z'(Z·``vectors``) (samples × k,
+    float64) and Σ z² per sample, Z its standardised genotypes (``dosages``: variants × samples, 0 at the
+    ``missing`` calls) as :func:`relationship_cross` takes them. The products run in float32 (``vectors``
+    float32, cast once by the caller); blocks add up in float64.
+
+    Examples
+    --------
+    >>> dosages, missing = np.array([[0.0, 1, 2, 1], [2, 2, 0, 0]]), np.zeros((2, 4), bool)
+    >>> vectors = np.eye(4, dtype=np.float32)
+    >>> product, diagonal = relationship_product(dosages, missing, vectors)
+    >>> bool(np.allclose(product, symmetric(relationship_cross(dosages, missing)))), diagonal.round(4).tolist()
+    (True, [3.0, 1.0, 3.0, 1.0])
+    """
+    z = standardized_genotypes(dosages, missing)        # variants × samples
+    return (z.T @ (z @ vectors)).astype(np.float64), np.einsum("ij,ij->j", z, z, dtype=np.float64)
 
 
 def symmetric(upper: np.ndarray) -> np.ndarray:
@@ -146,50 +169,187 @@ def haseman_elston(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarr
     >>> bool(0.2 < fit.h2[0] < 1.0), fit.n_samples.tolist()
     (True, [400])
     """
-    width = phenotypes.shape[1]
-    out = {name: np.full(width, np.nan) for name in Heritability.__dataclass_fields__ if name != "n_samples"}
-    n_samples = np.zeros(width, np.int64)
     sums = _GrmSums.of(grm)
-    for columns, samples in phenotype_patterns(phenotypes):
-        w, y = covariates[samples], phenotypes[np.ix_(samples, columns)]
-        n = len(samples)
-        sub = sums.without(np.setdiff1d(np.arange(len(grm)), samples))   # sums over K's sub-matrix
+    fits = []
+    for pattern in _HePattern.all_of(phenotypes, covariates):
+        sub = sums.without(np.setdiff1d(np.arange(len(grm)), pattern.samples))   # sums over K's sub-matrix
 
         def product(v: np.ndarray) -> np.ndarray:    # K_S v without copying K_S: v zero-filled off S
-            filled = np.zeros((len(grm), v.shape[1]))
-            filled[samples] = v
-            return (grm @ filled)[samples]
+            return (grm @ _zero_filled(v, pattern.samples, len(grm)))[pattern.samples]
 
-        residualizer = Residualizer.from_covariates(w)
-        q = residualizer.basis
-        var_y = y.var(axis=0)
-        projected = residualizer.transform(y)
-        var_new = projected.var(axis=0)
-        ys = (projected - projected.mean(axis=0)) / np.sqrt(var_new)
-        kq, kys = np.split(product(np.hstack([q, residualizer.transform(ys)])), [q.shape[1]], axis=1)   # one pass
+        q = pattern.residualizer.basis
+        kq, kys = np.split(product(pattern.first_columns), [q.shape[1]], axis=1)   # one pass
         qkq = q.T @ kq
-        trace_centred = (sub.trace - sub.total / n) / n           # GEMMA's v_traceG: K centred by the mean
-        d = (sub.trace - np.trace(qkq)) / n                       # mean diagonal of PKP
-        tr_pkpk = sub.squares - 2 * np.sum(kq * kq) + np.sum(qkq * qkq)
-        r = n / (n - w.shape[1])
+        moments = pattern.moments(kys, qkq, trace=sub.trace, total=sub.total,
+                                  tr_pkpk=sub.squares - 2 * np.sum(kq * kq) + np.sum(qkq * qkq))
+        fits.append((moments, product(moments.second_columns)))
+    return Heritability(**_estimates(fits, phenotypes.shape[1]))
+
+
+@dataclass(frozen=True)
+class RandomizedHeritability(Heritability):
+    """Haseman–Elston with a randomized trace (:func:`haseman_elston_randomized`): ``h2_se`` includes the probes'
+    Monte-Carlo error, whose own share ``h2_se_probes`` is kept apart (h2_se² = sampling variance + h2_se_probes²)."""
+
+    h2_se_probes: np.ndarray
+
+
+def haseman_elston_randomized(apply_k: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                              phenotypes: np.ndarray, covariates: np.ndarray, *,
+                              probes: np.ndarray) -> RandomizedHeritability:
+    """Haseman–Elston regression as :func:`haseman_elston`, never forming K: ``apply_k(V)`` returns K V (samples ×
+    k) and K's diagonal (samples), and is called exactly twice. Exact but for one term, tr((PKP)²).
+
+    The first call takes, for every missingness pattern S side by side (each zero-filled off its
+    samples), [Q, P·y, P·z₁ … P·z_B]: K's diagonal gives tr(K_S), the products with Q the sums
+    centring it (1'K_S1 = a'Q'K_SQa with a = Q'1, the intercept among the covariates) and the
+    mean diagonal of PKP, those with P·y the estimate; tr((PKP)²) is Hutchinson's estimate
+    (1/B) Σ ||PK_SPz_b||² over the ``probes`` (samples × B, B ≥ 2, E zz' = I: Gaussian). The second
+    takes every pattern's P·u for the standard error's u'Kₛu. The probes' Monte-Carlo variance,
+    var(||PK_SPz_b||²)/B, is added to the estimate's by the delta method through
+    S = tr((PKP)²)/d² − rn.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> z = rng.normal(size=(400, 200))
+    >>> y = z @ rng.normal(0, np.sqrt(0.6 / 200), 200) + rng.normal(0, np.sqrt(0.4), 400)
+    >>> def apply_k(v):
+    ...     return z @ (z.T @ v) / 200, np.einsum("ij,ij->i", z, z) / 200
+    >>> fit = haseman_elston_randomized(apply_k, y[:, None], np.ones((400, 1)), probes=rng.normal(size=(400, 100)))
+    >>> exact = haseman_elston(z @ z.T / 200, y[:, None], np.ones((400, 1)))
+    >>> bool(abs(fit.h2[0] - exact.h2[0]) < 3 * fit.h2_se[0]), bool(0 < fit.h2_se_probes[0] < fit.h2_se[0])
+    (True, True)
+    """
+    length = len(phenotypes)
+    patterns = list(_HePattern.all_of(phenotypes, covariates))
+    firsts = [np.hstack([pattern.first_columns, pattern.residualizer.transform(probes[pattern.samples])])
+              for pattern in patterns]
+    k_firsts, diagonal = apply_k(_side_by_side(firsts, [p.samples for p in patterns], length))
+    moments = []
+    for pattern, k_first in zip(patterns, _split_columns(k_firsts, firsts)):
+        q = pattern.residualizer.basis
+        kq, kys, kpz = np.split(k_first[pattern.samples], [q.shape[1], pattern.ys.shape[1] + q.shape[1]], axis=1)
+        qkq = q.T @ kq
+        ones = q.sum(axis=0)                                  # Q'1
+        squares = np.sum(pattern.residualizer.transform(kpz) ** 2, axis=0)   # ||PK_SPz_b||² per probe
+        moments.append(pattern.moments(kys, qkq, trace=float(diagonal[pattern.samples].sum()),
+                                       total=float(ones @ qkq @ ones), tr_pkpk=float(squares.mean()),
+                                       tr_pkpk_variance=float(squares.var(ddof=1) / len(squares))))
+    seconds = [m.second_columns for m in moments]
+    k_seconds, _ = apply_k(_side_by_side(seconds, [p.samples for p in patterns], length))
+    fits = [(m, k_second[m.pattern.samples]) for m, k_second in zip(moments, _split_columns(k_seconds, seconds))]
+    h2_se_probes = np.full(phenotypes.shape[1], np.nan)
+    for m, _ in fits:
+        h2_se_probes[m.pattern.columns] = m.h2_scale * np.sqrt(m.probe_variance)
+    return RandomizedHeritability(**_estimates(fits, phenotypes.shape[1]), h2_se_probes=h2_se_probes)
+
+
+@dataclass(frozen=True)
+class _HePattern:
+    """The phenotypes of one missingness pattern, as Haseman–Elston takes them: on their samples, after the
+    covariates, standardised (each column's y'y = n)."""
+
+    columns: np.ndarray          # phenotype columns
+    samples: np.ndarray          # their samples
+    residualizer: Residualizer   # the covariates over those samples: P v = v − QQ'v
+    var_y: np.ndarray            # each phenotype's variance before the covariates
+    var_new: np.ndarray          # and after
+    ys: np.ndarray               # samples × phenotypes, standardised after the covariates
+
+    @classmethod
+    def all_of(cls, phenotypes: np.ndarray, covariates: np.ndarray) -> Iterator[_HePattern]:
+        """Every missingness pattern of ``phenotypes`` (samples × P, NaN missing), in :func:`phenotype_patterns`' order."""
+        for columns, samples in phenotype_patterns(phenotypes):
+            y = phenotypes[np.ix_(samples, columns)]
+            residualizer = Residualizer.from_covariates(covariates[samples])
+            projected = residualizer.transform(y)
+            var_new = projected.var(axis=0)
+            yield cls(columns, samples, residualizer, y.var(axis=0), var_new,
+                      (projected - projected.mean(axis=0)) / np.sqrt(var_new))
+
+    @property
+    def first_columns(self) -> np.ndarray:
+        """[Q, P·ys] (samples × (c + phenotypes)): K's products with them give every term but tr((PKP)²) and u'Kₛu."""
+        return np.hstack([self.residualizer.basis, self.residualizer.transform(self.ys)])
+
+    def moments(self, kys: np.ndarray, qkq: np.ndarray, *, trace: float, total: float, tr_pkpk: float,
+                tr_pkpk_variance: float = 0.0) -> _HeMoments:
+        """The estimate from K_S·P·ys, Q'K_SQ, tr(K_S), 1'K_S1 and tr((PK_SP)²) (with the variance of its
+        estimate: 0 when exact)."""
+        n = len(self.samples)
+        trace_centred = (trace - total / n) / n           # GEMMA's v_traceG: K centred by the mean
+        d = (trace - np.trace(qkq)) / n                    # mean diagonal of PKP
+        r = n / (n - self.residualizer.basis.shape[1])
         s = tr_pkpk / d ** 2 - r * n
+        u = self.residualizer.transform(kys) / d - r * self.ys
+        tau = np.einsum("ij,ij->j", u, self.ys) / s
+        return _HeMoments(self, trace_centred, d, r, s, u, tau, (tau / s) ** 2 * tr_pkpk_variance / d ** 4)
 
-        def scaled(v: np.ndarray) -> np.ndarray:   # Kₛv = PKPv/d
-            return residualizer.transform(product(residualizer.transform(v))) / d
 
-        u = residualizer.transform(kys) / d - r * ys
-        tau = np.einsum("ij,ij->j", u, ys) / s
-        variance = 2 * (tau * np.einsum("ij,ij->j", u, scaled(u)) + (1 - tau) * np.einsum("ij,ij->j", u, u)) / s ** 2
-        se = np.sqrt(variance)
-        genetic = var_new / d                    # σ²g per unit of the transformed estimate
-        out["sigma2_g"][columns], out["sigma2_g_se"][columns] = tau * genetic, se * genetic
-        out["sigma2_e"][columns], out["sigma2_e_se"][columns] = (1 - tau) * r * var_new, se * r * var_new
-        out["pve"][columns], out["pve_se"][columns] = (tau * genetic * trace_centred / var_y,
-                                                       se * genetic * trace_centred / var_y)
-        out["h2"][columns], out["h2_se"][columns] = tau * genetic * trace_centred / var_new, \
-            se * genetic * trace_centred / var_new
-        n_samples[columns] = n
-    return Heritability(**out, n_samples=n_samples)
+@dataclass(frozen=True)
+class _HeMoments:
+    """One pattern's Haseman–Elston estimate τ = q/S (per phenotype), before its standard error's u'Kₛu."""
+
+    pattern: _HePattern
+    trace_centred: float       # GEMMA's v_traceG
+    d: float                   # mean diagonal of PKP
+    r: float                   # n/(n − c)
+    s: float                   # S = tr(Kₛ²) − rn
+    u: np.ndarray              # samples × phenotypes: Kₛys − r·ys
+    tau: np.ndarray
+    probe_variance: np.ndarray  # τ's variance from a randomized tr((PKP)²), by the delta method (0 when exact)
+
+    @property
+    def second_columns(self) -> np.ndarray:
+        """P·u: K's product with it gives the standard error's u'Kₛu."""
+        return self.pattern.residualizer.transform(self.u)
+
+    @property
+    def h2_scale(self) -> float:
+        """h² per unit of τ."""
+        return self.trace_centred / self.d
+
+    def estimates(self, k_pu: np.ndarray) -> dict[str, np.ndarray]:
+        """The pattern's :class:`Heritability` fields, given K_S·P·u (samples × phenotypes)."""
+        pattern, u, tau, s = self.pattern, self.u, self.tau, self.s
+        scaled_u = pattern.residualizer.transform(k_pu) / self.d          # Kₛu = PKPu/d
+        variance = 2 * (tau * np.einsum("ij,ij->j", u, scaled_u) + (1 - tau) * np.einsum("ij,ij->j", u, u)) / s ** 2
+        se = np.sqrt(variance + self.probe_variance)
+        genetic = pattern.var_new / self.d            # σ²g per unit of the transformed estimate
+        var_y, var_new, r, trace_centred = pattern.var_y, pattern.var_new, self.r, self.trace_centred
+        return {"sigma2_g": tau * genetic, "sigma2_g_se": se * genetic,
+                "sigma2_e": (1 - tau) * r * var_new, "sigma2_e_se": se * r * var_new,
+                "pve": tau * genetic * trace_centred / var_y, "pve_se": se * genetic * trace_centred / var_y,
+                "h2": tau * genetic * trace_centred / var_new, "h2_se": se * genetic * trace_centred / var_new,
+                "n_samples": np.full(len(pattern.columns), len(pattern.samples), np.int64)}
+
+
+def _estimates(fits: list[tuple[_HeMoments, np.ndarray]], width: int) -> dict[str, np.ndarray]:
+    """:class:`Heritability`'s fields for ``width`` phenotypes from each pattern's moments and its K_S·P·u."""
+    out = {name: np.full(width, np.nan) for name in Heritability.__dataclass_fields__ if name != "n_samples"}
+    out["n_samples"] = np.zeros(width, np.int64)
+    for moments, k_pu in fits:
+        for name, values in moments.estimates(k_pu).items():
+            out[name][moments.pattern.columns] = values
+    return out
+
+
+def _zero_filled(v: np.ndarray, samples: np.ndarray, length: int) -> np.ndarray:
+    """``v`` (rows: ``samples``) as ``length`` rows, 0 off those samples."""
+    filled = np.zeros((length, v.shape[1]))
+    filled[samples] = v
+    return filled
+
+
+def _side_by_side(blocks: list[np.ndarray], samples: list[np.ndarray], length: int) -> np.ndarray:
+    """Each pattern's columns zero-filled to ``length`` rows, side by side (length × total columns)."""
+    return np.hstack([_zero_filled(block, rows, length) for block, rows in zip(blocks, samples)])
+
+
+def _split_columns(stacked: np.ndarray, blocks: list[np.ndarray]) -> list[np.ndarray]:
+    """``stacked``'s columns back into the widths of ``blocks``."""
+    return np.split(stacked, np.cumsum([block.shape[1] for block in blocks])[:-1], axis=1)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries.blocks import genotype_blocks
-from biolake.stats.heritability import haseman_elston, reml, symmetric
+from biolake.stats.heritability import haseman_elston, haseman_elston_randomized, reml, symmetric
 from biolake.stats.ld import standardized_genotypes
 from biolake.synth import write_ld_panel
 
@@ -160,6 +160,26 @@ def test_haseman_elston__equals_closed_form():
             assert getattr(fit, name)[j] == pytest.approx(value, rel=0, abs=1e-8), name
 
 
+def test_haseman_elston_randomized__equals_haseman_elston_given_exact_probes(cohort):
+    """Probes √N·I make Hutchinson's trace exact: every estimate equals the exact path's, and the SE too once the
+    probes' Monte-Carlo share (their spread, not 0 for these probes) is taken out; K is applied exactly twice."""
+    grm, y, w = cohort["grm"], cohort["phenotypes"], cohort["covariates"]
+    applied = []
+
+    def apply_k(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        applied.append(v.shape[1])
+        return grm @ v, grm.diagonal().copy()
+
+    fit = haseman_elston_randomized(apply_k, y, w, probes=np.sqrt(SAMPLES) * np.eye(SAMPLES))
+    exact = haseman_elston(grm, y, w)
+    assert applied == [2 * (3 + SAMPLES) + 3, 3]    # per pattern (t1 and t3, t2) Q, P·y, the probes; then P·u
+    for name in ("h2", "sigma2_g", "sigma2_e", "pve"):
+        np.testing.assert_allclose(getattr(fit, name), getattr(exact, name), rtol=0, atol=1e-8, err_msg=name)
+    np.testing.assert_array_equal(fit.n_samples, exact.n_samples)
+    assert np.all(fit.h2_se_probes > 0)
+    np.testing.assert_allclose(np.sqrt(fit.h2_se ** 2 - fit.h2_se_probes ** 2), exact.h2_se, rtol=0, atol=1e-8)
+
+
 def test_haseman_elston__equals_gemma_vc1(cohort):
     fit = haseman_elston(cohort["grm"], cohort["phenotypes"], cohort["covariates"])
     for j, name in enumerate(PHENOTYPES):
@@ -206,6 +226,27 @@ def test_run_heritability__every_phenotype_from_the_lake(cohort, method):
     assert record["components"]["t2"]["sigma2_g"] == pytest.approx(fit.sigma2_g[1], abs=1e-10)
 
 
+def test_run_heritability__randomized_trace_near_the_exact_one(cohort):
+    exact, randomized = ({"name": f"h2_trace_{trace}", "trace": trace} for trace in ("exact", "randomized"))
+    for run in (exact, randomized):
+        settings = HeritabilitySettings(name=run["name"], phenotypes=PHENOTYPES, covariates=["age", "sex"],
+                                        trace=run["trace"], probes=100, seed=5)
+        run["report"] = run_heritability(cohort["lake"], settings, workers=2)
+        run["table"] = cohort["lake"].results_dataset(settings.name).to_table().to_pydict()
+        run["record"] = cohort["lake"].results_provenance(settings.name)
+    assert randomized["table"]["phenotype"] == exact["table"]["phenotype"] == PHENOTYPES
+    assert set(randomized["table"]["method"]) == {"rhe"} and set(exact["table"]["method"]) == {"he"}
+    assert randomized["table"]["n"] == exact["table"]["n"] and randomized["report"].variants == cohort["variants"]
+    h2, se = np.array(randomized["table"]["h2"]), np.array(randomized["table"]["h2_se"])
+    assert np.all(np.abs(h2 - exact["table"]["h2"]) < 3 * se)
+    probes_share = np.array([randomized["record"]["components"][p]["h2_se_probes"] for p in PHENOTYPES])
+    assert np.all(probes_share > 0) and np.all(probes_share < se)
+    np.testing.assert_allclose(se, exact["table"]["h2_se"], rtol=0.2)
+    assert randomized["record"]["trace"] == {"estimator": "randomized", "probes": 100, "seed": 5}
+    assert exact["record"]["trace"] == {"estimator": "exact"}
+    assert randomized["report"].estimator == "Haseman–Elston, randomized trace (100 probes, seed 5)"
+
+
 def test_run_heritability__refuses_a_phenotype_without_variance_left(cohort):
     with pytest.raises(BiolakeError, match=r"phenotype 'years': no variance left after the covariates"):
         run_heritability(cohort["lake"], HeritabilitySettings(
@@ -222,3 +263,21 @@ def test_h2_command__writes_the_table_and_prints_each_h2(cohort):
     assert re.search(r"t1: h2 = \d\.\d{3} \(SE \d\.\d{3}\)", result.output)
     assert "he over" in result.output
     assert cohort["lake"].results_dataset("h2_cli").count_rows() == 2
+
+
+def test_h2_command__randomized_trace_names_the_estimator(cohort):
+    result = CliRunner().invoke(main, ["h2", "--lake", str(cohort["lake"].location.root), "--pheno", "t1",
+                                       "--covar", "age,sex", "--trace", "randomized", "--probes", "20", "--seed", "3",
+                                       "--name", "h2_cli_rhe", "--quiet", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rhe over" in result.output and "randomized trace (20 probes, seed 3)" in result.output
+    assert cohort["lake"].results_dataset("h2_cli_rhe").to_table().column("method").to_pylist() == ["rhe"]
+
+
+def test_heritability_settings__auto_trace_exact_up_to_20000_samples():
+    def settings(**options: str) -> HeritabilitySettings:
+        return HeritabilitySettings(name="h2", phenotypes=["t1"], covariates=["age"], **options)
+
+    assert (settings().estimator(20_000), settings().estimator(20_001)) == ("he", "rhe")
+    assert settings(method="reml").estimator(50_000) == "reml"
+    assert settings(trace="exact").estimator(50_000) == "he"
