@@ -863,21 +863,25 @@ def ld(lake_location: str, variants: str | None, region: str | None, window_kb: 
 @click.option("--window-kb", type=float, metavar="KB",
               help="window: variants within this many kb (ldsc --ld-wind-kb) [default: 1000 where the release "
                    "has no genetic map]")
+@click.option("--maf", "min_maf", type=float, metavar="MAF",
+              help="leave out variants with a minor allele frequency at or below MAF: no score, and no share in "
+                   "others' (ldsc --l2 --maf); M and M_5_50 count the rest [default: every polymorphic variant]")
 @_results_options(default_name="ldscores", release_help="release whose genotypes give LD [default: latest]",
                   exported="LD scores")
 @click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
 @_cluster_options
-def ldscores(lake_location: str, window_cm: float | None, window_kb: float | None, release: str | None, name: str,
-             replace: bool, out: str | None, digits: int | str | None, chromosomes: tuple[str, ...],
-             scheduler: str | None, workers: int | None, quiet: bool) -> None:
+def ldscores(lake_location: str, window_cm: float | None, window_kb: float | None, min_maf: float | None,
+             release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
+             chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """LD scores of every variant, as ldsc --l2; a results table in the lake for LD score regression.
 
     A variant's LD score is the sum, over the variants of its chromosome within the window
     (itself included), of the bias-corrected r² − (1 − r²)/(N − 2): r is the Pearson
     correlation of mean-imputed standardised genotypes over all N samples of the release
     (LDSC's estimator; plink1.9 --r2 and clumping use others). Variants LDSC leaves out
-    (monomorphic, or every sample heterozygous or missing) get no score. The window is
-    exact, as ldsc --chunk-size 1 computes it (ldsc's default chunks of 50 widen it).
+    (monomorphic, or every sample heterozygous or missing; with --maf, a MAF at or below
+    it) get no score and add nothing to others'. The window is exact, as ldsc --chunk-size 1
+    computes it (ldsc's default chunks of 50 widen it).
     cM positions come from the third column of the .bim ingested (0 means unknown).
     Columns: chrom, variant_id, pos, cm, maf, l2 (LDSC's CHR SNP BP CM MAF L2). LDSC's M and
     M_5_50 per chromosome (variants scored; of them with MAF > 5 %) are printed and kept in
@@ -887,19 +891,21 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
     Examples:
       biolake ldscores --lake /tmp/lake --name ld_scores --out ldscores.tsv.gz
       biolake ldscores --lake /tmp/lake --window-kb 500 --chrom 1 --name ld_scores_500kb
+      biolake ldscores --lake /tmp/lake --maf 0.05 --name ld_scores_common
       biolake sql 'SELECT chrom, count(*) AS m, count(*) FILTER (WHERE maf > 0.05) AS m_5_50
                    FROM results.ld_scores GROUP BY chrom ORDER BY chrom' --lake /tmp/lake
     """
     from biolake.ldscores import LdScoreSettings, run_ldscores
 
     def show(lake, report) -> None:
-        click.echo(f"{report.variants:,} variants scored in a {report.window} window (LD from release "
+        common = "" if report.min_maf is None else f" with MAF > {report.min_maf:g}"
+        click.echo(f"{report.variants:,} variants{common} scored in a {report.window} window (LD from release "
                    f"{report.release}); M: {sum(report.m.values()):,}, M_5_50: {sum(report.m_5_50.values()):,} "
                    f"over {len(report.m)} chromosome(s) → {_stored(lake, report)}", err=True)
 
     def start(lake, progress):
         settings = LdScoreSettings(name=name, release=release, replace=replace, chromosomes=list(chromosomes) or None,
-                                   window_cm=window_cm, window_kb=window_kb)
+                                   window_cm=window_cm, window_kb=window_kb, min_maf=min_maf)
         return run_ldscores(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
 

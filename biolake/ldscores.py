@@ -5,7 +5,8 @@ correlation of mean-imputed standardised genotypes over all N samples of the rel
 every variant of its chromosome within the window: ``window_cm`` centimorgans on the
 release's genetic map (the ``cm`` of its variants, from a .bim's third column), or
 ``window_kb`` kb. Variants LDSC leaves out (monomorphic, or every sample heterozygous or
-missing) get no score and count in no one's. One task per chromosome streams its row groups
+missing, or with ``min_maf``, LDSC's --maf, a minor allele frequency at or below it) get no
+score and count in no one's. One task per chromosome streams its row groups
 in genome order through :class:`biolake.stats.ld.WindowLdScores`, holding one window of
 genotypes at a time. The reduce counts M and M_5_50 per chromosome (the variants scored, and
 those with MAF above 5 %), which LDSC's regression needs; they are stored in the run's
@@ -50,10 +51,12 @@ DEFAULT_KB, DEFAULT_CM = 1000.0, 1.0
 @dataclass(frozen=True, kw_only=True)
 class LdScoreSettings(Request):
     """Which window: ``window_cm`` centimorgans (LDSC's --ld-wind-cm) or ``window_kb`` kb (--ld-wind-kb),
-    at most one; neither gives 1 cM where every variant of the release has a cM position, else 1000 kb."""
+    at most one; neither gives 1 cM where every variant of the release has a cM position, else 1000 kb.
+    Which variants: with ``min_maf`` (LDSC's --maf), only those with a minor allele frequency above it."""
 
     window_cm: float | None = None
     window_kb: float | None = None
+    min_maf: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,6 +66,9 @@ class LdScoreSettings(Request):
             if value is not None and not value > 0:
                 raise BiolakeError(f"--{flag} must be positive, got {value!r}: a window holds the variants within "
                                    "that distance")
+        if self.min_maf is not None and not 0 <= self.min_maf < 0.5:
+            raise BiolakeError(f"--maf must be at least 0 and below 0.5, got {self.min_maf!r}: variants with a minor "
+                               "allele frequency at or below it are left out (0.5 would leave none)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +80,7 @@ class LdScoreReport(Report):
     release: str
     m: dict[str, int]           # per chromosome: variants scored (LDSC's .l2.M)
     m_5_50: dict[str, int]      # … of them with MAF above 5 % (LDSC's .l2.M_5_50)
+    min_maf: float | None       # variants with MAF at or below it left out (LDSC's --maf)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class LdScoreInputs:
     n_samples: int              # length of the stored genotype sample vector (LDSC's N: every sample)
     coordinate: str             # "cm" or "pos"
     max_dist: float             # in the coordinate's unit (bp for pos)
+    min_maf: float              # variants with MAF at or below it get no score (0: every polymorphic one)
 
 
 def run_ldscores(lake: Lake, settings: LdScoreSettings, *, scheduler: str | None = None,
@@ -102,15 +110,16 @@ def run_ldscores(lake: Lake, settings: LdScoreSettings, *, scheduler: str | None
                            + (" on the chromosomes asked for" if settings.chromosomes else ""))
     n_samples = lake.read("samples", release=release, columns=["assay"]).column(0).to_pylist().count("genotypes")
     run = Run(lake, settings.name, kind=RESULTS_KINDS["ldscore"])
-    m, m_5_50 = map_lake_blocks(run, chromosome_ldscores, LdScoreInputs(n_samples, coordinate, max_dist), chromosomes,
+    inputs = LdScoreInputs(n_samples, coordinate, max_dist, settings.min_maf or 0.0)
+    m, m_5_50 = map_lake_blocks(run, chromosome_ldscores, inputs, chromosomes,
                                 schema=SCHEMA, step="ldscores", scheduler=scheduler, workers=workers,
                                 progress=progress, reduce=lambda scores: (scores, m_counts(scores)))
     record = {**provenance_header("ldscore", release=release), "window": window, "n_samples": n_samples,
               "estimator": "r² − (1 − r²)/(N − 2) of mean-imputed standardised genotypes (ldsc --l2)",
-              "chromosomes": settings.chromosomes, "m": m, "m_5_50": m_5_50}
+              "min_maf": settings.min_maf, "chromosomes": settings.chromosomes, "m": m, "m_5_50": m_5_50}
     version = run.publish(schema=SCHEMA, provenance=record, replace=settings.replace, progress=progress)
     return LdScoreReport(name=settings.name, version=version, variants=sum(m.values()), window=window,
-                         release=release, m=m, m_5_50=m_5_50)
+                         release=release, m=m, m_5_50=m_5_50, min_maf=settings.min_maf)
 
 
 def choose_window(settings: LdScoreSettings, variants: pl.DataFrame, *, release: str) -> tuple[str, float, str]:
@@ -148,7 +157,7 @@ def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterat
     for fragment in chromosome.blocks:
         maps, start = fragment.read(["pos", "cm"]), 0     # the columns read_genotype_blocks leaves out
         for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.float32):
-            kept = np.flatnonzero(ldsc_kept(block.dosages, block.missing))
+            kept = np.flatnonzero(ldsc_kept(block.dosages, block.missing, min_maf=inputs.min_maf))
             positions = maps.slice(start, block.variants.num_rows).take(kept)
             start += block.variants.num_rows
             block = block.take(kept)

@@ -347,9 +347,11 @@ def clump(ld: WindowLd, p: np.ndarray, *, p1: float = 1e-4, p2: float = 1e-2, r2
 
 # -- LD scores, as LDSC's --l2 -----------------------------------------------------------------
 
-def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
-    """Which variants LDSC's --l2 keeps: a minor allele frequency above 0 over the called samples,
-    and not every sample heterozygous or missing (such a variant has no usable variance).
+def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *,
+              min_maf: float = 0.0) -> np.ndarray:
+    """Which variants LDSC's --l2 keeps: a minor allele frequency above ``min_maf`` (its --maf; 0, its
+    default, keeps every polymorphic variant) over the called samples, and not every sample
+    heterozygous or missing (such a variant has no usable variance).
 
     ``dosages`` and ``missing`` are variants × samples, as :func:`ld_features` takes them.
 
@@ -357,26 +359,32 @@ def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -
     --------
     >>> ldsc_kept(np.array([[0.0, 1, 2], [1, 1, 0], [2, 2, 0]]), np.array([[0, 0, 0], [0, 0, 1], [0, 0, 1]], bool)).tolist()
     [True, False, False]
+    >>> ldsc_kept(np.array([[0.0, 0, 0, 0, 1], [0, 0, 1, 1, 1]]), np.zeros((2, 5), bool), min_maf=0.1).tolist()
+    [False, True]
     """
     lost = _missing_mask(missing, dosages.shape)
-    called = dosages.shape[1] - lost.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alt_freq = np.where(lost, 0.0, dosages).sum(axis=1, dtype=np.float64) / (2.0 * called)
     het_or_missing = ((dosages == 1) | lost).sum(axis=1)
-    return (np.nan_to_num(np.minimum(alt_freq, 1 - alt_freq)) > 0) & (het_or_missing < dosages.shape[1])
+    return (minor_allele_freq(dosages, lost) > min_maf) & (het_or_missing < dosages.shape[1])
 
 
 def minor_allele_freq(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
-    """Minor allele frequency over the called samples of each variant (variants × samples in).
+    """Minor allele frequency over the called samples of each variant (variants × samples in); 0 where
+    no sample is called.
+
+    Computed as LDSC computes it: f, the frequency of the ref allele (a .bim's A2, the allele LDSC
+    counts), then min(f, 1 − f), so a threshold such as ``--maf 0.05`` or M_5_50's falls the same way
+    as LDSC's for a frequency exactly at it (1 − 0.95 > 0.05 in floating point).
 
     Examples
     --------
-    >>> minor_allele_freq(np.array([[0.0, 1, 2, 2]]), np.array([[0, 0, 0, 1]], bool)).tolist()
-    [0.5]
+    >>> minor_allele_freq(np.array([[0.0, 1, 2, 2], [1, 0, 0, 0]]), np.array([[0, 0, 0, 1], [1, 1, 1, 1]], bool)).tolist()
+    [0.5, 0.0]
     """
     lost = _missing_mask(missing, dosages.shape)
-    alt_freq = np.where(lost, 0.0, dosages).sum(axis=1, dtype=np.float64) / (2.0 * (dosages.shape[1] - lost.sum(axis=1)))
-    return np.minimum(alt_freq, 1 - alt_freq)
+    alleles = 2.0 * (dosages.shape[1] - lost.sum(axis=1))
+    ref_count = alleles - np.where(lost, 0.0, dosages).sum(axis=1, dtype=np.float64)
+    ref_freq = np.divide(ref_count, alleles, out=np.zeros_like(alleles), where=alleles > 0)
+    return np.minimum(ref_freq, 1 - ref_freq)
 
 
 def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:

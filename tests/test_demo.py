@@ -44,6 +44,8 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     estimated = next(line for line in lines if line.startswith("Haseman–Elston h² of the 50 IDPs over "))
     inside = int(estimated.split("95 % interval for ")[1].split(" of ")[0])
     assert inside >= 45, estimated   # #30: planted h² inside the 95 % interval for ≥ 90 % of IDPs
+    disorder = next(line for line in lines if line.startswith("disorder h² by LD score regression"))
+    assert disorder.endswith(", inside the 95 % interval"), disorder   # LD scores of common variants (--maf 0.05)
     signs = next(line for line in lines if line.startswith("genetic correlations by LD score regression"))
     recovered, pairs, undefined = (int(word) for word in re.findall(r"(\d+) (?:of|pairs|without)", signs))
     assert recovered == pairs - undefined and undefined <= 2, signs   # every planted rg sign that LDSC estimates

@@ -37,14 +37,15 @@ PLINK19 = shutil.which("plink1.9") or "plink1.9"
 MONOMORPHIC, ALL_HET = 10, 20        # variants of chromosome 1 made so
 
 
-def ldsc_library_scores(prefix: Path, flag: str, window: float) -> dict:
-    """LDSC's own numbers for one chromosome's fileset: unrounded L2, M and M_5_50 (run in its venv)."""
+def ldsc_library_scores(prefix: Path, flag: str, window: float, *, maf: float | None = None) -> dict:
+    """LDSC's own numbers for one chromosome's fileset: unrounded L2, M and M_5_50 (run in its venv); ``maf``
+    is its --maf (ldsc.py passes it to PlinkBEDFile as mafMin)."""
     script = f"""
 import json, numpy as np
 from ldscore import ldscore as ld, parse as ps
 snps = ps.PlinkBIMFile("{prefix}.bim")
 n = len(ps.PlinkFAMFile("{prefix}.fam").IDList)
-bed = ld.PlinkBEDFile("{prefix}.bed", n, snps)
+bed = ld.PlinkBEDFile("{prefix}.bed", n, snps, mafMin={maf!r})
 coords = np.array(snps.df["{'CM' if flag == 'cm' else 'BP'}"])[bed.kept_snps]
 l2 = bed.ldScoreVarBlocks(ld.getBlockLefts(coords, {window * (1 if flag == 'cm' else 1000)!r}), 1)
 print(json.dumps({{"snp": [str(s) for s in bed.df[:, 1]], "l2": l2[:, 0].tolist(), "m": int(bed.m),
@@ -54,10 +55,12 @@ print(json.dumps({{"snp": [str(s) for s in bed.df[:, 1]], "l2": l2[:, 0].tolist(
     return json.loads(printed.splitlines()[-1])      # after LDSC's own messages
 
 
-def ldsc_l2(prefix: Path, flag: str, window: float, out: Path) -> pl.DataFrame:
-    """``ldsc.py --l2`` on one chromosome's fileset, with the exact window: its .l2.ldscore.gz (CHR SNP BP L2)."""
+def ldsc_l2(prefix: Path, flag: str, window: float, out: Path, *, maf: float | None = None) -> pl.DataFrame:
+    """``ldsc.py --l2`` on one chromosome's fileset, with the exact window (and ``--maf`` if given): its
+    .l2.ldscore.gz (CHR SNP BP L2)."""
+    filters = [] if maf is None else ["--maf", str(maf)]
     done = subprocess.run([LDSC / "python", LDSC / "ldsc.py", "--bfile", str(prefix), "--l2", f"--ld-wind-{flag}",
-                           str(window), "--chunk-size", "1", "--out", str(out)], capture_output=True, text=True)
+                           str(window), "--chunk-size", "1", *filters, "--out", str(out)], capture_output=True, text=True)
     # 2.0.1 fails only after writing the scores, at its .M file (text printed into a binary file)
     assert done.returncode == 0 or "file=fout_M" in done.stderr, done.stderr
     return pl.read_csv(f"{out}.l2.ldscore.gz", separator="\t", schema_overrides={"CHR": pl.String, "SNP": pl.String})
@@ -112,6 +115,33 @@ def test_run_ldscores__equals_ldsc_l2(panel, panel_lake, tmp_path, flag, window)
         np.testing.assert_allclose(mine["l2"].to_numpy(), exact["l2"], rtol=1e-4)     # float32 products
         assert (report.m[chrom], report.m_5_50[chrom]) == (exact["m"], exact["m_5_50"])
     assert panel.variant_id[MONOMORPHIC] not in ours["variant_id"] and panel.variant_id[ALL_HET] not in ours["variant_id"]
+
+
+@pytest.mark.parametrize("flag, window, maf", [("cm", 0.5, 0.05), ("kb", 100, 0.02)])
+def test_run_ldscores__maf_equals_ldsc_l2_maf(panel, panel_lake, tmp_path, flag, window, maf):
+    # ldsc --l2 --ld-wind-cm 0.5 (or --ld-wind-kb 100) --chunk-size 1 --maf MAF: a third of the panel's variants
+    # have MAF ≤ 0.05; at 0.02 three sit exactly on the threshold (kept: LDSC's 1 − f > 0.02 for f = 0.98)
+    settings = LdScoreSettings(name=f"ld_maf_{flag}", min_maf=maf, **{f"window_{flag}": window})
+    report = run_ldscores(panel_lake, settings, workers=1)
+    ours = pl.from_arrow(panel_lake.results_dataset(settings.name).to_table())
+    for chrom in ("1", "2"):
+        prefix = panel.prefix.parent / f"chr{chrom}"
+        printed = ldsc_l2(prefix, flag, window, tmp_path / f"chr{chrom}", maf=maf)
+        exact = ldsc_library_scores(prefix, flag, window, maf=maf)
+        mine = ours.filter(pl.col("chrom") == chrom)
+        assert mine["variant_id"].to_list() == printed["SNP"].to_list() == exact["snp"]
+        np.testing.assert_allclose(mine["l2"].to_numpy(), printed["L2"].to_numpy(), rtol=1e-3)
+        np.testing.assert_allclose(mine["l2"].to_numpy(), exact["l2"], rtol=1e-4)     # float32 products
+        assert (report.m[chrom], report.m_5_50[chrom]) == (exact["m"], exact["m_5_50"])
+    assert ours["maf"].min() > maf
+    provenance = panel_lake.results_provenance(settings.name)
+    assert provenance["min_maf"] == report.min_maf == maf
+
+
+def test_ldsc_kept__maf_threshold_falls_as_ldsc_computes_it():
+    one_alt_in_20 = np.array([[1.0] + [0.0] * 9])      # alt frequency 0.05; LDSC's f (ref) 0.95, 1 − f > 0.05
+    assert ldsc_kept(one_alt_in_20, np.zeros((1, 10), bool), min_maf=0.05).tolist() == [True]
+    assert ldsc_kept(one_alt_in_20, np.zeros((1, 10), bool), min_maf=0.06).tolist() == [False]
 
 
 def test_run_ldscores__keeps_cm_and_maf_and_m_counts_in_provenance(panel, panel_lake):
