@@ -595,6 +595,7 @@ def _polygenic_architecture(rng: np.random.Generator, idps: list[_Idp], targets:
         if i not in negative:
             sides.setdefault((idps[i].kind.category, idps[i].structure, idps[i].cycle), []).append(i)
     pairs = [members for members in sides.values() if len(members) == 2]
+    _give_largest(h2, [*negative, *itertools.chain.from_iterable(pairs)])
     shared = np.zeros((count + 1, len(pairs) + bool(negative)))  # traits × shared factors
     for factor, members in enumerate(pairs):
         shared[members, factor] = np.sqrt(rng.uniform(*PAIR_RG))
@@ -606,6 +607,24 @@ def _polygenic_architecture(rng: np.random.Generator, idps: list[_Idp], targets:
     background = np.r_[polygenic, True]
     private = np.diag(np.sqrt(1 - (shared**2).sum(axis=1)) * background)[:, background]
     return _Architecture(h2, np.hstack([shared, private]))
+
+
+def _give_largest(h2: np.ndarray, linked: list[int]) -> None:
+    """Swap planted h² values so the ``linked`` traits (those sharing a factor) hold the largest ones: LD score
+    regression leaves rg undefined when an h² estimate is ≤ 0, as it often is for h² near 0.05 at a demo's N.
+
+    Examples
+    --------
+    >>> h2 = np.array([0.1, 0.5, 0.3, 0.2])
+    >>> _give_largest(h2, [0, 3])
+    >>> h2.tolist()
+    [0.5, 0.1, 0.2, 0.3]
+    """
+    top = set(np.argsort(-h2, kind="stable")[: len(linked)].tolist())
+    donors = [i for i in sorted(top) if i not in linked]
+    receivers = [i for i in linked if i not in top]
+    for donor, receiver in zip(donors, receivers):
+        h2[[donor, receiver]] = h2[[receiver, donor]]
 
 
 @numba.njit(cache=True, nogil=True)
