@@ -36,6 +36,9 @@ from biolake.lake.lake import Lake
 from biolake.lake.storage import Location
 from biolake.queries import connect
 
+pytestmark = pytest.mark.slow
+
+
 def biolake(args: list[str], env: dict[str, str]) -> None:
     """Run ``biolake ARGS`` as its own process; it must succeed."""
     done = run(args, env=env)
