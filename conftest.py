@@ -1,4 +1,5 @@
-"""Docstring examples run for real, on the installed modules, each in a fresh copy of a small workspace.
+"""Docstring examples run for real, on the installed modules, each in a fresh copy of a small workspace;
+and the whole suite's tests are shared out over pytest-xdist's workers (``-n 2`` in pyproject.toml).
 
 The workspace (built once per session, as ``tests/conftest.py`` builds its release) holds a
 synthetic release ingested as ``r1`` and again as ``r2``, the GWAS results ``demo_idps``
@@ -6,6 +7,11 @@ synthetic release ingested as ``r1`` and again as ``r2``, the GWAS results ``dem
 ``height.tsv.gz``, one IDP's summary statistics. Examples name the lake ``"lake"`` and run
 their jobs on one shared dask cluster (dask's ``scheduler-address``, as
 $DASK_SCHEDULER_ADDRESS sets it).
+
+Each xdist worker builds the session and module fixtures it uses for itself. Tests that share a costly
+one run on one worker (``--dist loadgroup``): the docstring examples, and each test module with
+fixtures of its own wider than a test (the examples' workspace, a module's planted lake). Tests
+marked ``slow`` start first, so that no worker is left with a long one at the end.
 """
 
 from __future__ import annotations
@@ -42,6 +48,26 @@ class _InstalledLayers(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 sys.meta_path.insert(0, _InstalledLayers())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = shared_setup(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def shared_setup(item: pytest.Item) -> str | None:
+    """The xdist group of a test whose costly setup others share (None: it may run on any worker):
+    every docstring example, or a module's tests when the module defines a fixture wider than a test."""
+    if isinstance(item, DoctestItem):
+        return "docstring-examples"
+    module = item.nodeid.partition("::")[0]
+    fixtures = getattr(item, "_fixtureinfo", None)
+    definitions = fixtures.name2fixturedefs.values() if fixtures is not None else ()
+    shared = any(d.scope != "function" and d.baseid == module for defs in definitions for d in defs)
+    return module if shared else None
 
 
 @pytest.fixture(scope="session")

@@ -142,6 +142,18 @@ def reliability() -> Counter[str]:
     return RELIABILITY
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its reliability figures to the main process (see pytest_testnodedown)."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["reliability"] = dict(RELIABILITY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """The main process adds up the figures of each xdist worker as it finishes."""
+    RELIABILITY.update(getattr(node, "workeroutput", {}).get("reliability", {}))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if RELIABILITY:
         terminalreporter.write_sep("-", "reliability figures (#9)")

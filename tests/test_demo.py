@@ -4,9 +4,12 @@ checked against the truth."""
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from biolake.demo import run_demo
+
+pytestmark = pytest.mark.slow
 
 
 def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
