@@ -13,12 +13,14 @@ plink2 --glm); gxe (N=10,000, M=20,000, vs plink2 --glm interaction); memory (wh
 ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and memory); clump (a
 1-phenotype GWAS of --samples × --variants vs plink1.9 --clump; not in the default rows);
 ldscores (asked for: --tasks ldscores, at --samples × --variants; vs ldsc --l2, 1000 kb windows);
-h2 (asked for: --tasks h2; LD score regression of 100 IDPs at --samples × --variants vs ldsc --h2 per IDP).
+h2 (asked for: --tasks h2; LD score regression of 100 IDPs at --samples × --variants vs ldsc --h2 per IDP);
+lmm (asked for: --tasks lmm; gwas --lmm exact and null-ratio of --phenotypes IDPs vs gemma -lmm 1 per IDP).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
     python bench/run.py --tasks he --samples 10000 --variants 100000 --phenotypes 1000   # the issue's size
     python bench/run.py --tasks h2 --samples 2000 --variants 20000         # h² of 100 IDPs vs ldsc --h2
+    python bench/run.py --tasks lmm --samples 1000 --variants 10000 --phenotypes 5   # gwas --lmm vs gemma -lmm 1
 """
 
 from __future__ import annotations
@@ -450,6 +452,30 @@ def bench_he(data: Path, samples: int, variants: int, phenotypes: int = 20, gemm
                 peak)]
 
 
+def bench_lmm(data: Path, samples: int, variants: int, phenotypes: int = 5) -> list[Row]:
+    """`biolake gwas --lmm exact` and `--lmm null-ratio` of ``phenotypes`` IDPs (each missing for its own samples)
+    vs GEMMA 0.98.5 on the same .bed, samples and covariates: ``-gk 2`` once (the relationship matrix, as ours),
+    then ``-lmm 1 -k`` per phenotype (its Wald test, λ re-estimated per variant, as ``exact``). GEMMA skips
+    variants with MAF < 0.01 or > 5 % missing calls; biolake tests every variant. Both give the same numbers
+    (tests/test_lmm.py)."""
+    release, lake = gwas_lake(data, samples, variants, phenotypes, 0.01)
+    prefix = data / f"gemma-lmm-{samples}x{variants}"
+    names = run_timed([sys.executable, "-c", GEMMA_INPUTS, str(lake), str(phenotypes), "age,sex,site",
+                       str(prefix)])[2].splitlines()[0].split(",")
+    gemma = f"gemma -bfile {release / 'genotypes'} -p {prefix}.pheno -c {prefix}.covar -outdir {data}"
+    kinship = run_timed(["bash", "-c", f"{gemma} -gk 2 -o lmm_k >/dev/null"])[0]
+    reference = kinship + run_timed(["bash", "-c", " && ".join(
+        f"{gemma} -n {j} -k {data / 'lmm_k.sXX.txt'} -lmm 1 -o lmm{j} >/dev/null"
+        for j in range(1, len(names) + 1))])[0]
+    rows = []
+    for mode in ("exact", "null-ratio"):
+        ours, peak, _ = run_timed([*BIOLAKE, "gwas", "--lake", str(lake), "--pheno", ",".join(names), "--covar",
+                                   "age,sex,site", "--lmm", mode, "--name", "bench_lmm", "--replace", "--quiet"])
+        rows.append(Row(f"LMM GWAS ({mode})", f"N={samples:,} M={variants:,} P={len(names):,}", ours,
+                        "gemma -gk 2 once, -lmm 1 per phenotype", reference, peak))
+    return rows
+
+
 LDSC_H2_INPUTS = """
 import gzip, sys
 import polars as pl
@@ -498,7 +524,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
-    parser.add_argument("--phenotypes", type=int, default=20, help="he: IDPs estimated at once")
+    parser.add_argument("--phenotypes", type=int, default=20, help="he, lmm: IDPs analysed at once")
     parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
     parser.add_argument("--tasks", default="ingest,queries,gwas,gxe,memory,ewas,epic",
                         help="comma-separated rows to run (ingest runs whenever queries need the lake)")
@@ -531,6 +557,8 @@ def main() -> None:
         rows += bench_clump(args.data, args.samples, args.variants)
     if "he" in tasks:   # asked for by name: at --samples × --variants (the issue's goal: 10,000 × 100,000, 1,000 IDPs)
         rows += bench_he(args.data, args.samples, args.variants, args.phenotypes)
+    if "lmm" in tasks:   # asked for by name, at small sizes: --samples 1000 --variants 10000 --phenotypes 5
+        rows += bench_lmm(args.data, args.samples, args.variants, args.phenotypes)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

@@ -579,9 +579,14 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
                    "1.2e-4 relative of float64 over 20 M tests measured; dosages stay float64)")
 @click.option("--maf", "min_maf", default=0.0, show_default=True, metavar="FREQ",
               help="skip variants whose minor allele frequency over the analysis samples is below FREQ (plink2 --maf)")
+@click.option("--lmm", type=click.Choice(["exact", "null-ratio"]), default=None,
+              help="a linear mixed model with the relationship matrix of the lake's genotypes (GEMMA's -gk 2), as "
+                   "GEMMA's -lmm 1 Wald test: exact re-estimates the variance ratio by REML for every variant, "
+                   "null-ratio keeps each phenotype's null-model ratio (EMMAX); missing calls take the variant's "
+                   "mean (as GEMMA); not with --model logistic [default: plain regression]")
 @ADJUST_OPTION
 def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, impute_mean: bool, precision: str,
-         min_maf: float, adjust: bool, **shared: Any) -> None:
+         min_maf: float, lmm: str | None, adjust: bool, **shared: Any) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
     Phenotypes and covariates come from SQL over the release (or column lists);
@@ -598,6 +603,14 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
     phenotype λGC and Bonferroni thresholds in its metadata. --out text files print
     7 significant digits (--digits).
 
+    With --lmm the relationship matrix K of the lake's genotypes (every chromosome)
+    is decomposed once per phenotype missingness pattern (an N × N matrix: for N up
+    to a few tens of thousands) and each variant gets GEMMA's -lmm 1 Wald test
+    (t, on n - covariates - 1 degrees of freedom); missing calls are mean-imputed
+    per variant over the phenotype's samples, missing phenotypes still drop only
+    that phenotype's samples. Each phenotype's null-model variance ratio is in the
+    metadata.
+
     \b
     Examples:
       biolake gwas --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
@@ -605,6 +618,8 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
       biolake gwas --lake /tmp/lake --pheno 25010-2.0 --covar-sql \\
                    'SELECT participant_id, age, age*age AS age2, sex FROM covariates' \\
                    --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Cheadle'"
+      biolake gwas --lake /tmp/lake --pheno 25010-2.0,25020-2.0 --covar age,sex \\
+                   --lmm null-ratio --name idps_lmm
     """
     from biolake.gwas import GwasSettings, run_gwas
 
@@ -615,7 +630,7 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     _analysis(run_gwas, GwasSettings, dict(phenotypes=phenotypes, model=model, firth=firth, impute_mean=impute_mean,
-                                           precision=precision, min_maf=min_maf, adjust=adjust), show, **shared)
+                                           precision=precision, min_maf=min_maf, lmm=lmm, adjust=adjust), show, **shared)
 
 
 @main.command()

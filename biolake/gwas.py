@@ -22,11 +22,13 @@ from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
+from biolake.lmm import lmm_block_inputs
 from biolake.queries import connect, design
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
 from biolake.queries.design import Design
 from biolake.stats.gwas import association_table, results_schema
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
+from biolake.stats.lmm import MODES as LMM_MODES
 from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
@@ -46,6 +48,7 @@ class GwasSettings(JobRequest):
     precision: str = "float64"
     min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
     adjust: bool = False           # store BH q-values (column fdr) per phenotype, as plink2 --adjust
+    lmm: str | None = None         # a mixed model (exact, null-ratio: GEMMA's -lmm 1 Wald test); None: plain regression
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +59,11 @@ class GwasSettings(JobRequest):
         check_min_maf(self.min_maf)
         if self.precision not in PRECISIONS:
             raise BiolakeError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.lmm is not None and self.lmm not in LMM_MODES:
+            raise BiolakeError(f"--lmm {self.lmm!r} is not one of {', '.join(LMM_MODES)}")
+        if self.lmm is not None and self.model == "logistic":
+            raise BiolakeError("--lmm fits a linear mixed model (GEMMA's -lmm is linear; a 0/1 phenotype is tested as "
+                               "quantitative): it does not combine with --model logistic")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,9 +119,14 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no genotypes"
                            + (f" on chromosomes {', '.join(settings.chromosomes)}" if settings.chromosomes else ""))
-    inputs = block_inputs(chosen, settings=settings)
-    record = provenance("gwas", settings, chosen, linear_phenotypes=inputs.linear_names,
-                        logistic_phenotypes=inputs.binary_names)
+    if settings.lmm is None:
+        inputs = block_inputs(chosen, settings=settings)
+        facts = {"linear_phenotypes": inputs.linear_names, "logistic_phenotypes": inputs.binary_names}
+    else:
+        inputs, facts = lmm_block_inputs(lake, chosen, mode=settings.lmm, min_maf=settings.min_maf,
+                                         scheduler=scheduler, workers=workers, progress=progress)
+        facts = {"linear_phenotypes": inputs.phenotype_names, "logistic_phenotypes": [], **facts}
+    record = provenance("gwas", settings, chosen, **facts)
     version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=record, step="gwas",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)

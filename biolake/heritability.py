@@ -144,10 +144,7 @@ def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: s
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
                         samples=settings.samples)
-    problems = fit_problems(chosen.phenotypes, chosen.covariates)
-    if problems:
-        column, why = problems[0]
-        raise BiolakeError(f"phenotype {chosen.phenotype_names[column]!r}: {why}")
+    refuse_unfittable(chosen)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     inputs = RelationshipInputs(chosen.vector_length, chosen.selection, settings.min_maf, settings.max_missing)
     method = settings.estimator(len(chosen.participant_ids))
@@ -157,7 +154,7 @@ def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: s
         trace = {"estimator": "randomized", "probes": settings.probes, "seed": settings.seed}
     else:
         cross, variants = relationship_sum(lake, inputs, blocks, **passes)
-        _check_variants(variants, settings, chosen)
+        check_relationship_variants(variants, inputs, release=chosen.release, chromosomes=settings.chromosomes)
         fit = METHODS[method](symmetric(cross) / variants, chosen.phenotypes, chosen.covariates)
         trace = {"estimator": "exact"}
     record = provenance("h2", settings, chosen, method=method, relationship=RELATIONSHIP, trace=trace,
@@ -180,7 +177,7 @@ def _randomized_he(lake: Lake, settings: HeritabilitySettings, chosen: Design, i
     def apply_k(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         product, diagonal, variants = relationship_products(lake, inputs, blocks, vectors,
                                                             step=f"relationship products {len(counted) + 1}", **passes)
-        _check_variants(variants, settings, chosen)
+        check_relationship_variants(variants, inputs, release=chosen.release, chromosomes=settings.chromosomes)
         counted.append(variants)
         return product / variants, diagonal / variants
 
@@ -188,13 +185,21 @@ def _randomized_he(lake: Lake, settings: HeritabilitySettings, chosen: Design, i
     return haseman_elston_randomized(apply_k, chosen.phenotypes, chosen.covariates, probes=probes), counted[0]
 
 
-def _check_variants(variants: int, settings: HeritabilitySettings, chosen: Design) -> None:
-    """Refuse a relationship matrix of no variant, naming the filters that left none."""
+def refuse_unfittable(chosen: Design) -> None:
+    """Refuse a design with a phenotype no variance component can be fitted for, naming it and why."""
+    problems = fit_problems(chosen.phenotypes, chosen.covariates)
+    if problems:
+        column, why = problems[0]
+        raise BiolakeError(f"phenotype {chosen.phenotype_names[column]!r}: {why}")
+
+
+def check_relationship_variants(variants: int, inputs: RelationshipInputs, *, release: str,
+                                chromosomes: Sequence[str] | None) -> None:
+    """Refuse a relationship matrix of no variant, naming the filters (``inputs``) that left none."""
     if not variants:
-        raise BiolakeError(f"release {chosen.release!r} has no variant with MAF ≥ {settings.min_maf:g} and at most "
-                           f"{settings.max_missing:.0%} missing calls over the {len(chosen.participant_ids):,} "
-                           "analysis samples" + (f" on chromosomes {', '.join(settings.chromosomes)}"
-                                                 if settings.chromosomes else ""))
+        raise BiolakeError(f"release {release!r} has no variant with MAF ≥ {inputs.min_maf:g} and at most "
+                           f"{inputs.max_missing:.0%} missing calls over the {inputs.analysis_samples:,} "
+                           "analysis samples" + (f" on chromosomes {', '.join(chromosomes)}" if chromosomes else ""))
 
 
 def relationship_sum(lake: Lake, inputs: RelationshipInputs, blocks: list[Block], *, scheduler: str | None = None,

@@ -410,10 +410,7 @@ def reml(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray) -> Her
     out = {name: np.full(width, np.nan) for name in Heritability.__dataclass_fields__ if name != "n_samples"}
     n_samples = np.zeros(width, np.int64)
     for columns, samples in phenotype_patterns(phenotypes):
-        k = grm[np.ix_(samples, samples)]
-        k = k - k.mean(axis=0) - k.mean(axis=1)[:, None] + k.mean()
-        eigenvalues, vectors = np.linalg.eigh(k)
-        eigenvalues[eigenvalues < _ZEROED] = 0.0
+        eigenvalues, vectors = centred_eigenbasis(grm, samples)
         trace = eigenvalues.mean()
         x = vectors.T @ covariates[samples]
         rotated = vectors.T @ phenotypes[np.ix_(samples, columns)]
@@ -423,6 +420,24 @@ def reml(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray) -> Her
                 out[name][column] = value
         n_samples[columns] = len(samples)
     return Heritability(**out, n_samples=n_samples)
+
+
+def centred_eigenbasis(grm: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """K over ``samples`` centred there (GEMMA's CenterMatrix) and decomposed, as GEMMA's REML and ``-lmm`` take
+    it: its eigenvalues (ascending, those below 1e-10 set to 0 as EigenDecomp_Zeroed does) and eigenvectors
+    (samples × samples, one per column).
+
+    Examples
+    --------
+    >>> values, vectors = centred_eigenbasis(np.eye(3), np.array([0, 2]))
+    >>> values.tolist(), vectors.shape
+    ([0.0, 1.0], (2, 2))
+    """
+    k = grm[np.ix_(samples, samples)]
+    k = k - k.mean(axis=0) - k.mean(axis=1)[:, None] + k.mean()
+    eigenvalues, vectors = np.linalg.eigh(k)
+    eigenvalues[eigenvalues < _ZEROED] = 0.0
+    return eigenvalues, vectors
 
 
 def _ai_reml(eigenvalues: np.ndarray, x: np.ndarray, y: np.ndarray, trace: float) -> dict[str, float]:

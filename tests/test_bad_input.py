@@ -99,6 +99,12 @@ CASES = [
          r"is inside the lake"),
     Case("gwas_maf_absurd", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--maf", "0.7"], r"minor allele frequency"),
     Case("gwas_no_such_chromosome", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--chrom", "99"], r"chromosomes 99"),
+    Case("gwas_lmm_with_logistic", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "exact", "--model", "logistic"],
+         r"error: --lmm fits a linear mixed model \(GEMMA's -lmm is linear.*does not combine with --model logistic"),
+    Case("gwas_lmm_too_few_samples", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "null-ratio", "--samples-sql",
+                                      "SELECT participant_id FROM covariates ORDER BY participant_id LIMIT 12"],
+         r"error: phenotype '25001-2.0': \d+ samples for 3 covariate columns; a variance component needs at least "
+         r"10 more samples than covariates"),
     Case("ewas_text_exposure", ["ewas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet",
                                 "--exposure-sql", "SELECT participant_id, site FROM covariates", "--covar", "age"],
          r"site"),

@@ -47,6 +47,6 @@ def test_provenance__records_the_queries_settings_and_who_was_analysed():
         "samples": "SELECT participant_id FROM c",
         "settings": {"name": "g", "release": None, "chromosomes": None, "replace": False, "model": "auto",
                      "firth": "fallback", "impute_mean": False, "precision": "float64", "min_maf": 0.0,
-                     "adjust": False},
+                     "adjust": False, "lmm": None},
         "analysis_samples": 3, "covariate_columns": ["intercept"], "dropped": {"no phenotype values": 1},
         "linear_phenotypes": ["y"]}

@@ -22,9 +22,6 @@ matrices, to 1e-8. GEMMA missing fails these tests, never skips them.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,15 +29,12 @@ from click.testing import CliRunner
 
 from biolake.cli import main
 from biolake.heritability import HeritabilitySettings, RelationshipInputs, relationship_sum, run_heritability
-from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.errors import BiolakeError
-from biolake.lake.lake import Lake
 from biolake.queries.blocks import genotype_blocks
 from biolake.stats.heritability import haseman_elston, haseman_elston_randomized, reml, symmetric
-from biolake.stats.ld import standardized_genotypes
 from biolake.synth import write_ld_panel
+from panel_lake import panel_lake, run_gemma, simulated_phenotypes
 
-GEMMA = shutil.which("gemma") or "gemma"
 SAMPLES, VARIANTS = 300, 2000
 PHENOTYPES = ["t1", "t2", "t3"]
 PLANTED_H2 = [0.6, 0.45, 0.3]
@@ -52,46 +46,17 @@ def cohort(tmp_path_factory) -> dict:
     """The panel, its phenotypes (samples × 3, NaN missing), covariates (intercept, age, sex) and a lake of them."""
     folder = tmp_path_factory.mktemp("heritability")
     panel = write_ld_panel(folder / "panel", samples=SAMPLES, variants=VARIANTS, seed=3)
-    lost = np.isnan(panel.dosages)
-    z = standardized_genotypes(np.where(lost, 0.0, panel.dosages), lost).astype(np.float64)   # variants × samples
     rng = np.random.default_rng(30)
-    age, sex = rng.normal(60, 7, SAMPLES), rng.integers(0, 2, SAMPLES).astype(float)
-    covariates = np.column_stack([np.ones(SAMPLES), age, sex])
-    phenotypes = np.column_stack([
-        z.T @ rng.normal(0, np.sqrt(h2 / VARIANTS), VARIANTS) + rng.normal(0, np.sqrt(1 - h2), SAMPLES)
-        + 0.05 * age + 0.7 * sex for h2 in PLANTED_H2])
+    phenotypes, covariates = simulated_phenotypes(panel, PLANTED_H2, rng=rng)
     phenotypes[rng.choice(SAMPLES, MISSING, replace=False), 1] = np.nan
-    ids = [f"s{i}" for i in range(SAMPLES)]
-
-    def csv(path: Path, names: list[str], values: np.ndarray) -> Path:
-        rows = [",".join([pid, *("" if np.isnan(v) else repr(float(v)) for v in row)]) for pid, row in zip(ids, values)]
-        path.write_text(",".join(["participant_id", *names]) + "\n" + "\n".join(rows) + "\n")
-        return path
-
-    lake = Lake.init(folder / "lake")
-    ingest_release(lake, ReleaseSources(bfile=panel.prefix, idps=csv(folder / "idps.csv", PHENOTYPES, phenotypes),
-                                        covariates=csv(folder / "covariates.csv", ["age", "sex"],
-                                                       covariates[:, 1:])),
-                   release="panel", source="test")
-    inputs = RelationshipInputs(SAMPLES, None, 0.01, 0.05)
-    cross, variants = relationship_sum(lake, inputs, genotype_blocks(lake, release="panel"), workers=1)
-    grm = folder / "grm.txt"
-    np.savetxt(grm, symmetric(cross) / variants, fmt="%.17g")
-    np.savetxt(folder / "covariates.txt", covariates, fmt="%.17g")
+    lake, grm, variants = panel_lake(folder, panel, phenotypes, PHENOTYPES, covariates)
     return {"folder": folder, "panel": panel, "lake": lake, "phenotypes": phenotypes, "covariates": covariates,
-            "grm": symmetric(cross) / variants, "grm_file": grm, "variants": variants}
+            "grm": grm, "grm_file": folder / "grm.txt", "variants": variants}
 
 
 def gemma(cohort: dict, y: np.ndarray, *flags: str, out: str) -> str:
     """Run GEMMA on the panel with phenotype ``y`` (NaN → NA) and our covariates; its stdout."""
-    folder = cohort["folder"]
-    pheno = folder / f"{out}.pheno.txt"
-    pheno.write_text("".join(("NA" if np.isnan(v) else repr(float(v))) + "\n" for v in y))
-    done = subprocess.run([GEMMA, "-bfile", str(cohort["panel"].prefix), "-p", str(pheno), "-c",
-                           str(folder / "covariates.txt"), *flags, "-o", out, "-outdir", str(folder)],
-                          capture_output=True, text=True, cwd=folder)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return run_gemma(cohort["folder"], cohort["panel"].prefix, y, *flags, out=out)
 
 
 def printed(text: str, label: str) -> list[float]:
