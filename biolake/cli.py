@@ -934,9 +934,9 @@ def kinship(lake_location: str, samples_sql: str | None, min_kinship: float, unr
     0.0625 for 3rd degree). Dosages are rounded to the nearest call. Columns: participant_id_1,
     participant_id_2 (the later and the earlier of the release's sample order, as plink2's
     IID1 and IID2), n_variants, hethet, ibs0 (counts: plink2's 'counts' modifier) and kinship,
-    in plink2's row order. The pair counts are products of indicator matrices summed over
-    the genotype blocks on dask; memory is 16 N^2 bytes for N participants (1.6 GB at
-    10,000) per worker. --unrelated removes, while a pair is above the cutoff, the partner of
+    in plink2's row order. The pair counts are popcounts of each participant's bit sets of
+    calls (as plink2 counts them), summed over the genotype blocks on dask; memory is 16 N^2
+    bytes for N participants (1.6 GB at 10,000) per worker. --unrelated removes, while a pair is above the cutoff, the partner of
     the first participant with one relative left, else the first with the most (plink2's
     rule); the set, NAME_unrelated, is a table a sample query selects from. Withdrawal
     deletes a participant's pairs and membership from both tables.

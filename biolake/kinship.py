@@ -7,8 +7,8 @@ The participants are the release's genotyped ones, or those a sample query keeps
 calls over the variants both called) over a share of the autosomal genotype row groups, one
 share per worker, as the heritability job sums its relationship matrix; the client adds the
 shares' counts as they come and turns them into kinship coefficients. Memory: 16 N² bytes
-per task and in the client (int32 counts; 1.6 GB at 10,000 samples), plus a block's float32
-products.
+per task and in the client (int32 counts; 1.6 GB at 10,000 samples), plus a block's bit sets
+(half a byte per call).
 
 The pairs at or above ``min_kinship`` are committed as ``LAKE/results/NAME`` (kind ``kinship``);
 with ``unrelated`` the kept participants as ``LAKE/results/NAME_unrelated`` (kind
@@ -26,11 +26,12 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse
 
 from biolake.frame import Report, Request, provenance_header
 from biolake.heritability import summed_over_shares
@@ -41,8 +42,7 @@ from biolake.queries import SampleSelection, connect, genotyped_samples
 from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
 from biolake.run import publish_table
 from biolake.scan import TaskInputs
-from biolake.stats.kinship import (KING_THIRD_DEGREE, KingCounts, king_counts, king_robust, pairs_at_least,
-                                   unrelated_samples)
+from biolake.stats.kinship import KING_THIRD_DEGREE, KingCounts, king_robust, pairs_at_least, unrelated_samples
 
 Progress = Callable[[str, int, int], None]
 AUTOSOMES = tuple(str(chrom) for chrom in range(1, 23))     # plink2's KING-robust considers autosomes only
@@ -147,13 +147,17 @@ def king_count_sum(lake: Lake, inputs: TaskInputs, blocks: list[Block], *, sched
 
 def _king_task(share: list[Block], inputs: TaskInputs, position: int) -> tuple[np.ndarray | int, ...]:
     """One dask task: the KING pair counts of a share of the row groups, and how many variants it holds."""
-    counts, variants = KingCounts.zeros(inputs.analysis_samples), 0
-    for fragment in share:
-        for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
-                                          dtype=np.float32):
-            counts.add(king_counts(block.dosages, block.missing))
-            variants += len(block.dosages)
-    return *counts.arrays(), variants
+    variants = [0]
+
+    def calls() -> Iterator[tuple[np.ndarray, scipy.sparse.csr_array]]:
+        for fragment in share:
+            for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
+                                              dtype=np.float32):
+                variants[0] += len(block.dosages)
+                yield block.dosages, block.missing
+
+    counts = KingCounts.zeros(inputs.analysis_samples).add_calls(calls())
+    return *counts.arrays(), variants[0]
 
 
 def _pair_rows(chosen: SampleSelection, counts: KingCounts, kinship: np.ndarray, later: np.ndarray,
