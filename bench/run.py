@@ -15,12 +15,14 @@ ewas (200,000 CpGs × 1,000 vs limma lmFit+eBayes); epic (850,000 CpGs: time and
 ldscores (asked for: --tasks ldscores, at --samples × --variants; vs ldsc --l2, 1000 kb windows);
 h2 (asked for: --tasks h2; LD score regression of 100 IDPs at --samples × --variants vs ldsc --h2 per IDP);
 lmm (asked for: --tasks lmm; gwas --lmm exact and null-ratio of --phenotypes IDPs vs gemma -lmm 1 per IDP).
+kinship (asked for: --tasks kinship; KING-robust kinship at --samples × --variants vs plink2 --make-king-table).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
     python bench/run.py --tasks he --samples 10000 --variants 100000 --phenotypes 1000   # the issue's size
     python bench/run.py --tasks h2 --samples 2000 --variants 20000         # h² of 100 IDPs vs ldsc --h2
     python bench/run.py --tasks lmm --samples 1000 --variants 10000 --phenotypes 5   # gwas --lmm vs gemma -lmm 1
+    python bench/run.py --tasks kinship --samples 2000 --variants 20000    # kinship vs plink2 --make-king-table
 """
 
 from __future__ import annotations
@@ -519,6 +521,28 @@ def bench_h2(data: Path, samples: int, variants: int, phenotypes: int = 100) -> 
                 "ldsc --h2 2.0.1, once per phenotype", reference, peak)]
 
 
+def bench_kinship(data: Path, samples: int, variants: int) -> list[Row]:
+    """`biolake kinship` (pairs at its default --min 0.0442) vs `plink2 --make-king-table counts
+    --king-table-filter 0.0442` on the same .bed: half the samples in three-generation families, half
+    unrelated, 2 % of the calls missing (biolake.synth.write_family_panel; the lake ingested untimed).
+    Both give the same table (tests/test_kinship.py)."""
+    from biolake.synth import write_family_panel
+
+    prefix, lake = data / f"families-{samples}x{variants}", data / f"kinship-lake-{samples}x{variants}"
+    if not (lake / "catalog.yaml").exists():
+        write_family_panel(prefix, families=samples // 16, unrelated=samples - samples // 16 * 8, variants=variants)
+        shutil.rmtree(lake, ignore_errors=True)
+        subprocess.run([*BIOLAKE, "init", str(lake)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*BIOLAKE, "ingest", "--lake", str(lake), "--release", "families", "--bfile", str(prefix),
+                        "--quiet"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours, peak, _ = run_timed([*BIOLAKE, "kinship", "--lake", str(lake), "--name", "bench_kinship", "--replace",
+                               "--quiet"])
+    reference = run_timed(["plink2", "--bfile", str(prefix), "--make-king-table", "counts", "--king-table-filter",
+                           "0.0442", "--out", str(prefix)])[0]
+    return [Row("KING-robust kinship", f"N={samples:,} M={variants:,}", ours, "plink2 --make-king-table",
+                reference, peak)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -559,6 +583,8 @@ def main() -> None:
         rows += bench_he(args.data, args.samples, args.variants, args.phenotypes)
     if "lmm" in tasks:   # asked for by name, at small sizes: --samples 1000 --variants 10000 --phenotypes 5
         rows += bench_lmm(args.data, args.samples, args.variants, args.phenotypes)
+    if "kinship" in tasks:   # asked for by name: at --samples × --variants (the issue's goal: 10,000 × 100,000)
+        rows += bench_kinship(args.data, args.samples, args.variants)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

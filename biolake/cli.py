@@ -925,6 +925,68 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
 
 
+@main.command()
+@_lake_option
+@click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns [default: every "
+              "genotyped participant]")
+@click.option("--min", "min_kinship", type=float, default=0.0442, show_default=True, metavar="KINSHIP",
+              help="keep the pairs whose kinship is at least this (plink2 --king-table-filter; plink2 writes every "
+                   "pair by default, 0 keeps every pair not negative); 0.0442 is KING's bound of 3rd-degree relatives")
+@click.option("--unrelated", type=float, metavar="CUTOFF",
+              help="also write NAME_unrelated (participant_id): a maximal set of participants no pair of whom has "
+                   "kinship above CUTOFF, as plink2 --king-cutoff CUTOFF chooses it (0.0884: no 2nd-degree or closer "
+                   "pair; 0.177: no 1st-degree)")
+@_results_options(default_name="kinship", release_help="release whose genotypes give kinship [default: latest]",
+                  exported="pairs")
+@click.option("--chrom", "chromosomes", multiple=True, metavar="CHR",
+              help="only these chromosomes (repeatable; autosomes only count)")
+@_cluster_options
+def kinship(lake_location: str, samples_sql: str | None, min_kinship: float, unrelated: float | None,
+            release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
+            chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    """KING-robust kinship of every pair of participants, as plink2 --make-king-table; a
+    results table in the lake, and with --unrelated a set of unrelated participants.
+
+    Over the autosomal variants called in both participants of a pair (NSNP), with HETHET the
+    variants where both are heterozygous, IBS0 those where they are opposite homozygotes and
+    Het_i those where i is heterozygous: kinship = 1/2 - (Het_i + Het_j - 2 HETHET + 4 IBS0) /
+    (4 min(Het_i, Het_j)), the between-family estimator plink2 uses for every pair (about 0.5
+    for duplicates or twins, 0.25 for parent and child or siblings, 0.125 for 2nd degree,
+    0.0625 for 3rd degree). Dosages are rounded to the nearest call. Columns: participant_id_1,
+    participant_id_2 (the later and the earlier of the release's sample order, as plink2's
+    IID1 and IID2), n_variants, hethet, ibs0 (counts: plink2's 'counts' modifier) and kinship,
+    in plink2's row order. The pair counts are popcounts of each participant's bit sets of
+    calls (as plink2 counts them), summed over the genotype blocks on dask; memory is 16 N^2
+    bytes for N participants (1.6 GB at 10,000) per worker. --unrelated removes, while a pair is above the cutoff, the partner of
+    the first participant with one relative left, else the first with the most (plink2's
+    rule); the set, NAME_unrelated, is a table a sample query selects from. Withdrawal
+    deletes a participant's pairs and membership from both tables.
+
+    \b
+    Examples:
+      biolake kinship --lake /tmp/lake --name kinship --unrelated 0.0884 --out kinship.tsv
+      biolake gwas --lake /tmp/lake --pheno 25001-2.0 --covar age,sex --name unrelated_gwas \\
+                   --samples-sql 'SELECT participant_id FROM results.kinship_unrelated'
+      biolake kinship --lake /tmp/lake --samples-sql 'SELECT participant_id FROM covariates WHERE age > 60' \\
+                      --min 0.177 --chrom 1 --chrom 2 --name first_degree
+      biolake sql 'SELECT count(*) AS pairs, max(kinship) AS closest FROM results.kinship' --lake /tmp/lake
+    """
+    from biolake.kinship import KinshipSettings, run_kinship
+
+    def show(lake, report) -> None:
+        kept = "" if report.unrelated is None else (f"; {report.unrelated:,} unrelated participants → "
+                                                     f"{lake.results_uri(report.unrelated_name)}")
+        click.echo(f"{report.pairs:,} pairs with kinship ≥ {min_kinship:g} among {report.samples:,} participants "
+                   f"over {report.variants:,} autosomal variants (release {report.release}) → "
+                   f"{_stored(lake, report)}{kept}", err=True)
+
+    def start(lake, progress):
+        settings = KinshipSettings(name=name, release=release, replace=replace, chromosomes=list(chromosomes) or None,
+                                   samples=samples_sql, min_kinship=min_kinship, unrelated=unrelated)
+        return run_kinship(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
+    _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
+
+
 LDSC_INPUTS = (  # what h2 --result and rg (LD score regression) take besides the summary statistics
     click.option("--ldscores", default="ldscores", show_default=True, metavar="NAME",
                  help="the LD scores: a results table of 'biolake ldscores' (ldsc --ref-ld; M is its M_5_50)"),

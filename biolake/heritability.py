@@ -124,11 +124,6 @@ class RelationshipInputs(TaskInputs):
     min_maf: float
     max_missing: float
 
-    @property
-    def analysis_samples(self) -> int:
-        """How many samples K spans."""
-        return self.n_samples if self.samples is None else len(self.samples)
-
 
 @dataclass(frozen=True)
 class ProductInputs(RelationshipInputs):
@@ -207,8 +202,8 @@ def relationship_sum(lake: Lake, inputs: RelationshipInputs, blocks: list[Block]
     """Z'Z summed over every kept variant of ``blocks`` (samples × samples, upper triangle) and the count of
     those variants, on dask: one task per worker, each over a contiguous share of the row groups."""
     n = inputs.analysis_samples
-    cross, variants = _summed_over_shares(lake, _relationship_task, inputs, blocks, [np.zeros((n, n)), 0],
-                                          step="relationship", scheduler=scheduler, workers=workers, progress=progress)
+    cross, variants = summed_over_shares(lake, _relationship_task, inputs, blocks, [np.zeros((n, n)), 0],
+                                         step="relationship", scheduler=scheduler, workers=workers, progress=progress)
     return cross, variants
 
 
@@ -218,16 +213,16 @@ def relationship_products(lake: Lake, inputs: RelationshipInputs, blocks: list[B
     """Z'(Z·``vectors``) (samples × k) and Σ z² per sample, summed over every kept variant of ``blocks``, and the
     count of those variants: K·vectors and K's diagonal times that count, as :func:`relationship_sum` shares the
     work; Z's N × p and K's N × N are never held."""
-    product, diagonal, variants = _summed_over_shares(
+    product, diagonal, variants = summed_over_shares(
         lake, _product_task, ProductInputs(**vars(inputs), vectors=vectors), blocks,
         [np.zeros(vectors.shape), np.zeros(len(vectors)), 0], step=step, scheduler=scheduler, workers=workers,
         progress=progress)
     return product, diagonal, variants
 
 
-def _summed_over_shares(lake: Lake, task: Callable[..., tuple], inputs: RelationshipInputs, blocks: list[Block],
-                        zeros: list, *, step: str, scheduler: str | None, workers: int | None,
-                        progress: Progress | None) -> list:
+def summed_over_shares(lake: Lake, task: Callable[..., tuple], inputs: TaskInputs, blocks: list[Block],
+                       zeros: list, *, step: str, scheduler: str | None, workers: int | None,
+                       progress: Progress | None) -> list:
     """What ``task`` returns (a tuple of arrays and counts) for each share of ``blocks``, added to ``zeros`` as the
     shares come: one task per worker, each over a contiguous share of the row groups."""
     shares = [share for share in np.array_split(np.arange(len(blocks)), max(1, min(

@@ -82,6 +82,11 @@ class TaskInputs:
     n_samples: int                 # length of the stored sample vector
     samples: np.ndarray | None     # positions of the analysis samples in it (None: all, in order)
 
+    @property
+    def analysis_samples(self) -> int:
+        """How many samples the job analyses."""
+        return self.n_samples if self.samples is None else len(self.samples)
+
 
 class VariantTests(Protocol):
     """What a variant job sends to its workers: how to read blocks and what to test in them."""

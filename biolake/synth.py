@@ -1289,3 +1289,80 @@ def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, cm: np.n
                  ).write_csv(Path(f"{prefix}.fam"), separator=" ", include_header=False)
     pl.DataFrame({"SNP": ids, "CHR": chrom, "BP": pos, "P": [f"{value:.6g}" for value in p]},
                  ).write_csv(Path(f"{prefix}.assoc"), separator="\t")
+
+
+@dataclass(frozen=True)
+class FamilyPanel:
+    """What :func:`write_family_panel` wrote: ``{prefix}.bed/.bim/.fam`` of families and unrelated samples.
+
+    ``dosages`` are alt (A1) counts in .bim × .fam order, NaN at missing calls; ``kinship``
+    holds the pedigree kinship of every related pair (sample positions in the .fam, the
+    first the smaller), e.g. 0.25 for a parent and child or two siblings, 0.0625 for cousins.
+    """
+
+    prefix: Path
+    dosages: np.ndarray                         # variants × samples
+    kinship: dict[tuple[int, int], float]       # (sample, later sample) → pedigree kinship
+
+
+# One three-generation family: two grandparents (0, 1), their children (2, 3), each child's unrelated spouse
+# (4, 5) and a grandchild of each couple (6, 7): parent-offspring and sibling pairs (kinship ¼), grandparent and
+# avuncular pairs (⅛), first cousins (1/16).
+_FAMILY_PARENTS = {2: (0, 1), 3: (0, 1), 6: (2, 4), 7: (3, 5)}
+_FAMILY_SIZE = 8
+
+
+def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: int, variants: int,
+                       chromosomes: int = 22, seed: int = 1, missing_calls: float = 0.02) -> FamilyPanel:
+    """Write a PLINK 1 fileset of ``families`` three-generation families (8 samples each, see
+    ``_FAMILY_PARENTS``) then ``unrelated`` samples, for relatedness tests and benchmarks.
+
+    Founders draw each haplotype's alleles independently (alt frequencies uniform in
+    [0.05, 0.5]); a child takes one gamete of each parent, a mosaic of the parent's two
+    haplotypes switching at a Poisson(1) number of crossovers per chromosome (so over 22
+    chromosomes a pair's kinship spreads about its pedigree value as in a genome). Each call
+    is then missing with probability ``missing_calls``.
+
+    Examples
+    --------
+    >>> panel = write_family_panel("/tmp/family-panel-doctest", families=2, unrelated=4, variants=300)
+    >>> panel.dosages.shape, panel.kinship[(0, 2)], panel.kinship[(6, 7)]
+    ((300, 20), 0.25, 0.0625)
+    """
+    rng = np.random.default_rng(seed)
+    chrom = np.repeat(np.arange(1, chromosomes + 1), _apportion(variants, np.ones(chromosomes)))
+    pos = np.concatenate([np.arange(1, np.sum(chrom == c) + 1) * 10_000 for c in range(1, chromosomes + 1)])
+    alt_freq = rng.uniform(0.05, 0.5, variants)
+    haplotypes = []                             # per sample: its two haplotypes (2 × variants)
+    for _ in range(families):
+        family: dict[int, np.ndarray] = {}
+        for member in range(_FAMILY_SIZE):
+            parents = _FAMILY_PARENTS.get(member)
+            family[member] = (rng.random((2, variants)) < alt_freq) if parents is None else np.stack(
+                [_gamete(rng, family[parent], chrom) for parent in parents])
+        haplotypes.extend(family[member] for member in range(_FAMILY_SIZE))
+    haplotypes.extend(rng.random((2, variants)) < alt_freq for _ in range(unrelated))
+    dosages = np.column_stack([pair.sum(axis=0) for pair in haplotypes]).astype(np.float64)
+    dosages[rng.random(dosages.shape) < missing_calls] = np.nan
+    _write_ld_fileset(Path(prefix), chrom, pos, pos / 1e6, dosages, np.ones(variants))
+    return FamilyPanel(Path(prefix), dosages, _pedigree_kinship(families))
+
+
+def _gamete(rng: np.random.Generator, parent: np.ndarray, chrom: np.ndarray) -> np.ndarray:
+    """One gamete of a parent (2 × variants haplotypes): per chromosome, a random start haplotype switching at a
+    Poisson(1) number of uniformly placed crossovers."""
+    switches = np.zeros(len(chrom), np.int64)
+    for c in np.unique(chrom):
+        span = np.flatnonzero(chrom == c)
+        switches[rng.choice(span, rng.poisson(1.0))] += 1
+        switches[span[0]] += rng.integers(2)
+    return np.where(np.cumsum(switches) % 2 == 1, parent[1], parent[0])
+
+
+def _pedigree_kinship(families: int) -> dict[tuple[int, int], float]:
+    """The kinship of every related pair of :func:`write_family_panel`'s families, by sample position."""
+    within = {(0, 2): 0.25, (0, 3): 0.25, (1, 2): 0.25, (1, 3): 0.25, (2, 3): 0.25, (2, 6): 0.25, (4, 6): 0.25,
+              (3, 7): 0.25, (5, 7): 0.25, (0, 6): 0.125, (1, 6): 0.125, (0, 7): 0.125, (1, 7): 0.125,
+              (3, 6): 0.125, (2, 7): 0.125, (6, 7): 0.0625}
+    return {(f * _FAMILY_SIZE + i, f * _FAMILY_SIZE + j): value for f in range(families)
+            for (i, j), value in within.items()}

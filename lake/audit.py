@@ -17,6 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from biolake.lake.lake import Lake
+from biolake.lake.schema import participant_columns
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,16 @@ def audit(lake: Lake, participant_ids: Iterable[str]) -> AuditReport:
 
 
 def _in_parquet(filesystem: pafs.FileSystem, path: str, wanted: pa.Array) -> int:
-    """How many of the ids a data file's participant_id column holds (0 if it has none)."""
+    """How many of the ids a data file's participant columns hold (participant_id; a kinship pair's two), 0 if it
+    has none."""
     with filesystem.open_input_file(path) as handle:
         parquet = pq.ParquetFile(handle)
-        if "participant_id" not in parquet.schema_arrow.names:
+        columns = participant_columns(parquet.schema_arrow.names)
+        if not columns:
             return 0
-        column = parquet.read(columns=["participant_id"]).column(0).cast(pa.string())
+        table = parquet.read(columns=columns)
+    column = pa.chunked_array([chunk.cast(pa.string()) for name in columns for chunk in table.column(name).chunks],
+                              pa.string())
     return len(pc.unique(column.filter(pc.is_in(column, value_set=wanted))))
 
 

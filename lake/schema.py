@@ -6,9 +6,9 @@ and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables
 column is one field of the source (float64 or text).
 
 Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
-of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs) declares its columns and their roles (the scan,
-the feature, its position, the effect, the headline p), and :meth:`Lake.commit_results`
-refuses a table that does not match its kind's declaration. A concept has one name in
+of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs, kinship, unrelated) declares
+its columns and their roles (the scan, the feature, its position, the effect, the headline p), and
+:meth:`Lake.commit_results` refuses a table that does not match its kind's declaration. A concept has one name in
 every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
 ``ref``/``alt``, ``n``, ``alt_freq``, ``beta`` (the effect estimate, which EWAS results
 called ``coefficient`` until GWAS's name was taken for all), ``se``, ``p``, ``log10p``,
@@ -426,7 +426,35 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _f("prs_avg_p*", "that score averaged as plink2 --score's default: over twice the number of "
                     "variants it weighs, e.g. prs_avg_p5e_08 (biolake prs --score-mean)", optional=True)),
                 position=()),
+    ResultsKind("kinship", "KING-robust kinship of every pair of participants at or above a threshold, as plink2 "
+                "--make-king-table (biolake kinship): plink2's .kin0 columns in the lake's names, the later "
+                "participant of the sample order first",
+                (replace(PARTICIPANT, name="participant_id_1", meaning="one participant of the pair (plink2: IID1)",
+                         nullable=True),
+                 replace(PARTICIPANT, name="participant_id_2", meaning="the other, earlier in the sample order "
+                         "(plink2: IID2)", nullable=True),
+                 _r("n_variants", pa.int64(), "autosomal variants called in both (plink2: NSNP)"),
+                 _r("hethet", pa.int64(), "… of them where both are heterozygous (plink2 counts: HETHET)"),
+                 _r("ibs0", pa.int64(), "… of them where they are opposite homozygotes (plink2 counts: IBS0)"),
+                 _f("kinship", "KING-robust between-family kinship coefficient (plink2: KINSHIP)")),
+                position=()),
+    ResultsKind("unrelated", "a maximal set of participants no two of whom are related above a kinship cutoff, "
+                "as plink2 --king-cutoff keeps them (biolake kinship --unrelated)",
+                (replace(PARTICIPANT, nullable=True),),
+                position=()),
 ]}
+
+
+def participant_columns(names: Iterable[str]) -> list[str]:
+    """The columns among ``names`` that name participants: ``participant_id``, and a pair's ``participant_id_1`` and
+    ``participant_id_2`` (kinship); what withdrawal deletes by and audit searches.
+
+    Examples
+    --------
+    >>> participant_columns(RESULTS_KINDS["kinship"].arrow_schema().names)
+    ['participant_id_1', 'participant_id_2']
+    """
+    return [name for name in names if name == PARTICIPANT.name or name.startswith(f"{PARTICIPANT.name}_")]
 
 
 def results_kind(kind: str | None, *, table: str, scans: bool = False) -> ResultsKind:

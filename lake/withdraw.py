@@ -13,9 +13,10 @@ so only the operator's own copy of the list, checked with ``lake.audit``, ties i
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -28,7 +29,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from biolake.lake.errors import LakeError
 from biolake.lake.lake import Lake
 from biolake.lake.lock import lake_lock
-from biolake.lake.schema import TABLES
+from biolake.lake.schema import TABLES, participant_columns
 from biolake.lake.storage import Location
 from biolake.lake.vectors import (allele_summaries, binary_column, byte_matrix, decode_dosages, decode_floats,
                           packed_width, select_calls, select_fixed_width)
@@ -67,7 +68,7 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
             _withdraw_from_release(lake, info.release, info.tables, set(ids), journal, note=note)
             if progress:
                 progress("releases", step, len(releases))
-        scored = _withdraw_from_results(lake, ids, note=note)   # participant-level results (polygenic scores)
+        scored = _withdraw_from_results(lake, ids, note=note)   # results naming participants (scores, kinship)
         journal.record(*(f"results/{name}" for name in scored))
         _drop_id_digests(lake)
         removed = sum(erase_history(lake.delta(name)) for name in TABLES if lake.has_table(name))
@@ -147,14 +148,16 @@ def _footprint(lake: Lake, ids: list[str]) -> Footprint:
             samples = lake.read("samples", release=info.release)
             removes[f"samples@{info.release}"] = {"rows": _rows_of(samples, listed),
                                                   "positions": _positions(samples, listed)}
-    for name in _participant_results(lake):
-        scores = lake.results(name).to_pyarrow_table(columns=["participant_id"])
-        removes[f"results/{name}"] = {"rows": _rows_of(scores, listed)}
+    for name, columns in _participant_results(lake).items():
+        rows = lake.results(name).to_pyarrow_table(columns=columns)
+        removes[f"results/{name}"] = {"rows": _rows_of(rows, listed, columns=columns)}
     return removes
 
 
-def _rows_of(table: pa.Table, listed: pa.Array) -> int:
-    return pc.sum(pc.is_in(table.column("participant_id"), listed)).as_py() or 0
+def _rows_of(table: pa.Table, listed: pa.Array, *, columns: Sequence[str] = ("participant_id",)) -> int:
+    """How many rows of ``table`` name a ``listed`` participant in any of its participant ``columns``."""
+    named = functools.reduce(pc.or_, (pc.is_in(table.column(column), listed) for column in columns))
+    return pc.sum(named).as_py() or 0
 
 
 def _positions(samples: pa.Table, listed: pa.Array) -> dict[str, dict[str, Any]]:
@@ -270,21 +273,22 @@ def _rewrite_methylation(lake: Lake, release: str, *, n_samples: int, keep: np.n
     return [f"methylation@{release}"]
 
 
-def _participant_results(lake: Lake) -> list[str]:
-    """The results tables keyed by participant (polygenic scores)."""
-    return [name for name in lake.results_names()
-            if "participant_id" in lake.results(name).schema().to_arrow().names]
+def _participant_results(lake: Lake) -> dict[str, list[str]]:
+    """The results tables that name participants (polygenic scores, unrelated sets: ``participant_id``; kinship
+    pairs: ``participant_id_1`` and ``participant_id_2``), each with those columns."""
+    named = {name: participant_columns(lake.results(name).schema().to_arrow().names) for name in lake.results_names()}
+    return {name: columns for name, columns in named.items() if columns}
 
 
 def _withdraw_from_results(lake: Lake, ids: list[str], *, note: dict[str, str]) -> list[str]:
-    """Delete the participants' rows from every results table keyed by participant, each delete
-    committed with ``note``; their names."""
+    """Delete every row naming one of the participants from every results table that names participants,
+    each delete committed with ``note``; their names."""
     listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
     scored = _participant_results(lake)
-    for name in scored:
-        lake.results(name).delete(f"participant_id IN ({listed})",
+    for name, columns in scored.items():
+        lake.results(name).delete(" OR ".join(f"{column} IN ({listed})" for column in columns),
                                   commit_properties=CommitProperties(custom_metadata=note))
-    return scored
+    return list(scored)
 
 
 def erase_history(table: DeltaTable) -> int:

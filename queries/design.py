@@ -163,6 +163,43 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
                              dropped_covariates, dropped_phenotypes, role), len(genotyped))
 
 
+@dataclass(frozen=True)
+class SampleSelection:
+    """The genotyped participants a sample query keeps, in the genotype sample vector's order."""
+
+    release: str
+    participant_ids: list[str]
+    sample_index: np.ndarray      # positions in the genotype sample vector, ascending
+    vector_length: int            # samples in the stored genotype vectors
+
+    @property
+    def selection(self) -> np.ndarray | None:
+        """Positions to take from each stored vector, or None when every sample is kept in order."""
+        return None if len(self.sample_index) == self.vector_length else self.sample_index
+
+
+def genotyped_samples(con: LakeConnection, *, samples: str | None = None) -> SampleSelection:
+    """The release's genotyped participants, or those of them ``samples`` (SQL returning ``participant_id``)
+    keeps: for analyses of the genotypes alone (kinship), which take no phenotype or covariate.
+
+    Examples
+    --------
+    >>> from biolake.queries import connect
+    >>> chosen = genotyped_samples(connect("lake"), samples="SELECT participant_id FROM covariates WHERE age > 60")
+    >>> len(chosen.participant_ids) < chosen.vector_length, chosen.selection is not None
+    (True, True)
+    """
+    genotyped = _column_list(con.sql("SELECT participant_id FROM samples WHERE assay = 'genotypes' "
+                                     "ORDER BY sample_index").arrow(), "participant_id")
+    selected = None if samples is None else set(_column_list(_run(con, samples, what="sample"), "participant_id"))
+    keep = [i for i, pid in enumerate(genotyped) if selected is None or pid in selected]
+    if not keep:
+        raise QueryError(f"no genotyped participant of release {con.release.release!r} is in the sample query's "
+                         "result" if genotyped else f"release {con.release.release!r} has no genotyped participant")
+    return SampleSelection(con.release.release, [genotyped[i] for i in keep], np.array(keep, dtype=np.int64),
+                           len(genotyped))
+
+
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 

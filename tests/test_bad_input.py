@@ -42,6 +42,7 @@ LDSCORES = ["ldscores", "--lake", "{lake}", "--quiet", "--name", "bad"]
 H2 = ["h2", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
 H2_LDSC = ["h2", "--lake", "{lake}", "--name", "bad"]
 H2_OWN_LAKE = ["h2", "--lake", "{tmp}/ldsc/lake", "--ldscores", "ld", "--name", "bad"]
+KINSHIP = ["kinship", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad"]
 CASES = [
     # SQL
     Case("sql_syntax", ["sql", "SELEC 1", "--lake", "{lake}"], r"error: Parser Error: syntax error"),
@@ -210,6 +211,14 @@ CASES = [
     Case("h2_randomized_trace_with_reml", [*H2, "--pheno", "25001-2.0", *COVAR, "--method", "reml", "--trace",
                                            "randomized"],
          r"error: --trace randomized applies only to --method he \(--method reml needs K itself\)"),
+    Case("kinship_min_above_half", [*KINSHIP, "--min", "0.6"],
+         r"error: --min must be a kinship coefficient in \[0, 0.5\], got 0.6"),
+    Case("kinship_negative_min", [*KINSHIP, "--min", "-0.1"],
+         r"error: --min must be a kinship coefficient in \[0, 0.5\], got -0.1"),
+    Case("kinship_unrelated_cutoff_above_half", [*KINSHIP, "--unrelated", "0.7"],
+         r"error: --unrelated must be a kinship coefficient in \[0, 0.5\], got 0.7"),
+    Case("kinship_no_autosome", [*KINSHIP, "--chrom", "X"],
+         r"error: release 'r1' has no autosomal genotypes on chromosomes X: KING-robust kinship"),
     Case("h2_probes_with_result", [*H2_LDSC, "--result", "assoc", "--probes", "10"],
          r"--probes applies only from genotypes"),
     Case("h2_unknown_phenotype", [*H2_LDSC, "--result", "assoc", "--phenotype", "nope"],
