@@ -929,6 +929,7 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
 @_lake_option
 @click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns [default: every "
               "genotyped participant]")
+# --min's default is stats.kinship.KING_THIRD_DEGREE, written out: the CLI imports no numerics before a command runs
 @click.option("--min", "min_kinship", type=float, default=0.0442, show_default=True, metavar="KINSHIP",
               help="keep the pairs whose kinship is at least this (plink2 --king-table-filter; plink2 writes every "
                    "pair by default, 0 keeps every pair not negative); 0.0442 is KING's bound of 3rd-degree relatives")

@@ -147,6 +147,25 @@ def block_map(lake: Lake, *, scheduler: str | None = None, workers: int | None =
         yield partial(map_blocks, client)
 
 
+def summed_over_shares(lake: Lake, task: Callable[..., tuple], inputs: Any, blocks: Sequence[Any],
+                       zeros: list, *, step: str, scheduler: str | None, workers: int | None,
+                       progress: Progress | None) -> list:
+    """What ``task`` returns (a tuple of arrays and counts) for each share of ``blocks``, added to ``zeros`` as the
+    shares come: one task per worker, each over a contiguous share of the row groups (a sum of N × N arrays is what a
+    task sends back, so the tasks are as few as the workers). The relationship matrix, its products and the KING
+    counts are summed this way."""
+    count = max(1, min(len(blocks), workers or os.cpu_count() or 1))
+    sizes = [len(blocks) // count + (k < len(blocks) % count) for k in range(count)]   # as numpy's array_split
+    starts = [sum(sizes[:k]) for k in range(count)]
+    shares = [list(blocks[start:start + size]) for start, size in zip(starts, sizes) if size]
+    sums = zeros
+    with block_map(lake, scheduler=scheduler, workers=workers) as map_over:
+        for share_sums in map_over(task, shares, inputs, step=step, progress=progress):
+            for position, value in enumerate(share_sums):
+                sums[position] += value
+    return sums
+
+
 def threaded_map(task: Callable[..., Any], blocks: Sequence[Any], shared: Any, *args: Any, step: str,
                  progress: Progress | None = None, workers: int | None = None) -> Iterator[Any]:
     """:class:`BlockMap` on dask's threaded scheduler in this process, with ``workers`` threads.

@@ -64,6 +64,9 @@ class GwasSettings(JobRequest):
         if self.lmm is not None and self.model == "logistic":
             raise BiolakeError("--lmm fits a linear mixed model (GEMMA's -lmm is linear; a 0/1 phenotype is tested as "
                                "quantitative): it does not combine with --model logistic")
+        if self.lmm is not None and self.precision != "float64":
+            raise BiolakeError("--lmm runs in float64 (its Wald tests on the eigenbasis, as GEMMA's): it does not combine "
+                               f"with --precision {self.precision}")
 
 
 @dataclass(frozen=True, kw_only=True)

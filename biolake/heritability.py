@@ -35,7 +35,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from biolake.cluster import block_map
+from biolake.cluster import summed_over_shares
 from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
@@ -57,6 +56,7 @@ from biolake.stats.heritability import (Heritability, RandomizedHeritability, fi
                                         symmetric)
 
 Progress = Callable[[str, int, int], None]
+GEMMA_MIN_MAF, GEMMA_MAX_MISSING = 0.01, 0.05   # the variants K takes: GEMMA's -maf and -miss defaults
 METHODS = {"he": haseman_elston, "reml": reml}
 TRACES = ("auto", "exact", "randomized")
 EXACT_MAX_SAMPLES = 20_000   # trace auto: K exact up to this many analysis samples (8 N² bytes: 3.2 GB)
@@ -74,8 +74,8 @@ class HeritabilitySettings(JobRequest):
 
     phenotypes: str | Sequence[str]
     method: str = "he"
-    min_maf: float = 0.01
-    max_missing: float = 0.05
+    min_maf: float = GEMMA_MIN_MAF
+    max_missing: float = GEMMA_MAX_MISSING
     trace: str = "auto"
     probes: int = 100
     seed: int = 1
@@ -91,6 +91,8 @@ class HeritabilitySettings(JobRequest):
             raise BiolakeError(f"--trace {self.trace!r} is not one of {', '.join(TRACES)}")
         if self.trace == "randomized" and self.method != "he":
             raise BiolakeError(f"--trace randomized applies only to --method he (--method {self.method} needs K itself)")
+        if self.seed < 0:
+            raise BiolakeError(f"--seed must be a whole number ≥ 0 (it draws the probes), got {self.seed}")
         if self.probes < 2:
             raise BiolakeError(f"--probes must be at least 2 (their spread enters the standard error), got "
                                f"{self.probes}")
@@ -218,22 +220,6 @@ def relationship_products(lake: Lake, inputs: RelationshipInputs, blocks: list[B
         [np.zeros(vectors.shape), np.zeros(len(vectors)), 0], step=step, scheduler=scheduler, workers=workers,
         progress=progress)
     return product, diagonal, variants
-
-
-def summed_over_shares(lake: Lake, task: Callable[..., tuple], inputs: TaskInputs, blocks: list[Block],
-                       zeros: list, *, step: str, scheduler: str | None, workers: int | None,
-                       progress: Progress | None) -> list:
-    """What ``task`` returns (a tuple of arrays and counts) for each share of ``blocks``, added to ``zeros`` as the
-    shares come: one task per worker, each over a contiguous share of the row groups."""
-    shares = [share for share in np.array_split(np.arange(len(blocks)), max(1, min(
-        len(blocks), workers or os.cpu_count() or 1))) if len(share)]
-    sums = zeros
-    with block_map(lake, scheduler=scheduler, workers=workers) as map_over:
-        for share_sums in map_over(task, [[blocks[i] for i in share] for share in shares], inputs, step=step,
-                                   progress=progress):
-            for position, value in enumerate(share_sums):
-                sums[position] += value
-    return sums
 
 
 def _kept_genotypes(share: list[Block], inputs: RelationshipInputs) -> Iterator[GenotypeBlock]:

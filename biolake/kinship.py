@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
+from biolake.cluster import summed_over_shares
 from biolake.frame import Report, Request, provenance_header
-from biolake.heritability import summed_over_shares
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, check_results_name
 from biolake.lake.schema import RESULTS_KINDS
@@ -73,7 +73,8 @@ class KinshipSettings(Request):
 
     @property
     def unrelated_name(self) -> str:
-        """The results table of the unrelated set: NAME_unrelated."""
+        """The results table of the unrelated set: NAME_unrelated. A run with ``replace`` drops the set of an
+        earlier run of NAME before committing its pairs, so a set in the lake is always its pairs' own."""
         return f"{self.name}_unrelated"
 
 
@@ -108,13 +109,15 @@ def run_kinship(lake: Lake, settings: KinshipSettings, *, scheduler: str | None 
     record = {**provenance_header("kinship", release=chosen.release), "samples": settings.samples,
               "settings": asdict(settings), "analysis_samples": len(chosen.participant_ids), "variants": variants,
               "estimator": ESTIMATOR}
+    kept = None if settings.unrelated is None else unrelated_samples(kinship, settings.unrelated)
+    if settings.replace and settings.unrelated_name in lake.results_names():
+        lake.drop_results(settings.unrelated_name)   # first: a kill never leaves an older run's set beside new pairs
     version = publish_table(lake, settings.name, _pair_rows(chosen, counts, kinship, later, earlier),
                             provenance=record, replace=settings.replace)
     report = KinshipReport(name=settings.name, version=version, release=chosen.release,
                            samples=len(chosen.participant_ids), variants=variants, pairs=len(later))
-    if settings.unrelated is None:
+    if kept is None:
         return report
-    kept = unrelated_samples(kinship, settings.unrelated)
     ids = pa.array([chosen.participant_ids[i] for i in kept], pa.string())
     publish_table(lake, settings.unrelated_name, pa.table({"participant_id": ids}, schema=UNRELATED_SCHEMA),
                   provenance={**record, "kind": "unrelated", "kinship": settings.name, "cutoff": settings.unrelated,

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from biolake.heritability import (RELATIONSHIP, RelationshipInputs, check_relationship_variants, refuse_unfittable,
-                                  relationship_sum)
+from biolake.heritability import (GEMMA_MAX_MISSING, GEMMA_MIN_MAF, RELATIONSHIP, RelationshipInputs,
+                                  check_relationship_variants, refuse_unfittable, relationship_sum)
 from biolake.lake.lake import Lake
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
 from biolake.queries.design import Design
@@ -28,7 +28,6 @@ from biolake.stats.heritability import symmetric
 from biolake.stats.lmm import LmmModel, lmm_association, prepare_lmm
 
 Progress = Callable[[str, int, int], None]
-RELATIONSHIP_MIN_MAF, RELATIONSHIP_MAX_MISSING = 0.01, 0.05   # GEMMA's -maf and -miss defaults, as biolake h2's
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,8 @@ def lmm_block_inputs(lake: Lake, chosen: Design, *, mode: str, min_maf: float, s
     """The block inputs of a mixed-model scan of the ``chosen`` design in ``mode`` (exact, null-ratio), and what
     its provenance records: the mode, K and the count of its variants, each phenotype's null model."""
     refuse_unfittable(chosen)
-    relationship = RelationshipInputs(chosen.vector_length, chosen.selection, RELATIONSHIP_MIN_MAF,
-                                      RELATIONSHIP_MAX_MISSING)
+    relationship = RelationshipInputs(chosen.vector_length, chosen.selection, GEMMA_MIN_MAF,
+                                      GEMMA_MAX_MISSING)
     cross, variants = relationship_sum(lake, relationship, genotype_blocks(lake, release=chosen.release),
                                        scheduler=scheduler, workers=workers, progress=progress)
     check_relationship_variants(variants, relationship, release=chosen.release, chromosomes=None)

@@ -102,6 +102,8 @@ CASES = [
     Case("gwas_no_such_chromosome", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--chrom", "99"], r"chromosomes 99"),
     Case("gwas_lmm_with_logistic", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "exact", "--model", "logistic"],
          r"error: --lmm fits a linear mixed model \(GEMMA's -lmm is linear.*does not combine with --model logistic"),
+    Case("gwas_lmm_float32", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "exact", "--precision", "float32"],
+         r"error: --lmm runs in float64 .* does not combine with --precision float32"),
     Case("gwas_lmm_too_few_samples", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "null-ratio", "--samples-sql",
                                       "SELECT participant_id FROM covariates ORDER BY participant_id LIMIT 12"],
          r"error: phenotype '25001-2.0': \d+ samples for 3 covariate columns; a variance component needs at least "
@@ -206,6 +208,8 @@ CASES = [
          r"error: phenotype 'years': no variance left after the covariates"),
     Case("h2_unknown_method", [*H2, "--pheno", "25001-2.0", *COVAR, "--method", "ldsc"],
          r"Invalid value for '--method'"),
+    Case("h2_negative_seed", [*H2, "--pheno", "25001-2.0", *COVAR, "--trace", "randomized", "--seed", "-1"],
+         r"error: --seed must be a whole number ≥ 0 \(it draws the probes\), got -1"),
     Case("h2_zero_probes", [*H2, "--pheno", "25001-2.0", *COVAR, "--trace", "randomized", "--probes", "0"],
          r"error: --probes must be at least 2 \(their spread enters the standard error\), got 0"),
     Case("h2_randomized_trace_with_reml", [*H2, "--pheno", "25001-2.0", *COVAR, "--method", "reml", "--trace",

@@ -162,3 +162,11 @@ def test_kinship__withdrawal_purges_pairs_and_unrelated_set(cohort, scheduler, t
     assert lake.results_dataset("kin_unrelated").to_table()["participant_id"].to_pylist() == [
         pid for pid in unrelated if pid not in gone]
     assert not audit(lake, gone).traces
+
+
+def test_kinship__replaced_without_unrelated_drops_the_earlier_set(cohort, scheduler, tmp_path):
+    lake = Lake.open(shutil.copytree(cohort["lake"].location.root, tmp_path / "lake"))
+    run_kinship(lake, KinshipSettings(name="kin", unrelated=0.0884), scheduler=scheduler)
+    assert "kin_unrelated" in lake.results_names()
+    run_kinship(lake, KinshipSettings(name="kin", min_kinship=0.177, replace=True), scheduler=scheduler)
+    assert "kin" in lake.results_names() and "kin_unrelated" not in lake.results_names()

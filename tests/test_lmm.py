@@ -9,12 +9,12 @@ multivariate model), the panel (``-bfile``), that phenotype (``-p``, NA missing)
 with an intercept column (``-c``) and our relationship matrix (``-k``: biolake's K, GEMMA's
 ``-gk 2``, as ``biolake h2`` builds it; GEMMA centres it over the phenotype's samples, as we do).
 
-- ``exact``: beta, se and p_wald of its .assoc.txt equal ours to 1e-4 relative (the figures are
-  printed: about 5e-7, its 7 printed digits). GEMMA's λ per variant is the REML optimum only to its
+- ``exact``: beta, se and p_wald of its .assoc.txt equal ours to 1e-5 relative (the issue asks
+  1e-4; the figures are printed: about 5e-7, its 7 printed digits). GEMMA's λ per variant is the REML optimum only to its
   Newton tolerance (1e-5 relative); ours takes the same steps (GSL's Brent, then Newton), without
   which a β near 0 differed by up to 3e-3 of itself and a p by 1e-4.
 - ``null-ratio``: equal to GEMMA run with ``-lmin`` and ``-lmax`` both our null model's λ (GEMMA
-  accepts that: its grid then has one point) to 1e-4; our null λ equals GEMMA's (vg/ve of its log).
+  accepts that: its grid then has one point) to 1e-5; our null λ equals GEMMA's (vg/ve of its log).
 
 GEMMA tests only variants with MAF ≥ 0.01 and ≤ 5 % missing calls; we test every variant, and
 the comparison is over GEMMA's. GEMMA missing fails these tests, never skips them.
@@ -98,7 +98,7 @@ def test_gwas_lmm_exact__equals_gemma_lmm1_wald(cohort):
         beta, se, p = (relative(both[c], both[f"{c}_gemma"]) for c in ("beta", "se", "p"))
         print(f"exact {phenotype}: {len(both)} variants; max relative difference beta {beta.max():.1e}, se "
               f"{se.max():.1e}, p {p.max():.1e}")
-        assert beta.max() < 1e-4 and se.max() < 1e-4 and p.max() < 1e-4
+        assert beta.max() < 1e-5 and se.max() < 1e-5 and p.max() < 1e-5
         assert set(both["n"]) == {int(printed(log, "## number of analyzed individuals"))}
         assert both.filter(pl.col("variant_id") == cohort["panel"].variant_id[PLANTED])["p"].item() < 1e-8
 
@@ -118,7 +118,7 @@ def test_gwas_lmm_null_ratio__equals_gemma_with_lambda_pinned(cohort):
               f"relative difference beta {beta.max():.1e}, se {se.max():.1e}, p {p.max():.1e}")
         assert lam == pytest.approx(theirs_lambda, rel=1e-4)
         assert null[phenotype]["vg"] == pytest.approx(printed(log_free, "## vg estimate in the null model"), rel=1e-4)
-        assert beta.max() < 1e-4 and se.max() < 1e-4 and p.max() < 1e-4
+        assert beta.max() < 1e-5 and se.max() < 1e-5 and p.max() < 1e-5
 
 
 def test_run_gwas__lmm_writes_a_gwas_table_with_its_mode_and_null_models(cohort):
