@@ -354,9 +354,12 @@ class Lake:
         table = self.delta_if_exists(name) if "release" in spec(name).partition_by else None
         return set() if table is None else {partition["release"] for partition in table.partitions()}
 
-    def drop_release_rows(self, name: str, release: str) -> None:
-        """Delete every row of ``release`` from table ``name`` (one Delta commit)."""
-        self.delta(name).delete(f"release = '{check_release_name(release)}'")
+    def drop_release_rows(self, name: str, release: str) -> DeltaTable:
+        """Delete every row of ``release`` from table ``name`` (one Delta commit); returns the table
+        as the delete left it, for a caller with more to do to it (no second load of its log)."""
+        table = self.delta(name)
+        table.delete(f"release = '{check_release_name(release)}'")
+        return table
 
     def drop_uncommitted_rows(self) -> list[str]:
         """Delete rows that belong to no committed release (left by interrupted ingests)."""
