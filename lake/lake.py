@@ -182,6 +182,11 @@ class Lake:
     def has_table(self, name: str) -> bool:
         return DeltaTable.is_deltatable(self.table_uri(name), self.location.delta_options())
 
+    def delta_if_exists(self, name: str) -> DeltaTable | None:
+        """The Delta table ``name``, or None if the lake has none: one load of its log, where
+        :meth:`has_table` then :meth:`delta` would load it twice."""
+        return self._open_delta(self.table_uri(name))
+
     def delta(self, name: str, *, version: int | None = None) -> DeltaTable:
         """The Delta table ``name`` (latest version unless ``version`` asks for time travel)."""
         table = self._open_delta(self.table_uri(name))
@@ -329,7 +334,7 @@ class Lake:
                                                   commit_properties=committed)
         else:
             rows = _write_streamed(
-                uri, schema, batches, label=name,
+                uri if existing is None else existing, schema, batches, label=name,
                 mode="append" if existing is None else "overwrite",
                 predicate=None if existing is None else f"release = '{check_release_name(release)}'",
                 partition_by=partition_by or None,
@@ -339,17 +344,22 @@ class Lake:
                 commit_properties=committed,
             )
         fault_point(f"written:{name}")
-        return rows, DeltaTable(uri, storage_options=options).version()
+        if existing is None:
+            return rows, DeltaTable(uri, storage_options=options).version()
+        existing.update_incremental()   # reads the new commit only, not the whole log again
+        return rows, existing.version()
 
     def releases_with_rows(self, name: str) -> set[str]:
         """Release values that have rows in table ``name``, committed or not (from the Delta log)."""
-        if "release" not in spec(name).partition_by or not self.has_table(name):
-            return set()
-        return {partition["release"] for partition in self.delta(name).partitions()}
+        table = self.delta_if_exists(name) if "release" in spec(name).partition_by else None
+        return set() if table is None else {partition["release"] for partition in table.partitions()}
 
-    def drop_release_rows(self, name: str, release: str) -> None:
-        """Delete every row of ``release`` from table ``name`` (one Delta commit)."""
-        self.delta(name).delete(f"release = '{check_release_name(release)}'")
+    def drop_release_rows(self, name: str, release: str) -> DeltaTable:
+        """Delete every row of ``release`` from table ``name`` (one Delta commit); returns the table
+        as the delete left it, for a caller with more to do to it (no second load of its log)."""
+        table = self.delta(name)
+        table.delete(f"release = '{check_release_name(release)}'")
+        return table
 
     def drop_uncommitted_rows(self) -> list[str]:
         """Delete rows that belong to no committed release (left by interrupted ingests)."""
@@ -388,10 +398,11 @@ class Lake:
     def committed_with(self, name: str, release: str, note: dict[str, str]) -> bool:
         """Whether a commit to table ``name`` for ``release`` carries ``note`` in its metadata:
         how a rerun knows a rewrite that must not happen twice has already happened."""
-        if not self.has_table(name):
+        table = self.delta_if_exists(name)
+        if table is None:
             return False
         wanted = {"biolake.release": release, **note}
-        return any(all(entry.get(k) == v for k, v in wanted.items()) for entry in self.delta(name).history())
+        return any(all(entry.get(k) == v for k, v in wanted.items()) for entry in table.history())
 
     # -- results -----------------------------------------------------------------
     def results_uri(self, name: str) -> str:
@@ -623,7 +634,7 @@ def _check_staged(files: ResultsFiles, actions: list[AddAction]) -> None:
         raise LakeError(f"results {files.name} were dropped while this run was writing them; run it again")
 
 
-def _write_streamed(uri: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *, label: str,
+def _write_streamed(uri: str | DeltaTable, schema: pa.Schema, batches: Iterator[pa.RecordBatch], *, label: str,
                     **options: Any) -> int:
     """``write_deltalake`` from a stream of batches; returns the rows written.
 

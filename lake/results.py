@@ -75,12 +75,12 @@ class StagedFile:
         folder = "".join(f"{key}={value}/" for key, value in partition.items())
         self.path, self.partition = f"{folder}part-{name}.parquet", partition
         self._filesystem = location.arrow_filesystem(uri)
-        if folder or not location.remote:  # buckets have no folders to make
+        if not location.remote:  # buckets have no folders to make (each level would be a request)
             self._filesystem.create_dir(folder.rstrip("/") or ".", recursive=True)
         self._schema = pa.schema([f for f in schema if f.name not in partition])
         self._footer: list[pq.FileMetaData] = []    # the file's metadata, once closed
-        self._writer = pq.ParquetWriter(self.path, self._schema, filesystem=self._filesystem,
-                                        metadata_collector=self._footer,
+        self._sink = self._filesystem.open_output_stream(self.path)   # its position at the end is the size
+        self._writer = pq.ParquetWriter(self._sink, self._schema, metadata_collector=self._footer,
                                         **({"compression": "zstd"} | (parquet_options or {})))
         self._rows, self._row_group_rows = 0, row_group_rows
         self._strings = [f.name for f in self._schema if pa.types.is_string(f.type)]
@@ -105,6 +105,7 @@ class StagedFile:
         """Delete the file (of a write that failed); it was never committed, so no reader knows it."""
         try:
             self._writer.close()
+            self._sink.close()
         finally:
             self._filesystem.delete_file(self.path)
 
@@ -116,6 +117,8 @@ class StagedFile:
         column without them would read as "no value can match" to deltalake's file pruning).
         """
         self._writer.close()
+        size = self._sink.tell()   # no request to ask the store how big the file came out
+        self._sink.close()
         (footer,) = self._footer
         ranged = {f.name for f in self._schema
                   if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type)}
@@ -132,5 +135,4 @@ class StagedFile:
                     _widen(ranges, name, stats.min, stats.max)
         low, high = {name: r[0] for name, r in ranges.items()}, {name: r[1] for name, r in ranges.items()}
         statistics = json.dumps({"numRecords": self._rows, "minValues": low, "maxValues": high, "nullCount": nulls})
-        size = self._filesystem.get_file_info(self.path).size
         return AddAction(self.path, size, self.partition, int(time.time() * 1000), True, statistics)

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from deltalake import DeltaTable
+
 from biolake.lake.errors import ReleaseError
 from biolake.lake.faults import fault_point
 from biolake.lake.lake import Lake, ReleaseInfo, check_release_name
@@ -52,19 +54,18 @@ def retract(lake: Lake, release: str, *, why: str) -> RetractionReport:
             fault_point(f"before:commit:retraction/{release}")
             _commit_retraction(lake, release, why)
             fault_point(f"after:commit:retraction/{release}")
-        deleted = []
+        deleted: dict[str, DeltaTable] = {}   # each table as its delete left it
         for name in TABLES:
             if release in lake.releases_with_rows(name):
-                lake.drop_release_rows(name, release)
-                deleted.append(name)
+                deleted[name] = lake.drop_release_rows(name, release)
                 fault_point(f"deleted:{name}@{release}")
         removed = 0
         # the registry's tables, and any other table that held rows of the release: all its history goes
         for name in [*info.tables, *(name for name in deleted if name not in info.tables)]:
-            removed += erase_history(lake.delta(name))
+            removed += erase_history(deleted[name] if name in deleted else lake.delta(name))
             fault_point(f"erased:{name}")
         filesystem.rm_file(unfinished)
-    return RetractionReport(release, deleted, removed)
+    return RetractionReport(release, list(deleted), removed)
 
 
 def _retractable(lake: Lake, release: str, *, resuming: bool) -> ReleaseInfo:

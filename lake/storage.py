@@ -7,6 +7,7 @@ translated here for fsspec (s3fs/gcsfs), which reads source files and the catalo
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -107,8 +108,20 @@ class Location:
 
 
 def _arrow_s3(explicit: dict[str, str]) -> pafs.FileSystem:
-    """Arrow's S3 filesystem from object-store options, falling back to AWS_* variables as deltalake does."""
+    """Arrow's S3 filesystem from object-store options, falling back to AWS_* variables as deltalake does.
+
+    One per process and set of options: each new one costs a request to the bucket before its
+    first use (a staged file or a dataset read would pay it every time). Keyed by the process
+    too, since an AWS client must not cross a fork.
+    """
     options = _with_aws_environment(explicit)
+    return _cached_arrow_s3(tuple(sorted(options.items())), os.getpid())
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_arrow_s3(options: tuple[tuple[str, str], ...], pid: int) -> pafs.FileSystem:
+    """Arrow's S3 filesystem for ``options`` (made once per ``pid``, see :func:`_arrow_s3`)."""
+    options = dict(options)
     endpoint = options.get("AWS_ENDPOINT_URL")
     kwargs = {"access_key": options.get("AWS_ACCESS_KEY_ID"),
               "secret_key": options.get("AWS_SECRET_ACCESS_KEY"),

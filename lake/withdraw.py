@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from biolake.lake.errors import LakeError
-from biolake.lake.lake import Lake
+from biolake.lake.lake import Lake, ReleaseInfo
 from biolake.lake.lock import lake_lock
 from biolake.lake.schema import TABLES, participant_columns
 from biolake.lake.storage import Location
@@ -65,13 +65,13 @@ def withdraw(lake: Lake, participant_ids: Iterable[str], *,
         journal.record(*lake.drop_uncommitted_rows())  # leftovers of interrupted ingests hold ids too
         releases = lake.releases()
         for step, info in enumerate(releases, start=1):
-            _withdraw_from_release(lake, info.release, info.tables, set(ids), journal, note=note)
+            _withdraw_from_release(lake, info, set(ids), journal, note=note)
             if progress:
                 progress("releases", step, len(releases))
         scored = _withdraw_from_results(lake, ids, note=note)   # results naming participants (scores, kinship)
         journal.record(*(f"results/{name}" for name in scored))
         _drop_id_digests(lake)
-        removed = sum(erase_history(lake.delta(name)) for name in TABLES if lake.has_table(name))
+        removed = sum(erase_history(table) for table in map(lake.delta_if_exists, TABLES) if table is not None)
         removed += sum(erase_history(lake.results(name)) for name in scored)
         _audit(lake, len(ids), journal.done, removed)
         journal.close()
@@ -143,15 +143,21 @@ def _footprint(lake: Lake, ids: list[str]) -> Footprint:
     listed, removes = pa.array(ids, pa.string()), {}
     for info in lake.releases():
         for name in (t for t in info.tables if t in PARTICIPANT_TABLES):
-            removes[f"{name}@{info.release}"] = {"rows": _rows_of(lake.read(name, release=info.release), listed)}
+            removes[f"{name}@{info.release}"] = {"rows": _rows_of(_read(lake, name, info), listed)}
         if "samples" in info.tables:
-            samples = lake.read("samples", release=info.release)
+            samples = _read(lake, "samples", info)
             removes[f"samples@{info.release}"] = {"rows": _rows_of(samples, listed),
                                                   "positions": _positions(samples, listed)}
     for name, columns in _participant_results(lake).items():
         rows = lake.results(name).to_pyarrow_table(columns=columns)
         removes[f"results/{name}"] = {"rows": _rows_of(rows, listed, columns=columns)}
     return removes
+
+
+def _read(lake: Lake, name: str, info: ReleaseInfo) -> pa.Table:
+    """Table ``name`` of a release resolved already (on a bucket, resolving it again per table
+    would read the registry and the retractions again each time)."""
+    return lake.release_dataset(name, info).to_table()
 
 
 def _rows_of(table: pa.Table, listed: pa.Array, *, columns: Sequence[str] = ("participant_id",)) -> int:
@@ -179,21 +185,21 @@ def _committed(lake: Lake, step: str, note: dict[str, str]) -> bool:
     return lake.committed_with(table, release, note)
 
 
-def _withdraw_from_release(lake: Lake, release: str, tables: tuple[str, ...], ids: set[str],
-                           journal: _Journal, *, note: dict[str, str]) -> None:
+def _withdraw_from_release(lake: Lake, info: ReleaseInfo, ids: set[str], journal: _Journal, *,
+                           note: dict[str, str]) -> None:
     """Participant rows go (deleting again is harmless); sample vectors lose the positions once,
     each rewrite committed with ``note``, so a rerun after a kill skips the done ones;
     the samples table, renumbered, comes last."""
-    listed = pa.array(sorted(ids), pa.string())
+    release, tables, listed = info.release, info.tables, pa.array(sorted(ids), pa.string())
     for name in (t for t in tables if t in PARTICIPANT_TABLES):
-        table = lake.read(name, release=release)
+        table = _read(lake, name, info)
         keep = pc.invert(pc.is_in(table.column("participant_id"), listed))
         if not pc.all(keep).as_py():
             lake.replace_release_rows(name, release, table.filter(keep), note=note)
             journal.record(f"{name}@{release}")
     if "samples" not in tables:
         return
-    samples = lake.read("samples", release=release)
+    samples = _read(lake, "samples", info)
     withdrawn = pc.is_in(samples.column("participant_id"), listed)
     if not pc.any(withdrawn).as_py():
         return

@@ -105,13 +105,19 @@ def lake_dosages(lake: Lake, samples: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[dict[str, str]]:
+def s3_request_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file where the S3 server logs each request it answers, one line each (method, path, client)."""
+    return tmp_path_factory.mktemp("s3") / "requests.log"
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_request_log: Path) -> Iterator[dict[str, str]]:
     """moto's S3 server, as its own process on 127.0.0.1 (a real HTTP API); yields storage options."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("s3_server.py")), str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("s3_server.py")), str(port),
+                               str(s3_request_log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
