@@ -50,6 +50,7 @@ class _InstalledLayers(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 sys.meta_path.insert(0, _InstalledLayers())
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         group = shared_setup(item)

@@ -77,7 +77,7 @@ def checksum(table: pa.Table) -> str:
 
 def lake_state(lake: Lake) -> dict[str, str]:
     """A checksum per table of every committed release, and per results table."""
-    state = {f"{name}@{info.release}": checksum(lake.read(name, release=info.release))
+    state = {f"{name}@{info.release}": checksum(lake.release_dataset(name, info).to_table())
              for info in lake.releases() for name in info.tables}
     state |= {f"results/{name}": checksum(lake.results_dataset(name).to_table()) for name in lake.results_names()}
     return state
@@ -169,23 +169,24 @@ def workers(lakes, scheduler, monkeypatch) -> Iterator[str]:
         yield client.scheduler.address
 
 
-@pytest.fixture(scope="module")
-def templates() -> dict[str, str]:
-    """The root of the first base lake of each kind ("local", "s3://"), which later tests copy."""
-    return {}
+# The root of the first base lake of each kind ("local", "s3://") this process made, which later tests copy.
+# A cache per process rather than a module fixture, so that xdist shares these tests out one by one (the
+# conftest runs a module with fixtures of its own wider than a test on one worker) and each worker makes
+# the templates it needs.
+TEMPLATES: dict[str, str] = {}
 
 
 @pytest.fixture
-def base_lake(lakes: Lakes, release_folder: Path, templates: dict[str, str],
-              tmp_path_factory: pytest.TempPathFactory) -> str:
+def base_lake(lakes: Lakes, release_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A lake holding the small release as r1 (made through the CLI, like the runs under test): made once
-    per kind, each test a copy of it (an ingest into a bucket lake takes 15 s of the suite; a copy, 2 s)."""
-    if lakes.kind not in templates:
+    per kind and process, each test a copy of it (an ingest into a bucket lake takes 15 s of the suite; a
+    copy, 2 s)."""
+    if lakes.kind not in TEMPLATES:
         root = Lakes(tmp_path_factory.mktemp("crash-template"), lakes.options).root()
         for args in (["init", root], ["ingest", str(release_folder), "--lake", root, "--release", "r1", "--quiet"]):
             biolake(args, lakes.env)
-        templates[lakes.kind] = root
-    return lakes.copy(templates[lakes.kind])
+        TEMPLATES[lakes.kind] = root
+    return lakes.copy(TEMPLATES[lakes.kind])
 
 
 def test_ingest__sigkill_at_every_fault_point_loses_nothing(lakes, base_lake, release_folder, reliability):
