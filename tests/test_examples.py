@@ -9,7 +9,9 @@ Examples are collected, not listed, so the ones a new command brings are run too
 
 Shell examples run command by command with ``bash -c``, so quoting is tested as a shell reads
 it; a command spans lines while bash cannot parse it yet (quotes, loops) or a line ends in
-``\\``. Python blocks run as scripts. Each example runs in a workspace of its own, where two
+``\\``; the ``biolake`` they start is a real process of its own, forked from a warm interpreter
+(tests/cli_server.py: the examples start over a hundred, and a fresh interpreter spends ~2 s on
+imports before its work). Python blocks run as scripts. Each example runs in a workspace of its own, where two
 substitutions (``in_workspace``) stand in for the machine the examples assume:
 
 - absolute paths under ``/tmp/`` and ``/data/`` point into the workspace (``WORKSPACE/tmp/…``,
@@ -34,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -41,6 +44,7 @@ from pathlib import Path
 
 import click
 import pytest
+from cli_server import write_stub
 
 from biolake.cli import main
 
@@ -174,12 +178,14 @@ def in_workspace(text: str, workspace: Path) -> str:
 
 
 class Workspaces:
-    """Runs examples: each in a fresh workspace, empty or a copy of the prepared one."""
+    """Runs examples: each in a fresh workspace, empty or a copy of the prepared one; ``biolake`` is found in
+    ``commands`` (the warm server's stub), then beside this interpreter."""
 
-    def __init__(self, root: Path, scheduler: str) -> None:
+    def __init__(self, root: Path, scheduler: str, commands: Path) -> None:
         self.root = root
         self.environment = {**os.environ, "DASK_SCHEDULER_ADDRESS": scheduler,
-                            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+                            "PATH": os.pathsep.join([str(commands), str(Path(sys.executable).parent),
+                                                     os.environ["PATH"]])}
         self.environment.pop("BIOLAKE_LAKE", None)
         self.outcomes: dict[Example, str | None] = {}   # examples run while preparing: their failure, if any
         self.prepared = self._prepare()
@@ -234,8 +240,27 @@ class Workspaces:
 
 
 @pytest.fixture(scope="session")
-def workspaces(tmp_path_factory: pytest.TempPathFactory, scheduler: str) -> Iterator[Workspaces]:
-    yield Workspaces(tmp_path_factory.mktemp("examples"), scheduler)
+def warm_biolake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder holding ``biolake``: each command a process forked from one warm interpreter (tests/cli_server.py)."""
+    folder = tmp_path_factory.mktemp("warm-biolake")
+    address = str(folder / "server.sock")
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_server.py")), address],
+                              cwd=Path(__file__).parent, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not Path(address).exists():
+            assert server.poll() is None and time.monotonic() < deadline, "the warm biolake server did not start"
+            time.sleep(0.05)
+        write_stub(folder, address)
+        yield folder
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture(scope="session")
+def workspaces(tmp_path_factory: pytest.TempPathFactory, scheduler: str, warm_biolake: Path) -> Iterator[Workspaces]:
+    yield Workspaces(tmp_path_factory.mktemp("examples"), scheduler, warm_biolake)
 
 
 RUNNABLE = [e for e in all_examples() if e.language in ("sh", "python")]
