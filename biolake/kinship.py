@@ -35,6 +35,7 @@ import scipy.sparse
 
 from biolake.cluster import summed_over_shares
 from biolake.frame import Report, Request, provenance_header
+from biolake.ingest.genotypes import AUTOSOMES
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, check_results_name
 from biolake.lake.schema import RESULTS_KINDS
@@ -45,7 +46,6 @@ from biolake.scan import TaskInputs
 from biolake.stats.kinship import KING_THIRD_DEGREE, KingCounts, king_robust, pairs_at_least, unrelated_samples
 
 Progress = Callable[[str, int, int], None]
-AUTOSOMES = tuple(str(chrom) for chrom in range(1, 23))     # plink2's KING-robust considers autosomes only
 SCHEMA = RESULTS_KINDS["kinship"].arrow_schema()
 UNRELATED_SCHEMA = RESULTS_KINDS["unrelated"].arrow_schema()
 ESTIMATOR = ("KING-robust between-family estimator over the autosomal variants called in both, as plink2 "
@@ -128,7 +128,8 @@ def run_kinship(lake: Lake, settings: KinshipSettings, *, scheduler: str | None 
 
 
 def _autosomal_blocks(lake: Lake, settings: KinshipSettings, *, release: str) -> list[Block]:
-    """The release's autosomal genotype row groups (of ``settings.chromosomes``, if given); refuses none."""
+    """The release's autosomal genotype row groups (of ``settings.chromosomes``, if given; plink2's KING-robust
+    counts autosomes only); refuses none."""
     asked = [chrom for chrom in settings.chromosomes or AUTOSOMES if chrom in AUTOSOMES]
     blocks = genotype_blocks(lake, release=release, chromosomes=asked) if asked else []
     if not blocks:
