@@ -205,7 +205,7 @@ def _add_hethet_ibs0(bits, hethet, ibs0):  # pragma: no cover
 def _add_called_counts(by_sample, by_variant, n_variants, het_called):  # pragma: no cover
     """Add NSNP (upper triangle) and each sample's heterozygous calls where the other called (``het_called[j, i]``:
     i heterozygous, j called) from the uncalled variants: for each sample j, the variant rows of the variants j did
-    not call, heterozygous and uncalled, summed bit-sliced (plane b holds bit b of 64 samples' sums a word)."""
+    not call, heterozygous and uncalled, summed bit-sliced word by word (:func:`_sliced_sum`)."""
     samples, words, _ = by_sample.shape
     variants, sample_words, _ = by_variant.shape
     het = np.zeros(samples, np.int64)
@@ -214,7 +214,7 @@ def _add_called_counts(by_sample, by_variant, n_variants, het_called):  # pragma
         for w in range(words):
             het[s] += _popcount(by_sample[s, w, 0])
             uncalled[s] -= _popcount(by_sample[s, w, 0] | by_sample[s, w, 1] | by_sample[s, w, 2])
-    planes = np.zeros((sample_words, 2, 64), np.uint64)       # bit b of the sums (64 bits hold any count)
+    planes = np.zeros(64, np.uint64)                          # bit b of 64 samples' sums (64 bits hold any count)
     missed = np.zeros((2, 64), np.int64)                      # the sums of 64 samples, heterozygous and uncalled
     starts = np.zeros(samples + 1, np.int64)                  # each sample's uncalled variants, sample by sample
     starts[1:] = np.cumsum(uncalled)
@@ -230,30 +230,68 @@ def _add_called_counts(by_sample, by_variant, n_variants, het_called):  # pragma
                 found[s] += 1
                 rest ^= lowest
     for j in range(samples):
-        depth = 0                                             # the planes the sums reach
-        for added in range(1, starts[j + 1] - starts[j] + 1):
-            v = missed_variants[starts[j] + added - 1]
-            if added == 1 << depth:
-                depth += 1
-            for w in range(sample_words):                     # a binary add, its carries rippling up to ``depth``
-                for kind in range(2):
-                    carry = by_variant[v, w, kind]
-                    for b in range(depth):
-                        overflow = planes[w, kind, b] & carry
-                        planes[w, kind, b] ^= carry
-                        carry = overflow
+        rows = missed_variants[starts[j]:starts[j + 1]]
         for w in range(sample_words):
             missed[:] = 0
             for kind in range(2):
+                depth = _sliced_sum(by_variant, rows, w, kind, planes) if len(rows) else 0
                 for b in range(depth):
                     for lane in range(64):
-                        missed[kind, lane] += np.int64((planes[w, kind, b] >> np.uint64(lane)) & np.uint64(1)) << b
+                        missed[kind, lane] += np.int64((planes[b] >> np.uint64(lane)) & np.uint64(1)) << b
             for i in range(w * 64, min(w * 64 + 64, samples)):
                 if i != j:
                     het_called[j, i] += het[i] - missed[0, i - w * 64]
                 if i > j:
                     n_variants[j, i] += variants - uncalled[i] - uncalled[j] + missed[1, i - w * 64]
-        planes[:, :, :depth] = 0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _carry_save(a, b, c):  # pragma: no cover
+    """Three words added lane by lane: their sum's low bits and carries."""
+    either = a ^ b
+    return either ^ c, (a & b) | (either & c)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sliced_sum(by_variant, rows, w, kind, planes):  # pragma: no cover
+    """The sums, lane by lane, of word ``w`` of the ``kind`` bits of variant ``rows``, bit-sliced into ``planes``
+    (plane b: bit b of 64 samples' sums); returns how many planes. Harley and Seal's carry-save adders take eight
+    rows at a time down to one word of eights, rippled into the planes from plane 3."""
+    depth = 3
+    while (1 << depth) <= len(rows):
+        depth += 1
+    planes[:depth] = 0
+    ones = twos = fours = np.uint64(0)
+    full = len(rows) - len(rows) % 8
+    for start in range(0, full, 8):
+        ones, twos_a = _carry_save(ones, by_variant[rows[start], w, kind], by_variant[rows[start + 1], w, kind])
+        ones, twos_b = _carry_save(ones, by_variant[rows[start + 2], w, kind], by_variant[rows[start + 3], w, kind])
+        twos, fours_a = _carry_save(twos, twos_a, twos_b)
+        ones, twos_a = _carry_save(ones, by_variant[rows[start + 4], w, kind], by_variant[rows[start + 5], w, kind])
+        ones, twos_b = _carry_save(ones, by_variant[rows[start + 6], w, kind], by_variant[rows[start + 7], w, kind])
+        twos, fours_b = _carry_save(twos, twos_a, twos_b)
+        fours, carry = _carry_save(fours, fours_a, fours_b)
+        for b in range(3, depth):
+            overflow = planes[b] & carry
+            planes[b] ^= carry
+            carry = overflow
+    for row in rows[full:]:
+        carry = by_variant[row, w, kind]
+        overflow = ones & carry
+        ones ^= carry
+        carry = overflow
+        overflow = twos & carry
+        twos ^= carry
+        carry = overflow
+        overflow = fours & carry
+        fours ^= carry
+        carry = overflow
+        for b in range(3, depth):
+            overflow = planes[b] & carry
+            planes[b] ^= carry
+            carry = overflow
+    planes[0], planes[1], planes[2] = ones, twos, fours
+    return depth
 
 
 def king_robust(counts: KingCounts) -> np.ndarray:
