@@ -953,11 +953,13 @@ def kinship(lake_location: str, samples_sql: str | None, min_kinship: float, unr
     Het_i those where i is heterozygous: kinship = 1/2 - (Het_i + Het_j - 2 HETHET + 4 IBS0) /
     (4 min(Het_i, Het_j)), the between-family estimator plink2 uses for every pair (about 0.5
     for duplicates or twins, 0.25 for parent and child or siblings, 0.125 for 2nd degree,
-    0.0625 for 3rd degree). Dosages are rounded to the nearest call. Columns: participant_id_1,
+    0.0625 for 3rd degree). Dosages are hard-called as plink2 does (--hard-call-threshold 0.1):
+    the nearest genotype when within 0.1 of it, else missing. Columns: participant_id_1,
     participant_id_2 (the later and the earlier of the release's sample order, as plink2's
     IID1 and IID2), n_variants, hethet, ibs0 (counts: plink2's 'counts' modifier) and kinship,
     in plink2's row order. The pair counts are popcounts of each participant's bit sets of
-    calls (as plink2 counts them), summed over the genotype blocks on dask; memory is 16 N^2
+    calls (HETHET, IBS0) and sums over the few uncalled ones (NSNP, Het_i), summed over the
+    genotype blocks on dask; memory is 16 N^2
     bytes for N participants (1.6 GB at 10,000) per worker. --unrelated removes, while a pair is above the cutoff, the partner of
     the first participant with one relative left, else the first with the most (plink2's
     rule); the set, NAME_unrelated, is a table a sample query selects from. Withdrawal

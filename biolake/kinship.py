@@ -7,8 +7,9 @@ The participants are the release's genotyped ones, or those a sample query keeps
 calls over the variants both called) over a share of the autosomal genotype row groups, one
 share per worker, as the heritability job sums its relationship matrix; the client adds the
 shares' counts as they come and turns them into kinship coefficients. Memory: 16 N² bytes
-per task and in the client (int32 counts; 1.6 GB at 10,000 samples), plus a block's bit sets
-(half a byte per call).
+per task and in the client (int32 counts; 1.6 GB at 10,000 samples), plus 8 N² for the kinship
+coefficients in the client and, per task, the bit sets of 32,768 variants (5 bits per call:
+200 MB at 10,000 samples).
 
 The pairs at or above ``min_kinship`` are committed as ``LAKE/results/NAME`` (kind ``kinship``);
 with ``unrelated`` the kept participants as ``LAKE/results/NAME_unrelated`` (kind
@@ -35,22 +36,23 @@ import scipy.sparse
 
 from biolake.cluster import summed_over_shares
 from biolake.frame import Report, Request, provenance_header
+from biolake.ingest.genotypes import AUTOSOMES
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, check_results_name
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import SampleSelection, connect, genotyped_samples
 from biolake.queries.blocks import Block, genotype_blocks, read_genotype_blocks
-from biolake.run import publish_table
+from biolake.run import publish_parts, publish_table
 from biolake.scan import TaskInputs
 from biolake.stats.kinship import KING_THIRD_DEGREE, KingCounts, king_robust, pairs_at_least, unrelated_samples
 
 Progress = Callable[[str, int, int], None]
-AUTOSOMES = tuple(str(chrom) for chrom in range(1, 23))     # plink2's KING-robust considers autosomes only
 SCHEMA = RESULTS_KINDS["kinship"].arrow_schema()
+_PART_PAIRS = 1_000_000       # pairs per part of the table written
 UNRELATED_SCHEMA = RESULTS_KINDS["unrelated"].arrow_schema()
 ESTIMATOR = ("KING-robust between-family estimator over the autosomal variants called in both, as plink2 "
-             "--make-king-table: ½ − (Het_i + Het_j − 2 HETHET + 4 IBS0) / (4 min(Het_i, Het_j)), dosages rounded "
-             "to the nearest call")
+             "--make-king-table: ½ − (Het_i + Het_j − 2 HETHET + 4 IBS0) / (4 min(Het_i, Het_j)), dosages "
+             "hard-called as plink2 --hard-call-threshold 0.1 (the nearest genotype within 0.1, else missing)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,17 +107,17 @@ def run_kinship(lake: Lake, settings: KinshipSettings, *, scheduler: str | None 
     counts, variants = king_count_sum(lake, TaskInputs(chosen.vector_length, chosen.selection), blocks,
                                       scheduler=scheduler, workers=workers, progress=progress)
     kinship = king_robust(counts)
-    later, earlier = pairs_at_least(kinship, settings.min_kinship)
     record = {**provenance_header("kinship", release=chosen.release), "samples": settings.samples,
               "settings": asdict(settings), "analysis_samples": len(chosen.participant_ids), "variants": variants,
               "estimator": ESTIMATOR}
     kept = None if settings.unrelated is None else unrelated_samples(kinship, settings.unrelated)
     if settings.replace and settings.unrelated_name in lake.results_names():
         lake.drop_results(settings.unrelated_name)   # first: a kill never leaves an older run's set beside new pairs
-    version = publish_table(lake, settings.name, _pair_rows(chosen, counts, kinship, later, earlier),
-                            provenance=record, replace=settings.replace)
+    version = publish_parts(lake, settings.name, _pair_parts(chosen, counts, kinship, settings.min_kinship),
+                            schema=SCHEMA, provenance=record, replace=settings.replace)
+    pairs = int(np.count_nonzero(np.triu(kinship >= settings.min_kinship, 1)))
     report = KinshipReport(name=settings.name, version=version, release=chosen.release,
-                           samples=len(chosen.participant_ids), variants=variants, pairs=len(later))
+                           samples=len(chosen.participant_ids), variants=variants, pairs=pairs)
     if kept is None:
         return report
     ids = pa.array([chosen.participant_ids[i] for i in kept], pa.string())
@@ -128,7 +130,8 @@ def run_kinship(lake: Lake, settings: KinshipSettings, *, scheduler: str | None 
 
 
 def _autosomal_blocks(lake: Lake, settings: KinshipSettings, *, release: str) -> list[Block]:
-    """The release's autosomal genotype row groups (of ``settings.chromosomes``, if given); refuses none."""
+    """The release's autosomal genotype row groups (of ``settings.chromosomes``, if given; plink2's KING-robust
+    counts autosomes only); refuses none."""
     asked = [chrom for chrom in settings.chromosomes or AUTOSOMES if chrom in AUTOSOMES]
     blocks = genotype_blocks(lake, release=release, chromosomes=asked) if asked else []
     if not blocks:
@@ -161,6 +164,17 @@ def _king_task(share: list[Block], inputs: TaskInputs, position: int) -> tuple[n
 
     counts = KingCounts.zeros(inputs.analysis_samples).add_calls(calls())
     return *counts.arrays(), variants[0]
+
+
+def _pair_parts(chosen: SampleSelection, counts: KingCounts, kinship: np.ndarray, minimum: float
+                ) -> Iterator[pa.Table]:
+    """The pairs at or above ``minimum`` as results rows, in parts of about a million pairs (by the later
+    participant), so the table of every pair (``--min 0``) is never built whole."""
+    samples = len(kinship)
+    step = max(1, _PART_PAIRS // max(samples, 1))
+    for start in range(0, samples, step):
+        later, earlier = pairs_at_least(kinship, minimum, later=slice(start, start + step))
+        yield _pair_rows(chosen, counts, kinship, later, earlier)
 
 
 def _pair_rows(chosen: SampleSelection, counts: KingCounts, kinship: np.ndarray, later: np.ndarray,

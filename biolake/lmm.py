@@ -19,13 +19,14 @@ import pyarrow as pa
 
 from biolake.heritability import (GEMMA_MAX_MISSING, GEMMA_MIN_MAF, RELATIONSHIP, RelationshipInputs,
                                   check_relationship_variants, refuse_unfittable, relationship_sum)
+from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
 from biolake.queries.design import Design
 from biolake.scan import TaskInputs
 from biolake.stats.gwas import association_table, results_schema
 from biolake.stats.heritability import symmetric
-from biolake.stats.lmm import LmmModel, lmm_association, prepare_lmm
+from biolake.stats.lmm import LmmModel, RelationshipError, lmm_association, prepare_lmm
 
 Progress = Callable[[str, int, int], None]
 
@@ -61,7 +62,10 @@ def lmm_block_inputs(lake: Lake, chosen: Design, *, mode: str, min_maf: float, s
     cross, variants = relationship_sum(lake, relationship, genotype_blocks(lake, release=chosen.release),
                                        scheduler=scheduler, workers=workers, progress=progress)
     check_relationship_variants(variants, relationship, release=chosen.release, chromosomes=None)
-    model = prepare_lmm(symmetric(cross) / variants, chosen.phenotypes, chosen.covariates, mode=mode)
+    try:
+        model = prepare_lmm(symmetric(cross) / variants, chosen.phenotypes, chosen.covariates, mode=mode)
+    except RelationshipError as error:
+        raise BiolakeError(f"phenotype {chosen.phenotype_names[error.column]!r}: {error}") from None
     null = {name: {"lambda": float(model.null.lam[j]), "vg": float(model.null.vg[j]), "ve": float(model.null.ve[j])}
             for j, name in enumerate(chosen.phenotype_names)}
     facts = {"lmm": {"mode": mode, "relationship": RELATIONSHIP, "relationship_variants": variants,

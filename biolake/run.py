@@ -226,8 +226,16 @@ def remove_files(files: ResultsFiles, actions: list[AddAction]) -> None:
 def publish_table(lake: Lake, name: str, table: pa.Table, *, provenance: dict, replace: bool = False) -> int:
     """Commit one small results table whole (a row per phenotype or pair: h², rg) as ``LAKE/results/NAME``,
     unpartitioned, in one file; returns the version. Scans over blocks publish through :class:`Run`."""
+    return publish_parts(lake, name, [table], schema=table.schema, provenance=provenance, replace=replace)
+
+
+def publish_parts(lake: Lake, name: str, parts: Iterable[pa.Table], *, schema: pa.Schema, provenance: dict,
+                  replace: bool = False) -> int:
+    """Commit a results table written part by part into its one file (a table too large to build whole in memory:
+    every pair of 10,000 participants), as :func:`publish_table`; returns the version."""
     files = lake.results_files(name)
-    output = files.open(table.schema, partition={}, part=provenance["kind"])
-    output.write(table)
-    return lake.commit_results(files, [output.close()], schema=table.schema, partition_by=[],
+    output = files.open(schema, partition={}, part=provenance["kind"])
+    for part in parts:
+        output.write(part)
+    return lake.commit_results(files, [output.close()], schema=schema, partition_by=[],
                                provenance=provenance, replace=replace)

@@ -20,7 +20,8 @@ from biolake.lake.schema import TABLES
 from biolake.lake.vectors import allele_summaries, binary_column, encode_dosages
 
 Progress = Callable[[str, int, int], None]
-CHROMOSOMES = frozenset([str(i) for i in range(1, 23)] + ["X", "Y", "XY", "MT"])
+AUTOSOMES = tuple(str(i) for i in range(1, 23))
+CHROMOSOMES = frozenset([*AUTOSOMES, "X", "Y", "XY", "MT"])
 _CHROMOSOME_ALIASES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}  # PLINK numbering
 
 

@@ -7,12 +7,17 @@ variants where i is heterozygous (and j called), the KING-robust between-family 
 
     kinship = ½ − (Het_i + Het_j − 2 HETHET + 4 IBS0) / (4 min(Het_i, Het_j)).
 
-The counts are those of plink2 itself: per sample, a block's calls become four bit sets
-(heterozygous, homozygous reference, homozygous alternate, called; 64 variants a word),
-and each pair's counts are popcounts of their ANDs, word by word (a binary matrix product
-of the indicator matrices), in a compiled loop over pairs, tiled by 4,096 variants so a
-tile of every sample's words stays in cache. Counts add up in int32 (exact below 2³¹
-variants); symmetric ones are kept as their upper triangle.
+The counts are plink2's, counted in two parts. HETHET and IBS0 are popcounts of ANDs of each
+sample's bit sets (heterozygous, homozygous reference, homozygous alternate; 64 variants a word;
+an uncalled variant in none), in a compiled loop over pairs blocked by 64 × 64 samples so both
+blocks' words stay in cache, one sample against two at a time. The counts that need the calls
+of both samples come from the uncalled ones, which are few: with u_i the variants i did not
+call, NSNP = M − u_i − u_j + (both uncalled), and Het_i over j's calls = Het_i − (i heterozygous
+where j is uncalled); the two corrections of sample j are sums of the variant-major bit rows
+(heterozygous, uncalled) of the variants j did not call, added bit-sliced (64 samples a word)
+— a few percent of the pair loop's work at 2 % missing calls, where a popcount of every pair's
+called sets would cost as much as HETHET and IBS0 together. Counts add up in int32 (exact
+below 2³¹ variants); symmetric ones are kept as their upper triangle.
 
 The unrelated set is plink2's greedy pruning (``KinshipPruneDestructive``): while any pair
 is above the cutoff, remove the partner of the first sample with one relative left, or
@@ -31,7 +36,10 @@ from numba import types
 from numba.extending import intrinsic
 
 KING_THIRD_DEGREE = 0.0442    # KING's lower bound of 3rd-degree relatives: 2^-4.5
-_TILE_WORDS = 64              # 4,096 variants of every sample's bit sets per sweep over the pairs
+HARD_CALL_THRESHOLD = 0.1     # plink2 --hard-call-threshold: a dosage further than this from every genotype is missing
+_TILE_WORDS = 64              # 4,096 variants of the bit sets per sweep over the pairs
+_BLOCK_SAMPLES = 64           # pairs counted by blocks of 64 × 64 samples: 2 × 96 kB of bit sets, in L2 cache
+_CHUNK_VARIANTS = 32_768      # variants packed before counting: 5 bits per call (200 MB at 10,000 samples)
 
 
 @dataclass
@@ -39,7 +47,7 @@ class KingCounts:
     """The pair counts of KING-robust kinship over some variants, samples × samples (int32).
 
     ``n_variants``, ``hethet`` and ``ibs0`` hold their upper triangle (i < j);
-    ``het_called[i, j]`` counts the variants where i is heterozygous and j called.
+    ``het_called[j, i]`` counts the variants where i is heterozygous and j called.
     """
 
     n_variants: np.ndarray
@@ -58,7 +66,8 @@ class KingCounts:
 
     def add_calls(self, blocks: Iterable[tuple[np.ndarray, scipy.sparse.csr_array]]) -> KingCounts:
         """Add the counts of ``blocks`` of calls, in place: each its dosages (variants × samples, 0 at the missing
-        calls, rounded to the nearest call) and its missing calls (variants × samples, sparse). Blocks are packed
+        calls) and its missing calls (variants × samples, sparse). A dosage is called as plink2 hard-calls dosages
+        (``--hard-call-threshold 0.1``): the nearest genotype if within 0.1 of it, else missing. Blocks are packed
         as bit sets and counted 4,096 variants at a time (a sweep over the pairs costs as much for fewer);
         returns self.
 
@@ -70,52 +79,89 @@ class KingCounts:
         >>> [int(counts.n_variants[0, 1]), int(counts.n_variants[0, 2]), int(counts.hethet[0, 1]),
         ...  int(counts.ibs0[0, 1])]
         [3, 2, 1, 2]
-        >>> [int(counts.het_called[0, 2]), int(counts.het_called[2, 0])]   # 2 is missing where 0 is het
+        >>> [int(counts.het_called[2, 0]), int(counts.het_called[0, 2])]   # 2 is missing where 0 is het
         [0, 1]
         """
-        pending: list[np.ndarray] = []
+        pending: list[CallBits] = []
         for dosages, missing in blocks:
             pending.append(call_bit_sets(dosages, missing))
-            if sum(bits.shape[2] for bits in pending) >= _TILE_WORDS:
-                _add_pair_counts(np.concatenate(pending, axis=2), *self.arrays())
+            if sum(bits.variants for bits in pending) >= _CHUNK_VARIANTS:
+                self._add_chunk(CallBits.concatenate(pending))
                 pending = []
         if pending:
-            _add_pair_counts(np.concatenate(pending, axis=2), *self.arrays())
+            self._add_chunk(CallBits.concatenate(pending))
         return self
 
+    def _add_chunk(self, bits: CallBits) -> None:
+        """Add the counts of one chunk of packed calls."""
+        _add_hethet_ibs0(bits.by_sample, self.hethet, self.ibs0)
+        _add_called_counts(bits.by_sample, bits.by_variant, self.n_variants, self.het_called)
 
-def call_bit_sets(dosages: np.ndarray, missing: scipy.sparse.csr_array) -> np.ndarray:
-    """A block's calls as each sample's bit sets (4 × samples × words, uint64, 64 variants a word, variant v at bit
-    v % 64 of word v // 64): heterozygous, homozygous reference, homozygous alternate, called.
+
+@dataclass
+class CallBits:
+    """Some variants' calls as bit sets, each sample's (``by_sample``: samples × words × 3, uint64, 64 variants a
+    word, variant v at bit v % 64 of word v // 64: heterozygous, homozygous reference, homozygous alternate) and each
+    variant's (``by_variant``: variants × sample words × 2, sample s at bit s % 64 of word s // 64: heterozygous,
+    uncalled). An uncalled variant is in none of a sample's sets."""
+
+    by_sample: np.ndarray
+    by_variant: np.ndarray
+
+    @property
+    def variants(self) -> int:
+        """How many variants."""
+        return len(self.by_variant)
+
+    @classmethod
+    def concatenate(cls, parts: list[CallBits]) -> CallBits:
+        """The parts' variants one after another (each part's sample words padded to whole words: never called)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(np.concatenate([part.by_sample for part in parts], axis=1),
+                   np.concatenate([part.by_variant for part in parts]))
+
+
+def call_bit_sets(dosages: np.ndarray, missing: scipy.sparse.csr_array) -> CallBits:
+    """A block's calls (variants × samples, 0 at the missing calls, ``missing`` sparse) as :class:`CallBits`. A dosage
+    more than ``HARD_CALL_THRESHOLD`` from every genotype is uncalled (plink2's hard calls).
 
     Examples
     --------
-    >>> bits = call_bit_sets(np.array([[1.0, 2], [0, 0]]), scipy.sparse.csr_array(np.array([[0, 0], [0, 1]], bool)))
-    >>> bits[:, 0, 0].tolist(), bits[:, 1, 0].tolist()     # sample 0: het then hom ref; 1: hom alt then missing
-    ([1, 2, 0, 3], [0, 0, 1, 1])
+    >>> bits = call_bit_sets(np.array([[1.0, 2], [0, 0], [0.5, 1.95]]),
+    ...                      scipy.sparse.csr_array(np.array([[0, 0], [0, 1], [0, 0]], bool)))
+    >>> bits.by_sample[0, 0].tolist(), bits.by_sample[1, 0].tolist()  # 0: het, hom ref, 0.5; 1: alt, missing, alt
+    ([1, 2, 0], [0, 0, 5])
+    >>> bits.by_variant[:, 0].tolist()                   # per variant: heterozygous, uncalled samples
+    [[1, 0], [0, 2], [0, 1]]
     """
     variants, samples = dosages.shape
-    bits = np.zeros((4, samples, -(-variants // 64)), np.uint64)
+    by_sample = np.zeros((samples, -(-variants // 64), 3), np.uint64)
+    by_variant = np.zeros((variants, -(-samples // 64), 2), np.uint64)
     missing = scipy.sparse.csr_array(missing)
-    _pack_calls(dosages, missing.indptr, missing.indices, bits)
-    return bits
+    _pack_calls(dosages, missing.indptr, missing.indices, HARD_CALL_THRESHOLD, by_sample, by_variant)
+    return CallBits(by_sample, by_variant)
 
 
 @numba.njit(cache=True, nogil=True)
-def _pack_calls(dosages, lost_indptr, lost_indices, bits):  # pragma: no cover
-    """Set each called variant's bits: its call's set (rounded as numpy's rint: 0.5 → 0, 1.5 → 2) and called."""
+def _pack_calls(dosages, lost_indptr, lost_indices, threshold, by_sample, by_variant):  # pragma: no cover
+    """Set each call's bits: its genotype's (the nearest genotype, when within ``threshold`` of the dosage), else
+    uncalled."""
     variants, samples = dosages.shape
     lost = np.zeros(samples, np.bool_)
     for v in range(variants):
         lost[lost_indices[lost_indptr[v]:lost_indptr[v + 1]]] = True
         word, bit = v >> 6, np.uint64(1) << np.uint64(v & 63)
         for s in range(samples):
-            if lost[s]:
-                continue
             dosage = dosages[v, s]
-            kind = 0 if 0.5 < dosage < 1.5 else (1 if dosage <= 0.5 else 2)   # het, hom ref, hom alt
-            bits[kind, s, word] |= bit
-            bits[3, s, word] |= bit
+            genotype = np.rint(dosage)
+            sample_word, sample_bit = s >> 6, np.uint64(1) << np.uint64(s & 63)
+            if lost[s] or abs(dosage - genotype) > threshold:
+                by_variant[v, sample_word, 1] |= sample_bit
+                continue
+            by_sample[s, word, 0 if genotype == 1 else (1 if genotype == 0 else 2)] |= bit   # het, hom ref, hom alt
+            if genotype == 1:
+                by_variant[v, sample_word, 0] |= sample_bit
         lost[lost_indices[lost_indptr[v]:lost_indptr[v + 1]]] = False
 
 
@@ -128,31 +174,124 @@ def _popcount(typingctx, word):
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_pair_counts(bits, n_variants, hethet, ibs0, het_called):  # pragma: no cover
-    """Add every pair's counts of the bit sets (:func:`call_bit_sets`) to the count matrices, tile by tile of
-    words."""
-    het, hom_ref, hom_alt, called = bits[0], bits[1], bits[2], bits[3]
-    _, samples, words = bits.shape
+def _add_hethet_ibs0(bits, hethet, ibs0):  # pragma: no cover
+    """Add every pair's HETHET and IBS0 of the bit sets (samples × words × 3) to their upper triangles: per tile of
+    words, per block of pairs (``_BLOCK_SAMPLES`` × ``_BLOCK_SAMPLES`` samples, whose words stay in cache), one
+    sample against two at a time (its words loaded once)."""
+    samples, words, _ = bits.shape
     for start in range(0, words, _TILE_WORDS):
         stop = min(start + _TILE_WORDS, words)
-        for i in range(samples):
-            for j in range(i + 1, samples):
-                both = np.uint64(0)
-                both_het = np.uint64(0)
-                opposite = np.uint64(0)
-                het_i = np.uint64(0)
-                het_j = np.uint64(0)
-                for k in range(start, stop):
-                    both += _popcount(called[i, k] & called[j, k])
-                    both_het += _popcount(het[i, k] & het[j, k])
-                    opposite += _popcount((hom_ref[i, k] & hom_alt[j, k]) | (hom_alt[i, k] & hom_ref[j, k]))
-                    het_i += _popcount(het[i, k] & called[j, k])
-                    het_j += _popcount(het[j, k] & called[i, k])
-                n_variants[i, j] += both
-                hethet[i, j] += both_het
-                ibs0[i, j] += opposite
-                het_called[i, j] += het_i
-                het_called[j, i] += het_j
+        for first in range(0, samples, _BLOCK_SAMPLES):
+            for second in range(first, samples, _BLOCK_SAMPLES):
+                end = min(second + _BLOCK_SAMPLES, samples)
+                for i in range(first, min(first + _BLOCK_SAMPLES, samples)):
+                    for j in range(max(second, i + 1), end, 2):
+                        k = min(j + 1, end - 1)
+                        hethet_j = opposite_j = hethet_k = opposite_k = np.uint64(0)
+                        for w in range(start, stop):
+                            het, ref, alt = bits[i, w, 0], bits[i, w, 1], bits[i, w, 2]
+                            hethet_j += _popcount(het & bits[j, w, 0])
+                            opposite_j += _popcount((ref & bits[j, w, 2]) | (alt & bits[j, w, 1]))
+                            hethet_k += _popcount(het & bits[k, w, 0])
+                            opposite_k += _popcount((ref & bits[k, w, 2]) | (alt & bits[k, w, 1]))
+                        hethet[i, j] += hethet_j
+                        ibs0[i, j] += opposite_j
+                        if k != j:
+                            hethet[i, k] += hethet_k
+                            ibs0[i, k] += opposite_k
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_called_counts(by_sample, by_variant, n_variants, het_called):  # pragma: no cover
+    """Add NSNP (upper triangle) and each sample's heterozygous calls where the other called (``het_called[j, i]``:
+    i heterozygous, j called) from the uncalled variants: for each sample j, the variant rows of the variants j did
+    not call, heterozygous and uncalled, summed bit-sliced word by word (:func:`_sliced_sum`)."""
+    samples, words, _ = by_sample.shape
+    variants, sample_words, _ = by_variant.shape
+    het = np.zeros(samples, np.int64)
+    uncalled = np.full(samples, variants, np.int64)
+    for s in range(samples):
+        for w in range(words):
+            het[s] += _popcount(by_sample[s, w, 0])
+            uncalled[s] -= _popcount(by_sample[s, w, 0] | by_sample[s, w, 1] | by_sample[s, w, 2])
+    planes = np.zeros(64, np.uint64)                          # bit b of 64 samples' sums (64 bits hold any count)
+    missed = np.zeros((2, 64), np.int64)                      # the sums of 64 samples, heterozygous and uncalled
+    starts = np.zeros(samples + 1, np.int64)                  # each sample's uncalled variants, sample by sample
+    starts[1:] = np.cumsum(uncalled)
+    found = starts[:-1].copy()
+    missed_variants = np.zeros(starts[-1], np.int64)
+    for v in range(variants):
+        for w in range(sample_words):
+            rest = by_variant[v, w, 1]
+            while rest:
+                lowest = rest & (~rest + np.uint64(1))
+                s = w * 64 + _popcount(lowest - np.uint64(1))
+                missed_variants[found[s]] = v
+                found[s] += 1
+                rest ^= lowest
+    for j in range(samples):
+        rows = missed_variants[starts[j]:starts[j + 1]]
+        for w in range(sample_words):
+            missed[:] = 0
+            for kind in range(2):
+                depth = _sliced_sum(by_variant, rows, w, kind, planes) if len(rows) else 0
+                for b in range(depth):
+                    for lane in range(64):
+                        missed[kind, lane] += np.int64((planes[b] >> np.uint64(lane)) & np.uint64(1)) << b
+            for i in range(w * 64, min(w * 64 + 64, samples)):
+                if i != j:
+                    het_called[j, i] += het[i] - missed[0, i - w * 64]
+                if i > j:
+                    n_variants[j, i] += variants - uncalled[i] - uncalled[j] + missed[1, i - w * 64]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _carry_save(a, b, c):  # pragma: no cover
+    """Three words added lane by lane: their sum's low bits and carries."""
+    either = a ^ b
+    return either ^ c, (a & b) | (either & c)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sliced_sum(by_variant, rows, w, kind, planes):  # pragma: no cover
+    """The sums, lane by lane, of word ``w`` of the ``kind`` bits of variant ``rows``, bit-sliced into ``planes``
+    (plane b: bit b of 64 samples' sums); returns how many planes. Harley and Seal's carry-save adders take eight
+    rows at a time down to one word of eights, rippled into the planes from plane 3."""
+    depth = 3
+    while (1 << depth) <= len(rows):
+        depth += 1
+    planes[:depth] = 0
+    ones = twos = fours = np.uint64(0)
+    full = len(rows) - len(rows) % 8
+    for start in range(0, full, 8):
+        ones, twos_a = _carry_save(ones, by_variant[rows[start], w, kind], by_variant[rows[start + 1], w, kind])
+        ones, twos_b = _carry_save(ones, by_variant[rows[start + 2], w, kind], by_variant[rows[start + 3], w, kind])
+        twos, fours_a = _carry_save(twos, twos_a, twos_b)
+        ones, twos_a = _carry_save(ones, by_variant[rows[start + 4], w, kind], by_variant[rows[start + 5], w, kind])
+        ones, twos_b = _carry_save(ones, by_variant[rows[start + 6], w, kind], by_variant[rows[start + 7], w, kind])
+        twos, fours_b = _carry_save(twos, twos_a, twos_b)
+        fours, carry = _carry_save(fours, fours_a, fours_b)
+        for b in range(3, depth):
+            overflow = planes[b] & carry
+            planes[b] ^= carry
+            carry = overflow
+    for row in rows[full:]:
+        carry = by_variant[row, w, kind]
+        overflow = ones & carry
+        ones ^= carry
+        carry = overflow
+        overflow = twos & carry
+        twos ^= carry
+        carry = overflow
+        overflow = fours & carry
+        fours ^= carry
+        carry = overflow
+        for b in range(3, depth):
+            overflow = planes[b] & carry
+            planes[b] ^= carry
+            carry = overflow
+    planes[0], planes[1], planes[2] = ones, twos, fours
+    return depth
 
 
 def king_robust(counts: KingCounts) -> np.ndarray:
@@ -166,24 +305,39 @@ def king_robust(counts: KingCounts) -> np.ndarray:
     >>> round(float(king_robust(counts)[0, 1]), 6)   # ½ − (40 + 44 − 40) / 160
     0.225
     """
-    het_i, het_j = counts.het_called, counts.het_called.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kinship = 0.5 - (het_i + het_j - 2.0 * counts.hethet + 4.0 * counts.ibs0) / (4.0 * np.minimum(het_i, het_j))
-    return np.triu(kinship, 1)
+    kinship = np.zeros(counts.hethet.shape)
+    _fill_king_robust(counts.hethet, counts.ibs0, counts.het_called, kinship)
+    return kinship
 
 
-def pairs_at_least(kinship: np.ndarray, minimum: float) -> tuple[np.ndarray, np.ndarray]:
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _fill_king_robust(hethet, ibs0, het_called, kinship):  # pragma: no cover
+    """Each pair's kinship into the upper triangle of ``kinship``, in one pass (no N × N temporaries)."""
+    samples = len(kinship)
+    for i in range(samples):
+        for j in range(i + 1, samples):
+            het_i, het_j = float(het_called[j, i]), float(het_called[i, j])
+            kinship[i, j] = 0.5 - (het_i + het_j - 2.0 * hethet[i, j] + 4.0 * ibs0[i, j]) / (4.0 * min(het_i, het_j))
+
+
+def pairs_at_least(kinship: np.ndarray, minimum: float, *, later: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
     """The pairs (later sample, earlier sample) whose kinship is at least ``minimum``, in plink2
-    --make-king-table's order: by the later sample, then the earlier.
+    --make-king-table's order: by the later sample, then the earlier; those whose later sample is in ``later``
+    (a slice of the samples, so a table of every pair can be built in parts).
 
     Examples
     --------
-    >>> later, earlier = pairs_at_least(np.array([[0, 0.3, 0.01], [0, 0, 0.25], [0, 0, 0]]), 0.0442)
-    >>> later.tolist(), earlier.tolist()
-    ([1, 2], [0, 1])
+    >>> kinship = np.array([[0, 0.3, 0.01], [0, 0, 0.25], [0, 0, 0]])
+    >>> [pairs.tolist() for pairs in pairs_at_least(kinship, 0.0442)]
+    [[1, 2], [0, 1]]
+    >>> [pairs.tolist() for pairs in pairs_at_least(kinship, 0.0442, later=slice(2, 3))]
+    [[2], [1]]
     """
-    later, earlier = np.nonzero(np.triu(kinship >= minimum, 1).T)
-    return later, earlier
+    first = later.indices(len(kinship))[0]
+    part = kinship[:, later]                                  # every sample × the later ones asked for
+    kept = (part >= minimum) & (np.arange(len(kinship))[:, None] < np.arange(first, first + part.shape[1]))
+    later_sample, earlier = np.nonzero(kept.T)                # by the later sample, then the earlier
+    return later_sample + first, earlier
 
 
 def unrelated_samples(kinship: np.ndarray, cutoff: float) -> np.ndarray:

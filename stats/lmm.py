@@ -42,6 +42,8 @@ _ITERATIONS = 100       # at most, per stage (GEMMA's max_iter)
 _COLLINEAR_R2 = 0.9999  # a variant whose r² with the covariates reaches this is not tested (GEMMA's -r2)
 _MONOMORPHIC = 1e-12    # genotype variance over the phenotype's samples, relative to its mean square
 _VARIANT_CHUNK = 512    # variants per step of the exact mode (bounds its memory: chunk × samples × 3)
+_NO_VARIANCE = 1e-8     # K's trace per sample left once the covariates are projected out, below which K has none
+_NEGATIVE = 1e-6        # eigenvalues of K below 0 summing beyond this share of its trace: not rounding
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,9 @@ def prepare_lmm(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray,
     for columns, samples in phenotype_patterns(phenotypes):
         eigenvalues, vectors = centred_eigenbasis(grm, samples)
         fixed = vectors.T @ np.hstack([covariates[samples], phenotypes[np.ix_(samples, columns)]])
+        problem = relationship_problem(grm, samples, eigenvalues, fixed[:, :c])
+        if problem:
+            raise RelationshipError(columns[0], problem)
         patterns.append(LmmPattern(columns, samples, eigenvalues, vectors, fixed))
         df = len(samples) - c
         for j, column in enumerate(columns):
@@ -314,6 +319,45 @@ def prepare_lmm(grm: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray,
             ve[column] = _residual(rotated, lam[column]) / df
             vg[column] = lam[column] * ve[column]
     return LmmModel(mode, tuple(patterns), NullModel(lam, vg, ve), c)
+
+
+class RelationshipError(ValueError):
+    """K over a phenotype's samples fits no mixed model (:func:`relationship_problem` says why); ``column`` is the
+    first phenotype of those samples, for the caller to name."""
+
+    def __init__(self, column: int, problem: str) -> None:
+        super().__init__(problem)
+        self.column = column
+
+
+def relationship_problem(grm: np.ndarray, samples: np.ndarray, eigenvalues: np.ndarray,
+                         covariates: np.ndarray) -> str | None:
+    """Why K over ``samples`` fits no mixed model, or None: eigenvalues below 0 beyond rounding (the centred
+    eigenvalues, negative ones zeroed, add up to more than the centred K's trace), or no variance left once the
+    covariates (rotated onto K's eigenvectors, samples × c) are projected out: trace(P K P) ≈ 0.
+
+    Examples
+    --------
+    >>> x = np.column_stack([np.ones(4), [0.0, 1, 2, 1]])
+    >>> values, vectors = centred_eigenbasis(np.outer(x[:, 1], x[:, 1]), np.arange(4))   # K of one variant
+    >>> relationship_problem(np.outer(x[:, 1], x[:, 1]), np.arange(4), values, vectors.T @ x)  # it is a covariate
+    'the relationship matrix over its 4 samples has no variance left after the covariates (trace 0 once they are projected out): expected genotypes that vary among these samples beyond the covariates'
+    """
+    n = len(samples)
+    chosen = np.zeros(len(grm))
+    chosen[samples] = 1.0
+    trace = float(grm[samples, samples].sum() - chosen @ grm @ chosen / n)          # of K centred over the samples
+    negative = float(eigenvalues.sum()) - trace
+    if negative > _NEGATIVE * abs(trace) + n * 1e-10:
+        return (f"the relationship matrix over its {n:,} samples is not positive semi-definite (eigenvalues summing "
+                f"to {-negative:.3g} below 0): expected K = Z'Z / M of standardised genotypes")
+    weighted = covariates.T @ (eigenvalues[:, None] * covariates)
+    left = float(eigenvalues.sum() - np.trace(np.linalg.pinv(covariates.T @ covariates) @ weighted))
+    if left <= _NO_VARIANCE * n:
+        return (f"the relationship matrix over its {n:,} samples has no variance left after the covariates (trace "
+                f"{max(left, 0.0):.3g} once they are projected out): expected genotypes that vary among these samples "
+                "beyond the covariates")
+    return None
 
 
 def _residual(rotated: _Rotated, lam: float) -> float:

@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -108,6 +109,11 @@ CASES = [
                                       "SELECT participant_id FROM covariates ORDER BY participant_id LIMIT 12"],
          r"error: phenotype '25001-2.0': \d+ samples for 3 covariate columns; a variance component needs at least "
          r"10 more samples than covariates"),
+    Case("gwas_lmm_relationship_without_variance",
+         ["gwas", "--lake", "{tmp}/one_variant/lake", "--scheduler", "{scheduler}", "--quiet", "--name", "bad",
+          "--pheno", "trait", "--covar", "carried", "--lmm", "exact"],
+         r"error: phenotype 'trait': the relationship matrix over its 40 samples has no variance left after the "
+         r"covariates", setup="one_variant_lake"),
     Case("ewas_text_exposure", ["ewas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet",
                                 "--exposure-sql", "SELECT participant_id, site FROM covariates", "--covar", "age"],
          r"site"),
@@ -311,6 +317,26 @@ def write_unmapped_lake(tmp: Path) -> None:
                            for c, v, _, *rest in (line.split("\t") for line in bim.read_text().splitlines())))
     ingest_release(Lake.init(tmp / "unmapped" / "lake"), ReleaseSources(bfile=panel.prefix), release="unmapped",
                    source="test")
+
+
+def write_one_variant_lake(tmp: Path) -> None:
+    """A lake of its own whose genotypes hold one variant (K of rank one) and a covariate 'carried', that variant's
+    alt count: nothing of K is left once the covariates are projected out."""
+    from biolake.ingest.release import ReleaseSources, ingest_release
+    from biolake.synth import write_ld_panel
+
+    (tmp / "one_variant").mkdir()
+    panel = write_ld_panel(tmp / "one_variant" / "panel", samples=40, variants=1, chromosomes=1, causal=1,
+                           missing_calls=0.0)
+    ids = Path(f"{panel.prefix}.fam").read_text().split()[1::6]
+    trait = np.random.default_rng(3).normal(size=len(ids))
+    (tmp / "one_variant" / "idps.csv").write_text("participant_id,trait\n" + "".join(
+        f"{pid},{value!r}\n" for pid, value in zip(ids, trait.tolist())))
+    (tmp / "one_variant" / "covariates.csv").write_text("participant_id,carried\n" + "".join(
+        f"{pid},{dosage!r}\n" for pid, dosage in zip(ids, panel.dosages[0].tolist())))
+    ingest_release(Lake.init(tmp / "one_variant" / "lake"),
+                   ReleaseSources(bfile=panel.prefix, idps=tmp / "one_variant" / "idps.csv",
+                                  covariates=tmp / "one_variant" / "covariates.csv"), release="one", source="test")
 
 
 def write_ldsc_lake(tmp: Path) -> None:

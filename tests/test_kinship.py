@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+import scipy.sparse
 from click.testing import CliRunner
 
 from biolake.cli import main
@@ -33,6 +34,7 @@ from biolake.lake.withdraw import withdraw
 from biolake.queries import connect, genotyped_samples
 from biolake.queries.blocks import genotype_blocks
 from biolake.scan import TaskInputs
+from biolake.stats.kinship import KingCounts
 from biolake.synth import write_family_panel
 
 PLINK2 = shutil.which("plink2") or "plink2"
@@ -78,6 +80,32 @@ def test_kinship__equals_plink2_make_king_table(cohort, minimum, scheduler):
     for column, plinks in (("n_variants", "NSNP"), ("hethet", "HETHET"), ("ibs0", "IBS0")):
         np.testing.assert_array_equal(ours[column].to_numpy(), theirs[plinks].to_numpy(), err_msg=column)
     np.testing.assert_array_equal(printed(ours["kinship"].to_numpy()), theirs["KINSHIP"].to_numpy())
+
+
+def test_kinship__equals_plink2_make_king_table_without_missing_calls(tmp_path, scheduler):
+    """Every call present: NSNP is every variant for every pair (the uncalled-variant sums are all zero)."""
+    panel = write_family_panel(tmp_path / "panel", families=4, unrelated=12, variants=1500, seed=9, missing_calls=0.0)
+    lake = Lake.init(tmp_path / "lake")
+    ingest_release(lake, ReleaseSources(bfile=panel.prefix), release="full", source="test")
+    report = run_kinship(lake, KinshipSettings(name="full", min_kinship=0.0), scheduler=scheduler)
+    ours = pl.from_arrow(lake.results_dataset("full").to_table())
+    theirs = pl.read_csv(plink2({"folder": tmp_path, "panel": panel}, "--make-king-table", "counts",
+                                "--king-table-filter", "0", out="full") + ".kin0", separator="\t")
+    assert report.pairs == theirs.height > 0 and set(ours["n_variants"].to_list()) == {1500}
+    assert ours["participant_id_1"].to_list() == theirs["IID1"].to_list()
+    assert ours["participant_id_2"].to_list() == theirs["IID2"].to_list()
+    for column, plinks in (("n_variants", "NSNP"), ("hethet", "HETHET"), ("ibs0", "IBS0")):
+        np.testing.assert_array_equal(ours[column].to_numpy(), theirs[plinks].to_numpy(), err_msg=column)
+    np.testing.assert_array_equal(printed(ours["kinship"].to_numpy()), theirs["KINSHIP"].to_numpy())
+
+
+def test_king_counts__dosages_hard_called_as_plink2():
+    """plink2's --hard-call-threshold 0.1: a dosage within 0.1 of a genotype is that genotype, else missing."""
+    dosages = np.array([[1.0, 0.91], [0.0, 0.09], [2.0, 1.89], [1.0, 0.5], [2.0, 1.05]])   # variants × 2 samples
+    counts = KingCounts.zeros(2).add_calls([(dosages, scipy.sparse.csr_array(dosages.shape, dtype=bool))])
+    assert int(counts.n_variants[0, 1]) == 3                    # 1.89 and 0.5 are missing
+    assert int(counts.hethet[0, 1]) == 1 and int(counts.ibs0[0, 1]) == 0
+    assert [int(counts.het_called[1, 0]), int(counts.het_called[0, 1])] == [1, 2]   # Het_0, Het_1 over both called
 
 
 @pytest.mark.parametrize("cutoff", [0.0442, 0.0884, 0.177])
