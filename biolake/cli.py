@@ -1550,9 +1550,11 @@ def _print_summary(summary) -> None:
 @click.option("--missing-calls", default=0.01, show_default=True, help="share of genotype calls left missing")
 @click.option("--missing-idps", default=0.02, show_default=True,
               help="share of imaged participants' IDP cells left empty, each IDP its own (0: IDPs missing together)")
+@click.option("--related", default=0.3, show_default=True,
+              help="share of participants in families (sibling pairs, parent-offspring trios, cousins; 0: none)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int, missing_calls: float,
-          missing_idps: float, quiet: bool) -> None:
+          missing_idps: float, related: float, quiet: bool) -> None:
     """Write a synthetic biobank release with planted effects into OUT.
 
     The files are in the formats biobanks ship: PLINK .bed/.bim/.fam, a UK
@@ -1562,7 +1564,12 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
     manifest 'biolake ingest OUT' reads). IDPs carry polygenic backgrounds with
     h² from 0.05 to 0.6 (a fifth of them none); disorder.tsv holds the GWAS
     summary statistics (GWAS-SSF) of a synthetic disorder genetically
-    correlated with some IDPs, for 'biolake import-sumstats'.
+    correlated with some IDPs, for 'biolake import-sumstats'. About --related
+    of the participants are in families (sibling pairs, parent-offspring
+    trios, a parent with his child and his sibling's child): children inherit
+    a recombined haplotype of each parent, a family attends one imaging site,
+    and truth.json lists every related pair with its pedigree kinship (the
+    .fam names no parents, as a biobank's: 'biolake kinship' finds them).
 
     \b
     Example:
@@ -1575,7 +1582,7 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
         try:
             summary = write_synthetic_release(out, samples=samples, variants=variants, idps=idps,
                                               cpgs=cpgs, seed=seed, missing_calls=missing_calls,
-                                              missing_idps=missing_idps,
+                                              missing_idps=missing_idps, related=related,
                                               progress=progress)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None

@@ -12,7 +12,7 @@ Examples
 --------
 >>> report = run_clump(Lake.open("lake"), ClumpSettings(name="demo_clumps", result="demo_idps", p1=1e-3))
 >>> report.clumps > 0, report.phenotypes
-(True, 9)
+(True, 10)
 >>> Lake.open("lake").results_dataset("demo_clumps").schema.names[:6]
 ['phenotype', 'variant_id', 'chrom', 'pos', 'beta', 'p']
 """

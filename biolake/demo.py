@@ -16,13 +16,17 @@ participants and tested on the rest, with and without LD clumping (C+T), and the
 heritability and genetic correlations are listed beside their estimates: the planted h² of at least
 90 % of IDPs must lie inside the Haseman–Elston estimate's 95 % interval, the disorder's inside its
 LD score regression estimate's, and every planted genetic correlation that LD score regression
-estimates must come out with its sign.
+estimates must come out with its sign. Last, relatedness: KING-robust kinship of every pair
+(``biolake kinship``) against the planted pedigree (its pairs found per degree), the unrelated set,
+and a mixed-model GWAS of the most heritable polygenic IDP beside the plain one, whose λGC its
+polygenic signal and the release's relatives inflate.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,7 @@ from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
 from biolake.heritability import HeritabilitySettings, run_heritability
+from biolake.kinship import KinshipSettings, run_kinship
 from biolake.ldsc import H2Settings, RgSettings, run_h2, run_rg
 from biolake.ldscores import LdScoreSettings, run_ldscores
 from biolake.meta import run_meta
@@ -57,7 +62,11 @@ DEMO_H2 = HeritabilitySettings(name="demo_h2", phenotypes=DEMO_GWAS.phenotypes, 
 DEMO_CLUMPS = ClumpSettings(name="demo_clumps", result=DEMO_GWAS.name, p1=5e-8, r2=0.1, kb=1000, replace=True)
 # LD scores of the variants with MAF > 5 % (ldsc --l2 --maf 0.05): the h² LDSC reports is that of those (its M_5_50)
 DEMO_LDSCORES = LdScoreSettings(name="demo_ldscores", min_maf=0.05, replace=True)
-STEPS = 12
+# KING's degrees: a pair of pedigree kinship φ is found when its estimate lies within φ / √2 and φ × √2
+# (0.177 to 0.354 for first-degree relatives); the unrelated set drops one of each pair above 0.0884 (2nd degree)
+DEMO_KINSHIP = KinshipSettings(name="demo_kinship", unrelated=0.0884, replace=True)
+DEMO_LMM = "null-ratio"   # the mixed model of gwas --lmm the demo compares with plain regression
+STEPS = 13
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
 PRS_IDPS, PRS_THRESHOLDS = 3, (1e-3, 0.01, 0.1, 1.0)  # the most heritable IDPs without a planted variant
@@ -147,6 +156,10 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
         echo(line)
     pages = [write_report(lake, name, root.parent / "out" / f"{name}.html") for name in (DEMO_H2.name, "demo_rg")]
     echo(f"h² and rg reports: {', '.join(str(page) for page in pages)}")
+    echo(f"\n13/{STEPS} relatives: KING-robust kinship against the planted pedigree, the unrelated set, and a mixed-model "
+         f"GWAS (gwas --lmm {DEMO_LMM}) beside plain regression")
+    for line in [*check_relatedness(lake, truth, **jobs), *compare_mixed_model(lake, report, truth, **jobs)]:
+        echo(line)
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
          f"http://127.0.0.1:8000/variant/{planted['variant_id']}")
@@ -290,9 +303,7 @@ def held_out_scores(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
     """Scores of the PRS_IDPS most heritable IDPs without a planted variant, from a GWAS of the other
     participants, scored on the HELD_OUT ones with and without LD clumping: the correlation with the IDP
     per p-value threshold (clumping drops the copies of a locus that would otherwise weigh it many times)."""
-    planted = {effect["idp"] for effect in [*truth["snp_idp"], truth["snp_exposure_interaction"]]}
-    idps = sorted((idp for idp in truth["idp_h2"] if idp not in planted), key=lambda idp: -truth["idp_h2"][idp])
-    idps = idps[:PRS_IDPS]
+    idps = _polygenic_idps(truth, PRS_IDPS)
     run_gwas(lake, GwasSettings(name="demo_train", phenotypes=idps, covariates=DEMO_GWAS.covariates,
                                 samples=f"SELECT participant_id FROM covariates WHERE NOT ({HELD_OUT})",
                                 replace=True), **jobs)
@@ -313,6 +324,53 @@ def held_out_scores(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
     better = (np.array(gains) > 0).sum()
     return [*lines, f"the clumped score correlates better with its IDP in the held-out quarter for {better} of "
             f"{np.size(gains)} IDP × threshold pairs (mean gain in r: {np.mean(gains):+.3f})"]
+
+
+def check_relatedness(lake: Lake, truth: dict, **jobs) -> list[str]:
+    """KING-robust kinship of every pair (biolake kinship) against the planted pedigree: per degree, the planted pairs
+    whose estimate lies in that degree's band (φ / √2 to φ × √2 of the pedigree kinship φ), the pairs found that no
+    pedigree planted, and the size of the unrelated set."""
+    report = run_kinship(lake, DEMO_KINSHIP, **jobs)
+    rows = lake.results_dataset(DEMO_KINSHIP.name).to_table(
+        columns=["participant_id_1", "participant_id_2", "kinship"]).to_pylist()
+    estimated = {frozenset((row["participant_id_1"], row["participant_id_2"])): row["kinship"] for row in rows}
+    pedigree, found = truth["pedigree"], {}
+    for pair in pedigree["related_pairs"]:
+        kinship = estimated.get(frozenset((pair["participant_id_1"], pair["participant_id_2"])), 0.0)
+        hits = found.setdefault(pair["kinship"], {}).setdefault(pair["relation"], [])
+        hits.append(pair["kinship"] / np.sqrt(2) < kinship <= pair["kinship"] * np.sqrt(2))
+    planted = {frozenset((pair["participant_id_1"], pair["participant_id_2"])) for pair in pedigree["related_pairs"]}
+    unplanted = np.array([kinship for pair, kinship in estimated.items() if pair not in planted])
+    families = ", ".join(f"{count} {kind}" for kind, count in pedigree["families"].items())
+    lines = [f"{report.samples:,} participants, {report.variants:,} variants; planted families: {families} "
+             f"({pedigree['related_share']:.1%} of participants related)"]
+    for kinship, relations in sorted(found.items(), reverse=True):
+        counts = ", ".join(f"{sum(hits)}/{len(hits)} {relation} pairs" for relation, hits in relations.items())
+        lines.append(f"kinship: {counts} found ({kinship / np.sqrt(2):.3g} < φ < {kinship * np.sqrt(2):.3g})")
+    lines.append(f"pairs found that no pedigree planted: {len(unplanted):,} at φ ≥ {DEMO_KINSHIP.min_kinship} "
+                 f"({(unplanted > DEMO_KINSHIP.unrelated).sum()} above {DEMO_KINSHIP.unrelated}): unrelated participants "
+                 "vary more by chance over the synthetic genome's few hundred independent stretches than over a real one")
+    lines.append(f"unrelated set (--unrelated {DEMO_KINSHIP.unrelated}): {report.unrelated:,} of {report.samples:,} "
+                 f"participants → {lake.results_uri(DEMO_KINSHIP.unrelated_name)}")
+    return lines
+
+
+def compare_mixed_model(lake: Lake, plain: GwasReport, truth: dict, **jobs) -> list[str]:
+    """A mixed-model GWAS (gwas --lmm DEMO_LMM) of the most heritable IDP without a planted variant beside the demo's
+    plain one, whose λGC counts the IDP's polygenic signal and the relatives' shared genetic values (on this genome of
+    20,000 variants mostly the former: 1.36 for the same release without families) as inflation."""
+    idp, = _polygenic_idps(truth, 1)
+    mixed = run_gwas(lake, replace(DEMO_GWAS, name="demo_lmm", phenotypes=[idp], lmm=DEMO_LMM, adjust=False), **jobs)
+    before, after = (dict(zip(report.summary.phenotypes, report.summary.lambda_gc()))[idp] for report in (plain, mixed))
+    return [f"λGC of {idp} (h² {truth['idp_h2'][idp]:.2f}, the most heritable IDP without a planted variant): plain "
+            f"linear {before:.3f}, mixed model (gwas --lmm {DEMO_LMM}) {after:.3f}"]
+
+
+def _polygenic_idps(truth: dict, count: int) -> list[str]:
+    """The ``count`` most heritable IDPs without a planted variant (their genetic value is all polygenic background)."""
+    planted = {effect["idp"] for effect in [*truth["snp_idp"], truth["snp_exposure_interaction"]]}
+    idps = sorted((idp for idp in truth["idp_h2"] if idp not in planted), key=lambda idp: -truth["idp_h2"][idp])
+    return idps[:count]
 
 
 def planted_heritability(truth: dict) -> list[str]:

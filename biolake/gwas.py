@@ -112,7 +112,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     >>> report = run_gwas(Lake.open("lake"), GwasSettings(
     ...     name="idps", phenotypes=["25010-2.0"], covariates=["age", "sex", "site"]))
     >>> report.summary.lambda_gc().round(1)
-    array([1.2])
+    array([2.1])
     """
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:

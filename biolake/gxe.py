@@ -90,7 +90,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     ...     name="stress", phenotypes=["25010-2.0"], covariates=["age", "sex", "site", "stress"],
     ...     exposures=["stress"]))
     >>> report.summary.top_variant
-    array(['rs1227'], dtype=object)
+    array(['rs3741'], dtype=object)
     """
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:

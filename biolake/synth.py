@@ -26,7 +26,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -75,13 +75,14 @@ PATTERN_REPEATS, RARE_PATTERNS = 0.5, 0.3
 GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls are drawn per chunk)
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
-STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly")
+STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree")
 # The polygenic background: effects on a share of the variants with MAF ≥ 5 % (outside the planted
 # variants' regions, so their marginal effects stay as planted), on standardised genotypes.
 POLYGENIC_SHARE, POLYGENIC_MIN_MAF, POLYGENIC_CHUNK = 0.1, 0.05, 2048
 HERITABILITY_RANGE, NULL_SHARE = (0.05, 0.6), 0.2  # planted h² of the IDPs with a background; IDPs without
 PAIR_RG, NEGATIVE_RG = (0.6, 0.9), (-0.6, -0.4)  # left/right of a structure; the one negative pair
 DISORDER_LOADINGS = (-0.5, 0.4)  # the disorder's share of two left/right pairs' common background
+RELATED_SHARE = 0.3  # participants with a relative among the participants (about a third in UK Biobank)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,46 @@ class _Cohort:
     head_motion: np.ndarray
     stress: np.ndarray  # the exposure, standardised
     imaged: np.ndarray  # attended the imaging visit
+
+
+@dataclass(frozen=True)
+class _FamilyKind:
+    """A kind of family: its members (its participants first, then relatives who are not participants), each
+    child's parents, and the related pairs of participants it plants with their pedigree kinship."""
+
+    name: str
+    participants: int
+    members: int
+    parents: tuple[tuple[int, int, int], ...]  # (child, father, mother), parents before their children
+    pairs: tuple[tuple[int, int, str, float], ...]  # (participant, participant, relation, kinship)
+    share: float  # of the related participants
+
+
+FAMILY_KINDS = (
+    # two siblings, whose parents (2, 3) are not participants
+    _FamilyKind("siblings", 2, 4, ((0, 2, 3), (1, 2, 3)), ((0, 1, "sibling", 0.25),), share=0.4),
+    # a father (0), a mother (1) and their child (2)
+    _FamilyKind("trio", 3, 3, ((2, 0, 1),),
+                ((0, 2, "parent-offspring", 0.25), (1, 2, "parent-offspring", 0.25)), share=0.35),
+    # a father (0), his child (1) and his sibling's child (2); the grandparents (3, 4), the sibling (5) and
+    # the spouses (6 of 0, 7 of 5) are not participants
+    _FamilyKind("cousins", 3, 8, ((0, 3, 4), (5, 3, 4), (1, 0, 6), (2, 5, 7)),
+                ((0, 1, "parent-offspring", 0.25), (0, 2, "avuncular", 0.125), (1, 2, "first cousins", 0.0625)),
+                share=0.25),
+)
+
+
+@dataclass(frozen=True)
+class _Pedigree:
+    """Families among the participants (persons 0 … samples − 1) and their relatives who are not participants
+    (persons from samples on): the haplotype each meiosis makes, from which parent's two, and the families."""
+
+    samples: int
+    persons: int  # participants and the relatives who are not
+    child: np.ndarray  # meioses: the haplotype each makes (:func:`_haplotype`), parents' before their children's
+    parent: np.ndarray  # meioses × 2: the transmitting parent's two haplotypes
+    families: list[tuple[_FamilyKind, np.ndarray]]  # each family's kind and members (persons, in the kind's order)
+    rng: np.random.Generator  # draws the meioses' crossovers
 
 
 @dataclass(frozen=True)
@@ -332,6 +373,49 @@ def _draw_cohort(rng: np.random.Generator, samples: int) -> _Cohort:
         imaged=rng.random(samples) >= 0.05)
 
 
+def _draw_pedigree(rng: np.random.Generator, samples: int, related: float) -> _Pedigree:
+    """Families of each of FAMILY_KINDS, its share of the ``related`` share of the participants (whole families,
+    so a little fewer), their participants drawn at random from every participant."""
+    counts = [int(related * samples * kind.share) // kind.participants for kind in FAMILY_KINDS]
+    order = rng.permutation(samples).tolist()  # participants take their places in families in this order
+    persons, families = samples, []
+    for kind, count in zip(FAMILY_KINDS, counts):
+        for _ in range(count):
+            absent = kind.members - kind.participants
+            families.append((kind, np.array([*(order.pop() for _ in range(kind.participants)),
+                                             *range(persons, persons + absent)])))
+            persons += absent
+    meioses = np.array([(members[child], copy, members[parent]) for kind, members in families
+                        for child, *parents in kind.parents for copy, parent in enumerate(parents)],
+                       np.int64).reshape(-1, 3)  # (child, its haplotype from this parent, parent)
+    return _Pedigree(samples, persons, _haplotype(meioses[:, 0], meioses[:, 1], samples),
+                     _haplotype(meioses[:, 2:], np.arange(2), samples), families, rng)
+
+
+def _haplotype(person: np.ndarray, copy: np.ndarray, samples: int) -> np.ndarray:
+    """A person's haplotype ``copy`` (0: from the father, 1: from the mother) as :class:`_FounderPairs` numbers
+    them: a participant's (person < samples) copy × samples + person, another relative's 2 × person + copy."""
+    return np.where(person < samples, copy * samples + person, 2 * person + copy)
+
+
+def _with_families(cohort: _Cohort, pedigree: _Pedigree) -> _Cohort:
+    """The cohort with each family's participants at one imaging site (its first participant's, drawn as every
+    participant's, so site stays independent of the other covariates), fathers male and mothers female, and each
+    family's ages reordered so parents are older than their children."""
+    site, male, age = cohort.site.copy(), cohort.male.copy(), cohort.age.copy()
+    for kind, members in pedigree.families:
+        participants = members[:kind.participants]
+        site[participants] = site[participants[0]]
+        generation = np.zeros(kind.members, int)
+        for child, father, mother in kind.parents:
+            generation[child] = generation[father] + 1
+            for parent, is_male in ((father, True), (mother, False)):
+                if parent < kind.participants:
+                    male[members[parent]] = is_male
+        age[participants[np.argsort(generation[:kind.participants], kind="stable")]] = -np.sort(-age[participants])
+    return replace(cohort, site=site, male=male, age=age)
+
+
 def _with_missing(rng: np.random.Generator, values: np.ndarray, rate: float) -> np.ndarray:
     """A float copy of ``values`` with about ``rate`` of the cells set to NaN (written empty)."""
     return np.where(rng.random(values.shape) < rate, np.nan, values.astype(float))
@@ -388,56 +472,101 @@ def _byte_quads(pairs: np.ndarray, padding: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _switch_founders(haplotypes: np.ndarray, pairs: np.ndarray, quads: np.ndarray, counts: np.ndarray,
-                     draws: np.ndarray, founder_of_byte: np.ndarray, keep: int) -> None:
-    """Apply founder switches in place, one random uint64 each, updating what depends on them.
+def _set_founder(haplotypes: np.ndarray, samples: int, pairs: np.ndarray, quads: np.ndarray, counts: np.ndarray,
+                 h: int, founder: int) -> None:
+    """Haplotype h copies ``founder`` from here on; a participant's (h < 2 × samples) also moves the founder
+    counts, its founder pair and its .bed byte's pair index."""
+    if h >= 2 * samples:  # a relative who is not a participant: no genotype to write, no count
+        haplotypes[h] = founder
+        return
+    counts[haplotypes[h]] -= 1
+    counts[founder] += 1
+    haplotypes[h] = founder
+    sample = h % samples
+    pairs[sample] = haplotypes[sample] * FOUNDERS + haplotypes[sample + samples]
+    first = sample - sample % 2  # of the two samples sharing a half byte
+    quads[sample // 4, (sample % 4) // 2] = pairs[first] * (FOUNDERS**2 + 1) + pairs[first + 1]
 
-    With ``keep`` < 0 each draw switches the haplotype its high 32 bits pick; otherwise draw h is
-    haplotype h's, which switches when its top 16 bits reach ``keep``. The new founder is
+
+@numba.njit(cache=True, nogil=True)
+def _switch_founders(haplotypes: np.ndarray, free: np.ndarray, samples: int, pairs: np.ndarray, quads: np.ndarray,
+                     counts: np.ndarray, draws: np.ndarray, founder_of_byte: np.ndarray, keep: int) -> None:
+    """Apply founder switches to the ``free`` haplotypes in place, one random uint64 each, updating what
+    depends on them.
+
+    With ``keep`` < 0 each draw switches the free haplotype its high 32 bits pick; otherwise draw i
+    is free haplotype i's, which switches when its top 16 bits reach ``keep``. The new founder is
     ``founder_of_byte`` of the draw's low byte. Compiled: a switch costs a few ns, where numpy
     would make a pass over the sample for each step.
     """
-    samples, width = haplotypes.size // 2, np.uint64(haplotypes.size)
+    width = np.uint64(free.size)
     for i in range(draws.size):
         draw = draws[i]
         if keep < 0:
-            h = np.int64(((draw >> np.uint64(32)) * width) >> np.uint64(32))
+            h = free[np.int64(((draw >> np.uint64(32)) * width) >> np.uint64(32))]
         elif np.int64(draw >> np.uint64(48)) < keep:
             continue
         else:
-            h = i
-        founder = np.int64(founder_of_byte[np.int64(draw & np.uint64(255))])
-        counts[haplotypes[h]] -= 1
-        counts[founder] += 1
-        haplotypes[h] = founder
-        sample = h % samples
-        pairs[sample] = haplotypes[sample] * FOUNDERS + haplotypes[sample + samples]
-        first = sample - sample % 2  # of the two samples sharing a half byte
-        quads[sample // 4, (sample % 4) // 2] = pairs[first] * (FOUNDERS**2 + 1) + pairs[first + 1]
+            h = free[i]
+        _set_founder(haplotypes, samples, pairs, quads, counts, h,
+                     np.int64(founder_of_byte[np.int64(draw & np.uint64(255))]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _inherit(haplotypes: np.ndarray, samples: int, pairs: np.ndarray, quads: np.ndarray, counts: np.ndarray,
+             child: np.ndarray, parent: np.ndarray, strand: np.ndarray) -> None:
+    """Each meiosis's haplotype ``child[k]`` copies the founder of its parent's haplotype ``parent[k, strand[k]]``
+    (meioses in order, parents' before their children's, so a grandchild copies its parent's new founder)."""
+    for k in range(child.size):
+        founder = haplotypes[parent[k, strand[k]]]
+        if haplotypes[child[k]] != founder:
+            _set_founder(haplotypes, samples, pairs, quads, counts, child[k], founder)
 
 
 class _FounderPairs:
     """The founder each sample's two haplotypes copy, switched in place by recombination, with the
     founder counts, the founder pair per sample and per .bed byte's two sample pairs (what
-    packing reads)."""
+    packing reads). With a pedigree, relatives who are not participants have haplotypes too, and an
+    inherited haplotype copies its parent's (one of two, switching at crossovers) instead of recombining
+    in the population."""
 
-    def __init__(self, samples: int) -> None:
-        self.haplotypes = np.zeros(2 * samples, np.int64)  # haplotype h belongs to sample h % samples
+    def __init__(self, samples: int, pedigree: _Pedigree | None = None) -> None:
+        self.samples, self.pedigree = samples, pedigree
+        persons = samples if pedigree is None else pedigree.persons
+        self.haplotypes = np.zeros(2 * persons, np.int64)  # haplotype h < 2 × samples belongs to sample h % samples
+        self.free = np.arange(2 * persons) if pedigree is None else np.setdiff1d(np.arange(2 * persons), pedigree.child)
+        self.strand = np.zeros(0 if pedigree is None else len(pedigree.child), np.int64)  # which parental haplotype
         self.pairs = np.full(-(-samples // 4) * 4, FOUNDERS**2, np.int64)  # + the padding pair
         self.pairs[:samples] = 0
         self.quads = _byte_quads(self.pairs.reshape(-1, 4), FOUNDERS**2)
-        self.counts = np.bincount(self.haplotypes, minlength=FOUNDERS)
+        self.counts = np.bincount(self.haplotypes[:2 * samples], minlength=FOUNDERS)
 
     def recombine(self, rng: np.random.Generator, switches: float, founder_of_byte: np.ndarray) -> None:
-        """A haplotype expecting ``switches`` switches (Poisson) keeps its founder with probability
+        """A free haplotype expecting ``switches`` switches (Poisson) keeps its founder with probability
         exp(−switches), else takes ``founder_of_byte`` of a random byte. Under one switch each,
         Poisson(switches × haplotypes) switches land on random haplotypes (cost ∝ switches)."""
-        size = self.haplotypes.size
+        size = self.free.size
         if switches < 1:
             draws, keep = rng.bit_generator.random_raw(rng.poisson(switches * size)), -1
         else:
             draws, keep = rng.bit_generator.random_raw(size), int(np.exp(-switches) * 2**16)
-        _switch_founders(self.haplotypes, self.pairs, self.quads, self.counts, draws, founder_of_byte, keep)
+        _switch_founders(self.haplotypes, self.free, self.samples, self.pairs, self.quads, self.counts, draws,
+                         founder_of_byte, keep)
+
+    def inherit(self, morgans: float) -> None:
+        """Mendelian transmission across ``morgans`` of the genetic map: each meiosis switches to its parent's
+        other haplotype at a Poisson(morgans) number of crossovers (Haldane's map; from 1 Morgan on, with the
+        probability of an odd number, so a new chromosome starts on a random one), then every inherited
+        haplotype copies its parent's, so relatives share the segments they inherit."""
+        if not self.strand.size:
+            return
+        rng, meioses = self.pedigree.rng, self.strand.size
+        if morgans < 1:
+            np.bitwise_xor.at(self.strand, rng.integers(0, meioses, rng.poisson(morgans * meioses)), 1)
+        else:
+            self.strand ^= rng.random(meioses) < (1 - np.exp(-2 * morgans)) / 2
+        _inherit(self.haplotypes, self.samples, self.pairs, self.quads, self.counts, self.pedigree.child,
+                 self.pedigree.parent, self.strand)
 
 
 def _fresh_carriers(rng: np.random.Generator, variants: int) -> np.ndarray:
@@ -471,17 +600,19 @@ def _make_common(rng: np.random.Generator, carriers: np.ndarray, founder_counts:
 
 
 def _founder_mosaic(rng: np.random.Generator, blocks: _HaplotypeBlocks, samples: int,
-                    common: np.ndarray) -> Iterator[_MosaicBlock]:
+                    common: np.ndarray, pedigree: _Pedigree | None = None) -> Iterator[_MosaicBlock]:
     """Each sample's two haplotypes as mosaics of founders, block by block along the genome.
 
     At a block's start each haplotype switches to a random founder with the probability the
     genetic map gives (always at a chromosome's start), and keeps its founder through the
     block; the two haplotypes of a sample are independent, so HWE holds. r² thus decays with
-    cM between blocks and is high inside one. ``common`` variants get MAF ≥ 0.1; a variant the
+    cM between blocks and is high inside one. With a ``pedigree``, a child's haplotypes are instead
+    its parents' (one of each parent's two, switching at meiotic crossovers along the same map:
+    :meth:`_FounderPairs.inherit`). ``common`` variants get MAF ≥ 0.1; a variant the
     sample's founders leave monomorphic flips its commonest founder. Draws are made per chromosome;
     a block's ``pairs`` and ``quads`` change with the next block, so use them at once.
     """
-    founders = _FounderPairs(samples)
+    founders = _FounderPairs(samples, pedigree)
     chromosomes = np.r_[np.flatnonzero(np.isinf(blocks.switches)), len(blocks.switches)]
     commons = np.flatnonzero(common).tolist()
     for first, last in itertools.pairwise(chromosomes.tolist()):
@@ -493,6 +624,7 @@ def _founder_mosaic(rng: np.random.Generator, blocks: _HaplotypeBlocks, samples:
         shares = np.bincount(founder_of_byte, minlength=FOUNDERS) / founder_of_byte.size
         for block, (start, stop) in enumerate(itertools.pairwise(starts)):
             founders.recombine(rng, blocks.switches[first + block], founder_of_byte)
+            founders.inherit(blocks.switches[first + block] * LD_SCALE_CM / 100)
             founder_counts = founders.counts
             while commons and commons[0] < stop:
                 _make_common(rng, fresh[:, commons.pop(0) - offset], founder_counts)
@@ -576,7 +708,9 @@ def _polygenic_architecture(rng: np.random.Generator, idps: list[_Idp], targets:
     """Draw the IDPs' polygenic backgrounds and what they share.
 
     All but NULL_SHARE of the IDPs carry one, with h² spread evenly over HERITABILITY_RANGE
-    (shuffled). Factors shared, by IDPs other than the planted variants' ``targets`` (whose
+    (shuffled); the null ones are drawn among the IDPs without a planted variant, so an IDP with one
+    has a background too and its h² lies in the range (a variant's 3-5 % alone could fall below it,
+    by the chance of its sample variance). Factors shared, by IDPs other than the planted variants' ``targets`` (whose
     genetic variance is largely that variant's): one by two IDPs of different kinds with opposite
     signs (rg in NEGATIVE_RG), one by the left and right IDP of each other structure (rg in
     PAIR_RG), two of which the disorder shares too (DISORDER_LOADINGS); each trait has a private
@@ -584,7 +718,8 @@ def _polygenic_architecture(rng: np.random.Generator, idps: list[_Idp], targets:
     """
     count = len(idps)
     polygenic = np.ones(count, bool)
-    polygenic[rng.choice(count, round(NULL_SHARE * count), replace=False)] = False
+    unplanted = np.flatnonzero(~np.isin(np.arange(count), targets))
+    polygenic[rng.choice(unplanted, min(round(NULL_SHARE * count), len(unplanted)), replace=False)] = False
     h2 = np.zeros(count)
     h2[polygenic] = np.round(rng.permutation(np.linspace(*HERITABILITY_RANGE, polygenic.sum())), 3)
     shareable = polygenic & ~np.isin(np.arange(count), targets)
@@ -746,11 +881,12 @@ class _Background:
 
 
 def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, cohort: _Cohort,
-                     hosts: np.ndarray, missing_calls: float, background: _Background,
+                     pedigree: _Pedigree, hosts: np.ndarray, missing_calls: float, background: _Background,
                      progress: Progress) -> list[_Causal]:
-    """Stream ``genotypes.bed`` in chunks of haplotype blocks, write .bim (with cM) and .fam, and
-    return the causal variants: the variants ``hosts``, in that order, each with MAF ≥ 0.1. Each
-    block also passes through ``background``."""
+    """Stream ``genotypes.bed`` in chunks of haplotype blocks (families' members inheriting their
+    parents' haplotypes), write .bim (with cM) and .fam (no parents: a biobank's pedigree is
+    unknown), and return the causal variants: the variants ``hosts``, in that order, each with
+    MAF ≥ 0.1. Each block also passes through ``background``."""
     total, samples = len(layout.chrom), len(cohort.eid)
     common, causal = np.isin(np.arange(total), hosts), {}
     chunk_rows = max(1, GENOTYPE_CHUNK_BYTES // -(-samples // 4))
@@ -759,7 +895,7 @@ def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, co
     nibbles = _pair_nibbles(FOUNDER_PATTERNS)  # every founder set's table, once
     with open(folder / "genotypes.bed", "wb") as bed:
         bed.write(BED_MAGIC)
-        for block in _founder_mosaic(rng, layout.blocks, samples, common):
+        for block in _founder_mosaic(rng, layout.blocks, samples, common, pedigree):
             patterns = PATTERN_BITS @ block.carriers
             rows.append(_pack_nibbles(nibbles[patterns], block.quads))
             alt_counts.append(block.alt_counts)
@@ -985,6 +1121,18 @@ def _heritability_truth(model: _IdpModel, architecture: _Architecture, polygenic
             "polygenic_variants": polygenic_variants, "polygenic_min_maf": POLYGENIC_MIN_MAF}
 
 
+def _pedigree_truth(pedigree: _Pedigree, eid: np.ndarray) -> dict:
+    """truth.json's families: the realised share of participants with a relative, the families of each kind,
+    and every related pair of participants (ids in order) with its relation and pedigree kinship."""
+    pairs = [dict(zip(("participant_id_1", "participant_id_2"), sorted(str(eid[members[i]]) for i in (one, other))),
+                  relation=relation, kinship=kinship)
+             for kind, members in pedigree.families for one, other, relation, kinship in kind.pairs]
+    related = sum(kind.participants for kind, _ in pedigree.families)  # each has a relative in its family
+    return {"related_share": round(related / pedigree.samples, 4),
+            "families": {kind.name: sum(family is kind for family, _ in pedigree.families) for kind in FAMILY_KINDS},
+            "related_pairs": pairs}
+
+
 def _cpg_truth(effects: np.ndarray, sd: np.ndarray) -> dict:
     """truth.json's CpG ~ stress effects, on the M-value scale per SD of stress."""
     return {"cpg_exposure": [
@@ -1013,7 +1161,8 @@ def _stream(seed: int, part: str) -> np.random.Generator:
 
 
 def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs: int, seed: int,
-                     methylation_samples: int | None, missing_calls: float, missing_idps: float) -> None:
+                     methylation_samples: int | None, missing_calls: float, missing_idps: float,
+                     related: float) -> None:
     """Raise ``ValueError`` naming the first argument that cannot make a sensible release."""
     minimums = {"samples": (samples, MIN_SAMPLES), "variants": (variants, MIN_VARIANTS),
                 "idps": (idps, MIN_IDPS), "cpgs": (cpgs, MIN_CPGS), "seed": (seed, 0)}
@@ -1026,6 +1175,8 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
         raise ValueError(f"missing_calls must be between 0 and 0.1, got {missing_calls!r}")
     if not 0 <= missing_idps <= 0.5:
         raise ValueError(f"missing_idps must be between 0 and 0.5, got {missing_idps!r}")
+    if not 0 <= related <= 0.9:
+        raise ValueError(f"related must be between 0 and 0.9, got {related!r}")
     if methylation_samples is not None and methylation_samples > samples:
         raise ValueError(f"methylation_samples ({methylation_samples}) cannot exceed samples ({samples})")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -1097,21 +1248,23 @@ def _write_methylation_files(folder: Path, rng: np.random.Generator, cohort: _Co
 
 def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples: int, idps: int,
                    cpgs: int, methylation_samples: int, seed: int, missing_calls: float,
-                   missing_idps: float, progress: Progress) -> None:
+                   missing_idps: float, related: float, progress: Progress) -> None:
     """Write every file of the release into ``folder``."""
     rng = _stream(seed, "cohort")
-    cohort = _draw_cohort(rng, samples)
+    pedigree = _draw_pedigree(_stream(seed, "pedigree"), samples, related)
+    cohort = _with_families(_draw_cohort(rng, samples), pedigree)
     _covariates_frame(rng, cohort).write_csv(folder / "covariates.csv")
     progress("covariates", 1, 1)
     catalogue, poly, imaging = _idp_catalogue(idps), _stream(seed, "poly"), _stream(seed, "idps")
     planted = _plant(imaging, len(hosts), idps)
     architecture = _polygenic_architecture(poly, catalogue, planted[1])
     background = _Background(poly, architecture, layout.blocks, np.isin(layout.region, layout.region[hosts]), samples)
-    causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, hosts,
+    causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts,
                               missing_calls, background, progress)
     truth = _write_imaging(folder, imaging, cohort, causal, layout, catalogue, planted, architecture,
                            background, missing_idps, progress)
     truth |= _write_disorder(folder / DISORDER.file, poly, layout, background)
+    truth |= {"pedigree": _pedigree_truth(pedigree, cohort.eid)}
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,
                                       methylation_samples, progress)
     counts = {"samples": samples, "variants": len(layout.chrom), "idps": idps, "cpgs": cpgs}
@@ -1126,7 +1279,7 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
 def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: int, idps: int, cpgs: int,
                             seed: int = 1, methylation_samples: int | None = None,
                             missing_calls: float = 0.01, missing_idps: float = 0.02,
-                            progress: Progress | None = None) -> SynthSummary:
+                            related: float = RELATED_SHARE, progress: Progress | None = None) -> SynthSummary:
     """Write a synthetic biobank release folder with planted effects recorded in ``truth.json``.
 
     The folder is built in a hidden sibling and renamed into place at the end, so an
@@ -1147,6 +1300,13 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     missing_idps
         Share of IDP cells of imaged participants left empty, independently per IDP (QC
         failures); 0 makes every IDP missing for the same participants (those not imaged).
+    related
+        Share of participants in a family with other participants (whole families, so the
+        realised share, in ``truth.json``, is a little lower): sibling pairs, parent–offspring
+        trios, and a parent with his child and his sibling's child (avuncular and first-cousin
+        pairs). Children inherit one recombined haplotype of each parent, so relatives share
+        IBD segments and their genetic values; a family attends one imaging site. ``truth.json``
+        lists every related pair with its pedigree kinship (0.25, 0.125, 0.0625).
     progress
         Called as ``progress(step, done, total)`` while steps proceed.
 
@@ -1163,7 +1323,7 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     out = Path(out)
     _check_arguments(out, samples=samples, variants=variants, idps=idps, cpgs=cpgs, seed=seed,
                      methylation_samples=methylation_samples, missing_calls=missing_calls,
-                     missing_idps=missing_idps)
+                     missing_idps=missing_idps, related=related)
     methylation_samples = min(samples, 1000) if methylation_samples is None else methylation_samples
     layout_rng = _stream(seed, "layout")
     layout, planted = _variant_layout(layout_rng, variants), max(3, idps // 10) + 1
@@ -1179,7 +1339,7 @@ def write_synthetic_release(out: str | os.PathLike, *, samples: int, variants: i
     try:
         _write_release(staging, layout, hosts, samples=samples, idps=idps, cpgs=cpgs,
                        methylation_samples=methylation_samples, seed=seed, missing_calls=missing_calls,
-                       missing_idps=missing_idps,
+                       missing_idps=missing_idps, related=related,
                        progress=progress or (lambda step, done, total: None))
         if out.exists():
             out.rmdir()

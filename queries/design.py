@@ -85,10 +85,10 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     >>> d = design(con, phenotypes=["25001-2.0"], covariates=["age", "sex", "site"],
     ...            samples="SELECT participant_id FROM covariates WHERE age > 60")
     >>> d.phenotypes.shape, d.covariate_names[:3]
-    ((348, 1), ['intercept', 'age', 'sex[M]'])
+    ((349, 1), ['intercept', 'age', 'sex[M]'])
     >>> print(d.dropped)
     not in the sample selection: 136 (e.g. 1067943, 1073001, 1104596)
-    no phenotype values: 16 (e.g. 1360257, 2042204, 2087380)
+    no phenotype values: 15 (e.g. 1284161, 1360257, 2042204)
     """
     if assay not in ABSENT:
         raise QueryError(f"assay must be one of {', '.join(ABSENT)}, got {assay!r}")

@@ -154,7 +154,7 @@ class LakeConnection:
     --------
     >>> con = connect(Lake.open("lake"))
     >>> con.sql("SELECT site, count(*) FROM covariates GROUP BY site ORDER BY site").fetchall()
-    [('Bristol', 46), ('Cheadle', 211), ('Newcastle', 156), ('Reading', 87)]
+    [('Bristol', 51), ('Cheadle', 210), ('Newcastle', 143), ('Reading', 96)]
     >>> con.sql("SELECT chrom, pos FROM variants WHERE variant_id = ?", params=["rs1006"]).pl().rows()
     [('1', 20512429)]
     """

@@ -189,6 +189,7 @@ CASES = [
     Case("synth_negative_size", ["synth", "{tmp}/synth", "--samples", "-5"], r"samples must be an integer >= "),
     Case("synth_absurd_size", ["synth", "{tmp}/synth", "--samples", "10000000000", "--variants", "10000000000"],
          r"needs about 25,000,000,000.0 GB; .* GB free"),
+    Case("synth_related_out_of_range", ["synth", "{tmp}/synth", "--related", "1.5"], r"related must be between 0 and 0.9"),
     Case("pheno_nan_is_missing", [*GWAS, "--pheno-sql",
                                   """SELECT participant_id, CASE WHEN participant_id LIKE '%1' THEN 'nan'::DOUBLE
                                      ELSE "25001-2.0" END AS x FROM idps""", *COVAR],

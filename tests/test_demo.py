@@ -1,5 +1,5 @@
-"""The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta → PRS → h², rg,
-checked against the truth."""
+"""The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta → PRS → h², rg
+→ kinship, mixed model, checked against the truth."""
 
 import re
 from pathlib import Path
@@ -53,3 +53,15 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     recovered, pairs, undefined = (int(word) for word in re.findall(r"(\d+) (?:of|pairs|without)", signs))
     assert recovered == pairs and undefined == 0, signs   # #30: every planted rg sign recovered (14 of 14)
     assert all((tmp_path / "out" / f"{name}.html").exists() for name in ("demo_h2", "demo_rg"))
+    relatives = [line for line in lines if line.startswith(("kinship: ", "unrelated set ", "λGC of "))]
+    print("\n".join(relatives))   # the figures of #31: the planted pedigree recovered, λGC plain vs mixed
+    found = {relation: (int(n), int(of))
+             for n, of, relation in re.findall(r"(\d+)/(\d+) ([a-z -]+?) pairs", "\n".join(relatives))}
+    assert found["sibling"][0] == found["sibling"][1] >= 100, relatives   # 30 % related: every first-degree pair
+    assert found["parent-offspring"][0] == found["parent-offspring"][1] >= 100, relatives   # in KING's first degree
+    assert found["avuncular"][0] >= 0.8 * found["avuncular"][1], relatives   # KING's 2nd degree
+    assert found["first cousins"][0] >= 0.5 * found["first cousins"][1], relatives   # 3rd: the noisiest
+    unrelated = next(line for line in relatives if line.startswith("unrelated set (--unrelated 0.0884): "))
+    assert 1500 < int(unrelated.split(": ")[1].split(" of ")[0].replace(",", "")) < 1900, unrelated
+    plain, mixed = (float(value) for value in re.findall(r"(?:plain linear|\)) (\d\.\d+)", relatives[-1]))
+    assert plain > 1.2 and 0.85 < mixed < 1.05, relatives[-1]   # relatives inflate plain regression, not the mixed model

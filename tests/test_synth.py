@@ -315,6 +315,41 @@ def test_write_synthetic_release__plants_h2_from_0_05_to_0_6_and_none_in_null_id
     assert truth["polygenic_variants"] > VARIANTS * 0.03
 
 
+def test_write_synthetic_release__plants_families_relating_about_30_percent_of_participants(
+        release: Path, truth: dict) -> None:
+    pedigree, covariates = truth["pedigree"], pl.read_csv(release / "covariates.csv")
+    pairs = pedigree["related_pairs"]
+    related = {pair[key] for pair in pairs for key in ("participant_id_1", "participant_id_2")}
+    assert 0.28 <= pedigree["related_share"] == len(related) / SAMPLES <= 0.3, pedigree
+    assert pedigree["families"].keys() == {"siblings", "trio", "cousins"} and all(pedigree["families"].values())
+    assert {(pair["relation"], pair["kinship"]) for pair in pairs} == {
+        ("sibling", 0.25), ("parent-offspring", 0.25), ("avuncular", 0.125), ("first cousins", 0.0625)}
+    site = dict(zip(covariates["eid"].cast(str), covariates["site"]))
+    assert related <= site.keys() and all(pair["participant_id_1"] < pair["participant_id_2"] for pair in pairs)
+    assert all(site[pair["participant_id_1"]] == site[pair["participant_id_2"]] for pair in pairs)  # one site a family
+
+
+def test_write_synthetic_release__relatives_share_genotypes_as_their_pedigree_kinship(
+        release: Path, dosage: np.ndarray, truth: dict) -> None:
+    column = {eid: i for i, eid in enumerate(pl.read_csv(release / "covariates.csv")["eid"].cast(str))}  # .fam order
+    relationship, found = _relationship(dosage), {}
+    for pair in truth["pedigree"]["related_pairs"]:
+        one, other = column[pair["participant_id_1"]], column[pair["participant_id_2"]]
+        found.setdefault((pair["relation"], pair["kinship"]), []).append(relationship[one, other])
+        if pair["relation"] == "parent-offspring":   # a child carries one of the parent's haplotypes whole: never
+            assert not (np.abs(dosage[:, one] - dosage[:, other]) == 2).any(), pair   # opposite homozygotes
+    means = {relation: round(float(np.mean(values)), 3) for (relation, _), values in found.items()}
+    assert all(abs(np.mean(values) - 2 * kinship) < 0.05 for (_, kinship), values in found.items()), means
+    unrelated = relationship[np.triu_indices(200, 1)]   # the first 200 participants: few related pairs among them
+    assert abs(np.median(unrelated)) < 0.01, np.median(unrelated)
+
+
+def test_write_synthetic_release__related_0_plants_no_family(tmp_path: Path) -> None:
+    summary = write_synthetic_release(tmp_path / "out", samples=60, variants=500, idps=10, cpgs=100, related=0)
+    assert json.loads(summary.truth.read_text())["pedigree"] == {
+        "related_share": 0.0, "families": {"siblings": 0, "trio": 0, "cousins": 0}, "related_pairs": []}
+
+
 def test_write_synthetic_release__haseman_elston_recovers_planted_h2(table: pl.DataFrame, dosage: np.ndarray,
                                                                     truth: dict) -> None:
     relationship, traits = _relationship(dosage), _adjusted_idps(table)
@@ -405,6 +440,7 @@ def test_write_synthetic_release__same_seed_writes_identical_files(tmp_path: Pat
 @pytest.mark.parametrize("bad", [
     {"samples": 5}, {"samples": -1}, {"variants": 100}, {"idps": 3}, {"cpgs": 0}, {"seed": -1},
     {"samples": 2.5}, {"methylation_samples": 61}, {"methylation_samples": 5}, {"variants": 440, "idps": 900},
+    {"related": 0.95}, {"related": -0.1},
 ])
 def test_write_synthetic_release__rejects_bad_arguments(tmp_path: Path, bad: dict) -> None:
     arguments = {"samples": 60, "variants": 500, "idps": 10, "cpgs": 100} | bad
