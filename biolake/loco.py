@@ -127,9 +127,18 @@ def _level0(lake: Lake, inputs: Level0Inputs, blocks: list[Block], **passes: Any
     with block_map(lake, scheduler=passes["scheduler"], workers=passes["workers"]) as map_over:
         pieces = sorted(map_over(_level0_task, blocks, inputs, step="level 0", progress=passes["progress"]),
                         key=lambda piece: piece[0])
-    stacked = _stacked([predictions for _, _, predictions, _ in pieces], inputs)
     chromosome_of = [chrom for _, chrom, predictions, _ in pieces for _ in range(predictions.shape[2])]
-    return stacked, chromosome_of, list(dict.fromkeys(chromosome_of)), sum(piece[3] for piece in pieces)
+    variants = sum(piece[3] for piece in pieces)
+    # filled piece by piece, each dropped once copied: the pages of np.empty are touched only as written, so the
+    # client holds the predictions about once, not twice
+    stacked = np.empty((inputs.targets.shape[1], inputs.analysis_samples, len(chromosome_of)), np.float32)
+    start = 0
+    for position in range(len(pieces)):
+        predictions = pieces[position][2]
+        stacked[:, :, start:start + predictions.shape[2]] = predictions
+        start += predictions.shape[2]
+        pieces[position] = pieces[position][:2]
+    return stacked, chromosome_of, list(dict.fromkeys(chromosome_of)), variants
 
 
 def _level0_task(fragment: Block, inputs: Level0Inputs, position: int) -> tuple[int, str, np.ndarray, int]:
