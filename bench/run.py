@@ -16,6 +16,7 @@ ldscores (asked for: --tasks ldscores, at --samples × --variants; vs ldsc --l2,
 h2 (asked for: --tasks h2; LD score regression of 100 IDPs at --samples × --variants vs ldsc --h2 per IDP);
 lmm (asked for: --tasks lmm; gwas --lmm exact and null-ratio of --phenotypes IDPs vs gemma -lmm 1 per IDP).
 kinship (asked for: --tasks kinship; KING-robust kinship at --samples × --variants vs plink2 --make-king-table).
+loco (asked for: --tasks loco; gwas --lmm loco of --phenotypes IDPs vs bolt --lmm for one IDP, scaled per IDP).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
@@ -23,6 +24,7 @@ kinship (asked for: --tasks kinship; KING-robust kinship at --samples × --varia
     python bench/run.py --tasks h2 --samples 2000 --variants 20000         # h² of 100 IDPs vs ldsc --h2
     python bench/run.py --tasks lmm --samples 1000 --variants 10000 --phenotypes 5   # gwas --lmm vs gemma -lmm 1
     python bench/run.py --tasks kinship --samples 2000 --variants 20000    # kinship vs plink2 --make-king-table
+    python bench/run.py --tasks loco --samples 2000 --variants 20000 --phenotypes 10   # gwas --lmm loco vs bolt --lmm
 """
 
 from __future__ import annotations
@@ -425,6 +427,42 @@ print(",".join(chosen.phenotype_names))
 """
 
 
+BOLT_INPUTS = r"""
+import sys
+import numpy as np
+prefix, fam = sys.argv[1], np.loadtxt(sys.argv[2], dtype=str, ndmin=2)[:, :2]
+y, covariates = np.loadtxt(prefix + ".pheno", dtype=str, ndmin=2)[:, :1], np.loadtxt(prefix + ".covar", dtype=str,
+                                                                                     ndmin=2)[:, 1:]
+for suffix, header, values in ((".bolt.pheno", ["y"], y),
+                               (".bolt.covar", [f"c{j}" for j in range(covariates.shape[1])], covariates)):
+    with open(prefix + suffix, "w") as handle:
+        handle.write(" ".join(["FID", "IID", *header]) + "\n")
+        handle.writelines(" ".join([*ids, *row]) + "\n" for ids, row in zip(fam, values))
+print(covariates.shape[1])
+"""
+
+
+def bench_loco(data: Path, samples: int, variants: int, phenotypes: int = 10) -> list[Row]:
+    """`biolake gwas --lmm loco` of ``phenotypes`` IDPs (each missing for its own samples) in one run vs BOLT-LMM
+    2.4.0's ``bolt --lmm`` (infinitesimal and Bayesian tests) of the first IDP on the same .bed, samples and
+    covariates, its time counted once per IDP (BOLT fits one phenotype per run). The issue's goal: ≥ 50× per
+    phenotype at 100 IDPs × 10,000 samples × 200,000 variants."""
+    release, lake = gwas_lake(data, samples, variants, phenotypes, 0.01)
+    prefix = data / f"bolt-loco-{samples}x{variants}"
+    names = run_timed([sys.executable, "-c", GEMMA_INPUTS, str(lake), str(phenotypes), "age,sex,site",
+                       str(prefix)])[2].splitlines()[0].split(",")
+    bfile = release / "genotypes"
+    covariates = int(run_timed([sys.executable, "-c", BOLT_INPUTS, str(prefix), f"{bfile}.fam"])[2])
+    bolt = ["bolt", f"--bfile={bfile}", f"--phenoFile={prefix}.bolt.pheno", "--phenoCol=y",
+            f"--covarFile={prefix}.bolt.covar", *(f"--qCovarCol=c{j}" for j in range(covariates)), "--lmm",
+            "--LDscoresUseChip", "--noMapCheck", f"--numThreads={os.cpu_count()}", f"--statsFile={prefix}.stats"]
+    reference = run_timed(["bash", "-c", " ".join(bolt) + " >/dev/null"])[0] * len(names)
+    ours, peak, _ = run_timed([*BIOLAKE, "gwas", "--lake", str(lake), "--pheno", ",".join(names), "--covar",
+                               "age,sex,site", "--lmm", "loco", "--name", "bench_loco", "--replace", "--quiet"])
+    return [Row("LOCO GWAS", f"N={samples:,} M={variants:,} P={len(names):,}", ours,
+                "bolt --lmm, one IDP, × IDPs", reference, peak)]
+
+
 def bench_he(data: Path, samples: int, variants: int, phenotypes: int = 20, gemma_runs: int = 5) -> list[Row]:
     """`biolake h2 --method he` for ``phenotypes`` IDPs at once vs GEMMA 0.98.5 run per phenotype on the same
     .bed, samples and covariates: ``-gk 2`` (the standardised relationship matrix, as ours) then ``-vc 1``
@@ -550,7 +588,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=HERE / ".data")
-    parser.add_argument("--phenotypes", type=int, default=20, help="he, lmm: IDPs analysed at once")
+    parser.add_argument("--phenotypes", type=int, default=20, help="he, lmm, loco: IDPs analysed at once")
     parser.add_argument("--precision", default="float64", choices=["float64", "float32"])
     parser.add_argument("--tasks", default="ingest,queries,gwas,gxe,memory,ewas,epic",
                         help="comma-separated rows to run (ingest runs whenever queries need the lake)")
@@ -585,6 +623,8 @@ def main() -> None:
         rows += bench_he(args.data, args.samples, args.variants, args.phenotypes)
     if "lmm" in tasks:   # asked for by name, at small sizes: --samples 1000 --variants 10000 --phenotypes 5
         rows += bench_lmm(args.data, args.samples, args.variants, args.phenotypes)
+    if "loco" in tasks:   # asked for by name, at small sizes: --samples 2000 --variants 20000 --phenotypes 10
+        rows += bench_loco(args.data, args.samples, args.variants, args.phenotypes)
     if "kinship" in tasks:   # asked for by name: at --samples × --variants (the issue's goal: 10,000 × 100,000)
         rows += bench_kinship(args.data, args.samples, args.variants)
 

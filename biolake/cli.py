@@ -579,14 +579,22 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
                    "1.2e-4 relative of float64 over 20 M tests measured; dosages stay float64)")
 @click.option("--maf", "min_maf", default=0.0, show_default=True, metavar="FREQ",
               help="skip variants whose minor allele frequency over the analysis samples is below FREQ (plink2 --maf)")
-@click.option("--lmm", type=click.Choice(["exact", "null-ratio"]), default=None,
-              help="a linear mixed model with the relationship matrix of the lake's genotypes (GEMMA's -gk 2), as "
+@click.option("--lmm", type=click.Choice(["loco", "exact", "null-ratio"]), default=None, is_flag=False,
+              flag_value="loco",
+              help="a mixed model for related samples (a bare --lmm is loco): loco fits REGENIE's step 1 (ridge "
+                   "regressions on genotype blocks, leave-one-chromosome-out predictions) for every phenotype at once, "
+                   "then tests each phenotype minus its prediction for the variant's chromosome by linear regression; "
+                   "exact and null-ratio use the relationship matrix of the lake's genotypes (GEMMA's -gk 2), as "
                    "GEMMA's -lmm 1 Wald test: exact re-estimates the variance ratio by REML for every variant, "
                    "null-ratio keeps each phenotype's null-model ratio (EMMAX); missing calls take the variant's "
-                   "mean (as GEMMA); not with --model logistic [default: plain regression]")
+                   "mean (as GEMMA, BOLT and REGENIE); not with --model logistic [default: plain regression]")
+@click.option("--cv-folds", default=5, show_default=True, metavar="K",
+              help="--lmm loco: cross-validation folds of its ridge regressions (REGENIE's default 5)")
+@click.option("--lmm-block-size", default=1000, show_default=True, metavar="VARIANTS",
+              help="--lmm loco: variants per block of its level-0 ridge regressions (REGENIE's --bsize)")
 @ADJUST_OPTION
 def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, impute_mean: bool, precision: str,
-         min_maf: float, lmm: str | None, adjust: bool, **shared: Any) -> None:
+         min_maf: float, lmm: str | None, cv_folds: int, lmm_block_size: int, adjust: bool, **shared: Any) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
     Phenotypes and covariates come from SQL over the release (or column lists);
@@ -603,7 +611,18 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
     phenotype λGC and Bonferroni thresholds in its metadata. --out text files print
     7 significant digits (--digits).
 
-    With --lmm the relationship matrix K of the lake's genotypes (every chromosome)
+    With --lmm (loco) each phenotype is first predicted from the lake's genotypes
+    (every chromosome; variants of MAF >= 0.01 and <= 5% missing calls), as
+    REGENIE's step 1 for all phenotypes in one pass: per block of
+    --lmm-block-size variants, ridge regressions at 5 penalties by --cv-folds
+    cross-validation (their missing values 0, so one X'Y serves all phenotypes);
+    then per phenotype, on its own samples only, a ridge on those predictions, its
+    penalty by cross-validation, and the prediction without the variant's
+    chromosome is subtracted before the plain linear test (same columns, t). The
+    folds, block size and chosen penalties are in the metadata. Level 0 holds
+    4 bytes x samples x phenotypes x blocks x 5 in memory.
+
+    With --lmm exact|null-ratio the relationship matrix K of the lake's genotypes (every chromosome)
     is decomposed once per phenotype missingness pattern (an N × N matrix: for N up
     to a few tens of thousands) and each variant gets GEMMA's -lmm 1 Wald test
     (t, on n - covariates - 1 degrees of freedom); missing calls are mean-imputed
@@ -620,6 +639,8 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
                    --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Cheadle'"
       biolake gwas --lake /tmp/lake --pheno 25010-2.0,25020-2.0 --covar age,sex \\
                    --lmm null-ratio --name idps_lmm
+      biolake gwas --lake /tmp/lake --pheno 25010-2.0,25020-2.0 --covar age,sex \\
+                   --lmm --name idps_loco
     """
     from biolake.gwas import GwasSettings, run_gwas
 
@@ -630,7 +651,8 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     _analysis(run_gwas, GwasSettings, dict(phenotypes=phenotypes, model=model, firth=firth, impute_mean=impute_mean,
-                                           precision=precision, min_maf=min_maf, lmm=lmm, adjust=adjust), show, **shared)
+                                           precision=precision, min_maf=min_maf, lmm=lmm, cv_folds=cv_folds,
+                                           lmm_block_size=lmm_block_size, adjust=adjust), show, **shared)
 
 
 @main.command()

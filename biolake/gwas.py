@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -23,18 +23,20 @@ from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lmm import lmm_block_inputs
+from biolake.loco import loco_block_inputs
 from biolake.queries import connect, design
-from biolake.queries.blocks import GenotypeBlock, genotype_blocks
+from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks
 from biolake.queries.design import Design
 from biolake.stats.gwas import association_table, results_schema
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
-from biolake.stats.lmm import MODES as LMM_MODES
+from biolake.stats.lmm import MODES as EIGEN_MODES
 from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
 PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
+LMM_MODES = ("loco", *EIGEN_MODES)   # loco: REGENIE's step 1, then the plain linear kernel; the rest on K's eigenbasis
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +50,9 @@ class GwasSettings(JobRequest):
     precision: str = "float64"
     min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
     adjust: bool = False           # store BH q-values (column fdr) per phenotype, as plink2 --adjust
-    lmm: str | None = None         # a mixed model (exact, null-ratio: GEMMA's -lmm 1 Wald test); None: plain regression
+    lmm: str | None = None         # a mixed model (loco; exact, null-ratio: GEMMA's -lmm 1 Wald test); None: plain
+    cv_folds: int = 5              # loco: the ridge regressions' cross-validation folds (REGENIE's default)
+    lmm_block_size: int = 1000     # loco: variants per level-0 block (REGENIE's --bsize)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,11 +66,17 @@ class GwasSettings(JobRequest):
         if self.lmm is not None and self.lmm not in LMM_MODES:
             raise BiolakeError(f"--lmm {self.lmm!r} is not one of {', '.join(LMM_MODES)}")
         if self.lmm is not None and self.model == "logistic":
-            raise BiolakeError("--lmm fits a linear mixed model (GEMMA's -lmm is linear; a 0/1 phenotype is tested as "
-                               "quantitative): it does not combine with --model logistic")
-        if self.lmm is not None and self.precision != "float64":
+            raise BiolakeError("--lmm fits a linear mixed model (GEMMA's -lmm is linear, loco tests each phenotype minus "
+                               "its LOCO prediction by linear regression; a 0/1 phenotype is tested as quantitative): "
+                               "it does not combine with --model logistic")
+        if self.lmm in EIGEN_MODES and self.precision != "float64":
             raise BiolakeError("--lmm runs in float64 (its Wald tests on the eigenbasis, as GEMMA's): it does not combine "
                                f"with --precision {self.precision}")
+        if self.cv_folds < 2:
+            raise BiolakeError(f"--cv-folds must be at least 2 (each fold's predictions come from the others), got "
+                               f"{self.cv_folds}")
+        if self.lmm_block_size < 1:
+            raise BiolakeError(f"--lmm-block-size must be at least 1 variant, got {self.lmm_block_size}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,8 +136,8 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
         inputs = block_inputs(chosen, settings=settings)
         facts = {"linear_phenotypes": inputs.linear_names, "logistic_phenotypes": inputs.binary_names}
     else:
-        inputs, facts = lmm_block_inputs(lake, chosen, mode=settings.lmm, min_maf=settings.min_maf,
-                                         scheduler=scheduler, workers=workers, progress=progress)
+        inputs, facts = _mixed_model_inputs(lake, chosen, settings, blocks, scheduler=scheduler, workers=workers,
+                                            progress=progress)
         facts = {"linear_phenotypes": inputs.phenotype_names, "logistic_phenotypes": [], **facts}
     record = provenance("gwas", settings, chosen, **facts)
     version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=record, step="gwas",
@@ -135,6 +145,21 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
     return GwasReport(name=settings.name, version=version, rows=rows, summary=summary, **DesignReport.of(chosen))
+
+
+def _mixed_model_inputs(lake: Lake, chosen: Design, settings: GwasSettings, blocks: list[Block], *,
+                        scheduler: str | None, workers: int | None, progress: Progress | None
+                        ) -> tuple[TaskInputs, dict]:
+    """The block inputs of the mixed-model scan ``settings.lmm`` and what its provenance records: loco's are the
+    plain linear kernel's, every phenotype quantitative, with each chromosome's phenotypes minus their LOCO
+    predictions (:mod:`biolake.loco`); exact's and null-ratio's test on K's eigenbasis (:mod:`biolake.lmm`)."""
+    if settings.lmm == "loco":
+        return loco_block_inputs(lake, chosen, block_inputs(chosen, settings=replace(settings, model="linear")),
+                                 tested=list(dict.fromkeys(block.chrom for block in blocks)),
+                                 folds=settings.cv_folds, block_size=settings.lmm_block_size, scheduler=scheduler,
+                                 workers=workers, progress=progress)
+    return lmm_block_inputs(lake, chosen, mode=settings.lmm, min_maf=settings.min_maf, scheduler=scheduler,
+                            workers=workers, progress=progress)
 
 
 def gwas_block(block: GenotypeBlock, inputs: BlockInputs) -> pa.Table:

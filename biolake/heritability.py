@@ -222,7 +222,7 @@ def relationship_products(lake: Lake, inputs: RelationshipInputs, blocks: list[B
     return product, diagonal, variants
 
 
-def _kept_genotypes(share: list[Block], inputs: RelationshipInputs) -> Iterator[GenotypeBlock]:
+def kept_genotypes(share: list[Block], inputs: RelationshipInputs) -> Iterator[GenotypeBlock]:
     """The genotypes (float32) of a share of the row groups' variants that K takes: MAF and missing calls."""
     for fragment in share:
         for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
@@ -237,7 +237,7 @@ def _relationship_task(share: list[Block], inputs: RelationshipInputs, position:
     """One dask task: Z'Z of the kept variants of a share of the row groups, and how many were kept."""
     n = inputs.analysis_samples
     cross, variants = np.zeros((n, n)), 0
-    for block in _kept_genotypes(share, inputs):
+    for block in kept_genotypes(share, inputs):
         cross += relationship_cross(block.dosages, block.missing)
         variants += len(block.dosages)
     return cross, variants
@@ -248,7 +248,7 @@ def _product_task(share: list[Block], inputs: ProductInputs, position: int) -> t
     many were kept."""
     vectors = inputs.vectors.astype(np.float32)
     product, diagonal, variants = np.zeros(vectors.shape), np.zeros(len(vectors)), 0
-    for block in _kept_genotypes(share, inputs):
+    for block in kept_genotypes(share, inputs):
         block_product, block_diagonal = relationship_product(block.dosages, block.missing, vectors)
         product += block_product
         diagonal += block_diagonal

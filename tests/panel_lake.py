@@ -23,8 +23,20 @@ GEMMA = shutil.which("gemma") or "gemma"
 def panel_lake(folder: Path, panel: LdPanel, phenotypes: np.ndarray, names: list[str],
                covariates: np.ndarray) -> tuple[Lake, np.ndarray, int]:
     """Ingest ``panel`` with ``phenotypes`` (samples × names, NaN missing) as idps and ``covariates`` (intercept, age,
-    sex) as release 'panel' of ``folder``/lake; write K (GEMMA's -gk 2 from the lake) as ``folder``/grm.txt and the
-    covariates as ``folder``/covariates.txt. Returns the lake, K and the count of its variants."""
+    sex) as release 'panel' of ``folder``/lake (:func:`ingested_lake`); write K (GEMMA's -gk 2 from the lake) as
+    ``folder``/grm.txt and the covariates as ``folder``/covariates.txt. Returns the lake, K and the count of its
+    variants."""
+    lake = ingested_lake(folder, panel.prefix, phenotypes, names, covariates)
+    inputs = RelationshipInputs(len(phenotypes), None, 0.01, 0.05)
+    cross, variants = relationship_sum(lake, inputs, genotype_blocks(lake, release="panel"), workers=1)
+    np.savetxt(folder / "grm.txt", symmetric(cross) / variants, fmt="%.17g")
+    np.savetxt(folder / "covariates.txt", covariates, fmt="%.17g")
+    return lake, symmetric(cross) / variants, variants
+
+
+def ingested_lake(folder: Path, bfile: Path, phenotypes: np.ndarray, names: list[str], covariates: np.ndarray) -> Lake:
+    """The PLINK fileset ``bfile`` (samples s0, s1, … in .fam order) with ``phenotypes`` (samples × names, NaN
+    missing) as idps and ``covariates`` (intercept, age, sex) ingested as release 'panel' of ``folder``/lake."""
     ids = [f"s{i}" for i in range(len(phenotypes))]
 
     def csv(path: Path, columns: list[str], values: np.ndarray) -> Path:
@@ -33,15 +45,11 @@ def panel_lake(folder: Path, panel: LdPanel, phenotypes: np.ndarray, names: list
         return path
 
     lake = Lake.init(folder / "lake")
-    ingest_release(lake, ReleaseSources(bfile=panel.prefix, idps=csv(folder / "idps.csv", names, phenotypes),
+    ingest_release(lake, ReleaseSources(bfile=bfile, idps=csv(folder / "idps.csv", names, phenotypes),
                                         covariates=csv(folder / "covariates.csv", ["age", "sex"],
                                                        covariates[:, 1:])),
                    release="panel", source="test")
-    inputs = RelationshipInputs(len(ids), None, 0.01, 0.05)
-    cross, variants = relationship_sum(lake, inputs, genotype_blocks(lake, release="panel"), workers=1)
-    np.savetxt(folder / "grm.txt", symmetric(cross) / variants, fmt="%.17g")
-    np.savetxt(folder / "covariates.txt", covariates, fmt="%.17g")
-    return lake, symmetric(cross) / variants, variants
+    return lake
 
 
 def run_gemma(folder: Path, bfile: Path, y: np.ndarray, *flags: str, out: str) -> str:

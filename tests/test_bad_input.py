@@ -114,6 +114,13 @@ CASES = [
           "--pheno", "trait", "--covar", "carried", "--lmm", "exact"],
          r"error: phenotype 'trait': the relationship matrix over its 40 samples has no variance left after the "
          r"covariates", setup="one_variant_lake"),
+    Case("gwas_loco_cv_folds_below_two", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--cv-folds", "1"],
+         r"error: --cv-folds must be at least 2 \(each fold's predictions come from the others\), got 1"),
+    Case("gwas_loco_too_few_samples_for_folds", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--cv-folds", "20",
+                                                 "--samples-sql", "SELECT participant_id FROM covariates ORDER BY "
+                                                 "participant_id LIMIT 30"],
+         r"error: phenotype '25001-2.0': \d+ samples leave [01] in a cross-validation fold; --cv-folds 20 needs at "
+         r"least 2 per fold"),
     Case("ewas_text_exposure", ["ewas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet",
                                 "--exposure-sql", "SELECT participant_id, site FROM covariates", "--covar", "age"],
          r"site"),

@@ -153,8 +153,8 @@ def test_run_gwas__lmm_same_whatever_the_workers_and_chromosomes(cohort):
 def test_gwas_settings__lmm_refuses_logistic_and_unknown_modes():
     with pytest.raises(BiolakeError, match=r"--lmm fits a linear mixed model .* does not combine with --model logistic"):
         GwasSettings(name="x", phenotypes=["t1"], covariates=["age"], lmm="exact", model="logistic")
-    with pytest.raises(BiolakeError, match=r"--lmm 'loco' is not one of exact, null-ratio"):
-        GwasSettings(name="x", phenotypes=["t1"], covariates=["age"], lmm="loco")
+    with pytest.raises(BiolakeError, match=r"--lmm 'emmax' is not one of loco, exact, null-ratio"):
+        GwasSettings(name="x", phenotypes=["t1"], covariates=["age"], lmm="emmax")
 
 
 def test_gwas_command__lmm_prints_the_summary(cohort):
