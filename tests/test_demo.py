@@ -63,5 +63,7 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     assert found["first cousins"][0] >= 0.5 * found["first cousins"][1], relatives   # 3rd: the noisiest
     unrelated = next(line for line in relatives if line.startswith("unrelated set (--unrelated 0.0884): "))
     assert 1500 < int(unrelated.split(": ")[1].split(" of ")[0].replace(",", "")) < 1900, unrelated
-    plain, mixed = (float(value) for value in re.findall(r"(?:plain linear|\)) (\d\.\d+)", relatives[-1]))
-    assert plain > 1.2 and 0.85 < mixed < 1.05, relatives[-1]   # relatives inflate plain regression, not the mixed model
+    (plain, mixed), (null_plain, null_mixed) = ([float(value) for value in re.findall(r"(?:linear|\)) (\d\.\d+)", line)]
+                                                for line in relatives[-2:])
+    assert plain > 1.2 and 1.0 < mixed <= plain - 0.03, relatives[-2]   # LOCO takes the relatives' share, not the signal
+    assert 0.9 < null_plain < 1.1 and 0.9 < null_mixed < 1.1, relatives[-1]   # and nothing from a null IDP
