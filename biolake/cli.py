@@ -586,8 +586,10 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
                    "then tests each phenotype minus its prediction for the variant's chromosome by linear regression; "
                    "exact and null-ratio use the relationship matrix of the lake's genotypes (GEMMA's -gk 2), as "
                    "GEMMA's -lmm 1 Wald test: exact re-estimates the variance ratio by REML for every variant, "
-                   "null-ratio keeps each phenotype's null-model ratio (EMMAX); missing calls take the variant's "
-                   "mean (as GEMMA, BOLT and REGENIE); not with --model logistic [default: plain regression]")
+                   "null-ratio keeps each phenotype's null-model ratio (EMMAX); their missing calls take the "
+                   "variant's mean (as GEMMA and BOLT); loco's ridge regressions mean-impute them too, its test "
+                   "treats them as plain regression does (--impute-mean); not with --model logistic "
+                   "[default: plain regression]")
 @click.option("--cv-folds", default=5, show_default=True, metavar="K",
               help="--lmm loco: cross-validation folds of its ridge regressions (REGENIE's default 5)")
 @click.option("--lmm-block-size", default=1000, show_default=True, metavar="VARIANTS",

@@ -37,6 +37,7 @@ MODELS = ("auto", "linear", "logistic")
 PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
 LMM_MODES = ("loco", *EIGEN_MODES)   # loco: REGENIE's step 1, then the plain linear kernel; the rest on K's eigenbasis
+MAX_LMM_BLOCK_SIZE = 10_000   # loco's level-0 blocks: each fold decomposes a block × block matrix (800 MB at this)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,8 +76,9 @@ class GwasSettings(JobRequest):
         if self.cv_folds < 2:
             raise BiolakeError(f"--cv-folds must be at least 2 (each fold's predictions come from the others), got "
                                f"{self.cv_folds}")
-        if self.lmm_block_size < 1:
-            raise BiolakeError(f"--lmm-block-size must be at least 1 variant, got {self.lmm_block_size}")
+        if not 1 <= self.lmm_block_size <= MAX_LMM_BLOCK_SIZE:
+            raise BiolakeError(f"--lmm-block-size must be 1 to {MAX_LMM_BLOCK_SIZE:,} variants (each level-0 fold "
+                               f"decomposes a block × block matrix), got {self.lmm_block_size}")
 
 
 @dataclass(frozen=True, kw_only=True)

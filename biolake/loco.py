@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import scipy.sparse
 
@@ -26,12 +27,12 @@ from biolake.heritability import (GEMMA_MAX_MISSING, GEMMA_MIN_MAF, Relationship
                                   refuse_unfittable)
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks
+from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, genotyped_samples
 from biolake.queries.design import Design
 from biolake.scan import TaskInputs
 from biolake.stats.linear import LinearModel, Residualizer, prepare_linear
 from biolake.stats.loco import (HERITABILITIES, MIN_FOLD_SAMPLES, RidgeTargets, block_predictors, fold_assignment,
-                                level0_predictions, loco_predictions, ridge_targets, thin_folds)
+                                level0_predictions, loco_predictions, ridge_penalties, ridge_targets, thin_folds)
 
 if TYPE_CHECKING:
     from biolake.gwas import BlockInputs
@@ -49,6 +50,7 @@ class Level0Inputs(RelationshipInputs):
     folds_of: np.ndarray    # samples: each one's fold
     folds: int
     block_size: int
+    penalties: np.ndarray   # the R ridge penalties, of the genome's variant count
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,10 @@ def loco_block_inputs(lake: Lake, chosen: Design, plain: BlockInputs, *, tested:
     folds_of = fold_assignment(len(chosen.participant_ids), folds, seed=FOLD_SEED)
     targets = ridge_targets(chosen.phenotypes, chosen.covariates)
     _refuse_thin_folds(chosen, targets, folds_of, folds)
+    genome = genome_variants(lake, chosen.release)
     inputs = Level0Inputs(chosen.vector_length, chosen.selection, GEMMA_MIN_MAF, GEMMA_MAX_MISSING,
                           Residualizer.from_covariates(chosen.covariates).basis, targets.values, folds_of, folds,
-                          block_size)
+                          block_size, ridge_penalties(max(genome, 1)))
     predictors, chromosome_of, chromosomes, variants = _level0(lake, inputs, genotype_blocks(lake, release=chosen.release),
                                                                scheduler=scheduler, workers=workers, progress=progress)
     if not variants:
@@ -104,10 +107,22 @@ def loco_block_inputs(lake: Lake, chosen: Design, plain: BlockInputs, *, tested:
               for chrom in tested}
     facts = {"lmm": {"mode": "loco", "folds": folds, "fold_seed": FOLD_SEED, "block_size": block_size,
                      "heritabilities": list(HERITABILITIES), "level0_variants": variants,
+                     "level0_penalties": inputs.penalties.tolist(),
                      "level0_blocks": len(chromosome_of) // len(HERITABILITIES),
                      "level1_penalty": {name: float(loco.penalties[j])
                                         for j, name in enumerate(chosen.phenotype_names)}}}
     return LocoBlockInputs(chosen.vector_length, chosen.selection, plain, models), facts
+
+
+def genome_variants(lake: Lake, release: str) -> int:
+    """M of the level-0 penalties λ = M(1 − h²)/h²: the release's variants that level 0 keeps (MAF ≥ 0.01, ≤ 5 %
+    missing calls), counted from the variants table, over every genotyped sample (level 0 filters over the
+    analysis samples, so the two counts may differ by a few variants; the penalties hardly move)."""
+    n = genotyped_samples(lake, release=release)
+    variants = pl.from_arrow(lake.read("variants", release=release, columns=["alt_freq", "n_called"]))
+    kept = variants.filter((pl.min_horizontal(pl.col("alt_freq"), 1 - pl.col("alt_freq")) >= GEMMA_MIN_MAF)
+                           & (pl.col("n_called") >= (1 - GEMMA_MAX_MISSING) * n))
+    return kept.height
 
 
 def _refuse_thin_folds(chosen: Design, targets: RidgeTargets, folds_of: np.ndarray, folds: int) -> None:
@@ -147,7 +162,8 @@ def _level0_task(fragment: Block, inputs: Level0Inputs, position: int) -> tuple[
     parts, variants = [], 0
     for block in _variant_blocks(kept_genotypes([fragment], inputs), inputs.block_size):
         predictors = block_predictors(block.dosages, block.missing, inputs.basis)
-        parts.append(level0_predictions(predictors, inputs.targets, inputs.folds_of, inputs.folds).transpose(1, 0, 2))
+        parts.append(level0_predictions(predictors, inputs.targets, inputs.folds_of, inputs.folds, inputs.penalties)
+                     .transpose(1, 0, 2))
         variants += predictors.shape[1]
     return position, fragment.chrom, _stacked(parts, inputs), variants
 

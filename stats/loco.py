@@ -1,10 +1,11 @@
 """Whole-genome ridge regression of many phenotypes at once, and its leave-one-chromosome-out predictions.
 
-REGENIE's step 1 (Mbatchul et al. 2021), fitted for every phenotype in one pass:
+REGENIE's step 1 (Mbatchou et al. 2021), fitted for every phenotype in one pass:
 
 - Level 0, per block of B variants (standardised, missing calls mean-imputed per variant, the
   covariates projected out): ridge regressions of every phenotype on the block for R penalties
-  λ = B(1 − h²)/h² over ``HERITABILITIES``, by K-fold cross-validation, giving each sample's
+  λ = M(1 − h²)/h² over ``HERITABILITIES``, M the genome's variant count (REGENIE's: each variant's
+  effect variance h²/M, whichever block it is in), by K-fold cross-validation, giving each sample's
   out-of-fold predictions (samples × phenotypes × R). The work is shared by all phenotypes: per
   fold one eigendecomposition of the block's X'X − X_f'X_f, and X'Y for all phenotypes in one
   product. The phenotypes enter residualised on the covariates over their own samples and scaled to
@@ -32,7 +33,8 @@ MIN_FOLD_SAMPLES = 2                               # a phenotype's samples in ea
 
 
 def ridge_penalties(predictors: int) -> np.ndarray:
-    """The R ridge penalties of a regression on ``predictors`` unit-variance predictors: m(1 − h²)/h² per h².
+    """The R ridge penalties for ``predictors`` unit-variance predictors in all, m(1 − h²)/h² per h²: a prior
+    variance of h²/m on each predictor's effect (level 0: m is the genome's variant count, not the block's).
 
     Examples
     --------
@@ -57,7 +59,10 @@ def fold_assignment(samples: int, folds: int, *, seed: int) -> np.ndarray:
 
 def thin_folds(present: np.ndarray, folds_of: np.ndarray, folds: int) -> list[tuple[int, int]]:
     """The phenotypes (columns of ``present``, samples × phenotypes) with fewer than ``MIN_FOLD_SAMPLES`` of their
-    own samples in some fold: (column, that fewest count) each."""
+    own samples in some fold: (column, that fewest count) each. With more folds than samples allow, every
+    phenotype, with the count some fold holds at most (without counting folds one by one)."""
+    if folds * MIN_FOLD_SAMPLES > len(present):
+        return [(j, int(present[:, j].sum()) // folds) for j in range(present.shape[1])]
     counts = np.stack([present[folds_of == k].sum(axis=0) for k in range(folds)])   # folds × phenotypes
     fewest = counts.min(axis=0)
     return [(int(j), int(fewest[j])) for j in np.flatnonzero(fewest < MIN_FOLD_SAMPLES)]
@@ -94,15 +99,15 @@ def block_predictors(dosages: np.ndarray, missing: scipy.sparse.csr_array | np.n
     return z - basis @ (basis.T @ z)
 
 
-def level0_predictions(predictors: np.ndarray, targets: np.ndarray, folds_of: np.ndarray, folds: int
-                       ) -> np.ndarray:
+def level0_predictions(predictors: np.ndarray, targets: np.ndarray, folds_of: np.ndarray, folds: int,
+                       penalties: np.ndarray) -> np.ndarray:
     """Out-of-fold ridge predictions of every target from one block (samples × targets × R, float32).
 
-    ``predictors``: samples × B (:func:`block_predictors`); ``targets``: samples × P (0 where missing); for each
+    ``predictors``: samples × B (:func:`block_predictors`); ``targets``: samples × P (0 where missing);
+    ``penalties``: the R ridge penalties (:func:`ridge_penalties` of the genome's variant count). For each
     fold, one eigendecomposition X'X − X_f'X_f = V diag(d) V' serves every penalty and every target:
     the fold's predictions are (X_f V) diag(1/(d + λ)) V'(X'Y − X_f'Y_f).
     """
-    penalties = ridge_penalties(predictors.shape[1])
     gram, cross = predictors.T @ predictors, predictors.T @ targets
     out = np.empty((len(predictors), targets.shape[1], len(penalties)), np.float32)
     for k in range(folds):

@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def _command(args: list[str], cwd: str, env: dict[str, str], streams: list[int])
     except BaseException:
         traceback.print_exc()
         code = 1
+    threading._shutdown()   # as the interpreter does at exit: join the threads that are not daemons
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -137,4 +139,5 @@ def serve(address: str) -> None:
 
 
 if __name__ == "__main__":
+    del sys.path[0]   # this script's folder: as for a fresh ``biolake``, the test modules are not importable
     serve(sys.argv[1])

@@ -116,6 +116,14 @@ CASES = [
          r"covariates", setup="one_variant_lake"),
     Case("gwas_loco_cv_folds_below_two", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--cv-folds", "1"],
          r"error: --cv-folds must be at least 2 \(each fold's predictions come from the others\), got 1"),
+    Case("gwas_loco_block_size_too_large", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--lmm-block-size",
+                                             "100000"],
+         r"error: --lmm-block-size must be 1 to 10,000 variants \(each level-0 fold decomposes a block × block "
+         r"matrix\), got 100000"),
+    Case("gwas_loco_more_folds_than_samples", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--cv-folds",
+                                                "1000000000"],
+         r"error: phenotype '25001-2.0': \d+ samples leave 0 in a cross-validation fold; --cv-folds 1000000000 "
+         r"needs at least 2 per fold"),
     Case("gwas_loco_too_few_samples_for_folds", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--cv-folds", "20",
                                                  "--samples-sql", "SELECT participant_id FROM covariates ORDER BY "
                                                  "participant_id LIMIT 30"],

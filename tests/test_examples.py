@@ -33,6 +33,7 @@ import inspect
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -245,7 +246,7 @@ def warm_biolake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("warm-biolake")
     address = str(folder / "server.sock")
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_server.py")), address],
-                              cwd=Path(__file__).parent, stdin=subprocess.DEVNULL)
+                              cwd=Path(__file__).parent, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while not Path(address).exists():
@@ -253,8 +254,8 @@ def warm_biolake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             time.sleep(0.05)
         write_stub(folder, address)
         yield folder
-    finally:
-        server.kill()
+    finally:   # the server, and any command of an example that timed out (its group)
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait()
 
 
