@@ -1,5 +1,5 @@
 """Docstring examples run for real, on the installed modules, each in a fresh copy of a small workspace;
-and the whole suite's tests are shared out over pytest-xdist's workers (``-n 3`` in pyproject.toml).
+and the whole suite's tests are shared out over pytest-xdist's workers (``-n 2`` in pyproject.toml).
 
 The workspace (built once per session, as ``tests/conftest.py`` builds its release) holds a
 synthetic release ingested as ``r1`` and again as ``r2``, the GWAS results ``demo_idps``
