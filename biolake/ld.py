@@ -32,7 +32,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import scipy.sparse
 
 from biolake.frame import Report, Request, provenance_header
 from biolake.lake.errors import BiolakeError
@@ -181,9 +180,7 @@ def first_genotypes(first: pl.DataFrame, chromosomes: list[Chromosome], *, n_sam
     """The first variants decoded (all samples), in genome order: only their row groups' rows are decoded."""
     chosen = [read_chosen_variants(chromosome.blocks, set(first.filter(pl.col("chrom") == chromosome.chrom)[
         "variant_id"]), n_samples=n_samples) for chromosome in chromosomes if chromosome.chrom in first["chrom"]]
-    return GenotypeBlock(pa.concat_tables([block.variants for block in chosen]),
-                         np.concatenate([block.dosages for block in chosen]),
-                         scipy.sparse.vstack([block.missing for block in chosen], format="csr"))
+    return GenotypeBlock.concat(chosen)
 
 
 def block_pairs(inputs: LdInputs, fragment: Block) -> Iterator[Tested]:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import scipy.sparse
 
 from biolake.cluster import block_map
 from biolake.heritability import (GEMMA_MAX_MISSING, GEMMA_MIN_MAF, RelationshipInputs, kept_genotypes,
@@ -182,17 +181,10 @@ def _variant_blocks(slices: Iterator[GenotypeBlock], size: int) -> Iterator[Geno
         buffered.append(block)
         count += len(block.dosages)
         while count >= size:
-            whole = _joined(buffered)
+            whole = GenotypeBlock.concat(buffered)
             yield whole.take(np.arange(size))
             rest = whole.take(np.arange(size, count))
             buffered, count = ([rest] if len(rest.dosages) else []), count - size
     if count:
-        yield _joined(buffered)
+        yield GenotypeBlock.concat(buffered)
 
-
-def _joined(blocks: list[GenotypeBlock]) -> GenotypeBlock:
-    """One block of ``blocks``' variants in order."""
-    if len(blocks) == 1:
-        return blocks[0]
-    return GenotypeBlock(pa.concat_tables([b.variants for b in blocks]), np.concatenate([b.dosages for b in blocks]),
-                         scipy.sparse.csr_array(scipy.sparse.vstack([b.missing for b in blocks])))

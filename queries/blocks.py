@@ -50,6 +50,15 @@ class GenotypeBlock:
         """The variants at positions ``rows`` of this block."""
         return GenotypeBlock(self.variants.take(rows), self.dosages[rows], self.missing[rows])
 
+    @staticmethod
+    def concat(blocks: Sequence[GenotypeBlock]) -> GenotypeBlock:
+        """One block of the variants of ``blocks`` (at least one, all of the same samples), in their order."""
+        if len(blocks) == 1:
+            return blocks[0]
+        return GenotypeBlock(pa.concat_tables([block.variants for block in blocks]),
+                             np.concatenate([block.dosages for block in blocks]),
+                             scipy.sparse.csr_array(scipy.sparse.vstack([block.missing for block in blocks])))
+
 
 @dataclass(frozen=True)
 class MethylationBlock:
@@ -191,8 +200,7 @@ def read_chosen_variants(blocks: Sequence[Block], variant_ids: set[str], *, n_sa
         raise BiolakeError(f"variant id {repeated[0].as_py()!r} names several variants of chromosome "
                            f"{variants.column('chrom')[0].as_py()}; results find their genotypes by id")
     order = np.lexsort((np.arange(variants.num_rows), variants.column("pos").to_numpy()))
-    return GenotypeBlock(variants.take(order), np.concatenate([block.dosages for block in found])[order],
-                         scipy.sparse.vstack([block.missing for block in found], format="csr")[order])
+    return GenotypeBlock.concat(found).take(order)
 
 
 def read_methylation_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,

@@ -33,13 +33,24 @@ _FORKS = multiprocessing.get_context("forkserver")
 _FORKS.set_forkserver_preload(PRELOAD)
 
 
-def _main(args: list[str], env: dict[str, str], stdout: str, stderr: str) -> None:
-    """The child: the given environment, stdout and stderr into those files, then ``biolake ARGS``."""
+def enter_command(env: dict[str, str], streams: dict[int, int], cwd: str | None = None) -> None:
+    """In a child forked to be a command: its standard streams (``{target: descriptor}``, each
+    descriptor moved onto its target), working directory and environment (dask's configuration
+    re-read from it: dask read its environment variables at import, in the warm parent)."""
+    for target, descriptor in streams.items():
+        os.dup2(descriptor, target)
+        os.close(descriptor)
+    if cwd is not None:
+        os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
-    for descriptor, path in ((1, stdout), (2, stderr)):
-        with open(path, "w") as out:
-            os.dup2(out.fileno(), descriptor)
+    import dask.config
+    dask.config.refresh()
+
+
+def _main(args: list[str], env: dict[str, str], stdout: str, stderr: str) -> None:
+    """The child: the given environment, stdout and stderr into those files, then ``biolake ARGS``."""
+    enter_command(env, {1: os.open(stdout, os.O_WRONLY | os.O_TRUNC), 2: os.open(stderr, os.O_WRONLY | os.O_TRUNC)})
     from biolake.cli import main
     main(args, prog_name="biolake")
 

@@ -27,7 +27,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from cli_process import PRELOAD
+from cli_process import PRELOAD, enter_command
 
 _STATUS_BYTES = 4
 
@@ -76,14 +76,7 @@ def _command(args: list[str], cwd: str, env: dict[str, str], streams: list[int])
     """The forked command: the stub's streams, directory and environment, then ``biolake ARGS``; its exit
     status, after what a Python process does at exit (the message of ``sys.exit("…")`` or the
     traceback of an uncaught exception on stderr, atexit handlers, flushed streams)."""
-    for target, descriptor in enumerate(streams):
-        os.dup2(descriptor, target)
-        os.close(descriptor)
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    import dask.config
-    dask.config.refresh()   # dask read its environment variables at import, in the server
+    enter_command(env, dict(enumerate(streams)), cwd)
     sys.argv = ["biolake", *args]
     from biolake.cli import main
     try:
