@@ -59,6 +59,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist sends the worker's test ids to the controller
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop at once if xdist ignored the groups: each worker would quietly build every shared fixture itself.
+    (pytest-xdist 3.8 writes a group into ``item._nodeid``; pytest 9 reads a node's id elsewhere.)"""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        group = shared_setup(item)
+        if group is not None and not item.nodeid.endswith(f"@{group}"):
+            raise pytest.UsageError(f"{item.nodeid}: its xdist group {group!r} did not take effect (the pytest and "
+                                    "pytest-xdist versions the test extras pin keep it)")
+
+
 def shared_setup(item: pytest.Item) -> str | None:
     """The xdist group of a test whose costly setup others share (None: it may run on any worker):
     every docstring example, or a module's tests when the module defines a fixture wider than a test."""

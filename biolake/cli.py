@@ -590,13 +590,14 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
                    "variant's mean (as GEMMA and BOLT); loco's ridge regressions mean-impute them too, its test "
                    "treats them as plain regression does (--impute-mean); not with --model logistic "
                    "[default: plain regression]")
-@click.option("--cv-folds", default=5, show_default=True, metavar="K",
-              help="--lmm loco: cross-validation folds of its ridge regressions (REGENIE's default 5)")
-@click.option("--lmm-block-size", default=1000, show_default=True, metavar="VARIANTS",
-              help="--lmm loco: variants per block of its level-0 ridge regressions (REGENIE's --bsize)")
+@click.option("--cv-folds", type=int, metavar="K",
+              help="--lmm loco: cross-validation folds of its ridge regressions [default: 5, REGENIE's]")
+@click.option("--lmm-block-size", type=int, metavar="VARIANTS",
+              help="--lmm loco: variants per block of its level-0 ridge regressions (REGENIE's --bsize) "
+                   "[default: 1000]")
 @ADJUST_OPTION
 def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, impute_mean: bool, precision: str,
-         min_maf: float, lmm: str | None, cv_folds: int, lmm_block_size: int, adjust: bool, **shared: Any) -> None:
+         min_maf: float, lmm: str | None, cv_folds: int | None, lmm_block_size: int | None, adjust: bool, **shared: Any) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
     Phenotypes and covariates come from SQL over the release (or column lists);

@@ -37,6 +37,8 @@ MODELS = ("auto", "linear", "logistic")
 PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
 LMM_MODES = ("loco", *EIGEN_MODES)   # loco: REGENIE's step 1, then the plain linear kernel; the rest on K's eigenbasis
+LOCO_CV_FOLDS = 5              # loco's ridge regressions: cross-validation folds (REGENIE's default)
+LOCO_BLOCK_SIZE = 1000         # loco's level-0 blocks: variants per block (REGENIE's --bsize)
 MAX_LMM_BLOCK_SIZE = 10_000   # loco's level-0 blocks: each fold decomposes a block × block matrix (800 MB at this)
 
 
@@ -52,8 +54,8 @@ class GwasSettings(JobRequest):
     min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
     adjust: bool = False           # store BH q-values (column fdr) per phenotype, as plink2 --adjust
     lmm: str | None = None         # a mixed model (loco; exact, null-ratio: GEMMA's -lmm 1 Wald test); None: plain
-    cv_folds: int = 5              # loco: the ridge regressions' cross-validation folds (REGENIE's default)
-    lmm_block_size: int = 1000     # loco: variants per level-0 block (REGENIE's --bsize)
+    cv_folds: int | None = None    # loco only: the ridge regressions' cross-validation folds (None: LOCO_CV_FOLDS)
+    lmm_block_size: int | None = None   # loco only: variants per level-0 block (None: LOCO_BLOCK_SIZE)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,10 +75,14 @@ class GwasSettings(JobRequest):
         if self.lmm in EIGEN_MODES and self.precision != "float64":
             raise BiolakeError("--lmm runs in float64 (its Wald tests on the eigenbasis, as GEMMA's): it does not combine "
                                f"with --precision {self.precision}")
-        if self.cv_folds < 2:
+        loco_settings = {"--cv-folds": self.cv_folds, "--lmm-block-size": self.lmm_block_size}
+        if self.lmm != "loco" and (given := [flag for flag, value in loco_settings.items() if value is not None]):
+            raise BiolakeError(f"{given[0]} sets --lmm loco's ridge regressions; it does not apply to "
+                               + (f"--lmm {self.lmm}" if self.lmm else "plain regression (add --lmm loco)"))
+        if self.cv_folds is not None and self.cv_folds < 2:
             raise BiolakeError(f"--cv-folds must be at least 2 (each fold's predictions come from the others), got "
                                f"{self.cv_folds}")
-        if not 1 <= self.lmm_block_size <= MAX_LMM_BLOCK_SIZE:
+        if self.lmm_block_size is not None and not 1 <= self.lmm_block_size <= MAX_LMM_BLOCK_SIZE:
             raise BiolakeError(f"--lmm-block-size must be 1 to {MAX_LMM_BLOCK_SIZE:,} variants (each level-0 fold "
                                f"decomposes a block × block matrix), got {self.lmm_block_size}")
 
@@ -158,7 +164,8 @@ def _mixed_model_inputs(lake: Lake, chosen: Design, settings: GwasSettings, bloc
     if settings.lmm == "loco":
         return loco_block_inputs(lake, chosen, block_inputs(chosen, settings=replace(settings, model="linear")),
                                  tested=list(dict.fromkeys(block.chrom for block in blocks)),
-                                 folds=settings.cv_folds, block_size=settings.lmm_block_size, scheduler=scheduler,
+                                 folds=settings.cv_folds or LOCO_CV_FOLDS,
+                                 block_size=settings.lmm_block_size or LOCO_BLOCK_SIZE, scheduler=scheduler,
                                  workers=workers, progress=progress)
     return lmm_block_inputs(lake, chosen, mode=settings.lmm, min_maf=settings.min_maf, scheduler=scheduler,
                             workers=workers, progress=progress)

@@ -114,6 +114,11 @@ CASES = [
           "--pheno", "trait", "--covar", "carried", "--lmm", "exact"],
          r"error: phenotype 'trait': the relationship matrix over its 40 samples has no variance left after the "
          r"covariates", setup="one_variant_lake"),
+    Case("gwas_cv_folds_without_loco", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "exact", "--cv-folds", "3"],
+         r"error: --cv-folds sets --lmm loco's ridge regressions; it does not apply to --lmm exact"),
+    Case("gwas_lmm_block_size_without_lmm", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm-block-size", "500"],
+         r"error: --lmm-block-size sets --lmm loco's ridge regressions; it does not apply to plain regression "
+         r"\(add --lmm loco\)"),
     Case("gwas_loco_cv_folds_below_two", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--cv-folds", "1"],
          r"error: --cv-folds must be at least 2 \(each fold's predictions come from the others\), got 1"),
     Case("gwas_loco_block_size_too_large", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "--lmm-block-size",

@@ -47,7 +47,7 @@ def test_provenance__records_the_queries_settings_and_who_was_analysed():
         "samples": "SELECT participant_id FROM c",
         "settings": {"name": "g", "release": None, "chromosomes": None, "replace": False, "model": "auto",
                      "firth": "fallback", "impute_mean": False, "precision": "float64", "min_maf": 0.0,
-                     "adjust": False, "lmm": None, "cv_folds": 5,
-                     "lmm_block_size": 1000},
+                     "adjust": False, "lmm": None, "cv_folds": None,
+                     "lmm_block_size": None},
         "analysis_samples": 3, "covariate_columns": ["intercept"], "dropped": {"no phenotype values": 1},
         "linear_phenotypes": ["y"]}
