@@ -22,8 +22,6 @@ from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.lmm import lmm_block_inputs
-from biolake.loco import loco_block_inputs
 from biolake.queries import connect, design
 from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks
 from biolake.queries.design import Design
@@ -161,6 +159,9 @@ def _mixed_model_inputs(lake: Lake, chosen: Design, settings: GwasSettings, bloc
     """The block inputs of the mixed-model scan ``settings.lmm`` and what its provenance records: loco's are the
     plain linear kernel's, every phenotype quantitative, with each chromosome's phenotypes minus their LOCO
     predictions (:mod:`biolake.loco`); exact's and null-ratio's test on K's eigenbasis (:mod:`biolake.lmm`)."""
+    from biolake.lmm import lmm_block_inputs    # here, not at the top: a plain scan starts without their imports
+    from biolake.loco import loco_block_inputs
+
     if settings.lmm == "loco":
         return loco_block_inputs(lake, chosen, block_inputs(chosen, settings=replace(settings, model="linear")),
                                  tested=list(dict.fromkeys(block.chrom for block in blocks)),

@@ -16,15 +16,12 @@ Run as ``python tests/cli_server.py SOCKET`` (``serve`` below); ``write_stub`` w
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import json
 import os
 import signal
 import socket
 import sys
-import threading
-import traceback
 from pathlib import Path
 
 from cli_process import PRELOAD, enter_command
@@ -73,27 +70,12 @@ def _exactly(connection: socket.socket, size: int) -> bytes:
 
 
 def _command(args: list[str], cwd: str, env: dict[str, str], streams: list[int]) -> int:
-    """The forked command: the stub's streams, directory and environment, then ``biolake ARGS``; its exit
-    status, after what a Python process does at exit (the message of ``sys.exit("…")`` or the
-    traceback of an uncaught exception on stderr, atexit handlers, flushed streams)."""
+    """The forked command: the stub's streams, directory and environment, then ``biolake ARGS`` run to its
+    end as the console script runs it (:func:`biolake.cli.exit_status`); its exit status."""
     enter_command(env, dict(enumerate(streams)), cwd)
     sys.argv = ["biolake", *args]
-    from biolake.cli import main
-    try:
-        main(args, prog_name="biolake")
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
-        if not isinstance(exit.code, int | None):
-            print(exit.code, file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    threading._shutdown()   # as the interpreter does at exit: join the threads that are not daemons
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    return code
+    from biolake.cli import exit_status
+    return exit_status(args)
 
 
 def _answer(connection: socket.socket) -> None:

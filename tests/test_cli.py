@@ -1,5 +1,8 @@
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -41,6 +44,22 @@ def test_cli__user_errors_are_one_line_with_status_2(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and "biolake init" in result.output
     assert "Traceback" not in result.output
+
+
+def test_console_script__ends_as_python_would_without_the_teardown(loaded_lake, tmp_path):
+    """The installed ``biolake`` (``biolake.cli:run``) leaves by os._exit, after what Python does at exit: its
+    status, and its output whole in a file or pipe; a user error is one line, status 2."""
+    script = str(Path(sys.executable).parent / "biolake")
+    rows = tmp_path / "variants.csv"
+    with rows.open("w") as out:
+        done = subprocess.run([script, "sql", "SELECT * FROM variants", "--lake", loaded_lake.location.root,
+                               "--format", "csv"], stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert pl.read_csv(rows).height == loaded_lake.read("variants").num_rows
+    refused = subprocess.run([script, "releases", "--lake", str(tmp_path / "missing")], capture_output=True,
+                             text=True, timeout=120)
+    assert (refused.returncode, refused.stdout, refused.stderr.count("\n")) == (2, "", 1), refused.stderr
+    assert refused.stderr.startswith("error: ")
 
 
 def test_ingest__requires_sources(tmp_path):
