@@ -48,7 +48,7 @@ def _analysis_options(*, default_name: str):
         click.option("--covar-sql", metavar="SQL", help="covariates: SQL returning participant_id, then one column each"),
         click.option("--covar", metavar="COLS",
                      help="covariates: comma-separated columns of covariates (instead of --covar-sql)"),
-        click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns"),
+        *_sample_options("keep only the participant_id this SQL returns"),
         click.option("--release", metavar="NAME", help="release to analyse [default: latest]"),
         click.option("--name", default=default_name, show_default=True, help=f"results table: {RESULTS_NAME_HELP}"),
         REPLACE_OPTION,
@@ -60,6 +60,27 @@ def _analysis_options(*, default_name: str):
     ]
 
     return _decorated_by(options)
+
+
+def _sample_options(samples_sql_help: str) -> list:
+    """--samples-sql, --keep and --remove: who a job analyses (all three apply; the drop report counts each)."""
+    listed = dict(type=click.Path(dir_okay=False), metavar="FILE")
+    return [click.option("--samples-sql", metavar="SQL", help=samples_sql_help),
+            click.option("--keep", "keep_file", **listed,
+                         help="keep only the participants FILE lists, as plink2 --keep: PLINK's FID IID columns (the "
+                              "IID is the participant id), a '#FID IID' header and '#' lines skipped; or one id per "
+                              "line; an id the release lacks is an error"),
+            click.option("--remove", "remove_file", **listed,
+                         help="leave out the participants FILE lists (read as --keep reads it), as plink2 --remove")]
+
+
+def _sample_lists(keep_file: str | None, remove_file: str | None) -> dict[str, Any]:
+    """The request's ``keep`` and ``remove`` (:class:`biolake.frame.SampleRequest`) from the files given."""
+    from biolake.ingest.participants import read_sample_list
+    from biolake.queries.design import SampleList
+
+    return {name: None if path is None else SampleList(flag, path, read_sample_list(path))
+            for name, flag, path in (("keep", "--keep", keep_file), ("remove", "--remove", remove_file))}
 
 
 def _results_options(*, default_name: str, release_help: str, exported: str):
@@ -989,8 +1010,7 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
 
 @main.command()
 @_lake_option
-@click.option("--samples-sql", metavar="SQL", help="keep only the participant_id this SQL returns [default: every "
-              "genotyped participant]")
+@_decorated_by(_sample_options("keep only the participant_id this SQL returns [default: every genotyped participant]"))
 # --min's default is stats.kinship.KING_THIRD_DEGREE, written out: the CLI imports no numerics before a command runs
 @click.option("--min", "min_kinship", type=float, default=0.0442, show_default=True, metavar="KINSHIP",
               help="keep the pairs whose kinship is at least this (plink2 --king-table-filter; plink2 writes every "
@@ -1004,7 +1024,8 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
 @click.option("--chrom", "chromosomes", multiple=True, metavar="CHR",
               help="only these chromosomes (repeatable; autosomes only count)")
 @_cluster_options
-def kinship(lake_location: str, samples_sql: str | None, min_kinship: float, unrelated: float | None,
+def kinship(lake_location: str, samples_sql: str | None, keep_file: str | None, remove_file: str | None,
+            min_kinship: float, unrelated: float | None,
             release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
             chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """KING-robust kinship of every pair of participants, as plink2 --make-king-table; a
@@ -1047,7 +1068,8 @@ def kinship(lake_location: str, samples_sql: str | None, min_kinship: float, unr
 
     def start(lake, progress):
         settings = KinshipSettings(name=name, release=release, replace=replace, chromosomes=list(chromosomes) or None,
-                                   samples=samples_sql, min_kinship=min_kinship, unrelated=unrelated)
+                                   samples=samples_sql, **_sample_lists(keep_file, remove_file),
+                                   min_kinship=min_kinship, unrelated=unrelated)
         return run_kinship(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
 
@@ -1145,7 +1167,7 @@ def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | No
                                                   trace=trace, probes=probes, seed=seed), **shared)
         return
     _refuse_given(["pheno_sql", "pheno", "method", "min_maf", "max_missing", "trace", "probes", "seed", "covar_sql",
-                   "covar", "samples_sql", "release", "chromosomes", "scheduler", "workers"],
+                   "covar", "samples_sql", "keep_file", "remove_file", "release", "chromosomes", "scheduler", "workers"],
                   "from genotypes (--pheno-sql/--pheno); --result estimates h² from summary statistics")
     from biolake.ldsc import H2Settings, run_h2
 
@@ -1541,7 +1563,7 @@ def _echo_design(report) -> None:
 
 def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Callable[[Any, Any], None], *,
               lake_location: str, covar_sql: str | None, covar: str | None, samples_sql: str | None,
-              release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
+              keep_file: str | None, remove_file: str | None, release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
               chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """The body of an association command (gwas, gxe, ewas): the shared options (:func:`_analysis_options`) and
     the job's own ``options`` make its ``settings`` (a :class:`biolake.frame.JobRequest`), which ``run`` runs."""
@@ -1549,7 +1571,8 @@ def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Call
 
     def start(lake, progress):
         request = settings(name=name, covariates=covariates, samples=samples_sql, release=release,
-                           chromosomes=list(chromosomes) or None, replace=replace, **options)
+                           chromosomes=list(chromosomes) or None, replace=replace,
+                           **_sample_lists(keep_file, remove_file), **options)
         return run(lake, request, scheduler=scheduler, workers=workers, progress=progress)
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
 

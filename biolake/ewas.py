@@ -105,7 +105,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = design(con, phenotypes=settings.exposures, covariates=settings.covariates,
-                        samples=settings.samples, assay="methylation", role="exposure")
+                        **settings.sample_choice(), assay="methylation", role="exposure")
     blocks = methylation_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")

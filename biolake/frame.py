@@ -11,12 +11,12 @@ its own options, checked in its ``__post_init__``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from biolake.lake.lake import check_results_name
-from biolake.queries.design import Design
+from biolake.queries.design import Design, SampleList
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,12 +44,49 @@ class Request:
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobRequest(Request):
-    """A :class:`Request` of an association job (GWAS, GxE, EWAS): it also tests columns against covariates
-    in a sample.
+class SampleRequest(Request):
+    """A :class:`Request` of a job over chosen participants: ``samples``, SQL returning the ``participant_id``
+    to keep (``--samples-sql``), and the participants listed in files to keep and to leave out (``--keep``,
+    ``--remove``, as plink2's); all three apply.
+
+    Examples
+    --------
+    >>> SampleRequest(name="kinship").sample_choice()
+    {'samples': None, 'keep': None, 'remove': None}
+    """
+
+    samples: str | None = None
+    keep: SampleList | None = None
+    remove: SampleList | None = None
+
+    def sample_choice(self) -> dict[str, Any]:
+        """The keywords of :func:`biolake.queries.design.design` (and ``genotyped_samples``) that choose the
+        participants."""
+        return {"samples": self.samples, "keep": self.keep, "remove": self.remove}
+
+
+def settings_record(request: Request) -> dict[str, Any]:
+    """A request's fields as its results table's provenance keeps them: a sample list as its file and size.
+
+    Examples
+    --------
+    >>> listed = SampleList("--keep", "keep.txt", {"1000017": 1, "1000025": 2})
+    >>> settings_record(SampleRequest(name="kinship", keep=listed))["keep"]
+    {'path': 'keep.txt', 'participants': 2}
+    """
+    listed = {name: getattr(request, name).record() for name in ("keep", "remove")
+              if isinstance(getattr(request, name, None), SampleList)}
+    return {name: listed.get(name, value) for name, value in asdict(
+        replace(request, **{name: None for name in listed})).items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest(SampleRequest):
+    """A :class:`SampleRequest` of an association job (GWAS, GxE, EWAS): it also tests columns against
+    covariates in a sample.
 
     ``covariates`` is SQL returning ``participant_id`` first, or a list of columns of
-    ``covariates``; ``samples`` is SQL returning the ``participant_id`` to keep. Subclasses
+    ``covariates``; the samples are chosen as :class:`SampleRequest` says. Subclasses
     add the tested columns as the field :attr:`TESTED` names (``phenotypes``; EWAS:
     ``exposures``), their own options, and their checks of them in ``__post_init__``.
 
@@ -62,7 +99,6 @@ class JobRequest(Request):
     TESTED: ClassVar[str] = "phenotypes"     # the subclass's field of tested columns, SQL or a column list
 
     covariates: str | Sequence[str]
-    samples: str | None = None
 
     def queries(self) -> list[str]:
         """The SQL the request runs: its tested columns, covariates and samples given as queries."""
@@ -112,11 +148,12 @@ def provenance(kind: str, request: JobRequest, chosen: Design, **facts: Any) -> 
     >>> record = provenance("ewas", request, chosen, exposure_summaries=[])
     >>> {key: value for key, value in record.items() if key != "created_at"}   # doctest: +NORMALIZE_WHITESPACE
     {'kind': 'ewas', 'release': 'r1', 'exposures': ['stress'], 'covariates': ['age'], 'samples': None,
-     'settings': {'name': 'stress', 'release': None, 'chromosomes': None, 'replace': False, 'values': 'm'},
+     'settings': {'name': 'stress', 'release': None, 'chromosomes': None, 'replace': False, 'keep': None,
+                  'remove': None, 'values': 'm'},
      'analysis_samples': 2, 'covariate_columns': ['intercept', 'age'], 'dropped': {'no exposure': 0},
      'exposure_summaries': []}
     """
-    settings = asdict(request)
+    settings = settings_record(request)
     queries = {key: settings.pop(key) for key in (request.TESTED, "covariates", "samples")}
     return {**provenance_header(kind, release=chosen.release), **queries, "settings": settings,
             "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,

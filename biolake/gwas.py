@@ -133,7 +133,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
-                        samples=settings.samples)
+                        **settings.sample_choice())
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no genotypes"

@@ -95,7 +95,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
-                        samples=settings.samples)
+                        **settings.sample_choice())
     exposures = exposure_columns(chosen.covariate_names, settings.exposures)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:

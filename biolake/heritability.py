@@ -140,7 +140,7 @@ def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: s
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
-                        samples=settings.samples)
+                        **settings.sample_choice())
     refuse_unfittable(chosen)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     inputs = RelationshipInputs(chosen.vector_length, chosen.selection, settings.min_maf, settings.max_missing)

@@ -28,14 +28,14 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
 from biolake.cluster import summed_over_shares
-from biolake.frame import Report, Request, provenance_header
+from biolake.frame import Report, SampleRequest, provenance_header, settings_record
 from biolake.ingest.genotypes import AUTOSOMES
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, check_results_name
@@ -56,12 +56,11 @@ ESTIMATOR = ("KING-robust between-family estimator over the autosomal variants c
 
 
 @dataclass(frozen=True, kw_only=True)
-class KinshipSettings(Request):
+class KinshipSettings(SampleRequest):
     """Which participants (``samples``: SQL returning participant_id; default every genotyped one), the smallest
     kinship of a pair the table keeps (``min_kinship``), and the cutoff of the unrelated set (``unrelated``;
     None: no set)."""
 
-    samples: str | None = None
     min_kinship: float = KING_THIRD_DEGREE
     unrelated: float | None = None
 
@@ -102,13 +101,13 @@ def run_kinship(lake: Lake, settings: KinshipSettings, *, scheduler: str | None 
     if settings.unrelated is not None:
         lake.check_results_free(settings.unrelated_name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=[settings.samples] if settings.samples else []) as con:
-        chosen = genotyped_samples(con, samples=settings.samples)
+        chosen = genotyped_samples(con, **settings.sample_choice())
     blocks = _autosomal_blocks(lake, settings, release=chosen.release)
     counts, variants = king_count_sum(lake, TaskInputs(chosen.vector_length, chosen.selection), blocks,
                                       scheduler=scheduler, workers=workers, progress=progress)
     kinship = king_robust(counts)
     record = {**provenance_header("kinship", release=chosen.release), "samples": settings.samples,
-              "settings": asdict(settings), "analysis_samples": len(chosen.participant_ids), "variants": variants,
+              "settings": settings_record(settings), "analysis_samples": len(chosen.participant_ids), "variants": variants,
               "estimator": ESTIMATOR}
     kept = None if settings.unrelated is None else unrelated_samples(kinship, settings.unrelated)
     if settings.replace and settings.unrelated_name in lake.results_names():

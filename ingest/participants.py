@@ -141,6 +141,53 @@ def read_id_list(path: Path) -> list[str]:
     return ids
 
 
+def read_sample_list(path: str | os.PathLike) -> dict[str, int]:
+    """The participants a ``--keep`` or ``--remove`` file names, each with the line it is first on, read as
+    plink2 reads such a file: whitespace-separated, one id per line, or PLINK's FID and IID columns (the
+    IID is the participant id); a header (``#FID IID``, ``#IID``, ``FID IID`` or one of ours: ``eid``,
+    ``IID``, ``participant_id``, ``SubjID``) names the columns; blank lines and other lines starting
+    with ``#`` are skipped.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> listed = Path(tempfile.mkdtemp()) / "keep.txt"
+    >>> _ = listed.write_text("#FID IID\\nfam1 1000017\\n# the second family\\nfam2 1000025\\n")
+    >>> read_sample_list(listed)
+    {'1000017': 2, '1000025': 4}
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    columns, id_column, listed = None, 0, {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        named = _header_id_column(fields) if columns is None else None
+        if named is not None:
+            columns, id_column = len(fields), named
+            continue
+        if not fields or fields[0].startswith("#"):
+            continue
+        if columns is None:
+            columns, id_column = len(fields), (1 if len(fields) >= 2 else 0)
+        if len(fields) != columns:
+            raise InputError(path, f"expected {columns} whitespace-separated column(s) as above "
+                             f"({'FID IID' if id_column else 'one id'} per line), found {len(fields)}", line=number)
+        listed.setdefault(fields[id_column], number)
+    if not listed:
+        raise InputError(path, "no participant ids in the file")
+    return listed
+
+
+def _header_id_column(fields: list[str]) -> int | None:
+    """The id's column if ``fields`` are a header line (PLINK's ``#FID IID`` or ``#IID``, with or without the
+    ``#``, or a participant-id header of ours), else None."""
+    names = [field.lstrip("#") for field in fields[:2]]
+    if names == ["FID", "IID"]:
+        return 1
+    return 0 if names and names[0] in PARTICIPANT_HEADERS else None
+
+
 def check_columns(table: pa.Table, *, path: Path, lake_schema: pa.Schema | None) -> None:
     """Column names unique ignoring case (Delta's rule), and types agreeing with earlier releases.
 

@@ -8,7 +8,7 @@ Everyone left out is counted by reason, never dropped silently.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +46,26 @@ class DropReport:
 
 
 @dataclass(frozen=True)
+class SampleList:
+    """Participants a job keeps (``--keep FILE``) or removes (``--remove FILE``), each id with the line of
+    the file it is on (:func:`biolake.ingest.participants.read_sample_list` reads them), so that an error
+    can point at it."""
+
+    flag: str                      # "--keep" or "--remove"
+    path: str
+    lines: Mapping[str, int]       # participant id → its line in the file
+
+    @property
+    def reason(self) -> str:
+        """Why a participant this list leaves out is dropped, as the drop report says it."""
+        return f"not in {self.flag}" if self.flag == "--keep" else f"in {self.flag}"
+
+    def record(self) -> dict[str, object]:
+        """What a results table's provenance keeps of the list: the file and how many ids it named."""
+        return {"path": self.path, "participants": len(self.lines)}
+
+
+@dataclass(frozen=True)
 class Design:
     """Phenotypes and covariates aligned to an assay's sample vector (genotypes, methylation)."""
 
@@ -66,12 +86,14 @@ class Design:
 
 
 def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: str | Sequence[str],
-           samples: str | None = None, assay: str = "genotypes", role: str = "phenotype") -> Design:
+           samples: str | None = None, keep: SampleList | None = None, remove: SampleList | None = None,
+           assay: str = "genotypes", role: str = "phenotype") -> Design:
     """Run the phenotype, covariate and sample queries and align them to an assay's sample vector.
 
     ``phenotypes`` and ``covariates`` are SQL returning ``participant_id`` first, or lists
     of columns of ``idps`` and ``covariates``. ``samples`` is SQL returning the
-    ``participant_id`` of everyone to keep. Text covariates become indicator columns
+    ``participant_id`` of everyone to keep; ``keep`` and ``remove`` list participants to keep
+    and to leave out (an id the release lacks is an error). Text covariates become indicator columns
     against their most frequent level; constant and collinear columns are dropped
     with a DesignWarning. ``assay`` is "genotypes" (GWAS) or "methylation" (EWAS): rows
     follow that assay's sample vector, and participants it lacks are counted as dropped.
@@ -96,8 +118,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
                                      params=[assay]).arrow(), "participant_id")
     pheno = _keyed(con, phenotypes, "idps", what=role)
     covar = _keyed(con, covariates, "covariates", what="covariate")
-    selected = None if samples is None else set(
-        _column_list(_run(con, samples, what="sample"), "participant_id"))
+    chosen_by = _sample_filters(con, samples, keep, remove)
 
     position = {pid: i for i, pid in enumerate(genotyped)}
     pheno_rows = {pid: i for i, pid in enumerate(_column_list(pheno, "participant_id"))}
@@ -115,18 +136,18 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
         raise QueryError(f"no {role} to test: " + ", ".join(f"{name!r} has no values" for name in pheno_names))
     dropped: dict[str, list[str]] = {ABSENT[assay]: sorted((set(pheno_rows) | set(covar_rows)) - set(position))}
     no_values = f"no {role} values"
-    dropped |= {reason: [] for reason in ("not in the sample selection", "missing covariate", no_values)}
-    keep: list[int] = []
+    dropped |= {reason: [] for reason in [*chosen_by, "missing covariate", no_values]}
+    kept: list[int] = []
     for pid in genotyped:
-        if selected is not None and pid not in selected:
-            dropped["not in the sample selection"].append(pid)
+        if (reason := next((why for why, chooses in chosen_by.items() if not chooses(pid)), None)) is not None:
+            dropped[reason].append(pid)
         elif pid not in covar_rows or not covar_complete[covar_rows[pid]]:
             dropped["missing covariate"].append(pid)
         elif pid not in pheno_rows or np.isnan(pheno_values[pheno_rows[pid]][tested]).all():
             dropped[no_values].append(pid)
         else:
-            keep.append(position[pid])
-    ids = [genotyped[i] for i in keep]
+            kept.append(position[pid])
+    ids = [genotyped[i] for i in kept]
     if not ids:
         raise QueryError(f"no participant has {PRESENT[assay]}, covariates and {_article(role)} {role} value; "
                          "check the queries (see the drop counts: "
@@ -148,7 +169,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     if not has_values.all():
         dropped[no_values] += [pid for pid, kept in zip(ids, has_values) if not kept]
         ids = [pid for pid, kept in zip(ids, has_values) if kept]
-        keep = [position for position, kept in zip(keep, has_values) if kept]
+        kept = [position for position, has in zip(kept, has_values) if has]
         pheno_matrix = pheno_matrix[has_values]
     rows = [covar_rows[p] for p in ids]
     covariate_matrix, names, dropped_covariates = _full_rank(
@@ -157,8 +178,8 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     if len(ids) <= covariate_matrix.shape[1] + 1:
         raise QueryError(f"{len(ids)} participants for {covariate_matrix.shape[1]} covariate columns "
                          f"({', '.join(names)}): a test needs more participants than covariates + 1")
-    return Design(con.release.release, ids, np.array(keep, dtype=np.int64), pheno_matrix,
-                  [name for name, keep in zip(pheno_names, tested) if keep], covariate_matrix, names,
+    return Design(con.release.release, ids, np.array(kept, dtype=np.int64), pheno_matrix,
+                  [name for name, is_tested in zip(pheno_names, tested) if is_tested], covariate_matrix, names,
                   DropReport({r: len(v) for r, v in dropped.items()}, {r: v[:3] for r, v in dropped.items()},
                              dropped_covariates, dropped_phenotypes, role), len(genotyped))
 
@@ -178,9 +199,11 @@ class SampleSelection:
         return None if len(self.sample_index) == self.vector_length else self.sample_index
 
 
-def genotyped_samples(con: LakeConnection, *, samples: str | None = None) -> SampleSelection:
-    """The release's genotyped participants, or those of them ``samples`` (SQL returning ``participant_id``)
-    keeps: for analyses of the genotypes alone (kinship), which take no phenotype or covariate.
+def genotyped_samples(con: LakeConnection, *, samples: str | None = None, keep: SampleList | None = None,
+                      remove: SampleList | None = None) -> SampleSelection:
+    """The release's genotyped participants, or those of them ``samples`` (SQL returning ``participant_id``),
+    ``keep`` and ``remove`` choose (as :func:`design`): for analyses of the genotypes alone (kinship), which
+    take no phenotype or covariate.
 
     Examples
     --------
@@ -191,12 +214,12 @@ def genotyped_samples(con: LakeConnection, *, samples: str | None = None) -> Sam
     """
     genotyped = _column_list(con.sql("SELECT participant_id FROM samples WHERE assay = 'genotypes' "
                                      "ORDER BY sample_index").arrow(), "participant_id")
-    selected = None if samples is None else set(_column_list(_run(con, samples, what="sample"), "participant_id"))
-    keep = [i for i, pid in enumerate(genotyped) if selected is None or pid in selected]
-    if not keep:
+    chosen_by = _sample_filters(con, samples, keep, remove)
+    kept = [i for i, pid in enumerate(genotyped) if all(chooses(pid) for chooses in chosen_by.values())]
+    if not kept:
         raise QueryError(f"no genotyped participant of release {con.release.release!r} is in the sample query's "
                          "result" if genotyped else f"release {con.release.release!r} has no genotyped participant")
-    return SampleSelection(con.release.release, [genotyped[i] for i in keep], np.array(keep, dtype=np.int64),
+    return SampleSelection(con.release.release, [genotyped[i] for i in kept], np.array(kept, dtype=np.int64),
                            len(genotyped))
 
 
@@ -311,3 +334,30 @@ def _full_rank(columns: list[np.ndarray], names: list[str]) -> tuple[np.ndarray,
                 continue
         warnings.warn(f"covariate {name!r} dropped: {dropped[name]}", DesignWarning, stacklevel=3)
     return np.column_stack(kept), kept_names, dropped
+
+
+def _sample_filters(con: LakeConnection, samples: str | None, keep: SampleList | None,
+                    remove: SampleList | None) -> dict[str, Callable[[str], bool]]:
+    """The sample selection's drop reasons, in order (the SQL's first, whether given or not), each with whether
+    a participant passes it. A listed id that is not a participant of the release is an error: a typo, or
+    another release's list, would otherwise change who is analysed without a word."""
+    selected = None if samples is None else set(_column_list(_run(con, samples, what="sample"), "participant_id"))
+    filters: dict[str, Callable[[str], bool]] = {
+        "not in the sample selection": (lambda pid: True) if selected is None else selected.__contains__}
+    if keep is None and remove is None:
+        return filters
+    participants = " UNION ".join(f"SELECT CAST(participant_id AS VARCHAR) AS participant_id FROM {table}"
+                                  for table in ("samples", "idps", "covariates") if table in con.tables())
+    known = set(_column_list(con.sql(participants).arrow(), "participant_id"))
+    for listed in (keep, remove):
+        if listed is None:
+            continue
+        unknown = [pid for pid in listed.lines if pid not in known]
+        if unknown:
+            raise QueryError(f"{listed.flag} {listed.path}, line {listed.lines[unknown[0]]}: participant "
+                             f"{unknown[0]!r} is not in release {con.release.release!r}"
+                             + (f" ({len(unknown):,} of the file's {len(listed.lines):,} ids are not)"
+                                if len(unknown) > 1 else ""))
+        inside = listed.lines.__contains__
+        filters[listed.reason] = inside if listed is keep else (lambda pid, inside=inside: not inside(pid))
+    return filters

@@ -114,6 +114,13 @@ CASES = [
           "--pheno", "trait", "--covar", "carried", "--lmm", "exact"],
          r"error: phenotype 'trait': the relationship matrix over its 40 samples has no variance left after the "
          r"covariates", setup="one_variant_lake"),
+    Case("gwas_keep_unknown_id", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--keep", "{tmp}/keep_unknown.txt"],
+         r"error: --keep .*keep_unknown.txt, line 2: participant 'nobody_here' is not in release 'r1'\n$",
+         setup="sample_lists"),
+    Case("gwas_keep_ragged", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--keep", "{tmp}/keep_ragged.txt"],
+         r"keep_ragged.txt, line 3: expected 2 whitespace-separated column\(s\) as above \(FID IID per line\), "
+         r"found 1", setup="sample_lists"),
+    Case("kinship_remove_missing_file", [*KINSHIP, "--remove", "{tmp}/nowhere.txt"], r"nowhere.txt: file not found"),
     Case("gwas_cv_folds_without_loco", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "exact", "--cv-folds", "3"],
          r"error: --cv-folds sets --lmm loco's ridge regressions; it does not apply to --lmm exact"),
     Case("gwas_lmm_block_size_without_lmm", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm-block-size", "500"],
@@ -270,6 +277,11 @@ CASES = [
     Case("rg_phenotype_before_result", ["rg", "--lake", "{lake}", "--phenotype", "x", "--result", "assoc",
                                         "--name", "bad"], r"--phenotype names a phenotype of the --result before it"),
 ]
+
+
+def write_sample_lists(tmp: Path) -> None:
+    (tmp / "keep_unknown.txt").write_text("#FID IID\nfam1 nobody_here\n")
+    (tmp / "keep_ragged.txt").write_text("fam1 P1\nfam2 P2\nP3\n")
 
 
 def write_weights(tmp: Path) -> None:

@@ -45,7 +45,8 @@ def test_provenance__records_the_queries_settings_and_who_was_analysed():
     assert record == {
         "kind": "gwas", "release": "r1", "phenotypes": ["y"], "covariates": ["age"],
         "samples": "SELECT participant_id FROM c",
-        "settings": {"name": "g", "release": None, "chromosomes": None, "replace": False, "model": "auto",
+        "settings": {"name": "g", "release": None, "chromosomes": None, "replace": False, "keep": None,
+                     "remove": None, "model": "auto",
                      "firth": "fallback", "impute_mean": False, "precision": "float64", "min_maf": 0.0,
                      "adjust": False, "lmm": None, "cv_folds": None,
                      "lmm_block_size": None},
