@@ -22,7 +22,7 @@ from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import ERRORS, RESULTS_KINDS
-from biolake.queries import connect, design
+from biolake.queries import connect
 from biolake.queries.blocks import Block, methylation_blocks, read_methylation_blocks
 from biolake.run import Run
 from biolake.scan import TaskInputs, Tested, map_lake_blocks
@@ -49,6 +49,9 @@ class EwasSettings(JobRequest):
         super().__post_init__()
         if self.values not in ("m", "beta"):
             raise BiolakeError(f"values must be 'm' or 'beta', got {self.values!r}")
+        if self.transform is not None:
+            raise BiolakeError("--transform rank-normalises phenotypes tested against genotypes (gwas, gxe, h2); ewas "
+                               "tests each CpG against the exposures and does not take it")
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,7 @@ def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None
     """
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
-        chosen = design(con, phenotypes=settings.exposures, covariates=settings.covariates,
-                        **settings.sample_choice(), assay="methylation", role="exposure")
+        chosen = settings.design(con, assay="methylation", role="exposure")
     blocks = methylation_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no methylation data")

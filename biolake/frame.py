@@ -15,8 +15,13 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+import numpy as np
+
+from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import check_results_name
-from biolake.queries.design import Design, SampleList
+from biolake.queries.design import Design, SampleList, design
+from biolake.queries.sql import LakeConnection
+from biolake.stats.transform import TRANSFORMS, transform_phenotypes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,9 +91,11 @@ class JobRequest(SampleRequest):
     covariates in a sample.
 
     ``covariates`` is SQL returning ``participant_id`` first, or a list of columns of
-    ``covariates``; the samples are chosen as :class:`SampleRequest` says. Subclasses
-    add the tested columns as the field :attr:`TESTED` names (``phenotypes``; EWAS:
-    ``exposures``), their own options, and their checks of them in ``__post_init__``.
+    ``covariates``; the samples are chosen as :class:`SampleRequest` says; ``transform``
+    (:mod:`biolake.stats.transform`: rint, rint-residuals) rank-normalises each tested column
+    over its own samples before the scan. Subclasses add the tested columns as the field
+    :attr:`TESTED` names (``phenotypes``; EWAS: ``exposures``), their own options, and their
+    checks of them in ``__post_init__``.
 
     Examples
     --------
@@ -99,6 +106,25 @@ class JobRequest(SampleRequest):
     TESTED: ClassVar[str] = "phenotypes"     # the subclass's field of tested columns, SQL or a column list
 
     covariates: str | Sequence[str]
+    transform: str | None = None             # None, or one of stats.transform.TRANSFORMS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.transform is not None and self.transform not in TRANSFORMS:
+            raise BiolakeError(f"--transform {self.transform!r} is not one of {', '.join(TRANSFORMS)}")
+
+    def design(self, con: LakeConnection, **assay: str) -> Design:
+        """The request's design (:func:`biolake.queries.design.design` of its tested columns, covariates and
+        samples; ``assay``: its assay and role), the tested columns transformed as ``transform`` says."""
+        chosen = design(con, phenotypes=getattr(self, self.TESTED), covariates=self.covariates,
+                        **self.sample_choice(), **assay)
+        if self.transform is None:
+            return chosen
+        for name, column in zip(chosen.phenotype_names, chosen.phenotypes.T):
+            if len(np.unique(column[~np.isnan(column)])) <= 2:
+                raise BiolakeError(f"--transform {self.transform} ranks quantitative phenotypes; {name!r} takes two "
+                                   "values (a binary trait: test it without --transform)")
+        return replace(chosen, phenotypes=transform_phenotypes(chosen.phenotypes, chosen.covariates, self.transform))
 
     def queries(self) -> list[str]:
         """The SQL the request runs: its tested columns, covariates and samples given as queries."""
@@ -149,7 +175,7 @@ def provenance(kind: str, request: JobRequest, chosen: Design, **facts: Any) -> 
     >>> {key: value for key, value in record.items() if key != "created_at"}   # doctest: +NORMALIZE_WHITESPACE
     {'kind': 'ewas', 'release': 'r1', 'exposures': ['stress'], 'covariates': ['age'], 'samples': None,
      'settings': {'name': 'stress', 'release': None, 'chromosomes': None, 'replace': False, 'keep': None,
-                  'remove': None, 'values': 'm'},
+                  'remove': None, 'transform': None, 'values': 'm'},
      'analysis_samples': 2, 'covariate_columns': ['intercept', 'age'], 'dropped': {'no exposure': 0},
      'exposure_summaries': []}
     """

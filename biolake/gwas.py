@@ -22,7 +22,7 @@ from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries import connect, design
+from biolake.queries import connect
 from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks
 from biolake.queries.design import Design
 from biolake.stats.gwas import association_table, results_schema
@@ -132,8 +132,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     """
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
-        chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
-                        **settings.sample_choice())
+        chosen = settings.design(con)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:
         raise BiolakeError(f"release {chosen.release!r} has no genotypes"

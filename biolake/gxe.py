@@ -19,7 +19,7 @@ from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries import connect, design
+from biolake.queries import connect
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
 from biolake.stats.summary import ScanSummary
 from biolake.stats.gxe import ROBUST, GxeModel, gxe_association, gxe_schema, gxe_table, prepare_gxe
@@ -94,8 +94,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     """
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
-        chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
-                        **settings.sample_choice())
+        chosen = settings.design(con)
     exposures = exposure_columns(chosen.covariate_names, settings.exposures)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     if not blocks:

@@ -47,7 +47,7 @@ from biolake.frame import DesignReport, JobRequest, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
-from biolake.queries import Design, connect, design
+from biolake.queries import Design, connect
 from biolake.run import publish_table
 from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
 from biolake.scan import TaskInputs, check_min_maf
@@ -139,8 +139,7 @@ def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: s
     """Estimate the SNP heritability of every phenotype asked; commit ``LAKE/results/NAME`` (``biolake h2 --help``)."""
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
-        chosen = design(con, phenotypes=settings.phenotypes, covariates=settings.covariates,
-                        **settings.sample_choice())
+        chosen = settings.design(con)
     refuse_unfittable(chosen)
     blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
     inputs = RelationshipInputs(chosen.vector_length, chosen.selection, settings.min_maf, settings.max_missing)

@@ -121,6 +121,9 @@ CASES = [
          r"keep_ragged.txt, line 3: expected 2 whitespace-separated column\(s\) as above \(FID IID per line\), "
          r"found 1", setup="sample_lists"),
     Case("kinship_remove_missing_file", [*KINSHIP, "--remove", "{tmp}/nowhere.txt"], r"nowhere.txt: file not found"),
+    Case("ewas_transform", ["ewas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad",
+                            "--exposure-sql", "SELECT participant_id, stress FROM covariates", *COVAR, "--transform",
+                            "rint"], r"error: --transform rank-normalises phenotypes tested against genotypes"),
     Case("gwas_cv_folds_without_loco", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm", "exact", "--cv-folds", "3"],
          r"error: --cv-folds sets --lmm loco's ridge regressions; it does not apply to --lmm exact"),
     Case("gwas_lmm_block_size_without_lmm", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--lmm-block-size", "500"],

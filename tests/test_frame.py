@@ -46,7 +46,7 @@ def test_provenance__records_the_queries_settings_and_who_was_analysed():
         "kind": "gwas", "release": "r1", "phenotypes": ["y"], "covariates": ["age"],
         "samples": "SELECT participant_id FROM c",
         "settings": {"name": "g", "release": None, "chromosomes": None, "replace": False, "keep": None,
-                     "remove": None, "model": "auto",
+                     "remove": None, "transform": None, "model": "auto",
                      "firth": "fallback", "impute_mean": False, "precision": "float64", "min_maf": 0.0,
                      "adjust": False, "lmm": None, "cv_folds": None,
                      "lmm_block_size": None},
