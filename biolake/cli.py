@@ -54,6 +54,9 @@ def _analysis_options(*, default_name: str):
                           "averaged, Blom's 3/8: REGENIE's --apply-rint), or of its residuals after the covariates, "
                           "then adjusted for them again (rint-residuals: REGENIE's --apply-rerint-cov) "
                           "[default: none]"),
+        click.option("--standardize", is_flag=True,
+                     help="scale each covariate column to mean 0, variance 1 over the analysed samples, as plink2 "
+                          "--covar-variance-standardize (the tests of the tested columns do not change)"),
         click.option("--release", metavar="NAME", help="release to analyse [default: latest]"),
         click.option("--name", default=default_name, show_default=True, help=f"results table: {RESULTS_NAME_HELP}"),
         REPLACE_OPTION,
@@ -1172,7 +1175,8 @@ def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | No
                                                   trace=trace, probes=probes, seed=seed), **shared)
         return
     _refuse_given(["pheno_sql", "pheno", "method", "min_maf", "max_missing", "trace", "probes", "seed", "covar_sql",
-                   "covar", "samples_sql", "keep_file", "remove_file", "transform", "release", "chromosomes", "scheduler", "workers"],
+                   "covar", "samples_sql", "keep_file", "remove_file", "transform", "standardize", "release",
+                   "chromosomes", "scheduler", "workers"],
                   "from genotypes (--pheno-sql/--pheno); --result estimates h² from summary statistics")
     from biolake.ldsc import H2Settings, run_h2
 
@@ -1568,7 +1572,8 @@ def _echo_design(report) -> None:
 
 def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Callable[[Any, Any], None], *,
               lake_location: str, covar_sql: str | None, covar: str | None, samples_sql: str | None,
-              keep_file: str | None, remove_file: str | None, transform: str | None, release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
+              keep_file: str | None, remove_file: str | None, transform: str | None, standardize: bool,
+              release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
               chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """The body of an association command (gwas, gxe, ewas): the shared options (:func:`_analysis_options`) and
     the job's own ``options`` make its ``settings`` (a :class:`biolake.frame.JobRequest`), which ``run`` runs."""
@@ -1576,7 +1581,7 @@ def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Call
 
     def start(lake, progress):
         request = settings(name=name, covariates=covariates, samples=samples_sql, release=release,
-                           chromosomes=list(chromosomes) or None, replace=replace, transform=transform,
+                           chromosomes=list(chromosomes) or None, replace=replace, transform=transform, standardize=standardize,
                            **_sample_lists(keep_file, remove_file), **options)
         return run(lake, request, scheduler=scheduler, workers=workers, progress=progress)
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)

@@ -93,7 +93,9 @@ class JobRequest(SampleRequest):
     ``covariates`` is SQL returning ``participant_id`` first, or a list of columns of
     ``covariates``; the samples are chosen as :class:`SampleRequest` says; ``transform``
     (:mod:`biolake.stats.transform`: rint, rint-residuals) rank-normalises each tested column
-    over its own samples before the scan. Subclasses add the tested columns as the field
+    over its own samples before the scan, and ``standardize`` scales each covariate column to
+    mean 0 and variance 1 over the analysed samples (no test of a tested column changes: the
+    covariates span the same space). Subclasses add the tested columns as the field
     :attr:`TESTED` names (``phenotypes``; EWAS: ``exposures``), their own options, and their
     checks of them in ``__post_init__``.
 
@@ -107,6 +109,7 @@ class JobRequest(SampleRequest):
 
     covariates: str | Sequence[str]
     transform: str | None = None             # None, or one of stats.transform.TRANSFORMS
+    standardize: bool = False                # covariates to mean 0, variance 1 (plink2 --covar-variance-standardize)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -118,6 +121,10 @@ class JobRequest(SampleRequest):
         samples; ``assay``: its assay and role), the tested columns transformed as ``transform`` says."""
         chosen = design(con, phenotypes=getattr(self, self.TESTED), covariates=self.covariates,
                         **self.sample_choice(), **assay)
+        if self.standardize:
+            columns = chosen.covariates[:, 1:]
+            chosen = replace(chosen, covariates=np.column_stack([chosen.covariates[:, 0], (
+                columns - columns.mean(axis=0)) / columns.std(axis=0, ddof=1)]))
         if self.transform is None:
             return chosen
         for name, column in zip(chosen.phenotype_names, chosen.phenotypes.T):
@@ -175,7 +182,7 @@ def provenance(kind: str, request: JobRequest, chosen: Design, **facts: Any) -> 
     >>> {key: value for key, value in record.items() if key != "created_at"}   # doctest: +NORMALIZE_WHITESPACE
     {'kind': 'ewas', 'release': 'r1', 'exposures': ['stress'], 'covariates': ['age'], 'samples': None,
      'settings': {'name': 'stress', 'release': None, 'chromosomes': None, 'replace': False, 'keep': None,
-                  'remove': None, 'transform': None, 'values': 'm'},
+                  'remove': None, 'transform': None, 'standardize': False, 'values': 'm'},
      'analysis_samples': 2, 'covariate_columns': ['intercept', 'age'], 'dropped': {'no exposure': 0},
      'exposure_summaries': []}
     """

@@ -1,4 +1,4 @@
-"""--transform rint|rint-residuals (#32 item 4): REGENIE's rank-based inverse-normal transform, checked against
+"""--transform rint|rint-residuals and --standardize (#32 item 4): REGENIE's rank-based inverse-normal transform, checked against
 R (rank with ties averaged, qnorm with Blom's 3/8, as REGENIE's rint_pheno) and, through a GWAS, against plink2
 --glm of the R-transformed phenotypes."""
 
@@ -86,3 +86,17 @@ def test_run_gwas__transform_refuses_a_binary_phenotype(gwas_lake, scheduler):
     with pytest.raises(BiolakeError, match=r"--transform rint ranks quantitative phenotypes; 'old' takes two values"):
         run_gwas(gwas_lake, GwasSettings(name="t_binary", phenotypes=binary, covariates=["sex"], transform="rint"),
                  scheduler=scheduler)
+
+
+def test_run_gwas__standardize_equals_plink2_covar_variance_standardize(gwas_lake, scheduler, idps, tmp_path):
+    run_gwas(gwas_lake, GwasSettings(name="standardized", phenotypes=[idps[2]], covariates=COVARIATES,
+                                     standardize=True), scheduler=scheduler)
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=[idps[2]], covariates=COVARIATES)
+    [theirs] = run_glm(tmp_path, dosages=lake_dosages(gwas_lake, chosen.sample_index), phenotypes=chosen.phenotypes,
+                       covariates=chosen.covariates[:, 1:], extra_args=["--covar-variance-standardize"])
+    mine, ran = ours_by_phenotype(gwas_lake, "standardized")[idps[2]], theirs["error"] == None  # noqa: E711
+    np.testing.assert_array_equal(mine["n"].to_numpy(), theirs["n"])
+    for column, key in [("beta", "beta"), ("se", "se"), ("p", "p")]:
+        np.testing.assert_allclose(mine[column].to_numpy()[ran], theirs[key][ran], rtol=1e-5, err_msg=column)
+    assert gwas_lake.results_provenance("standardized")["settings"]["standardize"] is True
