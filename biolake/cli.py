@@ -662,8 +662,11 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
               help="--lmm loco: variants per block of its level-0 ridge regressions (REGENIE's --bsize) "
                    "[default: 1000]")
 @ADJUST_OPTION
+@click.option("--split-by-phenotype", is_flag=True,
+              help="--out writes one file per phenotype, OUT with _PHENOTYPE before its extension (REGENIE's layout)")
 def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, impute_mean: bool, precision: str,
-         min_maf: float, lmm: str | None, cv_folds: int | None, lmm_block_size: int | None, adjust: bool, **shared: Any) -> None:
+         min_maf: float, lmm: str | None, cv_folds: int | None, lmm_block_size: int | None, adjust: bool,
+         split_by_phenotype: bool, **shared: Any) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
     Phenotypes and covariates come from SQL over the release (or column lists);
@@ -719,9 +722,12 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
         click.echo(f"{report.rows:,} results in {_stored(lake, report)}", err=True)
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    if split_by_phenotype and shared["out"] is None:
+        raise click.UsageError("--split-by-phenotype splits the --out file: give --out")
     _analysis(run_gwas, GwasSettings, dict(phenotypes=phenotypes, model=model, firth=firth, impute_mean=impute_mean,
                                            precision=precision, min_maf=min_maf, lmm=lmm, cv_folds=cv_folds,
-                                           lmm_block_size=lmm_block_size, adjust=adjust), show, **shared)
+                                           lmm_block_size=lmm_block_size, adjust=adjust), show,
+              split_by="phenotype" if split_by_phenotype else None, **shared)
 
 
 @main.command()
@@ -1574,9 +1580,11 @@ def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Call
               lake_location: str, covar_sql: str | None, covar: str | None, samples_sql: str | None,
               keep_file: str | None, remove_file: str | None, transform: str | None, standardize: bool,
               release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
-              chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
+              chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool,
+              split_by: str | None = None) -> None:
     """The body of an association command (gwas, gxe, ewas): the shared options (:func:`_analysis_options`) and
-    the job's own ``options`` make its ``settings`` (a :class:`biolake.frame.JobRequest`), which ``run`` runs."""
+    the job's own ``options`` make its ``settings`` (a :class:`biolake.frame.JobRequest`), which ``run`` runs;
+    ``split_by``: --out writes a file per value of that column."""
     covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
 
     def start(lake, progress):
@@ -1584,11 +1592,11 @@ def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Call
                            chromosomes=list(chromosomes) or None, replace=replace, transform=transform, standardize=standardize,
                            **_sample_lists(keep_file, remove_file), **options)
         return run(lake, request, scheduler=scheduler, workers=workers, progress=progress)
-    _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
+    _job(lake_location, start, show, out=out, digits=digits, quiet=quiet, split_by=split_by)
 
 
 def _job(lake_location: str, run: Callable[[Any, Progress], Any], show: Callable[[Any, Any], None], *,
-         out: str | None, digits: int | str | None, quiet: bool) -> None:
+         out: str | None, digits: int | str | None, quiet: bool, split_by: str | None = None) -> None:
     """The body every job command shares: open the lake, refuse a bad --out, ``run`` the job under progress
     bars (each step a fault point of the crash tests), ``show`` what it found, and export it to --out."""
     from biolake.lake.faults import with_hold_points
@@ -1599,7 +1607,7 @@ def _job(lake_location: str, run: Callable[[Any, Progress], Any], show: Callable
     with progress_bars(quiet=quiet) as progress:
         report = run(lake, with_hold_points(progress))
     show(lake, report)
-    _export(lake, report.name, out, digits)
+    _export(lake, report.name, out, digits, split_by)
 
 
 def _stored(lake, report) -> str:
@@ -1607,12 +1615,12 @@ def _stored(lake, report) -> str:
     return f"{lake.results_uri(report.name)} (version {report.version})"
 
 
-def _export(lake, name: str, out: str | None, digits: int | str | None) -> None:
+def _export(lake, name: str, out: str | None, digits: int | str | None, split_by: str | None = None) -> None:
     if out is not None:
-        from biolake.queries.output import export_results
+        from biolake.queries.output import export_results, split_path
 
-        export_results(lake, name, out, **_digits(digits))
-        click.echo(f"exported to {out}", err=True)
+        export_results(lake, name, out, **_digits(digits), split_by=split_by)
+        click.echo(f"exported to {split_path(out, split_by.upper()) if split_by else out}", err=True)
 
 
 def _one_of(sql: str | None, columns: str | None, sql_flag: str, columns_flag: str) -> str | list[str]:

@@ -133,34 +133,72 @@ def _cell(value: object) -> str:
 RESULT_FORMATS = (".tsv", ".tsv.gz", ".csv", ".csv.gz", ".parquet")
 
 
-def export_results(lake: Lake, name: str, out: str, *, digits: int | None = TEXT_DIGITS) -> int:
+def export_results(lake: Lake, name: str, out: str, *, digits: int | None = TEXT_DIGITS,
+                   split_by: str | None = None) -> int:
     """Stream the results table ``name`` to ``out`` (format from its extension); returns rows.
 
     Text formats write 'NA' for tests that did not run, as PLINK 2 does, so the file
     reads directly in LocusZoom, FUMA or R, and numbers to ``digits`` significant digits
-    (None: every digit); Parquet keeps the stored values.
+    (None: every digit); Parquet keeps the stored values. With ``split_by`` (a column:
+    ``phenotype``) each of its values gets a file of its own rows, ``out`` with ``_VALUE``
+    before the extension (REGENIE's ``PREFIX_PHENO`` layout), in one pass over the table.
     """
-    import gzip
-
-    import pyarrow.parquet as pq
-
     if not out.endswith(RESULT_FORMATS):
         raise ValueError(f"{out}: unknown results format; use one of {', '.join(RESULT_FORMATS)}")
     dataset = lake.results_dataset(name)
+    writers: dict[str, _ResultsWriter] = {}
     rows = 0
-    if out.endswith(".parquet"):
-        with pq.ParquetWriter(out, dataset.schema, compression="zstd") as writer:
-            for batch in dataset.to_batches():
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        return rows
-    separator = "," if ".csv" in out else "\t"
-    with (gzip.open(out, "wb") if out.endswith(".gz") else open(out, "wb")) as handle:
+    try:
         for batch in dataset.to_batches():
-            as_text(pl.from_arrow(pa.Table.from_batches([batch])), digits).write_csv(
-                handle, separator=separator, null_value="NA", include_header=rows == 0)
+            table = pa.Table.from_batches([batch])
+            parts = [(None, table)] if split_by is None else [
+                (str(key[0]), part.to_arrow()) for key, part in pl.from_arrow(table).partition_by(
+                    split_by, as_dict=True).items()]
+            for value, part in parts:
+                if value not in writers:
+                    writers[value] = _ResultsWriter(out if value is None else split_path(out, value),
+                                                    dataset.schema, digits)
+                writers[value].write(part)
             rows += batch.num_rows
+    finally:
+        for writer in writers.values():
+            writer.close()
     return rows
+
+
+def split_path(out: str, value: str) -> str:
+    """Where the rows of one ``value`` of a split export go: ``out`` with ``_VALUE`` before its extension.
+
+    >>> split_path("run/idps.tsv.gz", "25001-2.0")
+    'run/idps_25001-2.0.tsv.gz'
+    """
+    extension = next(e for e in sorted(RESULT_FORMATS, key=len, reverse=True) if out.endswith(e))
+    return f"{out[:-len(extension)]}_{value}{extension}"
+
+
+class _ResultsWriter:
+    """One export file being written batch by batch: Parquet as stored, or text with 'NA' and ``digits``."""
+
+    def __init__(self, path: str, schema: pa.Schema, digits: int | None) -> None:
+        import gzip
+
+        import pyarrow.parquet as pq
+
+        self.digits, self.header = digits, True
+        self.parquet = pq.ParquetWriter(path, schema, compression="zstd") if path.endswith(".parquet") else None
+        self.separator = "," if ".csv" in path else "\t"
+        self.handle = None if self.parquet else (gzip.open(path, "wb") if path.endswith(".gz") else open(path, "wb"))
+
+    def write(self, table: pa.Table) -> None:
+        if self.parquet is not None:
+            self.parquet.write_table(table.cast(self.parquet.schema))
+            return
+        as_text(pl.from_arrow(table), self.digits).write_csv(self.handle, separator=self.separator, null_value="NA",
+                                              include_header=self.header)
+        self.header = False
+
+    def close(self) -> None:
+        (self.parquet or self.handle).close()
 
 
 # Other tools' layouts of one phenotype's GWAS results: (their column, our column or expression).

@@ -256,3 +256,25 @@ def test_run_gwas__binary_phenotypes_get_logistic_regression_like_plink2(gwas_la
         fit = sm.Logit(y[used], np.column_stack([chosen.covariates[used], dosages[v, used]])).fit(
             disp=0, method="newton", tol=1e-14, maxiter=200)
         np.testing.assert_allclose([ours["beta"][v], ours["se"][v]], [fit.params[-1], fit.bse[-1]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".tsv.gz", ".parquet"])
+def test_gwas_cli__split_by_phenotype_writes_each_phenotype_to_its_own_file(gwas_lake, scheduler, idps, tmp_path,
+                                                                           suffix):
+    out = tmp_path / f"split{suffix}"
+    args = ["gwas", "--lake", gwas_lake.location.root, "--pheno", ",".join(idps[:2]), "--covar", "age,sex",
+            "--name", "split", "--replace", "--scheduler", scheduler, "--quiet", "--digits", "full"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--split-by-phenotype"])
+    assert result.exit_code == 0, result.output
+    stored = pl.from_arrow(gwas_lake.results_dataset("split").to_table())
+    assert sorted(path.name for path in tmp_path.glob("split_*")) == sorted(f"split_{p}{suffix}" for p in idps[:2])
+    for phenotype in idps[:2]:
+        path = tmp_path / f"split_{phenotype}{suffix}"
+        written = pl.read_parquet(path) if suffix == ".parquet" else pl.read_csv(path, separator="\t",
+                                                                                 null_values="NA")
+        expected = stored.filter(pl.col("phenotype") == phenotype)
+        assert written.columns == stored.columns and written.height == expected.height
+        assert written.sort("variant_id")["p"].to_list() == pytest.approx(
+            expected.sort("variant_id")["p"].to_list(), rel=1e-15, nan_ok=True)
+    refused = CliRunner().invoke(main, [*args, "--split-by-phenotype"])
+    assert refused.exit_code == 2 and "--split-by-phenotype splits the --out file: give --out" in refused.output
