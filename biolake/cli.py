@@ -42,6 +42,13 @@ def _open_lake(location: str):
     return Lake.open(location)
 
 
+def _chrom_option(note: str = ""):
+    """--chrom: the chromosomes a job reads, spelled as plink2's --chr takes them (Request turns them to the lake's)."""
+    return click.option("--chrom", "chromosomes", multiple=True, metavar="CHR",
+                        help=f"only these chromosomes (repeatable, or comma-separated{note}), spelled as plink2 --chr "
+                             "takes them: 1-22, X, Y, XY, MT, a 'chr' prefix, PLINK's 23-26, ranges such as 1-4")
+
+
 def _analysis_options(*, default_name: str):
     """The options every association job shares: covariates, samples, release, results, cluster."""
     options = [
@@ -63,7 +70,7 @@ def _analysis_options(*, default_name: str):
         click.option("--out", type=click.Path(dir_okay=False),
                      help="also export the results: .tsv[.gz], .csv[.gz] or .parquet"),
         DIGITS_OPTION,
-        click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)"),
+        _chrom_option(),
         *CLUSTER_OPTIONS,
     ]
 
@@ -875,7 +882,7 @@ def meta(lake_location: str, results: tuple[str, ...], name: str, replace: bool,
               help="window: variants within this many kb of the index (plink --clump-kb)")
 @_results_options(default_name="clumps", release_help="release whose genotypes give LD [default: the results' own]",
                   exported="clumps")
-@click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
+@_chrom_option()
 @_cluster_options
 def clump(lake_location: str, result: str, pheno: str | None, p1: float, p2: float, r2: float, kb: float,
           release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
@@ -980,7 +987,7 @@ def ld(lake_location: str, variants: str | None, region: str | None, window_kb: 
                    "others' (ldsc --l2 --maf); M and M_5_50 count the rest [default: every polymorphic variant]")
 @_results_options(default_name="ldscores", release_help="release whose genotypes give LD [default: latest]",
                   exported="LD scores")
-@click.option("--chrom", "chromosomes", multiple=True, metavar="CHR", help="only these chromosomes (repeatable)")
+@_chrom_option()
 @_cluster_options
 def ldscores(lake_location: str, window_cm: float | None, window_kb: float | None, min_maf: float | None,
              release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
@@ -1035,8 +1042,7 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
                    "pair; 0.177: no 1st-degree)")
 @_results_options(default_name="kinship", release_help="release whose genotypes give kinship [default: latest]",
                   exported="pairs")
-@click.option("--chrom", "chromosomes", multiple=True, metavar="CHR",
-              help="only these chromosomes (repeatable; autosomes only count)")
+@_chrom_option("; autosomes only count")
 @_cluster_options
 def kinship(lake_location: str, samples_sql: str | None, keep_file: str | None, remove_file: str | None,
             min_kinship: float, unrelated: float | None,
@@ -1589,8 +1595,8 @@ def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Call
 
     def start(lake, progress):
         request = settings(name=name, covariates=covariates, samples=samples_sql, release=release,
-                           chromosomes=list(chromosomes) or None, replace=replace, transform=transform, standardize=standardize,
-                           **_sample_lists(keep_file, remove_file), **options)
+                           chromosomes=list(chromosomes) or None, replace=replace, transform=transform,
+                           standardize=standardize, **_sample_lists(keep_file, remove_file), **options)
         return run(lake, request, scheduler=scheduler, workers=workers, progress=progress)
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet, split_by=split_by)
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from biolake.ingest.genotypes import chromosome_list
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import check_results_name
 from biolake.queries.design import Design, SampleList, design
@@ -34,6 +35,8 @@ class Request:
     --------
     >>> Request(name="idps").release is None
     True
+    >>> Request(name="idps", chromosomes=["chr1", "23"]).chromosomes
+    ['1', 'X']
     >>> Request(name="../idps")   # doctest: +ELLIPSIS
     Traceback (most recent call last):
     biolake.lake.errors.LakeError: results name '../idps' is not allowed: use 1-64 letters, digits, ...
@@ -46,6 +49,11 @@ class Request:
 
     def __post_init__(self) -> None:
         check_results_name(self.name)
+        if self.chromosomes is not None:   # spelled as the lake spells them: chr1 → 1, 23 → X, 1-4 → 1, 2, 3, 4
+            try:
+                object.__setattr__(self, "chromosomes", chromosome_list(self.chromosomes))
+            except ValueError as exc:
+                raise BiolakeError(str(exc)) from None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,6 +36,13 @@ def test_job_request__settings_keep_their_keywords_and_share_the_request():
     assert GxeSettings(name="x", phenotypes=["y"], covariates=["age"], exposures=["e"]).min_maf == 0.05
 
 
+def test_request__chromosomes_spelled_as_plink2_reads_them_become_the_lakes():
+    """plink2 --chr's spellings: chr prefixes, PLINK's numbers 23-26, comma lists and ranges."""
+    request = GwasSettings(name="g", phenotypes=["y"], covariates=["age"],
+                           chromosomes=["chr1-3", "23,XY", "26", "chrM", "2"])
+    assert request.chromosomes == ["1", "2", "3", "X", "XY", "MT"]
+
+
 def test_provenance__records_the_queries_settings_and_who_was_analysed():
     chosen = Design("r1", ["p1", "p2", "p3"], np.arange(3), np.zeros((3, 1)), ["y"], np.ones((3, 1)),
                     ["intercept"], DropReport({"no phenotype values": 1}, {"no phenotype values": ["p4"]}), 4)
