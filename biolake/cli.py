@@ -63,7 +63,8 @@ def _analysis_options(*, default_name: str):
                           "[default: none]"),
         click.option("--standardize", is_flag=True,
                      help="scale each covariate column to mean 0, variance 1 over the analysed samples, as plink2 "
-                          "--covar-variance-standardize (the tests of the tested columns do not change)"),
+                          "--covar-variance-standardize (gwas, ewas, h2: no test changes; gxe: the genotype's own "
+                          "effect is then at the mean exposure, and a g×exposure beta per SD of it, as plink2's)"),
         click.option("--release", metavar="NAME", help="release to analyse [default: latest]"),
         click.option("--name", default=default_name, show_default=True, help=f"results table: {RESULTS_NAME_HELP}"),
         REPLACE_OPTION,
@@ -210,7 +211,8 @@ class BiolakeGroup(click.Group):
             except BiolakeError as exc:
                 click.echo(f"error: {exc}", err=True)
                 sys.exit(2)
-            except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt,
+                    BrokenPipeError):   # a reader that left early (| head): click's own quiet exit
                 raise
             except Exception as exc:   # never a library's traceback: its message, and how to see more
                 if os.environ.get("BIOLAKE_DEBUG"):
@@ -226,8 +228,12 @@ def run() -> NoReturn:
     """The ``biolake`` console script: :func:`main` on the command line, then the process ends as Python
     ends it (see :func:`exit_status`) but without tearing down every module's objects one by one first,
     which took 0.4 s after a job of 1.5 s (numba's, scipy's and pandas' objects; the system frees them at once).
+    Under a profiler or tracer (``python -m cProfile …``) it exits as Python does, so they write their output.
     """
-    os._exit(exit_status(sys.argv[1:]))
+    code = exit_status(sys.argv[1:])
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    os._exit(code)
 
 
 def exit_status(args: Sequence[str]) -> int:

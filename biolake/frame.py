@@ -25,6 +25,9 @@ from biolake.queries.sql import LakeConnection
 from biolake.stats.transform import TRANSFORMS, transform_phenotypes
 
 
+PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
+
+
 @dataclass(frozen=True, kw_only=True)
 class Request:
     """What every job that writes a results table is asked: its name, the release it reads, which
@@ -84,8 +87,9 @@ def settings_record(request: Request) -> dict[str, Any]:
     Examples
     --------
     >>> listed = SampleList("--keep", "keep.txt", {"1000017": 1, "1000025": 2})
-    >>> settings_record(SampleRequest(name="kinship", keep=listed))["keep"]
-    {'path': 'keep.txt', 'participants': 2}
+    >>> record = settings_record(SampleRequest(name="kinship", keep=listed))["keep"]
+    >>> record["path"].endswith("/keep.txt"), record["participants"], record["sha256"][:12]
+    (True, 2, '5cfb6cf6496e')
     """
     listed = {name: getattr(request, name).record() for name in ("keep", "remove")
               if isinstance(getattr(request, name, None), SampleList)}
@@ -136,9 +140,11 @@ class JobRequest(SampleRequest):
         if self.transform is None:
             return chosen
         for name, column in zip(chosen.phenotype_names, chosen.phenotypes.T):
-            if len(np.unique(column[~np.isnan(column)])) <= 2:
-                raise BiolakeError(f"--transform {self.transform} ranks quantitative phenotypes; {name!r} takes two "
-                                   "values (a binary trait: test it without --transform)")
+            values = set(np.unique(column[~np.isnan(column)]).tolist())
+            if len(values) <= 2 or {1.0, 2.0} <= values <= PLINK_CASE_CONTROL:
+                raise BiolakeError(f"--transform {self.transform} ranks quantitative phenotypes; {name!r} takes "
+                                   f"{len(values)} value(s){', PLINK case/control coding' if len(values) > 2 else ''}"
+                                   " (a binary trait: test it without --transform)")
         return replace(chosen, phenotypes=transform_phenotypes(chosen.phenotypes, chosen.covariates, self.transform))
 
     def queries(self) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
-from biolake.frame import DesignReport, JobRequest, provenance
+from biolake.frame import PLINK_CASE_CONTROL, DesignReport, JobRequest, provenance
 from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
@@ -32,7 +32,6 @@ from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
-PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
 PRECISIONS = {"float64": np.float64, "float32": np.float32}
 LMM_MODES = ("loco", *EIGEN_MODES)   # loco: REGENIE's step 1, then the plain linear kernel; the rest on K's eigenbasis
 LOCO_CV_FOLDS = 5              # loco's ridge regressions: cross-validation folds (REGENIE's default)

@@ -144,9 +144,9 @@ def read_id_list(path: Path) -> list[str]:
 def read_sample_list(path: str | os.PathLike) -> dict[str, int]:
     """The participants a ``--keep`` or ``--remove`` file names, each with the line it is first on, read as
     plink2 reads such a file: whitespace-separated, one id per line, or PLINK's FID and IID columns (the
-    IID is the participant id); a header (``#FID IID``, ``#IID``, ``FID IID`` or one of ours: ``eid``,
-    ``IID``, ``participant_id``, ``SubjID``) names the columns; blank lines and other lines starting
-    with ``#`` are skipped.
+    IID is the participant id), further columns ignored; a header (``#FID IID``, ``#IID``, ``FID IID``
+    or one of ours: ``eid``, ``IID``, ``participant_id``, ``SubjID``) names the columns; blank lines and
+    other lines starting with ``#`` are skipped.
 
     Examples
     --------
@@ -163,16 +163,16 @@ def read_sample_list(path: str | os.PathLike) -> dict[str, int]:
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         fields = line.split()
         named = _header_id_column(fields) if columns is None else None
-        if named is not None:
-            columns, id_column = len(fields), named
+        if named is not None:   # a header names the id's column; the lines may hold more (ignored, as plink2)
+            columns, id_column = 0, named
             continue
         if not fields or fields[0].startswith("#"):
             continue
         if columns is None:
             columns, id_column = len(fields), (1 if len(fields) >= 2 else 0)
-        if len(fields) != columns:
-            raise InputError(path, f"expected {columns} whitespace-separated column(s) as above "
-                             f"({'FID IID' if id_column else 'one id'} per line), found {len(fields)}", line=number)
+        if len(fields) <= id_column or columns and (columns == 1) != (len(fields) == 1):   # more columns: ignored
+            raise InputError(path, f"expected {'FID IID' if id_column else 'one id'} per line as above, "
+                             f"found {len(fields)} whitespace-separated column(s)", line=number)
         listed.setdefault(fields[id_column], number)
     if not listed:
         raise InputError(path, "no participant ids in the file")

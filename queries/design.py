@@ -61,8 +61,13 @@ class SampleList:
         return f"not in {self.flag}" if self.flag == "--keep" else f"in {self.flag}"
 
     def record(self) -> dict[str, object]:
-        """What a results table's provenance keeps of the list: the file and how many ids it named."""
-        return {"path": self.path, "participants": len(self.lines)}
+        """What a results table's provenance keeps of the list: the file, how many ids it named, and a
+        checksum of them (sha256 of the sorted ids, one a line), so a list changed since shows."""
+        import hashlib
+        import os
+
+        return {"path": os.path.abspath(self.path), "participants": len(self.lines),
+                "sha256": hashlib.sha256("".join(f"{pid}\n" for pid in sorted(self.lines)).encode()).hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -217,8 +222,8 @@ def genotyped_samples(con: LakeConnection, *, samples: str | None = None, keep: 
     chosen_by = _sample_filters(con, samples, keep, remove)
     kept = [i for i, pid in enumerate(genotyped) if all(chooses(pid) for chooses in chosen_by.values())]
     if not kept:
-        raise QueryError(f"no genotyped participant of release {con.release.release!r} is in the sample query's "
-                         "result" if genotyped else f"release {con.release.release!r} has no genotyped participant")
+        raise QueryError(f"no genotyped participant of release {con.release.release!r} is chosen (by the sample "
+                         "query, --keep and --remove)" if genotyped else f"release {con.release.release!r} has no genotyped participant")
     return SampleSelection(con.release.release, [genotyped[i] for i in kept], np.array(kept, dtype=np.int64),
                            len(genotyped))
 
@@ -339,8 +344,9 @@ def _full_rank(columns: list[np.ndarray], names: list[str]) -> tuple[np.ndarray,
 def _sample_filters(con: LakeConnection, samples: str | None, keep: SampleList | None,
                     remove: SampleList | None) -> dict[str, Callable[[str], bool]]:
     """The sample selection's drop reasons, in order (the SQL's first, whether given or not), each with whether
-    a participant passes it. A listed id that is not a participant of the release is an error: a typo, or
-    another release's list, would otherwise change who is analysed without a word."""
+    a participant passes it. A ``keep`` id that is not a participant of the release is an error (a typo, or
+    another release's list, would otherwise change who is analysed without a word); a ``remove`` id, a warning
+    (it changes nothing, as plink2 --remove ignores it)."""
     selected = None if samples is None else set(_column_list(_run(con, samples, what="sample"), "participant_id"))
     filters: dict[str, Callable[[str], bool]] = {
         "not in the sample selection": (lambda pid: True) if selected is None else selected.__contains__}
@@ -353,11 +359,15 @@ def _sample_filters(con: LakeConnection, samples: str | None, keep: SampleList |
         if listed is None:
             continue
         unknown = [pid for pid in listed.lines if pid not in known]
-        if unknown:
+        if unknown and listed is keep:
             raise QueryError(f"{listed.flag} {listed.path}, line {listed.lines[unknown[0]]}: participant "
                              f"{unknown[0]!r} is not in release {con.release.release!r}"
                              + (f" ({len(unknown):,} of the file's {len(listed.lines):,} ids are not)"
                                 if len(unknown) > 1 else ""))
+        if unknown:   # removing someone the release lacks changes nothing (a withdrawal list, an older release's)
+            warnings.warn(f"{listed.flag} {listed.path}: {len(unknown):,} of its {len(listed.lines):,} ids are not "
+                          f"in release {con.release.release!r}, e.g. {unknown[0]!r} (line {listed.lines[unknown[0]]})",
+                          DesignWarning, stacklevel=3)
         inside = listed.lines.__contains__
         filters[listed.reason] = inside if listed is keep else (lambda pid, inside=inside: not inside(pid))
     return filters

@@ -133,6 +133,10 @@ def _cell(value: object) -> str:
 RESULT_FORMATS = (".tsv", ".tsv.gz", ".csv", ".csv.gz", ".parquet")
 
 
+SPLIT_FILES_OPEN = 256       # a split export writes this many files at most per pass over the table
+SPLIT_ROWS_PER_WRITE = 1 << 16   # and buffers each file's rows to this many per write (a Parquet row group)
+
+
 def export_results(lake: Lake, name: str, out: str, *, digits: int | None = TEXT_DIGITS,
                    split_by: str | None = None) -> int:
     """Stream the results table ``name`` to ``out`` (format from its extension); returns rows.
@@ -140,64 +144,88 @@ def export_results(lake: Lake, name: str, out: str, *, digits: int | None = TEXT
     Text formats write 'NA' for tests that did not run, as PLINK 2 does, so the file
     reads directly in LocusZoom, FUMA or R, and numbers to ``digits`` significant digits
     (None: every digit); Parquet keeps the stored values. With ``split_by`` (a column:
-    ``phenotype``) each of its values gets a file of its own rows, ``out`` with ``_VALUE``
-    before the extension (REGENIE's ``PREFIX_PHENO`` layout), in one pass over the table.
+    ``phenotype``) each of its values gets a file of its own rows (:func:`split_path`, REGENIE's
+    ``PREFIX_PHENO`` layout): SPLIT_FILES_OPEN values per pass over the table, each file's rows
+    written SPLIT_ROWS_PER_WRITE at a time.
     """
+    import pyarrow.compute as pc
+
     if not out.endswith(RESULT_FORMATS):
         raise ValueError(f"{out}: unknown results format; use one of {', '.join(RESULT_FORMATS)}")
     dataset = lake.results_dataset(name)
-    writers: dict[str, _ResultsWriter] = {}
+    if split_by is None:
+        with _ResultsWriter(out, out, dataset.schema, digits) as writer:
+            for batch in dataset.to_batches():
+                writer.write(pa.Table.from_batches([batch]))
+            return writer.rows
+    values = sorted(pc.unique(dataset.to_table(columns=[split_by]).column(split_by)).drop_null().to_pylist())
     rows = 0
-    try:
-        for batch in dataset.to_batches():
-            table = pa.Table.from_batches([batch])
-            parts = [(None, table)] if split_by is None else [
-                (str(key[0]), part.to_arrow()) for key, part in pl.from_arrow(table).partition_by(
-                    split_by, as_dict=True).items()]
-            for value, part in parts:
-                if value not in writers:
-                    writers[value] = _ResultsWriter(out if value is None else split_path(out, value),
-                                                    dataset.schema, digits)
-                writers[value].write(part)
-            rows += batch.num_rows
-    finally:
-        for writer in writers.values():
-            writer.close()
+    for start in range(0, len(values), SPLIT_FILES_OPEN):
+        chosen = values[start:start + SPLIT_FILES_OPEN]
+        writers = {value: _ResultsWriter(split_path(out, str(value)), out, dataset.schema, digits) for value in chosen}
+        try:
+            for batch in dataset.to_batches(filter=pc.field(split_by).isin(chosen)):
+                frame = pl.from_arrow(pa.Table.from_batches([batch]))
+                for (value,), part in frame.partition_by(split_by, as_dict=True).items():
+                    writers[value].add(part.to_arrow())
+        finally:
+            for writer in writers.values():
+                writer.close()
+        rows += sum(writer.rows for writer in writers.values())
     return rows
 
 
 def split_path(out: str, value: str) -> str:
-    """Where the rows of one ``value`` of a split export go: ``out`` with ``_VALUE`` before its extension.
+    """Where the rows of one ``value`` of a split export go: ``out`` with ``_VALUE`` before its extension
+    (characters other than letters, digits, '.', '_' and '-' become '_').
 
-    >>> split_path("run/idps.tsv.gz", "25001-2.0")
-    'run/idps_25001-2.0.tsv.gz'
+    >>> split_path("run/idps.tsv.gz", "25001-2.0"), split_path("run/x.parquet", "left/right hippocampus")
+    ('run/idps_25001-2.0.tsv.gz', 'run/x_left_right_hippocampus.parquet')
     """
+    import re
+
     extension = next(e for e in sorted(RESULT_FORMATS, key=len, reverse=True) if out.endswith(e))
-    return f"{out[:-len(extension)]}_{value}{extension}"
+    return f"{out[:-len(extension)]}_{re.sub(r'[^A-Za-z0-9._-]', '_', value)}{extension}"
 
 
 class _ResultsWriter:
-    """One export file being written batch by batch: Parquet as stored, or text with 'NA' and ``digits``."""
+    """One export file, written as the rows come (``add`` buffers them to SPLIT_ROWS_PER_WRITE): Parquet as
+    stored, or text with 'NA' and ``digits``, its separator from the name the user gave (``out``)."""
 
-    def __init__(self, path: str, schema: pa.Schema, digits: int | None) -> None:
+    def __init__(self, path: str, out: str, schema: pa.Schema, digits: int | None) -> None:
         import gzip
 
         import pyarrow.parquet as pq
 
-        self.digits, self.header = digits, True
+        self.digits, self.rows, self.pending = digits, 0, []
         self.parquet = pq.ParquetWriter(path, schema, compression="zstd") if path.endswith(".parquet") else None
-        self.separator = "," if ".csv" in path else "\t"
+        self.separator = "," if ".csv" in out else "\t"
         self.handle = None if self.parquet else (gzip.open(path, "wb") if path.endswith(".gz") else open(path, "wb"))
+
+    def __enter__(self) -> _ResultsWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        if sum(part.num_rows for part in self.pending) >= SPLIT_ROWS_PER_WRITE:
+            self.write(pa.concat_tables(self.pending))
+            self.pending = []
 
     def write(self, table: pa.Table) -> None:
         if self.parquet is not None:
             self.parquet.write_table(table.cast(self.parquet.schema))
-            return
-        as_text(pl.from_arrow(table), self.digits).write_csv(self.handle, separator=self.separator, null_value="NA",
-                                              include_header=self.header)
-        self.header = False
+        else:
+            as_text(pl.from_arrow(table), self.digits).write_csv(self.handle, separator=self.separator,
+                                                                  null_value="NA", include_header=self.rows == 0)
+        self.rows += table.num_rows
 
     def close(self) -> None:
+        if self.pending:
+            self.write(pa.concat_tables(self.pending))
+            self.pending = []
         (self.parquet or self.handle).close()
 
 

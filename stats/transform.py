@@ -16,8 +16,6 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-import scipy.special
-import scipy.stats
 
 TRANSFORMS = ("rint", "rint-residuals")
 BLOM_OFFSET = 3 / 8
@@ -26,6 +24,9 @@ BLOM_OFFSET = 3 / 8
 def rank_inverse_normal(values: np.ndarray) -> np.ndarray:
     """Each column (samples × phenotypes, NaN missing) rank-transformed to standard normal scores over its
     present values: ties get their average rank, as REGENIE's ``rint_pheno`` gives them."""
+    import scipy.special   # here: every job imports this module, few transform (start-up)
+    import scipy.stats
+
     transformed = np.full(values.shape, np.nan)
     for j, column in enumerate(values.T):
         present = ~np.isnan(column)

@@ -118,8 +118,8 @@ CASES = [
          r"error: --keep .*keep_unknown.txt, line 2: participant 'nobody_here' is not in release 'r1'\n$",
          setup="sample_lists"),
     Case("gwas_keep_ragged", [*GWAS, "--pheno", "25001-2.0", *COVAR, "--keep", "{tmp}/keep_ragged.txt"],
-         r"keep_ragged.txt, line 3: expected 2 whitespace-separated column\(s\) as above \(FID IID per line\), "
-         r"found 1", setup="sample_lists"),
+         r"keep_ragged.txt, line 3: expected FID IID per line as above, found 1 whitespace-separated column",
+         setup="sample_lists"),
     Case("kinship_remove_missing_file", [*KINSHIP, "--remove", "{tmp}/nowhere.txt"], r"nowhere.txt: file not found"),
     Case("ewas_transform", ["ewas", "--lake", "{lake}", "--scheduler", "{scheduler}", "--quiet", "--name", "bad",
                             "--exposure-sql", "SELECT participant_id, stress FROM covariates", *COVAR, "--transform",

@@ -86,8 +86,9 @@ def test_run_gwas__keep_and_remove_equal_plink2_glm_keep_remove(gwas_lake, relea
         np.testing.assert_allclose(tested[column].to_numpy(), tested[f"their_{column}"].to_numpy(), rtol=1e-5)
     dropped = gwas_lake.results_provenance("kept")["dropped"]
     assert dropped["not in --keep"] > 0 and dropped["in --remove"] > 0
-    assert settings_record(GwasSettings(name="kept", phenotypes=[idps[0]], covariates=COVARIATES,
-                                        **listed(keep, remove)))["keep"] == {"path": str(keep), "participants": 101}
+    record = settings_record(GwasSettings(name="kept", phenotypes=[idps[0]], covariates=COVARIATES,
+                                          **listed(keep, remove)))["keep"]
+    assert (record["path"], record["participants"], len(record["sha256"])) == (str(keep), 101, 64)
 
 
 def test_keep__an_id_the_release_lacks_names_its_line(gwas_lake, tmp_path):
@@ -97,6 +98,16 @@ def test_keep__an_id_the_release_lacks_names_its_line(gwas_lake, tmp_path):
     with connect(gwas_lake) as con, pytest.raises(BiolakeError, match=rf"--keep {keep}, line 5: participant "
                                                                       r"'nobody' is not in release 'r1'$"):
         genotyped_samples(con, keep=SampleList("--keep", str(keep), read_sample_list(keep)))
+
+
+def test_remove__an_id_the_release_lacks_is_a_warning_as_plink2_ignores_it(gwas_lake, tmp_path):
+    remove = tmp_path / "withdrawn.txt"
+    first = gwas_lake.read("samples").column("participant_id").to_pylist()[0]
+    remove.write_text(f"{first}\nnobody_here\n")
+    with connect(gwas_lake) as con, pytest.warns(UserWarning, match=r"1 of its 2 ids are not in release 'r1', "
+                                                                     r"e.g. 'nobody_here' \(line 2\)"):
+        chosen = genotyped_samples(con, remove=SampleList("--remove", str(remove), read_sample_list(remove)))
+    assert first not in chosen.participant_ids and len(chosen.participant_ids) == chosen.vector_length - 1
 
 
 def test_gwas_cli__keep_and_remove_report_their_drops(gwas_lake, release_folder, scheduler, idps, tmp_path):

@@ -83,9 +83,14 @@ def test_run_gwas__transform_equals_plink2_glm_of_r_transformed_phenotypes(gwas_
 
 def test_run_gwas__transform_refuses_a_binary_phenotype(gwas_lake, scheduler):
     binary = "SELECT participant_id, CASE WHEN age > 55 THEN 1 ELSE 0 END AS old FROM covariates"
-    with pytest.raises(BiolakeError, match=r"--transform rint ranks quantitative phenotypes; 'old' takes two values"):
+    with pytest.raises(BiolakeError, match=r"--transform rint ranks quantitative phenotypes; 'old' takes 2 value"):
         run_gwas(gwas_lake, GwasSettings(name="t_binary", phenotypes=binary, covariates=["sex"], transform="rint"),
                  scheduler=scheduler)
+    plink_coded = ("SELECT participant_id, CASE hash(participant_id) % 3 WHEN 0 THEN 2 WHEN 1 THEN 1 ELSE -9 END AS old "
+                   "FROM covariates")
+    with pytest.raises(BiolakeError, match=r"'old' takes 3 value\(s\), PLINK case/control coding"):
+        run_gwas(gwas_lake, GwasSettings(name="t_binary", phenotypes=plink_coded, covariates=["sex"],
+                                         transform="rint"), scheduler=scheduler)
 
 
 def test_run_gwas__standardize_equals_plink2_covar_variance_standardize(gwas_lake, scheduler, idps, tmp_path):
