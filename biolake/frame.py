@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from biolake.ingest.genotypes import chromosome_list
+from biolake.lake.chromosomes import chromosome_list
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import check_results_name
 from biolake.queries.design import Design, SampleList, design

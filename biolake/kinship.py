@@ -36,7 +36,7 @@ import scipy.sparse
 
 from biolake.cluster import summed_over_shares
 from biolake.frame import Report, SampleRequest, provenance_header, settings_record
-from biolake.ingest.genotypes import AUTOSOMES
+from biolake.lake.chromosomes import AUTOSOMES
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, check_results_name
 from biolake.lake.schema import RESULTS_KINDS

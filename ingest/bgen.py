@@ -21,9 +21,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from biolake.ingest.genotypes import Progress, chromosome, genotype_batch
+from biolake.ingest.genotypes import Progress, genotype_batch
 from biolake.ingest.plink import SEX_CODES
 from biolake.ingest.text import check_unique, read_text_table
+from biolake.lake.chromosomes import chromosome
 from biolake.lake.errors import InputError
 
 

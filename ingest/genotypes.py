@@ -8,61 +8,24 @@ the vectors themselves so every format yields identical tables for identical dat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from biolake.lake.chromosomes import CHROMOSOME_ALIASES, CHROMOSOMES
 from biolake.lake.errors import InputError
 from biolake.lake.schema import TABLES
 from biolake.lake.vectors import allele_summaries, binary_column, encode_dosages
 
 Progress = Callable[[str, int, int], None]
-AUTOSOMES = tuple(str(i) for i in range(1, 23))
-CHROMOSOMES = frozenset([*AUTOSOMES, "X", "Y", "XY", "MT"])
-_CHROMOSOME_ALIASES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}  # PLINK numbering
-
-
-def chromosome(code: str) -> str | None:
-    """The lake's spelling of a chromosome code (1-22, X, Y, XY, MT), or None when unknown.
-
-    'chr1', '23' (PLINK's X) and 'M' become '1', 'X' and 'MT'.
-    """
-    bare = code.strip().upper().removeprefix("CHR")
-    bare = _CHROMOSOME_ALIASES.get(bare, bare)
-    return bare if bare in CHROMOSOMES else None
-
-
-def chromosome_list(codes: Sequence[str]) -> list[str]:
-    """The chromosomes a ``--chrom`` list names, as plink2's ``--chr`` reads one: codes spelled as
-    :func:`chromosome` takes them, comma-separated or repeated, and ranges of PLINK's numbers
-    ('1-4', '22-24': 22, X, Y); each once, in the order given. An unknown code is a ValueError.
-
-    >>> chromosome_list(["chr1-3", "X,MT", "2"])
-    ['1', '2', '3', 'X', 'MT']
-    """
-    order = [*AUTOSOMES, "X", "Y", "XY", "MT"]   # PLINK's numbering: 23 X, 24 Y, 25 XY, 26 MT
-    chosen: list[str] = []
-    for code in (part for item in codes for part in item.split(",") if part.strip()):
-        first, dash, last = code.partition("-")
-        ends = [chromosome(first), chromosome(last)] if dash else [chromosome(code)]
-        if None in ends:
-            raise ValueError(f"--chrom {code.strip()!r}: unknown chromosome (expected 1-22, X, Y, XY or MT, with "
-                             "or without 'chr', PLINK's 23-26, or a range such as 1-4)")
-        start, end = order.index(ends[0]), order.index(ends[-1])
-        if start > end:
-            raise ValueError(f"--chrom {code.strip()!r}: a range runs from the lower chromosome to the higher")
-        chosen += [c for c in order[start:end + 1] if c not in chosen]
-    return chosen
-
-
 def chromosome_column(codes: pl.Series, *, path: object, first_line: int) -> pl.Series:
     """A column of chromosome codes spelled the lake's way; an unknown code is an InputError naming
     its line (null codes stay null)."""
     spelled = codes.str.strip_chars().str.to_uppercase().str.replace(r"^CHR", "") \
-        .replace(_CHROMOSOME_ALIASES)
+        .replace(CHROMOSOME_ALIASES)
     unknown = spelled.is_not_null() & ~spelled.is_in(list(CHROMOSOMES))
     if unknown.any():
         row = int(unknown.arg_true()[0])

@@ -18,8 +18,9 @@ import polars as pl
 import pyarrow as pa
 from cyvcf2 import VCF
 
-from biolake.ingest.genotypes import Progress, chromosome, genotype_batch
+from biolake.ingest.genotypes import Progress, genotype_batch
 from biolake.ingest.text import check_unique
+from biolake.lake.chromosomes import chromosome
 from biolake.lake.errors import InputError
 from biolake.lake.vectors import encode_calls
 

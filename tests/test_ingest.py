@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import yaml
 
-from biolake.ingest.genotypes import chromosome
+from biolake.lake.chromosomes import chromosome
 from biolake.ingest.mapped import mapped_bytes, mapped_windows
 from biolake.ingest.plink import read_bim
 from biolake.ingest.participants import OverlapRule

@@ -1,0 +1,44 @@
+"""The lake's spelling of chromosomes (1-22, X, Y, XY, MT), and the spellings it accepts as PLINK does: a 'chr'
+prefix, PLINK's numbers 23-26 and M, comma lists and ranges. Ingest spells every source's codes this way;
+every job's --chrom is read this way (:class:`biolake.frame.Request`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+AUTOSOMES = tuple(str(i) for i in range(1, 23))
+CHROMOSOMES = frozenset([*AUTOSOMES, "X", "Y", "XY", "MT"])
+CHROMOSOME_ALIASES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}  # PLINK numbering
+
+
+def chromosome(code: str) -> str | None:
+    """The lake's spelling of a chromosome code (1-22, X, Y, XY, MT), or None when unknown.
+
+    'chr1', '23' (PLINK's X) and 'M' become '1', 'X' and 'MT'.
+    """
+    bare = code.strip().upper().removeprefix("CHR")
+    bare = CHROMOSOME_ALIASES.get(bare, bare)
+    return bare if bare in CHROMOSOMES else None
+
+
+def chromosome_list(codes: Sequence[str]) -> list[str]:
+    """The chromosomes a ``--chrom`` list names, as plink2's ``--chr`` reads one: codes spelled as
+    :func:`chromosome` takes them, comma-separated or repeated, and ranges of PLINK's numbers
+    ('1-4', '22-24': 22, X, Y); each once, in the order given. An unknown code is a ValueError.
+
+    >>> chromosome_list(["chr1-3", "X,MT", "2"])
+    ['1', '2', '3', 'X', 'MT']
+    """
+    order = [*AUTOSOMES, "X", "Y", "XY", "MT"]   # PLINK's numbering: 23 X, 24 Y, 25 XY, 26 MT
+    chosen: list[str] = []
+    for code in (part for item in codes for part in item.split(",") if part.strip()):
+        first, dash, last = code.partition("-")
+        ends = [chromosome(first), chromosome(last)] if dash else [chromosome(code)]
+        if None in ends:
+            raise ValueError(f"--chrom {code.strip()!r}: unknown chromosome (expected 1-22, X, Y, XY or MT, with "
+                             "or without 'chr', PLINK's 23-26, or a range such as 1-4)")
+        start, end = order.index(ends[0]), order.index(ends[-1])
+        if start > end:
+            raise ValueError(f"--chrom {code.strip()!r}: a range runs from the lower chromosome to the higher")
+        chosen += [c for c in order[start:end + 1] if c not in chosen]
+    return chosen
