@@ -624,7 +624,7 @@ def main() -> None:
         rows += bench_he(args.data, args.samples, args.variants, args.phenotypes)
     if "lmm" in tasks:   # asked for by name, at small sizes: --samples 1000 --variants 10000 --phenotypes 5
         rows += bench_lmm(args.data, args.samples, args.variants, args.phenotypes)
-    if "loco" in tasks:   # asked for by name: at the size (--samples 10000 --variants 200000 --phenotypes 100) 35 min
+    if "loco" in tasks:   # by name; at the size: --samples 10000 --variants 200000 --phenotypes 100
         rows += bench_loco(args.data, args.samples, args.variants, args.phenotypes)
     if "kinship" in tasks:   # asked for by name: at --samples × --variants (the goal: 10,000 × 100,000)
         rows += bench_kinship(args.data, args.samples, args.variants)
