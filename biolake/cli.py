@@ -161,8 +161,9 @@ CLUSTER_OPTIONS = (  # every job that runs on dask takes these (and shows progre
                       "(a local cluster of worker processes) or a running dask scheduler (tcp://host:8786) "
                       "[default: $DASK_SCHEDULER_ADDRESS, else threads for a lake on local disk, processes for a "
                       "bucket lake]"),
-    click.option("--workers", type=click.IntRange(min=1), metavar="N",
-                 help="threads, or local worker processes [default: one per core]"),
+    click.option("--workers", "--threads", "workers", type=click.IntRange(min=1), metavar="N",
+                 help="the cores a job may use: threads, or local worker processes (--threads: plink2's and "
+                      "REGENIE's name for it) [default: one per core]"),
     click.option("--quiet", "-q", is_flag=True, help="no progress bars"),
 )
 

@@ -175,3 +175,14 @@ def test_results_list_and_drop(loaded_lake, tmp_path):
     assert [row["name"] for row in loaded_lake.read("dropped_results").to_pylist()] == ["first"]
     missing = CliRunner().invoke(main, ["results", "drop", "first", "--lake", root])
     assert missing.exit_code == 2 and "no results named 'first'" in missing.output
+
+
+def test_gwas__threads_is_plink2s_name_for_workers(loaded_lake):
+    """--threads N (plink2's and REGENIE's flag) sets the cores as --workers N does; the numbers never change."""
+    tables = {}
+    for flag, count in (("--threads", "1"), ("--workers", "2")):
+        result = run("gwas", "--lake", loaded_lake.location.root, "--pheno", "25001-2.0", "--covar", "age,sex",
+                     "--name", f"cores{count}", flag, count, "--quiet")
+        assert result.exit_code == 0, result.output
+        tables[count] = pl.from_arrow(loaded_lake.results_dataset(f"cores{count}").to_table()).sort("variant_id")
+    assert tables["1"].equals(tables["2"])
