@@ -28,6 +28,11 @@ from biolake.stats.transform import TRANSFORMS, transform_phenotypes
 PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
 
 
+def plink_case_control(values: set[float]) -> bool:
+    """Whether a phenotype's distinct values are PLINK's case/control coding: 1 and 2, perhaps 0 and -9."""
+    return {1.0, 2.0} <= values <= PLINK_CASE_CONTROL
+
+
 @dataclass(frozen=True, kw_only=True)
 class Request:
     """What every job that writes a results table is asked: its name, the release it reads, which
@@ -141,7 +146,7 @@ class JobRequest(SampleRequest):
             return chosen
         for name, column in zip(chosen.phenotype_names, chosen.phenotypes.T):
             values = set(np.unique(column[~np.isnan(column)]).tolist())
-            if len(values) <= 2 or {1.0, 2.0} <= values <= PLINK_CASE_CONTROL:
+            if len(values) <= 2 or plink_case_control(values):
                 raise BiolakeError(f"--transform {self.transform} ranks quantitative phenotypes; {name!r} takes "
                                    f"{len(values)} value(s){', PLINK case/control coding' if len(values) > 2 else ''}"
                                    " (a binary trait: test it without --transform)")

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
-from biolake.frame import PLINK_CASE_CONTROL, DesignReport, JobRequest, provenance
+from biolake.frame import DesignReport, JobRequest, plink_case_control, provenance
 from biolake.scan import TaskInputs, check_min_maf, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
@@ -225,7 +225,7 @@ def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> tup
     """
     values = [set(np.unique(column[~np.isnan(column)]).tolist()) for column in phenotypes.T]
     zero_one = np.array([found <= {0.0, 1.0} for found in values], bool)
-    plink = np.array([{1.0, 2.0} <= found <= PLINK_CASE_CONTROL for found in values], bool)
+    plink = np.array([plink_case_control(found) for found in values], bool)
     if model == "linear":
         return np.zeros(len(names), bool), phenotypes
     if model == "logistic" and not (zero_one | plink).all():

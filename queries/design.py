@@ -98,7 +98,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     ``phenotypes`` and ``covariates`` are SQL returning ``participant_id`` first, or lists
     of columns of ``idps`` and ``covariates``. ``samples`` is SQL returning the
     ``participant_id`` of everyone to keep; ``keep`` and ``remove`` list participants to keep
-    and to leave out (an id the release lacks is an error). Text covariates become indicator columns
+    and to leave out (a ``keep`` id the release lacks is an error, a ``remove`` one a warning). Text covariates become indicator columns
     against their most frequent level; constant and collinear columns are dropped
     with a DesignWarning. ``assay`` is "genotypes" (GWAS) or "methylation" (EWAS): rows
     follow that assay's sample vector, and participants it lacks are counted as dropped.
