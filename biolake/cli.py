@@ -90,6 +90,43 @@ def _sample_options(samples_sql_help: str) -> list:
                          help="leave out the participants FILE lists (read as --keep reads it), as plink2 --remove")]
 
 
+VARIANT_FILTERS = ("min_maf", "min_mac", "max_missing", "max_sample_missing", "hwe", "hwe_midp", "min_info")
+
+
+def _variant_filter_options(*, maf_default: float, maf_help: str):
+    """plink2's quality-control filters, as every variant scan (gwas, gxe) takes them
+    (:class:`biolake.frame.VariantJobRequest`); ``maf_help`` ends --maf's help."""
+    return _decorated_by([
+        click.option("--maf", "min_maf", type=float, default=maf_default, show_default=True, metavar="FREQ",
+                     help="leave out variants whose minor allele frequency (from dosages, over the analysis "
+                          f"samples) is below FREQ, as plink2 --maf{maf_help}"),
+        click.option("--mac", "min_mac", type=float, default=0.0, metavar="COUNT",
+                     help="leave out variants whose minor allele count (dosage) is below COUNT, as plink2 --mac"),
+        click.option("--geno", "max_missing", type=float, is_flag=False, flag_value=0.1, metavar="FRACTION",
+                     help="leave out variants without a hard call in more than FRACTION of the analysis samples "
+                          "(a bare --geno is 0.1), as plink2 --geno; a dosage more than 0.1 from 0, 1 or 2 is no "
+                          "hard call (plink2's --hard-call-threshold)"),
+        click.option("--mind", "max_sample_missing", type=float, is_flag=False, flag_value=0.1, metavar="FRACTION",
+                     help="first leave out samples without a hard call at more than FRACTION of the variants "
+                          "(those of --chrom; a bare --mind is 0.1), as plink2 --mind: one more pass over the "
+                          "genotypes; the drop report counts them"),
+        click.option("--hwe", type=float, metavar="P",
+                     help="leave out variants whose Hardy-Weinberg exact test p-value (of the hard calls over the "
+                          "analysis samples) is below P, as plink2 --hwe; autosomes only (plink2 tests chrX by "
+                          "Graffelman-Weir, which needs the samples' sex)"),
+        click.option("--hwe-midp", is_flag=True, help="--hwe's mid-p test (plink2's --hwe P midp)"),
+        click.option("--min-info", type=float, metavar="R2",
+                     help="leave out variants whose MaCH r² (dosage variance over its binomial expectation: an "
+                          "imputed variant's quality, plink2 --mach-r2-filter R2 and --freq cols=+machr2) is below "
+                          "R2; autosomes only, monomorphic variants kept, as plink2"),
+    ])
+
+
+def _variant_filters(shared: dict[str, Any]) -> dict[str, Any]:
+    """The variant filter options (:func:`_variant_filter_options`), taken out of a command's ``shared`` options."""
+    return {name: shared.pop(name) for name in VARIANT_FILTERS}
+
+
 def _sample_lists(keep_file: str | None, remove_file: str | None) -> dict[str, Any]:
     """The request's ``keep`` and ``remove`` (:class:`biolake.frame.SampleRequest`) from the files given."""
     from biolake.ingest.participants import read_sample_list
@@ -657,8 +694,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="precision of the products with hard calls (float32: half the memory traffic; p within "
                    "1.2e-4 relative of float64 over 20 M tests measured; dosages stay float64)")
-@click.option("--maf", "min_maf", default=0.0, show_default=True, metavar="FREQ",
-              help="skip variants whose minor allele frequency over the analysis samples is below FREQ (plink2 --maf)")
+@_variant_filter_options(maf_default=0.0, maf_help="")
 @click.option("--lmm", type=click.Choice(["loco", "exact", "null-ratio"]), default=None, is_flag=False,
               flag_value="loco",
               help="a mixed model for related samples (a bare --lmm is loco): loco fits REGENIE's step 1 (ridge "
@@ -679,7 +715,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--split-by-phenotype", is_flag=True,
               help="--out writes one file per phenotype, OUT with _PHENOTYPE before its extension (REGENIE's layout)")
 def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, impute_mean: bool, precision: str,
-         min_maf: float, lmm: str | None, cv_folds: int | None, lmm_block_size: int | None, adjust: bool,
+         lmm: str | None, cv_folds: int | None, lmm_block_size: int | None, adjust: bool,
          split_by_phenotype: bool, **shared: Any) -> None:
     """Test every variant against every phenotype; write a results table into the lake.
 
@@ -739,9 +775,9 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
     if split_by_phenotype and shared["out"] is None:
         raise click.UsageError("--split-by-phenotype splits the --out file: give --out")
     _analysis(run_gwas, GwasSettings, dict(phenotypes=phenotypes, model=model, firth=firth, impute_mean=impute_mean,
-                                           precision=precision, min_maf=min_maf, lmm=lmm, cv_folds=cv_folds,
-                                           lmm_block_size=lmm_block_size, adjust=adjust), show,
-              split_by="phenotype" if split_by_phenotype else None, **shared)
+                                           precision=precision, lmm=lmm, cv_folds=cv_folds,
+                                           lmm_block_size=lmm_block_size, adjust=adjust, **_variant_filters(shared)),
+              show, split_by="phenotype" if split_by_phenotype else None, **shared)
 
 
 @main.command()
@@ -794,13 +830,11 @@ def ewas(exposure_sql: str | None, exposure: str | None, values: str, **shared: 
                    "confounding by a covariate's own interactions cannot pass as G×E")
 @click.option("--robust", type=click.Choice(["hc0", "hc1", "hc2", "hc3"]), default="hc3", show_default=True,
               help="heteroskedasticity-robust standard error reported beside the model-based one")
-@click.option("--maf", "min_maf", default=0.05, show_default=True, metavar="FREQ",
-              help="skip variants whose minor allele frequency over the analysis samples is below FREQ: robust "
-                   "interaction tests are anti-conservative when few carriers drive g×e (measured in the demo: "
-                   "5-40× too many p < 1e-4 below MAF 3 %)")
+@_variant_filter_options(maf_default=0.05, maf_help=": robust interaction tests are anti-conservative when few "
+                         "carriers drive g×e (measured in the demo: 5-40× too many p < 1e-4 below MAF 3 %)")
 @ADJUST_OPTION
 def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], keller: bool, robust: str,
-        min_maf: float, adjust: bool, **shared: Any) -> None:
+        adjust: bool, **shared: Any) -> None:
     """Test every variant's interaction with an exposure; write a results table into the lake.
 
     Per variant and phenotype, y ~ covariates + e + g + g×e by least squares, on
@@ -832,7 +866,7 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     exposure_columns = [e.strip() for item in exposures for e in item.split(",") if e.strip()]
     _analysis(run_gxe, GxeSettings, dict(phenotypes=phenotypes, exposures=exposure_columns, keller=keller,
-                                         robust=robust, min_maf=min_maf, adjust=adjust), show, **shared)
+                                         robust=robust, adjust=adjust, **_variant_filters(shared)), show, **shared)
 
 
 @main.command()
@@ -1582,11 +1616,20 @@ def _check_out_of_lake(lake, out: str | None) -> None:
                                  param_hint="--out")
 
 
+REMOVED_BECAUSE = {"--geno": "--geno: {} variants removed due to missing genotype data.",
+                   "--hwe": "--hwe: {} variants removed due to Hardy-Weinberg exact test.",
+                   "--maf/--mac": "{} variants removed due to allele frequency threshold(s) (--maf/--mac).",
+                   "--min-info": "--min-info: {} variants removed due to MaCH r² (imputation quality)."}
+
+
 def _echo_design(report) -> None:
-    """Who was analysed, with which covariates, and who was left out and why."""
+    """Who was analysed, with which covariates, and who was left out and why; then the variants each
+    quality-control filter removed, in the words of plink2's log."""
     click.echo(f"{report.samples:,} samples, covariates: {', '.join(report.covariates)}", err=True)
     if report.dropped != "nobody dropped":
         click.echo(report.dropped, err=True)
+    for name, count in getattr(report, "removed", {}).items():
+        click.echo(REMOVED_BECAUSE[name].format(f"{count:,}"), err=True)
 
 
 def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Callable[[Any, Any], None], *,

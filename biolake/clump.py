@@ -33,7 +33,8 @@ from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries.blocks import Chromosome, genotype_chromosomes, genotyped_samples, read_chosen_variants
 from biolake.run import Run
-from biolake.scan import Tested, map_lake_blocks
+from biolake.run import KernelOutput
+from biolake.scan import map_lake_blocks
 from biolake.stats.ld import BIN_NAMES, WindowLd, bp_radius, clump, ld_features, near_any
 
 Progress = Callable[[str, int, int], None]
@@ -145,7 +146,7 @@ def candidate_rows(lake: Lake, settings: ClumpSettings) -> pl.DataFrame:
         how="vertical") if rows.height else rows
 
 
-def chromosome_clumps(inputs: ClumpInputs, chromosome: Chromosome) -> Iterator[Tested]:
+def chromosome_clumps(inputs: ClumpInputs, chromosome: Chromosome) -> Iterator[KernelOutput]:
     """The kernel: each phenotype's clumps on one chromosome (the phenotypes share the r² rows of
     their common index variants), with ``order``, the index variant's place on the chromosome."""
     rows = inputs.rows.filter(pc.equal(inputs.rows.column("chrom"), chromosome.chrom))
@@ -172,7 +173,7 @@ def chromosome_clumps(inputs: ClumpInputs, chromosome: Chromosome) -> Iterator[T
             **{name: found.bins[:, k].astype(np.int64) for k, name in enumerate(BIN_NAMES)},
             "sp2": pa.array([ids[members].tolist() for members in found.members], pa.list_(pa.string())),
             "order": np.asarray(found.index, np.int64)}, schema=with_order))
-    yield pa.concat_tables(found_clumps) if found_clumps else with_order.empty_table(), None, None
+    yield KernelOutput(pa.concat_tables(found_clumps) if found_clumps else with_order.empty_table())
 
 
 def _in_plinks_order(clumps: pa.Table, ranks: dict[str, int]) -> pa.Table:
@@ -192,6 +193,6 @@ def clumps_of(lake: Lake, rows: pl.DataFrame, flags: ClumpFlags, *, release: str
     if not chromosomes:
         return SCHEMA.empty_table()
     inputs = ClumpInputs(rows.to_arrow(), genotyped_samples(lake, release=release), flags)
-    found = [clumps for chromosome in chromosomes for clumps, _, _ in chromosome_clumps(inputs, chromosome)]
+    found = [output.rows for chromosome in chromosomes for output in chromosome_clumps(inputs, chromosome)]
     return _in_plinks_order(pa.concat_tables(found), {chromosome.chrom: rank for rank, chromosome in
                                                       enumerate(chromosomes)})

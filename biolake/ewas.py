@@ -25,7 +25,8 @@ from biolake.lake.schema import ERRORS, RESULTS_KINDS
 from biolake.queries import connect
 from biolake.queries.blocks import Block, methylation_blocks, read_methylation_blocks
 from biolake.run import Run
-from biolake.scan import TaskInputs, Tested, map_lake_blocks
+from biolake.run import KernelOutput
+from biolake.scan import TaskInputs, map_lake_blocks
 from biolake.stats.ewas import ewas_regressions, moderate
 from biolake.stats.linear import LinearModel, prepare_linear
 from biolake.stats.multiple import benjamini_hochberg, lambda_gc
@@ -85,12 +86,12 @@ class EwasInputs(TaskInputs):
     model: LinearModel
     exposures: list[str]
 
-    def results(self, fragment: Block) -> Iterator[Tested]:
+    def results(self, fragment: Block) -> Iterator[KernelOutput]:
         """The kernel: each CpG of a methylation row group regressed on each exposure, slice by slice."""
         for block in read_methylation_blocks(fragment, n_samples=self.n_samples, samples=self.samples,
                                              values=self.values):
-            yield _fits(block.cpgs, ewas_regressions(block.values, self.model, missing=block.missing),
-                        self.exposures), None, None
+            fits = ewas_regressions(block.values, self.model, missing=block.missing)
+            yield KernelOutput(_fits(block.cpgs, fits, self.exposures))
 
 
 def run_ewas(lake: Lake, settings: EwasSettings, *, scheduler: str | None = None, workers: int | None = None,

@@ -2,7 +2,8 @@
 
 Every job writing a results table is asked for a results name, a release, chromosomes and
 ``replace`` (:class:`Request`); GWAS, GxE and EWAS also take a sample query, the tested
-columns and covariates (:class:`JobRequest`). Each is declared once and refuses a bad
+columns and covariates (:class:`JobRequest`), and the variant scans (GWAS, GxE) plink2's
+quality-control filters (:class:`VariantJobRequest`). Each is declared once and refuses a bad
 request when it is built, before any data is read. Each job's settings are one of them plus
 its own options, checked in its ``__post_init__``.
 :func:`provenance` writes what a results table records about the run that made it.
@@ -10,7 +11,7 @@ its own options, checked in its ``__post_init__``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import check_results_name
 from biolake.queries.design import Design, SampleList, design
 from biolake.queries.sql import LakeConnection
+from biolake.stats.qc import VariantQc
 from biolake.stats.transform import TRANSFORMS, transform_phenotypes
 
 
@@ -31,6 +33,12 @@ PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 contr
 def plink_case_control(values: set[float]) -> bool:
     """Whether a phenotype's distinct values are PLINK's case/control coding: 1 and 2, perhaps 0 and -9."""
     return {1.0, 2.0} <= values <= PLINK_CASE_CONTROL
+
+
+def check_min_maf(min_maf: float) -> None:
+    """Refuse a --maf outside [0, ½)."""
+    if not 0.0 <= min_maf < 0.5:
+        raise BiolakeError(f"--maf must be a minor allele frequency, at least 0 and below 0.5, got {min_maf}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,11 +141,13 @@ class JobRequest(SampleRequest):
         if self.transform is not None and self.transform not in TRANSFORMS:
             raise BiolakeError(f"--transform {self.transform!r} is not one of {', '.join(TRANSFORMS)}")
 
-    def design(self, con: LakeConnection, **assay: str) -> Design:
+    def design(self, con: LakeConnection, *, excluded: Mapping[str, Collection[str]] | None = None,
+               **assay: str) -> Design:
         """The request's design (:func:`biolake.queries.design.design` of its tested columns, covariates and
-        samples; ``assay``: its assay and role), the tested columns transformed as ``transform`` says."""
+        samples, less the ``excluded`` participants; ``assay``: its assay and role), the tested columns
+        transformed as ``transform`` says."""
         chosen = design(con, phenotypes=getattr(self, self.TESTED), covariates=self.covariates,
-                        **self.sample_choice(), **assay)
+                        **self.sample_choice(), excluded=excluded, **assay)
         if self.standardize:
             columns = chosen.covariates[:, 1:]
             chosen = replace(chosen, covariates=np.column_stack([chosen.covariates[:, 0], (
@@ -155,6 +165,53 @@ class JobRequest(SampleRequest):
     def queries(self) -> list[str]:
         """The SQL the request runs: its tested columns, covariates and samples given as queries."""
         return [q for q in (getattr(self, self.TESTED), self.covariates, self.samples) if isinstance(q, str)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VariantJobRequest(JobRequest):
+    """A :class:`JobRequest` of a scan over variants (GWAS, GxE): it also takes plink2's quality-control filters,
+    computed over the job's own analysis samples. ``max_sample_missing`` (``--mind``) leaves out samples without a
+    hard call at more than that fraction of the variants, before the scan (:func:`biolake.scan.scan_design`); the
+    variant filters (:class:`biolake.stats.qc.VariantQc`) then apply to every block, in plink2's order, and
+    each variant they remove is counted.
+
+    Examples
+    --------
+    >>> VariantJobRequest(name="idps", covariates=["age"], max_missing=0.05, hwe=1e-6).variant_qc().active
+    True
+    >>> VariantJobRequest(name="idps", covariates=["age"], max_missing=1.5)
+    Traceback (most recent call last):
+    biolake.lake.errors.BiolakeError: --geno must be a fraction of the samples, from 0 to 1, got 1.5
+    """
+
+    min_maf: float = 0.0                      # --maf: smallest minor allele frequency over the analysis samples
+    min_mac: float = 0.0                      # --mac: smallest minor allele count (dosage)
+    max_missing: float | None = None          # --geno: largest fraction of samples without a hard call
+    max_sample_missing: float | None = None   # --mind: largest fraction of variants a sample lacks a hard call at
+    hwe: float | None = None                  # --hwe: smallest Hardy–Weinberg exact test p-value
+    hwe_midp: bool = False                    # --hwe-midp: its mid-p variant
+    min_info: float | None = None             # --min-info: smallest MaCH r² (plink2 --mach-r2-filter)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_min_maf(self.min_maf)
+        if not self.min_mac >= 0:
+            raise BiolakeError(f"--mac must be an allele count of at least 0, got {self.min_mac}")
+        for flag, value in (("--geno", self.max_missing), ("--mind", self.max_sample_missing)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise BiolakeError(f"{flag} must be a fraction of the {'samples' if flag == '--geno' else 'variants'}"
+                                   f", from 0 to 1, got {value}")
+        if self.hwe is not None and not 0.0 < self.hwe < 1.0:
+            raise BiolakeError(f"--hwe must be a p-value threshold above 0 and below 1, got {self.hwe}")
+        if self.hwe_midp and self.hwe is None:
+            raise BiolakeError("--hwe-midp sets --hwe's test: give --hwe P")
+        if self.min_info is not None and not 0.0 <= self.min_info <= 1.0:
+            raise BiolakeError(f"--min-info must be a MaCH r² from 0 to 1, got {self.min_info}")
+
+    def variant_qc(self) -> VariantQc:
+        """The variant filters the scan's blocks go through."""
+        return VariantQc(max_missing=self.max_missing, hwe=self.hwe, hwe_midp=self.hwe_midp, min_maf=self.min_maf,
+                         min_mac=self.min_mac, min_info=self.min_info)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
-from biolake.frame import DesignReport, JobRequest, plink_case_control, provenance
-from biolake.scan import TaskInputs, check_min_maf, scan_variants
+from biolake.frame import DesignReport, VariantJobRequest, plink_case_control, provenance
+from biolake.scan import ScanReport, TaskInputs, scan_design, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries import connect
-from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks
+from biolake.queries.blocks import Block, GenotypeBlock
 from biolake.queries.design import Design
 from biolake.stats.gwas import association_table, results_schema
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
 from biolake.stats.lmm import MODES as EIGEN_MODES
-from biolake.stats.summary import ScanSummary
+from biolake.stats.qc import VariantQc
 
 Progress = Callable[[str, int, int], None]
 MODELS = ("auto", "linear", "logistic")
@@ -40,7 +39,7 @@ MAX_LMM_BLOCK_SIZE = 10_000   # loco's level-0 blocks: each fold decomposes a bl
 
 
 @dataclass(frozen=True, kw_only=True)
-class GwasSettings(JobRequest):
+class GwasSettings(VariantJobRequest):
     """What to test, and how. Phenotypes/covariates are SQL (``participant_id`` first) or column lists."""
 
     phenotypes: str | Sequence[str]
@@ -48,7 +47,6 @@ class GwasSettings(JobRequest):
     firth: str = "fallback"        # as plink2: fallback, always, never
     impute_mean: bool = False      # missing calls → the variant's mean (REGENIE); default drops them (plink2)
     precision: str = "float64"
-    min_maf: float = 0.0           # skip variants with a rarer minor allele, as plink2 --maf
     adjust: bool = False           # store BH q-values (column fdr) per phenotype, as plink2 --adjust
     lmm: str | None = None         # a mixed model (loco; exact, null-ratio: GEMMA's -lmm 1 Wald test); None: plain
     cv_folds: int | None = None    # loco only: the ridge regressions' cross-validation folds (None: LOCO_CV_FOLDS)
@@ -60,7 +58,6 @@ class GwasSettings(JobRequest):
             raise BiolakeError(f"model {self.model!r} is not one of {', '.join(MODELS)}")
         if self.firth not in ("fallback", "always", "never"):
             raise BiolakeError(f"firth {self.firth!r} is not one of fallback, always, never")
-        check_min_maf(self.min_maf)
         if self.precision not in PRECISIONS:
             raise BiolakeError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.lmm is not None and self.lmm not in LMM_MODES:
@@ -85,11 +82,8 @@ class GwasSettings(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GwasReport(DesignReport):
+class GwasReport(ScanReport):
     """What a GWAS run wrote and found."""
-
-    rows: int
-    summary: ScanSummary = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -105,7 +99,7 @@ class BlockInputs(TaskInputs):
     covariates: np.ndarray         # samples × k, intercept first
     firth: str
     schema: pa.Schema
-    min_maf: float
+    qc: VariantQc
 
     @property
     def phenotype_names(self) -> list[str]:
@@ -130,12 +124,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     array([2.1])
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    with connect(lake, release=settings.release, queries=settings.queries()) as con:
-        chosen = settings.design(con)
-    blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
-    if not blocks:
-        raise BiolakeError(f"release {chosen.release!r} has no genotypes"
-                           + (f" on chromosomes {', '.join(settings.chromosomes)}" if settings.chromosomes else ""))
+    chosen, blocks = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     if settings.lmm is None:
         inputs = block_inputs(chosen, settings=settings)
         facts = {"linear_phenotypes": inputs.linear_names, "logistic_phenotypes": inputs.binary_names}
@@ -144,11 +133,12 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
                                             progress=progress)
         facts = {"linear_phenotypes": inputs.phenotype_names, "logistic_phenotypes": [], **facts}
     record = provenance("gwas", settings, chosen, **facts)
-    version, summary = scan_variants(lake, settings.name, inputs, blocks, provenance=record, step="gwas",
+    version, summary, removed = scan_variants(lake, settings.name, inputs, blocks, provenance=record, step="gwas",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
-    return GwasReport(name=settings.name, version=version, rows=rows, summary=summary, **DesignReport.of(chosen))
+    return GwasReport(name=settings.name, version=version, rows=rows, summary=summary, removed=removed,
+                      **DesignReport.of(chosen))
 
 
 def _mixed_model_inputs(lake: Lake, chosen: Design, settings: GwasSettings, blocks: list[Block], *,
@@ -166,7 +156,7 @@ def _mixed_model_inputs(lake: Lake, chosen: Design, settings: GwasSettings, bloc
                                  folds=settings.cv_folds or LOCO_CV_FOLDS,
                                  block_size=settings.lmm_block_size or LOCO_BLOCK_SIZE, scheduler=scheduler,
                                  workers=workers, progress=progress)
-    return lmm_block_inputs(lake, chosen, mode=settings.lmm, min_maf=settings.min_maf, scheduler=scheduler,
+    return lmm_block_inputs(lake, chosen, mode=settings.lmm, qc=settings.variant_qc(), scheduler=scheduler,
                             workers=workers, progress=progress)
 
 
@@ -213,7 +203,7 @@ def block_inputs(chosen: Design, *, settings: GwasSettings) -> BlockInputs:
         linear_names=list(names[~binary]),
         binary=phenotypes[:, binary], binary_names=list(names[binary]),
         covariates=chosen.covariates, firth=settings.firth, schema=results_schema(statistics=statistics),
-        min_maf=settings.min_maf)
+        qc=settings.variant_qc())
 
 
 def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,18 +10,17 @@ heteroskedasticity-robust (HC0–HC3) errors.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from biolake.frame import DesignReport, JobRequest, provenance
-from biolake.scan import TaskInputs, check_min_maf, scan_variants
+from biolake.frame import DesignReport, VariantJobRequest, provenance
+from biolake.scan import ScanReport, TaskInputs, scan_design, scan_variants
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries import connect
-from biolake.queries.blocks import GenotypeBlock, genotype_blocks
-from biolake.stats.summary import ScanSummary
+from biolake.queries.blocks import GenotypeBlock
+from biolake.stats.qc import VariantQc
 from biolake.stats.gxe import ROBUST, GxeModel, gxe_association, gxe_schema, gxe_table, prepare_gxe
 
 Progress = Callable[[str, int, int], None]
@@ -32,7 +31,7 @@ MIN_MAF = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
-class GxeSettings(JobRequest):
+class GxeSettings(VariantJobRequest):
     """What to test. ``exposures`` name columns of the covariate query (a text one: all its levels)."""
 
     phenotypes: str | Sequence[str]
@@ -46,19 +45,16 @@ class GxeSettings(JobRequest):
         super().__post_init__()
         if self.robust not in ROBUST:
             raise BiolakeError(f"robust {self.robust!r} is not one of {', '.join(ROBUST)}")
-        check_min_maf(self.min_maf)
         if not self.exposures:
             raise BiolakeError("give at least one exposure (a column of the covariate query)")
 
 
 @dataclass(frozen=True, kw_only=True)
-class GxeReport(DesignReport):
+class GxeReport(ScanReport):
     """What a GxE run wrote and found; ``summary`` ranks the robust interaction test."""
 
-    rows: int
     exposures: list[str]
     terms: list[str]
-    summary: ScanSummary = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ class GxeTests(TaskInputs):
     phenotype_names: list[str]
     exposure_names: list[str]
     schema: pa.Schema
-    min_maf: float
+    qc: VariantQc
     dtype: type = np.float64
 
     def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
@@ -93,13 +89,8 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     array(['rs3741'], dtype=object)
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    with connect(lake, release=settings.release, queries=settings.queries()) as con:
-        chosen = settings.design(con)
+    chosen, blocks = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     exposures = exposure_columns(chosen.covariate_names, settings.exposures)
-    blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
-    if not blocks:
-        raise BiolakeError(f"release {chosen.release!r} has no genotypes"
-                           + (f" on chromosomes {', '.join(settings.chromosomes)}" if settings.chromosomes else ""))
     try:
         model = prepare_gxe(chosen.phenotypes, chosen.covariates, exposures=exposures, keller=settings.keller,
                             robust=settings.robust, names=chosen.covariate_names)
@@ -107,14 +98,14 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
         raise BiolakeError(f"cannot fit the GxE model: {exc}") from None
     exposure_names = [chosen.covariate_names[j] for j in exposures]
     tests = GxeTests(chosen.vector_length, chosen.selection, model, chosen.phenotype_names, exposure_names,
-                     gxe_schema(exposures=len(exposures)), settings.min_maf)
+                     gxe_schema(exposures=len(exposures)), settings.variant_qc())
     record = provenance("gxe", settings, chosen, exposure_columns=exposure_names, per_variant_terms=model.terms)
-    version, summary = scan_variants(lake, settings.name, tests, blocks, provenance=record, step="gxe",
+    version, summary, removed = scan_variants(lake, settings.name, tests, blocks, provenance=record, step="gxe",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
                                      fdr=(["phenotype", "exposure"], "log10p_gxe_robust") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum()) * len(exposures)
     return GxeReport(name=settings.name, version=version, rows=rows, exposures=exposure_names, terms=model.terms,
-                     summary=summary, **DesignReport.of(chosen))
+                     summary=summary, removed=removed, **DesignReport.of(chosen))
 
 
 def exposure_columns(covariate_names: list[str], exposures: Sequence[str]) -> list[int]:

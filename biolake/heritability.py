@@ -43,14 +43,14 @@ import numpy as np
 import pyarrow as pa
 
 from biolake.cluster import summed_over_shares
-from biolake.frame import DesignReport, JobRequest, provenance
+from biolake.frame import DesignReport, JobRequest, check_min_maf, provenance
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import Design, connect
 from biolake.run import publish_table
 from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
-from biolake.scan import TaskInputs, check_min_maf
+from biolake.scan import TaskInputs
 from biolake.stats.heritability import (Heritability, RandomizedHeritability, fit_problems, haseman_elston,
                                         haseman_elston_randomized, relationship_cross, relationship_product, reml,
                                         symmetric)

@@ -40,7 +40,8 @@ from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries.blocks import (Block, Chromosome, GenotypeBlock, genotype_blocks, genotype_chromosomes,
                                     genotyped_samples, read_chosen_variants, read_genotype_blocks)
 from biolake.run import Run
-from biolake.scan import Tested, map_lake_blocks
+from biolake.run import KernelOutput
+from biolake.scan import map_lake_blocks
 from biolake.stats.ld import genotype_r, haplotype_ld, ld_features, pair_counts
 
 Progress = Callable[[str, int, int], None]
@@ -183,12 +184,12 @@ def first_genotypes(first: pl.DataFrame, chromosomes: list[Chromosome], *, n_sam
     return GenotypeBlock.concat(chosen)
 
 
-def block_pairs(inputs: LdInputs, fragment: Block) -> Iterator[Tested]:
+def block_pairs(inputs: LdInputs, fragment: Block) -> Iterator[KernelOutput]:
     """The kernel: the pairs of the first variants with the variants of one row group, slice by slice, with
     ``order``, the first variant's place among them."""
     found = [slice_pairs(inputs, block, fragment.chrom) for block in
              read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.float32)]
-    yield (pa.concat_tables(found) if found else WITH_ORDER.empty_table()), None, None
+    yield KernelOutput(pa.concat_tables(found) if found else WITH_ORDER.empty_table())
 
 
 def slice_pairs(inputs: LdInputs, block: GenotypeBlock, chrom: str) -> pa.Table:

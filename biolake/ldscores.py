@@ -39,7 +39,8 @@ from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries.blocks import Chromosome, genotype_chromosomes, read_genotype_blocks
 from biolake.run import Run
-from biolake.scan import Tested, map_lake_blocks
+from biolake.run import KernelOutput
+from biolake.scan import map_lake_blocks
 from biolake.stats.ld import WindowLdScores, ldsc_kept, minor_allele_freq, standardized_genotypes
 
 Progress = Callable[[str, int, int], None]
@@ -150,7 +151,7 @@ def check_genome_order(variants: pl.DataFrame, coordinate: str) -> None:
                            "variants in genome order")
 
 
-def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterator[Tested]:
+def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterator[KernelOutput]:
     """The kernel: the LD scores of one chromosome's variants, its row groups streamed in genome order."""
     scores = WindowLdScores(max_dist=inputs.max_dist, n_samples=inputs.n_samples)
     pending: list[pa.Table] = []        # variants whose windows are still open, in order
@@ -170,14 +171,14 @@ def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterat
     yield from _finished(pending, scores.finish())
 
 
-def _finished(pending: list[pa.Table], l2: np.ndarray) -> Iterator[Tested]:
+def _finished(pending: list[pa.Table], l2: np.ndarray) -> Iterator[KernelOutput]:
     """The rows of the first ``len(l2)`` pending variants with their scores (taken off ``pending``)."""
     if not len(l2):
         return
     held = pa.concat_tables(pending)
     pending[:] = [held.slice(len(l2))]
     done = held.slice(0, len(l2)).append_column("l2", pa.array(l2, pa.float64()))
-    yield done.cast(SCHEMA), None, None
+    yield KernelOutput(done.cast(SCHEMA))
 
 
 def m_counts(scores: pa.Table) -> tuple[dict[str, int], dict[str, int]]:

@@ -24,6 +24,7 @@ from biolake.lake.lake import Lake
 from biolake.queries.blocks import GenotypeBlock, genotype_blocks
 from biolake.queries.design import Design
 from biolake.scan import TaskInputs
+from biolake.stats.qc import VariantQc
 from biolake.stats.gwas import association_table, results_schema
 from biolake.stats.heritability import symmetric
 from biolake.stats.lmm import LmmModel, RelationshipError, lmm_association, prepare_lmm
@@ -38,7 +39,7 @@ class LmmBlockInputs(TaskInputs):
     model: LmmModel
     names: list[str]
     schema: pa.Schema
-    min_maf: float
+    qc: VariantQc
     dtype: type = np.float64
 
     @property
@@ -51,7 +52,7 @@ class LmmBlockInputs(TaskInputs):
         return table, result.log10p
 
 
-def lmm_block_inputs(lake: Lake, chosen: Design, *, mode: str, min_maf: float, scheduler: str | None = None,
+def lmm_block_inputs(lake: Lake, chosen: Design, *, mode: str, qc: VariantQc, scheduler: str | None = None,
                      workers: int | None = None, progress: Progress | None = None
                      ) -> tuple[LmmBlockInputs, dict[str, Any]]:
     """The block inputs of a mixed-model scan of the ``chosen`` design in ``mode`` (exact, null-ratio), and what
@@ -71,5 +72,5 @@ def lmm_block_inputs(lake: Lake, chosen: Design, *, mode: str, min_maf: float, s
     facts = {"lmm": {"mode": mode, "relationship": RELATIONSHIP, "relationship_variants": variants,
                      "null_model": null}}
     inputs = LmmBlockInputs(chosen.vector_length, chosen.selection, model, list(chosen.phenotype_names),
-                            results_schema(statistics=["t"]), min_maf)
+                            results_schema(statistics=["t"]), qc)
     return inputs, facts

@@ -29,6 +29,7 @@ from biolake.lake.lake import Lake
 from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, genotyped_samples
 from biolake.queries.design import Design
 from biolake.scan import TaskInputs
+from biolake.stats.qc import VariantQc
 from biolake.stats.linear import LinearModel, Residualizer, prepare_linear
 from biolake.stats.loco import (HERITABILITIES, MIN_FOLD_SAMPLES, RidgeTargets, block_predictors, fold_assignment,
                                 level0_predictions, loco_predictions, ridge_penalties, ridge_targets, thin_folds)
@@ -72,8 +73,8 @@ class LocoBlockInputs(TaskInputs):
         return self.plain.schema
 
     @property
-    def min_maf(self) -> float:
-        return self.plain.min_maf
+    def qc(self) -> VariantQc:
+        return self.plain.qc
 
     def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
         chrom = block.variants.column("chrom")[0].as_py()

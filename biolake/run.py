@@ -16,8 +16,10 @@ import itertools
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -39,14 +41,25 @@ Scan = tuple[str, str | None]          # (phenotype, exposure)
 ROWS_PER_FILE = 20_000_000  # q-value files of a run are cut at this many rows
 
 
+class KernelOutput(NamedTuple):
+    """What a job's kernel makes of one slice of a row group: results rows, and what the run's summary needs."""
+
+    rows: pa.Table
+    features: np.ndarray | None = None     # the tested features (variant ids), for a headline apart from the rows
+    log10p: np.ndarray | None = None       # that headline −log10 p, features × phenotypes (GxE's joint test)
+    removed: Mapping[str, int] = {}        # features the quality-control filters left out of the slice, by filter
+
+
 @dataclass
 class Piece:
-    """What one task sends back: its files' add actions and the summaries of the tests it wrote."""
+    """What one task sends back: its files' add actions, the summaries of the tests it wrote, and how many
+    features each quality-control filter removed before testing."""
 
     actions: list[AddAction]
     positions: list[AddAction]
     summary: ScanSummary
     headline: ScanSummary | None = None   # per phenotype, when a job's headline is not its rows' −log10 p (GxE)
+    removed: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -73,28 +86,30 @@ class RunFiles:
         """An empty summary of a headline test per phenotype (see :attr:`Piece.headline`)."""
         return ScanSummary(self.kind, scans=[(phenotype, None) for phenotype in self.phenotypes])
 
-    def write(self, tested: Iterable[tuple[pa.Table, np.ndarray | None, np.ndarray | None]], *, schema: pa.Schema,
-              chrom: str, part: str) -> Piece:
+    def write(self, outputs: Iterable[KernelOutput], *, schema: pa.Schema, chrom: str, part: str) -> Piece:
         """Write results rows of one chromosome as one file of the run (and their positions),
-        summarising them on the way. ``tested`` yields (rows, features, headline −log10 p
-        features × phenotypes, read only for a run with a headline apart from its rows)."""
+        summarising them on the way (the headline, only for a run with a headline apart from its rows)
+        and counting the features the filters removed."""
         summary, headline = self.summary(), self.headline_summary() if self.headline else None
         output = self.results.open(schema, partition={"chrom": chrom}, part=part)
-        if not self.kind.scans:   # rows without tests (LD pairs): nothing to summarise or index
-            for rows, _, _ in tested:
-                output.write(rows)
+        removed: Counter[str] = Counter()
+        if not self.kind.scans:   # rows without tests (LD pairs, LD scores): nothing to summarise or index
+            for found in outputs:
+                output.write(found.rows)
             return Piece([output.close()], [], summary, headline)
 
         def positions() -> Iterable[pa.Table]:
-            for rows, features, scores in tested:
+            for found in outputs:
+                removed.update(found.removed)
+                if not found.rows.num_rows:
+                    continue
                 if headline is not None:
-                    headline.add_scores(features, scores)
-                output.write(rows)
-                if self.kind.scans:     # a kind without scans (LD scores) has no summary and no browse index
-                    yield summary.add(rows)
+                    headline.add_scores(found.features, found.log10p)
+                output.write(found.rows)
+                yield summary.add(found.rows)
 
         written = write_positions(self.positions, positions(), part=part)
-        return Piece([output.close()], written, summary, headline)
+        return Piece([output.close()], written, summary, headline, removed)
 
 
 class Run:
@@ -114,6 +129,7 @@ class Run:
                               headline)
         self.summary = self.files.summary()
         self.headline = self.files.headline_summary() if headline else None   # see Piece.headline
+        self.removed: Counter[str] = Counter()   # features the filters removed before testing, by filter
         self._actions: list[AddAction] = []
         self._positions: list[AddAction] = []
 
@@ -127,6 +143,7 @@ class Run:
         self._actions += piece.actions
         self._positions += piece.positions
         self.summary.merge(piece.summary)
+        self.removed.update(piece.removed)
         if self.headline is not None:
             self.headline.merge(piece.headline)
 
@@ -135,7 +152,7 @@ class Run:
         whose rows hold their headline test."""
         for chrom in pc.unique(rows.column("chrom")).to_pylist():
             mine = rows.filter(pc.equal(rows.column("chrom"), chrom))
-            self.receive(self.files.write([(mine, None, None)], schema=schema, chrom=chrom, part=part))
+            self.receive(self.files.write([KernelOutput(mine)], schema=schema, chrom=chrom, part=part))
 
     def publish(self, *, schema: pa.Schema, provenance: dict, replace: bool = False,
                 fdr: tuple[Sequence[str], str] | None = None, progress: Progress | None = None) -> int:

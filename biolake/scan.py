@@ -14,24 +14,27 @@ results rows the client writes. Either way :meth:`Run.publish` then commits
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from biolake.cluster import block_map
+from biolake.cluster import block_map, summed_over_shares
+from biolake.frame import DesignReport, VariantJobRequest
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.queries.blocks import Block, GenotypeBlock, read_genotype_blocks
 from biolake.lake.schema import RESULTS_KINDS
-from biolake.run import Piece, Run, RunFiles
+from biolake.queries import connect
+from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
+from biolake.queries.design import Design
+from biolake.run import KernelOutput, Piece, Run, RunFiles
 from biolake.stats.multiple import family_threshold
+from biolake.stats.qc import VariantQc, missing_calls_per_sample
 from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
-Tested = tuple[pa.Table, np.ndarray | None, np.ndarray | None]   # rows, features, headline −log10 p (or None)
-Kernel = Callable[[Any, Block], Iterator[Tested]]                # (the job's inputs, a row group) → its rows
+Kernel = Callable[[Any, Block], Iterator[KernelOutput]]          # (the job's inputs, a row group) → its rows
 Reduce = Callable[[pa.Table], tuple[pa.Table, Any]]              # all rows → results rows, and what the job keeps
 
 
@@ -71,7 +74,7 @@ def _scan_task(fragment: Block, inputs: Any, kernel: Kernel, files: RunFiles, sc
 
 def _rows_task(fragment: Block, inputs: Any, kernel: Kernel, part: int) -> tuple[int, pa.Table]:
     """One dask task: the kernel's rows of one row group (and its place), sent back for the job's reduce."""
-    return part, pa.concat_tables([rows for rows, _, _ in kernel(inputs, fragment)])
+    return part, pa.concat_tables([tested.rows for tested in kernel(inputs, fragment)])
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class VariantTests(Protocol):
     samples: np.ndarray | None     # positions of the analysis samples in it (None: all, in order)
     dtype: type
     schema: pa.Schema
-    min_maf: float                 # variants with a rarer minor allele (over the analysis samples) are skipped
+    qc: VariantQc                  # the variants that fail it (over the analysis samples) are not tested
 
     @property
     def phenotype_names(self) -> list[str]: ...
@@ -104,26 +107,42 @@ class VariantTests(Protocol):
         """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary."""
 
 
-def variant_results(tests: VariantTests, fragment: Block) -> Iterator[Tested]:
-    """The kernel of a variant job: decoded genotype slices of a row group, tested by ``tests``."""
+def variant_results(tests: VariantTests, fragment: Block) -> Iterator[KernelOutput]:
+    """The kernel of a variant job: decoded genotype slices of a row group, through ``tests.qc`` (a slice's
+    removed variants counted even when none is left to test), tested by ``tests``."""
     for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples, dtype=tests.dtype):
-        if tests.min_maf > 0:
-            block = block.common(tests.min_maf)
+        removed: dict[str, int] = {}
+        if tests.qc.active:
+            kept, removed = tests.qc.passing(block.dosages, block.missing, chrom=fragment.chrom)
+            if not kept.all():
+                block = block.take(np.flatnonzero(kept))
         if not block.variants.num_rows:
+            yield KernelOutput(tests.schema.empty_table(), None, None, removed)
             continue
         table, log10p = tests.test(block)
-        yield table, block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p
+        yield KernelOutput(table, block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p, removed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanReport(DesignReport):
+    """What a variant scan wrote and found: its rows, the summary of its headline test, and how many variants each
+    quality-control filter removed (those the request set, in plink2's order)."""
+
+    rows: int
+    summary: ScanSummary = field(repr=False)
+    removed: dict[str, int] = field(default_factory=dict)
 
 
 def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
                   progress: Progress | None = None, fdr: tuple[Sequence[str], str] | None = None,
-                  replace: bool = False) -> tuple[int, ScanSummary]:
+                  replace: bool = False) -> tuple[int, ScanSummary, dict[str, int]]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
-    Returns the committed version and the per-phenotype summary of the headline test, which
+    Returns the committed version, the per-phenotype summary of the headline test, which
     is also stored in the provenance (tests, hits, λGC, top variant) with the family-wide
-    Bonferroni threshold (5e-8 over the number of phenotypes). With ``fdr`` = (group
+    Bonferroni threshold (5e-8 over the number of phenotypes), and the variants each filter of
+    ``tests.qc`` removed (in the provenance too, as ``variants_removed``). With ``fdr`` = (group
     columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
     within each group (:func:`biolake.run.with_fdr`). An existing results table ``name``
     is replaced only with ``replace``.
@@ -134,13 +153,46 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     map_lake_blocks(run, variant_results, tests, blocks, schema=tests.schema, step=step, scheduler=scheduler,
                     workers=workers, progress=progress)
     summary = run.headline if run.headline is not None else run.summary
+    removed = {name: run.removed[name] for name in tests.qc.applied}
     provenance = {**provenance, "phenotype_summary": summary.per_phenotype(),
-                  "family_threshold": family_threshold(len(summary.phenotypes))}
+                  "family_threshold": family_threshold(len(summary.phenotypes)),
+                  **({"variants_removed": removed} if removed else {})}
     version = run.publish(schema=tests.schema, provenance=provenance, replace=replace, fdr=fdr, progress=progress)
-    return version, summary
+    return version, summary, removed
 
 
-def check_min_maf(min_maf: float) -> None:
-    """Refuse a minimum minor allele frequency outside [0, ½)."""
-    if not 0.0 <= min_maf < 0.5:
-        raise BiolakeError(f"the minimum minor allele frequency must be in [0, 0.5), got {min_maf}")
+def scan_design(lake: Lake, request: VariantJobRequest, *, scheduler: str | None = None, workers: int | None = None,
+                progress: Progress | None = None) -> tuple[Design, list[Block]]:
+    """The design of a variant scan and the genotype row groups it tests. With ``--mind``
+    (``request.max_sample_missing``), its samples are first counted over every one of those variants, and those
+    without a hard call at more than that fraction of them are left out (as plink2 --mind, before the variant
+    filters), under their own reason in the drop report."""
+    with connect(lake, release=request.release, queries=request.queries()) as con:
+        chosen = request.design(con)
+        blocks = genotype_blocks(lake, release=chosen.release, chromosomes=request.chromosomes)
+        if not blocks:
+            raise BiolakeError(f"release {chosen.release!r} has no genotypes" + (
+                f" on chromosomes {', '.join(request.chromosomes)}" if request.chromosomes else ""))
+        if request.max_sample_missing is None:
+            return chosen, blocks
+        inputs = TaskInputs(chosen.vector_length, chosen.selection)
+        missing, variants = summed_over_shares(lake, _missing_calls_task, inputs, blocks,
+                                               [np.zeros(inputs.analysis_samples, np.int64), 0], step="--mind",
+                                               scheduler=scheduler, workers=workers, progress=progress)
+        over = missing > np.floor(request.max_sample_missing * variants * (1 + 1e-9))
+        if not over.any():
+            return chosen, blocks
+        reason = f"--mind: no hard call at over {request.max_sample_missing:g} of {variants:,} variants"
+        return request.design(con, excluded={reason: [chosen.participant_ids[j] for j in np.flatnonzero(over)]}), blocks
+
+
+def _missing_calls_task(share: list[Block], inputs: TaskInputs, position: int) -> tuple[np.ndarray, int]:
+    """One dask task: each analysis sample's variants without a hard call in a share of the row groups, and
+    how many variants the share holds."""
+    missing, variants = np.zeros(inputs.analysis_samples, np.int64), 0
+    for fragment in share:
+        for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, samples=inputs.samples,
+                                          dtype=np.float32):
+            missing += missing_calls_per_sample(block.dosages, block.missing)
+            variants += len(block.dosages)
+    return missing, variants

@@ -8,7 +8,7 @@ Everyone left out is counted by reason, never dropped silently.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,13 +92,16 @@ class Design:
 
 def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: str | Sequence[str],
            samples: str | None = None, keep: SampleList | None = None, remove: SampleList | None = None,
-           assay: str = "genotypes", role: str = "phenotype") -> Design:
+           excluded: Mapping[str, Collection[str]] | None = None, assay: str = "genotypes",
+           role: str = "phenotype") -> Design:
     """Run the phenotype, covariate and sample queries and align them to an assay's sample vector.
 
     ``phenotypes`` and ``covariates`` are SQL returning ``participant_id`` first, or lists
     of columns of ``idps`` and ``covariates``. ``samples`` is SQL returning the
     ``participant_id`` of everyone to keep; ``keep`` and ``remove`` list participants to keep
-    and to leave out (a ``keep`` id the release lacks is an error, a ``remove`` one a warning). Text covariates become indicator columns
+    and to leave out (a ``keep`` id the release lacks is an error, a ``remove`` one a warning); ``excluded`` maps
+    a reason found outside the queries (plink2's --mind: too many missing calls) to the participants it leaves
+    out, counted under it. Text covariates become indicator columns
     against their most frequent level; constant and collinear columns are dropped
     with a DesignWarning. ``assay`` is "genotypes" (GWAS) or "methylation" (EWAS): rows
     follow that assay's sample vector, and participants it lacks are counted as dropped.
@@ -124,6 +127,8 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     pheno = _keyed(con, phenotypes, "idps", what=role)
     covar = _keyed(con, covariates, "covariates", what="covariate")
     chosen_by = _sample_filters(con, samples, keep, remove)
+    for reason, participants in (excluded or {}).items():
+        chosen_by[reason] = lambda pid, out=frozenset(participants): pid not in out
 
     position = {pid: i for i, pid in enumerate(genotyped)}
     pheno_rows = {pid: i for i, pid in enumerate(_column_list(pheno, "participant_id"))}

@@ -195,3 +195,24 @@ def _read_interaction(out: Path, name: str, exposure_tests: list[str]) -> dict[s
         "f_joint": value(joint, "T_OR_F_STAT"), "p_joint": value(joint, "P"),
         "error": np.array([None if (e := by_variant[v]["ADD"]["ERRCODE"]) == "." else e for v in ids], dtype=object),
     }
+
+
+def plink2(*args: str) -> str:
+    """Run plink2 on files (one thread), asserting it succeeds; returns its log as printed."""
+    done = subprocess.run([PLINK2, *args, "--threads", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def write_design_files(chosen, folder: Path) -> tuple[Path, Path]:
+    """A design's phenotypes and covariates (intercept left out) as plink2 --pheno and --covar files, FID = IID =
+    participant id, columns c0, c1, …; read them with --no-psam-pheno --no-input-missing-phenotype."""
+    paths = []
+    for name, values in (("pheno", chosen.phenotypes), ("covar", chosen.covariates[:, 1:])):
+        path = folder / f"{name}.tsv"
+        with path.open("w") as out:
+            out.write("\t".join(["#FID", "IID", *(f"c{j}" for j in range(values.shape[1]))]) + "\n")
+            for pid, row in zip(chosen.participant_ids, values):
+                out.write("\t".join([pid, pid, *("NA" if np.isnan(v) else repr(float(v)) for v in row)]) + "\n")
+        paths.append(path)
+    return paths[0], paths[1]

@@ -1,13 +1,12 @@
 """--keep FILE and --remove FILE (#32): the participants plink2 --keep/--remove choose, read from the same files."""
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from plink2_glm import PLINK2
+from plink2_glm import plink2, write_design_files
 
 from biolake.cli import main
 from biolake.frame import settings_record
@@ -38,11 +37,6 @@ def listed(keep: Path, remove: Path) -> dict[str, SampleList]:
             "remove": SampleList("--remove", str(remove), read_sample_list(remove))}
 
 
-def plink2(*args: str) -> None:
-    done = subprocess.run([PLINK2, *args, "--threads", "1"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 def test_keep_and_remove__the_samples_plink2_keeps(gwas_lake, release_folder, tmp_path):
     keep, remove = sample_lists(release_folder, tmp_path)
     plink2("--bfile", str(release_folder / "genotypes"), "--keep", str(keep), "--remove", str(remove),
@@ -66,12 +60,9 @@ def test_run_gwas__keep_and_remove_equal_plink2_glm_keep_remove(gwas_lake, relea
                                               **listed(keep, remove)), scheduler=scheduler)
     with connect(gwas_lake) as con:   # everyone's values: plink2 chooses the samples itself, from the same files
         everyone = design(con, phenotypes=[idps[0]], covariates=COVARIATES)
-    for name, values in (("pheno", everyone.phenotypes), ("covar", everyone.covariates[:, 1:])):
-        columns = [f"c{j}" for j in range(values.shape[1])]
-        pl.DataFrame({"#FID": everyone.participant_ids, "IID": everyone.participant_ids,
-                      **dict(zip(columns, values.T))}).write_csv(tmp_path / f"{name}.tsv", separator="\t")
+    pheno, covar = write_design_files(everyone, tmp_path)
     plink2("--bfile", str(release_folder / "genotypes"), "--keep", str(keep), "--remove", str(remove),
-           "--pheno", str(tmp_path / "pheno.tsv"), "--covar", str(tmp_path / "covar.tsv"),
+           "--pheno", str(pheno), "--covar", str(covar),
            "--no-psam-pheno", "--no-input-missing-phenotype", "--glm", "hide-covar", "omit-ref", "--out", str(tmp_path / "glm"))
     theirs = pl.read_csv(tmp_path / "glm.c0.glm.linear", separator="\t", null_values="NA")
     ours = pl.from_arrow(gwas_lake.results_dataset("kept").to_table()).join(
