@@ -11,6 +11,8 @@ so quote SQL with single quotes outside and double quotes inside.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import warnings
@@ -90,13 +92,29 @@ def _sample_options(samples_sql_help: str) -> list:
                          help="leave out the participants FILE lists (read as --keep reads it), as plink2 --remove")]
 
 
-VARIANT_FILTERS = ("min_maf", "min_mac", "max_missing", "max_sample_missing", "hwe", "hwe_midp", "min_info")
+VARIANT_SETTINGS = ("min_maf", "min_mac", "max_missing", "max_sample_missing", "hwe", "hwe_midp", "min_info",
+                    "xchr_model")
 
 
-def _variant_filter_options(*, maf_default: float, maf_help: str):
-    """plink2's quality-control filters, as every variant scan (gwas, gxe) takes them
+def _variant_options(*, maf_default: float, maf_help: str):
+    """Which variants a variant scan (gwas, gxe) reads, and plink2's quality-control filters of them
     (:class:`biolake.frame.VariantJobRequest`); ``maf_help`` ends --maf's help."""
+    listed = dict(type=click.Path(dir_okay=False), metavar="FILE")
     return _decorated_by([
+        click.option("--region", "regions", multiple=True, metavar="CHR:FROM-TO",
+                     help="only the variants in this range (1-based, inclusive, as plink2's --chr --from-bp "
+                          "--to-bp; repeat for several); only the genotype row groups holding them are read"),
+        click.option("--extract", "extract_file", **listed,
+                     help="only the variants FILE lists, as plink2 --extract: one variant id a line, or CHR:FROM-TO "
+                          "ranges (plink2's --extract range), or a .bed file's ranges (0-based starts, plink2's "
+                          "bed0); an id the release lacks is a warning"),
+        click.option("--exclude", "exclude_file", **listed,
+                     help="leave out the variants FILE lists (read as --extract reads it), as plink2 --exclude"),
+        click.option("--xchr-model", "xchr_model", type=click.Choice(["1", "2"]), default="2", show_default=True,
+                     callback=lambda _, __, value: int(value),
+                     help="chromosome X (outside the PARs, which a release names XY): 2 codes a male's dosage 0/2 "
+                          "(plink2's default), 1 codes it 0/1; ploidy from the sex the genotype source gives (the "
+                          ".fam's); sex must be among the covariates (plink2 adds it on X itself)"),
         click.option("--maf", "min_maf", type=float, default=maf_default, show_default=True, metavar="FREQ",
                      help="leave out variants whose minor allele frequency (from dosages, over the analysis "
                           f"samples) is below FREQ, as plink2 --maf{maf_help}"),
@@ -122,9 +140,19 @@ def _variant_filter_options(*, maf_default: float, maf_help: str):
     ])
 
 
-def _variant_filters(shared: dict[str, Any]) -> dict[str, Any]:
-    """The variant filter options (:func:`_variant_filter_options`), taken out of a command's ``shared`` options."""
-    return {name: shared.pop(name) for name in VARIANT_FILTERS}
+def _variant_settings(shared: dict[str, Any]) -> dict[str, Any]:
+    """The request's fields of :func:`_variant_options`, taken out of a command's ``shared`` options (the --extract
+    and --exclude files read)."""
+    from biolake.ingest.variant_lists import read_variant_list
+    from biolake.queries.variants import VariantList
+
+    def listed(flag: str, path: str) -> VariantList:
+        ids, ranges = read_variant_list(path)
+        return VariantList(flag, path, ids, tuple(ranges))
+
+    files = {name: None if (path := shared.pop(f"{name}_file")) is None else listed(f"--{name}", path)
+             for name in ("extract", "exclude")}
+    return {"regions": shared.pop("regions"), **files, **{name: shared.pop(name) for name in VARIANT_SETTINGS}}
 
 
 def _sample_lists(keep_file: str | None, remove_file: str | None) -> dict[str, Any]:
@@ -617,6 +645,21 @@ def results_list(lake_location: str) -> None:
     Console().print(table)
 
 
+@results_group.command("log")
+@click.argument("name")
+@_lake_option
+@click.option("--version", "table_version", type=int, metavar="N", help="the log of version N [default: the current]")
+def results_log(name: str, lake_location: str, table_version: int | None) -> None:
+    """Print the log of the job that made the results table NAME (plink2's PREFIX.log: the options in effect,
+    the steps and their times, warnings, counts, where the results went).
+
+    \b
+    Example:
+      biolake results log idps --lake /tmp/lake
+    """
+    click.echo(_open_lake(lake_location).read_job_log(name, table_version), nl=False)
+
+
 @results_group.command("drop")
 @click.argument("name")
 @_lake_option
@@ -694,7 +737,7 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="precision of the products with hard calls (float32: half the memory traffic; p within "
                    "1.2e-4 relative of float64 over 20 M tests measured; dosages stay float64)")
-@_variant_filter_options(maf_default=0.0, maf_help="")
+@_variant_options(maf_default=0.0, maf_help="")
 @click.option("--lmm", type=click.Choice(["loco", "exact", "null-ratio"]), default=None, is_flag=False,
               flag_value="loco",
               help="a mixed model for related samples (a bare --lmm is loco): loco fits REGENIE's step 1 (ridge "
@@ -776,7 +819,7 @@ def gwas(pheno_sql: str | None, pheno: str | None, model: str, firth: str, imput
         raise click.UsageError("--split-by-phenotype splits the --out file: give --out")
     _analysis(run_gwas, GwasSettings, dict(phenotypes=phenotypes, model=model, firth=firth, impute_mean=impute_mean,
                                            precision=precision, lmm=lmm, cv_folds=cv_folds,
-                                           lmm_block_size=lmm_block_size, adjust=adjust, **_variant_filters(shared)),
+                                           lmm_block_size=lmm_block_size, adjust=adjust, **_variant_settings(shared)),
               show, split_by="phenotype" if split_by_phenotype else None, **shared)
 
 
@@ -830,7 +873,7 @@ def ewas(exposure_sql: str | None, exposure: str | None, values: str, **shared: 
                    "confounding by a covariate's own interactions cannot pass as G×E")
 @click.option("--robust", type=click.Choice(["hc0", "hc1", "hc2", "hc3"]), default="hc3", show_default=True,
               help="heteroskedasticity-robust standard error reported beside the model-based one")
-@_variant_filter_options(maf_default=0.05, maf_help=": robust interaction tests are anti-conservative when few "
+@_variant_options(maf_default=0.05, maf_help=": robust interaction tests are anti-conservative when few "
                          "carriers drive g×e (measured in the demo: 5-40× too many p < 1e-4 below MAF 3 %)")
 @ADJUST_OPTION
 def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], keller: bool, robust: str,
@@ -866,7 +909,7 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     exposure_columns = [e.strip() for item in exposures for e in item.split(",") if e.strip()]
     _analysis(run_gxe, GxeSettings, dict(phenotypes=phenotypes, exposures=exposure_columns, keller=keller,
-                                         robust=robust, adjust=adjust, **_variant_filters(shared)), show, **shared)
+                                         robust=robust, adjust=adjust, **_variant_settings(shared)), show, **shared)
 
 
 @main.command()
@@ -1654,16 +1697,36 @@ def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Call
 def _job(lake_location: str, run: Callable[[Any, Progress], Any], show: Callable[[Any, Any], None], *,
          out: str | None, digits: int | str | None, quiet: bool, split_by: str | None = None) -> None:
     """The body every job command shares: open the lake, refuse a bad --out, ``run`` the job under progress
-    bars (each step a fault point of the crash tests), ``show`` what it found, and export it to --out."""
+    bars (each step a fault point of the crash tests), ``show`` what it found, export it to --out, and write
+    its log (:mod:`biolake.joblog`) beside the results table and beside --out."""
+    from biolake.joblog import JobLog, log_beside
     from biolake.lake.faults import with_hold_points
     from biolake.progress import progress_bars
 
+    log = JobLog.of_context(click.get_current_context())
     lake = _open_lake(lake_location)
     _check_out(out, lake)
-    with progress_bars(quiet=quiet) as progress:
-        report = run(lake, with_hold_points(progress))
-    show(lake, report)
-    _export(lake, report.name, out, digits, split_by)
+    with warnings.catch_warnings():   # the group's display of warnings, each also kept for the log
+        display = warnings.showwarning
+
+        def keep(message, category, *where) -> None:
+            if issubclass(category, UserWarning):
+                log.warnings.append(str(message))
+            display(message, category, *where)
+        warnings.showwarning = keep
+        with progress_bars(quiet=quiet) as progress:
+            report = run(lake, with_hold_points(log.timed(progress)))
+        show(lake, report)
+        exported = _export(lake, report.name, out, digits, split_by)
+    shown = io.StringIO()
+    with contextlib.redirect_stderr(shown):   # what the job printed, again, as plain text for the log
+        show(lake, report)
+    text = log.text(shown=shown.getvalue(), results=_stored(lake, report), exported=exported,
+                    release=lake.results_info(report.name).release)
+    lake.write_job_log(report.name, report.version, text)
+    if out is not None:
+        log_beside(out).write_text(text)
+        click.echo(f"log written to {log_beside(out)}", err=True)
 
 
 def _stored(lake, report) -> str:
@@ -1671,12 +1734,16 @@ def _stored(lake, report) -> str:
     return f"{lake.results_uri(report.name)} (version {report.version})"
 
 
-def _export(lake, name: str, out: str | None, digits: int | str | None, split_by: str | None = None) -> None:
-    if out is not None:
-        from biolake.queries.output import export_results, split_path
+def _export(lake, name: str, out: str | None, digits: int | str | None, split_by: str | None = None) -> str | None:
+    """Export the results ``name`` to ``out``, if given; returns what was written (None: nothing)."""
+    if out is None:
+        return None
+    from biolake.queries.output import export_results, split_path
 
-        export_results(lake, name, out, **_digits(digits), split_by=split_by)
-        click.echo(f"exported to {split_path(out, split_by.upper()) if split_by else out}", err=True)
+    export_results(lake, name, out, **_digits(digits), split_by=split_by)
+    written = split_path(out, split_by.upper()) if split_by else out
+    click.echo(f"exported to {written}", err=True)
+    return written
 
 
 def _one_of(sql: str | None, columns: str | None, sql_flag: str, columns_flag: str) -> str | list[str]:

@@ -12,15 +12,16 @@ its own options, checked in its ``__post_init__``.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import numpy as np
 
-from biolake.lake.chromosomes import chromosome_list
+from biolake.lake.chromosomes import GenomicRange, chromosome_list, genomic_range
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import check_results_name
+from biolake.queries.variants import VariantChoice, VariantList
 from biolake.queries.design import Design, SampleList, design
 from biolake.queries.sql import LakeConnection
 from biolake.stats.qc import VariantQc
@@ -95,7 +96,8 @@ class SampleRequest(Request):
 
 
 def settings_record(request: Request) -> dict[str, Any]:
-    """A request's fields as its results table's provenance keeps them: a sample list as its file and size.
+    """A request's fields as its results table's provenance keeps them: a sample or variant list as its file, size
+    and checksum, a region as CHR:FROM-TO (what their ``record()`` says).
 
     Examples
     --------
@@ -104,10 +106,12 @@ def settings_record(request: Request) -> dict[str, Any]:
     >>> record["path"].endswith("/keep.txt"), record["participants"], record["sha256"][:12]
     (True, 2, '5cfb6cf6496e')
     """
-    listed = {name: getattr(request, name).record() for name in ("keep", "remove")
-              if isinstance(getattr(request, name, None), SampleList)}
-    return {name: listed.get(name, value) for name, value in asdict(
-        replace(request, **{name: None for name in listed})).items()}
+    def recorded(value: Any) -> Any:
+        if hasattr(value, "record"):
+            return value.record()
+        return [recorded(item) for item in value] if isinstance(value, list | tuple) else value
+
+    return {field.name: recorded(getattr(request, field.name)) for field in fields(request)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,10 +195,22 @@ class VariantJobRequest(JobRequest):
     hwe: float | None = None                  # --hwe: smallest Hardy–Weinberg exact test p-value
     hwe_midp: bool = False                    # --hwe-midp: its mid-p variant
     min_info: float | None = None             # --min-info: smallest MaCH r² (plink2 --mach-r2-filter)
+    regions: Sequence[GenomicRange] = ()      # --region: only variants in one of these (none: anywhere)
+    extract: VariantList | None = None        # --extract FILE: only the variants it lists
+    exclude: VariantList | None = None        # --exclude FILE: not the variants it lists
+    xchr_model: int = 2                       # males on chromosome X coded 0/2 (plink2's default), or 0/1
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        try:   # spelled as on the command line: CHR:FROM-TO
+            object.__setattr__(self, "regions", tuple(
+                region if isinstance(region, GenomicRange) else genomic_range(region) for region in self.regions))
+        except ValueError as exc:
+            raise BiolakeError(f"--region {exc}") from None
         check_min_maf(self.min_maf)
+        if self.xchr_model not in (1, 2):
+            raise BiolakeError(f"--xchr-model must be 1 (males 0/1) or 2 (males 0/2, plink2's default), got "
+                               f"{self.xchr_model}")
         if not self.min_mac >= 0:
             raise BiolakeError(f"--mac must be an allele count of at least 0, got {self.min_mac}")
         for flag, value in (("--geno", self.max_missing), ("--mind", self.max_sample_missing)):
@@ -207,6 +223,10 @@ class VariantJobRequest(JobRequest):
             raise BiolakeError("--hwe-midp sets --hwe's test: give --hwe P")
         if self.min_info is not None and not 0.0 <= self.min_info <= 1.0:
             raise BiolakeError(f"--min-info must be a MaCH r² from 0 to 1, got {self.min_info}")
+
+    def variant_choice(self) -> VariantChoice:
+        """The variants the scan reads on its chromosomes: by --region, --extract and --exclude."""
+        return VariantChoice(tuple(self.regions), self.extract, self.exclude)
 
     def variant_qc(self) -> VariantQc:
         """The variant filters the scan's blocks go through."""

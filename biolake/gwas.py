@@ -124,7 +124,8 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     array([2.1])
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    chosen, blocks = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
+    chosen, blocks, haploid_x = scan_design(lake, settings, scheduler=scheduler, workers=workers,
+                                            progress=progress)
     if settings.lmm is None:
         inputs = block_inputs(chosen, settings=settings)
         facts = {"linear_phenotypes": inputs.linear_names, "logistic_phenotypes": inputs.binary_names}
@@ -135,6 +136,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     record = provenance("gwas", settings, chosen, **facts)
     version, summary, removed = scan_variants(lake, settings.name, inputs, blocks, provenance=record, step="gwas",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
+                                     haploid_x=haploid_x,
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
     return GwasReport(name=settings.name, version=version, rows=rows, summary=summary, removed=removed,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,7 @@ from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import connect
 from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
 from biolake.queries.design import Design
+from biolake.queries.sql import LakeConnection
 from biolake.run import KernelOutput, Piece, Run, RunFiles
 from biolake.stats.multiple import family_threshold
 from biolake.stats.qc import VariantQc, missing_calls_per_sample
@@ -107,9 +108,20 @@ class VariantTests(Protocol):
         """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary."""
 
 
-def variant_results(tests: VariantTests, fragment: Block) -> Iterator[KernelOutput]:
-    """The kernel of a variant job: decoded genotype slices of a row group, through ``tests.qc`` (a slice's
-    removed variants counted even when none is left to test), tested by ``tests``."""
+@dataclass(frozen=True)
+class VariantScan:
+    """What every block task of a variant scan gets: the job's tests, and the analysis samples whose chromosome X
+    dosages are halved (:class:`ScanDesign`)."""
+
+    tests: VariantTests
+    haploid_x: np.ndarray | None = None
+
+
+def variant_results(scan: VariantScan, fragment: Block) -> Iterator[KernelOutput]:
+    """The kernel of a variant job: decoded genotype slices of a row group through ``tests.qc`` (a slice's removed
+    variants counted even when none is left to test; on the dosages as stored), then (on X, males' dosages halved
+    if asked) tested by ``tests``."""
+    tests = scan.tests
     for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples, dtype=tests.dtype):
         removed: dict[str, int] = {}
         if tests.qc.active:
@@ -119,6 +131,8 @@ def variant_results(tests: VariantTests, fragment: Block) -> Iterator[KernelOutp
         if not block.variants.num_rows:
             yield KernelOutput(tests.schema.empty_table(), None, None, removed)
             continue
+        if scan.haploid_x is not None and fragment.chrom == "X":
+            block = block.halved(scan.haploid_x)
         table, log10p = tests.test(block)
         yield KernelOutput(table, block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p, removed)
 
@@ -136,13 +150,14 @@ class ScanReport(DesignReport):
 def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
                   progress: Progress | None = None, fdr: tuple[Sequence[str], str] | None = None,
-                  replace: bool = False) -> tuple[int, ScanSummary, dict[str, int]]:
+                  replace: bool = False, haploid_x: np.ndarray | None = None) -> tuple[int, ScanSummary, dict[str, int]]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
     Returns the committed version, the per-phenotype summary of the headline test, which
     is also stored in the provenance (tests, hits, λGC, top variant) with the family-wide
     Bonferroni threshold (5e-8 over the number of phenotypes), and the variants each filter of
-    ``tests.qc`` removed (in the provenance too, as ``variants_removed``). With ``fdr`` = (group
+    ``tests.qc`` removed (in the provenance too, as ``variants_removed``). With ``haploid_x``, those samples'
+    dosages on chromosome X are halved (:class:`ScanDesign`). With ``fdr`` = (group
     columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
     within each group (:func:`biolake.run.with_fdr`). An existing results table ``name``
     is replaced only with ``replace``.
@@ -150,8 +165,8 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     kind = RESULTS_KINDS[provenance["kind"]]
     headline = bool(kind.extra_group)   # GxE: rows per exposure, the headline a joint test per phenotype
     run = Run(lake, name, kind=kind, phenotypes=tests.phenotype_names, headline=headline)
-    map_lake_blocks(run, variant_results, tests, blocks, schema=tests.schema, step=step, scheduler=scheduler,
-                    workers=workers, progress=progress)
+    map_lake_blocks(run, variant_results, VariantScan(tests, haploid_x), blocks, schema=tests.schema, step=step,
+                    scheduler=scheduler, workers=workers, progress=progress)
     summary = run.headline if run.headline is not None else run.summary
     removed = {name: run.removed[name] for name in tests.qc.applied}
     provenance = {**provenance, "phenotype_summary": summary.per_phenotype(),
@@ -161,29 +176,66 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     return version, summary, removed
 
 
+class ScanDesign(NamedTuple):
+    """What a variant scan tests: its design, its genotype row groups, and the analysis samples whose
+    chromosome X dosages are halved (males under --xchr-model 1; None: no one's)."""
+
+    design: Design
+    blocks: list[Block]
+    haploid_x: np.ndarray | None
+
+
 def scan_design(lake: Lake, request: VariantJobRequest, *, scheduler: str | None = None, workers: int | None = None,
-                progress: Progress | None = None) -> tuple[Design, list[Block]]:
-    """The design of a variant scan and the genotype row groups it tests. With ``--mind``
+                progress: Progress | None = None) -> ScanDesign:
+    """The design of a variant scan and the genotype row groups it tests (those holding a variant of its
+    chromosomes that --region, --extract and --exclude choose; no other is read). With ``--mind``
     (``request.max_sample_missing``), its samples are first counted over every one of those variants, and those
     without a hard call at more than that fraction of them are left out (as plink2 --mind, before the variant
-    filters), under their own reason in the drop report."""
+    filters), under their own reason in the drop report. When chromosome X is tested, each sample's ploidy there
+    comes from the sex its genotype source gives, and sex must be among the covariates (plink2 --glm adds it)."""
     with connect(lake, release=request.release, queries=request.queries()) as con:
         chosen = request.design(con)
-        blocks = genotype_blocks(lake, release=chosen.release, chromosomes=request.chromosomes)
+        blocks = genotype_blocks(lake, release=chosen.release, chromosomes=request.chromosomes,
+                                 choice=request.variant_choice())
         if not blocks:
             raise BiolakeError(f"release {chosen.release!r} has no genotypes" + (
                 f" on chromosomes {', '.join(request.chromosomes)}" if request.chromosomes else ""))
-        if request.max_sample_missing is None:
-            return chosen, blocks
-        inputs = TaskInputs(chosen.vector_length, chosen.selection)
-        missing, variants = summed_over_shares(lake, _missing_calls_task, inputs, blocks,
-                                               [np.zeros(inputs.analysis_samples, np.int64), 0], step="--mind",
-                                               scheduler=scheduler, workers=workers, progress=progress)
-        over = missing > np.floor(request.max_sample_missing * variants * (1 + 1e-9))
-        if not over.any():
-            return chosen, blocks
-        reason = f"--mind: no hard call at over {request.max_sample_missing:g} of {variants:,} variants"
-        return request.design(con, excluded={reason: [chosen.participant_ids[j] for j in np.flatnonzero(over)]}), blocks
+        if request.max_sample_missing is not None:
+            chosen = _without_missing_samples(lake, con, request, chosen, blocks, scheduler=scheduler,
+                                              workers=workers, progress=progress)
+        males = x_males(con, chosen) if any(block.chrom == "X" for block in blocks) else None
+    return ScanDesign(chosen, blocks, males if request.xchr_model == 1 else None)
+
+
+def _without_missing_samples(lake: Lake, con: LakeConnection, request: VariantJobRequest, chosen: Design,
+                             blocks: list[Block], **where: Any) -> Design:
+    """The design less the samples --mind leaves out (see :func:`scan_design`)."""
+    inputs = TaskInputs(chosen.vector_length, chosen.selection)
+    missing, variants = summed_over_shares(lake, _missing_calls_task, inputs, blocks,
+                                           [np.zeros(inputs.analysis_samples, np.int64), 0], step="--mind", **where)
+    over = missing > np.floor(request.max_sample_missing * variants * (1 + 1e-9))
+    if not over.any():
+        return chosen
+    reason = f"removed due to missing genotype data (--mind {request.max_sample_missing:g}, of {variants:,} variants)"
+    return request.design(con, excluded={reason: [chosen.participant_ids[j] for j in np.flatnonzero(over)]})
+
+
+def x_males(con: LakeConnection, chosen: Design) -> np.ndarray:
+    """Which analysis samples are male (one X), by the sex their genotype source gives (the .fam's, as plink2
+    reads it); an analysed participant without one, or a design without sex among its covariates (plink2 --glm
+    adds it on chromosome X), is an error."""
+    rows = con.sql("SELECT participant_id, sex FROM samples WHERE assay = 'genotypes'").arrow().to_pylist()
+    sex = {row["participant_id"]: row["sex"] for row in rows}
+    unknown = [pid for pid in chosen.participant_ids if sex.get(pid) not in ("M", "F")]
+    if unknown:
+        raise BiolakeError(f"chromosome X: {len(unknown):,} analysed participants have no sex in the genotype source "
+                           f"(e.g. {unknown[0]!r}), so no known ploidy there; --remove them, or leave X out (--chrom)")
+    males = np.array([sex[pid] == "M" for pid in chosen.participant_ids])
+    fit = np.linalg.lstsq(chosen.covariates, males.astype(float), rcond=None)[0]
+    if np.abs(chosen.covariates @ fit - males).max() > 1e-6:
+        raise BiolakeError("chromosome X is tested with sex among the covariates, as plink2 --glm adds it there; "
+                           "add sex to the covariates, or leave X out (--chrom)")
+    return males
 
 
 def _missing_calls_task(share: list[Block], inputs: TaskInputs, position: int) -> tuple[np.ndarray, int]:

@@ -1,10 +1,13 @@
 """The lake's spelling of chromosomes (1-22, X, Y, XY, MT), and the spellings it accepts as PLINK does: a 'chr'
 prefix, PLINK's numbers 23-26 and M, comma lists and ranges. Ingest spells every source's codes this way;
-every job's --chrom is read this way (:class:`biolake.frame.Request`)."""
+every job's --chrom is read this way (:class:`biolake.frame.Request`), and --region's and --extract's ranges
+(:class:`GenomicRange`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 AUTOSOMES = tuple(str(i) for i in range(1, 23))
 CHROMOSOMES = frozenset([*AUTOSOMES, "X", "Y", "XY", "MT"])
@@ -42,3 +45,40 @@ def chromosome_list(codes: Sequence[str]) -> list[str]:
             raise ValueError(f"--chrom {code.strip()!r}: a range runs from the lower chromosome to the higher")
         chosen += [c for c in order[start:end + 1] if c not in chosen]
     return chosen
+
+
+@dataclass(frozen=True, order=True)
+class GenomicRange:
+    """A stretch of one chromosome, 1-based and inclusive at both ends, as plink2's ``--from-bp``/``--to-bp``
+    and ``--extract range`` read positions.
+
+    >>> genomic_range("chr2:1,000-2,500")
+    GenomicRange(chrom='2', start=1000, end=2500)
+    >>> str(genomic_range("X:5-5"))
+    'X:5-5'
+    """
+
+    chrom: str
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.chrom}:{self.start}-{self.end}"
+
+    def record(self) -> str:
+        """How a results table's provenance keeps it: CHR:FROM-TO."""
+        return str(self)
+
+
+def genomic_range(text: str) -> GenomicRange:
+    """The range ``CHR:FROM-TO`` spells (positions 1-based, inclusive, digits with or without thousands commas;
+    the chromosome as :func:`chromosome` reads it); a ValueError says what was expected."""
+    found = re.fullmatch(r"\s*([^:\s]+):([\d,]+)-([\d,]+)\s*", text)
+    chrom = chromosome(found.group(1)) if found else None
+    if found is None or chrom is None:
+        raise ValueError(f"{text.strip()!r} is not a range CHR:FROM-TO (e.g. 1:1000000-2000000 or chr22:16,000,000-"
+                         "17,000,000; positions 1-based, inclusive; chromosomes 1-22, X, Y, XY, MT)")
+    start, end = (int(group.replace(",", "")) for group in found.group(2, 3))
+    if not 1 <= start <= end:
+        raise ValueError(f"{text.strip()!r}: a range runs from position 1 or more to a position at least as high")
+    return GenomicRange(chrom, start, end)

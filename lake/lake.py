@@ -42,6 +42,8 @@ from biolake.lake.results import DERIVED_FOLDER, RESULTS_FOLDER, ResultsFiles, S
 from biolake.lake.schema import TABLES, ResultsKind, TableSpec, results_kind, spec
 from biolake.lake.storage import Location
 
+JOB_LOGS = "_logs"   # under a results table's folder: each version's job log (see Lake.write_job_log)
+
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REGISTRY = "releases"
 _RETRACTIONS = "retractions"
@@ -411,6 +413,28 @@ class Lake:
     def results_files(self, name: str) -> ResultsFiles:
         """Where a new run of the results ``name`` writes its files (see :mod:`lake.results`)."""
         return ResultsFiles(self.location, check_results_name(name))
+
+    def write_job_log(self, name: str, version: int, text: str) -> str:
+        """Keep the log of the job that committed ``version`` of the results ``name`` beside the table, as
+        ``_logs/vVERSION.log`` (the Delta log never names it: no reader sees it, vacuum leaves it, and dropping
+        the table drops it); returns its location."""
+        folder = self.location.join(RESULTS_FOLDER, check_results_name(name), JOB_LOGS)
+        filesystem = self.location.arrow_filesystem(folder)
+        filesystem.create_dir(".", recursive=True)
+        with filesystem.open_output_stream(f"v{version}.log") as sink:
+            sink.write(text.encode())
+        return f"{folder}/v{version}.log"
+
+    def read_job_log(self, name: str, version: int | None = None) -> str:
+        """The log :meth:`write_job_log` kept for ``version`` (default: the current one) of the results ``name``."""
+        version = self.results(name).version() if version is None else version
+        folder = self.location.join(RESULTS_FOLDER, check_results_name(name), JOB_LOGS)
+        try:
+            with self.location.arrow_filesystem(folder).open_input_stream(f"v{version}.log") as source:
+                return source.read().decode()
+        except FileNotFoundError:
+            raise LakeError(f"results {name!r} version {version} has no job log (made before biolake kept them, "
+                            "or by a job that writes none)") from None
 
     def check_results_free(self, name: str, *, replace: bool = False) -> None:
         """Refuse a new run under the name of an existing results table unless ``replace``.

@@ -10,7 +10,7 @@ from its own environment, and they go straight to the worker that decodes them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -24,6 +24,8 @@ from biolake.lake.lake import Lake
 from biolake.lake.storage import Location
 from biolake.lake.vectors import (Missing, Rows, byte_matrix, decode_calls_filled, decode_dosages_filled,
                                   sample_columns, zero_filled)
+from biolake.queries.variants import VariantChoice, chosen_variants
+
 
 @dataclass(frozen=True)
 class GenotypeBlock:
@@ -45,6 +47,13 @@ class GenotypeBlock:
             alt_freq = self.dosages.sum(axis=1, dtype=np.float64) / (2.0 * called)
         keep = np.flatnonzero(np.minimum(alt_freq, 1.0 - alt_freq) >= min_maf)
         return self if len(keep) == len(alt_freq) else self.take(keep)
+
+    def halved(self, samples: np.ndarray) -> GenotypeBlock:
+        """This block with the dosages of ``samples`` (a mask over its columns) halved: one copy of the
+        chromosome, coded 0/1 (plink2 --xchr-model 1 for males on X)."""
+        dosages = self.dosages.copy()
+        dosages[:, samples] *= 0.5
+        return GenotypeBlock(self.variants, dosages, self.missing)
 
     def take(self, rows: np.ndarray) -> GenotypeBlock:
         """The variants at positions ``rows`` of this block."""
@@ -81,6 +90,7 @@ class Block:
     path: str             # the file, relative to the table
     row_group: int
     chrom: str            # its partition
+    chosen: np.ndarray | None = field(default=None, compare=False)   # its variant_index values to read (None: all)
 
     def read(self, columns: list[str]) -> pa.Table:
         filesystem = self.location.arrow_filesystem(self.table_uri)
@@ -88,18 +98,26 @@ class Block:
         return fragment.to_table(columns=columns)
 
 
-def genotype_blocks(lake: Lake, *, release: str | None = None,
-                    chromosomes: Sequence[str] | None = None) -> list[Block]:
-    """The release's genotype row groups, one block each, in variant order.
+def genotype_blocks(lake: Lake, *, release: str | None = None, chromosomes: Sequence[str] | None = None,
+                    choice: VariantChoice | None = None) -> list[Block]:
+    """The release's genotype row groups, one block each, in variant order. With a ``choice`` of variants,
+    only the row groups holding one of them, each block naming its chosen variants (read alone).
 
     Examples
     --------
+    >>> from biolake.lake.chromosomes import genomic_range
     >>> blocks = genotype_blocks(Lake.open("lake"), chromosomes=["22"])
     >>> first = next(read_genotype_blocks(blocks[0], n_samples=500))
     >>> first.dosages.shape   # variants × samples
     (36, 500)
+    >>> region = VariantChoice(regions=(genomic_range("22:1-38940000"),))
+    >>> [len(block.chosen) for block in genotype_blocks(Lake.open("lake"), choice=region)]
+    [4]
     """
-    return _row_groups(lake, "genotypes", "variant_index", release=release, chromosomes=chromosomes)
+    if not choice:
+        return _row_groups(lake, "genotypes", "variant_index", release=release, chromosomes=chromosomes)
+    return _row_groups(lake, "genotypes", "variant_index", release=release, chromosomes=chromosomes,
+                       chosen=chosen_variants(lake, choice, release=release, chromosomes=chromosomes))
 
 
 @dataclass(frozen=True)
@@ -144,16 +162,25 @@ def methylation_blocks(lake: Lake, *, release: str | None = None,
 
 
 def _row_groups(lake: Lake, table: str, order: str, *, release: str | None,
-                chromosomes: Sequence[str] | None) -> list[Block]:
+                chromosomes: Sequence[str] | None, chosen: np.ndarray | None = None) -> list[Block]:
+    """The table's row groups in ``order``; with ``chosen`` (ascending values of ``order``), only those whose
+    range of it (the row group's statistics: no byte of data read) holds one of them, each naming its own."""
     dataset = lake.dataset(table, release=release)
-    chosen = None if chromosomes is None else pc.field("chrom").isin(pa.array(list(chromosomes), pa.string()))
+    on = None if chromosomes is None else pc.field("chrom").isin(pa.array(list(chromosomes), pa.string()))
     location, uri = lake.location.public(), lake.table_uri(table)
     blocks = []
-    for fragment in dataset.get_fragments(filter=chosen):
+    for fragment in dataset.get_fragments(filter=on):
         chrom = ds.get_partition_keys(fragment.partition_expression)["chrom"]  # not in the file itself
         for piece in fragment.split_by_row_group():
             group = piece.row_groups[0]
-            blocks.append((group.statistics[order]["min"], Block(location, uri, piece.path, group.id, chrom)))
+            first, last = group.statistics[order]["min"], group.statistics[order]["max"]
+            mine = None
+            if chosen is not None:
+                mine = chosen[np.searchsorted(chosen, first):np.searchsorted(chosen, last, side="right")]
+                if not len(mine):
+                    continue
+            blocks.append((first, Block(location, uri, piece.path, group.id, chrom,
+                                        None if mine is None or len(mine) == group.num_rows else mine)))
     return [block for _, block in sorted(blocks, key=lambda pair: pair[0])]
 
 
@@ -167,7 +194,9 @@ def read_genotype_blocks(block: Block, *, n_samples: int, samples: np.ndarray | 
     worker's memory bounded, whatever the row-group size. With ``variant_ids``, only those
     variants are decoded.
     """
-    table = block.read(["variant_id", "pos", "ref", "alt", "calls", "dosage"])
+    table = block.read(["variant_index", "variant_id", "pos", "ref", "alt", "calls", "dosage"])
+    if block.chosen is not None:
+        table = table.filter(pc.is_in(table.column("variant_index"), value_set=pa.array(block.chosen)))
     if variant_ids is not None:
         table = table.filter(pc.is_in(table.column("variant_id"), value_set=variant_ids))
     chrom = block.chrom

@@ -36,14 +36,27 @@ def release_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def editable_release(release_folder: Path, tmp_path: Path) -> Path:
-    """A private copy of the small release whose manifest lists no checksums, for tests that edit files."""
-    copy = Path(shutil.copytree(release_folder, tmp_path / "release"))
+def editable_copy(release_folder: Path, target: Path) -> Path:
+    """A copy of a release at ``target`` whose manifest lists no checksums, so that its files may be edited."""
+    copy = Path(shutil.copytree(release_folder, target))
     manifest = yaml.safe_load((copy / "release.yaml").read_text())
     del manifest["checksums"]
     (copy / "release.yaml").write_text(yaml.safe_dump(manifest))
     return copy
+
+
+def lake_of(release: Path, folder: Path) -> Lake:
+    """A new lake under ``folder`` holding ``release`` as 'r1'."""
+    lake = Lake.init(folder / "lake")
+    sources, _ = ReleaseSources.from_folder(release)
+    ingest_release(lake, sources, release="r1", source=str(release))
+    return lake
+
+
+@pytest.fixture
+def editable_release(release_folder: Path, tmp_path: Path) -> Path:
+    """A private copy of the small release whose manifest lists no checksums, for tests that edit files."""
+    return editable_copy(release_folder, tmp_path / "release")
 
 
 @pytest.fixture

@@ -216,3 +216,22 @@ def write_design_files(chosen, folder: Path) -> tuple[Path, Path]:
                 out.write("\t".join([pid, pid, *("NA" if np.isnan(v) else repr(float(v)) for v in row)]) + "\n")
         paths.append(path)
     return paths[0], paths[1]
+
+
+def read_bed_codes(path: Path, n_samples: int) -> tuple[bytes, np.ndarray]:
+    """A .bed's magic bytes and its 2-bit codes, variants × samples (0 hom A1, 1 missing, 2 het, 3 hom A2)."""
+    raw = np.frombuffer(path.read_bytes(), np.uint8)
+    width = (n_samples + 3) // 4
+    body = raw[3:].reshape(-1, width)
+    codes = ((body[:, :, None] >> np.array([0, 2, 4, 6], np.uint8)) & 3).reshape(len(body), -1)[:, :n_samples]
+    return raw[:3].tobytes(), codes.copy()
+
+
+def write_bed_codes(path: Path, magic: bytes, codes: np.ndarray) -> None:
+    """Write codes as :func:`read_bed_codes` gives them back into a .bed."""
+    variants, n_samples = codes.shape
+    width = (n_samples + 3) // 4
+    padded = np.zeros((variants, width * 4), np.uint8)
+    padded[:, :n_samples] = codes
+    packed = (padded.reshape(variants, width, 4) << np.array([0, 2, 4, 6], np.uint8)).sum(axis=2, dtype=np.uint8)
+    path.write_bytes(magic + packed.tobytes())

@@ -7,15 +7,14 @@ MaCH r² and its --glm on what is left are what biolake must give.
 """
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-import yaml
 from click.testing import CliRunner
-from plink2_glm import plink2, write_design_files
+from conftest import editable_copy, lake_of
+from plink2_glm import plink2, read_bed_codes, write_bed_codes, write_design_files
 
 from biolake.cli import main
 from biolake.gwas import GwasSettings, run_gwas
@@ -35,10 +34,7 @@ PLINK2_FILTERS = ["--geno", "0.05", "--mind", "0.1", "--hwe", "1e-4", "--maf", "
 def edit_bed(path: Path, n_samples: int, seed: int = 1) -> None:
     """Give the filters work: 40 variants out of Hardy–Weinberg (20 without heterozygotes, 20 with too many),
     60 variants missing up to 15 % of calls, 12 samples missing 2–30 % of variants."""
-    raw = np.frombuffer(path.read_bytes(), np.uint8)
-    width = (n_samples + 3) // 4
-    body = raw[3:].reshape(-1, width)
-    codes = ((body[:, :, None] >> np.array([0, 2, 4, 6], np.uint8)) & 3).reshape(len(body), -1)[:, :n_samples]
+    magic, codes = read_bed_codes(path, n_samples)
     rng = np.random.default_rng(seed)
     variants = rng.permutation(len(codes))
     for v in variants[:20]:                                    # no heterozygotes: hets become hom A2
@@ -50,28 +46,19 @@ def edit_bed(path: Path, n_samples: int, seed: int = 1) -> None:
         codes[v][rng.random(n_samples) < rng.uniform(0, 0.15)] = 1
     for j in rng.choice(n_samples, 12, replace=False):
         codes[rng.random(len(codes)) < rng.uniform(0.02, 0.3), j] = 1
-    padded = np.zeros((len(codes), width * 4), np.uint8)
-    padded[:, :n_samples] = codes
-    packed = (padded.reshape(len(codes), width, 4) << np.array([0, 2, 4, 6], np.uint8)).sum(axis=2, dtype=np.uint8)
-    path.write_bytes(raw[:3].tobytes() + packed.tobytes())
+    write_bed_codes(path, magic, codes)
 
 
 @pytest.fixture(scope="module")
 def qc_release(tmp_path_factory, release_folder) -> Path:
-    copy = Path(shutil.copytree(release_folder, tmp_path_factory.mktemp("qc") / "release"))
-    manifest = yaml.safe_load((copy / "release.yaml").read_text())
-    del manifest["checksums"]
-    (copy / "release.yaml").write_text(yaml.safe_dump(manifest))
+    copy = editable_copy(release_folder, tmp_path_factory.mktemp("qc") / "release")
     edit_bed(copy / "genotypes.bed", len((copy / "genotypes.fam").read_text().splitlines()))
     return copy
 
 
 @pytest.fixture(scope="module")
 def qc_lake(tmp_path_factory, qc_release) -> Lake:
-    lake = Lake.init(tmp_path_factory.mktemp("qc_lake") / "lake")
-    sources, _ = ReleaseSources.from_folder(qc_release)
-    ingest_release(lake, sources, release="r1", source=str(qc_release))
-    return lake
+    return lake_of(qc_release, tmp_path_factory.mktemp("qc_lake"))
 
 
 def removed_by_plink2(log: str) -> dict[str, int]:
@@ -131,7 +118,7 @@ def test_gwas__filters_remove_what_plink2_removes_and_test_what_it_tests(qc_lake
     theirs = removed_by_plink2(log)
     assert all(theirs[name] > 0 for name in ("--mind", "--geno", "--hwe", "--maf/--mac")), theirs
     mind = {reason: count for reason, count in qc_lake.results_provenance("qc")["dropped"].items()
-            if reason.startswith("--mind")}
+            if "(--mind 0.1" in reason}
     assert list(mind.values()) == [theirs.pop("--mind")]
     assert report.removed == theirs == qc_lake.results_provenance("qc")["variants_removed"]
     assert report.samples == len((tmp_path / "glm.id").read_text().splitlines()) - 1
