@@ -96,20 +96,27 @@ VARIANT_SETTINGS = ("min_maf", "min_mac", "max_missing", "max_sample_missing", "
                     "xchr_model")
 
 
-def _variant_options(*, maf_default: float, maf_help: str):
-    """Which variants a variant scan (gwas, gxe) reads, and plink2's quality-control filters of them
-    (:class:`biolake.frame.VariantJobRequest`); ``maf_help`` ends --maf's help."""
+def _variant_choice_options() -> list:
+    """--region, --extract and --exclude: which variants a job that reads genotypes (gwas, gxe, h2, kinship) reads
+    (:class:`biolake.frame.SampleRequest`)."""
     listed = dict(type=click.Path(dir_okay=False), metavar="FILE")
-    return _decorated_by([
+    return [
         click.option("--region", "regions", multiple=True, metavar="CHR:FROM-TO",
                      help="only the variants in this range (1-based, inclusive, as plink2's --chr --from-bp "
                           "--to-bp; repeat for several); only the genotype row groups holding them are read"),
         click.option("--extract", "extract_file", **listed,
-                     help="only the variants FILE lists, as plink2 --extract: one variant id a line, or CHR:FROM-TO "
+                     help="only the variants FILE lists, as plink2 --extract: variant ids (whitespace-separated), or CHR:FROM-TO "
                           "ranges (plink2's --extract range), or a .bed file's ranges (0-based starts, plink2's "
                           "bed0); an id the release lacks is a warning"),
         click.option("--exclude", "exclude_file", **listed,
-                     help="leave out the variants FILE lists (read as --extract reads it), as plink2 --exclude"),
+                     help="leave out the variants FILE lists (read as --extract reads it), as plink2 --exclude")]
+
+
+def _variant_options(*, maf_default: float, maf_help: str):
+    """Which variants a variant scan (gwas, gxe) reads, and plink2's quality-control filters of them
+    (:class:`biolake.frame.VariantJobRequest`); ``maf_help`` ends --maf's help."""
+    return _decorated_by([
+        *_variant_choice_options(),
         click.option("--xchr-model", "xchr_model", type=click.Choice(["1", "2"]), default="2", show_default=True,
                      callback=lambda _, __, value: int(value),
                      help="chromosome X (outside the PARs, which a release names XY): 2 codes a male's dosage 0/2 "
@@ -141,7 +148,12 @@ def _variant_options(*, maf_default: float, maf_help: str):
 
 
 def _variant_settings(shared: dict[str, Any]) -> dict[str, Any]:
-    """The request's fields of :func:`_variant_options`, taken out of a command's ``shared`` options (the --extract
+    """The request's fields of :func:`_variant_options`, taken out of a command's ``shared`` options."""
+    return {**_variant_choice(shared), **{name: shared.pop(name) for name in VARIANT_SETTINGS}}
+
+
+def _variant_choice(options: dict[str, Any]) -> dict[str, Any]:
+    """The request's fields of :func:`_variant_choice_options`, taken out of a command's ``options`` (the --extract
     and --exclude files read)."""
     from biolake.ingest.variant_lists import read_variant_list
     from biolake.queries.variants import VariantList
@@ -150,9 +162,9 @@ def _variant_settings(shared: dict[str, Any]) -> dict[str, Any]:
         ids, ranges = read_variant_list(path)
         return VariantList(flag, path, ids, tuple(ranges))
 
-    files = {name: None if (path := shared.pop(f"{name}_file")) is None else listed(f"--{name}", path)
+    files = {name: None if (path := options.pop(f"{name}_file")) is None else listed(f"--{name}", path)
              for name in ("extract", "exclude")}
-    return {"regions": shared.pop("regions"), **files, **{name: shared.pop(name) for name in VARIANT_SETTINGS}}
+    return {"regions": options.pop("regions"), **files}
 
 
 def _sample_lists(keep_file: str | None, remove_file: str | None) -> dict[str, Any]:
@@ -1127,11 +1139,13 @@ def ldscores(lake_location: str, window_cm: float | None, window_kb: float | Non
 @_results_options(default_name="kinship", release_help="release whose genotypes give kinship [default: latest]",
                   exported="pairs")
 @_chrom_option("; autosomes only count")
+@_decorated_by(_variant_choice_options())
 @_cluster_options
 def kinship(lake_location: str, samples_sql: str | None, keep_file: str | None, remove_file: str | None,
             min_kinship: float, unrelated: float | None,
             release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
-            chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool) -> None:
+            chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool,
+            **variants: Any) -> None:
     """KING-robust kinship of every pair of participants, as plink2 --make-king-table; a
     results table in the lake, and with --unrelated a set of unrelated participants.
 
@@ -1170,9 +1184,11 @@ def kinship(lake_location: str, samples_sql: str | None, keep_file: str | None, 
                    f"over {report.variants:,} autosomal variants (release {report.release}) → "
                    f"{_stored(lake, report)}{kept}", err=True)
 
+    chosen = _variant_choice(variants)
+
     def start(lake, progress):
         settings = KinshipSettings(name=name, release=release, replace=replace, chromosomes=list(chromosomes) or None,
-                                   samples=samples_sql, **_sample_lists(keep_file, remove_file),
+                                   samples=samples_sql, **_sample_lists(keep_file, remove_file), **chosen,
                                    min_kinship=min_kinship, unrelated=unrelated)
         return run_kinship(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
     _job(lake_location, start, show, out=out, digits=digits, quiet=quiet)
@@ -1219,6 +1235,7 @@ LDSC_INPUTS = (  # what h2 --result and rg (LD score regression) take besides th
 @click.option("--probes", default=100, show_default=True, metavar="B",
               help="from genotypes, --trace randomized: Gaussian probe vectors of the trace estimate (at least 2)")
 @click.option("--seed", default=1, show_default=True, help="from genotypes, --trace randomized: seed of the probes")
+@_decorated_by(_variant_choice_options())
 def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | None, ldscores: str,
        w_ldscores: str | None, sample_size: float | None, pheno_sql: str | None, pheno: str | None, method: str,
        min_maf: float, max_missing: float, trace: str, probes: int, seed: int, **shared: Any) -> None:
@@ -1268,11 +1285,12 @@ def h2(result: str | None, phenotypes: tuple[str, ...], intercept_h2: float | No
         _refuse_given(["phenotypes", "intercept_h2", "ldscores", "w_ldscores", "sample_size"],
                       "with --result (LD score regression); from genotypes give --pheno-sql or --pheno")
         _h2_from_genotypes(pheno_sql, pheno, dict(method=method, min_maf=min_maf, max_missing=max_missing,
-                                                  trace=trace, probes=probes, seed=seed), **shared)
+                                                  trace=trace, probes=probes, seed=seed, **_variant_choice(shared)),
+                           **shared)
         return
     _refuse_given(["pheno_sql", "pheno", "method", "min_maf", "max_missing", "trace", "probes", "seed", "covar_sql",
                    "covar", "samples_sql", "keep_file", "remove_file", "transform", "standardize", "release",
-                   "chromosomes", "scheduler", "workers"],
+                   "chromosomes", "scheduler", "workers", "regions", "extract_file", "exclude_file"],
                   "from genotypes (--pheno-sql/--pheno); --result estimates h² from summary statistics")
     from biolake.ldsc import H2Settings, run_h2
 
@@ -1700,6 +1718,7 @@ def _job(lake_location: str, run: Callable[[Any, Progress], Any], show: Callable
     bars (each step a fault point of the crash tests), ``show`` what it found, export it to --out, and write
     its log (:mod:`biolake.joblog`) beside the results table and beside --out."""
     from biolake.joblog import JobLog, log_beside
+    from biolake.lake.errors import BiolakeError
     from biolake.lake.faults import with_hold_points
     from biolake.progress import progress_bars
 
@@ -1714,8 +1733,13 @@ def _job(lake_location: str, run: Callable[[Any, Progress], Any], show: Callable
                 log.warnings.append(str(message))
             display(message, category, *where)
         warnings.showwarning = keep
-        with progress_bars(quiet=quiet) as progress:
-            report = run(lake, with_hold_points(log.timed(progress)))
+        try:
+            with progress_bars(quiet=quiet) as progress:
+                report = run(lake, with_hold_points(log.timed(progress)))
+        except BiolakeError as exc:   # a job refused or stopped leaves its log beside --out, as plink2's
+            if out is not None:
+                log_beside(out).write_text(log.text(shown=f"Error: {exc}", results="none (the job stopped)"))
+            raise
         show(lake, report)
         exported = _export(lake, report.name, out, digits, split_by)
     shown = io.StringIO()

@@ -53,6 +53,9 @@ class EwasSettings(JobRequest):
         if self.transform is not None:
             raise BiolakeError("--transform rank-normalises phenotypes tested against genotypes (gwas, gxe, h2); ewas "
                                "tests each CpG against the exposures and does not take it")
+        if self.variant_choice():
+            raise BiolakeError(f"{self.variant_choice().describe()} chooses genotyped variants (gwas, gxe, h2, kinship); "
+                               "ewas reads CpGs and does not take it")
 
 
 @dataclass(frozen=True)

@@ -77,17 +77,36 @@ class Request:
 class SampleRequest(Request):
     """A :class:`Request` of a job over chosen participants: ``samples``, SQL returning the ``participant_id``
     to keep (``--samples-sql``), and the participants listed in files to keep and to leave out (``--keep``,
-    ``--remove``, as plink2's); all three apply.
+    ``--remove``, as plink2's); all three apply. The jobs that read genotypes (gwas, gxe, h2, kinship) also read
+    only the variants of their chromosomes in one of ``regions`` (``--region``; none: anywhere), listed by
+    ``extract`` and not by ``exclude`` (:meth:`variant_choice`).
 
     Examples
     --------
     >>> SampleRequest(name="kinship").sample_choice()
     {'samples': None, 'keep': None, 'remove': None}
+    >>> SampleRequest(name="kinship", regions=["chr2:1,000-2,000"]).variant_choice().describe()
+    '--region 2:1000-2000'
     """
 
     samples: str | None = None
     keep: SampleList | None = None
     remove: SampleList | None = None
+    regions: Sequence[GenomicRange] = ()      # --region: only variants in one of these (none: anywhere)
+    extract: VariantList | None = None        # --extract FILE: only the variants it lists
+    exclude: VariantList | None = None        # --exclude FILE: not the variants it lists
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:   # spelled as on the command line: CHR:FROM-TO
+            object.__setattr__(self, "regions", tuple(
+                region if isinstance(region, GenomicRange) else genomic_range(region) for region in self.regions))
+        except ValueError as exc:
+            raise BiolakeError(f"--region {exc}") from None
+
+    def variant_choice(self) -> VariantChoice:
+        """The variants the job reads on its chromosomes: by --region, --extract and --exclude."""
+        return VariantChoice(tuple(self.regions), self.extract, self.exclude)
 
     def sample_choice(self) -> dict[str, Any]:
         """The keywords of :func:`biolake.queries.design.design` (and ``genotyped_samples``) that choose the
@@ -195,18 +214,10 @@ class VariantJobRequest(JobRequest):
     hwe: float | None = None                  # --hwe: smallest Hardy–Weinberg exact test p-value
     hwe_midp: bool = False                    # --hwe-midp: its mid-p variant
     min_info: float | None = None             # --min-info: smallest MaCH r² (plink2 --mach-r2-filter)
-    regions: Sequence[GenomicRange] = ()      # --region: only variants in one of these (none: anywhere)
-    extract: VariantList | None = None        # --extract FILE: only the variants it lists
-    exclude: VariantList | None = None        # --exclude FILE: not the variants it lists
     xchr_model: int = 2                       # males on chromosome X coded 0/2 (plink2's default), or 0/1
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        try:   # spelled as on the command line: CHR:FROM-TO
-            object.__setattr__(self, "regions", tuple(
-                region if isinstance(region, GenomicRange) else genomic_range(region) for region in self.regions))
-        except ValueError as exc:
-            raise BiolakeError(f"--region {exc}") from None
         check_min_maf(self.min_maf)
         if self.xchr_model not in (1, 2):
             raise BiolakeError(f"--xchr-model must be 1 (males 0/1) or 2 (males 0/2, plink2's default), got "
@@ -223,10 +234,6 @@ class VariantJobRequest(JobRequest):
             raise BiolakeError("--hwe-midp sets --hwe's test: give --hwe P")
         if self.min_info is not None and not 0.0 <= self.min_info <= 1.0:
             raise BiolakeError(f"--min-info must be a MaCH r² from 0 to 1, got {self.min_info}")
-
-    def variant_choice(self) -> VariantChoice:
-        """The variants the scan reads on its chromosomes: by --region, --extract and --exclude."""
-        return VariantChoice(tuple(self.regions), self.extract, self.exclude)
 
     def variant_qc(self) -> VariantQc:
         """The variant filters the scan's blocks go through."""
@@ -278,7 +285,8 @@ def provenance(kind: str, request: JobRequest, chosen: Design, **facts: Any) -> 
     >>> {key: value for key, value in record.items() if key != "created_at"}   # doctest: +NORMALIZE_WHITESPACE
     {'kind': 'ewas', 'release': 'r1', 'exposures': ['stress'], 'covariates': ['age'], 'samples': None,
      'settings': {'name': 'stress', 'release': None, 'chromosomes': None, 'replace': False, 'keep': None,
-                  'remove': None, 'transform': None, 'standardize': False, 'values': 'm'},
+                  'remove': None, 'regions': [], 'extract': None, 'exclude': None, 'transform': None,
+                  'standardize': False, 'values': 'm'},
      'analysis_samples': 2, 'covariate_columns': ['intercept', 'age'], 'dropped': {'no exposure': 0},
      'exposure_summaries': []}
     """

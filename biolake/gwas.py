@@ -124,19 +124,19 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     array([2.1])
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    chosen, blocks, haploid_x = scan_design(lake, settings, scheduler=scheduler, workers=workers,
-                                            progress=progress)
+    chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers,
+                                          progress=progress)
     if settings.lmm is None:
         inputs = block_inputs(chosen, settings=settings)
         facts = {"linear_phenotypes": inputs.linear_names, "logistic_phenotypes": inputs.binary_names}
     else:
         inputs, facts = _mixed_model_inputs(lake, chosen, settings, blocks, scheduler=scheduler, workers=workers,
-                                            progress=progress)
+                                          progress=progress)
         facts = {"linear_phenotypes": inputs.phenotype_names, "logistic_phenotypes": [], **facts}
     record = provenance("gwas", settings, chosen, **facts)
     version, summary, removed = scan_variants(lake, settings.name, inputs, blocks, provenance=record, step="gwas",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
-                                     haploid_x=haploid_x,
+                                     males_x=males_x, xchr_model=settings.xchr_model,
                                      fdr=(["phenotype"], "log10p") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum())
     return GwasReport(name=settings.name, version=version, rows=rows, summary=summary, removed=removed,

@@ -89,8 +89,8 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     array(['rs3741'], dtype=object)
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    chosen, blocks, haploid_x = scan_design(lake, settings, scheduler=scheduler, workers=workers,
-                                            progress=progress)
+    chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers,
+                                          progress=progress)
     exposures = exposure_columns(chosen.covariate_names, settings.exposures)
     try:
         model = prepare_gxe(chosen.phenotypes, chosen.covariates, exposures=exposures, keller=settings.keller,
@@ -103,7 +103,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     record = provenance("gxe", settings, chosen, exposure_columns=exposure_names, per_variant_terms=model.terms)
     version, summary, removed = scan_variants(lake, settings.name, tests, blocks, provenance=record, step="gxe",
                                      scheduler=scheduler, workers=workers, progress=progress, replace=settings.replace,
-                                     haploid_x=haploid_x,
+                                     males_x=males_x, xchr_model=settings.xchr_model,
                                      fdr=(["phenotype", "exposure"], "log10p_gxe_robust") if settings.adjust else None)
     rows = int(summary.tests.sum() + summary.failed.sum()) * len(exposures)
     return GxeReport(name=settings.name, version=version, rows=rows, exposures=exposure_names, terms=model.terms,

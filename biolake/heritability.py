@@ -141,7 +141,8 @@ def run_heritability(lake: Lake, settings: HeritabilitySettings, *, scheduler: s
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = settings.design(con)
     refuse_unfittable(chosen)
-    blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes)
+    blocks = genotype_blocks(lake, release=chosen.release, chromosomes=settings.chromosomes,
+                             choice=settings.variant_choice())
     inputs = RelationshipInputs(chosen.vector_length, chosen.selection, settings.min_maf, settings.max_missing)
     method = settings.estimator(len(chosen.participant_ids))
     passes = dict(scheduler=scheduler, workers=workers, progress=progress)

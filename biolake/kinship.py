@@ -132,7 +132,7 @@ def _autosomal_blocks(lake: Lake, settings: KinshipSettings, *, release: str) ->
     """The release's autosomal genotype row groups (of ``settings.chromosomes``, if given; plink2's KING-robust
     counts autosomes only); refuses none."""
     asked = [chrom for chrom in settings.chromosomes or AUTOSOMES if chrom in AUTOSOMES]
-    blocks = genotype_blocks(lake, release=release, chromosomes=asked) if asked else []
+    blocks = genotype_blocks(lake, release=release, chromosomes=asked, choice=settings.variant_choice()) if asked else []
     if not blocks:
         raise BiolakeError(f"release {release!r} has no autosomal genotypes"
                            + (f" on chromosomes {', '.join(settings.chromosomes)}" if settings.chromosomes else "")

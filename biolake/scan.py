@@ -14,6 +14,7 @@ results rows the client writes. Either way :meth:`Run.publish` then commits
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -31,7 +32,7 @@ from biolake.queries.design import Design
 from biolake.queries.sql import LakeConnection
 from biolake.run import KernelOutput, Piece, Run, RunFiles
 from biolake.stats.multiple import family_threshold
-from biolake.stats.qc import VariantQc, missing_calls_per_sample
+from biolake.stats.qc import VariantQc, missing_calls_per_sample, most
 from biolake.stats.summary import ScanSummary
 
 Progress = Callable[[str, int, int], None]
@@ -108,31 +109,33 @@ class VariantTests(Protocol):
         """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VariantScan:
-    """What every block task of a variant scan gets: the job's tests, and the analysis samples whose chromosome X
-    dosages are halved (:class:`ScanDesign`)."""
+    """What every block task of a variant scan gets: the job's tests, the analysis samples with one X (males:
+    :class:`ScanDesign`), and whether their X dosages are halved (--xchr-model 1) before the tests."""
 
     tests: VariantTests
-    haploid_x: np.ndarray | None = None
+    males_x: np.ndarray | None = None
+    halve_x: bool = False
 
 
 def variant_results(scan: VariantScan, fragment: Block) -> Iterator[KernelOutput]:
     """The kernel of a variant job: decoded genotype slices of a row group through ``tests.qc`` (a slice's removed
-    variants counted even when none is left to test; on the dosages as stored), then (on X, males' dosages halved
-    if asked) tested by ``tests``."""
+    variants counted even when none is left to test; on the dosages as stored, a male's X call one allele), then
+    (on X, males' dosages halved if asked) tested by ``tests``."""
     tests = scan.tests
+    haploid = scan.males_x if fragment.chrom == "X" else None
     for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples, dtype=tests.dtype):
         removed: dict[str, int] = {}
         if tests.qc.active:
-            kept, removed = tests.qc.passing(block.dosages, block.missing, chrom=fragment.chrom)
+            kept, removed = tests.qc.passing(block.dosages, block.missing, chrom=fragment.chrom, haploid=haploid)
             if not kept.all():
                 block = block.take(np.flatnonzero(kept))
         if not block.variants.num_rows:
             yield KernelOutput(tests.schema.empty_table(), None, None, removed)
             continue
-        if scan.haploid_x is not None and fragment.chrom == "X":
-            block = block.halved(scan.haploid_x)
+        if scan.halve_x and haploid is not None:
+            block = block.halved(haploid)
         table, log10p = tests.test(block)
         yield KernelOutput(table, block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p, removed)
 
@@ -150,14 +153,16 @@ class ScanReport(DesignReport):
 def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
                   progress: Progress | None = None, fdr: tuple[Sequence[str], str] | None = None,
-                  replace: bool = False, haploid_x: np.ndarray | None = None) -> tuple[int, ScanSummary, dict[str, int]]:
+                  replace: bool = False, males_x: np.ndarray | None = None,
+                  xchr_model: int = 2) -> tuple[int, ScanSummary, dict[str, int]]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
     Returns the committed version, the per-phenotype summary of the headline test, which
     is also stored in the provenance (tests, hits, λGC, top variant) with the family-wide
     Bonferroni threshold (5e-8 over the number of phenotypes), and the variants each filter of
-    ``tests.qc`` removed (in the provenance too, as ``variants_removed``). With ``haploid_x``, those samples'
-    dosages on chromosome X are halved (:class:`ScanDesign`). With ``fdr`` = (group
+    ``tests.qc`` removed (in the provenance too, as ``variants_removed``). ``males_x`` marks the samples with
+    one X (:class:`ScanDesign`): their X calls count one allele in --maf/--mac, and with ``xchr_model`` 1 their X
+    dosages are halved. With ``fdr`` = (group
     columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
     within each group (:func:`biolake.run.with_fdr`). An existing results table ``name``
     is replaced only with ``replace``.
@@ -165,7 +170,8 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     kind = RESULTS_KINDS[provenance["kind"]]
     headline = bool(kind.extra_group)   # GxE: rows per exposure, the headline a joint test per phenotype
     run = Run(lake, name, kind=kind, phenotypes=tests.phenotype_names, headline=headline)
-    map_lake_blocks(run, variant_results, VariantScan(tests, haploid_x), blocks, schema=tests.schema, step=step,
+    map_lake_blocks(run, variant_results, VariantScan(tests, males_x, xchr_model == 1), blocks, schema=tests.schema,
+                    step=step,
                     scheduler=scheduler, workers=workers, progress=progress)
     summary = run.headline if run.headline is not None else run.summary
     removed = {name: run.removed[name] for name in tests.qc.applied}
@@ -177,12 +183,12 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
 
 
 class ScanDesign(NamedTuple):
-    """What a variant scan tests: its design, its genotype row groups, and the analysis samples whose
-    chromosome X dosages are halved (males under --xchr-model 1; None: no one's)."""
+    """What a variant scan tests: its design, its genotype row groups, and which analysis samples have one X
+    (males; None when X is not tested)."""
 
     design: Design
     blocks: list[Block]
-    haploid_x: np.ndarray | None
+    males_x: np.ndarray | None
 
 
 def scan_design(lake: Lake, request: VariantJobRequest, *, scheduler: str | None = None, workers: int | None = None,
@@ -204,7 +210,7 @@ def scan_design(lake: Lake, request: VariantJobRequest, *, scheduler: str | None
             chosen = _without_missing_samples(lake, con, request, chosen, blocks, scheduler=scheduler,
                                               workers=workers, progress=progress)
         males = x_males(con, chosen) if any(block.chrom == "X" for block in blocks) else None
-    return ScanDesign(chosen, blocks, males if request.xchr_model == 1 else None)
+    return ScanDesign(chosen, blocks, males)
 
 
 def _without_missing_samples(lake: Lake, con: LakeConnection, request: VariantJobRequest, chosen: Design,
@@ -213,11 +219,13 @@ def _without_missing_samples(lake: Lake, con: LakeConnection, request: VariantJo
     inputs = TaskInputs(chosen.vector_length, chosen.selection)
     missing, variants = summed_over_shares(lake, _missing_calls_task, inputs, blocks,
                                            [np.zeros(inputs.analysis_samples, np.int64), 0], step="--mind", **where)
-    over = missing > np.floor(request.max_sample_missing * variants * (1 + 1e-9))
+    over = missing > most(request.max_sample_missing, variants)
     if not over.any():
         return chosen
     reason = f"removed due to missing genotype data (--mind {request.max_sample_missing:g}, of {variants:,} variants)"
-    return request.design(con, excluded={reason: [chosen.participant_ids[j] for j in np.flatnonzero(over)]})
+    with warnings.catch_warnings():   # the design's warnings were shown when it was first made
+        warnings.simplefilter("ignore")
+        return request.design(con, excluded={reason: [chosen.participant_ids[j] for j in np.flatnonzero(over)]})
 
 
 def x_males(con: LakeConnection, chosen: Design) -> np.ndarray:
@@ -234,7 +242,7 @@ def x_males(con: LakeConnection, chosen: Design) -> np.ndarray:
     fit = np.linalg.lstsq(chosen.covariates, males.astype(float), rcond=None)[0]
     if np.abs(chosen.covariates @ fit - males).max() > 1e-6:
         raise BiolakeError("chromosome X is tested with sex among the covariates, as plink2 --glm adds it there; "
-                           "add sex to the covariates, or leave X out (--chrom)")
+                           "add sex to the covariates (as the genotype source gives it), or leave X out (--chrom)")
     return males
 
 

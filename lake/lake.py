@@ -420,14 +420,18 @@ class Lake:
         the table drops it); returns its location."""
         folder = self.location.join(RESULTS_FOLDER, check_results_name(name), JOB_LOGS)
         filesystem = self.location.arrow_filesystem(folder)
-        filesystem.create_dir(".", recursive=True)
+        if not self.location.remote:   # a bucket has no folders to make
+            filesystem.create_dir(".", recursive=True)
         with filesystem.open_output_stream(f"v{version}.log") as sink:
             sink.write(text.encode())
         return f"{folder}/v{version}.log"
 
     def read_job_log(self, name: str, version: int | None = None) -> str:
         """The log :meth:`write_job_log` kept for ``version`` (default: the current one) of the results ``name``."""
-        version = self.results(name).version() if version is None else version
+        current = self.results(name).version()
+        if version is not None and not 0 <= version <= current:
+            raise LakeError(f"results {name!r} has no version {version} (its versions are 0 to {current})")
+        version = current if version is None else version
         folder = self.location.join(RESULTS_FOLDER, check_results_name(name), JOB_LOGS)
         try:
             with self.location.arrow_filesystem(folder).open_input_stream(f"v{version}.log") as source:

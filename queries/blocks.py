@@ -179,8 +179,8 @@ def _row_groups(lake: Lake, table: str, order: str, *, release: str | None,
                 mine = chosen[np.searchsorted(chosen, first):np.searchsorted(chosen, last, side="right")]
                 if not len(mine):
                     continue
-            blocks.append((first, Block(location, uri, piece.path, group.id, chrom,
-                                        None if mine is None or len(mine) == group.num_rows else mine)))
+            whole = mine is None or len(mine) == group.num_rows == last - first + 1   # every row of the group chosen
+            blocks.append((first, Block(location, uri, piece.path, group.id, chrom, None if whole else mine)))
     return [block for _, block in sorted(blocks, key=lambda pair: pair[0])]
 
 

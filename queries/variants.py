@@ -112,8 +112,8 @@ def chosen_variants(lake: Lake, choice: VariantChoice, *, release: str | None = 
     if chromosomes is not None:
         variants = variants.filter(pc.is_in(variants.column("chrom"), value_set=pa.array(list(chromosomes))))
     if choice.extract is not None and choice.extract.ids:
-        known = set(variants.column("variant_id").to_pylist())
-        unknown = [variant for variant in choice.extract.ids if variant not in known]
+        listed = pa.array(list(choice.extract.ids), pa.string())
+        unknown = listed.filter(pc.invert(pc.is_in(listed, value_set=variants.column("variant_id")))).to_pylist()
         if unknown:
             warnings.warn(f"--extract {choice.extract.path}: {len(unknown):,} of its {len(choice.extract.ids):,} ids "
                           f"are not variants of the release{' on the chosen chromosomes' if chromosomes else ''}, "

@@ -14,8 +14,9 @@ first filter it fails (the counts plink2's log prints):
 
 Hard calls are plink2's: a dosage within :data:`HARD_CALL_THRESHOLD` of 0, 1 or 2 is that call,
 any other dosage (and a missing one) is no call. Hardy–Weinberg and MaCH r² are computed on the
-autosomes only: plink2 tests chromosome X by Graffelman and Weir's method, which needs each
-sample's sex, and computes no MaCH r² on X and MT. numpy and numba only, no file.
+autosomes and XY (X's pseudo-autosomal regions) only: plink2 tests chromosome X by Graffelman and Weir's
+method, which needs each sample's sex, and computes no MaCH r² on X and MT. On X, a male's call counts one
+allele in --maf and --mac, as in plink2. numpy and numba only, no file.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import numba
 import numpy as np
 import scipy.sparse
 
+from biolake.lake.chromosomes import AUTOSOMES
+
 HARD_CALL_THRESHOLD = 0.1            # plink2 --hard-call-threshold's default
-NOT_AUTOSOMES = frozenset({"X", "Y", "XY", "MT"})
+DIPLOID = frozenset([*AUTOSOMES, "XY"])   # where --hwe and --min-info apply (XY: X's pseudo-autosomal regions)
 FILTERS = ("--geno", "--hwe", "--maf/--mac", "--min-info")   # plink2's order; a failing variant counts under the first
 
 
@@ -62,34 +65,65 @@ class VariantQc:
         """Whether any filter applies."""
         return bool(self.applied)
 
-    def passing(self, dosages: np.ndarray, missing: scipy.sparse.csr_array, *,
-                chrom: str) -> tuple[np.ndarray, dict[str, int]]:
+    def passing(self, dosages: np.ndarray, missing: scipy.sparse.csr_array, *, chrom: str,
+                haploid: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, int]]:
         """Which variants (rows of ``dosages``, 0 where ``missing`` marks a call as missing) pass every filter,
-        and how many each filter :attr:`applied` removed."""
+        and how many each filter :attr:`applied` removed. ``haploid`` marks the samples with one copy of
+        ``chrom`` (males on X, their dosages stored 0/2): their calls count one allele each in --maf and --mac,
+        as plink2 counts them."""
         marked = np.diff(missing.indptr)
         kept = np.ones(len(dosages), bool)
         removed = dict.fromkeys(self.applied, 0)
-        autosome = chrom not in NOT_AUTOSOMES
+        diploid = chrom in DIPLOID
         counts = hard_call_counts(dosages, marked) if self.max_missing is not None or (
-            self.hwe is not None and autosome) else None
+            self.hwe is not None and diploid) else None
 
         def apply(name: str, fails: np.ndarray) -> None:
             removed[name] = int((kept & fails).sum())
             kept[fails] = False
 
-        n = dosages.shape[1]
         if self.max_missing is not None:
-            apply("--geno", counts[:, 3] > np.floor(self.max_missing * n * (1 + 1e-9)))
-        if self.hwe is not None and autosome:
+            apply("--geno", counts[:, 3] > most(self.max_missing, dosages.shape[1]))
+        if self.hwe is not None and diploid:
             apply("--hwe", hwe_exact_p(counts[:, 1], counts[:, 0], counts[:, 2], midp=self.hwe_midp) < self.hwe)
         if self.min_maf > 0 or self.min_mac > 0:
-            alt, called = dosages.sum(axis=1, dtype=np.float64), 2.0 * (n - marked)
-            minor = np.minimum(alt, called - alt)
+            alt, alleles = allele_counts(dosages, missing, haploid)
+            minor = np.minimum(alt, alleles - alt)
             with np.errstate(invalid="ignore", divide="ignore"):
-                apply("--maf/--mac", ~(minor >= self.min_maf * called) | (minor < self.min_mac))
-        if self.min_info is not None and autosome:
+                frequency = minor / alleles     # NaN without a call: fails, as every comparison with NaN
+            apply("--maf/--mac", ~(frequency >= self.min_maf) | ~(minor >= self.min_mac))
+        if self.min_info is not None and diploid:
             apply("--min-info", mach_r2(dosages, marked) < self.min_info)
         return kept, removed
+
+
+def most(fraction: float, total: int) -> float:
+    """The largest count that is at most ``fraction`` of ``total`` (what --geno and --mind allow), with a margin
+    for the rounding of ``fraction`` itself (0.05 × 300 is 15.000000000000002).
+
+    >>> most(0.05, 300), most(0.1, 15)
+    (15.0, 1.0)
+    """
+    return float(np.floor(fraction * total * (1 + 1e-9)))
+
+
+def allele_counts(dosages: np.ndarray, missing: scipy.sparse.csr_array,
+                  haploid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per variant: its alt allele dosage and its called alleles, a ``haploid`` sample's call (stored 0/2)
+    counting one allele.
+
+    >>> calls = np.array([[0.0, 2, 2, 1]])
+    >>> allele_counts(calls, scipy.sparse.csr_array(calls.shape))
+    (array([5.]), array([8.]))
+    >>> allele_counts(calls, scipy.sparse.csr_array(calls.shape), haploid=np.array([False, True, True, False]))
+    (array([3.]), array([6.]))
+    """
+    called = dosages.shape[1] - np.diff(missing.indptr)
+    if haploid is None or not haploid.any():
+        return dosages.sum(axis=1, dtype=np.float64), 2.0 * called
+    haploid_missing = np.asarray(missing[:, haploid].sum(axis=1)).ravel()
+    alt = dosages[:, ~haploid].sum(axis=1, dtype=np.float64) + dosages[:, haploid].sum(axis=1, dtype=np.float64) / 2
+    return alt, 2.0 * called - (haploid.sum() - haploid_missing)
 
 
 def hard_call_counts(dosages: np.ndarray, marked: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@
 The small release's chromosome 22 is relabelled 23 (PLINK's X) in its .bim, and males' heterozygous calls there
 become missing (a male has one X: a .bed stores his calls as homozygous)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,24 @@ def test_gwas_chrx__plink2_xchr_model(x_lake, x_release, tmp_path, model):
 
 def test_gwas_chrx__without_sex_among_covariates_is_one_line(x_lake):
     with pytest.raises(BiolakeError, match=r"^chromosome X is tested with sex among the covariates, as plink2 --glm "
-                                           r"adds it there; add sex to the covariates, or leave X out \(--chrom\)$"):
+                                           r"adds it there; add sex to the covariates \(as the genotype source gives "
+                                           r"it\), or leave X out \(--chrom\)$"):
         run_gwas(x_lake, GwasSettings(name="nosex", phenotypes=[PHENOTYPE], covariates=["age"], chromosomes=["X"]))
     with pytest.raises(BiolakeError, match=r"--xchr-model must be 1 \(males 0/1\) or 2 \(males 0/2, plink2's "
                                            r"default\), got 0"):
         GwasSettings(name="x", phenotypes=[PHENOTYPE], covariates=["age"], xchr_model=0)
+
+
+def test_gwas_chrx__maf_counts_a_males_call_as_one_allele_as_plink2(x_lake, x_release, tmp_path):
+    report = run_gwas(x_lake, GwasSettings(name="xmaf", phenotypes=[PHENOTYPE], covariates=["age", "sex"],
+                                           chromosomes=["X"], min_maf=0.3, min_mac=60))
+    keep = tmp_path / "keep.txt"
+    with connect(x_lake) as con:
+        keep.write_text("".join(f"{pid}\t{pid}\n" for pid in design(con, phenotypes=[PHENOTYPE],
+                                                                    covariates=["age", "sex"]).participant_ids))
+    log = plink2("--bfile", str(x_release / "genotypes"), "--keep", str(keep), "--chr", "X", "--maf", "0.3", "--mac",
+                 "60", "--write-snplist", "--out", str(tmp_path / "maf"))
+    theirs = int(re.search(r"(\d+) variants? removed due to allele frequency", " ".join(log.split())).group(1))
+    assert report.removed == {"--maf/--mac": theirs} and 0 < theirs < report.rows + theirs
+    tested = x_lake.results_dataset("xmaf").to_table(columns=["variant_id"]).column(0).to_pylist()
+    assert tested == (tmp_path / "maf.snplist").read_text().split()

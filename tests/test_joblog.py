@@ -37,5 +37,15 @@ def test_every_job_keeps_a_log_under_the_lake_without_out(gwas_lake):
     assert "  biolake kinship" in text and "Results: " in text and "kin_logged" in text
     missing = CliRunner().invoke(main, ["results", "log", "kin_logged", "--version", "7", "--lake",
                                         str(gwas_lake.location.root)])
-    assert missing.output.strip() == "error: results 'kin_logged' version 7 has no job log (made before biolake kept " \
-                                     "them, or by a job that writes none)"
+    assert missing.output.strip() == "error: results 'kin_logged' has no version 7 (its versions are 0 to 0)"
+
+
+def test_a_job_that_stops_leaves_its_log_beside_out(gwas_lake, tmp_path):
+    out = tmp_path / "none.tsv"
+    result = CliRunner().invoke(main, ["gwas", "--lake", str(gwas_lake.location.root), "--pheno", "25001-2.0",
+                                       "--covar", "age", "--chrom", "22", "--region", "1:1-1000", "--name", "none",
+                                       "--out", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    text = (tmp_path / "none.log").read_text()
+    assert "  --region 1:1-1000" in text and "Error: no variant on chromosomes 22 is chosen by --region 1:1-1000" in text
+    assert "Results: none (the job stopped)" in text

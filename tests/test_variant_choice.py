@@ -129,3 +129,44 @@ def test_choice__nothing_chosen_is_one_line_naming_the_flags(gwas_lake, tmp_path
     with pytest.raises(BiolakeError, match=r"^no variant on chromosomes 22 is chosen by --region 1:1-1000$"):
         run_gwas(gwas_lake, GwasSettings(name="none", phenotypes=["25001-2.0"], covariates=COVARIATES,
                                          chromosomes=["22"], regions=["1:1-1000"]))
+
+
+def test_kinship_and_h2__read_only_the_chosen_variants(gwas_lake, release_folder, tmp_path):
+    """The jobs that read genotypes besides the scans take the same choice: KING-robust kinship over an --extract
+    list equals plink2 --make-king-table --extract's, and h2's relationship matrix counts the region's variants."""
+    rows = bim(release_folder)
+    ids = tmp_path / "pruned.prune.in"   # what plink2 --indep-pairwise writes, one id a line
+    ids.write_text("".join(f"{row[1]}\n" for row in rows[::3]))
+    kept = their_variants(release_folder, tmp_path, "--extract", str(ids))
+    result = CliRunner().invoke(main, ["kinship", "--lake", str(gwas_lake.location.root), "--extract", str(ids),
+                                       "--min", "0", "--name", "kin_extract", "--out", str(tmp_path / "kin.tsv")])
+    assert result.exit_code == 0, result.output
+    plink2("--bfile", str(release_folder / "genotypes"), "--extract", str(ids), "--make-king-table", "counts",
+           "--out", str(tmp_path / "king"))
+    ours = {tuple(fields[:2]): fields[2] for fields in (line.split("\t") for line in
+                                                        (tmp_path / "kin.tsv").read_text().splitlines()[1:])}
+    theirs = {(fields[1], fields[3]): fields[4] for fields in (line.split("\t") for line in
+                                                              (tmp_path / "king.kin0").read_text().splitlines()[1:])}
+    assert len(ours) > 1000 and all(theirs[pair] == nsnp for pair, nsnp in ours.items())   # NSNP per pair
+    assert f"over {len(kept):,} autosomal variants" in result.output
+    region_rows = [row for row in rows if row[0] == "2"][5:60]
+    region = f"2:{region_rows[0][3]}-{region_rows[-1][3]}"
+    result = CliRunner().invoke(main, ["h2", "--lake", str(gwas_lake.location.root), "--pheno", "25001-2.0", "--covar",
+                                       "age,sex", "--region", region, "--maf", "0", "--max-missing", "1",
+                                       "--name", "h2_region"])
+    assert result.exit_code == 0, result.output
+    assert f"over {len(region_rows):,} variants" in result.output
+
+
+def test_ewas__refuses_a_variant_choice(tmp_path):
+    from biolake.ewas import EwasSettings
+
+    with pytest.raises(BiolakeError, match=r"^--region 1:1-100 chooses genotyped variants \(gwas, gxe, h2, kinship\); "
+                                           r"ewas reads CpGs and does not take it$"):
+        EwasSettings(name="e", exposures=["stress"], covariates=["age"], regions=["1:1-100"])
+
+
+def test_variant_list__a_header_naming_the_column_is_skipped(tmp_path):
+    path = tmp_path / "common.csv"
+    path.write_text("variant_id\nrs1\nrs2 rs3\n")   # biolake sql --format csv's header; ids as plink2 reads them
+    assert read_variant_list(path) == ({"rs1": 2, "rs2": 3, "rs3": 3}, [])
