@@ -61,7 +61,7 @@ class KillOneWorker(WorkerPlugin):
 
     def _reached(self, key: str, finish: str) -> bool:
         if self.phase == "inputs":
-            return finish == "memory" and type(self.worker.data.get(key)).__name__ in ("BlockInputs", "GxeTests")
+            return finish == "memory" and type(self.worker.data.get(key)).__name__ == "VariantScan"   # its model
         if not key.startswith(f"{self.task}-"):
             return False
         self.blocks += finish == "executing"
