@@ -926,6 +926,65 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 
 @main.command()
 @_lake_option
+@click.option("--pheno-sql", metavar="SQL", help="IDPs: SQL returning participant_id, then one column each")
+@click.option("--pheno", metavar="COLS", help="IDPs: comma-separated columns of idps (instead of --pheno-sql)")
+@click.option("--batch", required=True, metavar="COLUMN",
+              help="the column of covariates naming each participant's site or scanner (the batch ComBat removes)")
+@click.option("--covar-sql", metavar="SQL", help="covariates whose effects are kept: SQL returning participant_id first")
+@click.option("--covar", metavar="COLS",
+              help="covariates whose effects are kept: comma-separated columns of covariates [default: none]")
+@_decorated_by(_sample_options("harmonise only the participant_id this SQL returns"))
+@click.option("--non-parametric", is_flag=True,
+              help="non-parametric empirical-Bayes priors (neuroCombat's parametric=False) [default: parametric]")
+@click.option("--no-eb", is_flag=True, help="no empirical Bayes: each batch's own location and scale (eb=False)")
+@_results_options(default_name="harmonized", release_help="release whose IDPs are harmonised [default: latest]",
+                  exported="harmonised IDPs")
+def harmonize(lake_location: str, pheno_sql: str | None, pheno: str | None, batch: str, covar_sql: str | None,
+              covar: str | None, samples_sql: str | None, keep_file: str | None, remove_file: str | None,
+              non_parametric: bool, no_eb: bool, release: str | None, name: str, replace: bool, out: str | None,
+              digits: int | str | None) -> None:
+    """Harmonise IDPs across sites or scanners by ComBat, keeping the covariates' effects; a table of harmonised
+    IDPs in the lake (results.NAME in SQL), for every analysis to query as it queries idps.
+
+    ComBat as neuroCombat computes it (Johnson et al. 2007; Fortin et al. 2018): per IDP, least
+    squares on the batches and covariates, standardised by the pooled residual variance; per
+    batch a location and a scale, shrunk across IDPs by empirical Bayes (parametric priors,
+    or --non-parametric; none with --no-eb); the IDPs with each batch's location and scale
+    removed, the covariates' effects and the grand mean put back. Equal to neuroCombat to 1e-8.
+    Every IDP of every participant is needed (as neuroCombat needs it): participants missing
+    one, or without a batch, are left out and counted. A batch of one participant, or an IDP
+    constant within a batch, is refused. Columns: participant_id, then the IDPs under their
+    own names; the batches, their sizes and the priors are in the table's provenance.
+
+    \b
+    Examples:
+      biolake harmonize --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
+                        --batch site --covar age,sex --name harmonized --out harmonized.tsv.gz
+      biolake gwas --lake /tmp/lake --pheno-sql 'SELECT * FROM results.harmonized' \\
+                   --covar age,sex,PC1,PC2 --name harmonized_gwas
+    """
+    from biolake.harmonize import HarmonizeSettings, run_harmonize
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        click.echo(f"{report.idps:,} IDPs harmonised across {len(report.batches)} batches ("
+                   + ", ".join(f"{name} {size:,}" for name, size in report.batches.items())
+                   + f") → {_stored(lake, report)}", err=True)
+
+    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    covariates = [] if covar_sql is None and covar is None else _one_of(covar_sql, covar, "--covar-sql", "--covar")
+
+    def start(lake, progress):
+        settings = HarmonizeSettings(name=name, release=release, replace=replace, phenotypes=phenotypes,
+                                     covariates=covariates, batch=batch, samples=samples_sql,
+                                     **_sample_lists(keep_file, remove_file), eb=not no_eb,
+                                     parametric=not non_parametric)
+        return run_harmonize(lake, settings)
+    _job(lake_location, start, show, out=out, digits=digits, quiet=True)
+
+
+@main.command()
+@_lake_option
 @click.option("--result", "results", multiple=True, required=True, metavar="NAME",
               help="a GWAS results table of one cohort or site (repeat: two or more)")
 @click.option("--name", default="meta", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")

@@ -6,7 +6,7 @@ and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables
 column is one field of the source (float64 or text).
 
 Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
-of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs, kinship, unrelated) declares
+of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs, kinship, unrelated, harmonized) declares
 its columns and their roles (the scan, the feature, its position, the effect, the headline p), and
 :meth:`Lake.commit_results` refuses a table that does not match its kind's declaration. A concept has one name in
 every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
@@ -140,7 +140,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
               "audit of dropped results tables: what was dropped and when",
               (_c("name", pa.string(), "the results table's name"),
                _c("dropped_at", pa.timestamp("us", tz="UTC"), "when the drop was committed"),
-               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs)", nullable=True),
+               _c("kind", pa.string(), "its kind (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs, kinship, harmonized)", nullable=True),
                _c("release", pa.string(), "the release it was computed from", nullable=True),
                _c("rows", pa.int64(), "rows it held"),
                _c("created_at", pa.string(), "when it was computed, as its provenance says", nullable=True))),
@@ -236,6 +236,7 @@ class ResultsKind:
     p: str | None = None
     extra_group: tuple[str, ...] = ()
     position: tuple[str, ...] = POSITION
+    wide: bool = False          # besides its declared columns, one float column per measure (harmonised IDPs)
 
     @property
     def groups(self) -> list[str]:
@@ -262,6 +263,9 @@ class ResultsKind:
         fields = [pa.field(name, column.type, nullable=column.nullable) for column in self.columns
                   for name in ([column.name] if not (column.optional or column.name.endswith("*"))
                                else [name for name in chosen if column.matches(name)])]
+        if self.wide:
+            declared = {field.name for field in fields}
+            fields += [pa.field(name, pa.float64()) for name in chosen if name not in declared]
         unknown = sorted(set(chosen) - {field.name for field in fields})
         if unknown:
             raise LakeError(f"{self.name} results declare no columns {unknown}")
@@ -270,7 +274,7 @@ class ResultsKind:
     def validate(self, schema: pa.Schema, *, table: str) -> None:
         """Raise LakeError unless ``schema`` is one of this kind's (``table``, the results' name, is
         named in the message with the column at fault and what was expected)."""
-        check_columns(f"results table {table!r} ({self.name})", self.columns, schema)
+        check_columns(f"results table {table!r} ({self.name})", self.columns, schema, wide=self.wide)
 
 
 def _r(name: str, type_: pa.DataType, meaning: str, *, optional: bool = False) -> Column:
@@ -426,6 +430,9 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _f("prs_avg_p*", "that score averaged as plink2 --score's default: over twice the number of "
                     "variants it weighs, e.g. prs_avg_p5e_08 (biolake prs --score-mean)", optional=True)),
                 position=()),
+    ResultsKind("harmonized", "IDPs harmonised across sites by ComBat (biolake harmonize): participant_id, then "
+                "one column per IDP, named as in idps",
+                (replace(PARTICIPANT, nullable=True),), position=(), wide=True),
     ResultsKind("kinship", "KING-robust kinship of every pair of participants at or above a threshold, as plink2 "
                 "--make-king-table (biolake kinship): plink2's .kin0 columns in the lake's names, the later "
                 "participant of the sample order first",
