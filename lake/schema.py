@@ -174,7 +174,12 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
                _c("array", pa.int64(), "array index", nullable=True),
                _c("name", pa.string(), "human-readable name", nullable=True),
                _c("unit", pa.string(), "unit of measurement", nullable=True),
-               _c("category", pa.string(), "category, e.g. Subcortical volumes", nullable=True))),
+               _c("category", pa.string(), "category, e.g. Subcortical volumes", nullable=True),
+               _c("structure", pa.string(), "the brain structure (FreeSurfer tables), e.g. Hippocampus, bankssts",
+                  nullable=True),
+               _c("hemisphere", pa.string(), "left, right, or null (FreeSurfer tables)", nullable=True),
+               _c("measure", pa.string(), "volume, area, thickness, … (FreeSurfer tables)", nullable=True)),
+              wide=True),   # merged: the columns from structure on came later; lakes made before gain them
     TableSpec("covariates", "covariates", ("release", "participant_id"), ("release",),
               "covariates and exposures (age, sex, site, PCs, …), one column each",
               (RELEASE, PARTICIPANT), wide=True),
