@@ -19,7 +19,9 @@ LD score regression estimate's, and every planted genetic correlation that LD sc
 estimates must come out with its sign. Last, relatedness: KING-robust kinship of every pair
 (``biolake kinship``) against the planted pedigree (its pairs found per degree), the unrelated set,
 and a mixed-model GWAS of the most heritable polygenic IDP beside the plain one, whose λGC its
-polygenic signal and the release's relatives inflate.
+polygenic signal and the release's relatives inflate. Then the planted IDPs are harmonised across the
+imaging sites by ComBat (``biolake harmonize``): the share of their variance the site explains must fall,
+and a GWAS of the harmonised IDPs (no site covariate) must still find every planted effect.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from biolake.clump import ClumpSettings, run_clump
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
+from biolake.harmonize import HarmonizeSettings, run_harmonize
 from biolake.heritability import HeritabilitySettings, run_heritability
 from biolake.kinship import KinshipSettings, run_kinship
 from biolake.ldsc import H2Settings, RgSettings, run_h2, run_rg
@@ -66,7 +69,8 @@ DEMO_LDSCORES = LdScoreSettings(name="demo_ldscores", min_maf=0.05, replace=True
 # (0.177 to 0.354 for first-degree relatives); the unrelated set drops one of each pair above 0.0884 (2nd degree)
 DEMO_KINSHIP = KinshipSettings(name="demo_kinship", unrelated=0.0884, replace=True)
 DEMO_LMM = "loco"   # the mixed model of gwas --lmm the demo compares with plain regression
-STEPS = 13
+DEMO_HARMONIZED = "demo_harmonized"   # the planted IDPs, ComBat across the imaging sites (age and sex kept)
+STEPS = 14
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
 PRS_IDPS, PRS_THRESHOLDS = 3, (1e-3, 0.01, 0.1, 1.0)  # the most heritable IDPs without a planted variant
@@ -159,6 +163,10 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     echo(f"\n13/{STEPS} relatives: KING-robust kinship against the planted pedigree, the unrelated set, and a mixed-model "
          f"GWAS (gwas --lmm {DEMO_LMM}) beside plain regression")
     for line in [*check_relatedness(lake, truth, **jobs), *compare_mixed_model(lake, report, truth, **jobs)]:
+        echo(line)
+    echo(f"\n14/{STEPS} sites harmonised by ComBat (biolake harmonize, as neuroCombat): the site's share of the "
+         "planted IDPs' variance before and after, and their planted effects in a GWAS of the harmonised IDPs")
+    for line in harmonise_sites(lake, truth, root.parent / "out", **jobs):
         echo(line)
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
@@ -372,6 +380,41 @@ def compare_mixed_model(lake: Lake, plain: GwasReport, truth: dict, **jobs) -> l
             "polygenic signal: 1.36 by plain regression on the same release without families)",
             f"λGC of {null} (a null IDP): plain linear {before[null]:.3f}, mixed model (gwas --lmm {DEMO_LMM}) "
             f"{after[null]:.3f}"]
+
+
+def harmonise_sites(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
+    """ComBat of the planted IDPs across the imaging sites (age and sex kept): the share of each IDP's variance its
+    site explains before and after (and a plot of the sites' means), and the planted effects found in a GWAS of the
+    harmonised IDPs (covariates age and sex: no site term left to absorb the sites)."""
+    from biolake.stats.plots import site_means, site_share
+
+    idps = sorted({effect["idp"] for effect in truth["snp_idp"]})
+    report = run_harmonize(lake, HarmonizeSettings(name=DEMO_HARMONIZED, phenotypes=idps, covariates=["age", "sex"],
+                                                   batch="site", replace=True))
+    harmonised = lake.results_dataset(DEMO_HARMONIZED).to_table()
+    columns = ", ".join(f'i."{idp}"' for idp in idps)
+    with connect(lake) as con:
+        raw = con.sql(f"SELECT i.participant_id, c.site, {columns} FROM idps i JOIN covariates c USING "
+                      "(participant_id)").arrow()
+    row_of = {pid: k for k, pid in enumerate(raw.column("participant_id").to_pylist())}
+    rows = [row_of[pid] for pid in harmonised.column("participant_id").to_pylist()]
+    before = np.column_stack([raw.column(idp).to_numpy(zero_copy_only=False)[rows] for idp in idps])
+    after = np.column_stack([harmonised.column(idp).to_numpy() for idp in idps])
+    sites, batch = np.unique(np.array(raw.column("site").to_pylist(), dtype=object)[rows], return_inverse=True)
+    share_before, share_after = site_share(before, batch), site_share(after, batch)
+    plot = out / "plots" / "sites_harmonized.png"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    site_means(before, after, batch, list(sites), idps, title="site means").savefig(plot)
+    run_gwas(lake, GwasSettings(name=f"{DEMO_HARMONIZED}_gwas", phenotypes=f"SELECT * FROM results.{DEMO_HARMONIZED}",
+                                covariates=["age", "sex"], replace=True), **jobs)
+    found = sum(lake.results_dataset(f"{DEMO_HARMONIZED}_gwas").to_table(
+        columns=["p"], filter=(pc.field("phenotype") == effect["idp"])
+        & (pc.field("variant_id") == effect["variant_id"])).column("p")[0].as_py() < GENOME_WIDE
+        for effect in truth["snp_idp"])
+    return [f"{report.idps} planted IDPs of {report.samples:,} participants across {len(sites)} sites: the site "
+            f"explains {share_before.mean():.2%} of their variance before harmonisation, {share_after.mean():.4%} "
+            f"after (mean over IDPs); plot: {plot}",
+            f"planted SNP→IDP effects at p < 5e-8 in a GWAS of the harmonised IDPs: {found} of {len(truth['snp_idp'])}"]
 
 
 def _polygenic_idps(truth: dict, count: int) -> list[str]:

@@ -107,3 +107,34 @@ def qq(log10p: np.ndarray, *, title: str, lambda_gc: float) -> Figure:
     axes.legend(loc="upper left", frameon=False)
     figure.tight_layout()
     return figure
+
+
+def site_means(before: np.ndarray, after: np.ndarray, batch: np.ndarray, sites: list[str], features: list[str], *,
+               title: str) -> Figure:
+    """Each site's mean of each feature (in SD units of the feature over every sample), before and after
+    harmonisation, side by side: site effects are the spread of a feature's points."""
+    figure = Figure(figsize=(9, 4), dpi=150)
+    for panel, (values, label) in enumerate(((before, "before"), (after, "after"))):
+        axes = figure.add_subplot(1, 2, panel + 1, sharey=figure.axes[0] if panel else None)
+        z = (values - values.mean(axis=0)) / values.std(axis=0)
+        for b, site in enumerate(sites):
+            axes.plot(np.arange(len(features)), z[batch == b].mean(axis=0), marker="o", linewidth=0.8, label=site)
+        axes.axhline(0, color="#999999", linewidth=0.6)
+        axes.set_xticks(np.arange(len(features)), features, rotation=45, ha="right", fontsize=7)
+        axes.set_title(f"{title}: {label}")
+        axes.set_ylabel("site mean (SD of the IDP)")
+    figure.axes[0].legend(frameon=False, fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def site_share(values: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """The share of each feature's variance (column of ``values``) the batches explain: between-batch sum of
+    squares over the total (η² of a one-way ANOVA).
+
+    >>> site_share(np.array([[1.0], [3.0], [2.0], [4.0]]), np.array([0, 0, 1, 1])).round(2).tolist()
+    [0.2]
+    """
+    centred = values - values.mean(axis=0)
+    between = sum((batch == b).sum() * centred[batch == b].mean(axis=0) ** 2 for b in np.unique(batch))
+    return between / (centred ** 2).sum(axis=0)

@@ -1,5 +1,5 @@
 """The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta → PRS → h², rg
-→ kinship, mixed model, checked against the truth."""
+→ kinship, mixed model, ComBat across sites, checked against the truth."""
 
 import re
 from pathlib import Path
@@ -67,3 +67,10 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
                                                 for line in relatives[-2:])
     assert plain > 1.2 and 1.0 < mixed <= plain - 0.03, relatives[-2]   # LOCO takes the relatives' share, not the signal
     assert 0.9 < null_plain < 1.1 and 0.9 < null_mixed < 1.1, relatives[-1]   # and nothing from a null IDP
+    harmonised = next(line for line in lines if " planted IDPs of " in line and "across 4 sites" in line)
+    before, after = (float(value) / 100 for value in re.findall(r"explains ([\d.]+)% of their variance before "
+                                                                 r"harmonisation, ([\d.]+)% after", harmonised)[0])
+    print(harmonised)   # the figures of #33: the sites' share of the planted IDPs' variance, before and after
+    assert before > 0.005 and after < before / 10, harmonised   # ComBat removes the synthetic sites' offsets (1.15 % → 0.05 %)
+    assert (tmp_path / "out" / "plots" / "sites_harmonized.png").exists()
+    assert "planted SNP→IDP effects at p < 5e-8 in a GWAS of the harmonised IDPs: 5 of 5" in lines, lines[-3:]
