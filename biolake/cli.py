@@ -80,16 +80,21 @@ def _analysis_options(*, default_name: str):
     return _decorated_by(options)
 
 
+def _list_options(kept: str, kept_help: str, left_out: str, left_out_help: str) -> list:
+    """A pair of list-file options, --keep/--remove or --extract/--exclude: the flag's name with _file is its
+    parameter."""
+    return [click.option(f"--{flag}", f"{flag}_file", type=click.Path(dir_okay=False), metavar="FILE", help=text)
+            for flag, text in ((kept, kept_help), (left_out, left_out_help))]
+
+
 def _sample_options(samples_sql_help: str) -> list:
     """--samples-sql, --keep and --remove: who a job analyses (all three apply; the drop report counts each)."""
-    listed = dict(type=click.Path(dir_okay=False), metavar="FILE")
     return [click.option("--samples-sql", metavar="SQL", help=samples_sql_help),
-            click.option("--keep", "keep_file", **listed,
-                         help="keep only the participants FILE lists, as plink2 --keep: PLINK's FID IID columns (the "
-                              "IID is the participant id), a '#FID IID' header and '#' lines skipped; or one id per "
-                              "line; an id the release lacks is an error"),
-            click.option("--remove", "remove_file", **listed,
-                         help="leave out the participants FILE lists (read as --keep reads it), as plink2 --remove")]
+            *_list_options("keep", "keep only the participants FILE lists, as plink2 --keep: PLINK's FID IID columns "
+                           "(the IID is the participant id), a '#FID IID' header and '#' lines skipped; or one id per "
+                           "line; an id the release lacks is an error",
+                           "remove", "leave out the participants FILE lists (read as --keep reads it), as plink2 "
+                           "--remove")]
 
 
 VARIANT_SETTINGS = ("min_maf", "min_mac", "max_missing", "max_sample_missing", "hwe", "hwe_midp", "min_info",
@@ -99,17 +104,15 @@ VARIANT_SETTINGS = ("min_maf", "min_mac", "max_missing", "max_sample_missing", "
 def _variant_choice_options() -> list:
     """--region, --extract and --exclude: which variants a job that reads genotypes (gwas, gxe, h2, kinship) reads
     (:class:`biolake.frame.SampleRequest`)."""
-    listed = dict(type=click.Path(dir_okay=False), metavar="FILE")
     return [
         click.option("--region", "regions", multiple=True, metavar="CHR:FROM-TO",
                      help="only the variants in this range (1-based, inclusive, as plink2's --chr --from-bp "
                           "--to-bp; repeat for several); only the genotype row groups holding them are read"),
-        click.option("--extract", "extract_file", **listed,
-                     help="only the variants FILE lists, as plink2 --extract: variant ids (whitespace-separated), or CHR:FROM-TO "
-                          "ranges (plink2's --extract range), or a .bed file's ranges (0-based starts, plink2's "
-                          "bed0); an id the release lacks is a warning"),
-        click.option("--exclude", "exclude_file", **listed,
-                     help="leave out the variants FILE lists (read as --extract reads it), as plink2 --exclude")]
+        *_list_options("extract", "only the variants FILE lists, as plink2 --extract: variant ids (whitespace-"
+                       "separated), or CHR:FROM-TO ranges (plink2's --extract range), or a .bed file's ranges "
+                       "(0-based starts, plink2's bed0); an id the release lacks is a warning",
+                       "exclude", "leave out the variants FILE lists (read as --extract reads it), as plink2 "
+                       "--exclude")]
 
 
 def _variant_options(*, maf_default: float, maf_help: str):
@@ -392,8 +395,8 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
 @click.option("--bgen", type=click.Path(dir_okay=False), help="BGEN v1.2 dosages (with --sample)")
 @click.option("--sample", type=click.Path(dir_okay=False), help="the .sample file of --bgen")
 @click.option("--idps", type=click.Path(),
-              help="IDP table, UK Biobank or ENIGMA style (first column eid/IID/participant_id/SubjID); or FreeSurfer's "
-                   "asegstats2table/aparcstats2table tables, one or a folder of them (merged by subject, the "
+              help="IDP table, UK Biobank or ENIGMA style (first column eid/IID/participant_id/SubjID); or "
+                   "FreeSurfer's asegstats2table/aparcstats2table tables, one or a folder of them (merged by subject, the "
                    "dictionary derived from their column names)")
 @click.option("--idp-fields", type=click.Path(dir_okay=False), help="IDP data dictionary (column 'field')")
 @click.option("--covariates", type=click.Path(dir_okay=False), help="covariate table")

@@ -69,11 +69,13 @@ def run_harmonize(lake: Lake, settings: HarmonizeSettings) -> HarmonizeReport:
     lake.check_results_free(settings.name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = settings.design(con)
-        rows = con.sql(f'SELECT participant_id, CAST("{settings.batch.replace(chr(34), chr(34) * 2)}" AS VARCHAR) '
-                       'AS batch FROM covariates').arrow().to_pylist() if settings.batch in _columns(con) else None
-        if rows is None:
+        columns = [column for column in con.sql("SELECT * FROM covariates LIMIT 0").columns
+                   if column not in ("participant_id", "release")]
+        if settings.batch not in columns:
             raise BiolakeError(f"--batch {settings.batch!r} is not a column of covariates; it has: "
-                               + ", ".join(_columns(con)))
+                               + ", ".join(columns))
+        rows = con.sql(f'SELECT participant_id, CAST("{settings.batch.replace(chr(34), chr(34) * 2)}" AS VARCHAR) '
+                       'AS batch FROM covariates').arrow().to_pylist()
         batch_of = {row["participant_id"]: row["batch"] for row in rows}
         left_out = {f"no {settings.batch}": [pid for pid in chosen.participant_ids if batch_of.get(pid) is None],
                     "missing an IDP value (ComBat needs every one)": [
@@ -97,11 +99,6 @@ def run_harmonize(lake: Lake, settings: HarmonizeSettings) -> HarmonizeReport:
     version = publish_table(lake, settings.name, table, provenance=record, replace=settings.replace)
     return HarmonizeReport(name=settings.name, version=version, batches=sizes, idps=len(chosen.phenotype_names),
                            **DesignReport.of(chosen))
-
-
-def _columns(con) -> list[str]:
-    return [column for column in con.sql("SELECT * FROM covariates LIMIT 0").columns
-            if column not in ("participant_id", "release")]
 
 
 def _check_batches(chosen: Design, names: np.ndarray, codes: np.ndarray, flag: str) -> None:

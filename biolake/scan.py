@@ -28,7 +28,7 @@ from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import connect
 from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
-from biolake.queries.design import Design
+from biolake.queries.design import Design, genotype_sexes
 from biolake.queries.sql import LakeConnection
 from biolake.run import KernelOutput, Piece, Run, RunFiles
 from biolake.stats.multiple import family_threshold
@@ -232,8 +232,7 @@ def x_males(con: LakeConnection, chosen: Design) -> np.ndarray:
     """Which analysis samples are male (one X), by the sex their genotype source gives (the .fam's, as plink2
     reads it); an analysed participant without one, or a design without sex among its covariates (plink2 --glm
     adds it on chromosome X), is an error."""
-    rows = con.sql("SELECT participant_id, sex FROM samples WHERE assay = 'genotypes'").arrow().to_pylist()
-    sex = {row["participant_id"]: row["sex"] for row in rows}
+    sex = genotype_sexes(con)
     unknown = [pid for pid in chosen.participant_ids if sex.get(pid) not in ("M", "F")]
     if unknown:
         raise BiolakeError(f"chromosome X: {len(unknown):,} analysed participants have no sex in the genotype source "

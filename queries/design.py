@@ -8,7 +8,7 @@ Everyone left out is counted by reason, never dropped silently.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,13 +61,23 @@ class SampleList:
         return f"not in {self.flag}" if self.flag == "--keep" else f"in {self.flag}"
 
     def record(self) -> dict[str, object]:
-        """What a results table's provenance keeps of the list: the file, how many ids it named, and a
-        checksum of them (sha256 of the sorted ids, one a line), so a list changed since shows."""
-        import hashlib
-        import os
+        """What a results table's provenance keeps of the list (:func:`list_record`)."""
+        return list_record(self.path, self.lines, participants=len(self.lines))
 
-        return {"path": os.path.abspath(self.path), "participants": len(self.lines),
-                "sha256": hashlib.sha256("".join(f"{pid}\n" for pid in sorted(self.lines)).encode()).hexdigest()}
+
+def list_record(path: str, entries: Iterable[str], **counts: int) -> dict[str, object]:
+    """What a results table's provenance keeps of a list a job read from a file (--keep, --extract, …): the file,
+    its ``counts``, and a checksum of its ``entries`` (sha256 of them sorted, one a line), so a list changed
+    since shows.
+
+    >>> list_record("keep.txt", ["b", "a"], participants=2)["sha256"][:12]
+    '911169ddaaf1'
+    """
+    import hashlib
+    import os
+
+    return {"path": os.path.abspath(path), **counts,
+            "sha256": hashlib.sha256("".join(f"{entry}\n" for entry in sorted(entries)).encode()).hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -231,6 +241,18 @@ def genotyped_samples(con: LakeConnection, *, samples: str | None = None, keep: 
                          "query, --keep and --remove)" if genotyped else f"release {con.release.release!r} has no genotyped participant")
     return SampleSelection(con.release.release, [genotyped[i] for i in kept], np.array(kept, dtype=np.int64),
                            len(genotyped))
+
+
+def genotype_sexes(con: LakeConnection) -> dict[str, str | None]:
+    """Each genotyped participant's sex as the genotype source gives it (M, F, or None: the .fam's, as plink2 reads
+    it): what sets the ploidy of chromosome X.
+
+    >>> from biolake.queries import connect
+    >>> sorted(set(genotype_sexes(connect("lake")).values()))
+    ['F', 'M']
+    """
+    rows = con.sql("SELECT participant_id, sex FROM samples WHERE assay = 'genotypes'").arrow().to_pylist()
+    return {row["participant_id"]: row["sex"] for row in rows}
 
 
 def _article(word: str) -> str:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from biolake.lake.chromosomes import GenomicRange
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
+from biolake.queries.design import list_record
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,9 @@ class VariantList:
         return by_id.to_numpy(zero_copy_only=False) | in_ranges(variants, [found for found, _ in self.ranges])
 
     def record(self) -> dict[str, object]:
-        """What a results table's provenance keeps of the list: the file, its counts of ids and ranges, and a
-        checksum of them (sha256 of the sorted entries, one a line), so a list changed since shows."""
-        import hashlib
-        import os
-
-        entries = sorted([*self.ids, *(str(found) for found, _ in self.ranges)])
-        return {"path": os.path.abspath(self.path), "ids": len(self.ids), "ranges": len(self.ranges),
-                "sha256": hashlib.sha256("".join(f"{entry}\n" for entry in entries).encode()).hexdigest()}
+        """What a results table's provenance keeps of the list (:func:`biolake.queries.design.list_record`)."""
+        return list_record(self.path, [*self.ids, *(str(found) for found, _ in self.ranges)], ids=len(self.ids),
+                           ranges=len(self.ranges))
 
 
 @dataclass(frozen=True)
