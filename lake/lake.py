@@ -42,7 +42,9 @@ from biolake.lake.results import DERIVED_FOLDER, RESULTS_FOLDER, ResultsFiles, S
 from biolake.lake.schema import TABLES, ResultsKind, TableSpec, results_kind, spec
 from biolake.lake.storage import Location
 
-JOB_LOGS = "_logs"   # under a results table's folder: each version's job log (see Lake.write_job_log)
+# Files kept beside each version of a results table (see Lake.write_attachment): kind → folder, extension, what it is
+ATTACHMENTS = {"log": ("_logs", "log", "job log"),
+               "estimates": ("_estimates", "parquet", "fitted estimates (a model later runs apply)")}
 
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REGISTRY = "releases"
@@ -414,31 +416,42 @@ class Lake:
         """Where a new run of the results ``name`` writes its files (see :mod:`lake.results`)."""
         return ResultsFiles(self.location, check_results_name(name))
 
-    def write_job_log(self, name: str, version: int, text: str) -> str:
-        """Keep the log of the job that committed ``version`` of the results ``name`` beside the table, as
-        ``_logs/vVERSION.log`` (the Delta log never names it: no reader sees it, vacuum leaves it, and dropping
+    def write_attachment(self, name: str, version: int, kind: str, data: bytes) -> str:
+        """Keep a file of ``kind`` (ATTACHMENTS) for ``version`` of the results ``name`` beside the table, as
+        ``FOLDER/vVERSION.EXT`` (the Delta log never names it: no reader sees it, vacuum leaves it, and dropping
         the table drops it); returns its location."""
-        folder = self.location.join(RESULTS_FOLDER, check_results_name(name), JOB_LOGS)
+        folder, extension, _ = ATTACHMENTS[kind]
+        folder = self.location.join(RESULTS_FOLDER, check_results_name(name), folder)
         filesystem = self.location.arrow_filesystem(folder)
         if not self.location.remote:   # a bucket has no folders to make
             filesystem.create_dir(".", recursive=True)
-        with filesystem.open_output_stream(f"v{version}.log") as sink:
-            sink.write(text.encode())
-        return f"{folder}/v{version}.log"
+        with filesystem.open_output_stream(f"v{version}.{extension}") as sink:
+            sink.write(data)
+        return f"{folder}/v{version}.{extension}"
 
-    def read_job_log(self, name: str, version: int | None = None) -> str:
-        """The log :meth:`write_job_log` kept for ``version`` (default: the current one) of the results ``name``."""
+    def read_attachment(self, name: str, kind: str, version: int | None = None) -> bytes:
+        """The file of ``kind`` :meth:`write_attachment` kept for ``version`` (default: the current one) of the
+        results ``name``."""
         current = self.results(name).version()
         if version is not None and not 0 <= version <= current:
             raise LakeError(f"results {name!r} has no version {version} (its versions are 0 to {current})")
         version = current if version is None else version
-        folder = self.location.join(RESULTS_FOLDER, check_results_name(name), JOB_LOGS)
+        folder, extension, what = ATTACHMENTS[kind]
+        folder = self.location.join(RESULTS_FOLDER, check_results_name(name), folder)
         try:
-            with self.location.arrow_filesystem(folder).open_input_stream(f"v{version}.log") as source:
-                return source.read().decode()
+            with self.location.arrow_filesystem(folder).open_input_stream(f"v{version}.{extension}") as source:
+                return source.read()
         except FileNotFoundError:
-            raise LakeError(f"results {name!r} version {version} has no job log (made before biolake kept them, "
+            raise LakeError(f"results {name!r} version {version} has no {what} (made before biolake kept them, "
                             "or by a job that writes none)") from None
+
+    def write_job_log(self, name: str, version: int, text: str) -> str:
+        """Keep the log of the job that committed ``version`` of the results ``name`` (``_logs/vVERSION.log``)."""
+        return self.write_attachment(name, version, "log", text.encode())
+
+    def read_job_log(self, name: str, version: int | None = None) -> str:
+        """The log :meth:`write_job_log` kept for ``version`` (default: the current one) of the results ``name``."""
+        return self.read_attachment(name, "log", version).decode()
 
     def check_results_free(self, name: str, *, replace: bool = False) -> None:
         """Refuse a new run under the name of an existing results table unless ``replace``.

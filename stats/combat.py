@@ -48,11 +48,20 @@ class CombatFit:
     b_prior: np.ndarray            # batches
 
 
+BATCH_ESTIMATES = ("gamma_hat", "delta_hat", "gamma_star", "delta_star", "gamma_bar", "tau2", "a_prior", "b_prior")
+
+
 def combat(values: np.ndarray, batch: np.ndarray, covariates: np.ndarray | None = None, *, eb: bool = True,
-           parametric: bool = True) -> tuple[np.ndarray, CombatFit]:
+           parametric: bool = True, reference: CombatFit | None = None) -> tuple[np.ndarray, CombatFit]:
     """``values`` (samples × features, complete) harmonised across the batches ``batch`` (samples; integer codes
     0 … B − 1, each batch with two samples or more), keeping the effects of ``covariates`` (samples × k, no
     intercept column); see the module docstring.
+
+    With a ``reference`` (the fit of an earlier run, its batches coded 0 … R − 1 here), nothing of it is
+    re-estimated: the values are standardised by its grand mean, pooled variance and covariate effects, and
+    batches it knows are adjusted by its γ*, δ*. Batches coded R and above (sites joining later) get γ*, δ* of
+    their own, estimated from their standardised data as in steps 2 and 3 (what neuroHarmonize's
+    ``harmonizationLearn(orig_model=...)`` does). The returned fit is the reference with those batches appended.
 
     Examples
     --------
@@ -63,50 +72,79 @@ def combat(values: np.ndarray, batch: np.ndarray, covariates: np.ndarray | None 
     >>> site_means = lambda data: [round(float(data[batch == b].mean()), 2) for b in range(3)]
     >>> site_means(values), site_means(harmonised)
     ([0.02, 1.91, -0.99], [0.31, 0.31, 0.32])
+
+    A fourth site joins later, shifted by 3; it lands on the first three without refitting them:
+
+    >>> later = rng.normal(size=(30, 5)) + 3.0
+    >>> joined, extended = combat(later, np.full(30, 3), reference=fit)
+    >>> round(float(joined.mean()), 2), extended.gamma_star.shape
+    (0.31, (4, 5))
     """
     values = np.asarray(values, dtype=np.float64)
-    n, batches = len(values), int(batch.max()) + 1
-    onehot = np.zeros((n, batches))
-    onehot[np.arange(n), batch] = 1.0
+    n = len(values)
     covariates = np.zeros((n, 0)) if covariates is None else np.asarray(covariates, dtype=np.float64)
-    design = np.column_stack([onehot, covariates])
-    coefficients = np.linalg.solve(design.T @ design, design.T @ values)
-    sizes = onehot.sum(axis=0)
-    grand_mean = (sizes / n) @ coefficients[:batches]
-    residuals = values - design @ coefficients     # samples × features arrays are updated in place below:
-    residuals **= 2                                # at 40,000 × 4,000 each is 1.3 GB
-    var_pooled = residuals.mean(axis=0)
-    del residuals
-    covariate_mean = covariates @ coefficients[batches:]
-    standardised = values - covariate_mean
+    if reference is None:
+        grand_mean, var_pooled, covariate_effects = _location_and_scale(values, batch, covariates)
+        known = 0
+    else:
+        grand_mean, var_pooled, covariate_effects = (reference.grand_mean, reference.var_pooled,
+                                                     reference.covariate_effects)
+        known = len(reference.gamma_star)
+    covariate_mean = covariates @ covariate_effects   # samples × features arrays are updated in place below:
+    standardised = values - covariate_mean            # at 40,000 × 4,000 each is 1.3 GB
     standardised -= grand_mean
     standardised /= np.sqrt(var_pooled)
-
-    gamma_hat = (onehot.T @ standardised) / sizes[:, None]
-    delta_hat = np.vstack([standardised[batch == b].var(axis=0, ddof=1) for b in range(batches)])
-    delta_hat[delta_hat == 0] = 1.0
-    gamma_bar, tau2 = gamma_hat.mean(axis=1), gamma_hat.var(axis=1, ddof=1)
-    mean, spread = delta_hat.mean(axis=1), delta_hat.var(axis=1, ddof=1)
-    a_prior, b_prior = (2 * spread + mean ** 2) / spread, (mean * spread + mean ** 3) / spread
-
-    gamma_star, delta_star = gamma_hat.copy(), delta_hat.copy()
-    if eb:
-        for b in range(batches):
-            own = standardised[batch == b]
-            if parametric:
-                gamma_star[b], delta_star[b] = _parametric(own, gamma_hat[b], delta_hat[b], gamma_bar[b], tau2[b],
-                                                           a_prior[b], b_prior[b])
-            else:
-                gamma_star[b], delta_star[b] = _non_parametric(own, gamma_hat[b], delta_hat[b])
+    fresh = _batch_effects(standardised, batch, range(known, int(batch.max()) + 1), eb=eb, parametric=parametric)
+    fit = CombatFit(grand_mean, var_pooled, covariate_effects, *(
+        np.concatenate([getattr(reference, field), estimate]) if reference is not None else estimate
+        for field, estimate in zip(BATCH_ESTIMATES, fresh)))
     harmonised = standardised    # γ* and δ* removed batch by batch, σ, the grand mean and the covariates put back
-    for b in range(batches):
+    for b in np.unique(batch):
         rows = batch == b
-        harmonised[rows] = (standardised[rows] - gamma_star[b]) / np.sqrt(delta_star[b])
+        harmonised[rows] = (standardised[rows] - fit.gamma_star[b]) / np.sqrt(fit.delta_star[b])
     harmonised *= np.sqrt(var_pooled)
     harmonised += grand_mean
     harmonised += covariate_mean
-    return harmonised, CombatFit(grand_mean, var_pooled, coefficients[batches:], gamma_hat, delta_hat, gamma_star,
-                                 delta_star, gamma_bar, tau2, a_prior, b_prior)
+    return harmonised, fit
+
+
+def _location_and_scale(values: np.ndarray, batch: np.ndarray,
+                        covariates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 1: each feature's grand mean and pooled variance, and the covariates' effects (covariates × features)."""
+    n, batches = len(values), int(batch.max()) + 1
+    onehot = np.zeros((n, batches))
+    onehot[np.arange(n), batch] = 1.0
+    design = np.column_stack([onehot, covariates])
+    coefficients = np.linalg.solve(design.T @ design, design.T @ values)
+    grand_mean = (onehot.sum(axis=0) / n) @ coefficients[:batches]
+    residuals = values - design @ coefficients
+    residuals **= 2
+    return grand_mean, residuals.mean(axis=0), coefficients[batches:]
+
+
+def _batch_effects(standardised: np.ndarray, batch: np.ndarray, batches: range, *, eb: bool,
+                   parametric: bool) -> tuple[np.ndarray, ...]:
+    """Steps 2 and 3 for each of ``batches``: γ̂, δ̂, γ*, δ* (batches × features), then the priors γ̄, τ², a, b."""
+    found: dict[str, list] = {field: [] for field in BATCH_ESTIMATES}
+    for b in batches:
+        own = standardised[batch == b]
+        gamma_hat, delta_hat = own.mean(axis=0), own.var(axis=0, ddof=1)
+        delta_hat[delta_hat == 0] = 1.0
+        gamma_bar, tau2 = gamma_hat.mean(), gamma_hat.var(ddof=1)
+        mean, spread = delta_hat.mean(), delta_hat.var(ddof=1)
+        a_prior, b_prior = (2 * spread + mean ** 2) / spread, (mean * spread + mean ** 3) / spread
+        if not eb:
+            gamma_star, delta_star = gamma_hat, delta_hat
+        elif parametric:
+            gamma_star, delta_star = _parametric(own, gamma_hat, delta_hat, gamma_bar, tau2, a_prior, b_prior)
+        else:
+            gamma_star, delta_star = _non_parametric(own, gamma_hat, delta_hat)
+        for field, value in zip(BATCH_ESTIMATES, (gamma_hat, delta_hat, gamma_star, delta_star, gamma_bar, tau2,
+                                                  a_prior, b_prior)):
+            found[field].append(value)
+    features = standardised.shape[1]
+    return tuple(np.array(found[field], dtype=np.float64).reshape((-1, features) if k < 4 else (-1,))
+                 for k, field in enumerate(BATCH_ESTIMATES))
 
 
 def _parametric(own: np.ndarray, gamma_hat: np.ndarray, delta_hat: np.ndarray, gamma_bar: float, tau2: float,
