@@ -21,7 +21,8 @@ estimates must come out with its sign. Last, relatedness: KING-robust kinship of
 and a mixed-model GWAS of the most heritable polygenic IDP beside the plain one, whose λGC its
 polygenic signal and the release's relatives inflate. Then the planted IDPs are harmonised across the
 imaging sites by ComBat (``biolake harmonize``): the share of their variance the site explains must fall,
-and a GWAS of the harmonised IDPs (no site covariate) must still find every planted effect.
+ComBat's scale per site must follow the synthetic scanners' (truth.json's ``scanners``), and a GWAS of the
+harmonised IDPs (no site covariate) must still find every planted effect.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from biolake.clump import ClumpSettings, run_clump
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
-from biolake.harmonize import HarmonizeSettings, run_harmonize
+from biolake.harmonize import HarmonizeSettings, fitted_combat, run_harmonize
 from biolake.heritability import HeritabilitySettings, run_heritability
 from biolake.kinship import KinshipSettings, run_kinship
 from biolake.ldsc import H2Settings, RgSettings, run_h2, run_rg
@@ -384,9 +385,10 @@ def compare_mixed_model(lake: Lake, plain: GwasReport, truth: dict, **jobs) -> l
 
 def harmonise_sites(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
     """ComBat of the planted IDPs across the imaging sites (age and sex kept): the share of each IDP's variance its
-    site explains before and after (and a plot of the sites' means), and the planted effects found in a GWAS of the
-    harmonised IDPs (covariates age and sex: no site term left to absorb the sites)."""
-    from biolake.stats.plots import site_means, site_share
+    site explains before and after (and a plot of the sites' means and SDs), each site's planted scanner scale beside
+    ComBat's, and the planted effects found in a GWAS of the harmonised IDPs (covariates age and sex: no site term
+    left to absorb the sites)."""
+    from biolake.stats.plots import site_effects, site_share
 
     idps = sorted({effect["idp"] for effect in truth["snp_idp"]})
     report = run_harmonize(lake, HarmonizeSettings(name=DEMO_HARMONIZED, phenotypes=idps, covariates=["age", "sex"],
@@ -404,16 +406,22 @@ def harmonise_sites(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
     share_before, share_after = site_share(before, batch), site_share(after, batch)
     plot = out / "plots" / "sites_harmonized.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
-    site_means(before, after, batch, list(sites), idps, title="site means").savefig(plot)
+    site_effects(before, after, batch, list(sites), idps, title="ComBat").savefig(plot)
     run_gwas(lake, GwasSettings(name=f"{DEMO_HARMONIZED}_gwas", phenotypes=f"SELECT * FROM results.{DEMO_HARMONIZED}",
                                 covariates=["age", "sex"], replace=True), **jobs)
     found = sum(lake.results_dataset(f"{DEMO_HARMONIZED}_gwas").to_table(
         columns=["p"], filter=(pc.field("phenotype") == effect["idp"])
         & (pc.field("variant_id") == effect["variant_id"])).column("p")[0].as_py() < GENOME_WIDE
         for effect in truth["snp_idp"])
+    fitted = fitted_combat(lake, DEMO_HARMONIZED)
+    scale = dict(zip(fitted.batches, np.exp(0.5 * np.log(fitted.fit.delta_star).mean(axis=1))))
+    planted_scale = truth["scanners"]["site_noise_scale"]
     return [f"{report.idps} planted IDPs of {report.samples:,} participants across {len(sites)} sites: the site "
             f"explains {share_before.mean():.2%} of their variance before harmonisation, {share_after.mean():.4%} "
             f"after (mean over IDPs); plot: {plot}",
+            "scanner scale by site, planted (multiplier of the noise) → ComBat's √δ* (geometric mean over the IDPs; "
+            "the genetic variance it does not scale pulls it towards 1): "
+            + ", ".join(f"{site} {planted_scale[site]:.2f} → {scale[site]:.2f}" for site in fitted.batches),
             f"planted SNP→IDP effects at p < 5e-8 in a GWAS of the harmonised IDPs: {found} of {len(truth['snp_idp'])}"]
 
 

@@ -98,7 +98,7 @@ def run_harmonize(lake: Lake, settings: HarmonizeSettings) -> HarmonizeReport:
             with warnings.catch_warnings():   # the design's warnings were shown when it was first made
                 warnings.simplefilter("ignore")
                 chosen = settings.design(con, excluded={reason: ids for reason, ids in left_out.items() if ids})
-    reference = _reference_fit(lake, settings.reference) if settings.reference else None
+    reference = fitted_combat(lake, settings.reference, flag='--reference ') if settings.reference else None
     labels = [batch_of[pid] for pid in chosen.participant_ids]
     known = reference.batches if reference else []
     names = known + sorted(set(labels) - set(known))
@@ -177,11 +177,21 @@ def _estimates_file(fitted: FittedCombat) -> bytes:
     return sink.getvalue()
 
 
-def _reference_fit(lake: Lake, name: str) -> FittedCombat:
-    """The fit an earlier harmonize run ``name`` kept (its current version)."""
+def fitted_combat(lake: Lake, name: str, *, flag: str = "") -> FittedCombat:
+    """The fit the harmonize run ``name`` kept (its current version); ``flag`` names the option that asked for it.
+
+    Examples
+    --------
+    >>> lake = Lake.open("lake")
+    >>> _ = run_harmonize(lake, HarmonizeSettings(name="sites", phenotypes=["25001-2.0", "25002-2.0"],
+    ...                                           covariates=["age"], batch="site"))
+    >>> fitted = fitted_combat(lake, "sites")
+    >>> fitted.batches, fitted.idps, fitted.fit.delta_star.shape
+    (['Bristol', 'Cheadle', 'Newcastle', 'Reading'], ['25001-2.0', '25002-2.0'], (4, 2))
+    """
     kind = lake.results_provenance(name).get("kind")
     if kind != "harmonized":
-        raise BiolakeError(f"--reference {name} is a {kind} table, not one biolake harmonize wrote")
+        raise BiolakeError(f"{flag}{name} is a {kind} table, not one biolake harmonize wrote")
     version = lake.results(name).version()
     table = pq.read_table(io.BytesIO(lake.read_attachment(name, "estimates", version)))
     meta = json.loads(table.schema.metadata[ESTIMATES_KEY])

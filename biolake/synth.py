@@ -16,6 +16,11 @@ stay null) and known genetic correlations (left and right of a structure share m
 background; one pair is negatively correlated). A synthetic disorder shares part of its
 background with named IDPs; its GWAS summary statistics (``disorder.tsv``, GWAS-SSF) come from
 a separate case-control cohort of the same population, as a published psychiatric GWAS would.
+
+Each imaging site's scanner shifts every IDP (an offset per site and IDP) and scales its noise (a
+multiplier per site, jittered per IDP: the location and scale ComBat removes). One site's IDPs are
+also written as its FreeSurfer pipeline would hand them over: ``asegstats2table`` and
+``aparcstats2table`` group tables (``freesurfer/SITE/``), with eTIV and each hemisphere's mean thickness.
 """
 
 from __future__ import annotations
@@ -75,7 +80,12 @@ PATTERN_REPEATS, RARE_PATTERNS = 0.5, 0.3
 GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls are drawn per chunk)
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
-STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree")
+STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree", "scanners")
+SCANNER_SCALE_SD, SCANNER_SCALE_JITTER = 0.15, 0.05   # log SD of a site's noise multiplier, and of its IDPs' around it
+FREESURFER_SITE, FREESURFER_FOLDER = "Bristol", "freesurfer"   # the site whose FreeSurfer tables the release holds
+# FreeSurfer's aseg names of the subcortical structures (Left-/Right- prefixed)
+ASEG_NAMES = {"thalamus": "Thalamus", "caudate": "Caudate", "putamen": "Putamen", "pallidum": "Pallidum",
+              "hippocampus": "Hippocampus", "amygdala": "Amygdala", "accumbens": "Accumbens-area"}
 # The polygenic background: effects on a share of the variants with MAF ≥ 5 % (outside the planted
 # variants' regions, so their marginal effects stay as planted), on standardised genotypes.
 POLYGENIC_SHARE, POLYGENIC_MIN_MAF, POLYGENIC_CHUNK = 0.1, 0.05, 2048
@@ -252,6 +262,7 @@ class _IdpModel:
     noise_sd: np.ndarray  # tops each IDP's variance up to 1 SD²
     h2: np.ndarray  # IDPs: additive genetic share of the variance the covariates leave (background + planted variant)
     background_share: np.ndarray  # IDPs: the background's share of the additive genetic variance
+    site_scale: np.ndarray  # sites × IDPs: the scanner's multiplier of the noise (mean square 1 over the cohort)
 
 
 @dataclass(frozen=True)
@@ -979,7 +990,7 @@ def _genetic_effects(planted: tuple[np.ndarray, np.ndarray], causal: list[_Causa
 
 
 def _idp_model(rng: np.random.Generator, idps: list[_Idp], fields: list[str], predictors: np.ndarray,
-               effects: np.ndarray, h2: np.ndarray) -> _IdpModel:
+               effects: np.ndarray, h2: np.ndarray, site_scale: np.ndarray) -> _IdpModel:
     """Each IDP's scale and weights; ``predictors`` are covariates then causal terms (samples × terms).
 
     Covariate effects are jittered ±30 % around their kind's, sites get offsets, means ±8 %. The
@@ -1002,7 +1013,16 @@ def _idp_model(rng: np.random.Generator, idps: list[_Idp], fields: list[str], pr
     return _IdpModel(fields, mean, mean * np.array([idp.kind.cv for idp in idps]),
                      10.0 ** np.array([idp.kind.decimals for idp in idps]), weights, np.sqrt(polygenic),
                      np.sqrt(1 - explained_by(slice(None)) - polygenic), (planted + polygenic) / left,
-                     np.divide(polygenic, planted + polygenic, out=np.zeros_like(polygenic), where=polygenic > 0))
+                     np.divide(polygenic, planted + polygenic, out=np.zeros_like(polygenic), where=polygenic > 0),
+                     site_scale)
+
+
+def _scanner_scales(rng: np.random.Generator, idps: int) -> np.ndarray:
+    """Each site's multiplier of each IDP's noise (sites × IDPs, ComBat's √δ): a site level (log SD
+    SCANNER_SCALE_SD) jittered per IDP, normalised so the noise variance over the sites' shares stays the same."""
+    scales = np.exp(rng.normal(0, SCANNER_SCALE_SD, (len(SITES), 1))
+                    + rng.normal(0, SCANNER_SCALE_JITTER, (len(SITES), idps)))
+    return scales / np.sqrt(np.asarray(SITE_SHARES) @ scales ** 2)
 
 
 def _append_csv(csv: BinaryIO, first: pl.Series, values: np.ndarray, columns: list[str], *, header: bool,
@@ -1013,21 +1033,57 @@ def _append_csv(csv: BinaryIO, first: pl.Series, values: np.ndarray, columns: li
 
 
 def _write_idps(path: Path, rng: np.random.Generator, cohort: _Cohort, predictors: np.ndarray,
-                background: np.ndarray, model: _IdpModel, missing_idps: float, progress: Progress) -> None:
+                background: np.ndarray, model: _IdpModel, missing_idps: float,
+                progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Stream ``idps.csv`` in row chunks: ``missing_idps`` of cells empty (QC failures, each IDP its
-    own), and all cells of those not imaged."""
-    samples = len(cohort.eid)
+    own), and all cells of those not imaged. Returns the FREESURFER_SITE's imaged participants and their
+    values before QC (rows of them × IDPs), as its own pipeline measured them."""
+    samples, site_rows, site_values = len(cohort.eid), [], []
     with open(path, "wb") as csv:
         for start in range(0, samples, IDP_CHUNK_ROWS):
             rows = slice(start, start + IDP_CHUNK_ROWS)
             z = predictors[rows] @ model.weights  # samples × IDPs
             z += background[rows] * model.polygenic_sd
-            z += rng.standard_normal(z.shape) * model.noise_sd
+            z += rng.standard_normal(z.shape) * model.noise_sd * model.site_scale[cohort.site[rows]]
             values = np.round((model.mean + model.sd * z) * model.scale) / model.scale
+            at_site = (cohort.site[rows] == SITES.index(FREESURFER_SITE)) & cohort.imaged[rows]
+            site_rows.append(np.arange(samples)[rows][at_site])
+            site_values.append(values[at_site])
             values = _with_missing(rng, values, missing_idps)
             values[~cohort.imaged[rows]] = np.nan
             _append_csv(csv, pl.Series("eid", cohort.eid[rows]), values, model.fields, header=start == 0)
             progress("idps", min(start + IDP_CHUNK_ROWS, samples), samples)
+    return np.concatenate(site_rows), np.concatenate(site_values)
+
+
+def _write_freesurfer(folder: Path, rng: np.random.Generator, cohort: _Cohort, rows: np.ndarray,
+                      values: np.ndarray, idps: list[_Idp]) -> list[str]:
+    """Write one site's FreeSurfer group tables into ``folder``, as asegstats2table and aparcstats2table lay
+    them out (tab-separated, subject first): ``aseg.volume.txt`` (the subcortical volumes, eTIV) and
+    ``lh``/``rh.aparc.thickness.txt`` (each region's mean thickness, the hemisphere's mean, eTIV), for the
+    participants ``rows`` (their eid the subject) with the IDPs' ``values``; eTIV is drawn (not an IDP
+    of the release). Returns the files' names."""
+    folder.mkdir(parents=True)
+    etiv = np.round(np.where(cohort.male[rows], 1.55e6, 1.40e6) + rng.normal(0, 1.2e5, len(rows)), 1)
+    subjects = pl.Series("subject", cohort.eid[rows].astype(str))
+    subcortical, thickness = IDP_KINDS[:2]
+
+    def measured(kind: _IdpKind, side: str) -> dict[str, np.ndarray]:   # FreeSurfer's column name → values
+        return {(f"{side.capitalize()}-{ASEG_NAMES[idp.structure]}" if kind is subcortical
+                 else f"{side[0]}h_{idp.structure.replace(' ', '')}_thickness"): values[:, j]
+                for j, idp in enumerate(idps) if idp.kind is kind and idp.side == side and not idp.cycle}
+
+    tables = {"aseg.volume.txt": ("Measure:volume", {**measured(subcortical, "left"), **measured(subcortical, "right"),
+                                                      "EstimatedTotalIntraCranialVol": etiv})}
+    for side in ("left", "right"):
+        regions = measured(thickness, side)
+        if regions:
+            tables[f"{side[0]}h.aparc.thickness.txt"] = (f"{side[0]}h.aparc.thickness", {
+                **regions, f"{side[0]}h_MeanThickness_thickness": np.round(np.mean(list(regions.values()), axis=0), 5),
+                "eTIV": etiv})
+    for file, (first, columns) in tables.items():
+        pl.DataFrame(columns).insert_column(0, subjects.rename(first)).write_csv(folder / file, separator="\t")
+    return list(tables)
 
 
 def _cpg_ids(start: int, stop: int) -> list[str]:
@@ -1189,20 +1245,28 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
                          f"{existing} has {free / 1e9:,.1f} GB free")
 
 
-def _write_imaging(folder: Path, rng: np.random.Generator, cohort: _Cohort, causal: list[_Causal],
-                   layout: _Layout, catalogue: list[_Idp], planted: tuple[np.ndarray, np.ndarray],
-                   architecture: _Architecture, background: _Background, missing_idps: float,
-                   progress: Progress) -> dict:
-    """Write ``idp_fields.csv`` and ``idps.csv``; return the SNP and heritability parts of the truth."""
+def _write_imaging(folder: Path, rng: np.random.Generator, scanners: np.random.Generator, cohort: _Cohort,
+                   causal: list[_Causal], layout: _Layout, catalogue: list[_Idp],
+                   planted: tuple[np.ndarray, np.ndarray], architecture: _Architecture, background: _Background,
+                   missing_idps: float, progress: Progress) -> dict:
+    """Write ``idp_fields.csv``, ``idps.csv`` and one site's FreeSurfer tables; return the SNP, heritability and
+    scanner parts of the truth."""
     dictionary = _idp_dictionary(catalogue)
     dictionary.write_csv(folder / "idp_fields.csv")
     predictors = np.column_stack([_idp_design(cohort), _genetic_design(causal, cohort.stress)])
     effects = _genetic_effects(planted, causal, len(catalogue))
     values = background.idp_values()
     model = _idp_model(rng, catalogue, dictionary["field"].to_list(), predictors, effects,
-                       architecture.h2 * values.any(axis=0))
-    _write_idps(folder / "idps.csv", rng, cohort, predictors, values, model, missing_idps, progress)
-    return _snp_truth(layout, causal, effects, model) | _heritability_truth(model, architecture, background.variants)
+                       architecture.h2 * values.any(axis=0), _scanner_scales(scanners, len(catalogue)))
+    rows, measured = _write_idps(folder / "idps.csv", rng, cohort, predictors, values, model, missing_idps, progress)
+    tables = _write_freesurfer(folder / FREESURFER_FOLDER / FREESURFER_SITE, scanners, cohort, rows, measured,
+                               catalogue)
+    scanner_truth = {"site_noise_scale": {site: round(float(np.exp(np.log(scale).mean())), 4)
+                                          for site, scale in zip(SITES, model.site_scale)},
+                     "freesurfer": {"site": FREESURFER_SITE, "folder": f"{FREESURFER_FOLDER}/{FREESURFER_SITE}",
+                                    "tables": tables, "subjects": len(rows)}}
+    return (_snp_truth(layout, causal, effects, model) | _heritability_truth(model, architecture, background.variants)
+            | {"scanners": scanner_truth})
 
 
 def _write_disorder(path: Path, rng: np.random.Generator, layout: _Layout, background: _Background) -> dict:
@@ -1261,8 +1325,8 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     background = _Background(poly, architecture, layout.blocks, np.isin(layout.region, layout.region[hosts]), samples)
     causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts,
                               missing_calls, background, progress)
-    truth = _write_imaging(folder, imaging, cohort, causal, layout, catalogue, planted, architecture,
-                           background, missing_idps, progress)
+    truth = _write_imaging(folder, imaging, _stream(seed, "scanners"), cohort, causal, layout, catalogue, planted,
+                           architecture, background, missing_idps, progress)
     truth |= _write_disorder(folder / DISORDER.file, poly, layout, background)
     truth |= {"pedigree": _pedigree_truth(pedigree, cohort.eid)}
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,
@@ -1272,7 +1336,7 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     (folder / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     manifest = _manifest(seed=seed, **counts)
     manifest["checksums"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir())  # what ingest reads
-                             if path.name not in ("truth.json", DISORDER.file)}
+                             if path.is_file() and path.name not in ("truth.json", DISORDER.file)}
     (folder / "release.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 

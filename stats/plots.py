@@ -109,20 +109,24 @@ def qq(log10p: np.ndarray, *, title: str, lambda_gc: float) -> Figure:
     return figure
 
 
-def site_means(before: np.ndarray, after: np.ndarray, batch: np.ndarray, sites: list[str], features: list[str], *,
-               title: str) -> Figure:
-    """Each site's mean of each feature (in SD units of the feature over every sample), before and after
-    harmonisation, side by side: site effects are the spread of a feature's points."""
-    figure = Figure(figsize=(9, 4), dpi=150)
-    for panel, (values, label) in enumerate(((before, "before"), (after, "after"))):
-        axes = figure.add_subplot(1, 2, panel + 1, sharey=figure.axes[0] if panel else None)
-        z = (values - values.mean(axis=0)) / values.std(axis=0)
-        for b, site in enumerate(sites):
-            axes.plot(np.arange(len(features)), z[batch == b].mean(axis=0), marker="o", linewidth=0.8, label=site)
-        axes.axhline(0, color="#999999", linewidth=0.6)
-        axes.set_xticks(np.arange(len(features)), features, rotation=45, ha="right", fontsize=7)
-        axes.set_title(f"{title}: {label}")
-        axes.set_ylabel("site mean (SD of the IDP)")
+def site_effects(before: np.ndarray, after: np.ndarray, batch: np.ndarray, sites: list[str], features: list[str], *,
+                 title: str) -> Figure:
+    """Each site's mean (top) and SD (bottom) of each feature, in units of the feature's SD over every sample,
+    before and after harmonisation: a site's location effects are the spread of the means, its scale effects
+    the spread of the SDs."""
+    figure = Figure(figsize=(9, 7), dpi=150)
+    for row, (statistic, label, level) in enumerate(((np.mean, "site mean", 0.0), (np.std, "site SD", 1.0))):
+        for column, (values, when) in enumerate(((before, "before"), (after, "after"))):
+            axes = figure.add_subplot(2, 2, 2 * row + column + 1,
+                                      sharey=figure.axes[2 * row] if column else None)
+            z = (values - values.mean(axis=0)) / values.std(axis=0)
+            for b, site in enumerate(sites):
+                axes.plot(np.arange(len(features)), statistic(z[batch == b], axis=0), marker="o", linewidth=0.8,
+                          label=site)
+            axes.axhline(level, color="#999999", linewidth=0.6)
+            axes.set_xticks(np.arange(len(features)), features if row else [], rotation=45, ha="right", fontsize=7)
+            axes.set_title(f"{title}: {label}s {when}", fontsize=9)
+            axes.set_ylabel(f"{label} (SD of the IDP)")
     figure.axes[0].legend(frameon=False, fontsize=7)
     figure.tight_layout()
     return figure

@@ -4,6 +4,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -73,4 +74,8 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     print(harmonised)   # the figures of #33: the sites' share of the planted IDPs' variance, before and after
     assert before > 0.005 and after < before / 10, harmonised   # ComBat removes the synthetic sites' offsets (1.15 % → 0.05 %)
     assert (tmp_path / "out" / "plots" / "sites_harmonized.png").exists()
+    scales = next(line for line in lines if line.startswith("scanner scale by site, planted"))
+    planted, estimated = np.log(np.array(re.findall(r"\w+ (\d\.\d+) → (\d\.\d+)", scales), dtype=float)).T
+    print(scales)   # ComBat's scale per site recovers the synthetic scanners' noise multipliers (towards 1: diluted)
+    assert len(planted) == 4 and np.corrcoef(planted, estimated)[0, 1] > 0.9, scales
     assert "planted SNP→IDP effects at p < 5e-8 in a GWAS of the harmonised IDPs: 5 of 5" in lines, lines[-3:]

@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 import uuid
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -79,7 +80,7 @@ def test_s3_sync__releases_from_a_bucket(s3_server, release_folder, tmp_path):
     fs = Location.parse(incoming, s3_server).filesystem()
     manifest = yaml.safe_load((release_folder / "release.yaml").read_text())
     for name in ("2026-09", "2026-10"):
-        for path in release_folder.iterdir():
+        for path in filter(Path.is_file, release_folder.iterdir()):   # the release's files (not a site's own)
             fs.put_file(str(path), f"{incoming}/{name}/{path.name}")
         fs.pipe_file(f"{incoming}/{name}/release.yaml", yaml.safe_dump({**manifest, "release": name}).encode())
     lake = Lake.init(tmp_path / "lake")

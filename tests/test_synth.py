@@ -13,7 +13,9 @@ import yaml
 from scipy import stats
 
 from biolake.ingest.sumstats import read_sumstats
-from biolake.synth import _pack_bed_rows, write_ld_panel, write_synthetic_release
+from biolake.ingest.freesurfer import freesurfer_tables, read_freesurfer_tables
+from biolake.synth import (ASEG_NAMES, FREESURFER_FOLDER, SITES, _pack_bed_rows, write_ld_panel,
+                           write_synthetic_release)
 
 SAMPLES, VARIANTS, IDPS, CPGS, METHYLATION_SAMPLES = 2000, 2000, 20, 300, 500
 
@@ -133,6 +135,7 @@ def test_write_synthetic_release__writes_every_file_the_manifest_names(release: 
     named = [sources["bfile"] + ext for ext in (".bed", ".bim", ".fam")]
     named += [sources[key] for key in ("idps", "idp_fields", "covariates", "methylation", "probes")]
     named += list(manifest["sumstats"].values())
+    named += [FREESURFER_FOLDER]   # one site's own tables, not ingested with the release (see the FreeSurfer test)
     assert sorted(p.name for p in release.iterdir()) == sorted([*named, manifest["truth"], "release.yaml"])
 
 
@@ -421,11 +424,52 @@ def test_write_synthetic_release__planted_cpg_effects_are_detected(release: Path
         assert p < 9e-8 and abs(beta - effect["beta"]) < 4 * se
 
 
+def test_write_synthetic_release__sites_scale_the_idp_noise_as_planted(table: pl.DataFrame, truth: dict) -> None:
+    """Per site, the geometric mean over IDPs of the SD left after the covariates (site offsets included) follows
+    the planted noise multiplier, pulled towards 1 by the genetic variance it does not scale."""
+    planted = truth["scanners"]["site_noise_scale"]
+    site, adjusted = table["site"].to_numpy(), _adjusted_idps(table)
+    found = {name: np.exp(np.mean([np.log(values[present & (site == name)].std())
+                                   for values, present in adjusted.values()])) for name in SITES}
+    logs = np.log([[planted[name], found[name]] for name in SITES])
+    assert np.corrcoef(logs.T)[0, 1] > 0.95, (planted, found)
+    assert all(abs(observed) <= abs(scale) + 0.05 and observed * scale > 0 for scale, observed in logs)
+
+
+def test_write_synthetic_release__one_sites_freesurfer_tables_hold_its_idps(release: Path, truth: dict) -> None:
+    """What the site's pipeline measured, as asegstats2table and aparcstats2table write it: every imaged participant
+    of the site, each subcortical volume and cortical thickness of the release under FreeSurfer's name, equal to
+    idps.csv wherever idps.csv has the value (QC emptied some cells there), plus eTIV and each hemisphere's mean."""
+    written = truth["scanners"]["freesurfer"]
+    tables = read_freesurfer_tables(freesurfer_tables(release / written["folder"]))
+    idps, covariates = pl.read_csv(release / "idps.csv"), pl.read_csv(release / "covariates.csv")
+    at_site = covariates.filter(pl.col("site") == written["site"])["eid"]
+    imaged = idps.filter(pl.col("eid").is_in(at_site.implode()) & pl.any_horizontal(pl.exclude("eid").is_not_null()))
+    assert tables.subjects == [str(eid) for eid in imaged["eid"]] and written["subjects"] == imaged.height
+    assert written["tables"] == ["aseg.volume.txt", "lh.aparc.thickness.txt", "rh.aparc.thickness.txt"]
+    dictionary = pl.read_csv(release / "idp_fields.csv")
+    compared = 0
+    for field, name in zip(dictionary["field"], dictionary["name"]):
+        volume = re.fullmatch(r"Volume of grey matter in (left|right) (\w+)", name)
+        thickness = re.fullmatch(r"Mean thickness of ([\w ]+) \((left|right) hemisphere\)", name)
+        measure = (f"{volume[1].capitalize()}-{ASEG_NAMES[volume[2]]}" if volume else
+                   f"{thickness[2][0]}h_{thickness[1].replace(' ', '')}_thickness" if thickness else None)
+        if measure is None:
+            continue
+        ours, theirs = imaged[field].to_numpy().astype(float), tables.values[measure]
+        present = np.isfinite(ours)
+        np.testing.assert_array_equal(theirs[present], ours[present])
+        compared += 1
+    assert compared == len(tables.fields) - 4   # all but aseg's eTIV, aparc's (one column: lh and rh agree), the means
+    assert tables.fields["lh_MeanThickness_thickness"]["measure"] == "thickness"
+    assert np.all((tables.values["EstimatedTotalIntraCranialVol"] > 8e5) & (tables.values["eTIV"] < 2.5e6))
+
+
 def test_write_synthetic_release__same_seed_writes_identical_files(tmp_path: Path) -> None:
     def files(seed: int, name: str) -> dict[str, bytes]:
         out = tmp_path / name
         write_synthetic_release(out, samples=60, variants=500, idps=10, cpgs=100, seed=seed)
-        return {p.name: p.read_bytes() for p in out.iterdir()}
+        return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def manifest_without_timestamp(raw: bytes) -> dict:
         return {k: v for k, v in yaml.safe_load(raw).items() if k != "created"}
