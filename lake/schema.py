@@ -216,7 +216,8 @@ def spec(name: str) -> TableSpec:
 
 # Why a test could not run, as the ``error`` column of every association kind shows it (None: it ran).
 # stats/ codes them by position (stats.association: OK, MONOMORPHIC, …), so new ones go at the end.
-ERRORS = (None, "monomorphic", "too few samples", "collinear", "separation", "not converged")
+ERRORS = (None, "monomorphic", "too few samples", "collinear", "separation", "not converged",
+          "closer than --min-distance", "r² above --max-r2")
 POSITION = ("chrom", "pos")
 
 
@@ -309,6 +310,13 @@ ERROR = _r("error", pa.string(), "why the test did not run (null: it ran): " + "
 FDR = _f("fdr", "Benjamini–Hochberg q-value within the scan (GWAS and GxE: with --adjust)", optional=True)
 
 
+def _pair_variant(which: str, what: str) -> tuple[Column, ...]:
+    """One variant of a pair: the variants table's columns with the suffix ``_which`` (a or b); b's chromosome and
+    position keep their names, ``chrom`` and ``pos``: the table is partitioned and browsed by the partner's."""
+    return tuple(replace(column, name=column.name if which == "b" and column.name in POSITION else
+                         f"{column.name}_{which}", meaning=f"{what}: {column.meaning}") for column in VARIANT)
+
+
 def _wald_tests(name: str, what: str, *, optional: bool = False) -> tuple[Column, ...]:
     """A Wald test's columns, model-based (F) and robust (χ²), each with p and −log10 p."""
     return tuple(_f(column, f"{meaning} of {what}", optional=optional) for column, meaning in (
@@ -351,6 +359,15 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  *INTERACTION_TESTS, ERROR, FDR),
                 phenotype="phenotype", feature="variant_id", effect="beta_gxe", log10p="log10p_gxe_robust",
                 p="p_gxe_robust", extra_group=("exposure",)),
+    ResultsKind("epistasis", "each pair of variants' interaction, per phenotype (biolake epistasis)",
+                (PHENOTYPE, *_pair_variant("a", "the candidate (--with), or the first of the pair in a set"),
+                 *_pair_variant("b", "its partner"), N_SAMPLES,
+                 _f("beta_int", "the a × b interaction, per alt allele of each (plink1.9 --epistasis: BETA_INT)"),
+                 _f("se_int", "standard error of beta_int"),
+                 _f("t_int", "t of beta_int (plink1.9 prints its square as STAT)"), _f("p_int", "p of t_int"),
+                 _f("log10p_int", "−log10 p_int: the headline test"), ERROR),
+                phenotype="phenotype", feature="variant_id_b", effect="beta_int", log10p="log10p_int", p="p_int",
+                extra_group=("variant_id_a",)),
     ResultsKind("meta", "GWAS results of several cohorts combined per phenotype and variant (biolake meta)",
                 (PHENOTYPE, *VARIANT, _r("cohorts", pa.int64(), "cohorts with an estimate"),
                  replace(N_SAMPLES, meaning="samples summed over those cohorts"),

@@ -17,7 +17,7 @@ from biolake.lake.schema import ERRORS
 _LN10 = np.log(10.0)
 
 # Why a test could not run, as an index into ERRORS (declared with the results tables); 0 is "ran".
-OK, MONOMORPHIC, TOO_FEW_SAMPLES, COLLINEAR, SEPARATION, NOT_CONVERGED = range(len(ERRORS))
+OK, MONOMORPHIC, TOO_FEW_SAMPLES, COLLINEAR, SEPARATION, NOT_CONVERGED, CLOSE, IN_LD = range(len(ERRORS))
 
 
 class FromLog10p:

@@ -1,0 +1,219 @@
+"""The epistasis job: SNP × SNP interaction scans of phenotypes queried from the lake.
+
+Two scopes: ``--with ID[,ID…]`` tests each candidate against every variant the request chooses
+(genome-wide, or ``--chrom``/``--region``/``--extract``), and ``--set-sql`` every pair within a set of
+variants (SQL returning ``variant_id``: the lead hits, a gene's variants), each pair once. Per pair and
+phenotype the model is y ~ covariates + a + b + a·b (:mod:`biolake.stats.epistasis`: a GxE scan whose
+exposure is the candidate). The data path is the GWAS's (:mod:`biolake.scan`): one task per genotype
+row group of partners on dask, each phenotype with exactly its own samples, a missing call dropping
+that pair's sample. The candidates' genotypes travel with the tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from biolake.frame import DesignReport, VariantJobRequest, provenance
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.lake.schema import RESULTS_KINDS
+from biolake.queries import connect
+from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_chosen_variants
+from biolake.queries.variants import VariantChoice, VariantList
+from biolake.scan import ScanReport, TaskInputs, scan_design, scan_variants
+from biolake.stats.epistasis import PairFilter, Phenotypes, epistasis_table, pair_tests, skipped_pairs
+from biolake.stats.qc import VariantQc
+
+Progress = Callable[[str, int, int], None]
+MAX_CANDIDATES = 1_000   # --with: every task tests each candidate against its block
+MAX_SET = 10_000         # --set-sql: about 5·10⁷ pairs per phenotype
+NOT_WANTED = -1          # a pair a block task computes no test for and writes no row of
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpistasisSettings(VariantJobRequest):
+    """What to test: ``candidates`` (``--with``) against every chosen variant, or every pair of the variants
+    ``set_sql`` returns; pairs closer than ``min_distance_kb`` on one chromosome, or with r² above ``max_r2``,
+    are skipped (as rows with that error)."""
+
+    phenotypes: str | Sequence[str]
+    candidates: Sequence[str] = ()
+    set_sql: str | None = None
+    min_distance_kb: float = 0.0
+    max_r2: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if bool(self.candidates) == (self.set_sql is not None):
+            raise BiolakeError("give one scope: --with ID[,ID…] (candidates against every variant) or --set-sql "
+                               "(every pair of a set of variants)")
+        if len(self.candidates) > MAX_CANDIDATES:
+            raise BiolakeError(f"--with names {len(self.candidates):,} candidates; at most {MAX_CANDIDATES:,} (for all "
+                               "pairs of a set of variants use --set-sql)")
+        if self.set_sql is not None and (self.regions or self.extract or self.exclude or self.chromosomes):
+            raise BiolakeError("--set-sql chooses the variants itself: put the region or list in its SQL, not in "
+                               "--chrom/--region/--extract/--exclude")
+        if self.max_r2 is not None and not 0 < self.max_r2 <= 1:
+            raise BiolakeError(f"--max-r2 must lie in (0, 1], got {self.max_r2:g}")
+        if self.min_distance_kb < 0:
+            raise BiolakeError(f"--min-distance must be 0 kb or more, got {self.min_distance_kb:g}")
+
+    def pair_filter(self) -> PairFilter:
+        return PairFilter(round(self.min_distance_kb * 1000), self.max_r2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpistasisReport(ScanReport):
+    """What an epistasis run wrote: its candidates and how many pairs per phenotype its rows hold."""
+
+    candidates: list[str]
+    pairs: int
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidate variants (variant_id, chrom, pos, ref, alt) and their dosages (candidates × analysis samples,
+    NaN where uncalled); ``within_set``: a partner is tested only with the candidates before it (each pair of a
+    set once), else with every candidate but itself."""
+
+    variants: pa.Table
+    dosages: np.ndarray
+    within_set: bool
+
+    def pairs_in(self, block: GenotypeBlock) -> tuple[np.ndarray, np.ndarray]:
+        """Which candidates are paired with some variant of ``block`` (their rows in ``variants``), and which pairs
+        (those candidates × the block's variants): with a set, each pair once (the candidate first in the set),
+        else every candidate with every variant but itself."""
+        rank = dict(zip(self.variants.column("variant_id").to_pylist(), range(self.variants.num_rows)))
+        ranks = np.array([rank.get(variant, -1) for variant in block.variants.column("variant_id").to_pylist()],
+                         dtype=np.int64)
+        chosen = np.arange(ranks.max(initial=0) if self.within_set else self.variants.num_rows)
+        wanted = ranks[None, :] > chosen[:, None] if self.within_set else ranks[None, :] != chosen[:, None]
+        return chosen, wanted
+
+
+@dataclass(frozen=True)
+class EpistasisTests(TaskInputs):
+    """What every epistasis block task needs besides its block: the phenotypes and covariates, the candidates."""
+
+    phenotypes: Phenotypes
+    phenotype_names: list[str]
+    candidates: Candidates
+    pairs: PairFilter
+    schema: pa.Schema
+    qc: VariantQc
+    dtype: type = np.float64
+
+    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
+        chosen, wanted = self.candidates.pairs_in(block)
+        best = np.full((block.variants.num_rows, len(self.phenotype_names)), np.nan)   # no test: NaN
+        if not wanted.any():
+            return self.schema.empty_table(), best
+        called = block.missing.toarray() == 0
+        chrom = block.variants.column("chrom").to_numpy(zero_copy_only=False)
+        candidates = self.candidates.variants.take(pa.array(chosen))
+        dosages = self.candidates.dosages[chosen]
+        positions = (candidates.column("chrom").to_numpy(zero_copy_only=False), candidates.column("pos").to_numpy())
+        tables, pos = [], block.variants.column("pos").to_numpy()
+        for rows in _chunks(len(chosen), block.variants.num_rows * len(self.phenotype_names)):
+            partners = np.flatnonzero(wanted[rows].any(axis=0))     # with a set, fewer for later candidates
+            codes = skipped_pairs(dosages[rows], (positions[0][rows], positions[1][rows]), block.dosages[partners],
+                                  called[partners], chrom[partners], pos[partners], self.pairs)
+            mine = wanted[rows][:, partners]
+            result = pair_tests(dosages[rows], block.dosages[partners], called[partners], self.phenotypes,
+                                np.where(mine, codes, NOT_WANTED))
+            tables.append(epistasis_table(candidates.slice(rows.start, len(rows)), block.variants.take(partners),
+                                          result, mine, phenotypes=self.phenotype_names))
+            best[partners] = np.fmax(best[partners], np.fmax.reduce(np.where(mine[..., None], result.log10p(), np.nan),
+                                                                    axis=0))
+        return pa.concat_tables(tables), best
+
+
+def _chunks(candidates: int, per_candidate: int, most: int = 1 << 21, widest: int = 256) -> list[range]:
+    """Ranges of at most ``widest`` candidates whose pairs' arrays (candidates × partners × phenotypes) hold at most
+    ``most`` values (narrow ranges: a set's later candidates pair with fewer partners, so less is computed)."""
+    size = max(1, min(widest, most // max(per_candidate, 1)))
+    return [range(start, min(start + size, candidates)) for start in range(0, candidates, size)]
+
+
+def run_epistasis(lake: Lake, settings: EpistasisSettings, *, scheduler: str | None = None,
+                  workers: int | None = None, progress: Progress | None = None) -> EpistasisReport:
+    """Run an epistasis scan on ``lake`` and write its results table; see ``biolake epistasis --help``.
+
+    Examples
+    --------
+    >>> report = run_epistasis(Lake.open("lake"), EpistasisSettings(
+    ...     name="pairs", phenotypes=["25010-2.0"], covariates=["age", "sex"], candidates=["rs3741"],
+    ...     chromosomes=["22"]))
+    >>> report.candidates, report.pairs > 0
+    (['rs3741'], True)
+    """
+    lake.check_results_free(settings.name, replace=settings.replace)
+    chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
+    ids = list(dict.fromkeys(settings.candidates))
+    if settings.set_sql is not None:
+        ids = _set_variants(lake, settings, release=chosen.release)
+        blocks = genotype_blocks(lake, release=chosen.release, choice=_listed("--set-sql", settings.set_sql, ids))
+    candidates = _read_candidates(lake, ids, release=chosen.release, n_samples=chosen.vector_length,
+                                  samples=chosen.selection, within_set=settings.set_sql is not None)
+    tests = EpistasisTests(chosen.vector_length, chosen.selection, Phenotypes.of(chosen.phenotypes, chosen.covariates),
+                           chosen.phenotype_names, candidates, settings.pair_filter(),
+                           RESULTS_KINDS["epistasis"].arrow_schema(), settings.variant_qc())
+    record = provenance("epistasis", settings, chosen, candidates=ids,
+                        scope="set" if settings.set_sql is not None else "with")
+    version, summary, removed = scan_variants(lake, settings.name, tests, blocks, provenance=record, step="epistasis",
+                                              scheduler=scheduler, workers=workers, progress=progress,
+                                              replace=settings.replace, males_x=males_x,
+                                              xchr_model=settings.xchr_model)
+    pairs = lake.results_dataset(settings.name).count_rows() // len(chosen.phenotype_names)
+    return EpistasisReport(name=settings.name, version=version, rows=pairs * len(chosen.phenotype_names),
+                           candidates=ids, pairs=pairs, summary=summary, removed=removed, **DesignReport.of(chosen))
+
+
+def _listed(flag: str, source: str, ids: list[str]) -> VariantChoice:
+    """A variant choice of exactly ``ids`` (as ``--extract`` would give it), named by ``flag`` and ``source``."""
+    return VariantChoice(extract=VariantList(flag, source, {variant: k + 1 for k, variant in enumerate(ids)}))
+
+
+def _set_variants(lake: Lake, settings: EpistasisSettings, *, release: str) -> list[str]:
+    """The ids ``--set-sql`` returns (its first column), each once; an empty or too large set is an error."""
+    with connect(lake, release=release) as con:
+        try:
+            rows = con.sql(settings.set_sql).fetchall()
+        except Exception as exc:   # DuckDB's errors: the message names the fault
+            raise BiolakeError(f"--set-sql: {str(exc).splitlines()[0]}") from None
+    ids = list(dict.fromkeys(str(row[0]) for row in rows if row[0] is not None))
+    if not ids:
+        raise BiolakeError("--set-sql returned no variant_id: every pair of an empty set is no pair")
+    if len(ids) > MAX_SET:
+        raise BiolakeError(f"--set-sql returned {len(ids):,} variants ({len(ids) * (len(ids) - 1) // 2:,} pairs per "
+                           f"phenotype); at most {MAX_SET:,}: narrow the set (e.g. the lead variants of a GWAS), or "
+                           "test candidates against every variant with --with")
+    return ids
+
+
+def _read_candidates(lake: Lake, ids: list[str], *, release: str, n_samples: int, samples: np.ndarray | None,
+                     within_set: bool) -> Candidates:
+    """The candidates' variants and dosages over the analysis samples; an id the release lacks is an error."""
+    flag = "--set-sql" if within_set else "--with"
+    known = lake.read("variants", release=release, columns=["variant_id"]).column(0)
+    listed = pa.array(ids, pa.string())
+    missing = listed.filter(pc.invert(pc.is_in(listed, value_set=known))).to_pylist()
+    if missing:
+        raise BiolakeError(f"{flag}: {missing[0]!r}{f' and {len(missing) - 1:,} more' if len(missing) > 1 else ''} "
+                           f"not in release {release!r} (ids as the variants table holds them: SELECT variant_id "
+                           "FROM variants)")
+    blocks: list[Block] = genotype_blocks(lake, release=release, choice=_listed(flag, ",".join(ids), ids))
+    found = read_chosen_variants(blocks, set(ids), n_samples=n_samples, dtype=np.float64)
+    if "X" in found.variants.column("chrom").to_pylist():
+        raise BiolakeError(f"{flag}: a candidate on chromosome X; epistasis tests autosomal candidates (leave X out)")
+    dosages = found.dosages if samples is None else found.dosages[:, samples]
+    uncalled = found.missing.toarray().astype(bool)
+    dosages = np.where(uncalled if samples is None else uncalled[:, samples], np.nan, dosages)
+    return Candidates(found.variants.select(["variant_id", "chrom", "pos", "ref", "alt"]), dosages, within_set)
+

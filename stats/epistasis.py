@@ -1,0 +1,280 @@
+"""SNP × SNP interaction: y ~ covariates + a + b + a·b for a candidate variant a and each partner b.
+
+Per pair and phenotype the model is fitted by ordinary least squares on exactly the samples with the
+phenotype, a call of a and a call of b. Its normal equations X'X β = X'y (X = [C, a, b, a·b], C the
+covariates with the intercept) are sums over those samples, and every sum is an entry of one of three
+matrix products over a block of partners: with W the partners' called-indicators, B their centred
+dosages (0 where uncalled) and B² their squares, and per candidate the sample columns F (products of
+covariates, a, the phenotype and its presence v),
+
+    W F_W  (C'C, C'a, a'a, C'y, a'y, y'y, n),   B F_B  (C'b, a'b, C'ab, a'ab, b'y, ab'y),   B² F_2  (b'b, b'ab, ab'ab),
+
+so a block of m partners costs three products of m × samples by samples × (a few columns per phenotype
+missingness pattern), not m refits; then each pair's (k + 3)-square system is solved, batched. Two
+transformations keep the sums well conditioned and change no interaction estimate: the covariates are
+replaced by an orthonormal basis of their span, and a and b are centred (span{1, a, b, ab} is unchanged
+by shifting a and b, and so is the coefficient of the product). A sample without a call of the candidate
+leaves every phenotype of that candidate; one without a call of the partner leaves that pair only.
+
+The interaction's t is ordinary least squares' (statsmodels' OLS of the same columns); plink1.9
+``--epistasis`` prints its square as STAT and refers it to χ²(1). A pair whose design is singular on its
+samples (X'X scaled to a unit diagonal with a determinant below 10⁻¹⁰) is reported collinear, one whose
+partner has a single genotype on them monomorphic.
+
+Pairs a user asks to skip are kept as rows with an error code and no numbers, so that the rows of a
+scan always count its pairs: a partner on the candidate's chromosome closer than a minimum distance, or
+one whose r² with the candidate (over the samples with both calls) is above a maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from biolake.lake.schema import RESULTS_KINDS
+from biolake.stats.association import CLOSE, COLLINEAR, ERRORS, IN_LD, MONOMORPHIC, OK, TOO_FEW_SAMPLES, \
+    p_from_log10p, t_log10p
+
+_SINGULAR = 1e-10   # smallest determinant of a pair's X'X scaled to a unit diagonal still taken as full rank
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """Which partners of a candidate are skipped: closer than ``min_distance`` bp on its chromosome (0: none), or
+    with r² above ``max_r2`` (None: none)."""
+
+    min_distance: int = 0
+    max_r2: float | None = None
+
+
+@dataclass(frozen=True)
+class Phenotypes:
+    """The phenotypes and covariates every candidate shares: ``values`` samples × P (0 where missing),
+    ``present`` their presence (float), ``basis`` an orthonormal basis of the covariates' span (samples × k,
+    the intercept's included), ``patterns``: phenotypes missing for the same samples, grouped."""
+
+    values: np.ndarray
+    present: np.ndarray
+    basis: np.ndarray
+    patterns: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, phenotypes: np.ndarray, covariates: np.ndarray) -> "Phenotypes":
+        """From phenotypes (samples × P, NaN missing) and covariates (samples × k, complete, intercept first).
+
+        >>> Phenotypes.of(np.array([[1.0, 2.0], [np.nan, 3.0], [2.0, 5.0]]), np.ones((3, 1))).patterns
+        (array([0]), array([1]))
+        """
+        present = ~np.isnan(phenotypes)
+        _, group = np.unique(present.T, axis=0, return_inverse=True)
+        basis, _ = np.linalg.qr(covariates)
+        return cls(np.where(present, phenotypes, 0.0), present.astype(float), basis,
+                   tuple(np.flatnonzero(group.ravel() == g) for g in range(group.max() + 1)))
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Per partner × phenotype: the interaction's estimate, its standard error, residual degrees of freedom, the
+    samples used and an :data:`ERRORS` index."""
+
+    beta: np.ndarray
+    se: np.ndarray
+    dof: np.ndarray
+    n: np.ndarray
+    error: np.ndarray
+
+    def t(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.beta / self.se
+
+    def log10p(self) -> np.ndarray:
+        """Two-sided −log10 p of t on the residual degrees of freedom (NaN where the test did not run)."""
+        return np.where(self.error == OK, t_log10p(self.t(), np.maximum(self.dof, 1)), np.nan)
+
+
+def skipped_pairs(candidates: np.ndarray, positions: tuple[np.ndarray, np.ndarray], partners: np.ndarray,
+                  called: np.ndarray, chrom: np.ndarray, pos: np.ndarray, pairs: PairFilter) -> np.ndarray:
+    """Each pair's error code (candidates × partners): OK, CLOSE (one chromosome, closer than
+    ``pairs.min_distance``) or IN_LD (r² above ``pairs.max_r2`` over the samples with both calls).
+    ``candidates``: candidates × samples dosages (NaN uncalled), at ``positions`` (chromosomes, positions);
+    ``partners``: partners × samples dosages, ``called`` where they have a call, at ``chrom``, ``pos``.
+
+    Examples
+    --------
+    >>> a = np.array([[0.0, 1, 2, 1, 0, 2]])
+    >>> partners = np.array([[0.0, 1, 2, 1, 0, 2], [2.0, 1, 0, 1, 2, 0], [1.0, 0, 1, 2, 0, 1]])
+    >>> skipped_pairs(a, (np.array(["1"]), np.array([100])), partners, np.ones((3, 6), bool),
+    ...               np.array(["1", "1", "2"]), np.array([100, 5000, 100]), PairFilter(1000, 0.8)).tolist()
+    [[6, 7, 0]]
+    """
+    codes = np.full((len(candidates), len(partners)), OK)
+    if pairs.max_r2 is not None and codes.size:
+        a_called = (~np.isnan(candidates)).astype(float)
+        a = np.nan_to_num(candidates)
+        b = np.where(called, partners, 0.0)
+        count, sum_a, sum_aa = (called.astype(float) @ side.T for side in (a_called, a, a * a))
+        sum_b, sum_bb, sum_ab = b @ a_called.T, (b * b) @ a_called.T, b @ a.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = ((sum_ab - sum_a * sum_b / count) ** 2
+                  / ((sum_aa - sum_a ** 2 / count) * (sum_bb - sum_b ** 2 / count))).T
+        codes[np.nan_to_num(r2) > pairs.max_r2] = IN_LD
+    if pairs.min_distance:
+        codes[(chrom[None, :] == positions[0][:, None])
+              & (np.abs(pos[None, :] - positions[1][:, None]) < pairs.min_distance)] = CLOSE
+    return codes
+
+
+def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray, phenotypes: Phenotypes,
+               codes: np.ndarray) -> PairResult:
+    """The interaction tests of every candidate (``candidates``: candidates × samples dosages, NaN uncalled) with
+    every partner (``partners``: partners × samples dosages, ``called`` where they have a call) whose code
+    (``codes``: candidates × partners, :func:`skipped_partners`) is OK, for every phenotype; the others keep their
+    code and no numbers. Arrays of the result are candidates × partners × phenotypes. See the module docstring.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(7)
+    >>> a, b = rng.integers(0, 3, (2, 400)).astype(float)
+    >>> y = 0.4 * a * b + rng.normal(size=400)
+    >>> found = pair_tests(a[None, :], b[None, :], np.ones((1, 400), bool),
+    ...                    Phenotypes.of(y[:, None], np.ones((400, 1))), np.zeros((1, 1), int))
+    >>> round(float(found.beta[0, 0, 0]), 2), int(found.n[0, 0, 0])   # the a·b coefficient (0.4 planted)
+    (0.41, 400)
+    """
+    n_candidates, m, n_phenotypes = len(candidates), len(partners), phenotypes.values.shape[1]
+    shape = (n_candidates, m, n_phenotypes)
+    result = PairResult(np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, np.int64),
+                        np.zeros(shape, np.int64), np.repeat(codes[:, :, None], n_phenotypes, axis=2))
+    if not (codes == OK).any():
+        return result
+    a_called = ~np.isnan(candidates)
+    with np.errstate(invalid="ignore"):
+        a = np.where(a_called, candidates - np.nanmean(candidates, axis=1, keepdims=True), 0.0).T   # samples × C
+    weights = called.astype(float)                                               # W: partners × samples
+    with np.errstate(invalid="ignore"):
+        means = np.where(called, partners, 0.0).sum(axis=1) / weights.sum(axis=1)
+    centred = np.where(called, partners - means[:, None], 0.0)                  # B
+    squared = centred * centred                                                  # B²
+    for columns in phenotypes.patterns:
+        v = phenotypes.present[:, columns[0], None] * a_called.T                 # samples × candidates
+        y = phenotypes.values[:, columns]                                        # samples × phenotypes
+        gram, moments, dof, used, error = _normal_equations(weights, centred, squared, phenotypes.basis, a, v, y)
+        error = np.where(codes == OK, error, codes)
+        tested = error == OK
+        gram[~tested] = np.eye(gram.shape[-1])
+        beta, se = _solve(gram, moments, dof)
+        for j, column in enumerate(columns):
+            result.beta[..., column] = np.where(tested, beta[..., j], np.nan)
+            result.se[..., column] = np.where(tested, se[..., j], np.nan)
+            result.dof[..., column], result.n[..., column], result.error[..., column] = dof, used, error
+    return result
+
+
+def _normal_equations(weights: np.ndarray, centred: np.ndarray, squared: np.ndarray, basis: np.ndarray,
+                      a: np.ndarray, v: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For every candidate × partner: X'X (C × m × p × p) and [X'y, y'y] per phenotype (C × m × (p + 1) × q) of
+    X = [basis, a, b, a·b] over the pair's samples (``a``: samples × C, centred, 0 uncalled; ``v``: samples × C,
+    the phenotypes' presence and the candidate's calls; ``y`` samples × q, 0 missing), with its residual degrees
+    of freedom, samples used, and error code. Each sum is an entry of one of three matrix products: W, B and B²
+    by sample columns, 2-D blocks the same for every candidate, 3-D ones (samples × C × j) its own."""
+    n, k = basis.shape
+    q, p, n_candidates, m = y.shape[1], k + 3, a.shape[1], len(weights)
+    upper = np.triu_indices(k)
+
+    def product(partner_side: np.ndarray, *blocks: np.ndarray) -> np.ndarray:   # → candidates × partners × columns
+        sample_side = np.concatenate([block if block.ndim == 3 else
+                                      np.broadcast_to(block[:, None, :], (n, n_candidates, block.shape[1]))
+                                      for block in blocks], axis=2) * v[:, :, None]
+        return (partner_side @ sample_side.reshape(n, -1)).reshape(m, n_candidates, -1).swapaxes(0, 1)
+
+    own_a, own_aa = a[:, :, None], (a * a)[:, :, None]
+    by_w = product(weights, basis[:, upper[0]] * basis[:, upper[1]], basis[:, None, :] * own_a, own_aa,
+                   np.ones((n, 1)), (basis[:, :, None] * y[:, None, :]).reshape(n, k * q), own_a * y[:, None, :],
+                   y * y)
+    by_b = product(centred, basis, own_a, basis[:, None, :] * own_a, own_aa, y, own_a * y[:, None, :])
+    by_2 = product(squared, np.ones((n, 1)), own_a, own_aa)
+    gram = np.zeros((n_candidates, m, p, p))
+    at = len(upper[0])
+    gram[..., upper[0], upper[1]] = by_w[..., :at]                  # C'C
+    gram[..., :k, k] = by_w[..., at:at + k]                         # C'a
+    gram[..., k, k] = by_w[..., at + k]                             # a'a
+    used = np.rint(by_w[..., at + k + 1]).astype(np.int64)         # samples
+    at += k + 2
+    c_y = by_w[..., at:at + k * q].reshape(n_candidates, m, k, q)   # C'y
+    a_y, y_y = by_w[..., at + k * q:at + (k + 1) * q], by_w[..., at + (k + 1) * q:]
+    gram[..., :k, k + 1] = by_b[..., :k]                            # C'b
+    gram[..., k, k + 1] = by_b[..., k]                              # a'b
+    gram[..., :k, k + 2] = by_b[..., k + 1:2 * k + 1]               # C'ab
+    gram[..., k, k + 2] = by_b[..., 2 * k + 1]                      # a'ab
+    b_y, ab_y = by_b[..., 2 * k + 2:2 * k + 2 + q], by_b[..., 2 * k + 2 + q:]
+    gram[..., k + 1, k + 1], gram[..., k + 1, k + 2], gram[..., k + 2, k + 2] = np.moveaxis(by_2, -1, 0)
+    gram = gram + np.triu(gram, 1).swapaxes(-1, -2)
+    moments = np.concatenate([c_y, a_y[..., None, :], b_y[..., None, :], ab_y[..., None, :], y_y[..., None, :]],
+                             axis=2)
+    dof = used - p
+    scale = np.sqrt(np.maximum(np.diagonal(gram, axis1=-2, axis2=-1), 1e-300))
+    determinant = np.linalg.det(gram / scale[..., :, None] / scale[..., None, :])   # ≤ 1, ~ its smallest eigenvalue
+    error = np.full((n_candidates, m), OK)
+    error[~(determinant >= _SINGULAR)] = COLLINEAR
+    error[gram[..., k + 1, k + 1] <= 1e-12 * np.maximum(used, 1)] = MONOMORPHIC   # b constant on the samples
+    error[dof < 1] = TOO_FEW_SAMPLES
+    return gram, moments, dof, used, error
+
+
+def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The interaction's β and standard error per pair and phenotype (… × q) from X'X (… × p × p), [X'y, y'y]
+    (… × (p + 1) × q) and the residual degrees of freedom (…)."""
+    p = gram.shape[-1]
+    unit = np.broadcast_to(np.eye(p)[:, -1:], (*gram.shape[:-2], p, 1))
+    solved = np.linalg.solve(gram, np.concatenate([moments[..., :p, :], unit], axis=-1))
+    beta, last = solved[..., :-1], solved[..., -1, -1]             # β per phenotype, (X'X)⁻¹ at the interaction
+    residual = moments[..., p, :] - np.einsum("...iq,...iq->...q", beta, moments[..., :p, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(np.maximum(residual, 0.0) / dof[..., None] * last[..., None])
+    return beta[..., -1, :], se
+
+
+def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult, wanted: np.ndarray, *,
+                    phenotypes: list[str]) -> pa.Table:
+    """The ``wanted`` pairs (candidates × partners) as rows, phenotype-major, then candidate, then partner: both
+    variants' ids, positions and alleles (the partner's chromosome and position as ``chrom`` and ``pos``), and the
+    interaction's estimate, error and test (``RESULTS_KINDS["epistasis"]``). ``candidates`` and ``partners``:
+    variant_id, chrom, pos, ref and alt.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(7)
+    >>> a, b = rng.integers(0, 3, (2, 400)).astype(float)
+    >>> y = (0.4 * a * b + rng.normal(size=400))[:, None]
+    >>> result = pair_tests(a[None, :], b[None, :], np.ones((1, 400), bool), Phenotypes.of(y, np.ones((400, 1))),
+    ...                     np.zeros((1, 1), int))
+    >>> variant = lambda name, pos: pa.table({"variant_id": [name], "chrom": ["1"], "pos": [pos], "ref": ["C"],
+    ...                                       "alt": ["T"]})
+    >>> row = epistasis_table(variant("rs1", 100), variant("rs2", 900), result, np.ones((1, 1), bool),
+    ...                       phenotypes=["y"]).to_pylist()[0]
+    >>> row["variant_id_a"], row["variant_id_b"], round(row["beta_int"], 2), row["n"]
+    ('rs1', 'rs2', 0.41, 400)
+    """
+    which_a, which_b = np.nonzero(wanted)
+    n_phenotypes = len(phenotypes)
+
+    def per_pair(values: np.ndarray) -> pa.Array:     # candidates × partners × phenotypes → the rows
+        return pa.array(values[which_a, which_b].T.ravel(), from_pandas=True)
+
+    def repeated(table: pa.Table, rows: np.ndarray, name: str) -> pa.Array:
+        return table.column(name).take(pa.array(np.tile(rows, n_phenotypes))).combine_chunks()
+
+    log10p = result.log10p()
+    ran = result.error == OK
+    data = {"phenotype": pa.array(np.repeat(np.asarray(phenotypes, dtype=object), len(which_a)), pa.string()),
+            **{f"{name}_a": repeated(candidates, which_a, name) for name in ("variant_id", "chrom", "pos", "ref", "alt")},
+            **{(name if name in ("chrom", "pos") else f"{name}_b"): repeated(partners, which_b, name)
+               for name in ("variant_id", "chrom", "pos", "ref", "alt")},
+            "n": per_pair(np.where(ran, result.n, 0)), "beta_int": per_pair(np.where(ran, result.beta, np.nan)),
+            "se_int": per_pair(np.where(ran, result.se, np.nan)), "t_int": per_pair(np.where(ran, result.t(), np.nan)),
+            "p_int": per_pair(p_from_log10p(log10p)), "log10p_int": per_pair(log10p),
+            "error": pa.array(np.array(ERRORS, dtype=object)[result.error[which_a, which_b].T.ravel()], pa.string())}
+    schema = RESULTS_KINDS["epistasis"].arrow_schema()
+    return pa.table({field.name: data[field.name].cast(field.type) for field in schema}, schema=schema)

@@ -1,0 +1,142 @@
+"""SNP × SNP interaction scans (#35), against plink1.9 --epistasis (no covariates, missing calls) and statsmodels
+OLS (covariates, missing phenotypes), and the count of their pairs against their scope."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+import statsmodels.api as sm
+from click.testing import CliRunner
+
+from biolake.cli import main
+from biolake.epistasis import EpistasisSettings, run_epistasis
+from biolake.lake.errors import BiolakeError
+from biolake.queries import connect, design
+from conftest import lake_dosages
+from plink2_glm import write_design_files
+
+PLINK19 = shutil.which("plink1.9") or "plink1.9"
+
+
+def variant_ids(lake, sql: str) -> list[str]:
+    with connect(lake) as con:
+        return [row[0] for row in con.sql(sql).fetchall()]
+
+
+def pairs_of(lake, name: str) -> dict[tuple[str, str, str], dict]:
+    """The rows of an epistasis table keyed by (phenotype, variant a, variant b)."""
+    rows = lake.results_dataset(name).to_table().to_pylist()
+    return {(row["phenotype"], row["variant_id_a"], row["variant_id_b"]): row for row in rows}
+
+
+def test_epistasis__without_covariates_equals_plink19_epistasis(gwas_lake, release_folder, idps, tmp_path):
+    """plink1.9 --epistasis (quantitative): BETA_INT per A1 allele (the lake's alt, --keep-allele-order), STAT = t²
+    of OLS, each pair on the samples with both calls and the phenotype."""
+    chosen_ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '1' ORDER BY pos LIMIT 40")
+    set_sql = "SELECT variant_id FROM variants WHERE variant_id IN (" + ", ".join(f"'{v}'" for v in chosen_ids) + ")"
+    run_epistasis(gwas_lake, EpistasisSettings(name="epi_plink", phenotypes=idps[:1], covariates=[],
+                                               set_sql=set_sql, replace=True))
+    ours = pairs_of(gwas_lake, "epi_plink")
+    assert len(ours) == 40 * 39 // 2                                # every pair of the set, once
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=idps[:1], covariates=[])
+    pheno, _ = write_design_files(chosen, tmp_path)
+    (tmp_path / "extract.txt").write_text("\n".join(chosen_ids) + "\n")
+    subprocess.run([PLINK19, "--bfile", str(release_folder / "genotypes"), "--pheno", str(pheno), "--pheno-name",
+                    "c0", "--extract", str(tmp_path / "extract.txt"), "--epistasis", "--epi1", "1",
+                    "--keep-allele-order", "--allow-no-sex", "--threads", "1", "--out", str(tmp_path / "plink")],
+                   check=True, capture_output=True)
+    lines = (tmp_path / "plink.epi.qt").read_text().splitlines()
+    theirs = [line.split() for line in lines[1:]]
+    assert len(theirs) == len(ours)
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants ORDER BY variant_index")
+    y, refused = chosen.phenotypes[:, 0], 0
+    for _, a, _, b, beta, stat, _ in theirs:
+        row = ours.get((idps[0], a, b)) or ours[(idps[0], b, a)]
+        if beta != "nan":
+            assert row["error"] is None, row
+            assert float(beta) == pytest.approx(row["beta_int"], rel=5e-6, abs=5e-7)   # printed to 6 digits
+            assert float(stat) == pytest.approx(row["t_int"] ** 2, rel=5e-6, abs=5e-5)
+            continue
+        # plink1.9 refuses a pair whose uncentred terms a, b, a·b are collinear by its VIF rule; where the model is
+        # estimable biolake reports it, equal to OLS (the tighter reference), else it says why not
+        refused += 1
+        if row["error"] is None:
+            x, z = dosages[ids.index(row["variant_id_a"])], dosages[ids.index(row["variant_id_b"])]
+            used = ~np.isnan(y) & ~np.isnan(x) & ~np.isnan(z)
+            fit = sm.OLS(y[used], np.column_stack([np.ones(len(y)), x, z, x * z])[used]).fit()
+            np.testing.assert_allclose([row["beta_int"], row["t_int"]], [fit.params[-1], fit.tvalues[-1]], rtol=1e-6)
+    print(f"plink1.9 --epistasis: {len(theirs) - refused} of {len(theirs)} pairs equal to its digits; it refused "
+          f"{refused}, of which biolake tested {sum(ours[key]['error'] is None for key in ours) - (len(theirs) - refused)}"
+          " (equal to OLS)")
+    assert refused < len(theirs) / 2
+
+
+def test_epistasis__with_covariates_and_missing_phenotypes_equals_statsmodels(gwas_lake, idps):
+    candidate = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '2' ORDER BY pos LIMIT 1")[0]
+    run_epistasis(gwas_lake, EpistasisSettings(name="epi_ols", phenotypes=idps[:2], covariates=["age", "sex"],
+                                               candidates=[candidate], chromosomes=["3"], replace=True))
+    table = gwas_lake.results_dataset("epi_ols").to_table()
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=idps[:2], covariates=["age", "sex"])
+    assert np.isnan(chosen.phenotypes).any()                         # phenotypes with missing values
+    ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants ORDER BY variant_index")
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    a = dosages[ids.index(candidate)]
+    rng = np.random.default_rng(0)
+    tested = [row for row in table.to_pylist() if row["error"] is None]
+    assert len(tested) > table.num_rows / 2
+    for row in rng.choice(tested, 12, replace=False):
+        b = dosages[ids.index(row["variant_id_b"])]
+        y = chosen.phenotypes[:, idps.index(row["phenotype"])]
+        used = ~np.isnan(y) & ~np.isnan(a) & ~np.isnan(b)
+        columns = np.column_stack([chosen.covariates, a, b, a * b])[used]
+        fit = sm.OLS(y[used], columns).fit()
+        assert row["n"] == used.sum()
+        np.testing.assert_allclose([row["beta_int"], row["se_int"], row["t_int"], row["p_int"]],
+                                   [fit.params[-1], fit.bse[-1], fit.tvalues[-1], fit.pvalues[-1]], rtol=1e-8)
+
+
+def test_epistasis__rows_count_the_scope_and_the_skipped_pairs(gwas_lake, idps):
+    on_3 = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '3' ORDER BY pos")
+    candidate = on_3[len(on_3) // 2]
+    report = run_epistasis(gwas_lake, EpistasisSettings(name="epi_count", phenotypes=idps[:2], covariates=["age"],
+                                                        candidates=[candidate], chromosomes=["3"],
+                                                        min_distance_kb=500, max_r2=0.5, replace=True))
+    table = gwas_lake.results_dataset("epi_count").to_table()
+    assert report.pairs == len(on_3) - 1 and table.num_rows == 2 * (len(on_3) - 1)   # every partner but itself
+    with connect(gwas_lake) as con:
+        pos = dict(con.sql("SELECT variant_id, pos FROM variants WHERE chrom = '3'").fetchall())
+    close = {v for v in on_3 if v != candidate and abs(pos[v] - pos[candidate]) < 500_000}
+    errors = dict(zip(table.column("variant_id_b").to_pylist(), table.column("error").to_pylist()))
+    assert close and {v for v, error in errors.items() if error == "closer than --min-distance"} == close
+    skipped = table.filter(pc.equal(table.column("error"), "closer than --min-distance"))
+    assert skipped.column("beta_int").null_count == skipped.num_rows == 2 * len(close)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(candidates=["rs_not_there"]), r"^--with: 'rs_not_there' not in release 'r1'"),
+    (dict(set_sql="SELECT variant_id FROM variants WHERE false"), r"^--set-sql returned no variant_id"),
+    (dict(set_sql="SELECT 'rs' || range::VARCHAR FROM range(10001)"),
+     r"^--set-sql returned 10,001 variants \(50,005,000 pairs per phenotype\); at most 10,000"),
+    (dict(), r"^give one scope: --with"),
+    (dict(candidates=["rs1"], set_sql="SELECT 1"), r"^give one scope: --with"),
+])
+def test_epistasis__bad_scopes_are_one_line(gwas_lake, idps, options, message):
+    with pytest.raises(BiolakeError, match=message):
+        run_epistasis(gwas_lake, EpistasisSettings(name="bad", phenotypes=idps[:1], covariates=[], **options))
+
+
+def test_epistasis_cli__writes_its_table_and_out_file(gwas_lake, idps, tmp_path):
+    candidate = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '4' ORDER BY pos LIMIT 1")[0]
+    result = CliRunner().invoke(main, ["epistasis", "--lake", str(gwas_lake.location.root), "--pheno", idps[0],
+                                       "--with", candidate, "--chrom", "4", "--name", "epi_cli", "--replace",
+                                       "--out", str(tmp_path / "pairs.tsv")])
+    assert result.exit_code == 0, result.output
+    header = (tmp_path / "pairs.tsv").read_text().splitlines()[0].split("\t")
+    assert header[:3] == ["phenotype", "variant_id_a", "chrom_a"] and "beta_int" in header
+    with connect(gwas_lake) as con:
+        assert con.sql("SELECT count(*) FROM results.epi_cli").fetchone()[0] > 0
