@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse
 
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.stats.association import CLOSE, COLLINEAR, ERRORS, IN_LD, MONOMORPHIC, OK, TOO_FEW_SAMPLES, \
@@ -149,18 +150,9 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
                         np.zeros(shape, np.int64), np.repeat(codes[:, :, None], n_phenotypes, axis=2))
     if not (codes == OK).any():
         return result
-    a_called = ~np.isnan(candidates)
-    with np.errstate(invalid="ignore"):
-        a = np.where(a_called, candidates - np.nanmean(candidates, axis=1, keepdims=True), 0.0).T   # samples × C
-    weights = called.astype(float)                                               # W: partners × samples
-    with np.errstate(invalid="ignore"):
-        means = np.where(called, partners, 0.0).sum(axis=1) / weights.sum(axis=1)
-    centred = np.where(called, partners - means[:, None], 0.0)                  # B
-    squared = centred * centred                                                  # B²
+    sums = _PairSums(candidates, partners, called, phenotypes.basis, phenotypes.values)
     for columns in phenotypes.patterns:
-        v = phenotypes.present[:, columns[0], None] * a_called.T                 # samples × candidates
-        y = phenotypes.values[:, columns]                                        # samples × phenotypes
-        gram, moments, dof, used, error = _normal_equations(weights, centred, squared, phenotypes.basis, a, v, y)
+        gram, moments, dof, used, error = sums.normal_equations(phenotypes.present[:, columns[0]], columns)
         error = np.where(codes == OK, error, codes)
         tested = error == OK
         gram[~tested] = np.eye(gram.shape[-1])
@@ -172,55 +164,92 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
     return result
 
 
-def _normal_equations(weights: np.ndarray, centred: np.ndarray, squared: np.ndarray, basis: np.ndarray,
-                      a: np.ndarray, v: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-    """For every candidate × partner: X'X (C × m × p × p) and [X'y, y'y] per phenotype (C × m × (p + 1) × q) of
-    X = [basis, a, b, a·b] over the pair's samples (``a``: samples × C, centred, 0 uncalled; ``v``: samples × C,
-    the phenotypes' presence and the candidate's calls; ``y`` samples × q, 0 missing), with its residual degrees
-    of freedom, samples used, and error code. Each sum is an entry of one of three matrix products: W, B and B²
-    by sample columns, 2-D blocks the same for every candidate, 3-D ones (samples × C × j) its own."""
-    n, k = basis.shape
-    q, p, n_candidates, m = y.shape[1], k + 3, a.shape[1], len(weights)
-    upper = np.triu_indices(k)
+class _PairSums:
+    """The sums of every candidate × partner pair's normal equations (see the module docstring).
 
-    def product(partner_side: np.ndarray, *blocks: np.ndarray) -> np.ndarray:   # → candidates × partners × columns
-        sample_side = np.concatenate([block if block.ndim == 3 else
-                                      np.broadcast_to(block[:, None, :], (n, n_candidates, block.shape[1]))
-                                      for block in blocks], axis=2) * v[:, :, None]
-        return (partner_side @ sample_side.reshape(n, -1)).reshape(m, n_candidates, -1).swapaxes(0, 1)
+    A sum over the samples a partner has a call of is the sum over all samples less the few it lacks (a sparse
+    product with its missing calls); a sum involving the partner's dosage is a dense product with B (its centred
+    dosages, 0 where uncalled) or B². The phenotype columns (0 where missing) are summed for every phenotype at
+    once; the genotype-only ones once over all samples, then per missingness pattern less its absent samples.
+    Arrays are candidates × partners × columns.
+    """
 
-    own_a, own_aa = a[:, :, None], (a * a)[:, :, None]
-    by_w = product(weights, basis[:, upper[0]] * basis[:, upper[1]], basis[:, None, :] * own_a, own_aa,
-                   np.ones((n, 1)), (basis[:, :, None] * y[:, None, :]).reshape(n, k * q), own_a * y[:, None, :],
-                   y * y)
-    by_b = product(centred, basis, own_a, basis[:, None, :] * own_a, own_aa, y, own_a * y[:, None, :])
-    by_2 = product(squared, np.ones((n, 1)), own_a, own_aa)
-    gram = np.zeros((n_candidates, m, p, p))
-    at = len(upper[0])
-    gram[..., upper[0], upper[1]] = by_w[..., :at]                  # C'C
-    gram[..., :k, k] = by_w[..., at:at + k]                         # C'a
-    gram[..., k, k] = by_w[..., at + k]                             # a'a
-    used = np.rint(by_w[..., at + k + 1]).astype(np.int64)         # samples
-    at += k + 2
-    c_y = by_w[..., at:at + k * q].reshape(n_candidates, m, k, q)   # C'y
-    a_y, y_y = by_w[..., at + k * q:at + (k + 1) * q], by_w[..., at + (k + 1) * q:]
-    gram[..., :k, k + 1] = by_b[..., :k]                            # C'b
-    gram[..., k, k + 1] = by_b[..., k]                              # a'b
-    gram[..., :k, k + 2] = by_b[..., k + 1:2 * k + 1]               # C'ab
-    gram[..., k, k + 2] = by_b[..., 2 * k + 1]                      # a'ab
-    b_y, ab_y = by_b[..., 2 * k + 2:2 * k + 2 + q], by_b[..., 2 * k + 2 + q:]
-    gram[..., k + 1, k + 1], gram[..., k + 1, k + 2], gram[..., k + 2, k + 2] = np.moveaxis(by_2, -1, 0)
-    gram = gram + np.triu(gram, 1).swapaxes(-1, -2)
-    moments = np.concatenate([c_y, a_y[..., None, :], b_y[..., None, :], ab_y[..., None, :], y_y[..., None, :]],
-                             axis=2)
-    dof = used - p
-    scale = np.sqrt(np.maximum(np.diagonal(gram, axis1=-2, axis2=-1), 1e-300))
-    determinant = np.linalg.det(gram / scale[..., :, None] / scale[..., None, :])   # ≤ 1, ~ its smallest eigenvalue
-    error = np.full((n_candidates, m), OK)
-    error[~(determinant >= _SINGULAR)] = COLLINEAR
-    error[gram[..., k + 1, k + 1] <= 1e-12 * np.maximum(used, 1)] = MONOMORPHIC   # b constant on the samples
-    error[dof < 1] = TOO_FEW_SAMPLES
-    return gram, moments, dof, used, error
+    def __init__(self, candidates: np.ndarray, partners: np.ndarray, called: np.ndarray, basis: np.ndarray,
+                 values: np.ndarray) -> None:
+        n, k = basis.shape
+        self.shape, self.k, self.basis = (len(candidates), len(partners)), k, basis
+        self.upper = np.triu_indices(k)
+        with np.errstate(invalid="ignore"):
+            means = np.where(called, partners, 0.0).sum(axis=1) / called.sum(axis=1)
+        self.centred = np.where(called, partners - means[:, None], 0.0)                    # B
+        self.squared = self.centred * self.centred                                          # B²
+        self.missing = scipy.sparse.csr_array((~called).astype(float))
+        self.calls = (~np.isnan(candidates)).T.astype(float)                                # u: samples × C
+        with np.errstate(invalid="ignore"):
+            self.a = np.where(self.calls > 0, (candidates - np.nanmean(candidates, axis=1, keepdims=True)).T, 0.0)
+        u, a, y = self.calls[:, :, None], self.a[:, :, None], values[:, None, :]
+        self.by_phenotype = np.concatenate([                                                 # C'y, a'y, y'y
+            self.over_calls((basis[:, None, :, None] * y[:, :, None, :] * u[..., None]).reshape(n, -1,
+                                                                                                 k * values.shape[1])),
+            self.over_calls(a * y), self.over_calls(u * y * y)], axis=2)
+        self.by_phenotype_b = self.product(self.centred, np.concatenate([u * y, a * y], axis=2))   # b'y, ab'y
+        self.on_b = np.concatenate([basis[:, None, :] * u, a, basis[:, None, :] * a, a * a], axis=2)
+        self.on_squared = np.concatenate([u, a, a * a], axis=2)
+        self.by_b, self.by_squared = self.product(self.centred, self.on_b), self.product(self.squared, self.on_squared)
+
+    def over_calls(self, columns: np.ndarray) -> np.ndarray:
+        """Σ over the samples each partner has a call of: ``columns`` samples × C × j → C × partners × j."""
+        flat = columns.reshape(len(columns), -1)
+        found = flat.sum(axis=0)[None, :] - self.missing @ flat
+        return found.reshape(self.shape[1], self.shape[0], -1).swapaxes(0, 1)
+
+    def product(self, partner_side: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """``partner_side`` (partners × samples) by ``columns`` (samples × C × j) → C × partners × j."""
+        found = partner_side @ columns.reshape(len(columns), -1)
+        return found.reshape(self.shape[1], self.shape[0], -1).swapaxes(0, 1)
+
+    def normal_equations(self, present: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, ...]:
+        """X'X (C × m × p × p) and [X'y, y'y] (C × m × (p + 1) × q) of the phenotypes ``columns``, present on the
+        samples ``present``, with each pair's residual degrees of freedom, samples used and error code."""
+        k, (n_candidates, m), upper = self.k, self.shape, self.upper
+        p, n_phenotypes = k + 3, self.by_phenotype_b.shape[2] // 2
+        absent = np.flatnonzero(present == 0)
+        basis = self.basis
+        u, a = (values[:, :, None] * present[:, None, None] for values in (self.calls, self.a))
+        by_w = self.over_calls(np.concatenate([(basis[:, upper[0]] * basis[:, upper[1]])[:, None, :] * u,
+                                               basis[:, None, :] * a, a * a, u], axis=2))
+        by_b, by_2 = self.by_b, self.by_squared
+        if len(absent):
+            by_b = by_b - self.product(self.centred[:, absent], self.on_b[absent])
+            by_2 = by_2 - self.product(self.squared[:, absent], self.on_squared[absent])
+        gram = np.zeros((n_candidates, m, p, p))
+        at = len(upper[0])
+        gram[..., upper[0], upper[1]] = by_w[..., :at]                  # C'C
+        gram[..., :k, k] = by_w[..., at:at + k]                         # C'a
+        gram[..., k, k] = by_w[..., at + k]                             # a'a
+        used = np.rint(by_w[..., at + k + 1]).astype(np.int64)         # samples
+        gram[..., :k, k + 1] = by_b[..., :k]                            # C'b
+        gram[..., k, k + 1] = by_b[..., k]                              # a'b
+        gram[..., :k, k + 2] = by_b[..., k + 1:2 * k + 1]               # C'ab
+        gram[..., k, k + 2] = by_b[..., 2 * k + 1]                      # a'ab
+        gram[..., k + 1, k + 1], gram[..., k + 1, k + 2], gram[..., k + 2, k + 2] = np.moveaxis(by_2, -1, 0)
+        gram = gram + np.triu(gram, 1).swapaxes(-1, -2)
+        c_y = self.by_phenotype[..., :k * n_phenotypes].reshape(n_candidates, m, k, n_phenotypes)[..., columns]
+        a_y = self.by_phenotype[..., k * n_phenotypes:(k + 1) * n_phenotypes][..., columns]
+        y_y = self.by_phenotype[..., (k + 1) * n_phenotypes:][..., columns]
+        b_y = self.by_phenotype_b[..., :n_phenotypes][..., columns]
+        ab_y = self.by_phenotype_b[..., n_phenotypes:][..., columns]
+        moments = np.concatenate([c_y, a_y[..., None, :], b_y[..., None, :], ab_y[..., None, :], y_y[..., None, :]],
+                                 axis=2)
+        dof = used - p
+        scale = np.sqrt(np.maximum(np.diagonal(gram, axis1=-2, axis2=-1), 1e-300))
+        # unit diagonal: the determinant is at most 1, and about the smallest eigenvalue when that is small
+        determinant = np.linalg.det(gram / scale[..., :, None] / scale[..., None, :])
+        error = np.full((n_candidates, m), OK)
+        error[~(determinant >= _SINGULAR)] = COLLINEAR
+        error[gram[..., k + 1, k + 1] <= 1e-12 * np.maximum(used, 1)] = MONOMORPHIC   # b constant on the samples
+        error[dof < 1] = TOO_FEW_SAMPLES
+        return gram, moments, dof, used, error
 
 
 def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,7 +298,8 @@ def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult
     log10p = result.log10p()
     ran = result.error == OK
     data = {"phenotype": pa.array(np.repeat(np.asarray(phenotypes, dtype=object), len(which_a)), pa.string()),
-            **{f"{name}_a": repeated(candidates, which_a, name) for name in ("variant_id", "chrom", "pos", "ref", "alt")},
+            **{f"{name}_a": repeated(candidates, which_a, name)
+               for name in ("variant_id", "chrom", "pos", "ref", "alt")},
             **{(name if name in ("chrom", "pos") else f"{name}_b"): repeated(partners, which_b, name)
                for name in ("variant_id", "chrom", "pos", "ref", "alt")},
             "n": per_pair(np.where(ran, result.n, 0)), "beta_int": per_pair(np.where(ran, result.beta, np.nan)),
