@@ -961,8 +961,8 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
     beta_int (per alt allele of each), se_int, t_int and p_int (t: statsmodels' OLS;
     plink1.9 prints t_int² as STAT), log10p_int, error.
     Pairs skipped by --min-distance or --max-r2 stay as rows with their reason, so the
-    rows count the pairs of the scope. Summaries rank each partner by its strongest
-    interaction over the candidates.
+    rows count the pairs of the scope. A phenotype's pairs are one scan in summaries,
+    hits and reports, each pair at the partner's position.
 
     \b
     Examples:
@@ -976,8 +976,7 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
 
     def show(lake, report) -> None:
         _echo_design(report)
-        click.echo(f"{len(report.candidates):,} candidates, {report.pairs:,} pairs per phenotype "
-                   "(ranked by each partner's strongest interaction)", err=True)
+        click.echo(f"{len(report.candidates):,} candidates, {report.pairs:,} pairs per phenotype", err=True)
         _print_summary(report.summary)
         click.echo(f"{report.rows:,} results in {_stored(lake, report)}", err=True)
 

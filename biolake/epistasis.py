@@ -33,6 +33,7 @@ Progress = Callable[[str, int, int], None]
 MAX_CANDIDATES = 1_000   # --with: every task tests each candidate against its block
 MAX_SET = 10_000         # --set-sql: about 5·10⁷ pairs per phenotype
 NOT_WANTED = -1          # a pair a block task computes no test for and writes no row of
+ROWS_AT_ONCE = 1 << 22   # rows of pairs a task builds at once (~0.6 GB)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +109,13 @@ class EpistasisTests(TaskInputs):
     schema: pa.Schema
     qc: VariantQc
     dtype: type = np.float64
+
+    @property
+    def slice_bytes(self) -> int:
+        """Slices of a row group whose pairs' rows (candidates × variants × phenotypes) number about ROWS_AT_ONCE at
+        most, so that a task's table stays small however many candidates and phenotypes."""
+        per_variant = self.candidates.variants.num_rows * len(self.phenotype_names)
+        return max(1, ROWS_AT_ONCE // per_variant) * self.analysis_samples * np.dtype(self.dtype).itemsize
 
     def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
         chosen, wanted = self.candidates.pairs_in(block)

@@ -27,7 +27,7 @@ from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import connect
-from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
+from biolake.queries.blocks import SLICE_BYTES, Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
 from biolake.queries.design import Design, genotype_sexes
 from biolake.queries.sql import LakeConnection
 from biolake.run import KernelOutput, Piece, Run, RunFiles
@@ -92,6 +92,11 @@ class TaskInputs:
         """How many samples the job analyses."""
         return self.n_samples if self.samples is None else len(self.samples)
 
+    @property
+    def slice_bytes(self) -> int:
+        """The most bytes of dosages a task decodes and tests at once (a row group is read in such slices)."""
+        return SLICE_BYTES
+
 
 class VariantTests(Protocol):
     """What a variant job sends to its workers: how to read blocks and what to test in them."""
@@ -101,6 +106,7 @@ class VariantTests(Protocol):
     dtype: type
     schema: pa.Schema
     qc: VariantQc                  # the variants that fail it (over the analysis samples) are not tested
+    slice_bytes: int               # the most bytes of dosages tested at once (TaskInputs.slice_bytes)
 
     @property
     def phenotype_names(self) -> list[str]: ...
@@ -125,7 +131,8 @@ def variant_results(scan: VariantScan, fragment: Block) -> Iterator[KernelOutput
     (on X, males' dosages halved if asked) tested by ``tests``."""
     tests = scan.tests
     haploid = scan.males_x if fragment.chrom == "X" else None
-    for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples, dtype=tests.dtype):
+    for block in read_genotype_blocks(fragment, n_samples=tests.n_samples, samples=tests.samples, dtype=tests.dtype,
+                                      max_bytes=tests.slice_bytes):
         removed: dict[str, int] = {}
         if tests.qc.active:
             kept, removed = tests.qc.passing(block.dosages, block.missing, chrom=fragment.chrom, haploid=haploid)

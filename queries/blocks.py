@@ -27,6 +27,9 @@ from biolake.lake.vectors import (Missing, Rows, byte_matrix, decode_calls_fille
 from biolake.queries.variants import VariantChoice, chosen_variants
 
 
+SLICE_BYTES = 32 << 20   # dosages decoded at once by a task: its memory stays bounded whatever the row group
+
+
 @dataclass(frozen=True)
 class GenotypeBlock:
     """Some variants and their alt dosages for the analysis samples.
@@ -185,7 +188,7 @@ def _row_groups(lake: Lake, table: str, order: str, *, release: str | None,
 
 
 def read_genotype_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,
-                         dtype: type = np.float64, max_bytes: int = 32 << 20,
+                         dtype: type = np.float64, max_bytes: int = SLICE_BYTES,
                          variant_ids: pa.Array | None = None) -> Iterator[GenotypeBlock]:
     """Read one block and decode it in slices of at most ``max_bytes`` of dosages each.
 
