@@ -961,8 +961,11 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
     beta_int (per alt allele of each), se_int, t_int and p_int (t: statsmodels' OLS;
     plink1.9 prints t_int² as STAT), log10p_int, error.
     Pairs skipped by --min-distance or --max-r2 stay as rows with their reason, so the
-    rows count the pairs of the scope. A phenotype's pairs are one scan in summaries,
-    hits and reports, each pair at the partner's position.
+    rows count the pairs of the scope. With --with, two candidates are also each other's
+    partners: their pair is a row under each. A set's variants and --with's candidates
+    pass the variant filters (--maf, --geno, --hwe …) as every partner does. A
+    phenotype's pairs are one scan in summaries, hits and reports, each pair at the
+    partner's position.
 
     \b
     Examples:

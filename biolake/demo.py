@@ -22,7 +22,9 @@ and a mixed-model GWAS of the most heritable polygenic IDP beside the plain one,
 polygenic signal and the release's relatives inflate. Then the planted IDPs are harmonised across the
 imaging sites by ComBat (``biolake harmonize``): the share of their variance the site explains must fall,
 ComBat's scale per site must follow the synthetic scanners' (truth.json's ``scanners``), and a GWAS of the
-harmonised IDPs (no site covariate) must still find every planted effect.
+harmonised IDPs (no site covariate) must still find every planted effect. Last, ``biolake epistasis --with``
+tests each planted SNP × SNP pair's first variant against every variant on the IDPs the pairs move: each
+planted pair must pass 5e-8, and any other pair that does must be an LD proxy of a planted variant.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from biolake.clump import ClumpSettings, run_clump
+from biolake.epistasis import EpistasisSettings, run_epistasis
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
 from biolake.gxe import GxeReport, GxeSettings, run_gxe
@@ -71,7 +74,8 @@ DEMO_LDSCORES = LdScoreSettings(name="demo_ldscores", min_maf=0.05, replace=True
 DEMO_KINSHIP = KinshipSettings(name="demo_kinship", unrelated=0.0884, replace=True)
 DEMO_LMM = "loco"   # the mixed model of gwas --lmm the demo compares with plain regression
 DEMO_HARMONIZED = "demo_harmonized"   # the planted IDPs, ComBat across the imaging sites (age and sex kept)
-STEPS = 14
+DEMO_EPISTASIS = "demo_epistasis"     # the planted SNP × SNP pairs' first variants against every variant
+STEPS = 15
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
 PRS_IDPS, PRS_THRESHOLDS = 3, (1e-3, 0.01, 0.1, 1.0)  # the most heritable IDPs without a planted variant
@@ -168,6 +172,10 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     echo(f"\n14/{STEPS} sites harmonised by ComBat (biolake harmonize, as neuroCombat): the site's share of the "
          "planted IDPs' variance before and after, and their planted effects in a GWAS of the harmonised IDPs")
     for line in harmonise_sites(lake, truth, root.parent / "out", **jobs):
+        echo(line)
+    echo(f"\n15/{STEPS} SNP × SNP interactions (biolake epistasis --with): each planted pair's first variant against "
+         "every variant, on the IDPs the pairs move")
+    for line in find_interactions(lake, truth, **jobs):
         echo(line)
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
@@ -423,6 +431,36 @@ def harmonise_sites(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
             "the genetic variance it does not scale pulls it towards 1): "
             + ", ".join(f"{site} {planted_scale[site]:.2f} → {scale[site]:.2f}" for site in fitted.batches),
             f"planted SNP→IDP effects at p < 5e-8 in a GWAS of the harmonised IDPs: {found} of {len(truth['snp_idp'])}"]
+
+
+def find_interactions(lake: Lake, truth: dict, **jobs) -> list[str]:
+    """``biolake epistasis --with`` the planted SNP × SNP pairs' first variants against every variant, on the IDPs
+    the pairs move (covariates age, sex, site): each planted pair's p and estimate beside its planted β, and the
+    other pairs past 5e-8, split by whether their partner lies within 1 Mb of a planted pair's variant."""
+    planted = truth["snp_snp"]
+    candidates = sorted({effect["variant_a"]["variant_id"] for effect in planted})
+    idps = sorted({effect["idp"] for effect in planted})
+    report = run_epistasis(lake, EpistasisSettings(name=DEMO_EPISTASIS, phenotypes=idps, candidates=candidates,
+                                                   covariates=["age", "sex", "site"], replace=True), **jobs)
+    passed = lake.results_dataset(DEMO_EPISTASIS).to_table(
+        columns=["phenotype", "variant_id_a", "variant_id_b", "chrom", "pos", "beta_int", "p_int"],
+        filter=pc.field("p_int") < GENOME_WIDE).to_pylist()
+    lines, found = [f"{len(candidates)} candidates, each against every other variant: {report.pairs:,} pairs × "
+                    f"{len(idps)} IDPs tested"], 0
+    for effect in planted:
+        a, b = effect["variant_a"]["variant_id"], effect["variant_b"]["variant_id"]
+        row = next((row for row in passed
+                    if (row["phenotype"], row["variant_id_a"], row["variant_id_b"]) == (effect["idp"], a, b)), None)
+        found += row is not None
+        lines.append(f"{a} × {b} on {effect['idp']} (planted β {effect['beta_int']:.3g}): "
+                     + (f"p = {row['p_int']:.2g}, β {row['beta_int']:.3g}" if row else "not past 5e-8"))
+    variants = [effect[which] for effect in planted for which in ("variant_a", "variant_b")]
+    near = sum(any(str(row["chrom"]) == str(variant["chrom"]) and abs(row["pos"] - variant["pos"]) < 1_000_000
+                   for variant in variants) for row in passed) - found
+    lines.append(f"planted SNP×SNP interactions at p < 5e-8: {found} of {len(planted)}; other pairs past it: "
+                 f"{near} with a partner within 1 Mb of a planted pair's variant (LD proxies), "
+                 f"{len(passed) - found - near} elsewhere")
+    return lines
 
 
 def _polygenic_idps(truth: dict, count: int) -> list[str]:

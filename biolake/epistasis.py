@@ -23,11 +23,11 @@ from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import connect
-from biolake.queries.blocks import Block, GenotypeBlock, genotype_blocks, read_chosen_variants
+from biolake.queries.blocks import SLICE_BYTES, Block, GenotypeBlock, genotype_blocks, read_chosen_variants
 from biolake.queries.variants import VariantChoice, VariantList
 from biolake.scan import ScanReport, TaskInputs, scan_design, scan_variants
 from biolake.stats.epistasis import PairFilter, Phenotypes, epistasis_table, pair_tests, skipped_pairs
-from biolake.stats.qc import VariantQc
+from biolake.stats.qc import DIPLOID, VariantQc
 
 Progress = Callable[[str, int, int], None]
 MAX_CANDIDATES = 1_000   # --with: every task tests each candidate against its block
@@ -115,7 +115,8 @@ class EpistasisTests(TaskInputs):
         """Slices of a row group whose pairs' rows (candidates × variants × phenotypes) number about ROWS_AT_ONCE at
         most, so that a task's table stays small however many candidates and phenotypes."""
         per_variant = self.candidates.variants.num_rows * len(self.phenotype_names)
-        return max(1, ROWS_AT_ONCE // per_variant) * self.analysis_samples * np.dtype(self.dtype).itemsize
+        return min(SLICE_BYTES, max(1, ROWS_AT_ONCE // per_variant) * self.analysis_samples
+                   * np.dtype(self.dtype).itemsize)
 
     def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
         chosen, wanted = self.candidates.pairs_in(block)
@@ -128,7 +129,8 @@ class EpistasisTests(TaskInputs):
         dosages = self.candidates.dosages[chosen]
         positions = (candidates.column("chrom").to_numpy(zero_copy_only=False), candidates.column("pos").to_numpy())
         tables, pos = [], block.variants.column("pos").to_numpy()
-        for rows in _chunks(len(chosen), block.variants.num_rows * len(self.phenotype_names)):
+        for rows in _chunks(len(chosen), max(block.variants.num_rows, self.analysis_samples)
+                            * len(self.phenotype_names) * (self.phenotypes.basis.shape[1] + 3)):
             partners = np.flatnonzero(wanted[rows].any(axis=0))     # with a set, fewer for later candidates
             codes = skipped_pairs(dosages[rows], (positions[0][rows], positions[1][rows]), block.dosages[partners],
                                   called[partners], chrom[partners], pos[partners], self.pairs)
@@ -143,8 +145,9 @@ class EpistasisTests(TaskInputs):
 
 
 def _chunks(candidates: int, per_candidate: int, most: int = 1 << 21, widest: int = 256) -> list[range]:
-    """Ranges of at most ``widest`` candidates whose pairs' arrays (candidates × partners × phenotypes) hold at most
-    ``most`` values (narrow ranges: a set's later candidates pair with fewer partners, so less is computed)."""
+    """Ranges of at most ``widest`` candidates whose arrays (``per_candidate`` values each: partners or samples ×
+    phenotypes × sums) hold at most ``most`` values (narrow ranges: a set's later candidates pair with fewer
+    partners, so less is computed)."""
     size = max(1, min(widest, most // max(per_candidate, 1)))
     return [range(start, min(start + size, candidates)) for start in range(0, candidates, size)]
 
@@ -162,13 +165,14 @@ def run_epistasis(lake: Lake, settings: EpistasisSettings, *, scheduler: str | N
     (['rs3741'], True)
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress)
-    ids = list(dict.fromkeys(settings.candidates))
-    if settings.set_sql is not None:
-        ids = _set_variants(lake, settings, release=chosen.release)
-        blocks = genotype_blocks(lake, release=chosen.release, choice=_listed("--set-sql", settings.set_sql, ids))
+    within_set = settings.set_sql is not None
+    release = lake.resolve_release(settings.release).release
+    ids = _set_variants(lake, settings, release=release) if within_set else list(dict.fromkeys(settings.candidates))
+    chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress,
+                                          choice=_listed("--set-sql", settings.set_sql, ids) if within_set else None)
     candidates = _read_candidates(lake, ids, release=chosen.release, n_samples=chosen.vector_length,
-                                  samples=chosen.selection, within_set=settings.set_sql is not None)
+                                  samples=chosen.selection, within_set=within_set, qc=settings.variant_qc())
+    ids = candidates.variants.column("variant_id").to_pylist()
     tests = EpistasisTests(chosen.vector_length, chosen.selection, Phenotypes.of(chosen.phenotypes, chosen.covariates),
                            chosen.phenotype_names, candidates, settings.pair_filter(),
                            RESULTS_KINDS["epistasis"].arrow_schema(), settings.variant_qc())
@@ -206,8 +210,10 @@ def _set_variants(lake: Lake, settings: EpistasisSettings, *, release: str) -> l
 
 
 def _read_candidates(lake: Lake, ids: list[str], *, release: str, n_samples: int, samples: np.ndarray | None,
-                     within_set: bool) -> Candidates:
-    """The candidates' variants and dosages over the analysis samples; an id the release lacks is an error."""
+                     within_set: bool, qc: VariantQc) -> Candidates:
+    """The candidates' variants and dosages over the analysis samples, through the request's variant filters ``qc``
+    as every partner goes: a set keeps those passing (so its pairs are those of the variants it tests), a --with
+    candidate failing one is an error, as is an id the release lacks or a candidate not on an autosome."""
     flag = "--set-sql" if within_set else "--with"
     known = lake.read("variants", release=release, columns=["variant_id"]).column(0)
     listed = pa.array(ids, pa.string())
@@ -218,10 +224,23 @@ def _read_candidates(lake: Lake, ids: list[str], *, release: str, n_samples: int
                            "FROM variants)")
     blocks: list[Block] = genotype_blocks(lake, release=release, choice=_listed(flag, ",".join(ids), ids))
     found = read_chosen_variants(blocks, set(ids), n_samples=n_samples, dtype=np.float64)
-    if "X" in found.variants.column("chrom").to_pylist():
-        raise BiolakeError(f"{flag}: a candidate on chromosome X; epistasis tests autosomal candidates (leave X out)")
-    dosages = found.dosages if samples is None else found.dosages[:, samples]
-    uncalled = found.missing.toarray().astype(bool)
-    dosages = np.where(uncalled if samples is None else uncalled[:, samples], np.nan, dosages)
+    chrom = found.variants.column("chrom").to_numpy(zero_copy_only=False)
+    if not np.isin(chrom, list(DIPLOID)).all():
+        raise BiolakeError(f"{flag}: a candidate on chromosome {chrom[~np.isin(chrom, list(DIPLOID))][0]}; epistasis "
+                           "tests candidates of the autosomes (and X's pseudo-autosomal XY)")
+    if samples is not None:
+        found = GenotypeBlock(found.variants, found.dosages[:, samples], found.missing[:, samples])
+    kept = np.ones(found.variants.num_rows, bool)
+    for name in np.unique(chrom) if qc.active else ():
+        on = np.flatnonzero(chrom == name)
+        kept[on] = qc.passing(found.dosages[on], found.missing[on], chrom=str(name))[0]
+    if not within_set and not kept.all():
+        raise BiolakeError(f"--with: {found.variants.column('variant_id')[int(np.flatnonzero(~kept)[0])]} fails the "
+                           "variant filters (--maf, --mac, --geno, --hwe, --min-info) it would be tested under")
+    if within_set and kept.sum() < 2:
+        raise BiolakeError(f"--set-sql: {kept.sum()} of its {len(kept):,} variants pass the variant filters (--maf, "
+                           "--mac, --geno, --hwe, --min-info); no pair is left to test")
+    found = found.take(np.flatnonzero(kept))
+    dosages = np.where(found.missing.toarray().astype(bool), np.nan, found.dosages)
     return Candidates(found.variants.select(["variant_id", "chrom", "pos", "ref", "alt"]), dosages, within_set)
 

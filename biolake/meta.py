@@ -48,7 +48,7 @@ def run_meta(lake: Lake, *, name: str, results: Sequence[str], replace: bool = F
     --------
     >>> report = run_meta(Lake.open("lake"), name="meta", results=["site_a", "site_b"])
     >>> report.hits, report.multiallelic
-    (0, 0)
+    (1, 0)
     """
     if len(results) < 2 or len(set(results)) != len(results):
         raise BiolakeError(f"a meta-analysis needs two or more different results tables, got {list(results)}")

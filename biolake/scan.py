@@ -30,6 +30,7 @@ from biolake.queries import connect
 from biolake.queries.blocks import SLICE_BYTES, Block, GenotypeBlock, genotype_blocks, read_genotype_blocks
 from biolake.queries.design import Design, genotype_sexes
 from biolake.queries.sql import LakeConnection
+from biolake.queries.variants import VariantChoice
 from biolake.run import KernelOutput, Piece, Run, RunFiles
 from biolake.stats.multiple import family_threshold
 from biolake.stats.qc import VariantQc, missing_calls_per_sample, most
@@ -198,18 +199,19 @@ class ScanDesign(NamedTuple):
     males_x: np.ndarray | None
 
 
-def scan_design(lake: Lake, request: VariantJobRequest, *, scheduler: str | None = None, workers: int | None = None,
-                progress: Progress | None = None) -> ScanDesign:
+def scan_design(lake: Lake, request: VariantJobRequest, *, choice: VariantChoice | None = None,
+                scheduler: str | None = None, workers: int | None = None, progress: Progress | None = None) -> ScanDesign:
     """The design of a variant scan and the genotype row groups it tests (those holding a variant of its
     chromosomes that --region, --extract and --exclude choose; no other is read). With ``--mind``
     (``request.max_sample_missing``), its samples are first counted over every one of those variants, and those
     without a hard call at more than that fraction of them are left out (as plink2 --mind, before the variant
     filters), under their own reason in the drop report. When chromosome X is tested, each sample's ploidy there
-    comes from the sex its genotype source gives, and sex must be among the covariates (plink2 --glm adds it)."""
+    comes from the sex its genotype source gives, and sex must be among the covariates (plink2 --glm adds it).
+    ``choice`` replaces the request's own choice of variants (epistasis --set-sql: its set)."""
     with connect(lake, release=request.release, queries=request.queries()) as con:
         chosen = request.design(con)
         blocks = genotype_blocks(lake, release=chosen.release, chromosomes=request.chromosomes,
-                                 choice=request.variant_choice())
+                                 choice=request.variant_choice() if choice is None else choice)
         if not blocks:
             raise BiolakeError(f"release {chosen.release!r} has no genotypes" + (
                 f" on chromosomes {', '.join(request.chromosomes)}" if request.chromosomes else ""))

@@ -17,6 +17,9 @@ background; one pair is negatively correlated). A synthetic disorder shares part
 background with named IDPs; its GWAS summary statistics (``disorder.tsv``, GWAS-SSF) come from
 a separate case-control cohort of the same population, as a published psychiatric GWAS would.
 
+Two SNP × SNP interactions act on two polygenic IDPs, each between two of the planted variants (whose main
+effects are on other IDPs), with no main effect of their own on the IDP they move.
+
 Each imaging site's scanner shifts every IDP (an offset per site and IDP) and scales its noise (a
 multiplier per site, jittered per IDP: the location and scale ComBat removes). One site's IDPs are
 also written as its FreeSurfer pipeline would hand them over: ``asegstats2table`` and
@@ -80,7 +83,8 @@ PATTERN_REPEATS, RARE_PATTERNS = 0.5, 0.3
 GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls are drawn per chunk)
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
-STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree", "scanners")
+STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree", "scanners", "epistasis")
+EPISTASIS_VARIANCE = (0.04, 0.05)   # the share of its IDP's variance each planted SNP × SNP interaction explains
 SCANNER_SCALE_SD, SCANNER_SCALE_JITTER = 0.15, 0.05   # log SD of a site's noise multiplier, and of its IDPs' around it
 FREESURFER_SITE, FREESURFER_FOLDER = "Bristol", "freesurfer"   # the site whose FreeSurfer tables the release holds
 # FreeSurfer's aseg names of the subcortical structures (Left-/Right- prefixed)
@@ -989,13 +993,61 @@ def _genetic_effects(planted: tuple[np.ndarray, np.ndarray], causal: list[_Causa
     return effects
 
 
+class _Epistasis(NamedTuple):
+    """A planted SNP × SNP interaction: two of the causal variants (their positions in the causal list), the IDP
+    it moves and the share of that IDP's variance it explains."""
+
+    a: int
+    b: int
+    idp: int
+    explained: float
+
+
+def _plant_epistasis(rng: np.random.Generator, causal: int, polygenic: np.ndarray,
+                     targets: np.ndarray) -> list[_Epistasis]:
+    """Two interactions, each between two planted variants (two different pairs of the first ``causal``, the additive
+    ones) and on a polygenic IDP (of ``polygenic``) that no planted variant moves; none if there are too few."""
+    free, combinations = np.setdiff1d(polygenic, targets), list(itertools.combinations(range(causal), 2))
+    if len(combinations) < 2 or len(free) < 2:
+        return []
+    chosen, idps = rng.choice(len(combinations), 2, replace=False), rng.choice(free, 2, replace=False)
+    return [_Epistasis(*combinations[pair], int(idp), float(rng.uniform(*EPISTASIS_VARIANCE)))
+            for pair, idp in zip(chosen, idps)]
+
+
+def _epistasis_design(causal: list[_Causal], pairs: list[_Epistasis]) -> np.ndarray:
+    """The planted interactions' columns: the product of the two variants' centred dosages (samples × pairs)."""
+    centred = [c.dosage - 2 * c.alt_frequency for c in causal]
+    return np.column_stack([centred[pair.a] * centred[pair.b] for pair in pairs] or [np.zeros((len(centred[0]), 0))])
+
+
+def _epistasis_effects(causal: list[_Causal], pairs: list[_Epistasis], idps: int) -> np.ndarray:
+    """Per interaction, its effect on its IDP in SD units (pairs × IDPs): the product of two independent centred
+    dosages has variance 2pq · 2p'q'."""
+    effects = np.zeros((len(pairs), idps))
+    for row, pair in enumerate(pairs):
+        variance = np.prod([2 * causal[k].alt_frequency * (1 - causal[k].alt_frequency) for k in (pair.a, pair.b)])
+        effects[row, pair.idp] = np.sqrt(pair.explained / variance)
+    return effects
+
+
+def _epistasis_truth(layout: _Layout, causal: list[_Causal], pairs: list[_Epistasis], model: _IdpModel) -> list:
+    """truth.json's SNP × SNP interactions: both variants, the IDP, and the coefficient of the product of their
+    alt-allele counts in IDP units (what a regression with both main effects estimates)."""
+    effects = _epistasis_effects(causal, pairs, len(model.fields))
+    return [{"variant_a": _variant_truth(layout, causal[pair.a]), "variant_b": _variant_truth(layout, causal[pair.b]),
+             "idp": model.fields[pair.idp], "beta_int": round(float(effects[row, pair.idp] * model.sd[pair.idp]), 6),
+             "variance_explained": round(pair.explained, 6)} for row, pair in enumerate(pairs)]
+
+
 def _idp_model(rng: np.random.Generator, idps: list[_Idp], fields: list[str], predictors: np.ndarray,
-               effects: np.ndarray, h2: np.ndarray, site_scale: np.ndarray) -> _IdpModel:
-    """Each IDP's scale and weights; ``predictors`` are covariates then causal terms (samples × terms).
+               effects: np.ndarray, h2: np.ndarray, site_scale: np.ndarray, additive: int) -> _IdpModel:
+    """Each IDP's scale and weights; ``predictors`` are covariates then causal terms (samples × terms), the first
+    ``additive`` of those additive (the planted variants' main effects).
 
     Covariate effects are jittered ±30 % around their kind's, sites get offsets, means ±8 %. The
     polygenic background tops the planted variant's share (if any) of the variance the covariates
-    leave up to ``h2`` (per IDP); the last causal term, GxE, is not additive and counts as noise.
+    leave up to ``h2`` (per IDP); the other causal terms (GxE, SNP × SNP) are not additive and count as noise.
     """
     kind_effects = np.array([idp.kind.covariate_effects for idp in idps]).T  # covariates × IDPs
     weights = np.vstack([kind_effects * rng.uniform(0.7, 1.3, kind_effects.shape),
@@ -1007,7 +1059,7 @@ def _idp_model(rng: np.random.Generator, idps: list[_Idp], fields: list[str], pr
 
     covariates = len(weights) - len(effects)
     left = 1 - explained_by(slice(0, covariates))
-    planted = explained_by(slice(covariates, -1))
+    planted = explained_by(slice(covariates, covariates + additive))
     polygenic = np.maximum(h2 * left - planted, 0)
     mean = np.array([idp.typical for idp in idps]) * rng.uniform(0.92, 1.08, len(idps))
     return _IdpModel(fields, mean, mean * np.array([idp.kind.cv for idp in idps]),
@@ -1245,7 +1297,8 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
                          f"{existing} has {free / 1e9:,.1f} GB free")
 
 
-def _write_imaging(folder: Path, rng: np.random.Generator, scanners: np.random.Generator, cohort: _Cohort,
+def _write_imaging(folder: Path, rng: np.random.Generator, scanners: np.random.Generator,
+                   epistasis: np.random.Generator, cohort: _Cohort,
                    causal: list[_Causal], layout: _Layout, catalogue: list[_Idp],
                    planted: tuple[np.ndarray, np.ndarray], architecture: _Architecture, background: _Background,
                    missing_idps: float, progress: Progress) -> dict:
@@ -1253,11 +1306,15 @@ def _write_imaging(folder: Path, rng: np.random.Generator, scanners: np.random.G
     scanner parts of the truth."""
     dictionary = _idp_dictionary(catalogue)
     dictionary.write_csv(folder / "idp_fields.csv")
-    predictors = np.column_stack([_idp_design(cohort), _genetic_design(causal, cohort.stress)])
-    effects = _genetic_effects(planted, causal, len(catalogue))
     values = background.idp_values()
+    pairs = _plant_epistasis(epistasis, len(causal) - 1, np.flatnonzero(values.any(axis=0)), planted[1])
+    predictors = np.column_stack([_idp_design(cohort), _genetic_design(causal, cohort.stress),
+                                  _epistasis_design(causal, pairs)])
+    effects = np.vstack([_genetic_effects(planted, causal, len(catalogue)),
+                         _epistasis_effects(causal, pairs, len(catalogue))])
     model = _idp_model(rng, catalogue, dictionary["field"].to_list(), predictors, effects,
-                       architecture.h2 * values.any(axis=0), _scanner_scales(scanners, len(catalogue)))
+                       architecture.h2 * values.any(axis=0), _scanner_scales(scanners, len(catalogue)),
+                       additive=len(causal) - 1)
     rows, measured = _write_idps(folder / "idps.csv", rng, cohort, predictors, values, model, missing_idps, progress)
     tables = _write_freesurfer(folder / FREESURFER_FOLDER / FREESURFER_SITE, scanners, cohort, rows, measured,
                                catalogue)
@@ -1266,7 +1323,7 @@ def _write_imaging(folder: Path, rng: np.random.Generator, scanners: np.random.G
                      "freesurfer": {"site": FREESURFER_SITE, "folder": f"{FREESURFER_FOLDER}/{FREESURFER_SITE}",
                                     "tables": tables, "subjects": len(rows)}}
     return (_snp_truth(layout, causal, effects, model) | _heritability_truth(model, architecture, background.variants)
-            | {"scanners": scanner_truth})
+            | {"scanners": scanner_truth, "snp_snp": _epistasis_truth(layout, causal, pairs, model)})
 
 
 def _write_disorder(path: Path, rng: np.random.Generator, layout: _Layout, background: _Background) -> dict:
@@ -1325,8 +1382,8 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     background = _Background(poly, architecture, layout.blocks, np.isin(layout.region, layout.region[hosts]), samples)
     causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts,
                               missing_calls, background, progress)
-    truth = _write_imaging(folder, imaging, _stream(seed, "scanners"), cohort, causal, layout, catalogue, planted,
-                           architecture, background, missing_idps, progress)
+    truth = _write_imaging(folder, imaging, _stream(seed, "scanners"), _stream(seed, "epistasis"), cohort, causal,
+                           layout, catalogue, planted, architecture, background, missing_idps, progress)
     truth |= _write_disorder(folder / DISORDER.file, poly, layout, background)
     truth |= {"pedigree": _pedigree_truth(pedigree, cohort.eid)}
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,

@@ -57,7 +57,7 @@ class BrowseIndex:
     --------
     >>> index = BrowseIndex(Lake.open("lake"), "demo_idps")
     >>> index.points("25010-2.0").num_rows
-    446
+    453
     """
 
     def __init__(self, lake: Lake, name: str) -> None:

@@ -52,7 +52,7 @@ class PairFilter:
 
 @dataclass(frozen=True)
 class Phenotypes:
-    """The phenotypes and covariates every candidate shares: ``values`` samples × P (0 where missing),
+    """The phenotypes and covariates every candidate shares: ``values`` samples × P (centred, 0 where missing),
     ``present`` their presence (float), ``basis`` an orthonormal basis of the covariates' span (samples × k,
     the intercept's included), ``patterns``: phenotypes missing for the same samples, grouped."""
 
@@ -71,7 +71,9 @@ class Phenotypes:
         present = ~np.isnan(phenotypes)
         _, group = np.unique(present.T, axis=0, return_inverse=True)
         basis, _ = np.linalg.qr(covariates)
-        return cls(np.where(present, phenotypes, 0.0), present.astype(float), basis,
+        with np.errstate(invalid="ignore"):   # centred: y'y − β'X'y then cancels little (the intercept absorbs it)
+            centred = phenotypes - np.nanmean(phenotypes, axis=0)
+        return cls(np.where(present, centred, 0.0), present.astype(float), basis,
                    tuple(np.flatnonzero(group.ravel() == g) for g in range(group.max() + 1)))
 
 
@@ -131,7 +133,7 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
                codes: np.ndarray) -> PairResult:
     """The interaction tests of every candidate (``candidates``: candidates × samples dosages, NaN uncalled) with
     every partner (``partners``: partners × samples dosages, ``called`` where they have a call) whose code
-    (``codes``: candidates × partners, :func:`skipped_partners`) is OK, for every phenotype; the others keep their
+    (``codes``: candidates × partners, :func:`skipped_pairs`) is OK, for every phenotype; the others keep their
     code and no numbers. Arrays of the result are candidates × partners × phenotypes. See the module docstring.
 
     Examples

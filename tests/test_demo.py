@@ -1,5 +1,5 @@
 """The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta → PRS → h², rg
-→ kinship, mixed model, ComBat across sites, checked against the truth."""
+→ kinship, mixed model, ComBat across sites, SNP × SNP interactions, checked against the truth."""
 
 import re
 from pathlib import Path
@@ -79,3 +79,7 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     print(scales)   # ComBat's scale per site recovers the synthetic scanners' noise multipliers (towards 1: diluted)
     assert len(planted) == 4 and np.corrcoef(planted, estimated)[0, 1] > 0.9, scales
     assert "planted SNP→IDP effects at p < 5e-8 in a GWAS of the harmonised IDPs: 5 of 5" in lines, lines[-3:]
+    interactions = next(line for line in lines if line.startswith("planted SNP×SNP interactions at p < 5e-8: "))
+    print(interactions)   # the figures of #35: each planted pair found by epistasis --with, and what else passed
+    assert interactions.startswith("planted SNP×SNP interactions at p < 5e-8: 2 of 2;") and interactions.endswith(
+        " 0 elsewhere"), interactions

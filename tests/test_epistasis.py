@@ -117,6 +117,47 @@ def test_epistasis__rows_count_the_scope_and_the_skipped_pairs(gwas_lake, idps):
     assert skipped.column("beta_int").null_count == skipped.num_rows == 2 * len(close)
 
 
+def test_epistasis__a_set_is_filtered_as_its_partners_are(gwas_lake, idps):
+    """--maf removes a set's rare variants both as candidates and as partners: the rows are every pair of those
+    that pass, once."""
+    ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '5' ORDER BY pos LIMIT 60")
+    set_sql = "SELECT variant_id FROM variants WHERE variant_id IN (" + ", ".join(f"'{v}'" for v in ids) + ")"
+    run_epistasis(gwas_lake, EpistasisSettings(name="epi_maf", phenotypes=idps[:1], covariates=[], set_sql=set_sql,
+                                               min_maf=0.2, replace=True))
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=idps[:1], covariates=[])
+    all_ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants ORDER BY variant_index")
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    frequency = np.array([np.nanmean(dosages[all_ids.index(v)]) / 2 for v in ids])
+    passing = {v for v, f in zip(ids, frequency) if min(f, 1 - f) >= 0.2}
+    table = gwas_lake.results_dataset("epi_maf").to_table()
+    pairs = set(zip(table.column("variant_id_a").to_pylist(), table.column("variant_id_b").to_pylist()))
+    assert 2 < len(passing) < len(ids) and len(pairs) == table.num_rows == len(passing) * (len(passing) - 1) // 2
+    assert {v for pair in pairs for v in pair} == passing
+
+
+def test_epistasis__pairs_in_ld_are_rows_saying_so(gwas_lake, idps):
+    on_6 = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '6' ORDER BY pos")
+    candidate = on_6[len(on_6) // 2]
+    run_epistasis(gwas_lake, EpistasisSettings(name="epi_ld", phenotypes=idps[:1], covariates=[],
+                                               candidates=[candidate], chromosomes=["6"], max_r2=0.3, replace=True))
+    table = gwas_lake.results_dataset("epi_ld").to_table()
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=idps[:1], covariates=[])
+    all_ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants ORDER BY variant_index")
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    a = dosages[all_ids.index(candidate)]
+
+    def r2(variant: str) -> float:
+        b = dosages[all_ids.index(variant)]
+        both = ~np.isnan(a) & ~np.isnan(b)
+        return np.corrcoef(a[both], b[both])[0, 1] ** 2
+
+    linked = {v for v, error in zip(table.column("variant_id_b").to_pylist(), table.column("error").to_pylist())
+              if error == "r² above --max-r2"}
+    assert linked and linked == {v for v in on_6 if v != candidate and r2(v) > 0.3}
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(candidates=["rs_not_there"]), r"^--with: 'rs_not_there' not in release 'r1'"),
     (dict(set_sql="SELECT variant_id FROM variants WHERE false"), r"^--set-sql returned no variant_id"),

@@ -410,6 +410,20 @@ def test_write_synthetic_release__planted_gxe_interaction_is_detected(
     assert effect["exposure"] == "stress" and p < 5e-8 and abs(beta - effect["beta_gxe"]) < 4 * se
 
 
+def test_write_synthetic_release__planted_snp_snp_interactions_are_detected(
+        table: pl.DataFrame, dosage: np.ndarray, bim: pl.DataFrame, truth: dict) -> None:
+    assert len(truth["snp_snp"]) == 2
+    ids = bim["id"].to_list()
+    for effect in truth["snp_snp"]:
+        rows, genotypes = _complete_rows(table, dosage, effect["idp"])
+        a, b = (genotypes[ids.index(effect[which]["variant_id"])] for which in ("variant_a", "variant_b"))
+        called = np.isfinite(a) & np.isfinite(b)
+        covariates = np.column_stack([_covariate_matrix(rows), a, b])[called]
+        beta, se, p = _ols(rows[effect["idp"]].to_numpy()[called], covariates, (a * b)[called])
+        assert p < 5e-8 and abs(beta - effect["beta_int"]) < 4 * se, (effect, beta, se, p)
+        assert effect["idp"] not in {planted["idp"] for planted in truth["snp_idp"]}
+
+
 def test_write_synthetic_release__planted_cpg_effects_are_detected(release: Path, truth: dict) -> None:
     methylation = pl.read_csv(release / "methylation.csv")
     covariates = pl.read_csv(release / "covariates.csv")
