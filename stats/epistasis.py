@@ -195,7 +195,7 @@ class _PairSums:
                                                                                                  k * values.shape[1])),
             self.over_calls(a * y), self.over_calls(u * y * y)], axis=2)
         self.by_phenotype_b = self.product(self.centred, np.concatenate([u * y, a * y], axis=2))   # b'y, ab'y
-        self.on_b = np.concatenate([basis[:, None, :] * u, a, basis[:, None, :] * a, a * a], axis=2)
+        self.on_b = np.concatenate([basis[:, None, :] * u, a, basis[:, None, :] * a, a * a, u], axis=2)
         self.on_squared = np.concatenate([u, a, a * a], axis=2)
         self.by_b, self.by_squared = self.product(self.centred, self.on_b), self.product(self.squared, self.on_squared)
 
@@ -219,7 +219,7 @@ class _PairSums:
         basis = self.basis
         u, a = (values[:, :, None] * present[:, None, None] for values in (self.calls, self.a))
         by_w = self.over_calls(np.concatenate([(basis[:, upper[0]] * basis[:, upper[1]])[:, None, :] * u,
-                                               basis[:, None, :] * a, a * a, u], axis=2))
+                                               basis[:, None, :] * a, a * a, u, a], axis=2))
         by_b, by_2 = self.by_b, self.by_squared
         if len(absent):
             by_b = by_b - self.product(self.centred[:, absent], self.on_b[absent])
@@ -249,7 +249,10 @@ class _PairSums:
         determinant = np.linalg.det(gram / scale[..., :, None] / scale[..., None, :])
         error = np.full((n_candidates, m), OK)
         error[~(determinant >= _SINGULAR)] = COLLINEAR
-        error[gram[..., k + 1, k + 1] <= 1e-12 * np.maximum(used, 1)] = MONOMORPHIC   # b constant on the samples
+        with np.errstate(divide="ignore", invalid="ignore"):   # each variant's sum of squares about its mean there
+            spread_a = gram[..., k, k] - by_w[..., at + k + 2] ** 2 / used
+            spread_b = gram[..., k + 1, k + 1] - by_b[..., 2 * k + 2] ** 2 / used
+        error[~(np.minimum(spread_a, spread_b) > 1e-9 * used)] = MONOMORPHIC   # a or b constant on the pair's samples
         error[dof < 1] = TOO_FEW_SAMPLES
         return gram, moments, dof, used, error
 

@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from biolake.cli import main
 from biolake.epistasis import EpistasisSettings, run_epistasis
 from biolake.lake.errors import BiolakeError
+from biolake.lake.schema import ERRORS
+from biolake.stats.epistasis import Phenotypes, pair_tests
 from biolake.queries import connect, design
 from conftest import lake_dosages
 from plink2_glm import write_design_files
@@ -156,6 +158,19 @@ def test_epistasis__pairs_in_ld_are_rows_saying_so(gwas_lake, idps):
     linked = {v for v, error in zip(table.column("variant_id_b").to_pylist(), table.column("error").to_pylist())
               if error == "r² above --max-r2"}
     assert linked and linked == {v for v in on_6 if v != candidate and r2(v) > 0.3}
+
+
+def test_pair_tests__a_variant_constant_on_the_pairs_samples_is_monomorphic():
+    """The partner varies (1 on 40 samples, 2 on 10) but the phenotype is missing where it is 2: on the pair's
+    samples it is constant, which is monomorphic, not collinear; so is a candidate constant there."""
+    rng = np.random.default_rng(0)
+    y = np.where(np.arange(50) < 40, rng.normal(size=50), np.nan)[:, None]
+    varying, other = rng.integers(0, 3, (2, 50)).astype(float)
+    partners = np.vstack([np.where(np.arange(50) < 40, 1.0, 2.0), other])
+    found = pair_tests(np.vstack([varying, partners[0]]), partners, np.ones((2, 50), bool),
+                       Phenotypes.of(y, np.ones((50, 1))), np.zeros((2, 2), int))
+    assert [[ERRORS[code] for code in row] for row in found.error[..., 0]] == [["monomorphic", None],
+                                                                                ["monomorphic", "monomorphic"]]
 
 
 @pytest.mark.parametrize("options, message", [
