@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -86,12 +87,16 @@ class Candidates:
     dosages: np.ndarray
     within_set: bool
 
+    @cached_property
+    def rank(self) -> dict[str, int]:
+        """Each candidate's row in ``variants``, by id."""
+        return dict(zip(self.variants.column("variant_id").to_pylist(), range(self.variants.num_rows)))
+
     def pairs_in(self, block: GenotypeBlock) -> tuple[np.ndarray, np.ndarray]:
         """Which candidates are paired with some variant of ``block`` (their rows in ``variants``), and which pairs
         (those candidates × the block's variants): with a set, each pair once (the candidate first in the set),
         else every candidate with every variant but itself."""
-        rank = dict(zip(self.variants.column("variant_id").to_pylist(), range(self.variants.num_rows)))
-        ranks = np.array([rank.get(variant, -1) for variant in block.variants.column("variant_id").to_pylist()],
+        ranks = np.array([self.rank.get(variant, -1) for variant in block.variants.column("variant_id").to_pylist()],
                          dtype=np.int64)
         chosen = np.arange(ranks.max(initial=0) if self.within_set else self.variants.num_rows)
         wanted = ranks[None, :] > chosen[:, None] if self.within_set else ranks[None, :] != chosen[:, None]
@@ -118,11 +123,10 @@ class EpistasisTests(TaskInputs):
         return min(SLICE_BYTES, max(1, ROWS_AT_ONCE // per_variant) * self.analysis_samples
                    * np.dtype(self.dtype).itemsize)
 
-    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
+    def test(self, block: GenotypeBlock) -> tuple[pa.Table, None]:
         chosen, wanted = self.candidates.pairs_in(block)
-        best = np.full((block.variants.num_rows, len(self.phenotype_names)), np.nan)   # no test: NaN
         if not wanted.any():
-            return self.schema.empty_table(), best
+            return self.schema.empty_table(), None
         called = block.missing.toarray() == 0
         chrom = block.variants.column("chrom").to_numpy(zero_copy_only=False)
         candidates = self.candidates.variants.take(pa.array(chosen))
@@ -139,9 +143,7 @@ class EpistasisTests(TaskInputs):
                                 np.where(mine, codes, NOT_WANTED))
             tables.append(epistasis_table(candidates.slice(rows.start, len(rows)), block.variants.take(partners),
                                           result, mine, phenotypes=self.phenotype_names))
-            best[partners] = np.fmax(best[partners], np.fmax.reduce(np.where(mine[..., None], result.log10p(), np.nan),
-                                                                    axis=0))
-        return pa.concat_tables(tables), best
+        return pa.concat_tables(tables), None   # the rows carry the headline test
 
 
 def _chunks(candidates: int, per_candidate: int, most: int = 1 << 21, widest: int = 256) -> list[range]:
@@ -182,8 +184,9 @@ def run_epistasis(lake: Lake, settings: EpistasisSettings, *, scheduler: str | N
                                               scheduler=scheduler, workers=workers, progress=progress,
                                               replace=settings.replace, males_x=males_x,
                                               xchr_model=settings.xchr_model)
-    pairs = lake.results_dataset(settings.name).count_rows() // len(chosen.phenotype_names)
-    return EpistasisReport(name=settings.name, version=version, rows=pairs * len(chosen.phenotype_names),
+    rows = int(summary.tests.sum() + summary.failed.sum())   # a skipped or failed pair is a row without a test
+    pairs = rows // len(chosen.phenotype_names)
+    return EpistasisReport(name=settings.name, version=version, rows=rows,
                            candidates=ids, pairs=pairs, summary=summary, removed=removed, **DesignReport.of(chosen))
 
 

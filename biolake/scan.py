@@ -112,8 +112,9 @@ class VariantTests(Protocol):
     @property
     def phenotype_names(self) -> list[str]: ...
 
-    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray]:
-        """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary."""
+    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray | None]:
+        """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary of a kind
+        whose headline is not its rows' (GxE); None where the rows carry it."""
 
 
 @dataclass(frozen=True, eq=False)
