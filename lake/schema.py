@@ -228,7 +228,8 @@ class ResultsKind:
     Roles name columns (None where a kind has none: polygenic scores are per participant):
     ``phenotype`` and ``extra_group`` together name one scan (GxE: phenotype and exposure;
     EWAS: the exposure); ``feature`` is what was tested (variant or CpG) at ``position``
-    (chromosome, base pair); ``effect`` its estimate; ``log10p`` and ``p`` the headline test.
+    (chromosome, base pair); ``effect`` its estimate; ``log10p`` and ``p`` the headline test;
+    ``pair``, where each row tests a pair of features, the other one's id, chromosome and position.
     Optional columns vary with the run; :meth:`arrow_schema` builds a run's schema.
     """
 
@@ -242,6 +243,7 @@ class ResultsKind:
     p: str | None = None
     extra_group: tuple[str, ...] = ()
     position: tuple[str, ...] = POSITION
+    pair: tuple[str, ...] = ()  # a pair's other feature: its id, chromosome, position (epistasis: each row a pair)
     wide: bool = False          # besides its declared columns, one float column per measure (harmonised IDPs)
 
     @property
@@ -365,8 +367,12 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _f("beta_int", "the a × b interaction, per alt allele of each (plink1.9 --epistasis: BETA_INT)"),
                  _f("se_int", "standard error of beta_int"),
                  _f("t_int", "t of beta_int (plink1.9 prints its square as STAT)"), _f("p_int", "p of t_int"),
-                 _f("log10p_int", "−log10 p_int: the headline test"), ERROR),
-                phenotype="phenotype", feature="variant_id_b", effect="beta_int", log10p="log10p_int", p="p_int"),
+                 _f("log10p_int", "−log10 p_int: the headline test"),
+                 *(_f(f"{column}_joint", f"{meaning} of b and a × b together, given a (2 df; REGENIE "
+                      f"--interaction-snp: ADD-INT_2DF)") for column, meaning in (
+                     ("f", "F statistic"), ("p", "p"), ("log10p", "−log10 p"))), ERROR),
+                phenotype="phenotype", feature="variant_id_b", effect="beta_int", log10p="log10p_int", p="p_int",
+                pair=("variant_id_a", "chrom_a", "pos_a")),
     ResultsKind("meta", "GWAS results of several cohorts combined per phenotype and variant (biolake meta)",
                 (PHENOTYPE, *VARIANT, _r("cohorts", pa.int64(), "cohorts with an estimate"),
                  replace(N_SAMPLES, meaning="samples summed over those cohorts"),

@@ -17,7 +17,9 @@ by shifting a and b, and so is the coefficient of the product). A sample without
 leaves every phenotype of that candidate; one without a call of the partner leaves that pair only.
 
 The interaction's t is ordinary least squares' (statsmodels' OLS of the same columns); plink1.9
-``--epistasis`` prints its square as STAT and refers it to χ²(1). A pair whose design is singular on its
+``--epistasis`` prints its square as STAT and refers it to χ²(1). The joint test is the F of b and a·b
+together given the covariates and a, on 2 and the residual degrees of freedom (REGENIE's 2-df test of a
+variant and its interaction with a fixed one, ``--interaction-snp``). A pair whose design is singular on its
 samples (X'X scaled to a unit diagonal with a determinant below 10⁻¹⁰) is reported collinear, one whose
 partner has a single genotype on them monomorphic.
 
@@ -36,7 +38,7 @@ import scipy.sparse
 
 from biolake.lake.schema import RESULTS_KINDS
 from biolake.stats.association import CLOSE, COLLINEAR, ERRORS, IN_LD, MONOMORPHIC, OK, TOO_FEW_SAMPLES, \
-    p_from_log10p, t_log10p
+    f_log10p, p_from_log10p, t_log10p
 
 _SINGULAR = 1e-10   # smallest determinant of a pair's X'X scaled to a unit diagonal still taken as full rank
 
@@ -79,11 +81,12 @@ class Phenotypes:
 
 @dataclass(frozen=True)
 class PairResult:
-    """Per partner × phenotype: the interaction's estimate, its standard error, residual degrees of freedom, the
-    samples used and an :data:`ERRORS` index."""
+    """Per partner × phenotype: the interaction's estimate, its standard error, the F statistic of the partner and
+    the interaction together (2 df), residual degrees of freedom, the samples used and an :data:`ERRORS` index."""
 
     beta: np.ndarray
     se: np.ndarray
+    f_joint: np.ndarray
     dof: np.ndarray
     n: np.ndarray
     error: np.ndarray
@@ -95,6 +98,10 @@ class PairResult:
     def log10p(self) -> np.ndarray:
         """Two-sided −log10 p of t on the residual degrees of freedom (NaN where the test did not run)."""
         return np.where(self.error == OK, t_log10p(self.t(), np.maximum(self.dof, 1)), np.nan)
+
+    def log10p_joint(self) -> np.ndarray:
+        """−log10 p of the joint F on (2, residual) degrees of freedom (NaN where the test did not run)."""
+        return np.where(self.error == OK, f_log10p(self.f_joint, 2, np.maximum(self.dof, 1)), np.nan)
 
 
 def skipped_pairs(candidates: np.ndarray, positions: tuple[np.ndarray, np.ndarray], partners: np.ndarray,
@@ -148,8 +155,9 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
     """
     n_candidates, m, n_phenotypes = len(candidates), len(partners), phenotypes.values.shape[1]
     shape = (n_candidates, m, n_phenotypes)
-    result = PairResult(np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, np.int64),
-                        np.zeros(shape, np.int64), np.repeat(codes[:, :, None], n_phenotypes, axis=2))
+    result = PairResult(np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan),
+                        np.zeros(shape, np.int64), np.zeros(shape, np.int64),
+                        np.repeat(codes[:, :, None], n_phenotypes, axis=2))
     if not (codes == OK).any():
         return result
     sums = _PairSums(candidates, partners, called, phenotypes.basis, phenotypes.values)
@@ -158,10 +166,11 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
         error = np.where(codes == OK, error, codes)
         tested = error == OK
         gram[~tested] = np.eye(gram.shape[-1])
-        beta, se = _solve(gram, moments, dof)
+        beta, se, f_joint = _solve(gram, moments, dof)
         for j, column in enumerate(columns):
             result.beta[..., column] = np.where(tested, beta[..., j], np.nan)
             result.se[..., column] = np.where(tested, se[..., j], np.nan)
+            result.f_joint[..., column] = np.where(tested, f_joint[..., j], np.nan)
             result.dof[..., column], result.n[..., column], result.error[..., column] = dof, used, error
     return result
 
@@ -257,17 +266,23 @@ class _PairSums:
         return gram, moments, dof, used, error
 
 
-def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The interaction's β and standard error per pair and phenotype (… × q) from X'X (… × p × p), [X'y, y'y]
-    (… × (p + 1) × q) and the residual degrees of freedom (…)."""
+def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The interaction's β and standard error, and the F statistic of b and a·b together, per pair and phenotype
+    (… × q) from X'X (… × p × p), [X'y, y'y] (… × (p + 1) × q) and the residual degrees of freedom (…). The F is
+    the Wald statistic β₂'V⁻¹β₂ / 2σ̂² of the last two coefficients β₂ (V their block of (X'X)⁻¹): in least squares
+    it equals the F of the nested models' residual sums of squares."""
     p = gram.shape[-1]
-    unit = np.broadcast_to(np.eye(p)[:, -1:], (*gram.shape[:-2], p, 1))
+    unit = np.broadcast_to(np.eye(p)[:, -2:], (*gram.shape[:-2], p, 2))
     solved = np.linalg.solve(gram, np.concatenate([moments[..., :p, :], unit], axis=-1))
-    beta, last = solved[..., :-1], solved[..., -1, -1]             # β per phenotype, (X'X)⁻¹ at the interaction
+    beta, block = solved[..., :-2], solved[..., -2:, -2:]           # β per phenotype, (X'X)⁻¹ at b and a·b
     residual = moments[..., p, :] - np.einsum("...iq,...iq->...q", beta, moments[..., :p, :])
+    last = beta[..., -2:, :]
+    quadratic = np.einsum("...iq,...iq->...q", last, np.linalg.solve(block, last))
     with np.errstate(invalid="ignore", divide="ignore"):
-        se = np.sqrt(np.maximum(residual, 0.0) / dof[..., None] * last[..., None])
-    return beta[..., -1, :], se
+        variance = np.maximum(residual, 0.0) / dof[..., None]
+        se = np.sqrt(variance * block[..., -1, -1, None])
+        f_joint = quadratic / (2 * variance)
+    return beta[..., -1, :], se, f_joint
 
 
 def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult, wanted: np.ndarray, *,
@@ -300,7 +315,7 @@ def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult
     def repeated(table: pa.Table, rows: np.ndarray, name: str) -> pa.Array:
         return table.column(name).take(pa.array(np.tile(rows, n_phenotypes))).combine_chunks()
 
-    log10p = result.log10p()
+    log10p, log10p_joint = result.log10p(), result.log10p_joint()
     ran = result.error == OK
     data = {"phenotype": pa.array(np.repeat(np.asarray(phenotypes, dtype=object), len(which_a)), pa.string()),
             **{f"{name}_a": repeated(candidates, which_a, name)
@@ -310,6 +325,8 @@ def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult
             "n": per_pair(np.where(ran, result.n, 0)), "beta_int": per_pair(np.where(ran, result.beta, np.nan)),
             "se_int": per_pair(np.where(ran, result.se, np.nan)), "t_int": per_pair(np.where(ran, result.t(), np.nan)),
             "p_int": per_pair(p_from_log10p(log10p)), "log10p_int": per_pair(log10p),
+            "f_joint": per_pair(np.where(ran, result.f_joint, np.nan)), "p_joint": per_pair(p_from_log10p(log10p_joint)),
+            "log10p_joint": per_pair(log10p_joint),
             "error": pa.array(np.array(ERRORS, dtype=object)[result.error[which_a, which_b].T.ravel()], pa.string())}
     schema = RESULTS_KINDS["epistasis"].arrow_schema()
     return pa.table({field.name: data[field.name].cast(field.type) for field in schema}, schema=schema)

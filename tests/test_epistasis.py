@@ -78,6 +78,7 @@ def test_epistasis__without_covariates_equals_plink19_epistasis(gwas_lake, relea
 
 
 def test_epistasis__with_covariates_and_missing_phenotypes_equals_statsmodels(gwas_lake, idps):
+    """The interaction's β, SE, t and p, and the joint F of b and a·b (2 df), as statsmodels' OLS and its f_test."""
     candidate = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '2' ORDER BY pos LIMIT 1")[0]
     run_epistasis(gwas_lake, EpistasisSettings(name="epi_ols", phenotypes=idps[:2], covariates=["age", "sex"],
                                                candidates=[candidate], chromosomes=["3"], replace=True))
@@ -100,6 +101,9 @@ def test_epistasis__with_covariates_and_missing_phenotypes_equals_statsmodels(gw
         assert row["n"] == used.sum()
         np.testing.assert_allclose([row["beta_int"], row["se_int"], row["t_int"], row["p_int"]],
                                    [fit.params[-1], fit.bse[-1], fit.tvalues[-1], fit.pvalues[-1]], rtol=1e-8)
+        joint = fit.f_test(np.eye(columns.shape[1])[-2:])            # b and a·b together (2 df)
+        np.testing.assert_allclose([row["f_joint"], row["p_joint"]], [float(joint.fvalue), float(joint.pvalue)],
+                                   rtol=1e-8)
 
 
 def test_epistasis__rows_count_the_scope_and_the_skipped_pairs(gwas_lake, idps):
