@@ -938,6 +938,12 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
                    "--extract); repeatable or comma-separated")
 @click.option("--set-sql", metavar="SQL",
               help="scope: every pair of the variants this SQL returns (variant_id first; at most 10,000), once")
+@click.option("--all", "all_pairs", is_flag=True,
+              help="scope: every pair of the autosomal variants chosen (all, or --chrom, --region, --extract), once; "
+                   "needs --prefilter-p")
+@click.option("--prefilter-p", type=float, metavar="P",
+              help="write only the tested pairs with p_int ≤ P (and the pairs not tested, with the reason); every "
+                   "pair is still tested by the full model, and the summary counts them all")
 @click.option("--min-distance", "min_distance_kb", type=float, default=0.0, show_default=True, metavar="KB",
               help="skip partners on the candidate's chromosome closer than KB kb (kept as rows with error "
                    "'closer than --min-distance')")
@@ -947,21 +953,26 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 @_analysis_options(default_name="epistasis")
 @_variant_options(maf_default=0.0, maf_help="")
 def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, ...], set_sql: str | None,
-              min_distance_kb: float, max_r2: float | None, **shared: Any) -> None:
+              all_pairs: bool, prefilter_p: float | None, min_distance_kb: float, max_r2: float | None,
+              **shared: Any) -> None:
     """Test SNP × SNP interactions of phenotypes; write a results table into the lake.
 
     Per pair of variants (a, b) and phenotype, y ~ covariates + a + b + a×b by least
     squares (covariates optional: plink1.9 --epistasis takes none), on the phenotype's
     samples with both calls (a missing call of a or b drops that sample for that pair).
-    Two scopes: --with names candidates tested against every variant chosen (as
+    Three scopes: --with names candidates tested against every variant chosen (as
     REGENIE's --interaction-snp, for many phenotypes at once); --set-sql names a set,
-    every pair of which is tested once (plink1.9 --epistasis on the set). Per row:
-    phenotype, both variants (variant_id_a, chrom_a, pos_a, ref_a, alt_a; variant_id_b,
-    chrom, pos, ref_b, alt_b: the partner's position keeps the GWAS's names), n,
-    beta_int (per alt allele of each), se_int, t_int and p_int (t: statsmodels' OLS;
-    plink1.9 prints t_int² as STAT), log10p_int, error.
-    Pairs skipped by --min-distance or --max-r2 stay as rows with their reason, so the
-    rows count the pairs of the scope. With --with, two candidates are also each other's
+    every pair of which is tested once (plink1.9 --epistasis on the set); --all tests
+    every pair of the chosen autosomal variants once (plink1.9 --epistasis), writing
+    only the pairs that pass --prefilter-p. Per row: phenotype, both variants
+    (variant_id_a, chrom_a, pos_a, ref_a, alt_a; variant_id_b, chrom, pos, ref_b,
+    alt_b: the partner's position keeps the GWAS's names), n, beta_int (per alt allele
+    of each), se_int, t_int and p_int (t: statsmodels' OLS; plink1.9 prints t_int² as
+    STAT), log10p_int; f_joint, p_joint, log10p_joint: the F of b and a×b together
+    (REGENIE's ADD-INT_2DF); error.
+    Pairs skipped by --min-distance or --max-r2 stay as rows with their reason, so
+    without --prefilter-p the rows count the pairs of the scope; with it, the summary
+    printed and stored counts every pair tested. With --with, two candidates are also each other's
     partners: their pair is a row under each. A set's variants and --with's candidates
     pass the variant filters (--maf, --geno, --hwe …) as every partner does. A
     phenotype's pairs are one scan in summaries, hits and reports, each pair at the
@@ -974,18 +985,22 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
       biolake epistasis --lake /tmp/lake --pheno 25010-2.0 \\
                         --set-sql "SELECT variant_id FROM variants WHERE chrom = '22' LIMIT 60" \\
                         --name chr22_pairs --out chr22_pairs.tsv.gz
+      biolake epistasis --lake /tmp/lake --pheno 25010-2.0 --covar age,sex --all \
+                        --chrom 1,2 --min-distance 1000 --prefilter-p 1e-3 --name all_pairs
     """
     from biolake.epistasis import EpistasisSettings, run_epistasis
 
     def show(lake, report) -> None:
         _echo_design(report)
-        click.echo(f"{len(report.candidates):,} candidates, {report.pairs:,} pairs per phenotype", err=True)
+        scope = f"{len(report.candidates):,} candidates" if report.candidates else "every pair of the variants"
+        click.echo(f"{scope}, {report.pairs:,} pairs per phenotype, {report.tested:,} tests in all", err=True)
         _print_summary(report.summary)
         click.echo(f"{report.rows:,} results in {_stored(lake, report)}", err=True)
 
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     ids = [c.strip() for item in candidates for c in item.split(",") if c.strip()]
     _analysis(run_epistasis, EpistasisSettings, dict(phenotypes=phenotypes, candidates=ids, set_sql=set_sql,
+                                                     all_pairs=all_pairs, prefilter_p=prefilter_p,
                                                      min_distance_kb=min_distance_kb, max_r2=max_r2,
                                                      **_variant_settings(shared)), show, covariates_optional=True,
               **shared)

@@ -1,8 +1,11 @@
 """The epistasis job: SNP × SNP interaction scans of phenotypes queried from the lake.
 
-Two scopes: ``--with ID[,ID…]`` tests each candidate against every variant the request chooses
-(genome-wide, or ``--chrom``/``--region``/``--extract``), and ``--set-sql`` every pair within a set of
-variants (SQL returning ``variant_id``: the lead hits, a gene's variants), each pair once. Per pair and
+Three scopes: ``--with ID[,ID…]`` tests each candidate against every variant the request chooses
+(genome-wide, or ``--chrom``/``--region``/``--extract``), ``--set-sql`` every pair within a set of
+variants (SQL returning ``variant_id``: the lead hits, a gene's variants), each pair once, and ``--all``
+every pair of the autosomal variants the request chooses. With ``--prefilter-p P`` (which ``--all``
+needs) every pair is still tested by the full model, and only the pairs at p ≤ P, and those not tested
+(with the reason), are written; the run's summary counts every pair. Per pair and
 phenotype the model is y ~ covariates + a + b + a·b (:mod:`biolake.stats.epistasis`: a GxE scan whose
 exposure is the candidate). The data path is the GWAS's (:mod:`biolake.scan`): one task per genotype
 row group of partners on dask, each phenotype with exactly its own samples, a missing call dropping
@@ -26,34 +29,43 @@ from biolake.lake.schema import RESULTS_KINDS
 from biolake.queries import connect
 from biolake.queries.blocks import SLICE_BYTES, Block, GenotypeBlock, genotype_blocks, read_chosen_variants
 from biolake.queries.variants import VariantChoice, VariantList
-from biolake.scan import ScanReport, TaskInputs, scan_design, scan_variants
+from biolake.scan import ScanReport, Scores, TaskInputs, scan_design, scan_variants
 from biolake.stats.epistasis import PairFilter, Phenotypes, epistasis_table, pair_tests, skipped_pairs
 from biolake.stats.qc import DIPLOID, VariantQc
 
 Progress = Callable[[str, int, int], None]
 MAX_CANDIDATES = 1_000   # --with: every task tests each candidate against its block
 MAX_SET = 10_000         # --set-sql: about 5·10⁷ pairs per phenotype
+MAX_ALL_BYTES = 4 << 30  # --all: its variants' dosages (float64) travel with every task
 NOT_WANTED = -1          # a pair a block task computes no test for and writes no row of
 ROWS_AT_ONCE = 1 << 22   # rows of pairs a task builds at once (~0.6 GB)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EpistasisSettings(VariantJobRequest):
-    """What to test: ``candidates`` (``--with``) against every chosen variant, or every pair of the variants
-    ``set_sql`` returns; pairs closer than ``min_distance_kb`` on one chromosome, or with r² above ``max_r2``,
-    are skipped (as rows with that error)."""
+    """What to test: ``candidates`` (``--with``) against every chosen variant, every pair of the variants
+    ``set_sql`` returns, or (``all_pairs``) every pair of the chosen autosomal variants; pairs closer than
+    ``min_distance_kb`` on one chromosome, or with r² above ``max_r2``, are skipped (as rows with that error).
+    With ``prefilter_p``, tested pairs are rows only at p_int ≤ ``prefilter_p``."""
 
     phenotypes: str | Sequence[str]
     candidates: Sequence[str] = ()
     set_sql: str | None = None
+    all_pairs: bool = False
     min_distance_kb: float = 0.0
     max_r2: float | None = None
+    prefilter_p: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if bool(self.candidates) == (self.set_sql is not None):
-            raise BiolakeError("give one scope: --with ID[,ID…] (candidates against every variant) or --set-sql "
-                               "(every pair of a set of variants)")
+        if sum((bool(self.candidates), self.set_sql is not None, self.all_pairs)) != 1:
+            raise BiolakeError("give one scope: --with ID[,ID…] (candidates against every variant), --set-sql "
+                               "(every pair of a set of variants) or --all (every pair of the chosen variants)")
+        if self.all_pairs and self.prefilter_p is None:
+            raise BiolakeError("--all writes only the pairs that pass --prefilter-p (every pair is tested, most are "
+                               "only counted): give it, e.g. --prefilter-p 1e-4")
+        if self.prefilter_p is not None and not 0 < self.prefilter_p <= 1:
+            raise BiolakeError(f"--prefilter-p must lie in (0, 1], got {self.prefilter_p:g}")
         if len(self.candidates) > MAX_CANDIDATES:
             raise BiolakeError(f"--with names {len(self.candidates):,} candidates; at most {MAX_CANDIDATES:,} (for all "
                                "pairs of a set of variants use --set-sql)")
@@ -68,13 +80,20 @@ class EpistasisSettings(VariantJobRequest):
     def pair_filter(self) -> PairFilter:
         return PairFilter(round(self.min_distance_kb * 1000), self.max_r2)
 
+    @property
+    def scope(self) -> str:
+        """The scope's name, as its provenance records it."""
+        return "all" if self.all_pairs else "set" if self.set_sql is not None else "with"
+
 
 @dataclass(frozen=True, kw_only=True)
 class EpistasisReport(ScanReport):
-    """What an epistasis run wrote: its candidates and how many pairs per phenotype its rows hold."""
+    """What an epistasis run wrote: its candidates (with --all, none: every chosen variant), how many pairs per
+    phenotype its scope holds (tested or not) and how many of them were tested."""
 
     candidates: list[str]
     pairs: int
+    tested: int
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,7 @@ class EpistasisTests(TaskInputs):
     pairs: PairFilter
     schema: pa.Schema
     qc: VariantQc
+    min_log10p: float | None = None    # --prefilter-p: a tested pair is a row only from this −log10 p on
     dtype: type = np.float64
 
     @property
@@ -123,16 +143,19 @@ class EpistasisTests(TaskInputs):
         return min(SLICE_BYTES, max(1, ROWS_AT_ONCE // per_variant) * self.analysis_samples
                    * np.dtype(self.dtype).itemsize)
 
-    def test(self, block: GenotypeBlock) -> tuple[pa.Table, None]:
+    def test(self, block: GenotypeBlock) -> tuple[pa.Table, Scores | None]:
+        """The rows of the block's pairs; with --prefilter-p, those of the pairs that pass it or were not tested,
+        and every pair's −log10 p for the run's summary."""
         chosen, wanted = self.candidates.pairs_in(block)
         if not wanted.any():
-            return self.schema.empty_table(), None
+            return self.schema.empty_table(), None if self.min_log10p is None else Scores(
+                np.zeros(0, object), np.zeros((0, len(self.phenotype_names))))
         called = block.missing.toarray() == 0
         chrom = block.variants.column("chrom").to_numpy(zero_copy_only=False)
         candidates = self.candidates.variants.take(pa.array(chosen))
         dosages = self.candidates.dosages[chosen]
         positions = (candidates.column("chrom").to_numpy(zero_copy_only=False), candidates.column("pos").to_numpy())
-        tables, pos = [], block.variants.column("pos").to_numpy()
+        tables, scores, pos = [], [], block.variants.column("pos").to_numpy()
         for rows in _chunks(len(chosen), max(block.variants.num_rows, self.analysis_samples)
                             * len(self.phenotype_names) * (self.phenotypes.basis.shape[1] + 3)):
             partners = np.flatnonzero(wanted[rows].any(axis=0))     # with a set, fewer for later candidates
@@ -141,9 +164,23 @@ class EpistasisTests(TaskInputs):
             mine = wanted[rows][:, partners]
             result = pair_tests(dosages[rows], block.dosages[partners], called[partners], self.phenotypes,
                                 np.where(mine, codes, NOT_WANTED))
-            tables.append(epistasis_table(candidates.slice(rows.start, len(rows)), block.variants.take(partners),
-                                          result, mine, phenotypes=self.phenotype_names))
-        return pa.concat_tables(tables), None   # the rows carry the headline test
+            table = epistasis_table(candidates.slice(rows.start, len(rows)), block.variants.take(partners), result,
+                                    mine, phenotypes=self.phenotype_names)
+            if self.min_log10p is not None:
+                scores.append(Scores(pair_names(table.slice(0, int(mine.sum()))), result.log10p()[mine]))
+                table = table.filter(pc.or_kleene(pc.is_valid(table.column("error")),
+                                                  pc.greater_equal(table.column("log10p_int"), self.min_log10p)))
+            tables.append(table)
+        if self.min_log10p is None:
+            return pa.concat_tables(tables), None   # the rows carry the headline test
+        return pa.concat_tables(tables), Scores(np.concatenate([s.features for s in scores]),
+                                                np.concatenate([s.log10p for s in scores]))
+
+
+def pair_names(rows: pa.Table) -> np.ndarray:
+    """Each row's pair as "A × B" (its variant_id_a and variant_id_b), the name a run's summary gives it."""
+    return pc.binary_join_element_wise(rows.column("variant_id_a"), rows.column("variant_id_b"),
+                                       " × ").to_numpy(zero_copy_only=False)
 
 
 def _chunks(candidates: int, per_candidate: int, most: int = 1 << 21, widest: int = 256) -> list[range]:
@@ -167,27 +204,54 @@ def run_epistasis(lake: Lake, settings: EpistasisSettings, *, scheduler: str | N
     (['rs3741'], True)
     """
     lake.check_results_free(settings.name, replace=settings.replace)
-    within_set = settings.set_sql is not None
+    within_set = settings.set_sql is not None or settings.all_pairs
     release = lake.resolve_release(settings.release).release
-    ids = _set_variants(lake, settings, release=release) if within_set else list(dict.fromkeys(settings.candidates))
+    ids = (_set_variants(lake, settings, release=release) if settings.set_sql is not None
+           else [] if settings.all_pairs else list(dict.fromkeys(settings.candidates)))
     chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress,
-                                          choice=_listed("--set-sql", settings.set_sql, ids) if within_set else None)
+                                          choice=_listed("--set-sql", settings.set_sql, ids) if ids and within_set
+                                          else None)
+    if settings.all_pairs:
+        ids = _all_variants(blocks, samples=chosen.vector_length if chosen.selection is None
+                            else len(chosen.selection))
     candidates = _read_candidates(lake, ids, release=chosen.release, n_samples=chosen.vector_length,
-                                  samples=chosen.selection, within_set=within_set, qc=settings.variant_qc())
+                                  samples=chosen.selection, within_set=within_set, qc=settings.variant_qc(),
+                                  flag={"all": "--all", "set": "--set-sql", "with": "--with"}[settings.scope])
     ids = candidates.variants.column("variant_id").to_pylist()
+    min_log10p = None if settings.prefilter_p is None else float(-np.log10(settings.prefilter_p))
     tests = EpistasisTests(chosen.vector_length, chosen.selection, Phenotypes.of(chosen.phenotypes, chosen.covariates),
                            chosen.phenotype_names, candidates, settings.pair_filter(),
-                           RESULTS_KINDS["epistasis"].arrow_schema(), settings.variant_qc())
-    record = provenance("epistasis", settings, chosen, candidates=ids,
-                        scope="set" if settings.set_sql is not None else "with")
+                           RESULTS_KINDS["epistasis"].arrow_schema(), settings.variant_qc(), min_log10p)
+    record = provenance("epistasis", settings, chosen, candidates=[] if settings.all_pairs else ids,
+                        scope=settings.scope, prefilter_p=settings.prefilter_p)
     version, summary, removed = scan_variants(lake, settings.name, tests, blocks, provenance=record, step="epistasis",
                                               scheduler=scheduler, workers=workers, progress=progress,
                                               replace=settings.replace, males_x=males_x,
-                                              xchr_model=settings.xchr_model)
-    rows = int(summary.tests.sum() + summary.failed.sum())   # a skipped or failed pair is a row without a test
-    pairs = rows // len(chosen.phenotype_names)
-    return EpistasisReport(name=settings.name, version=version, rows=rows,
-                           candidates=ids, pairs=pairs, summary=summary, removed=removed, **DesignReport.of(chosen))
+                                              xchr_model=settings.xchr_model, headline=min_log10p is not None)
+    pairs = int(summary.tests.sum() + summary.failed.sum()) // len(chosen.phenotype_names)
+    rows = lake.results_dataset(settings.name).count_rows()
+    return EpistasisReport(name=settings.name, version=version, rows=rows, candidates=[] if settings.all_pairs
+                           else ids, pairs=pairs, tested=int(summary.tests.sum()), summary=summary, removed=removed,
+                           **DesignReport.of(chosen))
+
+
+def _all_variants(blocks: list[Block], *, samples: int) -> list[str]:
+    """The ids of the variants of ``blocks`` (as chosen) on the autosomes and XY, in order: --all's, whose dosages
+    must fit in memory (at most MAX_ALL_BYTES), else an error saying how to narrow them."""
+    ids = []
+    for block in blocks:
+        if block.chrom in DIPLOID:
+            rows = block.read(["variant_index", "variant_id"])
+            if block.chosen is not None:
+                rows = rows.filter(pc.is_in(rows.column("variant_index"), value_set=pa.array(block.chosen)))
+            ids += rows.column("variant_id").to_pylist()
+    if not ids:
+        raise BiolakeError("--all: no variant on the autosomes (or XY) is chosen; epistasis pairs autosomal variants")
+    if len(ids) * samples * 8 > MAX_ALL_BYTES:
+        raise BiolakeError(f"--all: {len(ids):,} variants × {samples:,} samples are {len(ids) * samples * 8 / 2**30:.1f} "
+                           f"GiB of dosages, more than the {MAX_ALL_BYTES >> 30} GiB every task holds; narrow them with "
+                           "--chrom, --region or --extract (and run the other pieces apart)")
+    return ids
 
 
 def _listed(flag: str, source: str, ids: list[str]) -> VariantChoice:
@@ -207,17 +271,18 @@ def _set_variants(lake: Lake, settings: EpistasisSettings, *, release: str) -> l
         raise BiolakeError("--set-sql returned no variant_id: every pair of an empty set is no pair")
     if len(ids) > MAX_SET:
         raise BiolakeError(f"--set-sql returned {len(ids):,} variants ({len(ids) * (len(ids) - 1) // 2:,} pairs per "
-                           f"phenotype); at most {MAX_SET:,}: narrow the set (e.g. the lead variants of a GWAS), or "
-                           "test candidates against every variant with --with")
+                           f"phenotype); at most {MAX_SET:,}: narrow the set (e.g. the lead variants of a GWAS), test "
+                           "candidates against every variant with --with, or scan every pair of the chosen variants "
+                           "with --all --prefilter-p P")
     return ids
 
 
 def _read_candidates(lake: Lake, ids: list[str], *, release: str, n_samples: int, samples: np.ndarray | None,
-                     within_set: bool, qc: VariantQc) -> Candidates:
+                     within_set: bool, qc: VariantQc, flag: str) -> Candidates:
     """The candidates' variants and dosages over the analysis samples, through the request's variant filters ``qc``
-    as every partner goes: a set keeps those passing (so its pairs are those of the variants it tests), a --with
-    candidate failing one is an error, as is an id the release lacks or a candidate not on an autosome."""
-    flag = "--set-sql" if within_set else "--with"
+    as every partner goes: a set (``within_set``: --set-sql, --all) keeps those passing (so its pairs are those of
+    the variants it tests), a --with candidate failing one is an error, as is an id the release lacks or a candidate
+    not on an autosome. ``flag`` names the scope in errors."""
     known = lake.read("variants", release=release, columns=["variant_id"]).column(0)
     listed = pa.array(ids, pa.string())
     missing = listed.filter(pc.invert(pc.is_in(listed, value_set=known))).to_pylist()
@@ -241,7 +306,7 @@ def _read_candidates(lake: Lake, ids: list[str], *, release: str, n_samples: int
         raise BiolakeError(f"--with: {found.variants.column('variant_id')[int(np.flatnonzero(~kept)[0])]} fails the "
                            "variant filters (--maf, --mac, --geno, --hwe, --min-info) it would be tested under")
     if within_set and kept.sum() < 2:
-        raise BiolakeError(f"--set-sql: {kept.sum()} of its {len(kept):,} variants pass the variant filters (--maf, "
+        raise BiolakeError(f"{flag}: {kept.sum()} of its {len(kept):,} variants pass the variant filters (--maf, "
                            "--mac, --geno, --hwe, --min-info); no pair is left to test")
     found = found.take(np.flatnonzero(kept))
     dosages = np.where(found.missing.toarray().astype(bool), np.nan, found.dosages)

@@ -112,9 +112,18 @@ class VariantTests(Protocol):
     @property
     def phenotype_names(self) -> list[str]: ...
 
-    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray | None]:
-        """The block's results table, and its headline −log10 p (variants × phenotypes) for the summary of a kind
-        whose headline is not its rows' (GxE); None where the rows carry it."""
+    def test(self, block: GenotypeBlock) -> tuple[pa.Table, np.ndarray | Scores | None]:
+        """The block's results table, and its headline −log10 p for the summary of a kind whose headline is not its
+        rows' (GxE): variants × phenotypes, or :class:`Scores` of other tests (epistasis: pairs, only some of which
+        are rows); None where the rows carry it."""
+
+
+class Scores(NamedTuple):
+    """A block's headline tests apart from its rows: −log10 p (tests × phenotypes, NaN where one did not run) of the
+    tests ``features`` names."""
+
+    features: np.ndarray
+    log10p: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,8 +154,10 @@ def variant_results(scan: VariantScan, fragment: Block) -> Iterator[KernelOutput
             continue
         if scan.halve_x and haploid is not None:
             block = block.halved(haploid)
-        table, log10p = tests.test(block)
-        yield KernelOutput(table, block.variants.column("variant_id").to_numpy(zero_copy_only=False), log10p, removed)
+        table, headline = tests.test(block)
+        features, log10p = headline if isinstance(headline, Scores) else (
+            block.variants.column("variant_id").to_numpy(zero_copy_only=False), headline)
+        yield KernelOutput(table, features, log10p, removed)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,8 +173,8 @@ class ScanReport(DesignReport):
 def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block], *,
                   provenance: dict, step: str, scheduler: str | None = None, workers: int | None = None,
                   progress: Progress | None = None, fdr: tuple[Sequence[str], str] | None = None,
-                  replace: bool = False, males_x: np.ndarray | None = None,
-                  xchr_model: int = 2) -> tuple[int, ScanSummary, dict[str, int]]:
+                  replace: bool = False, males_x: np.ndarray | None = None, xchr_model: int = 2,
+                  headline: bool = False) -> tuple[int, ScanSummary, dict[str, int]]:
     """Run ``tests`` over every genotype row group on dask; commit the results as ``LAKE/results/name``.
 
     Returns the committed version, the per-phenotype summary of the headline test, which
@@ -174,10 +185,12 @@ def scan_variants(lake: Lake, name: str, tests: VariantTests, blocks: list[Block
     dosages are halved. With ``fdr`` = (group
     columns, −log10 p column), the committed rows also carry their BH q-value ``fdr``
     within each group (:func:`biolake.run.with_fdr`). An existing results table ``name``
-    is replaced only with ``replace``.
+    is replaced only with ``replace``. With ``headline`` (always for a kind of several scans per phenotype: GxE's
+    rows are per exposure, its headline a joint test), the summary is of the tests' headline apart from their rows
+    (:meth:`VariantTests.test`).
     """
     kind = RESULTS_KINDS[provenance["kind"]]
-    headline = bool(kind.extra_group)   # GxE: rows per exposure, the headline a joint test per phenotype
+    headline = headline or bool(kind.extra_group)
     run = Run(lake, name, kind=kind, phenotypes=tests.phenotype_names, headline=headline)
     map_lake_blocks(run, variant_results, VariantScan(tests, males_x, xchr_model == 1), blocks, schema=tests.schema,
                     step=step,

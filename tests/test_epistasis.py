@@ -177,12 +177,41 @@ def test_pair_tests__a_variant_constant_on_the_pairs_samples_is_monomorphic():
                                                                                 ["monomorphic", "monomorphic"]]
 
 
+def test_epistasis__all_pairs_with_a_prefilter_write_what_passes_and_count_every_pair(gwas_lake, idps):
+    """--all --prefilter-p tests every pair of the chosen variants by the full model: its rows are exactly the set
+    scan's rows at p_int ≤ P or not tested, with the same numbers, and its summary counts every pair."""
+    on_7 = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '7' ORDER BY pos")
+    common = dict(phenotypes=idps[:2], covariates=["age"], min_distance_kb=200, replace=True)
+    whole = run_epistasis(gwas_lake, EpistasisSettings(name="epi_whole", set_sql="SELECT variant_id FROM variants "
+                                                       "WHERE chrom = '7'", **common))
+    report = run_epistasis(gwas_lake, EpistasisSettings(name="epi_all", all_pairs=True, chromosomes=["7"],
+                                                        prefilter_p=0.05, **common))
+    assert report.pairs == whole.pairs == len(on_7) * (len(on_7) - 1) // 2
+    everything = pairs_of(gwas_lake, "epi_whole")
+    tested = [row for row in everything.values() if row["error"] is None]
+    assert report.tested == len(tested) and 0 < report.tested < len(everything)   # --min-distance skips some
+    assert gwas_lake.results_provenance("epi_all")["phenotype_summary"][idps[0]]["tests"] == sum(
+        row["phenotype"] == idps[0] for row in tested)
+    kept = {key: row for key, row in everything.items() if row["error"] is not None or row["p_int"] <= 0.05}
+    written = pairs_of(gwas_lake, "epi_all")
+    assert written.keys() == kept.keys() and report.rows == len(written) < len(everything)
+    assert [row["error"] for row in written.values()] == [kept[key]["error"] for key in written]
+    for key, row in written.items():
+        if row["error"] is None:
+            np.testing.assert_allclose([row["beta_int"], row["log10p_int"], row["f_joint"]],
+                                       [kept[key]["beta_int"], kept[key]["log10p_int"], kept[key]["f_joint"]],
+                                       rtol=1e-10)
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(candidates=["rs_not_there"]), r"^--with: 'rs_not_there' not in release 'r1'"),
     (dict(set_sql="SELECT variant_id FROM variants WHERE false"), r"^--set-sql returned no variant_id"),
     (dict(set_sql="SELECT 'rs' || range::VARCHAR FROM range(10001)"),
-     r"^--set-sql returned 10,001 variants \(50,005,000 pairs per phenotype\); at most 10,000"),
+     r"^--set-sql returned 10,001 variants \(50,005,000 pairs per phenotype\); at most 10,000.*--all --prefilter-p"),
+    (dict(all_pairs=True), r"^--all writes only the pairs that pass --prefilter-p"),
+    (dict(all_pairs=True, prefilter_p=2.0), r"^--prefilter-p must lie in \(0, 1\], got 2"),
     (dict(), r"^give one scope: --with"),
+    (dict(all_pairs=True, set_sql="SELECT 1", prefilter_p=0.01), r"^give one scope: --with"),
     (dict(candidates=["rs1"], set_sql="SELECT 1"), r"^give one scope: --with"),
 ])
 def test_epistasis__bad_scopes_are_one_line(gwas_lake, idps, options, message):
