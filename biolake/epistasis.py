@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biolake.frame import DesignReport, VariantJobRequest, provenance
+from biolake.gwas import MODELS, binary_columns
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import RESULTS_KINDS
@@ -30,7 +31,9 @@ from biolake.queries import connect
 from biolake.queries.blocks import SLICE_BYTES, Block, GenotypeBlock, genotype_blocks, read_chosen_variants
 from biolake.queries.variants import VariantChoice, VariantList
 from biolake.scan import ScanReport, Scores, TaskInputs, scan_design, scan_variants
-from biolake.stats.epistasis import PairFilter, Phenotypes, epistasis_table, pair_tests, skipped_pairs
+from biolake.stats.association import OK
+from biolake.stats.epistasis import PairFilter, Phenotypes, epistasis_table, logistic_refit, pair_tests, \
+    skipped_pairs
 from biolake.stats.qc import DIPLOID, VariantQc
 
 Progress = Callable[[str, int, int], None]
@@ -46,7 +49,8 @@ class EpistasisSettings(VariantJobRequest):
     """What to test: ``candidates`` (``--with``) against every chosen variant, every pair of the variants
     ``set_sql`` returns, or (``all_pairs``) every pair of the chosen autosomal variants; pairs closer than
     ``min_distance_kb`` on one chromosome, or with r² above ``max_r2``, are skipped (as rows with that error).
-    With ``prefilter_p``, tested pairs are rows only at p_int ≤ ``prefilter_p``."""
+    With ``prefilter_p``, tested pairs are rows only where the least-squares test reaches p ≤ ``prefilter_p``;
+    ``model`` says which phenotypes are binary (their full model logistic), as the GWAS's ``--model``."""
 
     phenotypes: str | Sequence[str]
     candidates: Sequence[str] = ()
@@ -55,9 +59,12 @@ class EpistasisSettings(VariantJobRequest):
     min_distance_kb: float = 0.0
     max_r2: float | None = None
     prefilter_p: float | None = None
+    model: str = "auto"            # auto: a phenotype coded 0/1, or PLINK's 1/2, is binary (logistic)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.model not in MODELS:
+            raise BiolakeError(f"model {self.model!r} is not one of {', '.join(MODELS)}")
         if sum((bool(self.candidates), self.set_sql is not None, self.all_pairs)) != 1:
             raise BiolakeError("give one scope: --with ID[,ID…] (candidates against every variant), --set-sql "
                                "(every pair of a set of variants) or --all (every pair of the chosen variants)")
@@ -145,7 +152,9 @@ class EpistasisTests(TaskInputs):
 
     def test(self, block: GenotypeBlock) -> tuple[pa.Table, Scores | None]:
         """The rows of the block's pairs; with --prefilter-p, those of the pairs that pass it or were not tested,
-        and every pair's −log10 p for the run's summary."""
+        and every pair's −log10 p for the run's summary. Every pair is first tested by least squares (the full
+        model of a quantitative phenotype, the screen of a binary one); a binary phenotype's pairs that are rows
+        are then fitted by logistic regression."""
         chosen, wanted = self.candidates.pairs_in(block)
         if not wanted.any():
             return self.schema.empty_table(), None if self.min_log10p is None else Scores(
@@ -164,12 +173,16 @@ class EpistasisTests(TaskInputs):
             mine = wanted[rows][:, partners]
             result = pair_tests(dosages[rows], block.dosages[partners], called[partners], self.phenotypes,
                                 np.where(mine, codes, NOT_WANTED))
+            screen = result.log10p()
+            written = (result.error != OK) | (True if self.min_log10p is None else screen >= self.min_log10p)
+            if self.phenotypes.binary.any():
+                result = logistic_refit(result, written, dosages[rows], block.dosages[partners], called[partners],
+                                        self.phenotypes)
             table = epistasis_table(candidates.slice(rows.start, len(rows)), block.variants.take(partners), result,
-                                    mine, phenotypes=self.phenotype_names)
+                                    mine, phenotypes=self.phenotype_names, schema=self.schema)
             if self.min_log10p is not None:
-                scores.append(Scores(pair_names(table.slice(0, int(mine.sum()))), result.log10p()[mine]))
-                table = table.filter(pc.or_kleene(pc.is_valid(table.column("error")),
-                                                  pc.greater_equal(table.column("log10p_int"), self.min_log10p)))
+                scores.append(Scores(pair_names(table.slice(0, int(mine.sum()))), screen[mine]))
+                table = table.filter(pa.array(written[np.nonzero(mine)].T.ravel()))
             tables.append(table)
         if self.min_log10p is None:
             return pa.concat_tables(tables), None   # the rows carry the headline test
@@ -219,11 +232,16 @@ def run_epistasis(lake: Lake, settings: EpistasisSettings, *, scheduler: str | N
                                   flag={"all": "--all", "set": "--set-sql", "with": "--with"}[settings.scope])
     ids = candidates.variants.column("variant_id").to_pylist()
     min_log10p = None if settings.prefilter_p is None else float(-np.log10(settings.prefilter_p))
-    tests = EpistasisTests(chosen.vector_length, chosen.selection, Phenotypes.of(chosen.phenotypes, chosen.covariates),
-                           chosen.phenotype_names, candidates, settings.pair_filter(),
-                           RESULTS_KINDS["epistasis"].arrow_schema(), settings.variant_qc(), min_log10p)
+    binary, values = binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
+    names = np.array(chosen.phenotype_names, object)
+    schema = RESULTS_KINDS["epistasis"].arrow_schema(columns=[*(["t_int", "f_joint"] if (~binary).any() else []),
+                                                              *(["z_int", "chisq_joint"] if binary.any() else [])])
+    tests = EpistasisTests(chosen.vector_length, chosen.selection, Phenotypes.of(values, chosen.covariates, binary),
+                           chosen.phenotype_names, candidates, settings.pair_filter(), schema, settings.variant_qc(),
+                           min_log10p)
     record = provenance("epistasis", settings, chosen, candidates=[] if settings.all_pairs else ids,
-                        scope=settings.scope, prefilter_p=settings.prefilter_p)
+                        scope=settings.scope, prefilter_p=settings.prefilter_p,
+                        linear_phenotypes=list(names[~binary]), logistic_phenotypes=list(names[binary]))
     version, summary, removed = scan_variants(lake, settings.name, tests, blocks, provenance=record, step="epistasis",
                                               scheduler=scheduler, workers=workers, progress=progress,
                                               replace=settings.replace, males_x=males_x,

@@ -194,7 +194,7 @@ def _impute_mean(block: GenotypeBlock) -> GenotypeBlock:
 
 def block_inputs(chosen: Design, *, settings: GwasSettings) -> BlockInputs:
     """What every block task of the GWAS ``settings`` on the ``chosen`` design needs besides its block."""
-    binary, phenotypes = _binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
+    binary, phenotypes = binary_columns(chosen.phenotypes, settings.model, chosen.phenotype_names)
     quantitative = phenotypes[:, ~binary]
     names = np.array(chosen.phenotype_names, dtype=object)
     statistics = [s for s, used in (("t", (~binary).any()), ("z", binary.any())) if used]
@@ -208,7 +208,7 @@ def block_inputs(chosen: Design, *, settings: GwasSettings) -> BlockInputs:
         qc=settings.variant_qc())
 
 
-def _binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def binary_columns(phenotypes: np.ndarray, model: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Which phenotypes get logistic regression, declared by ``model`` or detected (values all 0/1,
     or PLINK's case/control coding), and the phenotypes with the PLINK-coded ones recoded to 0/1.
 

@@ -366,11 +366,14 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  *_pair_variant("b", "its partner"), N_SAMPLES,
                  _f("beta_int", "the a × b interaction, per alt allele of each (plink1.9 --epistasis: BETA_INT)"),
                  _f("se_int", "standard error of beta_int"),
-                 _f("t_int", "t of beta_int (plink1.9 prints its square as STAT)"), _f("p_int", "p of t_int"),
-                 _f("log10p_int", "−log10 p_int: the headline test"),
-                 *(_f(f"{column}_joint", f"{meaning} of b and a × b together, given a (2 df; REGENIE "
-                      f"--interaction-snp: ADD-INT_2DF)") for column, meaning in (
-                     ("f", "F statistic"), ("p", "p"), ("log10p", "−log10 p"))), ERROR),
+                 _f("t_int", "t of beta_int, least squares (plink1.9 prints its square as STAT)", optional=True),
+                 _f("z_int", "Wald z of beta_int, logistic regression of a 0/1 phenotype (beta_int: a log odds "
+                    "ratio; plink1.9 --epistasis prints exp(beta_int) as OR_INT, z² as STAT)", optional=True),
+                 _f("p_int", "p of t_int or z_int"), _f("log10p_int", "−log10 p_int: the headline test"),
+                 _f("f_joint", "F statistic of b and a × b together, given a (2 df; REGENIE --interaction-snp: "
+                    "ADD-INT_2DF), least squares", optional=True),
+                 _f("chisq_joint", "Wald χ² of b and a × b together (2 df), logistic regression", optional=True),
+                 _f("p_joint", "p of f_joint or chisq_joint"), _f("log10p_joint", "−log10 p_joint"), ERROR),
                 phenotype="phenotype", feature="variant_id_b", effect="beta_int", log10p="log10p_int", p="p_int",
                 pair=("variant_id_a", "chrom_a", "pos_a")),
     ResultsKind("meta", "GWAS results of several cohorts combined per phenotype and variant (biolake meta)",

@@ -35,11 +35,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import scipy.sparse
+import scipy.special
 
 from biolake.lake.schema import RESULTS_KINDS
-from biolake.stats.association import CLOSE, COLLINEAR, ERRORS, IN_LD, MONOMORPHIC, OK, TOO_FEW_SAMPLES, \
-    f_log10p, p_from_log10p, t_log10p
+from biolake.stats.association import CLOSE, COLLINEAR, ERRORS, IN_LD, MONOMORPHIC, NOT_CONVERGED, OK, \
+    TOO_FEW_SAMPLES, chi2_log10p, f_log10p, p_from_log10p, t_log10p, z_log10p
 
+LINEAR_SCHEMA = RESULTS_KINDS["epistasis"].arrow_schema(columns=["t_int", "f_joint"])   # a run of least squares only
 _SINGULAR = 1e-10   # smallest determinant of a pair's X'X scaled to a unit diagonal still taken as full rank
 
 
@@ -56,16 +58,20 @@ class PairFilter:
 class Phenotypes:
     """The phenotypes and covariates every candidate shares: ``values`` samples × P (centred, 0 where missing),
     ``present`` their presence (float), ``basis`` an orthonormal basis of the covariates' span (samples × k,
-    the intercept's included), ``patterns``: phenotypes missing for the same samples, grouped."""
+    the intercept's included), ``patterns``: phenotypes missing for the same samples, grouped; ``binary``: which
+    are 0/1 (case/control: their full model is logistic), ``means`` what was taken off each to centre it."""
 
     values: np.ndarray
     present: np.ndarray
     basis: np.ndarray
     patterns: tuple[np.ndarray, ...]
+    binary: np.ndarray
+    means: np.ndarray
 
     @classmethod
-    def of(cls, phenotypes: np.ndarray, covariates: np.ndarray) -> "Phenotypes":
-        """From phenotypes (samples × P, NaN missing) and covariates (samples × k, complete, intercept first).
+    def of(cls, phenotypes: np.ndarray, covariates: np.ndarray, binary: np.ndarray | None = None) -> "Phenotypes":
+        """From phenotypes (samples × P, NaN missing), covariates (samples × k, complete, intercept first) and which
+        phenotypes are binary (0/1; default none).
 
         >>> Phenotypes.of(np.array([[1.0, 2.0], [np.nan, 3.0], [2.0, 5.0]]), np.ones((3, 1))).patterns
         (array([0]), array([1]))
@@ -74,34 +80,42 @@ class Phenotypes:
         _, group = np.unique(present.T, axis=0, return_inverse=True)
         basis, _ = np.linalg.qr(covariates)
         with np.errstate(invalid="ignore"):   # centred: y'y − β'X'y then cancels little (the intercept absorbs it)
-            centred = phenotypes - np.nanmean(phenotypes, axis=0)
-        return cls(np.where(present, centred, 0.0), present.astype(float), basis,
-                   tuple(np.flatnonzero(group.ravel() == g) for g in range(group.max() + 1)))
+            means = np.nanmean(phenotypes, axis=0)
+        return cls(np.where(present, phenotypes - means, 0.0), present.astype(float), basis,
+                   tuple(np.flatnonzero(group.ravel() == g) for g in range(group.max() + 1)),
+                   np.zeros(phenotypes.shape[1], bool) if binary is None else np.asarray(binary, bool), means)
 
 
 @dataclass(frozen=True)
 class PairResult:
-    """Per partner × phenotype: the interaction's estimate, its standard error, the F statistic of the partner and
-    the interaction together (2 df), residual degrees of freedom, the samples used and an :data:`ERRORS` index."""
+    """Per candidate × partner × phenotype: the interaction's estimate, its standard error, the joint statistic of
+    the partner and the interaction together (2 df), residual degrees of freedom, the samples used and an
+    :data:`ERRORS` index. Where ``logistic`` (per phenotype: a :func:`logistic_pairs` fit) the estimate is a log
+    odds ratio, its ratio to the SE a z and the joint statistic Wald's χ²; elsewhere least squares' t and F."""
 
     beta: np.ndarray
     se: np.ndarray
-    f_joint: np.ndarray
+    joint: np.ndarray
     dof: np.ndarray
     n: np.ndarray
     error: np.ndarray
+    logistic: np.ndarray
 
-    def t(self) -> np.ndarray:
+    def statistic(self) -> np.ndarray:
+        """t (least squares) or z (logistic) of the interaction."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.beta / self.se
 
     def log10p(self) -> np.ndarray:
-        """Two-sided −log10 p of t on the residual degrees of freedom (NaN where the test did not run)."""
-        return np.where(self.error == OK, t_log10p(self.t(), np.maximum(self.dof, 1)), np.nan)
+        """Two-sided −log10 p of t on the residual degrees of freedom, or of z (NaN where the test did not run)."""
+        statistic = self.statistic()
+        return np.where(self.error != OK, np.nan, np.where(self.logistic, z_log10p(statistic),
+                                                          t_log10p(statistic, np.maximum(self.dof, 1))))
 
     def log10p_joint(self) -> np.ndarray:
-        """−log10 p of the joint F on (2, residual) degrees of freedom (NaN where the test did not run)."""
-        return np.where(self.error == OK, f_log10p(self.f_joint, 2, np.maximum(self.dof, 1)), np.nan)
+        """−log10 p of the joint F on (2, residual) degrees of freedom, or of χ²(2) (NaN where it did not run)."""
+        return np.where(self.error != OK, np.nan, np.where(self.logistic, chi2_log10p(self.joint, 2),
+                                                          f_log10p(self.joint, 2, np.maximum(self.dof, 1))))
 
 
 def skipped_pairs(candidates: np.ndarray, positions: tuple[np.ndarray, np.ndarray], partners: np.ndarray,
@@ -157,7 +171,7 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
     shape = (n_candidates, m, n_phenotypes)
     result = PairResult(np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan),
                         np.zeros(shape, np.int64), np.zeros(shape, np.int64),
-                        np.repeat(codes[:, :, None], n_phenotypes, axis=2))
+                        np.repeat(codes[:, :, None], n_phenotypes, axis=2), np.zeros(n_phenotypes, bool))
     if not (codes == OK).any():
         return result
     sums = _PairSums(candidates, partners, called, phenotypes.basis, phenotypes.values)
@@ -170,9 +184,126 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
         for j, column in enumerate(columns):
             result.beta[..., column] = np.where(tested, beta[..., j], np.nan)
             result.se[..., column] = np.where(tested, se[..., j], np.nan)
-            result.f_joint[..., column] = np.where(tested, f_joint[..., j], np.nan)
+            result.joint[..., column] = np.where(tested, f_joint[..., j], np.nan)
             result.dof[..., column], result.n[..., column], result.error[..., column] = dof, used, error
     return result
+
+
+def logistic_refit(linear: PairResult, refit: np.ndarray, candidates: np.ndarray, partners: np.ndarray,
+                   called: np.ndarray, phenotypes: Phenotypes) -> PairResult:
+    """``linear`` (:func:`pair_tests`) with each binary phenotype's pairs ``refit`` (candidates × partners ×
+    phenotypes) fitted by logistic regression on the same samples (:func:`logistic_pairs`), their numbers
+    replaced; its other pairs keep no numbers, as the rows leave them out. Arguments as :func:`pair_tests`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(3)
+    >>> a, b = rng.integers(0, 3, (2, 3000)).astype(float)
+    >>> y = (rng.random(3000) < 1 / (1 + np.exp(-(-0.5 + 0.3 * a * b)))).astype(float)[:, None]
+    >>> phenotypes = Phenotypes.of(y, np.ones((3000, 1)), binary=[True])
+    >>> linear = pair_tests(a[None, :], b[None, :], np.ones((1, 3000), bool), phenotypes, np.zeros((1, 1), int))
+    >>> fitted = logistic_refit(linear, linear.error == OK, a[None, :], b[None, :], np.ones((1, 3000), bool),
+    ...                         phenotypes)
+    >>> round(float(fitted.beta[0, 0, 0]), 2), bool(fitted.logistic[0])   # the log odds ratio of a·b (0.3 planted)
+    (0.31, True)
+    """
+    result = PairResult(*(np.array(values, copy=True) for values in (linear.beta, linear.se, linear.joint,
+                                                                     linear.dof, linear.n, linear.error)),
+                        linear.logistic | phenotypes.binary)
+    for column in np.flatnonzero(phenotypes.binary):
+        which = np.nonzero(refit[..., column] & (linear.error[..., column] == OK))
+        beta, se, joint, error = logistic_pairs(candidates, partners, called, phenotypes, column, which)
+        for values in (result.beta, result.se, result.joint):
+            values[..., column] = np.nan
+        result.beta[(*which, column)], result.se[(*which, column)] = beta, se
+        result.joint[(*which, column)], result.error[(*which, column)] = joint, error
+        result.dof[(*which, column)] = result.n[(*which, column)] - (phenotypes.basis.shape[1] + 3)
+    return result
+
+
+_LOGISTIC_STEPS = 50       # Newton's steps before a fit is called not converged (an infinite estimate: separation)
+_LOGISTIC_EXACT = 1e-10    # a fit has converged when Σ|Δβ| is below this
+_LOGISTIC_VALUES = 1 << 23  # values of the pairs' designs (pairs × samples × columns) fitted at once (64 MiB)
+
+
+def logistic_pairs(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray, phenotypes: Phenotypes,
+                   column: int, which: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Logistic regression y ~ covariates + a + b + a·b of the binary phenotype ``column`` for the pairs ``which``
+    (candidate rows, partner rows), each on the samples with the phenotype and both calls: the interaction's log
+    odds ratio, its SE, Wald's χ² of b and a·b together (2 df), and an :data:`ERRORS` index per pair.
+
+    Newton's method from β = 0 for a batch of pairs at once, each step one batched X'WX and solve, until Σ|Δβ| <
+    1e-10 (NOT_CONVERGED after 50 steps: an estimate that runs off to infinity, as under separation); the SE from
+    the inverse information at the estimate. As in :func:`pair_tests` the covariates are an orthonormal basis of
+    their span and a, b are centred, which changes neither the interaction's estimate nor its SE. A pair whose
+    samples hold no case or no control is TOO_FEW_SAMPLES.
+    """
+    basis = phenotypes.basis
+    n, k = basis.shape
+    present = phenotypes.present[:, column] > 0
+    y = np.where(present, phenotypes.values[:, column] + phenotypes.means[column], 0.0)
+    a_called = ~np.isnan(candidates)
+    with np.errstate(invalid="ignore"):
+        a_all = np.where(a_called, candidates - np.nanmean(candidates, axis=1, keepdims=True), 0.0)
+        b_all = np.where(called, partners - (np.where(called, partners, 0.0).sum(axis=1)
+                                             / called.sum(axis=1))[:, None], 0.0)
+    pairs = len(which[0])
+    beta, se, joint = np.full(pairs, np.nan), np.full(pairs, np.nan), np.full(pairs, np.nan)
+    error = np.full(pairs, OK)
+    batch = max(1, _LOGISTIC_VALUES // (n * (k + 3)))
+    for start in range(0, pairs, batch):
+        rows = slice(start, start + batch)
+        i, m = which[0][rows], which[1][rows]
+        used = (present & a_called[i] & called[m]).astype(float)
+        a, b = a_all[i], b_all[m]
+        design = np.concatenate([np.broadcast_to(basis, (len(i), n, k)), a[..., None], b[..., None],
+                                 (a * b)[..., None]], axis=2)
+        cases = (used * y).sum(axis=1)
+        fitted = _newton(design, y, used)
+        beta[rows], se[rows], joint[rows], error[rows] = fitted
+        error[rows] = np.where((cases == 0) | (cases == used.sum(axis=1)), TOO_FEW_SAMPLES, error[rows])
+    return beta, se, joint, error
+
+
+def _newton(design: np.ndarray, y: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Logistic fits of y on each pair's ``design`` (pairs × samples × p) over its ``used`` samples (pairs ×
+    samples, 0/1): the last coefficient, its SE, Wald's χ² of the last two, an :data:`ERRORS` index each."""
+    pairs, _, p = design.shape
+    coefficients = np.zeros((pairs, p))
+    inverse = np.zeros((pairs, p, p))
+    error = np.full(pairs, NOT_CONVERGED)
+    active = np.arange(pairs)
+    for _ in range(_LOGISTIC_STEPS):
+        x = design[active]
+        fitted = scipy.special.expit(np.einsum("snp,sp->sn", x, coefficients[active]))
+        weighted = x * (fitted * (1 - fitted) * used[active])[..., None]
+        information = weighted.swapaxes(1, 2) @ x
+        score = np.einsum("snp,sn->sp", x, (y - fitted) * used[active])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            try:
+                inverse[active] = np.linalg.inv(information)
+            except np.linalg.LinAlgError:   # one singular X'WX: invert each, NaN for those that are
+                inverse[active] = [_inverse_or_nan(matrix) for matrix in information]
+        step = np.einsum("spq,sq->sp", inverse[active], score)
+        coefficients[active] += step
+        size = np.abs(step).sum(axis=1)
+        error[active[size < _LOGISTIC_EXACT]] = OK
+        active = active[np.isfinite(size) & (size >= _LOGISTIC_EXACT)]
+        if not active.size:
+            break
+    last = coefficients[:, -2:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(inverse[:, -1, -1])
+        joint = (last.swapaxes(1, 2) @ np.linalg.solve(inverse[:, -2:, -2:] + np.where(
+            error == OK, 0.0, 1.0)[:, None, None] * np.eye(2), last))[:, 0, 0]
+    return coefficients[:, -1], se, joint, error
+
+
+def _inverse_or_nan(matrix: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(matrix)
+    except np.linalg.LinAlgError:
+        return np.full(matrix.shape, np.nan)
 
 
 class _PairSums:
@@ -286,10 +417,11 @@ def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.n
 
 
 def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult, wanted: np.ndarray, *,
-                    phenotypes: list[str]) -> pa.Table:
+                    phenotypes: list[str], schema: pa.Schema = LINEAR_SCHEMA) -> pa.Table:
     """The ``wanted`` pairs (candidates × partners) as rows, phenotype-major, then candidate, then partner: both
     variants' ids, positions and alleles (the partner's chromosome and position as ``chrom`` and ``pos``), and the
-    interaction's estimate, error and test (``RESULTS_KINDS["epistasis"]``). ``candidates`` and ``partners``:
+    interaction's estimate, error and tests, as ``schema`` (``RESULTS_KINDS["epistasis"]``: t_int and f_joint for
+    least squares, z_int and chisq_joint for logistic fits, as the run has them). ``candidates`` and ``partners``:
     variant_id, chrom, pos, ref and alt.
 
     Examples
@@ -317,16 +449,19 @@ def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult
 
     log10p, log10p_joint = result.log10p(), result.log10p_joint()
     ran = result.error == OK
+    linear, logistic = ran & ~result.logistic, ran & result.logistic
     data = {"phenotype": pa.array(np.repeat(np.asarray(phenotypes, dtype=object), len(which_a)), pa.string()),
             **{f"{name}_a": repeated(candidates, which_a, name)
                for name in ("variant_id", "chrom", "pos", "ref", "alt")},
             **{(name if name in ("chrom", "pos") else f"{name}_b"): repeated(partners, which_b, name)
                for name in ("variant_id", "chrom", "pos", "ref", "alt")},
             "n": per_pair(np.where(ran, result.n, 0)), "beta_int": per_pair(np.where(ran, result.beta, np.nan)),
-            "se_int": per_pair(np.where(ran, result.se, np.nan)), "t_int": per_pair(np.where(ran, result.t(), np.nan)),
+            "se_int": per_pair(np.where(ran, result.se, np.nan)),
+            "t_int": per_pair(np.where(linear, result.statistic(), np.nan)),
+            "z_int": per_pair(np.where(logistic, result.statistic(), np.nan)),
             "p_int": per_pair(p_from_log10p(log10p)), "log10p_int": per_pair(log10p),
-            "f_joint": per_pair(np.where(ran, result.f_joint, np.nan)), "p_joint": per_pair(p_from_log10p(log10p_joint)),
-            "log10p_joint": per_pair(log10p_joint),
+            "f_joint": per_pair(np.where(linear, result.joint, np.nan)),
+            "chisq_joint": per_pair(np.where(logistic, result.joint, np.nan)),
+            "p_joint": per_pair(p_from_log10p(log10p_joint)), "log10p_joint": per_pair(log10p_joint),
             "error": pa.array(np.array(ERRORS, dtype=object)[result.error[which_a, which_b].T.ravel()], pa.string())}
-    schema = RESULTS_KINDS["epistasis"].arrow_schema()
     return pa.table({field.name: data[field.name].cast(field.type) for field in schema}, schema=schema)

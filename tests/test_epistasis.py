@@ -77,6 +77,104 @@ def test_epistasis__without_covariates_equals_plink19_epistasis(gwas_lake, relea
     assert refused < len(theirs) / 2
 
 
+def cases(*idps: str) -> str:
+    """Case/control phenotypes high0, high1, …: each IDP above its median (1) or not (0), missing where the IDP is
+    and, each for other participants, for about one in ten."""
+    return "SELECT participant_id, " + ", ".join(
+        f'CASE WHEN hash(participant_id || \'{j}\') % 10 = 0 THEN NULL ELSE ("{idp}" > (SELECT median("{idp}") '
+        f'FROM idps))::INTEGER END AS high{j}' for j, idp in enumerate(idps)) + " FROM idps"
+
+
+def logit(y: np.ndarray, columns: np.ndarray):
+    return sm.Logit(y, columns).fit(disp=0, method="newton", tol=1e-12, maxiter=100)
+
+
+def test_epistasis__case_control_equals_plink19_logistic_epistasis_to_its_precision(gwas_lake, release_folder, idps,
+                                                                                     tmp_path):
+    """plink1.9 --epistasis on a case/control phenotype fits y ~ a + b + a·b by logistic regression and prints
+    OR_INT = exp(β) and STAT = z². It fits in single precision, so its OR is off the exact one by up to ~2e-5 and
+    its STAT by up to ~1e-3 (relative): biolake's equal plink's within that precision, and statsmodels' exact Logit
+    to 1e-8. Where plink prints numbers for a design of rank 3 (a·b a combination of 1, a
+    and b on the pair's samples), biolake says collinear."""
+    chosen_ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '1' ORDER BY pos LIMIT 30")
+    set_sql = "SELECT variant_id FROM variants WHERE variant_id IN (" + ", ".join(f"'{v}'" for v in chosen_ids) + ")"
+    run_epistasis(gwas_lake, EpistasisSettings(name="epi_cc", phenotypes=cases(idps[0]), covariates=[],
+                                               set_sql=set_sql, replace=True))
+    ours = pairs_of(gwas_lake, "epi_cc")
+    assert "z_int" in next(iter(ours.values())) and "t_int" not in next(iter(ours.values()))
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=cases(idps[0]), covariates=[])
+    y = chosen.phenotypes[:, 0]
+    (tmp_path / "pheno.txt").write_text("".join(f"{pid} {pid} {-9 if np.isnan(v) else int(v) + 1}\n"
+                                                for pid, v in zip(chosen.participant_ids, y)))
+    (tmp_path / "extract.txt").write_text("\n".join(chosen_ids) + "\n")
+    subprocess.run([PLINK19, "--bfile", str(release_folder / "genotypes"), "--pheno", str(tmp_path / "pheno.txt"),
+                    "--extract", str(tmp_path / "extract.txt"), "--epistasis", "--epi1", "1", "--keep-allele-order",
+                    "--allow-no-sex", "--threads", "1", "--out", str(tmp_path / "plink")], check=True,
+                   capture_output=True)
+    theirs = [line.split() for line in (tmp_path / "plink.epi.cc").read_text().splitlines()[1:]]
+    assert len(theirs) == len(ours) == 30 * 29 // 2
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants ORDER BY variant_index")
+    compared = collinear = 0
+    for _, a, _, b, odds_ratio, stat, _ in theirs:
+        row = ours.get(("high0", a, b)) or ours[("high0", b, a)]
+        x, z = dosages[ids.index(row["variant_id_a"])], dosages[ids.index(row["variant_id_b"])]
+        used = ~np.isnan(y) & ~np.isnan(x) & ~np.isnan(z)
+        columns = np.column_stack([np.ones(len(y)), x, z, x * z])[used]
+        if row["error"] == "collinear":
+            assert np.linalg.matrix_rank(columns) < 4
+            collinear += 1
+            continue
+        if odds_ratio == "nan" or row["error"] is not None:
+            continue
+        compared += 1
+        assert float(odds_ratio) == pytest.approx(np.exp(row["beta_int"]), rel=5e-5)
+        assert float(stat) == pytest.approx(row["z_int"] ** 2, rel=2e-3, abs=1e-6)
+        fit = logit(y[used], columns)
+        np.testing.assert_allclose([row["beta_int"], row["se_int"], row["z_int"], row["p_int"]],
+                                   [fit.params[-1], fit.bse[-1], fit.tvalues[-1], fit.pvalues[-1]], rtol=1e-8)
+    print(f"plink1.9 --epistasis (case/control): {compared} pairs compared, {collinear} of rank 3 said collinear")
+    assert compared > len(theirs) / 2
+
+
+def test_epistasis__case_control_with_covariates_equals_statsmodels_and_the_screen_chooses_the_rows(gwas_lake, idps):
+    """With covariates and missing phenotypes: β, SE, z, p and the joint Wald χ² (b and a·b) equal statsmodels'
+    Logit to 1e-8. With --prefilter-p the rows are the pairs whose least-squares test passes (the screen: what
+    --model linear reports), with the logistic fit's numbers, and the summary counts every pair."""
+    candidate = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '2' ORDER BY pos LIMIT 1")[0]
+    common = dict(phenotypes=cases(idps[1], idps[2]), covariates=["age", "sex"], candidates=[candidate], chromosomes=["3"],
+                  replace=True)
+    run_epistasis(gwas_lake, EpistasisSettings(name="epi_logit", **common))
+    run_epistasis(gwas_lake, EpistasisSettings(name="epi_screen", model="linear", **common))
+    screened = run_epistasis(gwas_lake, EpistasisSettings(name="epi_logit_p", prefilter_p=0.2, **common))
+    full, screen, kept = (pairs_of(gwas_lake, name) for name in ("epi_logit", "epi_screen", "epi_logit_p"))
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=cases(idps[1], idps[2]), covariates=["age", "sex"])
+    assert np.isnan(chosen.phenotypes).any()
+    ids = variant_ids(gwas_lake, "SELECT variant_id FROM variants ORDER BY variant_index")
+    dosages = lake_dosages(gwas_lake, chosen.sample_index)
+    a = dosages[ids.index(candidate)]
+    tested = [row for row in full.values() if row["error"] is None]
+    assert len(tested) > len(full) / 2
+    for row in np.random.default_rng(1).choice(tested, 12, replace=False):
+        b, y = dosages[ids.index(row["variant_id_b"])], chosen.phenotypes[:, int(row["phenotype"][-1])]
+        used = ~np.isnan(y) & ~np.isnan(a) & ~np.isnan(b)
+        columns = np.column_stack([chosen.covariates, a, b, a * b])[used]
+        fit = logit(y[used], columns)
+        joint = fit.wald_test(np.eye(columns.shape[1])[-2:], scalar=True)
+        assert row["n"] == used.sum()
+        np.testing.assert_allclose([row["beta_int"], row["se_int"], row["z_int"], row["p_int"], row["chisq_joint"],
+                                    row["p_joint"]], [fit.params[-1], fit.bse[-1], fit.tvalues[-1], fit.pvalues[-1],
+                                                      float(joint.statistic), float(joint.pvalue)], rtol=1e-8)
+    passing = {key for key, row in screen.items() if row["error"] is not None or row["p_int"] <= 0.2}
+    assert kept.keys() == passing and 0 < len(passing) < len(screen)
+    for key, row in kept.items():
+        assert row["error"] == full[key]["error"] and (row["error"] is not None or row["z_int"] == pytest.approx(
+            full[key]["z_int"], rel=1e-10))
+    assert screened.tested == sum(row["error"] is None for row in screen.values())
+
+
 def test_epistasis__with_covariates_and_missing_phenotypes_equals_statsmodels(gwas_lake, idps):
     """The interaction's β, SE, t and p, and the joint F of b and a·b (2 df), as statsmodels' OLS and its f_test."""
     candidate = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '2' ORDER BY pos LIMIT 1")[0]
