@@ -944,6 +944,9 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 @click.option("--prefilter-p", type=float, metavar="P",
               help="write only the tested pairs with p_int ≤ P (and the pairs not tested, with the reason); every "
                    "pair is still tested by the full model, and the summary counts them all")
+@click.option("--model", type=click.Choice(["auto", "linear", "logistic"]), default="auto", show_default=True,
+              help="auto: phenotypes whose values are all 0/1 (1 case), or PLINK's 1/2, are binary: their pairs are "
+                   "fitted by logistic regression (with --prefilter-p, those the least-squares screen passes)")
 @click.option("--min-distance", "min_distance_kb", type=float, default=0.0, show_default=True, metavar="KB",
               help="skip partners on the candidate's chromosome closer than KB kb (kept as rows with error "
                    "'closer than --min-distance')")
@@ -953,7 +956,7 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
 @_analysis_options(default_name="epistasis")
 @_variant_options(maf_default=0.0, maf_help="")
 def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, ...], set_sql: str | None,
-              all_pairs: bool, prefilter_p: float | None, min_distance_kb: float, max_r2: float | None,
+              all_pairs: bool, prefilter_p: float | None, model: str, min_distance_kb: float, max_r2: float | None,
               **shared: Any) -> None:
     """Test SNP × SNP interactions of phenotypes; write a results table into the lake.
 
@@ -969,10 +972,13 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
     alt_b: the partner's position keeps the GWAS's names), n, beta_int (per alt allele
     of each), se_int, t_int and p_int (t: statsmodels' OLS; plink1.9 prints t_int² as
     STAT), log10p_int; f_joint, p_joint, log10p_joint: the F of b and a×b together
-    (REGENIE's ADD-INT_2DF); error.
+    (REGENIE's ADD-INT_2DF); error. A 0/1 phenotype's pairs are fitted by logistic
+    regression (plink1.9 --epistasis on a case/control phenotype): beta_int is a log
+    odds ratio, z_int and chisq_joint replace t_int and f_joint.
     Pairs skipped by --min-distance or --max-r2 stay as rows with their reason, so
     without --prefilter-p the rows count the pairs of the scope; with it, the summary
-    printed and stored counts every pair tested. With --with, two candidates are also each other's
+    printed and stored counts every pair tested (by least squares: for a 0/1 phenotype,
+    the screen whose passing pairs get the logistic fit). With --with, two candidates are also each other's
     partners: their pair is a row under each. A set's variants and --with's candidates
     pass the variant filters (--maf, --geno, --hwe …) as every partner does. A
     phenotype's pairs are one scan in summaries, hits and reports, each pair at the
@@ -1000,7 +1006,7 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
     phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
     ids = [c.strip() for item in candidates for c in item.split(",") if c.strip()]
     _analysis(run_epistasis, EpistasisSettings, dict(phenotypes=phenotypes, candidates=ids, set_sql=set_sql,
-                                                     all_pairs=all_pairs, prefilter_p=prefilter_p,
+                                                     all_pairs=all_pairs, prefilter_p=prefilter_p, model=model,
                                                      min_distance_kb=min_distance_kb, max_r2=max_r2,
                                                      **_variant_settings(shared)), show, covariates_optional=True,
               **shared)
@@ -1711,7 +1717,7 @@ def import_sumstats_command(file: str, lake_location: str, name: str, replace: b
 
 def _result_option(function):
     return click.option("--result", "name", required=True, metavar="NAME",
-                        help="a results table of the lake (gwas, ewas, gxe or meta)")(function)
+                        help="a results table of the lake (gwas, ewas, gxe, epistasis or meta)")(function)
 
 
 @main.command()
@@ -1742,12 +1748,18 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
     instead, one lead per ±--window, and the command says so. Columns: the hit's, then
     locus_hits (hits the lead stands for) and members (the others, in genome order).
 
+    SNP × SNP pairs (biolake epistasis) are hits as pairs: a pair leads a locus holding every
+    other hit pair whose two variants each lie within ±--window of the lead's two (either way
+    round); the pair's variant a (id, chrom, pos) comes before the partner's, and members
+    name pairs "A × B".
+
     \b
     Examples:
       biolake hits --lake /tmp/lake --result idps
       biolake hits --lake /tmp/lake --result idps --family --out leads.tsv
       biolake hits --lake /tmp/lake --result idps --r2 0.5 --window 250000
       biolake hits --lake /tmp/lake --result stress_ewas --fdr 0.05
+      biolake hits --lake /tmp/lake --result pairs --threshold 1e-6
     """
     from biolake.report import clumping_of, lead_hits
     from biolake.queries.output import write_table

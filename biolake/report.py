@@ -1,10 +1,11 @@
 """Reporting on a results table: per-phenotype summaries, lead hits, plots and a one-page HTML report.
 
-Works on any results table of the lake with scans (GWAS, EWAS, GxE, meta-analysis): the run's
-kind, read from its provenance, says which columns hold the phenotype, the feature (variant or
-CpG) and the headline −log10 p. Summaries are DuckDB aggregates over the table's files,
-so they scale with the table, not with memory. A report of h² or rg (kinds h2, rg: a row per
-phenotype or pair) shows the table whole, rg as a matrix (:mod:`biolake.estimates`).
+Works on any results table of the lake with scans (GWAS, EWAS, GxE, SNP × SNP pairs, meta-analysis):
+the run's kind, read from its provenance, says which columns hold the phenotype, the feature (variant
+or CpG; of a pair, the partner, and the pair's other variant) and the headline −log10 p. Summaries
+are DuckDB aggregates over the table's files, so they scale with the table, not with memory. A
+report of h² or rg (kinds h2, rg: a row per phenotype or pair) shows the table whole, rg as a matrix
+(:mod:`biolake.estimates`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import html
 import json
 import operator
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +31,16 @@ from biolake.estimates import ESTIMATE_KINDS, format_estimate, rg_colour, rg_mat
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import ResultsKind
-from biolake.stats.multiple import GENOME_WIDE, bh_fdr_sql, clump_by_distance, family_threshold
+from biolake.stats.multiple import (GENOME_WIDE, bh_fdr_sql, clump_by_distance, clump_pairs_by_distance,
+                                    family_threshold)
 from biolake.stats.summary import with_lambda_gc
 
 
+PAIR = " × "   # joins a pair's two ids where one string names it: "A × B"
+
+
 def phenotype_summary(lake: Lake, name: str) -> pa.Table:
-    """Per phenotype: tests, λGC, hits at 5e-8, and the top feature with its −log10 p.
+    """Per phenotype: tests, λGC, hits at 5e-8, and the top feature (or pair, "A × B") with its −log10 p.
 
     Examples
     --------
@@ -46,9 +52,14 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
         SELECT "{kind.phenotype}" AS phenotype, count("{kind.log10p}") AS tests,
                -log10(median(pow(10.0, -"{kind.log10p}"))) AS median_log10p,   -- the median p, as λGC's definition
                count(*) FILTER (WHERE "{kind.log10p}" > {-np.log10(GENOME_WIDE)}) AS hits,
-               arg_max("{kind.feature}", "{kind.log10p}") AS top, max("{kind.log10p}") AS top_log10p
+               arg_max({_name_sql(kind)}, "{kind.log10p}") AS top, max("{kind.log10p}") AS top_log10p
         FROM results GROUP BY 1 ORDER BY top_log10p DESC NULLS LAST""")
     return with_lambda_gc(table, at=2)
+
+
+def _name_sql(kind: ResultsKind) -> str:
+    """SQL naming a row's feature: its id, or for a pair "A × B" (the pair's other feature first)."""
+    return f"""("{kind.pair[0]}" || '{PAIR}' || "{kind.feature}")""" if kind.pair else f'"{kind.feature}"'
 
 
 LEAD_R2 = 0.1   # hits in LD above this with a stronger one join its locus (FUMA's lead SNPs: r² < 0.1 apart)
@@ -58,14 +69,17 @@ LEAD_R2 = 0.1   # hits in LD above this with a stronger one join its locus (FUMA
 class HitClumping:
     """How lead hits are told apart: by LD with the genotypes of ``release`` (r² above ``r2`` within
     ±``window`` bp, as plink1.9 --clump), or, where ``release`` is None, by distance (±``window`` bp),
-    for the reason ``why``."""
+    for the reason ``why``; hits that are ``pairs`` of variants by distance around both."""
 
     window: int
     r2: float
     release: str | None = None
     why: str = ""
+    pairs: bool = False
 
     def __str__(self) -> str:
+        if self.pairs:
+            return f"pair clumping by distance: one lead pair per ±{self.window:,} bp around both its variants"
         if self.release is not None:
             return (f"LD clumping: r² > {self.r2:g} within ±{self.window:,} bp, genotypes of release "
                     f"{self.release} (as plink1.9 --clump)")
@@ -92,6 +106,13 @@ def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: 
     :func:`clumping_of` the table says which was done, and why. ``locus_hits`` counts the
     hits each lead stands for; ``members`` lists the others, in genome order.
 
+    Where each row tests a pair of variants (kind epistasis), a hit is a pair: its columns are the
+    pair's other variant (id, chromosome, position) before the feature's, ``members`` names pairs
+    "A × B", and pairs are clumped by distance around both their variants
+    (:func:`biolake.stats.multiple.clump_pairs_by_distance`): a pair not yet in a locus leads one
+    holding every other hit pair whose variants each lie within ±``window`` bp of the lead's two,
+    either way round (LD is between variants, not pairs).
+
     Examples
     --------
     >>> leads = lead_hits(Lake.open("lake"), "demo_idps", threshold=1e-5)
@@ -103,7 +124,7 @@ def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: 
     hits = _hits(lake, name, kind, threshold=threshold, family=family, fdr=fdr)
     clumping, located = _hit_clumping(lake, name, kind, hits, window=window, r2=r2, ld_release=ld_release)
     if located is None:
-        table = _distance_leads(kind, hits, window)
+        table = (_pair_leads if clumping.pairs else _distance_leads)(kind, hits, window)
     else:
         table = _ld_leads(lake, kind, hits, located, flags, release=clumping.release)
     table = table.append_column("p", pc.power(10.0, pc.negate(table.column(kind.log10p))))
@@ -118,7 +139,7 @@ def clumping_of(leads: pa.Table) -> str:
 def _hits(lake: Lake, name: str, kind: ResultsKind, *, threshold: float, family: bool,
           fdr: float | None) -> pa.Table:
     """The rows of the results ``name`` that are hits (see :func:`lead_hits`)."""
-    columns = [*kind.groups, kind.feature, "chrom", "pos", kind.effect, kind.log10p]
+    columns = [*_hit_columns(kind), kind.effect, kind.log10p]
     results = lake.results_dataset(name)
     if fdr is not None and "fdr" in results.schema.names:   # stored by the run (EWAS; GWAS/GxE --adjust)
         return results.to_table(columns=[*columns, "fdr"], filter=pc.field("fdr") <= float(fdr))
@@ -133,13 +154,21 @@ def _hits(lake: Lake, name: str, kind: ResultsKind, *, threshold: float, family:
     return results.to_table(columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
 
 
+def _hit_columns(kind: ResultsKind) -> list[str]:
+    """The columns saying which hit a row is: its scan, the pair's other feature (where rows are pairs), the feature
+    and its position."""
+    return [*kind.groups, *kind.pair, kind.feature, "chrom", "pos"]
+
+
 def _hit_clumping(lake: Lake, name: str, kind: ResultsKind, hits: pa.Table, *, window: int, r2: float,
                   ld_release: str | None) -> tuple[HitClumping, pl.DataFrame | None]:
     """LD clumping with the release giving it, and where that release holds the hits' variants (variant_id,
-    chrom, pos); or distance clumping, and why."""
+    chrom, pos); or distance clumping, and why; or, for pairs of variants, distance clumping around both."""
     def by_distance(why: str) -> tuple[HitClumping, None]:
         return HitClumping(window, r2, why=why), None
 
+    if kind.pair:
+        return HitClumping(window, r2, pairs=True), None
     if window == 0:
         return by_distance("--window 0: no LD asked for")
     if kind.feature != "variant_id":
@@ -181,20 +210,55 @@ def _ld_leads(lake: Lake, kind: ResultsKind, hits: pa.Table, located: pl.DataFra
         schema)
 
 
+Loci = tuple[np.ndarray, list[np.ndarray], np.ndarray]   # one scan's leads, each one's locus, each hit's name
+
+
 def _distance_leads(kind: ResultsKind, hits: pa.Table, window: int) -> pa.Table:
     """Each scan's hits clumped by distance (:func:`biolake.stats.multiple.clump_by_distance`)."""
+    def loci(mine: pa.Table) -> Loci:
+        chrom, pos = _array(mine, "chrom"), _array(mine, "pos")
+        leads = clump_by_distance(chrom, pos, _array(mine, kind.log10p), window=window)
+        near = [np.flatnonzero((chrom == chrom[i]) & (np.abs(pos - pos[i]) <= window)) for i in leads]
+        return leads, [n[np.argsort(pos[n], kind="stable")] for n in near], _array(mine, kind.feature)
+
+    return _loci_per_scan(kind, hits, loci)
+
+
+def _pair_leads(kind: ResultsKind, hits: pa.Table, window: int) -> pa.Table:
+    """Each scan's hit pairs clumped by distance around both variants
+    (:func:`biolake.stats.multiple.clump_pairs_by_distance`), each pair named "A × B"."""
+    from biolake.stats.plots import chromosome_order   # matplotlib's import stays off the other kinds' path
+
+    other_id, other_chrom, other_pos = kind.pair
+
+    def loci(mine: pa.Table) -> Loci:
+        chrom_a, pos_a, chrom, pos = (_array(mine, c) for c in (other_chrom, other_pos, "chrom", "pos"))
+        lead = clump_pairs_by_distance(chrom_a, pos_a, chrom, pos, _array(mine, kind.log10p), window=window)
+        genome = np.lexsort((pos, chromosome_order(chrom), pos_a, chromosome_order(chrom_a)))
+        leads = np.flatnonzero(lead == np.arange(len(lead)))
+        names = pc.binary_join_element_wise(mine.column(other_id), mine.column(kind.feature), PAIR)
+        return leads, [genome[lead[genome] == i] for i in leads], names.to_numpy(zero_copy_only=False)
+
+    return _loci_per_scan(kind, hits, loci)
+
+
+def _loci_per_scan(kind: ResultsKind, hits: pa.Table, loci: Callable[[pa.Table], Loci]) -> pa.Table:
+    """The leads of each scan's hits with the columns of their locus: ``loci`` takes one scan's hits and gives the
+    leads' indices, each lead's locus (indices of its hits, the lead among them, in genome order) and each hit's
+    name as ``members`` lists it."""
     parts = []
     for scan in hits.select(kind.groups).group_by(kind.groups).aggregate([]).to_pylist():
         mine = hits.filter(functools.reduce(operator.and_, [pc.field(c) == v for c, v in scan.items()]))
-        chrom, pos = mine.column("chrom").to_numpy(zero_copy_only=False), mine.column("pos").to_numpy()
-        features = mine.column(kind.feature).to_numpy(zero_copy_only=False)
-        leads = clump_by_distance(chrom, pos, mine.column(kind.log10p).to_numpy(), window=window)
-        near = [np.flatnonzero((chrom == chrom[i]) & (np.abs(pos - pos[i]) <= window)) for i in leads]
-        others = [[j for j in n[np.argsort(pos[n], kind="stable")] if j != i] for i, n in zip(leads, near)]
-        parts.append(mine.take(leads).append_column("locus_hits", pa.array([len(n) for n in near], pa.int64()))
-                     .append_column("members", pa.array([features[o].tolist() for o in others],
+        leads, locus, names = loci(mine)
+        parts.append(mine.take(leads).append_column("locus_hits", pa.array([len(n) for n in locus], pa.int64()))
+                     .append_column("members", pa.array([names[n[n != i]].tolist() for i, n in zip(leads, locus)],
                                                         pa.list_(pa.string()))))
     return pa.concat_tables(parts) if parts else _with_locus_columns(hits.schema).empty_table()
+
+
+def _array(table: pa.Table, column: str) -> np.ndarray:
+    """One column as a NumPy array (strings as objects)."""
+    return table.column(column).to_numpy(zero_copy_only=False)
 
 
 def _with_locus_columns(schema: pa.Schema) -> pa.Schema:
@@ -272,7 +336,7 @@ def _scan_sections(lake: Lake, name: str, kind: ResultsKind, *, limit: int) -> s
                          for p in sorted(pictures, key=lambda p: (p.stem != "manhattan_all", p.stem)))
     return f"""<h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
 <h2>Lead hits (p &lt; 5e-8) and their loci</h2><p>{html.escape(clumping_of(hits))}; members: the other hits of the locus.</p>
-{_html_table(hits.select([*kind.groups, kind.feature, "chrom", "pos", kind.effect, "p", "locus_hits", "members"]))}
+{_html_table(hits.select([*_hit_columns(kind), kind.effect, "p", "locus_hits", "members"]))}
 <h2>Plots</h2>{images}"""
 
 
