@@ -26,7 +26,7 @@ from biolake.frame import DesignReport, VariantJobRequest, provenance
 from biolake.gwas import MODELS, binary_columns
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.lake.schema import RESULTS_KINDS
+from biolake.lake.schema import PAIR_SEPARATOR, RESULTS_KINDS
 from biolake.queries import connect
 from biolake.queries.blocks import SLICE_BYTES, Block, GenotypeBlock, genotype_blocks, read_chosen_variants
 from biolake.queries.variants import VariantChoice, VariantList
@@ -193,7 +193,7 @@ class EpistasisTests(TaskInputs):
 def pair_names(rows: pa.Table) -> np.ndarray:
     """Each row's pair as "A × B" (its variant_id_a and variant_id_b), the name a run's summary gives it."""
     return pc.binary_join_element_wise(rows.column("variant_id_a"), rows.column("variant_id_b"),
-                                       " × ").to_numpy(zero_copy_only=False)
+                                       PAIR_SEPARATOR).to_numpy(zero_copy_only=False)
 
 
 def _chunks(candidates: int, per_candidate: int, most: int = 1 << 21, widest: int = 256) -> list[range]:

@@ -11,6 +11,7 @@ its own options, checked in its ``__post_init__``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
@@ -20,14 +21,16 @@ import numpy as np
 
 from biolake.lake.chromosomes import GenomicRange, chromosome_list, genomic_range
 from biolake.lake.errors import BiolakeError
-from biolake.lake.lake import check_results_name
+from biolake.lake.lake import Lake, check_results_name
 from biolake.queries.variants import VariantChoice, VariantList
 from biolake.queries.design import Design, SampleList, design
-from biolake.queries.sql import LakeConnection
+from biolake.queries.sql import LakeConnection, connect
 from biolake.stats.qc import VariantQc
 from biolake.stats.transform import TRANSFORMS, transform_phenotypes
 
 
+# the settings that choose a run's samples beyond its queries, which its provenance cannot replay
+UNREPLAYED = {"keep": "--keep", "remove": "--remove", "max_sample_missing": "--mind"}
 PLINK_CASE_CONTROL = {1.0, 2.0, 0.0, -9.0}   # PLINK's phenotype coding: 1 control, 2 case, 0 and -9 missing
 
 
@@ -295,3 +298,25 @@ def provenance(kind: str, request: JobRequest, chosen: Design, **facts: Any) -> 
     return {**provenance_header(kind, release=chosen.release), **queries, "settings": settings,
             "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
             "dropped": chosen.dropped.counts, **facts}
+
+
+def recorded_design(lake: Lake, record: Mapping[str, Any]) -> tuple[Design, list[str]]:
+    """The design of the run whose provenance is ``record`` (:func:`provenance`) rebuilt over its release: its
+    phenotype, covariate and sample queries as recorded (the phenotypes as queried, before any ``--transform``);
+    and the flags of the run that chose samples too but cannot be replayed from the record (``--keep`` and
+    ``--remove`` keep their file's checksum, not its ids; ``--mind`` its counts). With any of those, or a
+    withdrawal since the run, its samples may differ from the run's.
+
+    Examples
+    --------
+    >>> record = Lake.open("lake").results_provenance("site_a")
+    >>> chosen, unreplayed = recorded_design(Lake.open("lake"), record)
+    >>> len(chosen.participant_ids) == record["analysis_samples"], unreplayed
+    (True, [])
+    """
+    queries = [record[key] for key in ("phenotypes", "covariates", "samples") if isinstance(record[key], str)]
+    with connect(lake, release=record["release"], queries=queries) as con, warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the run showed the design's warnings when it was made
+        chosen = design(con, phenotypes=record["phenotypes"], covariates=record["covariates"],
+                        samples=record["samples"])
+    return chosen, [flag for key, flag in UNREPLAYED.items() if record["settings"].get(key) is not None]

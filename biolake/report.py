@@ -30,13 +30,10 @@ from biolake.clump import ClumpFlags, clumps_of
 from biolake.estimates import ESTIMATE_KINDS, format_estimate, rg_colour, rg_matrix, rg_text
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.lake.schema import ResultsKind
+from biolake.lake.schema import PAIR_SEPARATOR, ResultsKind
 from biolake.stats.multiple import (GENOME_WIDE, bh_fdr_sql, clump_by_distance, clump_pairs_by_distance,
                                     family_threshold)
 from biolake.stats.summary import with_lambda_gc
-
-
-PAIR = " × "   # joins a pair's two ids where one string names it: "A × B"
 
 
 def phenotype_summary(lake: Lake, name: str) -> pa.Table:
@@ -59,7 +56,7 @@ def phenotype_summary(lake: Lake, name: str) -> pa.Table:
 
 def _name_sql(kind: ResultsKind) -> str:
     """SQL naming a row's feature: its id, or for a pair "A × B" (the pair's other feature first)."""
-    return f"""("{kind.pair[0]}" || '{PAIR}' || "{kind.feature}")""" if kind.pair else f'"{kind.feature}"'
+    return f"""("{kind.pair[0]}" || '{PAIR_SEPARATOR}' || "{kind.feature}")""" if kind.pair else f'"{kind.feature}"'
 
 
 LEAD_R2 = 0.1   # hits in LD above this with a stronger one join its locus (FUMA's lead SNPs: r² < 0.1 apart)
@@ -236,7 +233,7 @@ def _pair_leads(kind: ResultsKind, hits: pa.Table, window: int) -> pa.Table:
         lead = clump_pairs_by_distance(chrom_a, pos_a, chrom, pos, _array(mine, kind.log10p), window=window)
         genome = np.lexsort((pos, chromosome_order(chrom), pos_a, chromosome_order(chrom_a)))
         leads = np.flatnonzero(lead == np.arange(len(lead)))
-        names = pc.binary_join_element_wise(mine.column(other_id), mine.column(kind.feature), PAIR)
+        names = pc.binary_join_element_wise(mine.column(other_id), mine.column(kind.feature), PAIR_SEPARATOR)
         return leads, [genome[lead[genome] == i] for i in leads], names.to_numpy(zero_copy_only=False)
 
     return _loci_per_scan(kind, hits, loci)

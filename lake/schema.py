@@ -219,6 +219,7 @@ def spec(name: str) -> TableSpec:
 ERRORS = (None, "monomorphic", "too few samples", "collinear", "separation", "not converged",
           "closer than --min-distance", "r² above --max-r2")
 POSITION = ("chrom", "pos")
+PAIR_SEPARATOR = " × "   # one string naming a pair of features (a kind with a ``pair`` role): "A × B", A the other
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ run stores, with its results, four tables derived from them (written by
 - ``features``: feature id → chrom, pos, sorted by id, so a lookup by id prunes by
   row-group statistics.
 - ``points``: the Manhattan and QQ plot data, thinned (see :mod:`biolake.stats.summary`),
-  sorted by scan, so a phenotype's points are a few row groups.
+  sorted by scan, so a phenotype's points are a few row groups; where each row tests a pair
+  (a kind with a ``pair`` role: SNP × SNP), ``pair`` names the pair's other feature.
 - ``summary``: per scan (phenotype, and exposure for GxE): tests, median −log10 p, hits at
   5e-8, the top feature; and the results version the index was built from (a stale or
   missing index is rebuilt; it is written last, so it is the index's commit).

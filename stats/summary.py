@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import special
 
+from biolake.lake.schema import PAIR_SEPARATOR
 from biolake.stats.multiple import CHI2_MEDIAN, GENOME_WIDE, LOG10P_BINS, histogram_median, log10p_bins
 
 KEEP_ABOVE = 3.0        # −log10 p above which every test is kept for the plots
@@ -44,21 +45,26 @@ POSITIONS_SCHEMA = pa.schema([
     ("chrom", pa.string()), ("pos", pa.int64()), ("feature", pa.string()), ("ref", pa.string()),
     ("alt", pa.string()), ("phenotype", pa.string()), ("exposure", pa.string()), ("effect", pa.float32()),
     ("log10p", pa.float32())])
+# a test, its scan numbered; ``pair*``: a pair's other feature, its chromosome and position (null where a row
+# tests one feature)
 _TESTS = pa.schema([("scan", pa.int64()), ("feature", pa.string()), ("chrom", pa.string()), ("pos", pa.int64()),
-                    ("effect", pa.float64()), ("log10p", pa.float64())])   # a test, its scan numbered
+                    ("pair", pa.string()), ("pair_chrom", pa.string()), ("pair_pos", pa.int64()),
+                    ("effect", pa.float64()), ("log10p", pa.float64())])
 _FEATURES = pa.schema([("feature", pa.string()), ("chrom", pa.string()), ("pos", pa.int64())])
 _STEPS = int(round(KEEP_ABOVE / QQ_STEP)) + 1   # QQ steps of the tests at or below KEEP_ABOVE
 
 
 class Roles(Protocol):
-    """Which columns of a results table hold a scan's names, the feature, the effect and −log10 p
-    (a results kind's declaration)."""
+    """Which columns of a results table hold a scan's names, the feature, the effect and −log10 p, and a pair's
+    other feature (its id, chromosome and position; none where each row tests one feature): a results kind's
+    declaration."""
 
     phenotype: str
     feature: str
     log10p: str
     effect: str
     extra_group: tuple[str, ...]
+    pair: tuple[str, ...]
 
 
 def lambda_gc_of_median(median_log10p: np.ndarray) -> np.ndarray:
@@ -98,7 +104,7 @@ class ScanSummary:
     --------
     >>> from types import SimpleNamespace
     >>> roles = SimpleNamespace(phenotype="phenotype", feature="variant_id", log10p="log10p", effect="beta",
-    ...                         extra_group=())
+    ...                         extra_group=(), pair=())
     >>> summary = ScanSummary(roles, scans=[("height", None)])
     >>> summary.add(pa.table({"phenotype": ["height"] * 3, "variant_id": ["rs1", "rs2", "rs3"],
     ...                       "chrom": ["1"] * 3, "pos": [10, 20, 30], "beta": [0.1, 0.5, None],
@@ -160,16 +166,20 @@ class ScanSummary:
         """Fold in some rows of the run (its results schema); returns their tests as positions rows."""
         kind, names = self.kind, results.schema.names
 
-        def text(name: str | None) -> pa.ChunkedArray:
+        def column(name: str | None, type_: pa.DataType = pa.string()) -> pa.ChunkedArray:
             if name is None or name not in names:
-                return pa.chunked_array([pa.nulls(results.num_rows, pa.string())])
-            return results.column(name).cast(pa.string())
+                return pa.chunked_array([pa.nulls(results.num_rows, type_)])
+            return results.column(name).cast(type_)
+
+        pair_id, pair_chrom, pair_pos = kind.pair or (None, None, None)
 
         value = results.column(kind.log10p).cast(pa.float64())
         rows = pa.table({
-            "phenotype": text(kind.phenotype), "exposure": text(kind.extra_group[0] if kind.extra_group else None),
-            "feature": text(kind.feature), "chrom": text("chrom"), "pos": results.column("pos").cast(pa.int64()),
-            "ref": text("ref"), "alt": text("alt"), "effect": results.column(kind.effect).cast(pa.float64()),
+            "phenotype": column(kind.phenotype),
+            "exposure": column(kind.extra_group[0] if kind.extra_group else None),
+            "feature": column(kind.feature), "chrom": column("chrom"), "pos": column("pos", pa.int64()),
+            "pair": column(pair_id), "pair_chrom": column(pair_chrom), "pair_pos": column(pair_pos, pa.int64()),
+            "ref": column("ref"), "alt": column("alt"), "effect": column(kind.effect, pa.float64()),
             "log10p": pc.if_else(pc.equal(value, np.inf), PINNED_LOG10P, value)})
         rows = rows.filter(pc.is_valid(rows.column("phenotype")))
         scan = self._scan_rows(rows)
@@ -221,9 +231,8 @@ class ScanSummary:
         qq_scan = np.r_[shown_scan, far_scan].astype(np.int64)
         qq_low = np.r_[shown_step, far_step] * QQ_STEP
         qq_at_least = np.r_[at_least[shown_scan, shown_step], far_cumulative + kept[far_scan]]
-        qq = pa.table({"scan": qq_scan, "feature": pa.nulls(len(qq_scan), pa.string()),
-                       "chrom": pa.nulls(len(qq_scan), pa.string()), "pos": pa.nulls(len(qq_scan), pa.int64()),
-                       "effect": pa.nulls(len(qq_scan), pa.float64()), "log10p": qq_low.astype(np.float64)})
+        qq = pa.table({**{field.name: pa.nulls(len(qq_scan), field.type) for field in _TESTS},
+                       "scan": qq_scan, "log10p": qq_low.astype(np.float64)})
         points = pa.concat_tables([
             _with_expected(high, -np.log10(rank / m[high_scan])),
             _with_expected(cells, None),
@@ -277,11 +286,17 @@ class ScanSummary:
         self.counts += np.bincount(scan * self.counts.shape[1] + log10p_bins(log10p),
                                    minlength=self.counts.size).reshape(self.counts.shape)
 
+    def _names(self, tests: pa.Table) -> np.ndarray:
+        """What the summary calls each test: its feature, or its pair "A × B" where rows test pairs."""
+        feature = tests.column("feature")
+        if self.kind.pair:
+            feature = pc.binary_join_element_wise(tests.column("pair"), feature, PAIR_SEPARATOR)
+        return feature.to_numpy(zero_copy_only=False)
+
     def _fold(self, tests: pa.Table, scan: np.ndarray) -> None:
         """Fold in tests (with their scan rows)."""
         log10p = tests.column("log10p").to_numpy()
-        self._count(scan, log10p, lambda chosen: tests.column("feature").take(pa.array(chosen)).to_numpy(
-            zero_copy_only=False))
+        self._count(scan, log10p, lambda chosen: self._names(tests.take(pa.array(chosen))))
         low = log10p <= KEEP_ABOVE
         step = np.clip(np.floor(log10p[low] / QQ_STEP).astype(np.int64), 0, _STEPS - 1)
         self.steps += np.bincount(scan[low] * _STEPS + step, minlength=self.steps.size).reshape(self.steps.shape)

@@ -4,6 +4,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from biolake.epistasis import EpistasisSettings, run_epistasis
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.gxe import GxeSettings, run_gxe
 from biolake.report import phenotype_summary
@@ -107,6 +108,26 @@ def test_gxe_index__keeps_one_scan_per_phenotype_and_exposure(gwas_lake, schedul
         index.close()
 
 
+def test_points_of_pairs__name_each_pairs_other_variant(gwas_lake, indexed, idps):
+    """An epistasis run's points name the pair's other variant (the kind's ``pair`` role: id, chromosome, position)
+    besides the partner that places them; a run of single variants has none."""
+    candidate = gwas_lake.read("variants", columns=["variant_id"]).column(0)[0].as_py()
+    run_epistasis(gwas_lake, EpistasisSettings(name="browse_pairs", phenotypes=idps[:1], covariates=["age"],
+                                               candidates=[candidate], chromosomes=["2"], replace=True))
+    index = BrowseIndex(gwas_lake, "browse_pairs")
+    try:
+        points = index.points(idps[0])
+        drawn = points.filter(pc.is_valid(points["feature"])).to_pylist()
+        rows = {row["variant_id_b"]: row for row in gwas_lake.results_dataset("browse_pairs").to_table().to_pylist()}
+        assert drawn and all((p["pair"], p["pair_chrom"], p["pair_pos"], p["chrom"], p["pos"]) == tuple(
+            rows[p["feature"]][c] for c in ("variant_id_a", "chrom_a", "pos_a", "chrom", "pos")) for p in drawn)
+        qq_only = points.filter(pc.is_null(points["feature"]))
+        assert qq_only.num_rows and qq_only["pair"].null_count == qq_only.num_rows
+    finally:
+        index.close()
+    assert indexed.points(idps[0])["pair"].null_count == indexed.points(idps[0]).num_rows
+
+
 def test_summary__lists_a_scan_whose_every_test_failed(gwas_lake, scheduler, idps):
     # the exposure is also a covariate, so every interaction test is collinear
     run_gxe(gwas_lake, GxeSettings(name="browse_failed", phenotypes=idps[:1], covariates=["age", "sex"],
@@ -133,7 +154,7 @@ def test_catalogue__serves_a_rewritten_run_at_its_new_version(gwas_lake, schedul
     assert after.results_version == gwas_lake.results("browse_rewrite").version()
     assert 0 < after.scans()[0]["tests"] < before
     # no PRS tables (the lake is the session's: other modules' runs, test_clump's clumps among them, may be in it)
-    assert {run.kind for run in catalogue.runs.values()} <= {"gwas", "ewas", "gxe", "meta", "clump"}
+    assert {run.kind for run in catalogue.runs.values()} <= {"gwas", "ewas", "gxe", "epistasis", "meta", "clump"}
 
 
 def test_catalogue__of_an_empty_lake_has_nothing_to_show(lake):

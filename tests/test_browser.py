@@ -19,16 +19,20 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pyarrow.compute as pc
 import pytest
 from snapshot import lake_files
 
+from biolake.epistasis import EpistasisSettings, run_epistasis
 from biolake.ewas import EwasSettings, run_ewas
 from biolake.gwas import GwasSettings, run_gwas
 from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.ingest.sumstats import import_sumstats
 from biolake.synth import write_synthetic_release
 from biolake.lake.lake import Lake
+from biolake.queries import connect, design
+from conftest import lake_dosages
 
 SCREENSHOTS = Path(__file__).parent.parent / "test-output" / "browser"
 HOSTILE = "</script><script>alert('phenotype')</script>"
@@ -36,7 +40,8 @@ HOSTILE = "</script><script>alert('phenotype')</script>"
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory, scheduler):
-    """A release big enough for its planted SNP→IDP effects to pass 5e-8, a GWAS of all its IDPs and an EWAS."""
+    """A release big enough for its planted SNP→IDP effects to pass 5e-8, a GWAS of all its IDPs, an EWAS and an
+    epistasis run of its first planted SNP × SNP interaction (see :func:`_planted_pair`)."""
     folder = tmp_path_factory.mktemp("browser")
     write_synthetic_release(folder / "release", samples=1500, variants=3000, idps=8, cpgs=300, seed=11,
                             methylation_samples=150)
@@ -54,8 +59,19 @@ def planted(tmp_path_factory, scheduler):
                          "rs2\t1\t2000\tA\tG\tNA\tNA\t0.5\n"
                          "rs3\t2\t3000\tA\tG\t-0.1\t0.05\t0.04\n")
     import_sumstats(lake, published, name="published", phenotype=HOSTILE)
+    pair = _planted_pair(lake)
+    run_epistasis(lake, EpistasisSettings(name="pairs", phenotypes=[pair["idp"]], covariates=["age", "sex"],
+                                          candidates=[pair["variant_a"]["variant_id"]],
+                                          chromosomes=[str(pair["variant_b"]["chrom"])]), scheduler=scheduler)
     truth = json.loads((folder / "release" / "truth.json").read_text())
     return lake, max(truth["snp_idp"], key=lambda effect: effect["variance_explained"])
+
+
+def _planted_pair(lake: Lake) -> dict:
+    """The planted release's first SNP × SNP interaction (its truth); the run ``pairs`` tests its first variant
+    against every variant of its partner's chromosome, for its IDP."""
+    release = Path(lake.location.root).parent / "release"
+    return json.loads((release / "truth.json").read_text())["snp_snp"][0]
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +133,10 @@ def test_bad_requests__get_a_plain_page_and_leave_the_lake_alone(planted, server
         "/sql?q=" + quote("SELECT 1; DROP TABLE idps"): (400, "one statement at a time"),
         "/sql.csv?q=" + quote("DELETE FROM idps"): (400, "read-only"),
         "/no/such/page": (404, ""),
+        "/pair?run=pairs&phenotype=99999-9.9&a=rs1&b=rs2": (404, "have no phenotype"),
+        f"/pair?run=pairs&phenotype={_planted_pair(lake)['idp']}&a=rs1&b=rs2": (
+            404, "results &#39;pairs&#39; hold no test of the pair &#39;rs1&#39; × &#39;rs2&#39; for"),
+        f"/pair?run=idps&phenotype={effect['idp']}&a=rs1&b=rs2": (404, "test one feature per row, not pairs"),
     }
     for path, (status, message) in cases.items():
         code, body = _get(server + path)
@@ -237,6 +257,93 @@ def test_a_person_finds_the_planted_hit_and_its_idps(planted, server, browser, t
     page.goto(server + "/variant/rs0000000")
     assert "no run tested" in page.locator("#error-message").inner_text()
     shot("7-unknown-variant")
+    page.close()
+
+
+def _pair_path(phenotype: str, a: str, b: str) -> str:
+    return "/pair?" + urllib.parse.urlencode({"run": "pairs", "phenotype": phenotype, "a": a, "b": b})
+
+
+def _classes_by_numpy(x: np.ndarray, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and means of ``y`` by the hard calls of dosages x × z (3 × 3, row by row), over the samples with all
+    three (NaN: missing)."""
+    used = ~(np.isnan(x) | np.isnan(z) | np.isnan(y))
+    cells = [used & (np.round(x) == i) & (np.round(z) == j) for i in range(3) for j in range(3)]
+    return (np.array([cell.sum() for cell in cells]),
+            np.array([y[cell].mean() if cell.any() else np.nan for cell in cells]))
+
+
+def _classes_shown(page: str) -> tuple[np.ndarray, np.ndarray]:
+    """The counts and means of a pair page's 3 × 3 table, row by row (NaN for a class marked empty)."""
+    table = page[page.index('id="classes"'):].split("</table>")[0]
+    cells = re.findall(r'<td(?: class="empty")? data-n="(\d+)"(?: data-mean="([^"]+)")?', table)
+    assert len(cells) == 9 and table.count("no sample") == sum(n == "0" for n, _ in cells)
+    return np.array([int(n) for n, _ in cells]), np.array([float(mean) if mean else np.nan for _, mean in cells])
+
+
+def test_a_pair_page__shows_both_variants_its_row_and_the_means_by_genotype_class(planted, server):
+    """The 3 × 3 means equal numpy's over the samples the test used (they add up to its n), an empty class is
+    marked; the page names both variants with their positions and alleles, and the row's numbers."""
+    lake, _ = planted
+    pair = _planted_pair(lake)
+    phenotype, a, b = pair["idp"], pair["variant_a"]["variant_id"], pair["variant_b"]["variant_id"]
+    rows = {row["variant_id_b"]: row for row in lake.results_dataset("pairs").to_table(
+        filter=pc.is_valid(pc.field("n"))).to_pylist()}
+    with connect(lake) as con:   # the run's design
+        chosen = design(con, phenotypes=[phenotype], covariates=["age", "sex"])
+        ids = [row[0] for row in con.sql("SELECT variant_id FROM variants ORDER BY variant_index").fetchall()]
+    dosages = lake_dosages(lake, chosen.sample_index)
+
+    def by_numpy(partner: str) -> tuple[np.ndarray, np.ndarray]:
+        return _classes_by_numpy(dosages[ids.index(a)], dosages[ids.index(partner)], chosen.phenotypes[:, 0])
+
+    rare = next(v for v in rows if 0 in by_numpy(v)[0])   # a partner with a class no sample of the pair has
+    for partner in (b, rare):
+        row = rows[partner]
+        code, page = _get(server + _pair_path(phenotype, a, partner))
+        assert code == 200, page[-500:]
+        n, means = _classes_shown(page)
+        expected_n, expected_means = by_numpy(partner)
+        np.testing.assert_array_equal(n, expected_n)
+        np.testing.assert_allclose(means, expected_means, rtol=1e-12)
+        assert n.sum() == row["n"] and "samples the test used" in page
+        for variant, chrom, pos, ref, alt in ((a, row["chrom_a"], row["pos_a"], row["ref_a"], row["alt_a"]),
+                                              (partner, row["chrom"], row["pos"], row["ref_b"], row["alt_b"])):
+            assert f">{variant}</a>" in page and f"{chrom}:{pos:,}" in page and f"{ref}&gt;{alt}" in page
+        for column in ("n", "beta_int", "se_int", "p_int", "p_joint"):
+            value = row[column]
+            assert f"<td>{column}</td><td>{value:,}</td>" in page if column == "n" else \
+                f"<td>{column}</td><td>{value:.4g}</td>" in page
+    assert "no sample" in page                         # the rare partner's empty class
+    assert pair["variant_a"]["alt_allele"] in page
+
+
+def test_a_person_follows_a_pair_from_its_phenotype_page(planted, server, browser):
+    """An epistasis run's phenotype page names its points and top loci as pairs "A × B", each linked to the pair's
+    page, whose interaction plot draws a line per genotype class of A."""
+    lake, _ = planted
+    pair = _planted_pair(lake)
+    phenotype, a, b = pair["idp"], pair["variant_a"]["variant_id"], pair["variant_b"]["variant_id"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(server + "/phenotype?" + urllib.parse.urlencode({"run": "pairs", "phenotype": phenotype}))
+    page.wait_for_selector("#manhattan[data-ready='1']")
+    hover = page.evaluate("document.getElementById('manhattan').data[0].text")
+    assert hover and all(text.startswith(f"{a} × ") for text in hover) and f"{a} × {b}<br>" in " ".join(hover)
+    links = page.locator("#loci a", has_text=" × ")
+    assert links.count() >= 1 and all(links.nth(k).get_attribute("href").startswith("/pair?")
+                                      for k in range(links.count()))
+    lead = page.locator("#loci tr").nth(1)              # the planted pair's locus: b, or a variant in LD with it
+    chrom, pos = lead.locator("td").nth(2).inner_text().split(":")
+    assert chrom == str(pair["variant_b"]["chrom"]) and abs(int(pos.replace(",", "")) - pair["variant_b"]["pos"]) < 5e5
+    shown = lead.locator("a", has_text=" × ").inner_text()
+    assert shown.startswith(f"{a} × ") and "e-" in lead.inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "8-pairs-phenotype.png"), full_page=True)
+
+    lead.locator("a", has_text=" × ").click()
+    page.wait_for_selector("#interaction[data-ready='1']")
+    assert page.evaluate("document.getElementById('interaction').data.length") == 3   # a line per class of a
+    assert shown in page.locator("h1").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "9-pair.png"), full_page=True)
     page.close()
 
 

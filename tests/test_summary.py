@@ -8,7 +8,8 @@ import pyarrow as pa
 from biolake.stats.multiple import lambda_gc
 from biolake.stats.summary import ScanSummary
 
-ROLES = SimpleNamespace(phenotype="phenotype", feature="variant_id", log10p="log10p", effect="beta", extra_group=())
+ROLES = SimpleNamespace(phenotype="phenotype", feature="variant_id", log10p="log10p", effect="beta", extra_group=(),
+                        pair=())
 
 
 def _rows(rng, phenotypes, n):

@@ -31,13 +31,14 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from biolake.browser.catalogue import Catalogue, Run, parse_position
+from biolake.browser.catalogue import Catalogue, PairClasses, Run, parse_position
 from biolake.estimates import format_estimate, rg_colour, rg_matrix, rg_text
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
+from biolake.lake.schema import PAIR_SEPARATOR, RESULTS_KINDS
 from biolake.queries import connect
 from biolake.stats.summary import KEEP_ABOVE
-from biolake.stats.multiple import GENOME_WIDE, clump_by_distance
+from biolake.stats.multiple import GENOME_WIDE, clump_by_distance, clump_pairs_by_distance
 
 HERE = Path(__file__).parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -71,7 +72,9 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
     pages.filters["effect"] = _format_effect
     pages.filters["lambda_gc"] = _format_lambda_gc
     pages.filters["estimate"] = format_estimate
+    pages.filters["value"] = _format_value
     pages.globals.update(phenotype_url=_phenotype_url, variant_url=_variant_url, region_url=_region_url,
+                         pair_url=_pair_url, class_labels=_class_labels,
                          genome_wide_log10p=-np.log10(GENOME_WIDE), sql_console=sql_console,
                          rg_text=rg_text, rg_colour=rg_colour, label=lambda phenotype: _label(catalogue, phenotype))
 
@@ -104,10 +107,31 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
         run, phenotype, exposure = _scan(catalogue, request)
         points = run.index.points(phenotype, exposure).to_pylist()
         scan = next(s for s in run.scans() if s["phenotype"] == phenotype and s["exposure"] == exposure)
+        pairs = [p for p in points if p.get("pair") is not None]
         return render("phenotype.html", run=run, phenotype=phenotype, exposure=exposure, scan=scan,
                       described=catalogue.describe(phenotype), loci=_top_loci(points),
+                      top_pair=max(pairs, key=lambda p: p["log10p"], default=None),
                       clumps=[] if exposure else catalogue.clumps_of(run, phenotype),
                       manhattan=_manhattan_data(run, points), qq=_qq_data(points, scan["lambda_gc"]))
+
+    def pair_page(request: Request) -> HTMLResponse:
+        run, phenotype, exposure = _scan(catalogue, request)
+        if not run.pair:
+            raise HTTPException(404, f"results {run.name!r} ({run.kind}) test one feature per row, not pairs")
+        other, feature = request.query_params.get("a", ""), request.query_params.get("b", "")
+        row = catalogue.pair_test(run, phenotype, exposure, other, feature)
+        if row is None:
+            raise HTTPException(404, f"results {run.name!r} hold no test of the pair {other!r} × {feature!r} "
+                                     f"for {phenotype!r}")
+        try:
+            classes, why_not = catalogue.pair_classes(run, phenotype, row), None
+        except BiolakeError as exc:   # the release retracted, the phenotype gone from it: the row still shows
+            classes, why_not = None, str(exc)
+        kind = RESULTS_KINDS[run.kind]
+        return render("pair.html", run=run, phenotype=phenotype, exposure=exposure, row=row, kind=kind,
+                      places=run.pair_places(row), described=catalogue.describe(phenotype), classes=classes,
+                      why_not=why_not, columns=[column for column in kind.columns if column.name in row],
+                      interaction=classes and _interaction_data(classes))
 
     def variant_page(request: Request) -> HTMLResponse:
         feature = request.path_params["feature"]
@@ -214,7 +238,7 @@ def create_app(lake: Lake, *, sql_timeout: float = 30.0, sql_console: bool = Tru
 
     routes = [
         Route("/", home), Route("/run/{name}", run_page), Route("/estimates/{name}", estimates_page),
-        Route("/phenotype", phenotype_page),
+        Route("/phenotype", phenotype_page), Route("/pair", pair_page),
         Route("/variant/{feature:path}", variant_page), Route("/region", region_page), Route("/search", search),
         Route("/sql", sql_page), Route("/sql.csv", sql_csv), Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -250,6 +274,19 @@ def _phenotype_url(run: str, phenotype: str, exposure: str | None) -> str:
     return "/phenotype?" + urlencode({"run": run, "phenotype": phenotype, **({"exposure": exposure} if exposure else {})})
 
 
+def _pair_url(run: str, phenotype: str, exposure: str | None, other: str, feature: str) -> str:
+    """The page of one pair's test: ``other`` (the pair role's feature) × ``feature`` (the one placing the row)."""
+    return "/pair?" + urlencode({"run": run, "phenotype": phenotype, **({"exposure": exposure} if exposure else {}),
+                                 "a": other, "b": feature})
+
+
+def _point_url(run: str, point: dict[str, Any]) -> str:
+    """Where a plotted test leads: its pair's page, or its feature's."""
+    if point.get("pair") is None:
+        return _variant_url(point["feature"])
+    return _pair_url(run, point["phenotype"], point["exposure"], point["pair"], point["feature"])
+
+
 def _variant_url(feature: str) -> str:
     return "/variant/" + quote(feature, safe="")
 
@@ -277,14 +314,28 @@ def _format_effect(effect: float | None) -> str:
     return f"{effect:.4g} {'▲' if effect > 0 else '▼'}"
 
 
+def _format_value(value: Any) -> str:
+    """A results cell: a float to 4 significant digits, a whole number with thousands separated, NA when missing."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "NA"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+
+
 def _format_lambda_gc(lambda_gc: float | None) -> str:
     """λGC to 3 decimals; NA where a scan has none (a run of LD clumps holds only strong tests)."""
     return "NA" if lambda_gc is None or not np.isfinite(lambda_gc) else f"{lambda_gc:.3f}"
 
 
+def _tested(row: dict[str, Any]) -> str:
+    """What a test tested: its feature, or its pair "A × B" (the pair's other feature first)."""
+    return row["feature"] if row.get("pair") is None else f"{row['pair']}{PAIR_SEPARATOR}{row['feature']}"
+
+
 def _hover(row: dict[str, Any]) -> str:
     """Hover text of a point (plotly reads it as HTML: names from the data are escaped)."""
-    return (f"{html.escape(row['feature'])}<br>{html.escape(row['chrom'])}:{row['pos']:,}<br>"
+    return (f"{html.escape(_tested(row))}<br>{html.escape(row['chrom'])}:{row['pos']:,}<br>"
             f"effect {_format_effect(row['effect'])}<br>p {_format_p(row['log10p'])}")
 
 
@@ -294,7 +345,7 @@ def _manhattan_data(run: Run, points: list[dict[str, Any]]) -> dict[str, Any]:
     return {"x": [run.offsets.get(p["chrom"], 0) + p["pos"] for p in shown],
             "y": [p["log10p"] for p in shown],
             "shade": [chromosomes.index(p["chrom"]) % 2 if p["chrom"] in run.offsets else 0 for p in shown],
-            "text": [_hover(p) for p in shown], "links": [_variant_url(p["feature"]) for p in shown],
+            "text": [_hover(p) for p in shown], "links": [_point_url(run.name, p) for p in shown],
             "ticks": {"values": [run.offsets[c] for c in chromosomes], "labels": chromosomes},
             "threshold": -np.log10(GENOME_WIDE)}
 
@@ -302,18 +353,44 @@ def _manhattan_data(run: Run, points: list[dict[str, Any]]) -> dict[str, Any]:
 def _qq_data(points: list[dict[str, Any]], lambda_gc: float) -> dict[str, Any]:
     qq = sorted((p for p in points if p["expected"] is not None), key=lambda p: p["expected"])
     return {"x": [p["expected"] for p in qq], "y": [p["log10p"] for p in qq],
-            "text": [html.escape(p["feature"] or "") for p in qq], "lambda_gc": lambda_gc}
+            "text": [html.escape(_tested(p) if p["feature"] else "") for p in qq], "lambda_gc": lambda_gc}
 
 
 def _top_loci(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The strongest independent signals (±500 kb) among the tests kept above KEEP_ABOVE."""
+    """The strongest independent signals among the tests kept above KEEP_ABOVE: one lead per ±500 kb (of each
+    variant, for pairs)."""
     strong = [p for p in points if p["feature"] is not None and p["log10p"] > KEEP_ABOVE]
     if not strong:
         return []
-    leads = clump_by_distance(np.array([p["chrom"] for p in strong], dtype=object).astype(str),
-                              np.array([p["pos"] for p in strong]), np.array([p["log10p"] for p in strong]))
+
+    def values(name: str) -> np.ndarray:
+        return np.array([p[name] for p in strong])
+
+    if strong[0].get("pair") is None:
+        leads = clump_by_distance(values("chrom"), values("pos"), values("log10p"))
+    else:
+        lead = clump_pairs_by_distance(values("pair_chrom"), values("pair_pos"), values("chrom"), values("pos"),
+                                       values("log10p"))
+        leads = np.flatnonzero(lead == np.arange(len(lead)))
     chosen = sorted((strong[i] for i in leads), key=lambda p: -p["log10p"])[:TOP_LOCI]
     return [{**p, "genome_wide": p["log10p"] > -np.log10(GENOME_WIDE)} for p in chosen]
+
+
+def _interaction_data(classes: PairClasses) -> dict[str, Any]:
+    """The interaction plot: the phenotype's mean ± SE by the second variant's class, a line per class of the first
+    (a gap where a class has no sample). plotly reads its labels as HTML: names from the data are escaped."""
+    first, second = classes.variants
+    return {"x": [html.escape(label) for label in _class_labels(second)], "a": html.escape(first["variant_id"]),
+            "b": html.escape(second["variant_id"]),
+            "traces": [{"name": html.escape(label), "y": [cell["mean"] for cell in row],
+                        "se": [cell["se"] for cell in row], "n": [cell["n"] for cell in row]}
+                       for label, row in zip(_class_labels(first), classes.grid)]}
+
+
+def _class_labels(variant: dict[str, Any]) -> list[str]:
+    """A variant's genotype classes named by their alleles: ref/ref (0 alt copies), ref/alt (1), alt/alt (2)."""
+    ref, alt = variant["ref"], variant["alt"]
+    return [f"{ref}/{ref} (0)", f"{ref}/{alt} (1)", f"{alt}/{alt} (2)"]
 
 
 def _phewas_data(rows: list[dict[str, Any]]) -> dict[str, Any]:

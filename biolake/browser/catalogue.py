@@ -5,7 +5,8 @@ most every :data:`REFRESH_SECONDS`, so a page never reads the Delta logs of ever
 A run of LD clumps (``biolake clump``: one row per locus, as small as an index) is read
 whole when loaded, so the pages of the results it clumped list its clumps; so are tables of
 h² and rg (a row per phenotype or pair, :data:`biolake.estimates.ESTIMATE_KINDS`), which
-have no scans and no index.
+have no scans and no index. A run whose rows each test a pair (SNP × SNP) also finds a pair's row and its
+phenotype by the two variants' genotype classes, for the pair's page.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from biolake.estimates import ESTIMATE_KINDS
+from biolake.frame import recorded_design
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake, Retraction
 from biolake.index import index_results
 from biolake.queries.browse import BrowseIndex, indexed_version
+from biolake.queries.pairs import pair_genotypes, pair_row
 from biolake.lake.schema import RESULTS_KINDS
+from biolake.stats.genotype_classes import class_means
 from biolake.stats.plots import chromosome_order
 from biolake.stats.summary import with_lambda_gc
 
@@ -70,6 +74,36 @@ class Run:
 
     def has_scan(self, phenotype: str, exposure: str | None) -> bool:
         return any(s["phenotype"] == phenotype and s["exposure"] == exposure for s in self.scans())
+
+    @property
+    def pair(self) -> tuple[str, ...]:
+        """The columns of a pair's other feature (id, chromosome, position) where each row tests a pair, else ()."""
+        return RESULTS_KINDS[self.kind].pair
+
+    def pair_places(self, row: dict[str, Any]) -> list[tuple[str, str, int]]:
+        """The two features a row of pairs tests, as (id, chromosome, position): the pair's other, then the one
+        placing the row."""
+        kind = RESULTS_KINDS[self.kind]
+        return [tuple(row[column] for column in columns) for columns in (kind.pair, (kind.feature, *kind.position))]
+
+
+@dataclass(frozen=True)
+class PairClasses:
+    """A tested pair's phenotype by genotype class (:func:`biolake.stats.genotype_classes.class_means`): its
+    variants (variant_id, chrom, pos, ref, alt; the pair's other feature first), the 3 × 3 means, how many
+    samples they are over, the release read, and the flags of the run not replayed in rebuilding its samples
+    (:func:`biolake.frame.recorded_design`)."""
+
+    variants: list[dict[str, Any]]
+    means: list[dict[str, Any]]
+    samples: int
+    release: str
+    unreplayed: list[str]
+
+    @property
+    def grid(self) -> list[list[dict[str, Any]]]:
+        """The means as 3 × 3 rows: a row per class of the first variant, a cell per class of the second."""
+        return [self.means[k:k + 3] for k in range(0, 9, 3)]
 
 
 @dataclass(frozen=True)
@@ -218,6 +252,28 @@ class Catalogue:
         return [(other, other.clumps.filter(pc.equal(other.clumps.column("phenotype"), phenotype)).sort_by(
             [("log10p", "descending")]).to_pylist())
             for other in ([run] if run.clumps is not None else []) + self.clump_runs(run)]
+
+    def pair_test(self, run: Run, phenotype: str, exposure: str | None, other: str,
+                  feature: str) -> dict[str, Any] | None:
+        """The row of ``run`` (a run of pairs) testing ``other`` × ``feature`` in a scan, or None if it has none."""
+        place = run.index.position_of(feature)
+        if place is None:
+            return None
+        return pair_row(self.lake, run.name, RESULTS_KINDS[run.kind], phenotype=phenotype, exposure=exposure,
+                        other=other, feature=feature, place=place)
+
+    def pair_classes(self, run: Run, phenotype: str, row: dict[str, Any]) -> PairClasses:
+        """The phenotype of a pair's ``row`` by the genotype classes of its two variants, over the samples of the
+        run's design (rebuilt from its provenance) with the phenotype and both calls."""
+        chosen, unreplayed = recorded_design(self.lake, run.provenance)
+        if phenotype not in chosen.phenotype_names:
+            raise BiolakeError(f"the run's queries, run again on release {chosen.release!r}, no longer give "
+                               f"{phenotype!r} values to test")
+        variants, dosages = pair_genotypes(self.lake, run.pair_places(row), chosen)
+        y = chosen.phenotypes[:, chosen.phenotype_names.index(phenotype)]
+        means = class_means(dosages[0], dosages[1], y)
+        return PairClasses(variants.to_pylist(), means.to_pylist(), int(pc.sum(means.column("n")).as_py()),
+                           chosen.release, unreplayed)
 
     def features_at(self, chrom: str, pos: int) -> list[str]:
         """The features any run tested at chrom:pos."""

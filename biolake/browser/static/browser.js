@@ -1,5 +1,5 @@
 // Plots of the biolake browser (plotly.js). Each draw* takes the data a page embeds;
-// clicking a point opens its variant (or phenotype) page.
+// clicking a point opens its variant, pair or phenotype page.
 "use strict";
 
 const SHADES = ["#1f4e79", "#7fa7cf"];
@@ -76,4 +76,19 @@ function drawRegion(id, data) {
     xaxis: {title: {text: "position (bp)"}}, yaxis: {title: {text: "−log10 p"}},
     shapes: [thresholdLine(data.threshold)],
   }, CONFIG).then(() => { openOnClick(element, data.links); element.dataset.ready = "1"; });
+}
+
+function drawInteraction(id, data) {   // a pair's phenotype means ± SE by b's class, a line per class of a
+  const element = document.getElementById(id);
+  const traces = data.traces.map((t, i) => ({
+    x: data.x, y: t.y, name: t.name, type: "scatter", mode: "lines+markers", connectgaps: false,
+    error_y: {type: "data", array: t.se.map((se) => se ?? 0), visible: true},
+    text: t.n.map((n, k) => `SE ${t.se[k] === null ? "NA" : t.se[k].toPrecision(3)} · n ${n}`),
+    hovertemplate: "mean %{y:.4g}<br>%{text}",
+    marker: {size: 8, color: CATEGORY_COLOURS[i]}, line: {color: CATEGORY_COLOURS[i]}}));
+  Plotly.newPlot(element, traces, {
+    title: {text: "mean by genotype (± SE)"}, margin: {t: 40, r: 10}, hovermode: "closest",
+    xaxis: {title: {text: data.b}, type: "category"}, yaxis: {title: {text: "mean"}},
+    legend: {title: {text: data.a}},
+  }, CONFIG).then(() => { element.dataset.ready = "1"; });
 }
