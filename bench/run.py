@@ -23,6 +23,8 @@ epistasis (asked for: --tasks epistasis; every pair of --variants variants × --
 plink1.9 --epistasis --epi1 1, which prints every pair too).
 epistasis-with (asked for: --tasks epistasis-with; 1 candidate against every variant for --phenotypes IDPs, vs
 plink1.9 --epistasis set-by-all, one IDP a run).
+epistasis-scan (asked for: --tasks epistasis-scan; 200 candidates against every variant, 1 IDP, vs plink1.9
+--epistasis set-by-all, and the estimate of a genome-wide scan of 500,000 variants on 100 cores).
 
     python bench/run.py --tasks ldscores --samples 2000 --variants 20000   # LD scores vs ldsc --l2
     python bench/run.py --tasks he --samples 2000 --variants 20000         # HE h² of 20 IDPs vs gemma -vc 1
@@ -35,6 +37,7 @@ plink1.9 --epistasis set-by-all, one IDP a run).
     python bench/run.py --tasks combat --samples 40000 --phenotypes 4000   # ComBat vs neuroCombat
     python bench/run.py --tasks epistasis --samples 2000 --variants 2000   # all pairs vs plink1.9 --epistasis
     python bench/run.py --tasks epistasis-with --samples 5000 --variants 50000 --phenotypes 100   # 1 SNP × all
+    python bench/run.py --tasks epistasis-scan --samples 5000 --variants 50000   # genome-wide estimate
 """
 
 from __future__ import annotations
@@ -699,6 +702,9 @@ def bench_epistasis(data: Path, samples: int, variants: int, phenotypes: int = 2
     reference = run_timed(["plink1.9", "--bfile", str(release / "genotypes"), "--pheno", prefix + ".pheno",
                            "--pheno-name", names[0], "--epistasis", "--epi1", "1", "--allow-no-sex", "--threads", "2",
                            "--out", prefix])[0] if shutil.which("plink1.9") else None
+    reported = run_timed(["plink1.9", "--bfile", str(release / "genotypes"), "--pheno", prefix + ".pheno",
+                          "--pheno-name", names[0], "--epistasis", "--allow-no-sex", "--threads", "2",
+                          "--out", prefix + "-epi1"])[0] if shutil.which("plink1.9") else None
     pairs, rows = variants * (variants - 1) // 2, []
     for tested in (names[:1], names):
         ours, peak, _ = run_timed([*BIOLAKE, "epistasis", "--lake", str(lake), "--pheno", ",".join(tested),
@@ -708,6 +714,11 @@ def bench_epistasis(data: Path, samples: int, variants: int, phenotypes: int = 2
                         f"N={samples:,} M={variants:,} ({pairs:,} pairs)", ours,
                         "plink1.9 --epistasis --epi1 1 --threads 2" + (f", × {len(tested)}" if len(tested) > 1 else ""),
                         reference * len(tested) if reference else None, peak))
+    # every pair tested, only those at p ≤ 1e-4 written: plink1.9's default --epi1
+    ours, peak, _ = run_timed([*BIOLAKE, "epistasis", "--lake", str(lake), "--pheno", names[0], "--all",
+                               "--prefilter-p", "1e-4", "--name", "bench", "--replace", "--quiet"])
+    rows.append(Row("epistasis --all --prefilter-p 1e-4, 1 phenotype", f"N={samples:,} M={variants:,} ({pairs:,} pairs)",
+                    ours, "plink1.9 --epistasis --threads 2 (--epi1 0.0001)", reported, peak))
     return rows
 
 
@@ -731,6 +742,35 @@ def bench_epistasis_with(data: Path, samples: int, variants: int, phenotypes: in
     return [Row(f"epistasis, 1 SNP × all, {phenotypes} phenotypes", f"N={samples:,} M={variants:,}", ours,
                 f"plink1.9 --epistasis set-by-all --threads 2, × {phenotypes}",
                 reference * phenotypes if reference else None, peak)]
+
+
+def bench_epistasis_scan(data: Path, samples: int, variants: int, candidates: int = 200,
+                         genome: int = 500_000, cores: int = 100) -> list[Row]:
+    """The throughput a genome-wide scan would run at: `biolake epistasis --with` ``candidates`` variants against
+    every variant, 1 IDP, no covariates, only pairs at p ≤ 1e-6 written (every pair tested), against plink1.9
+    --epistasis set-by-all with those candidates as the set (its default --epi1 1e-4). From its pairs per second on
+    this machine's cores it prints the estimate of every pair of ``genome`` variants for 1 IDP on ``cores`` cores
+    (as ``genome`` / ``candidates`` such runs, each pair once: the scan grows with pairs × samples)."""
+    release, lake = gwas_lake(data, samples, variants, 4, 0.01)
+    prefix = str(data / f"plink19-epistasis-scan-{samples}x{variants}")
+    names = run_timed([sys.executable, "-c", PLINK2_INPUTS, str(lake), "1", "age", prefix])[2].splitlines()[0]
+    bim = (release / "genotypes.bim").read_text().splitlines()
+    chosen = [line.split()[1] for line in bim[::max(1, len(bim) // candidates)][:candidates]]
+    Path(prefix + ".set").write_text("CANDIDATES\n" + "\n".join(chosen) + "\nEND\n")
+    reference = run_timed(["plink1.9", "--bfile", str(release / "genotypes"), "--pheno", prefix + ".pheno",
+                           "--pheno-name", names.split(",")[0], "--set", prefix + ".set", "--epistasis", "set-by-all",
+                           "--allow-no-sex", "--threads", "2", "--out", prefix])[0] if shutil.which("plink1.9") else None
+    ours, peak, _ = run_timed([*BIOLAKE, "epistasis", "--lake", str(lake), "--pheno", names.split(",")[0], "--with",
+                               ",".join(chosen), "--prefilter-p", "1e-6", "--name", "bench", "--replace", "--quiet"])
+    pairs = candidates * (variants - 1)
+    cores_here = os.cpu_count() or 1
+    whole = genome * (genome - 1) / 2 / (pairs / ours) * cores_here / cores
+    print(f"epistasis scan: {pairs / ours:,.0f} pairs/s at N={samples:,} on {cores_here} cores; every pair of "
+          f"{genome:,} variants, 1 IDP, on {cores} cores: ≈ {whole / 3600:,.1f} h at N={samples:,}, "
+          f"≈ {whole * 40_000 / samples / 3600:,.0f} h at N=40,000 (time ∝ pairs × N)", file=sys.stderr)
+    return [Row(f"epistasis --with {candidates} × all --prefilter-p 1e-6, 1 IDP",
+                f"N={samples:,} M={variants:,} ({pairs:,} pairs)", ours,
+                "plink1.9 --epistasis set-by-all --threads 2", reference, peak)]
 
 
 def main() -> None:
@@ -785,6 +825,8 @@ def main() -> None:
         rows += bench_epistasis(args.data, args.samples, args.variants)
     if "epistasis-with" in tasks:   # by name: --samples 5000 --variants 50000 --phenotypes 100
         rows += bench_epistasis_with(args.data, args.samples, args.variants, args.phenotypes)
+    if "epistasis-scan" in tasks:   # by name: --samples 5000 --variants 50000 (and the genome-wide estimate)
+        rows += bench_epistasis_scan(args.data, args.samples, args.variants)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

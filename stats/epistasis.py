@@ -326,9 +326,11 @@ class _PairSums:
         self.centred = np.where(called, partners - means[:, None], 0.0)                    # B
         self.squared = self.centred * self.centred                                          # B²
         self.missing = scipy.sparse.csr_array((~called).astype(float))
-        self.calls = (~np.isnan(candidates)).T.astype(float)                                # u: samples × C
+        # samples × C, C-contiguous: the columns built from them are then reshaped for the products without a copy
+        self.calls = np.ascontiguousarray((~np.isnan(candidates)).T, dtype=float)           # u
         with np.errstate(invalid="ignore"):
-            self.a = np.where(self.calls > 0, (candidates - np.nanmean(candidates, axis=1, keepdims=True)).T, 0.0)
+            self.a = np.where(self.calls > 0, np.ascontiguousarray(
+                (candidates - np.nanmean(candidates, axis=1, keepdims=True)).T), 0.0)
         u, a, y = self.calls[:, :, None], self.a[:, :, None], values[:, None, :]
         self.by_phenotype = np.concatenate([                                                 # C'y, a'y, y'y
             self.over_calls((basis[:, None, :, None] * y[:, :, None, :] * u[..., None]).reshape(n, -1,
