@@ -178,11 +178,15 @@ class EpistasisTests(TaskInputs):
             if self.phenotypes.binary.any():
                 result = logistic_refit(result, written, dosages[rows], block.dosages[partners], called[partners],
                                         self.phenotypes)
+            shown = mine if self.min_log10p is None else mine & written.any(axis=2)   # pairs with a row
             table = epistasis_table(candidates.slice(rows.start, len(rows)), block.variants.take(partners), result,
-                                    mine, phenotypes=self.phenotype_names, schema=self.schema)
+                                    shown, phenotypes=self.phenotype_names, schema=self.schema)
             if self.min_log10p is not None:
-                scores.append(Scores(pair_names(table.slice(0, int(mine.sum()))), screen[mine]))
-                table = table.filter(pa.array(written[np.nonzero(mine)].T.ravel()))
+                pairs = np.nonzero(mine)
+                names = (candidates.column("variant_id").to_numpy(zero_copy_only=False)[rows][pairs[0]],
+                         block.variants.column("variant_id").to_numpy(zero_copy_only=False)[partners][pairs[1]])
+                scores.append(Scores(leaders(names, screen[pairs]), screen[pairs]))
+                table = table.filter(pa.array(written[np.nonzero(shown)].T.ravel()))
             tables.append(table)
         if self.min_log10p is None:
             return pa.concat_tables(tables), None   # the rows carry the headline test
@@ -190,10 +194,22 @@ class EpistasisTests(TaskInputs):
                                                 np.concatenate([s.log10p for s in scores]))
 
 
-def pair_names(rows: pa.Table) -> np.ndarray:
-    """Each row's pair as "A × B" (its variant_id_a and variant_id_b), the name a run's summary gives it."""
-    return pc.binary_join_element_wise(rows.column("variant_id_a"), rows.column("variant_id_b"),
-                                       PAIR_SEPARATOR).to_numpy(zero_copy_only=False)
+def leaders(names: tuple[np.ndarray, np.ndarray], log10p: np.ndarray) -> np.ndarray:
+    """Each pair's name for a run's summary, which keeps only each phenotype's strongest test: "A × B" for the
+    strongest pairs of each phenotype (the columns of ``log10p``, pairs × phenotypes; all that tie), None for the
+    others (naming millions of pairs a block tests would cost more than testing them).
+
+    >>> leaders((np.array(["rs1", "rs1", "rs2"]), np.array(["rs5", "rs6", "rs6"])),
+    ...         np.array([[1.0, 7.0], [3.0, np.nan], [2.0, 0.5]])).tolist()
+    ['rs1 × rs5', 'rs1 × rs6', None]
+    """
+    named = np.full(len(log10p), None, object)
+    if len(log10p):
+        scores = np.nan_to_num(log10p, nan=-np.inf)
+        top = scores.max(axis=0)
+        best = np.flatnonzero(((scores == top) & np.isfinite(top)).any(axis=1))
+        named[best] = [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(names[0][best], names[1][best])]
+    return named
 
 
 def _chunks(candidates: int, per_candidate: int, most: int = 1 << 21, widest: int = 256) -> list[range]:
