@@ -1724,8 +1724,10 @@ def _result_option(function):
 @_lake_option
 @_result_option
 @click.option("--threshold", default=5e-8, show_default=True, help="p-value a hit must pass")
-@click.option("--family", is_flag=True,
-              help="divide the threshold by the number of phenotypes in the run (Bonferroni over the family, as BIG40)")
+@click.option("--family", type=click.Choice(["count", "meff"]), is_flag=False, flag_value="count",
+              help="divide the threshold by the size of the run's phenotype family: count, the number of its "
+                   "phenotypes (Bonferroni over the family, as BIG40; --family alone), or meff, their effective "
+                   "number (Li & Ji's, from their correlations, kept with the run)")
 @click.option("--fdr", type=float, metavar="Q",
               help="instead of a p threshold: Benjamini-Hochberg q-value ≤ Q within each phenotype (adds column q)")
 @click.option("--window", default=500_000, show_default=True, type=click.IntRange(min=0), metavar="BP",
@@ -1736,7 +1738,7 @@ def _result_option(function):
               help="release whose genotypes give LD [default: the results' own; imported statistics have none]")
 @click.option("--out", type=click.Path(dir_okay=False), help="write the hits as .tsv/.csv/.parquet instead of a table")
 @DIGITS_OPTION
-def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: float | None, window: int, r2: float,
+def hits(lake_location: str, name: str, threshold: float, family: str | None, fdr: float | None, window: int, r2: float,
          ld_release: str | None, out: str | None, digits: int | str | None) -> None:
     """Lead hits per phenotype: hits past the threshold, one lead per locus, clumped by LD.
 
@@ -1757,6 +1759,7 @@ def hits(lake_location: str, name: str, threshold: float, family: bool, fdr: flo
     Examples:
       biolake hits --lake /tmp/lake --result idps
       biolake hits --lake /tmp/lake --result idps --family --out leads.tsv
+      biolake hits --lake /tmp/lake --result idps --family meff
       biolake hits --lake /tmp/lake --result idps --r2 0.5 --window 250000
       biolake hits --lake /tmp/lake --result stress_ewas --fdr 0.05
       biolake hits --lake /tmp/lake --result pairs --threshold 1e-6

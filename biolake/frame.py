@@ -25,6 +25,7 @@ from biolake.lake.lake import Lake, check_results_name
 from biolake.queries.variants import VariantChoice, VariantList
 from biolake.queries.design import Design, SampleList, design
 from biolake.queries.sql import LakeConnection, connect
+from biolake.stats.multiple import effective_tests, pairwise_correlation
 from biolake.stats.qc import VariantQc
 from biolake.stats.transform import TRANSFORMS, transform_phenotypes
 
@@ -295,9 +296,11 @@ def provenance(kind: str, request: JobRequest, chosen: Design, **facts: Any) -> 
     """
     settings = settings_record(request)
     queries = {key: settings.pop(key) for key in (request.TESTED, "covariates", "samples")}
+    meff = ({} if chosen.phenotypes is None or not chosen.phenotypes.shape[1] else
+            {"phenotype_meff": effective_tests(pairwise_correlation(chosen.phenotypes))})
     return {**provenance_header(kind, release=chosen.release), **queries, "settings": settings,
             "analysis_samples": len(chosen.participant_ids), "covariate_columns": chosen.covariate_names,
-            "dropped": chosen.dropped.counts, **facts}
+            "dropped": chosen.dropped.counts, **meff, **facts}
 
 
 def recorded_design(lake: Lake, record: Mapping[str, Any]) -> tuple[Design, list[str]]:

@@ -83,13 +83,15 @@ class HitClumping:
         return f"distance clumping: one lead per ±{self.window:,} bp ({self.why})"
 
 
-def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: bool = False,
+def lead_hits(lake: Lake, name: str, *, threshold: float = GENOME_WIDE, family: str | None = None,
               fdr: float | None = None, window: int = 500_000, r2: float = LEAD_R2,
               ld_release: str | None = None) -> pa.Table:
     """One lead feature per locus and phenotype, with the other hits of its locus.
 
-    A hit passes ``threshold``, divided by the number of phenotypes in the run when
-    ``family`` (Bonferroni over the phenotype family, as BIG40 does for IDPs); or, with
+    A hit passes ``threshold``, divided, with a ``family``, by the size of the run's phenotype
+    family: ``count``, the number of its phenotypes (Bonferroni over the family, as BIG40 does
+    for IDPs), or ``meff``, their effective number (Li & Ji's, which the run keeps: correlated
+    IDPs count as fewer tests; :func:`biolake.stats.multiple.effective_tests`); or, with
     ``fdr``, has a Benjamini–Hochberg q-value (within its scan: phenotype, and exposure for
     GxE) at most ``fdr``; the run's stored ``fdr`` column is used when it has one.
 
@@ -133,7 +135,7 @@ def clumping_of(leads: pa.Table) -> str:
     return leads.schema.metadata[b"clumping"].decode()
 
 
-def _hits(lake: Lake, name: str, kind: ResultsKind, *, threshold: float, family: bool,
+def _hits(lake: Lake, name: str, kind: ResultsKind, *, threshold: float, family: str | None,
           fdr: float | None) -> pa.Table:
     """The rows of the results ``name`` that are hits (see :func:`lead_hits`)."""
     columns = [*_hit_columns(kind), kind.effect, kind.log10p]
@@ -145,10 +147,26 @@ def _hits(lake: Lake, name: str, kind: ResultsKind, *, threshold: float, family:
         return _query(lake, name, f"""SELECT {selected}, fdr FROM ({bh_fdr_sql(
             f'(SELECT {selected} FROM results)', groups=kind.groups, log10p=kind.log10p)})
             WHERE fdr <= {float(fdr)!r}""")
-    if family:
-        phenotypes = _query(lake, name, f'SELECT count(DISTINCT "{kind.phenotype}") FROM results').column(0)[0]
-        threshold = family_threshold(phenotypes.as_py(), alpha=threshold)
+    if family is not None:
+        threshold = family_threshold(_family_size(lake, name, kind, family), alpha=threshold)
     return results.to_table(columns=columns, filter=pc.field(kind.log10p) > float(-np.log10(threshold)))
+
+
+FAMILIES = ("count", "meff")   # how lead_hits sizes a run's phenotype family
+
+
+def _family_size(lake: Lake, name: str, kind: ResultsKind, family: str) -> float:
+    """The size of the phenotype family of the results ``name``: its number of phenotypes (``count``), or their
+    effective number (``meff``: Li & Ji's, from their correlations, which the run's provenance keeps)."""
+    if family == "count":
+        return _query(lake, name, f'SELECT count(DISTINCT "{kind.phenotype}") FROM results').column(0)[0].as_py()
+    if family != "meff":
+        raise BiolakeError(f"--family {family!r}: one of {', '.join(FAMILIES)}")
+    meff = lake.results_provenance(name).get("phenotype_meff")
+    if meff is None:
+        raise BiolakeError(f"results {name!r} keep no effective number of phenotypes (made before biolake stored "
+                           "it); rerun the job, or use --family count")
+    return meff["li_ji"]
 
 
 def _hit_columns(kind: ResultsKind) -> list[str]:

@@ -110,8 +110,9 @@ def bh_fdr_sql(source: str, *, groups: Sequence[str], log10p: str) -> str:
                     FROM {source}))"""
 
 
-def family_threshold(phenotypes: int, *, alpha: float = GENOME_WIDE) -> float:
-    """Bonferroni over a phenotype family: ``alpha`` (genome-wide 5e-8) divided by its size.
+def family_threshold(phenotypes: float, *, alpha: float = GENOME_WIDE) -> float:
+    """Bonferroni over a phenotype family: ``alpha`` (genome-wide 5e-8) divided by its size (a count of phenotypes,
+    or their effective number, :func:`effective_tests`).
 
     Examples
     --------
@@ -119,6 +120,60 @@ def family_threshold(phenotypes: int, *, alpha: float = GENOME_WIDE) -> float:
     1.2706480304955527e-11
     """
     return alpha / max(phenotypes, 1)
+
+
+def pairwise_correlation(values: np.ndarray) -> np.ndarray:
+    """Pearson correlations of the columns of ``values`` (samples × P, NaN missing), each pair over the samples
+    with both (pairwise complete, as pandas' ``DataFrame.corr``); NaN where a pair shares fewer than two samples
+    or a column is constant on them.
+
+    Examples
+    --------
+    >>> values = np.array([[1.0, 2.0, 1.0], [2.0, 4.1, np.nan], [3.0, 6.0, 0.0], [4.0, np.nan, 2.0]])
+    >>> np.round(pairwise_correlation(values), 3).tolist()
+    [[1.0, 1.0, 0.327], [1.0, 1.0, -1.0], [0.327, -1.0, 1.0]]
+    """
+    present = ~np.isnan(values)
+    with np.errstate(invalid="ignore"):   # centred first: the sums below then cancel little
+        centred = np.where(present, values - np.nanmean(values, axis=0), 0.0)
+    weight = present.astype(float)
+    count = weight.T @ weight                    # [i, j]: samples with both
+    sums = centred.T @ weight                    # [i, j]: Σ x_i over the samples with both
+    squares = (centred * centred).T @ weight     # [i, j]: Σ x_i² over them
+    with np.errstate(invalid="ignore", divide="ignore"):
+        covariance = centred.T @ centred - sums * sums.T / count
+        spread = squares - sums ** 2 / count
+        correlation = covariance / np.sqrt(spread * spread.T)
+    correlation[count < 2] = np.nan
+    return np.clip(correlation, -1.0, 1.0)
+
+
+def effective_tests(correlation: np.ndarray) -> dict[str, float]:
+    """The effective number of independent tests among correlated phenotypes (Meff), from the eigenvalues λ of
+    their correlation matrix (M × M; a pair without a correlation counts as uncorrelated), by two estimators:
+
+    - Nyholt (2004, Am J Hum Genet 74:765): 1 + (M − 1)(1 − Var(λ)/M), Var with M − 1 in the denominator;
+    - Li & Ji (2005, Heredity 95:221): Σ f(|λ|), f(x) = [x ≥ 1] + (x − ⌊x⌋).
+
+    Both are M for uncorrelated phenotypes and 1 for identical ones; Li & Ji's is the less conservative where
+    phenotypes form correlated groups, and it is what ``hits --family meff`` divides by.
+
+    Examples
+    --------
+    >>> effective_tests(np.eye(4))
+    {'nyholt': 4.0, 'li_ji': 4.0}
+    >>> effective_tests(np.ones((4, 4)))
+    {'nyholt': 1.0, 'li_ji': 1.0}
+    >>> block = np.kron(np.eye(2), np.full((3, 3), 0.5)) + np.eye(6) * 0.5   # two groups of 3, r = 0.5 within
+    >>> {name: round(value, 3) for name, value in effective_tests(block).items()}
+    {'nyholt': 5.5, 'li_ji': 4.0}
+    """
+    eigenvalues = np.linalg.eigvalsh(np.where(np.isnan(correlation), np.eye(len(correlation)), correlation))
+    m = len(eigenvalues)
+    nyholt = 1 + (m - 1) * (1 - np.var(eigenvalues, ddof=1) / m) if m > 1 else float(m)
+    magnitude = np.abs(eigenvalues)
+    li_ji = np.sum((magnitude >= 1 - 1e-9) + (magnitude - np.floor(magnitude + 1e-9)).clip(0))
+    return {"nyholt": round(float(nyholt), 10), "li_ji": round(float(li_ji), 10)}
 
 
 def clump_by_distance(chrom: np.ndarray, pos: np.ndarray, log10p: np.ndarray, *, window: int = 500_000) -> np.ndarray:

@@ -81,7 +81,7 @@ def test_lead_hits__clump_pairs_by_distance_around_both_variants(gwas_lake, idps
 
 def test_lead_hits__of_pairs_take_family_and_fdr_as_other_kinds(gwas_lake, pairs):
     loose = lead_hits(gwas_lake, pairs, threshold=LOOSE)
-    family = lead_hits(gwas_lake, pairs, threshold=LOOSE, family=True)   # two IDPs: LOOSE / 2
+    family = lead_hits(gwas_lake, pairs, threshold=LOOSE, family="count")   # two IDPs: LOOSE / 2
     assert family.column_names == PAIR_COLUMNS and (family.column("p").to_numpy() < LOOSE / 2).all()
     assert sum(family.column("locus_hits").to_pylist()) < sum(loose.column("locus_hits").to_pylist())
     by_fdr = lead_hits(gwas_lake, pairs, fdr=0.99)

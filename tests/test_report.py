@@ -4,6 +4,7 @@ import html
 
 import duckdb
 import numpy as np
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -17,7 +18,9 @@ from biolake.ingest.sumstats import import_sumstats
 from biolake.report import clumping_of, lead_hits, phenotype_summary, plot_results, write_report
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
-from biolake.stats.multiple import benjamini_hochberg, bh_fdr_sql, clump_by_distance, family_threshold, lambda_gc
+from biolake.queries import connect, design
+from biolake.stats.multiple import benjamini_hochberg, bh_fdr_sql, clump_by_distance, effective_tests, \
+    family_threshold, lambda_gc, pairwise_correlation
 from biolake.stats.plots import thin
 from biolake.synth import LdPanel, write_ld_panel
 from test_clump import run_plink_clump
@@ -71,7 +74,7 @@ def test_phenotype_summary_and_lead_hits__agree_with_the_table(gwas_lake, two_id
         assert row["hits"] == (mine["p"] < 5e-8).sum()
     loose = lead_hits(gwas_lake, two_idps, threshold=1e-3)
     assert loose.num_rows > 0 and (loose.column("p").to_numpy() < 1e-3).all()
-    assert lead_hits(gwas_lake, two_idps, threshold=1e-3, family=True).num_rows <= loose.num_rows
+    assert lead_hits(gwas_lake, two_idps, threshold=1e-3, family="count").num_rows <= loose.num_rows
 
 
 def test_plots_and_report__are_written(gwas_lake, two_idps, tmp_path):
@@ -119,6 +122,40 @@ def test_gwas_provenance__stores_each_phenotypes_summary(gwas_lake, two_idps):
         assert kept["tests"] == row["tests"] and kept["hits_5e-8"] == row["hits"]
         assert kept["lambda_gc"] == pytest.approx(row["lambda_gc"], rel=5e-3)   # from a histogram of −log10 p
     assert stored["family_threshold"] == pytest.approx(2.5e-8)
+
+
+def test_pairwise_correlation__equals_pandas_pairwise_complete_corr():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + 50.0      # correlated, off centre
+    values[rng.random(values.shape) < 0.15] = np.nan
+    np.testing.assert_allclose(pairwise_correlation(values), pd.DataFrame(values).corr().to_numpy(), rtol=1e-12)
+
+
+def test_effective_tests__follow_nyholt_and_li_ji():
+    """Nyholt: 1 + (M − 1)(1 − Var(λ)/M); Li & Ji: Σ [|λ| ≥ 1] + (|λ| − ⌊|λ|⌋); both between 1 and M."""
+    rng = np.random.default_rng(5)
+    correlation = np.corrcoef(rng.normal(size=(8, 200)) + rng.normal(size=(1, 200)))
+    eigenvalues = np.linalg.eigvalsh(correlation)
+    found = effective_tests(correlation)
+    assert found["nyholt"] == pytest.approx(1 + 7 * (1 - eigenvalues.var(ddof=1) / 8), rel=1e-9)
+    assert found["li_ji"] == pytest.approx(sum((v >= 1) + v % 1 for v in np.abs(eigenvalues)), rel=1e-9)
+    assert 1 < found["li_ji"] < 8 and 1 < found["nyholt"] < 8
+
+
+def test_hits__family_meff_divides_by_the_runs_effective_number_of_phenotypes(gwas_lake, two_idps, idps):
+    stored = gwas_lake.results_provenance(two_idps)["phenotype_meff"]
+    with connect(gwas_lake) as con:
+        chosen = design(con, phenotypes=idps[:2], covariates=["age", "sex", "site"])
+    assert stored == pytest.approx(effective_tests(pd.DataFrame(chosen.phenotypes).corr().to_numpy()), rel=1e-9)
+    assert 1 <= stored["li_ji"] <= 2
+    table = pl.from_arrow(gwas_lake.results_dataset(two_idps).to_table())
+    threshold = 1e-3 / stored["li_ji"]
+    leads = pl.from_arrow(lead_hits(gwas_lake, two_idps, threshold=1e-3, family="meff", window=0))
+    assert set(leads["variant_id"]) == set(table.filter(pl.col("p") < threshold)["variant_id"])
+    result = CliRunner().invoke(main, ["hits", "--lake", gwas_lake.location.root, "--result", two_idps,
+                                       "--threshold", "1e-3", "--family", "meff", "--window", "0"])
+    assert result.exit_code == 0, result.output
+    assert f"{leads.height:,} lead hits" in result.output
 
 
 def test_plots__draw_an_ewas_by_cpg_position(gwas_lake, scheduler, tmp_path):
