@@ -1092,6 +1092,67 @@ def harmonize(lake_location: str, pheno_sql: str | None, pheno: str | None, batc
 
 @main.command()
 @_lake_option
+@click.option("--pheno-sql", metavar="SQL", help="IDPs: SQL returning participant_id, then one column each")
+@click.option("--pheno", metavar="COLS", help="IDPs: comma-separated columns of idps (instead of --pheno-sql)")
+@click.option("--method", type=click.Choice(["pca", "ica"]), default="pca", show_default=True,
+              help="principal components, or independent components (FastICA, log cosh)")
+@click.option("--n", "n", type=click.IntRange(min=1), default=10, show_default=True, metavar="K",
+              help="how many components")
+@click.option("--covar-sql", metavar="SQL", help="covariates regressed out of the IDPs first: SQL returning "
+              "participant_id first")
+@click.option("--covar", metavar="COLS",
+              help="covariates regressed out of the IDPs first: comma-separated columns of covariates [default: none]")
+@click.option("--no-scale", is_flag=True, help="keep each IDP's own variance (its units) [default: each scaled to 1]")
+@click.option("--seed", type=int, default=0, show_default=True, help="ICA: the seed of its random start")
+@_decorated_by(_sample_options("decompose only the participant_id this SQL returns"))
+@_results_options(default_name="components", release_help="release whose IDPs are decomposed [default: latest]",
+                  exported="component scores")
+def components(lake_location: str, pheno_sql: str | None, pheno: str | None, method: str, n: int,
+               covar_sql: str | None, covar: str | None, no_scale: bool, seed: int, samples_sql: str | None,
+               keep_file: str | None, remove_file: str | None, release: str | None, name: str, replace: bool,
+               out: str | None, digits: int | str | None) -> None:
+    """Imaging components of many IDPs, by PCA or ICA: scores per participant (results.NAME, to
+    analyse as phenotypes) and loadings per IDP (results.NAME_loadings).
+
+    Each IDP is centred and scaled to unit variance (--no-scale: not scaled), covariates
+    regressed out first if given. PCA: the singular value decomposition, each component's
+    largest loading positive (scikit-learn's PCA, to 1e-8). ICA: FastICA, parallel, log cosh,
+    whitened to unit variance, from a start the --seed draws (scikit-learn's FastICA with
+    random_state=SEED, step for step). Every IDP of every participant is needed:
+    participants missing one are left out and counted. Columns: participant_id, pc1 … pcK (or
+    ic1 …); of the loadings, idp, pc1 … pcK (ICA: the mixing matrix). Each component's share
+    of the IDPs' variance is in the provenance of both.
+
+    \b
+    Examples:
+      biolake components --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
+                         --n 5 --name idp_pcs --out idp_pcs.tsv
+      biolake sql --lake /tmp/lake "SELECT idp, pc1 FROM results.idp_pcs_loadings ORDER BY abs(pc1) DESC LIMIT 5"
+      biolake gwas --lake /tmp/lake --pheno-sql 'SELECT * FROM results.idp_pcs' --covar age,sex --name pc_gwas
+      biolake components --lake /tmp/lake --pheno-sql 'SELECT * EXCLUDE (release) FROM idps' \\
+                         --method ica --n 5 --seed 1 --covar age,sex,site --name idp_ics
+    """
+    from biolake.components import ComponentsSettings, run_components
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        click.echo(f"{len(report.components)} {method.upper()} components of {report.idps:,} IDPs, variance "
+                   + ", ".join(f"{name} {share:.1%}" for name, share in zip(report.components, report.variance))
+                   + f" → {_stored(lake, report)} (loadings: results.{report.name}_loadings)", err=True)
+
+    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    covariates = [] if covar_sql is None and covar is None else _one_of(covar_sql, covar, "--covar-sql", "--covar")
+
+    def start(lake, progress):
+        return run_components(lake, ComponentsSettings(
+            name=name, release=release, replace=replace, phenotypes=phenotypes, covariates=covariates,
+            samples=samples_sql, **_sample_lists(keep_file, remove_file), method=method, n=n, scale=not no_scale,
+            seed=seed))
+    _job(lake_location, start, show, out=out, digits=digits, quiet=True)
+
+
+@main.command()
+@_lake_option
 @click.option("--result", "results", multiple=True, required=True, metavar="NAME",
               help="a GWAS results table of one cohort or site (repeat: two or more)")
 @click.option("--name", default="meta", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")

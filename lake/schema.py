@@ -464,6 +464,12 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
     ResultsKind("harmonized", "IDPs harmonised across sites by ComBat (biolake harmonize): participant_id, then "
                 "one column per IDP, named as in idps",
                 (replace(PARTICIPANT, nullable=True),), position=(), wide=True),
+    ResultsKind("components", "imaging components per participant (biolake components): participant_id, then one "
+                "score column per component (pc1, pc2 … or ic1 …), for any analysis to query as phenotypes",
+                (replace(PARTICIPANT, nullable=True),), position=(), wide=True),
+    ResultsKind("component_loadings", "the IDPs' loadings on the components of a components run (its NAME_loadings): "
+                "idp, then one column per component, as the run names them",
+                (_r("idp", pa.string(), "the IDP: a column of the run's phenotypes"),), position=(), wide=True),
     ResultsKind("kinship", "KING-robust kinship of every pair of participants at or above a threshold, as plink2 "
                 "--make-king-table (biolake kinship): plink2's .kin0 columns in the lake's names, the later "
                 "participant of the sample order first",
