@@ -1153,6 +1153,81 @@ def components(lake_location: str, pheno_sql: str | None, pheno: str | None, met
 
 @main.command()
 @_lake_option
+@click.option("--y-sql", required=True, metavar="SQL", help="block Y (IDPs): SQL returning participant_id, then one "
+              "column each")
+@click.option("--x-sql", metavar="SQL", help="block X: SQL returning participant_id, then one column per variable "
+              "(polygenic scores, covariates, other IDPs)")
+@click.option("--x-variants", metavar="SQL", help="block X: the dosages of the variants whose variant_id this SQL "
+              "returns (a region, a gene set; instead of --x-sql)")
+@click.option("--method", type=click.Choice(["cca", "pls-canonical", "pls-svd"]), default="cca", show_default=True,
+              help="canonical correlation, or partial least squares (canonical, with deflation; or SVD)")
+@click.option("--n", "n", type=click.IntRange(min=1), default=2, show_default=True, metavar="K",
+              help="how many pairs of components")
+@click.option("--covar-sql", metavar="SQL", help="covariates regressed out of both blocks: SQL returning "
+              "participant_id first")
+@click.option("--covar", metavar="COLS",
+              help="covariates regressed out of both blocks: columns of covariates [default: none]")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="folds of the held-out correlations")
+@click.option("--permutations", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="refits with Y's rows permuted, for each pair's p-value (0: none)")
+@click.option("--test-sql", metavar="SQL", help="participants set apart (a held-out site): fitted without, scored on")
+@click.option("--seed", type=int, default=0, show_default=True, help="the seed of the folds and permutations")
+@_decorated_by(_sample_options("analyse only the participant_id this SQL returns"))
+@_results_options(default_name="cca", release_help="release whose tables the SQL reads [default: latest]",
+                  exported="pairs")
+def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | None, method: str, n: int, covar_sql: str | None, covar: str | None,
+        folds: int, permutations: int, test_sql: str | None, seed: int, samples_sql: str | None,
+        keep_file: str | None, remove_file: str | None, release: str | None, name: str, replace: bool,
+        out: str | None, digits: int | str | None) -> None:
+    """Canonical correlation (or PLS) between two blocks queried from the lake, judged out
+    of sample: a row per pair of components (results.NAME), the weights of every variable
+    (results.NAME_weights).
+
+    Each column of both blocks is centred and scaled on the participants fitted to,
+    covariates regressed out first. CCA: each pair maximises the correlation of its scores,
+    further pairs after deflating both blocks (scikit-learn's CCA, to 1e-6); PLS: the
+    covariance (PLSCanonical, PLSSVD). Each pair's correlation is reported in sample (r),
+    over --folds refits each scored on the fold it left out (r_cv), on the --test-sql
+    participants set apart (r_test), and by --permutations refits with Y's rows shuffled
+    (p_permutation). X is --x-sql's columns, or the dosages of the --x-variants. Participants
+    missing a Y value or an X row are left out and counted; a missing X value (an uncalled
+    genotype) is its column's mean. CCA needs fewer variables than participants.
+
+    \b
+    Examples:
+      biolake cca --lake /tmp/lake --y-sql 'SELECT participant_id, "25001-2.0", "25002-2.0", "25003-2.0" FROM idps' \\
+                  --x-variants "SELECT variant_id FROM variants WHERE chrom = '1' ORDER BY pos LIMIT 20" \\
+                  --covar age,sex --permutations 99 --name cca_chr1 --out cca_chr1.tsv
+      biolake cca --lake /tmp/lake --y-sql 'SELECT * EXCLUDE (release) FROM idps' --method pls-svd --n 3 \\
+                  --x-variants "SELECT variant_id FROM variants WHERE chrom = '2' LIMIT 50" --permutations 0 \\
+                  --test-sql "SELECT participant_id FROM covariates WHERE site = 'Reading'" --name pls_sites
+    """
+    from biolake.cca import CcaSettings, run_cca
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        click.echo(f"{method.upper()} of {report.x_columns:,} X and {report.y_columns:,} Y variables → "
+                   f"{_stored(lake, report)} (weights: results.{report.name}_weights)", err=True)
+        for pair in report.pairs:
+            click.echo(f"pair {pair['component']}: r {pair['r']:.3f} in sample, {pair['r_cv']:.3f} held out"
+                       + ("" if pair["r_test"] is None else f", {pair['r_test']:.3f} on the test participants")
+                       + ("" if pair["p_permutation"] is None else f", permutation p {pair['p_permutation']:.3g}"),
+                       err=True)
+
+    covariates = [] if covar_sql is None and covar is None else _one_of(covar_sql, covar, "--covar-sql", "--covar")
+
+    def start(lake, progress):
+        return run_cca(lake, CcaSettings(
+            name=name, release=release, replace=replace, phenotypes=y_sql, x_sql=x_sql, x_variants=x_variants,
+            covariates=covariates,
+            samples=samples_sql, **_sample_lists(keep_file, remove_file), method=method, n=n, folds=folds,
+            permutations=permutations, test_sql=test_sql, seed=seed))
+    _job(lake_location, start, show, out=out, digits=digits, quiet=True)
+
+
+@main.command()
+@_lake_option
 @click.option("--result", "results", multiple=True, required=True, metavar="NAME",
               help="a GWAS results table of one cohort or site (repeat: two or more)")
 @click.option("--name", default="meta", show_default=True, help=f"results table: {RESULTS_NAME_HELP}")

@@ -75,12 +75,8 @@ def run_components(lake: Lake, settings: ComponentsSettings) -> ComponentsReport
         lake.check_results_free(name, replace=settings.replace)
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = settings.design(con)
-        incomplete = [pid for pid, row in zip(chosen.participant_ids, chosen.phenotypes) if np.isnan(row).any()]
-        if incomplete:
-            with warnings.catch_warnings():   # the design's warnings were shown when it was first made
-                warnings.simplefilter("ignore")
-                chosen = settings.design(con, excluded={"missing an IDP value (components need every one)":
-                                                        incomplete})
+        chosen = settings.design_less(con, chosen, {"missing an IDP value (components need every one)":
+                                                    chosen.incomplete()})
     samples, idps = chosen.phenotypes.shape
     if settings.n > min(idps, samples - chosen.covariates.shape[1]):
         raise BiolakeError(f"--n {settings.n}: at most {min(idps, samples - chosen.covariates.shape[1]):,} "

@@ -168,6 +168,17 @@ class JobRequest(SampleRequest):
         if self.transform is not None and self.transform not in TRANSFORMS:
             raise BiolakeError(f"--transform {self.transform!r} is not one of {', '.join(TRANSFORMS)}")
 
+    def design_less(self, con: LakeConnection, chosen: Design, left_out: Mapping[str, Collection[str]]) -> Design:
+        """``chosen`` (this request's design) less the participants ``left_out`` (reason → their ids; a reason
+        without any is not reported), counted under those reasons; its warnings, shown when it was first made,
+        not shown again."""
+        left = {reason: ids for reason, ids in left_out.items() if ids}
+        if not left:
+            return chosen
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.design(con, excluded=left)
+
     def design(self, con: LakeConnection, *, excluded: Mapping[str, Collection[str]] | None = None,
                **assay: str) -> Design:
         """The request's design (:func:`biolake.queries.design.design` of its tested columns, covariates and

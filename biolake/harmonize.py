@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,13 +90,9 @@ def run_harmonize(lake: Lake, settings: HarmonizeSettings) -> HarmonizeReport:
         rows = con.sql(f'SELECT participant_id, CAST("{settings.batch.replace(chr(34), chr(34) * 2)}" AS VARCHAR) '
                        'AS batch FROM covariates').arrow().to_pylist()
         batch_of = {row["participant_id"]: row["batch"] for row in rows}
-        left_out = {f"no {settings.batch}": [pid for pid in chosen.participant_ids if batch_of.get(pid) is None],
-                    "missing an IDP value (ComBat needs every one)": [
-                        pid for pid, row in zip(chosen.participant_ids, chosen.phenotypes) if np.isnan(row).any()]}
-        if any(left_out.values()):
-            with warnings.catch_warnings():   # the design's warnings were shown when it was first made
-                warnings.simplefilter("ignore")
-                chosen = settings.design(con, excluded={reason: ids for reason, ids in left_out.items() if ids})
+        chosen = settings.design_less(con, chosen, {
+            f"no {settings.batch}": [pid for pid in chosen.participant_ids if batch_of.get(pid) is None],
+            "missing an IDP value (ComBat needs every one)": chosen.incomplete()})
     reference = fitted_combat(lake, settings.reference, flag='--reference ') if settings.reference else None
     labels = [batch_of[pid] for pid in chosen.participant_ids]
     known = reference.batches if reference else []

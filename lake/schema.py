@@ -470,6 +470,22 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
     ResultsKind("component_loadings", "the IDPs' loadings on the components of a components run (its NAME_loadings): "
                 "idp, then one column per component, as the run names them",
                 (_r("idp", pa.string(), "the IDP: a column of the run's phenotypes"),), position=(), wide=True),
+    ResultsKind("cca", "pairs of components of two blocks, X and Y, by canonical correlation or PLS (biolake cca), "
+                "each judged out of sample",
+                (_r("component", pa.int64(), "the pair: 1 first"),
+                 _f("r", "the correlation of its X and Y scores on the participants it was fitted to (in sample)"),
+                 _f("r_cv", "that correlation on each fold left out of the fit, averaged over the folds"),
+                 _f("r_cv_sd", "its SD over the folds"),
+                 _f("r_test", "that correlation on the participants --test-sql set apart (null without)"),
+                 _f("p_permutation", "the share of refits with Y's rows permuted whose pair of this rank correlates "
+                    "as much, the observed fit counted (null without --permutations)"),
+                 _r("n_train", pa.int64(), "participants the model was fitted to"),
+                 _r("n_test", pa.int64(), "participants set apart for testing")),
+                position=()),
+    ResultsKind("cca_weights", "the weights of each variable of either block on each pair of a cca run (its "
+                "NAME_weights): block, variable, then c1, c2 …",
+                (_r("block", pa.string(), "x or y"), _r("variable", pa.string(), "a column of --x-sql or --y-sql")),
+                position=(), wide=True),
     ResultsKind("kinship", "KING-robust kinship of every pair of participants at or above a threshold, as plink2 "
                 "--make-king-table (biolake kinship): plink2's .kin0 columns in the lake's names, the later "
                 "participant of the sample order first",

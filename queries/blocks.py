@@ -24,7 +24,7 @@ from biolake.lake.lake import Lake
 from biolake.lake.storage import Location
 from biolake.lake.vectors import (Missing, Rows, byte_matrix, decode_calls_filled, decode_dosages_filled,
                                   sample_columns, zero_filled)
-from biolake.queries.variants import VariantChoice, chosen_variants
+from biolake.queries.variants import VariantChoice, VariantList, chosen_variants
 
 
 SLICE_BYTES = 32 << 20   # dosages decoded at once by a task: its memory stays bounded whatever the row group
@@ -233,6 +233,21 @@ def read_chosen_variants(blocks: Sequence[Block], variant_ids: set[str], *, n_sa
                            f"{variants.column('chrom')[0].as_py()}; results find their genotypes by id")
     order = np.lexsort((np.arange(variants.num_rows), variants.column("pos").to_numpy()))
     return GenotypeBlock.concat(found).take(order)
+
+
+def listed_dosages(lake: Lake, variant_ids: Sequence[str], *, release: str, n_samples: int, samples: np.ndarray,
+                   flag: str) -> tuple[pa.Table, np.ndarray]:
+    """The variants ``variant_ids`` of ``release`` (variant_id, chrom, pos, ref, alt) and their alt dosages over the
+    samples at ``samples`` of its ``n_samples``-long sample vector (variants × samples, NaN where uncalled), in
+    genome order; only the row groups holding them are read. An id the release lacks is a warning naming ``flag``
+    (as --extract's), a list of none of its variants an error.
+    """
+    choice = VariantChoice(extract=VariantList(flag, "its SQL", {v: k + 1 for k, v in enumerate(variant_ids)}))
+    joined = GenotypeBlock.concat([block for fragment in genotype_blocks(lake, release=release, choice=choice)
+                                   for block in read_genotype_blocks(fragment, n_samples=n_samples, samples=samples,
+                                                                     dtype=np.float64)])
+    dosages = np.where(joined.missing.toarray().astype(bool), np.nan, joined.dosages)
+    return joined.variants.select(["variant_id", "chrom", "pos", "ref", "alt"]), dosages
 
 
 def read_methylation_blocks(block: Block, *, n_samples: int, samples: np.ndarray | None = None,

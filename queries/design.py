@@ -99,6 +99,10 @@ class Design:
         """Positions to take from each stored vector, or None when every sample is analysed in order."""
         return None if len(self.sample_index) == self.vector_length else self.sample_index
 
+    def incomplete(self) -> list[str]:
+        """The participants missing a value of some phenotype (what a method needing every one leaves out)."""
+        return [pid for pid, row in zip(self.participant_ids, self.phenotypes) if np.isnan(row).any()]
+
 
 def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: str | Sequence[str],
            samples: str | None = None, keep: SampleList | None = None, remove: SampleList | None = None,

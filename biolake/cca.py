@@ -1,0 +1,189 @@
+"""The cca job: two blocks queried from the lake → canonical correlation or PLS, judged out of sample.
+
+Y is the design's phenotypes (``--y-sql``: a group of IDPs), X any SQL returning participant_id and one column
+per variable (polygenic scores from ``results``, or variants pivoted from the ``dosages`` view). Participants
+missing a Y value, or without an X row, are left out and counted; a missing X value (an uncalled genotype) is
+the column's mean, as plink's ``--score`` fills it, and counted. Covariates, if any, are regressed out of both
+blocks. With ``--test-sql`` those participants (a held-out site) are set apart: the model is fitted to the
+others and scored on them. On the participants it is fitted to, each pair's correlation is reported in
+sample, over k folds (refitted without each, scored on it: :func:`biolake.stats.cca.held_out_correlations`),
+and by permutation (:func:`biolake.stats.cca.permutation_p`).
+
+Two tables: ``LAKE/results/NAME`` (kind ``cca``: a row per pair of components) and ``NAME_weights`` (kind
+``cca_weights``: a row per variable of either block, a column per component).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from biolake.frame import DesignReport, JobRequest, provenance
+from biolake.lake.errors import BiolakeError
+from biolake.lake.lake import Lake
+from biolake.queries import connect
+from biolake.queries.blocks import listed_dosages
+from biolake.queries.sql import LakeConnection
+from biolake.run import publish_table
+from biolake.stats.cca import METHODS, fit, held_out_correlations, permutation_p
+
+WEIGHTS = "_weights"   # the weights table's name: the run's, with this after it
+MIN_FOLD = 3           # participants a fold must hold at least (a correlation of fewer says nothing)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CcaSettings(JobRequest):
+    """Y (``phenotypes``: SQL or columns of idps), X (``x_sql``: a column per variable; or ``x_variants``: SQL
+    returning the variant_id of variants, their dosages the columns), how many pairs (``n``) by which ``method``,
+    ``folds`` for the held-out correlations, ``permutations`` for the p-values (0: none), the participants set
+    apart for testing (``test_sql``: SQL returning participant_id), and the ``seed`` of folds and permutations."""
+
+    phenotypes: str | list[str]
+    x_sql: str | None = None
+    x_variants: str | None = None
+    n: int = 2
+    method: str = "cca"
+    folds: int = 5
+    permutations: int = 1000
+    test_sql: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.x_sql is None) == (self.x_variants is None):
+            raise BiolakeError("give block X by --x-sql (participant_id, then a column per variable) or by "
+                               "--x-variants (SQL returning the variant_id of the variants whose dosages it holds)")
+        if self.method not in METHODS:
+            raise BiolakeError(f"--method {self.method!r}: one of {', '.join(METHODS)}")
+        if self.n < 1 or self.folds < 2 or self.permutations < 0:
+            raise BiolakeError(f"--n {self.n}, --folds {self.folds}, --permutations {self.permutations}: at least "
+                               "1 pair, 2 folds and 0 permutations")
+        if self.transform is not None:
+            raise BiolakeError("--transform rank-normalises phenotypes for a test; transform the blocks in their SQL")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CcaReport(DesignReport):
+    """What a cca run wrote: per pair its correlation in sample, held out (mean over folds) and on the test
+    participants, its permutation p; the blocks' sizes."""
+
+    pairs: list[dict]
+    x_columns: int
+    y_columns: int
+
+
+def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
+    """Fit and judge the blocks' pairs of components; commit ``LAKE/results/NAME`` and ``NAME_weights``
+    (``biolake cca --help``).
+
+    Examples
+    --------
+    >>> report = run_cca(Lake.open("lake"), CcaSettings(
+    ...     name="cca_demo", phenotypes=["25001-2.0", "25002-2.0", "25003-2.0"], covariates=["age", "sex"],
+    ...     x_sql="SELECT participant_id, age * 0 + random() AS noise_1, random() AS noise_2 FROM covariates",
+    ...     n=1, permutations=19))
+    >>> [sorted(pair) for pair in report.pairs][0][:4]
+    ['component', 'n_test', 'n_train', 'p_permutation']
+    """
+    weights_name = settings.name + WEIGHTS
+    for name in (settings.name, weights_name):
+        lake.check_results_free(name, replace=settings.replace)
+    with connect(lake, release=settings.release, queries=settings.queries()) as con:
+        chosen = settings.design(con)
+        x_table = None if settings.x_sql is None else _query(con, settings.x_sql, "--x-sql", first="participant_id")
+        variant_ids = None if settings.x_variants is None else list(dict.fromkeys(
+            _query(con, settings.x_variants, "--x-variants", first="variant_id").column(0).to_pylist()))
+        tested = set() if settings.test_sql is None else set(
+            _query(con, settings.test_sql, "--test-sql", first="participant_id").column(0).cast(pa.string())
+            .to_pylist())
+        rows = {} if x_table is None else {pid: j for j, pid in
+                                           enumerate(x_table.column(0).cast(pa.string()).to_pylist())}
+        chosen = settings.design_less(con, chosen, {
+            "no --x-sql row": [pid for pid in chosen.participant_ids if x_table is not None and pid not in rows],
+            "missing a --y-sql value (CCA needs every one)": chosen.incomplete()})
+    if x_table is not None:
+        x_names = x_table.column_names[1:]
+        if not x_names:
+            raise BiolakeError("--x-sql returns participant_id and no variable: give one column per X variable")
+        x = np.column_stack([x_table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                             for name in x_names])[[rows[pid] for pid in chosen.participant_ids]]
+    else:
+        if not variant_ids:
+            raise BiolakeError("--x-variants returned no variant_id")
+        variants, dosages = listed_dosages(lake, variant_ids, release=chosen.release, n_samples=chosen.vector_length,
+                                           samples=chosen.sample_index, flag="--x-variants")
+        x_names, x = variants.column("variant_id").to_pylist(), dosages.T
+    imputed = int(np.isnan(x).sum())
+    with np.errstate(invalid="ignore"):
+        x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
+    x, y = (_residualized(block, chosen.covariates) for block in (x, chosen.phenotypes))
+    test = np.array([pid in tested for pid in chosen.participant_ids])
+    train = ~test
+    _check_blocks(settings, x[train], y[train], x_names, chosen.phenotype_names, chosen.covariates.shape[1])
+    rng = np.random.default_rng(settings.seed)
+    folds = rng.permutation(np.arange(train.sum()) % settings.folds)
+    found = fit(x[train], y[train], settings.n, settings.method)
+    in_sample = found.correlations(x[train], y[train])
+    held_out = held_out_correlations(x[train], y[train], settings.n, settings.method, folds)
+    on_test = found.correlations(x[test], y[test]) if test.sum() > 2 else np.full(settings.n, np.nan)
+    p = (permutation_p(x[train], y[train], settings.n, settings.method, settings.permutations, rng)
+         if settings.permutations else np.full(settings.n, np.nan))
+    pairs = pa.table({"component": np.arange(1, settings.n + 1), "r": in_sample, "r_cv": held_out.mean(axis=0),
+                      "r_cv_sd": held_out.std(axis=0, ddof=1),
+                      "r_test": pa.array(on_test, from_pandas=True), "p_permutation": pa.array(p, from_pandas=True),
+                      "n_train": np.full(settings.n, int(train.sum())), "n_test": np.full(settings.n, int(test.sum()))})
+    names = [f"c{j + 1}" for j in range(settings.n)]
+    weights = pa.table({"block": ["x"] * len(x_names) + ["y"] * len(chosen.phenotype_names),
+                        "variable": x_names + chosen.phenotype_names,
+                        **dict(zip(names, np.vstack([found.x_weights, found.y_weights]).T))})
+    record = provenance("cca", settings, chosen, method=settings.method, x_sql=settings.x_sql,
+                        x_variants=settings.x_variants,
+                        test_sql=settings.test_sql, folds=settings.folds, permutations=settings.permutations,
+                        seed=settings.seed, x_values_imputed=imputed)
+    publish_table(lake, weights_name, weights, provenance={**record, "kind": "cca_weights", "pairs": settings.name},
+                  replace=settings.replace)
+    version = publish_table(lake, settings.name, pairs, provenance={**record, "weights": weights_name},
+                            replace=settings.replace)
+    return CcaReport(name=settings.name, version=version, pairs=pairs.to_pylist(), x_columns=len(x_names),
+                     y_columns=len(chosen.phenotype_names), **DesignReport.of(chosen))
+
+
+def _query(con: LakeConnection, sql: str, flag: str, *, first: str) -> pa.Table:
+    """The rows of one of the job's SQL, its first column named ``first``; a failing query is an error naming its
+    flag."""
+    try:
+        table = con.sql(sql).arrow()
+    except Exception as exc:   # DuckDB's errors: the message names the fault
+        raise BiolakeError(f"{flag}: {str(exc).splitlines()[0]}") from None
+    if not table.num_columns or table.column_names[0] != first:
+        raise BiolakeError(f"{flag} must return {first} first, got {table.column_names[:3]}")
+    return table
+
+
+def _residualized(block: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+    """``block`` less its least-squares fit on the covariates (the intercept among them)."""
+    return block - covariates @ np.linalg.lstsq(covariates, block, rcond=None)[0]
+
+
+def _check_blocks(settings: CcaSettings, x: np.ndarray, y: np.ndarray, x_names: list[str], y_names: list[str],
+                  covariates: int) -> None:
+    """One-line errors for blocks the method cannot fit: a constant column, more pairs than a block has
+    columns, as many variables as participants (less the ``covariates`` regressed out) for CCA, which has no
+    penalty, folds too small."""
+    for block, names, flag in ((x, x_names, "--x-sql"), (y, y_names, "--y-sql")):
+        flat = np.flatnonzero(block.std(axis=0) <= 1e-9 * np.maximum(np.abs(block).max(axis=0), 1e-300))
+        if len(flat):
+            raise BiolakeError(f"{flag}: column {names[flat[0]]!r} is constant over the participants (after the "
+                               "covariates); leave it out")
+    if settings.n > min(x.shape[1], y.shape[1]):
+        raise BiolakeError(f"--n {settings.n}: at most {min(x.shape[1], y.shape[1])} pairs of blocks of "
+                           f"{x.shape[1]:,} and {y.shape[1]:,} columns")
+    if settings.method == "cca" and max(x.shape[1], y.shape[1]) >= len(x) - covariates:
+        raise BiolakeError(f"CCA of {x.shape[1]:,} X and {y.shape[1]:,} Y variables over {len(x):,} participants "
+                           "is not estimable without a penalty (as many variables as participants fit any data); "
+                           "use --method pls-canonical or pls-svd, or fewer variables")
+    if len(x) < settings.folds * MIN_FOLD:
+        raise BiolakeError(f"--folds {settings.folds}: {len(x):,} participants to fit leave fewer than {MIN_FOLD} "
+                           "per fold; use fewer folds")

@@ -1,0 +1,131 @@
+"""CCA and PLS between two blocks (#36 item 1): weights, scores and correlations against scikit-learn's CCA,
+PLSCanonical and PLSSVD on the same centred, scaled data; held-out and test-set correlations; permutation
+p-values uniform under the null; bad requests."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+from sklearn.cross_decomposition import CCA, PLSSVD, PLSCanonical
+
+from biolake.cca import CcaSettings, run_cca
+from biolake.cli import main
+from biolake.lake.errors import BiolakeError
+from biolake.queries import connect, design
+from biolake.stats.cca import fit, held_out_correlations, permutation_p
+from conftest import lake_dosages
+
+ALL_IDPS = "SELECT * EXCLUDE (release) FROM idps"
+CHR1 = "SELECT variant_id FROM variants WHERE chrom = '1' ORDER BY pos LIMIT 12"
+# scikit-learn's CCA stops its power iterations when the squared change of the X weights is below tol (1e-6 by
+# default: weights within ~1e-3 of the solution); a tighter tol makes it the reference to 1e-6
+REFERENCES = {"cca": lambda n: CCA(n_components=n, max_iter=100_000, tol=1e-15),
+              "pls-canonical": lambda n: PLSCanonical(n_components=n, max_iter=100_000, tol=1e-15),
+              "pls-svd": lambda n: PLSSVD(n_components=n)}
+
+
+def blocks(lake, test_sql: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The blocks run_cca fits, built here from the lake: the 12 variants' dosages (a missing call its variant's
+    mean) and the 6 IDPs of the participants with every IDP; and which participants the test SQL sets apart."""
+    with connect(lake) as con:
+        chosen = design(con, phenotypes=ALL_IDPS, covariates=[])
+        ids = [row[0] for row in con.sql(CHR1).fetchall()]
+        order = [row[0] for row in con.sql("SELECT variant_id FROM variants ORDER BY variant_index").fetchall()]
+        tested = set() if test_sql is None else {row[0] for row in con.sql(test_sql).fetchall()}
+    complete = ~np.isnan(chosen.phenotypes).any(axis=1)
+    x = lake_dosages(lake, chosen.sample_index)[[order.index(v) for v in sorted(ids, key=order.index)]].T[complete]
+    x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
+    test = np.array([pid in tested for pid in np.array(chosen.participant_ids)[complete]])
+    return x, chosen.phenotypes[complete], test
+
+
+def weights_of(lake, name: str, block: str, n: int) -> np.ndarray:
+    table = lake.results_dataset(name + "_weights").to_table().to_pydict()
+    rows = [j for j, b in enumerate(table["block"]) if b == block]
+    return np.array([[table[f"c{k}"][j] for k in range(1, n + 1)] for j in rows])
+
+
+@pytest.mark.parametrize("method", ["cca", "pls-canonical", "pls-svd"])
+def test_cca__weights_and_correlations_equal_scikit_learns(gwas_lake, method):
+    report = run_cca(gwas_lake, CcaSettings(name=f"cca_{method}", phenotypes=ALL_IDPS, x_variants=CHR1,
+                                            covariates=[], n=3, method=method, permutations=0, replace=True))
+    x, y, _ = blocks(gwas_lake)
+    theirs = REFERENCES[method](3).fit(x, y)
+    np.testing.assert_allclose(weights_of(gwas_lake, f"cca_{method}", "x", 3), theirs.x_weights_, atol=1e-6)
+    np.testing.assert_allclose(weights_of(gwas_lake, f"cca_{method}", "y", 3), theirs.y_weights_, atol=1e-6)
+    x_scores, y_scores = theirs.transform(x, y)
+    r = [np.corrcoef(x_scores[:, k], y_scores[:, k])[0, 1] for k in range(3)]
+    np.testing.assert_allclose([pair["r"] for pair in report.pairs], r, atol=1e-6)
+    assert report.pairs[0]["n_train"] == len(x) and report.x_columns == 12 and report.y_columns == 6
+
+
+def test_cca__a_held_out_site_is_scored_by_the_fit_to_the_others(gwas_lake):
+    test_sql = "SELECT participant_id FROM covariates WHERE site = 'Reading'"
+    report = run_cca(gwas_lake, CcaSettings(name="cca_site", phenotypes=ALL_IDPS, x_variants=CHR1, covariates=[],
+                                            n=2, permutations=0, test_sql=test_sql, replace=True))
+    x, y, test = blocks(gwas_lake, test_sql)
+    theirs = REFERENCES["cca"](2).fit(x[~test], y[~test])
+    x_scores, y_scores = theirs.transform(x[test], y[test])
+    assert report.pairs[0]["n_test"] == test.sum() > 10 and report.pairs[0]["n_train"] == (~test).sum()
+    np.testing.assert_allclose([pair["r_test"] for pair in report.pairs],
+                               [np.corrcoef(x_scores[:, k], y_scores[:, k])[0, 1] for k in range(2)], atol=1e-6)
+
+
+def test_held_out_correlations__see_through_overfitting():
+    """40 + 10 null variables over 200 participants: the first canonical correlation in sample is large, out of
+    sample near 0; a planted shared factor keeps its correlation out of sample."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(200, 40)), rng.normal(size=(200, 10))
+    folds = rng.permutation(np.arange(200) % 5)
+    null_in, null_out = fit(x, y, 1).correlations(x, y)[0], held_out_correlations(x, y, 1, "cca", folds).mean()
+    shared = rng.normal(size=200)
+    x[:, 0] += 2 * shared
+    y[:, 0] += 2 * shared
+    planted_out = held_out_correlations(x, y, 1, "cca", folds).mean()
+    assert null_in > 0.5 and abs(null_out) < 0.2 and planted_out > 0.6
+
+
+def test_permutation_p__is_uniform_under_the_null():
+    """200 null data sets, 99 permutations each, the whole model refitted each time: the p-values of the first
+    pair are uniform (Kolmogorov–Smirnov p > 0.01)."""
+    rng = np.random.default_rng(11)
+    p = [permutation_p(rng.normal(size=(60, 3)), rng.normal(size=(60, 2)), 1, "cca", 99, rng)[0]
+         for _ in range(200)]
+    assert stats.kstest(p, "uniform").pvalue > 0.01
+
+
+def test_permutation_p__finds_a_planted_association(gwas_lake):
+    rng = np.random.default_rng(2)
+    shared = rng.normal(size=150)
+    x = rng.normal(size=(150, 4)) + shared[:, None] * np.array([1.0, 0.5, 0, 0])
+    y = rng.normal(size=(150, 3)) + shared[:, None] * np.array([0.8, 0, 0])
+    assert permutation_p(x, y, 2, "cca", 199, rng)[0] == pytest.approx(1 / 200)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(samples="SELECT participant_id FROM covariates LIMIT 12", folds=2),
+     r"^CCA of 12 X and 6 Y variables over \d+ participants is not estimable without a penalty"),
+    (dict(x_sql="SELECT participant_id, 1.0 AS flat, age FROM covariates", x_variants=None),
+     r"^--x-sql: column 'flat' is constant"),
+    (dict(samples="SELECT participant_id FROM covariates LIMIT 40", method="pls-svd", folds=20),
+     r"^--folds 20: \d+ participants to fit leave fewer than 3 per fold"),
+    (dict(x_variants=None), r"^give block X by --x-sql"),
+    (dict(x_sql="SELECT participant_id, age FROM covariates"), r"^give block X by --x-sql"),
+    (dict(n=7), r"^--n 7: at most 6 pairs"),
+])
+def test_cca__bad_requests_are_one_line(gwas_lake, options, message):
+    with pytest.raises(BiolakeError, match=message):
+        run_cca(gwas_lake, CcaSettings(**{"name": "bad", "phenotypes": ALL_IDPS, "x_variants": CHR1,
+                                          "covariates": [], "permutations": 0, "replace": True, **options}))
+
+
+def test_cca_cli__writes_both_tables_and_the_out_file(gwas_lake, tmp_path):
+    result = CliRunner().invoke(main, ["cca", "--lake", str(gwas_lake.location.root), "--y-sql", ALL_IDPS,
+                                       "--x-variants", CHR1, "--covar", "age,sex", "--permutations", "19",
+                                       "--name", "cca_cli", "--replace", "--out", str(tmp_path / "pairs.tsv")])
+    assert result.exit_code == 0, result.output
+    assert "pair 1: r " in result.output and "permutation p" in result.output
+    header = (tmp_path / "pairs.tsv").read_text().splitlines()[0].split("\t")
+    assert header[:3] == ["component", "r", "r_cv"] and "p_permutation" in header
+    with connect(gwas_lake) as con:
+        assert con.sql("SELECT count(*) FROM results.cca_cli_weights").fetchone()[0] == 12 + 6
