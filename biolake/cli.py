@@ -988,6 +988,7 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
     Examples:
       biolake epistasis --lake /tmp/lake --pheno 25001-2.0,25010-2.0 --covar age,sex \\
                         --with rs1005 --chrom 1,2 --min-distance 250 --name rs1005_pairs
+      biolake hits --lake /tmp/lake --result rs1005_pairs --threshold 1e-3
       biolake epistasis --lake /tmp/lake --pheno 25010-2.0 \\
                         --set-sql "SELECT variant_id FROM variants WHERE chrom = '22' LIMIT 60" \\
                         --name chr22_pairs --out chr22_pairs.tsv.gz
@@ -1898,7 +1899,6 @@ def hits(lake_location: str, name: str, threshold: float, family: str | None, fd
       biolake hits --lake /tmp/lake --result idps --family meff
       biolake hits --lake /tmp/lake --result idps --r2 0.5 --window 250000
       biolake hits --lake /tmp/lake --result stress_ewas --fdr 0.05
-      biolake hits --lake /tmp/lake --result pairs --threshold 1e-6
     """
     from biolake.report import clumping_of, lead_hits
     from biolake.queries.output import write_table

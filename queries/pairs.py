@@ -48,7 +48,8 @@ def pair_genotypes(lake: Lake, places: Sequence[Place], chosen: Design) -> tuple
 
     Examples
     --------
-    >>> from biolake.queries import connect, design
+    >>> from biolake.queries import connect
+    >>> from biolake.queries.design import design
     >>> lake = Lake.open("lake")
     >>> with connect(lake) as con:
     ...     chosen = design(con, phenotypes=["25010-2.0"], covariates=["age"])

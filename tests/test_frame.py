@@ -61,4 +61,4 @@ def test_provenance__records_the_queries_settings_and_who_was_analysed():
                      "adjust": False, "lmm": None, "cv_folds": None,
                      "lmm_block_size": None},
         "analysis_samples": 3, "covariate_columns": ["intercept"], "dropped": {"no phenotype values": 1},
-        "linear_phenotypes": ["y"]}
+        "phenotype_meff": {"nyholt": 1.0, "li_ji": 1.0}, "linear_phenotypes": ["y"]}
