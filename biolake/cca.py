@@ -15,6 +15,7 @@ Two tables: ``LAKE/results/NAME`` (kind ``cca``: a row per pair of components) a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ from biolake.queries import connect
 from biolake.queries.blocks import listed_dosages
 from biolake.queries.sql import LakeConnection
 from biolake.run import publish_table
-from biolake.stats.cca import METHODS, fit, held_out_correlations, permutation_p
+from biolake.stats.cca import METHODS, PENALTIES, chosen_penalty, fit, held_out_correlations, permutation_p
 
 WEIGHTS = "_weights"   # the weights table's name: the run's, with this after it
 MIN_FOLD = 3           # participants a fold must hold at least (a correlation of fewer says nothing)
@@ -38,7 +39,8 @@ class CcaSettings(JobRequest):
     """Y (``phenotypes``: SQL or columns of idps), X (``x_sql``: a column per variable; or ``x_variants``: SQL
     returning the variant_id of variants, their dosages the columns), how many pairs (``n``) by which ``method``,
     ``folds`` for the held-out correlations, ``permutations`` for the p-values (0: none), the participants set
-    apart for testing (``test_sql``: SQL returning participant_id), and the ``seed`` of folds and permutations."""
+    apart for testing (``test_sql``: SQL returning participant_id), the ``seed`` of folds and permutations, and
+    sparse CCA's ``penalty`` (s of X and Y; None: chosen by cross-validation over the folds)."""
 
     phenotypes: str | list[str]
     x_sql: str | None = None
@@ -49,6 +51,7 @@ class CcaSettings(JobRequest):
     permutations: int = 1000
     test_sql: str | None = None
     seed: int = 0
+    penalty: tuple[float, float] | None = None   # sparse-cca: s of X and Y (None: chosen by cross-validation)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,6 +65,9 @@ class CcaSettings(JobRequest):
                                "1 pair, 2 folds and 0 permutations")
         if self.transform is not None:
             raise BiolakeError("--transform rank-normalises phenotypes for a test; transform the blocks in their SQL")
+        if self.penalty is not None and (self.method != "sparse-cca" or not all(0 < s <= 1 for s in self.penalty)):
+            raise BiolakeError(f"--penalty {','.join(f'{s:g}' for s in self.penalty)}: sparse-cca's s of X and of "
+                               "Y, each in (0, 1] (1: no penalty)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,21 +124,31 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
     imputed = int(np.isnan(x).sum())
     with np.errstate(invalid="ignore"):
         x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
-    x, y = (_residualized(block, chosen.covariates) for block in (x, chosen.phenotypes))
     test = np.array([pid in tested for pid in chosen.participant_ids])
     train = ~test
-    _check_blocks(settings, x[train], y[train], x_names, chosen.phenotype_names, chosen.covariates.shape[1])
+    (x, x_flat), (y, y_flat) = ((_residualized(block, chosen.covariates), _flat(block[train], chosen.covariates[train]))
+                                for block in (x, chosen.phenotypes))
+    if settings.x_variants is not None and x_flat.any():   # monomorphic here, as a region's rarest often are
+        warnings.warn(f"--x-variants: {x_flat.sum():,} of {len(x_names):,} variants are constant over the "
+                      f"participants fitted to (e.g. {x_names[int(np.flatnonzero(x_flat)[0])]}); left out", stacklevel=2)
+        x, x_names = x[:, ~x_flat], [name for name, flat in zip(x_names, x_flat) if not flat]
+        x_flat = x_flat[~x_flat]
+    _check_blocks(settings, x[train], y[train], (x_names, x_flat), (chosen.phenotype_names, y_flat),
+                  chosen.covariates.shape[1])
     rng = np.random.default_rng(settings.seed)
     folds = rng.permutation(np.arange(train.sum()) % settings.folds)
-    found = fit(x[train], y[train], settings.n, settings.method)
+    penalty = (1.0, 1.0) if settings.method != "sparse-cca" else settings.penalty or chosen_penalty(
+        x[train], y[train], folds)
+    found = fit(x[train], y[train], settings.n, settings.method, penalty=penalty)
     in_sample = found.correlations(x[train], y[train])
-    held_out = held_out_correlations(x[train], y[train], settings.n, settings.method, folds)
+    held_out = held_out_correlations(x[train], y[train], settings.n, settings.method, folds, penalty=penalty)
     on_test = found.correlations(x[test], y[test]) if test.sum() > 2 else np.full(settings.n, np.nan)
-    p = (permutation_p(x[train], y[train], settings.n, settings.method, settings.permutations, rng)
+    p = (permutation_p(x[train], y[train], settings.n, settings.method, settings.permutations, rng, penalty=penalty)
          if settings.permutations else np.full(settings.n, np.nan))
     pairs = pa.table({"component": np.arange(1, settings.n + 1), "r": in_sample, "r_cv": held_out.mean(axis=0),
                       "r_cv_sd": held_out.std(axis=0, ddof=1),
                       "r_test": pa.array(on_test, from_pandas=True), "p_permutation": pa.array(p, from_pandas=True),
+                      "x_variables": (found.x_weights != 0).sum(axis=0), "y_variables": (found.y_weights != 0).sum(axis=0),
                       "n_train": np.full(settings.n, int(train.sum())), "n_test": np.full(settings.n, int(test.sum()))})
     names = [f"c{j + 1}" for j in range(settings.n)]
     weights = pa.table({"block": ["x"] * len(x_names) + ["y"] * len(chosen.phenotype_names),
@@ -141,7 +157,10 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
     record = provenance("cca", settings, chosen, method=settings.method, x_sql=settings.x_sql,
                         x_variants=settings.x_variants,
                         test_sql=settings.test_sql, folds=settings.folds, permutations=settings.permutations,
-                        seed=settings.seed, x_values_imputed=imputed)
+                        seed=settings.seed, x_values_imputed=imputed,
+                        **({"penalty": {"x": penalty[0], "y": penalty[1], "chosen_by": "given" if settings.penalty
+                                        else f"{settings.folds}-fold cross-validation over {list(PENALTIES)}"}}
+                           if settings.method == "sparse-cca" else {}))
     publish_table(lake, weights_name, weights, provenance={**record, "kind": "cca_weights", "pairs": settings.name},
                   replace=settings.replace)
     version = publish_table(lake, settings.name, pairs, provenance={**record, "weights": weights_name},
@@ -167,23 +186,29 @@ def _residualized(block: np.ndarray, covariates: np.ndarray) -> np.ndarray:
     return block - covariates @ np.linalg.lstsq(covariates, block, rcond=None)[0]
 
 
-def _check_blocks(settings: CcaSettings, x: np.ndarray, y: np.ndarray, x_names: list[str], y_names: list[str],
-                  covariates: int) -> None:
-    """One-line errors for blocks the method cannot fit: a constant column, more pairs than a block has
-    columns, as many variables as participants (less the ``covariates`` regressed out) for CCA, which has no
-    penalty, folds too small."""
-    for block, names, flag in ((x, x_names, "--x-sql"), (y, y_names, "--y-sql")):
-        flat = np.flatnonzero(block.std(axis=0) <= 1e-9 * np.maximum(np.abs(block).max(axis=0), 1e-300))
-        if len(flat):
-            raise BiolakeError(f"{flag}: column {names[flat[0]]!r} is constant over the participants (after the "
-                               "covariates); leave it out")
+def _flat(block: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+    """Which columns of ``block`` the covariates leave no variance (an SD below 1e-9 of the column's own; a constant
+    column among them)."""
+    return _residualized(block, covariates).std(axis=0) <= 1e-9 * block.std(axis=0)
+
+
+def _check_blocks(settings: CcaSettings, x: np.ndarray, y: np.ndarray, x_columns: tuple[list[str], np.ndarray],
+                  y_columns: tuple[list[str], np.ndarray], covariates: int) -> None:
+    """One-line errors for blocks the method cannot fit: a constant column (``*_columns``: each block's names and
+    which are constant, :func:`_flat`), more pairs than a block has columns, as many variables as participants
+    (less the ``covariates`` regressed out) for CCA, which has no penalty, folds too small."""
+    x_flag = "--x-sql" if settings.x_sql is not None else "--x-variants"
+    for (names, flat), flag in ((x_columns, x_flag), (y_columns, "--y-sql")):
+        if flat.any():
+            raise BiolakeError(f"{flag}: column {names[int(np.flatnonzero(flat)[0])]!r} is constant over the "
+                               "participants (after the covariates); leave it out")
     if settings.n > min(x.shape[1], y.shape[1]):
         raise BiolakeError(f"--n {settings.n}: at most {min(x.shape[1], y.shape[1])} pairs of blocks of "
                            f"{x.shape[1]:,} and {y.shape[1]:,} columns")
     if settings.method == "cca" and max(x.shape[1], y.shape[1]) >= len(x) - covariates:
         raise BiolakeError(f"CCA of {x.shape[1]:,} X and {y.shape[1]:,} Y variables over {len(x):,} participants "
                            "is not estimable without a penalty (as many variables as participants fit any data); "
-                           "use --method pls-canonical or pls-svd, or fewer variables")
+                           "use --method sparse-cca, pls-canonical or pls-svd, or fewer variables")
     if len(x) < settings.folds * MIN_FOLD:
         raise BiolakeError(f"--folds {settings.folds}: {len(x):,} participants to fit leave fewer than {MIN_FOLD} "
                            "per fold; use fewer folds")

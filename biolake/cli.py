@@ -1160,8 +1160,11 @@ def components(lake_location: str, pheno_sql: str | None, pheno: str | None, met
               "(polygenic scores, covariates, other IDPs)")
 @click.option("--x-variants", metavar="SQL", help="block X: the dosages of the variants whose variant_id this SQL "
               "returns (a region, a gene set; instead of --x-sql)")
-@click.option("--method", type=click.Choice(["cca", "pls-canonical", "pls-svd"]), default="cca", show_default=True,
-              help="canonical correlation, or partial least squares (canonical, with deflation; or SVD)")
+@click.option("--method", type=click.Choice(["cca", "pls-canonical", "pls-svd", "sparse-cca"]), default="cca",
+              show_default=True, help="canonical correlation, partial least squares (canonical, with deflation; or "
+              "SVD), or sparse CCA (Witten et al. 2009's penalized matrix decomposition)")
+@click.option("--penalty", metavar="SX,SY", help="sparse-cca: each block's L1 bound as a share s ∈ (0, 1] of its "
+              "largest, sqrt(columns) [default: chosen by cross-validation over 0.1, 0.3 … 0.9]")
 @click.option("--n", "n", type=click.IntRange(min=1), default=2, show_default=True, metavar="K",
               help="how many pairs of components")
 @click.option("--covar-sql", metavar="SQL", help="covariates regressed out of both blocks: SQL returning "
@@ -1177,7 +1180,8 @@ def components(lake_location: str, pheno_sql: str | None, pheno: str | None, met
 @_decorated_by(_sample_options("analyse only the participant_id this SQL returns"))
 @_results_options(default_name="cca", release_help="release whose tables the SQL reads [default: latest]",
                   exported="pairs")
-def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | None, method: str, n: int, covar_sql: str | None, covar: str | None,
+def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | None, method: str, penalty: str | None,
+        n: int, covar_sql: str | None, covar: str | None,
         folds: int, permutations: int, test_sql: str | None, seed: int, samples_sql: str | None,
         keep_file: str | None, remove_file: str | None, release: str | None, name: str, replace: bool,
         out: str | None, digits: int | str | None) -> None:
@@ -1188,7 +1192,10 @@ def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | Non
     Each column of both blocks is centred and scaled on the participants fitted to,
     covariates regressed out first. CCA: each pair maximises the correlation of its scores,
     further pairs after deflating both blocks (scikit-learn's CCA, to 1e-6); PLS: the
-    covariance (PLSCanonical, PLSSVD). Each pair's correlation is reported in sample (r),
+    covariance (PLSCanonical, PLSSVD). Sparse CCA (Witten, Tibshirani & Hastie 2009; R's
+    PMA) bounds each block's weights in L1, so that a pair holds few variables and more
+    variables than participants stay estimable; its bounds are chosen by cross-validation
+    unless --penalty gives them. Each pair's correlation is reported in sample (r),
     over --folds refits each scored on the fold it left out (r_cv), on the --test-sql
     participants set apart (r_test), and by --permutations refits with Y's rows shuffled
     (p_permutation). X is --x-sql's columns, or the dosages of the --x-variants. Participants
@@ -1203,6 +1210,8 @@ def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | Non
       biolake cca --lake /tmp/lake --y-sql 'SELECT * EXCLUDE (release) FROM idps' --method pls-svd --n 3 \\
                   --x-variants "SELECT variant_id FROM variants WHERE chrom = '2' LIMIT 50" --permutations 0 \\
                   --test-sql "SELECT participant_id FROM covariates WHERE site = 'Reading'" --name pls_sites
+      biolake cca --lake /tmp/lake --y-sql 'SELECT * EXCLUDE (release) FROM idps' --method sparse-cca \\
+                  --x-variants "SELECT variant_id FROM variants WHERE chrom = '3'" --permutations 19 --name scca
     """
     from biolake.cca import CcaSettings, run_cca
 
@@ -1223,7 +1232,8 @@ def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | Non
             name=name, release=release, replace=replace, phenotypes=y_sql, x_sql=x_sql, x_variants=x_variants,
             covariates=covariates,
             samples=samples_sql, **_sample_lists(keep_file, remove_file), method=method, n=n, folds=folds,
-            permutations=permutations, test_sql=test_sql, seed=seed))
+            permutations=permutations, test_sql=test_sql, seed=seed,
+            penalty=None if penalty is None else _penalty(penalty)))
     _job(lake_location, start, show, out=out, digits=digits, quiet=True)
 
 
@@ -2002,6 +2012,17 @@ def _echo_design(report) -> None:
         click.echo(report.dropped, err=True)
     for name, count in getattr(report, "removed", {}).items():
         click.echo(REMOVED_BECAUSE[name].format(f"{count:,}"), err=True)
+
+
+def _penalty(text: str) -> tuple[float, float]:
+    """--penalty SX,SY (or one S for both) as numbers."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: SX,SY, two numbers in (0, 1]", param_hint="--penalty") from None
+    if len(values) not in (1, 2):
+        raise click.BadParameter(f"{text!r}: SX,SY, two numbers in (0, 1]", param_hint="--penalty")
+    return (values[0], values[-1])
 
 
 def _analysis(run: Callable, settings: type, options: dict[str, Any], show: Callable[[Any, Any], None], *,

@@ -479,6 +479,8 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _f("r_test", "that correlation on the participants --test-sql set apart (null without)"),
                  _f("p_permutation", "the share of refits with Y's rows permuted whose pair of this rank correlates "
                     "as much, the observed fit counted (null without --permutations)"),
+                 _r("x_variables", pa.int64(), "X variables in the pair (of weight not 0: sparse CCA leaves some out)"),
+                 _r("y_variables", pa.int64(), "Y variables in the pair"),
                  _r("n_train", pa.int64(), "participants the model was fitted to"),
                  _r("n_test", pa.int64(), "participants set apart for testing")),
                 position=()),

@@ -10,7 +10,16 @@ the model is fitted to. K pairs of components, each a weighted sum of one block'
   by its own scores (the block less its regression on them), as scikit-learn's ``CCA`` does;
 - **pls-canonical**: the same deflation, each pair maximising the covariance (the first singular vectors of
   XᵀY of the deflated blocks; scikit-learn's ``PLSCanonical``);
-- **pls-svd**: the first K singular vectors of XᵀY at once, no deflation (``PLSSVD``).
+- **pls-svd**: the first K singular vectors of XᵀY at once, no deflation (``PLSSVD``);
+- **sparse-cca**: the penalized matrix decomposition of Witten, Tibshirani & Hastie (2009, "A penalized matrix
+  decomposition, with applications to sparse principal components and canonical correlation analysis",
+  Biostatistics 10:515; R's PMA ``CCA``). It treats each block's covariance as the identity (so it stays
+  estimable with more variables than participants) and finds unit weights u, v maximising uᵀXᵀYv under
+  ‖u‖₁ ≤ c_x = max(1, s_x√p) and ‖v‖₁ ≤ c_y = max(1, s_y√q), s ∈ (0, 1] the penalty (1: none): from v the first right
+  singular vector of XᵀY, alternately u ← S(XᵀYv, Δ)/‖·‖₂ and v ← S(YᵀXu, Δ)/‖·‖₂, S the soft threshold
+  and Δ ≥ 0 the smallest that meets the bound (found by bisection), until v moves by less than 1e-8. Each
+  further pair is found after XᵀY loses the pair's part, (uᵀXᵀYv)uvᵀ. Variables whose weight is 0 are left
+  out of the pair. The penalties are chosen by cross-validation (:func:`chosen_penalty`).
 
 Weights are unit vectors, signed so that a pair's largest X weight (in absolute value) is positive. Scores
 of any participants are their scaled blocks times the rotations (weights for pls-svd; with deflation, the
@@ -30,7 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-METHODS = ("cca", "pls-canonical", "pls-svd")
+METHODS = ("cca", "pls-canonical", "pls-svd", "sparse-cca")
+PENALTIES = (0.1, 0.3, 0.5, 0.7, 0.9)   # sparse CCA: the grid of s (both blocks) cross-validation chooses from
 _RANK = 1e-10   # singular values below this share of the largest leave a (deflated) block's column space
 
 
@@ -70,9 +80,10 @@ class BlockFit:
         return _column_correlations(*self.scores(x, y))
 
 
-def fit(x: np.ndarray, y: np.ndarray, n: int, method: str = "cca") -> BlockFit:
+def fit(x: np.ndarray, y: np.ndarray, n: int, method: str = "cca", *,
+        penalty: tuple[float, float] = (1.0, 1.0)) -> BlockFit:
     """``n`` pairs of components of the blocks ``x`` (participants × p) and ``y`` (participants × q), by ``method``
-    (module docstring).
+    (module docstring; ``penalty``: sparse CCA's s of each block).
 
     Examples
     --------
@@ -91,6 +102,9 @@ def fit(x: np.ndarray, y: np.ndarray, n: int, method: str = "cca") -> BlockFit:
         signs = np.sign(u[np.argmax(np.abs(u[:, :n]), axis=0), np.arange(n)])
         x_weights, y_weights = u[:, :n] * signs, vt[:n].T * signs
         return BlockFit(x_scaling, y_scaling, x_weights, y_weights, x_weights, y_weights)
+    if method == "sparse-cca":
+        x_weights, y_weights = _sparse_pairs(xk.T @ yk, n, penalty)
+        return BlockFit(x_scaling, y_scaling, x_weights, y_weights, x_weights, y_weights)
     pairs = [], [], [], []                                  # weights and loadings of each block
     for _ in range(n):
         u, v = _first_pair(xk, yk, method)
@@ -108,25 +122,87 @@ def fit(x: np.ndarray, y: np.ndarray, n: int, method: str = "cca") -> BlockFit:
                     y_weights @ np.linalg.pinv(y_loadings.T @ y_weights))
 
 
-def held_out_correlations(x: np.ndarray, y: np.ndarray, n: int, method: str, folds: np.ndarray) -> np.ndarray:
+def held_out_correlations(x: np.ndarray, y: np.ndarray, n: int, method: str, folds: np.ndarray, *,
+                          penalty: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """Each pair's correlation on each fold's participants (folds × n) of the model fitted to the others;
     ``folds``: each participant's fold (0 … k − 1)."""
-    return np.array([fit(x[folds != fold], y[folds != fold], n, method).correlations(x[folds == fold],
-                                                                                      y[folds == fold])
-                     for fold in range(int(folds.max()) + 1)])
+    return np.array([fit(x[folds != fold], y[folds != fold], n, method, penalty=penalty).correlations(
+        x[folds == fold], y[folds == fold]) for fold in range(int(folds.max()) + 1)])
 
 
-def permutation_p(x: np.ndarray, y: np.ndarray, n: int, method: str, permutations: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def chosen_penalty(x: np.ndarray, y: np.ndarray, folds: np.ndarray,
+                   grid: tuple[float, ...] = PENALTIES) -> tuple[float, float]:
+    """Sparse CCA's penalties (s_x, s_y), each from ``grid``, whose first pair correlates best on the folds left
+    out, on average (Witten et al. 2009 choose them so, by permutations or cross-validation).
+
+    >>> rng = np.random.default_rng(5)
+    >>> shared = rng.normal(size=200)
+    >>> x = rng.normal(size=(200, 30)); x[:, :3] += shared[:, None]
+    >>> y = rng.normal(size=(200, 20)); y[:, :2] += shared[:, None]
+    >>> chosen_penalty(x, y, np.arange(200) % 5)   # few variables carry the signal: strong penalties
+    (0.3, 0.3)
+    """
+    scores = {(sx, sy): held_out_correlations(x, y, 1, "sparse-cca", folds, penalty=(sx, sy))[:, 0].mean()
+              for sx in grid for sy in grid}
+    return max(scores, key=lambda penalty: scores[penalty])
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, n: int, method: str, permutations: int, rng: np.random.Generator,
+                  *, penalty: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """Each pair's permutation p-value: the share of ``permutations`` refits, Y's rows shuffled against X (the
     whole model refitted: scaling, every pair, deflation), whose pair of that rank correlates as much as the
     observed one, counting the observed fit itself ((1 + as many) / (1 + permutations))."""
-    observed = fit(x, y, n, method).correlations(x, y)
+    observed = fit(x, y, n, method, penalty=penalty).correlations(x, y)
     reached = np.zeros(n)
     for _ in range(permutations):
         shuffled = y[rng.permutation(len(y))]
-        reached += fit(x, shuffled, n, method).correlations(x, shuffled) >= observed - 1e-12
+        reached += fit(x, shuffled, n, method, penalty=penalty).correlations(x, shuffled) >= observed - 1e-12
     return (1 + reached) / (1 + permutations)
+
+
+def _sparse_pairs(cross: np.ndarray, n: int, penalty: tuple[float, float], steps: int = 500,
+                  tolerance: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse CCA's ``n`` pairs of unit weights from the blocks' cross-product XᵀY (module docstring)."""
+    # a unit vector's L1 norm is at least 1 (one variable): a smaller bound is that (PMA's lower limit, 1/√p)
+    bounds = max(1.0, penalty[0] * np.sqrt(cross.shape[0])), max(1.0, penalty[1] * np.sqrt(cross.shape[1]))
+    cross = cross.copy()
+    x_weights, y_weights = [], []
+    for _ in range(n):
+        v = np.linalg.svd(cross, full_matrices=False)[2][0]
+        for _ in range(steps):
+            u = _lasso_unit(cross @ v, bounds[0])
+            moved, v = v, _lasso_unit(cross.T @ u, bounds[1])
+            if np.linalg.norm(v - moved) < tolerance:
+                break
+        sign = np.sign(u[np.argmax(np.abs(u))])
+        u, v = u * sign, v * sign
+        cross -= (u @ cross @ v) * np.outer(u, v)
+        x_weights.append(u)
+        y_weights.append(v)
+    return np.column_stack(x_weights), np.column_stack(y_weights)
+
+
+def _lasso_unit(direction: np.ndarray, bound: float) -> np.ndarray:
+    """S(a, Δ)/‖S(a, Δ)‖₂ for the smallest Δ ≥ 0 with an L1 norm at most ``bound`` (bisection, as PMA's)."""
+    if not direction.any():   # nothing left to explain (more pairs than the blocks' shared rank)
+        return direction
+    unit = direction / np.linalg.norm(direction)
+    if np.abs(unit).sum() <= bound:
+        return unit
+    low, high = 0.0, np.abs(direction).max()
+    for _ in range(60):
+        middle = (low + high) / 2
+        shrunk = np.sign(direction) * np.maximum(np.abs(direction) - middle, 0.0)
+        with np.errstate(invalid="ignore"):   # nothing left above middle (ties at the top): too far, look lower
+            too_wide = np.abs(shrunk).sum() / np.linalg.norm(shrunk) > bound
+        if too_wide:
+            low = middle
+        else:
+            high = middle
+    shrunk = np.sign(direction) * np.maximum(np.abs(direction) - high, 0.0)
+    if not shrunk.any():   # the largest entries tie: the bound of 1 keeps one of them
+        shrunk[np.argmax(np.abs(direction))] = np.sign(direction[np.argmax(np.abs(direction))])
+    return shrunk / np.linalg.norm(shrunk)
 
 
 def _first_pair(xk: np.ndarray, yk: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:

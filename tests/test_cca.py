@@ -12,7 +12,7 @@ from biolake.cca import CcaSettings, run_cca
 from biolake.cli import main
 from biolake.lake.errors import BiolakeError
 from biolake.queries import connect, design
-from biolake.stats.cca import fit, held_out_correlations, permutation_p
+from biolake.stats.cca import chosen_penalty, fit, held_out_correlations, permutation_p
 from conftest import lake_dosages
 
 ALL_IDPS = "SELECT * EXCLUDE (release) FROM idps"
@@ -102,7 +102,49 @@ def test_permutation_p__finds_a_planted_association(gwas_lake):
     assert permutation_p(x, y, 2, "cca", 199, rng)[0] == pytest.approx(1 / 200)
 
 
+def test_sparse_cca__selects_the_planted_variables_where_cca_cannot_fit():
+    """300 X and 40 Y variables over 150 participants (more variables than participants: CCA overfits anything),
+    a factor shared by 3 X and 2 Y variables (each 69 % of their variance): the penalties cross-validation chooses keep those, leave most
+    others out, and the pair correlates out of sample."""
+    rng = np.random.default_rng(8)
+    shared = rng.normal(size=150)
+    x, y = rng.normal(size=(150, 300)), rng.normal(size=(150, 40))
+    x[:, [10, 50, 90]] += 1.5 * shared[:, None]
+    y[:, [3, 7]] += 1.5 * shared[:, None]
+    folds = rng.permutation(np.arange(150) % 5)
+    penalty = chosen_penalty(x, y, folds)
+    found = fit(x, y, 1, "sparse-cca", penalty=penalty)
+    selected_x, selected_y = np.flatnonzero(found.x_weights[:, 0]), np.flatnonzero(found.y_weights[:, 0])
+    assert {10, 50, 90} <= set(selected_x) and len(selected_x) < 30
+    assert {3, 7} <= set(selected_y) and len(selected_y) < 20
+    held_out = held_out_correlations(x, y, 1, "sparse-cca", folds, penalty=penalty)[:, 0].mean()
+    assert held_out > 0.4 and found.correlations(x, y)[0] > held_out - 0.1
+
+
+def test_sparse_cca__reports_its_penalty_and_the_variables_of_each_pair(gwas_lake):
+    report = run_cca(gwas_lake, CcaSettings(name="scca", phenotypes=ALL_IDPS, x_variants=CHR1, covariates=[],
+                                            n=2, method="sparse-cca", permutations=9, replace=True))
+    penalty = gwas_lake.results_provenance("scca")["penalty"]
+    assert penalty["chosen_by"].startswith("5-fold cross-validation") and 0 < penalty["x"] <= 1
+    assert all(1 <= pair["x_variables"] <= 12 and 1 <= pair["y_variables"] <= 6 for pair in report.pairs)
+    assert all(pair["r_cv"] is not None and pair["p_permutation"] > 0 for pair in report.pairs)
+    weights = weights_of(gwas_lake, "scca", "x", 2)
+    assert [int((weights[:, k] != 0).sum()) for k in range(2)] == [pair["x_variables"] for pair in report.pairs]
+
+
+def test_cca__a_monomorphic_variant_of_x_variants_is_left_out_with_a_warning(monomorphic_lake):
+    lake, variant = monomorphic_lake
+    listed = "SELECT variant_id FROM variants ORDER BY variant_index LIMIT 8"
+    with pytest.warns(UserWarning, match=rf"^--x-variants: 1 of 8 variants are constant .*e\.g\. {variant}\); left out"):
+        report = run_cca(lake, CcaSettings(name="cca_mono", phenotypes=ALL_IDPS, x_variants=listed, covariates=[],
+                                           n=1, permutations=0))
+    assert report.x_columns == 7
+    assert variant not in lake.results_dataset("cca_mono_weights").to_table().column("variable").to_pylist()
+
+
 @pytest.mark.parametrize("options, message", [
+    (dict(penalty=(0.5, 1.5), method="sparse-cca"), r"^--penalty 0.5,1.5: sparse-cca's s of X and of Y"),
+    (dict(penalty=(0.5, 0.5)), r"^--penalty 0.5,0.5: sparse-cca's"),
     (dict(samples="SELECT participant_id FROM covariates LIMIT 12", folds=2),
      r"^CCA of 12 X and 6 Y variables over \d+ participants is not estimable without a penalty"),
     (dict(x_sql="SELECT participant_id, 1.0 AS flat, age FROM covariates", x_variants=None),
