@@ -28,7 +28,8 @@ from biolake.queries import connect
 from biolake.queries.blocks import listed_dosages
 from biolake.queries.sql import LakeConnection
 from biolake.run import publish_table
-from biolake.stats.cca import METHODS, PENALTIES, chosen_penalty, fit, held_out_correlations, permutation_p
+from biolake.stats.cca import METHODS, PENALTIES, bootstrap_stability, chosen_penalty, fit, held_out_correlations, \
+    permutation_p
 
 WEIGHTS = "_weights"   # the weights table's name: the run's, with this after it
 MIN_FOLD = 3           # participants a fold must hold at least (a correlation of fewer says nothing)
@@ -39,8 +40,9 @@ class CcaSettings(JobRequest):
     """Y (``phenotypes``: SQL or columns of idps), X (``x_sql``: a column per variable; or ``x_variants``: SQL
     returning the variant_id of variants, their dosages the columns), how many pairs (``n``) by which ``method``,
     ``folds`` for the held-out correlations, ``permutations`` for the p-values (0: none), the participants set
-    apart for testing (``test_sql``: SQL returning participant_id), the ``seed`` of folds and permutations, and
-    sparse CCA's ``penalty`` (s of X and Y; None: chosen by cross-validation over the folds)."""
+    apart for testing (``test_sql``: SQL returning participant_id), the ``seed`` of folds, permutations and
+    bootstraps, sparse CCA's ``penalty`` (s of X and Y; None: chosen by cross-validation over the folds), and
+    how many ``bootstraps`` give the weights' stability (0: none)."""
 
     phenotypes: str | list[str]
     x_sql: str | None = None
@@ -52,6 +54,7 @@ class CcaSettings(JobRequest):
     test_sql: str | None = None
     seed: int = 0
     penalty: tuple[float, float] | None = None   # sparse-cca: s of X and Y (None: chosen by cross-validation)
+    bootstraps: int = 100
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -60,9 +63,9 @@ class CcaSettings(JobRequest):
                                "--x-variants (SQL returning the variant_id of the variants whose dosages it holds)")
         if self.method not in METHODS:
             raise BiolakeError(f"--method {self.method!r}: one of {', '.join(METHODS)}")
-        if self.n < 1 or self.folds < 2 or self.permutations < 0:
-            raise BiolakeError(f"--n {self.n}, --folds {self.folds}, --permutations {self.permutations}: at least "
-                               "1 pair, 2 folds and 0 permutations")
+        if self.n < 1 or self.folds < 2 or self.permutations < 0 or self.bootstraps < 0 or self.bootstraps == 1:
+            raise BiolakeError(f"--n {self.n}, --folds {self.folds}, --permutations {self.permutations}, --bootstraps "
+                               f"{self.bootstraps}: at least 1 pair, 2 folds, 0 permutations, and 0 or 2 bootstraps")
         if self.transform is not None:
             raise BiolakeError("--transform rank-normalises phenotypes for a test; transform the blocks in their SQL")
         if self.penalty is not None and (self.method != "sparse-cca" or not all(0 < s <= 1 for s in self.penalty)):
@@ -151,13 +154,19 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
                       "x_variables": (found.x_weights != 0).sum(axis=0), "y_variables": (found.y_weights != 0).sum(axis=0),
                       "n_train": np.full(settings.n, int(train.sum())), "n_test": np.full(settings.n, int(test.sum()))})
     names = [f"c{j + 1}" for j in range(settings.n)]
+    columns = {name: np.vstack([found.x_weights, found.y_weights])[:, j] for j, name in enumerate(names)}
+    if settings.bootstraps:
+        stability = bootstrap_stability(x[train], y[train], found, settings.method, settings.bootstraps, rng,
+                                        penalty=penalty)
+        for j, name in enumerate(names):
+            columns[f"{name}_se"] = np.concatenate([stability.x_se[:, j], stability.y_se[:, j]])
+            columns[f"{name}_same_sign"] = np.concatenate([stability.x_same_sign[:, j], stability.y_same_sign[:, j]])
     weights = pa.table({"block": ["x"] * len(x_names) + ["y"] * len(chosen.phenotype_names),
-                        "variable": x_names + chosen.phenotype_names,
-                        **dict(zip(names, np.vstack([found.x_weights, found.y_weights]).T))})
+                        "variable": x_names + chosen.phenotype_names, **columns})
     record = provenance("cca", settings, chosen, method=settings.method, x_sql=settings.x_sql,
                         x_variants=settings.x_variants,
                         test_sql=settings.test_sql, folds=settings.folds, permutations=settings.permutations,
-                        seed=settings.seed, x_values_imputed=imputed,
+                        seed=settings.seed, bootstraps=settings.bootstraps, x_values_imputed=imputed,
                         **({"penalty": {"x": penalty[0], "y": penalty[1], "chosen_by": "given" if settings.penalty
                                         else f"{settings.folds}-fold cross-validation over {list(PENALTIES)}"}}
                            if settings.method == "sparse-cca" else {}))

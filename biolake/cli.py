@@ -1175,6 +1175,8 @@ def components(lake_location: str, pheno_sql: str | None, pheno: str | None, met
               help="folds of the held-out correlations")
 @click.option("--permutations", type=click.IntRange(min=0), default=1000, show_default=True,
               help="refits with Y's rows permuted, for each pair's p-value (0: none)")
+@click.option("--bootstraps", type=click.IntRange(min=0), default=100, show_default=True,
+              help="refits on participants drawn with replacement, for each weight's SE and sign stability (0: none)")
 @click.option("--test-sql", metavar="SQL", help="participants set apart (a held-out site): fitted without, scored on")
 @click.option("--seed", type=int, default=0, show_default=True, help="the seed of the folds and permutations")
 @_decorated_by(_sample_options("analyse only the participant_id this SQL returns"))
@@ -1182,7 +1184,7 @@ def components(lake_location: str, pheno_sql: str | None, pheno: str | None, met
                   exported="pairs")
 def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | None, method: str, penalty: str | None,
         n: int, covar_sql: str | None, covar: str | None,
-        folds: int, permutations: int, test_sql: str | None, seed: int, samples_sql: str | None,
+        folds: int, permutations: int, bootstraps: int, test_sql: str | None, seed: int, samples_sql: str | None,
         keep_file: str | None, remove_file: str | None, release: str | None, name: str, replace: bool,
         out: str | None, digits: int | str | None) -> None:
     """Canonical correlation (or PLS) between two blocks queried from the lake, judged out
@@ -1198,7 +1200,9 @@ def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | Non
     unless --penalty gives them. Each pair's correlation is reported in sample (r),
     over --folds refits each scored on the fold it left out (r_cv), on the --test-sql
     participants set apart (r_test), and by --permutations refits with Y's rows shuffled
-    (p_permutation). X is --x-sql's columns, or the dosages of the --x-variants. Participants
+    (p_permutation). Each weight's stability: its SE and the share of --bootstraps refits
+    giving it the same sign (c1_se, c1_same_sign in the weights). X is --x-sql's columns,
+    or the dosages of the --x-variants. Participants
     missing a Y value or an X row are left out and counted; a missing X value (an uncalled
     genotype) is its column's mean. CCA needs fewer variables than participants.
 
@@ -1232,7 +1236,7 @@ def cca(lake_location: str, y_sql: str, x_sql: str | None, x_variants: str | Non
             name=name, release=release, replace=replace, phenotypes=y_sql, x_sql=x_sql, x_variants=x_variants,
             covariates=covariates,
             samples=samples_sql, **_sample_lists(keep_file, remove_file), method=method, n=n, folds=folds,
-            permutations=permutations, test_sql=test_sql, seed=seed,
+            permutations=permutations, bootstraps=bootstraps, test_sql=test_sql, seed=seed,
             penalty=None if penalty is None else _penalty(penalty)))
     _job(lake_location, start, show, out=out, digits=digits, quiet=True)
 
@@ -1932,7 +1936,9 @@ def plot(lake_location: str, name: str, out_dir: str, phenotypes: tuple[str, ...
     """Manhattan and QQ plots (PNG) per phenotype, and a combined Manhattan across all of them.
 
     Millions of points stay quick and faithful: every point above −log10 p = 2 is drawn,
-    the null cloud below is thinned to one point per screen cell.
+    the null cloud below is thinned to one point per screen cell. Of a cca run: each pair's
+    correlation in sample beside out of sample, and each pair's largest weights (open where
+    the bootstrap refits do not keep their sign).
 
     \b
     Example:

@@ -287,6 +287,8 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
     and a combined Manhattan of the best p per feature across all phenotypes. Returns the files."""
     from biolake.stats.plots import manhattan, qq
 
+    if lake.results_kind(name).name == "cca":
+        return _cca_plots(lake, name, out)
     kind, results = lake.results_kind(name, scans=True), lake.results_dataset(name)
     summary = phenotype_summary(lake, name)
     chosen = phenotypes or summary.column("phenotype").to_pylist()[:limit]
@@ -314,6 +316,27 @@ def plot_results(lake: Lake, name: str, out: Path, *, phenotypes: list[str] | No
         figure.savefig(out / "manhattan_all.png")
         written.append(out / "manhattan_all.png")
     return written
+
+
+def _cca_plots(lake: Lake, name: str, out: Path) -> list[Path]:
+    """A cca run's plots: each pair's correlation in and out of sample, and each pair's largest weights."""
+    from biolake.stats.plots import cca_correlations, cca_weights
+
+    pairs = lake.results_dataset(name).to_table().sort_by("component").to_pydict()
+    weights = lake.results_dataset(lake.results_provenance(name)["weights"]).to_table().to_pydict()
+    out.mkdir(parents=True, exist_ok=True)
+
+    def values(column: list) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in column], float)
+
+    figures = [(cca_correlations(values(pairs["r"]), values(pairs["r_cv"]), values(pairs["r_cv_sd"]),
+                                 values(pairs["r_test"]), title=f"{name}: correlations"), out / "correlations.png")]
+    figures += [(cca_weights(weights["variable"], weights["block"], values(weights[f"c{k}"]),
+                             values(weights[f"c{k}_same_sign"]) if f"c{k}_same_sign" in weights else None,
+                             title=f"{name}: pair {k}"), out / f"weights_pair{k}.png") for k in pairs["component"]]
+    for figure, path in figures:
+        figure.savefig(path)
+    return [path for _, path in figures]
 
 
 def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:

@@ -132,6 +132,45 @@ def site_effects(before: np.ndarray, after: np.ndarray, batch: np.ndarray, sites
     return figure
 
 
+def cca_correlations(r: np.ndarray, r_cv: np.ndarray, r_cv_sd: np.ndarray, r_test: np.ndarray, *,
+                     title: str) -> Figure:
+    """Each pair's correlation in sample beside out of sample (mean over the folds, ± their SD; and on the
+    participants set apart, where there are some): the gap is what the fit owes to its own participants."""
+    figure = Figure(figsize=(6, 4), dpi=150)
+    axes = figure.add_subplot()
+    pairs = np.arange(1, len(r) + 1)
+    axes.bar(pairs - 0.27, r, width=0.27, label="in sample", color="#9aa7b8")
+    axes.bar(pairs, r_cv, width=0.27, yerr=r_cv_sd, label="held-out folds", color="#3465a4", capsize=3)
+    if np.isfinite(r_test).any():
+        axes.bar(pairs + 0.27, r_test, width=0.27, label="test participants", color="#cc6600")
+    axes.axhline(0, color="#999999", linewidth=0.6)
+    axes.set_xticks(pairs, [f"pair {k}" for k in pairs])
+    axes.set_ylabel("correlation of the pair's scores")
+    axes.set_title(title, fontsize=9)
+    axes.legend(frameon=False, fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def cca_weights(names: list[str], blocks: list[str], weights: np.ndarray, same_sign: np.ndarray | None, *,
+                title: str, shown: int = 20) -> Figure:
+    """One pair's weights, each block's ``shown`` largest (in absolute value; those not 0) as bars, an open bar
+    where fewer than 95 % of the bootstrap refits give the weight its sign (``same_sign``; None: no bootstraps)."""
+    figure = Figure(figsize=(9, 5), dpi=150)
+    for column, block in enumerate(("x", "y")):
+        axes = figure.add_subplot(1, 2, column + 1)
+        mine = np.flatnonzero((np.asarray(blocks) == block) & (weights != 0))   # sparse CCA leaves some out
+        mine = mine[np.argsort(-np.abs(weights[mine]), kind="stable")[:shown]][::-1]
+        stable = np.ones(len(mine), bool) if same_sign is None else same_sign[mine] >= 0.95
+        axes.barh(np.arange(len(mine)), weights[mine], color=np.where(stable, "#3465a4", "white"),
+                  edgecolor="#3465a4")
+        axes.set_yticks(np.arange(len(mine)), [names[j] for j in mine], fontsize=7)
+        axes.axvline(0, color="#999999", linewidth=0.6)
+        axes.set_title(f"{title}: {block.upper()} weights", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 def site_share(values: np.ndarray, batch: np.ndarray) -> np.ndarray:
     """The share of each feature's variance (column of ``values``) the batches explain: between-batch sum of
     squares over the total (η² of a one-way ANOVA).

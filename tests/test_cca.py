@@ -12,7 +12,7 @@ from biolake.cca import CcaSettings, run_cca
 from biolake.cli import main
 from biolake.lake.errors import BiolakeError
 from biolake.queries import connect, design
-from biolake.stats.cca import chosen_penalty, fit, held_out_correlations, permutation_p
+from biolake.stats.cca import bootstrap_stability, chosen_penalty, fit, held_out_correlations, permutation_p
 from conftest import lake_dosages
 
 ALL_IDPS = "SELECT * EXCLUDE (release) FROM idps"
@@ -121,6 +121,21 @@ def test_sparse_cca__selects_the_planted_variables_where_cca_cannot_fit():
     assert held_out > 0.4 and found.correlations(x, y)[0] > held_out - 0.1
 
 
+def test_bootstrap_stability__keeps_a_planted_weights_sign_and_refits_the_whole_model():
+    rng = np.random.default_rng(6)
+    shared = rng.normal(size=400)
+    x, y = rng.normal(size=(400, 5)), rng.normal(size=(400, 4))
+    x[:, 2] += shared
+    y[:, 1] += shared
+    found = fit(x, y, 1)
+    stability = bootstrap_stability(x, y, found, "cca", 200, rng)
+    assert stability.x_same_sign[2, 0] == stability.y_same_sign[1, 0] == 1.0
+    assert np.median(np.delete(stability.x_same_sign[:, 0], 2)) < 0.95
+    theirs = [fit(x[rows], y[rows], 1).x_weights[:, 0] for rows in np.random.default_rng(0).integers(0, 400, (200, 400))]
+    theirs = [w * np.sign(w @ found.x_weights[:, 0]) for w in theirs]
+    np.testing.assert_allclose(stability.x_se[:, 0], np.std(theirs, axis=0, ddof=1), rtol=0.35)   # another draw
+
+
 def test_sparse_cca__reports_its_penalty_and_the_variables_of_each_pair(gwas_lake):
     report = run_cca(gwas_lake, CcaSettings(name="scca", phenotypes=ALL_IDPS, x_variants=CHR1, covariates=[],
                                             n=2, method="sparse-cca", permutations=9, replace=True))
@@ -130,6 +145,8 @@ def test_sparse_cca__reports_its_penalty_and_the_variables_of_each_pair(gwas_lak
     assert all(pair["r_cv"] is not None and pair["p_permutation"] > 0 for pair in report.pairs)
     weights = weights_of(gwas_lake, "scca", "x", 2)
     assert [int((weights[:, k] != 0).sum()) for k in range(2)] == [pair["x_variables"] for pair in report.pairs]
+    stability = gwas_lake.results_dataset("scca_weights").to_table().to_pydict()
+    assert all(0 <= share <= 1 for share in stability["c1_same_sign"]) and all(se >= 0 for se in stability["c1_se"])
 
 
 def test_cca__a_monomorphic_variant_of_x_variants_is_left_out_with_a_warning(monomorphic_lake):
@@ -171,3 +188,8 @@ def test_cca_cli__writes_both_tables_and_the_out_file(gwas_lake, tmp_path):
     assert header[:3] == ["component", "r", "r_cv"] and "p_permutation" in header
     with connect(gwas_lake) as con:
         assert con.sql("SELECT count(*) FROM results.cca_cli_weights").fetchone()[0] == 12 + 6
+    plotted = CliRunner().invoke(main, ["plot", "--lake", str(gwas_lake.location.root), "--result", "cca_cli",
+                                        "--out", str(tmp_path / "plots")])
+    assert plotted.exit_code == 0, plotted.output
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["correlations.png", "weights_pair1.png",
+                                                                       "weights_pair2.png"]
