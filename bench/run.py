@@ -23,6 +23,7 @@ epistasis (asked for: --tasks epistasis; every pair of --variants variants × --
 plink1.9 --epistasis --epi1 1, which prints every pair too).
 epistasis-with (asked for: --tasks epistasis-with; 1 candidate against every variant for --phenotypes IDPs, vs
 plink1.9 --epistasis set-by-all, one IDP a run).
+cca (asked for: --tasks cca; CCA of 500 variants × 200 IDPs × --samples, 5 folds, 1,000 permutations vs scikit-learn).
 epistasis-scan (asked for: --tasks epistasis-scan; 200 candidates against every variant, 1 IDP, vs plink1.9
 --epistasis set-by-all, and the estimate of a genome-wide scan of 500,000 variants on 100 cores).
 
@@ -38,6 +39,7 @@ epistasis-scan (asked for: --tasks epistasis-scan; 200 candidates against every 
     python bench/run.py --tasks epistasis --samples 2000 --variants 2000   # all pairs vs plink1.9 --epistasis
     python bench/run.py --tasks epistasis-with --samples 5000 --variants 50000 --phenotypes 100   # 1 SNP × all
     python bench/run.py --tasks epistasis-scan --samples 5000 --variants 50000   # genome-wide estimate
+    python bench/run.py --tasks cca --samples 20000                        # CCA vs scikit-learn
 """
 
 from __future__ import annotations
@@ -690,6 +692,66 @@ def bench_combat(data: Path, samples: int, features: int, sites: int = 50) -> li
                 float(out.split()[-1]), "neuroCombat 0.2.12", float(reference.split()[-1]), peak)]
 
 
+CCA_OURS = """
+import sys, time, numpy as np
+from biolake.stats.cca import fit, held_out_correlations, permutation_p
+data = np.load(sys.argv[1])
+x, y, permutations = data["x"], data["y"], int(sys.argv[2])
+start = time.perf_counter()
+rng = np.random.default_rng(0)
+fit(x, y, 2).correlations(x, y)
+held_out_correlations(x, y, 2, "cca", rng.permutation(np.arange(len(x)) % 5))
+permutation_p(x, y, 2, "cca", permutations, rng)
+print(time.perf_counter() - start)
+"""
+CCA_REFERENCE = """
+import sys, time, numpy as np
+from sklearn.cross_decomposition import CCA
+data = np.load(sys.argv[1])
+x, y, permutations, timed = data["x"], data["y"], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+def correlations(train, test):
+    model = CCA(n_components=2).fit(x[train], y[train])
+    a, b = model.transform(x[test], y[test])
+    return [np.corrcoef(a[:, k], b[:, k])[0, 1] for k in range(2)]
+start = time.perf_counter()
+everyone = np.arange(len(x))
+correlations(everyone, everyone)
+folds = rng.permutation(everyone % 5)
+for fold in range(5):
+    correlations(folds != fold, folds == fold)
+fixed = time.perf_counter() - start
+start = time.perf_counter()
+for _ in range(timed):   # each permutation refits: timed on a few, counted for all
+    shuffled = rng.permutation(len(x))
+    model = CCA(n_components=2).fit(x, y[shuffled])
+print(fixed + (time.perf_counter() - start) / timed * permutations)
+"""
+
+
+def bench_cca(data: Path, samples: int, variants: int = 500, idps: int = 200, permutations: int = 1000,
+              timed: int = 10) -> list[Row]:
+    """CCA of ``variants`` variants' dosages × ``idps`` IDPs × ``samples`` participants, 2 pairs: the fit, 5 held-out
+    folds and ``permutations`` permutation refits, biolake's kernel (biolake.stats.cca) against scikit-learn's CCA
+    doing the same work (its permutations timed on ``timed`` refits and counted for all), each in a process of its
+    own. The data: dosages of MAF 0.05–0.5, a latent factor shared by 20 variants and 20 IDPs."""
+    arrays = data / f"cca-{samples}x{variants}x{idps}.npz"
+    if not arrays.exists():
+        rng = np.random.default_rng(0)
+        latent = rng.normal(size=samples)
+        frequency = rng.uniform(0.05, 0.5, variants)
+        x = rng.binomial(2, frequency, (samples, variants)).astype(float)
+        x[:, :20] += 0.05 * latent[:, None]
+        y = rng.normal(size=(samples, idps))
+        y[:, :20] += 0.1 * latent[:, None]
+        np.savez(arrays, x=x, y=y)
+    _, peak, out = run_timed([sys.executable, "-c", CCA_OURS, str(arrays), str(permutations)])
+    _, _, reference = run_timed([sys.executable, "-c", CCA_REFERENCE, str(arrays), str(permutations), str(timed)])
+    return [Row(f"CCA, 2 pairs, 5 folds, {permutations:,} permutations", f"N={samples:,} X={variants} Y={idps}",
+                float(out.split()[-1]), f"scikit-learn CCA (permutations: {timed} timed, × {permutations // timed})",
+                float(reference.split()[-1]), peak)]
+
+
 def bench_epistasis(data: Path, samples: int, variants: int, phenotypes: int = 20) -> list[Row]:
     """`biolake epistasis --set-sql` of every pair of the release's variants, no covariates (as plink1.9 --epistasis
     takes none), for 1 IDP and for ``phenotypes`` IDPs in one run, against plink1.9 --epistasis --epi1 1 (every
@@ -825,6 +887,8 @@ def main() -> None:
         rows += bench_epistasis(args.data, args.samples, args.variants)
     if "epistasis-with" in tasks:   # by name: --samples 5000 --variants 50000 --phenotypes 100
         rows += bench_epistasis_with(args.data, args.samples, args.variants, args.phenotypes)
+    if "cca" in tasks:   # by name, at the issue's size: --samples 20000 (500 variants × 200 IDPs, 1,000 permutations)
+        rows += bench_cca(args.data, args.samples)
     if "epistasis-scan" in tasks:   # by name: --samples 5000 --variants 50000 (and the genome-wide estimate)
         rows += bench_epistasis_scan(args.data, args.samples, args.variants)
 

@@ -94,6 +94,22 @@ def test_permutation_p__is_uniform_under_the_null():
     assert stats.kstest(p, "uniform").pvalue > 0.01
 
 
+def test_permutation_p__refits_cca_exactly_by_its_singular_values():
+    """The CCA shortcut (singular values of Q_xᵀQ_y, Y's rows shuffled) gives every pair's correlation of a full
+    refit on the shuffled data: the same p-values as refitting with fit()."""
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(80, 5)), rng.normal(size=(80, 4))
+    y[:, 0] += 0.5 * x[:, 1]
+    fast = permutation_p(x, y, 3, "cca", 50, np.random.default_rng(3))
+    orders = np.random.default_rng(3)
+    observed = fit(x, y, 3).correlations(x, y)
+    reached = np.zeros(3)
+    for _ in range(50):
+        shuffled = y[orders.permutation(80)]
+        reached += fit(x, shuffled, 3).correlations(x, shuffled) >= observed - 1e-12
+    np.testing.assert_array_equal(fast, (1 + reached) / 51)
+
+
 def test_permutation_p__finds_a_planted_association(gwas_lake):
     rng = np.random.default_rng(2)
     shared = rng.normal(size=150)
