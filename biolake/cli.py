@@ -1962,7 +1962,9 @@ def report(lake_location: str, name: str, out: str) -> None:
 
     Of an h2 table (biolake h2): h² and its SE per phenotype, with LD score
     regression's intercept, ratio, mean χ² and λGC; of an rg table (biolake
-    rg): the matrix of rg ± SE, coloured by rg, and every pair.
+    rg): the matrix of rg ± SE, coloured by rg, and every pair; of a cca table
+    (biolake cca): each pair's correlations in and out of sample, the first pair's
+    largest weights, the plots.
 
     \b
     Example:

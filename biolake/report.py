@@ -342,12 +342,13 @@ def _cca_plots(lake: Lake, name: str, out: Path) -> list[Path]:
 def write_report(lake: Lake, name: str, out: Path, *, limit: int = 6) -> Path:
     """One self-contained HTML page: provenance, then for scans the λGC table, lead hits with their loci
     (LD-clumped where the lake holds the genotypes, see :func:`lead_hits`) and the plots (inlined); for h²
-    (kind h2) each phenotype's estimate with its SE; for genetic correlations (kind rg) the rg matrix and its pairs."""
+    (kind h2) each phenotype's estimate with its SE; for genetic correlations (kind rg) the rg matrix and its pairs;
+    for a cca run its pairs, the first pair's largest weights and its plots."""
     kind = lake.results_kind(name)
-    if kind.name not in ESTIMATE_KINDS:
+    if kind.name not in (*ESTIMATE_KINDS, "cca"):
         kind = lake.results_kind(name, scans=True)   # refuses the other kinds without scans (prs, ld, ldscore)
     sections = (_estimate_sections(lake, name, kind.name) if kind.name in ESTIMATE_KINDS
-                else _scan_sections(lake, name, kind, limit=limit))
+                else _cca_sections(lake, name) if kind.name == "cca" else _scan_sections(lake, name, kind, limit=limit))
     provenance = lake.results_provenance(name)
     warning = (f"<p><strong>Warning: computed from a retracted release; {html.escape(provenance['retracted'])}"
                "</strong></p>" if "retracted" in provenance else "")
@@ -367,15 +368,33 @@ pre{{background:#f6f6f6;padding:1em;white-space:pre-wrap}}</style></head><body>
 def _scan_sections(lake: Lake, name: str, kind: ResultsKind, *, limit: int) -> str:
     """A scan report's body: the λGC table, lead hits and their loci, the plots."""
     summary, hits = phenotype_summary(lake, name), lead_hits(lake, name)
-    with tempfile.TemporaryDirectory() as folder:
-        pictures = plot_results(lake, name, Path(folder), limit=limit)
-        images = "".join(f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
-                         f'alt="{html.escape(p.stem)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
-                         for p in sorted(pictures, key=lambda p: (p.stem != "manhattan_all", p.stem)))
+    images = _inlined_plots(lake, name, limit=limit)
     return f"""<h2>Per phenotype (λGC; hits at p &lt; 5e-8)</h2>{_html_table(summary)}
 <h2>Lead hits (p &lt; 5e-8) and their loci</h2><p>{html.escape(clumping_of(hits))}; members: the other hits of the locus.</p>
 {_html_table(hits.select([*_hit_columns(kind), kind.effect, "p", "locus_hits", "members"]))}
 <h2>Plots</h2>{images}"""
+
+
+def _inlined_plots(lake: Lake, name: str, *, limit: int = 6) -> str:
+    """A run's plots (:func:`plot_results`) as HTML figures with the PNGs inlined, a combined Manhattan first."""
+    with tempfile.TemporaryDirectory() as folder:
+        pictures = plot_results(lake, name, Path(folder), limit=limit)
+        return "".join(f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+                       f'alt="{html.escape(p.stem)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
+                       for p in sorted(pictures, key=lambda p: (p.stem != "manhattan_all", p.stem)))
+
+
+def _cca_sections(lake: Lake, name: str) -> str:
+    """A cca report's body: each pair's correlations in and out of sample with its p, each block's largest weights
+    of the first pair, the plots."""
+    pairs = lake.results_dataset(name).to_table().sort_by("component")
+    weights = pl.from_arrow(lake.results_dataset(lake.results_provenance(name)["weights"]).to_table())
+    largest = pl.concat([weights.filter(pl.col("block") == block).sort(pl.col("c1").abs(), descending=True).head(15)
+                         for block in ("x", "y")])
+    return f"""<h2>Pairs of components (r in sample; r_cv over held-out folds; r_test on the participants set apart)</h2>
+{_html_table(pairs, rows=pairs.num_rows)}
+<h2>The first pair's largest weights</h2>{_html_table(largest.to_arrow(), rows=30)}
+<h2>Plots</h2>{_inlined_plots(lake, name)}"""
 
 
 def _estimate_sections(lake: Lake, name: str, kind: str) -> str:

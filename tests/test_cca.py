@@ -209,3 +209,8 @@ def test_cca_cli__writes_both_tables_and_the_out_file(gwas_lake, tmp_path):
     assert plotted.exit_code == 0, plotted.output
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["correlations.png", "weights_pair1.png",
                                                                        "weights_pair2.png"]
+    reported = CliRunner().invoke(main, ["report", "--lake", str(gwas_lake.location.root), "--result", "cca_cli",
+                                         "--out", str(tmp_path / "cca.html")])
+    assert reported.exit_code == 0, reported.output
+    page = (tmp_path / "cca.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "r_cv" in page and "largest weights" in page
