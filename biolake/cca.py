@@ -107,8 +107,7 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
         tested = set() if settings.test_sql is None else set(
             _query(con, settings.test_sql, "--test-sql", first="participant_id").column(0).cast(pa.string())
             .to_pylist())
-        rows = {} if x_table is None else {pid: j for j, pid in
-                                           enumerate(x_table.column(0).cast(pa.string()).to_pylist())}
+        rows = {} if x_table is None else _rows(x_table)
         chosen = settings.design_less(con, chosen, {
             "no --x-sql row": [pid for pid in chosen.participant_ids if x_table is not None and pid not in rows],
             "missing a --y-sql value (CCA needs every one)": chosen.incomplete()})
@@ -124,12 +123,12 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
         variants, dosages = listed_dosages(lake, variant_ids, release=chosen.release, n_samples=chosen.vector_length,
                                            samples=chosen.sample_index, flag="--x-variants")
         x_names, x = variants.column("variant_id").to_pylist(), dosages.T
-    imputed = int(np.isnan(x).sum())
-    with np.errstate(invalid="ignore"):
-        x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
     test = np.array([pid in tested for pid in chosen.participant_ids])
     train = ~test
-    (x, x_flat), (y, y_flat) = ((_residualized(block, chosen.covariates), _flat(block[train], chosen.covariates[train]))
+    imputed = int(np.isnan(x).sum())
+    x = np.where(np.isnan(x), _train_means(x[train]), x)   # the participants fitted to give every estimate
+    (x, x_flat), (y, y_flat) = ((_residualized(block, chosen.covariates, train), _flat(block[train],
+                                                                                      chosen.covariates[train]))
                                 for block in (x, chosen.phenotypes))
     if settings.x_variants is not None and x_flat.any():   # monomorphic here, as a region's rarest often are
         warnings.warn(f"--x-variants: {x_flat.sum():,} of {len(x_names):,} variants are constant over the "
@@ -144,7 +143,8 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
         x[train], y[train], folds)
     found = fit(x[train], y[train], settings.n, settings.method, penalty=penalty)
     in_sample = found.correlations(x[train], y[train])
-    held_out = held_out_correlations(x[train], y[train], settings.n, settings.method, folds, penalty=penalty)
+    held_out = held_out_correlations(x[train], y[train], settings.n, settings.method, folds,   # chosen per fold
+                                     penalty=settings.penalty if settings.method == "sparse-cca" else penalty)
     on_test = found.correlations(x[test], y[test]) if test.sum() > 2 else np.full(settings.n, np.nan)
     p = (permutation_p(x[train], y[train], settings.n, settings.method, settings.permutations, rng, penalty=penalty)
          if settings.permutations else np.full(settings.n, np.nan))
@@ -190,15 +190,34 @@ def _query(con: LakeConnection, sql: str, flag: str, *, first: str) -> pa.Table:
     return table
 
 
-def _residualized(block: np.ndarray, covariates: np.ndarray) -> np.ndarray:
-    """``block`` less its least-squares fit on the covariates (the intercept among them)."""
-    return block - covariates @ np.linalg.lstsq(covariates, block, rcond=None)[0]
+def _rows(table: pa.Table) -> dict[str, int]:
+    """Each participant's row of ``--x-sql``'s table; a participant on two rows is an error."""
+    ids = table.column(0).cast(pa.string()).to_pylist()
+    rows = {pid: j for j, pid in enumerate(ids)}
+    if len(rows) < len(ids):
+        twice = next(pid for j, pid in enumerate(ids) if rows[pid] != j)
+        raise BiolakeError(f"--x-sql returns participant {twice!r} on two rows; one row per participant")
+    return rows
+
+
+def _train_means(block: np.ndarray) -> np.ndarray:
+    """Each column's mean over its values (NaN for a column of none)."""
+    present = ~np.isnan(block)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(present, block, 0.0).sum(axis=0) / present.sum(axis=0)
+
+
+def _residualized(block: np.ndarray, covariates: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
+    """``block`` less its least-squares fit on the covariates (the intercept among them), the slopes estimated on
+    the ``fitted`` participants (default: all), so that participants set apart take no part in them."""
+    rows = slice(None) if fitted is None else fitted
+    return block - covariates @ np.linalg.lstsq(covariates[rows], block[rows], rcond=None)[0]
 
 
 def _flat(block: np.ndarray, covariates: np.ndarray) -> np.ndarray:
     """Which columns of ``block`` the covariates leave no variance (an SD below 1e-9 of the column's own; a constant
-    column among them)."""
-    return _residualized(block, covariates).std(axis=0) <= 1e-9 * block.std(axis=0)
+    column among them, and a column without values)."""
+    return ~(_residualized(block, covariates).std(axis=0) > 1e-9 * block.std(axis=0))
 
 
 def _check_blocks(settings: CcaSettings, x: np.ndarray, y: np.ndarray, x_columns: tuple[list[str], np.ndarray],
@@ -214,6 +233,11 @@ def _check_blocks(settings: CcaSettings, x: np.ndarray, y: np.ndarray, x_columns
     if settings.n > min(x.shape[1], y.shape[1]):
         raise BiolakeError(f"--n {settings.n}: at most {min(x.shape[1], y.shape[1])} pairs of blocks of "
                            f"{x.shape[1]:,} and {y.shape[1]:,} columns")
+    ranks = [np.linalg.matrix_rank((block - block.mean(axis=0)) / block.std(axis=0)) for block in (x, y)]
+    if settings.n > min(ranks):
+        raise BiolakeError(f"--n {settings.n}: the blocks' columns span {ranks[0]:,} and {ranks[1]:,} dimensions "
+                           "(variants in complete LD, columns that sum to others, count once): at most "
+                           f"{min(ranks)} pairs")
     if settings.method == "cca" and max(x.shape[1], y.shape[1]) >= len(x) - covariates:
         raise BiolakeError(f"CCA of {x.shape[1]:,} X and {y.shape[1]:,} Y variables over {len(x):,} participants "
                            "is not estimable without a penalty (as many variables as participants fit any data); "

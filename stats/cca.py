@@ -35,6 +35,7 @@ same pair's under the null.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,7 +113,7 @@ def fit(x: np.ndarray, y: np.ndarray, n: int, method: str = "cca", *,
         u, v = u * sign, v * sign
         for block, weights, (kept_weights, kept_loadings) in ((xk, u, pairs[:2]), (yk, v, pairs[2:])):
             scores = block @ weights
-            loadings = scores @ block / (scores @ scores)
+            loadings = scores @ block / (scores @ scores) if scores.any() else np.zeros(block.shape[1])
             block -= np.outer(scores, loadings)
             kept_weights.append(weights)
             kept_loadings.append(loadings)
@@ -123,11 +124,17 @@ def fit(x: np.ndarray, y: np.ndarray, n: int, method: str = "cca", *,
 
 
 def held_out_correlations(x: np.ndarray, y: np.ndarray, n: int, method: str, folds: np.ndarray, *,
-                          penalty: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                          penalty: tuple[float, float] | None = (1.0, 1.0)) -> np.ndarray:
     """Each pair's correlation on each fold's participants (folds × n) of the model fitted to the others;
-    ``folds``: each participant's fold (0 … k − 1)."""
-    return np.array([fit(x[folds != fold], y[folds != fold], n, method, penalty=penalty).correlations(
-        x[folds == fold], y[folds == fold]) for fold in range(int(folds.max()) + 1)])
+    ``folds``: each participant's fold (0 … k − 1). Sparse CCA with ``penalty`` None chooses its penalties within
+    each fit, by cross-validation over the other folds (nested: the fold scored takes no part in the choice)."""
+    def fitted(train: np.ndarray) -> BlockFit:
+        chosen = penalty if penalty is not None else chosen_penalty(
+            x[train], y[train], folds[train] - (folds[train] > folds[~train][0]))
+        return fit(x[train], y[train], n, method, penalty=chosen)
+
+    return np.array([fitted(folds != fold).correlations(x[folds == fold], y[folds == fold])
+                     for fold in range(int(folds.max()) + 1)])
 
 
 def chosen_penalty(x: np.ndarray, y: np.ndarray, folds: np.ndarray,
@@ -149,31 +156,43 @@ def chosen_penalty(x: np.ndarray, y: np.ndarray, folds: np.ndarray,
 
 def permutation_p(x: np.ndarray, y: np.ndarray, n: int, method: str, permutations: int, rng: np.random.Generator,
                   *, penalty: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """Each pair's permutation p-value: the share of ``permutations`` refits, Y's rows shuffled against X (the
-    whole model refitted: scaling, every pair, deflation), whose pair of that rank correlates as much as the
-    observed one, counting the observed fit itself ((1 + as many) / (1 + permutations)). A CCA refit is exact and
-    cheap: its pairs' correlations are the singular values of Q_xᵀQ_y (what the deflated fit gives, to rounding),
-    the scaling does not change when rows are shuffled, and Q_y's rows shuffle with Y's, so each refit is one
-    product and one SVD of a p × q matrix."""
-    if method == "cca":   # every pair's correlation is a singular value of Q_xᵀQ_y; a permutation permutes Q_y's rows
-        x_basis, y_basis = (_basis(Scaling.of(block).apply(block))[0] for block in (x, y))
+    """Each pair's permutation p-value, step by step (Winkler et al. 2020, "Permutation inference for canonical
+    correlation analysis", NeuroImage 220:117065): pair k's statistic is the first pair's correlation of the blocks
+    with the fit's first k − 1 pairs' scores regressed out of their own block (so a strong first pair does not
+    count as evidence for the second), compared with the same on ``permutations`` refits with Y's rows shuffled
+    (the whole model: scaling, fit); p = (1 + as many as the observed) / (1 + permutations), and never below the
+    previous pair's. A CCA refit is exact and cheap: its first correlation is the largest singular value of
+    Q_xᵀQ_y (Q a block's orthonormal basis; what the deflated fit gives, to rounding), shuffling rows changes no
+    scaling and shuffles Q_y's rows, so a refit is one product and one SVD of a p × q matrix."""
+    x_scores, y_scores = fit(x, y, n, method, penalty=penalty).scores(x, y)
+    p = np.empty(n)
+    for k in range(n):
+        statistic = _first_correlation(_without(x, x_scores[:, :k]), _without(y, y_scores[:, :k]), method, penalty)
+        observed = statistic(np.arange(len(y)))
+        reached = sum(statistic(rng.permutation(len(y))) >= observed - 1e-12 for _ in range(permutations))
+        p[k] = (1 + reached) / (1 + permutations)
+    return np.maximum.accumulate(p)
 
-        def correlations(rows: np.ndarray) -> np.ndarray:
-            return np.linalg.svd(x_basis.T @ y_basis[rows], compute_uv=False)[:n]
-    else:
-        def correlations(rows: np.ndarray) -> np.ndarray:
-            return fit(x, y[rows], n, method, penalty=penalty).correlations(x, y[rows])
-    observed = correlations(np.arange(len(y)))
-    reached = np.zeros(n)
-    for _ in range(permutations):
-        reached += correlations(rng.permutation(len(y))) >= observed - 1e-12
-    return (1 + reached) / (1 + permutations)
+
+def _without(block: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``block`` less its least-squares fit on an intercept and ``scores``."""
+    basis = np.column_stack([np.ones(len(block)), scores])
+    return block - basis @ np.linalg.lstsq(basis, block, rcond=None)[0]
+
+
+def _first_correlation(x: np.ndarray, y: np.ndarray, method: str,
+                       penalty: tuple[float, float]) -> Callable[[np.ndarray], float]:
+    """The first pair's correlation of ``x`` and ``y`` with Y's rows in a given order, refitted each time."""
+    if method == "cca":
+        x_basis, y_basis = (_basis(Scaling.of(block).apply(block))[0] for block in (x, y))
+        return lambda rows: float(np.linalg.svd(x_basis.T @ y_basis[rows], compute_uv=False)[0])
+    return lambda rows: float(fit(x, y[rows], 1, method, penalty=penalty).correlations(x, y[rows])[0])
 
 
 @dataclass(frozen=True)
 class Stability:
-    """Each weight's bootstrap standard error and the share of bootstrap refits giving it the fit's sign (a weight
-    sparse CCA sets to 0 counts as not), per block: columns × pairs."""
+    """Each weight's bootstrap standard error and the share of bootstrap refits giving it the fit's sign (for a
+    weight sparse CCA sets to 0: the share of refits leaving it out too), per block: columns × pairs."""
 
     x_se: np.ndarray
     y_se: np.ndarray
@@ -185,7 +204,8 @@ def bootstrap_stability(x: np.ndarray, y: np.ndarray, reference: BlockFit, metho
                         rng: np.random.Generator, *, penalty: tuple[float, float] = (1.0, 1.0)) -> Stability:
     """How stable ``reference``'s weights are: participants drawn with replacement ``bootstraps`` times and the
     model refitted on each draw, each pair of the refit turned to agree with the reference's (a pair's sign is
-    arbitrary: the one with the larger sum of both blocks' weight products).
+    arbitrary: the one with the larger sum of both blocks' weight products). Pairs are taken in their order: where
+    two correlate about equally they may swap in a draw, which widens the later ones' SEs.
 
     >>> rng = np.random.default_rng(3)
     >>> shared = rng.normal(size=300)
@@ -264,6 +284,8 @@ def _first_pair(xk: np.ndarray, yk: np.ndarray, method: str) -> tuple[np.ndarray
         u, _, vt = np.linalg.svd(xk.T @ yk, full_matrices=False)
         return u[:, 0], vt[0]
     (x_basis, x_inverse), (y_basis, y_inverse) = _basis(xk), _basis(yk)
+    if not x_basis.shape[1] or not y_basis.shape[1]:   # a block used up (a fold's or a draw's lower rank): no pair
+        return np.zeros(xk.shape[1]), np.zeros(yk.shape[1])
     u, _, vt = np.linalg.svd(x_basis.T @ y_basis, full_matrices=False)
     weights = x_inverse @ (x_basis @ u[:, 0]), y_inverse @ (y_basis @ vt[0])
     return tuple(w / np.linalg.norm(w) for w in weights)
@@ -273,7 +295,9 @@ def _basis(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An orthonormal basis of a block's column space, and the block's pseudo-inverse (what maps a score in that
     space back to the minimum-norm weights giving it)."""
     u, s, vt = np.linalg.svd(block, full_matrices=False)
-    kept = s > _RANK * s[0]
+    # against the scale of a block of unit-variance columns, so that what deflation leaves of a used-up block (its
+    # rounding) is no direction
+    kept = s > _RANK * max(s[0] if len(s) else 0.0, np.sqrt(len(block)))
     return u[:, kept], (vt[kept].T / s[kept]) @ u[:, kept].T
 
 

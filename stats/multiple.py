@@ -125,7 +125,7 @@ def family_threshold(phenotypes: float, *, alpha: float = GENOME_WIDE) -> float:
 def pairwise_correlation(values: np.ndarray) -> np.ndarray:
     """Pearson correlations of the columns of ``values`` (samples × P, NaN missing), each pair over the samples
     with both (pairwise complete, as pandas' ``DataFrame.corr``); NaN where a pair shares fewer than two samples
-    or a column is constant on them.
+    or a column is constant on them (its spread there, about its own mean, below 1e-12 of its sum of squares).
 
     Examples
     --------
@@ -134,8 +134,8 @@ def pairwise_correlation(values: np.ndarray) -> np.ndarray:
     [[1.0, 1.0, 0.327], [1.0, 1.0, -1.0], [0.327, -1.0, 1.0]]
     """
     present = ~np.isnan(values)
-    with np.errstate(invalid="ignore"):   # centred first: the sums below then cancel little
-        centred = np.where(present, values - np.nanmean(values, axis=0), 0.0)
+    means = np.where(present, values, 0.0).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
+    centred = np.where(present, values - means, 0.0)   # centred first: the sums below then cancel little
     weight = present.astype(float)
     count = weight.T @ weight                    # [i, j]: samples with both
     sums = centred.T @ weight                    # [i, j]: Σ x_i over the samples with both
@@ -144,7 +144,8 @@ def pairwise_correlation(values: np.ndarray) -> np.ndarray:
         covariance = centred.T @ centred - sums * sums.T / count
         spread = squares - sums ** 2 / count
         correlation = covariance / np.sqrt(spread * spread.T)
-    correlation[count < 2] = np.nan
+    flat = spread <= 1e-12 * np.maximum(squares, np.finfo(float).tiny)   # [i, j]: column i constant on the pair's samples
+    correlation[(count < 2) | flat | flat.T] = np.nan
     return np.clip(correlation, -1.0, 1.0)
 
 

@@ -128,6 +128,8 @@ def test_pairwise_correlation__equals_pandas_pairwise_complete_corr():
     rng = np.random.default_rng(3)
     values = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + 50.0      # correlated, off centre
     values[rng.random(values.shape) < 0.15] = np.nan
+    values[:150, 5] = 3.0                      # constant where it meets some columns' values, not others'
+    values[150:, 4] = np.nan
     np.testing.assert_allclose(pairwise_correlation(values), pd.DataFrame(values).corr().to_numpy(), rtol=1e-12)
 
 
