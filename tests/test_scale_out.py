@@ -180,8 +180,10 @@ def test_dask_client__takes_the_scheduler_from_dask_scheduler_address(scheduler,
 
 
 def _blas_threads() -> list[int]:
+    """The threads of each BLAS pool loaded (OpenMP pools, such as scikit-learn's libgomp once a reference test has
+    imported it, keep a setting per thread and run no task's work)."""
     from threadpoolctl import threadpool_info
-    return [pool["num_threads"] for pool in threadpool_info()]
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
 def test_dask_client__forked_and_spawned_workers_each_run_one_blas_thread():
