@@ -942,8 +942,9 @@ def gxe(pheno_sql: str | None, pheno: str | None, exposures: tuple[str, ...], ke
               help="scope: every pair of the autosomal variants chosen (all, or --chrom, --region, --extract), once; "
                    "needs --prefilter-p")
 @click.option("--prefilter-p", type=float, metavar="P",
-              help="write only the tested pairs with p_int ≤ P (and the pairs not tested, with the reason); every "
-                   "pair is still tested by the full model, and the summary counts them all")
+              help="write only the tested pairs with p ≤ P (a 0/1 phenotype's by its least-squares screen; they "
+                   "get the logistic fit); every pair is still tested, and the summary counts them all, skipped ones "
+                   "among the tests that did not run")
 @click.option("--model", type=click.Choice(["auto", "linear", "logistic"]), default="auto", show_default=True,
               help="auto: phenotypes whose values are all 0/1 (1 case), or PLINK's 1/2, are binary: their pairs are "
                    "fitted by logistic regression (with --prefilter-p, those the least-squares screen passes)")
@@ -976,9 +977,10 @@ def epistasis(pheno_sql: str | None, pheno: str | None, candidates: tuple[str, .
     regression (plink1.9 --epistasis on a case/control phenotype): beta_int is a log
     odds ratio, z_int and chisq_joint replace t_int and f_joint.
     Pairs skipped by --min-distance or --max-r2 stay as rows with their reason, so
-    without --prefilter-p the rows count the pairs of the scope; with it, the summary
-    printed and stored counts every pair tested (by least squares: for a 0/1 phenotype,
-    the screen whose passing pairs get the logistic fit). With --with, two candidates are also each other's
+    without --prefilter-p the rows count the pairs of the scope; with it, only tested
+    pairs that pass are rows, and the summary printed and stored counts every pair (by
+    least squares: for a 0/1 phenotype, the screen whose passing pairs get the logistic
+    fit). With --with, two candidates are also each other's
     partners: their pair is a row under each. A set's variants and --with's candidates
     pass the variant filters (--maf, --geno, --hwe …) as every partner does. A
     phenotype's pairs are one scan in summaries, hits and reports, each pair at the

@@ -4,8 +4,9 @@ Three scopes: ``--with ID[,ID…]`` tests each candidate against every variant t
 (genome-wide, or ``--chrom``/``--region``/``--extract``), ``--set-sql`` every pair within a set of
 variants (SQL returning ``variant_id``: the lead hits, a gene's variants), each pair once, and ``--all``
 every pair of the autosomal variants the request chooses. With ``--prefilter-p P`` (which ``--all``
-needs) every pair is still tested by the full model, and only the pairs at p ≤ P, and those not tested
-(with the reason), are written; the run's summary counts every pair. Per pair and
+needs) every pair is still tested, and only the tested pairs at p ≤ P are written (for a 0/1 phenotype, by
+its least-squares screen; they get the logistic fit); the run's summary counts every pair, skipped ones
+among the tests that did not run. Per pair and
 phenotype the model is y ~ covariates + a + b + a·b (:mod:`biolake.stats.epistasis`: a GxE scan whose
 exposure is the candidate). The data path is the GWAS's (:mod:`biolake.scan`): one task per genotype
 row group of partners on dask, each phenotype with exactly its own samples, a missing call dropping
@@ -15,7 +16,7 @@ that pair's sample. The candidates' genotypes travel with the tasks.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -31,7 +32,6 @@ from biolake.queries import connect
 from biolake.queries.blocks import SLICE_BYTES, Block, GenotypeBlock, genotype_blocks, read_chosen_variants
 from biolake.queries.variants import VariantChoice, VariantList
 from biolake.scan import ScanReport, Scores, TaskInputs, scan_design, scan_variants
-from biolake.stats.association import OK
 from biolake.stats.epistasis import PairFilter, Phenotypes, epistasis_table, logistic_refit, pair_tests, \
     skipped_pairs
 from biolake.stats.qc import DIPLOID, VariantQc
@@ -49,7 +49,7 @@ class EpistasisSettings(VariantJobRequest):
     """What to test: ``candidates`` (``--with``) against every chosen variant, every pair of the variants
     ``set_sql`` returns, or (``all_pairs``) every pair of the chosen autosomal variants; pairs closer than
     ``min_distance_kb`` on one chromosome, or with r² above ``max_r2``, are skipped (as rows with that error).
-    With ``prefilter_p``, tested pairs are rows only where the least-squares test reaches p ≤ ``prefilter_p``;
+    With ``prefilter_p``, only the tested pairs whose least-squares test reaches p ≤ ``prefilter_p`` are rows;
     ``model`` says which phenotypes are binary (their full model logistic), as the GWAS's ``--model``."""
 
     phenotypes: str | Sequence[str]
@@ -96,7 +96,7 @@ class EpistasisSettings(VariantJobRequest):
 @dataclass(frozen=True, kw_only=True)
 class EpistasisReport(ScanReport):
     """What an epistasis run wrote: its candidates (with --all, none: every chosen variant), how many pairs per
-    phenotype its scope holds (tested or not) and how many of them were tested."""
+    phenotype its scope holds (tested or not) and how many tests ran in all (pairs × phenotypes)."""
 
     candidates: list[str]
     pairs: int
@@ -118,15 +118,16 @@ class Candidates:
         """Each candidate's row in ``variants``, by id."""
         return dict(zip(self.variants.column("variant_id").to_pylist(), range(self.variants.num_rows)))
 
-    def pairs_in(self, block: GenotypeBlock) -> tuple[np.ndarray, np.ndarray]:
-        """Which candidates are paired with some variant of ``block`` (their rows in ``variants``), and which pairs
-        (those candidates × the block's variants): with a set, each pair once (the candidate first in the set),
-        else every candidate with every variant but itself."""
+    def pairs_in(self, block: GenotypeBlock) -> tuple[int, np.ndarray]:
+        """How many candidates are paired with some variant of ``block`` (the first so many of ``variants``), and
+        which pairs (those candidates × the block's variants): with a set, each pair once (the candidate first in
+        the set), else every candidate with every variant but itself."""
         ranks = np.array([self.rank.get(variant, -1) for variant in block.variants.column("variant_id").to_pylist()],
                          dtype=np.int64)
-        chosen = np.arange(ranks.max(initial=0) if self.within_set else self.variants.num_rows)
+        count = int(ranks.max(initial=0)) if self.within_set else self.variants.num_rows
+        chosen = np.arange(count)
         wanted = ranks[None, :] > chosen[:, None] if self.within_set else ranks[None, :] != chosen[:, None]
-        return chosen, wanted
+        return count, wanted
 
 
 @dataclass(frozen=True)
@@ -155,17 +156,17 @@ class EpistasisTests(TaskInputs):
         and every pair's −log10 p for the run's summary. Every pair is first tested by least squares (the full
         model of a quantitative phenotype, the screen of a binary one); a binary phenotype's pairs that are rows
         are then fitted by logistic regression."""
-        chosen, wanted = self.candidates.pairs_in(block)
+        count, wanted = self.candidates.pairs_in(block)
         if not wanted.any():
             return self.schema.empty_table(), None if self.min_log10p is None else Scores(
                 np.zeros(0, object), np.zeros((0, len(self.phenotype_names))))
         called = block.missing.toarray() == 0
         chrom = block.variants.column("chrom").to_numpy(zero_copy_only=False)
-        candidates = self.candidates.variants.take(pa.array(chosen))
-        dosages = self.candidates.dosages[chosen]
+        candidates = self.candidates.variants.slice(0, count)
+        dosages = self.candidates.dosages[:count]                  # a view: --all's candidates are many
         positions = (candidates.column("chrom").to_numpy(zero_copy_only=False), candidates.column("pos").to_numpy())
         tables, scores, pos = [], [], block.variants.column("pos").to_numpy()
-        for rows in _chunks(len(chosen), max(block.variants.num_rows, self.analysis_samples)
+        for rows in _chunks(count, max(block.variants.num_rows, self.analysis_samples)
                             * len(self.phenotype_names) * (self.phenotypes.basis.shape[1] + 3)):
             partners = np.flatnonzero(wanted[rows].any(axis=0))     # with a set, fewer for later candidates
             codes = skipped_pairs(dosages[rows], (positions[0][rows], positions[1][rows]), block.dosages[partners],
@@ -174,7 +175,8 @@ class EpistasisTests(TaskInputs):
             result = pair_tests(dosages[rows], block.dosages[partners], called[partners], self.phenotypes,
                                 np.where(mine, codes, NOT_WANTED))
             screen = result.log10p()
-            written = (result.error != OK) | (True if self.min_log10p is None else screen >= self.min_log10p)
+            # with --prefilter-p only the tested pairs that pass are rows (the others, skipped ones too, are counted)
+            written = np.full(screen.shape, True) if self.min_log10p is None else screen >= self.min_log10p
             if self.phenotypes.binary.any():
                 result = logistic_refit(result, written, dosages[rows], block.dosages[partners], called[partners],
                                         self.phenotypes)
@@ -237,12 +239,14 @@ def run_epistasis(lake: Lake, settings: EpistasisSettings, *, scheduler: str | N
     release = lake.resolve_release(settings.release).release
     ids = (_set_variants(lake, settings, release=release) if settings.set_sql is not None
            else [] if settings.all_pairs else list(dict.fromkeys(settings.candidates)))
-    chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers, progress=progress,
+    # --all pairs the autosomes' variants (and XY's): the other chromosomes' are neither read nor QC'd
+    scanned = (replace(settings, chromosomes=sorted(DIPLOID)) if settings.all_pairs and settings.chromosomes is None
+               else settings)
+    chosen, blocks, males_x = scan_design(lake, scanned, scheduler=scheduler, workers=workers, progress=progress,
                                           choice=_listed("--set-sql", settings.set_sql, ids) if ids and within_set
                                           else None)
     if settings.all_pairs:
-        ids = _all_variants(blocks, samples=chosen.vector_length if chosen.selection is None
-                            else len(chosen.selection))
+        ids = _all_variants(blocks, samples=chosen.vector_length)
     candidates = _read_candidates(lake, ids, release=chosen.release, n_samples=chosen.vector_length,
                                   samples=chosen.selection, within_set=within_set, qc=settings.variant_qc(),
                                   flag={"all": "--all", "set": "--set-sql", "with": "--with"}[settings.scope])
@@ -271,7 +275,8 @@ def run_epistasis(lake: Lake, settings: EpistasisSettings, *, scheduler: str | N
 
 def _all_variants(blocks: list[Block], *, samples: int) -> list[str]:
     """The ids of the variants of ``blocks`` (as chosen) on the autosomes and XY, in order: --all's, whose dosages
-    must fit in memory (at most MAX_ALL_BYTES), else an error saying how to narrow them."""
+    (read at the stored vector's ``samples``, then the analysis samples taken) must fit in memory (at most
+    MAX_ALL_BYTES), else an error saying how to narrow them."""
     ids = []
     for block in blocks:
         if block.chrom in DIPLOID:

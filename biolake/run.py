@@ -101,10 +101,10 @@ class RunFiles:
         def positions() -> Iterable[pa.Table]:
             for found in outputs:
                 removed.update(found.removed)
+                if headline is not None and found.log10p is not None:   # tests that wrote no row count too
+                    headline.add_scores(found.features, found.log10p)
                 if not found.rows.num_rows:
                     continue
-                if headline is not None:
-                    headline.add_scores(found.features, found.log10p)
                 output.write(found.rows)
                 yield summary.add(found.rows)
 

@@ -180,12 +180,13 @@ def pair_tests(candidates: np.ndarray, partners: np.ndarray, called: np.ndarray,
         error = np.where(codes == OK, error, codes)
         tested = error == OK
         gram[~tested] = np.eye(gram.shape[-1])
-        beta, se, f_joint = _solve(gram, moments, dof)
+        beta, se, f_joint, flat = _solve(gram, moments, dof)
         for j, column in enumerate(columns):
+            error_j = np.where(tested & flat[..., j], TOO_FEW_SAMPLES, error)   # the phenotype constant there
             result.beta[..., column] = np.where(tested, beta[..., j], np.nan)
             result.se[..., column] = np.where(tested, se[..., j], np.nan)
             result.joint[..., column] = np.where(tested, f_joint[..., j], np.nan)
-            result.dof[..., column], result.n[..., column], result.error[..., column] = dof, used, error
+            result.dof[..., column], result.n[..., column], result.error[..., column] = dof, used, error_j
     return result
 
 
@@ -280,10 +281,7 @@ def _newton(design: np.ndarray, y: np.ndarray, used: np.ndarray) -> tuple[np.nda
         information = weighted.swapaxes(1, 2) @ x
         score = np.einsum("snp,sn->sp", x, (y - fitted) * used[active])
         with np.errstate(invalid="ignore", divide="ignore"):
-            try:
-                inverse[active] = np.linalg.inv(information)
-            except np.linalg.LinAlgError:   # one singular X'WX: invert each, NaN for those that are
-                inverse[active] = [_inverse_or_nan(matrix) for matrix in information]
+            inverse[active] = _inverses(information)
         step = np.einsum("spq,sq->sp", inverse[active], score)
         coefficients[active] += step
         size = np.abs(step).sum(axis=1)
@@ -294,16 +292,17 @@ def _newton(design: np.ndarray, y: np.ndarray, used: np.ndarray) -> tuple[np.nda
     last = coefficients[:, -2:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt(inverse[:, -1, -1])
-        joint = (last.swapaxes(1, 2) @ np.linalg.solve(inverse[:, -2:, -2:] + np.where(
-            error == OK, 0.0, 1.0)[:, None, None] * np.eye(2), last))[:, 0, 0]
+        joint = (last.swapaxes(1, 2) @ _inverses(inverse[:, -2:, -2:]) @ last)[:, 0, 0]
     return coefficients[:, -1], se, joint, error
 
 
-def _inverse_or_nan(matrix: np.ndarray) -> np.ndarray:
+def _inverses(matrices: np.ndarray) -> np.ndarray:
+    """The inverse of each matrix (… × p × p), NaN for those that are singular (batched while none is)."""
     try:
-        return np.linalg.inv(matrix)
+        return np.linalg.inv(matrices)
     except np.linalg.LinAlgError:
-        return np.full(matrix.shape, np.nan)
+        return np.array([np.linalg.inv(matrix) if np.linalg.matrix_rank(matrix) == len(matrix)
+                         else np.full(matrix.shape, np.nan) for matrix in matrices])
 
 
 class _PairSums:
@@ -399,11 +398,12 @@ class _PairSums:
         return gram, moments, dof, used, error
 
 
-def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The interaction's β and standard error, and the F statistic of b and a·b together, per pair and phenotype
-    (… × q) from X'X (… × p × p), [X'y, y'y] (… × (p + 1) × q) and the residual degrees of freedom (…). The F is
-    the Wald statistic β₂'V⁻¹β₂ / 2σ̂² of the last two coefficients β₂ (V their block of (X'X)⁻¹): in least squares
-    it equals the F of the nested models' residual sums of squares."""
+def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The interaction's β and standard error, the F statistic of b and a·b together, and whether the phenotype is
+    fitted exactly (constant on the pair's samples: its residual sum of squares below 1e-10 of its own), per pair
+    and phenotype (… × q) from X'X (… × p × p), [X'y, y'y] (… × (p + 1) × q) and the residual degrees of freedom
+    (…). The F is the Wald statistic β₂'V⁻¹β₂ / 2σ̂² of the last two coefficients β₂ (V their block of (X'X)⁻¹):
+    in least squares it equals the F of the nested models' residual sums of squares."""
     p = gram.shape[-1]
     unit = np.broadcast_to(np.eye(p)[:, -2:], (*gram.shape[:-2], p, 2))
     solved = np.linalg.solve(gram, np.concatenate([moments[..., :p, :], unit], axis=-1))
@@ -415,7 +415,7 @@ def _solve(gram: np.ndarray, moments: np.ndarray, dof: np.ndarray) -> tuple[np.n
         variance = np.maximum(residual, 0.0) / dof[..., None]
         se = np.sqrt(variance * block[..., -1, -1, None])
         f_joint = quadratic / (2 * variance)
-    return beta[..., -1, :], se, f_joint
+    return beta[..., -1, :], se, f_joint, ~(residual > 1e-10 * moments[..., p, :])
 
 
 def epistasis_table(candidates: pa.Table, partners: pa.Table, result: PairResult, wanted: np.ndarray, *,

@@ -167,7 +167,7 @@ def test_epistasis__case_control_with_covariates_equals_statsmodels_and_the_scre
         np.testing.assert_allclose([row["beta_int"], row["se_int"], row["z_int"], row["p_int"], row["chisq_joint"],
                                     row["p_joint"]], [fit.params[-1], fit.bse[-1], fit.tvalues[-1], fit.pvalues[-1],
                                                       float(joint.statistic), float(joint.pvalue)], rtol=1e-8)
-    passing = {key for key, row in screen.items() if row["error"] is not None or row["p_int"] <= 0.2}
+    passing = {key for key, row in screen.items() if row["error"] is None and row["p_int"] <= 0.2}
     assert kept.keys() == passing and 0 < len(passing) < len(screen)
     for key, row in kept.items():
         assert row["error"] == full[key]["error"] and (row["error"] is not None or row["z_int"] == pytest.approx(
@@ -262,6 +262,18 @@ def test_epistasis__pairs_in_ld_are_rows_saying_so(gwas_lake, idps):
     assert linked and linked == {v for v in on_6 if v != candidate and r2(v) > 0.3}
 
 
+def test_pair_tests__a_phenotype_constant_on_the_pairs_samples_is_no_test():
+    """The partner is called only where the phenotype is 1 (all cases): least squares fits it exactly, which is
+    no test (too few samples), not an infinite t."""
+    rng = np.random.default_rng(1)
+    y = np.where(np.arange(60) < 30, 1.0, 0.0)[:, None]
+    a, b = rng.integers(0, 3, (2, 60)).astype(float)
+    called = (np.arange(60) < 30)[None, :]
+    found = pair_tests(a[None, :], b[None, :], called, Phenotypes.of(y, np.ones((60, 1)), binary=[True]),
+                       np.zeros((1, 1), int))
+    assert ERRORS[found.error[0, 0, 0]] == "too few samples" and np.isnan(found.log10p()[0, 0, 0])
+
+
 def test_pair_tests__a_variant_constant_on_the_pairs_samples_is_monomorphic():
     """The partner varies (1 on 40 samples, 2 on 10) but the phenotype is missing where it is 2: on the pair's
     samples it is constant, which is monomorphic, not collinear; so is a candidate constant there."""
@@ -294,15 +306,25 @@ def test_epistasis__all_pairs_with_a_prefilter_write_what_passes_and_count_every
     tops = {f"{row['variant_id_a']} × {row['variant_id_b']}" for row in tested   # pairs of identical variants tie
             if row["phenotype"] == idps[0] and row["log10p_int"] > best - 1e-9}
     assert {summary["top_variant"] for summary in summaries} <= tops
-    kept = {key: row for key, row in everything.items() if row["error"] is not None or row["p_int"] <= 0.05}
+    kept = {key: row for key, row in everything.items() if row["error"] is None and row["p_int"] <= 0.05}
     written = pairs_of(gwas_lake, "epi_all")
-    assert written.keys() == kept.keys() and report.rows == len(written) < len(everything)
-    assert [row["error"] for row in written.values()] == [kept[key]["error"] for key in written]
+    assert written.keys() == kept.keys() and report.rows == len(written) < len(everything)   # skipped: counted only
     for key, row in written.items():
-        if row["error"] is None:
-            np.testing.assert_allclose([row["beta_int"], row["log10p_int"], row["f_joint"]],
-                                       [kept[key]["beta_int"], kept[key]["log10p_int"], kept[key]["f_joint"]],
-                                       rtol=1e-10)
+        np.testing.assert_allclose([row["beta_int"], row["log10p_int"], row["f_joint"]],
+                                   [kept[key]["beta_int"], kept[key]["log10p_int"], kept[key]["f_joint"]], rtol=1e-10)
+
+
+def test_epistasis__all_pairs_count_every_pair_where_no_row_is_written(gwas_lake, idps):
+    """A strict P leaves most of a task's slices without a row: their pairs still count in the summary."""
+    on_8 = variant_ids(gwas_lake, "SELECT variant_id FROM variants WHERE chrom = '8' ORDER BY pos")
+    report = run_epistasis(gwas_lake, EpistasisSettings(name="epi_strict", all_pairs=True, chromosomes=["8"],
+                                                        prefilter_p=1e-9, phenotypes=idps[:1], covariates=[],
+                                                        replace=True))
+    whole = run_epistasis(gwas_lake, EpistasisSettings(name="epi_strict_set", phenotypes=idps[:1], covariates=[],
+                                                       set_sql="SELECT variant_id FROM variants WHERE chrom = '8'",
+                                                       replace=True))
+    assert report.pairs == whole.pairs == len(on_8) * (len(on_8) - 1) // 2 and report.tested == whole.tested
+    assert report.rows == 0 and report.summary.tests.sum() + report.summary.failed.sum() == report.pairs
 
 
 @pytest.mark.parametrize("options, message", [
