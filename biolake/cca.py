@@ -29,7 +29,7 @@ from biolake.queries.blocks import listed_dosages
 from biolake.queries.sql import LakeConnection
 from biolake.run import publish_table
 from biolake.stats.cca import METHODS, PENALTIES, bootstrap_stability, chosen_penalty, fit, held_out_correlations, \
-    permutation_p
+    permutation_p, residualized
 
 WEIGHTS = "_weights"   # the weights table's name: the run's, with this after it
 MIN_FOLD = 3           # participants a fold must hold at least (a correlation of fewer says nothing)
@@ -127,12 +127,11 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
     train = ~test
     imputed = int(np.isnan(x).sum())
     x = np.where(np.isnan(x), _train_means(x[train]), x)   # the participants fitted to give every estimate
-    (x, x_flat), (y, y_flat) = ((_residualized(block, chosen.covariates, train), _flat(block[train],
-                                                                                      chosen.covariates[train]))
-                                for block in (x, chosen.phenotypes))
+    (x, x_flat), (y, y_flat) = (_residualized_flat(block, chosen.covariates, train) for block in (x, chosen.phenotypes))
     if settings.x_variants is not None and x_flat.any():   # monomorphic here, as a region's rarest often are
+        example = x_names[int(np.flatnonzero(x_flat)[0])]
         warnings.warn(f"--x-variants: {x_flat.sum():,} of {len(x_names):,} variants are constant over the "
-                      f"participants fitted to (e.g. {x_names[int(np.flatnonzero(x_flat)[0])]}); left out", stacklevel=2)
+                      f"participants fitted to (e.g. {example}); left out", stacklevel=2)
         x, x_names = x[:, ~x_flat], [name for name, flat in zip(x_names, x_flat) if not flat]
         x_flat = x_flat[~x_flat]
     _check_blocks(settings, x[train], y[train], (x_names, x_flat), (chosen.phenotype_names, y_flat),
@@ -151,7 +150,8 @@ def run_cca(lake: Lake, settings: CcaSettings) -> CcaReport:
     pairs = pa.table({"component": np.arange(1, settings.n + 1), "r": in_sample, "r_cv": held_out.mean(axis=0),
                       "r_cv_sd": held_out.std(axis=0, ddof=1),
                       "r_test": pa.array(on_test, from_pandas=True), "p_permutation": pa.array(p, from_pandas=True),
-                      "x_variables": (found.x_weights != 0).sum(axis=0), "y_variables": (found.y_weights != 0).sum(axis=0),
+                      "x_variables": (found.x_weights != 0).sum(axis=0),
+                      "y_variables": (found.y_weights != 0).sum(axis=0),
                       "n_train": np.full(settings.n, int(train.sum())), "n_test": np.full(settings.n, int(test.sum()))})
     names = [f"c{j + 1}" for j in range(settings.n)]
     columns = {name: np.vstack([found.x_weights, found.y_weights])[:, j] for j, name in enumerate(names)}
@@ -207,24 +207,19 @@ def _train_means(block: np.ndarray) -> np.ndarray:
         return np.where(present, block, 0.0).sum(axis=0) / present.sum(axis=0)
 
 
-def _residualized(block: np.ndarray, covariates: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
-    """``block`` less its least-squares fit on the covariates (the intercept among them), the slopes estimated on
-    the ``fitted`` participants (default: all), so that participants set apart take no part in them."""
-    rows = slice(None) if fitted is None else fitted
-    return block - covariates @ np.linalg.lstsq(covariates[rows], block[rows], rcond=None)[0]
-
-
-def _flat(block: np.ndarray, covariates: np.ndarray) -> np.ndarray:
-    """Which columns of ``block`` the covariates leave no variance (an SD below 1e-9 of the column's own; a constant
-    column among them, and a column without values)."""
-    return ~(_residualized(block, covariates).std(axis=0) > 1e-9 * block.std(axis=0))
+def _residualized_flat(block: np.ndarray, covariates: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``block`` less its fit on the covariates (slopes from the ``train`` participants: those set apart take no part
+    in them), and which columns that leaves no variance on ``train`` (an SD below 1e-9 of the column's own; a
+    constant column among them, and a column without values)."""
+    residual = residualized(block, covariates, train)
+    return residual, ~(residual[train].std(axis=0) > 1e-9 * block[train].std(axis=0))
 
 
 def _check_blocks(settings: CcaSettings, x: np.ndarray, y: np.ndarray, x_columns: tuple[list[str], np.ndarray],
                   y_columns: tuple[list[str], np.ndarray], covariates: int) -> None:
     """One-line errors for blocks the method cannot fit: a constant column (``*_columns``: each block's names and
-    which are constant, :func:`_flat`), more pairs than a block has columns, as many variables as participants
-    (less the ``covariates`` regressed out) for CCA, which has no penalty, folds too small."""
+    which are constant, :func:`_residualized_flat`), more pairs than a block has columns, as many variables as
+    participants (less the ``covariates`` regressed out) for CCA, which has no penalty, folds too small."""
     x_flag = "--x-sql" if settings.x_sql is not None else "--x-variants"
     for (names, flat), flag in ((x_columns, x_flag), (y_columns, "--y-sql")):
         if flat.any():

@@ -286,9 +286,10 @@ def _all_variants(blocks: list[Block], *, samples: int) -> list[str]:
             ids += rows.column("variant_id").to_pylist()
     if not ids:
         raise BiolakeError("--all: no variant on the autosomes (or XY) is chosen; epistasis pairs autosomal variants")
-    if len(ids) * samples * 8 > MAX_ALL_BYTES:
-        raise BiolakeError(f"--all: {len(ids):,} variants × {samples:,} samples are {len(ids) * samples * 8 / 2**30:.1f} "
-                           f"GiB of dosages, more than the {MAX_ALL_BYTES >> 30} GiB every task holds; narrow them with "
+    size = len(ids) * samples * 8
+    if size > MAX_ALL_BYTES:
+        raise BiolakeError(f"--all: {len(ids):,} variants × {samples:,} samples are {size / 2**30:.1f} GiB of "
+                           f"dosages, more than the {MAX_ALL_BYTES >> 30} GiB every task holds; narrow them with "
                            "--chrom, --region or --extract (and run the other pieces apart)")
     return ids
 

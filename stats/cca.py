@@ -174,10 +174,20 @@ def permutation_p(x: np.ndarray, y: np.ndarray, n: int, method: str, permutation
     return np.maximum.accumulate(p)
 
 
+def residualized(block: np.ndarray, basis: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
+    """``block`` less its least-squares fit on ``basis`` (an intercept among its columns), the slopes estimated on
+    the ``fitted`` rows (default: all) and applied to every row, so that rows set apart take no part in them.
+
+    >>> residualized(np.array([[1.0], [2.0], [4.0]]), np.ones((3, 1)), np.array([True, True, False])).round(6).tolist()
+    [[-0.5], [0.5], [2.5]]
+    """
+    rows = slice(None) if fitted is None else fitted
+    return block - basis @ np.linalg.lstsq(basis[rows], block[rows], rcond=None)[0]
+
+
 def _without(block: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``block`` less its least-squares fit on an intercept and ``scores``."""
-    basis = np.column_stack([np.ones(len(block)), scores])
-    return block - basis @ np.linalg.lstsq(basis, block, rcond=None)[0]
+    return residualized(block, np.column_stack([np.ones(len(block)), scores]))
 
 
 def _first_correlation(x: np.ndarray, y: np.ndarray, method: str,

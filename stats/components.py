@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biolake.stats.linear import Residualizer
+
 ICA_STEPS = 200       # FastICA's most steps (scikit-learn's max_iter)
 ICA_TOLERANCE = 1e-4  # it has converged when no row of W turns by more (scikit-learn's tol)
 
@@ -47,8 +49,8 @@ def standardized(values: np.ndarray, covariates: np.ndarray | None = None, *, sc
     >>> (standardized(np.array([[1.0, 10.0], [2.0, 30.0], [3.0, 20.0]])).round(3) + 0.0).tolist()
     [[-1.0, -1.0], [0.0, 1.0], [1.0, 0.0]]
     """
-    basis = np.ones((len(values), 1)) if covariates is None else covariates
-    residual = values - basis @ np.linalg.lstsq(basis, values, rcond=None)[0]
+    residual = Residualizer.from_covariates(np.ones((len(values), 1)) if covariates is None else covariates
+                                            ).transform(values)
     if not scale:
         return residual
     spread = residual.std(axis=0, ddof=1)
