@@ -2164,6 +2164,9 @@ def synth(out: str, samples: int, variants: int, idps: int, cpgs: int, seed: int
     a recombined haplotype of each parent, a family attends one imaging site,
     and truth.json lists every related pair with its pedigree kinship (the
     .fam names no parents, as a biobank's: 'biolake kinship' finds them).
+    A region's variants act together on a pattern of IDPs of one kind, each
+    too weakly for a GWAS ('biolake cca' finds it; truth.json's
+    multivariate), and a null region on another chromosome acts on none.
 
     \b
     Example:

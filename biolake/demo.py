@@ -24,7 +24,11 @@ imaging sites by ComBat (``biolake harmonize``): the share of their variance the
 ComBat's scale per site must follow the synthetic scanners' (truth.json's ``scanners``), and a GWAS of the
 harmonised IDPs (no site covariate) must still find every planted effect. Last, ``biolake epistasis --with``
 tests each planted SNP × SNP pair's first variant against every variant on the IDPs the pairs move: each
-planted pair must pass 5e-8, and any other pair that does must be an LD proxy of a planted variant.
+planted pair must pass 5e-8, and any other pair that does must be an LD proxy of a planted variant. Finally the
+planted multivariate association (truth.json's ``multivariate``: a region's variants acting together on a pattern of
+IDPs, each variant too weakly for the GWAS): ``biolake cca`` of the region's variants with every IDP of the
+pattern's kind must find it out of sample (held-out folds, permutations), where the GWAS finds no variant of the
+region past 5e-8, while the same CCA of the null region correlates near 0 out of sample.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
+from biolake.cca import CcaSettings, run_cca
 from biolake.clump import ClumpSettings, run_clump
 from biolake.epistasis import EpistasisSettings, run_epistasis
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
@@ -75,7 +80,8 @@ DEMO_KINSHIP = KinshipSettings(name="demo_kinship", unrelated=0.0884, replace=Tr
 DEMO_LMM = "loco"   # the mixed model of gwas --lmm the demo compares with plain regression
 DEMO_HARMONIZED = "demo_harmonized"   # the planted IDPs, ComBat across the imaging sites (age and sex kept)
 DEMO_EPISTASIS = "demo_epistasis"     # the planted SNP × SNP pairs' first variants against every variant
-STEPS = 15
+DEMO_CCA = "demo_cca"                 # the multivariate association's region (then the null region, _null)
+STEPS = 16
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
 PRS_IDPS, PRS_THRESHOLDS = 3, (1e-3, 0.01, 0.1, 1.0)  # the most heritable IDPs without a planted variant
@@ -176,6 +182,10 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     echo(f"\n15/{STEPS} SNP × SNP interactions (biolake epistasis --with): each planted pair's first variant against "
          "every variant, on the IDPs the pairs move")
     for line in find_interactions(lake, truth, **jobs):
+        echo(line)
+    echo(f"\n16/{STEPS} a multivariate association (biolake cca): a region's variants against every IDP of a kind, "
+         "in sample, over held-out folds and by permutation, beside the GWAS and a null region")
+    for line in find_multivariate(lake, truth, root.parent / "out"):
         echo(line)
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
@@ -460,6 +470,42 @@ def find_interactions(lake: Lake, truth: dict, **jobs) -> list[str]:
     lines.append(f"planted SNP×SNP interactions at p < 5e-8: {found} of {len(planted)}; other pairs past it: "
                  f"{near} with a partner within 1 Mb of a planted pair's variant (LD proxies), "
                  f"{len(passed) - found - near} elsewhere")
+    return lines
+
+
+def find_multivariate(lake: Lake, truth: dict, out: Path) -> list[str]:
+    """``biolake cca`` of the planted multivariate association's region (every variant of it) with every IDP of its
+    pattern's kind, and the same of the null region (covariates as the GWAS's): each run's first pair in sample, held
+    out and by permutation; the GWAS's smallest p over the region's variants and those IDPs; how many of the IDPs
+    the first pair weighs most are the pattern's; plots and a report of each run."""
+    planted = truth["multivariate"]
+    pattern = {idp["idp"] for idp in planted["idps"]}
+    with connect(lake) as con:
+        kind, idps = con.sql(f"SELECT category, list(field ORDER BY field) OVER (PARTITION BY category) FROM idp_fields "
+                             f"QUALIFY field = '{min(pattern)}'").fetchone()
+    lines = []
+    for name, region in ((DEMO_CCA, planted["region"]), (f"{DEMO_CCA}_null", planted["null_region"])):
+        where = f"chrom = '{region['chrom']}' AND pos BETWEEN {region['start']} AND {region['end']}"
+        report = run_cca(lake, CcaSettings(name=name, phenotypes=idps, covariates=DEMO_GWAS.covariates, n=2,
+                                           x_variants=f"SELECT variant_id FROM variants WHERE {where}", replace=True))
+        first = report.pairs[0]
+        plot_results(lake, name, out / "plots" / name)
+        write_report(lake, name, out / f"{name}.html")
+        gwas = lake.results_dataset(DEMO_GWAS.name).to_table(
+            columns=["p"], filter=pc.field("phenotype").isin(idps) & (pc.field("chrom") == str(region["chrom"]))
+            & (pc.field("pos") >= region["start"]) & (pc.field("pos") <= region["end"])).column("p")
+        lines.append(f"{'planted' if name == DEMO_CCA else 'null'} region chr{region['chrom']}:{region['start']:,}-"
+                     f"{region['end']:,} ({report.x_columns} variants) × {report.y_columns} {kind} IDPs over "
+                     f"{first['n_train']:,} participants: r {first['r']:.3f} in sample, {first['r_cv']:.3f} held out "
+                     f"(± {first['r_cv_sd']:.3f} over {CcaSettings.folds} folds), permutation p {first['p_permutation']:.3g}; "
+                     f"the GWAS's smallest p there: {pc.min(gwas).as_py():.2g}")
+    weights = lake.results_dataset(DEMO_CCA + "_weights").to_table(
+        columns=["variable", "c1"], filter=pc.field("block") == "y").to_pylist()
+    top = [row["variable"] for row in sorted(weights, key=lambda row: -abs(row["c1"]))[:len(pattern)]]
+    variances = [idp["variance_explained"] for idp in planted["idps"]]
+    lines.append(f"planted: {len(planted['variants'])} variants acting on {len(pattern)} {kind} IDPs "
+                 f"({min(variances):.1%} to {max(variances):.1%} of each one's variance); the first pair's "
+                 f"{len(pattern)} largest IDP weights hold {len(pattern.intersection(top))} of them")
     return lines
 
 

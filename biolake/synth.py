@@ -20,6 +20,11 @@ a separate case-control cohort of the same population, as a published psychiatri
 Two SNP × SNP interactions act on two polygenic IDPs, each between two of the planted variants (whose main
 effects are on other IDPs), with no main effect of their own on the IDP they move.
 
+One region's variants act together on a pattern of IDPs of one kind (a weighted sum of their alt counts, the
+region's genetic score, moves each IDP of the pattern), each variant too weakly for the GWAS threshold: the signal
+lies in the combination, which canonical correlation of the region's variants with the IDPs finds. A null region,
+on another chromosome, carries no effect at all (the polygenic background leaves both regions out).
+
 Each imaging site's scanner shifts every IDP (an offset per site and IDP) and scales its noise (a
 multiplier per site, jittered per IDP: the location and scale ComBat removes). One site's IDPs are
 also written as its FreeSurfer pipeline would hand them over: ``asegstats2table`` and
@@ -83,15 +88,23 @@ PATTERN_REPEATS, RARE_PATTERNS = 0.5, 0.3
 GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls are drawn per chunk)
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
-STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree", "scanners", "epistasis")
+STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree", "scanners", "epistasis",
+           "multivariate")
 EPISTASIS_VARIANCE = (0.04, 0.05)   # the share of its IDP's variance each planted SNP × SNP interaction explains
+# The multivariate association: common variants of its region acting, IDPs of its pattern (of one kind, heritable
+# enough to hold it), and each IDP's share of variance from the region's score: at most MULTIVARIATE_VARIANCE, and
+# small enough that no single variant of the region expects a marginal χ² above MULTIVARIATE_MAX_CHI2 in a GWAS of
+# the imaged participants (p ≈ 0.025, far from 5e-8), however many participants the release has
+MULTIVARIATE_VARIANTS, MULTIVARIATE_IDPS, MULTIVARIATE_MIN_H2 = 6, 8, 0.2
+MULTIVARIATE_VARIANCE, MULTIVARIATE_MAX_CHI2, MULTIVARIATE_MAX_R2 = 0.03, 5.0, 0.2
 SCANNER_SCALE_SD, SCANNER_SCALE_JITTER = 0.15, 0.05   # log SD of a site's noise multiplier, and of its IDPs' around it
 FREESURFER_SITE, FREESURFER_FOLDER = "Bristol", "freesurfer"   # the site whose FreeSurfer tables the release holds
 # FreeSurfer's aseg names of the subcortical structures (Left-/Right- prefixed)
 ASEG_NAMES = {"thalamus": "Thalamus", "caudate": "Caudate", "putamen": "Putamen", "pallidum": "Pallidum",
               "hippocampus": "Hippocampus", "amygdala": "Amygdala", "accumbens": "Accumbens-area"}
 # The polygenic background: effects on a share of the variants with MAF ≥ 5 % (outside the planted
-# variants' regions, so their marginal effects stay as planted), on standardised genotypes.
+# variants' regions and the multivariate association's two, so their effects stay as planted), on standardised
+# genotypes.
 POLYGENIC_SHARE, POLYGENIC_MIN_MAF, POLYGENIC_CHUNK = 0.1, 0.05, 2048
 HERITABILITY_RANGE, NULL_SHARE = (0.05, 0.6), 0.2  # planted h² of the IDPs with a background; IDPs without
 PAIR_RG, NEGATIVE_RG = (0.6, 0.9), (-0.6, -0.4)  # left/right of a structure; the one negative pair
@@ -896,14 +909,15 @@ class _Background:
 
 
 def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, cohort: _Cohort,
-                     pedigree: _Pedigree, hosts: np.ndarray, missing_calls: float, background: _Background,
-                     progress: Progress) -> list[_Causal]:
+                     pedigree: _Pedigree, hosts: np.ndarray, kept: np.ndarray, missing_calls: float,
+                     background: _Background, progress: Progress) -> dict[int, _Causal]:
     """Stream ``genotypes.bed`` in chunks of haplotype blocks (families' members inheriting their
     parents' haplotypes), write .bim (with cM) and .fam (no parents: a biobank's pedigree is
-    unknown), and return the causal variants: the variants ``hosts``, in that order, each with
-    MAF ≥ 0.1. Each block also passes through ``background``."""
+    unknown), and return the true dosages of the variants ``hosts`` (each made MAF ≥ 0.1) and ``kept`` by their
+    index. Each block also passes through ``background``."""
     total, samples = len(layout.chrom), len(cohort.eid)
     common, causal = np.isin(np.arange(total), hosts), {}
+    returned = common | np.isin(np.arange(total), kept)
     chunk_rows = max(1, GENOTYPE_CHUNK_BYTES // -(-samples // 4))
     chrom_ends = set(np.flatnonzero(np.r_[layout.chrom[1:] != layout.chrom[:-1], True]) + 1)
     rows, alt_counts, chunk_start = [], [], 0
@@ -915,7 +929,7 @@ def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, co
             rows.append(_pack_nibbles(nibbles[patterns], block.quads))
             alt_counts.append(block.alt_counts)
             background.add(block, patterns)
-            for v in np.flatnonzero(common[block.start:block.stop]):
+            for v in np.flatnonzero(returned[block.start:block.stop]):
                 causal[block.start + v] = _Causal(block.start + v, block.alt_counts[v] / (2 * samples),
                                                   block.dosages()[v])
             if block.stop in chrom_ends or block.stop - chunk_start >= chunk_rows:
@@ -932,7 +946,7 @@ def _write_genotypes(folder: Path, rng: np.random.Generator, layout: _Layout, co
     pl.DataFrame({"fid": cohort.eid, "iid": cohort.eid, "father": 0, "mother": 0,
                   "sex": np.where(cohort.male, 1, 2), "pheno": -9},
                  ).write_csv(folder / "genotypes.fam", separator=" ", include_header=False)
-    return [causal[v] for v in hosts.tolist()]
+    return causal
 
 
 def _bim_cm(cm: np.ndarray) -> np.ndarray:
@@ -1038,6 +1052,101 @@ def _epistasis_truth(layout: _Layout, causal: list[_Causal], pairs: list[_Epista
     return [{"variant_a": _variant_truth(layout, causal[pair.a]), "variant_b": _variant_truth(layout, causal[pair.b]),
              "idp": model.fields[pair.idp], "beta_int": round(float(effects[row, pair.idp] * model.sd[pair.idp]), 6),
              "variance_explained": round(pair.explained, 6)} for row, pair in enumerate(pairs)]
+
+
+class _Multivariate(NamedTuple):
+    """A planted multivariate association: the acting ``variants`` of one region, summed with ``per_allele`` weights
+    into the region's genetic score (unit variance in the sample), which moves each IDP of ``idps`` by its
+    ``loading`` (SD of the IDP per SD of the score)."""
+
+    variants: list[_Causal]
+    per_allele: np.ndarray   # variants: the score's weight on each alt allele
+    idps: np.ndarray         # IDP indices
+    loadings: np.ndarray     # IDPs of the pattern, SD units
+
+    def score(self) -> np.ndarray:
+        """The region's genetic score per participant (centred): samples."""
+        return sum((c.dosage - 2 * c.alt_frequency) * weight for c, weight in zip(self.variants, self.per_allele))
+
+
+def _multivariate_regions(rng: np.random.Generator, layout: _Layout, taken: np.ndarray) -> tuple[int, int] | None:
+    """Two genotyped regions outside ``taken`` (the planted variants' regions), on different chromosomes: the one
+    the multivariate association acts from, and a null one; None if there are no such two."""
+    free = np.setdiff1d(np.unique(layout.region), taken)
+    chrom = {region: layout.chrom[layout.region == region][0] for region in free.tolist()}
+    acting = int(rng.choice(free)) if len(free) else None
+    elsewhere = [region for region in free.tolist() if acting is not None and chrom[region] != chrom[acting]]
+    return (acting, int(rng.choice(elsewhere))) if elsewhere else None
+
+
+def _plant_multivariate(rng: np.random.Generator, region: list[_Causal], idps: list[_Idp], eligible: np.ndarray,
+                        imaged: int) -> _Multivariate | None:
+    """Up to MULTIVARIATE_VARIANTS common variants (MAF ≥ POLYGENIC_MIN_MAF) of the ``region`` acting, taken in a
+    random order where r² < MULTIVARIATE_MAX_R2 with those taken before (so no variant stands for the score), with
+    weights of random sign on their standardised alt counts, on up to MULTIVARIATE_IDPS IDPs of the kind with the
+    most ``eligible`` ones; each IDP's share of variance is drawn from half to all of the most its variants allow
+    (MULTIVARIATE_VARIANCE, MULTIVARIATE_MAX_CHI2 over the ``imaged`` participants: the region's variant most
+    correlated with the score decides), with a random sign. None without two such variants and two IDPs."""
+    common = [c for c in region if POLYGENIC_MIN_MAF <= c.alt_frequency <= 1 - POLYGENIC_MIN_MAF]
+    kinds = {}
+    for i in eligible.tolist():
+        kinds.setdefault(idps[i].kind.category, []).append(i)
+    pattern = max(kinds.values(), key=len, default=[])
+    if len(common) < 2 or len(pattern) < 2:
+        return None
+    chosen: list[_Causal] = []
+    for k in rng.permutation(len(common)).tolist():
+        if len(chosen) < MULTIVARIATE_VARIANTS and all(
+                np.corrcoef(common[k].dosage, c.dosage)[0, 1] ** 2 < MULTIVARIATE_MAX_R2 for c in chosen):
+            chosen.append(common[k])
+    if len(chosen) < 2:
+        return None
+    chosen.sort(key=lambda c: c.index)
+    centred = np.column_stack([c.dosage - 2 * c.alt_frequency for c in chosen])
+    weights = rng.choice([-1.0, 1.0], len(chosen)) / centred.std(axis=0)
+    score = centred @ weights
+    moved = np.sort(rng.choice(pattern, min(MULTIVARIATE_IDPS, len(pattern)), replace=False))
+    strongest = max(np.corrcoef(c.dosage, score)[0, 1] ** 2 for c in region if c.dosage.std() > 0)
+    variance = min(MULTIVARIATE_VARIANCE, MULTIVARIATE_MAX_CHI2 / (imaged * strongest))
+    loadings = np.sqrt(variance * rng.uniform(0.5, 1.0, len(moved))) * rng.choice([-1.0, 1.0], len(moved))
+    return _Multivariate(chosen, weights / score.std(), moved, loadings)
+
+
+def _multivariate_design(plant: _Multivariate | None, samples: int) -> np.ndarray:
+    """The region's genetic score as a predictor column (samples × 1), or no column without a plant."""
+    return np.zeros((samples, 0)) if plant is None else plant.score()[:, None]
+
+
+def _multivariate_effects(plant: _Multivariate | None, idps: int) -> np.ndarray:
+    """The score's effect on each IDP in SD units (1 × IDPs; 0 × IDPs without a plant)."""
+    effects = np.zeros((int(plant is not None), idps))
+    if plant is not None:
+        effects[0, plant.idps] = plant.loadings
+    return effects
+
+
+def _multivariate_truth(layout: _Layout, plant: _Multivariate | None, null_region: int | None,
+                        model: _IdpModel) -> dict | None:
+    """truth.json's multivariate association: the acting region, its variants (the score's weight per alt allele,
+    and the per-allele effect on each IDP of the pattern in IDP units, what a regression of the IDP on all of them
+    estimates), the IDPs with the share of their variance it explains, and the null region."""
+    if plant is None:
+        return None
+
+    def extent(region: int) -> dict:
+        on = layout.region == region
+        return {"chrom": int(layout.chrom[on][0]), "start": int(layout.pos[on].min()), "end": int(layout.pos[on].max()),
+                "variants": int(on.sum())}
+
+    fields = [model.fields[i] for i in plant.idps]
+    return {"region": extent(int(layout.region[plant.variants[0].index])),
+            "variants": [{**_variant_truth(layout, c), "score_weight": round(float(weight), 6),
+                          "beta": {field: round(float(weight * loading * model.sd[i]), 6)
+                                   for field, i, loading in zip(fields, plant.idps, plant.loadings)}}
+                         for c, weight in zip(plant.variants, plant.per_allele)],
+            "idps": [{"idp": field, "loading": round(float(loading), 6),
+                      "variance_explained": round(float(loading**2), 6)} for field, loading in zip(fields, plant.loadings)],
+            "null_region": extent(null_region)}
 
 
 def _idp_model(rng: np.random.Generator, idps: list[_Idp], fields: list[str], predictors: np.ndarray,
@@ -1218,8 +1327,9 @@ def _snp_truth(layout: _Layout, causal: list[_Causal], effects: np.ndarray, mode
 
 def _heritability_truth(model: _IdpModel, architecture: _Architecture, polygenic_variants: int) -> dict:
     """truth.json's planted SNP heritability per IDP and every non-zero genetic correlation between
-    IDPs and with the disorder (the background's, shrunk where a planted variant adds genetic variance
-    of its own). Effects sit on variants of MAF ≥ POLYGENIC_MIN_MAF only, so LD score regression
+    IDPs and with the disorder (the background's, shrunk where a planted variant or the multivariate score adds
+    genetic variance of its own; what the score shares between the IDPs of its pattern, a single region, is the
+    truth's ``multivariate``, not listed here). Effects sit on variants of MAF ≥ POLYGENIC_MIN_MAF only, so LD score regression
     recovers h² with LD scores summed over those (ldsc --l2 --maf 0.05), not over every variant."""
     from_background = np.r_[model.background_share, 1]
     traits, rg = [*model.fields, DISORDER.name], architecture.rg * np.sqrt(np.outer(from_background, from_background))
@@ -1297,33 +1407,51 @@ def _check_arguments(out: Path, *, samples: int, variants: int, idps: int, cpgs:
                          f"{existing} has {free / 1e9:,.1f} GB free")
 
 
-def _write_imaging(folder: Path, rng: np.random.Generator, scanners: np.random.Generator,
-                   epistasis: np.random.Generator, cohort: _Cohort,
-                   causal: list[_Causal], layout: _Layout, catalogue: list[_Idp],
+class _Streams(NamedTuple):
+    """The random streams of the imaging part of a release (:func:`_stream`)."""
+
+    idps: np.random.Generator
+    scanners: np.random.Generator
+    epistasis: np.random.Generator
+    multivariate: np.random.Generator
+
+
+def _write_imaging(folder: Path, streams: _Streams, cohort: _Cohort, causal: list[_Causal],
+                   regions: tuple[list[_Causal], int] | None, layout: _Layout, catalogue: list[_Idp],
                    planted: tuple[np.ndarray, np.ndarray], architecture: _Architecture, background: _Background,
                    missing_idps: float, progress: Progress) -> dict:
-    """Write ``idp_fields.csv``, ``idps.csv`` and one site's FreeSurfer tables; return the SNP, heritability and
-    scanner parts of the truth."""
+    """Write ``idp_fields.csv``, ``idps.csv`` and one site's FreeSurfer tables; return the SNP, heritability,
+    scanner and multivariate parts of the truth. ``regions``: the multivariate association's region (its variants)
+    and the null region (its number)."""
     dictionary = _idp_dictionary(catalogue)
     dictionary.write_csv(folder / "idp_fields.csv")
     values = background.idp_values()
-    pairs = _plant_epistasis(epistasis, len(causal) - 1, np.flatnonzero(values.any(axis=0)), planted[1])
-    predictors = np.column_stack([_idp_design(cohort), _genetic_design(causal, cohort.stress),
-                                  _epistasis_design(causal, pairs)])
-    effects = np.vstack([_genetic_effects(planted, causal, len(catalogue)),
+    polygenic = np.flatnonzero(values.any(axis=0))
+    pairs = _plant_epistasis(streams.epistasis, len(causal) - 1, polygenic, planted[1])
+    eligible = np.setdiff1d(polygenic[architecture.h2[polygenic] >= MULTIVARIATE_MIN_H2],
+                            [*planted[1], *(pair.idp for pair in pairs)])
+    plant = None if regions is None else _plant_multivariate(streams.multivariate, regions[0], catalogue, eligible,
+                                                             int(cohort.imaged.sum()))
+    # additive terms first (the multivariate score, the planted variants' main effects), then GxE and SNP × SNP
+    predictors = np.column_stack([_idp_design(cohort), _multivariate_design(plant, len(cohort.eid)),
+                                  _genetic_design(causal, cohort.stress), _epistasis_design(causal, pairs)])
+    genetic = _genetic_effects(planted, causal, len(catalogue))
+    effects = np.vstack([_multivariate_effects(plant, len(catalogue)), genetic,
                          _epistasis_effects(causal, pairs, len(catalogue))])
-    model = _idp_model(rng, catalogue, dictionary["field"].to_list(), predictors, effects,
-                       architecture.h2 * values.any(axis=0), _scanner_scales(scanners, len(catalogue)),
-                       additive=len(causal) - 1)
-    rows, measured = _write_idps(folder / "idps.csv", rng, cohort, predictors, values, model, missing_idps, progress)
-    tables = _write_freesurfer(folder / FREESURFER_FOLDER / FREESURFER_SITE, scanners, cohort, rows, measured,
+    model = _idp_model(streams.idps, catalogue, dictionary["field"].to_list(), predictors, effects,
+                       architecture.h2 * values.any(axis=0), _scanner_scales(streams.scanners, len(catalogue)),
+                       additive=(plant is not None) + len(causal) - 1)
+    rows, measured = _write_idps(folder / "idps.csv", streams.idps, cohort, predictors, values, model, missing_idps,
+                                 progress)
+    tables = _write_freesurfer(folder / FREESURFER_FOLDER / FREESURFER_SITE, streams.scanners, cohort, rows, measured,
                                catalogue)
     scanner_truth = {"site_noise_scale": {site: round(float(np.exp(np.log(scale).mean())), 4)
                                           for site, scale in zip(SITES, model.site_scale)},
                      "freesurfer": {"site": FREESURFER_SITE, "folder": f"{FREESURFER_FOLDER}/{FREESURFER_SITE}",
                                     "tables": tables, "subjects": len(rows)}}
-    return (_snp_truth(layout, causal, effects, model) | _heritability_truth(model, architecture, background.variants)
-            | {"scanners": scanner_truth, "snp_snp": _epistasis_truth(layout, causal, pairs, model)})
+    return (_snp_truth(layout, causal, genetic, model) | _heritability_truth(model, architecture, background.variants)
+            | {"scanners": scanner_truth, "snp_snp": _epistasis_truth(layout, causal, pairs, model),
+               "multivariate": _multivariate_truth(layout, plant, None if regions is None else regions[1], model)})
 
 
 def _write_disorder(path: Path, rng: np.random.Generator, layout: _Layout, background: _Background) -> dict:
@@ -1376,14 +1504,20 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     cohort = _with_families(_draw_cohort(rng, samples), pedigree)
     _covariates_frame(rng, cohort).write_csv(folder / "covariates.csv")
     progress("covariates", 1, 1)
-    catalogue, poly, imaging = _idp_catalogue(idps), _stream(seed, "poly"), _stream(seed, "idps")
-    planted = _plant(imaging, len(hosts), idps)
+    catalogue, poly = _idp_catalogue(idps), _stream(seed, "poly")
+    streams = _Streams(*(_stream(seed, part) for part in ("idps", "scanners", "epistasis", "multivariate")))
+    planted = _plant(streams.idps, len(hosts), idps)
     architecture = _polygenic_architecture(poly, catalogue, planted[1])
-    background = _Background(poly, architecture, layout.blocks, np.isin(layout.region, layout.region[hosts]), samples)
-    causal = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts,
-                              missing_calls, background, progress)
-    truth = _write_imaging(folder, imaging, _stream(seed, "scanners"), _stream(seed, "epistasis"), cohort, causal,
-                           layout, catalogue, planted, architecture, background, missing_idps, progress)
+    regions = _multivariate_regions(streams.multivariate, layout, layout.region[hosts])
+    acting = np.flatnonzero(layout.region == regions[0]) if regions else np.zeros(0, np.int64)
+    # no background in the planted variants' regions nor in the multivariate association's two
+    background = _Background(poly, architecture, layout.blocks,
+                             np.isin(layout.region, [*layout.region[hosts], *(regions or ())]), samples)
+    dosages = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts, acting,
+                               missing_calls, background, progress)
+    truth = _write_imaging(folder, streams, cohort, [dosages[v] for v in hosts.tolist()],
+                           regions and ([dosages[v] for v in acting.tolist()], regions[1]), layout, catalogue,
+                           planted, architecture, background, missing_idps, progress)
     truth |= _write_disorder(folder / DISORDER.file, poly, layout, background)
     truth |= {"pedigree": _pedigree_truth(pedigree, cohort.eid)}
     truth |= _write_methylation_files(folder, _stream(seed, "methylation"), cohort, cpgs,

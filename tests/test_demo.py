@@ -1,5 +1,6 @@
 """The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta → PRS → h², rg
-→ kinship, mixed model, ComBat across sites, SNP × SNP interactions, checked against the truth."""
+→ kinship, mixed model, ComBat across sites, SNP × SNP interactions, a multivariate association (CCA), checked
+against the truth."""
 
 import re
 from pathlib import Path
@@ -83,3 +84,12 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     print(interactions)   # the figures of #35: each planted pair found by epistasis --with, and what else passed
     assert interactions.startswith("planted SNP×SNP interactions at p < 5e-8: 2 of 2;") and interactions.endswith(
         " 0 elsewhere"), interactions
+    regions = {line.split()[0]: line for line in lines if line.startswith(("planted region chr", "null region chr"))}
+    print("\n".join(regions.values()))   # the figures of #36: CCA finds the planted region out of sample, not the null
+    (planted_cv, planted_p, planted_gwas), (null_cv, null_p, null_gwas) = (
+        [float(value) for value in re.search(r"(-?[\d.]+) held out .* permutation p ([\d.e-]+); "
+                                             r"the GWAS's smallest p there: ([\d.e-]+)", regions[which]).groups()]
+        for which in ("planted", "null"))
+    assert planted_cv > 0.1 and planted_p < 0.01 and planted_gwas > 5e-8, regions["planted"]   # each variant too weak
+    assert abs(null_cv) < 0.1 and null_p > 0.01, regions["null"]
+    assert all((tmp_path / "out" / path).exists() for path in ("demo_cca.html", "plots/demo_cca/correlations.png"))

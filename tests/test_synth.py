@@ -564,3 +564,39 @@ def test_write_ld_panel__bim_holds_the_genetic_map(tmp_path: Path) -> None:
                       new_columns=["chrom", "id", "cm", "pos", "a1", "a2"])
     np.testing.assert_allclose(bim["cm"].to_numpy(), panel.cm, atol=1e-6)
     assert (bim["cm"] > 0).all() and bim.group_by("chrom").agg(pl.col("cm").diff().min() >= 0)["cm"].all()
+
+
+def _region_dosages(dosage: np.ndarray, bim: pl.DataFrame, region: dict) -> np.ndarray:
+    """The alt dosages of a truth.json region's variants (missing calls at the variant's mean): variants × samples."""
+    inside = ((bim["chrom"] == region["chrom"]) & bim["pos"].is_between(region["start"], region["end"])).to_numpy()
+    assert inside.sum() == region["variants"]
+    genotypes = dosage[inside]
+    return np.where(np.isnan(genotypes), np.nanmean(genotypes, axis=1, keepdims=True), genotypes)
+
+
+def test_write_synthetic_release__plants_a_multivariate_association_too_weak_for_any_single_variant(
+        release: Path, table: pl.DataFrame, dosage: np.ndarray, bim: pl.DataFrame, truth: dict) -> None:
+    planted = truth["multivariate"]
+    kinds = pl.read_csv(release / "idp_fields.csv").filter(pl.col("field").is_in([i["idp"] for i in planted["idps"]]))
+    assert len(planted["variants"]) >= 2 and len(planted["idps"]) >= 2 and kinds["category"].n_unique() == 1
+    assert planted["region"]["chrom"] != planted["null_region"]["chrom"]
+    ids = bim["id"].to_list()   # table's rows are in the .fam's order, as dosage's columns
+    score = sum(variant["score_weight"] * (np.nan_to_num(dosage[ids.index(variant["variant_id"])],
+                                                         nan=2 * variant["alt_frequency"]) - 2 * variant["alt_frequency"])
+                for variant in planted["variants"])
+    chi2 = 0.0
+    for idp in planted["idps"]:
+        values, present = table[idp["idp"]].to_numpy().astype(float), table.select(pl.all_horizontal(
+            pl.col(idp["idp"], "head_motion").is_not_null())).to_series().to_numpy()
+        per_sd = planted["variants"][0]["beta"][idp["idp"]] / planted["variants"][0]["score_weight"]
+        beta, se, _ = _ols(values[present], _covariate_matrix(table.filter(present)), score[present])
+        assert abs(beta - per_sd) < 4 * se, (idp, beta, se, per_sd)
+        chi2 += (beta / se) ** 2
+    assert stats.chi2.sf(chi2, len(planted["idps"])) < 1e-4   # the score moves its pattern of IDPs
+    for region in (planted["region"], planted["null_region"]):   # while no single variant passes the GWAS threshold
+        genotypes = _region_dosages(dosage, bim, region)
+        for idp in [field for field in table.columns if field.endswith("-2.0")]:
+            present = table.select(pl.all_horizontal(pl.col(idp, "head_motion").is_not_null())).to_series().to_numpy()
+            covariates = _covariate_matrix(table.filter(present))
+            p = [_ols(table[idp].to_numpy()[present], covariates, g[present])[2] for g in genotypes if g.std() > 0]
+            assert min(p) > 5e-8, (region, idp, min(p))
