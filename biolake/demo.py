@@ -28,7 +28,9 @@ planted pair must pass 5e-8, and any other pair that does must be an LD proxy of
 planted multivariate association (truth.json's ``multivariate``: a region's variants acting together on a pattern of
 IDPs, each variant too weakly for the GWAS): ``biolake cca`` of the region's variants with every IDP of the
 pattern's kind must find it out of sample (held-out folds, permutations), where the GWAS finds no variant of the
-region past 5e-8, while the same CCA of the null region correlates near 0 out of sample.
+region past 5e-8, while the same CCA of the null region correlates near 0 out of sample. And the CNV calls
+(truth.json's ``cnv``): each planted locus's carriers found by ``biolake cnv carriers``, and its effect on its IDP past
+the Bonferroni threshold of ``biolake cnv assoc`` of every IDP.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ import pyarrow.compute as pc
 
 from biolake.cca import CcaSettings, run_cca
 from biolake.clump import ClumpSettings, run_clump
+from biolake.cnv import (CnvAssocSettings, CnvBurdenSettings, CnvCarriersSettings, run_cnv_assoc, run_cnv_burden,
+                         run_cnv_carriers)
 from biolake.epistasis import EpistasisSettings, run_epistasis
 from biolake.ewas import ARRAY_WIDE, EwasSettings, run_ewas
 from biolake.gwas import GwasReport, GwasSettings, run_gwas
@@ -60,6 +64,7 @@ from biolake.ingest.sumstats import import_sumstats
 from biolake.lake.catalog import Catalog
 from biolake.lake.lake import Lake
 from biolake.queries import connect
+from biolake.queries.cnvs import CnvFilter
 from biolake.queries.output import write_table
 from biolake.stats.multiple import GENOME_WIDE
 
@@ -81,7 +86,8 @@ DEMO_LMM = "loco"   # the mixed model of gwas --lmm the demo compares with plain
 DEMO_HARMONIZED = "demo_harmonized"   # the planted IDPs, ComBat across the imaging sites (age and sex kept)
 DEMO_EPISTASIS = "demo_epistasis"     # the planted SNP × SNP pairs' first variants against every variant
 DEMO_CCA = "demo_cca"                 # the multivariate association's region (then the null region, _null)
-STEPS = 16
+DEMO_CNV = "demo_cnv"                 # CNV burden (_burden), carriers of the genomic-disorder loci (_carriers), assoc
+STEPS = 17
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
 PRS_IDPS, PRS_THRESHOLDS = 3, (1e-3, 0.01, 0.1, 1.0)  # the most heritable IDPs without a planted variant
@@ -186,6 +192,10 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
     echo(f"\n16/{STEPS} a multivariate association (biolake cca): a region's variants against every IDP of a kind, "
          "in sample, over held-out folds and by permutation, beside the GWAS and a null region")
     for line in find_multivariate(lake, truth, root.parent / "out"):
+        echo(line)
+    echo(f"\n17/{STEPS} copy-number variants (biolake cnv): burden per participant, carriers of the genomic-disorder "
+         "loci, and both against every IDP")
+    for line in find_cnv_effects(lake, truth):
         echo(line)
     planted = truth["snp_idp"][0]
     echo(f"\nbrowse every run (Manhattan/QQ per IDP, PheWAS per variant, SQL): biolake serve, then open "
@@ -506,6 +516,42 @@ def find_multivariate(lake: Lake, truth: dict, out: Path) -> list[str]:
     lines.append(f"planted: {len(planted['variants'])} variants acting on {len(pattern)} {kind} IDPs "
                  f"({min(variances):.1%} to {max(variances):.1%} of each one's variance); the first pair's "
                  f"{len(pattern)} largest IDP weights hold {len(pattern.intersection(top))} of them")
+    return lines
+
+
+def find_cnv_effects(lake: Lake, truth: dict) -> list[str]:
+    """``biolake cnv burden``, ``carriers`` (segments of at least 10 probes) and ``assoc`` of every IDP (the GWAS's
+    covariates): each planted locus's carriers beside truth.json's, its test on its IDP (p, Cohen's d) against the
+    Bonferroni threshold of the run, and how many other tests pass it."""
+    cnv_filter = CnvFilter(min_sites=10)
+    burden = run_cnv_burden(lake, CnvBurdenSettings(name=f"{DEMO_CNV}_burden", cnv_filter=cnv_filter, replace=True))
+    carriers = run_cnv_carriers(lake, CnvCarriersSettings(name=f"{DEMO_CNV}_carriers", cnv_filter=cnv_filter,
+                                                          replace=True))
+    report = run_cnv_assoc(lake, CnvAssocSettings(name=DEMO_CNV, phenotypes=DEMO_GWAS.phenotypes,
+                                                  covariates=DEMO_GWAS.covariates, cnv_filter=cnv_filter,
+                                                  replace=True))
+    rows = lake.results_dataset(DEMO_CNV).to_table(
+        columns=["phenotype", "test", "model", "n_carriers", "p", "cohens_d"]).to_pylist()
+    threshold = 0.05 / report.rows
+    lines = [f"{burden.segments:,} segments of {burden.participants:,} participants called (≥ 10 probes); "
+             f"{report.tests} tests × {report.rows // report.tests} IDPs, Bonferroni threshold {threshold:.2g}"]
+    found = []
+    for planted in truth["cnv"]["planted"]:
+        row = next(row for row in rows if (row["phenotype"], row["test"], row["model"])
+                   == (planted["idp"], planted["locus"], planted["model"]))
+        found.append(row)
+        carried = carriers.carriers[planted["locus"]]
+        effect = f", d {row['cohens_d']:+.2f}" if row["cohens_d"] is not None else ""
+        lines.append(f"  {planted['locus']} ({planted['model']}) on {planted['idp']}: carriers {carried[0]} del, "
+                     f"{carried[1]} dup (planted {planted['carriers']['del']}, {planted['carriers']['dup']}); "
+                     f"p = {row['p']:.2g}{effect} (planted {planted['effect_sd']:+.1f} SD) — "
+                     + ("recovered" if row["p"] < threshold else "not recovered"))
+    planted_pairs = {(row["phenotype"], row["test"]) for row in found}   # a locus's other models test it again
+    others = sorted({(row["phenotype"], row["test"]) for row in rows if row["p"] is not None and row["p"] < threshold
+                     and (row["phenotype"], row["test"]) not in planted_pairs})
+    lines.append(f"planted CNV effects past the threshold: {sum(row['p'] < threshold for row in found)} of "
+                 f"{len(found)}; other IDP × locus or burden measure pairs past it: {len(others)}"
+                 + (f" ({', '.join(f'{test} on {idp}' for idp, test in others[:4])})" if others else ""))
     return lines
 
 

@@ -20,6 +20,10 @@ a separate case-control cohort of the same population, as a published psychiatri
 Two SNP × SNP interactions act on two polygenic IDPs, each between two of the planted variants (whose main
 effects are on other IDPs), with no main effect of their own on the IDP they move.
 
+CNV calls ship in PLINK's .cnv (with its .fam) and in PennCNV's format: a background of rare deletions and
+duplications across the genome, and carriers of three recurrent loci (15q11.2 BP1-BP2 and 22q11.2 deletions,
+16p11.2 deletions and duplications) whose copy number moves a named IDP each.
+
 One region's variants act together on a pattern of IDPs of one kind (a weighted sum of their alt counts, the
 region's genetic score, moves each IDP of the pattern), each variant too weakly for the GWAS threshold: the signal
 lies in the combination, which canonical correlation of the region's variants with the IDPs finds. A null region,
@@ -89,7 +93,7 @@ GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls 
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
 STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree", "scanners", "epistasis",
-           "multivariate")
+           "multivariate", "cnv")
 EPISTASIS_VARIANCE = (0.04, 0.05)   # the share of its IDP's variance each planted SNP × SNP interaction explains
 # The multivariate association: common variants of its region acting, IDPs of its pattern (of one kind, heritable
 # enough to hold it), and each IDP's share of variance from the region's score: at most MULTIVARIATE_VARIANCE, and
@@ -97,6 +101,14 @@ EPISTASIS_VARIANCE = (0.04, 0.05)   # the share of its IDP's variance each plant
 # the imaged participants (p ≈ 0.025, far from 5e-8), however many participants the release has
 MULTIVARIATE_VARIANTS, MULTIVARIATE_IDPS, MULTIVARIATE_MIN_H2 = 6, 8, 0.2
 MULTIVARIATE_VARIANCE, MULTIVARIATE_MAX_CHI2, MULTIVARIATE_MAX_R2 = 0.03, 5.0, 0.2
+# CNV calls: background segments per participant (Poisson), their median length and log SD, the share of them
+# deletions; each planted locus: its carriers' share (of each type, for a dose effect) and its effect in SD of its IDP
+# (per carrier of a deletion, or per copy: −1 deletion, +1 duplication), large as at these loci in UK Biobank; the
+# carriers are ten to twenty times as common as there, as in a cohort ascertained for them, so a demo's N finds them
+CNV_RATE, CNV_MEDIAN_BP, CNV_LOG_SD, CNV_DELETIONS = 1.5, 100_000, 0.8, 0.55
+CNV_PLANTS = (("15q11.2_BP1-BP2", "del", 0.04, -0.7), ("16p11.2_proximal_BP4-BP5", "dose", 0.01, 0.9),
+              ("22q11.2_A-D", "del", 0.008, -1.6))
+CNV_FILES = ("calls.cnv", "calls.fam", "calls.penncnv")   # PLINK's segment list and its .fam, and PennCNV's output
 SCANNER_SCALE_SD, SCANNER_SCALE_JITTER = 0.15, 0.05   # log SD of a site's noise multiplier, and of its IDPs' around it
 FREESURFER_SITE, FREESURFER_FOLDER = "Bristol", "freesurfer"   # the site whose FreeSurfer tables the release holds
 # FreeSurfer's aseg names of the subcortical structures (Left-/Right- prefixed)
@@ -1144,8 +1156,8 @@ def _multivariate_truth(layout: _Layout, plant: _Multivariate | None, null_regio
                           "beta": {field: round(float(weight * loading * model.sd[i]), 6)
                                    for field, i, loading in zip(fields, plant.idps, plant.loadings)}}
                          for c, weight in zip(plant.variants, plant.per_allele)],
-            "idps": [{"idp": field, "loading": round(float(loading), 6),
-                      "variance_explained": round(float(loading**2), 6)} for field, loading in zip(fields, plant.loadings)],
+            "idps": [{"idp": field, "loading": round(float(loading), 6), "variance_explained": round(float(loading**2), 6)}
+                     for field, loading in zip(fields, plant.loadings)],
             "null_region": extent(null_region)}
 
 
@@ -1329,8 +1341,8 @@ def _heritability_truth(model: _IdpModel, architecture: _Architecture, polygenic
     """truth.json's planted SNP heritability per IDP and every non-zero genetic correlation between
     IDPs and with the disorder (the background's, shrunk where a planted variant or the multivariate score adds
     genetic variance of its own; what the score shares between the IDPs of its pattern, a single region, is the
-    truth's ``multivariate``, not listed here). Effects sit on variants of MAF ≥ POLYGENIC_MIN_MAF only, so LD score regression
-    recovers h² with LD scores summed over those (ldsc --l2 --maf 0.05), not over every variant."""
+    truth's ``multivariate``, not listed here). Effects sit on variants of MAF ≥ POLYGENIC_MIN_MAF only, so LD score
+    regression recovers h² with LD scores summed over those (ldsc --l2 --maf 0.05), not over every variant."""
     from_background = np.r_[model.background_share, 1]
     traits, rg = [*model.fields, DISORDER.name], architecture.rg * np.sqrt(np.outer(from_background, from_background))
     return {"idp_h2": {field: round(float(h2), 4) for field, h2 in zip(model.fields, model.h2)},
@@ -1368,7 +1380,7 @@ def _manifest(*, seed: int, samples: int, variants: int, idps: int, cpgs: int) -
                           "idps": idps, "cpgs": cpgs},
             "sources": {"bfile": "genotypes", "idps": "idps.csv", "idp_fields": "idp_fields.csv",
                         "covariates": "covariates.csv", "methylation": "methylation.csv",
-                        "probes": "probes.csv"},
+                        "probes": "probes.csv", "cnv": CNV_FILES[0]},
             "sumstats": {DISORDER.name: DISORDER.file},
             "truth": "truth.json"}
 
@@ -1414,15 +1426,126 @@ class _Streams(NamedTuple):
     scanners: np.random.Generator
     epistasis: np.random.Generator
     multivariate: np.random.Generator
+    cnv: np.random.Generator
+
+
+class _CnvCalls(NamedTuple):
+    """CNV segments as a caller reports them (parallel arrays, by participant and position), and the planted
+    loci's design: per participant and plant, carrier (del: 1) or copies gained (dose: −1, 0, +1)."""
+
+    owner: np.ndarray        # participant index
+    chrom: np.ndarray        # 1-22
+    start: np.ndarray        # 1-based, inclusive
+    end: np.ndarray
+    copy_number: np.ndarray
+    probes: np.ndarray
+    confidence: np.ndarray
+    design: np.ndarray       # samples × CNV_PLANTS
+
+
+def _draw_cnvs(rng: np.random.Generator, samples: int) -> _CnvCalls:
+    """Background segments (CNV_RATE per participant; log-normal lengths; copy number 1 or, a tenth of the time, 0 for
+    deletions, 3 or 4 for duplications) away from the shipped genomic-disorder loci, none overlapping another of its
+    participant's; then the planted carriers' segments, each its locus (hg19) with breakpoints moved by about 2 % of
+    its length. Probes: about one per 8 kb (at least 3); confidence: a caller's score, 3 to ~100."""
+    from biolake.cnv_loci import GENOMIC_DISORDER_LOCI
+
+    owner = np.repeat(np.arange(samples), rng.poisson(CNV_RATE, samples))
+    chrom = rng.choice(22, len(owner), p=GRCH37_LENGTHS / GRCH37_LENGTHS.sum()) + 1
+    length = np.clip(np.round(rng.lognormal(np.log(CNV_MEDIAN_BP), CNV_LOG_SD, len(owner))), 10_000, 3_000_000)
+    start = (rng.random(len(owner)) * (GRCH37_LENGTHS[chrom - 1] - length)).astype(np.int64) + 1
+    end = start + length.astype(np.int64) - 1
+    deletion = rng.random(len(owner)) < CNV_DELETIONS
+    copies = np.where(deletion, 1 - (rng.random(len(owner)) < 0.1), 3 + (rng.random(len(owner)) < 0.1))
+    near = np.zeros(len(owner), bool)
+    for locus in GENOMIC_DISORDER_LOCI:
+        chromosome, first, last = locus.hg19
+        margin = (last - first) // 10
+        near |= (chrom == int(chromosome)) & (start <= last + margin) & (end >= first - margin)
+    order = np.lexsort((start, chrom, owner))
+    kept, last_end = [], {}
+    for k in order[~near[order]].tolist():   # the first of overlapping segments of a participant stays
+        if start[k] > last_end.get((owner[k], chrom[k]), 0):
+            kept.append(k)
+            last_end[owner[k], chrom[k]] = end[k]
+    background = np.array(kept, np.int64)
+    loci = {locus.name: locus for locus in GENOMIC_DISORDER_LOCI}
+    design, planted = np.zeros((samples, len(CNV_PLANTS))), []
+    for column, (name, model, share, _) in enumerate(CNV_PLANTS):
+        chromosome, first, last = loci[name].hg19
+        copy_numbers = (1, 3) if model == "dose" else (1,)
+        drawn = rng.choice(samples, len(copy_numbers) * round(share * samples), replace=False)   # none of both kinds
+        for copy_number, carriers in zip(copy_numbers, np.split(drawn, len(copy_numbers))):
+            design[carriers, column] = 1.0 if model == "del" else copy_number - 2
+            shift = np.round(rng.normal(0, 0.02 * (last - first), (len(carriers), 2))).astype(np.int64)
+            planted.append((carriers, np.full(len(carriers), int(chromosome)), first + shift[:, 0],
+                            last + shift[:, 1], np.full(len(carriers), copy_number)))
+    owners, chroms, starts, ends, copy_numbers = (
+        np.concatenate([background_part, *(part[i] for part in planted)])
+        for i, background_part in enumerate((owner[background], chrom[background], start[background],
+                                              end[background], copies[background])))
+    sizes = ends - starts + 1
+    order = np.lexsort((starts, chroms, owners))
+    return _CnvCalls(owners[order], chroms[order], starts[order], ends[order], copy_numbers[order],
+                     np.maximum(3, rng.poisson(sizes / 8_000))[order],
+                     np.round(3 + rng.gamma(2.0, 15.0, len(owners)), 3)[order], design)
+
+
+def _cnv_effects(rng: np.random.Generator, eligible: np.ndarray, idps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each CNV plant's IDP (distinct, drawn from ``eligible``, or from every IDP when too few are) and effects in SD
+    units (plants × IDPs)."""
+    chosen = rng.choice(eligible if len(eligible) >= len(CNV_PLANTS) else idps, len(CNV_PLANTS), replace=False)
+    effects = np.zeros((len(CNV_PLANTS), idps))
+    effects[np.arange(len(CNV_PLANTS)), chosen] = [effect for *_, effect in CNV_PLANTS]
+    return chosen, effects
+
+
+def _write_cnv_calls(folder: Path, calls: _CnvCalls, cohort: _Cohort) -> None:
+    """CNV_FILES: the same segments as PLINK's .cnv (TYPE the copy number, SCORE the confidence, SITES the probes)
+    with a .fam of every participant called, and as PennCNV's output (SAMPLE the participant's signal file)."""
+    eid = cohort.eid[calls.owner].astype(str)
+    pl.DataFrame({"FID": eid, "IID": eid, "CHR": calls.chrom, "BP1": calls.start, "BP2": calls.end,
+                  "TYPE": calls.copy_number, "SCORE": calls.confidence, "SITES": calls.probes},
+                 ).write_csv(folder / CNV_FILES[0], separator="\t")
+    pl.DataFrame({"fid": cohort.eid, "iid": cohort.eid, "father": 0, "mother": 0,
+                  "sex": np.where(cohort.male, 1, 2), "pheno": -9},
+                 ).write_csv(folder / CNV_FILES[1], separator=" ", include_header=False)
+    state = {0: 1, 1: 2, 3: 5, 4: 6}   # PennCNV's hidden states by copy number
+    lines = [f"chr{c}:{s}-{e} numsnp={n} length={e - s + 1:,} state{state[int(cn)]},cn={cn} signal/{pid}.txt "
+             f"startsnp=cnvi{s} endsnp=cnvi{e} conf={conf:.3f}"
+             for c, s, e, n, cn, pid, conf in zip(calls.chrom.tolist(), calls.start.tolist(), calls.end.tolist(),
+                                                  calls.probes.tolist(), calls.copy_number.tolist(), eid.tolist(),
+                                                  calls.confidence.tolist())]
+    (folder / CNV_FILES[2]).write_text("".join(f"{line}\n" for line in lines))
+
+
+def _cnv_truth(calls: _CnvCalls, chosen: np.ndarray, model: _IdpModel) -> dict:
+    """truth.json's CNVs: the files, the segments, and each planted locus with its IDP, effect (SD and IDP units, per
+    carrier of a deletion or per copy) and carriers."""
+    from biolake.cnv_loci import GENOMIC_DISORDER_LOCI
+
+    loci = {locus.name: locus for locus in GENOMIC_DISORDER_LOCI}
+    planted = []
+    for column, ((name, kind, share, effect), idp) in enumerate(zip(CNV_PLANTS, chosen.tolist())):
+        values = calls.design[:, column]
+        chromosome, first, last = loci[name].hg19
+        planted.append({"locus": name, "chrom": chromosome, "start": first, "end": last, "build": "hg19",
+                        "model": kind, "idp": model.fields[idp], "effect_sd": effect,
+                        "beta": round(effect * float(model.sd[idp]), 6),
+                        "carriers": {"del": int((values == 1).sum() if kind == "del" else (values == -1).sum()),
+                                     "dup": int((values == 1).sum()) if kind == "dose" else 0}})
+    return {"files": {"plink": CNV_FILES[0], "fam": CNV_FILES[1], "penncnv": CNV_FILES[2]},
+            "segments": len(calls.owner), "participants_with_segments": len(np.unique(calls.owner)),
+            "planted": planted}
 
 
 def _write_imaging(folder: Path, streams: _Streams, cohort: _Cohort, causal: list[_Causal],
-                   regions: tuple[list[_Causal], int] | None, layout: _Layout, catalogue: list[_Idp],
+                   regions: tuple[list[_Causal], int] | None, cnvs: _CnvCalls, layout: _Layout, catalogue: list[_Idp],
                    planted: tuple[np.ndarray, np.ndarray], architecture: _Architecture, background: _Background,
                    missing_idps: float, progress: Progress) -> dict:
     """Write ``idp_fields.csv``, ``idps.csv`` and one site's FreeSurfer tables; return the SNP, heritability,
-    scanner and multivariate parts of the truth. ``regions``: the multivariate association's region (its variants)
-    and the null region (its number)."""
+    scanner, multivariate and CNV parts of the truth. ``regions``: the multivariate association's region (its
+    variants) and the null region (its number); ``cnvs``: the CNV calls, whose planted loci move an IDP each."""
     dictionary = _idp_dictionary(catalogue)
     dictionary.write_csv(folder / "idp_fields.csv")
     values = background.idp_values()
@@ -1432,12 +1555,15 @@ def _write_imaging(folder: Path, streams: _Streams, cohort: _Cohort, causal: lis
                             [*planted[1], *(pair.idp for pair in pairs)])
     plant = None if regions is None else _plant_multivariate(streams.multivariate, regions[0], catalogue, eligible,
                                                              int(cohort.imaged.sum()))
-    # additive terms first (the multivariate score, the planted variants' main effects), then GxE and SNP × SNP
+    taken = [*planted[1], *(pair.idp for pair in pairs), *(() if plant is None else plant.idps)]
+    cnv_idps, cnv_effects = _cnv_effects(streams.cnv, np.setdiff1d(np.arange(len(catalogue)), taken), len(catalogue))
+    # additive terms first (the multivariate score, the planted variants' main effects), then GxE, SNP × SNP and CNVs
     predictors = np.column_stack([_idp_design(cohort), _multivariate_design(plant, len(cohort.eid)),
-                                  _genetic_design(causal, cohort.stress), _epistasis_design(causal, pairs)])
+                                  _genetic_design(causal, cohort.stress), _epistasis_design(causal, pairs),
+                                  cnvs.design - cnvs.design.mean(axis=0)])
     genetic = _genetic_effects(planted, causal, len(catalogue))
     effects = np.vstack([_multivariate_effects(plant, len(catalogue)), genetic,
-                         _epistasis_effects(causal, pairs, len(catalogue))])
+                         _epistasis_effects(causal, pairs, len(catalogue)), cnv_effects])
     model = _idp_model(streams.idps, catalogue, dictionary["field"].to_list(), predictors, effects,
                        architecture.h2 * values.any(axis=0), _scanner_scales(streams.scanners, len(catalogue)),
                        additive=(plant is not None) + len(causal) - 1)
@@ -1451,7 +1577,8 @@ def _write_imaging(folder: Path, streams: _Streams, cohort: _Cohort, causal: lis
                                     "tables": tables, "subjects": len(rows)}}
     return (_snp_truth(layout, causal, genetic, model) | _heritability_truth(model, architecture, background.variants)
             | {"scanners": scanner_truth, "snp_snp": _epistasis_truth(layout, causal, pairs, model),
-               "multivariate": _multivariate_truth(layout, plant, None if regions is None else regions[1], model)})
+               "multivariate": _multivariate_truth(layout, plant, None if regions is None else regions[1], model),
+               "cnv": _cnv_truth(cnvs, cnv_idps, model)})
 
 
 def _write_disorder(path: Path, rng: np.random.Generator, layout: _Layout, background: _Background) -> dict:
@@ -1505,7 +1632,7 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     _covariates_frame(rng, cohort).write_csv(folder / "covariates.csv")
     progress("covariates", 1, 1)
     catalogue, poly = _idp_catalogue(idps), _stream(seed, "poly")
-    streams = _Streams(*(_stream(seed, part) for part in ("idps", "scanners", "epistasis", "multivariate")))
+    streams = _Streams(*(_stream(seed, part) for part in ("idps", "scanners", "epistasis", "multivariate", "cnv")))
     planted = _plant(streams.idps, len(hosts), idps)
     architecture = _polygenic_architecture(poly, catalogue, planted[1])
     regions = _multivariate_regions(streams.multivariate, layout, layout.region[hosts])
@@ -1515,8 +1642,10 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
                              np.isin(layout.region, [*layout.region[hosts], *(regions or ())]), samples)
     dosages = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts, acting,
                                missing_calls, background, progress)
+    cnvs = _draw_cnvs(streams.cnv, samples)
+    _write_cnv_calls(folder, cnvs, cohort)
     truth = _write_imaging(folder, streams, cohort, [dosages[v] for v in hosts.tolist()],
-                           regions and ([dosages[v] for v in acting.tolist()], regions[1]), layout, catalogue,
+                           regions and ([dosages[v] for v in acting.tolist()], regions[1]), cnvs, layout, catalogue,
                            planted, architecture, background, missing_idps, progress)
     truth |= _write_disorder(folder / DISORDER.file, poly, layout, background)
     truth |= {"pedigree": _pedigree_truth(pedigree, cohort.eid)}
@@ -1527,7 +1656,7 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     (folder / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     manifest = _manifest(seed=seed, **counts)
     manifest["checksums"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir())  # what ingest reads
-                             if path.is_file() and path.name not in ("truth.json", DISORDER.file)}
+                             if path.is_file() and path.name not in ("truth.json", DISORDER.file, CNV_FILES[2])}
     (folder / "release.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 

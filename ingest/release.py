@@ -24,13 +24,14 @@ import blake3
 import pyarrow as pa
 import yaml
 
+from biolake.ingest.cnv import is_plink_cnv, plink_fam, read_cnv_calls
 from biolake.ingest.methylation import matrix_samples, methylation_batches, read_probes
 from biolake.ingest.participants import (OverlapRule, check_columns, empty_columns, field_dictionary, participant_ids,
                                  read_participant_table, value_fields)
 from biolake.ingest.freesurfer import freesurfer_idps, freesurfer_tables
 from biolake.ingest.genotypes import GenotypeSource, Progress
 from biolake.ingest.mapped import mapped_windows
-from biolake.ingest.plink import open_bfile
+from biolake.ingest.plink import open_bfile, read_fam
 from biolake.lake.errors import InputError
 from biolake.lake.lake import Lake, ReleaseInfo
 from biolake.lake.lock import lake_lock
@@ -58,6 +59,7 @@ class ReleaseSources:
     covariates: Path | None = None
     methylation: Path | None = None
     probes: Path | None = None
+    cnv: Path | None = None
     verified_sha256: Mapping[Path, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -103,6 +105,8 @@ class ReleaseSources:
                 found += [Path(f"{stem}.{ext}") for ext in prefixes[role]]
             elif path.is_dir():   # a folder of FreeSurfer tables
                 found += freesurfer_tables(path)
+            elif role == "cnv" and is_plink_cnv(path):   # its .fam lists the participants called
+                found += [path, plink_fam(path)]
             else:
                 found.append(path)
         return found
@@ -111,7 +115,7 @@ class ReleaseSources:
         """Raise InputError for combinations that cannot be ingested."""
         if not any(getattr(self, role) for role in self.roles()):
             raise InputError("sources", "no source given: need at least one of --bfile, --pfile, "
-                             "--vcf, --bgen, --idps, --covariates, --methylation")
+                             "--vcf, --bgen, --idps, --covariates, --methylation, --cnv")
         genotype_sources = [p for p in (self.bfile, self.pfile, self.vcf, self.bgen) if p]
         if len(genotype_sources) > 1:
             raise InputError(genotype_sources[1], "give one genotype source: --bfile, --pfile, --vcf "
@@ -123,6 +127,9 @@ class ReleaseSources:
         if bool(self.methylation) != bool(self.probes):
             raise InputError(self.methylation or self.probes,
                              "methylation needs both the beta matrix and the probe annotation")
+        if self.cnv and not is_plink_cnv(self.cnv) and not genotype_sources:
+            raise InputError(self.cnv, "PennCNV calls list only the participants with a segment: ingest them with "
+                             "the genotypes they were called from (--bfile …), whose participants count as called")
         return self
 
 
@@ -286,8 +293,9 @@ class _ReadSources:
 
     sources: ReleaseSources
     genotypes: GenotypeSource | None
-    small: dict[str, pa.Table]              # idps, idp_fields, covariates, probes
+    small: dict[str, pa.Table]              # idps, idp_fields, covariates, probes, cnvs
     methylation_ids: list[str] | None
+    cnv_ids: list[str] | None               # the participants CNVs were called for
     participants_not_genotyped: dict[str, list[str]]
     warnings: list[str]
 
@@ -306,6 +314,9 @@ def _read_sources(lake: Lake, sources: ReleaseSources, *, release: str, overlap:
     methylation_ids = matrix_samples(sources.methylation) if sources.methylation else None
     keyed = {name: (getattr(sources, name), participant_ids(small[name]))
              for name in ("idps", "covariates") if name in small}
+    cnv_ids = _cnv_called(sources, small, genotypes)
+    if "cnvs" in small:
+        keyed["cnvs"] = (sources.cnv, set(small["cnvs"].column("participant_id").to_pylist()))
     if methylation_ids:
         keyed["methylation"] = (sources.methylation, set(methylation_ids))
     found = []
@@ -322,7 +333,7 @@ def _read_sources(lake: Lake, sources: ReleaseSources, *, release: str, overlap:
         not_genotyped = {name: sorted(ids - genotyped) for name, (_, ids) in keyed.items()}
     for message in found:
         warnings.warn(message, IngestWarning, stacklevel=3)
-    return _ReadSources(sources, genotypes, small, methylation_ids, not_genotyped, found)
+    return _ReadSources(sources, genotypes, small, methylation_ids, cnv_ids, not_genotyped, found)
 
 
 def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source: str,
@@ -357,7 +368,7 @@ def ingest_release(lake: Lake, sources: ReleaseSources, *, release: str, source:
             rows = writer.write("methylation", _methylation_rows(read, release=release, progress=progress),
                                 schema=TABLES["methylation"].arrow_schema())
             written("methylation", rows)
-        samples = _samples_table(release, genotypes, read.methylation_ids)
+        samples = _samples_table(release, genotypes, read.methylation_ids, read.cnv_ids)
         if samples is not None:
             writer.write("samples", samples)
             written("samples", samples.num_rows)
@@ -382,7 +393,7 @@ def check_release(lake: Lake, sources: ReleaseSources, *, release: str, progress
     counts: dict[str, int] = {}
     if read.sources.methylation:
         counts["methylation"] = _count_rows(_methylation_rows(read, release=release, progress=progress))
-    samples = _samples_table(release, read.genotypes, read.methylation_ids)
+    samples = _samples_table(release, read.genotypes, read.methylation_ids, read.cnv_ids)
     if samples is not None:
         counts["samples"] = samples.num_rows
     if read.genotypes:
@@ -427,17 +438,41 @@ def _read_small_tables(sources: ReleaseSources, *, release: str) -> dict[str, pa
         tables["covariates"] = read_participant_table(sources.covariates, release=release)
     if sources.probes:
         tables["probes"] = read_probes(sources.probes, release=release)
+    if sources.cnv:
+        tables["cnvs"] = read_cnv_calls(sources.cnv, release=release).table
     return tables
 
 
+def _cnv_called(sources: ReleaseSources, small: dict[str, pa.Table],
+                genotypes: GenotypeSource | None) -> list[str] | None:
+    """The participants CNVs were called for (ingest/cnv.py): a PLINK .cnv's .fam, every one of whose segments must
+    be of one of them; for PennCNV, the genotyped participants and then any other with a segment, in file order."""
+    if not sources.cnv:
+        return None
+    with_segments = list(dict.fromkeys(small["cnvs"].column("participant_id").to_pylist()))
+    if is_plink_cnv(sources.cnv):
+        called = read_fam(plink_fam(sources.cnv))["participant_id"].to_list()
+        listed = frozenset(called)
+        stray = [pid for pid in with_segments if pid not in listed]
+        if stray:
+            raise InputError(sources.cnv, f"{len(stray):,} participants have segments but are not in "
+                             f"{plink_fam(sources.cnv).name}, which lists those called (e.g. {stray[0]})")
+        return called
+    genotyped = genotypes.samples["participant_id"].to_list()
+    known = frozenset(genotyped)
+    return genotyped + [pid for pid in with_segments if pid not in known]
+
+
 def _samples_table(release: str, genotypes: GenotypeSource | None,
-                   methylation_ids: list[str] | None) -> pa.Table | None:
+                   methylation_ids: list[str] | None, cnv_ids: list[str] | None) -> pa.Table | None:
     parts = []
     if genotypes:
         parts.append(("genotypes", genotypes.samples["participant_id"].to_list(),
                       genotypes.samples["sex"].to_list()))
     if methylation_ids:
         parts.append(("methylation", methylation_ids, [None] * len(methylation_ids)))
+    if cnv_ids:
+        parts.append(("cnv", cnv_ids, [None] * len(cnv_ids)))
     if not parts:
         return None
     rows = [{"release": release, "assay": assay, "sample_index": i, "participant_id": pid, "sex": sex}

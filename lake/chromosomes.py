@@ -12,6 +12,7 @@ from dataclasses import dataclass
 AUTOSOMES = tuple(str(i) for i in range(1, 23))
 CHROMOSOMES = frozenset([*AUTOSOMES, "X", "Y", "XY", "MT"])
 CHROMOSOME_ALIASES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}  # PLINK numbering
+PLINK_ORDER = (*AUTOSOMES, "X", "Y", "XY", "MT")   # PLINK's numbering: 1-22, then X 23, Y 24, XY 25, MT 26
 
 
 def chromosome(code: str) -> str | None:
@@ -24,6 +25,15 @@ def chromosome(code: str) -> str | None:
     return bare if bare in CHROMOSOMES else None
 
 
+def plink_number(code: str) -> int:
+    """A chromosome of the lake's spelling as PLINK numbers it (1-22, X 23, Y 24, XY 25, MT 26).
+
+    >>> plink_number("X"), plink_number("7")
+    (23, 7)
+    """
+    return PLINK_ORDER.index(code) + 1
+
+
 def chromosome_list(codes: Sequence[str]) -> list[str]:
     """The chromosomes a ``--chrom`` list names, as plink2's ``--chr`` reads one: codes spelled as
     :func:`chromosome` takes them, comma-separated or repeated, and ranges of PLINK's numbers
@@ -32,7 +42,7 @@ def chromosome_list(codes: Sequence[str]) -> list[str]:
     >>> chromosome_list(["chr1-3", "X,MT", "2"])
     ['1', '2', '3', 'X', 'MT']
     """
-    order = [*AUTOSOMES, "X", "Y", "XY", "MT"]   # PLINK's numbering: 23 X, 24 Y, 25 XY, 26 MT
+    order = PLINK_ORDER
     chosen: list[str] = []
     for code in (part for item in codes for part in item.split(",") if part.strip()):
         first, dash, last = code.partition("-")

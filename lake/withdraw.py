@@ -34,7 +34,7 @@ from biolake.lake.storage import Location
 from biolake.lake.vectors import (allele_summaries, binary_column, byte_matrix, decode_dosages, decode_floats,
                           packed_width, select_calls, select_fixed_width)
 
-PARTICIPANT_TABLES = ("idps", "covariates")
+PARTICIPANT_TABLES = ("idps", "covariates", "cnvs")
 Progress = Callable[[str, int, int], None]
 Footprint = dict[str, dict[str, Any]]   # "table@release" or "results/NAME" → rows (and positions) a list removes
 

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from biolake.queries.sql import LakeConnection, QueryError
 
 COLLINEARITY_TOLERANCE = 1e-8
-ABSENT = {"genotypes": "not genotyped", "methylation": "no methylation"}  # by assay
-PRESENT = {"genotypes": "genotypes", "methylation": "methylation data"}   # what each analysed participant has
+ABSENT = {"genotypes": "not genotyped", "methylation": "no methylation", "cnv": "no CNV calls"}  # by assay
+PRESENT = {"genotypes": "genotypes", "methylation": "methylation data", "cnv": "CNV calls"}   # what each analysed one has
 
 
 class DesignWarning(UserWarning):

@@ -1,5 +1,5 @@
 """The main job end to end: synth → ingest → SQL → GWAS → EWAS → GxE → results → clumps → meta → PRS → h², rg
-→ kinship, mixed model, ComBat across sites, SNP × SNP interactions, a multivariate association (CCA), checked
+→ kinship, mixed model, ComBat across sites, SNP × SNP interactions, a multivariate association (CCA), CNVs, checked
 against the truth."""
 
 import re
@@ -93,3 +93,8 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     assert planted_cv > 0.1 and planted_p < 0.01 and planted_gwas > 5e-8, regions["planted"]   # each variant too weak
     assert abs(null_cv) < 0.1 and null_p > 0.01, regions["null"]
     assert all((tmp_path / "out" / path).exists() for path in ("demo_cca.html", "plots/demo_cca/correlations.png"))
+    cnv = [line for line in lines if line.startswith("  ") and " (planted " in line and " carriers " in line]
+    print("\n".join(cnv))   # the figures of #34: each planted locus's carriers and its effect on its IDP
+    assert len(cnv) == 3 and all(line.endswith("recovered") and not line.endswith("not recovered") for line in cnv)
+    assert all(re.search(r"carriers (\d+) del, (\d+) dup \(planted \1, \2\)", line) for line in cnv), cnv
+    assert any(line.startswith("planted CNV effects past the threshold: 3 of 3;") for line in lines), lines[-3:]

@@ -530,7 +530,7 @@ def test_check_release__counts_what_ingest_commits_and_writes_nothing(loaded_lak
     plan = check_release(loaded_lake, sources, release="r2")
     assert lake_files(loaded_lake.location.root) == before
     assert plan.warnings == [] and plan.participants_not_genotyped == {"idps": [], "covariates": [],
-                                                                        "methylation": []}
+                                                                        "cnvs": [], "methylation": []}
     assert plan.counts == ingest_release(loaded_lake, sources, release="r2", source="test").counts
 
 

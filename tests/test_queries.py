@@ -22,7 +22,7 @@ def two_release_lake(loaded_lake, editable_release):
 
 def test_connect__every_table_is_a_view(loaded_lake):
     con = connect(loaded_lake)
-    assert con.tables() == sorted(["betas", "covariates", "dosages", "genotypes", "idp_fields", "idps",
+    assert con.tables() == sorted(["betas", "cnvs", "covariates", "dosages", "genotypes", "idp_fields", "idps",
                                    "methylation", "probes", "releases", "samples", "variants"])
     assert con.execute("DESCRIBE idps").fetchall()[0][0] == "participant_id"
 

@@ -133,9 +133,10 @@ def test_write_synthetic_release__writes_every_file_the_manifest_names(release: 
                                      "variants": VARIANTS, "idps": IDPS, "cpgs": CPGS}
     sources = manifest["sources"]
     named = [sources["bfile"] + ext for ext in (".bed", ".bim", ".fam")]
-    named += [sources[key] for key in ("idps", "idp_fields", "covariates", "methylation", "probes")]
+    named += [sources[key] for key in ("idps", "idp_fields", "covariates", "methylation", "probes", "cnv")]
     named += list(manifest["sumstats"].values())
     named += [FREESURFER_FOLDER]   # one site's own tables, not ingested with the release (see the FreeSurfer test)
+    named += [Path(sources["cnv"]).with_suffix(".fam").name, "calls.penncnv"]   # the calls' .fam; PennCNV's copy
     assert sorted(p.name for p in release.iterdir()) == sorted([*named, manifest["truth"], "release.yaml"])
 
 
@@ -582,8 +583,8 @@ def test_write_synthetic_release__plants_a_multivariate_association_too_weak_for
     assert planted["region"]["chrom"] != planted["null_region"]["chrom"]
     ids = bim["id"].to_list()   # table's rows are in the .fam's order, as dosage's columns
     score = sum(variant["score_weight"] * (np.nan_to_num(dosage[ids.index(variant["variant_id"])],
-                                                         nan=2 * variant["alt_frequency"]) - 2 * variant["alt_frequency"])
-                for variant in planted["variants"])
+                                                         nan=2 * variant["alt_frequency"])
+                                           - 2 * variant["alt_frequency"]) for variant in planted["variants"])
     chi2 = 0.0
     for idp in planted["idps"]:
         values, present = table[idp["idp"]].to_numpy().astype(float), table.select(pl.all_horizontal(

@@ -42,6 +42,7 @@ def two_releases(loaded_lake, release_folder):
 def test_withdraw__removes_participants_from_every_release(two_releases):
     lake = two_releases
     genotyped, methylated = assay_order(lake, "r1", "genotypes"), assay_order(lake, "r1", "methylation")
+    called = assay_order(lake, "r1", "cnv")   # the participants the CNV calls were made for
     gone = [methylated[0], methylated[5], genotyped[-1]]
     keep = [i for i, p in enumerate(genotyped) if p not in gone]
     keep_m = [i for i, p in enumerate(methylated) if p not in gone]
@@ -56,10 +57,11 @@ def test_withdraw__removes_participants_from_every_release(two_releases):
     for release in ("r1", "r2"):
         assert assay_order(lake, release, "genotypes") == [genotyped[i] for i in keep]
         assert assay_order(lake, release, "methylation") == [methylated[i] for i in keep_m]
+        assert assay_order(lake, release, "cnv") == [p for p in called if p not in gone]
         samples = lake.read("samples", release=release)
         assert sorted(samples.column("sample_index").to_pylist()) == \
-            sorted(list(range(len(keep))) + list(range(len(keep_m))))
-        for table in ("idps", "covariates"):
+            sorted(list(range(len(keep))) + list(range(len(keep_m))) + list(range(len(called) - len(gone))))
+        for table in ("idps", "covariates", "cnvs"):
             assert not set(gone) & set(lake.read(table, release=release).column("participant_id").to_pylist())
         genotypes = lake.read("genotypes", release=release).sort_by("variant_index")
         after = decode_calls(genotypes.column("calls"), len(keep))

@@ -1,0 +1,160 @@
+"""Copy-number variant calls as callers ship them → the ``cnvs`` table.
+
+Two formats, told apart by the file's name:
+
+- PLINK's segment list (``*.cnv``, as plink 1.07 ``--cfile`` reads it): a header ``FID IID CHR BP1 BP2 TYPE SCORE
+  SITES``, then one segment per line, whitespace-separated; TYPE is the copy number (0, 1: deletion; 3, 4:
+  duplication), SCORE the caller's confidence, SITES its probes. The ``.fam`` beside it (same stem) lists every
+  participant called, with or without a segment: the people a burden of 0 is counted for.
+- PennCNV's output (any other name): ``chr1:1000-5000 numsnp=10 length=4,001 state2,cn=1 SAMPLE startsnp=…
+  endsnp=… [conf=…]``. SAMPLE names the signal file; its name without folder and extension is the participant
+  (``/calls/1000001.txt`` → ``1000001``). PennCNV lists only people with a segment, so the participants called are
+  the release's genotyped ones, from whose array the calls were made.
+
+Positions are 1-based and inclusive, as both callers write them. Every row is checked; the first fault is an error
+naming the file, line and what was expected: a line that is neither format, end before start, an unknown
+chromosome, copy number 2 (no CNV) or below 0, a count that is not a whole number, and two segments of one person
+that overlap on a chromosome (both lines named: callers merge those).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import polars as pl
+import pyarrow as pa
+
+from biolake.ingest.plink import read_fam
+from biolake.ingest.text import read_text_table
+from biolake.lake.chromosomes import CHROMOSOME_ALIASES, CHROMOSOMES
+from biolake.lake.errors import InputError
+from biolake.lake.schema import TABLES
+
+PLINK_HEADER = ("FID", "IID", "CHR", "BP1", "BP2", "TYPE", "SCORE", "SITES")
+PENNCNV_LINE = re.compile(
+    r"^(?P<chrom>\S+):(?P<start>[0-9,]+)-(?P<end>[0-9,]+)\s+numsnp=(?P<probes>\d+)\s+length=[0-9,]+\s+"
+    r"state\d+,cn=(?P<copy_number>\d+)\s+(?P<sample>\S+)\s+startsnp=\S+\s+endsnp=\S+(?:\s+conf=(?P<confidence>\S+))?"
+    r"\s*$")
+PENNCNV_EXPECTED = ("PennCNV's 'chr1:1000-5000 numsnp=10 length=4,001 state2,cn=1 SAMPLE startsnp=ID endsnp=ID "
+                    "[conf=N]'")
+
+
+class CnvCalls(NamedTuple):
+    """One file of calls, read and checked: the ``cnvs`` rows of a release, and the participants called (PLINK: its
+    .fam; PennCNV: None, the release's genotyped participants)."""
+
+    table: pa.Table
+    called: list[str] | None
+
+
+def is_plink_cnv(path: str | os.PathLike) -> bool:
+    """Whether a calls file is PLINK's segment list (named ``*.cnv``) rather than PennCNV's output."""
+    return Path(path).suffix.lower() == ".cnv"
+
+
+def plink_fam(path: str | os.PathLike) -> Path:
+    """The ``.fam`` beside a PLINK ``.cnv``: its participants are the ones called."""
+    return Path(path).with_suffix(".fam")
+
+
+def read_cnv_calls(path: str | os.PathLike, *, release: str) -> CnvCalls:
+    """The ``cnvs`` rows of ``path`` (either format) for ``release``, checked, and the participants called.
+
+    Examples
+    --------
+    >>> _ = Path("calls.txt").write_text(
+    ...     "chr1:1000-5000 numsnp=10 length=4,001 state2,cn=1 /signal/1000001.txt startsnp=rs1 endsnp=rs9 conf=15.2\\n"
+    ...     "chr22:18900000-21500000 numsnp=200 length=2,600,001 state5,cn=3 1000002.txt startsnp=rs5 endsnp=rs8\\n")
+    >>> calls = read_cnv_calls("calls.txt", release="r1")
+    >>> calls.table.select(["participant_id", "chrom", "start", "end", "copy_number", "type", "probes"]).to_pylist()[1]
+    {'participant_id': '1000002', 'chrom': '22', 'start': 18900000, 'end': 21500000, 'copy_number': 3, 'type': 'DUP', \
+'probes': 200}
+    """
+    path = Path(path)
+    if is_plink_cnv(path):
+        frame, called = _plink_segments(path), read_fam(plink_fam(path))["participant_id"].to_list()
+    else:
+        frame, called = _penncnv_segments(path), None
+    return CnvCalls(_checked(frame, path, release=release), called)
+
+
+def _plink_segments(path: Path) -> pl.DataFrame:
+    """PLINK's segment list as text columns, with each row's line number."""
+    frame = read_text_table(path, whitespace=True, has_header=True)
+    if tuple(frame.columns) != PLINK_HEADER:
+        raise InputError(path, f"expected PLINK's .cnv header {' '.join(PLINK_HEADER)}, got {' '.join(frame.columns)}",
+                         line=1)
+    return frame.with_row_index("line", offset=2).select(
+        "line", pl.col("IID").alias("participant_id"), pl.col("CHR").alias("chrom"), pl.col("BP1").alias("start"),
+        pl.col("BP2").alias("end"), pl.col("TYPE").alias("copy_number"), pl.col("SITES").alias("probes"),
+        pl.col("SCORE").alias("confidence"))
+
+
+def _penncnv_segments(path: Path) -> pl.DataFrame:
+    """PennCNV's lines as text columns (blank lines skipped), with each row's line number."""
+    if not path.exists() or not path.stat().st_size:
+        raise InputError(path, "file not found" if not path.exists() else "file is empty")
+    lines = pl.read_csv(path, has_header=False, separator="\x1f", quote_char=None, new_columns=["text"],
+                        schema_overrides={"text": pl.String})
+    lines = lines.with_row_index("line", offset=1).filter(pl.col("text").str.strip_chars() != "")
+    fields = lines.with_columns(pl.col("text").str.extract_groups(PENNCNV_LINE.pattern).alias("fields"))
+    unread = fields.filter(pl.col("fields").struct.field("chrom").is_null())
+    if unread.height:
+        raise InputError(path, f"expected {PENNCNV_EXPECTED}, got {unread['text'][0][:80]!r}", line=unread["line"][0])
+    frame = fields.select("line", pl.col("fields").struct.unnest())
+    return frame.select(
+        "line", pl.col("sample").str.replace(r"^.*[/\\]", "").str.replace(r"\.[^.]*$", "").alias("participant_id"),
+        "chrom", *(pl.col(name).str.replace_all(",", "") for name in ("start", "end")), "copy_number", "probes",
+        "confidence")
+
+
+def _checked(frame: pl.DataFrame, path: Path, *, release: str) -> pa.Table:
+    """The segments typed and checked (module docstring), as the ``cnvs`` table's rows in participant and position
+    order."""
+    aliases = pl.DataFrame({"code": [*CHROMOSOMES, *CHROMOSOME_ALIASES],
+                            "lake": [*CHROMOSOMES, *CHROMOSOME_ALIASES.values()]})
+    frame = frame.with_columns(code=pl.col("chrom").str.to_uppercase().str.replace("^CHR", ""))
+    frame = frame.join(aliases, on="code", how="left", maintain_order="left")
+    _first_fault(frame, pl.col("lake").is_null(), path, "chromosome", "a chromosome 1-22, X, Y, XY or MT (chr "
+                 "prefix or PLINK's 23-26 allowed)", "chrom")
+    typed = frame.with_columns(
+        *(pl.col(name).cast(pl.Int64, strict=False).alias(f"{name}_int") for name in
+          ("start", "end", "copy_number", "probes")),
+        pl.col("confidence").cast(pl.Float64, strict=False).alias("confidence_float"))
+    for name, what in (("start", "a whole base-pair position"), ("end", "a whole base-pair position"),
+                       ("copy_number", "a whole copy number"), ("probes", "a whole number of probes")):
+        _first_fault(typed, pl.col(f"{name}_int").is_null(), path, name, what, name)
+    _first_fault(typed, pl.col("confidence").is_not_null() & pl.col("confidence_float").is_null(), path,
+                 "confidence", "a number", "confidence")
+    _first_fault(typed, pl.col("end_int") < pl.col("start_int"), path, "end", "an end at or after the start", "end")
+    _first_fault(typed, (pl.col("copy_number_int") == 2) | (pl.col("copy_number_int") < 0), path, "copy_number",
+                 "a copy number other than 2 (0, 1: deletion; 3 or more: duplication)", "copy_number")
+    rows = typed.select(
+        "line", "participant_id", pl.col("lake").alias("chrom"), pl.col("start_int").alias("start"),
+        pl.col("end_int").alias("end"), pl.col("copy_number_int").alias("copy_number"),
+        pl.when(pl.col("copy_number_int") < 2).then(pl.lit("DEL")).otherwise(pl.lit("DUP")).alias("type"),
+        pl.col("probes_int").alias("probes"), pl.col("confidence_float").alias("confidence"),
+    ).sort("participant_id", "chrom", "start", "end")
+    overlap = rows.with_columns(
+        previous_end=pl.col("end").shift(1).over("participant_id", "chrom"),
+        previous_line=pl.col("line").shift(1).over("participant_id", "chrom"),
+    ).filter(pl.col("start") <= pl.col("previous_end"))
+    if overlap.height:
+        first = overlap.row(0, named=True)
+        raise InputError(path, f"participant {first['participant_id']}'s segment overlaps the one on line "
+                         f"{first['previous_line']} (chromosome {first['chrom']}); one call per stretch: merge or drop "
+                         "one", line=first["line"])
+    schema = TABLES["cnvs"].arrow_schema()
+    return rows.with_columns(release=pl.lit(release)).select(schema.names).to_arrow().cast(schema)
+
+
+def _first_fault(frame: pl.DataFrame, fault: pl.Expr, path: Path, column: str, expected: str, shown: str) -> None:
+    """Raise InputError naming the first row of ``frame`` where ``fault`` holds: its line, the ``column`` and what
+    was ``expected``, beside the value found (``shown``)."""
+    bad = frame.filter(fault)
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise InputError(path, f"expected {expected}, got {row[shown]!r}", line=row["line"], column=column)
