@@ -771,30 +771,37 @@ def cnv_carriers(lake_location: str, release: str | None, name: str, replace: bo
 @click.option("--burden", "burden_measures", default="n_segments,kb_total,n_del,kb_del,n_dup,kb_dup",
               show_default=True, metavar="MEASURES",
               help="burden measures tested too (comma-separated; 'none' for none)")
+@click.option("--scan-kb", type=float, metavar="KB",
+              help="also test every window of KB kb that a segment overlaps (a genome-wide CNV scan: Manhattan, hits)")
 @click.option("--min-carriers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="a locus test runs with at least this many carriers among the IDP's participants")
+              help="a locus or window test runs with at least this many carriers among the IDP's participants")
 @_decorated_by(_sample_options("test only the participant_id this SQL returns"))
 @_results_options(default_name="cnv_assoc", release_help="release whose CNVs and IDPs are tested [default: latest]",
                   exported="association table")
 def cnv_assoc(lake_location: str, pheno_sql: str | None, pheno: str | None, covar_sql: str | None,
-              covar: str | None, burden_measures: str, min_carriers: int, samples_sql: str | None,
+              covar: str | None, burden_measures: str, scan_kb: float | None, min_carriers: int,
+              samples_sql: str | None,
               keep_file: str | None, remove_file: str | None, release: str | None, name: str, replace: bool,
               out: str | None, digits: int | str | None, **options: Any) -> None:
     """IDPs against CNV carrier status and burden, adjusted for covariates (results.NAME).
 
     Per IDP and locus: deletion carriers against non-carriers (model del; duplication
     carriers left out), duplication carriers against non-carriers (dup), and the dose
-    −1/0/+1 (dose); per IDP and burden measure, its slope (burden). Each a linear
+    −1/0/+1 (dose); with --scan-kb, the same for every window of that size a segment
+    overlaps (a CNV scan: a Manhattan per IDP, hits, the browser). Each a linear
     regression with the covariates over the IDP's own participants (statsmodels' OLS, to
     1e-8): beta, se, t, p, and for del and dup Cohen's d (t · √(1/n₁ + 1/n₀): the
     covariate-adjusted mean difference in residual SDs) with its 95 % interval, and the
-    carriers counted.
+    carriers counted. Per IDP and burden measure, its slope: results.NAME_burden.
 
     \b
     Examples:
       biolake cnv assoc --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site --name cnv_idps \
                         --out cnv_idps.tsv
-      biolake sql --lake /tmp/lake "SELECT phenotype, test, model, beta, p FROM results.cnv_idps ORDER BY p LIMIT 5"
+      biolake sql --lake /tmp/lake "SELECT phenotype, test, beta, p FROM results.cnv_idps ORDER BY p LIMIT 5"
+      biolake cnv assoc --lake /tmp/lake --pheno 25001-2.0 --covar age,sex --scan-kb 500 --min-carriers 3 \\
+                        --name cnv_scan
+      biolake hits --lake /tmp/lake --result cnv_scan --threshold 1e-3
     """
     from biolake.cnv import CnvAssocSettings, run_cnv_assoc
 
@@ -805,14 +812,16 @@ def cnv_assoc(lake_location: str, pheno_sql: str | None, pheno: str | None, cova
 
     def show(lake, report) -> None:
         _echo_design(report)
-        click.echo(f"{report.tests:,} tests × {report.rows // max(report.tests, 1):,} IDPs → {_stored(lake, report)}",
-                   err=True)
+        scanned = f" ({report.windows:,} windows of {scan_kb:g} kb among them)" if scan_kb else ""
+        click.echo(f"{report.tests:,} carrier tests{scanned} × {report.rows // max(report.tests, 1):,} IDPs → "
+                   f"{_stored(lake, report)}" + (f"; {report.measures} burden measures: results.{report.name}_burden"
+                                                 if report.measures else ""), err=True)
 
     def start(lake, progress):
         return run_cnv_assoc(lake, CnvAssocSettings(
             name=name, release=release, replace=replace, phenotypes=phenotypes, covariates=covariates,
             samples=samples_sql, **_sample_lists(keep_file, remove_file), cnv_filter=cnv_filter, carriers=carriers,
-            burden_measures=measures, min_carriers=min_carriers))
+            burden_measures=measures, scan_kb=scan_kb, min_carriers=min_carriers))
     _job(lake_location, start, show, out=out, digits=digits, quiet=True)
 
 

@@ -8,10 +8,12 @@ participants the calls were made for (those without a segment count too: a burde
   type too, and the genes hit when a gene list is given (as PLINK's ``--cnv-count``, :func:`genes_hit`).
 - ``carriers`` (kind ``cnv_carriers``): a row per participant and locus carried, a segment of that type covering
   at least ``min_overlap`` of the locus and of itself (:data:`biolake.cnv_loci.GENOMIC_DISORDER_LOCI` by default).
-- ``assoc`` (kind ``cnv_assoc``): each IDP regressed on carrier status per locus (deletion carriers against
-  non-carriers, duplication carriers against non-carriers, and the dose −1/0/+1) and on each burden measure, with
-  the covariates; each IDP keeps its own missingness (the GWAS kernel, :func:`biolake.stats.linear.linear_association`);
-  Cohen's d with its interval for the carrier contrasts (:func:`biolake.stats.cnv.cohens_d`).
+- ``assoc`` (kind ``cnv_assoc``, a scan per IDP): each IDP regressed on carrier status per locus, and per window
+  of a genome-wide CNV scan (deletion carriers against non-carriers, duplication carriers against non-carriers,
+  and the dose −1/0/+1), with the covariates; each IDP keeps its own missingness (the GWAS kernel,
+  :func:`biolake.stats.linear.linear_association`); Cohen's d with its interval for the carrier contrasts
+  (:func:`biolake.stats.cnv.cohens_d`). Its ``NAME_burden`` (kind ``cnv_burden_assoc``): each IDP against each
+  burden measure.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ import scipy.sparse
 from biolake.cnv_loci import BUILDS, GENOMIC_DISORDER_LOCI, Locus
 from biolake.frame import DesignReport, JobRequest, Report, Request, provenance, provenance_header, settings_record
 from biolake.ingest.text import read_text_table
-from biolake.lake.chromosomes import chromosome, plink_number
+from biolake.lake.chromosomes import PLINK_ORDER, chromosome, plink_number
 from biolake.lake.errors import BiolakeError, InputError
 from biolake.lake.lake import Lake
 from biolake.lake.schema import ERRORS
 from biolake.queries import connect
 from biolake.queries.cnvs import CnvFilter, cnv_called, cnv_segments
 from biolake.run import publish_table
-from biolake.stats.cnv import BURDEN_MEASURES, Segments, burden, carrier_doses, cohens_d, reciprocal_overlap
-from biolake.stats.linear import linear_association, prepare_linear
+from biolake.index import index_after_job
+from biolake.stats.cnv import (BURDEN_MEASURES, Segments, burden, carrier_doses, cohens_d, reciprocal_overlap,
+                               window_doses)
+from biolake.stats.linear import LinearModel, linear_association, prepare_linear
 
 CARRIER_MODELS = ("del", "dup", "dose")   # deletion vs non-carriers, duplication vs non-carriers, −1/0/+1
 
@@ -223,14 +227,15 @@ def run_cnv_carriers(lake: Lake, settings: CnvCarriersSettings) -> CnvCarriersRe
 
 @dataclass(frozen=True, kw_only=True)
 class CnvAssocSettings(JobRequest):
-    """IDPs (``phenotypes``) against carrier status of each locus and each burden measure (``burden_measures``:
-    none to skip them), with ``covariates``; a locus test runs with at least ``min_carriers`` carriers among an
-    IDP's participants."""
+    """IDPs (``phenotypes``) against carrier status of each locus, of each window of ``scan_kb`` kb with a CNV (None:
+    no window scan), and against each burden measure (``burden_measures``: none to skip them), with ``covariates``;
+    a locus or window test runs with at least ``min_carriers`` carriers among an IDP's participants."""
 
     phenotypes: str | list[str]
     cnv_filter: CnvFilter = field(default_factory=CnvFilter)
     carriers: CarrierChoice = field(default_factory=CarrierChoice)
     burden_measures: tuple[str, ...] = BURDEN_MEASURES
+    scan_kb: float | None = None
     min_carriers: int = 1
 
     def __post_init__(self) -> None:
@@ -240,89 +245,136 @@ class CnvAssocSettings(JobRequest):
             raise BiolakeError(f"--burden {','.join(unknown)}: not burden measures ({', '.join(BURDEN_MEASURES)})")
         if self.min_carriers < 1:
             raise BiolakeError(f"--min-carriers {self.min_carriers}: at least 1")
+        if self.scan_kb is not None and not 1 <= self.scan_kb <= 100_000:
+            raise BiolakeError(f"--scan-kb {self.scan_kb:g}: a window of 1 kb to 100 Mb")
 
 
 @dataclass(frozen=True, kw_only=True)
 class CnvAssocReport(DesignReport):
-    """What an assoc run wrote: its tests (locus × model and burden measures) and rows."""
+    """What an assoc run wrote: its locus and window tests (each model a test) and their rows, and the burden
+    measures tested (``NAME_burden``)."""
 
     tests: int
     rows: int
+    windows: int
+    measures: int
+
+
+BURDEN = "_burden"        # the burden tests' table: the run's name with this after it
+WINDOW_CHUNK = 16         # windows tested at a time (3 models each: dense rows of every participant)
 
 
 def run_cnv_assoc(lake: Lake, settings: CnvAssocSettings) -> CnvAssocReport:
-    """Test each IDP against each locus's carriers and each burden measure; commit ``LAKE/results/NAME``
-    (``biolake cnv assoc``).
+    """Test each IDP against each locus's carriers (and each window's, with ``scan_kb``), and each burden measure;
+    commit ``LAKE/results/NAME`` (kind ``cnv_assoc``, a scan per IDP that hits, reports and the browser show) and
+    ``NAME_burden`` (kind ``cnv_burden_assoc``) (``biolake cnv assoc``).
 
     Examples
     --------
     >>> report = run_cnv_assoc(Lake.open("lake"), CnvAssocSettings(
     ...     name="cnv_idps", phenotypes=["25001-2.0", "25002-2.0"], covariates=["age", "sex"]))
-    >>> report.rows == 2 * report.tests
-    True
+    >>> report.rows == 2 * report.tests, report.measures
+    (True, 7)
     """
-    lake.check_results_free(settings.name, replace=settings.replace)
+    burden_name = settings.name + BURDEN
+    for name in (settings.name, burden_name):
+        lake.check_results_free(name, replace=settings.replace)
     loci = settings.carriers.regions()
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = settings.design(con, assay="cnv")
         called = cnv_called(con)
         segments = _segments(cnv_segments(con, settings.cnv_filter))
-    rows = chosen.sample_index   # the analysed participants' positions in the called set
-    doses = carrier_doses(segments, len(called), [(locus.number, locus.start, locus.end) for locus in loci],
-                          settings.carriers.min_overlap)[rows]
-    measures = burden(segments, len(called))
-    features, names, models, regions = [], [], [], []
-    for k, locus in enumerate(loci):
-        dose = doses[:, k]
-        for model, values in (("del", np.where(dose > 0, np.nan, -dose)), ("dup", np.where(dose < 0, np.nan, dose)),
-                              ("dose", dose)):
-            features.append(values)
-            names.append(locus.name)
-            models.append(model)
-            regions.append(locus)
-    for measure in settings.burden_measures:
-        features.append(measures[measure][rows].astype(float))
-        names.append(measure)
-        models.append("burden")
-        regions.append(None)
-    values = np.array(features).reshape(len(features), len(rows))
-    missing = np.isnan(values)
+    analysed = chosen.sample_index   # the analysed participants' positions in the called set
     model = prepare_linear(chosen.phenotypes, chosen.covariates)
+    present = ~np.isnan(chosen.phenotypes)                                    # samples × phenotypes
+    doses = carrier_doses(segments, len(called), [(locus.number, locus.start, locus.end) for locus in loci],
+                          settings.carriers.min_overlap)[analysed]
+    parts = [_carrier_tests(doses.T, [(locus.name, locus.chrom, locus.start, locus.end) for locus in loci], model,
+                            present, chosen.phenotype_names, settings.min_carriers)]
+    windows = 0
+    if settings.scan_kb is not None:
+        width = round(settings.scan_kb * 1000)
+        chrom, index, window_doses_all = window_doses(segments, len(called), width)
+        in_sample = window_doses_all[:, analysed]
+        carried = np.flatnonzero(np.diff(in_sample.indptr) >= settings.min_carriers)
+        windows = len(carried)
+        for first in range(0, windows, WINDOW_CHUNK):
+            chunk = carried[first:first + WINDOW_CHUNK]
+            named = [(f"{PLINK_ORDER[chrom[k] - 1]}:{index[k] * width + 1}-{(index[k] + 1) * width}",
+                      PLINK_ORDER[chrom[k] - 1], int(index[k] * width + 1), int((index[k] + 1) * width)) for k in chunk]
+            parts.append(_carrier_tests(in_sample[chunk].toarray(), named, model, present, chosen.phenotype_names,
+                                        settings.min_carriers))
+    table = pa.concat_tables(parts)
+    measures = burden(segments, len(called))
+    record = provenance("cnv_assoc", settings, chosen, filter=settings.cnv_filter.record(),
+                        **settings.carriers.record(), scan_kb=settings.scan_kb, windows=windows)
+    if settings.burden_measures:
+        publish_table(lake, burden_name, _burden_tests(
+            np.array([measures[m][analysed] for m in settings.burden_measures], dtype=float),
+            list(settings.burden_measures), model, chosen.phenotype_names),
+            provenance={**record, "kind": "cnv_burden_assoc", "carriers": settings.name}, replace=settings.replace)
+    version = publish_table(lake, settings.name, table, provenance={**record, "burden": burden_name
+                                                                    if settings.burden_measures else None},
+                            replace=settings.replace)
+    index_after_job(lake, settings.name, version=version)
+    return CnvAssocReport(name=settings.name, version=version, tests=table.num_rows // max(len(chosen.phenotype_names), 1),
+                          rows=table.num_rows, windows=windows, measures=len(settings.burden_measures),
+                          **DesignReport.of(chosen))
+
+
+def _carrier_tests(doses: np.ndarray, stretches: list[tuple[str, str, int, int]], model: LinearModel,
+                   present: np.ndarray, phenotypes: list[str], min_carriers: int) -> pa.Table:
+    """The cnv_assoc rows of some loci or windows: ``doses`` (stretches × samples: −1, 0, +1, NaN) tested as deletion
+    carriers against non-carriers (del), duplication carriers against non-carriers (dup) and dose, against every
+    phenotype of ``model`` (``present``: samples × phenotypes); ``stretches``: each one's name, chromosome, start, end.
+    A test with fewer than ``min_carriers`` carriers among a phenotype's samples is no test ("too few samples")."""
+    values = np.concatenate([np.where(doses > 0, np.nan, -doses), np.where(doses < 0, np.nan, doses), doses])
+    models = np.repeat(CARRIER_MODELS, len(stretches))
+    named = stretches * len(CARRIER_MODELS)
+    missing = np.isnan(values)
     result = linear_association(np.where(missing, 0.0, values), model, missing=scipy.sparse.csr_array(missing))
-    present = ~np.isnan(chosen.phenotypes)                                   # samples × phenotypes
-    carriers = ((values != 0) & ~missing).astype(float) @ present            # tests × phenotypes
-    binary = np.isin(models, ["del", "dup"])[:, None]
+    carriers = ((values != 0) & ~missing).astype(float) @ present              # tests × phenotypes
     error = np.array(ERRORS, dtype=object)[result.error]
-    few = np.isin(models, CARRIER_MODELS)[:, None] & (carriers < settings.min_carriers)
-    error = np.where(few & (error == None), "too few samples", error)   # noqa: E711 (an object array)
+    error = np.where((carriers < min_carriers) & (error == None), "too few samples", error)   # noqa: E711
     ran = error == None   # noqa: E711
     d, lower, upper = cohens_d(result.statistic, carriers, result.n - carriers)
-    phenotypes = chosen.phenotype_names
-    tests, count = len(names), len(phenotypes)
+    binary = (models != "dose")[:, None]
+    count = len(phenotypes)
 
-    def column(values: np.ndarray, keep: np.ndarray | None = None) -> pa.Array:
-        chosen_values = np.where(ran if keep is None else ran & keep, values, np.nan).ravel()
-        return pa.array(chosen_values, pa.float64(), from_pandas=True)
+    def column(values: np.ndarray, keep: np.ndarray | bool = True) -> pa.Array:
+        return pa.array(np.where(ran & keep, values, np.nan).ravel(), pa.float64(), from_pandas=True)
 
-    table = pa.table({
-        "phenotype": pa.array(np.tile(phenotypes, tests), pa.string()),
-        "test": pa.array(np.repeat(names, count), pa.string()),
-        "model": pa.array(np.repeat(models, count), pa.string()),
-        "chrom": pa.array(np.repeat([r.chrom if r else None for r in regions], count), pa.string()),
-        "start": pa.array(np.repeat([r.start if r else None for r in regions], count), pa.int64()),
-        "end": pa.array(np.repeat([r.end if r else None for r in regions], count), pa.int64()),
-        "n": pa.array(result.n.ravel(), pa.int64()),
-        "n_carriers": pa.array(np.where(np.isin(models, CARRIER_MODELS)[:, None], carriers, np.nan).ravel(),
-                               pa.float64(), from_pandas=True).cast(pa.int64()),
+    def repeated(values: list, type_: pa.DataType) -> pa.Array:
+        return pa.array(np.repeat(np.array(values, dtype=object), count), type_)
+
+    return pa.table({
+        "phenotype": pa.array(np.tile(phenotypes, len(models)), pa.string()),
+        "test": repeated([f"{name} {kind}" for (name, *_), kind in zip(named, models)], pa.string()),
+        "locus": repeated([name for name, *_ in named], pa.string()),
+        "model": repeated(list(models), pa.string()),
+        "chrom": repeated([chrom for _, chrom, _, _ in named], pa.string()),
+        "pos": repeated([start for *_, start, _ in named], pa.int64()),
+        "end": repeated([end for *_, end in named], pa.int64()),
+        "n": pa.array(result.n.ravel(), pa.int64()), "n_carriers": pa.array(carriers.ravel().astype(np.int64)),
         "beta": column(result.beta), "se": column(result.se), "t": column(result.statistic), "p": column(result.p),
-        "log10p": column(result.log10p),
-        "cohens_d": column(d, binary), "cohens_d_lower": column(lower, binary), "cohens_d_upper": column(upper, binary),
-        "error": pa.array(error.ravel(), pa.string())})
-    record = provenance("cnv_assoc", settings, chosen, filter=settings.cnv_filter.record(),
-                        **settings.carriers.record())
-    version = publish_table(lake, settings.name, table, provenance=record, replace=settings.replace)
-    return CnvAssocReport(name=settings.name, version=version, tests=tests, rows=table.num_rows,
-                          **DesignReport.of(chosen))
+        "log10p": column(result.log10p), "cohens_d": column(d, binary), "cohens_d_lower": column(lower, binary),
+        "cohens_d_upper": column(upper, binary), "error": pa.array(error.ravel(), pa.string())})
+
+
+def _burden_tests(values: np.ndarray, measures: list[str], model: LinearModel, phenotypes: list[str]) -> pa.Table:
+    """The cnv_burden_assoc rows: each burden measure (``values``: measures × samples) against every phenotype."""
+    result = linear_association(values, model)
+    error = np.array(ERRORS, dtype=object)[result.error]
+    ran = error == None   # noqa: E711
+
+    def column(values: np.ndarray) -> pa.Array:
+        return pa.array(np.where(ran, values, np.nan).ravel(), pa.float64(), from_pandas=True)
+
+    return pa.table({"phenotype": pa.array(np.tile(phenotypes, len(measures)), pa.string()),
+                     "measure": pa.array(np.repeat(measures, len(phenotypes)), pa.string()),
+                     "n": pa.array(result.n.ravel(), pa.int64()), "beta": column(result.beta),
+                     "se": column(result.se), "t": column(result.statistic), "p": column(result.p),
+                     "log10p": column(result.log10p), "error": pa.array(error.ravel(), pa.string())})
 
 
 __all__ = ["CnvAssocSettings", "CnvBurdenSettings", "CnvCarriersSettings", "Locus", "run_cnv_assoc",

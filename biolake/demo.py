@@ -41,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow.compute as pc
 
 from biolake.cca import CcaSettings, run_cca
@@ -86,7 +87,8 @@ DEMO_LMM = "loco"   # the mixed model of gwas --lmm the demo compares with plain
 DEMO_HARMONIZED = "demo_harmonized"   # the planted IDPs, ComBat across the imaging sites (age and sex kept)
 DEMO_EPISTASIS = "demo_epistasis"     # the planted SNP × SNP pairs' first variants against every variant
 DEMO_CCA = "demo_cca"                 # the multivariate association's region (then the null region, _null)
-DEMO_CNV = "demo_cnv"                 # CNV burden (_burden), carriers of the genomic-disorder loci (_carriers), assoc
+DEMO_CNV = "demo_cnv"                 # CNV assoc (its burden tests: _burden), carriers (_carriers), counts (_counts)
+DEMO_CNV_SCAN_KB = 500                # the CNV scan's windows
 STEPS = 17
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
@@ -522,22 +524,23 @@ def find_multivariate(lake: Lake, truth: dict, out: Path) -> list[str]:
 def find_cnv_effects(lake: Lake, truth: dict) -> list[str]:
     """``biolake cnv burden``, ``carriers`` (segments of at least 10 probes) and ``assoc`` of every IDP (the GWAS's
     covariates): each planted locus's carriers beside truth.json's, its test on its IDP (p, Cohen's d) against the
-    Bonferroni threshold of the run, and how many other tests pass it."""
+    Bonferroni threshold of the run, and how many other tests pass it; then a CNV scan (``--scan-kb``) of the
+    planted IDPs: does each one's strongest window lie in a planted locus?"""
     cnv_filter = CnvFilter(min_sites=10)
-    burden = run_cnv_burden(lake, CnvBurdenSettings(name=f"{DEMO_CNV}_burden", cnv_filter=cnv_filter, replace=True))
+    burden = run_cnv_burden(lake, CnvBurdenSettings(name=f"{DEMO_CNV}_counts", cnv_filter=cnv_filter, replace=True))
     carriers = run_cnv_carriers(lake, CnvCarriersSettings(name=f"{DEMO_CNV}_carriers", cnv_filter=cnv_filter,
                                                           replace=True))
     report = run_cnv_assoc(lake, CnvAssocSettings(name=DEMO_CNV, phenotypes=DEMO_GWAS.phenotypes,
                                                   covariates=DEMO_GWAS.covariates, cnv_filter=cnv_filter,
                                                   replace=True))
     rows = lake.results_dataset(DEMO_CNV).to_table(
-        columns=["phenotype", "test", "model", "n_carriers", "p", "cohens_d"]).to_pylist()
+        columns=["phenotype", "locus", "model", "n_carriers", "p", "cohens_d"]).to_pylist()
     threshold = 0.05 / report.rows
     lines = [f"{burden.segments:,} segments of {burden.participants:,} participants called (≥ 10 probes); "
              f"{report.tests} tests × {report.rows // report.tests} IDPs, Bonferroni threshold {threshold:.2g}"]
     found = []
     for planted in truth["cnv"]["planted"]:
-        row = next(row for row in rows if (row["phenotype"], row["test"], row["model"])
+        row = next(row for row in rows if (row["phenotype"], row["locus"], row["model"])
                    == (planted["idp"], planted["locus"], planted["model"]))
         found.append(row)
         carried = carriers.carriers[planted["locus"]]
@@ -546,12 +549,25 @@ def find_cnv_effects(lake: Lake, truth: dict) -> list[str]:
                      f"{carried[1]} dup (planted {planted['carriers']['del']}, {planted['carriers']['dup']}); "
                      f"p = {row['p']:.2g}{effect} (planted {planted['effect_sd']:+.1f} SD) — "
                      + ("recovered" if row["p"] < threshold else "not recovered"))
-    planted_pairs = {(row["phenotype"], row["test"]) for row in found}   # a locus's other models test it again
-    others = sorted({(row["phenotype"], row["test"]) for row in rows if row["p"] is not None and row["p"] < threshold
-                     and (row["phenotype"], row["test"]) not in planted_pairs})
+    planted_pairs = {(row["phenotype"], row["locus"]) for row in found}   # a locus's other models test it again
+    others = sorted({(row["phenotype"], row["locus"]) for row in rows if row["p"] is not None and row["p"] < threshold
+                     and (row["phenotype"], row["locus"]) not in planted_pairs})
     lines.append(f"planted CNV effects past the threshold: {sum(row['p'] < threshold for row in found)} of "
-                 f"{len(found)}; other IDP × locus or burden measure pairs past it: {len(others)}"
-                 + (f" ({', '.join(f'{test} on {idp}' for idp, test in others[:4])})" if others else ""))
+                 f"{len(found)}; other IDP × locus pairs past it: {len(others)}"
+                 + (f" ({', '.join(f'{locus} on {idp}' for idp, locus in others[:4])})" if others else ""))
+    scan = run_cnv_assoc(lake, CnvAssocSettings(
+        name=f"{DEMO_CNV}_scan", phenotypes=[planted["idp"] for planted in truth["cnv"]["planted"]],
+        covariates=DEMO_GWAS.covariates, cnv_filter=cnv_filter, burden_measures=(), scan_kb=DEMO_CNV_SCAN_KB,
+        min_carriers=3, replace=True))
+    windows = pl.from_arrow(lake.results_dataset(scan.name).to_table(columns=["phenotype", "locus", "chrom", "pos",
+                                                                               "end", "p"]))
+    windows = windows.filter(pl.col("locus").str.contains(":") & pl.col("p").is_not_null())
+    inside = sum(any(str(best["chrom"]) == str(planted["chrom"]) and best["pos"] <= planted["end"]
+                     and best["end"] >= planted["start"] for planted in truth["cnv"]["planted"])
+                 for best in windows.sort("p").group_by("phenotype", maintain_order=True).first().iter_rows(named=True))
+    lines.append(f"CNV scan (--scan-kb {DEMO_CNV_SCAN_KB}) of the planted IDPs: {scan.windows:,} windows with 3 or more "
+                 f"carriers; each IDP's strongest window lies in a planted locus for {inside} of "
+                 f"{len(truth['cnv']['planted'])}")
     return lines
 
 

@@ -6,8 +6,8 @@ and ``biolake init`` writes them into ``catalog.yaml``. Participant-keyed tables
 column is one field of the source (float64 or text).
 
 Results tables (``results/NAME``, :data:`RESULTS_KINDS`): one :class:`ResultsKind` per kind
-of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs, kinship, unrelated, harmonized) declares
-its columns and their roles (the scan, the feature, its position, the effect, the headline p), and
+of analysis (gwas, ewas, gxe, meta, clump, ld, ldscore, h2, rg, prs, kinship, unrelated, harmonized, cnv_assoc, …)
+declares its columns and their roles (the scan, the feature, its position, the effect, the headline p), and
 :meth:`Lake.commit_results` refuses a table that does not match its kind's declaration. A concept has one name in
 every kind, and in the source tables: ``variant_id``, ``cpg_id``, ``chrom``, ``pos``,
 ``ref``/``alt``, ``n``, ``alt_freq``, ``beta`` (the effect estimate, which EWAS results
@@ -530,18 +530,24 @@ RESULTS_KINDS: dict[str, ResultsKind] = {kind.name: kind for kind in [
                  _r("end", pa.int64(), "the segment's last base pair"), _r("type", pa.string(), "DEL or DUP"),
                  _f("overlap", "the smaller of the shares of the locus and of the segment that they share")),
                 position=()),
-    ResultsKind("cnv_assoc", "phenotypes against CNV carrier status per locus and against CNV burden (biolake cnv "
-                "assoc): a row per phenotype and test",
-                (PHENOTYPE, _r("test", pa.string(), "the locus, or the burden measure, tested"),
+    ResultsKind("cnv_assoc", "phenotypes against CNV carrier status per locus, and per window of a CNV scan (biolake "
+                "cnv assoc): a row per phenotype, stretch and model",
+                (PHENOTYPE, _r("test", pa.string(), "the stretch and the model, e.g. '22q11.2_A-D del', '1:1-200000 dose'"),
+                 _r("locus", pa.string(), "the locus, or the window (CHR:START-END), tested"),
                  _r("model", pa.string(), "del (deletion carriers against non-carriers), dup (duplication carriers "
-                    "against non-carriers), dose (−1 deletion, 0, +1 duplication), or burden"),
-                 _r("chrom", pa.string(), "the locus's chromosome (null for burden)"),
-                 _r("start", pa.int64(), "the locus's first base pair"), _r("end", pa.int64(), "its last base pair"),
-                 N_SAMPLES, _r("n_carriers", pa.int64(), "carriers among them (null for burden)"),
-                 _f("beta", "effect per unit: of carrying (del, dup), of a copy (dose), of a segment or kb (burden)"),
+                    "against non-carriers) or dose (−1 deletion, 0, +1 duplication)"),
+                 _r("chrom", pa.string(), "its chromosome"), _r("pos", pa.int64(), "its first base pair"),
+                 _r("end", pa.int64(), "its last base pair"),
+                 N_SAMPLES, _r("n_carriers", pa.int64(), "carriers among them"),
+                 _f("beta", "effect of carrying (del, dup) or of a copy (dose), in the phenotype's unit"),
                  SE, _f("t", "t statistic"), P, LOG10P,
                  _f("cohens_d", "carriers against non-carriers in (covariate-adjusted) SD units: t · √(1/n₁ + 1/n₀)"),
                  _f("cohens_d_lower", "its 95 % interval's lower end"), _f("cohens_d_upper", "its upper end"), ERROR),
+                phenotype="phenotype", feature="test", effect="beta", log10p="log10p", p="p"),
+    ResultsKind("cnv_burden_assoc", "phenotypes against CNV burden measures (biolake cnv assoc: its NAME_burden): a "
+                "row per phenotype and measure",
+                (PHENOTYPE, _r("measure", pa.string(), "the burden measure (biolake cnv burden's columns)"), N_SAMPLES,
+                 _f("beta", "effect per segment or per kb"), SE, _f("t", "t statistic"), P, LOG10P, ERROR),
                 position=()),
     ResultsKind("unrelated", "a maximal set of participants no two of whom are related above a kinship cutoff, "
                 "as plink2 --king-cutoff keeps them (biolake kinship --unrelated)",

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 
 BURDEN_MEASURES = ("n_segments", "kb_total", "kb_mean", "n_del", "kb_del", "n_dup", "kb_dup")
 
@@ -118,3 +119,36 @@ def cohens_d(t: np.ndarray, carriers: np.ndarray, others: np.ndarray) -> tuple[n
         d = t * np.sqrt(1 / carriers + 1 / others)
         se = np.sqrt((carriers + others) / (carriers * others) + d**2 / (2 * (carriers + others)))
     return d, d - 1.959963984540054 * se, d + 1.959963984540054 * se
+
+
+def window_doses(segments: Segments, participants: int, window_bp: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                  scipy.sparse.csr_array]:
+    """Every window of ``window_bp`` (windows k cover ``k·window_bp + 1 … (k + 1)·window_bp`` of a chromosome) that a
+    segment overlaps by a base or more: its chromosome, its index, and each participant's dose in it (windows ×
+    participants, sparse: −1 with a deletion overlapping it, +1 with a duplication, NaN with both), as a
+    probe-free CNV scan tests them.
+
+    Examples
+    --------
+    >>> segments = Segments(np.array([0, 1, 1]), np.array([1, 1, 2]), np.array([150, 90, 10]),
+    ...                     np.array([250, 120, 20]), np.array([True, False, True]))
+    >>> chrom, index, doses = window_doses(segments, 2, 100)
+    >>> chrom.tolist(), index.tolist(), doses.toarray().tolist()
+    ([1, 1, 1, 2], [0, 1, 2, 0], [[0.0, 1.0], [-1.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    """
+    first, last = (segments.start - 1) // window_bp, (segments.end - 1) // window_bp
+    spans = last - first + 1
+    owner, chrom = np.repeat(segments.owner, spans), np.repeat(segments.chrom, spans)
+    window = np.repeat(first, spans) + np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
+    deletion = np.repeat(segments.deletion, spans)
+    keys, row = np.unique(np.column_stack([chrom, window]), axis=0, return_inverse=True)
+
+    def carrying(which: np.ndarray) -> scipy.sparse.csr_array:   # 1 where a participant has such a segment there
+        found = scipy.sparse.csr_array((which.astype(float), (row.ravel(), owner)), shape=(len(keys), participants))
+        found.data = (found.data > 0).astype(float)
+        return found
+
+    deleted, duplicated = carrying(deletion), carrying(~deletion)
+    doses = duplicated - deleted + deleted.multiply(duplicated).multiply(np.nan)   # both: 1 − 1 + NaN
+    doses.eliminate_zeros()
+    return keys[:, 0], keys[:, 1], doses.tocsr()

@@ -155,7 +155,9 @@ def test_cnv_assoc__equals_statsmodels_ols_and_cohens_d_its_formula(gwas_lake: L
     report = run_cnv_assoc(gwas_lake, CnvAssocSettings(
         name="cnv_assoc_ref", phenotypes=[idp], covariates=["age", "sex"], replace=True,
         carriers=CarrierChoice(), burden_measures=("kb_total",)))
-    rows = {(row["test"], row["model"]): row for row in gwas_lake.results_dataset(report.name).to_table().to_pylist()}
+    rows = {(row["locus"], row["model"]): row for row in gwas_lake.results_dataset(report.name).to_table().to_pylist()}
+    rows |= {(row["measure"], "burden"): row for row in gwas_lake.results_dataset(f"{report.name}_burden").to_table()
+             .to_pylist()}
     frame = _reference_frame(gwas_lake, idp, planted)
     with connect(gwas_lake) as con:
         kb = dict(con.sql('SELECT participant_id, sum(("end" - start) / 1000.0) FROM cnvs GROUP BY 1').fetchall())
@@ -168,7 +170,8 @@ def test_cnv_assoc__equals_statsmodels_ols_and_cohens_d_its_formula(gwas_lake: L
                                  has_constant="add")
         fit = sm.OLS(frame["y"].to_numpy()[keep], design).fit()
         row = rows["kb_total" if model == "burden" else planted["locus"], model]
-        assert row["n"] == keep.sum() and row["error"] is None, row
+        assert row["n"] == keep.sum() and row["error"] is None and row.get("test", f"{planted['locus']} {model}") \
+            == f"{planted['locus']} {model}", row
         np.testing.assert_allclose([row["beta"], row["se"], row["t"], row["p"]],
                                    [fit.params[-1], fit.bse[-1], fit.tvalues[-1], fit.pvalues[-1]], rtol=1e-8)
         if model in ("del", "dup"):
@@ -185,7 +188,7 @@ def test_cnv_assoc__without_covariates_cohens_d_is_the_pooled_sd_difference(gwas
     report = run_cnv_assoc(gwas_lake, CnvAssocSettings(name="cnv_assoc_d", phenotypes=[planted["idp"]], covariates=[],
                                                        replace=True, burden_measures=()))
     row = next(row for row in gwas_lake.results_dataset(report.name).to_table().to_pylist()
-               if row["test"] == planted["locus"] and row["model"] == "del")
+               if row["test"] == f"{planted['locus']} del")
     frame = _reference_frame(gwas_lake, planted["idp"], planted, covariates=False)
     carriers, others = (frame.filter(chosen)["y"].to_numpy() for chosen in (pl.col("dose") == -1, pl.col("dose") == 0))
     pooled = np.sqrt(((len(carriers) - 1) * carriers.var(ddof=1) + (len(others) - 1) * others.var(ddof=1))
@@ -218,3 +221,48 @@ def test_cli_cnv__burden_carriers_assoc_write_tables_and_export(gwas_lake: Lake,
     joined = run_cli(["sql", "--lake", lake, "--format", "csv",
                       "SELECT count(*) AS n FROM results.cli_burden b JOIN idps USING (participant_id)"])
     assert joined.exit_code == 0 and joined.output.splitlines()[-1] == "301", joined.output
+
+
+def test_cnv_assoc__window_scan_equals_statsmodels_and_reports_as_a_scan(gwas_lake: Lake, truth: dict,
+                                                                          tmp_path: Path) -> None:
+    planted = next(p for p in truth["cnv"]["planted"] if p["model"] == "dose")
+    report = run_cnv_assoc(gwas_lake, CnvAssocSettings(name="cnv_scan", phenotypes=[planted["idp"]],
+                                                       covariates=["age", "sex"], scan_kb=500, min_carriers=2,
+                                                       burden_measures=(), replace=True))
+    table = pl.from_arrow(gwas_lake.results_dataset("cnv_scan").to_table())
+    windows = table.filter(pl.col("locus").str.contains(":") & (pl.col("model") == "dose") & pl.col("p").is_not_null())
+    assert report.windows == windows.height > 10
+    strongest = windows.filter((pl.col("chrom") == planted["chrom"]) & (pl.col("pos") <= planted["end"])
+                               & (pl.col("end") >= planted["start"])).sort("p").row(0, named=True)   # in the locus
+    window = {"chrom": strongest["chrom"], "start": strongest["pos"], "end": strongest["end"]}
+    frame = _reference_frame(gwas_lake, planted["idp"], window)
+    with connect(gwas_lake) as con:   # any overlap makes a carrier of a window
+        touching = con.sql(f"SELECT participant_id, type FROM cnvs WHERE chrom = '{window['chrom']}' "
+                           f"AND start <= {window['end']} AND \"end\" >= {window['start']}").fetchall()
+    dose = {pid: 1.0 if kind == "DUP" else -1.0 for pid, kind in touching}
+    frame = frame.with_columns(dose=pl.col("participant_id").replace_strict(dose, default=0.0))
+    design = sm.add_constant(np.column_stack([frame["age"], frame["male"].cast(pl.Float64), frame["dose"]]))
+    fit = sm.OLS(frame["y"].to_numpy(), design).fit()
+    np.testing.assert_allclose([strongest["beta"], strongest["se"], strongest["p"]],
+                               [fit.params[-1], fit.bse[-1], fit.pvalues[-1]], rtol=1e-8)
+    from biolake.report import lead_hits, write_report
+    leads = lead_hits(gwas_lake, "cnv_scan", threshold=strongest["p"] * 1.001)
+    assert any(lead["chrom"] == planted["chrom"] and abs(lead["pos"] - strongest["pos"]) <= 500_000
+               for lead in leads.to_pylist())   # the planted locus leads, the window among its members
+    assert write_report(gwas_lake, "cnv_scan", tmp_path / "scan.html").stat().st_size > 10_000
+
+
+def test_cnv_scan__the_browser_shows_its_run_and_phenotype_pages(gwas_lake: Lake, truth: dict) -> None:
+    import urllib.parse
+
+    from biolake.browser.app import create_app
+    from test_browser import _page
+
+    planted = next(p for p in truth["cnv"]["planted"] if p["model"] == "dose")
+    run_cnv_assoc(gwas_lake, CnvAssocSettings(name="cnv_browsed", phenotypes=[planted["idp"]], covariates=["age"],
+                                              scan_kb=1000, min_carriers=2, burden_measures=(), replace=True))
+    app = create_app(gwas_lake, announce=lambda _: None)
+    assert "cnv_browsed" in _page(app, "/")
+    assert planted["idp"] in _page(app, "/run/{name}", name="cnv_browsed")
+    page = _page(app, "/phenotype", urllib.parse.urlencode({"run": "cnv_browsed", "phenotype": planted["idp"]}))
+    assert f"{planted['locus']} dose" in page

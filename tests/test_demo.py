@@ -98,3 +98,5 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     assert len(cnv) == 3 and all(line.endswith("recovered") and not line.endswith("not recovered") for line in cnv)
     assert all(re.search(r"carriers (\d+) del, (\d+) dup \(planted \1, \2\)", line) for line in cnv), cnv
     assert any(line.startswith("planted CNV effects past the threshold: 3 of 3;") for line in lines), lines[-3:]
+    scan = next(line for line in lines if line.startswith("CNV scan (--scan-kb "))
+    assert scan.endswith("lies in a planted locus for 3 of 3"), scan

@@ -71,7 +71,8 @@ def test_results_kinds__roles_name_declared_columns():
         names = {column.name for column in kind.columns}
         roles = [kind.feature, kind.effect, kind.log10p, kind.p, *kind.position] + (kind.groups if kind.scans else [])
         assert {role for role in roles if role is not None} <= names, kind.name
-    assert [name for name, kind in RESULTS_KINDS.items() if kind.scans] == ["gwas", "ewas", "gxe", "epistasis", "meta", "clump"]
+    assert [name for name, kind in RESULTS_KINDS.items() if kind.scans] == ["gwas", "ewas", "gxe", "epistasis", "meta",
+                                                                            "clump", "cnv_assoc"]
 
 
 def test_results_kinds__one_name_per_concept():
@@ -86,7 +87,7 @@ def test_results_kinds__one_name_per_concept():
 
 def test_results_kind__reports_refuse_a_kind_without_scans():
     assert results_kind("prs", table="scores").name == "prs"
-    with pytest.raises(LakeError, match=r"^results 'scores' are of kind 'prs'; kinds with scans: gwas, ewas, gxe, epistasis, meta, clump$"):
+    with pytest.raises(LakeError, match=r"^results 'scores' are of kind 'prs'; kinds with scans: gwas, ewas, gxe, epistasis, meta, clump, cnv_assoc$"):
         results_kind("prs", table="scores", scans=True)
 
 
