@@ -844,7 +844,8 @@ CNV_SLOTS_BP = 5_000_000   # bench_cnv's segments: at most one per 5 Mb slot of 
 def write_cnv_release(folder: Path, samples: int, per_participant: int, idps: int) -> None:
     """PLINK's ``calls.cnv`` (``per_participant`` segments each, 10 kb to 2 Mb, no two of one participant in one 5 Mb
     slot, so none overlap) with its ``calls.fam``, and ``idps.csv`` and ``covariates.csv`` of every participant
-    (each IDP 2 % missing); 22q11.2 deletion carriers (0.5 %) lower the first IDP."""
+    (each IDP 2 % missing); 22q11.2 deletion carriers (0.5 %: chr22 18.9–21.5 Mb, their slots of chr22 from 15 to
+    25 Mb left empty) lower the first IDP."""
     rng = np.random.default_rng(0)
     lengths = np.array([249250621, 243199373, 198022430, 191154276, 180915260, 171115067, 159138663, 146364022,
                         141213431, 135534747, 135006516, 133851895, 115169878, 107349540, 102531392, 90354753,
@@ -858,7 +859,10 @@ def write_cnv_release(folder: Path, samples: int, per_participant: int, idps: in
         out.write("FID\tIID\tCHR\tBP1\tBP2\tTYPE\tSCORE\tSITES\n")
         for first in range(0, samples, 20_000):
             chunk = ids[first:first + 20_000]
-            chosen = np.sort(np.argsort(rng.random((len(chunk), len(slot_chrom))), axis=1)[:, :per_participant], axis=1)
+            free = rng.random((len(chunk), len(slot_chrom)))
+            free[np.ix_(carriers[first:first + 20_000], (slot_chrom == 22) & (slot_start > 14_000_000)
+                        & (slot_start < 25_000_000))] = 2.0   # never chosen for a carrier: its deletion lies there
+            chosen = np.sort(np.argsort(free, axis=1)[:, :per_participant], axis=1)
             start = slot_start[chosen] + rng.integers(0, 2_000_000, chosen.shape)
             length = np.clip(rng.lognormal(np.log(100_000), 0.8, chosen.shape), 10_000, 2_000_000).astype(np.int64)
             pl.DataFrame({"FID": np.repeat(chunk, per_participant), "IID": np.repeat(chunk, per_participant),
@@ -867,8 +871,8 @@ def write_cnv_release(folder: Path, samples: int, per_participant: int, idps: in
                           "SCORE": np.round(rng.gamma(2.0, 15.0, chosen.size), 3),
                           "SITES": rng.integers(3, 200, chosen.size)},
                          ).write_csv(out, separator="\t", include_header=False)
-    with open(folder / "calls.cnv", "a") as out:   # the 22q11.2 carriers' deletions (chr22 has no slot past 50 Mb)
-        pl.DataFrame({"FID": ids[carriers], "IID": ids[carriers], "CHR": 22, "BP1": 51_000_000, "BP2": 51_200_000,
+    with open(folder / "calls.cnv", "a") as out:   # the 22q11.2 carriers' deletions
+        pl.DataFrame({"FID": ids[carriers], "IID": ids[carriers], "CHR": 22, "BP1": 18_912_231, "BP2": 21_465_672,
                       "TYPE": 1, "SCORE": 50.0, "SITES": 40}).write_csv(out, separator="\t", include_header=False)
     pl.DataFrame({"fid": ids, "iid": ids, "father": 0, "mother": 0, "sex": rng.integers(1, 3, samples), "pheno": 1},
                  ).write_csv(folder / "calls.fam", separator=" ", include_header=False)

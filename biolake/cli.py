@@ -796,7 +796,7 @@ def cnv_assoc(lake_location: str, pheno_sql: str | None, pheno: str | None, cova
 
     \b
     Examples:
-      biolake cnv assoc --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site --name cnv_idps \
+      biolake cnv assoc --lake /tmp/lake --pheno 25001-2.0,25002-2.0 --covar age,sex,site --name cnv_idps \\
                         --out cnv_idps.tsv
       biolake sql --lake /tmp/lake "SELECT phenotype, test, beta, p FROM results.cnv_idps ORDER BY p LIMIT 5"
       biolake cnv assoc --lake /tmp/lake --pheno 25001-2.0 --covar age,sex --scan-kb 500 --min-carriers 3 \\

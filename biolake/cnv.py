@@ -6,8 +6,10 @@ participants the calls were made for (those without a segment count too: a burde
 
 - ``burden`` (kind ``cnv_burden``): a row per participant called, as PLINK 1.07's ``.cnv.indiv`` counts it, by
   type too, and the genes hit when a gene list is given (as PLINK's ``--cnv-count``, :func:`genes_hit`).
-- ``carriers`` (kind ``cnv_carriers``): a row per participant and locus carried, a segment of that type covering
-  at least ``min_overlap`` of the locus and of itself (:data:`biolake.cnv_loci.GENOMIC_DISORDER_LOCI` by default).
+- ``carriers`` (kind ``cnv_carriers``): a row per participant, locus and segment covering at least ``min_overlap`` of
+  the locus and of itself (:data:`biolake.cnv_loci.GENOMIC_DISORDER_LOCI` by default); each segment is judged alone
+  (a call split in pieces, each under the share, makes no carrier), and a participant with both a deletion and a
+  duplication there is listed with both but left out of that locus's tests.
 - ``assoc`` (kind ``cnv_assoc``, a scan per IDP): each IDP regressed on carrier status per locus, and per window
   of a genome-wide CNV scan (deletion carriers against non-carriers, duplication carriers against non-carriers,
   and the dose −1/0/+1), with the covariates; each IDP keeps its own missingness (the GWAS kernel,
@@ -27,7 +29,6 @@ import scipy.sparse
 
 from biolake.cnv_loci import BUILDS, GENOMIC_DISORDER_LOCI, Locus
 from biolake.frame import DesignReport, JobRequest, Report, Request, provenance, provenance_header, settings_record
-from biolake.ingest.text import read_text_table
 from biolake.lake.chromosomes import PLINK_ORDER, chromosome, plink_number
 from biolake.lake.errors import BiolakeError, InputError
 from biolake.lake.lake import Lake
@@ -59,19 +60,25 @@ class Region:
 
 
 def read_regions(path: str | Path, *, flag: str) -> list[Region]:
-    """A region list as PLINK's ``--cnv-count``/``--cnv-intersect`` read one: CHR BP1 BP2 NAME per line,
-    whitespace-separated, no header; errors name the line."""
-    table = read_text_table(path, whitespace=True, has_header=False, expected_columns=4)
-    if table.width != 4:
-        raise InputError(path, f"{flag}: expected 4 fields per line (CHR BP1 BP2 NAME), got {table.width}", line=1)
-    regions = []
-    for line, (chrom, start, end, name) in enumerate(table.iter_rows(), start=1):
-        code = chromosome(chrom)
-        if code is None or not (start.isdigit() and end.isdigit()) or int(end) < int(start):
-            raise InputError(path, f"{flag}: expected CHR BP1 BP2 NAME with a known chromosome and BP1 ≤ BP2, got "
-                             f"{' '.join((chrom, start, end, name))!r}", line=line)
-        regions.append(Region(name, code, int(start), int(end)))
-    return regions
+    """A region list as PLINK's ``--cnv-count``/``--cnv-intersect`` read one: CHR BP1 BP2 [NAME] per line
+    (whitespace-separated, no header; a region without a name is called CHR:BP1-BP2), blank lines skipped; a region
+    listed twice counts once, as in PLINK. Errors name the flag, the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{flag}: file not found")
+    regions: dict[tuple[str, int, int], Region] = {}
+    for line, text in enumerate(path.read_text().splitlines(), start=1):
+        fields = text.split()
+        if not fields:
+            continue
+        code = chromosome(fields[0]) if len(fields) in (3, 4) else None
+        if code is None or not (fields[1].isdigit() and fields[2].isdigit()) or int(fields[2]) < int(fields[1]):
+            raise InputError(path, f"{flag}: expected CHR BP1 BP2 [NAME] with a known chromosome and BP1 ≤ BP2, got "
+                             f"{text.strip()[:80]!r}", line=line)
+        stretch = (code, int(fields[1]), int(fields[2]))
+        regions.setdefault(stretch, Region(fields[3] if len(fields) == 4 else f"{code}:{fields[1]}-{fields[2]}",
+                                           *stretch))
+    return list(regions.values())
 
 
 def _segments(table: pa.Table) -> Segments:
@@ -144,8 +151,6 @@ def run_cnv_burden(lake: Lake, settings: CnvBurdenSettings) -> CnvBurdenReport:
 def chosen_loci(build: str, path: str | None) -> list[Region]:
     """The loci of a carriers or assoc run: a locus list (``path``: CHR BP1 BP2 NAME) or the shipped genomic-disorder
     loci in ``build``."""
-    if build not in BUILDS:
-        raise BiolakeError(f"--build {build!r}: one of {', '.join(BUILDS)}")
     if path:
         return read_regions(path, flag="--loci")
     return [Region(locus.name, *locus.stretch(build)) for locus in GENOMIC_DISORDER_LOCI]
@@ -184,7 +189,7 @@ class CnvCarriersSettings(Request):
 
 @dataclass(frozen=True, kw_only=True)
 class CnvCarriersReport(Report):
-    """What a carriers run wrote: per locus its deletion and duplication carriers."""
+    """What a carriers run wrote: per locus its deletion and duplication carriers (participants)."""
 
     carriers: dict[str, tuple[int, int]]
 
@@ -213,8 +218,8 @@ def run_cnv_carriers(lake: Lake, settings: CnvCarriersSettings) -> CnvCarriersRe
             rows.append({"participant_id": called[segments.owner[k]], "locus": locus.name, "chrom": locus.chrom,
                          "start": int(segments.start[k]), "end": int(segments.end[k]),
                          "type": "DEL" if segments.deletion[k] else "DUP", "overlap": float(overlap[k])})
-        carried = [row["type"] for row in rows if row["locus"] == locus.name]
-        counts[locus.name] = (carried.count("DEL"), carried.count("DUP"))
+        carried = {(row["participant_id"], row["type"]) for row in rows if row["locus"] == locus.name}
+        counts[locus.name] = tuple(sum(kind == wanted for _, kind in carried) for wanted in ("DEL", "DUP"))
     schema = pa.schema([("participant_id", pa.string()), ("locus", pa.string()), ("chrom", pa.string()),
                         ("start", pa.int64()), ("end", pa.int64()), ("type", pa.string()), ("overlap", pa.float64())])
     record = {**provenance_header("cnv_carriers", release=release), "settings": settings_record(settings),

@@ -525,7 +525,7 @@ def find_cnv_effects(lake: Lake, truth: dict) -> list[str]:
     """``biolake cnv burden``, ``carriers`` (segments of at least 10 probes) and ``assoc`` of every IDP (the GWAS's
     covariates): each planted locus's carriers beside truth.json's, its test on its IDP (p, Cohen's d) against the
     Bonferroni threshold of the run, and how many other tests pass it; then a CNV scan (``--scan-kb``) of the
-    planted IDPs: does each one's strongest window lie in a planted locus?"""
+    planted IDPs: does each one's strongest window lie in its planted locus?"""
     cnv_filter = CnvFilter(min_sites=10)
     burden = run_cnv_burden(lake, CnvBurdenSettings(name=f"{DEMO_CNV}_counts", cnv_filter=cnv_filter, replace=True))
     carriers = run_cnv_carriers(lake, CnvCarriersSettings(name=f"{DEMO_CNV}_carriers", cnv_filter=cnv_filter,
@@ -562,11 +562,13 @@ def find_cnv_effects(lake: Lake, truth: dict) -> list[str]:
     windows = pl.from_arrow(lake.results_dataset(scan.name).to_table(columns=["phenotype", "locus", "chrom", "pos",
                                                                                "end", "p"]))
     windows = windows.filter(pl.col("locus").str.contains(":") & pl.col("p").is_not_null())
-    inside = sum(any(str(best["chrom"]) == str(planted["chrom"]) and best["pos"] <= planted["end"]
-                     and best["end"] >= planted["start"] for planted in truth["cnv"]["planted"])
-                 for best in windows.sort("p").group_by("phenotype", maintain_order=True).first().iter_rows(named=True))
+    best = {row["phenotype"]: row for row in
+            windows.sort("p").group_by("phenotype", maintain_order=True).first().iter_rows(named=True)}
+    inside = sum(planted["idp"] in best and str(best[planted["idp"]]["chrom"]) == str(planted["chrom"])
+                 and best[planted["idp"]]["pos"] <= planted["end"] and best[planted["idp"]]["end"] >= planted["start"]
+                 for planted in truth["cnv"]["planted"])
     lines.append(f"CNV scan (--scan-kb {DEMO_CNV_SCAN_KB}) of the planted IDPs: {scan.windows:,} windows with 3 or more "
-                 f"carriers; each IDP's strongest window lies in a planted locus for {inside} of "
+                 f"carriers; each IDP's strongest window lies in its planted locus for {inside} of "
                  f"{len(truth['cnv']['planted'])}")
     return lines
 

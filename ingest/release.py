@@ -24,14 +24,14 @@ import blake3
 import pyarrow as pa
 import yaml
 
-from biolake.ingest.cnv import is_plink_cnv, plink_fam, read_cnv_calls
+from biolake.ingest.cnv import CnvCalls, is_plink_cnv, plink_fam, read_cnv_calls
 from biolake.ingest.methylation import matrix_samples, methylation_batches, read_probes
 from biolake.ingest.participants import (OverlapRule, check_columns, empty_columns, field_dictionary, participant_ids,
                                  read_participant_table, value_fields)
 from biolake.ingest.freesurfer import freesurfer_idps, freesurfer_tables
 from biolake.ingest.genotypes import GenotypeSource, Progress
 from biolake.ingest.mapped import mapped_windows
-from biolake.ingest.plink import open_bfile, read_fam
+from biolake.ingest.plink import open_bfile
 from biolake.lake.errors import InputError
 from biolake.lake.lake import Lake, ReleaseInfo
 from biolake.lake.lock import lake_lock
@@ -314,12 +314,17 @@ def _read_sources(lake: Lake, sources: ReleaseSources, *, release: str, overlap:
     methylation_ids = matrix_samples(sources.methylation) if sources.methylation else None
     keyed = {name: (getattr(sources, name), participant_ids(small[name]))
              for name in ("idps", "covariates") if name in small}
-    cnv_ids = _cnv_called(sources, small, genotypes)
-    if "cnvs" in small:
-        keyed["cnvs"] = (sources.cnv, set(small["cnvs"].column("participant_id").to_pylist()))
+    cnv_ids, found = None, []
+    if sources.cnv:
+        calls = read_cnv_calls(sources.cnv, release=release)
+        small["cnvs"], cnv_ids = calls.table, _cnv_called(sources.cnv, calls, genotypes)
+        if calls.table.num_rows:
+            keyed["cnvs"] = (sources.cnv, set(calls.table.column("participant_id").to_pylist()))
+        if calls.copy_neutral:
+            found.append(f"{sources.cnv}: {calls.copy_neutral:,} copy-neutral calls (cn=2: loss of heterozygosity, "
+                         "not a CNV) left out")
     if methylation_ids:
         keyed["methylation"] = (sources.methylation, set(methylation_ids))
-    found = []
     for name in ("idps", "covariates"):
         if name in small:
             check_columns(small[name], path=getattr(sources, name),
@@ -438,26 +443,20 @@ def _read_small_tables(sources: ReleaseSources, *, release: str) -> dict[str, pa
         tables["covariates"] = read_participant_table(sources.covariates, release=release)
     if sources.probes:
         tables["probes"] = read_probes(sources.probes, release=release)
-    if sources.cnv:
-        tables["cnvs"] = read_cnv_calls(sources.cnv, release=release).table
     return tables
 
 
-def _cnv_called(sources: ReleaseSources, small: dict[str, pa.Table],
-                genotypes: GenotypeSource | None) -> list[str] | None:
+def _cnv_called(path: Path, calls: CnvCalls, genotypes: GenotypeSource | None) -> list[str]:
     """The participants CNVs were called for (ingest/cnv.py): a PLINK .cnv's .fam, every one of whose segments must
-    be of one of them; for PennCNV, the genotyped participants and then any other with a segment, in file order."""
-    if not sources.cnv:
-        return None
-    with_segments = list(dict.fromkeys(small["cnvs"].column("participant_id").to_pylist()))
-    if is_plink_cnv(sources.cnv):
-        called = read_fam(plink_fam(sources.cnv))["participant_id"].to_list()
-        listed = frozenset(called)
+    be of one of them; for PennCNV, the genotyped participants, then any other with a segment (in id order)."""
+    with_segments = list(dict.fromkeys(calls.table.column("participant_id").to_pylist()))
+    if calls.called is not None:
+        listed = frozenset(calls.called)
         stray = [pid for pid in with_segments if pid not in listed]
         if stray:
-            raise InputError(sources.cnv, f"{len(stray):,} participants have segments but are not in "
-                             f"{plink_fam(sources.cnv).name}, which lists those called (e.g. {stray[0]})")
-        return called
+            raise InputError(path, f"{len(stray):,} participants have segments but are not in "
+                             f"{plink_fam(path).name}, which lists those called (e.g. {stray[0]})")
+        return calls.called
     genotyped = genotypes.samples["participant_id"].to_list()
     known = frozenset(genotyped)
     return genotyped + [pid for pid in with_segments if pid not in known]

@@ -187,6 +187,8 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in [
     TableSpec("cnvs", "cnvs", ("release", "participant_id", "chrom", "start"), ("release",),
               "copy-number segments per participant, as the caller made them (PennCNV, PLINK .cnv)",
               (RELEASE, PARTICIPANT,
+               _c("segment_index", pa.int64(), "the call's order in its source file (0-based): PLINK sums a "
+                  "participant's kb in this order"),
                _c("chrom", pa.string(), "chromosome code (1-22, X, Y, XY, MT)"),
                _c("start", pa.int64(), "first base pair of the segment (1-based, inclusive)"),
                _c("end", pa.int64(), "last base pair of the segment (inclusive)"),

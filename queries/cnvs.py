@@ -7,6 +7,7 @@ Filters apply at analysis time, as PLINK 1.07's do (``--cnv-kb``, ``--cnv-sites`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -27,8 +28,8 @@ class CnvFilter:
 
     Examples
     --------
-    >>> CnvFilter(min_kb=100, min_sites=10).where()
-    '("end" - start) / 1000.0 >= 100 AND probes >= 10'
+    >>> CnvFilter(min_kb=100, min_sites=10, min_score=12.3456789).where()
+    '("end" - start) / 1000.0 >= 100.0 AND probes >= 10 AND confidence >= 12.3456789'
     """
 
     min_kb: float | None = None
@@ -40,6 +41,15 @@ class CnvFilter:
     type: str = "both"
 
     def __post_init__(self) -> None:
+        for name in ("min_kb", "max_kb", "min_score", "max_score"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise BiolakeError(f"--{name.replace('_', '-')} {value}: a finite number")
+            if value is not None:
+                object.__setattr__(self, name, float(value))
+        for name in ("min_sites", "max_sites"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, int(getattr(self, name)))
         if self.type not in TYPES:
             raise BiolakeError(f"--type {self.type!r}: one of {', '.join(TYPES)}")
         for low, high, flag in ((self.min_kb, self.max_kb, "kb"), (self.min_sites, self.max_sites, "sites"),
@@ -55,7 +65,7 @@ class CnvFilter:
         """The filter as a SQL predicate over the ``cnvs`` view (TRUE when it filters nothing)."""
         bounds = (('("end" - start) / 1000.0', self.min_kb, self.max_kb), ("probes", self.min_sites, self.max_sites),
                   ("confidence", self.min_score, self.max_score))
-        terms = [f"{expression} {operator} {value:g}" for expression, low, high in bounds
+        terms = [f"{expression} {operator} {value!r}" for expression, low, high in bounds   # every digit
                  for operator, value in ((">=", low), ("<=", high)) if value is not None]
         if self.type != "both":
             terms.append(f"type = '{self.type.upper()}'")
@@ -76,8 +86,8 @@ def cnv_called(con: LakeConnection) -> list[str]:
 
 def cnv_segments(con: LakeConnection, cnv_filter: CnvFilter) -> pa.Table:
     """The segments passing ``cnv_filter``: ``owner`` (the participant's position in the called set, :func:`cnv_called`),
-    chrom (as PLINK numbers it), start, end, deletion (bool); each participant's in chromosome and position order, as
-    a caller's sorted file lists them (sums over them then add as PLINK adds a file's)."""
+    chrom (as PLINK numbers it), start, end, deletion (bool); each participant's in the order of its source file (sums
+    over them then add as PLINK adds them)."""
     return con.sql(f"SELECT s.sample_index AS owner, {PLINK_NUMBER} AS chrom, start, \"end\", type = 'DEL' AS deletion "
                    "FROM cnvs c JOIN samples s ON s.participant_id = c.participant_id AND s.assay = 'cnv' "
-                   f"WHERE {cnv_filter.where()} ORDER BY 1, 2, 3").arrow()
+                   f"WHERE {cnv_filter.where()} ORDER BY s.sample_index, c.segment_index").arrow()

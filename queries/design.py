@@ -82,7 +82,8 @@ def list_record(path: str, entries: Iterable[str], **counts: int) -> dict[str, o
 
 @dataclass(frozen=True)
 class Design:
-    """Phenotypes and covariates aligned to an assay's sample vector (genotypes, methylation)."""
+    """Phenotypes and covariates aligned to an assay's sample vector (genotypes, methylation; cnv: the participants
+    CNVs were called for, in their order)."""
 
     release: str
     participant_ids: list[str]
@@ -117,7 +118,7 @@ def design(con: LakeConnection, *, phenotypes: str | Sequence[str], covariates: 
     a reason found outside the queries (plink2's --mind: too many missing calls) to the participants it leaves
     out, counted under it. Text covariates become indicator columns
     against their most frequent level; constant and collinear columns are dropped
-    with a DesignWarning. ``assay`` is "genotypes" (GWAS) or "methylation" (EWAS): rows
+    with a DesignWarning. ``assay`` is "genotypes" (GWAS), "methylation" (EWAS) or "cnv" (CNV association): rows
     follow that assay's sample vector, and participants it lacks are counted as dropped.
     ``role`` is what the job calls the ``phenotypes`` columns ("phenotype"; EWAS: "exposure"):
     warnings, errors and the drop report speak of them by that name.

@@ -4,8 +4,8 @@ Segments come as parallel arrays (one entry per segment: its participant's posit
 end in base pairs, 1-based and inclusive, and whether it is a deletion); nothing here reads a table.
 
 - :func:`burden`: per participant, how many segments and how many kb, all and by type, as PLINK 1.07's
-  ``.cnv.indiv`` counts them (kb = (end − start) / 1000, added in the segments' order, as PLINK adds a file's; a
-  participant without a segment has 0).
+  ``.cnv.indiv`` counts them (kb = (end − start) / 1000, added in the order of the segments given: their source
+  file's, as PLINK adds them; a participant without a segment has 0).
 - :func:`reciprocal_overlap`: the share of the segment and of the locus their overlap covers; a carrier of a
   locus has a segment of the type covering at least a set share of both (50 % by default, as in the UK
   Biobank CNV studies, e.g. Crawford et al. 2019, J Med Genet 56:131).

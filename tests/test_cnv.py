@@ -266,3 +266,55 @@ def test_cnv_scan__the_browser_shows_its_run_and_phenotype_pages(gwas_lake: Lake
     assert planted["idp"] in _page(app, "/run/{name}", name="cnv_browsed")
     page = _page(app, "/phenotype", urllib.parse.urlencode({"run": "cnv_browsed", "phenotype": planted["idp"]}))
     assert f"{planted['locus']} dose" in page
+
+
+def test_ingest_cnv__penncnv_participants_without_genotypes_are_called_and_counted(tmp_path: Path,
+                                                                                   release_folder: Path) -> None:
+    """PennCNV names only those with a segment: one without genotypes in the release is still called (a row of the
+    cnv assay), and ingest counts it in its note of participants without genotypes."""
+    calls = tmp_path / "calls.penncnv"
+    calls.write_text((release_folder / "calls.penncnv").read_text()
+                     + "chr3:1000-90000 numsnp=12 length=89,001 state2,cn=1 signal/9999999.txt startsnp=a endsnp=b\n")
+    Lake.init(tmp_path / "lake")
+    result = run_cli(["ingest", "--lake", str(tmp_path / "lake"), "--release", "r1", "--cnv", str(calls),
+                      "--bfile", str(release_folder / "genotypes")])
+    assert result.exit_code == 0, result.output
+    assert "note: 1 participants in cnvs have no genotypes (e.g. 9999999)" in result.output
+    with connect(Lake.open(str(tmp_path / "lake"))) as con:
+        called = con.sql("SELECT participant_id FROM samples WHERE assay = 'cnv' ORDER BY sample_index").fetchall()
+    assert called[-1] == ("9999999",) and len(called) == 301 + 1
+
+
+@pytest.mark.parametrize(("text", "rows"), [
+    ("1 1 1 1000 5000 1 10 5\n", 1),                                      # no header, as PLINK 1.07 allows
+    ("FID IID CHR BP1 BP2 TYPE SCORE SITE\n1 1 1 1000 5000 1 10 5\n", 1),  # another header spelling
+    ("FID IID CHR BP1 BP2 TYPE SCORE SITES\n", 0),                         # nobody has a segment
+    ("  FID  IID  CHR  BP1  BP2  TYPE  SCORE  SITES\n  1  1  1  1000  5000  1  10  5\n\n  2  2  X  10  90  3  -4  3\n",
+     2),                                                                   # plink --cnv-write's padded columns
+])
+def test_read_cnv_calls__plink_files_as_plink_reads_them(tmp_path: Path, text: str, rows: int) -> None:
+    path = _plink_cnv(tmp_path, [])
+    path.write_text(text)
+    assert read_cnv_calls(path, release="r1").table.num_rows == rows
+
+
+def test_read_cnv_calls__penncnv_is_known_by_its_lines_not_its_name(tmp_path: Path) -> None:
+    """PennCNV output saved as .cnv is still PennCNV's; trio calls' extra fields are read past; copy-neutral (-loh)
+    calls are left out and counted; an id with a dot keeps it (only a file extension of letters goes)."""
+    path = tmp_path / "trio.cnv"
+    path.write_text("chr1:100-5000 numsnp=10 length=4,901 state2,cn=1 signal/S1.2.txt startsnp=a endsnp=b conf=-3.2 "
+                    "statepath=33 triostate=212\n"
+                    "chr2:100-5000 numsnp=10 length=4,901 state4,cn=2 S1.2 startsnp=a endsnp=b\n")
+    calls = read_cnv_calls(path, release="r1")
+    assert calls.called is None and calls.copy_neutral == 1
+    assert calls.table.select(["participant_id", "copy_number", "confidence"]).to_pylist() == [
+        {"participant_id": "S1.2", "copy_number": 1, "confidence": -3.2}]
+
+
+def test_cnv_burden__a_bad_gene_list_is_one_line_naming_its_line(gwas_lake: Lake, tmp_path: Path) -> None:
+    genes = tmp_path / "genes.txt"
+    genes.write_text("1 100 200 A\n\n1 500 300 B\n")
+    result = run_cli(["cnv", "burden", "--lake", str(gwas_lake.location.root), "--genes", str(genes), "--name", "x",
+                      "--replace"])
+    assert result.exit_code != 0 and "genes.txt, line 3: --genes: expected CHR BP1 BP2 [NAME] with a known " \
+        "chromosome and BP1 ≤ BP2, got '1 500 300 B'" in result.output, result.output

@@ -99,4 +99,4 @@ def test_run_demo__recovers_planted_effects_and_keeps_nulls_calm(tmp_path):
     assert all(re.search(r"carriers (\d+) del, (\d+) dup \(planted \1, \2\)", line) for line in cnv), cnv
     assert any(line.startswith("planted CNV effects past the threshold: 3 of 3;") for line in lines), lines[-3:]
     scan = next(line for line in lines if line.startswith("CNV scan (--scan-kb "))
-    assert scan.endswith("lies in a planted locus for 3 of 3"), scan
+    assert scan.endswith("lies in its planted locus for 3 of 3"), scan
