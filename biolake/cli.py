@@ -404,8 +404,9 @@ def init(root: str, storage_options: tuple[str, ...]) -> None:
               help="beta matrix, CpG × sample (CSV, TSV, gzipped, or Parquet)")
 @click.option("--probes", type=click.Path(dir_okay=False), help="probe annotation (cpg, chrom, pos)")
 @click.option("--cnv", type=click.Path(dir_okay=False),
-              help="CNV calls: PLINK's segment list (FILE.cnv, its FILE.fam beside it listing everyone called) or "
-                   "PennCNV's output (any other name; needs the genotypes they were called from)")
+              help="CNV calls: PLINK's segment list (FID IID CHR BP1 BP2 TYPE SCORE SITES; FILE.fam beside it lists "
+                   "everyone called) or PennCNV's output (told apart by their lines; needs the genotypes they were "
+                   "called from)")
 @_overlap_options
 @click.option("--check", "check_only", is_flag=True,
               help="make every check, reading every row, and write nothing: print the tables and rows the release "

@@ -1,21 +1,22 @@
 """Copy-number variant calls as callers ship them → the ``cnvs`` table.
 
-Two formats, told apart by the file's name:
+Two formats, told apart by their first line:
 
-- PLINK's segment list (``*.cnv``, as plink 1.07 ``--cfile`` reads it): a header ``FID IID CHR BP1 BP2 TYPE SCORE
-  SITES``, then one segment per line, whitespace-separated; TYPE is the copy number (0, 1: deletion; 3, 4:
-  duplication), SCORE the caller's confidence, SITES its probes. The ``.fam`` beside it (same stem) lists every
-  participant called, with or without a segment: the people a burden of 0 is counted for.
-- PennCNV's output (any other name): ``chr1:1000-5000 numsnp=10 length=4,001 state2,cn=1 SAMPLE startsnp=…
-  endsnp=… [conf=…]``. SAMPLE names the signal file; its name without folder and extension is the participant
+- PLINK's segment list (``*.cnv``, as plink 1.07 ``--cfile`` reads it): ``FID IID CHR BP1 BP2 TYPE SCORE SITES``
+  per segment, whitespace-separated (a line whose first field is FID, a header, is skipped, as PLINK skips it);
+  TYPE is the copy number (0, 1: deletion; 3, 4: duplication), SCORE the caller's confidence, SITES its probes. The
+  ``.fam`` beside it (same stem) lists every participant called, with or without a segment: the people a burden
+  of 0 is counted for.
+- PennCNV's output: ``chr1:1000-5000 numsnp=10 length=4,001 state2,cn=1 SAMPLE startsnp=… endsnp=… [conf=…]``
+  (trio calls' further fields are read past; copy-neutral calls, cn=2 from ``-loh``, are left out and counted). SAMPLE names the signal file; its name without folder and extension is the participant
   (``/calls/1000001.txt`` → ``1000001``). PennCNV lists only people with a segment, so the participants called are
   the release's genotyped ones, from whose array the calls were made, and any other with a segment (ingest counts
   those among the participants without genotypes).
 
 Positions are 1-based and inclusive, as both callers write them. Every row is checked; the first fault is an error
 naming the file, line and what was expected: a line that is neither format, end before start, an unknown
-chromosome, copy number 2 (no CNV) or below 0, a count that is not a whole number, and two segments of one person
-that overlap on a chromosome (both lines named: callers merge those).
+chromosome, copy number 2 (no CNV) or below 0, a count that is not a whole number, a confidence that is not a
+finite number, and two segments of one person that overlap on a chromosome (both lines named: callers merge those).
 """
 
 from __future__ import annotations
