@@ -664,7 +664,11 @@ def _cnv_carrier_options() -> list:
             click.option("--build", type=click.Choice(["hg19", "hg38"]), default="hg19", show_default=True,
                          help="the genome build of the calls (which coordinates of the shipped loci)"),
             click.option("--min-overlap", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
-                         help="a carrier's segment covers at least this share of the locus and of itself")]
+                         help="a carrier's segment covers at least this share of the locus and of itself"),
+            click.option("--merge-gap", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+                         metavar="F", help="first join a participant's calls of one type whose gap is at most F of "
+                         "the stretch they span (a caller's fragments of one CNV; PennCNV clean_cnv.pl combineseg "
+                         "--fraction, 0.2 there); 0: only touching or overlapping calls")]
 
 
 def _cnv_filter(options: dict[str, Any]):
@@ -677,7 +681,8 @@ def _cnv_filter(options: dict[str, Any]):
 def _carrier_choice(options: dict[str, Any]):
     from biolake.cnv import CarrierChoice
 
-    return CarrierChoice(loci=options.pop("loci"), build=options.pop("build"), min_overlap=options.pop("min_overlap"))
+    return CarrierChoice(loci=options.pop("loci"), build=options.pop("build"), min_overlap=options.pop("min_overlap"),
+                         merge_gap=options.pop("merge_gap"))
 
 
 @main.group("cnv")

@@ -8,7 +8,8 @@ participants the calls were made for (those without a segment count too: a burde
   type too, and the genes hit when a gene list is given (as PLINK's ``--cnv-count``, :func:`genes_hit`).
 - ``carriers`` (kind ``cnv_carriers``): a row per participant, locus and segment covering at least ``min_overlap`` of
   the locus and of itself (:data:`biolake.cnv_loci.GENOMIC_DISORDER_LOCI` by default); each segment is judged alone
-  (a call split in pieces, each under the share, makes no carrier), and a participant with both a deletion and a
+  (a call split in pieces, each under the share, makes no carrier) unless a participant's fragments are first
+  joined (``merge_gap``, as PennCNV's clean_cnv.pl combineseg), and a participant with both a deletion and a
   duplication there is listed with both but left out of that locus's tests.
 - ``assoc`` (kind ``cnv_assoc``, a scan per IDP): each IDP regressed on carrier status per locus, and per window
   of a genome-wide CNV scan (deletion carriers against non-carriers, duplication carriers against non-carriers,
@@ -37,8 +38,8 @@ from biolake.queries import connect
 from biolake.queries.cnvs import CnvFilter, cnv_called, cnv_segments
 from biolake.run import publish_table
 from biolake.index import index_after_job
-from biolake.stats.cnv import (BURDEN_MEASURES, Segments, burden, carrier_doses, cohens_d, reciprocal_overlap,
-                               window_doses)
+from biolake.stats.cnv import (BURDEN_MEASURES, Segments, burden, carrier_doses, cohens_d, merged,
+                               reciprocal_overlap, window_doses)
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
 
 CARRIER_MODELS = ("del", "dup", "dose")   # deletion vs non-carriers, duplication vs non-carriers, −1/0/+1
@@ -159,11 +160,14 @@ def chosen_loci(build: str, path: str | None) -> list[Region]:
 @dataclass(frozen=True, kw_only=True)
 class CarrierChoice:
     """How carriers are called: the loci (``loci``: a CHR BP1 BP2 NAME file; None: the shipped genomic-disorder
-    loci of ``build``) and the reciprocal overlap a segment needs (``min_overlap``)."""
+    loci of ``build``), the reciprocal overlap a segment needs (``min_overlap``), and the gap, as a share of the
+    stretch two calls of one type span, up to which a participant's calls are first joined (``merge_gap``:
+    :func:`biolake.stats.cnv.merged`; 0: only touching or overlapping calls)."""
 
     loci: str | None = None
     build: str = "hg19"
     min_overlap: float = 0.5
+    merge_gap: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.min_overlap <= 1:
@@ -171,12 +175,19 @@ class CarrierChoice:
                                "(0, 1]")
         if self.build not in BUILDS:
             raise BiolakeError(f"--build {self.build!r}: one of {', '.join(BUILDS)}")
+        if not 0 <= self.merge_gap < 1:
+            raise BiolakeError(f"--merge-gap {self.merge_gap:g}: a share of the stretch two calls span, in [0, 1)")
 
     def regions(self) -> list[Region]:
         return chosen_loci(self.build, self.loci)
 
+    def joined(self, segments: Segments) -> Segments:
+        """The segments carriers are judged by: a participant's fragments of one call joined (:attr:`merge_gap`)."""
+        return merged(segments, self.merge_gap)
+
     def record(self) -> dict:
-        return {"loci": self.loci or f"genomic-disorder loci ({self.build})", "min_overlap": self.min_overlap}
+        return {"loci": self.loci or f"genomic-disorder loci ({self.build})", "min_overlap": self.min_overlap,
+                "merge_gap": self.merge_gap}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,7 +219,7 @@ def run_cnv_carriers(lake: Lake, settings: CnvCarriersSettings) -> CnvCarriersRe
     loci = settings.carriers.regions()
     with connect(lake, release=settings.release) as con:
         called = cnv_called(con)
-        segments = _segments(cnv_segments(con, settings.cnv_filter))
+        segments = settings.carriers.joined(_segments(cnv_segments(con, settings.cnv_filter)))
         release = con.release
     rows, counts = [], {}
     for locus in loci:
@@ -292,7 +303,8 @@ def run_cnv_assoc(lake: Lake, settings: CnvAssocSettings) -> CnvAssocReport:
     analysed = chosen.sample_index   # the analysed participants' positions in the called set
     model = prepare_linear(chosen.phenotypes, chosen.covariates)
     present = ~np.isnan(chosen.phenotypes)                                    # samples × phenotypes
-    doses = carrier_doses(segments, len(called), [(locus.number, locus.start, locus.end) for locus in loci],
+    doses = carrier_doses(settings.carriers.joined(segments), len(called),
+                          [(locus.number, locus.start, locus.end) for locus in loci],
                           settings.carriers.min_overlap)[analysed]
     parts = [_carrier_tests(doses.T, [(locus.name, locus.chrom, locus.start, locus.end) for locus in loci], model,
                             present, chosen.phenotype_names, settings.min_carriers)]

@@ -121,7 +121,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     usable = matched.filter((pl.col("effect_allele") == pl.col("alt")) | (pl.col("effect_allele") == pl.col("ref")))
     allele_mismatch, clumped_out = matched.height - usable.height, 0
     if clump is not None:
-        kept = usable.filter(pl.col("variant_id").is_in(_index_variants(lake, usable, clump, release=chosen)))
+        kept = usable.filter(pl.col("variant_id").is_in(_index_variants(lake, usable, clump, release=chosen).implode()))
         usable, clumped_out = kept, usable.height - kept.height
     matrix = threshold_weights(usable["beta"].to_numpy(), usable["p"].to_numpy(), thresholds)
     on_ref = (usable["effect_allele"] == usable["ref"]).to_numpy()

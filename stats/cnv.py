@@ -12,12 +12,15 @@ end in base pairs, 1-based and inclusive, and whether it is a deletion); nothing
 - :func:`carrier_doses`: per participant and locus, −1 (deletion), +1 (duplication) or 0.
 - :func:`cohens_d`: the standardised mean difference of carriers and non-carriers from a regression's t, with its
   95 % interval.
+- :func:`merged`: a caller's fragments of one CNV joined, as PennCNV's ``clean_cnv.pl combineseg`` joins them.
+- :func:`window_doses`: per window of a genome-wide CNV scan, each participant's dose.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse
 
@@ -152,3 +155,39 @@ def window_doses(segments: Segments, participants: int, window_bp: int) -> tuple
     doses = duplicated - deleted + deleted.multiply(duplicated).multiply(np.nan)   # both: 1 − 1 + NaN
     doses.eliminate_zeros()
     return keys[:, 0], keys[:, 1], doses.tocsr()
+
+
+def merged(segments: Segments, fraction: float) -> Segments:
+    """Each participant's calls of one type on a chromosome joined where the gap between them is at most
+    ``fraction`` of the stretch they span together, as PennCNV's ``clean_cnv.pl combineseg --fraction`` joins a
+    caller's fragments of one CNV (in base pairs; 0 joins only calls that touch or overlap).
+
+    Examples
+    --------
+    >>> pieces = Segments(np.array([0, 0, 0, 1]), np.array([22, 22, 22, 22]), np.array([1000, 5501, 9000, 1000]),
+    ...                   np.array([5000, 8000, 9100, 5000]), np.array([True, True, False, True]))
+    >>> joined = merged(pieces, 0.2)
+    >>> joined.owner.tolist(), joined.start.tolist(), joined.end.tolist(), joined.deletion.tolist()
+    ([0, 0, 1], [9000, 1000, 1000], [9100, 8000, 5000], [False, True, True])
+    """
+    order = np.lexsort((segments.start, segments.deletion, segments.chrom, segments.owner))
+    owner, chrom, start, end, deletion = (values[order] for values in (
+        segments.owner, segments.chrom, segments.start, segments.end, segments.deletion))
+    group = _fragment_groups(owner, chrom, start, end, deletion, float(fraction))
+    first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    return Segments(owner[first], chrom[first], start[first], np.maximum.reduceat(end, first), deletion[first])
+
+
+@numba.njit(cache=True)
+def _fragment_groups(owner, chrom, start, end, deletion, fraction):  # pragma: no cover (compiled)
+    """The group of each call (sorted by participant, chromosome, type and start) that :func:`merged` joins it to."""
+    group = np.empty(len(owner), np.int64)
+    current, first, last = -1, 0, 0
+    for i in range(len(owner)):
+        same = current >= 0 and owner[i] == owner[i - 1] and chrom[i] == chrom[i - 1] and deletion[i] == deletion[i - 1]
+        if same and start[i] - last - 1 <= fraction * (max(end[i], last) - first + 1):
+            last = max(last, end[i])
+        else:
+            current, first, last = current + 1, start[i], end[i]
+        group[i] = current
+    return group

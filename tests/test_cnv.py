@@ -318,3 +318,26 @@ def test_cnv_burden__a_bad_gene_list_is_one_line_naming_its_line(gwas_lake: Lake
                       "--replace"])
     assert result.exit_code != 0 and "genes.txt, line 3: --genes: expected CHR BP1 BP2 [NAME] with a known " \
         "chromosome and BP1 ≤ BP2, got '1 500 300 B'" in result.output, result.output
+
+
+def test_cnv_carriers__a_call_split_in_fragments_makes_a_carrier_once_joined(tmp_path: Path,
+                                                                            release_folder: Path) -> None:
+    """A 22q11.2 deletion called as two pieces, each under half the locus, with a gap of 2 % of their stretch: no
+    carrier as called; a carrier with --merge-gap 0.2 (PennCNV clean_cnv.pl combineseg's default fraction)."""
+    fam = pl.read_csv(release_folder / "genotypes.fam", separator=" ", has_header=False)
+    first, second = (str(pid) for pid in fam[:2, 1])
+    fam.write_csv(tmp_path / "split.fam", separator=" ", include_header=False)
+    (tmp_path / "split.cnv").write_text("FID IID CHR BP1 BP2 TYPE SCORE SITES\n"
+                                        f"{first} {first} 22 18912231 20150000 1 30 80\n"
+                                        f"{first} {first} 22 20200000 21420000 1 30 80\n"
+                                        f"{second} {second} 22 18912231 21465672 3 30 160\n")
+    lake = Lake.init(tmp_path / "lake")
+    result = run_cli(["ingest", "--lake", str(lake.location.root), "--release", "r1", "--bfile",
+                      str(release_folder / "genotypes"), "--cnv", str(tmp_path / "split.cnv")])
+    assert result.exit_code == 0, result.output
+    as_called = run_cnv_carriers(lake, CnvCarriersSettings(name="as_called"))
+    joined = run_cnv_carriers(lake, CnvCarriersSettings(name="joined", carriers=CarrierChoice(merge_gap=0.2)))
+    assert as_called.carriers["22q11.2_A-D"] == (0, 1) and joined.carriers["22q11.2_A-D"] == (1, 1)
+    rows = lake.results_dataset("joined").to_table().to_pylist()
+    assert {(row["participant_id"], row["start"], row["end"], row["type"]) for row in rows} == {
+        (first, 18912231, 21420000, "DEL"), (second, 18912231, 21465672, "DUP")}
