@@ -334,8 +334,9 @@ def run_cnv_assoc(lake: Lake, settings: CnvAssocSettings) -> CnvAssocReport:
                                                                     if settings.burden_measures else None},
                             replace=settings.replace)
     index_after_job(lake, settings.name, version=version)
-    return CnvAssocReport(name=settings.name, version=version, tests=table.num_rows // max(len(chosen.phenotype_names), 1),
-                          rows=table.num_rows, windows=windows, measures=len(settings.burden_measures),
+    return CnvAssocReport(name=settings.name, version=version,
+                          tests=table.num_rows // max(len(chosen.phenotype_names), 1), rows=table.num_rows,
+                          windows=windows, measures=len(settings.burden_measures),
                           **DesignReport.of(chosen))
 
 

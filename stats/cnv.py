@@ -184,7 +184,8 @@ def _fragment_groups(owner, chrom, start, end, deletion, fraction):  # pragma: n
     group = np.empty(len(owner), np.int64)
     current, first, last = -1, 0, 0
     for i in range(len(owner)):
-        same = current >= 0 and owner[i] == owner[i - 1] and chrom[i] == chrom[i - 1] and deletion[i] == deletion[i - 1]
+        same = (current >= 0 and owner[i] == owner[i - 1] and chrom[i] == chrom[i - 1]
+                and deletion[i] == deletion[i - 1])
         if same and start[i] - last - 1 <= fraction * (max(end[i], last) - first + 1):
             last = max(last, end[i])
         else:
