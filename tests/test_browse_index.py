@@ -154,7 +154,8 @@ def test_catalogue__serves_a_rewritten_run_at_its_new_version(gwas_lake, schedul
     assert after.results_version == gwas_lake.results("browse_rewrite").version()
     assert 0 < after.scans()[0]["tests"] < before
     # no PRS tables (the lake is the session's: other modules' runs, test_clump's clumps among them, may be in it)
-    assert {run.kind for run in catalogue.runs.values()} <= {"gwas", "ewas", "gxe", "epistasis", "meta", "clump"}
+    assert {run.kind for run in catalogue.runs.values()} <= {"gwas", "ewas", "gxe", "epistasis", "meta", "clump",
+                                                             "cnv_assoc"}
 
 
 def test_catalogue__of_an_empty_lake_has_nothing_to_show(lake):
