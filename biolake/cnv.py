@@ -36,10 +36,11 @@ from biolake.lake.lake import Lake
 from biolake.lake.schema import ERRORS
 from biolake.queries import connect
 from biolake.queries.cnvs import CnvFilter, cnv_called, cnv_segments
+from biolake.queries.sql import LakeConnection
 from biolake.run import publish_table
-from biolake.index import index_after_job
 from biolake.stats.cnv import (BURDEN_MEASURES, Segments, burden, carrier_doses, cohens_d, merged,
                                reciprocal_overlap, window_doses)
+from biolake.stats.association import AssociationResult
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
 
 CARRIER_MODELS = ("del", "dup", "dose")   # deletion vs non-carriers, duplication vs non-carriers, −1/0/+1
@@ -82,9 +83,11 @@ def read_regions(path: str | Path, *, flag: str) -> list[Region]:
     return list(regions.values())
 
 
-def _segments(table: pa.Table) -> Segments:
-    return Segments(*(table.column(name).to_numpy(zero_copy_only=False)
-                      for name in ("owner", "chrom", "start", "end", "deletion")))
+def _called_segments(con: LakeConnection, cnv_filter: CnvFilter) -> tuple[list[str], Segments]:
+    """The participants the release's CNVs were called for, and their segments passing ``cnv_filter``."""
+    table = cnv_segments(con, cnv_filter)
+    return cnv_called(con), Segments(*(table.column(name).to_numpy(zero_copy_only=False)
+                                       for name in ("owner", "chrom", "start", "end", "deletion")))
 
 
 def genes_hit(segments: Segments, participants: int, genes: list[Region]) -> np.ndarray:
@@ -134,8 +137,7 @@ def run_cnv_burden(lake: Lake, settings: CnvBurdenSettings) -> CnvBurdenReport:
     lake.check_results_free(settings.name, replace=settings.replace)
     genes = read_regions(settings.genes, flag="--genes") if settings.genes else None
     with connect(lake, release=settings.release) as con:
-        called = cnv_called(con)
-        segments = _segments(cnv_segments(con, settings.cnv_filter))
+        called, segments = _called_segments(con, settings.cnv_filter)
         release = con.release
     measures = burden(segments, len(called))
     if genes is not None:
@@ -218,9 +220,9 @@ def run_cnv_carriers(lake: Lake, settings: CnvCarriersSettings) -> CnvCarriersRe
     lake.check_results_free(settings.name, replace=settings.replace)
     loci = settings.carriers.regions()
     with connect(lake, release=settings.release) as con:
-        called = cnv_called(con)
-        segments = settings.carriers.joined(_segments(cnv_segments(con, settings.cnv_filter)))
+        called, segments = _called_segments(con, settings.cnv_filter)
         release = con.release
+    segments = settings.carriers.joined(segments)
     rows, counts = [], {}
     for locus in loci:
         overlap = np.where(segments.chrom == locus.number,
@@ -298,8 +300,7 @@ def run_cnv_assoc(lake: Lake, settings: CnvAssocSettings) -> CnvAssocReport:
     loci = settings.carriers.regions()
     with connect(lake, release=settings.release, queries=settings.queries()) as con:
         chosen = settings.design(con, assay="cnv")
-        called = cnv_called(con)
-        segments = _segments(cnv_segments(con, settings.cnv_filter))
+        called, segments = _called_segments(con, settings.cnv_filter)
     analysed = chosen.sample_index   # the analysed participants' positions in the called set
     model = prepare_linear(chosen.phenotypes, chosen.covariates)
     present = ~np.isnan(chosen.phenotypes)                                    # samples × phenotypes
@@ -333,7 +334,6 @@ def run_cnv_assoc(lake: Lake, settings: CnvAssocSettings) -> CnvAssocReport:
     version = publish_table(lake, settings.name, table, provenance={**record, "burden": burden_name
                                                                     if settings.burden_measures else None},
                             replace=settings.replace)
-    index_after_job(lake, settings.name, version=version)
     return CnvAssocReport(name=settings.name, version=version,
                           tests=table.num_rows // max(len(chosen.phenotype_names), 1), rows=table.num_rows,
                           windows=windows, measures=len(settings.burden_measures),
@@ -352,15 +352,11 @@ def _carrier_tests(doses: np.ndarray, stretches: list[tuple[str, str, int, int]]
     missing = np.isnan(values)
     result = linear_association(np.where(missing, 0.0, values), model, missing=scipy.sparse.csr_array(missing))
     carriers = ((values != 0) & ~missing).astype(float) @ present              # tests × phenotypes
-    error = np.array(ERRORS, dtype=object)[result.error]
-    error = np.where((carriers < min_carriers) & (error == None), "too few samples", error)   # noqa: E711
+    error = _errors(result, too_few=carriers < min_carriers)
     ran = error == None   # noqa: E711
     d, lower, upper = cohens_d(result.statistic, carriers, result.n - carriers)
-    binary = (models != "dose")[:, None]
+    binary = ran & (models != "dose")[:, None]
     count = len(phenotypes)
-
-    def column(values: np.ndarray, keep: np.ndarray | bool = True) -> pa.Array:
-        return pa.array(np.where(ran & keep, values, np.nan).ravel(), pa.float64(), from_pandas=True)
 
     def repeated(values: list, type_: pa.DataType) -> pa.Array:
         return pa.array(np.repeat(np.array(values, dtype=object), count), type_)
@@ -374,25 +370,37 @@ def _carrier_tests(doses: np.ndarray, stretches: list[tuple[str, str, int, int]]
         "pos": repeated([start for *_, start, _ in named], pa.int64()),
         "end": repeated([end for *_, end in named], pa.int64()),
         "n": pa.array(result.n.ravel(), pa.int64()), "n_carriers": pa.array(carriers.ravel().astype(np.int64)),
-        "beta": column(result.beta), "se": column(result.se), "t": column(result.statistic), "p": column(result.p),
-        "log10p": column(result.log10p), "cohens_d": column(d, binary), "cohens_d_lower": column(lower, binary),
-        "cohens_d_upper": column(upper, binary), "error": pa.array(error.ravel(), pa.string())})
+        **_estimates(result, ran), "cohens_d": _masked(d, binary), "cohens_d_lower": _masked(lower, binary),
+        "cohens_d_upper": _masked(upper, binary), "error": pa.array(error.ravel(), pa.string())})
 
 
 def _burden_tests(values: np.ndarray, measures: list[str], model: LinearModel, phenotypes: list[str]) -> pa.Table:
     """The cnv_burden_assoc rows: each burden measure (``values``: measures × samples) against every phenotype."""
     result = linear_association(values, model)
-    error = np.array(ERRORS, dtype=object)[result.error]
-    ran = error == None   # noqa: E711
-
-    def column(values: np.ndarray) -> pa.Array:
-        return pa.array(np.where(ran, values, np.nan).ravel(), pa.float64(), from_pandas=True)
-
+    error = _errors(result)
     return pa.table({"phenotype": pa.array(np.tile(phenotypes, len(measures)), pa.string()),
                      "measure": pa.array(np.repeat(measures, len(phenotypes)), pa.string()),
-                     "n": pa.array(result.n.ravel(), pa.int64()), "beta": column(result.beta),
-                     "se": column(result.se), "t": column(result.statistic), "p": column(result.p),
-                     "log10p": column(result.log10p), "error": pa.array(error.ravel(), pa.string())})
+                     "n": pa.array(result.n.ravel(), pa.int64()), **_estimates(result, error == None),  # noqa: E711
+                     "error": pa.array(error.ravel(), pa.string())})
+
+
+def _errors(result: AssociationResult, too_few: np.ndarray | None = None) -> np.ndarray:
+    """Why each test (tests × phenotypes) did not run, as ERRORS names it (None: it ran); ``too_few`` marks tests
+    with too few carriers."""
+    error = np.array(ERRORS, dtype=object)[result.error]
+    return error if too_few is None else np.where(too_few & (error == None), "too few samples", error)  # noqa: E711
+
+
+def _masked(values: np.ndarray, kept: np.ndarray) -> pa.Array:
+    """``values`` (tests × phenotypes) as one column, null where not ``kept``."""
+    return pa.array(np.where(kept, values, np.nan).ravel(), pa.float64(), from_pandas=True)
+
+
+def _estimates(result: AssociationResult, ran: np.ndarray) -> dict[str, pa.Array]:
+    """The columns beta, se, t, p and log10p of the tests that ran."""
+    return {name: _masked(values, ran) for name, values in (("beta", result.beta), ("se", result.se),
+                                                             ("t", result.statistic), ("p", result.p),
+                                                             ("log10p", result.log10p))}
 
 
 __all__ = ["CnvAssocSettings", "CnvBurdenSettings", "CnvCarriersSettings", "Locus", "run_cnv_assoc",

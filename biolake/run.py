@@ -32,7 +32,7 @@ from biolake.index import index_after_job, positions_files, write_positions
 from biolake.lake.faults import fault_point
 from biolake.lake.lake import Lake
 from biolake.lake.results import ResultsFiles, StagedFile
-from biolake.lake.schema import ResultsKind
+from biolake.lake.schema import RESULTS_KINDS, ResultsKind
 from biolake.stats.multiple import bh_fdr_sql
 from biolake.stats.summary import ScanSummary
 
@@ -249,10 +249,14 @@ def publish_table(lake: Lake, name: str, table: pa.Table, *, provenance: dict, r
 def publish_parts(lake: Lake, name: str, parts: Iterable[pa.Table], *, schema: pa.Schema, provenance: dict,
                   replace: bool = False) -> int:
     """Commit a results table written part by part into its one file (a table too large to build whole in memory:
-    every pair of 10,000 participants), as :func:`publish_table`; returns the version."""
+    every pair of 10,000 participants), as :func:`publish_table`; returns the version. A kind with scans (a CNV
+    scan's) gets its browse index, built from the committed rows."""
     files = lake.results_files(name)
     output = files.open(schema, partition={}, part=provenance["kind"])
     for part in parts:
         output.write(part)
-    return lake.commit_results(files, [output.close()], schema=schema, partition_by=[],
-                               provenance=provenance, replace=replace)
+    version = lake.commit_results(files, [output.close()], schema=schema, partition_by=[],
+                                  provenance=provenance, replace=replace)
+    if RESULTS_KINDS[provenance["kind"]].scans:
+        index_after_job(lake, name, version=version)
+    return version
