@@ -41,7 +41,7 @@ from biolake.queries.blocks import Chromosome, genotype_chromosomes, read_genoty
 from biolake.run import Run
 from biolake.run import KernelOutput
 from biolake.scan import map_lake_blocks
-from biolake.stats.ld import WindowLdScores, ldsc_kept, minor_allele_freq, standardized_genotypes
+from biolake.stats.ld import WindowLdScores, ldsc_genotypes
 
 Progress = Callable[[str, int, int], None]
 SCHEMA = RESULTS_KINDS["ldscore"].arrow_schema()
@@ -158,16 +158,16 @@ def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterat
     for fragment in chromosome.blocks:
         maps, start = fragment.read(["pos", "cm"]), 0     # the columns read_genotype_blocks leaves out
         for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.float32):
-            kept = np.flatnonzero(ldsc_kept(block.dosages, block.missing, min_maf=inputs.min_maf))
+            standardized, maf, usable = ldsc_genotypes(block.dosages, block.missing)
+            kept = np.flatnonzero(usable & (maf > inputs.min_maf))   # as ldsc_kept
             positions = maps.slice(start, block.variants.num_rows).take(kept)
             start += block.variants.num_rows
-            block = block.take(kept)
             pending.append(pa.table({
                 "chrom": pa.array([chromosome.chrom] * len(kept), pa.string()),
-                "variant_id": block.variants.column("variant_id"), "pos": positions.column("pos"),
-                "cm": positions.column("cm"), "maf": minor_allele_freq(block.dosages, block.missing)}))
+                "variant_id": block.variants.column("variant_id").take(kept), "pos": positions.column("pos"),
+                "cm": positions.column("cm"), "maf": maf[kept]}))
             coordinates = positions.column(inputs.coordinate).to_numpy(zero_copy_only=False).astype(np.float64)
-            yield from _finished(pending, scores.add(coordinates, standardized_genotypes(block.dosages, block.missing)))
+            yield from _finished(pending, scores.add(coordinates, standardized[kept]))
     yield from _finished(pending, scores.finish())
 
 

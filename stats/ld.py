@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse
 
@@ -362,9 +363,8 @@ def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *
     >>> ldsc_kept(np.array([[0.0, 0, 0, 0, 1], [0, 0, 1, 1, 1]]), np.zeros((2, 5), bool), min_maf=0.1).tolist()
     [False, True]
     """
-    lost = _missing_mask(missing, dosages.shape)
-    het_or_missing = ((dosages == 1) | lost).sum(axis=1)
-    return (minor_allele_freq(dosages, lost) > min_maf) & (het_or_missing < dosages.shape[1])
+    _, maf, usable = ldsc_genotypes(dosages, missing)
+    return (maf > min_maf) & usable
 
 
 def minor_allele_freq(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
@@ -380,11 +380,7 @@ def minor_allele_freq(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sp
     >>> minor_allele_freq(np.array([[0.0, 1, 2, 2], [1, 0, 0, 0]]), np.array([[0, 0, 0, 1], [1, 1, 1, 1]], bool)).tolist()
     [0.5, 0.0]
     """
-    lost = _missing_mask(missing, dosages.shape)
-    alleles = 2.0 * (dosages.shape[1] - lost.sum(axis=1))
-    ref_count = alleles - np.where(lost, 0.0, dosages).sum(axis=1, dtype=np.float64)
-    ref_freq = np.divide(ref_count, alleles, out=np.zeros_like(alleles), where=alleles > 0)
-    return np.minimum(ref_freq, 1 - ref_freq)
+    return ldsc_genotypes(dosages, missing)[1]
 
 
 def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
@@ -397,24 +393,63 @@ def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.spar
     >>> standardized_genotypes(np.array([[0.0, 2, 0, 0]]), np.array([[0, 0, 0, 1]], bool)).astype(float).round(4).tolist()
     [[-0.8165, 1.633, -0.8165, 0.0]]
     """
-    lost = _missing_mask(missing, dosages.shape)
-    values = np.where(lost, 0.0, dosages).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = values.sum(axis=1) / (dosages.shape[1] - lost.sum(axis=1))
-    values -= mean[:, None]
-    values[lost] = 0.0
-    spread = np.sqrt(np.einsum("ij,ij->i", values, values) / dosages.shape[1])
-    return (values / np.where(spread > 0, spread, 1.0)[:, None]).astype(np.float32)
+    return ldsc_genotypes(dosages, missing)[0]
 
 
-def _missing_mask(missing: np.ndarray | scipy.sparse.sparray, shape: tuple[int, int]) -> np.ndarray:
-    """Missing calls as a dense boolean mask (variants × samples)."""
-    if scipy.sparse.issparse(missing):
-        mask = np.zeros(shape, bool)
-        rows, columns = missing.nonzero()
-        mask[rows, columns] = True
-        return mask
-    return np.asarray(missing, bool)
+def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What LDSC makes of each variant, in one pass over its dosages: the :func:`standardized_genotypes`
+    (variants × samples float32), the :func:`minor_allele_freq`, and whether any called sample is not
+    heterozygous (a variant without is no use to LDSC: :func:`ldsc_kept`). Sums are float64.
+
+    Examples
+    --------
+    >>> dosages, missing = np.array([[0.0, 2, 0, 0], [1, 1, 0, 0]]), np.array([[0, 0, 0, 1], [0, 0, 1, 1]], bool)
+    >>> z, maf, usable = ldsc_genotypes(dosages, missing)
+    >>> z.astype(float).round(4).tolist(), maf.round(4).tolist(), usable.tolist()
+    ([[-0.8165, 1.633, -0.8165, 0.0], [0.0, 0.0, 0.0, 0.0]], [0.3333, 0.5], [True, False])
+    """
+    dosages = np.ascontiguousarray(dosages)
+    lost = scipy.sparse.csr_array(missing if scipy.sparse.issparse(missing) else np.asarray(missing, bool))
+    standardized, maf, usable = (np.empty(dosages.shape, np.float32), np.empty(len(dosages)),
+                                 np.empty(len(dosages), np.bool_))
+    _ldsc_rows(dosages, lost.indptr, lost.indices, standardized, maf, usable)
+    return standardized, maf, usable
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _ldsc_rows(dosages, indptr, indices, standardized, maf, usable):  # pragma: no cover - compiled
+    """:func:`ldsc_genotypes`' loop, a variant at a time (its row stays in cache): ``indices[indptr[v]:indptr[v + 1]]``
+    are variant v's missing samples."""
+    samples = dosages.shape[1]
+    for v in range(dosages.shape[0]):
+        row, out, gone = dosages[v], standardized[v], indices[indptr[v]:indptr[v + 1]]
+        total, hets = 0.0, 0
+        for s in range(samples):
+            total += row[s]
+            hets += row[s] == 1.0
+        for s in gone:   # their stored values do not count
+            total -= row[s]
+            hets -= row[s] == 1.0
+        called = samples - len(gone)
+        alleles = 2.0 * called
+        ref_freq = (alleles - total) / alleles if alleles > 0 else 0.0
+        maf[v] = min(ref_freq, 1 - ref_freq)
+        usable[v] = hets + len(gone) < samples
+        mean = total / called if called > 0 else 0.0
+        squares = 0.0
+        for s in range(samples):
+            centred = row[s] - mean
+            squares += centred * centred
+        for s in gone:
+            centred = row[s] - mean
+            squares -= centred * centred
+        spread = np.sqrt(squares / samples)
+        scale = 1.0 / spread if spread > 0 else 1.0
+        for s in range(samples):
+            out[s] = (row[s] - mean) * scale
+        for s in gone:
+            out[s] = 0.0
 
 
 def unbiased_r2(r: np.ndarray, n_samples: int) -> np.ndarray:
@@ -429,6 +464,9 @@ def unbiased_r2(r: np.ndarray, n_samples: int) -> np.ndarray:
     return r2 - (1 - r2) / (n_samples - 2 if n_samples > 2 else n_samples)
 
 
+WINDOW_BAND = 128   # new variants per product of WindowLdScores: small against a window, wide enough for BLAS
+
+
 class WindowLdScores:
     """LD scores of one chromosome's variants, streamed in genome order, as ``ldsc --l2``.
 
@@ -437,9 +475,10 @@ class WindowLdScores:
     --ld-wind-kb × 1000 or --ld-wind-cm, exactly, as its --chunk-size 1 computes it). Each call
     of :meth:`add` takes the next variants' coordinates (non-decreasing) and standardised
     genotypes (:func:`standardized_genotypes`), forms their products with themselves and
-    with the earlier variants still within reach as one float32 matrix product (G_w'G_w),
-    sums r² in float64, and hands back the scores of the earliest variants no later one can
-    reach. Memory holds one window of genotypes, whatever the chromosome's length.
+    with the earlier variants still within reach, WINDOW_BAND new variants to a float32 matrix
+    product (G_w'G_w, so no product spans more than a band and its reach), sums r² in float64, and
+    hands back the scores of the earliest variants no later one can reach. Memory holds one window
+    of genotypes, whatever the chromosome's length.
 
     Examples
     --------
@@ -456,7 +495,9 @@ class WindowLdScores:
     def __init__(self, *, max_dist: float, n_samples: int) -> None:
         self.max_dist, self.n_samples = max_dist, n_samples
         self._coords = np.zeros(0)
-        self._genotypes = np.zeros((0, n_samples), np.float32)   # held variants × samples
+        self._buffer = np.zeros((0, n_samples), np.float32)      # the held variants' genotypes lie in it, from _first
+        self._first = 0
+        self._genotypes = self._buffer[:0]                       # held variants × samples
         self._scores = np.zeros(0)                               # their sums so far
 
     def add(self, coords: np.ndarray, genotypes: np.ndarray) -> np.ndarray:
@@ -466,15 +507,36 @@ class WindowLdScores:
             "variants in genome order"
         held = len(self._coords)
         self._coords = np.r_[self._coords, coords]
-        self._genotypes = np.concatenate([self._genotypes, np.asarray(genotypes, np.float32)])
-        correlations = (self._genotypes @ self._genotypes[held:].T) / np.float32(self.n_samples)  # all × new
-        reach = np.abs(self._coords[:, None] - coords[None, :]) <= self.max_dist
-        shares = np.where(reach, unbiased_r2(correlations, self.n_samples), 0.0)
-        self._scores = np.r_[self._scores[:held] + shares[:held].sum(axis=1), shares.sum(axis=0)]
+        self._append(genotypes)
+        self._scores = np.r_[self._scores, np.zeros(len(coords))]
+        for first in range(held, len(self._coords), WINDOW_BAND):   # a band of new variants at a time
+            self._add_band(first, min(first + WINDOW_BAND, len(self._coords)))
         if not len(coords):
             return np.zeros(0)
         done = int(np.count_nonzero(np.abs(coords[-1] - self._coords) > self.max_dist))  # a prefix: coords sorted
         return self._retire(done)
+
+    def _append(self, genotypes: np.ndarray) -> None:
+        """Put new variants' genotypes after the held ones; the buffer moves the held ones to its front, or grows
+        (to twice what it must hold), only when they would not fit after them."""
+        held, total = len(self._genotypes), len(self._genotypes) + len(genotypes)
+        if self._first + total > len(self._buffer):
+            buffer = self._buffer if total <= len(self._buffer) else np.empty((2 * total, self.n_samples), np.float32)
+            buffer[:held] = self._genotypes   # copies forward, so an overlap with the held rows is safe
+            self._buffer, self._first = buffer, 0
+        self._buffer[self._first + held:self._first + total] = genotypes
+        self._genotypes = self._buffer[self._first:self._first + total]
+
+    def _add_band(self, first: int, stop: int) -> None:
+        """Add the r² of the held variants ``first:stop`` with themselves and with every earlier one in reach: each
+        pair once, to both variants' sums (only those in reach enter the product, so it costs the band × its reach)."""
+        reach_start = int(np.searchsorted(self._coords, self._coords[first] - self.max_dist))
+        rows, band = self._genotypes[reach_start:stop], self._genotypes[first:stop]
+        correlations = (rows @ band.T) / np.float32(self.n_samples)   # earlier and band × band
+        reach = np.abs(self._coords[reach_start:stop, None] - self._coords[None, first:stop]) <= self.max_dist
+        shares = np.where(reach, unbiased_r2(correlations, self.n_samples), 0.0)
+        self._scores[first:stop] += shares.sum(axis=0)
+        self._scores[reach_start:first] += shares[:first - reach_start].sum(axis=1)
 
     def finish(self) -> np.ndarray:
         """The LD scores of the variants still held (the chromosome has ended)."""
@@ -484,4 +546,5 @@ class WindowLdScores:
         finished = self._scores[:count]
         self._coords, self._genotypes, self._scores = (self._coords[count:], self._genotypes[count:],
                                                        self._scores[count:])
+        self._first += count
         return finished
