@@ -3,8 +3,9 @@
 Each phenotype is clumped per chromosome against the genotypes of the release, with all its
 genotyped samples (plink's ``--bfile`` of the release; every sample counts as a founder).
 One task per chromosome (LD windows cross row groups) reads only the variants within ``kb``
-of an index candidate (p ≤ ``p1``): plink's TOTAL and NSIG count every variant in LD with the
-index, whatever its p, so the window's variants are all needed, and none beyond it. The
+of an index candidate (p ≤ ``p1``), from the row groups that hold them: plink's TOTAL and NSIG
+count every variant in LD with the index, whatever its p, so the window's variants are all
+needed, and none beyond it. The
 client orders the clumps as plink does and commits them as ``LAKE/results/NAME`` (kind
 ``clump``, declared in :mod:`biolake.lake.schema` with plink's columns in the lake's names).
 
@@ -109,7 +110,8 @@ def run_clump(lake: Lake, settings: ClumpSettings, *, scheduler: str | None = No
                            f"{', '.join(CLUMPABLE_KINDS)}")
     release = lake.resolve_release(settings.release or info.release).release
     rows = candidate_rows(lake, settings)
-    chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
+    chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list(),
+                                       variant_ids=rows["variant_id"].unique().to_list())
     n_samples = genotyped_samples(lake, release=release)
     phenotypes = rows["phenotype"].unique(maintain_order=True).to_list()
     run = Run(lake, settings.name, kind=RESULTS_KINDS["clump"], phenotypes=phenotypes)
@@ -189,7 +191,8 @@ def clumps_of(lake: Lake, rows: pl.DataFrame, flags: ClumpFlags, *, release: str
     after another, and returned rather than committed, for jobs that clump on their way (lead hits, a
     polygenic score's weights). Each row's variant must be one of the release's, on its chromosome.
     """
-    chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list())
+    chromosomes = genotype_chromosomes(lake, release=release, chromosomes=rows["chrom"].unique().to_list(),
+                                       variant_ids=rows["variant_id"].unique().to_list())
     if not chromosomes:
         return SCHEMA.empty_table()
     inputs = ClumpInputs(rows.to_arrow(), genotyped_samples(lake, release=release), flags)

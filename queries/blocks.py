@@ -132,17 +132,32 @@ class Chromosome:
     blocks: tuple[Block, ...]
 
 
-def genotype_chromosomes(lake: Lake, *, release: str | None = None,
-                         chromosomes: Sequence[str] | None = None) -> list[Chromosome]:
-    """The release's genotype row groups grouped by chromosome, in genome order.
+def genotype_chromosomes(lake: Lake, *, release: str | None = None, chromosomes: Sequence[str] | None = None,
+                         variant_ids: Sequence[str] | None = None) -> list[Chromosome]:
+    """The release's genotype row groups grouped by chromosome, in genome order. With ``variant_ids``, only the row
+    groups holding one of those variants, each block naming its own (LD clumping's candidates: a GWAS's few loci
+    read, not its genome); ids the release lacks are passed over.
 
     Examples
     --------
     >>> [(c.chrom, len(c.blocks)) for c in genotype_chromosomes(Lake.open("lake"), chromosomes=["21", "22"])]
     [('21', 1), ('22', 1)]
+    >>> [(c.chrom, len(c.blocks[0].chosen)) for c in genotype_chromosomes(Lake.open("lake"), variant_ids=["rs20640"])]
+    [('22', 1)]
     """
+    if variant_ids is None:
+        blocks = genotype_blocks(lake, release=release, chromosomes=chromosomes)
+    else:
+        variants = lake.read("variants", release=release, columns=["variant_index", "variant_id", "chrom"])
+        listed = pc.is_in(variants.column("variant_id"), value_set=pa.array(list(variant_ids), pa.string()))
+        if chromosomes is not None:
+            on = pc.is_in(variants.column("chrom"), value_set=pa.array(list(chromosomes), pa.string()))
+            listed = pc.and_(listed, on)
+        chosen = np.sort(variants.column("variant_index").filter(listed).to_numpy())
+        blocks = _row_groups(lake, "genotypes", "variant_index", release=release, chromosomes=chromosomes,
+                             chosen=chosen)
     grouped: dict[str, list[Block]] = {}
-    for block in genotype_blocks(lake, release=release, chromosomes=chromosomes):
+    for block in blocks:
         grouped.setdefault(block.chrom, []).append(block)
     return [Chromosome(chrom, tuple(blocks)) for chrom, blocks in grouped.items()]
 
