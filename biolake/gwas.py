@@ -121,7 +121,7 @@ def run_gwas(lake: Lake, settings: GwasSettings, *, scheduler: str | None = None
     >>> report = run_gwas(Lake.open("lake"), GwasSettings(
     ...     name="idps", phenotypes=["25010-2.0"], covariates=["age", "sex", "site"]))
     >>> report.summary.lambda_gc().round(1)
-    array([1.9])
+    array([1.6])
     """
     lake.check_results_free(settings.name, replace=settings.replace)
     chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers,

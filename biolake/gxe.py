@@ -86,7 +86,7 @@ def run_gxe(lake: Lake, settings: GxeSettings, *, scheduler: str | None = None, 
     ...     name="stress", phenotypes=["25010-2.0"], covariates=["age", "sex", "site", "stress"],
     ...     exposures=["stress"]))
     >>> report.summary.top_variant
-    array(['rs17327'], dtype=object)
+    array(['rs9668'], dtype=object)
     """
     lake.check_results_free(settings.name, replace=settings.replace)
     chosen, blocks, males_x = scan_design(lake, settings, scheduler=scheduler, workers=workers,

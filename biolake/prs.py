@@ -101,7 +101,7 @@ def run_prs(lake: Lake, *, name: str, weights: str | Path, thresholds: Sequence[
     --------
     >>> report = run_prs(Lake.open("lake"), name="prs_height", weights="height.tsv.gz")
     >>> report.variants
-    {'prs_p5e_08': 10, 'prs_p1e_05': 20, 'prs_p0_001': 69, 'prs_p0_05': 320, 'prs_p1': 2000}
+    {'prs_p5e_08': 10, 'prs_p1e_05': 17, 'prs_p0_001': 71, 'prs_p0_05': 279, 'prs_p1': 2000}
     """
     thresholds = sorted(set(float(t) for t in thresholds))
     if not thresholds or not all(0 < t <= 1 for t in thresholds):

@@ -29,6 +29,11 @@ region's genetic score, moves each IDP of the pattern), each variant too weakly 
 lies in the combination, which canonical correlation of the region's variants with the IDPs finds. A null region,
 on another chromosome, carries no effect at all (the polygenic background leaves both regions out).
 
+One heritable IDP is oligogenic: a common variant in each of ten regions (which the background leaves out) explains
+2 % of its variance, beside its background. The regions' LD differs, so a polygenic score summing every variant past
+a p-value threshold weighs each locus by its count of proxies, and LD clumping first (C+T) predicts the IDP better
+on held-out participants.
+
 Each imaging site's scanner shifts every IDP (an offset per site and IDP) and scales its noise (a
 multiplier per site, jittered per IDP: the location and scale ComBat removes). One site's IDPs are
 also written as its FreeSurfer pipeline would hand them over: ``asegstats2table`` and
@@ -93,7 +98,7 @@ GENOTYPE_CHUNK_BYTES = 16_000_000  # .bed rows written at a time (missing calls 
 GXE_VARIANCE = 0.04  # IDP variance explained by the variant × stress interaction
 IDP_CHUNK_ROWS, METHYLATION_CHUNK_CELLS = 10_000, 2_000_000
 STREAMS = ("layout", "cohort", "genotypes", "idps", "methylation", "poly", "pedigree", "scanners", "epistasis",
-           "multivariate", "cnv")
+           "multivariate", "cnv", "oligogenic")
 EPISTASIS_VARIANCE = (0.04, 0.05)   # the share of its IDP's variance each planted SNP × SNP interaction explains
 # The multivariate association: common variants of its region acting, IDPs of its pattern (of one kind, heritable
 # enough to hold it), and each IDP's share of variance from the region's score: at most MULTIVARIATE_VARIANCE, and
@@ -101,6 +106,12 @@ EPISTASIS_VARIANCE = (0.04, 0.05)   # the share of its IDP's variance each plant
 # the imaged participants (p ≈ 0.025, far from 5e-8), however many participants the release has
 MULTIVARIATE_VARIANTS, MULTIVARIATE_IDPS, MULTIVARIATE_MIN_H2 = 6, 8, 0.2
 MULTIVARIATE_VARIANCE, MULTIVARIATE_MAX_CHI2, MULTIVARIATE_MAX_R2 = 0.03, 5.0, 0.2
+# The oligogenic IDP: one common variant (MAF ≥ OLIGOGENIC_MIN_MAF, the first of OLIGOGENIC_CANDIDATES drawn in its
+# region) in each of OLIGOGENIC_LOCI genotyped regions explains OLIGOGENIC_VARIANCE of the IDP's variance, on an IDP
+# whose planted h² (at least OLIGOGENIC_MIN_H2) holds them and a background. Its loci sit in blocks of differing LD,
+# so an unclumped polygenic score weighs each locus by its count of proxies: the case LD clumping (C+T) is for
+OLIGOGENIC_LOCI, OLIGOGENIC_CANDIDATES, OLIGOGENIC_VARIANCE = 10, 5, 0.02
+OLIGOGENIC_MIN_MAF, OLIGOGENIC_MIN_H2 = 0.1, 0.4
 # CNV calls: background segments per participant (Poisson), their median length and log SD, the share of them
 # deletions; each planted locus: its carriers' share (of each type, for a dose effect) and its effect in SD of its IDP
 # (per carrier of a deletion, or per copy: −1 deletion, +1 duplication), large as at these loci in UK Biobank; the
@@ -115,8 +126,8 @@ FREESURFER_SITE, FREESURFER_FOLDER = "Bristol", "freesurfer"   # the site whose 
 ASEG_NAMES = {"thalamus": "Thalamus", "caudate": "Caudate", "putamen": "Putamen", "pallidum": "Pallidum",
               "hippocampus": "Hippocampus", "amygdala": "Amygdala", "accumbens": "Accumbens-area"}
 # The polygenic background: effects on a share of the variants with MAF ≥ 5 % (outside the planted
-# variants' regions and the multivariate association's two, so their effects stay as planted), on standardised
-# genotypes.
+# variants' regions, the multivariate association's two and the oligogenic IDP's, so their effects stay as
+# planted), on standardised genotypes.
 POLYGENIC_SHARE, POLYGENIC_MIN_MAF, POLYGENIC_CHUNK = 0.1, 0.05, 2048
 HERITABILITY_RANGE, NULL_SHARE = (0.05, 0.6), 0.2  # planted h² of the IDPs with a background; IDPs without
 PAIR_RG, NEGATIVE_RG = (0.6, 0.9), (-0.6, -0.4)  # left/right of a structure; the one negative pair
@@ -1161,6 +1172,74 @@ def _multivariate_truth(layout: _Layout, plant: _Multivariate | None, null_regio
             "null_region": extent(null_region)}
 
 
+class _Oligogenic(NamedTuple):
+    """A planted oligogenic IDP: one common variant of each of several regions, each explaining ``explained`` of the
+    IDP's variance with a random sign (``effects``: per alt allele, SD units)."""
+
+    variants: list[_Causal]
+    idp: int
+    effects: np.ndarray   # variants
+
+    @property
+    def explained(self) -> np.ndarray:
+        """Each variant's share of the IDP's variance: variants."""
+        return self.effects ** 2 * np.array([2 * c.alt_frequency * (1 - c.alt_frequency) for c in self.variants])
+
+
+def _oligogenic_candidates(rng: np.random.Generator, layout: _Layout, taken: np.ndarray) -> np.ndarray:
+    """OLIGOGENIC_CANDIDATES variants, in random order, of each of OLIGOGENIC_LOCI genotyped regions outside ``taken``
+    (those of the other plants), or of an eighth of the regions in a smaller genome (the background leaves them out):
+    regions × candidates, the candidates of a region of fewer variants repeated."""
+    free = np.setdiff1d(np.unique(layout.region), taken)
+    count = min(OLIGOGENIC_LOCI, (layout.region[-1] + 1) // 8, len(free))
+    regions = np.sort(rng.choice(free, count, replace=False))
+    return np.array([np.resize(rng.permutation(np.flatnonzero(layout.region == region)), OLIGOGENIC_CANDIDATES)
+                     for region in regions.tolist()], np.int64).reshape(len(regions), OLIGOGENIC_CANDIDATES)
+
+
+def _plant_oligogenic(rng: np.random.Generator, candidates: list[list[_Causal]], eligible: np.ndarray,
+                      h2: np.ndarray) -> _Oligogenic | None:
+    """Per region, its first candidate of MAF ≥ OLIGOGENIC_MIN_MAF (none in a region without one) acts on one IDP
+    drawn from ``eligible`` with planted ``h2`` ≥ OLIGOGENIC_MIN_H2, explaining OLIGOGENIC_VARIANCE each; None
+    without such an IDP or with fewer than two acting variants."""
+    common = [next((c for c in region if OLIGOGENIC_MIN_MAF <= c.alt_frequency <= 1 - OLIGOGENIC_MIN_MAF), None)
+              for region in candidates]
+    acting = [c for c in common if c is not None]
+    heritable = eligible[h2[eligible] >= OLIGOGENIC_MIN_H2]
+    if len(acting) < 2 or not len(heritable):
+        return None
+    idp = int(rng.choice(heritable))
+    heterozygosity = np.array([2 * c.alt_frequency * (1 - c.alt_frequency) for c in acting])
+    signs = rng.choice([-1.0, 1.0], len(acting))
+    return _Oligogenic(acting, idp, signs * np.sqrt(OLIGOGENIC_VARIANCE / heterozygosity))
+
+
+def _oligogenic_design(plant: _Oligogenic | None, samples: int) -> np.ndarray:
+    """The acting variants' centred dosages as predictor columns: samples × variants (none without a plant)."""
+    if plant is None:
+        return np.zeros((samples, 0))
+    return np.column_stack([c.dosage - 2 * c.alt_frequency for c in plant.variants])
+
+
+def _oligogenic_effects(plant: _Oligogenic | None, idps: int) -> np.ndarray:
+    """Each acting variant's per-allele effect on the IDP in SD units: variants × IDPs."""
+    effects = np.zeros((0 if plant is None else len(plant.variants), idps))
+    if plant is not None:
+        effects[:, plant.idp] = plant.effects
+    return effects
+
+
+def _oligogenic_truth(layout: _Layout, plant: _Oligogenic | None, model: _IdpModel) -> dict | None:
+    """truth.json's oligogenic IDP: the IDP, the share of its variance its variants explain together, and each
+    variant with its per-allele effect in IDP units."""
+    if plant is None:
+        return None
+    return {"idp": model.fields[plant.idp], "variance_explained": round(float(plant.explained.sum()), 6),
+            "variants": [{**_variant_truth(layout, c), "beta": round(float(effect * model.sd[plant.idp]), 6),
+                          "variance_explained": round(float(explained), 6)}
+                         for c, effect, explained in zip(plant.variants, plant.effects, plant.explained)]}
+
+
 def _idp_model(rng: np.random.Generator, idps: list[_Idp], fields: list[str], predictors: np.ndarray,
                effects: np.ndarray, h2: np.ndarray, site_scale: np.ndarray, additive: int) -> _IdpModel:
     """Each IDP's scale and weights; ``predictors`` are covariates then causal terms (samples × terms), the first
@@ -1427,6 +1506,7 @@ class _Streams(NamedTuple):
     epistasis: np.random.Generator
     multivariate: np.random.Generator
     cnv: np.random.Generator
+    oligogenic: np.random.Generator
 
 
 class _CnvCalls(NamedTuple):
@@ -1540,12 +1620,14 @@ def _cnv_truth(calls: _CnvCalls, chosen: np.ndarray, model: _IdpModel) -> dict:
 
 
 def _write_imaging(folder: Path, streams: _Streams, cohort: _Cohort, causal: list[_Causal],
-                   regions: tuple[list[_Causal], int] | None, cnvs: _CnvCalls, layout: _Layout, catalogue: list[_Idp],
-                   planted: tuple[np.ndarray, np.ndarray], architecture: _Architecture, background: _Background,
-                   missing_idps: float, progress: Progress) -> dict:
+                   regions: tuple[list[_Causal], int] | None, loci: list[list[_Causal]], cnvs: _CnvCalls,
+                   layout: _Layout, catalogue: list[_Idp], planted: tuple[np.ndarray, np.ndarray],
+                   architecture: _Architecture, background: _Background, missing_idps: float,
+                   progress: Progress) -> dict:
     """Write ``idp_fields.csv``, ``idps.csv`` and one site's FreeSurfer tables; return the SNP, heritability,
-    scanner, multivariate and CNV parts of the truth. ``regions``: the multivariate association's region (its
-    variants) and the null region (its number); ``cnvs``: the CNV calls, whose planted loci move an IDP each."""
+    scanner, multivariate, oligogenic and CNV parts of the truth. ``regions``: the multivariate association's region
+    (its variants) and the null region (its number); ``loci``: the oligogenic IDP's candidate variants, per region;
+    ``cnvs``: the CNV calls, whose planted loci move an IDP each."""
     dictionary = _idp_dictionary(catalogue)
     dictionary.write_csv(folder / "idp_fields.csv")
     values = background.idp_values()
@@ -1557,16 +1639,21 @@ def _write_imaging(folder: Path, streams: _Streams, cohort: _Cohort, causal: lis
                                                              int(cohort.imaged.sum()))
     taken = [*planted[1], *(pair.idp for pair in pairs), *(() if plant is None else plant.idps)]
     cnv_idps, cnv_effects = _cnv_effects(streams.cnv, np.setdiff1d(np.arange(len(catalogue)), taken), len(catalogue))
-    # additive terms first (the multivariate score, the planted variants' main effects), then GxE, SNP × SNP and CNVs
+    oligogenic = _plant_oligogenic(streams.oligogenic, loci, np.setdiff1d(polygenic, [*taken, *cnv_idps]),
+                                   architecture.h2)
+    # additive terms first (the multivariate score, the oligogenic IDP's variants, the planted variants' main
+    # effects), then GxE, SNP × SNP and CNVs
     predictors = np.column_stack([_idp_design(cohort), _multivariate_design(plant, len(cohort.eid)),
+                                  _oligogenic_design(oligogenic, len(cohort.eid)),
                                   _genetic_design(causal, cohort.stress), _epistasis_design(causal, pairs),
                                   cnvs.design - cnvs.design.mean(axis=0)])
     genetic = _genetic_effects(planted, causal, len(catalogue))
-    effects = np.vstack([_multivariate_effects(plant, len(catalogue)), genetic,
-                         _epistasis_effects(causal, pairs, len(catalogue)), cnv_effects])
+    oligogenic_terms = 0 if oligogenic is None else len(oligogenic.variants)
+    effects = np.vstack([_multivariate_effects(plant, len(catalogue)), _oligogenic_effects(oligogenic, len(catalogue)),
+                         genetic, _epistasis_effects(causal, pairs, len(catalogue)), cnv_effects])
     model = _idp_model(streams.idps, catalogue, dictionary["field"].to_list(), predictors, effects,
                        architecture.h2 * values.any(axis=0), _scanner_scales(streams.scanners, len(catalogue)),
-                       additive=(plant is not None) + len(causal) - 1)
+                       additive=(plant is not None) + oligogenic_terms + len(causal) - 1)
     rows, measured = _write_idps(folder / "idps.csv", streams.idps, cohort, predictors, values, model, missing_idps,
                                  progress)
     tables = _write_freesurfer(folder / FREESURFER_FOLDER / FREESURFER_SITE, streams.scanners, cohort, rows, measured,
@@ -1578,7 +1665,7 @@ def _write_imaging(folder: Path, streams: _Streams, cohort: _Cohort, causal: lis
     return (_snp_truth(layout, causal, genetic, model) | _heritability_truth(model, architecture, background.variants)
             | {"scanners": scanner_truth, "snp_snp": _epistasis_truth(layout, causal, pairs, model),
                "multivariate": _multivariate_truth(layout, plant, None if regions is None else regions[1], model),
-               "cnv": _cnv_truth(cnvs, cnv_idps, model)})
+               "oligogenic": _oligogenic_truth(layout, oligogenic, model), "cnv": _cnv_truth(cnvs, cnv_idps, model)})
 
 
 def _write_disorder(path: Path, rng: np.random.Generator, layout: _Layout, background: _Background) -> dict:
@@ -1632,20 +1719,23 @@ def _write_release(folder: Path, layout: _Layout, hosts: np.ndarray, *, samples:
     _covariates_frame(rng, cohort).write_csv(folder / "covariates.csv")
     progress("covariates", 1, 1)
     catalogue, poly = _idp_catalogue(idps), _stream(seed, "poly")
-    streams = _Streams(*(_stream(seed, part) for part in ("idps", "scanners", "epistasis", "multivariate", "cnv")))
+    streams = _Streams(*(_stream(seed, part) for part in ("idps", "scanners", "epistasis", "multivariate", "cnv",
+                                                          "oligogenic")))
     planted = _plant(streams.idps, len(hosts), idps)
     architecture = _polygenic_architecture(poly, catalogue, planted[1])
     regions = _multivariate_regions(streams.multivariate, layout, layout.region[hosts])
     acting = np.flatnonzero(layout.region == regions[0]) if regions else np.zeros(0, np.int64)
-    # no background in the planted variants' regions nor in the multivariate association's two
-    background = _Background(poly, architecture, layout.blocks,
-                             np.isin(layout.region, [*layout.region[hosts], *(regions or ())]), samples)
-    dosages = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts, acting,
-                               missing_calls, background, progress)
+    loci = _oligogenic_candidates(streams.oligogenic, layout, np.array([*layout.region[hosts], *(regions or ())]))
+    # no background in the planted variants' regions, the multivariate association's two, nor the oligogenic loci's
+    background = _Background(poly, architecture, layout.blocks, np.isin(
+        layout.region, [*layout.region[hosts], *(regions or ()), *layout.region[loci[:, 0]]]), samples)
+    dosages = _write_genotypes(folder, _stream(seed, "genotypes"), layout, cohort, pedigree, hosts,
+                               np.r_[acting, loci.ravel()], missing_calls, background, progress)
     cnvs = _draw_cnvs(streams.cnv, samples)
     _write_cnv_calls(folder, cnvs, cohort)
     truth = _write_imaging(folder, streams, cohort, [dosages[v] for v in hosts.tolist()],
-                           regions and ([dosages[v] for v in acting.tolist()], regions[1]), cnvs, layout, catalogue,
+                           regions and ([dosages[v] for v in acting.tolist()], regions[1]),
+                           [[dosages[v] for v in region] for region in loci.tolist()], cnvs, layout, catalogue,
                            planted, architecture, background, missing_idps, progress)
     truth |= _write_disorder(folder / DISORDER.file, poly, layout, background)
     truth |= {"pedigree": _pedigree_truth(pedigree, cohort.eid)}

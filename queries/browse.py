@@ -58,7 +58,7 @@ class BrowseIndex:
     --------
     >>> index = BrowseIndex(Lake.open("lake"), "demo_idps")
     >>> index.points("25010-2.0").num_rows
-    457
+    454
     """
 
     def __init__(self, lake: Lake, name: str) -> None:

@@ -567,6 +567,35 @@ def test_write_ld_panel__bim_holds_the_genetic_map(tmp_path: Path) -> None:
     assert (bim["cm"] > 0).all() and bim.group_by("chrom").agg(pl.col("cm").diff().min() >= 0)["cm"].all()
 
 
+def test_write_synthetic_release__plants_an_oligogenic_idp_whose_loci_differ_in_ld(
+        table: pl.DataFrame, dosage: np.ndarray, bim: pl.DataFrame, truth: dict) -> None:
+    planted = truth["oligogenic"]
+    variants = planted["variants"]
+    assert len(variants) >= 5 and truth["idp_h2"][planted["idp"]] >= 0.4
+    assert all(0.1 <= variant["alt_frequency"] <= 0.9 for variant in variants)
+    assert planted["variance_explained"] == pytest.approx(0.02 * len(variants), abs=1e-5)
+    ids = bim["id"].to_list()
+    rows = [ids.index(variant["variant_id"]) for variant in variants]
+    filled = np.where(np.isnan(dosage[rows]), np.nanmean(dosage[rows], axis=1, keepdims=True), dosage[rows])
+    present = table.select(pl.all_horizontal(pl.col(planted["idp"], "head_motion").is_not_null())).to_series()
+    present = present.to_numpy()
+    design = np.column_stack([np.ones(present.sum()), _covariate_matrix(table.filter(present)), filled[:, present].T])
+    y = table[planted["idp"]].to_numpy().astype(float)[present]
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ beta
+    se = np.sqrt(residual @ residual / (len(y) - design.shape[1]) * np.diag(np.linalg.inv(design.T @ design)))
+    k = len(variants)
+    assert np.all(np.abs(beta[-k:] - [v["beta"] for v in variants]) < 4 * se[-k:]), (beta[-k:], se[-k:])
+    proxies = []   # each locus's variants within 250 kb at r² > 0.5: an unclumped score weighs the locus by their count
+    for variant, row in zip(variants, rows):
+        near = np.flatnonzero(((bim["chrom"] == variant["chrom"]) & (bim["pos"] - variant["pos"]).abs().le(250_000))
+                              .to_numpy())
+        genotypes = np.where(np.isnan(dosage[near]), np.nanmean(dosage[near], axis=1, keepdims=True), dosage[near])
+        r = [np.corrcoef(g, genotypes[list(near).index(row)])[0, 1] if g.std() > 0 else 0.0 for g in genotypes]
+        proxies.append(int((np.square(r) > 0.5).sum()))
+    assert max(proxies) >= 2 * min(proxies), proxies
+
+
 def _region_dosages(dosage: np.ndarray, bim: pl.DataFrame, region: dict) -> np.ndarray:
     """The alt dosages of a truth.json region's variants (missing calls at the variant's mean): variants × samples."""
     inside = ((bim["chrom"] == region["chrom"]) & bim["pos"].is_between(region["start"], region["end"])).to_numpy()
