@@ -410,7 +410,7 @@ def bench_ldscores(data: Path, samples: int, variants: int) -> list[Row]:
     writing each chromosome's scores (its .M file, under Python 3): a missing score file is the
     failure checked.
     """
-    release, lake = gwas_lake(data, samples, variants, 20, 0.01)
+    release, lake = gwas_lake(data, samples, variants, 10, 0.01)   # clump's release: one lake serves both rows
     chromosomes = sorted({line.split()[0] for line in (release / "genotypes.bim").read_text().splitlines()})
     split = data / f"ldsc-{samples}x{variants}"
     split.mkdir(exist_ok=True)
