@@ -167,7 +167,8 @@ def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterat
                 "variant_id": block.variants.column("variant_id").take(kept), "pos": positions.column("pos"),
                 "cm": positions.column("cm"), "maf": maf[kept]}))
             coordinates = positions.column(inputs.coordinate).to_numpy(zero_copy_only=False).astype(np.float64)
-            yield from _finished(pending, scores.add(coordinates, standardized[kept]))
+            yield from _finished(pending, scores.add(coordinates, standardized if len(kept) == len(maf)
+                                                     else standardized[kept]))
     yield from _finished(pending, scores.finish())
 
 

@@ -528,15 +528,28 @@ class WindowLdScores:
         self._genotypes = self._buffer[self._first:self._first + total]
 
     def _add_band(self, first: int, stop: int) -> None:
-        """Add the r² of the held variants ``first:stop`` with themselves and with every earlier one in reach: each
-        pair once, to both variants' sums (only those in reach enter the product, so it costs the band × its reach)."""
+        """Add the r² of the held variants ``first:stop`` (a band) with each other and with every earlier one in
+        reach: each pair once, to both variants' sums. Only pairs near reach enter a product: the earlier variants
+        that only the band's first half reaches meet that half alone, and of the band with itself the upper
+        triangle counts."""
+        middle = (first + stop + 1) // 2
         reach_start = int(np.searchsorted(self._coords, self._coords[first] - self.max_dist))
-        rows, band = self._genotypes[reach_start:stop], self._genotypes[first:stop]
-        correlations = (rows @ band.T) / np.float32(self.n_samples)   # earlier and band × band
-        reach = np.abs(self._coords[reach_start:stop, None] - self._coords[None, first:stop]) <= self.max_dist
-        shares = np.where(reach, unbiased_r2(correlations, self.n_samples), 0.0)
-        self._scores[first:stop] += shares.sum(axis=0)
-        self._scores[reach_start:first] += shares[:first - reach_start].sum(axis=1)
+        half_reach = min(first, int(np.searchsorted(self._coords, self._coords[middle] - self.max_dist))
+                         if middle < stop else first)
+        band = self._genotypes[first:stop]
+        for start, end, width in ((half_reach, first, stop - first), (reach_start, half_reach, middle - first)):
+            if end > start and width:
+                shares = self._shares(self._genotypes[start:end] @ band[:width].T, start, end, first, first + width)
+                self._scores[first:first + width] += shares.sum(axis=0)
+                self._scores[start:end] += shares.sum(axis=1)
+        shares = np.triu(self._shares(band @ band.T, first, stop, first, stop))   # the band with itself
+        self._scores[first:stop] += shares.sum(axis=0) + shares.sum(axis=1) - np.diagonal(shares)
+
+    def _shares(self, products: np.ndarray, start: int, end: int, first: int, stop: int) -> np.ndarray:
+        """The bias-corrected r² of held variants ``start:end`` (rows) with ``first:stop`` (columns) from their
+        genotypes' ``products``, 0 for pairs out of reach."""
+        reach = np.abs(self._coords[start:end, None] - self._coords[None, first:stop]) <= self.max_dist
+        return np.where(reach, unbiased_r2(products / np.float32(self.n_samples), self.n_samples), 0.0)
 
     def finish(self) -> np.ndarray:
         """The LD scores of the variants still held (the chromosome has ended)."""
