@@ -64,6 +64,7 @@ from biolake.report import clumping_of, lead_hits, phenotype_summary, plot_resul
 from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.ingest.sumstats import import_sumstats
 from biolake.lake.catalog import Catalog
+from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.queries import connect
 from biolake.queries.cnvs import CnvFilter
@@ -93,6 +94,9 @@ DEMO_CNV_SCAN_KB = 500                # the CNV scan's windows
 STEPS = 17
 GXE_NULL_IDPS = 4  # null IDPs scanned beside the planted one (each IDP's own missingness is a pass of its own)
 HELD_OUT = "CAST(participant_id AS BIGINT) % 4 = 0"  # a quarter of the participants, to test scores on
+# what the steps read of truth.json: a release written before one of them was planted cannot run this demo
+TRUTH_PARTS = ("snp_idp", "null_idps", "snp_exposure_interaction", "cpg_exposure", "idp_h2", "rg", "disorder",
+               "pedigree", "scanners", "snp_snp", "multivariate", "oligogenic", "cnv")
 PRS_THRESHOLDS = (1e-5, 1e-3, 0.01, 0.1, 1.0)  # C+T's p-value thresholds, as PRSice-2's coarse grid
 DEMO_QUERIES = {
     "participants per table": """
@@ -139,6 +143,10 @@ def run_demo(catalog_path: Path, *, progress: Callable[[str, int, int], None],
             echo(f"\n-- {title}")
             echo(str(con.sql(query)))
     truth = json.loads((release_folder / "truth.json").read_text())
+    stale = [part for part in TRUTH_PARTS if truth.get(part) is None]
+    if stale:
+        raise BiolakeError(f"{release_folder / 'truth.json'} has no {', '.join(stale)}: the release was written by an "
+                           f"older biolake; delete {release_folder} and {root} to build the demo afresh")
     jobs = {"progress": progress}   # dask's threaded scheduler in this process, the default for a local lake
     echo(f"\n4/{STEPS} GWAS of every IDP on dask (linear, exact per-IDP missingness)")
     report = run_gwas(lake, DEMO_GWAS, **jobs)
@@ -367,9 +375,11 @@ def held_out_scores(lake: Lake, truth: dict, out: Path, **jobs) -> list[str]:
             with connect(lake) as con:
                 r = con.sql(f"SELECT {correlations} FROM results.demo_held_out s "
                             f"JOIN idps i USING (participant_id) WHERE {HELD_OUT}").fetchone()
+            r = [np.nan if value is None else value for value in r]   # NULL: no variant at a threshold
             lines.append(f"{idp:<12}{truth['idp_h2'][idp]:>6.2f}  {label:<10} "
                          + "  ".join(f"{value:.3f}" for value in r))
-            best[idp, label] = max(zip(r, PRS_THRESHOLDS))
+            best[idp, label] = max(((value, threshold) for value, threshold in zip(r, PRS_THRESHOLDS)
+                                    if not np.isnan(value)), default=(np.nan, np.nan))
     return [*lines, *(f"{idp}'s best scores in the held-out quarter: clumped r {best[idp, 'clumped'][0]:.3f} "
                       f"(p ≤ {best[idp, 'clumped'][1]:g}), unclumped r {best[idp, 'unclumped'][0]:.3f} "
                       f"(p ≤ {best[idp, 'unclumped'][1]:g})" for idp in (oligogenic, polygenic))]

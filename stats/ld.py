@@ -410,46 +410,42 @@ def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparr
     ([[-0.8165, 1.633, -0.8165, 0.0], [0.0, 0.0, 0.0, 0.0]], [0.3333, 0.5], [True, False])
     """
     dosages = np.ascontiguousarray(dosages)
-    lost = scipy.sparse.csr_array(missing if scipy.sparse.issparse(missing) else np.asarray(missing, bool))
+    lost = scipy.sparse.csr_array(missing != 0 if scipy.sparse.issparse(missing) else np.asarray(missing, bool))
     standardized, maf, usable = (np.empty(dosages.shape, np.float32), np.empty(len(dosages)),
                                  np.empty(len(dosages), np.bool_))
     _ldsc_rows(dosages, lost.indptr, lost.indices, standardized, maf, usable)
     return standardized, maf, usable
 
 
-@numba.njit(nogil=True, cache=True, fastmath=True)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
 def _ldsc_rows(dosages, indptr, indices, standardized, maf, usable):  # pragma: no cover - compiled
     """:func:`ldsc_genotypes`' loop, a variant at a time (its row stays in cache): ``indices[indptr[v]:indptr[v + 1]]``
-    are variant v's missing samples."""
+    are variant v's missing samples, whose stored values never count (sums may be reordered, so they vectorise)."""
     samples = dosages.shape[1]
+    lost = np.zeros(samples, np.bool_)
     for v in range(dosages.shape[0]):
         row, out, gone = dosages[v], standardized[v], indices[indptr[v]:indptr[v + 1]]
-        total, hets = 0.0, 0
+        lost[gone] = True
+        total, hets, called = 0.0, 0, 0
         for s in range(samples):
-            total += row[s]
-            hets += row[s] == 1.0
-        for s in gone:   # their stored values do not count
-            total -= row[s]
-            hets -= row[s] == 1.0
-        called = samples - len(gone)
+            value = 0.0 if lost[s] else row[s]
+            total += value
+            hets += (not lost[s]) and value == 1.0
+            called += not lost[s]
         alleles = 2.0 * called
         ref_freq = (alleles - total) / alleles if alleles > 0 else 0.0
         maf[v] = min(ref_freq, 1 - ref_freq)
-        usable[v] = hets + len(gone) < samples
+        usable[v] = hets + samples - called < samples
         mean = total / called if called > 0 else 0.0
         squares = 0.0
         for s in range(samples):
-            centred = row[s] - mean
+            centred = 0.0 if lost[s] else row[s] - mean
             squares += centred * centred
-        for s in gone:
-            centred = row[s] - mean
-            squares -= centred * centred
         spread = np.sqrt(squares / samples)
-        scale = 1.0 / spread if spread > 0 else 1.0
+        divisor = spread if spread > 0 else 1.0
         for s in range(samples):
-            out[s] = (row[s] - mean) * scale
-        for s in gone:
-            out[s] = 0.0
+            out[s] = 0.0 if lost[s] else (row[s] - mean) / divisor
+        lost[gone] = False
 
 
 def unbiased_r2(r: np.ndarray, n_samples: int) -> np.ndarray:
@@ -533,9 +529,8 @@ class WindowLdScores:
         that only the band's first half reaches meet that half alone, and of the band with itself the upper
         triangle counts."""
         middle = (first + stop + 1) // 2
-        reach_start = int(np.searchsorted(self._coords, self._coords[first] - self.max_dist))
-        half_reach = min(first, int(np.searchsorted(self._coords, self._coords[middle] - self.max_dist))
-                         if middle < stop else first)
+        reach_start = self._out_of_reach(first, first)   # the earlier variants the band's first variant cannot reach
+        half_reach = self._out_of_reach(middle, first) if middle < stop else first   # nor its second half
         band = self._genotypes[first:stop]
         for start, end, width in ((half_reach, first, stop - first), (reach_start, half_reach, middle - first)):
             if end > start and width:
@@ -544,6 +539,11 @@ class WindowLdScores:
                 self._scores[start:end] += shares.sum(axis=1)
         shares = np.triu(self._shares(band @ band.T, first, stop, first, stop))   # the band with itself
         self._scores[first:stop] += shares.sum(axis=0) + shares.sum(axis=1) - np.diagonal(shares)
+
+    def _out_of_reach(self, variant: int, before: int) -> int:
+        """How many of the held variants before ``before`` lie beyond ``max_dist`` of ``variant``: a prefix, found
+        by the same test as the shares', so a pair exactly ``max_dist`` apart is never dropped by rounding."""
+        return int(np.count_nonzero(self._coords[variant] - self._coords[:before] > self.max_dist))
 
     def _shares(self, products: np.ndarray, start: int, end: int, first: int, stop: int) -> np.ndarray:
         """The bias-corrected r² of held variants ``start:end`` (rows) with ``first:stop`` (columns) from their

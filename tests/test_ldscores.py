@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse
 from click.testing import CliRunner
 
 from biolake.cli import main
@@ -29,7 +30,7 @@ from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.ldscores import LdScoreSettings, check_genome_order, run_ldscores
-from biolake.stats.ld import WindowLdScores, ldsc_kept, standardized_genotypes
+from biolake.stats.ld import WindowLdScores, ldsc_genotypes, ldsc_kept, standardized_genotypes, unbiased_r2
 from biolake.synth import LdPanel, write_ld_panel
 
 LDSC = Path(__file__).resolve().parents[1] / ".tools" / "ldsc" / "bin"
@@ -176,6 +177,33 @@ def test_window_ld_scores__any_chunking_gives_the_same_scores(panel):
     assert len(one) == len(on)
     for chunk in (7, 300, len(on)):
         np.testing.assert_allclose(scores(chunk), one, rtol=1e-4)     # float32 products, summed in other orders
+    z = genotypes.astype(np.float64)
+    near = np.abs(panel.pos[on][:, None] - panel.pos[on][None, :]) <= 150_000
+    every_pair = np.where(near, unbiased_r2(z @ z.T / z.shape[1], z.shape[1]), 0.0).sum(axis=1)
+    np.testing.assert_allclose(one, every_pair, rtol=1e-4)
+
+
+def test_window_ld_scores__a_pair_exactly_the_window_apart_counts_for_both():
+    genotypes = standardized_genotypes(np.array([[0.0, 1, 2, 1, 0, 2], [0, 1, 1, 2, 0, 2]]), np.zeros((2, 6), bool))
+    window = WindowLdScores(max_dist=1.0, n_samples=6)   # 1.3 − 0.3 is 1.0 exactly, 1.3 − 1.0 is above 0.3
+    scores = np.concatenate([window.add(np.array([0.3, 1.3]), genotypes), window.finish()])
+    r = float(genotypes[0].astype(np.float64) @ genotypes[1] / 6)
+    np.testing.assert_allclose(scores, 1 + unbiased_r2(np.array([r, r]), 6), rtol=1e-6)
+
+
+def test_ldsc_genotypes__missing_calls_never_count_whatever_is_stored_there():
+    dosages = np.array([[0.0, 1, 2, 2, 0], [1, 0, 2, 1, 1]])
+    missing = np.array([[0, 0, 0, 1, 0], [1, 0, 0, 0, 1]], bool)
+    expected = ldsc_genotypes(np.where(missing, 0.0, dosages), missing)
+    for stored in (np.nan, 1e10, -3.0):
+        for marks in (missing, scipy.sparse.csr_array(missing)):
+            found = ldsc_genotypes(np.where(missing, stored, dosages), marks)
+            for ours, theirs in zip(found, expected):
+                np.testing.assert_array_equal(ours, theirs)
+    with_zero = scipy.sparse.csr_array((np.array([1.0, 0.0, 1.0, 1.0]), np.array([3, 0, 0, 4]), np.array([0, 2, 4])),
+                                       shape=(2, 5))   # an explicit 0 (not missing) beside the marks
+    for ours, theirs in zip(ldsc_genotypes(dosages, with_zero), expected):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.fixture(scope="module")
