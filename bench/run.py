@@ -946,7 +946,7 @@ def main() -> None:
         rows += bench_memory(args.data)
     if "ewas" in tasks:
         rows += bench_ewas(args.data)
-    if "ldscores" in tasks:   # asked for by name: measured at small sizes only so far
+    if "ldscores" in tasks:   # by name, at --samples × --variants (the goal: 10,000 × 1,000,000, ≥ 20× ldsc)
         rows += bench_ldscores(args.data, args.samples, args.variants)
     if "epic" in tasks:  # EPIC array scale: time and peak memory
         rows += bench_ewas(args.data, cpgs=850_000, with_limma=False)
