@@ -21,7 +21,7 @@ participants the calls were made for (those without a segment count too: a burde
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +33,13 @@ from biolake.frame import DesignReport, JobRequest, Report, Request, provenance,
 from biolake.lake.chromosomes import PLINK_ORDER, chromosome, plink_number
 from biolake.lake.errors import BiolakeError, InputError
 from biolake.lake.lake import Lake
-from biolake.lake.schema import ERRORS
 from biolake.queries import connect
 from biolake.queries.cnvs import CnvFilter, cnv_called, cnv_segments
 from biolake.queries.sql import LakeConnection
 from biolake.run import publish_table
 from biolake.stats.cnv import (BURDEN_MEASURES, Segments, burden, carrier_doses, cohens_d, merged,
                                reciprocal_overlap, window_doses)
-from biolake.stats.association import AssociationResult
+from biolake.stats.association import OK, TOO_FEW_SAMPLES, AssociationResult
 from biolake.stats.linear import LinearModel, linear_association, prepare_linear
 
 CARRIER_MODELS = ("del", "dup", "dose")   # deletion vs non-carriers, duplication vs non-carriers, −1/0/+1
@@ -323,10 +322,10 @@ def run_cnv_assoc(lake: Lake, settings: CnvAssocSettings) -> CnvAssocReport:
             parts.append(_carrier_tests(in_sample[chunk].toarray(), named, model, present, chosen.phenotype_names,
                                         settings.min_carriers))
     table = pa.concat_tables(parts)
-    measures = burden(segments, len(called))
     record = provenance("cnv_assoc", settings, chosen, filter=settings.cnv_filter.record(),
                         **settings.carriers.record(), scan_kb=settings.scan_kb, windows=windows)
     if settings.burden_measures:
+        measures = burden(segments, len(called))
         publish_table(lake, burden_name, _burden_tests(
             np.array([measures[m][analysed] for m in settings.burden_measures], dtype=float),
             list(settings.burden_measures), model, chosen.phenotype_names),
@@ -352,8 +351,9 @@ def _carrier_tests(doses: np.ndarray, stretches: list[tuple[str, str, int, int]]
     missing = np.isnan(values)
     result = linear_association(np.where(missing, 0.0, values), model, missing=scipy.sparse.csr_array(missing))
     carriers = ((values != 0) & ~missing).astype(float) @ present              # tests × phenotypes
-    error = _errors(result, too_few=carriers < min_carriers)
-    ran = error == None   # noqa: E711
+    result = replace(result, error=np.where((carriers < min_carriers) & (result.error == OK), TOO_FEW_SAMPLES,
+                                            result.error))
+    ran = result.error == OK
     d, lower, upper = cohens_d(result.statistic, carriers, result.n - carriers)
     binary = ran & (models != "dose")[:, None]
     count = len(phenotypes)
@@ -371,24 +371,16 @@ def _carrier_tests(doses: np.ndarray, stretches: list[tuple[str, str, int, int]]
         "end": repeated([end for *_, end in named], pa.int64()),
         "n": pa.array(result.n.ravel(), pa.int64()), "n_carriers": pa.array(carriers.ravel().astype(np.int64)),
         **_estimates(result, ran), "cohens_d": _masked(d, binary), "cohens_d_lower": _masked(lower, binary),
-        "cohens_d_upper": _masked(upper, binary), "error": pa.array(error.ravel(), pa.string())})
+        "cohens_d_upper": _masked(upper, binary), "error": pa.array(result.error_names().ravel(), pa.string())})
 
 
 def _burden_tests(values: np.ndarray, measures: list[str], model: LinearModel, phenotypes: list[str]) -> pa.Table:
     """The cnv_burden_assoc rows: each burden measure (``values``: measures × samples) against every phenotype."""
     result = linear_association(values, model)
-    error = _errors(result)
     return pa.table({"phenotype": pa.array(np.tile(phenotypes, len(measures)), pa.string()),
                      "measure": pa.array(np.repeat(measures, len(phenotypes)), pa.string()),
-                     "n": pa.array(result.n.ravel(), pa.int64()), **_estimates(result, error == None),  # noqa: E711
-                     "error": pa.array(error.ravel(), pa.string())})
-
-
-def _errors(result: AssociationResult, too_few: np.ndarray | None = None) -> np.ndarray:
-    """Why each test (tests × phenotypes) did not run, as ERRORS names it (None: it ran); ``too_few`` marks tests
-    with too few carriers."""
-    error = np.array(ERRORS, dtype=object)[result.error]
-    return error if too_few is None else np.where(too_few & (error == None), "too few samples", error)  # noqa: E711
+                     "n": pa.array(result.n.ravel(), pa.int64()), **_estimates(result, result.error == OK),
+                     "error": pa.array(result.error_names().ravel(), pa.string())})
 
 
 def _masked(values: np.ndarray, kept: np.ndarray) -> pa.Array:

@@ -158,8 +158,8 @@ def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterat
     for fragment in chromosome.blocks:
         maps, start = fragment.read(["pos", "cm"]), 0     # the columns read_genotype_blocks leaves out
         for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.float32):
-            standardized, maf, usable = ldsc_genotypes(block.dosages, block.missing)
-            kept = np.flatnonzero(usable & (maf > inputs.min_maf))   # as ldsc_kept
+            standardized, maf, kept = ldsc_genotypes(block.dosages, block.missing, min_maf=inputs.min_maf)
+            kept = np.flatnonzero(kept)
             positions = maps.slice(start, block.variants.num_rows).take(kept)
             start += block.variants.num_rows
             pending.append(pa.table({

@@ -287,6 +287,16 @@ class _Causal:
     alt_frequency: float
     dosage: np.ndarray  # samples, alt-allele count
 
+    @property
+    def centred(self) -> np.ndarray:
+        """The dosages less their mean, 2p: samples."""
+        return self.dosage - 2 * self.alt_frequency
+
+    @property
+    def heterozygosity(self) -> float:
+        """2p(1 − p): the variance of an alt count at Hardy–Weinberg equilibrium."""
+        return 2 * self.alt_frequency * (1 - self.alt_frequency)
+
 
 @dataclass(frozen=True)
 class _IdpModel:
@@ -1006,7 +1016,7 @@ def _idp_design(cohort: _Cohort) -> np.ndarray:
 
 def _genetic_design(causal: list[_Causal], stress: np.ndarray) -> np.ndarray:
     """Centred causal dosages, the last one times stress (the GxE term): samples × causal."""
-    design = np.column_stack([c.dosage - 2 * c.alt_frequency for c in causal])
+    design = np.column_stack([c.centred for c in causal])
     design[:, -1] *= stress
     return design
 
@@ -1024,7 +1034,7 @@ def _plant(rng: np.random.Generator, terms: int, idps: int) -> tuple[np.ndarray,
 def _genetic_effects(planted: tuple[np.ndarray, np.ndarray], causal: list[_Causal], idps: int) -> np.ndarray:
     """Per-allele effects in SD units, causal × IDPs, each causal term moving its own IDP (:func:`_plant`)."""
     explained, targets = planted
-    heterozygosity = np.array([2 * c.alt_frequency * (1 - c.alt_frequency) for c in causal])
+    heterozygosity = np.array([c.heterozygosity for c in causal])
     effects = np.zeros((len(causal), idps))
     effects[np.arange(len(causal)), targets] = np.sqrt(explained / heterozygosity)
     return effects
@@ -1054,7 +1064,7 @@ def _plant_epistasis(rng: np.random.Generator, causal: int, polygenic: np.ndarra
 
 def _epistasis_design(causal: list[_Causal], pairs: list[_Epistasis]) -> np.ndarray:
     """The planted interactions' columns: the product of the two variants' centred dosages (samples × pairs)."""
-    centred = [c.dosage - 2 * c.alt_frequency for c in causal]
+    centred = [c.centred for c in causal]
     return np.column_stack([centred[pair.a] * centred[pair.b] for pair in pairs] or [np.zeros((len(centred[0]), 0))])
 
 
@@ -1063,7 +1073,7 @@ def _epistasis_effects(causal: list[_Causal], pairs: list[_Epistasis], idps: int
     dosages has variance 2pq · 2p'q'."""
     effects = np.zeros((len(pairs), idps))
     for row, pair in enumerate(pairs):
-        variance = np.prod([2 * causal[k].alt_frequency * (1 - causal[k].alt_frequency) for k in (pair.a, pair.b)])
+        variance = np.prod([causal[k].heterozygosity for k in (pair.a, pair.b)])
         effects[row, pair.idp] = np.sqrt(pair.explained / variance)
     return effects
 
@@ -1089,7 +1099,7 @@ class _Multivariate(NamedTuple):
 
     def score(self) -> np.ndarray:
         """The region's genetic score per participant (centred): samples."""
-        return sum((c.dosage - 2 * c.alt_frequency) * weight for c, weight in zip(self.variants, self.per_allele))
+        return sum(c.centred * weight for c, weight in zip(self.variants, self.per_allele))
 
 
 def _multivariate_regions(rng: np.random.Generator, layout: _Layout, taken: np.ndarray) -> tuple[int, int] | None:
@@ -1125,7 +1135,7 @@ def _plant_multivariate(rng: np.random.Generator, region: list[_Causal], idps: l
     if len(chosen) < 2:
         return None
     chosen.sort(key=lambda c: c.index)
-    centred = np.column_stack([c.dosage - 2 * c.alt_frequency for c in chosen])
+    centred = np.column_stack([c.centred for c in chosen])
     weights = rng.choice([-1.0, 1.0], len(chosen)) / centred.std(axis=0)
     score = centred @ weights
     moved = np.sort(rng.choice(pattern, min(MULTIVARIATE_IDPS, len(pattern)), replace=False))
@@ -1183,7 +1193,7 @@ class _Oligogenic(NamedTuple):
     @property
     def explained(self) -> np.ndarray:
         """Each variant's share of the IDP's variance: variants."""
-        return self.effects ** 2 * np.array([2 * c.alt_frequency * (1 - c.alt_frequency) for c in self.variants])
+        return self.effects ** 2 * np.array([c.heterozygosity for c in self.variants])
 
 
 def _oligogenic_candidates(rng: np.random.Generator, layout: _Layout, taken: np.ndarray) -> np.ndarray:
@@ -1209,7 +1219,7 @@ def _plant_oligogenic(rng: np.random.Generator, candidates: list[list[_Causal]],
     if len(acting) < 2 or not len(heritable):
         return None
     idp = int(rng.choice(heritable))
-    heterozygosity = np.array([2 * c.alt_frequency * (1 - c.alt_frequency) for c in acting])
+    heterozygosity = np.array([c.heterozygosity for c in acting])
     signs = rng.choice([-1.0, 1.0], len(acting))
     return _Oligogenic(acting, idp, signs * np.sqrt(OLIGOGENIC_VARIANCE / heterozygosity))
 
@@ -1218,7 +1228,7 @@ def _oligogenic_design(plant: _Oligogenic | None, samples: int) -> np.ndarray:
     """The acting variants' centred dosages as predictor columns: samples × variants (none without a plant)."""
     if plant is None:
         return np.zeros((samples, 0))
-    return np.column_stack([c.dosage - 2 * c.alt_frequency for c in plant.variants])
+    return np.column_stack([c.centred for c in plant.variants])
 
 
 def _oligogenic_effects(plant: _Oligogenic | None, idps: int) -> np.ndarray:

@@ -350,9 +350,7 @@ def clump(ld: WindowLd, p: np.ndarray, *, p1: float = 1e-4, p2: float = 1e-2, r2
 
 def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *,
               min_maf: float = 0.0) -> np.ndarray:
-    """Which variants LDSC's --l2 keeps: a minor allele frequency above ``min_maf`` (its --maf; 0, its
-    default, keeps every polymorphic variant) over the called samples, and not every sample
-    heterozygous or missing (such a variant has no usable variance).
+    """Which variants LDSC's --l2 keeps (:func:`ldsc_genotypes`' third part).
 
     ``dosages`` and ``missing`` are variants × samples, as :func:`ld_features` takes them.
 
@@ -363,24 +361,7 @@ def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *
     >>> ldsc_kept(np.array([[0.0, 0, 0, 0, 1], [0, 0, 1, 1, 1]]), np.zeros((2, 5), bool), min_maf=0.1).tolist()
     [False, True]
     """
-    _, maf, usable = ldsc_genotypes(dosages, missing)
-    return (maf > min_maf) & usable
-
-
-def minor_allele_freq(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
-    """Minor allele frequency over the called samples of each variant (variants × samples in); 0 where
-    no sample is called.
-
-    Computed as LDSC computes it: f, the frequency of the ref allele (a .bim's A2, the allele LDSC
-    counts), then min(f, 1 − f), so a threshold such as ``--maf 0.05`` or M_5_50's falls the same way
-    as LDSC's for a frequency exactly at it (1 − 0.95 > 0.05 in floating point).
-
-    Examples
-    --------
-    >>> minor_allele_freq(np.array([[0.0, 1, 2, 2], [1, 0, 0, 0]]), np.array([[0, 0, 0, 1], [1, 1, 1, 1]], bool)).tolist()
-    [0.5, 0.0]
-    """
-    return ldsc_genotypes(dosages, missing)[1]
+    return ldsc_genotypes(dosages, missing, min_maf=min_maf)[2]
 
 
 def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
@@ -396,11 +377,16 @@ def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.spar
     return ldsc_genotypes(dosages, missing)[0]
 
 
-def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray
+def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *, min_maf: float = 0.0
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What LDSC makes of each variant, in one pass over its dosages: the :func:`standardized_genotypes`
-    (variants × samples float32), the :func:`minor_allele_freq`, and whether any called sample is not
-    heterozygous (a variant without is no use to LDSC: :func:`ldsc_kept`). Sums are float64.
+    """What LDSC makes of each variant, in one pass over its dosages (sums in float64):
+
+    * the :func:`standardized_genotypes`, variants × samples float32;
+    * the minor allele frequency over the called samples (0 where none is called), as LDSC computes it: f, the
+      frequency of the ref allele (a .bim's A2, the allele LDSC counts), then min(f, 1 − f), so a threshold such
+      as ``--maf 0.05`` or M_5_50's falls the same way as LDSC's for a frequency exactly at it;
+    * whether LDSC's --l2 keeps it: a minor allele frequency above ``min_maf`` (its --maf; 0, its default, keeps
+      every polymorphic variant), and not every sample heterozygous or missing (no usable variance).
 
     Examples
     --------
@@ -414,7 +400,7 @@ def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparr
     standardized, maf, usable = (np.empty(dosages.shape, np.float32), np.empty(len(dosages)),
                                  np.empty(len(dosages), np.bool_))
     _ldsc_rows(dosages, lost.indptr, lost.indices, standardized, maf, usable)
-    return standardized, maf, usable
+    return standardized, maf, usable & (maf > min_maf)
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
