@@ -158,12 +158,26 @@ def summed_over_shares(lake: Lake, task: Callable[..., tuple], inputs: Any, bloc
     sizes = [len(blocks) // count + (k < len(blocks) % count) for k in range(count)]   # as numpy's array_split
     starts = [sum(sizes[:k]) for k in range(count)]
     shares = [list(blocks[start:start + size]) for start, size in zip(starts, sizes) if size]
-    sums = zeros
+    sums = None
     with block_map(lake, scheduler=scheduler, workers=workers) as map_over:
         for share_sums in map_over(task, shares, inputs, step=step, progress=progress):
+            if sums is None:
+                sums = [_running_total(zero, value) for zero, value in zip(zeros, share_sums)]
+                continue
             for position, value in enumerate(share_sums):
                 sums[position] += value
-    return sums
+    return zeros if sums is None else sums
+
+
+def _running_total(zero: Any, value: Any) -> Any:
+    """The first share's ``value`` as the running total of what ``zero`` starts: an array is taken as it comes where
+    it is writeable and of ``zero``'s dtype (an N × N array is neither copied nor added to zeros), else copied; a count
+    is added."""
+    import numpy as np
+
+    if isinstance(zero, np.ndarray):
+        return np.require(value, dtype=zero.dtype, requirements="W")
+    return zero + value
 
 
 def threaded_map(task: Callable[..., Any], blocks: Sequence[Any], shared: Any, *args: Any, step: str,

@@ -1916,15 +1916,21 @@ def _regression_p(rng: np.random.Generator, dosages: np.ndarray, planted: np.nda
     return np.array([float(f"{value:.6g}") for value in 2 * scipy.stats.t.sf(np.abs(t), n - 2)])
 
 
+_BED_ROWS = 4096              # variants per step when a panel is drawn or written
+
+
 def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, cm: np.ndarray, dosages: np.ndarray,
                       p: np.ndarray) -> None:
     """``{prefix}.bed/.bim/.fam`` (A1 = alt, cM in column 3) and ``{prefix}.assoc`` (SNP CHR BP P)."""
     variants, samples = dosages.shape
-    codes = np.full((variants, -(-samples // 4) * 4), 0, np.uint8)
-    codes[:, :samples] = np.where(np.isnan(dosages), MISSING_CODE,
-                                  CODE_OF_ALT_DOSAGE[np.nan_to_num(dosages).astype(np.intp)])
-    packed = codes[:, 0::4] | codes[:, 1::4] << 2 | codes[:, 2::4] << 4 | codes[:, 3::4] << 6
-    Path(f"{prefix}.bed").write_bytes(BED_MAGIC + packed.tobytes())
+    with open(f"{prefix}.bed", "wb") as bed:
+        bed.write(BED_MAGIC)
+        for start in range(0, variants, _BED_ROWS):      # a few rows at a time: a biobank-sized panel fits memory
+            rows = dosages[start:start + _BED_ROWS]
+            codes = np.zeros((len(rows), -(-samples // 4) * 4), np.uint8)
+            codes[:, :samples] = np.where(np.isnan(rows), MISSING_CODE,
+                                          CODE_OF_ALT_DOSAGE[np.nan_to_num(rows).astype(np.intp)])
+            bed.write((codes[:, 0::4] | codes[:, 1::4] << 2 | codes[:, 2::4] << 4 | codes[:, 3::4] << 6).tobytes())
     ids = [f"{c}:{q}" for c, q in zip(chrom, pos)]
     pl.DataFrame({"chrom": chrom, "id": ids, "cm": _bim_cm(cm), "pos": pos, "a1": "T", "a2": "C"},
                  ).write_csv(Path(f"{prefix}.bim"), separator="\t", include_header=False)
@@ -1986,8 +1992,12 @@ def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: i
                 [_gamete(rng, family[parent], chrom) for parent in parents])
         haplotypes.extend(family[member] for member in range(_FAMILY_SIZE))
     haplotypes.extend(rng.random((2, variants)) < alt_freq for _ in range(unrelated))
-    dosages = np.column_stack([pair.sum(axis=0) for pair in haplotypes]).astype(np.float64)
-    dosages[rng.random(dosages.shape) < missing_calls] = np.nan
+    dosages = np.empty((variants, len(haplotypes)))
+    for sample, pair in enumerate(haplotypes):
+        dosages[:, sample] = pair.sum(axis=0)
+    for start in range(0, variants, _BED_ROWS):           # the same draws as one call over all rows, in less memory
+        rows = dosages[start:start + _BED_ROWS]
+        rows[rng.random(rows.shape) < missing_calls] = np.nan
     _write_ld_fileset(Path(prefix), chrom, pos, pos / 1e6, dosages, np.ones(variants))
     return FamilyPanel(Path(prefix), dosages, _pedigree_kinship(families))
 

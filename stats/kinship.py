@@ -9,8 +9,9 @@ variants where i is heterozygous (and j called), the KING-robust between-family 
 
 The counts are plink2's, counted in two parts. HETHET and IBS0 are popcounts of ANDs of each
 sample's bit sets (heterozygous, homozygous reference, homozygous alternate; 64 variants a word;
-an uncalled variant in none), in a compiled loop over pairs blocked by 64 × 64 samples so both
-blocks' words stay in cache, one sample against two at a time. The counts that need the calls
+an uncalled variant in none), in a compiled loop over pairs blocked by 32 × 32 samples so both
+blocks' words stay in cache, one sample against two at a time, a set's words contiguous so the loop runs on
+vector popcounts. The counts that need the calls
 of both samples come from the uncalled ones, which are few: with u_i the variants i did not
 call, NSNP = M − u_i − u_j + (both uncalled), and Het_i over j's calls = Het_i − (i heterozygous
 where j is uncalled); the two corrections of sample j are sums of the variant-major bit rows
@@ -37,8 +38,8 @@ from numba.extending import intrinsic
 
 KING_THIRD_DEGREE = 0.0442    # KING's lower bound of 3rd-degree relatives: 2^-4.5
 HARD_CALL_THRESHOLD = 0.1     # plink2 --hard-call-threshold: a dosage further than this from every genotype is missing
-_TILE_WORDS = 64              # 4,096 variants of the bit sets per sweep over the pairs
-_BLOCK_SAMPLES = 64           # pairs counted by blocks of 64 × 64 samples: 2 × 96 kB of bit sets, in L2 cache
+_TILE_WORDS = 256             # 16,384 variants of the bit sets per sweep over the pairs
+_BLOCK_SAMPLES = 32           # pairs counted by blocks of 32 × 32 samples: 2 × 192 kB of bit sets, in L2 cache
 _CHUNK_VARIANTS = 32_768      # variants packed before counting: 5 bits per call (200 MB at 10,000 samples)
 
 
@@ -100,8 +101,8 @@ class KingCounts:
 
 @dataclass
 class CallBits:
-    """Some variants' calls as bit sets, each sample's (``by_sample``: samples × words × 3, uint64, 64 variants a
-    word, variant v at bit v % 64 of word v // 64: heterozygous, homozygous reference, homozygous alternate) and each
+    """Some variants' calls as bit sets, each sample's (``by_sample``: samples × 3 × words, uint64: heterozygous,
+    homozygous reference, homozygous alternate, 64 variants a word, variant v at bit v % 64 of word v // 64) and each
     variant's (``by_variant``: variants × sample words × 2, sample s at bit s % 64 of word s // 64: heterozygous,
     uncalled). An uncalled variant is in none of a sample's sets."""
 
@@ -118,7 +119,7 @@ class CallBits:
         """The parts' variants one after another (each part's sample words padded to whole words: never called)."""
         if len(parts) == 1:
             return parts[0]
-        return cls(np.concatenate([part.by_sample for part in parts], axis=1),
+        return cls(np.concatenate([part.by_sample for part in parts], axis=2),
                    np.concatenate([part.by_variant for part in parts]))
 
 
@@ -130,13 +131,13 @@ def call_bit_sets(dosages: np.ndarray, missing: scipy.sparse.csr_array) -> CallB
     --------
     >>> bits = call_bit_sets(np.array([[1.0, 2], [0, 0], [0.5, 1.95]]),
     ...                      scipy.sparse.csr_array(np.array([[0, 0], [0, 1], [0, 0]], bool)))
-    >>> bits.by_sample[0, 0].tolist(), bits.by_sample[1, 0].tolist()  # 0: het, hom ref, 0.5; 1: alt, missing, alt
+    >>> bits.by_sample[0, :, 0].tolist(), bits.by_sample[1, :, 0].tolist()  # 0: het, ref, 0.5; 1: alt, missing, alt
     ([1, 2, 0], [0, 0, 5])
     >>> bits.by_variant[:, 0].tolist()                   # per variant: heterozygous, uncalled samples
     [[1, 0], [0, 2], [0, 1]]
     """
     variants, samples = dosages.shape
-    by_sample = np.zeros((samples, -(-variants // 64), 3), np.uint64)
+    by_sample = np.zeros((samples, 3, -(-variants // 64)), np.uint64)
     by_variant = np.zeros((variants, -(-samples // 64), 2), np.uint64)
     missing = scipy.sparse.csr_array(missing)
     _pack_calls(dosages, missing.indptr, missing.indices, HARD_CALL_THRESHOLD, by_sample, by_variant)
@@ -159,7 +160,7 @@ def _pack_calls(dosages, lost_indptr, lost_indices, threshold, by_sample, by_var
             if lost[s] or abs(dosage - genotype) > threshold:
                 by_variant[v, sample_word, 1] |= sample_bit
                 continue
-            by_sample[s, word, 0 if genotype == 1 else (1 if genotype == 0 else 2)] |= bit   # het, hom ref, hom alt
+            by_sample[s, 0 if genotype == 1 else (1 if genotype == 0 else 2), word] |= bit   # het, hom ref, hom alt
             if genotype == 1:
                 by_variant[v, sample_word, 0] |= sample_bit
         lost[lost_indices[lost_indptr[v]:lost_indptr[v + 1]]] = False
@@ -175,25 +176,29 @@ def _popcount(typingctx, word):
 
 @numba.njit(cache=True, nogil=True)
 def _add_hethet_ibs0(bits, hethet, ibs0):  # pragma: no cover
-    """Add every pair's HETHET and IBS0 of the bit sets (samples × words × 3) to their upper triangles: per tile of
+    """Add every pair's HETHET and IBS0 of the bit sets (samples × 3 × words) to their upper triangles: per tile of
     words, per block of pairs (``_BLOCK_SAMPLES`` × ``_BLOCK_SAMPLES`` samples, whose words stay in cache), one
-    sample against two at a time (its words loaded once)."""
-    samples, words, _ = bits.shape
+    sample against two at a time (its words loaded once). A pair's words are contiguous runs of each set, so the
+    word loop compiles to vector popcounts where the CPU has them (AVX-512 VPOPCNTDQ)."""
+    samples, _, words = bits.shape
     for start in range(0, words, _TILE_WORDS):
         stop = min(start + _TILE_WORDS, words)
         for first in range(0, samples, _BLOCK_SAMPLES):
             for second in range(first, samples, _BLOCK_SAMPLES):
                 end = min(second + _BLOCK_SAMPLES, samples)
                 for i in range(first, min(first + _BLOCK_SAMPLES, samples)):
+                    het, ref, alt = bits[i, 0, start:stop], bits[i, 1, start:stop], bits[i, 2, start:stop]
                     for j in range(max(second, i + 1), end, 2):
                         k = min(j + 1, end - 1)
+                        het_j, ref_j, alt_j = bits[j, 0, start:stop], bits[j, 1, start:stop], bits[j, 2, start:stop]
+                        het_k, ref_k, alt_k = bits[k, 0, start:stop], bits[k, 1, start:stop], bits[k, 2, start:stop]
                         hethet_j = opposite_j = hethet_k = opposite_k = np.uint64(0)
-                        for w in range(start, stop):
-                            het, ref, alt = bits[i, w, 0], bits[i, w, 1], bits[i, w, 2]
-                            hethet_j += _popcount(het & bits[j, w, 0])
-                            opposite_j += _popcount((ref & bits[j, w, 2]) | (alt & bits[j, w, 1]))
-                            hethet_k += _popcount(het & bits[k, w, 0])
-                            opposite_k += _popcount((ref & bits[k, w, 2]) | (alt & bits[k, w, 1]))
+                        for w in range(stop - start):
+                            het_w, ref_w, alt_w = het[w], ref[w], alt[w]
+                            hethet_j += _popcount(het_w & het_j[w])
+                            opposite_j += _popcount((ref_w & alt_j[w]) | (alt_w & ref_j[w]))
+                            hethet_k += _popcount(het_w & het_k[w])
+                            opposite_k += _popcount((ref_w & alt_k[w]) | (alt_w & ref_k[w]))
                         hethet[i, j] += hethet_j
                         ibs0[i, j] += opposite_j
                         if k != j:
@@ -205,17 +210,15 @@ def _add_hethet_ibs0(bits, hethet, ibs0):  # pragma: no cover
 def _add_called_counts(by_sample, by_variant, n_variants, het_called):  # pragma: no cover
     """Add NSNP (upper triangle) and each sample's heterozygous calls where the other called (``het_called[j, i]``:
     i heterozygous, j called) from the uncalled variants: for each sample j, the variant rows of the variants j did
-    not call, heterozygous and uncalled, summed bit-sliced word by word (:func:`_sliced_sum`)."""
-    samples, words, _ = by_sample.shape
+    not call, heterozygous and uncalled, summed bit-sliced (:func:`_sliced_sums`)."""
+    samples, _, words = by_sample.shape
     variants, sample_words, _ = by_variant.shape
     het = np.zeros(samples, np.int64)
     uncalled = np.full(samples, variants, np.int64)
     for s in range(samples):
         for w in range(words):
-            het[s] += _popcount(by_sample[s, w, 0])
-            uncalled[s] -= _popcount(by_sample[s, w, 0] | by_sample[s, w, 1] | by_sample[s, w, 2])
-    planes = np.zeros(64, np.uint64)                          # bit b of 64 samples' sums (64 bits hold any count)
-    missed = np.zeros((2, 64), np.int64)                      # the sums of 64 samples, heterozygous and uncalled
+            het[s] += _popcount(by_sample[s, 0, w])
+            uncalled[s] -= _popcount(by_sample[s, 0, w] | by_sample[s, 1, w] | by_sample[s, 2, w])
     starts = np.zeros(samples + 1, np.int64)                  # each sample's uncalled variants, sample by sample
     starts[1:] = np.cumsum(uncalled)
     found = starts[:-1].copy()
@@ -229,20 +232,23 @@ def _add_called_counts(by_sample, by_variant, n_variants, het_called):  # pragma
                 missed_variants[found[s]] = v
                 found[s] += 1
                 rest ^= lowest
+    rows_bits = by_variant.reshape(variants, sample_words * 2)   # a variant's words: heterozygous, uncalled, by turns
+    planes = np.zeros((64, sample_words * 2), np.uint64)       # plane b: bit b of every lane's sum (64 bits hold any)
+    carries = np.zeros(sample_words * 2, np.uint64)
+    missed = np.zeros((2, sample_words * 64), np.int64)       # j's uncalled variants' sums: heterozygous, uncalled
     for j in range(samples):
-        rows = missed_variants[starts[j]:starts[j + 1]]
-        for w in range(sample_words):
-            missed[:] = 0
-            for kind in range(2):
-                depth = _sliced_sum(by_variant, rows, w, kind, planes) if len(rows) else 0
-                for b in range(depth):
-                    for lane in range(64):
-                        missed[kind, lane] += np.int64((planes[b] >> np.uint64(lane)) & np.uint64(1)) << b
-            for i in range(w * 64, min(w * 64 + 64, samples)):
-                if i != j:
-                    het_called[j, i] += het[i] - missed[0, i - w * 64]
-                if i > j:
-                    n_variants[j, i] += variants - uncalled[i] - uncalled[j] + missed[1, i - w * 64]
+        depth = _sliced_sums(rows_bits, missed_variants[starts[j]:starts[j + 1]], planes, carries)
+        missed[:] = 0
+        for b in range(depth):
+            for u in range(sample_words * 2):
+                plane, kind, low = planes[b, u], u & 1, (u >> 1) * 64
+                for lane in range(64):
+                    missed[kind, low + lane] += np.int64((plane >> np.uint64(lane)) & np.uint64(1)) << b
+        for i in range(samples):
+            het_called[j, i] += het[i] - missed[0, i]
+        het_called[j, j] = 0
+        for i in range(j + 1, samples):
+            n_variants[j, i] += variants - uncalled[i] - uncalled[j] + missed[1, i]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -253,45 +259,46 @@ def _carry_save(a, b, c):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def _sliced_sum(by_variant, rows, w, kind, planes):  # pragma: no cover
-    """The sums, lane by lane, of word ``w`` of the ``kind`` bits of variant ``rows``, bit-sliced into ``planes``
-    (plane b: bit b of 64 samples' sums); returns how many planes. Harley and Seal's carry-save adders take eight
-    rows at a time down to one word of eights, rippled into the planes from plane 3."""
+def _sliced_sums(rows_bits, rows, planes, carries):  # pragma: no cover
+    """The sums, bit by bit, of the ``rows`` of ``rows_bits`` (variants × words), bit-sliced into ``planes`` (plane b,
+    word u: bit b of the sums of word u's 64 bits); returns how many planes. Harley and Seal's carry-save adders take
+    eight rows at a time down to one word of eights, rippled into the planes from plane 3; each step runs over every
+    word of the rows at once, so it is a loop over contiguous words (vector code)."""
+    lanes = rows_bits.shape[1]
     depth = 3
     while (1 << depth) <= len(rows):
         depth += 1
     planes[:depth] = 0
-    ones = twos = fours = np.uint64(0)
     full = len(rows) - len(rows) % 8
     for start in range(0, full, 8):
-        ones, twos_a = _carry_save(ones, by_variant[rows[start], w, kind], by_variant[rows[start + 1], w, kind])
-        ones, twos_b = _carry_save(ones, by_variant[rows[start + 2], w, kind], by_variant[rows[start + 3], w, kind])
-        twos, fours_a = _carry_save(twos, twos_a, twos_b)
-        ones, twos_a = _carry_save(ones, by_variant[rows[start + 4], w, kind], by_variant[rows[start + 5], w, kind])
-        ones, twos_b = _carry_save(ones, by_variant[rows[start + 6], w, kind], by_variant[rows[start + 7], w, kind])
-        twos, fours_b = _carry_save(twos, twos_a, twos_b)
-        fours, carry = _carry_save(fours, fours_a, fours_b)
-        for b in range(3, depth):
-            overflow = planes[b] & carry
-            planes[b] ^= carry
-            carry = overflow
+        r0, r1, r2, r3 = rows_bits[rows[start]], rows_bits[rows[start + 1]], rows_bits[rows[start + 2]], \
+            rows_bits[rows[start + 3]]
+        r4, r5, r6, r7 = rows_bits[rows[start + 4]], rows_bits[rows[start + 5]], rows_bits[rows[start + 6]], \
+            rows_bits[rows[start + 7]]
+        for u in range(lanes):
+            ones, twos_a = _carry_save(planes[0, u], r0[u], r1[u])
+            ones, twos_b = _carry_save(ones, r2[u], r3[u])
+            twos, fours_a = _carry_save(planes[1, u], twos_a, twos_b)
+            ones, twos_a = _carry_save(ones, r4[u], r5[u])
+            ones, twos_b = _carry_save(ones, r6[u], r7[u])
+            twos, fours_b = _carry_save(twos, twos_a, twos_b)
+            planes[2, u], carries[u] = _carry_save(planes[2, u], fours_a, fours_b)
+            planes[0, u], planes[1, u] = ones, twos
+        _ripple(planes, carries, 3, depth)
     for row in rows[full:]:
-        carry = by_variant[row, w, kind]
-        overflow = ones & carry
-        ones ^= carry
-        carry = overflow
-        overflow = twos & carry
-        twos ^= carry
-        carry = overflow
-        overflow = fours & carry
-        fours ^= carry
-        carry = overflow
-        for b in range(3, depth):
-            overflow = planes[b] & carry
-            planes[b] ^= carry
-            carry = overflow
-    planes[0], planes[1], planes[2] = ones, twos, fours
+        carries[:] = rows_bits[row]
+        _ripple(planes, carries, 0, depth)
     return depth
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ripple(planes, carries, first, depth):  # pragma: no cover
+    """Add ``carries`` (one word per lane) into ``planes`` from plane ``first`` up."""
+    for b in range(first, depth):
+        for u in range(len(carries)):
+            overflow = planes[b, u] & carries[u]
+            planes[b, u] ^= carries[u]
+            carries[u] = overflow
 
 
 def king_robust(counts: KingCounts) -> np.ndarray:
