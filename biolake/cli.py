@@ -964,7 +964,9 @@ def sql(query: str | None, lake_location: str, release: str | None, output_forma
                    "treats them as plain regression does (--impute-mean); not with --model logistic "
                    "[default: plain regression]")
 @click.option("--cv-folds", type=int, metavar="K",
-              help="--lmm loco: cross-validation folds of its ridge regressions [default: 5, REGENIE's]")
+              help="--lmm loco: cross-validation folds of its ridge regressions; in a cohort with many relatives, "
+                   "more folds (10) leave fewer of a sample's relatives out of its training folds [default: 5, "
+                   "REGENIE's]")
 @click.option("--lmm-block-size", type=int, metavar="VARIANTS",
               help="--lmm loco: variants per block of its level-0 ridge regressions (REGENIE's --bsize) "
                    "[default: 1000]")

@@ -1955,17 +1955,19 @@ class FamilyPanel:
     kinship: dict[tuple[int, int], float]       # (sample, later sample) → pedigree kinship
 
 
-# One three-generation family: two grandparents (0, 1), their children (2, 3), each child's unrelated spouse
-# (4, 5) and a grandchild of each couple (6, 7): parent-offspring and sibling pairs (kinship ¼), grandparent and
-# avuncular pairs (⅛), first cousins (1/16).
-_FAMILY_PARENTS = {2: (0, 1), 3: (0, 1), 6: (2, 4), 7: (3, 5)}
-_FAMILY_SIZE = 8
+def _family_parents(grandchildren: int) -> dict[int, tuple[int, int]]:
+    """One three-generation family's parents by member: two grandparents (0, 1), their children (2, 3), each child's
+    unrelated spouse (4, 5), then ``grandchildren`` children of each couple (6…, the first couple's first). With one
+    each: parent-offspring and sibling pairs (kinship ¼), grandparent and avuncular pairs (⅛), first cousins
+    (1/16)."""
+    return {2: (0, 1), 3: (0, 1)} | {6 + k: (2, 4) if k < grandchildren else (3, 5) for k in range(2 * grandchildren)}
 
 
 def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: int, variants: int,
-                       chromosomes: int = 22, seed: int = 1, missing_calls: float = 0.02) -> FamilyPanel:
-    """Write a PLINK 1 fileset of ``families`` three-generation families (8 samples each, see
-    ``_FAMILY_PARENTS``) then ``unrelated`` samples, for relatedness tests and benchmarks.
+                       chromosomes: int = 22, seed: int = 1, missing_calls: float = 0.02,
+                       grandchildren: int = 1) -> FamilyPanel:
+    """Write a PLINK 1 fileset of ``families`` three-generation families (6 + 2 × ``grandchildren`` samples each, see
+    :func:`_family_parents`) then ``unrelated`` samples, for relatedness tests and benchmarks.
 
     Founders draw each haplotype's alleles independently (alt frequencies uniform in
     [0.05, 0.5]); a child takes one gamete of each parent, a mosaic of the parent's two
@@ -1978,7 +1980,12 @@ def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: i
     >>> panel = write_family_panel("/tmp/family-panel-doctest", families=2, unrelated=4, variants=300)
     >>> panel.dosages.shape, panel.kinship[(0, 2)], panel.kinship[(6, 7)]
     ((300, 20), 0.25, 0.0625)
+    >>> larger = write_family_panel("/tmp/family-panel-doctest", families=1, unrelated=0, variants=300, grandchildren=2)
+    >>> larger.dosages.shape, larger.kinship[(6, 7)], larger.kinship[(6, 8)], larger.kinship[(0, 9)]
+    ((300, 10), 0.25, 0.0625, 0.125)
     """
+    parents_of = _family_parents(grandchildren)
+    size = 6 + 2 * grandchildren
     rng = np.random.default_rng(seed)
     chrom = np.repeat(np.arange(1, chromosomes + 1), _apportion(variants, np.ones(chromosomes)))
     pos = np.concatenate([np.arange(1, np.sum(chrom == c) + 1) * 10_000 for c in range(1, chromosomes + 1)])
@@ -1986,11 +1993,11 @@ def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: i
     haplotypes = []                             # per sample: its two haplotypes (2 × variants)
     for _ in range(families):
         family: dict[int, np.ndarray] = {}
-        for member in range(_FAMILY_SIZE):
-            parents = _FAMILY_PARENTS.get(member)
+        for member in range(size):
+            parents = parents_of.get(member)
             family[member] = (rng.random((2, variants)) < alt_freq) if parents is None else np.stack(
                 [_gamete(rng, family[parent], chrom) for parent in parents])
-        haplotypes.extend(family[member] for member in range(_FAMILY_SIZE))
+        haplotypes.extend(family[member] for member in range(size))
     haplotypes.extend(rng.random((2, variants)) < alt_freq for _ in range(unrelated))
     dosages = np.empty((variants, len(haplotypes)))
     for sample, pair in enumerate(haplotypes):
@@ -1999,7 +2006,9 @@ def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: i
         rows = dosages[start:start + _BED_ROWS]
         rows[rng.random(rows.shape) < missing_calls] = np.nan
     _write_ld_fileset(Path(prefix), chrom, pos, pos / 1e6, dosages, np.ones(variants))
-    return FamilyPanel(Path(prefix), dosages, _pedigree_kinship(families))
+    within = _pedigree_kinship(size, parents_of)
+    return FamilyPanel(Path(prefix), dosages, {(f * size + i, f * size + j): value for f in range(families)
+                                               for (i, j), value in within.items()})
 
 
 def _gamete(rng: np.random.Generator, parent: np.ndarray, chrom: np.ndarray) -> np.ndarray:
@@ -2013,10 +2022,17 @@ def _gamete(rng: np.random.Generator, parent: np.ndarray, chrom: np.ndarray) -> 
     return np.where(np.cumsum(switches) % 2 == 1, parent[1], parent[0])
 
 
-def _pedigree_kinship(families: int) -> dict[tuple[int, int], float]:
-    """The kinship of every related pair of :func:`write_family_panel`'s families, by sample position."""
-    within = {(0, 2): 0.25, (0, 3): 0.25, (1, 2): 0.25, (1, 3): 0.25, (2, 3): 0.25, (2, 6): 0.25, (4, 6): 0.25,
-              (3, 7): 0.25, (5, 7): 0.25, (0, 6): 0.125, (1, 6): 0.125, (0, 7): 0.125, (1, 7): 0.125,
-              (3, 6): 0.125, (2, 7): 0.125, (6, 7): 0.0625}
-    return {(f * _FAMILY_SIZE + i, f * _FAMILY_SIZE + j): value for f in range(families)
-            for (i, j), value in within.items()}
+def _pedigree_kinship(size: int, parents_of: dict[int, tuple[int, int]]) -> dict[tuple[int, int], float]:
+    """The kinship of every related pair (i < j) of one family of ``size`` members whose parents are ``parents_of``
+    (members after their parents; founders unrelated), by the usual recursion: a member's kinship with an earlier
+    one is the mean of its parents' with it, and its own is ½(1 + its parents' kinship)."""
+    kinship = np.zeros((size, size))
+    for member in range(size):
+        parents = parents_of.get(member)
+        if parents is None:
+            kinship[member, member] = 0.5
+            continue
+        kinship[member, :member] = kinship[:member, list(parents)].mean(axis=1)
+        kinship[:member, member] = kinship[member, :member]
+        kinship[member, member] = 0.5 * (1 + kinship[parents])
+    return {(i, j): float(kinship[i, j]) for i in range(size) for j in range(i + 1, size) if kinship[i, j] > 0}
