@@ -150,8 +150,9 @@ def block_map(lake: Lake, *, scheduler: str | None = None, workers: int | None =
 def summed_over_shares(lake: Lake, task: Callable[..., tuple], inputs: Any, blocks: Sequence[Any],
                        zeros: list, *, step: str, scheduler: str | None, workers: int | None,
                        progress: Progress | None) -> list:
-    """What ``task`` returns (a tuple of arrays and counts) for each share of ``blocks``, added to ``zeros`` as the
-    shares come: one task per worker, each over a contiguous share of the row groups (a sum of N × N arrays is what a
+    """What ``task`` returns (a tuple of arrays and counts) for each share of ``blocks``, summed as the shares come
+    (the first share's arrays become the running sums; ``zeros`` gives their dtypes, and is the answer when there is
+    no block): one task per worker, each over a contiguous share of the row groups (a sum of N × N arrays is what a
     task sends back, so the tasks are as few as the workers). The relationship matrix, its products and the KING
     counts are summed this way."""
     count = max(1, min(len(blocks), workers or os.cpu_count() or 1))

@@ -1916,7 +1916,7 @@ def _regression_p(rng: np.random.Generator, dosages: np.ndarray, planted: np.nda
     return np.array([float(f"{value:.6g}") for value in 2 * scipy.stats.t.sf(np.abs(t), n - 2)])
 
 
-_BED_ROWS = 4096              # variants per step when a panel is drawn or written
+_PANEL_ROWS = 4096            # variants per step when a panel is drawn or written
 
 
 def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, cm: np.ndarray, dosages: np.ndarray,
@@ -1925,8 +1925,8 @@ def _write_ld_fileset(prefix: Path, chrom: np.ndarray, pos: np.ndarray, cm: np.n
     variants, samples = dosages.shape
     with open(f"{prefix}.bed", "wb") as bed:
         bed.write(BED_MAGIC)
-        for start in range(0, variants, _BED_ROWS):      # a few rows at a time: a biobank-sized panel fits memory
-            rows = dosages[start:start + _BED_ROWS]
+        for start in range(0, variants, _PANEL_ROWS):   # a few rows at a time: a biobank-sized panel fits memory
+            rows = dosages[start:start + _PANEL_ROWS]
             codes = np.zeros((len(rows), -(-samples // 4) * 4), np.uint8)
             codes[:, :samples] = np.where(np.isnan(rows), MISSING_CODE,
                                           CODE_OF_ALT_DOSAGE[np.nan_to_num(rows).astype(np.intp)])
@@ -1955,6 +1955,12 @@ class FamilyPanel:
     kinship: dict[tuple[int, int], float]       # (sample, later sample) → pedigree kinship
 
 
+def family_size(grandchildren: int) -> int:
+    """The members of one family of :func:`write_family_panel`: two grandparents, their two children and their
+    spouses, and ``grandchildren`` children of each couple."""
+    return 6 + 2 * grandchildren
+
+
 def _family_parents(grandchildren: int) -> dict[int, tuple[int, int]]:
     """One three-generation family's parents by member: two grandparents (0, 1), their children (2, 3), each child's
     unrelated spouse (4, 5), then ``grandchildren`` children of each couple (6…, the first couple's first). With one
@@ -1966,7 +1972,7 @@ def _family_parents(grandchildren: int) -> dict[int, tuple[int, int]]:
 def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: int, variants: int,
                        chromosomes: int = 22, seed: int = 1, missing_calls: float = 0.02,
                        grandchildren: int = 1) -> FamilyPanel:
-    """Write a PLINK 1 fileset of ``families`` three-generation families (6 + 2 × ``grandchildren`` samples each, see
+    """Write a PLINK 1 fileset of ``families`` three-generation families (:func:`family_size` samples each, see
     :func:`_family_parents`) then ``unrelated`` samples, for relatedness tests and benchmarks.
 
     Founders draw each haplotype's alleles independently (alt frequencies uniform in
@@ -1984,8 +1990,10 @@ def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: i
     >>> larger.dosages.shape, larger.kinship[(6, 7)], larger.kinship[(6, 8)], larger.kinship[(0, 9)]
     ((300, 10), 0.25, 0.0625, 0.125)
     """
+    if grandchildren < 0:
+        raise ValueError(f"grandchildren must be 0 or more, got {grandchildren}")
     parents_of = _family_parents(grandchildren)
-    size = 6 + 2 * grandchildren
+    size = family_size(grandchildren)
     rng = np.random.default_rng(seed)
     chrom = np.repeat(np.arange(1, chromosomes + 1), _apportion(variants, np.ones(chromosomes)))
     pos = np.concatenate([np.arange(1, np.sum(chrom == c) + 1) * 10_000 for c in range(1, chromosomes + 1)])
@@ -2002,8 +2010,8 @@ def write_family_panel(prefix: str | os.PathLike, *, families: int, unrelated: i
     dosages = np.empty((variants, len(haplotypes)))
     for sample, pair in enumerate(haplotypes):
         dosages[:, sample] = pair.sum(axis=0)
-    for start in range(0, variants, _BED_ROWS):           # the same draws as one call over all rows, in less memory
-        rows = dosages[start:start + _BED_ROWS]
+    for start in range(0, variants, _PANEL_ROWS):     # the same draws as one call over all rows, in less memory
+        rows = dosages[start:start + _PANEL_ROWS]
         rows[rng.random(rows.shape) < missing_calls] = np.nan
     _write_ld_fileset(Path(prefix), chrom, pos, pos / 1e6, dosages, np.ones(variants))
     within = _pedigree_kinship(size, parents_of)

@@ -8,17 +8,17 @@ variants where i is heterozygous (and j called), the KING-robust between-family 
     kinship = ½ − (Het_i + Het_j − 2 HETHET + 4 IBS0) / (4 min(Het_i, Het_j)).
 
 The counts are plink2's, counted in two parts. HETHET and IBS0 are popcounts of ANDs of each
-sample's bit sets (heterozygous, homozygous reference, homozygous alternate; 64 variants a word;
-an uncalled variant in none), in a compiled loop over pairs blocked by 32 × 32 samples so both
-blocks' words stay in cache, one sample against two at a time, a set's words contiguous so the loop runs on
-vector popcounts. The counts that need the calls
-of both samples come from the uncalled ones, which are few: with u_i the variants i did not
-call, NSNP = M − u_i − u_j + (both uncalled), and Het_i over j's calls = Het_i − (i heterozygous
-where j is uncalled); the two corrections of sample j are sums of the variant-major bit rows
-(heterozygous, uncalled) of the variants j did not call, added bit-sliced (64 samples a word)
-— a few percent of the pair loop's work at 2 % missing calls, where a popcount of every pair's
-called sets would cost as much as HETHET and IBS0 together. Counts add up in int32 (exact
-below 2³¹ variants); symmetric ones are kept as their upper triangle.
+sample's bit sets (heterozygous, homozygous reference, homozygous alternate; 64 variants a word; an
+uncalled variant in none), in a compiled loop over pairs blocked by 32 × 32 samples so both blocks'
+words stay in cache, one sample against two at a time; a set's words are contiguous, so the loop
+compiles to vector popcounts. The counts that need the calls of both samples come from the uncalled
+ones, which are few: with u_i the variants i did not call, NSNP = M − u_i − u_j + (both uncalled),
+and Het_i over j's calls = Het_i − (i heterozygous where j is uncalled); the two corrections of
+sample j are sums of the variant-major bit rows (heterozygous, uncalled) of the variants j did not
+call, added bit-sliced (64 samples a word) — about a third of the pair loop's time at 2 % missing
+calls and 10,000 samples, where a popcount of every pair's called sets would cost as much as HETHET
+and IBS0 together. Counts add up in int32 (exact below 2³¹ variants); symmetric ones are kept as
+their upper triangle.
 
 The unrelated set is plink2's greedy pruning (``KinshipPruneDestructive``): while any pair
 is above the cutoff, remove the partner of the first sample with one relative left, or
@@ -39,7 +39,7 @@ from numba.extending import intrinsic
 KING_THIRD_DEGREE = 0.0442    # KING's lower bound of 3rd-degree relatives: 2^-4.5
 HARD_CALL_THRESHOLD = 0.1     # plink2 --hard-call-threshold: a dosage further than this from every genotype is missing
 _TILE_WORDS = 256             # 16,384 variants of the bit sets per sweep over the pairs
-_BLOCK_SAMPLES = 32           # pairs counted by blocks of 32 × 32 samples: 2 × 192 kB of bit sets, in L2 cache
+_BLOCK_SAMPLES = 32           # pairs counted by blocks of 32 × 32 samples: 2 × 192 kB of bit sets (a tile's)
 _CHUNK_VARIANTS = 32_768      # variants packed before counting: 5 bits per call (200 MB at 10,000 samples)
 
 
@@ -69,8 +69,8 @@ class KingCounts:
         """Add the counts of ``blocks`` of calls, in place: each its dosages (variants × samples, 0 at the missing
         calls) and its missing calls (variants × samples, sparse). A dosage is called as plink2 hard-calls dosages
         (``--hard-call-threshold 0.1``): the nearest genotype if within 0.1 of it, else missing. Blocks are packed
-        as bit sets and counted 4,096 variants at a time (a sweep over the pairs costs as much for fewer);
-        returns self.
+        as bit sets about 32,768 variants at a time, each pack swept over the pairs 16,384 variants a tile (a sweep
+        costs as much for fewer); returns self.
 
         Examples
         --------
@@ -102,7 +102,8 @@ class KingCounts:
 @dataclass
 class CallBits:
     """Some variants' calls as bit sets, each sample's (``by_sample``: samples × 3 × words, uint64: heterozygous,
-    homozygous reference, homozygous alternate, 64 variants a word, variant v at bit v % 64 of word v // 64) and each
+    homozygous reference, homozygous alternate, 64 variants a word, variant v at bit v % 64 of word v // 64 within
+    each packed block, whose last word is padded with uncalled variants) and each
     variant's (``by_variant``: variants × sample words × 2, sample s at bit s % 64 of word s // 64: heterozygous,
     uncalled). An uncalled variant is in none of a sample's sets."""
 

@@ -82,16 +82,25 @@ def test_kinship__equals_plink2_make_king_table(cohort, minimum, scheduler):
     np.testing.assert_array_equal(printed(ours["kinship"].to_numpy()), theirs["KINSHIP"].to_numpy())
 
 
-def test_kinship__equals_plink2_make_king_table_without_missing_calls(tmp_path, scheduler):
-    """Every call present: NSNP is every variant for every pair (the uncalled-variant sums are all zero)."""
-    panel = write_family_panel(tmp_path / "panel", families=4, unrelated=12, variants=1500, seed=9, missing_calls=0.0)
+PANELS = {   # families, unrelated, variants, missing calls
+    "every_call_present": (4, 12, 1500, 0.0),    # NSNP every variant for every pair: the uncalled sums all zero
+    "across_tiles": (3, 16, 40_000, 0.1),         # 40 samples (two blocks of 32), variants over three tiles of 16,384
+}
+
+
+@pytest.mark.parametrize("shape", list(PANELS))
+def test_kinship__equals_plink2_make_king_table_on_other_panels(tmp_path, scheduler, shape):
+    families, unrelated, variants, missing_calls = PANELS[shape]
+    panel = write_family_panel(tmp_path / "panel", families=families, unrelated=unrelated, variants=variants, seed=9,
+                               missing_calls=missing_calls)
     lake = Lake.init(tmp_path / "lake")
-    ingest_release(lake, ReleaseSources(bfile=panel.prefix), release="full", source="test")
-    report = run_kinship(lake, KinshipSettings(name="full", min_kinship=0.0), scheduler=scheduler)
-    ours = pl.from_arrow(lake.results_dataset("full").to_table())
+    ingest_release(lake, ReleaseSources(bfile=panel.prefix), release="other", source="test")
+    report = run_kinship(lake, KinshipSettings(name="other", min_kinship=0.0), scheduler=scheduler)
+    ours = pl.from_arrow(lake.results_dataset("other").to_table())
     theirs = pl.read_csv(plink2({"folder": tmp_path, "panel": panel}, "--make-king-table", "counts",
-                                "--king-table-filter", "0", out="full") + ".kin0", separator="\t")
-    assert report.pairs == theirs.height > 0 and set(ours["n_variants"].to_list()) == {1500}
+                                "--king-table-filter", "0", out="other") + ".kin0", separator="\t")
+    assert report.pairs == theirs.height > 0 and report.variants == variants
+    assert missing_calls or set(ours["n_variants"].to_list()) == {variants}
     assert ours["participant_id_1"].to_list() == theirs["IID1"].to_list()
     assert ours["participant_id_2"].to_list() == theirs["IID2"].to_list()
     for column, plinks in (("n_variants", "NSNP"), ("hethet", "HETHET"), ("ibs0", "IBS0")):

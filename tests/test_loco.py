@@ -41,13 +41,13 @@ from biolake.gwas import GwasSettings, run_gwas
 from biolake.lake.errors import BiolakeError
 from biolake.stats.ld import standardized_genotypes
 from biolake.stats.loco import fold_assignment, level0_predictions, ridge_penalties
-from biolake.synth import write_family_panel
+from biolake.synth import family_size, write_family_panel
 from panel_lake import ingested_lake
 
 BOLT = shutil.which("bolt")
 PLINK2 = shutil.which("plink2") or "plink2"
 FAMILIES, GRANDCHILDREN, UNRELATED, CHROMOSOMES = 90, 2, 2100, 22   # 900 of 3,000 participants in families: 30 %
-RELATED_SHARE = FAMILIES * (6 + 2 * GRANDCHILDREN) / (FAMILIES * (6 + 2 * GRANDCHILDREN) + UNRELATED)
+RELATED_FRACTION = FAMILIES * family_size(GRANDCHILDREN) / (FAMILIES * family_size(GRANDCHILDREN) + UNRELATED)
 TESTED_CHROMOSOMES = range(1, CHROMOSOMES + 1, 2)     # the odd ones; the even ones carry the background
 VARIANTS = 64_000
 H2 = 0.4
@@ -157,7 +157,7 @@ def test_gwas_lmm_loco__calibrates_null_idps_as_bolt_lmm_inf_where_plain_regress
     plain, loco = (lambda_gc(chi2(cohort["tables"][mode], NULL_IDPS)) for mode in ("plain", "loco"))
     each = {name: (lambda_gc(chi2(cohort["tables"]["plain"], [name])), lambda_gc(chi2(cohort["tables"]["loco"], [name])))
             for name in NULL_IDPS}
-    print(f"λGC of {len(NULL_IDPS)} null IDPs (h² {H2}, {RELATED_SHARE:.0%} related): plain {plain:.3f}, loco "
+    print(f"λGC of {len(NULL_IDPS)} null IDPs (h² {H2}, {RELATED_FRACTION:.0%} related): plain {plain:.3f}, loco "
           f"{loco:.3f}; per IDP "
           "plain/loco " + ", ".join(f"{p:.3f}/{q:.3f}" for p, q in each.values()))
     bolt = lambda_gc(np.concatenate([stats["chisq_bolt"].to_numpy() for stats in cohort["bolt"].values()]))
