@@ -585,11 +585,12 @@ def bench_kinship(data: Path, samples: int, variants: int) -> list[Row]:
     Fair: both count every pair and write only those at or above 0.0442 (not 50 M text lines at 10,000
     samples), both on every core (plink2's default --threads; biolake's default local cluster), start-up
     and reading included. Both give the same table (tests/test_kinship.py)."""
-    from biolake.synth import write_family_panel
+    from biolake.synth import family_size, write_family_panel
 
     prefix, lake = data / f"families-{samples}x{variants}", data / f"kinship-lake-{samples}x{variants}"
     if not (lake / "catalog.yaml").exists():
-        write_family_panel(prefix, families=samples // 16, unrelated=samples - samples // 16 * 8, variants=variants)
+        families = samples // (2 * family_size(1))           # half the samples in families
+        write_family_panel(prefix, families=families, unrelated=samples - families * family_size(1), variants=variants)
         shutil.rmtree(lake, ignore_errors=True)
         subprocess.run([*BIOLAKE, "init", str(lake)], check=True, stdout=subprocess.DEVNULL)
         subprocess.run([*BIOLAKE, "ingest", "--lake", str(lake), "--release", "families", "--bfile", str(prefix),

@@ -35,11 +35,11 @@ from biolake.queries import connect, genotyped_samples
 from biolake.queries.blocks import genotype_blocks
 from biolake.scan import TaskInputs
 from biolake.stats.kinship import KingCounts
-from biolake.synth import write_family_panel
+from biolake.synth import family_size, write_family_panel
 
 PLINK2 = shutil.which("plink2") or "plink2"
 FAMILIES, UNRELATED, VARIANTS = 24, 60, 4000
-SAMPLES = 8 * FAMILIES + UNRELATED
+SAMPLES = family_size(1) * FAMILIES + UNRELATED
 
 
 @pytest.fixture(scope="module")
