@@ -157,18 +157,19 @@ def chromosome_ldscores(inputs: LdScoreInputs, chromosome: Chromosome) -> Iterat
     pending: list[pa.Table] = []        # variants whose windows are still open, in order
     for fragment in chromosome.blocks:
         maps, start = fragment.read(["pos", "cm"]), 0     # the columns read_genotype_blocks leaves out
-        for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.float32):
-            standardized, maf, kept = ldsc_genotypes(block.dosages, block.missing, min_maf=inputs.min_maf)
-            kept = np.flatnonzero(kept)
+        # hard calls as uint8 counts (exact integer products), a block with dosages as float64
+        for block in read_genotype_blocks(fragment, n_samples=inputs.n_samples, dtype=np.uint8):
+            genotypes = ldsc_genotypes(block.dosages, block.missing, min_maf=inputs.min_maf)
+            kept = np.flatnonzero(genotypes.kept)
             positions = maps.slice(start, block.variants.num_rows).take(kept)
             start += block.variants.num_rows
             pending.append(pa.table({
                 "chrom": pa.array([chromosome.chrom] * len(kept), pa.string()),
                 "variant_id": block.variants.column("variant_id").take(kept), "pos": positions.column("pos"),
-                "cm": positions.column("cm"), "maf": maf[kept]}))
+                "cm": positions.column("cm"), "maf": genotypes.maf[kept]}))
             coordinates = positions.column(inputs.coordinate).to_numpy(zero_copy_only=False).astype(np.float64)
-            yield from _finished(pending, scores.add(coordinates, standardized if len(kept) == len(maf)
-                                                     else standardized[kept]))
+            yield from _finished(pending, scores.add(coordinates, genotypes if len(kept) == len(genotypes.kept)
+                                                     else genotypes.take(kept)))
     yield from _finished(pending, scores.finish())
 
 

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 import scipy.sparse
 
+from biolake.stats.integer_products import count_products
+
 # PLINK 1.9's tolerances (plink_common.h), so threshold decisions fall the same way.
 _EPSILON = 2.0**-30             # roots of the EM cubic closer than this are one root
 _SMALLISH_EPSILON = 2.0**-35    # slack on the feasible interval of the double-het share
@@ -348,9 +350,40 @@ def clump(ld: WindowLd, p: np.ndarray, *, p1: float = 1e-4, p2: float = 1e-2, r2
 
 # -- LD scores, as LDSC's --l2 -----------------------------------------------------------------
 
+@dataclass(frozen=True)
+class LdscGenotypes:
+    """Variants' genotypes as LDSC's --l2 reads them, and what it makes of each variant (:func:`ldsc_genotypes`).
+
+    LDSC sets a missing call to its variant's mean over the called samples, then centres and
+    scales each variant to variance 1 over all N samples, so that the product of two variants'
+    vectors over N is their correlation r. Here the genotypes stay as read (``dosages``, 0 at
+    a missing call: uint8 allele counts for hard calls, so their products are exact in
+    integers), with the sums that standardisation needs: ``total`` and ``called`` (the mean is
+    total / called) and ``spread``, √(Σ over called samples of (g − mean)² / N).
+    """
+
+    dosages: np.ndarray                 # variants × samples, 0 at missing calls
+    missing: scipy.sparse.csr_array     # variants × samples, the missing calls
+    total: np.ndarray                   # Σ of dosages over the called samples (float64)
+    called: np.ndarray                  # called samples (int64)
+    spread: np.ndarray                  # the standard deviation LDSC divides by (0: no variance)
+    maf: np.ndarray                     # minor allele frequency over the called samples, as LDSC computes it
+    kept: np.ndarray                    # whether LDSC's --l2 keeps the variant (bool)
+
+    def take(self, rows: np.ndarray) -> LdscGenotypes:
+        """The variants ``rows`` (positions), in that order."""
+        return LdscGenotypes(self.dosages[rows], self.missing[rows], self.total[rows], self.called[rows],
+                             self.spread[rows], self.maf[rows], self.kept[rows])
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Each variant's mean dosage over its called samples (0 where none is called)."""
+        return np.divide(self.total, self.called, out=np.zeros(len(self.total)), where=self.called > 0)
+
+
 def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *,
               min_maf: float = 0.0) -> np.ndarray:
-    """Which variants LDSC's --l2 keeps (:func:`ldsc_genotypes`' third part).
+    """Which variants LDSC's --l2 keeps (:func:`ldsc_genotypes`' ``kept``).
 
     ``dosages`` and ``missing`` are variants × samples, as :func:`ld_features` takes them.
 
@@ -361,7 +394,7 @@ def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *
     >>> ldsc_kept(np.array([[0.0, 0, 0, 0, 1], [0, 0, 1, 1, 1]]), np.zeros((2, 5), bool), min_maf=0.1).tolist()
     [False, True]
     """
-    return ldsc_genotypes(dosages, missing, min_maf=min_maf)[2]
+    return ldsc_genotypes(dosages, missing, min_maf=min_maf).kept
 
 
 def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray) -> np.ndarray:
@@ -374,14 +407,16 @@ def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.spar
     >>> standardized_genotypes(np.array([[0.0, 2, 0, 0]]), np.array([[0, 0, 0, 1]], bool)).astype(float).round(4).tolist()
     [[-0.8165, 1.633, -0.8165, 0.0]]
     """
-    return ldsc_genotypes(dosages, missing)[0]
+    standardized = np.empty(np.shape(dosages), np.float32)
+    _ldsc_genotypes(dosages, missing, standardized)
+    return standardized
 
 
 def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *, min_maf: float = 0.0
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   ) -> LdscGenotypes:
     """What LDSC makes of each variant, in one pass over its dosages (sums in float64):
 
-    * the :func:`standardized_genotypes`, variants × samples float32;
+    * the sums that standardise it (:class:`LdscGenotypes`; :func:`standardized_genotypes` applies them);
     * the minor allele frequency over the called samples (0 where none is called), as LDSC computes it: f, the
       frequency of the ref allele (a .bim's A2, the allele LDSC counts), then min(f, 1 − f), so a threshold such
       as ``--maf 0.05`` or M_5_50's falls the same way as LDSC's for a frequency exactly at it;
@@ -391,46 +426,92 @@ def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparr
     Examples
     --------
     >>> dosages, missing = np.array([[0.0, 2, 0, 0], [1, 1, 0, 0]]), np.array([[0, 0, 0, 1], [0, 0, 1, 1]], bool)
-    >>> z, maf, usable = ldsc_genotypes(dosages, missing)
-    >>> z.astype(float).round(4).tolist(), maf.round(4).tolist(), usable.tolist()
-    ([[-0.8165, 1.633, -0.8165, 0.0], [0.0, 0.0, 0.0, 0.0]], [0.3333, 0.5], [True, False])
+    >>> found = ldsc_genotypes(dosages, missing)
+    >>> found.mean.round(4).tolist(), found.spread.round(4).tolist(), found.maf.round(4).tolist(), found.kept.tolist()
+    ([0.6667, 1.0], [0.8165, 0.0], [0.3333, 0.5], [True, False])
     """
+    return _ldsc_genotypes(dosages, missing, np.empty((0, 0), np.float32), min_maf=min_maf)
+
+
+def _ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, standardized: np.ndarray, *,
+                    min_maf: float = 0.0) -> LdscGenotypes:
+    """:func:`ldsc_genotypes`, also writing the standardised genotypes into ``standardized`` unless it is empty."""
     dosages = np.ascontiguousarray(dosages)
     lost = scipy.sparse.csr_array(missing != 0 if scipy.sparse.issparse(missing) else np.asarray(missing, bool))
-    standardized, maf, usable = (np.empty(dosages.shape, np.float32), np.empty(len(dosages)),
-                                 np.empty(len(dosages), np.bool_))
-    _ldsc_rows(dosages, lost.indptr, lost.indices, standardized, maf, usable)
-    return standardized, maf, usable & (maf > min_maf)
+    if _any_stored_at(dosages, lost.indptr, lost.indices):    # the products (and the counts' sums) need 0 there
+        dosages = dosages.copy()
+        dosages[lost.nonzero()] = 0
+    total, called, spread, maf, usable = (np.empty(len(dosages)), np.empty(len(dosages), np.int64),
+                                          np.empty(len(dosages)), np.empty(len(dosages)),
+                                          np.empty(len(dosages), np.bool_))
+    if dosages.dtype == np.uint8 and not standardized.shape[0]:
+        _count_rows(dosages, lost.indptr, total, called, spread, maf, usable)
+    else:
+        _ldsc_rows(dosages, lost.indptr, lost.indices, total, called, spread, maf, usable, standardized)
+    return LdscGenotypes(dosages, lost, total, called, spread, maf, usable & (maf > min_maf))
+
+
+@numba.njit(nogil=True, cache=True)
+def _any_stored_at(dosages, indptr, indices):  # pragma: no cover
+    """Whether any missing call (``indices[indptr[v]:indptr[v + 1]]`` of row v) holds a value other than 0."""
+    for v in range(dosages.shape[0]):
+        for at in range(indptr[v], indptr[v + 1]):
+            if dosages[v, indices[at]] != 0:
+                return True
+    return False
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_rows(counts, indptr, total, called, spread, maf, usable):  # pragma: no cover
+    """:func:`_ldsc_rows` for allele counts 0, 1, 2 with 0 at the missing calls: one pass of integer sums (the
+    count and its low bit, the hets), so the squares about the mean, (n Σ g² − (Σ g)²) / n, are exact."""
+    samples = counts.shape[1]
+    for v in range(counts.shape[0]):
+        row, sums, hets = counts[v], 0, 0
+        for s in range(samples):
+            sums += row[s]
+            hets += row[s] & 1
+        count = samples - (indptr[v + 1] - indptr[v])
+        squares = hets + 4 * ((sums - hets) // 2)
+        total[v], called[v] = sums, count
+        spread[v] = np.sqrt((count * squares - sums * sums) / count / samples) if count > 0 else 0.0
+        alleles = 2.0 * count
+        ref_freq = (alleles - sums) / alleles if alleles > 0 else 0.0
+        maf[v] = min(ref_freq, 1 - ref_freq)
+        usable[v] = hets + samples - count < samples
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
-def _ldsc_rows(dosages, indptr, indices, standardized, maf, usable):  # pragma: no cover - compiled
+def _ldsc_rows(dosages, indptr, indices, total, called, spread, maf, usable, standardized):  # pragma: no cover
     """:func:`ldsc_genotypes`' loop, a variant at a time (its row stays in cache): ``indices[indptr[v]:indptr[v + 1]]``
-    are variant v's missing samples, whose stored values never count (sums may be reordered, so they vectorise)."""
+    are variant v's missing samples, whose stored values never count (sums may be reordered, so they vectorise);
+    ``standardized`` (variants × samples, or empty) receives the standardised genotypes."""
     samples = dosages.shape[1]
     lost = np.zeros(samples, np.bool_)
     for v in range(dosages.shape[0]):
-        row, out, gone = dosages[v], standardized[v], indices[indptr[v]:indptr[v + 1]]
+        row, gone = dosages[v], indices[indptr[v]:indptr[v + 1]]
         lost[gone] = True
-        total, hets, called = 0.0, 0, 0
+        sums, hets, count = 0.0, 0, 0
         for s in range(samples):
-            value = 0.0 if lost[s] else row[s]
-            total += value
+            value = 0.0 if lost[s] else np.float64(row[s])
+            sums += value
             hets += (not lost[s]) and value == 1.0
-            called += not lost[s]
-        alleles = 2.0 * called
-        ref_freq = (alleles - total) / alleles if alleles > 0 else 0.0
+            count += not lost[s]
+        alleles = 2.0 * count
+        ref_freq = (alleles - sums) / alleles if alleles > 0 else 0.0
         maf[v] = min(ref_freq, 1 - ref_freq)
-        usable[v] = hets + samples - called < samples
-        mean = total / called if called > 0 else 0.0
+        usable[v] = hets + samples - count < samples
+        mean = sums / count if count > 0 else 0.0
         squares = 0.0
         for s in range(samples):
             centred = 0.0 if lost[s] else row[s] - mean
             squares += centred * centred
-        spread = np.sqrt(squares / samples)
-        divisor = spread if spread > 0 else 1.0
-        for s in range(samples):
-            out[s] = 0.0 if lost[s] else (row[s] - mean) / divisor
+        total[v], called[v], spread[v] = sums, count, np.sqrt(squares / samples)
+        if standardized.shape[0]:
+            divisor = spread[v] if spread[v] > 0 else 1.0
+            out = standardized[v]
+            for s in range(samples):
+                out[s] = 0.0 if lost[s] else (row[s] - mean) / divisor
         lost[gone] = False
 
 
@@ -443,10 +524,16 @@ def unbiased_r2(r: np.ndarray, n_samples: int) -> np.ndarray:
     [1.0, 0.2425, -0.01]
     """
     r2 = np.square(np.asarray(r, np.float64))
-    return r2 - (1 - r2) / (n_samples - 2 if n_samples > 2 else n_samples)
+    return r2 - (1 - r2) / _r2_bias_divisor(n_samples)
 
 
-WINDOW_BAND = 128   # new variants per product of WindowLdScores: small against a window, wide enough for BLAS
+@numba.njit(nogil=True, cache=True)
+def _r2_bias_divisor(n_samples):  # pragma: no cover
+    """N − 2, the divisor of LDSC's bias correction (N itself for N ≤ 2, where it is undefined)."""
+    return n_samples - 2 if n_samples > 2 else n_samples
+
+
+WINDOW_BAND = 64   # new variants per product of WindowLdScores: small against a window, wide enough for the kernels
 
 
 class WindowLdScores:
@@ -455,20 +542,33 @@ class WindowLdScores:
     The LD score of a variant is the sum of :func:`unbiased_r2` with every variant whose
     coordinate (bp or cM) lies within ``max_dist`` of its own, itself included (LDSC's
     --ld-wind-kb × 1000 or --ld-wind-cm, exactly, as its --chunk-size 1 computes it). Each call
-    of :meth:`add` takes the next variants' coordinates (non-decreasing) and standardised
-    genotypes (:func:`standardized_genotypes`), forms their products with themselves and
-    with the earlier variants still within reach, WINDOW_BAND new variants to a float32 matrix
-    product (G_w'G_w, so no product spans more than a band and its reach), sums r² in float64, and
-    hands back the scores of the earliest variants no later one can reach. Memory holds one window
-    of genotypes, whatever the chromosome's length.
+    of :meth:`add` takes the next variants' coordinates (non-decreasing) and genotypes
+    (:class:`LdscGenotypes`), and hands back the scores of the earliest variants no later one
+    can reach. Memory holds one window of genotypes, whatever the chromosome's length.
+
+    The r of two variants i, j is never formed from standardised floats. With g their dosages
+    (0 at a missing call), c their called indicators, μ and σ their means and spreads:
+
+        N σᵢ σⱼ r = Σ gᵢgⱼ − μⱼ Σ gᵢcⱼ − μᵢ Σ cᵢgⱼ + μᵢμⱼ Σ cᵢcⱼ
+
+    The first sum is the one matrix product, WINDOW_BAND new variants at a time against
+    themselves and the earlier variants within reach: for hard calls, an exact integer product
+    of allele counts (:func:`biolake.stats.integer_products.count_products`, several times the
+    float32 rate). The others need only the missing calls: Σ gᵢcⱼ = totalᵢ − Σ over j's missing
+    samples of gᵢ, and Σ cᵢcⱼ = N − mᵢ − mⱼ + (samples missing at both). Those sums add rows of
+    the window's genotypes laid out samples × variants (a few windows wide, so the rows the
+    missing calls pick stay in cache) and of the band's. The pair sums combine in float64. At 1 %
+    missing calls these sums cost about half of what the product does; hard calls without a
+    missing call cost the product alone.
 
     Examples
     --------
-    >>> g = standardized_genotypes(np.array([[0.0, 1, 2, 1, 0], [0, 1, 2, 1, 0], [2, 1, 0, 0, 1]]), np.zeros((3, 5), bool))
+    >>> counts = np.array([[0, 1, 2, 1, 0], [0, 1, 2, 1, 0], [2, 1, 0, 0, 1]], np.uint8)
+    >>> g = ldsc_genotypes(counts, np.zeros((3, 5), bool))
     >>> scores = WindowLdScores(max_dist=100, n_samples=5)
-    >>> scores.add(np.array([100, 150]), g[:2]).tolist()      # the second may reach a later variant
+    >>> scores.add(np.array([100, 150]), g.take([0, 1])).tolist()      # the second may reach a later variant
     []
-    >>> scores.add(np.array([300]), g[2:]).round(3).tolist()  # which lies beyond both
+    >>> scores.add(np.array([300]), g.take([2])).round(3).tolist()      # which lies beyond both
     [2.0, 2.0]
     >>> scores.finish().round(3).tolist()
     [1.0]
@@ -477,16 +577,19 @@ class WindowLdScores:
     def __init__(self, *, max_dist: float, n_samples: int) -> None:
         self.max_dist, self.n_samples = max_dist, n_samples
         self._coords = np.zeros(0)
-        self._buffer = np.zeros((0, n_samples), np.float32)      # the held variants' genotypes lie in it, from _first
+        self._buffer = np.zeros((0, n_samples), np.uint8)        # the held variants' genotypes lie in it, from _first
         self._first = 0
-        self._genotypes = self._buffer[:0]                       # held variants × samples
-        self._scores = np.zeros(0)                               # their sums so far
+        self._columns = np.zeros((n_samples, 0), np.uint8)       # those in reach of the last band, samples × variants:
+        self._column_of = 0                                      # held variant h in column h + _column_of
+        self._total, self._called, self._spread = np.zeros(0), np.zeros(0, np.int64), np.zeros(0)
+        self._lost_at, self._lost = np.zeros(1, np.int64), np.zeros(0, np.int32)   # held missing calls, as CSR
+        self._scores = np.zeros(0)                               # the held variants' sums so far
 
-    def add(self, coords: np.ndarray, genotypes: np.ndarray) -> np.ndarray:
+    def add(self, coords: np.ndarray, genotypes: LdscGenotypes) -> np.ndarray:
         """Take in the next variants; return the finished LD scores of the earliest held ones, in order."""
         coords = np.asarray(coords, np.float64)
-        assert genotypes.shape == (len(coords), self.n_samples) and bool(np.all(np.diff(np.r_[self._coords, coords]) >= 0)), \
-            "variants in genome order"
+        assert genotypes.dosages.shape == (len(coords), self.n_samples) and \
+            bool(np.all(np.diff(np.r_[self._coords, coords]) >= 0)), "variants in genome order"
         held = len(self._coords)
         self._coords = np.r_[self._coords, coords]
         self._append(genotypes)
@@ -498,44 +601,76 @@ class WindowLdScores:
         done = int(np.count_nonzero(np.abs(coords[-1] - self._coords) > self.max_dist))  # a prefix: coords sorted
         return self._retire(done)
 
-    def _append(self, genotypes: np.ndarray) -> None:
-        """Put new variants' genotypes after the held ones; the buffer moves the held ones to its front, or grows
-        (to twice what it must hold), only when they would not fit after them."""
-        held, total = len(self._genotypes), len(self._genotypes) + len(genotypes)
-        if self._first + total > len(self._buffer):
-            buffer = self._buffer if total <= len(self._buffer) else np.empty((2 * total, self.n_samples), np.float32)
-            buffer[:held] = self._genotypes   # copies forward, so an overlap with the held rows is safe
-            self._buffer, self._first = buffer, 0
-        self._buffer[self._first + held:self._first + total] = genotypes
-        self._genotypes = self._buffer[self._first:self._first + total]
+    def _append(self, genotypes: LdscGenotypes) -> None:
+        """Put new variants' genotypes and sums after the held ones. The buffer moves the held ones to its front,
+        or grows (to twice what it must hold), only when they would not fit after them. Hard calls stay uint8
+        until a block of dosages arrives; from then on the chromosome's genotypes are float64."""
+        dtype = np.uint8 if self._buffer.dtype == genotypes.dosages.dtype == np.uint8 else np.float64
+        held, total = len(self._coords) - len(genotypes.dosages), len(self._coords)
+        if dtype != self._buffer.dtype or self._first + total > len(self._buffer):
+            rows = self._buffer             # moved within (numpy copies an overlap safely)
+            if dtype != self._buffer.dtype or total > len(self._buffer):
+                rows = np.empty((max(len(self._buffer), 2 * total), self.n_samples), dtype)
+            rows[:held] = self._buffer[self._first:self._first + held]
+            self._buffer, self._first, self._columns = rows, 0, self._columns.astype(dtype, copy=False)
+        self._buffer[self._first + held:self._first + total] = genotypes.dosages
+        self._total = np.r_[self._total, genotypes.total]
+        self._called = np.r_[self._called, genotypes.called]
+        self._spread = np.r_[self._spread, genotypes.spread]
+        self._lost_at = np.r_[self._lost_at, self._lost_at[-1] + genotypes.missing.indptr[1:]]
+        self._lost = np.r_[self._lost, genotypes.missing.indices.astype(np.int32)]
 
     def _add_band(self, first: int, stop: int) -> None:
         """Add the r² of the held variants ``first:stop`` (a band) with each other and with every earlier one in
-        reach: each pair once, to both variants' sums. Only pairs near reach enter a product: the earlier variants
-        that only the band's first half reaches meet that half alone, and of the band with itself the upper
-        triangle counts."""
-        middle = (first + stop + 1) // 2
-        reach_start = self._out_of_reach(first, first)   # the earlier variants the band's first variant cannot reach
-        half_reach = self._out_of_reach(middle, first) if middle < stop else first   # nor its second half
-        band = self._genotypes[first:stop]
-        for start, end, width in ((half_reach, first, stop - first), (reach_start, half_reach, middle - first)):
-            if end > start and width:
-                shares = self._shares(self._genotypes[start:end] @ band[:width].T, start, end, first, first + width)
-                self._scores[first:first + width] += shares.sum(axis=0)
-                self._scores[start:end] += shares.sum(axis=1)
-        shares = np.triu(self._shares(band @ band.T, first, stop, first, stop))   # the band with itself
-        self._scores[first:stop] += shares.sum(axis=0) + shares.sum(axis=1) - np.diagonal(shares)
+        reach (those the band's first variant reaches): each pair once, to both variants' sums."""
+        at = self._first
+        start = self._out_of_reach(first, first)
+        band = self._buffer[at + first:at + stop].T.copy()                # samples × band, for the product
+        column = self._place_columns(start, first, stop)
+        self._columns[:, column + first:column + stop] = band
+        lost_rows = self._lost[self._lost_at[first]:self._lost_at[stop]]     # the band's missing calls
+        lost_counts = np.diff(self._lost_at[first:stop + 1])
+        lost_columns = np.repeat(np.arange(stop - first), lost_counts)
+        rows = self._buffer[at + start:at + stop]
+        sums = np.float64 if band.dtype != np.uint8 else np.int16 if lost_counts.max() <= _INT16_COUNTS else np.int32
+        over_band_missing = np.zeros((stop - first, stop - start), sums)
+        _add_rows_at(self._columns, column + start, column + stop, self._lost_at[first:stop + 1], self._lost,
+                     over_band_missing)                                   # Σ gᵢ over j's missing samples
+        if band.dtype == np.uint8:
+            products = count_products(rows, band)
+            codes = band.astype(np.int16)                                 # gⱼ + 256 at j's missing calls
+            codes[lost_rows, lost_columns] = _MISSING_CODE
+            over_rows_missing, both_missing = np.empty(products.shape, np.int32), np.empty(products.shape, np.int32)
+            _add_codes_at(codes, self._lost_at[start:stop + 1], self._lost, over_rows_missing, both_missing)
+        else:
+            products = rows @ band
+            marks = np.zeros(band.shape, np.float64)                      # 1 at a missing call
+            marks[lost_rows, lost_columns] = 1
+            over_rows_missing, both_missing = np.zeros(products.shape), np.zeros(products.shape)
+            _add_rows_at(band, 0, stop - first, self._lost_at[start:stop + 1], self._lost, over_rows_missing)
+            _add_rows_at(marks, 0, stop - first, self._lost_at[start:stop + 1], self._lost, both_missing)
+        _add_band_scores(products, over_band_missing, over_rows_missing, both_missing, start, first,
+                         self._coords, self._total, self._called, self._spread, self.n_samples, self.max_dist,
+                         self._scores)
+
+    def _place_columns(self, start: int, first: int, stop: int) -> int:
+        """Make room in the samples × variants layout for the band ``first:stop`` after the held variants
+        ``start:first`` in its reach, moving those to the front (or into a larger array, four times the width
+        needed) only when the band would not fit; returns the column of held variant 0. The layout stays a few
+        windows wide, so the rows the missing calls pick stay in cache."""
+        column, width = self._column_of, self._columns.shape[1]
+        if column + stop > width:
+            columns = self._columns
+            if stop - start > width:
+                columns = np.empty((self.n_samples, 4 * (stop - start)), self._columns.dtype)
+            columns[:, :first - start] = self._columns[:, column + start:column + first]
+            self._columns, self._column_of = columns, -start
+        return self._column_of
 
     def _out_of_reach(self, variant: int, before: int) -> int:
         """How many of the held variants before ``before`` lie beyond ``max_dist`` of ``variant``: a prefix, found
-        by the same test as the shares', so a pair exactly ``max_dist`` apart is never dropped by rounding."""
+        by the same test as the pairs', so a pair exactly ``max_dist`` apart is never dropped by rounding."""
         return int(np.count_nonzero(self._coords[variant] - self._coords[:before] > self.max_dist))
-
-    def _shares(self, products: np.ndarray, start: int, end: int, first: int, stop: int) -> np.ndarray:
-        """The bias-corrected r² of held variants ``start:end`` (rows) with ``first:stop`` (columns) from their
-        genotypes' ``products``, 0 for pairs out of reach."""
-        reach = np.abs(self._coords[start:end, None] - self._coords[None, first:stop]) <= self.max_dist
-        return np.where(reach, unbiased_r2(products / np.float32(self.n_samples), self.n_samples), 0.0)
 
     def finish(self) -> np.ndarray:
         """The LD scores of the variants still held (the chromosome has ended)."""
@@ -543,7 +678,80 @@ class WindowLdScores:
 
     def _retire(self, count: int) -> np.ndarray:
         finished = self._scores[:count]
-        self._coords, self._genotypes, self._scores = (self._coords[count:], self._genotypes[count:],
-                                                       self._scores[count:])
+        self._coords, self._scores = self._coords[count:], self._scores[count:]
+        self._total, self._called, self._spread = self._total[count:], self._called[count:], self._spread[count:]
+        self._lost = self._lost[self._lost_at[count]:]
+        self._lost_at = self._lost_at[count:] - self._lost_at[count]
         self._first += count
+        self._column_of += count
         return finished
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_rows_at(samples_major, low, high, lost_at, lost, out):  # pragma: no cover
+    """out[k] += Σ over the samples s of list k of samples_major[s, low:high], list k being
+    ``lost[lost_at[k]:lost_at[k + 1]]`` (a variant's missing samples). Rows are slices of contiguous
+    rows, so the adds vectorise."""
+    for k in range(out.shape[0]):
+        row = out[k]
+        for at in range(lost_at[k], lost_at[k + 1]):
+            values = samples_major[lost[at]][low:high]
+            for c in range(row.shape[0]):
+                row[c] += values[c]
+
+
+_MISSING_CODE = 256   # a missing call's code in _add_codes_at: above any sum of 127 allele counts
+_INT16_COUNTS = 16383  # allele counts summed over at most this many samples fit an int16
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_codes_at(codes, lost_at, lost, counts, both):  # pragma: no cover
+    """For each list k of samples (``lost[lost_at[k]:lost_at[k + 1]]``, a variant's missing calls) and each band
+    variant j: counts[k, j] = Σ of j's allele counts there, both[k, j] = how many of them j misses too. ``codes``
+    is samples × band: the allele count, or 256 at a missing call (where the count is 0). For lists of at most
+    127 samples the two sums are one int16 sum, count + 256 × both (the count stays below 256), so one narrow add
+    serves both; longer lists split each code."""
+    acc = np.empty(codes.shape[1], np.int16)
+    for k in range(counts.shape[0]):
+        first, stop = lost_at[k], lost_at[k + 1]
+        if stop - first <= 127:
+            acc[:] = 0
+            for at in range(first, stop):
+                values = codes[lost[at]]
+                for c in range(acc.shape[0]):
+                    acc[c] += values[c]
+            for c in range(acc.shape[0]):
+                counts[k, c], both[k, c] = acc[c] & 255, acc[c] >> 8
+        else:
+            counts[k], both[k] = 0, 0
+            for at in range(first, stop):
+                values = codes[lost[at]]
+                for c in range(acc.shape[0]):
+                    counts[k, c] += values[c] & 255
+                    both[k, c] += values[c] >> 8
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_band_scores(products, rows_over_band_missing, band_over_rows_missing, both_missing, start, first,
+                     coords, total, called, spread, n_samples, max_dist, scores):  # pragma: no cover
+    """Each pair of held variant i = start + a (a row) and band variant j = first + b (a column) with i ≤ j and
+    |coordᵢ − coordⱼ| ≤ max_dist: r from the sums (see :class:`WindowLdScores`), its bias-corrected r² added to
+    both sums (once where i = j)."""
+    bias = _r2_bias_divisor(n_samples)
+    for a in range(products.shape[0]):
+        i = start + a
+        mean_i = total[i] / called[i] if called[i] > 0 else 0.0
+        scale_i = n_samples * (spread[i] if spread[i] > 0 else 1.0)
+        for b in range(products.shape[1]):
+            j = first + b
+            if j < i or abs(coords[i] - coords[j]) > max_dist:
+                continue
+            mean_j = total[j] / called[j] if called[j] > 0 else 0.0
+            both_called = n_samples - (n_samples - called[i]) - (n_samples - called[j]) + both_missing[a, b]
+            centred = (products[a, b] - mean_j * (total[i] - rows_over_band_missing[b, a])
+                       - mean_i * (total[j] - band_over_rows_missing[a, b]) + mean_i * mean_j * both_called)
+            r = centred / (scale_i * (spread[j] if spread[j] > 0 else 1.0))
+            share = r * r - (1 - r * r) / bias
+            scores[i] += share
+            if j != i:
+                scores[j] += share

@@ -162,48 +162,67 @@ def test_run_ldscores__keeps_cm_and_maf_and_m_counts_in_provenance(panel, panel_
     assert report.m_5_50 == {chrom: int((ours.filter(pl.col("chrom") == chrom)["maf"] > 0.05).sum()) for chrom in "12"}
 
 
-def test_window_ld_scores__any_chunking_gives_the_same_scores(panel):
+def exact_standardized(dosages: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """LDSC's standardised genotypes computed directly in float64: the missing calls at the mean of the called
+    ones, centred, divided by the standard deviation over all samples."""
+    called = np.where(missing, np.nan, dosages)
+    centred = np.where(missing, 0.0, called - np.nanmean(called, axis=1, keepdims=True))
+    return centred / np.sqrt(np.mean(centred**2, axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("kind", ["counts", "dosages", "counts then dosages"])
+def test_window_ld_scores__any_chunking_gives_every_pairs_scores(panel, kind):
     on = np.flatnonzero(panel.chrom == "1")
     dosages, missing = np.nan_to_num(panel.dosages[on]), np.isnan(panel.dosages[on])
-    genotypes = standardized_genotypes(dosages, missing)
-    assert ldsc_kept(dosages, missing).all()
+    assert missing.any() and ldsc_kept(dosages, missing).all()
+    counts = ldsc_genotypes(dosages.astype(np.uint8), missing)   # hard calls: exact integer products
+    floats = ldsc_genotypes(dosages, missing)                    # dosages: float64 products
+    switch = {"counts": len(on), "dosages": 0, "counts then dosages": len(on) // 2}[kind]
 
     def scores(chunk: int) -> np.ndarray:
         window = WindowLdScores(max_dist=150_000, n_samples=dosages.shape[1])
-        parts = [window.add(panel.pos[on][s:s + chunk], genotypes[s:s + chunk]) for s in range(0, len(on), chunk)]
+        parts = [window.add(panel.pos[on][s:s + chunk], (counts if s < switch else floats).take(np.arange(
+                 s, min(s + chunk, len(on))))) for s in range(0, len(on), chunk)]
         return np.concatenate([*parts, window.finish()])
 
     one = scores(1)
     assert len(one) == len(on)
     for chunk in (7, 300, len(on)):
-        np.testing.assert_allclose(scores(chunk), one, rtol=1e-4)     # float32 products, summed in other orders
-    z = genotypes.astype(np.float64)
+        np.testing.assert_allclose(scores(chunk), one, rtol=1e-12)     # float64 sums, in other orders
+    z = exact_standardized(dosages, missing)
     near = np.abs(panel.pos[on][:, None] - panel.pos[on][None, :]) <= 150_000
     every_pair = np.where(near, unbiased_r2(z @ z.T / z.shape[1], z.shape[1]), 0.0).sum(axis=1)
-    np.testing.assert_allclose(one, every_pair, rtol=1e-4)
+    np.testing.assert_allclose(one, every_pair, rtol=1e-10)
 
 
 def test_window_ld_scores__a_pair_exactly_the_window_apart_counts_for_both():
-    genotypes = standardized_genotypes(np.array([[0.0, 1, 2, 1, 0, 2], [0, 1, 1, 2, 0, 2]]), np.zeros((2, 6), bool))
+    dosages = np.array([[0, 1, 2, 1, 0, 2], [0, 1, 1, 2, 0, 2]], np.uint8)
     window = WindowLdScores(max_dist=1.0, n_samples=6)   # 1.3 − 0.3 is 1.0 exactly, 1.3 − 1.0 is above 0.3
-    scores = np.concatenate([window.add(np.array([0.3, 1.3]), genotypes), window.finish()])
-    r = float(genotypes[0].astype(np.float64) @ genotypes[1] / 6)
-    np.testing.assert_allclose(scores, 1 + unbiased_r2(np.array([r, r]), 6), rtol=1e-6)
+    scores = np.concatenate([window.add(np.array([0.3, 1.3]), ldsc_genotypes(dosages, np.zeros((2, 6), bool))),
+                             window.finish()])
+    r = np.corrcoef(dosages)[0, 1]
+    np.testing.assert_allclose(scores, 1 + unbiased_r2(np.array([r, r]), 6), rtol=1e-12)
 
 
 def test_ldsc_genotypes__missing_calls_never_count_whatever_is_stored_there():
     dosages = np.array([[0.0, 1, 2, 2, 0], [1, 0, 2, 1, 1]])
     missing = np.array([[0, 0, 0, 1, 0], [1, 0, 0, 0, 1]], bool)
     expected = ldsc_genotypes(np.where(missing, 0.0, dosages), missing)
+    sums = ("dosages", "total", "called", "spread", "maf", "kept")
+
+    def same(found) -> None:
+        for name in sums:
+            np.testing.assert_array_equal(getattr(found, name), getattr(expected, name), err_msg=name)
+        np.testing.assert_array_equal(found.missing.toarray(), missing)
+
     for stored in (np.nan, 1e10, -3.0):
         for marks in (missing, scipy.sparse.csr_array(missing)):
-            found = ldsc_genotypes(np.where(missing, stored, dosages), marks)
-            for ours, theirs in zip(found, expected):
-                np.testing.assert_array_equal(ours, theirs)
+            same(ldsc_genotypes(np.where(missing, stored, dosages), marks))
+            np.testing.assert_array_equal(standardized_genotypes(np.where(missing, stored, dosages), marks),
+                                          standardized_genotypes(np.where(missing, 0.0, dosages), missing))
     with_zero = scipy.sparse.csr_array((np.array([1.0, 0.0, 1.0, 1.0]), np.array([3, 0, 0, 4]), np.array([0, 2, 4])),
                                        shape=(2, 5))   # an explicit 0 (not missing) beside the marks
-    for ours, theirs in zip(ldsc_genotypes(dosages, with_zero), expected):
-        np.testing.assert_array_equal(ours, theirs)
+    same(ldsc_genotypes(dosages, with_zero))
 
 
 @pytest.fixture(scope="module")
