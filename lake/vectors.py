@@ -175,7 +175,7 @@ def _decode_count_bytes(packed, n_samples, byte_counts, byte_missing, code_count
                         cols):  # pragma: no cover
     """values[v] = the alt counts of packed row v, four samples per byte looked up (0 at a missing call);
     lost[v] = its missing calls, whose samples go into ``cols`` row by row while they fit. Returns how many
-    went there, or -1 if they did not all fit."""
+    went there, or -1 if they did not all fit (or filled it exactly)."""
     full, found = n_samples // 4, 0
     for v in range(values.shape[0]):
         row, out, count = packed[v], values[v], 0

@@ -357,9 +357,10 @@ class LdscGenotypes:
     LDSC sets a missing call to its variant's mean over the called samples, then centres and
     scales each variant to variance 1 over all N samples, so that the product of two variants'
     vectors over N is their correlation r. Here the genotypes stay as read (``dosages``, 0 at
-    a missing call: uint8 allele counts for hard calls, so their products are exact in
-    integers), with the sums that standardisation needs: ``total`` and ``called`` (the mean is
-    total / called) and ``spread``, √(Σ over called samples of (g − mean)² / N).
+    a missing call: hard calls as uint8 allele counts 0, 1 or 2, so their products are exact in
+    integers; dosages as floats), with the sums that standardisation needs: ``total`` and
+    ``called`` (the mean is total / called) and ``spread``, √(Σ over called samples of
+    (g − mean)² / N).
     """
 
     dosages: np.ndarray                 # variants × samples, 0 at missing calls
@@ -374,11 +375,6 @@ class LdscGenotypes:
         """The variants ``rows`` (positions), in that order."""
         return LdscGenotypes(self.dosages[rows], self.missing[rows], self.total[rows], self.called[rows],
                              self.spread[rows], self.maf[rows], self.kept[rows])
-
-    @property
-    def mean(self) -> np.ndarray:
-        """Each variant's mean dosage over its called samples (0 where none is called)."""
-        return np.divide(self.total, self.called, out=np.zeros(len(self.total)), where=self.called > 0)
 
 
 def ldsc_kept(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *,
@@ -414,7 +410,8 @@ def standardized_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.spar
 
 def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparray, *, min_maf: float = 0.0
                    ) -> LdscGenotypes:
-    """What LDSC makes of each variant, in one pass over its dosages (sums in float64):
+    """What LDSC makes of each variant, in one pass over its dosages (uint8 allele counts 0, 1, 2 summed in
+    integers, float dosages in float64):
 
     * the sums that standardise it (:class:`LdscGenotypes`; :func:`standardized_genotypes` applies them);
     * the minor allele frequency over the called samples (0 where none is called), as LDSC computes it: f, the
@@ -427,8 +424,10 @@ def ldsc_genotypes(dosages: np.ndarray, missing: np.ndarray | scipy.sparse.sparr
     --------
     >>> dosages, missing = np.array([[0.0, 2, 0, 0], [1, 1, 0, 0]]), np.array([[0, 0, 0, 1], [0, 0, 1, 1]], bool)
     >>> found = ldsc_genotypes(dosages, missing)
-    >>> found.mean.round(4).tolist(), found.spread.round(4).tolist(), found.maf.round(4).tolist(), found.kept.tolist()
-    ([0.6667, 1.0], [0.8165, 0.0], [0.3333, 0.5], [True, False])
+    >>> (found.total / found.called).round(4).tolist(), found.spread.round(4).tolist(), found.maf.round(4).tolist()
+    ([0.6667, 1.0], [0.8165, 0.0], [0.3333, 0.5])
+    >>> found.kept.tolist()
+    [True, False]
     """
     return _ldsc_genotypes(dosages, missing, np.empty((0, 0), np.float32), min_maf=min_maf)
 
@@ -475,10 +474,17 @@ def _count_rows(counts, indptr, total, called, spread, maf, usable):  # pragma: 
         squares = hets + 4 * ((sums - hets) // 2)
         total[v], called[v] = sums, count
         spread[v] = np.sqrt((count * squares - sums * sums) / count / samples) if count > 0 else 0.0
-        alleles = 2.0 * count
-        ref_freq = (alleles - sums) / alleles if alleles > 0 else 0.0
-        maf[v] = min(ref_freq, 1 - ref_freq)
-        usable[v] = hets + samples - count < samples
+        maf[v], usable[v] = _frequency_checks(sums, hets, count, samples)
+
+
+@numba.njit(nogil=True, cache=True)
+def _frequency_checks(sums, hets, count, samples):  # pragma: no cover
+    """A variant's minor allele frequency as LDSC computes it (from the ref allele's, over the ``count`` called
+    samples whose alt alleles add to ``sums``), and whether it has usable variance (not every sample het or
+    missing)."""
+    alleles = 2.0 * count
+    ref_freq = (alleles - sums) / alleles if alleles > 0 else 0.0
+    return min(ref_freq, 1 - ref_freq), hets + samples - count < samples
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
@@ -497,10 +503,7 @@ def _ldsc_rows(dosages, indptr, indices, total, called, spread, maf, usable, sta
             sums += value
             hets += (not lost[s]) and value == 1.0
             count += not lost[s]
-        alleles = 2.0 * count
-        ref_freq = (alleles - sums) / alleles if alleles > 0 else 0.0
-        maf[v] = min(ref_freq, 1 - ref_freq)
-        usable[v] = hets + samples - count < samples
+        maf[v], usable[v] = _frequency_checks(sums, hets, count, samples)
         mean = sums / count if count > 0 else 0.0
         squares = 0.0
         for s in range(samples):
@@ -558,8 +561,7 @@ class WindowLdScores:
     samples of gᵢ, and Σ cᵢcⱼ = N − mᵢ − mⱼ + (samples missing at both). Those sums add rows of
     the window's genotypes laid out samples × variants (a few windows wide, so the rows the
     missing calls pick stay in cache) and of the band's. The pair sums combine in float64. At 1 %
-    missing calls these sums cost about half of what the product does; hard calls without a
-    missing call cost the product alone.
+    missing calls these sums cost about half of what the product does.
 
     Examples
     --------
@@ -632,8 +634,11 @@ class WindowLdScores:
         lost_counts = np.diff(self._lost_at[first:stop + 1])
         lost_columns = np.repeat(np.arange(stop - first), lost_counts)
         rows = self._buffer[at + start:at + stop]
-        sums = np.float64 if band.dtype != np.uint8 else np.int16 if lost_counts.max() <= _INT16_COUNTS else np.int32
-        over_band_missing = np.zeros((stop - first, stop - start), sums)
+        if band.dtype == np.uint8:
+            sum_type = np.int16 if lost_counts.max() <= _INT16_COUNTS else np.int32
+        else:
+            sum_type = np.float64
+        over_band_missing = np.zeros((stop - first, stop - start), sum_type)
         _add_rows_at(self._columns, column + start, column + stop, self._lost_at[first:stop + 1], self._lost,
                      over_band_missing)                                   # Σ gᵢ over j's missing samples
         if band.dtype == np.uint8:

@@ -195,6 +195,28 @@ def test_window_ld_scores__any_chunking_gives_every_pairs_scores(panel, kind):
     np.testing.assert_allclose(one, every_pair, rtol=1e-10)
 
 
+@pytest.mark.parametrize("kind", [np.uint8, np.float64])
+def test_window_ld_scores__variants_missing_many_calls(kind):
+    """Variants missing more calls than the narrow sums hold: 200 (above the 127 of one int16 sum of counts and
+    of both-missing marks) and 16,500 of 17,000 (above the 16,383 of an int16 sum of counts)."""
+    rng = np.random.default_rng(11)
+    samples, variants = 17_000, 12
+    dosages = rng.integers(0, 3, (variants, samples)).astype(np.float64)
+    missing = rng.random(dosages.shape) < 0.01
+    missing[3, rng.permutation(samples)[:200]] = True
+    missing[7, rng.permutation(samples)[:16_500]] = True
+    genotypes = ldsc_genotypes(np.where(missing, 0, dosages).astype(kind), missing)
+    pos = np.arange(variants) * 10_000.0
+    z = exact_standardized(dosages, missing)
+    near = np.abs(pos[:, None] - pos[None, :]) <= 50_000
+    every_pair = np.where(near, unbiased_r2(z @ z.T / samples, samples), 0.0).sum(axis=1)
+    for chunk in (1, 5, variants):
+        window = WindowLdScores(max_dist=50_000, n_samples=samples)
+        parts = [window.add(pos[s:s + chunk], genotypes.take(np.arange(s, min(s + chunk, variants))))
+                 for s in range(0, variants, chunk)]
+        np.testing.assert_allclose(np.concatenate([*parts, window.finish()]), every_pair, rtol=1e-10)
+
+
 def test_window_ld_scores__a_pair_exactly_the_window_apart_counts_for_both():
     dosages = np.array([[0, 1, 2, 1, 0, 2], [0, 1, 1, 2, 0, 2]], np.uint8)
     window = WindowLdScores(max_dist=1.0, n_samples=6)   # 1.3 − 0.3 is 1.0 exactly, 1.3 − 1.0 is above 0.3

@@ -76,6 +76,24 @@ def test_decode_calls_filled__zero_fills_reports_missing_and_selects_samples():
     np.testing.assert_array_equal(decode_calls(packed, 9), dosage)
 
 
+@pytest.mark.parametrize("missing_rate", [0.0, 0.01, 0.5])
+@pytest.mark.parametrize("n_samples", [1, 7, 8, 301])
+def test_decode_calls_filled__uint8_counts_equal_the_floats(n_samples, missing_rate):
+    """Allele counts for integer products: the same values and missing calls as the float decoding, with all the
+    samples (a byte of four at a time, the missing ones found in the same pass while they fit) or some."""
+    rng = np.random.default_rng(n_samples)
+    dosage = rng.integers(0, 3, size=(40, n_samples)).astype(float)
+    dosage[rng.random(dosage.shape) < missing_rate] = np.nan
+    packed = pack_calls(dosage)
+    for keep in (None, rng.permutation(n_samples)[: max(1, n_samples // 2)]):
+        counts, lost = decode_calls_filled(packed, n_samples, dtype=np.uint8, samples=keep)
+        floats, expected = decode_calls_filled(packed, n_samples, samples=keep)
+        assert counts.dtype == np.uint8
+        np.testing.assert_array_equal(counts, floats)
+        for ours, theirs in zip(lost, expected):
+            np.testing.assert_array_equal(ours, theirs)
+
+
 def test_decode_betas_filled__betas_of_zero_or_one_are_missing_m_values():
     betas = np.array([[0.5, 1.0, 0.0, np.nan, 0.8]])
     values, (rows, cols) = decode_betas_filled(encode_floats(betas), 5, m_values=True)
