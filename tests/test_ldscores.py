@@ -6,7 +6,8 @@ monomorphic and one all-heterozygous variant (LDSC leaves both out). LDSC runs p
 as its users run it, with ``--l2 --ld-wind-kb KB --chunk-size 1`` or ``--ld-wind-cm CM
 --chunk-size 1`` (chunks of one variant: the exact window; the default chunks of 50 widen
 windows to whole chunks). Its printed L2 (3 decimals) must equal ours to 1e-3 relative; its
-unrounded scores, from its own library function (``ldScoreVarBlocks``), to 1e-4 (ours are float32 products). M and M_5_50
+unrounded scores, from its own library function (``ldScoreVarBlocks``, float64), to 1e-10 (ours are exact integer
+products of allele counts, combined in float64). M and M_5_50
 come from LDSC's own filter (``PlinkBEDFile``): 2.0.1 exits with an error writing its .M files
 under Python 3, after the scores (it prints text into a file opened in binary mode). LDSC lives in its own venv (``make tools``:
 .tools/ldsc); a missing one fails these tests, never skips them.
@@ -113,7 +114,7 @@ def test_run_ldscores__equals_ldsc_l2(panel, panel_lake, tmp_path, flag, window)
         assert mine["variant_id"].to_list() == printed["SNP"].to_list() == exact["snp"]
         assert mine["pos"].to_list() == printed["BP"].to_list()
         np.testing.assert_allclose(mine["l2"].to_numpy(), printed["L2"].to_numpy(), rtol=1e-3)
-        np.testing.assert_allclose(mine["l2"].to_numpy(), exact["l2"], rtol=1e-4)     # float32 products
+        np.testing.assert_allclose(mine["l2"].to_numpy(), exact["l2"], rtol=1e-10)   # exact products, float64 sums
         assert (report.m[chrom], report.m_5_50[chrom]) == (exact["m"], exact["m_5_50"])
     assert panel.variant_id[MONOMORPHIC] not in ours["variant_id"] and panel.variant_id[ALL_HET] not in ours["variant_id"]
 
@@ -132,7 +133,7 @@ def test_run_ldscores__maf_equals_ldsc_l2_maf(panel, panel_lake, tmp_path, flag,
         mine = ours.filter(pl.col("chrom") == chrom)
         assert mine["variant_id"].to_list() == printed["SNP"].to_list() == exact["snp"]
         np.testing.assert_allclose(mine["l2"].to_numpy(), printed["L2"].to_numpy(), rtol=1e-3)
-        np.testing.assert_allclose(mine["l2"].to_numpy(), exact["l2"], rtol=1e-4)     # float32 products
+        np.testing.assert_allclose(mine["l2"].to_numpy(), exact["l2"], rtol=1e-10)   # exact products, float64 sums
         assert (report.m[chrom], report.m_5_50[chrom]) == (exact["m"], exact["m_5_50"])
     assert ours["maf"].min() > maf
     provenance = panel_lake.results_provenance(settings.name)
