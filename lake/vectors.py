@@ -153,21 +153,22 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
 
 def _decode_counts(packed: np.ndarray, n_samples: int, columns: np.ndarray, *,
                    whole: bool) -> tuple[np.ndarray, Missing]:
-    """:func:`decode_calls_filled` to uint8 alt-allele counts, exact for products in integers: a byte
-    of four samples at a time when every sample is decoded in order, then the missing calls' columns
-    found again in the packed codes of the rows that have any."""
+    """:func:`decode_calls_filled` to uint8 alt-allele counts, exact for products in integers. When every
+    sample is decoded in order: a byte of four samples at a time, the missing calls' samples written in the
+    same pass while they fit in room for 3 % of the calls; otherwise (a sample subset, or more missing calls)
+    their columns are found again in the packed codes of the rows that have any."""
     values, lost = np.empty((len(packed), len(columns)), np.uint8), np.empty(len(packed), np.int64)
-    cols = np.empty(values.size // 32 + 16, np.int64)   # room for 3 % missing calls, else found again below
+    cols = np.empty(values.size // 32 + 16, np.int64)
     if whole:
         found = _decode_count_bytes(packed, n_samples, _BYTE_COUNTS, _BYTE_MISSING, _CODE_TO_COUNT, values, lost, cols)
     else:
         _decode_calls_kernel(packed, columns, _CODE_TO_COUNT, values, lost)
         found = -1
-    rows = np.flatnonzero(lost)
+    rows, missing = np.flatnonzero(lost), int(lost.sum())
     if found < 0:
-        cols = np.empty(int(lost.sum()), np.int64)
+        cols = np.empty(missing, np.int64)
         _missing_columns(packed, columns, rows, cols)
-    return values, (np.repeat(rows, lost[rows]), cols[:int(lost.sum())])
+    return values, (np.repeat(rows, lost[rows]), cols[:missing])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ from biolake.ingest.release import ReleaseSources, ingest_release
 from biolake.lake.errors import BiolakeError
 from biolake.lake.lake import Lake
 from biolake.ldscores import LdScoreSettings, check_genome_order, run_ldscores
-from biolake.stats.ld import WindowLdScores, ldsc_genotypes, ldsc_kept, standardized_genotypes, unbiased_r2
+from biolake.stats.ld import (LdscGenotypes, WindowLdScores, ldsc_genotypes, ldsc_kept, standardized_genotypes,
+                              unbiased_r2)
 from biolake.synth import LdPanel, write_ld_panel
 
 LDSC = Path(__file__).resolve().parents[1] / ".tools" / "ldsc" / "bin"
@@ -163,37 +165,43 @@ def test_run_ldscores__keeps_cm_and_maf_and_m_counts_in_provenance(panel, panel_
     assert report.m_5_50 == {chrom: int((ours.filter(pl.col("chrom") == chrom)["maf"] > 0.05).sum()) for chrom in "12"}
 
 
-def exact_standardized(dosages: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    """LDSC's standardised genotypes computed directly in float64: the missing calls at the mean of the called
-    ones, centred, divided by the standard deviation over all samples."""
+def every_pair_scores(dosages: np.ndarray, missing: np.ndarray, pos: np.ndarray, max_dist: float) -> np.ndarray:
+    """LD scores summed over every pair directly in float64, from LDSC's standardised genotypes: the missing calls
+    at the mean of the called ones, centred, divided by the standard deviation over all samples."""
     called = np.where(missing, np.nan, dosages)
     centred = np.where(missing, 0.0, called - np.nanmean(called, axis=1, keepdims=True))
-    return centred / np.sqrt(np.mean(centred**2, axis=1, keepdims=True))
+    z = centred / np.sqrt(np.mean(centred**2, axis=1, keepdims=True))
+    near = np.abs(pos[:, None] - pos[None, :]) <= max_dist
+    return np.where(near, unbiased_r2(z @ z.T / z.shape[1], z.shape[1]), 0.0).sum(axis=1)
+
+
+def streamed_scores(pos: np.ndarray, genotypes: Callable[[np.ndarray], LdscGenotypes], *, max_dist: float,
+                    n_samples: int, chunk: int) -> np.ndarray:
+    """LD scores from a WindowLdScores fed ``chunk`` variants at a time (``genotypes(rows)`` gives theirs)."""
+    window = WindowLdScores(max_dist=max_dist, n_samples=n_samples)
+    parts = [window.add(pos[s:s + chunk], genotypes(np.arange(s, min(s + chunk, len(pos)))))
+             for s in range(0, len(pos), chunk)]
+    return np.concatenate([*parts, window.finish()])
 
 
 @pytest.mark.parametrize("kind", ["counts", "dosages", "counts then dosages"])
 def test_window_ld_scores__any_chunking_gives_every_pairs_scores(panel, kind):
     on = np.flatnonzero(panel.chrom == "1")
-    dosages, missing = np.nan_to_num(panel.dosages[on]), np.isnan(panel.dosages[on])
+    dosages, missing, pos = np.nan_to_num(panel.dosages[on]), np.isnan(panel.dosages[on]), panel.pos[on]
     assert missing.any() and ldsc_kept(dosages, missing).all()
     counts = ldsc_genotypes(dosages.astype(np.uint8), missing)   # hard calls: exact integer products
     floats = ldsc_genotypes(dosages, missing)                    # dosages: float64 products
     switch = {"counts": len(on), "dosages": 0, "counts then dosages": len(on) // 2}[kind]
 
     def scores(chunk: int) -> np.ndarray:
-        window = WindowLdScores(max_dist=150_000, n_samples=dosages.shape[1])
-        parts = [window.add(panel.pos[on][s:s + chunk], (counts if s < switch else floats).take(np.arange(
-                 s, min(s + chunk, len(on))))) for s in range(0, len(on), chunk)]
-        return np.concatenate([*parts, window.finish()])
+        return streamed_scores(pos, lambda rows: (counts if rows[0] < switch else floats).take(rows),
+                               max_dist=150_000, n_samples=dosages.shape[1], chunk=chunk)
 
     one = scores(1)
     assert len(one) == len(on)
     for chunk in (7, 300, len(on)):
         np.testing.assert_allclose(scores(chunk), one, rtol=1e-12)     # float64 sums, in other orders
-    z = exact_standardized(dosages, missing)
-    near = np.abs(panel.pos[on][:, None] - panel.pos[on][None, :]) <= 150_000
-    every_pair = np.where(near, unbiased_r2(z @ z.T / z.shape[1], z.shape[1]), 0.0).sum(axis=1)
-    np.testing.assert_allclose(one, every_pair, rtol=1e-10)
+    np.testing.assert_allclose(one, every_pair_scores(dosages, missing, pos, 150_000), rtol=1e-10)
 
 
 @pytest.mark.parametrize("kind", [np.uint8, np.float64])
@@ -208,14 +216,10 @@ def test_window_ld_scores__variants_missing_many_calls(kind):
     missing[7, rng.permutation(samples)[:16_500]] = True
     genotypes = ldsc_genotypes(np.where(missing, 0, dosages).astype(kind), missing)
     pos = np.arange(variants) * 10_000.0
-    z = exact_standardized(dosages, missing)
-    near = np.abs(pos[:, None] - pos[None, :]) <= 50_000
-    every_pair = np.where(near, unbiased_r2(z @ z.T / samples, samples), 0.0).sum(axis=1)
+    every_pair = every_pair_scores(dosages, missing, pos, 50_000)
     for chunk in (1, 5, variants):
-        window = WindowLdScores(max_dist=50_000, n_samples=samples)
-        parts = [window.add(pos[s:s + chunk], genotypes.take(np.arange(s, min(s + chunk, variants))))
-                 for s in range(0, variants, chunk)]
-        np.testing.assert_allclose(np.concatenate([*parts, window.finish()]), every_pair, rtol=1e-10)
+        np.testing.assert_allclose(streamed_scores(pos, genotypes.take, max_dist=50_000, n_samples=samples,
+                                                   chunk=chunk), every_pair, rtol=1e-10)
 
 
 def test_window_ld_scores__a_pair_exactly_the_window_apart_counts_for_both():
