@@ -21,7 +21,6 @@ from numba.extending import intrinsic
 
 # .bed 2-bit codes → alt-allele count: 00 hom A1 (= alt), 01 missing (-1), 10 het, 11 hom A2 (= ref).
 _CODE_TO_ALT = np.array([2, -1, 1, 0], np.int8)
-_ALT_OR_NAN = np.array([2.0, np.nan, 1.0, 0.0])   # the same, NaN at a missing call
 _CODE_TO_COUNT = np.array([2, 0, 1, 0], np.uint8)   # the same, 0 at a missing call
 _DOSAGE_MISSING = np.uint16(65535)
 _DOSAGE_SCALE = 65534 / 2.0
@@ -38,7 +37,7 @@ def packed_width(n_samples: int) -> int:
 # Per byte of packed calls: its alt alleles and its missing calls (4 samples).
 _BYTE_ALT = np.array([sum(max(_CODE_TO_ALT[(b >> (2 * s)) & 3], 0) for s in range(4)) for b in range(256)], np.int64)
 _BYTE_MISSING = np.array([sum(((b >> (2 * s)) & 3) == 1 for s in range(4)) for b in range(256)], np.int64)
-_BYTE_COUNTS = np.array([[_CODE_TO_COUNT[(b >> (2 * s)) & 3] for s in range(4)] for b in range(256)], np.uint8)
+_BYTE_CODES = np.array([[(b >> (2 * s)) & 3 for s in range(4)] for b in range(256)], np.uint8)   # its 4 codes
 _LOW_BITS = np.uint64(0x5555555555555555)   # the low bit of each of a word's 32 codes
 
 
@@ -131,10 +130,12 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
                         samples: np.ndarray | None = None) -> tuple[np.ndarray, Missing]:
     """Packed hard-call rows → alt dosages (variants × samples) with 0 at missing calls, and where those are.
 
-    One compiled pass from the packed bytes to ``dtype`` (no intermediate codes), and the
-    (rare) missing calls come back as (variant, sample) coordinates. ``samples`` keeps only
-    those positions of the sample vector, in that order. ``dtype=np.uint8`` gives the counts
-    as small integers, for integer matrix products (4× fewer bytes than float32).
+    One compiled pass from the packed bytes to ``dtype`` (no intermediate codes): a byte of four samples
+    per lookup along each run of consecutive chosen samples, the missing calls' columns written as they
+    are met (while they fit in room for 3 % of the calls; past that, found again in a second pass over
+    the rows that have any). ``samples`` keeps only those positions of the sample vector, in that order.
+    ``dtype=np.uint8`` gives the counts as small integers, for integer matrix products (4× fewer bytes
+    than float32).
 
     Examples
     --------
@@ -144,26 +145,12 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
     """
     packed = byte_matrix(rows, packed_width(n_samples))
     columns = sample_columns(n_samples, samples)
-    if np.dtype(dtype) == np.uint8:
-        return _decode_counts(packed, n_samples, columns, whole=samples is None)
+    run_starts = np.flatnonzero(np.diff(columns, prepend=-2) != 1)   # output columns where a run of samples begins
+    code_values = _CODE_TO_COUNT.astype(dtype)
     values, lost = np.empty((len(packed), len(columns)), dtype), np.empty(len(packed), np.int64)
-    _decode_calls_kernel(packed, columns, _ALT_OR_NAN.astype(dtype), values, lost)
-    return zero_filled(values, lost)
-
-
-def _decode_counts(packed: np.ndarray, n_samples: int, columns: np.ndarray, *,
-                   whole: bool) -> tuple[np.ndarray, Missing]:
-    """:func:`decode_calls_filled` to uint8 alt-allele counts, exact for products in integers. When every
-    sample is decoded in order: a byte of four samples at a time, the missing calls' samples written in the
-    same pass while they fit in room for 3 % of the calls; otherwise (a sample subset, or more missing calls)
-    their columns are found again in the packed codes of the rows that have any."""
-    values, lost = np.empty((len(packed), len(columns)), np.uint8), np.empty(len(packed), np.int64)
     cols = np.empty(values.size // 32 + 16, np.int64)
-    if whole:
-        found = _decode_count_bytes(packed, n_samples, _BYTE_COUNTS, _BYTE_MISSING, _CODE_TO_COUNT, values, lost, cols)
-    else:
-        _decode_calls_kernel(packed, columns, _CODE_TO_COUNT, values, lost)
-        found = -1
+    found = _decode_runs(packed, columns, run_starts, code_values, code_values[_BYTE_CODES], _BYTE_MISSING,
+                         values, lost, cols)
     rows, missing = np.flatnonzero(lost), int(lost.sum())
     if found < 0:
         cols = np.empty(missing, np.int64)
@@ -171,35 +158,54 @@ def _decode_counts(packed: np.ndarray, n_samples: int, columns: np.ndarray, *,
     return values, (np.repeat(rows, lost[rows]), cols[:missing])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _decode_sample(row, position, code_values, out, column, cols, found):  # pragma: no cover
+    """out[column] = the value of sample ``position`` of a packed row; a missing call's column goes into
+    ``cols`` while it fits. Returns ``found`` plus one if the call is missing."""
+    code = (row[position >> 2] >> ((position & 3) << 1)) & 3
+    out[column] = code_values[code]
+    if code != 1:
+        return found
+    if found < cols.shape[0]:
+        cols[found] = column
+    return found + 1
+
+
 @numba.njit(cache=True, nogil=True)
-def _decode_count_bytes(packed, n_samples, byte_counts, byte_missing, code_count, values, lost,
-                        cols):  # pragma: no cover
-    """values[v] = the alt counts of packed row v, four samples per byte looked up (0 at a missing call);
-    lost[v] = its missing calls, whose samples go into ``cols`` row by row while they fit. Returns how many
-    went there, or -1 if they did not all fit (or filled it exactly)."""
-    full, found = n_samples // 4, 0
+def _decode_runs(packed, columns, run_starts, code_values, byte_values, byte_missing, values, lost,
+                 cols):  # pragma: no cover
+    """values[v, j] = the value (``code_values``) of sample columns[j] in packed row v, run by run of
+    consecutive samples (``run_starts``: the j where each begins), whole bytes looked up four samples at
+    a time (``byte_values``); lost[v] = the row's missing calls, their j written to ``cols`` row by row while
+    they fit. Returns how many went there, or -1 if they did not all fit."""
+    width, runs, found = columns.shape[0], run_starts.shape[0], 0
     for v in range(values.shape[0]):
-        row, out, count = packed[v], values[v], 0
-        for k in range(full):
-            byte = row[k]
-            out[4 * k], out[4 * k + 1] = byte_counts[byte, 0], byte_counts[byte, 1]
-            out[4 * k + 2], out[4 * k + 3] = byte_counts[byte, 2], byte_counts[byte, 3]
-            if byte_missing[byte]:
-                count += byte_missing[byte]
-                for slot in range(4):
-                    if (byte >> (2 * slot)) & 3 == 1 and found < cols.shape[0]:
-                        cols[found] = 4 * k + slot
-                        found += 1
-        for position in range(4 * full, n_samples):
-            code = (row[full] >> ((position & 3) << 1)) & 3
-            out[position] = code_count[code]
-            if code == 1:
-                count += 1
-                if found < cols.shape[0]:
-                    cols[found] = position
-                    found += 1
-        lost[v] = count
-    return found if found < cols.shape[0] else -1
+        row, out, before = packed[v], values[v], found
+        for r in range(runs):
+            first = run_starts[r]
+            last = run_starts[r + 1] if r + 1 < runs else width
+            position, stop, column = columns[first], columns[first] + last - first, first
+            while position < stop and position & 3:
+                found = _decode_sample(row, position, code_values, out, column, cols, found)
+                position, column = position + 1, column + 1
+            whole = (stop - position) >> 2
+            source, target = row[position >> 2:], out[column:]   # indices from 0: no wraparound checks
+            for k in range(whole):
+                byte = source[k]
+                target[4 * k], target[4 * k + 1] = byte_values[byte, 0], byte_values[byte, 1]
+                target[4 * k + 2], target[4 * k + 3] = byte_values[byte, 2], byte_values[byte, 3]
+                if byte_missing[byte]:
+                    for slot in range(4):
+                        if (byte >> (2 * slot)) & 3 == 1:
+                            if found < cols.shape[0]:
+                                cols[found] = column + 4 * k + slot
+                            found += 1
+            position, column = position + 4 * whole, column + 4 * whole
+            while position < stop:
+                found = _decode_sample(row, position, code_values, out, column, cols, found)
+                position, column = position + 1, column + 1
+        lost[v] = found - before
+    return found if found <= cols.shape[0] else -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -213,19 +219,6 @@ def _missing_columns(packed, columns, rows, cols):  # pragma: no cover
             if (row[position >> 2] >> ((position & 3) << 1)) & 3 == 1:
                 cols[at] = j
                 at += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _decode_calls_kernel(packed, columns, alt, values, lost):  # pragma: no cover
-    """values[v, j] = alt[code of sample columns[j] in packed row v]; lost[v] = missing calls in row v."""
-    for v in range(values.shape[0]):
-        row, count = packed[v], 0
-        for j in range(columns.shape[0]):
-            position = columns[j]
-            code = (row[position >> 2] >> ((position & 3) << 1)) & 3
-            values[v, j] = alt[code]
-            count += code == 1
-        lost[v] = count
 
 
 def sample_columns(n_samples: int, samples: np.ndarray | None) -> np.ndarray:

@@ -76,21 +76,24 @@ def test_decode_calls_filled__zero_fills_reports_missing_and_selects_samples():
     np.testing.assert_array_equal(decode_calls(packed, 9), dosage)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 @pytest.mark.parametrize("missing_rate", [0.0, 0.01, 0.5])
 @pytest.mark.parametrize("n_samples", [1, 7, 8, 301])
-def test_decode_calls_filled__uint8_counts_equal_the_floats(n_samples, missing_rate):
-    """Allele counts for integer products: the same values and missing calls as the float decoding, with all the
-    samples (a byte of four at a time, the missing ones found in the same pass while they fit) or some."""
+def test_decode_calls_filled__equals_the_unpacked_calls_for_any_choice_of_samples(n_samples, missing_rate, dtype):
+    """Counts (for integer products) and floats: the values and missing calls of the unpacked dosages, for all the
+    samples, runs of them starting and ending inside a byte, a permutation and none. At 50 % missing the calls'
+    columns do not fit the room kept for them and are found again."""
     rng = np.random.default_rng(n_samples)
     dosage = rng.integers(0, 3, size=(40, n_samples)).astype(float)
     dosage[rng.random(dosage.shape) < missing_rate] = np.nan
     packed = pack_calls(dosage)
-    for keep in (None, rng.permutation(n_samples)[: max(1, n_samples // 2)]):
-        counts, lost = decode_calls_filled(packed, n_samples, dtype=np.uint8, samples=keep)
-        floats, expected = decode_calls_filled(packed, n_samples, samples=keep)
-        assert counts.dtype == np.uint8
-        np.testing.assert_array_equal(counts, floats)
-        for ours, theirs in zip(lost, expected):
+    gappy = np.flatnonzero(rng.random(n_samples) < 0.8)
+    for keep in (None, gappy, np.arange(n_samples)[1:-1], rng.permutation(n_samples), np.arange(0)):
+        chosen = dosage if keep is None else dosage[:, keep]
+        values, missing = decode_calls_filled(packed, n_samples, dtype=dtype, samples=keep)
+        assert values.dtype == dtype
+        np.testing.assert_array_equal(values, np.nan_to_num(chosen))
+        for ours, theirs in zip(missing, np.nonzero(np.isnan(chosen))):
             np.testing.assert_array_equal(ours, theirs)
 
 
