@@ -10,6 +10,7 @@ association work stays bounded by arithmetic.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numba
@@ -130,12 +131,12 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
                         samples: np.ndarray | None = None) -> tuple[np.ndarray, Missing]:
     """Packed hard-call rows → alt dosages (variants × samples) with 0 at missing calls, and where those are.
 
-    One compiled pass from the packed bytes to ``dtype`` (no intermediate codes): a byte of four samples
-    per lookup along each run of consecutive chosen samples, the missing calls' columns written as they
-    are met (while they fit in room for 3 % of the calls; past that, found again in a second pass over
-    the rows that have any). ``samples`` keeps only those positions of the sample vector, in that order.
-    ``dtype=np.uint8`` gives the counts as small integers, for integer matrix products (4× fewer bytes
-    than float32).
+    One compiled pass from the packed bytes to ``dtype`` (no intermediate codes): each byte holding a
+    chosen sample is one lookup of its chosen samples' values, packed together (:func:`_chosen_values`),
+    whatever the choice; the missing calls' columns are written as they are met (while they fit in room
+    for 3 % of the calls; past that, found again in a second pass over the rows that have any).
+    ``samples`` keeps only those positions of the sample vector, in that order. ``dtype=np.uint8`` gives
+    the counts as small integers, for integer matrix products (4× fewer bytes than float32).
 
     Examples
     --------
@@ -145,12 +146,16 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
     """
     packed = byte_matrix(rows, packed_width(n_samples))
     columns = sample_columns(n_samples, samples)
-    run_starts = np.flatnonzero(np.diff(columns, prepend=-2) != 1)   # output columns where a run of samples begins
-    code_values = _CODE_TO_COUNT.astype(dtype)
+    if np.any(np.diff(columns) <= 0):   # samples out of order, or repeated: each decoded once, in order, then placed
+        distinct, placed = np.unique(columns, return_inverse=True)
+        values, (lost_rows, lost_cols) = decode_calls_filled(packed, n_samples, dtype=dtype, samples=distinct)
+        lost = np.zeros(values.shape, bool)
+        lost[lost_rows, lost_cols] = True
+        return values[:, placed], np.nonzero(lost[:, placed])
+    pieces = _byte_pieces(columns)
     values, lost = np.empty((len(packed), len(columns)), dtype), np.empty(len(packed), np.int64)
     cols = np.empty(values.size // 32 + 16, np.int64)
-    found = _decode_runs(packed, columns, run_starts, code_values, code_values[_BYTE_CODES], _BYTE_MISSING,
-                         values, lost, cols)
+    found = _decode_chosen(packed, *pieces, _chosen_values(np.dtype(dtype)), _CHOSEN_MISSING, values, lost, cols)
     rows, missing = np.flatnonzero(lost), int(lost.sum())
     if found < 0:
         cols = np.empty(missing, np.int64)
@@ -158,52 +163,91 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
     return values, (np.repeat(rows, lost[rows]), cols[:missing])
 
 
+_SLOTS = np.arange(4)
+_MASK_SLOTS = (np.arange(16)[:, None] >> _SLOTS) & 1   # mask × slot: is the byte's sample at that slot chosen
+# mask × byte: how many of the chosen samples' calls are missing
+_CHOSEN_MISSING = ((_BYTE_CODES[None] == 1) & _MASK_SLOTS[:, None].astype(bool)).sum(axis=2).astype(np.int64)
+
+
+@functools.cache
+def _chosen_values(dtype: np.dtype) -> np.ndarray:
+    """mask × byte × 4: the values (0 at a missing call) of the byte's samples that the 4-bit mask chooses,
+    packed to the front in slot order (the slots after them hold 0)."""
+    rank = np.cumsum(_MASK_SLOTS, axis=1) - 1                     # a chosen slot's place among the chosen
+    table = np.zeros((16, 256, 4), dtype)
+    for mask in range(16):
+        for slot in np.flatnonzero(_MASK_SLOTS[mask]):
+            table[mask, :, rank[mask, slot]] = _CODE_TO_COUNT[_BYTE_CODES[:, slot]]
+    return table
+
+
+_ONE, _TWO, _THREE = np.uint64(1), np.uint64(2), np.uint64(3)
+_LONG_RUN = 8   # whole bytes in a row worth a loop of their own (shorter runs go byte by byte)
+
+
+def _byte_pieces(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The packed bytes holding the chosen samples (``columns``, ascending), as pieces in output order: a long
+    run of whole bytes (every sample chosen) or one byte. Per piece: its first byte, its first output column,
+    its length in bytes (0 for a single byte) and that byte's 4-bit mask of chosen slots."""
+    starts = np.flatnonzero(np.diff(columns >> 2, prepend=-1))   # the first chosen sample of each byte
+    if not len(starts):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    byte, masks = (columns >> 2)[starts], np.bitwise_or.reduceat(np.left_shift(1, columns & 3), starts)
+    whole = masks == 15
+    run = np.flatnonzero(~whole | (np.diff(byte, prepend=-2) != 1) | ~np.r_[False, whole[:-1]])   # runs of whole bytes
+    long = np.repeat(whole[run] & (np.diff(np.r_[run, len(byte)]) >= _LONG_RUN), np.diff(np.r_[run, len(byte)]))
+    piece = np.flatnonzero(~long | np.isin(np.arange(len(byte)), run))   # each byte but those inside a long run
+    lengths = np.where(long[piece], np.diff(np.r_[piece, len(byte)]), 0)
+    return byte[piece], starts[piece], lengths, masks[piece].astype(np.uint8)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _decode_sample(row, position, code_values, out, column, cols, found):  # pragma: no cover
-    """out[column] = the value of sample ``position`` of a packed row; a missing call's column goes into
-    ``cols`` while it fits. Returns ``found`` plus one if the call is missing."""
-    code = (row[position >> 2] >> ((position & 3) << 1)) & 3
-    out[column] = code_values[code]
-    if code != 1:
-        return found
-    if found < cols.shape[0]:
-        cols[found] = column
-    return found + 1
+def _missing_slots(byte, mask, column, cols, found):  # pragma: no cover
+    """The output columns of the missing calls among the byte's chosen samples (``mask``), the first of them
+    at ``column``, into ``cols`` from ``found`` on while they fit. Returns ``found`` plus their number."""
+    rank = 0
+    for slot in range(4):
+        if (mask >> slot) & 1:
+            if (byte >> (2 * slot)) & 3 == 1:
+                if found < cols.shape[0]:
+                    cols[found] = column + rank
+                found += 1
+            rank += 1
+    return found
 
 
 @numba.njit(cache=True, nogil=True)
-def _decode_runs(packed, columns, run_starts, code_values, byte_values, byte_missing, values, lost,
-                 cols):  # pragma: no cover
-    """values[v, j] = the value (``code_values``) of sample columns[j] in packed row v, run by run of
-    consecutive samples (``run_starts``: the j where each begins), whole bytes looked up four samples at
-    a time (``byte_values``); lost[v] = the row's missing calls, their j written to ``cols`` row by row while
-    they fit. Returns how many went there, or -1 if they did not all fit."""
-    width, runs, found = columns.shape[0], run_starts.shape[0], 0
+def _decode_chosen(packed, first_byte, first_column, lengths, masks, chosen_values, chosen_missing, values, lost,
+                   cols):  # pragma: no cover
+    """values[v] = the values of the chosen samples of packed row v, piece by piece (:func:`_byte_pieces`): a run
+    of whole bytes four values per byte looked up, a byte holding some its chosen values in one lookup (four
+    written where there is room, the next piece overwriting those past its own). lost[v] = the row's missing
+    calls, their columns written to ``cols`` row by row while they fit. Returns how many went there, or -1 if
+    they did not all fit."""
+    width, pieces, found = values.shape[1], first_byte.shape[0], 0
+    full = chosen_values[15]
     for v in range(values.shape[0]):
         row, out, before = packed[v], values[v], found
-        for r in range(runs):
-            first = run_starts[r]
-            last = run_starts[r + 1] if r + 1 < runs else width
-            position, stop, column = columns[first], columns[first] + last - first, first
-            while position < stop and position & 3:
-                found = _decode_sample(row, position, code_values, out, column, cols, found)
-                position, column = position + 1, column + 1
-            whole = (stop - position) >> 2
-            source, target = row[position >> 2:], out[column:]   # indices from 0: no wraparound checks
-            for k in range(whole):
-                byte = source[k]
-                target[4 * k], target[4 * k + 1] = byte_values[byte, 0], byte_values[byte, 1]
-                target[4 * k + 2], target[4 * k + 3] = byte_values[byte, 2], byte_values[byte, 3]
-                if byte_missing[byte]:
-                    for slot in range(4):
-                        if (byte >> (2 * slot)) & 3 == 1:
-                            if found < cols.shape[0]:
-                                cols[found] = column + 4 * k + slot
-                            found += 1
-            position, column = position + 4 * whole, column + 4 * whole
-            while position < stop:
-                found = _decode_sample(row, position, code_values, out, column, cols, found)
-                position, column = position + 1, column + 1
+        for p in range(pieces):
+            column = first_column[p]
+            if lengths[p]:
+                source, target = row[first_byte[p]:], out[column:]   # indices from 0: no wraparound checks
+                for k in range(lengths[p]):
+                    byte = source[k]
+                    target[4 * k], target[4 * k + 1] = full[byte, 0], full[byte, 1]
+                    target[4 * k + 2], target[4 * k + 3] = full[byte, 2], full[byte, 3]
+                    if chosen_missing[15, byte]:
+                        found = _missing_slots(byte, 15, column + 4 * k, cols, found)
+                continue
+            byte, mask, at = row[first_byte[p]], masks[p], np.uint64(column)   # unsigned: no wraparound checks
+            if column + 4 <= width:
+                out[at], out[at + _ONE] = chosen_values[mask, byte, 0], chosen_values[mask, byte, 1]
+                out[at + _TWO], out[at + _THREE] = chosen_values[mask, byte, 2], chosen_values[mask, byte, 3]
+            else:
+                for slot in range(width - column):
+                    out[column + slot] = chosen_values[mask, byte, slot]
+            if chosen_missing[mask, byte]:
+                found = _missing_slots(byte, mask, column, cols, found)
         lost[v] = found - before
     return found if found <= cols.shape[0] else -1
 
