@@ -37,11 +37,13 @@ def write_positions(files: ResultsFiles, positions: Iterable[pa.Table], *, part:
     """Write position-sorted rows (in position order, piece after piece) as one file per chromosome."""
     open_files = {}
     for table in positions:
-        for chrom in table.column("chrom").unique().to_pylist():
+        chromosomes = table.column("chrom").unique().to_pylist()
+        for chrom in chromosomes:
             if chrom not in open_files:
                 open_files[chrom] = files.open(POSITIONS_SCHEMA, partition={"chrom": chrom}, part=part,
                                                row_group_rows=ROW_GROUP_ROWS["positions"])
-            open_files[chrom].write(table.filter(pc.equal(table.column("chrom"), chrom)))
+            open_files[chrom].write(table if len(chromosomes) == 1 else   # a block's rows: one chromosome
+                                    table.filter(pc.equal(table.column("chrom"), chrom)))
     return [file.close() for file in open_files.values()]
 
 
