@@ -172,10 +172,14 @@ def _variant_choice(options: dict[str, Any]) -> dict[str, Any]:
 
 def _sample_lists(keep_file: str | None, remove_file: str | None) -> dict[str, Any]:
     """The request's ``keep`` and ``remove`` (:class:`biolake.frame.SampleRequest`) from the files given."""
-    from biolake.ingest.participants import read_sample_list
     from biolake.queries.design import SampleList
 
-    return {name: None if path is None else SampleList(flag, path, read_sample_list(path))
+    def listed(flag: str, path: str) -> SampleList:
+        from biolake.ingest.participants import read_sample_list   # polars' import (0.1 s) only for a list
+
+        return SampleList(flag, path, read_sample_list(path))
+
+    return {name: None if path is None else listed(flag, path)
             for name, flag, path in (("keep", "--keep", keep_file), ("remove", "--remove", remove_file))}
 
 
