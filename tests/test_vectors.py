@@ -81,14 +81,20 @@ def test_decode_calls_filled__zero_fills_reports_missing_and_selects_samples():
 @pytest.mark.parametrize("n_samples", [1, 7, 8, 301])
 def test_decode_calls_filled__equals_the_unpacked_calls_for_any_choice_of_samples(n_samples, missing_rate, dtype):
     """Counts (for integer products) and floats: the values and missing calls of the unpacked dosages, for all the
-    samples, runs of them starting and ending inside a byte, a permutation and none. At 50 % missing the calls'
-    columns do not fit the room kept for them and are found again."""
+    samples, runs of them starting and ending inside a byte, runs of whole bytes just short of and as long as
+    their own loop's, a permutation, repeats and none. At 50 % missing the calls' columns do not fit the room
+    kept for them and are found again."""
     rng = np.random.default_rng(n_samples)
     dosage = rng.integers(0, 3, size=(40, n_samples)).astype(float)
     dosage[rng.random(dosage.shape) < missing_rate] = np.nan
     packed = pack_calls(dosage)
     gappy = np.flatnonzero(rng.random(n_samples) < 0.8)
-    for keep in (None, gappy, np.arange(n_samples)[1:-1], rng.permutation(n_samples), np.arange(0)):
+    # runs of exactly 7 and 8 whole bytes, two long runs a byte apart, then bytes holding 1-3 chosen near the end
+    runs = np.r_[np.arange(0, 28), np.arange(32, 64), np.arange(68, 100), 101, n_samples - 5, n_samples - 2,
+                 n_samples - 1]
+    runs = np.unique(runs[(runs >= 0) & (runs < n_samples)])
+    repeated = np.array([5, 5, 2])[np.array([5, 5, 2]) < n_samples]
+    for keep in (None, gappy, np.arange(n_samples)[1:-1], rng.permutation(n_samples), np.arange(0), runs, repeated):
         chosen = dosage if keep is None else dosage[:, keep]
         values, missing = decode_calls_filled(packed, n_samples, dtype=dtype, samples=keep)
         assert values.dtype == dtype
