@@ -266,8 +266,13 @@ def _missing_columns(packed, columns, rows, cols):  # pragma: no cover
 
 
 def sample_columns(n_samples: int, samples: np.ndarray | None) -> np.ndarray:
-    """The sample-vector positions to decode, in output order."""
-    return np.arange(n_samples, dtype=np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
+    """The sample-vector positions to decode, in output order (each checked: the kernels index without bounds)."""
+    if samples is None:
+        return np.arange(n_samples, dtype=np.int64)
+    columns = np.asarray(samples, dtype=np.int64)
+    if len(columns) and (columns.min() < 0 or columns.max() >= n_samples):
+        raise ValueError(f"sample positions must lie in [0, {n_samples}); got {columns.min()} to {columns.max()}")
+    return columns
 
 
 def zero_filled(values: np.ndarray, lost: np.ndarray) -> tuple[np.ndarray, Missing]:

@@ -76,6 +76,12 @@ def test_decode_calls_filled__zero_fills_reports_missing_and_selects_samples():
     np.testing.assert_array_equal(decode_calls(packed, 9), dosage)
 
 
+@pytest.mark.parametrize("samples", [[0, 9], [-1, 3]])
+def test_decode_calls_filled__refuses_sample_positions_outside_the_vector(samples):
+    with pytest.raises(ValueError, match=r"sample positions must lie in \[0, 9\)"):
+        decode_calls_filled(pack_calls(np.zeros((2, 9))), 9, samples=np.array(samples))
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 @pytest.mark.parametrize("missing_rate", [0.0, 0.01, 0.5])
 @pytest.mark.parametrize("n_samples", [1, 7, 8, 301])
