@@ -37,8 +37,12 @@ def packed_width(n_samples: int) -> int:
 
 # Per byte of packed calls: its alt alleles and its missing calls (4 samples).
 _BYTE_ALT = np.array([sum(max(_CODE_TO_ALT[(b >> (2 * s)) & 3], 0) for s in range(4)) for b in range(256)], np.int64)
-_BYTE_MISSING = np.array([sum(((b >> (2 * s)) & 3) == 1 for s in range(4)) for b in range(256)], np.int64)
 _BYTE_CODES = np.array([[(b >> (2 * s)) & 3 for s in range(4)] for b in range(256)], np.uint8)   # its 4 codes
+_SLOTS = np.arange(4)
+_MASK_SLOTS = (np.arange(16)[:, None] >> _SLOTS) & 1   # mask × slot: is the byte's sample at that slot chosen
+# mask × byte: how many of the chosen samples' calls are missing (mask 15: all four samples)
+_CHOSEN_MISSING = ((_BYTE_CODES[None] == 1) & _MASK_SLOTS[:, None].astype(bool)).sum(axis=2).astype(np.int64)
+_BYTE_MISSING = _CHOSEN_MISSING[15]
 _LOW_BITS = np.uint64(0x5555555555555555)   # the low bit of each of a word's 32 codes
 
 
@@ -163,12 +167,6 @@ def decode_calls_filled(rows: Rows, n_samples: int, *, dtype: type = np.float64,
     return values, (np.repeat(rows, lost[rows]), cols[:missing])
 
 
-_SLOTS = np.arange(4)
-_MASK_SLOTS = (np.arange(16)[:, None] >> _SLOTS) & 1   # mask × slot: is the byte's sample at that slot chosen
-# mask × byte: how many of the chosen samples' calls are missing
-_CHOSEN_MISSING = ((_BYTE_CODES[None] == 1) & _MASK_SLOTS[:, None].astype(bool)).sum(axis=2).astype(np.int64)
-
-
 @functools.cache
 def _chosen_values(dtype: np.dtype) -> np.ndarray:
     """mask × byte × 4: the values (0 at a missing call) of the byte's samples that the 4-bit mask chooses,
@@ -196,7 +194,9 @@ def _byte_pieces(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     whole = masks == 15
     run = np.flatnonzero(~whole | (np.diff(byte, prepend=-2) != 1) | ~np.r_[False, whole[:-1]])   # runs of whole bytes
     long = np.repeat(whole[run] & (np.diff(np.r_[run, len(byte)]) >= _LONG_RUN), np.diff(np.r_[run, len(byte)]))
-    piece = np.flatnonzero(~long | np.isin(np.arange(len(byte)), run))   # each byte but those inside a long run
+    starts_run = np.zeros(len(byte), bool)
+    starts_run[run] = True
+    piece = np.flatnonzero(~long | starts_run)   # each byte but those inside a long run
     lengths = np.where(long[piece], np.diff(np.r_[piece, len(byte)]), 0)
     return byte[piece], starts[piece], lengths, masks[piece].astype(np.uint8)
 

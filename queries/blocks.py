@@ -219,8 +219,7 @@ def read_genotype_blocks(block: Block, *, n_samples: int, samples: np.ndarray | 
         table = table.filter(pc.is_in(table.column("variant_id"), value_set=variant_ids))
     chrom = block.chrom
     width = n_samples if samples is None else len(samples)
-    decoded = np.float64 if table.column("calls").null_count else dtype   # as _decode chooses for dosage rows
-    step = max(1, max_bytes // (width * np.dtype(decoded).itemsize))
+    step = max(1, max_bytes // (width * np.dtype(_decoded_dtype(table, dtype)).itemsize))
     for start in range(0, table.num_rows, step):
         rows = table.slice(start, step)
         values, missing = _decode(rows, n_samples=n_samples, samples=samples, dtype=dtype)
@@ -326,13 +325,18 @@ def _marks(missing: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> sc
     return scipy.sparse.csr_array((np.ones(len(cols)), cols, indptr), shape=shape)
 
 
+def _decoded_dtype(table: pa.Table, dtype: type) -> type:
+    """What rows decode to when ``dtype`` is asked: float64 where any row holds dosages (float32 sums, and integer
+    counts, are exact only for whole-number hard calls)."""
+    return np.float64 if table.column("calls").null_count else dtype
+
+
 def _decode(table: pa.Table, *, n_samples: int, samples: np.ndarray | None,
             dtype: type) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Hard calls or dosages (either per row) → zero-filled values and missing coordinates."""
     has_calls = table.column("calls").is_valid().to_numpy(zero_copy_only=False)
     width = n_samples if samples is None else len(samples)
-    if not has_calls.all():  # float32 sums, and integer counts, are exact only for whole-number hard calls
-        dtype = np.float64
+    dtype = _decoded_dtype(table, dtype)
     values, rows, cols = None, [], []
     for kind, decode in (("calls", decode_calls_filled), ("dosage", decode_dosages_filled)):
         chosen = has_calls if kind == "calls" else ~has_calls

@@ -752,7 +752,7 @@ def _add_band_scores(products, rows_over_band_missing, band_over_rows_missing, b
             if j < i or abs(coords[i] - coords[j]) > max_dist:
                 continue
             mean_j = total[j] / called[j] if called[j] > 0 else 0.0
-            both_called = n_samples - (n_samples - called[i]) - (n_samples - called[j]) + both_missing[a, b]
+            both_called = called[i] + called[j] - n_samples + both_missing[a, b]   # N − mᵢ − mⱼ + both missing
             centred = (products[a, b] - mean_j * (total[i] - rows_over_band_missing[b, a])
                        - mean_i * (total[j] - band_over_rows_missing[a, b]) + mean_i * mean_j * both_called)
             r = centred / (scale_i * (spread[j] if spread[j] > 0 else 1.0))
